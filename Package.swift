@@ -1,0 +1,55 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Every Moonwire target builds with warnings as errors.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "moonwire",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "moonwire", targets: ["moonwire"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        .target(
+            name: "MoonwireCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "MoonwireRouting", dependencies: ["CPCRE2"], swiftSettings: strict),
+        .target(
+            name: "MoonwireLua",
+            dependencies: [
+                "CLua", "MoonwireCore", "MoonwireRouting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "moonwire",
+            dependencies: [
+                "MoonwireCore", "MoonwireLua",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "MoonwireRoutingTests", dependencies: ["MoonwireRouting"], swiftSettings: strict),
+        .testTarget(name: "MoonwireLuaTests", dependencies: ["MoonwireLua", "CLua"], swiftSettings: strict),
+    ]
+)

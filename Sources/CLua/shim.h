@@ -1,0 +1,66 @@
+// C shim over the system Lua 5.4 (liblua5.4-dev).
+// Lua's API uses macros that Swift cannot import; each one used by Moonwire has a
+// static inline wrapper here. The trampoline lets Swift functions raise errors and yield:
+// a longjmp must never cross a Swift frame that holds references, so Swift returns a code
+// and this C frame performs the lua_error / lua_yield.
+#ifndef MOONWIRE_CLUA_SHIM_H
+#define MOONWIRE_CLUA_SHIM_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+/// A Swift-implemented Lua function. Returns the number of results (>= 0), or
+/// MW_RAISE to raise the value on top of the stack as an error, or MW_YIELD to yield.
+typedef int (*mw_SwiftFunction)(lua_State *L);
+#define MW_RAISE (-1)
+#define MW_YIELD (-2)
+
+static int mw_trampoline(lua_State *L) {
+    mw_SwiftFunction f = (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(1));
+    int n = f(L);
+    if (n == MW_RAISE) return lua_error(L);
+    if (n == MW_YIELD) return lua_yield(L, 0);
+    return n;
+}
+
+/// Pushes a Swift function as a Lua C closure whose errors and yields are raised in C.
+static inline void mw_pushswiftfunction(lua_State *L, mw_SwiftFunction f) {
+    lua_pushlightuserdata(L, (void *)f);
+    lua_pushcclosure(L, mw_trampoline, 1);
+}
+
+/// Pushes a Swift function as a closure over the `n` values on top of the stack; inside it
+/// they are upvalues 2...n+1 (upvalue 1 is the function pointer).
+static inline void mw_pushswiftclosure(lua_State *L, mw_SwiftFunction f, int n) {
+    lua_pushlightuserdata(L, (void *)f);
+    lua_insert(L, -(n + 1));
+    lua_pushcclosure(L, mw_trampoline, n + 1);
+}
+
+static inline void **mw_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
+static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
+static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
+
+static inline int mw_pcall(lua_State *L, int nargs, int nresults, int msgh) { return lua_pcall(L, nargs, nresults, msgh); }
+static inline void mw_call(lua_State *L, int nargs, int nresults) { lua_call(L, nargs, nresults); }
+static inline const char *mw_tolstring(lua_State *L, int idx, size_t *len) { return lua_tolstring(L, idx, len); }
+static inline lua_Number mw_tonumber(lua_State *L, int idx, int *isnum) { return lua_tonumberx(L, idx, isnum); }
+static inline lua_Integer mw_tointeger(lua_State *L, int idx, int *isnum) { return lua_tointegerx(L, idx, isnum); }
+static inline void mw_pop(lua_State *L, int n) { lua_pop(L, n); }
+static inline void mw_newtable(lua_State *L) { lua_newtable(L); }
+static inline void mw_pushglobaltable(lua_State *L) { lua_pushglobaltable(L); }
+static inline void mw_insert(lua_State *L, int idx) { lua_insert(L, idx); }
+static inline void mw_remove(lua_State *L, int idx) { lua_remove(L, idx); }
+static inline void mw_replace(lua_State *L, int idx) { lua_replace(L, idx); }
+static inline int mw_isnoneornil(lua_State *L, int idx) { return lua_isnoneornil(L, idx); }
+static inline int mw_isinteger(lua_State *L, int idx) { return lua_isinteger(L, idx); }
+static inline void mw_pushliteral(lua_State *L, const char *s) { lua_pushstring(L, s); }
+static inline int mw_loadfile(lua_State *L, const char *path) { return luaL_loadfilex(L, path, NULL); }
+static inline int mw_loadbuffer(lua_State *L, const char *buf, size_t len, const char *name) {
+    return luaL_loadbufferx(L, buf, len, name, NULL);
+}
+static inline int mw_getmetatable(lua_State *L, const char *name) { return luaL_getmetatable(L, name); }
+static inline const char *mw_typename(lua_State *L, int idx) { return luaL_typename(L, idx); }
+
+#endif

@@ -1,0 +1,19 @@
+// What every connection on one event loop shares: the loop's delegate and its caches.
+import Logging
+import NIOCore
+
+/// Per-event-loop state handed to each connection's handlers. Only used on its loop.
+final class ConnectionEnvironment {
+    let delegate: ServerDelegate
+    let limits: HTTPLimits
+    let logger: Logger
+    let files: StaticFileService
+    let dateCache = HTTPDateCache()
+
+    init(delegate: ServerDelegate, limits: HTTPLimits, logger: Logger, files: StaticFileService) {
+        self.delegate = delegate
+        self.limits = limits
+        self.logger = logger
+        self.files = files
+    }
+}

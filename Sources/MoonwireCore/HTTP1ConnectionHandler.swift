@@ -1,0 +1,241 @@
+// One HTTP/1.1 connection: assembles requests within the limits, hands them to the delegate,
+// and writes the answers. NIO's HTTPServerPipelineHandler in front of it delivers one
+// request at a time, so pipelined requests are answered in order.
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Drives requests of one connection through the delegate.
+final class HTTP1ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        case answering
+        /// A fatal error was answered; everything else on the connection is ignored.
+        case closing
+    }
+
+    private let environment: ConnectionEnvironment
+    private let timeouts: HTTPReadTimeouts
+    private var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+
+    init(environment: ConnectionEnvironment, timeouts: HTTPReadTimeouts) {
+        self.environment = environment
+        self.timeouts = timeouts
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        connection = ConnectionInfo(channel: context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            receiveHead(head, context: context)
+        case (.body(var chunk), .receiving(let head, var body)):
+            guard body.readableBytes + chunk.readableBytes <= environment.limits.maxBodySize else {
+                fail(413, "request body exceeds \(environment.limits.maxBodySize) bytes", context: context)
+                return
+            }
+            state = .answering  // lets `body` be uniquely referenced while it grows
+            body.writeBuffer(&chunk)
+            state = .receiving(head, body)
+        case (.end, .receiving(let head, let body)):
+            timeouts.requestReceived()
+            state = .answering
+            dispatch(head, body: body, context: context)
+        case (_, .closing):
+            break
+        default:
+            fail(400, "unexpected request part", context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard case .closing = state else {
+            if let parserError = error as? HTTPParserError {
+                let status = parserError == .headerOverflow ? 431 : 400
+                fail(status, "malformed request: \(parserError)", context: context)
+            } else {
+                environment.logger.debug("connection error", metadata: ["error": "\(error)"])
+                state = .closing
+                context.close(promise: nil)
+            }
+            return
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is RequestTimedOut {
+            state = .closing
+            report("request timed out (408)")
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        timeouts.headReceived()
+        let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        if headerBytes > environment.limits.maxHeaderSize {
+            fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
+            return
+        }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > environment.limits.maxBodySize {
+            fail(413, "request body of \(length) bytes exceeds \(environment.limits.maxBodySize)", context: context)
+            return
+        }
+        if head.version.major == 1, head.version.minor >= 1,
+            head.headers.first(name: "expect")?.lowercased() == "100-continue"
+        {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        let expected = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+        state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, 64 * 1024)))
+    }
+
+    private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let version = head.version.minor == 0 && head.version.major == 1 ? "1.0" : "1.1"
+        guard
+            let request = HTTPRequest(
+                method: head.method.rawValue, uri: head.uri, version: version, scheme: "http",
+                headers: head.headers, body: body, connection: connection)
+        else {
+            fail(400, "malformed request target: \(head.uri)", context: context)
+            return
+        }
+        let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let responder = HTTPResponder { answer in
+            loopBoundSelf.value.answer(answer, path: request.path, exchange: exchange)
+        }
+        environment.delegate.handle(request, responder: responder)
+    }
+
+    /// What the writer must remember of a request to answer it.
+    private struct Exchange {
+        var version: HTTPVersion
+        var headOnly: Bool
+        var keepAlive: Bool
+    }
+
+    private func answer(_ answer: HTTPAnswer, path: String, exchange: Exchange) {
+        guard let context, case .answering = state else { return }
+        let loop = context.eventLoop
+        switch answer {
+        case .response(let response):
+            switch response.body {
+            case .bytes(let buffer):
+                write(PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer)), exchange)
+            case .file(let file):
+                let future = environment.files.send(file: file, response: response, headOnly: exchange.headOnly, on: loop)
+                writeWhenReady(future, exchange)
+            }
+        case .staticFile(let extraHeaders):
+            let future = environment.files.serve(path: path, headOnly: exchange.headOnly, extraHeaders: extraHeaders, on: loop)
+            writeWhenReady(future, exchange)
+        }
+    }
+
+    private func writeWhenReady(_ future: EventLoopFuture<PreparedResponse>, _ exchange: Exchange) {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: future.eventLoop)
+        future.whenComplete { result in
+            let handler = loopBoundSelf.value
+            switch result {
+            case .success(let prepared):
+                guard handler.context != nil else { return prepared.discard() }
+                handler.write(prepared, exchange)
+            case .failure(let error):
+                handler.environment.logger.error("cannot read file", metadata: ["error": "\(error)"])
+                handler.write(PreparedResponse(status: 500, headers: [:], body: .bytes(ByteBuffer(string: HTTPResponse.statusText(500)))), exchange)
+            }
+        }
+    }
+
+    private func write(_ response: PreparedResponse, _ exchange: Exchange) {
+        guard let context else { return response.discard() }
+        var headers = response.headers
+        let status = HTTPResponseStatus(statusCode: response.status)
+        let sendsBody = !exchange.headOnly && !status.forbidsBody
+        if !status.forbidsBody && !(exchange.headOnly && headers.contains(name: "content-length")) {
+            headers.replaceOrAdd(name: "content-length", value: String(response.contentLength))
+        }
+        headers.replaceOrAdd(name: "server", value: "moonwire")
+        headers.replaceOrAdd(name: "date", value: environment.dateCache.now)
+        if !exchange.keepAlive {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if exchange.version.minor == 0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        if exchange.keepAlive {
+            state = .idle
+            timeouts.answerStarted()
+        } else {
+            state = .closing
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.version, status: status, headers: headers))), promise: nil)
+        if sendsBody {
+            switch response.body {
+            case .bytes(let buffer):
+                if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+            case .file(let region, let handle):
+                let written = context.eventLoop.makePromise(of: Void.self)
+                written.futureResult.whenComplete { _ in try? handle.close() }
+                context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written)
+            }
+        } else {
+            response.discard()
+        }
+        let ended = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: ended)
+        if !exchange.keepAlive {
+            let channel = context.channel
+            ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Answers a protocol error with its status, closes the connection, and reports it.
+    private func fail(_ status: Int, _ message: String, context: ChannelHandlerContext) {
+        let answeringAlready: Bool
+        if case .answering = state { answeringAlready = true } else { answeringAlready = false }
+        state = .closing
+        report("\(message) (\(status))")
+        if answeringAlready {
+            context.close(promise: nil)
+            return
+        }
+        var headers = HTTPHeaders()
+        let text = HTTPResponse.statusText(status)
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(text.utf8.count))
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "server", value: "moonwire")
+        headers.add(name: "date", value: environment.dateCache.now)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in Self.lingeringClose(channel) }
+    }
+
+    /// Closes our side but keeps reading (and dropping) for a moment, so a client still sending
+    /// a body reads our error instead of a reset (nginx's lingering_close).
+    private static func lingeringClose(_ channel: Channel) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    private func report(_ message: String) {
+        environment.logger.warning(
+            "bad request", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(connection, message: message)
+    }
+}

@@ -1,0 +1,108 @@
+// Read-side timers of an HTTP/1.1 connection: slow header blocks and stalled bodies get 408,
+// idle keep-alive connections are closed. It sits in front of the decoder because only raw
+// bytes tell whether a client has started a request; NIO's IdleStateHandler would be reset by
+// every byte a slowloris client trickles in.
+import NIOCore
+
+/// Fired inbound when a request was too slow, after the 408 was written.
+struct RequestTimedOut {}
+
+/// Owns the one read timer of a connection; the HTTP handler tells it where the request is.
+final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum Phase {
+        /// Between requests: the keep-alive timer runs.
+        case idle
+        /// Bytes of a header block arrived: the header deadline runs from the first one.
+        case head
+        /// The head is in, the body is arriving: each read restarts the silence timer.
+        case body
+        /// The request is complete and being answered: no timer.
+        case answering
+    }
+
+    private let limits: HTTPLimits
+    private var phase = Phase.idle
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(limits: HTTPLimits) {
+        self.limits = limits
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        arm(seconds: limits.keepAliveTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch phase {
+        case .idle:
+            phase = .head
+            arm(seconds: limits.headerTimeout)
+        case .body:
+            arm(seconds: limits.headerTimeout)
+        case .head, .answering:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    /// The header block is complete; the body, if any, follows.
+    func headReceived() {
+        phase = .body
+        arm(seconds: limits.headerTimeout)
+    }
+
+    /// The whole request is in; the server is answering.
+    func requestReceived() {
+        phase = .answering
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// The answer is about to be written and the connection stays open for the next request.
+    func answerStarted() {
+        phase = .idle
+        arm(seconds: limits.keepAliveTimeout)
+    }
+
+    private func arm(seconds: Double) {
+        timer?.cancel()
+        guard let context else { return }
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            loopBoundSelf.value.expired()
+        }
+    }
+
+    private func expired() {
+        guard let context, context.channel.isActive else { return }
+        timer = nil
+        switch phase {
+        case .idle:
+            context.close(promise: nil)
+        case .head, .body:
+            let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\n\r\n"
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            context.fireUserInboundEventTriggered(RequestTimedOut())
+        case .answering:
+            break
+        }
+    }
+}

@@ -1,0 +1,105 @@
+// The request model shared by every protocol: HTTP/1.1 fills it today, HTTP/2 streams later.
+import NIOCore
+import NIOHTTP1
+
+/// One complete HTTP request, body included.
+public struct HTTPRequest: Sendable {
+    /// The method token as sent ("GET", "PURGE"...).
+    public var method: String
+    /// The raw request target, as sent on the request line.
+    public var uri: String
+    /// The percent-decoded path without the query.
+    public var path: String
+    /// The raw query string after `?`, without it; empty when absent.
+    public var query: Substring
+    /// "1.1", "1.0" or "2".
+    public var version: String
+    /// "http" or "https".
+    public var scheme: String
+    /// Header fields in arrival order, names as sent.
+    public var headers: HTTPHeaders
+    /// The whole body; empty when there is none.
+    public var body: ByteBuffer
+    /// Who sent it.
+    public var connection: ConnectionInfo
+
+    /// Builds a request from its parts. Returns nil when the target is neither origin-form, `*`
+    /// nor absolute-form, or its path is badly percent-encoded: such a request is answered 400.
+    public init?(
+        method: String, uri: String, version: String, scheme: String,
+        headers: HTTPHeaders, body: ByteBuffer, connection: ConnectionInfo
+    ) {
+        guard let target = RequestTarget(uri) else { return nil }
+        self.method = method
+        self.uri = uri
+        self.path = target.path
+        self.query = target.query
+        self.version = version
+        self.scheme = scheme
+        self.headers = headers
+        self.body = body
+        self.connection = connection
+    }
+
+    /// The Host header (or :authority) without its port; "" when absent.
+    public var host: String {
+        guard let value = headers.first(name: "host") else { return "" }
+        return Self.hostWithoutPort(value)
+    }
+
+    /// Strips the port from a Host value, keeping IPv6 literals whole ("[::1]:80" → "[::1]").
+    public static func hostWithoutPort(_ value: String) -> String {
+        if value.hasPrefix("["), let close = value.firstIndex(of: "]") {
+            return String(value[...close])
+        }
+        if let colon = value.lastIndex(of: ":") { return String(value[..<colon]) }
+        return value
+    }
+
+    /// Whether the connection should stay open after this request's response.
+    public var keepAlive: Bool {
+        let connectionHeader = headers[canonicalForm: "connection"]
+        if version == "1.0" {
+            return connectionHeader.contains { $0.lowercased() == "keep-alive" }
+        }
+        return !connectionHeader.contains { $0.lowercased() == "close" }
+    }
+}
+
+/// A request target split into its decoded path and raw query.
+struct RequestTarget {
+    var path: String
+    var query: Substring
+
+    init?(_ uri: String) {
+        var target = Substring(uri)
+        if target == "*" {
+            self.path = "*"
+            self.query = ""
+            return
+        }
+        if !target.hasPrefix("/") {
+            // absolute-form: scheme "://" authority path-abempty
+            guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://"),
+                target[..<colon].allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." })
+            else { return nil }
+            let afterAuthority = target[target.index(colon, offsetBy: 3)...]
+            if let pathStart = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+                target = afterAuthority[pathStart...]
+            } else {
+                target = "/"
+            }
+            if target.hasPrefix("?") { target = Substring("/" + target) }
+        }
+        let rawPath: Substring
+        if let question = target.firstIndex(of: "?") {
+            rawPath = target[..<question]
+            self.query = target[target.index(after: question)...]
+        } else {
+            rawPath = target
+            self.query = ""
+        }
+        guard let decoded = PercentEncoding.decodePath(rawPath.utf8) else { return nil }
+        self.path = String(decoding: decoded, as: UTF8.self)
+    }
+}

@@ -1,0 +1,46 @@
+// The handle a delegate answers a request through, possibly long after it was handed over.
+import NIOHTTP1
+
+/// What a delegate answered.
+enum HTTPAnswer {
+    case response(HTTPResponse)
+    /// Serve the request path from the www root, adding these headers.
+    case staticFile(extraHeaders: HTTPHeaders)
+}
+
+/// Answers one request exactly once. Lives on the connection's event loop; once the
+/// connection is gone, answers are dropped silently, since nobody is left to read them.
+public final class HTTPResponder {
+    private var sink: ((HTTPAnswer) -> Void)?
+
+    init(sink: @escaping (HTTPAnswer) -> Void) {
+        self.sink = sink
+    }
+
+    /// Whether an answer was already given.
+    public var hasResponded: Bool { sink == nil }
+
+    /// Sends a response. Later calls are ignored.
+    public func respond(_ response: HTTPResponse) {
+        answer(.response(response))
+    }
+
+    /// Serves the request's path from the www root (404 when there is no such file), keeping
+    /// headers that handlers set (CORS headers on static files, for example).
+    public func respondWithStaticFile(extraHeaders: HTTPHeaders = [:]) {
+        answer(.staticFile(extraHeaders: extraHeaders))
+    }
+
+    private func answer(_ answer: HTTPAnswer) {
+        guard let sink else { return }
+        self.sink = nil
+        sink(answer)
+    }
+}
+
+extension HTTPResponder {
+    /// A responder whose answers go nowhere, for requests replayed to events after the fact.
+    public static func discarding() -> HTTPResponder {
+        HTTPResponder { _ in }
+    }
+}

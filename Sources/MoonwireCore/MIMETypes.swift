@@ -1,0 +1,29 @@
+// Content types by file extension for static files. A table of our own because Debian's
+// /etc/mime.types is not on a minimal machine and the server must answer the same everywhere.
+
+/// Maps file extensions to media types.
+public enum MIMETypes {
+    /// The media type for a file name, `application/octet-stream` when unknown.
+    public static func type(forPath path: String) -> String {
+        guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return fallback }
+        return table[path[path.index(after: dot)...].lowercased()] ?? fallback
+    }
+
+    static let fallback = "application/octet-stream"
+
+    static let table: [String: String] = [
+        "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8",
+        "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8",
+        "mjs": "text/javascript; charset=utf-8", "json": "application/json",
+        "map": "application/json", "txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8",
+        "csv": "text/csv; charset=utf-8", "xml": "application/xml", "svg": "image/svg+xml",
+        "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+        "webp": "image/webp", "avif": "image/avif", "ico": "image/vnd.microsoft.icon", "bmp": "image/bmp",
+        "woff": "font/woff", "woff2": "font/woff2", "ttf": "font/ttf", "otf": "font/otf",
+        "mp4": "video/mp4", "webm": "video/webm", "ogv": "video/ogg", "mov": "video/quicktime",
+        "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg", "wav": "audio/wav", "flac": "audio/flac",
+        "m4a": "audio/mp4", "aac": "audio/aac", "pdf": "application/pdf", "zip": "application/zip",
+        "gz": "application/gzip", "tar": "application/x-tar", "wasm": "application/wasm",
+        "webmanifest": "application/manifest+json", "lua": "text/plain; charset=utf-8",
+    ]
+}

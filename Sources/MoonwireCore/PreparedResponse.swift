@@ -1,0 +1,31 @@
+// A response ready for the wire: the body is bytes or an open file region.
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A response whose body needs no more work before writing.
+struct PreparedResponse {
+    enum Body {
+        case bytes(ByteBuffer)
+        /// An open file; the handle is closed once the region has been written.
+        case file(FileRegion, NIOFileHandle)
+    }
+
+    var status: Int
+    var headers: HTTPHeaders
+    var body: Body
+
+    var contentLength: Int {
+        switch body {
+        case .bytes(let buffer): return buffer.readableBytes
+        case .file(let region, _): return region.readableBytes
+        }
+    }
+
+    /// Closes the file of a response that will not be written after all.
+    func discard() {
+        if case .file(_, let handle) = body { try? handle.close() }
+    }
+}
+
+extension PreparedResponse: @unchecked Sendable {}

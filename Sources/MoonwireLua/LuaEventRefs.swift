@@ -1,0 +1,35 @@
+// The event functions a loaded script tree defines, looked up once per load.
+import CLua
+
+/// Registry references to the script's event handlers (LUA_NOREF when absent).
+struct LuaEventRefs {
+    var dispatcher: Int32 = LUA_NOREF
+    var onStartup: Int32 = LUA_NOREF
+    var onShutdown: Int32 = LUA_NOREF
+    var onTCPConnect: Int32 = LUA_NOREF
+    var onError: Int32 = LUA_NOREF
+    var onException: Int32 = LUA_NOREF
+
+    init() {}
+
+    /// Looks up the globals of the VM's loaded scripts and builds the request dispatcher.
+    init(loadingFrom vm: LuaVM) throws(LuaScriptError) {
+        let L = vm.L
+        func reference(_ name: String) -> Int32 {
+            guard lua_getglobal(L, name) == LUA_TFUNCTION else {
+                mw_pop(L, 1)
+                return LUA_NOREF
+            }
+            return luaL_ref(L, mw_registryindex())
+        }
+        onStartup = reference("OnStartup")
+        onShutdown = reference("OnShutdown")
+        onTCPConnect = reference("OnTCPConnect")
+        onError = reference("OnError")
+        onException = reference("OnException")
+        try vm.load(source: LuaPrelude.dispatcher, name: "moonwire.dispatcher")
+        mw_pushglobaltable(L)
+        try vm.protectedCall(arguments: 1, results: 1)
+        dispatcher = luaL_ref(L, mw_registryindex())
+    }
+}

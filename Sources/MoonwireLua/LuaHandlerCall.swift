@@ -1,0 +1,46 @@
+// One request being handled in Lua: the coroutine it runs in and the response it builds.
+import CLua
+import MoonwireCore
+import NIOCore
+import NIOHTTP1
+
+/// The state of one HTTP request between its arrival and its answer.
+final class LuaHandlerCall {
+    let id: Int
+    let request: HTTPRequest
+    let responder: HTTPResponder
+    /// The coroutine running the dispatcher, anchored in the registry by `threadRef`.
+    let thread: LuaThread
+    let threadRef: Int32
+
+    var status = 200
+    var headers = HTTPHeaders()
+    var body = ByteBuffer()
+    var file: String?
+    /// A handler sent something or set the status; otherwise static files get their turn.
+    var answered = false
+    /// Set while the coroutine is suspended in `moonwire.sleep`.
+    var sleeping: Scheduled<Void>?
+
+    init(id: Int, request: HTTPRequest, responder: HTTPResponder, thread: LuaThread, threadRef: Int32) {
+        self.id = id
+        self.request = request
+        self.responder = responder
+        self.thread = thread
+        self.threadRef = threadRef
+    }
+
+    /// The response the handlers built.
+    var response: HTTPResponse {
+        var headers = self.headers
+        if file == nil, body.readableBytes > 0, !headers.contains(name: "content-type") {
+            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        }
+        return HTTPResponse(status: status, headers: headers, body: file.map { .file($0) } ?? .bytes(body))
+    }
+
+    /// Whether the method is one OnCommandGet handles.
+    var isGetLike: Bool {
+        request.method == "GET" || request.method == "HEAD" || request.method == "POST"
+    }
+}

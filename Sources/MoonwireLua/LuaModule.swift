@@ -1,0 +1,21 @@
+// The global `moonwire` table (also `require "moonwire"`); each API area lives in its own file.
+import CLua
+
+extension LuaVM {
+    func installModule() {
+        lua_createtable(L, 0, 8)
+        L.setFunction("sleep", luaSleep)
+        L.setFunction("options", luaOptions)
+        L.setFunction("listen", luaListen)
+        installLog()
+        L.setField(-2, "log")
+        installJSON()
+        L.setField(-2, "json")
+        lua_getglobal(L, "package")
+        lua_getfield(L, -1, "loaded")
+        lua_pushvalue(L, -3)
+        L.setField(-2, "moonwire")
+        mw_pop(L, 2)
+        lua_setglobal(L, "moonwire")
+    }
+}

@@ -1,0 +1,169 @@
+// The `res` object: status, headers and body a handler builds, kept in Swift so that reading
+// `res.status` and answering never round-trip through Lua tables.
+import CLua
+import MoonwireCore
+import NIOCore
+
+extension LuaVM {
+    /// Pushes a new `res` table for a call onto `thread`.
+    func pushResponseObject(_ callID: Int, on thread: LuaThread) {
+        lua_createtable(thread, 0, 1)
+        lua_pushlightuserdata(thread, LuaCallKey.pointer)
+        lua_pushinteger(thread, lua_Integer(callID))
+        lua_rawset(thread, -3)
+        lua_rawgeti(thread, mw_registryindex(), lua_Integer(responseMetatableRef))
+        lua_setmetatable(thread, -2)
+    }
+
+    func installResponseMetatable() {
+        lua_createtable(L, 0, 2)
+        lua_createtable(L, 0, 5)
+        L.setFunction("header", responseHeader)
+        L.setFunction("send", responseSend)
+        L.setFunction("json", responseJSON)
+        L.setFunction("redirect", responseRedirect)
+        L.setFunction("file", responseFile)
+        mw_pushswiftclosure(L, responseIndex, 1)  // upvalue 2: the methods table
+        L.setField(-2, "__index")
+        L.setFunction("__newindex", responseNewIndex)
+        responseMetatableRef = luaL_ref(L, mw_registryindex())
+    }
+}
+
+/// The live call of the `res` at index 1, or nil (and an error message pushed).
+private func responseCall(_ L: LuaThread, _ method: String) -> LuaHandlerCall? {
+    if let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) { return call }
+    L.push("res:\(method): the request has finished (a res object cannot be kept after its handler)")
+    return nil
+}
+
+private let responseIndex: LuaFunction = { L in
+    let L = L!
+    lua_pushvalue(L, 2)
+    if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
+    mw_pop(L, 1)
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
+    guard let call = responseCall(L, "status") else { return LuaReturn.raise }
+    lua_pushinteger(L, lua_Integer(call.status))
+    return 1
+}
+
+private let responseNewIndex: LuaFunction = { L in
+    let L = L!
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else {
+        lua_rawset(L, 1)
+        return 0
+    }
+    guard let call = responseCall(L, "status") else { return LuaReturn.raise }
+    guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
+        let status = L.number(at: 3), (100...999).contains(status)
+    else { return L.raise("res.status must be an integer from 100 to 999, got \(L.describe(at: 3))") }
+    call.status = Int(status)
+    call.answered = true
+    return 0
+}
+
+/// `res:header(name, value)`: replaces a header; a list sets repeated fields; nil removes it.
+private let responseHeader: LuaFunction = { L in
+    let L = L!
+    guard let call = responseCall(L, "header") else { return LuaReturn.raise }
+    guard L.type(at: 2) == LUA_TSTRING, let name = L.string(at: 2), isToken(name) else {
+        return L.raise("res:header: expected a header name, got \(L.describe(at: 2))")
+    }
+    switch L.type(at: 3) {
+    case LUA_TNIL, LUA_TNONE:
+        call.headers.remove(name: name)
+    case LUA_TTABLE:
+        call.headers.remove(name: name)
+        let count = lua_rawlen(L, 3)
+        guard count > 0 else { return 0 }
+        for position in 1...count {
+            lua_rawgeti(L, 3, lua_Integer(position))
+            defer { mw_pop(L, 1) }
+            guard let value = L.string(at: -1), isFieldValue(value) else { return L.raise("res:header: invalid value for \(name)") }
+            call.headers.add(name: name, value: value)
+        }
+    default:
+        guard let value = L.string(at: 3), isFieldValue(value) else {
+            return L.raise("res:header: invalid value for \(name): \(L.describe(at: 3))")
+        }
+        call.headers.replaceOrAdd(name: name, value: value)
+    }
+    return 0
+}
+
+/// `res:send(body)`: appends to the body.
+private let responseSend: LuaFunction = { L in
+    let L = L!
+    guard let call = responseCall(L, "send") else { return LuaReturn.raise }
+    if L.type(at: 2) != LUA_TNIL {
+        guard L.withBytes(at: 2, { call.body.writeBytes($0) }) != nil else {
+            return L.raise("res:send: expected a string, got \(L.describe(at: 2))")
+        }
+    }
+    call.file = nil
+    call.answered = true
+    return 0
+}
+
+/// `res:json(value)`: the body becomes the JSON encoding of value.
+private let responseJSON: LuaFunction = { L in
+    let L = L!
+    guard let call = responseCall(L, "json") else { return LuaReturn.raise }
+    switch LuaJSON.encode(L, at: 2) {
+    case .success(let bytes):
+        call.body.clear()
+        call.body.writeBytes(bytes)
+        call.headers.replaceOrAdd(name: "content-type", value: "application/json")
+        call.file = nil
+        call.answered = true
+        return 0
+    case .failure(let error):
+        return L.raise("res:json: \(error.message)")
+    }
+}
+
+/// `res:redirect(url [, status])`: 302 by default.
+private let responseRedirect: LuaFunction = { L in
+    let L = L!
+    guard let call = responseCall(L, "redirect") else { return LuaReturn.raise }
+    guard L.type(at: 2) == LUA_TSTRING, let url = L.string(at: 2), isFieldValue(url) else {
+        return L.raise("res:redirect: expected a URL")
+    }
+    let status = L.type(at: 3) == LUA_TNIL || L.type(at: 3) == LUA_TNONE ? 302 : Int(L.number(at: 3) ?? 0)
+    guard (300...399).contains(status) else { return L.raise("res:redirect: status must be 3xx, got \(status)") }
+    call.status = status
+    call.headers.replaceOrAdd(name: "location", value: url)
+    call.answered = true
+    return 0
+}
+
+/// `res:file(path)`: sends a file from disk (relative paths under the www folder).
+private let responseFile: LuaFunction = { L in
+    let L = L!
+    guard let call = responseCall(L, "file") else { return LuaReturn.raise }
+    guard L.type(at: 2) == LUA_TSTRING, let path = L.string(at: 2), !path.isEmpty else {
+        return L.raise("res:file: expected a path")
+    }
+    call.file = path
+    call.body.clear()
+    call.answered = true
+    return 0
+}
+
+/// RFC 9110 token characters, so a script cannot inject header syntax.
+private func isToken(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// A field value may not contain CR, LF or NUL (response splitting).
+private func isFieldValue(_ value: String) -> Bool {
+    !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
+}

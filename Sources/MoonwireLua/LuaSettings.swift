@@ -1,0 +1,62 @@
+// moonwire.options{} and moonwire.listen{}: settings scripts make at load time.
+import CLua
+import MoonwireCore
+
+let luaOptions: LuaFunction = { L in
+    let L = L!
+    guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.options: expected a table") }
+    let vm = LuaVM.from(L)
+    lua_pushnil(L)
+    while lua_next(L, 1) != 0 {
+        let key = L.type(at: -2) == LUA_TSTRING ? L.string(at: -2) : nil
+        switch key {
+        case "limits":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: limits must be a table") }
+            if let error = readLimits(L, into: &vm.settings.limits) { return L.raise("moonwire.options: \(error)") }
+        default:
+            vm.logger.warning("moonwire.options: option not supported yet, ignored", metadata: ["option": "\(key ?? "?")"])
+        }
+        mw_pop(L, 1)
+    }
+    return 0
+}
+
+/// Reads the limits table on top of the stack; returns an error message for a bad value.
+private func readLimits(_ L: LuaThread, into limits: inout HTTPLimits) -> String? {
+    let fields: [(String, WritableKeyPath<HTTPLimits, Int>)] = [
+        ("max_header_size", \.maxHeaderSize), ("max_body_size", \.maxBodySize),
+    ]
+    let timeouts: [(String, WritableKeyPath<HTTPLimits, Double>)] = [
+        ("header_timeout", \.headerTimeout), ("keepalive_timeout", \.keepAliveTimeout),
+    ]
+    for (name, path) in fields {
+        lua_getfield(L, -1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "limits.\(name) must be a positive number of bytes" }
+        limits[keyPath: path] = Int(value)
+    }
+    for (name, path) in timeouts {
+        lua_getfield(L, -1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard let value = L.number(at: -1), value > 0, value.isFinite else { return "limits.\(name) must be a positive number of seconds" }
+        limits[keyPath: path] = value
+    }
+    return nil
+}
+
+let luaListen: LuaFunction = { L in
+    let L = L!
+    guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.listen: expected a table") }
+    let vm = LuaVM.from(L)
+    lua_getfield(L, 1, "host")
+    if let host = L.string(at: -1) { vm.settings.host = host }
+    lua_getfield(L, 1, "port")
+    if let port = L.number(at: -1) {
+        guard (0...65535).contains(port) else { return L.raise("moonwire.listen: port must be 0...65535") }
+        vm.settings.port = Int(port)
+    }
+    mw_pop(L, 2)
+    return 0
+}

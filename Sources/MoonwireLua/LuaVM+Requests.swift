@@ -1,0 +1,111 @@
+// Running HTTP requests through the script's dispatcher, each in its own coroutine, and
+// turning the outcome (answer, static file, sleep, error) into a response.
+import CLua
+import MoonwireCore
+import NIOCore
+import NIOHTTP1
+
+extension LuaVM {
+    /// Starts handling a request; the responder is answered when the dispatcher finishes.
+    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        guard let thread = lua_newthread(L) else { return responder.respond(.statusPage(503)) }
+        let threadRef = luaL_ref(L, mw_registryindex())
+        nextCallID += 1
+        let call = LuaHandlerCall(id: nextCallID, request: request, responder: responder, thread: thread, threadRef: threadRef)
+        calls[call.id] = call
+        callsByThread[thread] = call
+        lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
+        pushRequestObject(call.id, on: thread)
+        pushResponseObject(call.id, on: thread)
+        lua_pushboolean(thread, call.isGetLike ? 1 : 0)
+        resume(call, arguments: 3)
+    }
+
+    /// Runs the call's coroutine until it finishes, fails, or waits.
+    func resume(_ call: LuaHandlerCall, arguments: Int32) {
+        var results: Int32 = 0
+        let status = lua_resume(call.thread, L, arguments, &results)
+        switch status {
+        case LUA_OK:
+            let answeredBefore = results > 0 && lua_toboolean(call.thread, -results) != 0
+            lua_settop(call.thread, 0)
+            finish(call, answeredBefore: answeredBefore)
+        case LUA_YIELD where call.sleeping != nil:
+            mw_pop(call.thread, results)
+        case LUA_YIELD:
+            fail(call, LuaScriptError(message: "handler yielded outside moonwire.sleep (coroutine.yield in a handler?)"))
+        default:
+            let message = call.thread.describe(at: -1)
+            var traceback = ""
+            luaL_traceback(L, call.thread, nil, 0)
+            traceback = L.string(at: -1) ?? ""
+            mw_pop(L, 1)
+            fail(call, LuaScriptError(message: message, traceback: traceback))
+        }
+    }
+
+    private func finish(_ call: LuaHandlerCall, answeredBefore: Bool) {
+        release(call)
+        if call.answered || answeredBefore {
+            call.responder.respond(call.response)
+        } else if call.request.method == "GET" || call.request.method == "HEAD" {
+            call.responder.respondWithStaticFile(extraHeaders: call.headers)
+        } else {
+            call.responder.respond(.statusPage(404))
+        }
+    }
+
+    private func fail(_ call: LuaHandlerCall, _ error: LuaScriptError) {
+        release(call)
+        logger.error(
+            "handler error",
+            metadata: ["error": "\(error.message)", "path": "\(call.request.path)", "traceback": "\(error.traceback)"])
+        call.responder.respond(errorPage(for: error))
+        reportException(error, request: call.request)
+    }
+
+    private func release(_ call: LuaHandlerCall) {
+        call.sleeping?.cancel()
+        call.sleeping = nil
+        calls[call.id] = nil
+        callsByThread[call.thread] = nil
+        luaL_unref(L, mw_registryindex(), call.threadRef)
+    }
+
+    /// Calls OnException(err, req); its own errors are only logged.
+    func reportException(_ error: LuaScriptError, request: HTTPRequest?) {
+        guard events.onException != LUA_NOREF else { return }
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onException))
+        lua_createtable(L, 0, 2)
+        L.push(error.message)
+        L.setField(-2, "message")
+        L.push(error.traceback)
+        L.setField(-2, "traceback")
+        if let request {
+            nextCallID += 1
+            let orphan = nextCallID
+            calls[orphan] = LuaHandlerCall(
+                id: orphan, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF)
+            defer { calls[orphan] = nil }
+            pushRequestObject(orphan, on: L)
+            callEvent(named: "OnException", arguments: 2)
+        } else {
+            lua_pushnil(L)
+            callEvent(named: "OnException", arguments: 2)
+        }
+    }
+
+    /// Calls the event function below `arguments` values synchronously; logs its error.
+    /// Returns the first result's truth, or nil when it failed or returned nothing but nil.
+    @discardableResult
+    func callEvent(named name: String, arguments: Int32) -> Bool? {
+        do {
+            try protectedCall(arguments: arguments, results: 1)
+        } catch {
+            logger.error("\(name) failed", metadata: ["error": "\(error.message)", "traceback": "\(error.traceback)"])
+            return nil
+        }
+        defer { mw_pop(L, 1) }
+        return lua_type(L, -1) == LUA_TNIL ? nil : lua_toboolean(L, -1) != 0
+    }
+}

@@ -1,0 +1,131 @@
+// One Lua 5.4 VM with the moonwire API installed and the script tree loaded. Each event loop
+// owns one, like an OpenResty worker, so no lock is ever taken on the request path.
+import CLua
+import Logging
+import NIOCore
+
+/// A Lua state confined to one event loop (or to the `moonwire check` command).
+public final class LuaVM {
+    let L: LuaThread
+    let scriptsDirectory: String
+    let eventLoop: EventLoop?
+    let logger: Logger
+    let developmentMode: Bool
+
+    /// Settings the scripts made while loading.
+    public internal(set) var settings = ScriptSettings()
+
+    var events = LuaEventRefs()
+    var tracebackRef: Int32 = LUA_NOREF
+    var requestMetatableRef: Int32 = LUA_NOREF
+    var responseMetatableRef: Int32 = LUA_NOREF
+
+    var calls: [Int: LuaHandlerCall] = [:]
+    var callsByThread: [LuaThread: LuaHandlerCall] = [:]
+    var nextCallID = 0
+
+    /// Creates a VM, installs the moonwire API and runs the scripts' entry point.
+    /// Throws the script's error (with `file:line`) when it does not load.
+    public init(scriptsDirectory: String, eventLoop: EventLoop?, logger: Logger, developmentMode: Bool) throws {
+        guard let state = luaL_newstate() else { throw LuaScriptError(message: "cannot create a Lua state: out of memory") }
+        self.L = state
+        self.scriptsDirectory = scriptsDirectory
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.developmentMode = developmentMode
+        mw_extraspace(L).pointee = Unmanaged.passUnretained(self).toOpaque()
+        luaL_openlibs(L)
+        try load(source: LuaPrelude.errorHandler, name: "moonwire.errors")
+        mw_call(L, 0, 1)
+        tracebackRef = luaL_ref(L, mw_registryindex())
+        installModule()
+        installObjectMetatables()
+        setPackagePath()
+        try runEntryPoint()
+        events = try LuaEventRefs(loadingFrom: self)
+    }
+
+    deinit {
+        lua_close(L)
+    }
+
+    /// The VM a Lua function was called in (its pointer sits in every thread's extra space).
+    static func from(_ L: LuaThread) -> LuaVM {
+        Unmanaged<LuaVM>.fromOpaque(mw_extraspace(L).pointee!).takeUnretainedValue()
+    }
+
+    private func setPackagePath() {
+        lua_getglobal(L, "package")
+        L.push("\(scriptsDirectory)/?.lua;\(scriptsDirectory)/?/init.lua;")
+        lua_getfield(L, -2, "path")
+        lua_concat(L, 2)
+        L.setField(-2, "path")
+        mw_pop(L, 1)
+    }
+
+    private func runEntryPoint() throws(LuaScriptError) {
+        let entry = "\(scriptsDirectory)/main.lua"
+        guard mw_loadfile(L, entry) == LUA_OK else {
+            let message = L.describe(at: -1)
+            mw_pop(L, 1)
+            throw LuaScriptError(message: message)
+        }
+        try protectedCall(arguments: 0, results: 0)
+    }
+
+    /// Calls the function below `arguments` values on the main stack with a traceback handler.
+    /// Leaves `results` values on success; on failure leaves nothing and throws.
+    func protectedCall(arguments: Int32, results: Int32) throws(LuaScriptError) {
+        let functionIndex = lua_gettop(L) - arguments
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(tracebackRef))
+        mw_insert(L, functionIndex)
+        let status = mw_pcall(L, arguments, results, functionIndex)
+        if status != LUA_OK {
+            let error = scriptError(at: -1)
+            mw_pop(L, 2)
+            throw error
+        }
+        mw_remove(L, functionIndex)
+    }
+
+    /// Reads an error value: the `{message=, traceback=}` table of the error handler, or any
+    /// other value (a coroutine's raw error) as its message.
+    func scriptError(at index: Int32, thread: LuaThread? = nil) -> LuaScriptError {
+        let T = thread ?? L
+        guard T.type(at: index) == LUA_TTABLE else { return LuaScriptError(message: T.describe(at: index)) }
+        lua_getfield(T, index, "message")
+        lua_getfield(T, index < 0 ? index - 1 : index, "traceback")
+        let error = LuaScriptError(message: T.string(at: -2) ?? "?", traceback: T.string(at: -1) ?? "")
+        mw_pop(T, 2)
+        return error
+    }
+
+    /// Compiles a chunk and pushes it; throws the syntax error.
+    func load(source: String, name: String) throws(LuaScriptError) {
+        var source = source
+        let status = source.withUTF8 { bytes in
+            mw_loadbuffer(L, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self), bytes.count, "=\(name)")
+        }
+        guard status == LUA_OK else {
+            let message = L.describe(at: -1)
+            mw_pop(L, 1)
+            throw LuaScriptError(message: message)
+        }
+    }
+
+    /// Runs a chunk of Lua source at top level (tests and tools).
+    public func run(source: String, name: String) throws {
+        try load(source: source, name: name)
+        try protectedCall(arguments: 0, results: 0)
+    }
+}
+
+extension LuaVM {
+    /// The syntax error of a file, or nil when it compiles.
+    static func compileError(file: String) -> String? {
+        guard let L = luaL_newstate() else { return "cannot create a Lua state" }
+        defer { lua_close(L) }
+        guard mw_loadfile(L, file) != LUA_OK else { return nil }
+        return L.describe(at: -1)
+    }
+}

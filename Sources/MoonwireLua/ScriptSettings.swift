@@ -1,0 +1,15 @@
+// What scripts configure at load time with moonwire.options{} and moonwire.listen{}.
+import MoonwireCore
+
+/// Settings collected while main.lua runs; the command line overrides them.
+public struct ScriptSettings: Sendable {
+    /// Protocol limits (moonwire.options{limits = {...}}).
+    public var limits = HTTPLimits()
+    /// moonwire.listen{host=}, if a script set it.
+    public var host: String?
+    /// moonwire.listen{port=}, if a script set it.
+    public var port: Int?
+
+    /// Creates the defaults.
+    public init() {}
+}

@@ -1,0 +1,21 @@
+// The command line: `moonwire serve`, `moonwire check`, `moonwire version`.
+import ArgumentParser
+
+@main
+struct Moonwire: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        abstract: "A scriptable HTTP server whose handlers are Lua 5.4 scripts.",
+        subcommands: [Serve.self, Check.self, Version.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+
+    func run() {
+        print("moonwire \(Moonwire.version)")
+    }
+}
