@@ -52,7 +52,6 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
             timeouts.requestReceived()
-            state = .answering
             dispatch(head, body: body, context: context)
         case (_, .closing):
             break
@@ -63,7 +62,11 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard case .closing = state else {
-            if let parserError = error as? HTTPParserError {
+            if let parserError = error as? HTTPParserError, parserError == .invalidEOFState {
+                // The client left in the middle of a request: nobody is there to read a 400.
+                state = .closing
+                context.close(promise: nil)
+            } else if let parserError = error as? HTTPParserError {
                 let status = parserError == .headerOverflow ? 431 : 400
                 fail(status, "malformed request: \(parserError)", context: context)
             } else {
@@ -113,6 +116,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
             fail(400, "malformed request target: \(head.uri)", context: context)
             return
         }
+        state = .answering
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         let responder = HTTPResponder { answer in

@@ -96,11 +96,11 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
         case .head, .body:
             let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\n\r\n"
+            context.fireUserInboundEventTriggered(RequestTimedOut())
             let channel = context.channel
             context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in
                 channel.close(promise: nil)
             }
-            context.fireUserInboundEventTriggered(RequestTimedOut())
         case .answering:
             break
         }
