@@ -49,6 +49,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "MoonwireCoreTests",
+            dependencies: [
+                "MoonwireCore",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "MoonwireRoutingTests", dependencies: ["MoonwireRouting"], swiftSettings: strict),
         .testTarget(name: "MoonwireLuaTests", dependencies: ["MoonwireLua", "CLua"], swiftSettings: strict),
     ]

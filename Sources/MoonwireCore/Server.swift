@@ -45,7 +45,6 @@ public final class Server: Sendable {
     /// Binds the listener; returns the bound address (useful with port 0).
     public func start() throws -> SocketAddress {
         let environments = self.environments
-        let limits = configuration.limits
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -59,16 +58,7 @@ public final class Server: Sendable {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let timeouts = HTTPReadTimeouts(limits: limits)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(timeouts)
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderSize
-                    decoderLimits.maxHeaderListSize = limits.maxHeaderSize
-                    try sync.addHandler(HTTPResponseEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-                    try sync.addHandler(HTTPServerPipelineHandler())
-                    try sync.addHandler(HTTP1ConnectionHandler(environment: environment, timeouts: timeouts))
+                    try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment)
                 }
             }
         let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
