@@ -9,6 +9,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdlib.h>
 
 /// A Swift-implemented Lua function. Returns the number of results (>= 0), or
 /// MW_RAISE to raise the value on top of the stack as an error, or MW_YIELD to yield.
@@ -16,9 +17,57 @@ typedef int (*mw_SwiftFunction)(lua_State *L);
 #define MW_RAISE (-1)
 #define MW_YIELD (-2)
 
+/// Per-VM bookkeeping shared by the allocator, the count hook and the trampoline.
+/// `owner` is the Swift LuaVM; `check` is called by the count hook and returns nonzero
+/// (with a message pushed) to end the running call.
+typedef struct {
+    void *owner;
+    int (*check)(lua_State *L);
+    size_t used;
+    size_t limit;
+    /// Nonzero while Swift code runs inside Lua: allocations then may exceed the cap, so an
+    /// out-of-memory longjmp never crosses a Swift frame; Lua code fails on its next one.
+    int in_swift;
+} mw_VMSpace;
+
+static inline mw_VMSpace *mw_space(lua_State *L) { return *(mw_VMSpace **)lua_getextraspace(L); }
+
+static void *mw_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    mw_VMSpace *space = (mw_VMSpace *)ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        space->used -= old;
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > old && space->limit && !space->in_swift && space->used + (nsize - old) > space->limit) return NULL;
+    void *block = realloc(ptr, nsize);
+    if (block) space->used = space->used - old + nsize;
+    return block;
+}
+
+/// A new state whose allocations are counted (and capped) in `space`.
+static inline lua_State *mw_newstate(mw_VMSpace *space) {
+    lua_State *L = lua_newstate(mw_alloc, space);
+    if (L) *(mw_VMSpace **)lua_getextraspace(L) = space;
+    return L;
+}
+
+static void mw_count_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    mw_VMSpace *space = mw_space(L);
+    if (space->check && space->check(L)) lua_error(L);
+}
+
+/// Calls the count hook every `count` VM instructions on this thread and threads made from it.
+static inline void mw_sethook(lua_State *L, int count) { lua_sethook(L, mw_count_hook, LUA_MASKCOUNT, count); }
+
 static int mw_trampoline(lua_State *L) {
     mw_SwiftFunction f = (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(1));
+    mw_VMSpace *space = mw_space(L);
+    space->in_swift++;
     int n = f(L);
+    space->in_swift--;
     if (n == MW_RAISE) return lua_error(L);
     if (n == MW_YIELD) return lua_yield(L, 0);
     return n;
@@ -38,7 +87,6 @@ static inline void mw_pushswiftclosure(lua_State *L, mw_SwiftFunction f, int n) 
     lua_pushcclosure(L, mw_trampoline, n + 1);
 }
 
-static inline void **mw_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
 

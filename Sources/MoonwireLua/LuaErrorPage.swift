@@ -8,8 +8,9 @@ import Glibc
 
 extension LuaVM {
     func errorPage(for error: LuaScriptError) -> HTTPResponse {
-        guard developmentMode else { return .statusPage(500) }
-        var text = "500 Internal Server Error\n\n\(error.message)\n\n\(error.traceback)\n"
+        let status = error.kind == .cpuBudget || error.kind == .timeout ? 503 : 500
+        guard developmentMode else { return .statusPage(status) }
+        var text = "\(HTTPResponse.statusText(status))\n\(error.message)\n\n\(error.traceback)\n"
         if let location = error.location, let source = Self.sourceExcerpt(file: location.file, line: location.line) {
             text += "\n\(location.file):\n\(source)"
         }

@@ -21,13 +21,22 @@ final class LuaHandlerCall {
     var answered = false
     /// Set while the coroutine is suspended in `moonwire.sleep`.
     var sleeping: Scheduled<Void>?
+    /// The wall-clock limit, armed when the call first waits (a call that never waits is
+    /// bounded by its instruction budget alone, so most calls never pay for a timer).
+    var deadline: Scheduled<Void>?
+    let started = NIODeadline.now()
+    /// Instructions the call may still run.
+    var instructionsLeft: Int
+    /// Set by a limit the server enforced, so the error is reported as that fault.
+    var fault: LuaScriptError.Kind?
 
-    init(id: Int, request: HTTPRequest, responder: HTTPResponder, thread: LuaThread, threadRef: Int32) {
+    init(id: Int, request: HTTPRequest, responder: HTTPResponder, thread: LuaThread, threadRef: Int32, instructions: Int) {
         self.id = id
         self.request = request
         self.responder = responder
         self.thread = thread
         self.threadRef = threadRef
+        self.instructionsLeft = instructions
     }
 
     /// The response the handlers built.

@@ -7,6 +7,7 @@ extension LuaVM {
         L.setFunction("sleep", luaSleep)
         L.setFunction("options", luaOptions)
         L.setFunction("listen", luaListen)
+        L.setFunction("stats", luaStats)
         installLog()
         L.setField(-2, "log")
         installJSON()

@@ -25,4 +25,24 @@ enum LuaPrelude {
           return false
         end
         """
+
+    /// In development mode, wraps the standard functions that block an event loop so each
+    /// call site is reported once.
+    static let blockingCallWarnings = """
+        local warn, seen = moonwire.log.warn, {}
+        local function wrap(lib, name)
+          local original = _G[lib][name]
+          _G[lib][name] = function(...)
+            local info = debug.getinfo(2, "Sl")
+            local where = info and (info.short_src .. ":" .. (info.currentline or 0)) or "?"
+            if not seen[where] then
+              seen[where] = true
+              warn(lib .. "." .. name .. " blocks the event loop (every client on it waits) at " .. where)
+            end
+            return original(...)
+          end
+        end
+        for _, n in ipairs({"read", "lines", "popen", "input"}) do wrap("io", n) end
+        wrap("os", "execute")
+        """
 }

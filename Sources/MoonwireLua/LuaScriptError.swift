@@ -6,11 +6,26 @@ public struct LuaScriptError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// The Lua stack traceback, when one was taken.
     public var traceback: String
+    /// What went wrong: a script error, or a limit the server enforced.
+    public var kind: Kind
+
+    /// The kinds of fault a call can end with.
+    public enum Kind: Sendable {
+        /// `error()` or a runtime error in the script.
+        case error
+        /// The call ran more instructions than its budget.
+        case cpuBudget
+        /// An allocation would have taken the VM over its memory cap.
+        case memory
+        /// The call waited longer than the handler timeout.
+        case timeout
+    }
 
     /// Creates an error.
-    public init(message: String, traceback: String = "") {
+    public init(message: String, traceback: String = "", kind: Kind = .error) {
         self.message = message
         self.traceback = traceback
+        self.kind = kind
     }
 
     public var description: String { traceback.isEmpty ? message : "\(message)\n\(traceback)" }

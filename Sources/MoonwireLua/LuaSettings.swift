@@ -12,7 +12,7 @@ let luaOptions: LuaFunction = { L in
         switch key {
         case "limits":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: limits must be a table") }
-            if let error = readLimits(L, into: &vm.settings.limits) { return L.raise("moonwire.options: \(error)") }
+            if let error = readLimits(L, into: &vm.settings) { return L.raise("moonwire.options: \(error)") }
         default:
             vm.logger.warning("moonwire.options: option not supported yet, ignored", metadata: ["option": "\(key ?? "?")"])
         }
@@ -22,26 +22,28 @@ let luaOptions: LuaFunction = { L in
 }
 
 /// Reads the limits table on top of the stack; returns an error message for a bad value.
-private func readLimits(_ L: LuaThread, into limits: inout HTTPLimits) -> String? {
-    let fields: [(String, WritableKeyPath<HTTPLimits, Int>)] = [
-        ("max_header_size", \.maxHeaderSize), ("max_body_size", \.maxBodySize),
+private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> String? {
+    let sizes: [(String, WritableKeyPath<ScriptSettings, Int>)] = [
+        ("max_header_size", \.limits.maxHeaderSize), ("max_body_size", \.limits.maxBodySize),
+        ("instructions", \.scriptLimits.instructions), ("memory", \.scriptLimits.memory),
     ]
-    let timeouts: [(String, WritableKeyPath<HTTPLimits, Double>)] = [
-        ("header_timeout", \.headerTimeout), ("keepalive_timeout", \.keepAliveTimeout),
+    let durations: [(String, WritableKeyPath<ScriptSettings, Double>)] = [
+        ("header_timeout", \.limits.headerTimeout), ("keepalive_timeout", \.limits.keepAliveTimeout),
+        ("handler_timeout", \.scriptLimits.handlerTimeout),
     ]
-    for (name, path) in fields {
+    for (name, path) in sizes {
         lua_getfield(L, -1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
-        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "limits.\(name) must be a positive number of bytes" }
-        limits[keyPath: path] = Int(value)
+        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "limits.\(name) must be a positive number" }
+        settings[keyPath: path] = Int(value)
     }
-    for (name, path) in timeouts {
+    for (name, path) in durations {
         lua_getfield(L, -1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), value > 0, value.isFinite else { return "limits.\(name) must be a positive number of seconds" }
-        limits[keyPath: path] = value
+        settings[keyPath: path] = value
     }
     return nil
 }

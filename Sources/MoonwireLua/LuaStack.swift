@@ -99,9 +99,14 @@ extension LuaThread {
     }
 
     /// `file:line` of the Lua code that called the running function, or "" when unknown.
-    func callerLocation() -> String {
+    func callerLocation() -> String { location(level: 1) }
+
+    /// `file:line` of the running Lua function (from a hook), or "" when unknown.
+    func currentLocation() -> String { location(level: 0) }
+
+    private func location(level: Int32) -> String {
         var debug = lua_Debug()
-        guard lua_getstack(self, 1, &debug) != 0, lua_getinfo(self, "Sl", &debug) != 0, debug.currentline > 0 else {
+        guard lua_getstack(self, level, &debug) != 0, lua_getinfo(self, "Sl", &debug) != 0, debug.currentline > 0 else {
             return ""
         }
         let source = withUnsafeBytes(of: &debug.short_src) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }

@@ -11,7 +11,9 @@ extension LuaVM {
         guard let thread = lua_newthread(L) else { return responder.respond(.statusPage(503)) }
         let threadRef = luaL_ref(L, mw_registryindex())
         nextCallID += 1
-        let call = LuaHandlerCall(id: nextCallID, request: request, responder: responder, thread: thread, threadRef: threadRef)
+        let call = LuaHandlerCall(
+            id: nextCallID, request: request, responder: responder, thread: thread, threadRef: threadRef,
+            instructions: settings.scriptLimits.instructions)
         calls[call.id] = call
         callsByThread[thread] = call
         lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
@@ -24,7 +26,9 @@ extension LuaVM {
     /// Runs the call's coroutine until it finishes, fails, or waits.
     func resume(_ call: LuaHandlerCall, arguments: Int32) {
         var results: Int32 = 0
+        runningCall = call
         let status = lua_resume(call.thread, L, arguments, &results)
+        runningCall = nil
         switch status {
         case LUA_OK:
             let answeredBefore = results > 0 && lua_toboolean(call.thread, -results) != 0
@@ -32,15 +36,31 @@ extension LuaVM {
             finish(call, answeredBefore: answeredBefore)
         case LUA_YIELD where call.sleeping != nil:
             mw_pop(call.thread, results)
+            armDeadline(call)
         case LUA_YIELD:
             fail(call, LuaScriptError(message: "handler yielded outside moonwire.sleep (coroutine.yield in a handler?)"))
+        case LUA_ERRMEM:
+            fail(call, LuaScriptError(message: "not enough memory (the VM's cap is \(space.pointee.limit) bytes)", kind: .memory))
         default:
             let message = call.thread.describe(at: -1)
-            var traceback = ""
             luaL_traceback(L, call.thread, nil, 0)
-            traceback = L.string(at: -1) ?? ""
+            let traceback = L.string(at: -1) ?? ""
             mw_pop(L, 1)
-            fail(call, LuaScriptError(message: message, traceback: traceback))
+            fail(call, LuaScriptError(message: message, traceback: traceback, kind: call.fault ?? .error))
+        }
+    }
+
+    /// Ends a waiting call that outlives the handler timeout.
+    private func armDeadline(_ call: LuaHandlerCall) {
+        guard call.deadline == nil, let eventLoop else { return }
+        let timeout = settings.scriptLimits.handlerTimeout
+        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        let callID = call.id
+        call.deadline = eventLoop.scheduleTask(deadline: call.started + .nanoseconds(Int64(timeout * 1e9))) {
+            let vm = boundSelf.value
+            guard let call = vm.calls[callID] else { return }
+            call.deadline = nil
+            vm.fail(call, LuaScriptError(message: "handler timed out after \(timeout) seconds (limits.handler_timeout)", kind: .timeout))
         }
     }
 
@@ -57,6 +77,7 @@ extension LuaVM {
 
     private func fail(_ call: LuaHandlerCall, _ error: LuaScriptError) {
         release(call)
+        faults.record(error.kind)
         logger.error(
             "handler error",
             metadata: ["error": "\(error.message)", "path": "\(call.request.path)", "traceback": "\(error.traceback)"])
@@ -67,6 +88,8 @@ extension LuaVM {
     private func release(_ call: LuaHandlerCall) {
         call.sleeping?.cancel()
         call.sleeping = nil
+        call.deadline?.cancel()
+        call.deadline = nil
         calls[call.id] = nil
         callsByThread[call.thread] = nil
         luaL_unref(L, mw_registryindex(), call.threadRef)
@@ -85,7 +108,7 @@ extension LuaVM {
             nextCallID += 1
             let orphan = nextCallID
             calls[orphan] = LuaHandlerCall(
-                id: orphan, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF)
+                id: orphan, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
             defer { calls[orphan] = nil }
             pushRequestObject(orphan, on: L)
             callEvent(named: "OnException", arguments: 2)

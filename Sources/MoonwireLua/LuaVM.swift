@@ -7,6 +7,9 @@ import NIOCore
 /// A Lua state confined to one event loop (or to the `moonwire check` command).
 public final class LuaVM {
     let L: LuaThread
+    /// Allocator, hook and owner bookkeeping the C side reads (see mw_VMSpace in the shim).
+    let space: UnsafeMutablePointer<mw_VMSpace>
+    let faults: FaultCounters
     let scriptsDirectory: String
     let eventLoop: EventLoop?
     let logger: Logger
@@ -24,35 +27,58 @@ public final class LuaVM {
     var callsByThread: [LuaThread: LuaHandlerCall] = [:]
     var nextCallID = 0
 
-    /// Creates a VM, installs the moonwire API and runs the scripts' entry point.
-    /// Throws the script's error (with `file:line`) when it does not load.
-    public init(scriptsDirectory: String, eventLoop: EventLoop?, logger: Logger, developmentMode: Bool) throws {
-        guard let state = luaL_newstate() else { throw LuaScriptError(message: "cannot create a Lua state: out of memory") }
+    /// The handler call whose coroutine is running now, charged by the instruction hook;
+    /// nil while top-level code or a synchronous event runs on the main thread.
+    var runningCall: LuaHandlerCall?
+    /// Instructions left for the code running on the main thread.
+    var mainInstructionsLeft = 0
+
+    /// Creates a VM, installs the moonwire API and runs the scripts' entry point under the
+    /// default limits. Throws the script's error (with `file:line`) when it does not load.
+    public init(
+        scriptsDirectory: String, eventLoop: EventLoop?, logger: Logger, developmentMode: Bool,
+        faults: FaultCounters = FaultCounters()
+    ) throws {
+        space = .allocate(capacity: 1)
+        space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0))
+        space.pointee.limit = ScriptLimits().memory
+        guard let state = mw_newstate(space) else {
+            space.deallocate()
+            throw LuaScriptError(message: "cannot create a Lua state: out of memory")
+        }
         self.L = state
         self.scriptsDirectory = scriptsDirectory
         self.eventLoop = eventLoop
         self.logger = logger
         self.developmentMode = developmentMode
-        mw_extraspace(L).pointee = Unmanaged.passUnretained(self).toOpaque()
+        self.faults = faults
+        space.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        mw_sethook(L, LuaVM.hookInterval)
         luaL_openlibs(L)
         try load(source: LuaPrelude.errorHandler, name: "moonwire.errors")
         mw_call(L, 0, 1)
         tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
         installObjectMetatables()
+        installSafeStandardLibrary()
         setPackagePath()
         try runEntryPoint()
         events = try LuaEventRefs(loadingFrom: self)
+        space.pointee.limit = settings.scriptLimits.memory
     }
 
     deinit {
         lua_close(L)
+        space.deallocate()
     }
 
     /// The VM a Lua function was called in (its pointer sits in every thread's extra space).
     static func from(_ L: LuaThread) -> LuaVM {
-        Unmanaged<LuaVM>.fromOpaque(mw_extraspace(L).pointee!).takeUnretainedValue()
+        Unmanaged<LuaVM>.fromOpaque(mw_space(L).pointee.owner!).takeUnretainedValue()
     }
+
+    /// Bytes the VM has allocated.
+    public var memoryInUse: Int { space.pointee.used }
 
     private func setPackagePath() {
         lua_getglobal(L, "package")
@@ -76,12 +102,20 @@ public final class LuaVM {
     /// Calls the function below `arguments` values on the main stack with a traceback handler.
     /// Leaves `results` values on success; on failure leaves nothing and throws.
     func protectedCall(arguments: Int32, results: Int32) throws(LuaScriptError) {
+        mainInstructionsLeft = settings.scriptLimits.instructions
         let functionIndex = lua_gettop(L) - arguments
         lua_rawgeti(L, mw_registryindex(), lua_Integer(tracebackRef))
         mw_insert(L, functionIndex)
         let status = mw_pcall(L, arguments, results, functionIndex)
+        mw_sethook(L, LuaVM.hookInterval)
         if status != LUA_OK {
-            let error = scriptError(at: -1)
+            var error = scriptError(at: -1)
+            if status == LUA_ERRMEM {
+                error = LuaScriptError(message: "not enough memory (the VM's cap is \(space.pointee.limit) bytes)", kind: .memory)
+            } else if mainInstructionsLeft < 0 {
+                error.kind = .cpuBudget
+            }
+            faults.record(error.kind)
             mw_pop(L, 2)
             throw error
         }
@@ -123,7 +157,7 @@ public final class LuaVM {
 extension LuaVM {
     /// The syntax error of a file, or nil when it compiles.
     static func compileError(file: String) -> String? {
-        guard let L = luaL_newstate() else { return "cannot create a Lua state" }
+        guard let L = luaL_newstate() else { return "cannot create a Lua state: out of memory" }
         defer { lua_close(L) }
         guard mw_loadfile(L, file) != LUA_OK else { return nil }
         return L.describe(at: -1)

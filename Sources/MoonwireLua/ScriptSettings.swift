@@ -5,6 +5,8 @@ import MoonwireCore
 public struct ScriptSettings: Sendable {
     /// Protocol limits (moonwire.options{limits = {...}}).
     public var limits = HTTPLimits()
+    /// Script limits (moonwire.options{limits = {...}}).
+    public var scriptLimits = ScriptLimits()
     /// moonwire.listen{host=}, if a script set it.
     public var host: String?
     /// moonwire.listen{port=}, if a script set it.

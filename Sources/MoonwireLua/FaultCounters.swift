@@ -1,0 +1,40 @@
+// Counts of the faults scripts caused, shared by every VM of the server (moonwire.stats()).
+import Synchronization
+
+/// Server-wide fault counters; lock-free, written from every event loop.
+public final class FaultCounters: Sendable {
+    private let errors = Atomic<Int>(0)
+    private let cpuBudget = Atomic<Int>(0)
+    private let memory = Atomic<Int>(0)
+    private let timeouts = Atomic<Int>(0)
+    private let exitCalls = Atomic<Int>(0)
+
+    /// Creates zeroed counters.
+    public init() {}
+
+    /// Counts one fault.
+    public func record(_ kind: LuaScriptError.Kind) {
+        switch kind {
+        case .error: errors.wrappingAdd(1, ordering: .relaxed)
+        case .cpuBudget: cpuBudget.wrappingAdd(1, ordering: .relaxed)
+        case .memory: memory.wrappingAdd(1, ordering: .relaxed)
+        case .timeout: timeouts.wrappingAdd(1, ordering: .relaxed)
+        }
+    }
+
+    /// Counts one blocked `os.exit` call.
+    public func recordExitCall() {
+        exitCalls.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// The counters by their names in moonwire.stats().
+    public var snapshot: [(String, Int)] {
+        [
+            ("handler_errors", errors.load(ordering: .relaxed)),
+            ("cpu_budget_exceeded", cpuBudget.load(ordering: .relaxed)),
+            ("memory_exceeded", memory.load(ordering: .relaxed)),
+            ("timeouts", timeouts.load(ordering: .relaxed)),
+            ("os_exit_blocked", exitCalls.load(ordering: .relaxed)),
+        ]
+    }
+}
