@@ -12,6 +12,9 @@ extension LuaVM {
         L.setField(-2, "log")
         installJSON()
         L.setField(-2, "json")
+        installShared()
+        L.setField(-2, "shared")
+        L.setFunction("reload", luaReload)
         lua_getglobal(L, "package")
         lua_getfield(L, -1, "loaded")
         lua_pushvalue(L, -3)
@@ -19,4 +22,12 @@ extension LuaVM {
         mw_pop(L, 2)
         lua_setglobal(L, "moonwire")
     }
+}
+
+/// `moonwire.reload()`: reloads the scripts on every loop (asynchronously; the running
+/// handler finishes on the current generation). Returns false where nothing can reload.
+private let luaReload: LuaFunction = { L in
+    let L = L!
+    lua_pushboolean(L, LuaVM.from(L).runtime.requestReload() ? 1 : 0)
+    return 1
 }

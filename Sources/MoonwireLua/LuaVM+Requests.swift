@@ -7,7 +7,7 @@ import NIOHTTP1
 
 extension LuaVM {
     /// Starts handling a request; the responder is answered when the dispatcher finishes.
-    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         guard let thread = lua_newthread(L) else { return responder.respond(.statusPage(503)) }
         let threadRef = luaL_ref(L, mw_registryindex())
         nextCallID += 1
@@ -93,6 +93,11 @@ extension LuaVM {
         calls[call.id] = nil
         callsByThread[call.thread] = nil
         luaL_unref(L, mw_registryindex(), call.threadRef)
+        if calls.isEmpty, let onIdle, let eventLoop {
+            // Later, not now: the VM may be closed by it, and this call's frames still use it.
+            self.onIdle = nil
+            eventLoop.assumeIsolated().execute(onIdle)
+        }
     }
 
     /// Calls OnException(err, req); its own errors are only logged.

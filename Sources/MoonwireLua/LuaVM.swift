@@ -9,11 +9,17 @@ public final class LuaVM {
     let L: LuaThread
     /// Allocator, hook and owner bookkeeping the C side reads (see mw_VMSpace in the shim).
     let space: UnsafeMutablePointer<mw_VMSpace>
-    let faults: FaultCounters
-    let scriptsDirectory: String
+    let runtime: LuaRuntime
     let eventLoop: EventLoop?
-    let logger: Logger
-    let developmentMode: Bool
+    /// Which load of the scripts this VM is (1 for the first, +1 per reload).
+    public let generation: Int
+    /// Called when the VM has no call in progress any more, so a replaced generation can close.
+    var onIdle: (() -> Void)?
+
+    var scriptsDirectory: String { runtime.scriptsDirectory }
+    var logger: Logger { runtime.logger }
+    var developmentMode: Bool { runtime.developmentMode }
+    var faults: FaultCounters { runtime.faults }
 
     /// Settings the scripts made while loading.
     public internal(set) var settings = ScriptSettings()
@@ -35,10 +41,7 @@ public final class LuaVM {
 
     /// Creates a VM, installs the moonwire API and runs the scripts' entry point under the
     /// default limits. Throws the script's error (with `file:line`) when it does not load.
-    public init(
-        scriptsDirectory: String, eventLoop: EventLoop?, logger: Logger, developmentMode: Bool,
-        faults: FaultCounters = FaultCounters()
-    ) throws {
+    public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1) throws {
         space = .allocate(capacity: 1)
         space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0))
         space.pointee.limit = ScriptLimits().memory
@@ -47,11 +50,9 @@ public final class LuaVM {
             throw LuaScriptError(message: "cannot create a Lua state: out of memory")
         }
         self.L = state
-        self.scriptsDirectory = scriptsDirectory
+        self.runtime = runtime
         self.eventLoop = eventLoop
-        self.logger = logger
-        self.developmentMode = developmentMode
-        self.faults = faults
+        self.generation = generation
         space.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         mw_sethook(L, LuaVM.hookInterval)
         luaL_openlibs(L)

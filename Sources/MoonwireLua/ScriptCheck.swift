@@ -17,7 +17,8 @@ public enum ScriptCheck {
         }
         guard errors.isEmpty else { return errors }
         do {
-            _ = try LuaVM(scriptsDirectory: directory, eventLoop: nil, logger: logger, developmentMode: true)
+            let runtime = LuaRuntime(scriptsDirectory: directory, developmentMode: true, logger: logger)
+            _ = try LuaVM(runtime: runtime, eventLoop: nil)
         } catch let error as LuaScriptError {
             errors.append(error.description)
         } catch {

@@ -43,13 +43,12 @@ struct Serve: ParsableCommand {
         logger.logLevel = dev ? .debug : .info
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
-        let vms: [NIOLoopBound<LuaVM>]
+        let runtime = LuaRuntime(scriptsDirectory: scripts, developmentMode: dev, logger: logger)
+        let hosts: [NIOLoopBound<LuaEventLoopHost>]
         do {
-            vms = try group.makeIterator().map { loop in
-                try loop.submit { [scripts, dev, logger] in
-                    NIOLoopBound(
-                        try LuaVM(scriptsDirectory: scripts, eventLoop: loop, logger: logger, developmentMode: dev),
-                        eventLoop: loop)
+            hosts = try group.makeIterator().map { loop in
+                try loop.submit {
+                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, eventLoop: loop), eventLoop: loop)
                 }.wait()
             }
         } catch {
@@ -57,9 +56,9 @@ struct Serve: ParsableCommand {
             try? group.syncShutdownGracefully()
             throw ExitCode(1)
         }
-        let first = vms[0]
-        let settings = try first.eventLoop.submit { first.value.settings }.wait()
-        let delegates = try vms.map { bound in
+        let first = hosts[0]
+        let settings = try first.eventLoop.submit { first.value.current.settings }.wait()
+        let delegates = try hosts.map { bound in
             try bound.eventLoop.submit { NIOLoopBound<ServerDelegate>(bound.value, eventLoop: bound.eventLoop) }.wait()
         }
 
@@ -79,24 +78,34 @@ struct Serve: ParsableCommand {
         logger.info("listening on http://\(configuration.host):\(address.port ?? configuration.port)")
         try first.eventLoop.submit { first.value.startup() }.wait()
 
+        let reloader = ScriptReloader(hosts: hosts, runtime: runtime)
+        runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
+        let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
+        if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
+        let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
+
         Self.waitForTerminationSignal()
         logger.info("stopping")
+        hangup.cancel()
+        watcher?.stop()
         server.stop()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         try group.syncShutdownGracefully()
     }
 
+    /// Runs `action` on every delivery of a signal until the source is cancelled.
+    private static func onSignal(_ signalNumber: Int32, _ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
+    }
+
     /// Blocks the main thread until SIGINT or SIGTERM.
     private static func waitForTerminationSignal() {
         let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
+        let sources = [SIGINT, SIGTERM].map { onSignal($0) { stop.signal() } }
         stop.wait()
         sources.forEach { $0.cancel() }
     }

@@ -26,7 +26,8 @@ final class LuaVMTests: XCTestCase {
 
     private func makeVM(_ main: String = "") throws -> LuaVM {
         try write("main.lua", main)
-        return try LuaVM(scriptsDirectory: folder, eventLoop: nil, logger: Logger(label: "test"), developmentMode: false)
+        let runtime = LuaRuntime(scriptsDirectory: folder, developmentMode: false, logger: Logger(label: "test"))
+        return try LuaVM(runtime: runtime, eventLoop: nil)
     }
 
     func testJSONRoundTrips() throws {

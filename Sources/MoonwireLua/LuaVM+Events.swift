@@ -1,16 +1,16 @@
-// Core's event protocol implemented by calling the scripts of one VM.
+// Connection and lifecycle events, called synchronously in one VM.
 import CLua
 import MoonwireCore
 
-extension LuaVM: ServerDelegate {
-    public func shouldAccept(_ connection: ConnectionInfo) -> Bool {
+extension LuaVM {
+    func shouldAccept(_ connection: ConnectionInfo) -> Bool {
         guard events.onTCPConnect != LUA_NOREF else { return true }
         lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onTCPConnect))
         pushConnection(connection)
         return callEvent(named: "OnTCPConnect", arguments: 1) != false
     }
 
-    public func protocolError(_ connection: ConnectionInfo, message: String) {
+    func protocolError(_ connection: ConnectionInfo, message: String) {
         guard events.onError != LUA_NOREF else { return }
         lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onError))
         pushConnection(connection)
@@ -19,14 +19,14 @@ extension LuaVM: ServerDelegate {
     }
 
     /// Calls OnStartup (once per server, on one VM).
-    public func startup() {
+    func startup() {
         guard events.onStartup != LUA_NOREF else { return }
         lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onStartup))
         callEvent(named: "OnStartup", arguments: 0)
     }
 
     /// Calls OnShutdown (once per server, on one VM).
-    public func shutdown() {
+    func shutdown() {
         guard events.onShutdown != LUA_NOREF else { return }
         lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onShutdown))
         callEvent(named: "OnShutdown", arguments: 0)

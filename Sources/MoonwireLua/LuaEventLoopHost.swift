@@ -1,0 +1,55 @@
+// The Lua side of one event loop: the current script generation, which gets every new
+// event, and the replaced generations still finishing calls they had started.
+import CLua
+import MoonwireCore
+import NIOCore
+
+/// Core's delegate for one event loop; swaps generations on reload without dropping a call.
+public final class LuaEventLoopHost: ServerDelegate {
+    private let runtime: LuaRuntime
+    private let eventLoop: EventLoop
+    /// The generation new events go to.
+    public private(set) var current: LuaVM
+    /// Replaced generations with calls in progress, closed when their last call returns.
+    private var draining: [ObjectIdentifier: LuaVM] = [:]
+
+    /// Loads the first generation; throws its error (with file:line) when the scripts fail.
+    public init(runtime: LuaRuntime, eventLoop: EventLoop) throws {
+        self.runtime = runtime
+        self.eventLoop = eventLoop
+        self.current = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: 1)
+    }
+
+    /// Builds a new generation from the whole script tree and makes it current. On failure
+    /// the current generation stays and the error is thrown.
+    public func load(generation: Int) throws {
+        let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation)
+        let previous = current
+        current = next
+        guard !previous.calls.isEmpty else { return }
+        let id = ObjectIdentifier(previous)
+        draining[id] = previous
+        previous.onIdle = { [unowned self] in self.draining[id] = nil }
+    }
+
+    /// Generations still finishing calls (for logs and tests).
+    public var drainingCount: Int { draining.count }
+
+    /// Calls OnStartup (once per server: call it on one loop's host).
+    public func startup() { current.startup() }
+
+    /// Calls OnShutdown (once per server: call it on one loop's host).
+    public func shutdown() { current.shutdown() }
+
+    public func shouldAccept(_ connection: ConnectionInfo) -> Bool {
+        current.shouldAccept(connection)
+    }
+
+    public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        current.handle(request, responder: responder)
+    }
+
+    public func protocolError(_ connection: ConnectionInfo, message: String) {
+        current.protocolError(connection, message: message)
+    }
+}

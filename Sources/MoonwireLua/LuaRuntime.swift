@@ -1,0 +1,39 @@
+// What every VM of a server shares, across event loops and script generations.
+import Logging
+import MoonwireCore
+import NIOConcurrencyHelpers
+
+/// The server-wide context of the Lua layer: where the scripts are, how to log, and the
+/// state that outlives any one VM.
+public final class LuaRuntime: Sendable {
+    /// The scripts folder; `main.lua` inside it is the entry point.
+    public let scriptsDirectory: String
+    /// Development mode: detailed error pages and warnings about blocking calls.
+    public let developmentMode: Bool
+    /// The server's logger.
+    public let logger: Logger
+    /// Fault counters (moonwire.stats()).
+    public let faults = FaultCounters()
+    /// moonwire.shared.
+    public let shared = SharedStore()
+    private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+
+    /// Creates the runtime of one server.
+    public init(scriptsDirectory: String, developmentMode: Bool, logger: Logger) {
+        self.scriptsDirectory = scriptsDirectory
+        self.developmentMode = developmentMode
+        self.logger = logger
+    }
+
+    /// Sets what `moonwire.reload()` does (the reloader, once the server runs).
+    public func onReloadRequest(_ action: @escaping @Sendable () -> Void) {
+        reloadRequest.withLockedValue { $0 = action }
+    }
+
+    /// Asks for a reload; false when no reloader is attached (`moonwire check`).
+    func requestReload() -> Bool {
+        guard let action = reloadRequest.withLockedValue({ $0 }) else { return false }
+        action()
+        return true
+    }
+}
