@@ -25,7 +25,12 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
 
     private let limits: HTTPLimits
     private var phase = Phase.idle
+    /// When the current phase runs out; nil while answering.
+    private var deadline: NIODeadline?
+    /// The one scheduled check. Moving the deadline only changes `deadline`: the timer is
+    /// re-armed when it fires early, so a request costs no timer-heap operations.
     private var timer: Scheduled<Void>?
+    private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
 
     init(limits: HTTPLimits) {
@@ -69,8 +74,7 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     /// The whole request is in; the server is answering.
     func requestReceived() {
         phase = .answering
-        timer?.cancel()
-        timer = nil
+        deadline = nil
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
@@ -80,17 +84,35 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func arm(seconds: Double) {
+        guard let context else { return }
+        let deadline = context.eventLoop.now + .nanoseconds(Int64(seconds * 1e9))
+        self.deadline = deadline
+        if timer == nil || deadline < timerFiresAt { schedule(at: deadline) }
+    }
+
+    private func schedule(at when: NIODeadline) {
         timer?.cancel()
         guard let context else { return }
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
-            loopBoundSelf.value.expired()
+        timerFiresAt = when
+        timer = context.eventLoop.scheduleTask(deadline: when) {
+            loopBoundSelf.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let deadline, let context else { return }
+        if deadline > context.eventLoop.now {
+            schedule(at: deadline)
+        } else {
+            expired()
         }
     }
 
     private func expired() {
         guard let context, context.channel.isActive else { return }
-        timer = nil
+        deadline = nil
         switch phase {
         case .idle:
             context.close(promise: nil)
