@@ -104,7 +104,6 @@ static inline void mw_replace(lua_State *L, int idx) { lua_replace(L, idx); }
 static inline int mw_isnoneornil(lua_State *L, int idx) { return lua_isnoneornil(L, idx); }
 static inline int mw_isinteger(lua_State *L, int idx) { return lua_isinteger(L, idx); }
 static inline void mw_pushliteral(lua_State *L, const char *s) { lua_pushstring(L, s); }
-static inline int mw_loadfile(lua_State *L, const char *path) { return luaL_loadfilex(L, path, NULL); }
 static inline int mw_loadbuffer(lua_State *L, const char *buf, size_t len, const char *name) {
     return luaL_loadbufferx(L, buf, len, name, NULL);
 }

@@ -11,7 +11,7 @@ extension LuaVM {
         let status = error.kind == .cpuBudget || error.kind == .timeout ? 503 : 500
         guard developmentMode else { return .statusPage(status) }
         var text = "\(HTTPResponse.statusText(status))\n\(error.message)\n\n\(error.traceback)\n"
-        if let location = error.location, let source = Self.sourceExcerpt(file: location.file, line: location.line) {
+        if let location = error.location, let source = Self.sourceExcerpt(file: names.path(location.file), line: location.line) {
             text += "\n\(location.file):\n\(source)"
         }
         return .plain(500, text)

@@ -45,4 +45,24 @@ enum LuaPrelude {
         for _, n in ipairs({"read", "lines", "popen", "input"}) do wrap("io", n) end
         wrap("os", "execute")
         """
+
+    /// Replaces Lua's file searcher so modules are named like main.lua in errors.
+    static let moduleSearcher = """
+        local dir, prefix = ...
+        local searchpath, open, load, format = package.searchpath, io.open, load, string.format
+        package.searchers[2] = function(name)
+          local path, err = searchpath(name, package.path)
+          if not path then return "\\n\\t" .. err end
+          local file = assert(open(path, "rb"))
+          local source = file:read("a")
+          file:close()
+          if source:sub(1, 1) == "#" then source = "--" .. source end
+          local display = path:sub(1, #dir + 1) == dir .. "/" and prefix .. path:sub(#dir + 2) or path
+          local chunk, problem = load(source, "@" .. display)
+          if not chunk then
+            error(format("error loading module '%s' from file '%s':\\n\\t%s", name, display, problem), 2)
+          end
+          return chunk, path
+        end
+        """
 }

@@ -20,6 +20,7 @@ public final class LuaVM {
     var logger: Logger { runtime.logger }
     var developmentMode: Bool { runtime.developmentMode }
     var faults: FaultCounters { runtime.faults }
+    var names: ScriptNames { ScriptNames(directory: runtime.scriptsDirectory) }
 
     /// Settings the scripts made while loading.
     public internal(set) var settings = ScriptSettings()
@@ -62,7 +63,7 @@ public final class LuaVM {
         installModule()
         installObjectMetatables()
         installSafeStandardLibrary()
-        setPackagePath()
+        try installModuleLoader()
         try runEntryPoint()
         events = try LuaEventRefs(loadingFrom: self)
         space.pointee.limit = settings.scriptLimits.memory
@@ -81,23 +82,42 @@ public final class LuaVM {
     /// Bytes the VM has allocated.
     public var memoryInUse: Int { space.pointee.used }
 
-    private func setPackagePath() {
+    /// Modules load from the scripts folder first, under their display names.
+    private func installModuleLoader() throws(LuaScriptError) {
         lua_getglobal(L, "package")
         L.push("\(scriptsDirectory)/?.lua;\(scriptsDirectory)/?/init.lua;")
         lua_getfield(L, -2, "path")
         lua_concat(L, 2)
         L.setField(-2, "path")
         mw_pop(L, 1)
+        try load(source: LuaPrelude.moduleSearcher, name: "moonwire.require")
+        L.push(names.directory)
+        L.push(names.prefix)
+        try protectedCall(arguments: 2, results: 0)
     }
 
     private func runEntryPoint() throws(LuaScriptError) {
-        let entry = "\(scriptsDirectory)/main.lua"
-        guard mw_loadfile(L, entry) == LUA_OK else {
+        try loadFile("\(scriptsDirectory)/main.lua")
+        try protectedCall(arguments: 0, results: 0)
+    }
+
+    /// Compiles a script file under its display name and pushes it; throws the syntax error.
+    func loadFile(_ path: String) throws(LuaScriptError) {
+        try Self.loadFile(path, names: names, into: L)
+    }
+
+    static func loadFile(_ path: String, names: ScriptNames, into L: LuaThread) throws(LuaScriptError) {
+        guard let source = ScriptNames.source(ofFile: path) else {
+            throw LuaScriptError(message: "\(names.displayName(path)): cannot read the file")
+        }
+        let status = source.withUnsafeBytes { bytes in
+            mw_loadbuffer(L, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, "@" + names.displayName(path))
+        }
+        guard status == LUA_OK else {
             let message = L.describe(at: -1)
             mw_pop(L, 1)
             throw LuaScriptError(message: message)
         }
-        try protectedCall(arguments: 0, results: 0)
     }
 
     /// Calls the function below `arguments` values on the main stack with a traceback handler.
@@ -157,10 +177,14 @@ public final class LuaVM {
 
 extension LuaVM {
     /// The syntax error of a file, or nil when it compiles.
-    static func compileError(file: String) -> String? {
+    static func compileError(file: String, names: ScriptNames) -> String? {
         guard let L = luaL_newstate() else { return "cannot create a Lua state: out of memory" }
         defer { lua_close(L) }
-        guard mw_loadfile(L, file) != LUA_OK else { return nil }
-        return L.describe(at: -1)
+        do {
+            try loadFile(file, names: names, into: L)
+            return nil
+        } catch {
+            return error.message
+        }
     }
 }

@@ -10,10 +10,10 @@ public enum ScriptCheck {
         var errors: [String] = []
         let files = luaFiles(in: directory)
         if !files.contains("\(directory)/main.lua") {
-            return ["\(directory)/main.lua: not found (the entry point of the scripts folder)"]
+            return ["\(ScriptNames(directory: directory).displayName("\(directory)/main.lua")): not found (the entry point of the scripts folder)"]
         }
         for file in files {
-            if let error = LuaVM.compileError(file: file) { errors.append(error) }
+            if let error = LuaVM.compileError(file: file, names: ScriptNames(directory: directory)) { errors.append(error) }
         }
         guard errors.isEmpty else { return errors }
         do {
