@@ -1,0 +1,105 @@
+"""A faulty handler costs one request, never an event loop or the process (issue 5)."""
+import threading
+import time
+
+import httpx
+
+APP = """
+moonwire.options{ limits = { memory = 64 * 1024 * 1024, handler_timeout = 1, instructions = 20000000 } }
+function OnCommandGet(req, res)
+  local p = req.path
+  if p == "/spin" then while true do end
+  elseif p == "/spin-pcall" then while true do pcall(function() while true do end end) end
+  elseif p == "/spin-coroutine" then
+    local co = coroutine.wrap(function() while true do end end)
+    while true do pcall(co) end
+  elseif p == "/hog" then local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 64) .. i end
+  elseif p == "/exit" then os.exit(3)
+  elseif p == "/forever" then while true do moonwire.sleep(0.1) end
+  elseif p == "/stats" then res:json(moonwire.stats())
+  else res:send("fine") end
+end
+function OnException(err, req) last_error = err.message end
+"""
+
+
+def test_endless_loop_answers_503_while_others_are_served(moonwire):
+    server = moonwire(APP, threads=2)
+    results = {}
+
+    def spin():
+        started = time.monotonic()
+        results["spin"] = (httpx.get(server.url + "/spin", timeout=30).status_code, time.monotonic() - started)
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    others = [httpx.get(server.url + "/ok", timeout=30) for _ in range(20)]
+    spinner.join()
+    assert all(r.status_code == 200 and r.text == "fine" for r in others)
+    status, elapsed = results["spin"]
+    assert status == 503 and elapsed < 10
+    assert "exceeded the CPU budget" in server.log() and "main.lua:5" in server.log()
+
+
+def test_loops_that_catch_the_error_still_end(moonwire):
+    server = moonwire(APP, threads=1)
+    assert server.get("/spin-pcall").status_code == 503
+    assert server.get("/spin-coroutine").status_code == 503
+    assert server.get("/ok").text == "fine"
+
+
+def test_memory_cap_fails_the_call_and_the_vm_lives_on(moonwire):
+    server = moonwire(APP, threads=1)
+    reply = server.get("/hog")
+    assert reply.status_code == 500
+    assert "not enough memory" in server.log()
+    for _ in range(3):
+        assert server.get("/ok").text == "fine"
+    stats = server.get("/stats").json()
+    assert stats["memory_exceeded"] == 1
+    assert stats["memory_used"] < stats["memory_limit"]
+
+
+def test_os_exit_does_not_stop_the_server(moonwire):
+    server = moonwire(APP, threads=1)
+    assert server.get("/exit").status_code == 500
+    assert "os.exit is disabled" in server.log()
+    assert server.process.poll() is None
+    assert server.get("/ok").text == "fine"
+    assert server.get("/stats").json()["os_exit_blocked"] == 1
+
+
+def test_waiting_handler_times_out(moonwire):
+    server = moonwire(APP, threads=1)
+    started = time.monotonic()
+    assert server.get("/forever").status_code == 503
+    assert 0.8 < time.monotonic() - started < 5
+    assert "timed out" in server.log()
+    stats = server.get("/stats").json()
+    assert stats["timeouts"] == 1 and stats["active_calls"] == 1
+
+
+def test_stats_count_each_fault(moonwire):
+    server = moonwire(APP, threads=1)
+    server.get("/spin")
+    server.get("/hog")
+    stats = server.get("/stats").json()
+    assert stats["cpu_budget_exceeded"] == 1 and stats["memory_exceeded"] == 1 and stats["handler_errors"] == 0
+
+
+def test_endless_loop_at_load_refuses_to_start(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    (tmp_path / "main.lua").write_text("moonwire.options{limits = {instructions = 1000000}}\nwhile true do end\n")
+    result = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "CPU budget" in result.stdout + result.stderr
+
+
+def test_endless_loop_in_a_reload_keeps_the_last_good_scripts(moonwire):
+    server = moonwire("function OnCommandGet(req, res) res:send('good') end", threads=2)
+    main = server.scripts / "main.lua"
+    main.write_text("moonwire.options{limits = {instructions = 1000000}}\nwhile true do end\n")
+    assert server.wait_for_log("reload failed", timeout=10)
+    assert "CPU budget" in server.log()
+    assert server.get("/").text == "good"
