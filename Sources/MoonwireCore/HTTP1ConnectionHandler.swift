@@ -120,7 +120,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         let responder = HTTPResponder { answer in
-            loopBoundSelf.value.answer(answer, path: request.path, exchange: exchange)
+            loopBoundSelf.value.answer(answer, to: request, exchange: exchange)
         }
         environment.delegate.handle(request, responder: responder)
     }
@@ -132,7 +132,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
         var keepAlive: Bool
     }
 
-    private func answer(_ answer: HTTPAnswer, path: String, exchange: Exchange) {
+    private func answer(_ answer: HTTPAnswer, to request: HTTPRequest, exchange: Exchange) {
         guard let context, case .answering = state else { return }
         let loop = context.eventLoop
         switch answer {
@@ -141,11 +141,13 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
             case .bytes(let buffer):
                 write(PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer)), exchange)
             case .file(let file):
-                let future = environment.files.send(file: file, response: response, headOnly: exchange.headOnly, on: loop)
+                let future = environment.files.send(
+                    file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: loop)
                 writeWhenReady(future, exchange)
             }
         case .staticFile(let extraHeaders):
-            let future = environment.files.serve(path: path, headOnly: exchange.headOnly, extraHeaders: extraHeaders, on: loop)
+            let future = environment.files.serve(
+                path: request.path, request: request.headers, headOnly: exchange.headOnly, extraHeaders: extraHeaders, on: loop)
             writeWhenReady(future, exchange)
         }
     }

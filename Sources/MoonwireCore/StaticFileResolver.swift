@@ -2,10 +2,32 @@
 // Runs on NIO's thread pool because stat and realpath block.
 import Glibc
 
+/// A regular file to send and what validators are made of.
+struct StaticFile: Equatable {
+    var path: String
+    var size: Int
+    /// Modification time in nanoseconds since the epoch.
+    var modified: Int64
+    var contentType: String
+
+    init(path: String, status: stat) {
+        self.path = path
+        self.size = Int(status.st_size)
+        self.modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
+        self.contentType = MIMETypes.type(forPath: path)
+    }
+
+    /// A strong validator: changes whenever the size or the modification time does.
+    var etag: String { "\"\(String(size, radix: 16))-\(String(modified, radix: 16))\"" }
+
+    /// The modification time in whole seconds, as Last-Modified carries it.
+    var modifiedSeconds: Int { Int(modified / 1_000_000_000) }
+}
+
 /// The outcome of resolving a path against the www root.
 enum StaticFileResolution: Equatable {
-    /// A regular file to send, with its size and media type.
-    case file(path: String, size: Int, contentType: String)
+    /// A regular file to send.
+    case file(StaticFile)
     /// A folder asked for without its trailing slash: redirect to `location`.
     case redirect(location: String)
     /// The path is malformed (`..`, backslash, NUL): 400.
@@ -44,7 +66,7 @@ struct StaticFileResolver: Sendable {
         defer { free(real) }
         let canonical = String(cString: real)
         guard canonical.hasPrefix(root + "/") else { return .notFound }
-        return .file(path: canonical, size: Int(info.st_size), contentType: MIMETypes.type(forPath: canonical))
+        return .file(StaticFile(path: canonical, status: info))
     }
 
     /// A file's status, nil when it cannot be read. Exposed for files handlers name directly.

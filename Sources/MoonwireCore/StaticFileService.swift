@@ -14,20 +14,20 @@ final class StaticFileService: Sendable {
         self.threadPool = threadPool
     }
 
-    /// Serves a request path (`/docs/`) from the root.
-    func serve(path: String, headOnly: Bool, extraHeaders: HTTPHeaders, on loop: EventLoop)
+    /// Serves a request path (`/docs/`) from the root, honouring validators and ranges.
+    func serve(path: String, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders, on loop: EventLoop)
         -> EventLoopFuture<PreparedResponse>
     {
         let resolver = self.resolver
         return threadPool.runIfActive(eventLoop: loop) {
-            guard let resolver else { return Self.page(404, extraHeaders) }
-            return try Self.prepare(resolver.resolve(path), headOnly: headOnly, extraHeaders: extraHeaders)
+            let resolution = resolver?.resolve(path) ?? .notFound
+            return try Self.prepare(resolution, request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders)
         }
     }
 
     /// Sends a file a handler named: absolute paths as given, relative ones under the root
-    /// with the same rules as static requests.
-    func send(file: String, response: HTTPResponse, headOnly: Bool, on loop: EventLoop)
+    /// with the same rules as static requests. The handler's status and headers are kept.
+    func send(file: String, response: HTTPResponse, request: HTTPHeaders, headOnly: Bool, on loop: EventLoop)
         -> EventLoopFuture<PreparedResponse>
     {
         let resolver = self.resolver
@@ -35,36 +35,44 @@ final class StaticFileService: Sendable {
             let resolution: StaticFileResolution
             if file.hasPrefix("/") {
                 if let info = StaticFileResolver.fileStatus(file), info.st_mode & S_IFMT == S_IFREG {
-                    resolution = .file(path: file, size: Int(info.st_size), contentType: MIMETypes.type(forPath: file))
+                    resolution = .file(StaticFile(path: file, status: info))
                 } else {
                     resolution = .notFound
                 }
             } else {
                 resolution = resolver?.resolve("/" + file) ?? .notFound
             }
-            var prepared = try Self.prepare(resolution, headOnly: headOnly, extraHeaders: response.headers)
-            if case .file = resolution { prepared.status = response.status }
-            return prepared
+            return try Self.prepare(
+                resolution, request: request, headOnly: headOnly, status: response.status, extraHeaders: response.headers)
         }
     }
 
-    private static func prepare(_ resolution: StaticFileResolution, headOnly: Bool, extraHeaders: HTTPHeaders) throws
-        -> PreparedResponse
-    {
+    private static func prepare(
+        _ resolution: StaticFileResolution, request: HTTPHeaders, headOnly: Bool, status: Int, extraHeaders: HTTPHeaders
+    ) throws -> PreparedResponse {
         switch resolution {
-        case .file(let path, let size, let contentType):
+        case .file(let file):
             var headers = extraHeaders
-            if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: contentType) }
-            if headOnly {
-                headers.replaceOrAdd(name: "content-length", value: String(size))
-                return PreparedResponse(status: 200, headers: headers, body: .bytes(ByteBuffer()))
-            }
-            let handle = try NIOFileHandle(_deprecatedPath: path)
-            do {
-                return PreparedResponse(status: 200, headers: headers, body: .file(try FileRegion(fileHandle: handle), handle))
-            } catch {
-                try? handle.close()
-                throw error
+            if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: file.contentType) }
+            headers.replaceOrAdd(name: "accept-ranges", value: "bytes")
+            headers.replaceOrAdd(name: "etag", value: file.etag)
+            headers.replaceOrAdd(name: "last-modified", value: HTTPDate.format(file.modifiedSeconds))
+            // Conditions and ranges describe the file itself; a handler that chose another
+            // status (a 404 page from disk, say) gets the file as it is.
+            let plan = status == 200 ? FileResponsePlan(file: file, headers: request, rangesAllowed: true) : .whole
+            switch plan {
+            case .notModified:
+                return PreparedResponse(status: 304, headers: headers, body: .bytes(ByteBuffer()))
+            case .preconditionFailed:
+                return page(412, headers)
+            case .unsatisfiable:
+                headers.replaceOrAdd(name: "content-range", value: "bytes */\(file.size)")
+                return page(416, headers)
+            case .whole:
+                return try body(of: file, range: 0...max(0, file.size - 1), status: status, headers: headers, headOnly: headOnly)
+            case .partial(let range):
+                headers.replaceOrAdd(name: "content-range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)")
+                return try body(of: file, range: range, status: 206, headers: headers, headOnly: headOnly)
             }
         case .redirect(let location):
             var headers = extraHeaders
@@ -75,6 +83,21 @@ final class StaticFileService: Sendable {
         case .notFound:
             return page(404, extraHeaders)
         }
+    }
+
+    /// Opens the file for `range` (nothing to open for HEAD or an empty file).
+    private static func body(of file: StaticFile, range: ClosedRange<Int>, status: Int, headers: HTTPHeaders, headOnly: Bool)
+        throws -> PreparedResponse
+    {
+        var headers = headers
+        let length = file.size == 0 ? 0 : range.count
+        if headOnly || length == 0 {
+            headers.replaceOrAdd(name: "content-length", value: String(length))
+            return PreparedResponse(status: status, headers: headers, body: .bytes(ByteBuffer()))
+        }
+        let handle = try NIOFileHandle(_deprecatedPath: file.path)
+        let region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)
+        return PreparedResponse(status: status, headers: headers, body: .file(region, handle))
     }
 
     private static func page(_ status: Int, _ extraHeaders: HTTPHeaders) -> PreparedResponse {

@@ -25,15 +25,15 @@ final class StaticFileResolverTests: XCTestCase {
     }
 
     func testServesFilesWithTheirType() {
-        guard case .file(let path, let size, let type) = resolver.resolve("/site.css") else { return XCTFail() }
-        XCTAssertTrue(path.hasSuffix("/site.css"))
-        XCTAssertEqual(size, 6)
-        XCTAssertEqual(type, "text/css; charset=utf-8")
+        guard case .file(let file) = resolver.resolve("/site.css") else { return XCTFail() }
+        XCTAssertTrue(file.path.hasSuffix("/site.css"))
+        XCTAssertEqual(file.size, 6)
+        XCTAssertEqual(file.contentType, "text/css; charset=utf-8")
     }
 
     func testFoldersServeIndexAndRedirectWithoutSlash() {
-        guard case .file(let path, _, _) = resolver.resolve("/docs/") else { return XCTFail() }
-        XCTAssertTrue(path.hasSuffix("/docs/index.html"))
+        guard case .file(let file) = resolver.resolve("/docs/") else { return XCTFail() }
+        XCTAssertTrue(file.path.hasSuffix("/docs/index.html"))
         XCTAssertEqual(resolver.resolve("/docs"), .redirect(location: "/docs/"))
         guard case .file = resolver.resolve("/") else { return XCTFail() }
     }
