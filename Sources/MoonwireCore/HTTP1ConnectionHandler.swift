@@ -23,6 +23,8 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
     private var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// The body a handler is streaming, while it does.
+    private var activeStream: HTTPResponseStream?
 
     init(environment: ConnectionEnvironment, timeouts: HTTPReadTimeouts) {
         self.environment = environment
@@ -145,6 +147,8 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
                     file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: loop)
                 writeWhenReady(future, exchange)
             }
+        case .stream(let stream, let status, let headers):
+            startStream(stream, status: status, headers: headers, exchange)
         case .staticFile(let extraHeaders):
             let future = environment.files.serve(
                 path: request.path, request: request.headers, headOnly: exchange.headOnly, extraHeaders: extraHeaders, on: loop)
@@ -169,27 +173,9 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
 
     private func write(_ response: PreparedResponse, _ exchange: Exchange) {
         guard let context else { return response.discard() }
-        var headers = response.headers
         let status = HTTPResponseStatus(statusCode: response.status)
-        let sendsBody = !exchange.headOnly && !status.forbidsBody
-        if !status.forbidsBody && !(exchange.headOnly && headers.contains(name: "content-length")) {
-            headers.replaceOrAdd(name: "content-length", value: String(response.contentLength))
-        }
-        headers.replaceOrAdd(name: "server", value: "moonwire")
-        headers.replaceOrAdd(name: "date", value: environment.dateCache.now)
-        if !exchange.keepAlive {
-            headers.replaceOrAdd(name: "connection", value: "close")
-        } else if exchange.version.minor == 0 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
-        }
-        if exchange.keepAlive {
-            state = .idle
-            timeouts.answerStarted()
-        } else {
-            state = .closing
-        }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.version, status: status, headers: headers))), promise: nil)
-        if sendsBody {
+        writeHead(status, response.headers, contentLength: response.contentLength, exchange, context: context)
+        if !exchange.headOnly && !status.forbidsBody {
             switch response.body {
             case .bytes(let buffer):
                 if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
@@ -201,12 +187,83 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
         } else {
             response.discard()
         }
+        endResponse(exchange, context: context)
+    }
+
+    /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
+    private func writeHead(
+        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, contentLength: Int?, _ exchange: Exchange,
+        context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        if let contentLength, !status.forbidsBody, !(exchange.headOnly && headers.contains(name: "content-length")) {
+            headers.replaceOrAdd(name: "content-length", value: String(contentLength))
+        }
+        headers.replaceOrAdd(name: "server", value: "moonwire")
+        headers.replaceOrAdd(name: "date", value: environment.dateCache.now)
+        if !exchange.keepAlive {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if exchange.version.minor == 0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.version, status: status, headers: headers))), promise: nil)
+    }
+
+    /// Ends the response; the connection then waits for the next request or closes.
+    private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
+        // Before writing the end: NIO's pipelining handler delivers the next request from it.
+        if exchange.keepAlive {
+            state = .idle
+            timeouts.answerStarted()
+        } else {
+            state = .closing
+        }
         let ended = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: ended)
         if !exchange.keepAlive {
             let channel = context.channel
             ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    private func startStream(_ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, _ exchange: Exchange) {
+        guard let context else { return stream.connectionClosed() }
+        var exchange = exchange
+        // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
+        if exchange.version.minor == 0 { exchange.keepAlive = false }
+        writeHead(HTTPResponseStatus(statusCode: status), headers, contentLength: nil, exchange, context: context)
+        context.flush()
+        activeStream = stream
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        stream.attach(
+            write: { chunk in
+                guard let context = loopBoundSelf.value.context, !exchange.headOnly else { return }
+                context.writeAndFlush(loopBoundSelf.value.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            },
+            finish: {
+                let handler = loopBoundSelf.value
+                handler.activeStream = nil
+                guard let context = handler.context else { return }
+                handler.endResponse(exchange, context: context)
+            },
+            abort: {
+                let handler = loopBoundSelf.value
+                handler.activeStream = nil
+                handler.state = .closing
+                handler.context?.close(promise: nil)
+            },
+            isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false })
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { activeStream?.becameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        activeStream?.connectionClosed()
+        activeStream = nil
+        context.fireChannelInactive()
     }
 
     /// Answers a protocol error with its status, closes the connection, and reports it.

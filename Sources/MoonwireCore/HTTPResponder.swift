@@ -6,6 +6,8 @@ enum HTTPAnswer {
     case response(HTTPResponse)
     /// Serve the request path from the www root, adding these headers.
     case staticFile(extraHeaders: HTTPHeaders)
+    /// A body the delegate writes piece by piece.
+    case stream(HTTPResponseStream, status: Int, headers: HTTPHeaders)
 }
 
 /// Answers one request exactly once. Lives on the connection's event loop; once the
@@ -29,6 +31,15 @@ public final class HTTPResponder {
     /// headers that handlers set (CORS headers on static files, for example).
     public func respondWithStaticFile(extraHeaders: HTTPHeaders = [:]) {
         answer(.staticFile(extraHeaders: extraHeaders))
+    }
+
+    /// Starts a response whose body follows in pieces (chunked transfer coding), for bodies
+    /// produced over time: video, server logs, long computations.
+    public func startStream(status: Int, headers: HTTPHeaders) -> HTTPResponseStream {
+        let stream = HTTPResponseStream()
+        if sink == nil { stream.connectionClosed() }
+        answer(.stream(stream, status: status, headers: headers))
+        return stream
     }
 
     private func answer(_ answer: HTTPAnswer) {

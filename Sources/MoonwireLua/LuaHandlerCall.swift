@@ -19,12 +19,20 @@ final class LuaHandlerCall {
     var file: String?
     /// A handler sent something or set the status; otherwise static files get their turn.
     var answered = false
-    /// Set while the coroutine is suspended in `moonwire.sleep`.
+    /// The timer of a `moonwire.sleep` in progress.
     var sleeping: Scheduled<Void>?
+    /// Set by whatever suspends the coroutine on purpose (a sleep, a full send buffer).
+    var isWaiting = false
+    /// The streamed body, once `res:write` started one.
+    var stream: HTTPResponseStream?
+    /// The answer went out (`res:finish`) before the handler returned.
+    var responded = false
     /// The wall-clock limit, armed when the call first waits (a call that never waits is
     /// bounded by its instruction budget alone, so most calls never pay for a timer).
     var deadline: Scheduled<Void>?
-    let started = NIODeadline.now()
+    /// When the call started, or last sent a piece of a streamed body: the timeout counts
+    /// from here, so a stream that keeps moving is never cut.
+    var lastProgress = NIODeadline.now()
     /// Instructions the call may still run.
     var instructionsLeft: Int
     /// Set by a limit the server enforced, so the error is reported as that fault.

@@ -23,6 +23,8 @@ extension LuaVM {
         L.setFunction("json", responseJSON)
         L.setFunction("redirect", responseRedirect)
         L.setFunction("file", responseFile)
+        L.setFunction("write", responseWrite)
+        L.setFunction("finish", responseFinish)
         mw_pushswiftclosure(L, responseIndex, 1)  // upvalue 2: the methods table
         L.setField(-2, "__index")
         L.setFunction("__newindex", responseNewIndex)
@@ -30,11 +32,18 @@ extension LuaVM {
     }
 }
 
-/// The live call of the `res` at index 1, or nil (and an error message pushed).
-private func responseCall(_ L: LuaThread, _ method: String) -> LuaHandlerCall? {
-    if let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) { return call }
-    L.push("res:\(method): the request has finished (a res object cannot be kept after its handler)")
-    return nil
+/// The live call of the `res` at index 1, or nil (and an error message pushed). Unless
+/// `streaming` is allowed, the call must not have sent its head yet.
+func responseCall(_ L: LuaThread, _ method: String, streaming: Bool = false) -> LuaHandlerCall? {
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else {
+        L.push("res:\(method): the request has finished (a res object cannot be kept after its handler)")
+        return nil
+    }
+    if !streaming && (call.stream != nil || call.responded) {
+        L.push("res:\(method): the response was already sent (res:write or res:finish came first)")
+        return nil
+    }
+    return call
 }
 
 private let responseIndex: LuaFunction = { L in
@@ -43,7 +52,7 @@ private let responseIndex: LuaFunction = { L in
     if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
     mw_pop(L, 1)
     guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
-    guard let call = responseCall(L, "status") else { return LuaReturn.raise }
+    guard let call = responseCall(L, "status", streaming: true) else { return LuaReturn.raise }
     lua_pushinteger(L, lua_Integer(call.status))
     return 1
 }

@@ -14,6 +14,7 @@ let luaSleep: LuaFunction = { L in
     }
     let boundVM = NIOLoopBound(vm, eventLoop: loop)
     let callID = call.id
+    call.isWaiting = true
     call.sleeping = loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
         let vm = boundVM.value
         guard let call = vm.calls[callID] else { return }

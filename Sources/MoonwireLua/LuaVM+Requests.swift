@@ -26,6 +26,7 @@ extension LuaVM {
     /// Runs the call's coroutine until it finishes, fails, or waits.
     func resume(_ call: LuaHandlerCall, arguments: Int32) {
         var results: Int32 = 0
+        call.isWaiting = false
         runningCall = call
         let status = lua_resume(call.thread, L, arguments, &results)
         runningCall = nil
@@ -34,7 +35,7 @@ extension LuaVM {
             let answeredBefore = results > 0 && lua_toboolean(call.thread, -results) != 0
             lua_settop(call.thread, 0)
             finish(call, answeredBefore: answeredBefore)
-        case LUA_YIELD where call.sleeping != nil:
+        case LUA_YIELD where call.isWaiting:
             mw_pop(call.thread, results)
             armDeadline(call)
         case LUA_YIELD:
@@ -56,7 +57,7 @@ extension LuaVM {
         let timeout = settings.scriptLimits.handlerTimeout
         let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let callID = call.id
-        call.deadline = eventLoop.scheduleTask(deadline: call.started + .nanoseconds(Int64(timeout * 1e9))) {
+        call.deadline = eventLoop.scheduleTask(deadline: call.lastProgress + .nanoseconds(Int64(timeout * 1e9))) {
             let vm = boundSelf.value
             guard let call = vm.calls[callID] else { return }
             call.deadline = nil
@@ -66,7 +67,11 @@ extension LuaVM {
 
     private func finish(_ call: LuaHandlerCall, answeredBefore: Bool) {
         release(call)
-        if call.answered || answeredBefore {
+        if let stream = call.stream {
+            stream.finish()
+        } else if call.responded {
+            return
+        } else if call.answered || answeredBefore {
             call.responder.respond(call.response)
         } else if call.request.method == "GET" || call.request.method == "HEAD" {
             call.responder.respondWithStaticFile(extraHeaders: call.headers)
@@ -81,6 +86,7 @@ extension LuaVM {
         logger.error(
             "handler error",
             metadata: ["error": "\(error.message)", "path": "\(call.request.path)", "traceback": "\(error.traceback)"])
+        call.stream?.abort()
         call.responder.respond(errorPage(for: error))
         reportException(error, request: call.request)
     }

@@ -1,0 +1,79 @@
+// A response body written piece by piece, with the connection's back-pressure exposed so a
+// producer can wait instead of filling memory when the client reads slowly.
+import NIOCore
+
+/// The body of a streamed response. Used on the connection's event loop only.
+public final class HTTPResponseStream {
+    private var writeChunk: ((ByteBuffer) -> Void)?
+    private var finishBody: (() -> Void)?
+    private var abortBody: (() -> Void)?
+    private var checkWritable: (() -> Bool)?
+    private var waiters: [() -> Void] = []
+
+    /// False once the response ended or the connection is gone.
+    public private(set) var isOpen = true
+
+    init() {}
+
+    func attach(
+        write: @escaping (ByteBuffer) -> Void, finish: @escaping () -> Void, abort: @escaping () -> Void,
+        isWritable: @escaping () -> Bool
+    ) {
+        guard isOpen else { return }
+        writeChunk = write
+        finishBody = finish
+        abortBody = abort
+        checkWritable = isWritable
+    }
+
+    /// Whether the connection can take more without queueing in memory.
+    public var isWritable: Bool { isOpen && (checkWritable?() ?? false) }
+
+    /// Sends one piece of the body; ignored once the stream is closed.
+    public func write(_ chunk: ByteBuffer) {
+        guard isOpen, chunk.readableBytes > 0 else { return }
+        writeChunk?(chunk)
+    }
+
+    /// Ends the body. Later writes are ignored.
+    public func finish() {
+        guard isOpen else { return }
+        let finish = finishBody
+        close()
+        finish?()
+    }
+
+    /// Breaks off the body by closing the connection, so the client sees it is incomplete
+    /// (the producer failed after the head was sent; a status can no longer say so).
+    public func abort() {
+        guard isOpen else { return }
+        let abort = abortBody
+        close()
+        abort?()
+    }
+
+    /// Calls `action` once the connection is writable again, or closed.
+    public func whenWritable(_ action: @escaping () -> Void) {
+        if !isOpen || isWritable { return action() }
+        waiters.append(action)
+    }
+
+    func becameWritable() {
+        let ready = waiters
+        waiters = []
+        ready.forEach { $0() }
+    }
+
+    func connectionClosed() {
+        close()
+        becameWritable()
+    }
+
+    private func close() {
+        isOpen = false
+        writeChunk = nil
+        finishBody = nil
+        abortBody = nil
+        checkWritable = nil
+    }
+}
