@@ -65,7 +65,7 @@ enum FileResponsePlan: Equatable {
             var tag = candidate.trimmingWhitespace
             if tag == "*" { return true }
             if weak, tag.hasPrefix("W/") { tag = String(tag.dropFirst(2)) }
-            return tag == etag
+            return tag == etag || (weak && tag == ResponseCompression.gzipETag(etag))
         }
     }
 }

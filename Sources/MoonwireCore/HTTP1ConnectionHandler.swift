@@ -141,7 +141,9 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
         case .response(let response):
             switch response.body {
             case .bytes(let buffer):
-                write(PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer)), exchange)
+                var prepared = PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer))
+                ResponseCompression.apply(to: &prepared, request: request.headers)
+                write(prepared, exchange)
             case .file(let file):
                 let future = environment.files.send(
                     file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: loop)

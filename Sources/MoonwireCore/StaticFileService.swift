@@ -69,6 +69,15 @@ final class StaticFileService: Sendable {
                 headers.replaceOrAdd(name: "content-range", value: "bytes */\(file.size)")
                 return page(416, headers)
             case .whole:
+                let accepted = ResponseCompression.acceptsGzip(request)
+                if ResponseCompression.shouldCompress(status: status, headers: &headers, size: file.size, accepted: accepted),
+                    let compressed = try Self.gzip(file)
+                {
+                    headers.replaceOrAdd(name: "content-encoding", value: "gzip")
+                    headers.replaceOrAdd(name: "etag", value: ResponseCompression.gzipETag(file.etag))
+                    if headOnly { headers.replaceOrAdd(name: "content-length", value: String(compressed.readableBytes)) }
+                    return PreparedResponse(status: status, headers: headers, body: .bytes(headOnly ? ByteBuffer() : compressed))
+                }
                 return try body(of: file, range: 0...max(0, file.size - 1), status: status, headers: headers, headOnly: headOnly)
             case .partial(let range):
                 headers.replaceOrAdd(name: "content-range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)")
@@ -83,6 +92,18 @@ final class StaticFileService: Sendable {
         case .notFound:
             return page(404, extraHeaders)
         }
+    }
+
+    /// The whole file, gzip-compressed (files this small are read in one piece).
+    private static func gzip(_ file: StaticFile) throws -> ByteBuffer? {
+        let handle = try NIOFileHandle(_deprecatedPath: file.path)
+        defer { try? handle.close() }
+        var bytes = [UInt8](repeating: 0, count: file.size)
+        let count = try handle.withUnsafeFileDescriptor { descriptor in
+            bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        }
+        guard count == file.size else { return nil }
+        return bytes.withUnsafeBytes { Gzip.compress($0) }
     }
 
     /// Opens the file for `range` (nothing to open for HEAD or an empty file).
