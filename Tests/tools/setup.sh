@@ -64,6 +64,9 @@ if ((${#missing[@]})); then
     fi
 fi
 
+command -v swift >/dev/null ||
+    say "warning: swift is not on PATH; building needs the Swift toolchain (6.2 or newer)"
+
 # Debian's own python3 has the venv module but no ensurepip without python3-venv; whichever
 # python3 is first on PATH must be able to make a virtualenv with pip.
 python3 -c 'import venv, ensurepip' 2>/dev/null ||

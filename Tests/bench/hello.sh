@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# `make bench`: a Lua hello handler on Moonwire against nginx with its Lua module
+# (OpenResty's lua-nginx-module, Debian's libnginx-mod-http-lua) serving ngx.say("hello").
+#
+# Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
+# worker; wrk runs on another core. The servers take turns for several rounds so drift on
+# the machine hits both; the script prints every run, the medians and Moonwire/nginx, and
+# writes them as JSON to .build/bench/results-<timestamp>.json for comparing commits.
+# Loopback only, bounded in time (about 1.5 minutes with the defaults), servers stopped on
+# exit. Needs Tests/tools/setup.sh --bench (make bench runs it first).
+#
+#   Tests/bench/hello.sh [--no-build]
+#
+# Environment: BENCH_ROUNDS (3), BENCH_DURATION (seconds per run, 10), BENCH_WARMUP (2),
+# BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=${BENCH_ROUNDS:-3}
+duration=${BENCH_DURATION:-10}
+warmup=${BENCH_WARMUP:-2}
+connections=${BENCH_CONNECTIONS:-64}
+server_cpu=${BENCH_SERVER_CPU:-0}
+load_cpu=${BENCH_LOAD_CPU:-1}
+build=true
+[[ -n ${MOONWIRE_BIN:-} ]] && build=false
+moonwire_bin=${MOONWIRE_BIN:-.build/release/moonwire}
+
+for argument in "$@"; do
+    case "$argument" in
+        --no-build) build=false ;;
+        *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+for tool in taskset wrk nginx curl python3; do
+    command -v "$tool" >/dev/null || die "$tool not found; run Tests/tools/setup.sh --bench"
+done
+if (($(nproc) < 2)); then
+    say "warning: only $(nproc) CPU available; server and wrk share it, so the numbers mean little"
+    load_cpu=$server_cpu
+fi
+
+if $build; then
+    say "building release"
+    swift build -c release >&2
+fi
+[[ -x $moonwire_bin ]] || die "$moonwire_bin not found (build with: swift build -c release)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/moonwire-bench.XXXXXX")
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        for _ in {1..50}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until `url` answers `body`, or fails showing the server's logs.
+wait_ready() {
+    local url=$1 body=$2 pid=$3
+    shift 3
+    for _ in {1..200}; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$@" >&2 2>/dev/null || true
+            die "the server for $url exited"
+        fi
+        if [[ $(curl -s --max-time 1 "$url" 2>/dev/null) == "$body" ]]; then return 0; fi
+        sleep 0.1
+    done
+    cat "$@" >&2 2>/dev/null || true
+    die "no answer \"$body\" from $url within 20 s"
+}
+
+# --- the servers -----------------------------------------------------------------------------
+
+start_moonwire() {
+    mkdir -p "$work/moonwire/scripts" "$work/moonwire/www"
+    cat >"$work/moonwire/scripts/main.lua" <<'LUA'
+function OnCommandGet(req, res)
+  res:send("hello")
+end
+LUA
+    moonwire_port=$(free_port)
+    taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$moonwire_port" \
+        --threads 1 --scripts "$work/moonwire/scripts" --www "$work/moonwire/www" \
+        >"$work/moonwire/log" 2>&1 &
+    pids+=($!)
+    wait_ready "http://127.0.0.1:$moonwire_port/" hello "$!" "$work/moonwire/log"
+}
+
+# The directory holding Debian's dynamic nginx modules.
+nginx_modules_dir() {
+    local dir
+    for dir in /usr/lib/nginx/modules /usr/share/nginx/modules; do
+        [[ -f $dir/ngx_http_lua_module.so ]] && { echo "$dir"; return; }
+    done
+    die "ngx_http_lua_module.so not found; run Tests/tools/setup.sh --bench"
+}
+
+start_nginx() {
+    local prefix=$work/nginx modules
+    modules=$(nginx_modules_dir)
+    mkdir -p "$prefix/logs" "$prefix/temp"
+    nginx_port=$(free_port)
+    # As root, the master drops its worker to nobody (nginx's default group "nobody" does
+    # not exist on Debian); as anyone else the directive would only warn.
+    local user_line=""
+    if ((EUID == 0)); then user_line="user nobody nogroup;"; fi
+    # One worker, no access log, and keep-alive connections that last the whole run, as
+    # Moonwire's do (nginx closes one after 1000 requests by default).
+    cat >"$prefix/nginx.conf" <<CONF
+load_module $modules/ndk_http_module.so;
+load_module $modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon off;
+pid $prefix/nginx.pid;
+error_log $prefix/logs/error.log warn;
+$user_line
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $prefix/temp/body;
+    proxy_temp_path $prefix/temp/proxy;
+    fastcgi_temp_path $prefix/temp/fastcgi;
+    uwsgi_temp_path $prefix/temp/uwsgi;
+    scgi_temp_path $prefix/temp/scgi;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / { content_by_lua_block { ngx.say("hello") } }
+    }
+}
+CONF
+    taskset -c "$server_cpu" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
+        >"$prefix/logs/console.log" 2>&1 &
+    pids+=($!)
+    wait_ready "http://127.0.0.1:$nginx_port/" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
+}
+
+# --- measuring -------------------------------------------------------------------------------
+
+# Runs wrk against `url` for `seconds` and sets `rps`. Fails on errors or non-2xx answers.
+# wrk runs in the background so that a signal reaches the trap at once, not after the run.
+run_wrk() {
+    local url=$1 seconds=$2 output=$work/wrk.out wrk_pid
+    timeout $((seconds + 30)) taskset -c "$load_cpu" \
+        wrk -t1 -c"$connections" -d"${seconds}s" "$url" >"$output" 2>&1 &
+    wrk_pid=$!
+    pids+=("$wrk_pid")
+    wait "$wrk_pid" || { cat "$output" >&2; die "wrk failed on $url"; }
+    unset 'pids[-1]'
+    if grep -qE 'Non-2xx|Socket errors' "$output"; then
+        cat "$output" >&2
+        die "errors while measuring $url"
+    fi
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$output")
+    [[ -n $rps ]] || { cat "$output" >&2; die "no Requests/sec in wrk's output"; }
+}
+
+loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+start_moonwire
+start_nginx
+moonwire_url=http://127.0.0.1:$moonwire_port/
+nginx_url=http://127.0.0.1:$nginx_port/
+
+say "lua hello: wrk -t1 -c$connections -d${duration}s, $rounds rounds; servers on CPU $server_cpu, wrk on CPU $load_cpu"
+if ((warmup > 0)); then
+    run_wrk "$moonwire_url" "$warmup"
+    run_wrk "$nginx_url" "$warmup"
+fi
+
+moonwire_runs=()
+nginx_runs=()
+for ((round = 1; round <= rounds; round++)); do
+    # Alternate who goes first so a trend on the machine does not favour one side.
+    if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
+    for server in "${order[@]}"; do
+        if [[ $server == moonwire ]]; then
+            run_wrk "$moonwire_url" "$duration"; moonwire_runs+=("$rps")
+        else
+            run_wrk "$nginx_url" "$duration"; nginx_runs+=("$rps")
+        fi
+        printf '  round %d  %-8s %12.0f req/s\n' "$round" "$server" "$rps"
+    done
+done
+
+# --- report ----------------------------------------------------------------------------------
+
+mkdir -p .build/bench
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results=.build/bench/results-$stamp.json
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then commit+="-dirty"; fi
+
+BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
+BENCH_MOONWIRE_RUNS="${moonwire_runs[*]}" BENCH_NGINX_RUNS="${nginx_runs[*]}" \
+BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
+BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
+BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
+BENCH_CONNECTIONS=$connections BENCH_DURATION=$duration BENCH_ROUNDS=$rounds \
+BENCH_SERVER_CPU=$server_cpu BENCH_LOAD_CPU=$load_cpu \
+python3 - "$results" <<'PY'
+import datetime, json, os, platform, statistics, sys
+
+env = os.environ
+moonwire = [float(x) for x in env["BENCH_MOONWIRE_RUNS"].split()]
+nginx = [float(x) for x in env["BENCH_NGINX_RUNS"].split()]
+m, n = statistics.median(moonwire), statistics.median(nginx)
+ratio = round(m / n, 3)
+print(f"  median   moonwire {m:12.0f} req/s")
+print(f"  median   nginx    {n:12.0f} req/s")
+print(f"  moonwire/nginx    {ratio:12.2f}")
+cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+            if line.startswith("model name")), "unknown")
+result = {
+    "timestamp": env["BENCH_STAMP"],
+    "commit": env["BENCH_COMMIT"],
+    # The commit is the work tree's; with MOONWIRE_BIN the binary may be older than it.
+    "binary": {"path": env["BENCH_BINARY"],
+               "modified": datetime.datetime.fromtimestamp(
+                   os.stat(env["BENCH_BINARY"]).st_mtime, datetime.timezone.utc).isoformat()},
+    "machine": {"cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+                "loadavg_before": env["BENCH_LOADAVG"]},
+    "tools": {"moonwire": env["BENCH_MOONWIRE_VERSION"], "nginx": env["BENCH_NGINX_VERSION"],
+              "wrk": env["BENCH_WRK_VERSION"]},
+    "settings": {"connections": int(env["BENCH_CONNECTIONS"]), "wrk_threads": 1,
+                 "server_threads": 1, "duration_s": float(env["BENCH_DURATION"]),
+                 "rounds": int(env["BENCH_ROUNDS"]), "server_cpu": env["BENCH_SERVER_CPU"],
+                 "load_cpu": env["BENCH_LOAD_CPU"]},
+    "cases": [{
+        "name": "lua-hello",
+        "moonwire": {"handler": 'OnCommandGet: res:send("hello")',
+                     "runs_rps": moonwire, "median_rps": m},
+        "nginx": {"handler": 'content_by_lua_block { ngx.say("hello") }',
+                  "runs_rps": nginx, "median_rps": n},
+        "ratio": ratio,
+    }],
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(result, f, indent=2)
+    f.write("\n")
+PY
+say "results written to $results"
