@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "MoonwireLua",
             dependencies: [
-                "CLua", "MoonwireCore", "MoonwireRouting",
+                "CLua", "CPCRE2", "MoonwireCore", "MoonwireRouting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

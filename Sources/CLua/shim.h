@@ -91,7 +91,6 @@ static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
 
 static inline int mw_pcall(lua_State *L, int nargs, int nresults, int msgh) { return lua_pcall(L, nargs, nresults, msgh); }
-static inline void mw_call(lua_State *L, int nargs, int nresults) { lua_call(L, nargs, nresults); }
 static inline const char *mw_tolstring(lua_State *L, int idx, size_t *len) { return lua_tolstring(L, idx, len); }
 static inline lua_Number mw_tonumber(lua_State *L, int idx, int *isnum) { return lua_tonumberx(L, idx, isnum); }
 static inline lua_Integer mw_tointeger(lua_State *L, int idx, int *isnum) { return lua_tointegerx(L, idx, isnum); }

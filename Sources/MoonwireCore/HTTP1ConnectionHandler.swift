@@ -151,9 +151,10 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
             }
         case .stream(let stream, let status, let headers):
             startStream(stream, status: status, headers: headers, exchange)
-        case .staticFile(let extraHeaders):
+        case .staticFile(let extraHeaders, let root):
             let future = environment.files.serve(
-                path: request.path, request: request.headers, headOnly: exchange.headOnly, extraHeaders: extraHeaders, on: loop)
+                path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
+                extraHeaders: extraHeaders, on: loop)
             writeWhenReady(future, exchange)
         }
     }

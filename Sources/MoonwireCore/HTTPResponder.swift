@@ -4,8 +4,8 @@ import NIOHTTP1
 /// What a delegate answered.
 enum HTTPAnswer {
     case response(HTTPResponse)
-    /// Serve the request path from the www root, adding these headers.
-    case staticFile(extraHeaders: HTTPHeaders)
+    /// Serve the request path from a root (nil: the server's www root), adding these headers.
+    case staticFile(extraHeaders: HTTPHeaders, root: String?)
     /// A body the delegate writes piece by piece.
     case stream(HTTPResponseStream, status: Int, headers: HTTPHeaders)
 }
@@ -29,8 +29,9 @@ public final class HTTPResponder {
 
     /// Serves the request's path from the www root (404 when there is no such file), keeping
     /// headers that handlers set (CORS headers on static files, for example).
-    public func respondWithStaticFile(extraHeaders: HTTPHeaders = [:]) {
-        answer(.staticFile(extraHeaders: extraHeaders))
+    /// `root` replaces the server's www folder (a virtual host's own site).
+    public func respondWithStaticFile(extraHeaders: HTTPHeaders = [:], root: String? = nil) {
+        answer(.staticFile(extraHeaders: extraHeaders, root: root))
     }
 
     /// Starts a response whose body follows in pieces (chunked transfer coding), for bodies

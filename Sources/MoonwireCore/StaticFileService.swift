@@ -1,26 +1,36 @@
 // Turns "serve this path" and "send this file" into prepared responses, doing the blocking
 // file-system work on NIO's thread pool so no event loop ever waits on the disk.
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Serves files from the www root.
+/// Serves files from the www root, or from the roots virtual hosts name.
 final class StaticFileService: Sendable {
     private let resolver: StaticFileResolver?
     private let threadPool: NIOThreadPool
+    /// Resolvers of other roots, canonicalised once each (nil: the folder does not exist).
+    private let otherRoots = NIOLockedValueBox<[String: StaticFileResolver?]>([:])
 
     init(root: String, threadPool: NIOThreadPool) {
         self.resolver = StaticFileResolver(root: root)
         self.threadPool = threadPool
     }
 
+    private func resolver(for root: String?) -> StaticFileResolver? {
+        guard let root else { return resolver }
+        if let known = otherRoots.withLockedValue({ $0[root] }) { return known }
+        let made = StaticFileResolver(root: root)
+        otherRoots.withLockedValue { $0[root] = made }
+        return made
+    }
+
     /// Serves a request path (`/docs/`) from the root, honouring validators and ranges.
-    func serve(path: String, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders, on loop: EventLoop)
-        -> EventLoopFuture<PreparedResponse>
-    {
-        let resolver = self.resolver
-        return threadPool.runIfActive(eventLoop: loop) {
-            let resolution = resolver?.resolve(path) ?? .notFound
+    func serve(
+        path: String, root: String?, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders, on loop: EventLoop
+    ) -> EventLoopFuture<PreparedResponse> {
+        threadPool.runIfActive(eventLoop: loop) {
+            let resolution = self.resolver(for: root)?.resolve(path) ?? .notFound
             return try Self.prepare(resolution, request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders)
         }
     }

@@ -1,6 +1,7 @@
 // One request being handled in Lua: the coroutine it runs in and the response it builds.
 import CLua
 import MoonwireCore
+import MoonwireRouting
 import NIOCore
 import NIOHTTP1
 
@@ -19,6 +20,10 @@ final class LuaHandlerCall {
     var file: String?
     /// A handler sent something or set the status; otherwise static files get their turn.
     var answered = false
+    /// Captures of the route that matched (req.params).
+    var params = RouteParams()
+    /// The static root of the virtual host that matched, when it has its own.
+    var staticRoot: String?
     /// The timer of a `moonwire.sleep` in progress.
     var sleeping: Scheduled<Void>?
     /// Set by whatever suspends the coroutine on purpose (a sleep, a full send buffer).

@@ -2,6 +2,7 @@
 // then cached in the table, so a handler pays only for the fields it reads.
 import CLua
 import MoonwireCore
+import MoonwireRouting
 import NIOHTTP1
 
 /// The hidden table key under which `req` and `res` keep their call's id.
@@ -75,13 +76,25 @@ private let requestIndex: LuaFunction = { L in
     case "headers": pushHeaderTable(L, request.headers)
     case "query": pushQueryTable(L, request.query)
     case "cookies": pushCookieTable(L, request.headers)
-    case "params": lua_createtable(L, 0, 0)
+    case "params": pushParams(L, call.params)
     default: return 0
     }
     lua_pushvalue(L, 2)
     lua_pushvalue(L, -2)
     lua_rawset(L, 1)
     return 1
+}
+
+private func pushParams(_ L: LuaThread, _ params: RouteParams) {
+    lua_createtable(L, Int32(params.numbered.count), Int32(params.named.count))
+    for (number, value) in params.numbered {
+        L.push(value)
+        lua_rawseti(L, -2, lua_Integer(number))
+    }
+    for (name, value) in params.named {
+        L.push(value)
+        L.setField(-2, name)
+    }
 }
 
 private func pushHeaderTable(_ L: LuaThread, _ headers: HTTPHeaders) {

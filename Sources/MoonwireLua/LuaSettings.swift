@@ -2,8 +2,10 @@
 import CLua
 import MoonwireCore
 
+/// `moonwire.options{...}`: settings; `moonwire.options(path, handler)`: an OPTIONS route.
 let luaOptions: LuaFunction = { L in
     let L = L!
+    if L.type(at: 1) == LUA_TSTRING { return addRoute(L, fixedMethod: "OPTIONS") }
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.options: expected a table") }
     let vm = LuaVM.from(L)
     lua_pushnil(L)

@@ -20,7 +20,32 @@ extension LuaVM {
         pushRequestObject(call.id, on: thread)
         pushResponseObject(call.id, on: thread)
         lua_pushboolean(thread, call.isGetLike ? 1 : 0)
-        resume(call, arguments: 3)
+        pushRoute(for: call, on: thread)
+        resume(call, arguments: 5)
+    }
+
+    /// Pushes the dispatcher's last two arguments: the matched route's handler (or nil) and,
+    /// when the path matched only under other methods, the Allow list (or nil).
+    private func pushRoute(for call: LuaHandlerCall, on thread: LuaThread) {
+        guard !router.isEmpty else {
+            lua_pushnil(thread)
+            lua_pushnil(thread)
+            return
+        }
+        let found = router.match(host: call.request.host, method: call.request.method, path: call.request.path)
+        if let host = found.host { call.staticRoot = hostRoots[host] }
+        switch found.outcome {
+        case .matched(let handler, let params):
+            call.params = params
+            lua_rawgeti(thread, mw_registryindex(), lua_Integer(handler))
+            lua_pushnil(thread)
+        case .methodNotAllowed(let allowed):
+            lua_pushnil(thread)
+            thread.push(allowed.joined(separator: ", "))
+        case .notFound:
+            lua_pushnil(thread)
+            lua_pushnil(thread)
+        }
     }
 
     /// Runs the call's coroutine until it finishes, fails, or waits.
@@ -74,7 +99,7 @@ extension LuaVM {
         } else if call.answered || answeredBefore {
             call.responder.respond(call.response)
         } else if call.request.method == "GET" || call.request.method == "HEAD" {
-            call.responder.respondWithStaticFile(extraHeaders: call.headers)
+            call.responder.respondWithStaticFile(extraHeaders: call.headers, root: call.staticRoot)
         } else {
             call.responder.respond(.statusPage(404))
         }

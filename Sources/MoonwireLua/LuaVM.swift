@@ -2,6 +2,7 @@
 // owns one, like an OpenResty worker, so no lock is ever taken on the request path.
 import CLua
 import Logging
+import MoonwireRouting
 import NIOCore
 
 /// A Lua state confined to one event loop (or to the `moonwire check` command).
@@ -29,6 +30,18 @@ public final class LuaVM {
     var tracebackRef: Int32 = LUA_NOREF
     var requestMetatableRef: Int32 = LUA_NOREF
     var responseMetatableRef: Int32 = LUA_NOREF
+    var hostMetatableRef: Int32 = LUA_NOREF
+
+    /// Routes and virtual hosts the scripts declared; frozen once loading ends.
+    let router = Router<Int32>()
+    /// Virtual hosts in declaration order (a host object in Lua holds its position here).
+    var hosts: [HostID] = []
+    /// Static roots of virtual hosts declared with `{www = "dir"}`.
+    var hostRoots: [HostID: String] = [:]
+    /// True while the scripts load: the only time routes may be declared.
+    var isLoading = true
+    /// Patterns moonwire.re compiled, by flags and pattern.
+    var regexCache: [String: Regex] = [:]
 
     var calls: [Int: LuaHandlerCall] = [:]
     var callsByThread: [LuaThread: LuaHandlerCall] = [:]
@@ -58,7 +71,7 @@ public final class LuaVM {
         mw_sethook(L, LuaVM.hookInterval)
         luaL_openlibs(L)
         try load(source: LuaPrelude.errorHandler, name: "moonwire.errors")
-        mw_call(L, 0, 1)
+        guard mw_pcall(L, 0, 1, 0) == LUA_OK else { throw LuaScriptError(message: L.describe(at: -1)) }
         tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
         installObjectMetatables()
@@ -66,6 +79,7 @@ public final class LuaVM {
         try installModuleLoader()
         try runEntryPoint()
         events = try LuaEventRefs(loadingFrom: self)
+        isLoading = false
         space.pointee.limit = settings.scriptLimits.memory
     }
 

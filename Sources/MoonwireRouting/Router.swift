@@ -2,7 +2,20 @@
 // path patterns on the path, both PCRE2. Lookup cost does not grow with one regex match per
 // route: a literal-prefix index picks the few routes that can match.
 
-/// What a lookup found.
+/// What a lookup found, and on which virtual host.
+public struct RouteMatch<Handler> {
+    /// The virtual host whose pattern matched the Host value; nil for the default host.
+    public var host: HostID?
+    /// The route outcome within that host.
+    public var outcome: RouteLookup<Handler>
+}
+
+/// Identifies a registered virtual host.
+public struct HostID: Hashable, Sendable {
+    fileprivate let index: Int
+}
+
+/// What a route lookup found.
 public enum RouteLookup<Handler> {
     /// A route matched: its handler and the captures of the host and path patterns.
     case matched(Handler, RouteParams)
@@ -26,11 +39,6 @@ public struct RouteParams: Sendable, Equatable {
 
 /// A frozen set of virtual hosts and routes; build it while scripts load, then only match.
 public final class Router<Handler> {
-    /// Identifies a registered virtual host.
-    public struct HostID: Hashable, Sendable {
-        fileprivate let index: Int
-    }
-
     private struct Route {
         var methods: Set<String>?
         var regex: Regex
@@ -79,22 +87,24 @@ public final class Router<Handler> {
     /// Finds the route for a request. `host` is the Host value without its port.
     /// A host that matched keeps the request even when none of its routes does: like an
     /// nginx server block, a virtual host is a site of its own, not a filter.
-    public func match(host: String, method: String, path: String) -> RouteLookup<Handler> {
+    public func match(host: String, method: String, path: String) -> RouteMatch<Handler> {
         var hostParams: [Range<Int>?] = []
         let hostBytes = Array(host.utf8)
         var table = fallback
         var hostRegex: Regex?
-        for candidate in hosts {
+        var hostID: HostID?
+        for (index, candidate) in hosts.enumerated() {
             let found = hostBytes.withUnsafeBytes { try? candidate.regex.match($0) }
             if let found {
                 table = candidate.table
                 hostParams = found.ranges
                 hostRegex = candidate.regex
+                hostID = HostID(index: index)
                 break
             }
         }
         let pathBytes = Array(path.utf8)
-        return pathBytes.withUnsafeBytes { subject in
+        let outcome = pathBytes.withUnsafeBytes { subject in
             Self.lookup(in: table, method: method, path: subject) { pathMatch, regex in
                 var params = RouteParams()
                 Self.collect(pathMatch.ranges, regex: regex, subject: subject, offset: 0, into: &params)
@@ -106,6 +116,7 @@ public final class Router<Handler> {
                 return params
             }
         }
+        return RouteMatch(host: hostID, outcome: outcome)
     }
 
     private static func lookup(

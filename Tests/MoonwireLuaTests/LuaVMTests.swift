@@ -105,3 +105,73 @@ final class LuaVMTests: XCTestCase {
         try vm.run(source: "assert(require('moonwire') == moonwire)", name: "require")
     }
 }
+
+/// moonwire.re on PCRE2, and route declarations at load time.
+final class LuaRegexAndRoutesTests: XCTestCase {
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "moonwire-re-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func makeVM(_ main: String) throws -> LuaVM {
+        try main.write(toFile: folder + "/main.lua", atomically: true, encoding: .utf8)
+        return try LuaVM(runtime: LuaRuntime(scriptsDirectory: folder, developmentMode: false, logger: Logger(label: "t")), eventLoop: nil)
+    }
+
+    func testMatchFindGmatchGsub() throws {
+        let vm = try makeVM("")
+        try vm.run(
+            source: #"""
+                local re = moonwire.re
+                local m = re.match("user=alice id=42", [[id=(?<id>\d+)]])
+                assert(m[0] == "id=42" and m[1] == "42" and m.id == "42")
+                assert(re.match("abc", "x") == nil)
+                assert(re.match("ABC", "abc", "i")[0] == "ABC")
+                assert(re.match("abcabc", "abc", "", 2)[0] == "abc")
+                local s, e = re.find("hello world", "wor")
+                assert(s == 7 and e == 9)
+                local words = {}
+                for w in re.gmatch("one two  three", [[\w+]]) do words[#words + 1] = w[0] end
+                assert(table.concat(words, ",") == "one,two,three")
+                local empties = 0
+                for _ in re.gmatch("abc", "x*") do empties = empties + 1 end
+                assert(empties == 4, empties)
+                local out, n = re.gsub("a1b22c333", [[\d+]], "<$0>")
+                assert(out == "a<1>b<22>c<333>" and n == 3, out)
+                assert(re.gsub("john smith", [[(?<first>\w+) (\w+)]], "$2, ${first}") == "smith, john")
+                assert(re.gsub("a-b", "-", "$$") == "a$b")
+                assert(re.gsub("x y", [[\w]], function(c) return c[0]:upper() end) == "X Y")
+                assert(re.gsub("cat dog", [[\w+]], {cat = "lion"}) == "lion dog")
+                assert(re.gsub("abc", "", "-") == "-a-b-c-")
+                local ok, err = pcall(re.match, "x", "(")
+                assert(not ok and err:find("missing closing parenthesis"), err)
+                ok, err = pcall(re.match, "x", "x", "q")
+                assert(not ok and err:find("unknown flag"), err)
+                ok, err = pcall(re.gsub, "abc", "b", function() error("inner") end)
+                assert(not ok and err:find("inner"), err)
+                ok, err = pcall(re.match, string.rep("a", 30) .. "b", "(a+)+$")
+                assert(ok and err == nil or (not ok and err:find("limit")), tostring(err))
+                """#, name: "re")
+    }
+
+    func testRoutesOnlyAtLoadAndErrorsNameTheLine() throws {
+        let vm = try makeVM("moonwire.get('/a/(\\\\d+)', function() end)\nlocal h = moonwire.vhost('api\\\\..*')\nh:post('/b', function() end)\n")
+        XCTAssertFalse(vm.router.isEmpty)
+        XCTAssertThrowsError(try vm.run(source: "moonwire.get('/late', function() end)", name: "late")) { error in
+            XCTAssertTrue("\(error)".contains("while the scripts load"), "\(error)")
+        }
+        XCTAssertThrowsError(try makeVM("\n\nmoonwire.get('/x(', function() end)")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("main.lua:3:") && text.contains("missing closing parenthesis"), text)
+        }
+        XCTAssertThrowsError(try makeVM("moonwire.vhost('[')")) { error in
+            XCTAssertTrue("\(error)".contains("main.lua:1:"), "\(error)")
+        }
+    }
+}

@@ -3,13 +3,13 @@ import XCTest
 @testable import MoonwireRouting
 
 final class RouterTests: XCTestCase {
-    private func handler(_ result: RouteLookup<String>) -> String? {
-        if case .matched(let handler, _) = result { return handler }
+    private func handler(_ result: RouteMatch<String>) -> String? {
+        if case .matched(let handler, _) = result.outcome { return handler }
         return nil
     }
 
-    private func params(_ result: RouteLookup<String>) -> RouteParams? {
-        if case .matched(_, let params) = result { return params }
+    private func params(_ result: RouteMatch<String>) -> RouteParams? {
+        if case .matched(_, let params) = result.outcome { return params }
         return nil
     }
 
@@ -57,12 +57,14 @@ final class RouterTests: XCTestCase {
         try router.addRoute(host: nil, methods: [], path: "/x", handler: "default")
         try router.addRoute(host: nil, methods: [], path: "/only-default", handler: "only")
         XCTAssertEqual(handler(router.match(host: "api.site.test", method: "GET", path: "/x")), "api")
+        XCTAssertEqual(router.match(host: "api.site.test", method: "GET", path: "/x").host, api)
+        XCTAssertNil(router.match(host: "other.org", method: "GET", path: "/x").host)
         XCTAssertEqual(handler(router.match(host: "www.site.test", method: "GET", path: "/x")), "test")
         XCTAssertEqual(handler(router.match(host: "other.org", method: "GET", path: "/x")), "default")
         XCTAssertEqual(handler(router.match(host: "", method: "GET", path: "/x")), "default")
         XCTAssertEqual(handler(router.match(host: "[::1]", method: "GET", path: "/x")), "default")
         // A matched virtual host is a site of its own: no fall-through to the default routes.
-        guard case .notFound = router.match(host: "api.site.test", method: "GET", path: "/only-default") else {
+        guard case .notFound = router.match(host: "api.site.test", method: "GET", path: "/only-default").outcome else {
             return XCTFail("expected notFound")
         }
     }
@@ -82,11 +84,11 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(handler(router.match(host: "", method: "GET", path: "/r")), "get")
         XCTAssertEqual(handler(router.match(host: "", method: "HEAD", path: "/r")), "get")
         XCTAssertEqual(handler(router.match(host: "", method: "PUT", path: "/r")), "write")
-        guard case .methodNotAllowed(let allowed) = router.match(host: "", method: "PATCH", path: "/r") else {
+        guard case .methodNotAllowed(let allowed) = router.match(host: "", method: "PATCH", path: "/r").outcome else {
             return XCTFail("expected 405")
         }
         XCTAssertEqual(allowed, ["GET", "HEAD", "POST", "PUT"])
-        guard case .methodNotAllowed(let deleteOnly) = router.match(host: "", method: "GET", path: "/d") else {
+        guard case .methodNotAllowed(let deleteOnly) = router.match(host: "", method: "GET", path: "/d").outcome else {
             return XCTFail("expected 405")
         }
         XCTAssertEqual(deleteOnly, ["DELETE"])
@@ -134,7 +136,7 @@ final class RouterTests: XCTestCase {
             for subject in subjects {
                 let expected = regexes.firstIndex { (try? $0.match(subject)) != nil }
                 var found: Int?
-                if case .matched(let position, _) = router.match(host: "", method: "GET", path: subject) { found = position }
+                if case .matched(let position, _) = router.match(host: "", method: "GET", path: subject).outcome { found = position }
                 XCTAssertEqual(found, expected, "\(subject) against \(regexes.map(\.pattern))")
             }
         }
@@ -144,7 +146,7 @@ final class RouterTests: XCTestCase {
         let router = Router<Int>()
         for n in 1...1000 { try router.addRoute(host: nil, methods: ["GET"], path: "/r\(n)/(\\d+)", handler: n) }
         for n in [1, 10, 100, 999, 1000] {
-            guard case .matched(let found, let params) = router.match(host: "", method: "GET", path: "/r\(n)/55") else {
+            guard case .matched(let found, let params) = router.match(host: "", method: "GET", path: "/r\(n)/55").outcome else {
                 return XCTFail("no match for \(n)")
             }
             XCTAssertEqual(found, n)

@@ -1,0 +1,138 @@
+// moonwire.vhost, moonwire.get/post/put/delete/patch/options/head/route and the host
+// objects' methods of the same names: the scripts' route table, declared while they load.
+import CLua
+import MoonwireRouting
+
+/// The hidden key under which a host object keeps its position in `LuaVM.hosts`.
+private enum LuaHostKey {
+    nonisolated(unsafe) static let pointer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
+}
+
+private let routeMethods = ["get": "GET", "post": "POST", "put": "PUT", "delete": "DELETE", "patch": "PATCH",
+    "options": "OPTIONS", "head": "HEAD"]
+
+extension LuaVM {
+    /// Adds the routing functions to the module table on top of the stack, and keeps a
+    /// metatable for host objects in the registry.
+    func installRouting() {
+        pushRouteFunctions()
+        lua_pushnil(L)
+        while lua_next(L, -2) != 0 {
+            // moonwire.options stays the settings function; it adds an OPTIONS route when
+            // given a path instead of a table.
+            if L.string(at: -2) == "options" {
+                mw_pop(L, 1)
+                continue
+            }
+            lua_pushvalue(L, -2)
+            mw_insert(L, -2)
+            lua_settable(L, -5)
+        }
+        mw_pop(L, 1)
+        L.setFunction("vhost", luaVirtualHost)
+        lua_createtable(L, 0, 1)
+        pushRouteFunctions()
+        L.setField(-2, "__index")
+        hostMetatableRef = luaL_ref(L, mw_registryindex())
+    }
+
+    /// Pushes a table of get, post... and route, each a closure over its method.
+    private func pushRouteFunctions() {
+        lua_createtable(L, 0, 8)
+        for (name, method) in routeMethods {
+            L.push(method)
+            mw_pushswiftclosure(L, luaAddRoute, 1)
+            L.setField(-2, name)
+        }
+        lua_pushnil(L)
+        mw_pushswiftclosure(L, luaAddRoute, 1)
+        L.setField(-2, "route")
+    }
+}
+
+/// `moonwire.vhost(pattern [, options])`: a host object whose routes apply when the Host
+/// header (without port) matches the whole pattern, case-insensitively.
+private let luaVirtualHost: LuaFunction = { L in
+    let L = L!
+    let vm = LuaVM.from(L)
+    guard vm.isLoading else { return L.raise("moonwire.vhost: virtual hosts can only be declared while the scripts load") }
+    guard L.type(at: 1) == LUA_TSTRING, let pattern = L.string(at: 1) else {
+        return L.raise("moonwire.vhost: expected a host pattern, got \(L.describe(at: 1))")
+    }
+    let host: HostID
+    do {
+        host = try vm.router.addHost(pattern: pattern)
+    } catch {
+        return L.raise("\(L.callerLocation()): moonwire.vhost: \(error)")
+    }
+    if L.type(at: 2) == LUA_TTABLE {
+        lua_getfield(L, 2, "www")
+        if let root = L.string(at: -1) { vm.hostRoots[host] = root }
+        lua_getfield(L, 2, "tls")
+        if L.type(at: -1) != LUA_TNIL {
+            vm.logger.warning("moonwire.vhost: tls is not supported yet, ignored", metadata: ["host": "\(pattern)"])
+        }
+        mw_pop(L, 2)
+    }
+    vm.hosts.append(host)
+    lua_createtable(L, 0, 1)
+    lua_pushlightuserdata(L, LuaHostKey.pointer)
+    lua_pushinteger(L, lua_Integer(vm.hosts.count - 1))
+    lua_rawset(L, -3)
+    L.push("pattern")
+    L.push(pattern)
+    lua_rawset(L, -3)
+    lua_rawgeti(L, mw_registryindex(), lua_Integer(vm.hostMetatableRef))
+    lua_setmetatable(L, -2)
+    return 1
+}
+
+/// `[host:]get(path, handler)` and friends (upvalue 2 is the method), and
+/// `[host:]route("GET|POST", path, handler)` (upvalue 2 is nil).
+private let luaAddRoute: LuaFunction = { L in
+    addRoute(L!, fixedMethod: L!.string(at: mw_upvalueindex(2)))
+}
+
+/// Declares a route from the arguments of a routing function; see `luaAddRoute`.
+func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
+    let vm = LuaVM.from(L)
+    let name = "moonwire.\(fixedMethod?.lowercased() ?? "route")"
+    var argument: Int32 = 1
+    var host: HostID?
+    if L.type(at: 1) == LUA_TTABLE {
+        lua_pushlightuserdata(L, LuaHostKey.pointer)
+        lua_rawget(L, 1)
+        guard mw_isinteger(L, -1) != 0 else { return L.raise("\(name): the first argument is not a host from moonwire.vhost") }
+        host = vm.hosts[Int(mw_tointeger(L, -1, nil))]
+        mw_pop(L, 1)
+        argument = 2
+    }
+    guard vm.isLoading else {
+        return L.raise("\(name): routes can only be added while the scripts load (at the top level of a script)")
+    }
+    var methods: [String] = []
+    if let fixedMethod {
+        methods = [fixedMethod]
+    } else {
+        guard L.type(at: argument) == LUA_TSTRING, let list = L.string(at: argument) else {
+            return L.raise("\(name): expected methods like \"GET|POST\", got \(L.describe(at: argument))")
+        }
+        methods = list.split(separator: "|").map { String($0).trimmingCharacters(in: .whitespaces).uppercased() }
+        argument += 1
+    }
+    guard L.type(at: argument) == LUA_TSTRING, let path = L.string(at: argument) else {
+        return L.raise("\(name): expected a path pattern, got \(L.describe(at: argument))")
+    }
+    guard L.type(at: argument + 1) == LUA_TFUNCTION else {
+        return L.raise("\(name): expected a handler function, got \(L.describe(at: argument + 1))")
+    }
+    lua_pushvalue(L, argument + 1)
+    let handler = luaL_ref(L, mw_registryindex())
+    do {
+        try vm.router.addRoute(host: host, methods: methods, path: path, handler: handler)
+    } catch {
+        luaL_unref(L, mw_registryindex(), handler)
+        return L.raise("\(L.callerLocation()): \(name): \(error)")
+    }
+    return 0
+}
