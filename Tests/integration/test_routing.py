@@ -1,0 +1,136 @@
+"""Regex virtual hosts and endpoints (issue 3), over real sockets."""
+import subprocess
+import time
+
+import httpx
+
+from conftest import BINARY
+
+APP = r"""
+moonwire.get([[/users/(?<id>\d+)]], function(req, res) res:json({id = req.params.id, first = req.params[1]}) end)
+moonwire.route("POST|PUT", [[/items/(\w+)]], function(req, res) res:send(req.method .. " " .. req.params[1]) end)
+moonwire.get([[/items/(\w+)]], function(req, res) res:send("get " .. req.params[1]) end)
+moonwire.delete("/only-delete", function(req, res) res.status = 204 end)
+moonwire.get("/files/.*", function(req, res) res:send("wide") end)
+moonwire.get("/files/special", function(req, res) res:send("never: the wide route came first") end)
+moonwire.get("/slow/(a+)+b", function(req, res) res:send("matched") end)
+moonwire.options("/opt", function(req, res) res:header("Allow", "GET, OPTIONS"); res.status = 204 end)
+
+local tenant = moonwire.vhost([[(?<tenant>[a-z]+)\.example\.com]], {www = WWW_ROOT})
+tenant:get([[/whoami/(\d+)]], function(req, res)
+  res:json({tenant = req.params.tenant, n = req.params[1], host_number = req.params[2]})
+end)
+local v6 = moonwire.vhost([=[\[::1\]]=])
+v6:get("/v6", function(req, res) res:send("ipv6 literal host") end)
+
+function OnCommandGet(req, res)
+  if req.path == "/handled" then res:send("OnCommandGet after routes") end
+end
+function OnCommandOther(req, res) end
+"""
+
+
+def app(www):
+    return APP.replace("WWW_ROOT", repr(str(www)))
+
+
+def test_path_captures_named_and_numbered(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    assert server.get("/users/42").json() == {"id": "42", "first": "42"}
+    assert server.get("/users/abc").status_code == 404
+
+
+def test_method_sets_and_405(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    assert server.request("POST", "/items/box").text == "POST box"
+    assert server.request("PUT", "/items/box").text == "PUT box"
+    assert server.get("/items/box").text == "get box"
+    reply = server.request("PATCH", "/items/box")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "GET, HEAD, POST, PUT"
+    reply = server.get("/only-delete")
+    assert reply.status_code == 405 and reply.headers["allow"] == "DELETE"
+    assert server.request("DELETE", "/only-delete").status_code == 204
+    assert server.request("OPTIONS", "/opt").status_code == 204
+
+
+def test_head_falls_back_to_get(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    reply = server.request("HEAD", "/users/7")
+    assert reply.status_code == 200 and reply.content == b"" and int(reply.headers["content-length"]) > 0
+
+
+def test_first_registered_route_wins(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    assert server.get("/files/special").text == "wide"
+
+
+def test_unrouted_paths_reach_handlers_then_static_then_404(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    assert server.get("/handled").text == "OnCommandGet after routes"
+    assert "home page" in server.get("/").text
+    assert server.get("/nothing-here").status_code == 404
+
+
+def test_virtual_host_captures_port_and_case(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    reply = server.get("/whoami/5", headers={"Host": "ACME.example.com:8080"})
+    assert reply.json() == {"tenant": "ACME", "n": "5", "host_number": "ACME"}
+    # the default host's routes do not apply on a matched virtual host
+    assert server.get("/users/1", headers={"Host": "acme.example.com"}).status_code == 404
+    # a Host that matches no virtual host uses the default host
+    assert server.get("/users/1", headers={"Host": "other.org"}).status_code == 200
+    assert server.get("/whoami/5", headers={"Host": "other.org"}).status_code == 404
+
+
+def test_virtual_host_static_root(moonwire, tmp_path):
+    (tmp_path / "index.html").write_text("tenant site")
+    server = moonwire(app(tmp_path))
+    assert server.get("/", headers={"Host": "acme.example.com"}).text == "tenant site"
+    assert "home page" in server.get("/").text
+
+
+def test_ipv6_literal_and_missing_host(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    assert server.get("/v6", headers={"Host": "[::1]:8080"}).text == "ipv6 literal host"
+    reply = server.raw(b"GET /users/9 HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200") and b'"id":"9"' in reply
+
+
+def test_regex_dos_answers_in_bounded_time(moonwire, tmp_path):
+    server = moonwire(app(tmp_path))
+    started = time.monotonic()
+    reply = server.get("/slow/" + "a" * 5000 + "c")
+    assert reply.status_code == 404
+    assert time.monotonic() - started < 5
+    assert server.get("/slow/aaab").text == "matched"
+
+
+def test_invalid_patterns_name_file_and_line(tmp_path):
+    (tmp_path / "main.lua").write_text('moonwire.get("/ok", function() end)\nmoonwire.get("/bad(", function() end)\n')
+    check = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1
+    assert "main.lua:2:" in check.stdout and "missing closing parenthesis" in check.stdout and "/bad(" in check.stdout
+    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert serve.returncode == 1 and "main.lua:2:" in serve.stdout + serve.stderr
+
+
+def test_invalid_pattern_in_a_reload_keeps_the_old_routes(moonwire, tmp_path):
+    server = moonwire('moonwire.get("/a", function(req, res) res:send("a") end)')
+    (server.scripts / "main.lua").write_text('moonwire.get("/a(", function(req, res) res:send("b") end)')
+    assert server.wait_for_log("reload failed")
+    assert "missing closing parenthesis" in server.log()
+    assert server.get("/a").text == "a"
+
+
+def test_regex_module(moonwire):
+    server = moonwire(r"""
+        function OnCommandGet(req, res)
+          local m = moonwire.re.match(req.query.s or "", [[(?<user>\w+)@(?<domain>[\w.]+)]])
+          res:json({user = m and m.user, domain = m and m.domain,
+                    masked = (moonwire.re.gsub(req.query.s or "", [[\w+@]], "***@"))})
+        end
+    """)
+    assert server.get("/", params={"s": "mail bob@example.org now"}).json() == {
+        "user": "bob", "domain": "example.org", "masked": "mail ***@example.org now"}
