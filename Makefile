@@ -46,7 +46,7 @@ check: build
 ## Moonwire against nginx + Lua on one core each (Tests/bench/); results in .build/bench/.
 bench:
 	@$(SETUP) --bench
-	Tests/bench/hello.sh
+	Tests/bench/run.sh
 
 clean:
 	rm -rf .build

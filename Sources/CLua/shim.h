@@ -59,8 +59,12 @@ static void mw_count_hook(lua_State *L, lua_Debug *ar) {
     if (space->check && space->check(L)) lua_error(L);
 }
 
-/// Calls the count hook every `count` VM instructions on this thread and threads made from it.
-static inline void mw_sethook(lua_State *L, int count) { lua_sethook(L, mw_count_hook, LUA_MASKCOUNT, count); }
+/// Calls the count hook every `count` VM instructions on this thread and threads made from it;
+/// a count of 0 removes the hook.
+static inline void mw_sethook(lua_State *L, int count) {
+    if (count > 0) lua_sethook(L, mw_count_hook, LUA_MASKCOUNT, count);
+    else lua_sethook(L, NULL, 0, 0);
+}
 
 static int mw_trampoline(lua_State *L) {
     mw_SwiftFunction f = (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(1));

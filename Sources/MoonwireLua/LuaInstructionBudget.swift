@@ -8,6 +8,16 @@ extension LuaVM {
     /// enough that the hook's own cost stays out of the profile.
     static let hookInterval: Int32 = 1000
 
+    /// Sets the count hook on the main thread (coroutines inherit it), or removes it when
+    /// `limits.instructions` is 0: no budget, and no hook cost on any instruction.
+    func armInstructionHook() {
+        if settings.scriptLimits.instructions > 0 {
+            mw_sethook(L, Self.hookInterval)
+        } else {
+            mw_sethook(L, 0)
+        }
+    }
+
     /// Returns false, with the error message pushed, once the budget is spent.
     func chargeInstructions(on thread: LuaThread) -> Bool {
         let interval = Int(Self.hookInterval)

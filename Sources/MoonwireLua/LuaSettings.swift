@@ -37,7 +37,8 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
         lua_getfield(L, -1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
-        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "limits.\(name) must be a positive number" }
+        let least: Double = name == "instructions" ? 0 : 1  // 0 instructions: no budget at all
+        guard let value = L.number(at: -1), value >= least, value < 1e15 else { return "limits.\(name) must be a positive number" }
         settings[keyPath: path] = Int(value)
     }
     for (name, path) in durations {

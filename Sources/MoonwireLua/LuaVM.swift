@@ -80,6 +80,7 @@ public final class LuaVM {
         try runEntryPoint()
         events = try LuaEventRefs(loadingFrom: self)
         isLoading = false
+        armInstructionHook()
         space.pointee.limit = settings.scriptLimits.memory
     }
 
@@ -142,7 +143,7 @@ public final class LuaVM {
         lua_rawgeti(L, mw_registryindex(), lua_Integer(tracebackRef))
         mw_insert(L, functionIndex)
         let status = mw_pcall(L, arguments, results, functionIndex)
-        mw_sethook(L, LuaVM.hookInterval)
+        armInstructionHook()
         if status != LUA_OK {
             var error = scriptError(at: -1)
             if status == LUA_ERRMEM {

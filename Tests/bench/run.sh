@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# `make bench`: a Lua hello handler on Moonwire against nginx with its Lua module
-# (OpenResty's lua-nginx-module, Debian's libnginx-mod-http-lua) serving ngx.say("hello").
+# `make bench`: Moonwire against nginx with its Lua module (OpenResty's lua-nginx-module,
+# Debian's libnginx-mod-http-lua), case by case: a Lua hello, a regex route with a capture,
+# the 1st and the 1000th of 1000 regex routes, and a 4 KB static file.
 #
 # Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
 # worker; wrk runs on another core. The servers take turns for several rounds so drift on
 # the machine hits both; the script prints every run, the medians and Moonwire/nginx, and
 # writes them as JSON to .build/bench/results-<timestamp>.json for comparing commits.
-# Loopback only, bounded in time (about 1.5 minutes with the defaults), servers stopped on
+# Loopback only, bounded in time (about 4 minutes with the defaults), servers stopped on
 # exit. Needs Tests/tools/setup.sh --bench (make bench runs it first).
 #
-#   Tests/bench/hello.sh [--no-build]
+#   Tests/bench/run.sh [--no-build]
 #
-# Environment: BENCH_ROUNDS (3), BENCH_DURATION (seconds per run, 10), BENCH_WARMUP (2),
+# Environment: BENCH_ROUNDS (3), BENCH_DURATION (seconds per run, 5), BENCH_WARMUP (1),
 # BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 rounds=${BENCH_ROUNDS:-3}
-duration=${BENCH_DURATION:-10}
-warmup=${BENCH_WARMUP:-2}
+duration=${BENCH_DURATION:-5}
+warmup=${BENCH_WARMUP:-1}
 connections=${BENCH_CONNECTIONS:-64}
 server_cpu=${BENCH_SERVER_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
@@ -89,20 +90,32 @@ wait_ready() {
 }
 
 # --- the servers -----------------------------------------------------------------------------
+# Both serve the same cases: /hello, /user/<n>, /r1/<n> ... /r1000/<n>, /static4k.html.
+
+make_site() {
+    # nginx's worker runs as nobody: it must be able to read the site.
+    chmod 755 "$work"
+    mkdir -p "$work/www"
+    python3 -c 'import sys; sys.stdout.write(("<p>" + "moonwire bench " * 16 + "</p>\n") * 16)' | head -c 4096 >"$work/www/static4k.html"
+}
 
 start_moonwire() {
-    mkdir -p "$work/moonwire/scripts" "$work/moonwire/www"
+    mkdir -p "$work/moonwire/scripts"
     cat >"$work/moonwire/scripts/main.lua" <<'LUA'
+moonwire.get([[/user/(\d+)]], function(req, res) res:send(req.params[1]) end)
+for i = 1, 1000 do
+  moonwire.get("/r" .. i .. [[/(\d+)]], function(req, res) res:send(req.params[1]) end)
+end
 function OnCommandGet(req, res)
-  res:send("hello")
+  if req.path == "/hello" then res:send("hello") end
 end
 LUA
     moonwire_port=$(free_port)
     taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$moonwire_port" \
-        --threads 1 --scripts "$work/moonwire/scripts" --www "$work/moonwire/www" \
+        --threads 1 --scripts "$work/moonwire/scripts" --www "$work/www" \
         >"$work/moonwire/log" 2>&1 &
     pids+=($!)
-    wait_ready "http://127.0.0.1:$moonwire_port/" hello "$!" "$work/moonwire/log"
+    wait_ready "http://127.0.0.1:$moonwire_port/hello" hello "$!" "$work/moonwire/log"
 }
 
 # The directory holding Debian's dynamic nginx modules.
@@ -115,10 +128,13 @@ nginx_modules_dir() {
 }
 
 start_nginx() {
-    local prefix=$work/nginx modules
+    local prefix=$work/nginx modules i routes=""
     modules=$(nginx_modules_dir)
     mkdir -p "$prefix/logs" "$prefix/temp"
     nginx_port=$(free_port)
+    for ((i = 1; i <= 1000; i++)); do
+        routes+="        location ~ ^/r$i/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }"$'\n'
+    done
     # As root, the master drops its worker to nobody (nginx's default group "nobody" does
     # not exist on Debian); as anyone else the directive would only warn.
     local user_line=""
@@ -142,16 +158,21 @@ http {
     fastcgi_temp_path $prefix/temp/fastcgi;
     uwsgi_temp_path $prefix/temp/uwsgi;
     scgi_temp_path $prefix/temp/scgi;
+    include /etc/nginx/mime.types;
     server {
         listen 127.0.0.1:$nginx_port;
-        location / { content_by_lua_block { ngx.say("hello") } }
+        root $work/www;
+        location = /hello { content_by_lua_block { ngx.print("hello") } }
+        location = /static4k.html { }
+        location ~ ^/user/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }
+$routes
     }
 }
 CONF
     taskset -c "$server_cpu" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
         >"$prefix/logs/console.log" 2>&1 &
     pids+=($!)
-    wait_ready "http://127.0.0.1:$nginx_port/" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
+    wait_ready "http://127.0.0.1:$nginx_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
 }
 
 # --- measuring -------------------------------------------------------------------------------
@@ -175,29 +196,31 @@ run_wrk() {
 }
 
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+make_site
 start_moonwire
 start_nginx
-moonwire_url=http://127.0.0.1:$moonwire_port/
-nginx_url=http://127.0.0.1:$nginx_port/
 
-say "lua hello: wrk -t1 -c$connections -d${duration}s, $rounds rounds; servers on CPU $server_cpu, wrk on CPU $load_cpu"
-if ((warmup > 0)); then
-    run_wrk "$moonwire_url" "$warmup"
-    run_wrk "$nginx_url" "$warmup"
-fi
+cases=(lua-hello regex-route route-1st route-1000th static-4k)
+declare -A paths=([lua-hello]=/hello [regex-route]=/user/42 [route-1st]=/r1/42 [route-1000th]=/r1000/42
+    [static-4k]=/static4k.html)
+declare -A runs
 
-moonwire_runs=()
-nginx_runs=()
-for ((round = 1; round <= rounds; round++)); do
-    # Alternate who goes first so a trend on the machine does not favour one side.
-    if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
-    for server in "${order[@]}"; do
-        if [[ $server == moonwire ]]; then
-            run_wrk "$moonwire_url" "$duration"; moonwire_runs+=("$rps")
-        else
-            run_wrk "$nginx_url" "$duration"; nginx_runs+=("$rps")
-        fi
-        printf '  round %d  %-8s %12.0f req/s\n' "$round" "$server" "$rps"
+say "wrk -t1 -c$connections -d${duration}s, $rounds rounds per case; servers on CPU $server_cpu, wrk on CPU $load_cpu"
+for case in "${cases[@]}"; do
+    moonwire_url=http://127.0.0.1:$moonwire_port${paths[$case]}
+    nginx_url=http://127.0.0.1:$nginx_port${paths[$case]}
+    if ((warmup > 0)); then
+        run_wrk "$moonwire_url" "$warmup"
+        run_wrk "$nginx_url" "$warmup"
+    fi
+    for ((round = 1; round <= rounds; round++)); do
+        # Alternate who goes first so a trend on the machine does not favour one side.
+        if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
+        for server in "${order[@]}"; do
+            if [[ $server == moonwire ]]; then run_wrk "$moonwire_url" "$duration"; else run_wrk "$nginx_url" "$duration"; fi
+            runs[$case.$server]+="$rps "
+            printf '  %-13s round %d  %-8s %12.0f req/s\n' "$case" "$round" "$server" "$rps"
+        done
     done
 done
 
@@ -208,9 +231,13 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results=.build/bench/results-$stamp.json
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then commit+="-dirty"; fi
+case_runs=""
+for case in "${cases[@]}"; do
+    case_runs+="$case:${runs[$case.moonwire]}:${runs[$case.nginx]};"
+done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
-BENCH_MOONWIRE_RUNS="${moonwire_runs[*]}" BENCH_NGINX_RUNS="${nginx_runs[*]}" \
+BENCH_CASES="$case_runs" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
@@ -220,13 +247,19 @@ python3 - "$results" <<'PY'
 import datetime, json, os, platform, statistics, sys
 
 env = os.environ
-moonwire = [float(x) for x in env["BENCH_MOONWIRE_RUNS"].split()]
-nginx = [float(x) for x in env["BENCH_NGINX_RUNS"].split()]
-m, n = statistics.median(moonwire), statistics.median(nginx)
-ratio = round(m / n, 3)
-print(f"  median   moonwire {m:12.0f} req/s")
-print(f"  median   nginx    {n:12.0f} req/s")
-print(f"  moonwire/nginx    {ratio:12.2f}")
+cases, medians = [], {}
+print(f"  {'case':<13} {'moonwire':>12} {'nginx':>12} {'moonwire/nginx':>15}")
+for entry in filter(None, env["BENCH_CASES"].split(";")):
+    name, moonwire_runs, nginx_runs = entry.split(":")
+    moonwire = [float(x) for x in moonwire_runs.split()]
+    nginx = [float(x) for x in nginx_runs.split()]
+    m, n = statistics.median(moonwire), statistics.median(nginx)
+    medians[name] = m
+    print(f"  {name:<13} {m:12.0f} {n:12.0f} {m / n:15.2f}")
+    cases.append({"name": name, "moonwire": {"runs_rps": moonwire, "median_rps": m},
+                  "nginx": {"runs_rps": nginx, "median_rps": n}, "ratio": round(m / n, 3)})
+route_ratio = round(medians["route-1000th"] / medians["route-1st"], 3)
+print(f"  moonwire 1000th route / 1st route: {route_ratio:.2f}")
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
             if line.startswith("model name")), "unknown")
 result = {
@@ -244,14 +277,8 @@ result = {
                  "server_threads": 1, "duration_s": float(env["BENCH_DURATION"]),
                  "rounds": int(env["BENCH_ROUNDS"]), "server_cpu": env["BENCH_SERVER_CPU"],
                  "load_cpu": env["BENCH_LOAD_CPU"]},
-    "cases": [{
-        "name": "lua-hello",
-        "moonwire": {"handler": 'OnCommandGet: res:send("hello")',
-                     "runs_rps": moonwire, "median_rps": m},
-        "nginx": {"handler": 'content_by_lua_block { ngx.say("hello") }',
-                  "runs_rps": nginx, "median_rps": n},
-        "ratio": ratio,
-    }],
+    "cases": cases,
+    "route_1000th_over_1st": route_ratio,
 }
 with open(sys.argv[1], "w") as f:
     json.dump(result, f, indent=2)
