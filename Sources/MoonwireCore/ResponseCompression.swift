@@ -26,14 +26,21 @@ enum ResponseCompression {
         return false
     }
 
-    /// Whether a media type is worth compressing.
+    private static let compressibleTypes: Set<String> = [
+        "application/json", "application/javascript", "application/xml", "image/svg+xml", "application/wasm",
+        "application/manifest+json",
+    ]
+
+    /// Whether a media type is worth compressing. Runs on every response: no allocation
+    /// for the common, already lowercase types.
     static func isCompressible(_ contentType: String?) -> Bool {
-        guard let type = contentType?.split(separator: ";").first?.trimmingWhitespace.lowercased() else { return false }
+        guard let contentType else { return false }
+        let end = contentType.firstIndex(of: ";") ?? contentType.endIndex
+        var type = contentType[..<end]
+        while type.last == " " || type.last == "\t" { type = type.dropLast() }
+        if type.contains(where: \.isUppercase) { return isCompressible(type.lowercased()) }
         if type.hasPrefix("text/") { return true }
-        return [
-            "application/json", "application/javascript", "application/xml", "image/svg+xml", "application/wasm",
-            "application/manifest+json", "application/ld+json", "application/rss+xml", "application/atom+xml",
-        ].contains(type) || type.hasSuffix("+json") || type.hasSuffix("+xml")
+        return compressibleTypes.contains(String(type)) || type.hasSuffix("+json") || type.hasSuffix("+xml")
     }
 
     /// Whether a response of this status, headers and size should be compressed for a

@@ -154,16 +154,10 @@ private func pushCookieTable(_ L: LuaThread, _ headers: HTTPHeaders) {
     for header in headers["cookie"] {
         for pair in header.split(separator: ";") {
             let parts = pair.split(separator: "=", maxSplits: 1)
-            guard let name = parts.first?.trimmingSpaces, !name.isEmpty else { continue }
+            guard let name = parts.first?.trimmingWhitespace, !name.isEmpty else { continue }
             L.push(name)
-            L.push(parts.count == 2 ? parts[1].trimmingSpaces : "")
+            L.push(parts.count == 2 ? parts[1].trimmingWhitespace : "")
             lua_rawset(L, -3)
         }
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 }

@@ -56,8 +56,8 @@ public final class Router<Handler> {
     /// An empty router: no hosts, no routes.
     public init() {}
 
-    /// Whether any route was registered (a router without routes costs nothing to skip).
-    public var isEmpty: Bool { fallback.routes.isEmpty && hosts.allSatisfy { $0.table.routes.isEmpty } }
+    /// Whether no route was registered (a router without routes costs nothing to skip).
+    public private(set) var isEmpty = true
 
     /// Registers a virtual host; hosts are tried in registration order, the default last.
     /// The pattern must match the whole Host value (without port), case-insensitively.
@@ -73,10 +73,15 @@ public final class Router<Handler> {
         let methodSet = methods.isEmpty || methods.contains("*") ? nil : Set(methods.map { $0.uppercased() })
         let route = Route(methods: methodSet, regex: regex, handler: handler)
         if let host {
-            Self.append(route, pattern: path, to: &hosts[host.index].table)
+            append(route, pattern: path, to: &hosts[host.index].table)
         } else {
-            Self.append(route, pattern: path, to: &fallback)
+            append(route, pattern: path, to: &fallback)
         }
+    }
+
+    private func append(_ route: Route, pattern: String, to table: inout Table) {
+        isEmpty = false
+        Self.append(route, pattern: pattern, to: &table)
     }
 
     private static func append(_ route: Route, pattern: String, to table: inout Table) {
