@@ -1,75 +1,54 @@
-// The literal text every match of a pattern must start with, so a route table can skip the
-// routes whose prefix the path does not have without running their regexes.
+// The literal bytes every match of an anchored route pattern starts with (`/users/` for
+// `/users/(\d+)`), so the route table can skip routes whose prefix the path lacks without
+// running their regexes. PCRE2 exposes no parse tree, so this reads the pattern syntax
+// itself, and is deliberately conservative: on any construct it does not fully understand
+// it returns an empty prefix, which puts the route in the bucket checked for every path.
+// An empty prefix only costs speed; a wrong one would lose matches.
 
-/// Extracts a pattern's guaranteed literal prefix (possibly empty, never wrong).
+/// Extracts a route pattern's guaranteed literal prefix.
 enum LiteralPrefix {
-    /// The bytes any subject matched by `pattern` (anchored at its start) begins with.
-    /// Conservative: whenever the syntax allows a doubt, the prefix stops there.
+    /// The bytes every subject matched by `pattern` (compiled anchored, without `caseless`
+    /// or `extended`) begins with; possibly empty, never wrong.
     static func of(_ pattern: String) -> [UInt8] {
         let bytes = Array(pattern.utf8)
-        if hasTopLevelAlternation(bytes) { return [] }
+        guard PatternStructure.isIndexable(bytes) else { return [] }
         var prefix: [UInt8] = []
-        var index = 0
-        if bytes.first == UInt8(ascii: "^") { index = 1 }
-        while index < bytes.count {
-            let byte = bytes[index]
-            var literal: UInt8?
-            var width = 1
-            if byte == UInt8(ascii: "\\") {
-                guard index + 1 < bytes.count else { break }
-                let escaped = bytes[index + 1]
-                // Only escaped punctuation is a plain literal; \d, \w, \Q, \x... are not.
-                guard !isAlphanumeric(escaped), escaped < 0x80 else { break }
-                literal = escaped
-                width = 2
-            } else if "^$.|?*+()[]{}#".utf8.contains(byte) || byte >= 0x80 || byte == 0x20 {
-                break
-            } else {
-                literal = byte
+        var index = bytes.first == UInt8(ascii: "^") ? 1 : 0
+        while index < bytes.count, let atom = literalAtom(in: bytes, at: index) {
+            let next = index + atom.width
+            if next < bytes.count {
+                switch bytes[next] {
+                case UInt8(ascii: "?"), UInt8(ascii: "*"), UInt8(ascii: "{"):
+                    return prefix  // the atom may be absent (or `{` may be a bound): not guaranteed
+                case UInt8(ascii: "+"):
+                    return prefix + atom.bytes  // at least one copy, then unknown
+                default: break
+                }
             }
-            let next = index + width
-            if next < bytes.count, "?*{".utf8.contains(bytes[next]) { break }  // optional: not guaranteed
-            if next < bytes.count, bytes[next] == UInt8(ascii: "+") {
-                if let literal { prefix.append(literal) }  // at least one
-                break
-            }
-            if let literal { prefix.append(literal) }
+            prefix += atom.bytes
             index = next
         }
         return prefix
     }
 
-    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-    }
-
-    /// Whether a `|` separates alternatives of the whole pattern (outside groups and classes).
-    private static func hasTopLevelAlternation(_ bytes: [UInt8]) -> Bool {
-        var depth = 0
-        var inClass = false
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\\") {
-                index += 2
-                continue
-            }
-            if inClass {
-                if byte == UInt8(ascii: "]") { inClass = false }
-            } else {
-                switch byte {
-                case UInt8(ascii: "["):
-                    inClass = true
-                    if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "]") { index += 1 }
-                case UInt8(ascii: "("): depth += 1
-                case UInt8(ascii: ")"): depth -= 1
-                case UInt8(ascii: "|") where depth == 0: return true
-                default: break
-                }
-            }
-            index += 1
+    /// The literal at `index` (its bytes and its width in the pattern), nil when the item
+    /// there is anything but a plain literal character.
+    private static func literalAtom(in bytes: [UInt8], at index: Int) -> (bytes: [UInt8], width: Int)? {
+        let byte = bytes[index]
+        if byte == UInt8(ascii: "\\") {
+            // Escaped ASCII punctuation is that character; letters and digits are classes,
+            // assertions, back references or code points: stop there.
+            guard index + 1 < bytes.count, case let escaped = bytes[index + 1], escaped < 0x80,
+                !PatternStructure.isAlphanumeric(escaped)
+            else { return nil }
+            return ([escaped], 2)
         }
-        return false
+        if byte >= 0x80 {
+            // A whole UTF-8 character (route patterns are compiled in UTF mode).
+            let width = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 0
+            guard width > 0, index + width <= bytes.count else { return nil }
+            return (Array(bytes[index..<index + width]), width)
+        }
+        return "^$.|?*+()[]{}".utf8.contains(byte) ? nil : ([byte], 1)
     }
 }

@@ -1,155 +1,116 @@
-// A compiled PCRE2 pattern (8-bit, JIT when available) with the limits that keep a
-// pathological pattern or subject from stalling an event loop.
+// A PCRE2 pattern compiled once, JIT-compiled when the platform allows it. We bind PCRE2
+// rather than use Swift's own Regex because user patterns are written in PCRE2 syntax (as in
+// nginx and OpenResty), subjects are bytes (Lua strings), and matching must run under hard
+// limits that stop a pathological pattern from stalling an event loop.
 import CPCRE2
 
-/// A regular expression compiled once and matched many times. Not thread-safe: it owns its
-/// match data, and each event loop (each Lua VM) compiles its own.
-public final class Regex {
-    /// Compile options.
-    public struct Options: OptionSet, Sendable {
+/// A compiled PCRE2 pattern (8-bit code units). It is immutable once built, so one instance
+/// can be shared by every thread; the mutable state of a match lives in a ``RegexMatcher``
+/// that each thread (event loop) owns.
+public final class Regex: @unchecked Sendable {
+    /// Compile options, so callers can express Lua-style flags and the router its anchoring.
+    public struct Options: OptionSet, Sendable, Hashable {
+        /// The PCRE2 compile option bits.
         public let rawValue: UInt32
+
+        /// Wraps PCRE2 compile option bits.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
-        /// Case-insensitive matching.
+
+        /// Letters match regardless of case (host names are case-insensitive).
         public static let caseless = Options(rawValue: PCRE2_CASELESS)
-        /// The whole subject must match (anchored at both ends).
+        /// The match must start at the start offset and end at the end of the subject, so a
+        /// route pattern describes the whole path without `^...$`.
         public static let wholeSubject = Options(rawValue: PCRE2_ANCHORED | PCRE2_ENDANCHORED)
-        /// `^` and `$` match at line breaks.
+        /// `^` and `$` also match at line breaks inside the subject.
         public static let multiline = Options(rawValue: PCRE2_MULTILINE)
-        /// `.` matches line breaks too.
+        /// `.` also matches line breaks.
         public static let dotAll = Options(rawValue: PCRE2_DOTALL)
-        /// Whitespace and `#` comments in the pattern are ignored.
+        /// Whitespace and `#` comments in the pattern are ignored, for readable long patterns.
         public static let extended = Options(rawValue: PCRE2_EXTENDED)
-        /// UTF-8 patterns and subjects; invalid UTF-8 in a subject simply does not match.
+        /// Pattern and subject are UTF-8 (so `.` is one character, not one byte); a subject
+        /// with invalid UTF-8 is still searched, and invalid sequences simply never match.
         public static let utf = Options(rawValue: PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
     }
 
-    /// Backtracking steps one match may take before it gives up (regex DoS defence).
-    public static let matchLimit: UInt32 = 1_000_000
-    /// Nested backtracking depth one match may reach.
-    public static let depthLimit: UInt32 = 10_000
-
-    /// The pattern as written.
+    /// The pattern as written, for error messages and logs.
     public let pattern: String
-    /// Number of capture groups (group 0, the whole match, not counted).
+    /// The options it was compiled with.
+    public let options: Options
+    /// How many capture groups the pattern has (group 0, the whole match, not counted).
     public let groupCount: Int
-    /// Named groups and their numbers.
+    /// Named groups and their numbers, in name order (PCRE2's name table); a name may
+    /// repeat under `(?J)`.
     public let names: [(name: String, group: Int)]
+    /// Whether matching runs JIT-compiled code; false when the platform has no JIT and the
+    /// interpreter is used instead (same results, slower).
+    public let isJITCompiled: Bool
 
-    private let code: OpaquePointer
-    private let matchData: OpaquePointer
-    private let context: OpaquePointer
-    private let jitStack: OpaquePointer?
+    /// The compiled pattern, read-only after `init` (PCRE2 allows sharing it across threads).
+    let code: OpaquePointer
+    /// Whether an empty match between CR and LF must skip both (PCRE2's newline convention).
+    let newlineIsCRLF: Bool
+    /// Match context with the default ``RegexMatcher/Limits`` for matches run without a
+    /// matcher; never modified after `init`, which PCRE2 allows to share between threads.
+    /// It has no JIT stack of its own, so JIT code uses 32 KiB of the calling thread's stack.
+    let sharedMatchContext: OpaquePointer
 
-    /// Compiles `pattern`; throws a `RegexError` with PCRE2's message and the offset.
-    public init(_ pattern: String, options: Options = []) throws(RegexError) {
-        self.pattern = pattern
+    /// Compiles `pattern`. UTF-8 by default because user patterns are text; throws a
+    /// ``RegexError`` of kind `invalidPattern` with PCRE2's message and offset.
+    public init(_ pattern: String, options: Options = [.utf]) throws(RegexError) {
         var errorCode: Int32 = 0
         var errorOffset = 0
-        let compiled = pattern.utf8CString.withUnsafeBufferPointer { bytes in
+        var source = pattern
+        let compiled = source.withUTF8 { bytes in
             pcre2_compile_8(
-                UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: UInt8.self), bytes.count - 1,
-                options.rawValue, &errorCode, &errorOffset, nil)
+                bytes.baseAddress ?? mw_pcre2_empty_string(), bytes.count, options.rawValue, &errorCode,
+                &errorOffset, nil)
         }
         guard let compiled else {
-            throw RegexError(pattern: pattern, message: Self.message(for: errorCode), offset: errorOffset)
+            throw RegexError(compiling: pattern, code: errorCode, offset: errorOffset)
         }
+        self.pattern = pattern
+        self.options = options
         code = compiled
-        var usesJIT = pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) == 0
-        var count: UInt32 = 0
-        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_CAPTURECOUNT), &count)
-        groupCount = Int(count)
-        names = Self.nameTable(code)
-        matchData = pcre2_match_data_create_from_pattern_8(code, nil)
-        context = pcre2_match_context_create_8(nil)
-        pcre2_set_match_limit_8(context, Self.matchLimit)
-        pcre2_set_depth_limit_8(context, Self.depthLimit)
-        if usesJIT, let stack = pcre2_jit_stack_create_8(32 * 1024, 512 * 1024, nil) {
-            jitStack = stack
-            pcre2_jit_stack_assign_8(context, nil, UnsafeMutableRawPointer(stack))
-        } else {
-            usesJIT = false
-            jitStack = nil
-        }
+        isJITCompiled = pcre2_jit_compile_8(compiled, PCRE2_JIT_COMPLETE) == 0
+        groupCount = Int(Self.info(compiled, PCRE2_INFO_CAPTURECOUNT))
+        names = Self.nameTable(compiled)
+        let newline = Self.info(compiled, PCRE2_INFO_NEWLINE)
+        newlineIsCRLF =
+            newline == PCRE2_NEWLINE_CRLF || newline == PCRE2_NEWLINE_ANY || newline == PCRE2_NEWLINE_ANYCRLF
+        let limits = RegexMatcher.Limits()
+        sharedMatchContext = pcre2_match_context_create_8(nil)
+        pcre2_set_match_limit_8(sharedMatchContext, limits.matchLimit)
+        pcre2_set_depth_limit_8(sharedMatchContext, limits.depthLimit)
     }
 
     deinit {
-        if let jitStack { pcre2_jit_stack_free_8(jitStack) }
-        pcre2_match_context_free_8(context)
-        pcre2_match_data_free_8(matchData)
+        pcre2_match_context_free_8(sharedMatchContext)
         pcre2_code_free_8(code)
     }
 
-    /// Matches `subject` starting at byte `offset`. Returns the byte ranges of group 0...n
-    /// (nil for groups that did not take part), nil for no match; throws when a limit hit.
-    public func match(_ subject: UnsafeRawBufferPointer, from offset: Int = 0, options: UInt32 = 0)
-        throws(RegexError) -> RegexMatch?
-    {
-        let start = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!
-        let result = pcre2_match_8(code, start, subject.count, offset, options, matchData, context)
-        if result == PCRE2_ERROR_NOMATCH || result == PCRE2_ERROR_PARTIAL { return nil }
-        guard result > 0 else {
-            throw RegexError(pattern: pattern, message: Self.message(for: result), offset: offset)
-        }
-        let vector = pcre2_get_ovector_pointer_8(matchData)!
-        var ranges: [Range<Int>?] = []
-        ranges.reserveCapacity(groupCount + 1)
-        for group in 0...groupCount {
-            let lower = vector[2 * group], upper = vector[2 * group + 1]
-            ranges.append(group < result && lower != mw_pcre2_unset() ? lower..<upper : nil)
-        }
-        return RegexMatch(ranges: ranges)
+    /// The number of the first group called `name`, nil when there is none.
+    public func groupNumber(named name: String) -> Int? {
+        names.first { $0.name == name }?.group
     }
 
-    /// Matches a Swift string (its UTF-8 bytes).
-    public func match(_ subject: String) throws(RegexError) -> RegexMatch? {
-        var subject = subject
-        var outcome: Result<RegexMatch?, RegexError> = .success(nil)
-        subject.withUTF8 { bytes in
-            do throws(RegexError) {
-                outcome = .success(try match(UnsafeRawBufferPointer(bytes)))
-            } catch {
-                outcome = .failure(error)
-            }
-        }
-        return try outcome.get()
+    private static func info(_ code: OpaquePointer, _ what: Int32) -> UInt32 {
+        var value: UInt32 = 0
+        pcre2_pattern_info_8(code, UInt32(what), &value)
+        return value
     }
 
-    private static func message(for code: Int32) -> String {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        let length = pcre2_get_error_message_8(code, &buffer, buffer.count)
-        return length > 0 ? String(decoding: buffer[..<Int(length)], as: UTF8.self) : "PCRE2 error \(code)"
-    }
-
+    /// Reads PCRE2's name table: entries of a 2-byte big-endian group number and a
+    /// zero-terminated name, each `NAMEENTRYSIZE` bytes long.
     private static func nameTable(_ code: OpaquePointer) -> [(name: String, group: Int)] {
-        var count: UInt32 = 0, entrySize: UInt32 = 0
+        let count = Int(info(code, PCRE2_INFO_NAMECOUNT))
+        let entrySize = Int(info(code, PCRE2_INFO_NAMEENTRYSIZE))
         var table: UnsafePointer<UInt8>?
-        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMECOUNT), &count)
-        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMEENTRYSIZE), &entrySize)
         pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMETABLE), &table)
         guard count > 0, let table else { return [] }
-        return (0..<Int(count)).map { index in
-            let entry = table + index * Int(entrySize)
-            let group = Int(entry[0]) << 8 | Int(entry[1])
-            let nameBytes = UnsafeBufferPointer(start: entry + 2, count: Int(entrySize) - 2).prefix { $0 != 0 }
-            return (String(decoding: nameBytes, as: UTF8.self), group)
+        return (0..<count).map { index in
+            let entry = table + index * entrySize
+            let name = UnsafeBufferPointer(start: entry + 2, count: entrySize - 2).prefix { $0 != 0 }
+            return (String(decoding: name, as: UTF8.self), Int(entry[0]) << 8 | Int(entry[1]))
         }
     }
-}
-
-/// The byte ranges one match covered: index 0 is the whole match.
-public struct RegexMatch: Sendable, Equatable {
-    /// Group ranges in the subject; nil where a group did not take part.
-    public var ranges: [Range<Int>?]
-}
-
-/// A pattern that does not compile, or a match that hit a limit.
-public struct RegexError: Error, CustomStringConvertible, Sendable {
-    /// The pattern concerned.
-    public var pattern: String
-    /// PCRE2's message.
-    public var message: String
-    /// Where in the pattern (compile errors) or the subject (match errors).
-    public var offset: Int
-
-    public var description: String { "invalid pattern \"\(pattern)\": \(message) at offset \(offset)" }
 }
