@@ -6,13 +6,20 @@ import NIOCore
 final class ConnectionEnvironment {
     let delegate: ServerDelegate
     let limits: HTTPLimits
+    let webSocket: WebSocketSettings
+    let webSockets: WebSocketRegistry
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
 
-    init(delegate: ServerDelegate, limits: HTTPLimits, logger: Logger, files: StaticFileService) {
+    init(
+        delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry, logger: Logger,
+        files: StaticFileService
+    ) {
         self.delegate = delegate
-        self.limits = limits
+        self.limits = configuration.limits
+        self.webSocket = configuration.webSocket
+        self.webSockets = webSockets
         self.logger = logger
         self.files = files
     }

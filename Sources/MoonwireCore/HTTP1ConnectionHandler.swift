@@ -6,7 +6,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Drives requests of one connection through the delegate.
-final class HTTP1ConnectionHandler: ChannelInboundHandler {
+final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -26,9 +26,12 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
     /// The body a handler is streaming, while it does.
     private var activeStream: HTTPResponseStream?
 
-    init(environment: ConnectionEnvironment, timeouts: HTTPReadTimeouts) {
+    private let upgrade: WebSocketUpgradeState
+
+    init(environment: ConnectionEnvironment, timeouts: HTTPReadTimeouts, upgrade: WebSocketUpgradeState) {
         self.environment = environment
         self.timeouts = timeouts
+        self.upgrade = upgrade
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -123,6 +126,10 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler {
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         let responder = HTTPResponder { answer in
             loopBoundSelf.value.answer(answer, to: request, exchange: exchange)
+        }
+        if let refusal = upgrade.refusal {
+            upgrade.refusal = nil
+            return responder.respond(refusal)
         }
         environment.delegate.handle(request, responder: responder)
     }

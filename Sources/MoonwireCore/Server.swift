@@ -20,6 +20,7 @@ public final class Server: Sendable {
         configuration: ServerConfiguration,
         group: MultiThreadedEventLoopGroup,
         delegates: [NIOLoopBound<ServerDelegate>],
+        webSockets: WebSocketRegistry,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -34,7 +35,9 @@ public final class Server: Sendable {
             let loop = bound.eventLoop
             let environment = try? loop.submit {
                 NIOLoopBound(
-                    ConnectionEnvironment(delegate: bound.value, limits: configuration.limits, logger: logger, files: files),
+                    ConnectionEnvironment(
+                        delegate: bound.value, configuration: configuration, webSockets: webSockets, logger: logger,
+                        files: files),
                     eventLoop: loop)
             }.wait()
             environments[ObjectIdentifier(loop)] = environment

@@ -10,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var wwwRoot: String = "www"
     /// Limits applied to every HTTP/1.1 connection.
     public var limits: HTTPLimits = HTTPLimits()
+    /// How WebSocket connections behave.
+    public var webSocket = WebSocketSettings()
 
     /// Creates the default configuration.
     public init() {}
@@ -28,5 +30,31 @@ public struct HTTPLimits: Sendable, Equatable {
     public var keepAliveTimeout: Double = 60
 
     /// Creates the default limits.
+    public init() {}
+}
+
+/// WebSocket options (the seeds' Options and SecurityOptions that Core enforces).
+public struct WebSocketSettings: Sendable, Equatable {
+    /// How fragmented messages reach the delegate (the seeds' Options.FragmentedMessages).
+    public enum FragmentMode: String, Sendable {
+        /// Whole messages only.
+        case buffer
+        /// Whole messages, and each fragment as it arrives.
+        case all
+        /// Fragments only.
+        case fragments
+    }
+
+    /// Largest message (all its fragments together), in bytes; over it the close is 1009.
+    public var maxMessageSize = 64 * 1024 * 1024
+    /// Whether text messages must be valid UTF-8 (RFC 6455 section 8.1); invalid: close 1007.
+    public var validateUTF8 = true
+    /// Fragment delivery.
+    public var fragmentMode = FragmentMode.buffer
+    /// Bytes queued to a client that does not read, beyond which it is closed with 1008, so a
+    /// slow client can neither grow the server's memory without bound nor slow the others.
+    public var sendQueueLimit = 16 * 1024 * 1024
+
+    /// Creates the defaults.
     public init() {}
 }

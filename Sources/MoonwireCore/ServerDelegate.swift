@@ -3,7 +3,7 @@ import NIOCore
 
 /// Receives a server's events. One delegate exists per event loop and is only ever called on
 /// that loop, so an implementation may keep unsynchronised per-loop state (a Lua VM).
-public protocol ServerDelegate: AnyObject {
+public protocol ServerDelegate: WebSocketDelegate {
     /// A TCP connection was accepted, before any byte is read (OnTCPConnect).
     /// Returning false closes it at once.
     func shouldAccept(_ connection: ConnectionInfo) -> Bool
@@ -13,4 +13,29 @@ public protocol ServerDelegate: AnyObject {
 
     /// The client broke the protocol (OnError); the server has already answered and closes.
     func protocolError(_ connection: ConnectionInfo, message: String)
+}
+
+/// The answer to a WebSocket upgrade request.
+public enum WebSocketHandshakeDecision {
+    /// Upgrade, with this subprotocol (one the client offered) or none.
+    case accept(subprotocol: String?)
+    /// Do not upgrade: answer with this response instead (403, 401...).
+    case refuse(HTTPResponse)
+}
+
+/// WebSocket events. Called on the connection's loop, like every delegate method.
+public protocol WebSocketDelegate: AnyObject {
+    /// A valid upgrade request arrived (OnHandshake).
+    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision
+    /// The 101 went out; the connection is registered (OnConnect).
+    func webSocketOpened(_ socket: WebSocketConnection)
+    /// A whole message arrived (OnMessage / OnBinary).
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool)
+    /// A fragment arrived, in fragment modes `all` and `fragments` (OnFragmented).
+    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool)
+    /// Everything queued to the socket has been written (OnAsynchronous).
+    func webSocketDrained(_ socket: WebSocketConnection)
+    /// The connection closed, with the code and reason of the close (OnDisconnect); 1006
+    /// when it ended without a closing handshake. Called exactly once per connection.
+    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String)
 }

@@ -25,6 +25,7 @@ public final class LuaEventLoopHost: ServerDelegate {
     public func load(generation: Int) throws {
         let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation)
         let previous = current
+        next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
         current = next
         guard !previous.calls.isEmpty else { return }
         let id = ObjectIdentifier(previous)
@@ -51,5 +52,29 @@ public final class LuaEventLoopHost: ServerDelegate {
 
     public func protocolError(_ connection: ConnectionInfo, message: String) {
         current.protocolError(connection, message: message)
+    }
+
+    public func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision {
+        current.webSocketHandshake(request)
+    }
+
+    public func webSocketOpened(_ socket: WebSocketConnection) {
+        current.webSocketOpened(socket)
+    }
+
+    public func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {
+        current.webSocketMessage(socket, data, isText: isText)
+    }
+
+    public func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {
+        current.webSocketFragment(socket, data, isText: isText, isFinal: isFinal)
+    }
+
+    public func webSocketDrained(_ socket: WebSocketConnection) {
+        current.webSocketDrained(socket)
+    }
+
+    public func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {
+        current.webSocketClosed(socket, code: code, reason: reason)
     }
 }

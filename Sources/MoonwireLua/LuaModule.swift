@@ -16,6 +16,7 @@ extension LuaVM {
         L.setField(-2, "shared")
         L.setFunction("reload", luaReload)
         installRouting()
+        installWebSocketServer()
         installRegex()
         L.setField(-2, "re")
         lua_getglobal(L, "package")

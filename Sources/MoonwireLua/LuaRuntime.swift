@@ -16,10 +16,13 @@ public final class LuaRuntime: Sendable {
     public let faults = FaultCounters()
     /// moonwire.shared.
     public let shared = SharedStore()
+    /// The server's open WebSockets (moonwire.broadcast, write, connections...).
+    public let webSockets: WebSocketRegistry
     private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     /// Creates the runtime of one server.
-    public init(scriptsDirectory: String, developmentMode: Bool, logger: Logger) {
+    public init(scriptsDirectory: String, developmentMode: Bool, logger: Logger, webSockets: WebSocketRegistry = WebSocketRegistry()) {
+        self.webSockets = webSockets
         self.scriptsDirectory = scriptsDirectory
         self.developmentMode = developmentMode
         self.logger = logger

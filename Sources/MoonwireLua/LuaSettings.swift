@@ -1,6 +1,7 @@
 // moonwire.options{} and moonwire.listen{}: settings scripts make at load time.
 import CLua
 import MoonwireCore
+import MoonwireRouting
 
 /// `moonwire.options{...}`: settings; `moonwire.options(path, handler)`: an OPTIONS route.
 let luaOptions: LuaFunction = { L in
@@ -15,6 +16,24 @@ let luaOptions: LuaFunction = { L in
         case "limits":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: limits must be a table") }
             if let error = readLimits(L, into: &vm.settings) { return L.raise("moonwire.options: \(error)") }
+        case "websocket":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: websocket must be a table") }
+            if let error = readWebSocket(L, into: &vm.settings.webSocket) { return L.raise("moonwire.options: \(error)") }
+        case "origins":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
+            var origins: [String] = []
+            for position in 1...max(1, Int(lua_rawlen(L, -1))) where lua_rawlen(L, -1) > 0 {
+                lua_rawgeti(L, -1, lua_Integer(position))
+                defer { mw_pop(L, 1) }
+                guard let pattern = L.string(at: -1) else { return L.raise("moonwire.options: origins must be strings") }
+                do {
+                    _ = try Regex(pattern, options: [.wholeSubject, .caseless])
+                } catch {
+                    return L.raise("\(L.callerLocation()): moonwire.options: origins: \(error)")
+                }
+                origins.append(pattern)
+            }
+            vm.settings.origins = origins
         default:
             vm.logger.warning("moonwire.options: option not supported yet, ignored", metadata: ["option": "\(key ?? "?")"])
         }
@@ -48,6 +67,29 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
         guard let value = L.number(at: -1), value > 0, value.isFinite else { return "limits.\(name) must be a positive number of seconds" }
         settings[keyPath: path] = value
     }
+    return nil
+}
+
+/// Reads the websocket table on top of the stack.
+private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSettings) -> String? {
+    for (name, path) in [("max_message_size", \WebSocketSettings.maxMessageSize), ("send_queue_limit", \WebSocketSettings.sendQueueLimit)] {
+        lua_getfield(L, -1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "websocket.\(name) must be a positive number" }
+        settings[keyPath: path] = Int(value)
+    }
+    lua_getfield(L, -1, "validate_utf8")
+    if L.type(at: -1) == LUA_TBOOLEAN { settings.validateUTF8 = lua_toboolean(L, -1) != 0 }
+    lua_getfield(L, -2, "fragments")
+    if let mode = L.string(at: -1) {
+        guard let parsed = WebSocketSettings.FragmentMode(rawValue: mode) else {
+            mw_pop(L, 2)
+            return "websocket.fragments must be \"buffer\", \"all\" or \"fragments\""
+        }
+        settings.fragmentMode = parsed
+    }
+    mw_pop(L, 2)
     return nil
 }
 

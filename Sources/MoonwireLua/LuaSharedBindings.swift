@@ -88,12 +88,12 @@ private let luaSharedDelete: LuaFunction = { L in
     return 0
 }
 
-private struct ConversionError: Error {
+struct ConversionError: Error {
     var message: String
 }
 
 /// Copies the Lua value at `index` into a SharedValue.
-private func sharedValue(_ L: LuaThread, _ index: Int32, depth: Int) -> Result<SharedValue, ConversionError> {
+func sharedValue(_ L: LuaThread, _ index: Int32, depth: Int) -> Result<SharedValue, ConversionError> {
     guard depth < 64 else { return .failure(ConversionError(message: "tables nested deeper than 64 (a cycle?)")) }
     switch L.type(at: index) {
     case LUA_TSTRING:
@@ -131,7 +131,7 @@ private func sharedValue(_ L: LuaThread, _ index: Int32, depth: Int) -> Result<S
 }
 
 /// Pushes a SharedValue as a fresh Lua value.
-private func pushShared(_ L: LuaThread, _ value: SharedValue) {
+func pushShared(_ L: LuaThread, _ value: SharedValue) {
     switch value {
     case .string(let bytes): L.push(bytes: bytes)
     case .integer(let number): lua_pushinteger(L, number)

@@ -141,12 +141,9 @@ extension LuaVM {
         L.push(error.traceback)
         L.setField(-2, "traceback")
         if let request {
-            nextCallID += 1
-            let orphan = nextCallID
-            calls[orphan] = LuaHandlerCall(
-                id: orphan, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
-            defer { calls[orphan] = nil }
-            pushRequestObject(orphan, on: L)
+            let orphan = orphanCall(for: request)
+            defer { calls[orphan.id] = nil }
+            pushRequestObject(orphan.id, on: L)
             callEvent(named: "OnException", arguments: 2)
         } else {
             lua_pushnil(L)

@@ -2,6 +2,7 @@
 // owns one, like an OpenResty worker, so no lock is ever taken on the request path.
 import CLua
 import Logging
+import MoonwireCore
 import MoonwireRouting
 import NIOCore
 
@@ -31,6 +32,15 @@ public final class LuaVM {
     var requestMetatableRef: Int32 = LUA_NOREF
     var responseMetatableRef: Int32 = LUA_NOREF
     var hostMetatableRef: Int32 = LUA_NOREF
+    var socketMetatableRef: Int32 = LUA_NOREF
+    /// `ws` tables by GUID (a registry reference to a Lua table).
+    var socketTablesRef: Int32 = LUA_NOREF
+    /// `ws.data` tables by GUID.
+    var socketData: [String: Int32] = [:]
+    /// `ws.data` of the previous generation, moved in on first use.
+    var importedSocketData: [String: SharedValue] = [:]
+    /// Compiled moonwire.options{origins} patterns.
+    var originPatterns: [Regex] = []
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()
@@ -75,11 +85,13 @@ public final class LuaVM {
         tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
         installObjectMetatables()
+        installSocketMetatable()
         installSafeStandardLibrary()
         try installModuleLoader()
         try runEntryPoint()
         events = try LuaEventRefs(loadingFrom: self)
         isLoading = false
+        originPatterns = settings.origins.compactMap { try? Regex($0, options: [.wholeSubject, .caseless]) }
         armInstructionHook()
         space.pointee.limit = settings.scriptLimits.memory
     }

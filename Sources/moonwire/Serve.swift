@@ -43,7 +43,8 @@ struct Serve: ParsableCommand {
         logger.logLevel = dev ? .debug : .info
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
-        let runtime = LuaRuntime(scriptsDirectory: scripts, developmentMode: dev, logger: logger)
+        let webSockets = WebSocketRegistry()
+        let runtime = LuaRuntime(scriptsDirectory: scripts, developmentMode: dev, logger: logger, webSockets: webSockets)
         let hosts: [NIOLoopBound<LuaEventLoopHost>]
         do {
             hosts = try group.makeIterator().map { loop in
@@ -67,7 +68,9 @@ struct Serve: ParsableCommand {
         configuration.port = port ?? settings.port ?? 8080
         configuration.wwwRoot = www
         configuration.limits = settings.limits
-        let server = Server(configuration: configuration, group: group, delegates: delegates, logger: logger)
+        configuration.webSocket = settings.webSocket
+        let server = Server(
+            configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         let address: SocketAddress
         do {
             address = try server.start()

@@ -24,6 +24,13 @@ private final class EchoDelegate: ServerDelegate {
     func protocolError(_ connection: ConnectionInfo, message: String) {
         errors.append(message)
     }
+
+    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
+    func webSocketOpened(_ socket: WebSocketConnection) {}
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
+    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
+    func webSocketDrained(_ socket: WebSocketConnection) {}
+    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }
 
 final class HTTP1ConnectionTests: XCTestCase {
@@ -38,8 +45,10 @@ final class HTTP1ConnectionTests: XCTestCase {
         var limits = HTTPLimits()
         limits.maxBodySize = 16
         limits.maxHeaderSize = 1024
+        var configuration = ServerConfiguration()
+        configuration.limits = limits
         let environment = ConnectionEnvironment(
-            delegate: delegate, limits: limits, logger: Logger(label: "test"),
+            delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
             files: StaticFileService(root: "/nonexistent", threadPool: pool))
         channel = EmbeddedChannel()
         try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment)

@@ -1,0 +1,78 @@
+// One open WebSocket as the rest of the server sees it: an identity and the methods that
+// reach the socket from any thread (broadcasts come from every event loop).
+import NIOCore
+import NIOHTTP1
+
+/// A WebSocket connection. Thread-safe: every method hops to the connection's event loop.
+public final class WebSocketConnection: Sendable {
+    /// The connection's unique id (the seeds' Guid).
+    public let guid: String
+    /// The subprotocol agreed in the handshake, if any.
+    public let subprotocol: String?
+    /// Who is connected.
+    public let peer: ConnectionInfo
+    /// The headers of the handshake request.
+    public let headers: HTTPHeaders
+    /// The loop that owns the socket.
+    public let eventLoop: EventLoop
+    private let handler: NIOLoopBoundBox<WebSocketFrameHandler?>
+
+    init(subprotocol: String?, peer: ConnectionInfo, headers: HTTPHeaders, handler: WebSocketFrameHandler, eventLoop: EventLoop) {
+        self.guid = Self.makeGUID()
+        self.subprotocol = subprotocol
+        self.peer = peer
+        self.headers = headers
+        self.eventLoop = eventLoop
+        self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
+    }
+
+    /// Sends a text message (the bytes must be UTF-8).
+    public func send(text: ByteBuffer) { onLoop { $0.send(opcode: .text, text) } }
+
+    /// Sends a binary message.
+    public func send(binary: ByteBuffer) { onLoop { $0.send(opcode: .binary, binary) } }
+
+    /// Sends a ping.
+    public func ping(_ data: ByteBuffer = ByteBuffer()) { onLoop { $0.send(opcode: .ping, data) } }
+
+    /// Starts the closing handshake with a code and a reason.
+    public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.close(code: code, reason: reason) } }
+
+    /// Whether the socket is still open (read on its loop for a definite answer).
+    public var isOpen: Bool {
+        eventLoop.inEventLoop ? handler.value != nil : true
+    }
+
+    func detach() {
+        handler.value = nil
+    }
+
+    private func onLoop(_ action: @escaping (WebSocketFrameHandler) -> Void) {
+        if eventLoop.inEventLoop {
+            if let handler = handler.value { action(handler) }
+            return
+        }
+        let box = handler
+        let send = UnsafeTransfer(action)
+        eventLoop.execute {
+            if let handler = box.value { send.value(handler) }
+        }
+    }
+
+    private static func makeGUID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64, low = generator.next() as UInt64
+        func hex(_ value: UInt64, _ digits: Int) -> String {
+            let text = String(value, radix: 16)
+            return String(repeating: "0", count: max(0, digits - text.count)) + text
+        }
+        return "\(hex(high >> 32, 8))-\(hex((high >> 16) & 0xFFFF, 4))-\(hex(high & 0xFFFF, 4))-\(hex(low >> 48, 4))-\(hex(low & 0xFFFF_FFFF_FFFF, 12))"
+    }
+}
+
+/// Carries a non-Sendable closure to the loop it will run on; only used where the closure
+/// runs on that loop alone.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

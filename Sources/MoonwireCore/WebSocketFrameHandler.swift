@@ -1,0 +1,214 @@
+// One WebSocket connection after the upgrade (RFC 6455): assembles messages from frames,
+// enforces the protocol (masking, reserved bits, control frames, UTF-8, sizes, close codes),
+// answers pings, runs the closing handshake, and reports to the delegate. NIOWebSocket does
+// the framing; this is the state machine above it.
+import NIOCore
+import NIOWebSocket
+
+final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let environment: ConnectionEnvironment
+    private let request: HTTPRequest
+    private let subprotocol: String?
+    private var context: ChannelHandlerContext?
+    private(set) var connection: WebSocketConnection?
+
+    /// The message being assembled from fragments.
+    private var message: (isText: Bool, data: ByteBuffer, utf8: UTF8Validator)?
+    private var closeSent = false
+    private var closeReported = false
+    private var queuedBytes = 0
+
+    init(environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?) {
+        self.environment = environment
+        self.request = request
+        self.subprotocol = subprotocol
+    }
+
+    private var settings: WebSocketSettings { environment.webSocket }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let connection = WebSocketConnection(
+            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self,
+            eventLoop: context.eventLoop)
+        self.connection = connection
+        environment.webSockets.add(connection)
+        environment.delegate.webSocketOpened(connection)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard frame.maskKey != nil else { return fail(WebSocketCloseCode.protocolError, "unmasked client frame") }
+        guard frame.reservedBits.isEmpty else { return fail(WebSocketCloseCode.protocolError, "reserved bits set") }
+        switch frame.opcode {
+        case .text, .binary:
+            guard message == nil else { return fail(WebSocketCloseCode.protocolError, "new message inside a fragmented one") }
+            message = (frame.opcode == .text, context.channel.allocator.buffer(capacity: 0), UTF8Validator())
+            receive(frame, context: context)
+        case .continuation:
+            guard message != nil else { return fail(WebSocketCloseCode.protocolError, "continuation without a message") }
+            receive(frame, context: context)
+        case .ping:
+            guard !closeSent else { return }
+            send(opcode: .pong, frame.unmaskedData)
+        case .pong:
+            break
+        case .connectionClose:
+            receiveClose(frame)
+        default:
+            fail(WebSocketCloseCode.protocolError, "unknown opcode \(frame.opcode)")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
+            fail(WebSocketCloseCode.tooBig, "frame larger than \(settings.maxMessageSize) bytes")
+        } else {
+            fail(WebSocketCloseCode.protocolError, "\(error)")
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, queuedBytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func receive(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        guard var current = message, !closeSent else { return }
+        message = nil
+        let payload = frame.unmaskedData
+        guard current.data.readableBytes + payload.readableBytes <= settings.maxMessageSize else {
+            return fail(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
+        }
+        if current.isText && settings.validateUTF8 {
+            let valid = payload.withUnsafeReadableBytes { current.utf8.feed($0) }
+            guard valid, !frame.fin || current.utf8.isComplete else {
+                return fail(WebSocketCloseCode.invalidData, "text message is not valid UTF-8")
+            }
+        }
+        if settings.fragmentMode != .buffer, let connection, !(frame.fin && frame.opcode != .continuation) {
+            environment.delegate.webSocketFragment(connection, payload, isText: current.isText, isFinal: frame.fin)
+        }
+        if frame.fin {
+            guard settings.fragmentMode != .fragments || frame.opcode != .continuation else { return }
+            let whole = current.data.readableBytes == 0 ? payload : appended(&current.data, payload)
+            if let connection { environment.delegate.webSocketMessage(connection, whole, isText: current.isText) }
+        } else {
+            if settings.fragmentMode != .fragments { _ = appended(&current.data, payload) }
+            message = current
+        }
+    }
+
+    private func appended(_ buffer: inout ByteBuffer, _ payload: ByteBuffer) -> ByteBuffer {
+        var payload = payload
+        buffer.writeBuffer(&payload)
+        return buffer
+    }
+
+    private func receiveClose(_ frame: WebSocketFrame) {
+        var payload = frame.unmaskedData
+        var code = WebSocketCloseCode.noStatus
+        var reason = ""
+        if payload.readableBytes == 1 { return fail(WebSocketCloseCode.protocolError, "close frame with a 1-byte payload") }
+        if let received = payload.readInteger(as: UInt16.self) {
+            guard WebSocketCloseCode.isValidReceived(received) else {
+                return fail(WebSocketCloseCode.protocolError, "invalid close code \(received)")
+            }
+            code = received
+            var validator = UTF8Validator()
+            let valid = payload.withUnsafeReadableBytes { validator.feed($0) } && validator.isComplete
+            guard valid else { return fail(WebSocketCloseCode.invalidData, "close reason is not valid UTF-8") }
+            reason = payload.readString(length: payload.readableBytes) ?? ""
+        }
+        if !closeSent {
+            sendClose(code: code == WebSocketCloseCode.noStatus ? nil : code, reason: "")
+        }
+        reportClosed(code: code, reason: reason)
+        closeTCP()
+    }
+
+    /// Sends a data or control frame (server frames are not masked).
+    func send(opcode: WebSocketOpcode, _ data: ByteBuffer) {
+        guard let context, !closeSent, context.channel.isActive else { return }
+        let size = data.readableBytes
+        if opcode == .text || opcode == .binary {
+            guard queuedBytes + size <= settings.sendQueueLimit else {
+                return close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
+            }
+        }
+        queuedBytes += size
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { _ in
+            let handler = bound.value
+            handler.queuedBytes -= size
+            if handler.queuedBytes == 0, let connection = handler.connection, !handler.closeSent,
+                handler.context?.channel.isWritable == true
+            {
+                handler.environment.delegate.webSocketDrained(connection)
+            }
+        }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: data)), promise: promise)
+    }
+
+    /// Starts the closing handshake; the TCP connection ends when the client answers, or
+    /// after a grace period if it does not.
+    func close(code: UInt16, reason: String) {
+        guard let context, !closeSent else { return }
+        sendClose(code: code, reason: reason)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    }
+
+    private func sendClose(code: UInt16?, reason: String) {
+        guard let context else { return }
+        closeSent = true
+        message = nil
+        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        if let code {
+            payload.writeInteger(code)
+            payload.writeString(reason)
+        }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
+    }
+
+    /// A protocol violation: close with `code`, tell the delegate, drop the connection.
+    private func fail(_ code: UInt16, _ message: String) {
+        guard !closeSent else { return closeTCP() }
+        environment.logger.warning(
+            "websocket protocol error",
+            metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "error": "\(message) (\(code))"])
+        environment.delegate.protocolError(request.connection, message: "\(message) (\(code))")
+        sendClose(code: code, reason: "")
+        reportClosed(code: code, reason: message)
+        closeTCP()
+    }
+
+    private func closeTCP() {
+        guard let context else { return }
+        let channel = context.channel
+        context.flush()
+        channel.eventLoop.execute { channel.close(promise: nil) }
+    }
+
+    private func reportClosed(code: UInt16, reason: String) {
+        guard !closeReported, let connection else { return }
+        closeReported = true
+        environment.webSockets.remove(connection)
+        connection.detach()
+        environment.delegate.webSocketClosed(connection, code: code, reason: reason)
+    }
+}

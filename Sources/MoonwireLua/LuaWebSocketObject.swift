@@ -1,0 +1,164 @@
+// The `ws` object: one table per connection (so scripts can key tables by it), with the
+// connection's fields and methods, and `ws.data`, which moves to the next generation of
+// scripts on reload.
+import CLua
+import MoonwireCore
+import NIOCore
+
+/// The hidden key under which a `ws` table keeps its GUID.
+private enum LuaSocketKey {
+    nonisolated(unsafe) static let pointer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
+}
+
+extension LuaVM {
+    /// Pushes the `ws` table of a connection, creating it on first use.
+    func pushSocket(_ socket: WebSocketConnection) {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketTablesRef))
+        if lua_getfield(L, -1, socket.guid) == LUA_TTABLE {
+            mw_remove(L, -2)
+            return
+        }
+        mw_pop(L, 1)
+        lua_createtable(L, 0, 4)
+        lua_pushlightuserdata(L, LuaSocketKey.pointer)
+        L.push(socket.guid)
+        lua_rawset(L, -3)
+        L.push(socket.guid)
+        L.setField(-2, "guid")
+        if let subprotocol = socket.subprotocol {
+            L.push(subprotocol)
+            L.setField(-2, "protocol")
+        }
+        L.push(socket.peer.remoteIP)
+        L.setField(-2, "remote_ip")
+        lua_createtable(L, 0, Int32(socket.headers.count))
+        for (name, value) in socket.headers {
+            L.push(value)
+            L.setField(-2, name.lowercased())
+        }
+        L.setField(-2, "headers")
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketMetatableRef))
+        lua_setmetatable(L, -2)
+        lua_pushvalue(L, -1)
+        L.setField(-3, socket.guid)
+        mw_remove(L, -2)
+    }
+
+    /// Drops the Lua state of a closed connection.
+    func forgetSocket(_ guid: String) {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketTablesRef))
+        lua_pushnil(L)
+        L.setField(-2, guid)
+        mw_pop(L, 1)
+        if let reference = socketData.removeValue(forKey: guid) { luaL_unref(L, mw_registryindex(), reference) }
+    }
+
+    /// Copies every `ws.data` into Swift values, for the next generation of scripts.
+    func exportSocketData() -> [String: SharedValue] {
+        var exported: [String: SharedValue] = [:]
+        for (guid, reference) in socketData {
+            lua_rawgeti(L, mw_registryindex(), lua_Integer(reference))
+            if case .success(let value) = sharedValue(L, -1, depth: 0) { exported[guid] = value }
+            mw_pop(L, 1)
+        }
+        return exported
+    }
+
+    func installSocketMetatable() {
+        lua_createtable(L, 0, 0)
+        socketTablesRef = luaL_ref(L, mw_registryindex())
+        lua_createtable(L, 0, 2)
+        lua_createtable(L, 0, 6)
+        L.setFunction("send", { L in socketSend(L!, binary: false) })
+        L.setFunction("send_binary", { L in socketSend(L!, binary: true) })
+        L.setFunction("ping", socketPing)
+        L.setFunction("close", socketClose)
+        L.setFunction("subscribe", { L in socketChannel(L!, join: true) })
+        L.setFunction("unsubscribe", { L in socketChannel(L!, join: false) })
+        mw_pushswiftclosure(L, socketIndex, 1)
+        L.setField(-2, "__index")
+        socketMetatableRef = luaL_ref(L, mw_registryindex())
+    }
+}
+
+/// The GUID of the `ws` at index 1 and its open connection, or an error message pushed.
+private func socket(_ L: LuaThread, _ method: String) -> (String, WebSocketConnection?)? {
+    guard L.type(at: 1) == LUA_TTABLE else {
+        L.push("ws:\(method): call it with a colon (ws:\(method)(...))")
+        return nil
+    }
+    lua_pushlightuserdata(L, LuaSocketKey.pointer)
+    lua_rawget(L, 1)
+    defer { mw_pop(L, 1) }
+    guard let guid = L.string(at: -1) else {
+        L.push("ws:\(method): not a WebSocket object")
+        return nil
+    }
+    return (guid, LuaVM.from(L).runtime.webSockets.connection(guid))
+}
+
+/// `__index` of `ws`: methods, then `data` (a table kept per connection).
+private let socketIndex: LuaFunction = { L in
+    let L = L!
+    lua_pushvalue(L, 2)
+    if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
+    mw_pop(L, 1)
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "data", let (guid, _) = socket(L, "data") else { return 0 }
+    let vm = LuaVM.from(L)
+    if let reference = vm.socketData[guid] {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(reference))
+    } else {
+        if let imported = vm.importedSocketData.removeValue(forKey: guid) { pushShared(L, imported) } else { lua_createtable(L, 0, 0) }
+        lua_pushvalue(L, -1)
+        vm.socketData[guid] = luaL_ref(L, mw_registryindex())
+    }
+    return 1
+}
+
+/// `ws:send(text)` / `ws:send_binary(data)`: false when the connection is gone.
+private func socketSend(_ L: LuaThread, binary: Bool) -> Int32 {
+    let method = binary ? "send_binary" : "send"
+    guard let (_, connection) = socket(L, method) else { return LuaReturn.raise }
+    guard L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
+        return L.raise("ws:\(method): expected a string, got \(L.describe(at: 2))")
+    }
+    guard let connection else {
+        lua_pushboolean(L, 0)
+        return 1
+    }
+    let buffer = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+    if binary { connection.send(binary: buffer) } else { connection.send(text: buffer) }
+    lua_pushboolean(L, 1)
+    return 1
+}
+
+private let socketPing: LuaFunction = { L in
+    let L = L!
+    guard let (_, connection) = socket(L, "ping") else { return LuaReturn.raise }
+    let payload = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+    guard payload.readableBytes <= 125 else { return L.raise("ws:ping: a ping carries at most 125 bytes") }
+    connection?.ping(payload)
+    return 0
+}
+
+private let socketClose: LuaFunction = { L in
+    let L = L!
+    guard let (_, connection) = socket(L, "close") else { return LuaReturn.raise }
+    let code = L.number(at: 2).map { Int($0) } ?? 1000
+    guard code == 1000 || (3000...4999).contains(code) || (1001...1014).contains(code) else {
+        return L.raise("ws:close: \(code) is not a close code a server may send")
+    }
+    let reason = L.string(at: 3) ?? ""
+    guard reason.utf8.count <= 123 else { return L.raise("ws:close: the reason is limited to 123 bytes") }
+    connection?.close(code: UInt16(code), reason: reason)
+    return 0
+}
+
+private func socketChannel(_ L: LuaThread, join: Bool) -> Int32 {
+    let method = join ? "subscribe" : "unsubscribe"
+    guard let (guid, _) = socket(L, method) else { return LuaReturn.raise }
+    guard let channel = L.string(at: 2) else { return L.raise("ws:\(method): expected a channel name") }
+    let registry = LuaVM.from(L).runtime.webSockets
+    if join { registry.subscribe(guid, to: channel) } else { registry.unsubscribe(guid, from: channel) }
+    return 0
+}

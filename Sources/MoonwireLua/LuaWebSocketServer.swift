@@ -1,0 +1,122 @@
+// The server's WebSocket methods in Lua (the seeds' Broadcast, WriteData, Ping,
+// DisconnectAll and the connection list); they reach sockets on every event loop.
+import CLua
+import MoonwireCore
+import NIOCore
+
+extension LuaVM {
+    /// Adds broadcast, write, ping, disconnect_all and connections to the module table on top.
+    func installWebSocketServer() {
+        L.setFunction("broadcast", luaBroadcast)
+        L.setFunction("write", luaWrite)
+        L.setFunction("ping", luaPingAll)
+        L.setFunction("disconnect_all", luaDisconnectAll)
+        L.setFunction("connections", luaConnections)
+    }
+}
+
+/// Reads a list of strings (or one string) at `index` on the table at -1's field.
+private func stringSet(_ L: LuaThread, field: String) -> Set<String>? {
+    lua_getfield(L, 2, field)
+    defer { mw_pop(L, 1) }
+    if let single = L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil { return [single] }
+    guard L.type(at: -1) == LUA_TTABLE else { return nil }
+    var values: Set<String> = []
+    let count = lua_rawlen(L, -1)
+    if count > 0 {
+        for position in 1...count {
+            lua_rawgeti(L, -1, lua_Integer(position))
+            if let value = L.string(at: -1) { values.insert(value) }
+            mw_pop(L, 1)
+        }
+    }
+    return values
+}
+
+/// `moonwire.broadcast(message [, {channel=, protocol=, guids=, exclude=, binary=}])` →
+/// the number of connections it was queued to.
+private let luaBroadcast: LuaFunction = { L in
+    let L = L!
+    guard L.type(at: 1) == LUA_TSTRING || L.type(at: 1) == LUA_TNUMBER else {
+        return L.raise("moonwire.broadcast: expected a message string, got \(L.describe(at: 1))")
+    }
+    var filter = WebSocketRegistry.Filter()
+    var binary = false
+    if L.type(at: 2) == LUA_TTABLE {
+        lua_getfield(L, 2, "channel")
+        filter.channel = L.string(at: -1)
+        lua_getfield(L, 2, "protocol")
+        filter.subprotocol = L.string(at: -1)
+        lua_getfield(L, 2, "binary")
+        binary = lua_toboolean(L, -1) != 0
+        mw_pop(L, 3)
+        filter.guids = stringSet(L, field: "guids")
+        filter.exclude = stringSet(L, field: "exclude") ?? []
+    } else if L.type(at: 2) != LUA_TNONE && L.type(at: 2) != LUA_TNIL {
+        return L.raise("moonwire.broadcast: the options must be a table")
+    }
+    let message = L.withBytes(at: 1) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+    let recipients = LuaVM.from(L).runtime.webSockets.select(filter)
+    for connection in recipients {
+        if binary { connection.send(binary: message) } else { connection.send(text: message) }
+    }
+    lua_pushinteger(L, lua_Integer(recipients.count))
+    return 1
+}
+
+/// `moonwire.write(guid, message [, binary])` → true, or false when no such connection.
+private let luaWrite: LuaFunction = { L in
+    let L = L!
+    guard let guid = L.string(at: 1), L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
+        return L.raise("moonwire.write: expected a GUID and a message")
+    }
+    guard let connection = LuaVM.from(L).runtime.webSockets.connection(guid) else {
+        lua_pushboolean(L, 0)
+        return 1
+    }
+    let message = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+    if lua_toboolean(L, 3) != 0 { connection.send(binary: message) } else { connection.send(text: message) }
+    lua_pushboolean(L, 1)
+    return 1
+}
+
+/// `moonwire.ping()`: pings every connection.
+private let luaPingAll: LuaFunction = { L in
+    for connection in LuaVM.from(L!).runtime.webSockets.select(.init()) { connection.ping() }
+    return 0
+}
+
+/// `moonwire.disconnect_all([code [, reason]])`: closes every connection.
+private let luaDisconnectAll: LuaFunction = { L in
+    let L = L!
+    let code = UInt16(clamping: Int(L.number(at: 1) ?? 1001))
+    let reason = L.string(at: 2) ?? ""
+    for connection in LuaVM.from(L).runtime.webSockets.select(.init()) { connection.close(code: code, reason: reason) }
+    return 0
+}
+
+/// `moonwire.connections()` → a list of `{guid=, remote_ip=, protocol=, channels={...}}`.
+private let luaConnections: LuaFunction = { L in
+    let L = L!
+    let all = LuaVM.from(L).runtime.webSockets.all()
+    lua_createtable(L, Int32(all.count), 0)
+    for (position, entry) in all.enumerated() {
+        lua_createtable(L, 0, 4)
+        L.push(entry.connection.guid)
+        L.setField(-2, "guid")
+        L.push(entry.connection.peer.remoteIP)
+        L.setField(-2, "remote_ip")
+        if let subprotocol = entry.connection.subprotocol {
+            L.push(subprotocol)
+            L.setField(-2, "protocol")
+        }
+        lua_createtable(L, Int32(entry.channels.count), 0)
+        for (index, channel) in entry.channels.enumerated() {
+            L.push(channel)
+            lua_rawseti(L, -2, lua_Integer(index + 1))
+        }
+        L.setField(-2, "channels")
+        lua_rawseti(L, -2, lua_Integer(position + 1))
+    }
+    return 1
+}
