@@ -2,6 +2,7 @@
 // idle keep-alive connections are closed. It sits in front of the decoder because only raw
 // bytes tell whether a client has started a request; NIO's IdleStateHandler would be reset by
 // every byte a slowloris client trickles in.
+import Glibc
 import NIOCore
 
 /// Fired inbound when a request was too slow, after the 408 was written.
@@ -117,7 +118,8 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         case .idle:
             context.close(promise: nil)
         case .head, .body:
-            let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\n\r\n"
+            let date = HTTPDate.format(Int(time(nil)))
+            let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\ndate: \(date)\r\n\r\n"
             context.fireUserInboundEventTriggered(RequestTimedOut())
             let channel = context.channel
             context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in

@@ -29,7 +29,8 @@ public struct HTTPRequest: Sendable {
         method: String, uri: String, version: String, scheme: String,
         headers: HTTPHeaders, body: ByteBuffer, connection: ConnectionInfo
     ) {
-        guard let target = RequestTarget(uri) else { return nil }
+        // The asterisk form is for OPTIONS alone (RFC 9112 section 3.2.4).
+        guard let target = RequestTarget(uri), uri != "*" || method == "OPTIONS" else { return nil }
         self.method = method
         self.uri = uri
         self.path = target.path

@@ -2,6 +2,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 
@@ -47,6 +48,7 @@ public final class Server: Sendable {
 
     /// Binds the listener; returns the bound address (useful with port 0).
     public func start() throws -> SocketAddress {
+        try warmUp()
         let environments = self.environments
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -67,6 +69,18 @@ public final class Server: Sendable {
         let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
         self.channel.withLockedValue { $0 = channel }
         return channel.localAddress!
+    }
+
+    /// Builds one connection pipeline before any client arrives. The Swift runtime creates
+    /// generic type metadata on first use; two event loops doing that for the same NIO types
+    /// at the same instant crashed the process (seen 1 start in 150 with two loops).
+    private func warmUp() throws {
+        guard let bound = environments.values.first else { return }
+        try bound.eventLoop.submit {
+            let channel = EmbeddedChannel()
+            try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: bound.value)
+            _ = try? channel.finish()
+        }.wait()
     }
 
     /// Stops accepting connections and waits until the listener is closed.

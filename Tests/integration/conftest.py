@@ -124,3 +124,8 @@ def moonwire(tmp_path):
 def scratch():
     with tempfile.TemporaryDirectory() as folder:
         yield pathlib.Path(folder)
+
+
+# The issue-2 skeleton suite (test_skeleton_*.py) starts apps from apps/<name>/ with the
+# fixtures of harness.py.
+from harness import launch, launch_module  # noqa: E402,F401

@@ -1,0 +1,6 @@
+local M = {}
+
+local config = nil
+M.port = config.port
+
+return M

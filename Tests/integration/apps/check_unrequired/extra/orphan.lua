@@ -1,0 +1,3 @@
+local orphan = {}
+orphan.value = 1 +
+return orphan

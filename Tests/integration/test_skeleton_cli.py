@@ -1,0 +1,76 @@
+"""Issue 2 — the command line: `moonwire version`, `moonwire check`, and `moonwire serve`
+refusing to start on scripts that do not load."""
+import re
+import signal
+
+import pytest
+
+from harness import APPS, free_port, run_cli
+
+
+def output(result):
+    return result.stdout + result.stderr
+
+
+def test_version_prints_name_and_version():
+    result = run_cli("version")
+    assert result.returncode == 0, output(result)
+    assert re.fullmatch(r"moonwire \S+\n?", result.stdout), repr(result.stdout)
+
+
+def test_check_good_app_prints_ok_and_exits_0():
+    result = run_cli("check", "--scripts", APPS / "check_good")
+    assert result.returncode == 0, output(result)
+    assert result.stdout.strip().splitlines()[-1] == "ok", repr(result.stdout)
+
+
+@pytest.mark.parametrize("app, location", [
+    ("check_syntax", "main.lua:4:"),                   # syntax error in main.lua
+    ("check_module_syntax", "lib/broken.lua:3:"),      # syntax error in a required module
+    ("check_module_runtime", "lib/failing.lua:4:"),    # runtime error in a required module
+    ("sleep_toplevel", "main.lua:2:"),                 # moonwire.sleep outside a handler
+    ("check_unrequired", "extra/orphan.lua:3:"),       # a file nobody requires is compiled too
+])
+def test_check_reports_file_and_line_and_exits_1(app, location):
+    result = run_cli("check", "--scripts", APPS / app)
+    assert result.returncode == 1, output(result)
+    # each error is printed as `path/to/file.lua:LINE: message`
+    pattern = r"(^|[\s/])" + re.escape(location) + r" \S"
+    assert re.search(pattern, output(result), re.M), output(result)
+    assert "ok" not in result.stdout.split()
+
+
+def test_check_reports_every_error():
+    result = run_cli("check", "--scripts", APPS / "check_two_errors")
+    assert result.returncode == 1, output(result)
+    assert re.search(r"(^|[\s/])main\.lua:2: \S", output(result), re.M), output(result)
+    assert re.search(r"(^|[\s/])lib/other\.lua:1: \S", output(result), re.M), output(result)
+
+
+@pytest.mark.parametrize("app, location", [
+    ("check_syntax", "main.lua:4:"),
+    ("check_module_syntax", "lib/broken.lua:3:"),
+    ("check_module_runtime", "lib/failing.lua:4:"),
+    ("sleep_toplevel", "main.lua:2:"),
+])
+def test_serve_refuses_scripts_that_do_not_load(app, location, tmp_path):
+    result = run_cli("serve", "--host", "127.0.0.1", "--port", free_port(),
+                     "--scripts", APPS / app, "--www", tmp_path, "--threads", "2")
+    assert result.returncode == 1, output(result)
+    assert location in result.stderr, result.stderr
+
+
+def test_serve_logs_listening_line(launch):
+    server = launch("check_good")
+    expected = f"listening on http://127.0.0.1:{server.port}"
+    assert server.wait_for_log(expected), server.stderr()
+    reply = server.get("/?name=moon")
+    assert reply.status_code == 200 and reply.text == "hello moon"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_with_exit_0(launch, sig):
+    server = launch("events")
+    assert server.wait_for_records("lifecycle.log", 1) == ["startup"]
+    assert server.stop(sig) == 0, server.stderr()
+    assert server.records("lifecycle.log") == ["startup", "shutdown"]

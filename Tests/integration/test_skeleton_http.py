@@ -1,0 +1,201 @@
+"""Issue 2 — HTTP/1.1 behaviour over real sockets: keep-alive, Connection: close, HTTP/1.0,
+pipelining (3 requests in one write), chunked request bodies, Expect: 100-continue, HEAD, and
+the non-blocking moonwire.sleep (20 parallel 1 s sleeps)."""
+import concurrent.futures
+import time
+
+import httpx
+import pytest
+
+from harness import parse_one, parse_responses, read_responses, read_until_close
+
+
+@pytest.fixture(scope="module")
+def server(launch_module):
+    return launch_module("protocol", threads=2)
+
+
+# --- keep-alive and connection handling ---------------------------------------------------
+
+def test_keep_alive_with_a_client(server):
+    with server.client() as client:
+        ports = set()
+        for i in range(6):
+            reply = client.get(f"/k{i}")
+            assert reply.status_code == 200 and reply.text == f"GET /k{i} 0:"
+            ports.add(reply.headers["x-remote-port"])
+        reply = client.post("/post", content=b"data")
+        assert reply.text == "POST /post 4:data"
+        ports.add(reply.headers["x-remote-port"])
+    assert len(ports) == 1, f"expected one connection, saw client ports {ports}"
+
+
+def test_keep_alive_raw_several_requests_one_connection(server):
+    with server.connect() as s:
+        for i in range(5):
+            s.sendall(f"GET /raw{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            (response,) = read_responses(s, 1)
+            assert response.status == 200 and response.body == f"GET /raw{i} 0:".encode()
+            assert (response.header("connection") or "").lower() != "close"
+        s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = read_until_close(s, idle=5)
+    assert reply.closed
+    assert parse_one(reply.data).body == b"GET /last 0:"
+
+
+def test_connection_close_is_honoured(server):
+    with server.connect() as s:
+        s.sendall(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = read_until_close(s, idle=5)
+    assert reply.closed and reply.elapsed < 1.5   # closed right away, not at keepalive_timeout
+    assert parse_one(reply.data).body == b"GET /bye 0:"
+
+
+def test_http10_closes_unless_keep_alive_asked(server):
+    with server.connect() as s:
+        s.sendall(b"GET /ten HTTP/1.0\r\n\r\n")
+        reply = read_until_close(s, idle=5)
+    assert reply.closed and reply.elapsed < 1.5
+    response = parse_one(reply.data)
+    assert response.status == 200 and response.header("x-version") == "1.0"
+
+    with server.connect() as s:
+        s.sendall(b"GET /ka1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        (first,) = read_responses(s, 1)
+        assert first.status == 200 and first.body == b"GET /ka1 0:"
+        s.sendall(b"GET /ka2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        (second,) = read_responses(s, 1)
+        assert second.status == 200 and second.body == b"GET /ka2 0:"
+
+
+# --- pipelining ----------------------------------------------------------------------------
+
+def test_pipelining_three_requests_in_one_write(server):
+    # the first is the slowest: answers must still come back in request order
+    payload = (b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+               b"GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    reply = server.raw(payload, idle=4)
+    assert reply.closed
+    responses = parse_responses(reply.data)
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert [r.body for r in responses] == [b"GET /sleep 0:", b"POST /two 3:abc", b"GET /three 0:"]
+    assert len({r.header("x-remote-port") for r in responses}) == 1
+
+
+def test_pipelining_with_head_in_the_middle(server):
+    payload = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    responses = parse_responses(server.raw(payload).data, head=(1,))
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert [r.body for r in responses] == [b"GET /a 0:", b"", b"GET /c 0:"]
+    assert responses[1].header("content-length") == str(len(b"HEAD /b 0:"))
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+def test_chunked_request_body_is_assembled(server):
+    payload = (b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\nA;ext=1\r\n0123456789\r\n0\r\n\r\n")
+    response = parse_one(server.raw(payload).data)
+    assert response.status == 200
+    assert response.body == b"POST /chunked 21:hello world0123456789"
+
+
+def test_chunked_body_in_separate_writes_with_trailer(server):
+    with server.connect() as s:
+        s.sendall(b"PUT /pieces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in [b"3\r\nabc\r\n", b"4\r\ndefg\r\n", b"1\r\nh\r\n"]:
+            time.sleep(0.1)
+            s.sendall(piece)
+        s.sendall(b"0\r\nX-Trailer: t\r\n\r\n")
+        (response,) = read_responses(s, 1)
+    assert response.status == 200 and response.body == b"PUT /pieces 8:abcdefgh"
+
+
+def test_body_in_separate_writes_with_content_length(server):
+    with server.connect() as s:
+        s.sendall(b"POST /slowbody HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        time.sleep(0.3)   # well under header_timeout (1 s)
+        s.sendall(b"56789")
+        (response,) = read_responses(s, 1)
+    assert response.body == b"POST /slowbody 10:0123456789"
+
+
+def test_expect_100_continue(server):
+    with server.connect() as s:
+        s.sendall(b"POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        s.settimeout(3)
+        interim = b""
+        for _ in range(50):
+            if b"\r\n\r\n" in interim:
+                break
+            chunk = s.recv(4096)
+            assert chunk, "closed before 100 Continue"
+            interim += chunk
+        head, _, rest = interim.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 100 Continue"), interim
+        assert rest == b""          # the final answer waits for the body
+        s.sendall(b"body")
+        (response,) = read_responses(s, 1)
+    assert response.status == 200 and response.body == b"POST /expect 4:body"
+
+
+def test_head_answers_headers_without_body(server):
+    reply = server.raw(b"HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, sep, body = reply.data.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 200 ")
+    assert body == b""
+    response = parse_one(reply.data, head=True)
+    assert response.header("content-length") == str(len(b"HEAD /h 0:"))
+
+
+# --- moonwire.sleep -------------------------------------------------------------------------
+
+def test_sleep_waits(server):
+    started = time.monotonic()
+    reply = server.get("/sleep?s=0.5")
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 200 and reply.text == "GET /sleep 0:"
+    assert 0.45 <= elapsed < 3, elapsed
+
+
+def test_twenty_parallel_sleeps_finish_together(server):
+    def fetch(i):
+        with httpx.Client(timeout=10, headers={"Accept-Encoding": "identity"}) as client:
+            reply = client.get(f"{server.url}/sleep?s=1&i={i}")
+            return reply.status_code, reply.text
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(fetch, range(20)))
+    elapsed = time.monotonic() - started
+    assert results == [(200, "GET /sleep 0:")] * 20
+    assert elapsed < 3.5, f"20 parallel moonwire.sleep(1) requests took {elapsed:.2f} s"
+
+
+def test_sleeping_request_does_not_block_others(server):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        sleepers = [pool.submit(server.get, "/sleep?s=1") for _ in range(4)]
+        time.sleep(0.1)
+        started = time.monotonic()
+        for i in range(5):
+            assert server.get(f"/quick{i}").text == f"GET /quick{i} 0:"
+        quick = time.monotonic() - started
+        assert all(f.result().status_code == 200 for f in sleepers)
+    assert quick < 0.9, f"quick requests waited for sleeping ones ({quick:.2f} s)"
+
+
+def test_sleep_outside_a_handler_raises(launch):
+    server = launch("sleep_outside")
+    data = server.get("/top").json()
+    assert data["top_level_ok"] is False
+    assert data["top_level_err_type"] == "string" and data["top_level_err"]
+    records = server.wait_for_records("tcp_sleep.log", 1)
+    assert records and all(line.startswith("false | ") and len(line) > len("false | ")
+                           for line in records), records
+    inside = server.get("/inside").json()
+    assert inside["ok"] is True, inside
