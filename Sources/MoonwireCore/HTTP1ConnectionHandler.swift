@@ -4,6 +4,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 /// Drives requests of one connection through the delegate.
 final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -66,6 +67,15 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOWebSocketUpgradeError {
+            // The upgrade did not happen; the request itself follows and gets the answer: the
+            // script's refusal, or 400 for a malformed handshake (bad key or version).
+            if upgrade.refusal == nil {
+                upgrade.refusal = .statusPage(400)
+                report("bad WebSocket handshake: \(error) (400)")
+            }
+            return
+        }
         guard case .closing = state else {
             if let parserError = error as? HTTPParserError, parserError == .invalidEOFState {
                 // The client left in the middle of a request: nobody is there to read a 400.

@@ -50,9 +50,14 @@ enum HTTP1Pipeline {
                 else { return channel.eventLoop.makeSucceededFuture(nil) }
                 switch environment.delegate.webSocketHandshake(request) {
                 case .accept(let subprotocol):
-                    state.accepted = (request, subprotocol)
+                    let deflate =
+                        environment.webSocket.compression
+                        ? PerMessageDeflateParameters.negotiate(head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
+                        : nil
+                    state.accepted = (request, subprotocol, deflate)
                     var headers = HTTPHeaders()
                     if let subprotocol { headers.add(name: "sec-websocket-protocol", value: subprotocol) }
+                    if let deflate { headers.add(name: "sec-websocket-extensions", value: deflate.responseHeader) }
                     return channel.eventLoop.makeSucceededFuture(headers)
                 case .refuse(let response):
                     state.refusal = response
@@ -61,10 +66,10 @@ enum HTTP1Pipeline {
             },
             upgradePipelineHandler: { channel, _ in
                 let (environment, state) = bound.value
-                guard let (request, subprotocol) = state.accepted else { return channel.close() }
+                guard let (request, subprotocol, deflate) = state.accepted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        WebSocketFrameHandler(environment: environment, request: request, subprotocol: subprotocol))
+                        WebSocketFrameHandler(environment: environment, request: request, subprotocol: subprotocol, deflate: deflate))
                 }
             })
     }
@@ -72,8 +77,8 @@ enum HTTP1Pipeline {
 
 /// What the upgrade decided, shared by the upgrader and the HTTP handler of one connection.
 final class WebSocketUpgradeState {
-    /// The accepted handshake request and subprotocol.
-    var accepted: (HTTPRequest, String?)?
+    /// The accepted handshake request, subprotocol and compression.
+    var accepted: (HTTPRequest, String?, PerMessageDeflateParameters?)?
     /// A refused handshake's answer, for the HTTP handler to send.
     var refusal: HTTPResponse?
 }

@@ -54,6 +54,10 @@ public struct WebSocketSettings: Sendable, Equatable {
     /// Bytes queued to a client that does not read, beyond which it is closed with 1008, so a
     /// slow client can neither grow the server's memory without bound nor slow the others.
     public var sendQueueLimit = 16 * 1024 * 1024
+    /// Whether permessage-deflate (RFC 7692) is offered back to clients that propose it.
+    public var compression = true
+    /// Messages smaller than this go uncompressed even when compression was agreed.
+    public var compressionThreshold = 128
 
     /// Creates the defaults.
     public init() {}

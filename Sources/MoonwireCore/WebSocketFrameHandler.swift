@@ -16,15 +16,18 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private(set) var connection: WebSocketConnection?
 
     /// The message being assembled from fragments.
-    private var message: (isText: Bool, data: ByteBuffer, utf8: UTF8Validator)?
+    private var message: (isText: Bool, compressed: Bool, data: ByteBuffer, utf8: UTF8Validator)?
+    /// permessage-deflate, when the handshake agreed on it.
+    private let deflate: PerMessageDeflate?
     private var closeSent = false
     private var closeReported = false
     private var queuedBytes = 0
 
-    init(environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?) {
+    init(environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?, deflate: PerMessageDeflateParameters?) {
         self.environment = environment
         self.request = request
         self.subprotocol = subprotocol
+        self.deflate = deflate.flatMap(PerMessageDeflate.init)
     }
 
     private var settings: WebSocketSettings { environment.webSocket }
@@ -52,11 +55,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard frame.maskKey != nil else { return fail(WebSocketCloseCode.protocolError, "unmasked client frame") }
-        guard frame.reservedBits.isEmpty else { return fail(WebSocketCloseCode.protocolError, "reserved bits set") }
+        // RSV1 marks a compressed message, on its first frame only, once permessage-deflate is on.
+        let compressed = frame.rsv1
+        guard !frame.rsv2, !frame.rsv3, !compressed || (deflate != nil && (frame.opcode == .text || frame.opcode == .binary))
+        else { return fail(WebSocketCloseCode.protocolError, "reserved bits set") }
         switch frame.opcode {
         case .text, .binary:
             guard message == nil else { return fail(WebSocketCloseCode.protocolError, "new message inside a fragmented one") }
-            message = (frame.opcode == .text, context.channel.allocator.buffer(capacity: 0), UTF8Validator())
+            message = (frame.opcode == .text, compressed, context.channel.allocator.buffer(capacity: 0), UTF8Validator())
             receive(frame, context: context)
         case .continuation:
             guard message != nil else { return fail(WebSocketCloseCode.protocolError, "continuation without a message") }
@@ -74,7 +80,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
+        if error is IOError || error is ChannelError {
+            // The peer went away (reset, broken pipe): nothing to answer, not a protocol error.
+            reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
+            context.close(promise: nil)
+        } else if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
             fail(WebSocketCloseCode.tooBig, "frame larger than \(settings.maxMessageSize) bytes")
         } else {
             fail(WebSocketCloseCode.protocolError, "\(error)")
@@ -89,8 +99,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private func receive(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         guard var current = message, !closeSent else { return }
         message = nil
-        let payload = frame.unmaskedData
-        guard current.data.readableBytes + payload.readableBytes <= settings.maxMessageSize else {
+        var payload = frame.unmaskedData
+        if current.compressed, let deflate {
+            let start = current.data.writerIndex
+            guard deflate.inflate(payload, final: frame.fin, into: &current.data, limit: settings.maxMessageSize) else {
+                return current.data.readableBytes > settings.maxMessageSize
+                    ? fail(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
+                    : fail(WebSocketCloseCode.invalidData, "corrupt compressed message")
+            }
+            payload = current.data.getSlice(at: start, length: current.data.writerIndex - start) ?? ByteBuffer()
+        } else if current.data.readableBytes + payload.readableBytes > settings.maxMessageSize {
             return fail(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
         }
         if current.isText && settings.validateUTF8 {
@@ -104,10 +122,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         }
         if frame.fin {
             guard settings.fragmentMode != .fragments || frame.opcode != .continuation else { return }
-            let whole = current.data.readableBytes == 0 ? payload : appended(&current.data, payload)
+            let whole: ByteBuffer
+            if current.compressed {
+                whole = current.data
+            } else {
+                whole = current.data.readableBytes == 0 ? payload : appended(&current.data, payload)
+            }
             if let connection { environment.delegate.webSocketMessage(connection, whole, isText: current.isText) }
         } else {
-            if settings.fragmentMode != .fragments { _ = appended(&current.data, payload) }
+            if !current.compressed && settings.fragmentMode != .fragments { _ = appended(&current.data, payload) }
             message = current
         }
     }
@@ -146,8 +169,17 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         let size = data.readableBytes
         if opcode == .text || opcode == .binary {
             guard queuedBytes + size <= settings.sendQueueLimit else {
+                environment.logger.warning(
+                    "websocket send queue full, closing with 1008",
+                    metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(queuedBytes)"])
                 return close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
             }
+        }
+        var payload = data
+        var compressed = false
+        if let deflate, opcode == .text || opcode == .binary, size >= settings.compressionThreshold {
+            payload = deflate.compress(data, allocator: context.channel.allocator)
+            compressed = true
         }
         queuedBytes += size
         let promise = context.eventLoop.makePromise(of: Void.self)
@@ -161,7 +193,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
                 handler.environment.delegate.webSocketDrained(connection)
             }
         }
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, data: data)), promise: promise)
+        context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload)), promise: promise)
     }
 
     /// Starts the closing handshake; the TCP connection ends when the client answers, or

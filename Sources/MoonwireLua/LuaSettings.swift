@@ -72,24 +72,31 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
 
 /// Reads the websocket table on top of the stack.
 private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSettings) -> String? {
-    for (name, path) in [("max_message_size", \WebSocketSettings.maxMessageSize), ("send_queue_limit", \WebSocketSettings.sendQueueLimit)] {
+    let sizes: [(String, WritableKeyPath<WebSocketSettings, Int>, Double)] = [
+        ("max_message_size", \.maxMessageSize, 1), ("send_queue_limit", \.sendQueueLimit, 1),
+        ("compression_threshold", \.compressionThreshold, 0),
+    ]
+    for (name, path, least) in sizes {
         lua_getfield(L, -1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
-        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "websocket.\(name) must be a positive number" }
+        guard let value = L.number(at: -1), value >= least, value < 1e15 else { return "websocket.\(name) must be a positive number" }
         settings[keyPath: path] = Int(value)
     }
-    lua_getfield(L, -1, "validate_utf8")
-    if L.type(at: -1) == LUA_TBOOLEAN { settings.validateUTF8 = lua_toboolean(L, -1) != 0 }
-    lua_getfield(L, -2, "fragments")
+    for (name, path) in [("validate_utf8", \WebSocketSettings.validateUTF8), ("compression", \WebSocketSettings.compression)] {
+        lua_getfield(L, -1, name)
+        if L.type(at: -1) == LUA_TBOOLEAN { settings[keyPath: path] = lua_toboolean(L, -1) != 0 }
+        mw_pop(L, 1)
+    }
+    lua_getfield(L, -1, "fragments")
     if let mode = L.string(at: -1) {
         guard let parsed = WebSocketSettings.FragmentMode(rawValue: mode) else {
-            mw_pop(L, 2)
+            mw_pop(L, 1)
             return "websocket.fragments must be \"buffer\", \"all\" or \"fragments\""
         }
         settings.fragmentMode = parsed
     }
-    mw_pop(L, 2)
+    mw_pop(L, 1)
     return nil
 }
 

@@ -1,0 +1,152 @@
+// permessage-deflate (RFC 7692): the negotiation of its parameters in the handshake, and the
+// per-connection compressor and decompressor, on the system zlib (raw deflate streams).
+import CZlib
+import NIOCore
+
+/// The agreed parameters of permessage-deflate for one connection.
+struct PerMessageDeflateParameters: Equatable {
+    var serverNoContextTakeover = false
+    var clientNoContextTakeover = false
+    /// LZ77 window of what the server sends (8...15; zlib's raw deflate needs 9 or more).
+    var serverMaxWindowBits = 15
+    /// Window the client compresses with, hence the one the server inflates with.
+    var clientMaxWindowBits = 15
+    /// Whether the response names client_max_window_bits (only if the client offered it).
+    var echoClientMaxWindowBits = false
+
+    /// The Sec-WebSocket-Extensions value of the handshake response.
+    var responseHeader: String {
+        var parts = ["permessage-deflate"]
+        if serverNoContextTakeover { parts.append("server_no_context_takeover") }
+        if clientNoContextTakeover { parts.append("client_no_context_takeover") }
+        if serverMaxWindowBits != 15 { parts.append("server_max_window_bits=\(serverMaxWindowBits)") }
+        if echoClientMaxWindowBits { parts.append("client_max_window_bits=\(clientMaxWindowBits)") }
+        return parts.joined(separator: "; ")
+    }
+
+    /// The first acceptable permessage-deflate offer among the request's extension headers,
+    /// or nil (then the connection goes without compression).
+    static func negotiate(_ offers: [String]) -> PerMessageDeflateParameters? {
+        for offer in offers.flatMap({ $0.split(separator: ",") }) {
+            let items = offer.split(separator: ";").map { $0.trimmingWhitespace }
+            guard items.first?.lowercased() == "permessage-deflate" else { continue }
+            if let accepted = accept(items.dropFirst()) { return accepted }
+        }
+        return nil
+    }
+
+    private static func accept(_ parameters: ArraySlice<String>) -> PerMessageDeflateParameters? {
+        var result = PerMessageDeflateParameters()
+        var seen: Set<String> = []
+        for parameter in parameters {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace }
+            let name = pair[0].lowercased()
+            guard seen.insert(name).inserted else { return nil }
+            let value = pair.count == 2 ? pair[1].trimmingCharacters(of: "\"") : nil
+            switch name {
+            case "server_no_context_takeover":
+                guard value == nil else { return nil }
+                result.serverNoContextTakeover = true
+            case "client_no_context_takeover":
+                guard value == nil else { return nil }
+                result.clientNoContextTakeover = true
+            case "server_max_window_bits":
+                // zlib cannot deflate with a 256-byte window: decline, as RFC 7692 allows.
+                guard let value, let bits = Int(value), (9...15).contains(bits) else { return nil }
+                result.serverMaxWindowBits = bits
+            case "client_max_window_bits":
+                if let value {
+                    guard let bits = Int(value), (8...15).contains(bits) else { return nil }
+                    result.clientMaxWindowBits = max(bits, 9)
+                    result.echoClientMaxWindowBits = true
+                }
+            default:
+                return nil
+            }
+        }
+        return result
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(of character: Character) -> String {
+        var text = Substring(self)
+        while text.first == character { text = text.dropFirst() }
+        while text.last == character { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+/// Compresses outgoing and inflates incoming messages of one connection.
+final class PerMessageDeflate {
+    let parameters: PerMessageDeflateParameters
+    private var deflater = z_stream()
+    private var inflater = z_stream()
+    private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+
+    init?(_ parameters: PerMessageDeflateParameters) {
+        self.parameters = parameters
+        guard mw_deflateInit2(&deflater, 6, -Int32(parameters.serverMaxWindowBits), 8) == Z_OK else { return nil }
+        guard mw_inflateInit2(&inflater, -Int32(max(parameters.clientMaxWindowBits, 9))) == Z_OK else {
+            deflateEnd(&deflater)
+            return nil
+        }
+    }
+
+    deinit {
+        deflateEnd(&deflater)
+        inflateEnd(&inflater)
+    }
+
+    /// The compressed payload of a whole message (RFC 7692 section 7.2.1).
+    func compress(_ message: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var output = allocator.buffer(capacity: message.readableBytes / 2 + 64)
+        message.withUnsafeReadableBytes { input in
+            deflater.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+            deflater.avail_in = uInt(input.count)
+            repeat {
+                output.reserveCapacity(minimumWritableBytes: 4096)
+                _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 4096) { target in
+                    deflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                    deflater.avail_out = uInt(target.count)
+                    deflate(&deflater, Z_SYNC_FLUSH)
+                    return target.count - Int(deflater.avail_out)
+                }
+            } while deflater.avail_out == 0
+        }
+        if output.readableBytes >= 4 { output.moveWriterIndex(to: output.writerIndex - 4) }
+        if parameters.serverNoContextTakeover { deflateReset(&deflater) }
+        return output
+    }
+
+    /// Inflates one fragment's payload into `output`; the last one also inflates the
+    /// stripped tail. Returns false for corrupt data or output beyond `limit` bytes.
+    func inflate(_ payload: ByteBuffer, final: Bool, into output: inout ByteBuffer, limit: Int) -> Bool {
+        guard feed(payload.readableBytesView, into: &output, limit: limit) else { return false }
+        if final {
+            guard feed(Self.tail, into: &output, limit: limit) else { return false }
+            if parameters.clientNoContextTakeover { inflateReset(&inflater) }
+        }
+        return true
+    }
+
+    private func feed(_ bytes: some Collection<UInt8>, into output: inout ByteBuffer, limit: Int) -> Bool {
+        let input = Array(bytes)
+        var ok = true
+        input.withUnsafeBytes { raw in
+            inflater.next_in = UnsafeMutablePointer(mutating: raw.bindMemory(to: Bytef.self).baseAddress)
+            inflater.avail_in = uInt(raw.count)
+            repeat {
+                _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16384) { target in
+                    inflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                    inflater.avail_out = uInt(target.count)
+                    let status = CZlib.inflate(&inflater, Z_SYNC_FLUSH)
+                    if status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END { ok = false }
+                    return target.count - Int(inflater.avail_out)
+                }
+                if output.readableBytes > limit { ok = false }
+            } while ok && inflater.avail_out == 0
+        }
+        return ok
+    }
+}

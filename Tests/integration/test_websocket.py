@@ -1,0 +1,260 @@
+"""WebSocket on the HTTP port (issue 6, first slice), with Python's websockets client."""
+import asyncio
+import json
+import socket
+import base64
+import os
+import time
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+APP = r"""
+moonwire.options{
+  origins = { [[https?://(www\.)?example\.com]] },
+  websocket = { max_message_size = 20 * 1024 * 1024, send_queue_limit = 1024 * 1024 },
+}
+events = {}
+local function note(text) events[#events + 1] = text end
+
+function OnHandshake(req, res)
+  if req.path == "/refuse" then res.status = 403; res:send("no") return end
+  local offered = req:header("Sec-WebSocket-Protocol")
+  if offered and offered:find("chat") then res:header("Sec-WebSocket-Protocol", "chat") end
+end
+
+function OnConnect(ws) note("connect " .. ws.remote_ip); ws.data.count = 0 end
+
+function OnMessage(ws, text)
+  ws.data.count = ws.data.count + 1
+  local command, argument = text:match("^(%w+) ?(.*)$")
+  if command == "join" then ws:subscribe(argument); ws:send("joined " .. argument)
+  elseif command == "leave" then ws:unsubscribe(argument); ws:send("left " .. argument)
+  elseif command == "say" then
+    local channel, words = argument:match("^(%S+) (.*)$")
+    ws:send("sent " .. moonwire.broadcast(words, {channel = channel, exclude = {ws.guid}}))
+  elseif command == "all" then ws:send("sent " .. moonwire.broadcast(argument))
+  elseif command == "me" then ws:send(json_me(ws))
+  elseif command == "write" then
+    local guid, words = argument:match("^(%S+) (.*)$")
+    ws:send(tostring(moonwire.write(guid, words)))
+  elseif command == "list" then ws:send(moonwire.json.encode(moonwire.connections()))
+  elseif command == "close" then ws:close(4001, "asked to")
+  elseif command == "events" then ws:send(table.concat(events, ","))
+  elseif command == "flood" then
+    local chunk = string.rep("x", 65536)
+    for i = 1, 200 do ws:send(chunk) end
+  elseif command == "size" then ws:send("size " .. #argument)
+  else ws:send(text) end
+end
+
+function json_me(ws)
+  return moonwire.json.encode({guid = ws.guid, protocol = ws.protocol, count = ws.data.count,
+                               agent = ws.headers["user-agent"]})
+end
+
+function OnBinary(ws, data) ws:send_binary(data) end
+function OnDisconnect(ws, code, reason) note("disconnect " .. code .. " " .. reason) end
+function OnError(conn, message) note("error") end
+"""
+
+
+def url(server, path="/"):
+    return server.url.replace("http://", "ws://") + path
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 30))
+
+
+@pytest.fixture
+def server(moonwire):
+    return moonwire(APP, threads=2)
+
+
+def test_echo_text_binary_and_fragments(server):
+    async def scenario():
+        async with websockets.connect(url(server), compression=None) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00\x01\xff")
+            assert await ws.recv() == b"\x00\x01\xff"
+            await ws.send(["frag", "men", "ted"])
+            assert await ws.recv() == "fragmented"
+            await ws.send("héllo wörld ✓")
+            assert await ws.recv() == "héllo wörld ✓"
+    run(scenario())
+
+
+def test_subprotocol_headers_and_data(server):
+    async def scenario():
+        async with websockets.connect(url(server), subprotocols=["chat", "other"], user_agent_header="tester/1") as ws:
+            assert ws.subprotocol == "chat"
+            await ws.send("ping")
+            await ws.recv()
+            await ws.send("me")
+            me = json.loads(await ws.recv())
+            assert me["protocol"] == "chat" and me["count"] == 2 and me["agent"] == "tester/1"
+            assert len(me["guid"]) == 36
+    run(scenario())
+
+
+def test_channels_and_broadcast_filters(server):
+    async def scenario():
+        async with websockets.connect(url(server)) as a, websockets.connect(url(server)) as b, \
+                websockets.connect(url(server)) as c:
+            for ws in (a, b):
+                await ws.send("join room")
+                assert await ws.recv() == "joined room"
+            await a.send("say room hello room")
+            assert await a.recv() == "sent 1"          # b only: a is excluded, c is not in the room
+            assert await b.recv() == "hello room"
+            await c.send("all everyone")
+            assert await c.recv() == "everyone"        # the broadcast reaches the sender too
+            assert await c.recv() == "sent 3"
+            assert await a.recv() == "everyone" and await b.recv() == "everyone"
+            await b.send("leave room")
+            assert await b.recv() == "left room"
+            await a.send("say room nobody")
+            assert await a.recv() == "sent 0"
+            await a.send("list")
+            listed = json.loads(await a.recv())
+            assert len(listed) == 3 and any(entry["channels"] == ["room"] for entry in listed)
+    run(scenario())
+
+
+def test_write_to_one_guid(server):
+    async def scenario():
+        async with websockets.connect(url(server)) as a, websockets.connect(url(server)) as b:
+            await b.send("me")
+            guid = json.loads(await b.recv())["guid"]
+            await a.send(f"write {guid} direct")
+            assert await b.recv() == "direct"
+            assert await a.recv() == "true"
+            await a.send("write 00000000-0000-0000-0000-000000000000 nobody")
+            assert await a.recv() == "false"
+    run(scenario())
+
+
+def test_close_codes_and_disconnect_event(moonwire):
+    server = moonwire(APP, threads=1)  # one VM, so the events table sees every connection
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("close")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 4001 and closed.value.rcvd.reason == "asked to"
+        async with websockets.connect(url(server)) as ws:
+            await ws.close(code=4002, reason="bye")
+        await asyncio.sleep(0.3)
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("events")
+            return await ws.recv()
+    events = run(scenario())
+    assert "disconnect 4002 bye" in events
+
+
+def test_handshake_and_origin_refusal(server):
+    async def refused(path, origin=None):
+        with pytest.raises(InvalidStatus) as error:
+            async with websockets.connect(url(server, path), origin=origin):
+                pass
+        return error.value.response.status_code
+    assert run(refused("/refuse")) == 403
+    assert run(refused("/", origin="https://evil.test")) == 403
+    async def allowed():
+        async with websockets.connect(url(server), origin="https://www.example.com") as ws:
+            await ws.send("ok")
+            return await ws.recv()
+    assert run(allowed()) == "ok"
+
+
+def test_sixteen_mib_message_and_too_big(server):
+    async def scenario():
+        async with websockets.connect(url(server), max_size=None, compression=None) as ws:
+            big = "y" * (16 * 1024 * 1024)
+            await ws.send("size " + big)
+            assert await ws.recv() == f"size {len(big)}"
+        async with websockets.connect(url(server), max_size=None, compression=None) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.send("z" * (21 * 1024 * 1024))
+                await ws.recv()
+            assert closed.value.rcvd.code == 1009
+    run(scenario())
+
+
+def raw_upgrade(server):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += s.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101")
+    return s
+
+
+def masked(opcode, payload, fin=True, rsv=0):
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | rsv | opcode, 0x80 | len(payload)])
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def close_code(data):
+    assert data[0] == 0x88, data[:4]
+    return int.from_bytes(data[2:4], "big")
+
+
+@pytest.mark.parametrize("frame, code", [
+    (masked(0x1, b"\xff\xfe"), 1007),                       # invalid UTF-8
+    (masked(0x1, b"x", rsv=0x40), 1002),                    # RSV1 without an extension
+    (masked(0x0, b"orphan"), 1002),                         # continuation without a message
+    (masked(0x9, b"p", fin=False), 1002),                   # fragmented control frame
+    (bytes([0x81, 0x02]) + b"hi", 1002),                    # unmasked client frame
+    (masked(0xB, b""), 1002),                               # reserved opcode
+    (masked(0x8, (999).to_bytes(2, "big")), 1002),          # invalid close code
+])
+def test_protocol_violations_close_with_the_right_code(server, frame, code):
+    s = raw_upgrade(server)
+    s.sendall(frame)
+    data = s.recv(4096)
+    assert close_code(data) == code
+    s.close()
+    async def still_serving():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("alive")
+            return await ws.recv()
+    assert run(still_serving()) == "alive"
+
+
+def test_bad_handshake_is_400(server):
+    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 7\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_non_reading_client_is_cut_off_and_others_are_fine(server):
+    s = raw_upgrade(server)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    for _ in range(3):
+        s.sendall(masked(0x1, b"flood"))
+    time.sleep(2)
+    async def other():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("still here")
+            return await ws.recv()
+    assert run(other()) == "still here"
+    assert server.wait_for_log("websocket send queue full, closing with 1008")
+    s.close()
+
+
+def test_compression_is_negotiated(server):
+    async def scenario():
+        async with websockets.connect(url(server), compression="deflate") as ws:
+            assert "permessage-deflate" in ws.response.headers.get("sec-websocket-extensions", "")
+            text = "compress me " * 1000
+            await ws.send(text)
+            assert await ws.recv() == text
+    run(scenario())
