@@ -58,6 +58,11 @@ public struct WebSocketSettings: Sendable, Equatable {
     public var compression = true
     /// Messages smaller than this go uncompressed even when compression was agreed.
     public var compressionThreshold = 128
+    /// Seconds of silence from a client after which it is pinged (the seeds' HeartBeat);
+    /// 0 turns the heartbeat off.
+    public var heartbeatInterval: Double = 0
+    /// Seconds a pinged client has to answer (any frame counts) before it is closed.
+    public var heartbeatTimeout: Double = 10
 
     /// Creates the defaults.
     public init() {}

@@ -33,6 +33,9 @@ public protocol WebSocketDelegate: AnyObject {
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool)
     /// A fragment arrived, in fragment modes `all` and `fragments` (OnFragmented).
     func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool)
+    /// The client was silent for the heartbeat interval (OnBeforeHeartBeat). Returning true
+    /// means the delegate took care of it; otherwise the server pings.
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool
     /// Everything queued to the socket has been written (OnAsynchronous).
     func webSocketDrained(_ socket: WebSocketConnection)
     /// The connection closed, with the code and reason of the close (OnDisconnect); 1006

@@ -20,6 +20,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// permessage-deflate, when the handshake agreed on it.
     private let deflate: PerMessageDeflate?
     private var closeSent = false
+    /// When the client last sent a frame, and whether a heartbeat ping awaits its answer.
+    private var lastHeard = NIODeadline.now()
+    private var heartbeatPingSent: NIODeadline?
+    private var heartbeat: RepeatedTask?
     private var closeReported = false
     private var queuedBytes = 0
 
@@ -39,7 +43,41 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             eventLoop: context.eventLoop)
         self.connection = connection
         environment.webSockets.add(connection)
+        startHeartbeat(context: context)
         environment.delegate.webSocketOpened(connection)
+    }
+
+    /// Checks for silence a few times per interval; pings a silent client (unless the
+    /// delegate handles it) and closes one that does not answer within the timeout.
+    private func startHeartbeat(context: ChannelHandlerContext) {
+        let interval = settings.heartbeatInterval
+        guard interval > 0 else { return }
+        let tick = TimeAmount.nanoseconds(Int64(max(0.05, min(interval, settings.heartbeatTimeout) / 4) * 1e9))
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            bound.value.checkHeartbeat()
+        }
+    }
+
+    private func checkHeartbeat() {
+        guard let connection, !closeSent else { return }
+        let now = NIODeadline.now()
+        if let sent = heartbeatPingSent {
+            if lastHeard < sent, now - sent >= .nanoseconds(Int64(settings.heartbeatTimeout * 1e9)) {
+                environment.logger.info("websocket heartbeat timeout", metadata: ["guid": "\(connection.guid)"])
+                close(code: WebSocketCloseCode.goingAway, reason: "heartbeat timeout")
+                closeTCP()
+            }
+            if lastHeard >= sent { heartbeatPingSent = nil }
+            return
+        }
+        guard now - lastHeard >= .nanoseconds(Int64(settings.heartbeatInterval * 1e9)) else { return }
+        if environment.delegate.webSocketHeartbeat(connection) {
+            lastHeard = now
+            return
+        }
+        heartbeatPingSent = now
+        send(opcode: .ping, ByteBuffer(string: "moonwire"))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -54,6 +92,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        lastHeard = .now()
         guard frame.maskKey != nil else { return fail(WebSocketCloseCode.protocolError, "unmasked client frame") }
         // RSV1 marks a compressed message, on its first frame only, once permessage-deflate is on.
         let compressed = frame.rsv1
@@ -238,6 +277,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     private func reportClosed(code: UInt16, reason: String) {
+        heartbeat?.cancel()
+        heartbeat = nil
         guard !closeReported, let connection else { return }
         closeReported = true
         environment.webSockets.remove(connection)

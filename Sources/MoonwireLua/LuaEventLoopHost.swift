@@ -70,6 +70,10 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.webSocketFragment(socket, data, isText: isText, isFinal: isFinal)
     }
 
+    public func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool {
+        current.webSocketHeartbeat(socket)
+    }
+
     public func webSocketDrained(_ socket: WebSocketConnection) {
         current.webSocketDrained(socket)
     }

@@ -19,6 +19,18 @@ let luaOptions: LuaFunction = { L in
         case "websocket":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: websocket must be a table") }
             if let error = readWebSocket(L, into: &vm.settings.webSocket) { return L.raise("moonwire.options: \(error)") }
+        case "heartbeat":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: heartbeat must be a table") }
+            for (name, path) in [("interval", \WebSocketSettings.heartbeatInterval), ("timeout", \WebSocketSettings.heartbeatTimeout)] {
+                lua_getfield(L, -1, name)
+                if L.type(at: -1) != LUA_TNIL {
+                    guard let value = L.number(at: -1), value >= 0, value.isFinite else {
+                        return L.raise("moonwire.options: heartbeat.\(name) must be a number of seconds")
+                    }
+                    vm.settings.webSocket[keyPath: path] = value
+                }
+                mw_pop(L, 1)
+            }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

@@ -53,6 +53,11 @@ extension LuaVM {
         }
     }
 
+    /// OnBeforeHeartBeat(ws): true means the script handled the silent client itself.
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool {
+        socketEvent("OnBeforeHeartBeat", socket) { 0 } == true
+    }
+
     func webSocketDrained(_ socket: WebSocketConnection) {
         socketEvent("OnAsynchronous", socket) { 0 }
     }
@@ -68,15 +73,20 @@ extension LuaVM {
 
     /// Calls a global event with `ws` and the extra arguments `push` leaves on the stack.
     /// A CPU budget spent in it closes the socket with 1011.
-    private func socketEvent(_ name: String, _ socket: WebSocketConnection, push: () -> Int32) {
-        guard lua_getglobal(L, name) == LUA_TFUNCTION else { return mw_pop(L, 1) }
+    @discardableResult
+    private func socketEvent(_ name: String, _ socket: WebSocketConnection, push: () -> Int32) -> Bool? {
+        guard lua_getglobal(L, name) == LUA_TFUNCTION else {
+            mw_pop(L, 1)
+            return nil
+        }
         pushSocket(socket)
         let count = push()
         let before = faults.snapshot.first { $0.0 == "cpu_budget_exceeded" }?.1 ?? 0
-        callEvent(named: name, arguments: 1 + count)
+        let result = callEvent(named: name, arguments: 1 + count)
         if (faults.snapshot.first { $0.0 == "cpu_budget_exceeded" }?.1 ?? 0) > before {
             socket.close(code: 1011, reason: "handler exceeded its CPU budget")
         }
+        return result
     }
 
     /// A call context for events that take a `req` without a responder.

@@ -29,6 +29,7 @@ private final class EchoDelegate: ServerDelegate {
     func webSocketOpened(_ socket: WebSocketConnection) {}
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
     func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
     func webSocketDrained(_ socket: WebSocketConnection) {}
     func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }

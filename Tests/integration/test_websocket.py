@@ -258,3 +258,52 @@ def test_compression_is_negotiated(server):
             await ws.send(text)
             assert await ws.recv() == text
     run(scenario())
+
+
+HEARTBEAT_APP = """
+moonwire.options{ heartbeat = { interval = 0.5, timeout = 0.5 } }
+function OnBeforeHeartBeat(ws)
+  if ws.headers["x-quiet"] then return true end
+end
+function OnMessage(ws, text) ws:send(text) end
+"""
+
+
+def test_heartbeat_pings_idle_clients_and_closes_silent_ones(moonwire):
+    server = moonwire(HEARTBEAT_APP, threads=1)
+    s = raw_upgrade(server)            # never answers the pings
+    s.settimeout(4)
+    received = b""
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 4:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    assert received[:1] == b"\x89", "the idle client was not pinged"
+    assert b"\x88" in received and (1001).to_bytes(2, "big") in received, "no close 1001 after the timeout"
+    assert server.log().count("websocket heartbeat timeout") == 1
+
+    async def answering_client():
+        async with websockets.connect(url(server), ping_interval=None) as ws:   # answers pings itself
+            await asyncio.sleep(2.5)
+            await ws.send("still open")
+            return await ws.recv()
+    assert run(answering_client()) == "still open"
+
+
+def test_before_heartbeat_can_take_over(moonwire):
+    server = moonwire(HEARTBEAT_APP, threads=1)
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Quiet: 1\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    s.settimeout(2.5)
+    head = s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    with pytest.raises(socket.timeout):
+        s.recv(4096)                   # OnBeforeHeartBeat returned true: no ping, no close
+    s.close()
