@@ -5,6 +5,7 @@
 -- this folder: "app.hello" is scripts/app/hello.lua. README.md lists the whole Lua API.
 
 local hello = require "app.hello"
+local chat = require "app.chat"
 
 -- Settings are made at the top level, while the scripts load. The default body limit is
 -- 8 MiB; this demo only needs small ones (a larger body is answered with 413).
@@ -47,3 +48,11 @@ end
 function OnException(err, req)
   moonwire.log.warn("handler error on " .. req.method .. " " .. req.path .. ": " .. err.message)
 end
+
+-- WebSocket: the chat demo at /chat (www/chat.html is its page).
+function OnHandshake(req, res)
+  if req.path ~= "/chat" then res.status = 404 end
+end
+function OnConnect(ws) chat.connect(ws) end
+function OnMessage(ws, text) chat.message(ws, text) end
+function OnDisconnect(ws) chat.disconnect(ws) end

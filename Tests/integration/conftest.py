@@ -24,11 +24,11 @@ def free_port():
 class Moonwire:
     """One running server: its URL, its log, and raw-socket helpers."""
 
-    def __init__(self, scripts, www=WWW, dev=False, threads=2):
+    def __init__(self, scripts, www=WWW, dev=False, threads=2, log_dir=None):
         self.scripts = pathlib.Path(scripts)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = self.scripts.parent / f"moonwire-{self.port}.log"
+        self.log_path = pathlib.Path(log_dir or self.scripts.parent) / f"moonwire-{self.port}.log"
         self._log = open(self.log_path, "wb")
         args = [BINARY, "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--scripts", str(self.scripts), "--www", str(www), "--threads", str(threads)]

@@ -1,0 +1,39 @@
+"""The default scripts/ and www/ that `make run` serves work as a first-time user sees them."""
+import asyncio
+import json
+import pathlib
+import subprocess
+
+import websockets
+
+from conftest import BINARY, Moonwire
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_default_scripts_pass_check():
+    result = subprocess.run([BINARY, "check", "--scripts", str(REPO / "scripts")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_app_pages_and_chat(tmp_path):
+    server = Moonwire(REPO / "scripts", www=REPO / "www", log_dir=tmp_path)
+    try:
+        assert "Moonwire" in server.get("/").text
+        assert server.get("/hello").status_code == 200
+        assert "unix" in server.get("/api/time").json()
+        assert "WebSocket" in server.get("/chat.html").text
+
+        async def chat():
+            url = server.url.replace("http://", "ws://") + "/chat"
+            async with websockets.connect(url) as alice, websockets.connect(url) as bob:
+                await alice.recv()                       # "you are ..."
+                await bob.recv()
+                await alice.recv()                       # bob joined
+                await alice.send("hello bob")
+                first = json.loads(await bob.recv())
+                return first
+        message = asyncio.run(asyncio.wait_for(chat(), 20))
+        assert message["text"] == "hello bob" and message["from"].startswith("guest-")
+    finally:
+        server.stop()
