@@ -224,6 +224,24 @@ for case in "${cases[@]}"; do
     done
 done
 
+# --- WebSocket: echo throughput and memory per idle connection (Moonwire alone) --------------
+
+mkdir -p "$work/ws"
+cat >"$work/ws/main.lua" <<'LUA'
+function OnMessage(ws, text) ws:send(text) end
+LUA
+ws_port=$(free_port)
+(ulimit -n 65536 && exec taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$ws_port" \
+    --threads 1 --scripts "$work/ws" --www "$work/www" >"$work/ws/log" 2>&1) &
+ws_pid=$!
+pids+=("$ws_pid")
+wait_ready "http://127.0.0.1:$ws_port/hello" "404 Not Found" "$ws_pid" "$work/ws/log"
+ws_server_pid=$(pgrep -f -- "--port $ws_port" | head -1)
+say "websocket echo: 100 connections, 20-byte messages, one in flight each, ${duration}s"
+ws_echo=$(taskset -c "$load_cpu" python3 Tests/bench/ws_load.py echo "127.0.0.1:$ws_port" --connections 100 --seconds "$duration")
+say "websocket idle: 10000 connections"
+ws_idle=$(ulimit -n 65536 && taskset -c "$load_cpu" python3 Tests/bench/ws_load.py idle "127.0.0.1:$ws_port" --pid "$ws_server_pid" --connections 10000)
+
 # --- report ----------------------------------------------------------------------------------
 
 mkdir -p .build/bench
@@ -237,7 +255,7 @@ for case in "${cases[@]}"; do
 done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
-BENCH_CASES="$case_runs" \
+BENCH_CASES="$case_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
@@ -260,6 +278,9 @@ for entry in filter(None, env["BENCH_CASES"].split(";")):
                   "nginx": {"runs_rps": nginx, "median_rps": n}, "ratio": round(m / n, 3)})
 route_ratio = round(medians["route-1000th"] / medians["route-1st"], 3)
 print(f"  moonwire 1000th route / 1st route: {route_ratio:.2f}")
+ws_echo, ws_idle = json.loads(env["BENCH_WS_ECHO"]), json.loads(env["BENCH_WS_IDLE"])
+print(f"  websocket echo: {ws_echo['messages_per_second']} messages/s over {ws_echo['connections']} connections")
+print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection over {ws_idle['connections']} connections")
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
             if line.startswith("model name")), "unknown")
 result = {
@@ -279,6 +300,7 @@ result = {
                  "load_cpu": env["BENCH_LOAD_CPU"]},
     "cases": cases,
     "route_1000th_over_1st": route_ratio,
+    "websocket": {"echo": ws_echo, "idle": ws_idle},
 }
 with open(sys.argv[1], "w") as f:
     json.dump(result, f, indent=2)
