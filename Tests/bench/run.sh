@@ -231,7 +231,7 @@ cat >"$work/ws/main.lua" <<'LUA'
 function OnMessage(ws, text) ws:send(text) end
 LUA
 ws_port=$(free_port)
-(ulimit -n 65536 && exec taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$ws_port" \
+(ulimit -n "$(ulimit -Hn)" && exec taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$ws_port" \
     --threads 1 --scripts "$work/ws" --www "$work/www" >"$work/ws/log" 2>&1) &
 ws_pid=$!
 pids+=("$ws_pid")
@@ -240,7 +240,7 @@ ws_server_pid=$(pgrep -f -- "--port $ws_port" | head -1)
 say "websocket echo: 100 connections, 20-byte messages, one in flight each, ${duration}s"
 ws_echo=$(taskset -c "$load_cpu" python3 Tests/bench/ws_load.py echo "127.0.0.1:$ws_port" --connections 100 --seconds "$duration")
 say "websocket idle: 10000 connections"
-ws_idle=$(ulimit -n 65536 && taskset -c "$load_cpu" python3 Tests/bench/ws_load.py idle "127.0.0.1:$ws_port" --pid "$ws_server_pid" --connections 10000)
+ws_idle=$(ulimit -n "$(ulimit -Hn)" && taskset -c "$load_cpu" python3 Tests/bench/ws_load.py idle "127.0.0.1:$ws_port" --pid "$ws_server_pid" --connections 10000)
 
 # --- report ----------------------------------------------------------------------------------
 

@@ -307,3 +307,97 @@ def test_before_heartbeat_can_take_over(moonwire):
     with pytest.raises(socket.timeout):
         s.recv(4096)                   # OnBeforeHeartBeat returned true: no ping, no close
     s.close()
+
+
+MORE_APP = r"""
+moonwire.options{ websocket = { fragments = "all" } }
+function OnHandshake(req, res)
+  local offered = req:header("Sec-WebSocket-Protocol")
+  if offered then res:header("Sec-WebSocket-Protocol", offered:match("^[^,]+")) end
+end
+function OnConnect(ws) ws.data.fragments = {} end
+function OnFragmented(ws, data, is_text, is_final)
+  table.insert(ws.data.fragments, data .. (is_final and "!" or ""))  -- a client may end with an empty frame
+end
+function OnAsynchronous(ws) drained = (drained or 0) + 1 end
+function OnMessage(ws, text)
+  local command, argument = text:match("^(%w+) ?(.*)$")
+  if command == "fragments" then ws:send(table.concat(ws.data.fragments))
+  elseif command == "drained" then ws:send(tostring((drained or 0) > 0))
+  elseif command == "ping" then ws:ping("hi"); moonwire.ping(); ws:send("pinged")
+  elseif command == "protocol" then ws:send("sent " .. moonwire.broadcast("to " .. argument, {protocol = argument}))
+  elseif command == "guids" then ws:send("sent " .. moonwire.broadcast("picked", {guids = {ws.guid}}))
+  elseif command == "data" then ws.data.kept = argument; ws:send("stored")
+  elseif command == "kept" then ws:send(tostring(ws.data.kept))
+  elseif command == "bye" then moonwire.disconnect_all(4000, "server going down")
+  else ws:send("whole " .. text) end
+end
+"""
+
+
+def test_fragment_events_drain_and_pings(moonwire):
+    server = moonwire(MORE_APP, threads=1)
+
+    async def scenario():
+        async with websockets.connect(url(server), compression=None) as ws:
+            await ws.send(["ab", "cd", "ef"])
+            assert await ws.recv() == "whole abcdef"      # mode "all": the whole message too
+            await ws.send("fragments")
+            assert await ws.recv() == "abcdef!"
+            await ws.send("drained")
+            assert await ws.recv() == "true"
+            pong = await ws.ping(b"client")
+            await asyncio.wait_for(pong, 5)
+            await ws.send("ping")
+            assert await ws.recv() == "pinged"            # the server's pings were answered by the client
+    run(scenario())
+
+
+def test_broadcast_filters_by_protocol_and_guid(moonwire):
+    server = moonwire(MORE_APP, threads=2)
+
+    async def scenario():
+        async with websockets.connect(url(server), subprotocols=["alpha"]) as a, \
+                websockets.connect(url(server), subprotocols=["beta"]) as b:
+            await b.send("protocol alpha")
+            assert await a.recv() == "to alpha"
+            assert await b.recv() == "sent 1"
+            await a.send("guids")
+            assert await a.recv() == "picked"
+            assert await a.recv() == "sent 1"
+    run(scenario())
+
+
+def test_disconnect_all(moonwire):
+    server = moonwire(MORE_APP, threads=2)
+
+    async def scenario():
+        async with websockets.connect(url(server)) as a, websockets.connect(url(server)) as b:
+            await a.send("bye")
+            codes = []
+            for ws in (a, b):
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                codes.append((closed.value.rcvd.code, closed.value.rcvd.reason))
+            return codes
+    assert run(scenario()) == [(4000, "server going down")] * 2
+
+
+def test_ws_data_survives_a_reload(moonwire):
+    server = moonwire(MORE_APP, threads=1)
+
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("data remembered")
+            assert await ws.recv() == "stored"
+            (server.scripts / "main.lua").write_text(MORE_APP.replace('"whole "', '"new whole "'))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                await ws.send("x")
+                if (await ws.recv()).startswith("new whole"):
+                    break
+                await asyncio.sleep(0.05)
+            await ws.send("kept")
+            return await ws.recv()
+    assert run(scenario()) == "remembered"
+    assert "generation=2" in server.log()
