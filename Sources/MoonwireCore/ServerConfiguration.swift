@@ -45,6 +45,14 @@ public struct WebSocketSettings: Sendable, Equatable {
         case fragments
     }
 
+    /// What to do with a client whose send queue is full.
+    public enum SendQueuePolicy: String, Sendable {
+        /// Close it with 1008: it cannot keep up.
+        case close
+        /// Drop the message (and log it); the connection stays.
+        case drop
+    }
+
     /// Largest message (all its fragments together), in bytes; over it the close is 1009.
     public var maxMessageSize = 64 * 1024 * 1024
     /// Whether text messages must be valid UTF-8 (RFC 6455 section 8.1); invalid: close 1007.
@@ -54,6 +62,8 @@ public struct WebSocketSettings: Sendable, Equatable {
     /// Bytes queued to a client that does not read, beyond which it is closed with 1008, so a
     /// slow client can neither grow the server's memory without bound nor slow the others.
     public var sendQueueLimit = 16 * 1024 * 1024
+    /// What happens to a message that would exceed `sendQueueLimit`.
+    public var sendQueuePolicy = SendQueuePolicy.close
     /// Whether permessage-deflate (RFC 7692) is offered back to clients that propose it.
     public var compression = true
     /// Messages smaller than this go uncompressed even when compression was agreed.

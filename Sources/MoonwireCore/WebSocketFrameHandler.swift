@@ -208,9 +208,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         let size = data.readableBytes
         if opcode == .text || opcode == .binary {
             guard queuedBytes + size <= settings.sendQueueLimit else {
+                let dropping = settings.sendQueuePolicy == .drop
                 environment.logger.warning(
-                    "websocket send queue full, closing with 1008",
+                    dropping ? "websocket send queue full, message dropped" : "websocket send queue full, closing with 1008",
                     metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(queuedBytes)"])
+                if dropping { return }
                 return close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
             }
         }

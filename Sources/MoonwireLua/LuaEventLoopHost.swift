@@ -26,6 +26,7 @@ public final class LuaEventLoopHost: ServerDelegate {
         let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation)
         let previous = current
         next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
+        next.localSockets = previous.localSockets
         current = next
         guard !previous.calls.isEmpty else { return }
         let id = ObjectIdentifier(previous)

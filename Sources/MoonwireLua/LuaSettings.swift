@@ -100,6 +100,15 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
         if L.type(at: -1) == LUA_TBOOLEAN { settings[keyPath: path] = lua_toboolean(L, -1) != 0 }
         mw_pop(L, 1)
     }
+    lua_getfield(L, -1, "send_queue_policy")
+    if let policy = L.string(at: -1) {
+        guard let parsed = WebSocketSettings.SendQueuePolicy(rawValue: policy) else {
+            mw_pop(L, 1)
+            return "websocket.send_queue_policy must be \"close\" or \"drop\""
+        }
+        settings.sendQueuePolicy = parsed
+    }
+    mw_pop(L, 1)
     lua_getfield(L, -1, "fragments")
     if let mode = L.string(at: -1) {
         guard let parsed = WebSocketSettings.FragmentMode(rawValue: mode) else {

@@ -35,6 +35,9 @@ public final class LuaVM {
     var socketMetatableRef: Int32 = LUA_NOREF
     /// `ws` tables by GUID (a registry reference to a Lua table).
     var socketTablesRef: Int32 = LUA_NOREF
+    /// Open connections of this loop by GUID: `ws:send` finds its socket without the
+    /// registry's lock.
+    var localSockets: [String: WebSocketConnection] = [:]
     /// `ws.data` tables by GUID.
     var socketData: [String: Int32] = [:]
     /// `ws.data` of the previous generation, moved in on first use.

@@ -34,6 +34,7 @@ extension LuaVM {
     }
 
     func webSocketOpened(_ socket: WebSocketConnection) {
+        localSockets[socket.guid] = socket
         socketEvent("OnConnect", socket) { 0 }
     }
 
@@ -69,6 +70,7 @@ extension LuaVM {
             return 2
         }
         forgetSocket(socket.guid)
+        localSockets[socket.guid] = nil
     }
 
     /// Calls a global event with `ws` and the extra arguments `push` leaves on the stack.

@@ -94,7 +94,8 @@ private func socket(_ L: LuaThread, _ method: String) -> (String, WebSocketConne
         L.push("ws:\(method): not a WebSocket object")
         return nil
     }
-    return (guid, LuaVM.from(L).runtime.webSockets.connection(guid))
+    let vm = LuaVM.from(L)
+    return (guid, vm.localSockets[guid] ?? vm.runtime.webSockets.connection(guid))
 }
 
 /// `__index` of `ws`: methods, then `data` (a table kept per connection).

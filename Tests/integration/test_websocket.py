@@ -401,3 +401,27 @@ def test_ws_data_survives_a_reload(moonwire):
             return await ws.recv()
     assert run(scenario()) == "remembered"
     assert "generation=2" in server.log()
+
+
+def test_send_queue_policy_drop_keeps_the_connection(moonwire):
+    server = moonwire(APP.replace("send_queue_limit = 1024 * 1024 }", 'send_queue_limit = 65536, send_queue_policy = "drop" }'), threads=1)
+    s = raw_upgrade(server)
+    s.sendall(masked(0x1, b"flood"))
+    assert server.wait_for_log("websocket send queue full, message dropped")
+    s.settimeout(1)
+    try:
+        while s.recv(1 << 20):   # read what was queued until the server has nothing more
+            pass
+    except socket.timeout:
+        pass
+    s.sendall(masked(0x1, b"size abc"))
+    s.settimeout(5)
+    data = b""
+    deadline = time.monotonic() + 10
+    while b"size 3" not in data and time.monotonic() < deadline:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    assert b"size 3" in data, "the connection should stay open after dropped messages"
+    s.close()
