@@ -137,11 +137,24 @@ private func nextMatch(_ L: LuaThread, _ regex: Regex, subject: Int32, offset: I
     guard offset <= length else { return .success(nil) }
     if afterEmpty {
         switch search(L, regex, subject: subject, from: offset, options: PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED) {
-        case .success(nil): return offset < length ? search(L, regex, subject: subject, from: offset + 1) : .success(nil)
+        case .success(nil):
+            guard offset < length else { return .success(nil) }
+            return search(L, regex, subject: subject, from: nextCharacter(L, subject, after: offset, utf: regex.options.contains(.utf)))
         case let other: return other
         }
     }
     return search(L, regex, subject: subject, from: offset)
+}
+
+/// The offset one character on: one byte, or in UTF mode past the continuation bytes, since
+/// PCRE2 refuses to start a UTF match inside a character.
+private func nextCharacter(_ L: LuaThread, _ subject: Int32, after offset: Int, utf: Bool) -> Int {
+    var next = offset + 1
+    guard utf else { return next }
+    _ = L.withBytes(at: subject) { bytes in
+        while next < bytes.count, bytes[next] & 0xC0 == 0x80 { next += 1 }
+    }
+    return next
 }
 
 /// `moonwire.re.gmatch(subject, pattern [, flags])` → an iterator of captures tables.

@@ -149,6 +149,10 @@ final class LuaRegexAndRoutesTests: XCTestCase {
                 assert(re.gsub("x y", [[\w]], function(c) return c[0]:upper() end) == "X Y")
                 assert(re.gsub("cat dog", [[\w+]], {cat = "lion"}) == "lion dog")
                 assert(re.gsub("abc", "", "-") == "-a-b-c-")
+                assert(re.gsub("é✓", "", "-", "u") == "-é-✓-")
+                local chars = 0
+                for _ in re.gmatch("aé✓", "", "u") do chars = chars + 1 end
+                assert(chars == 4, chars)
                 local ok, err = pcall(re.match, "x", "(")
                 assert(not ok and err:find("missing closing parenthesis"), err)
                 ok, err = pcall(re.match, "x", "x", "q")
