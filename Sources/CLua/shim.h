@@ -72,7 +72,15 @@ static int mw_trampoline(lua_State *L) {
     space->in_swift++;
     int n = f(L);
     space->in_swift--;
-    if (n == MW_RAISE) return lua_error(L);
+    if (n == MW_RAISE) {
+        /* As luaL_error does: a message names the script line that made the call. */
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
     if (n == MW_YIELD) return lua_yield(L, 0);
     return n;
 }

@@ -63,7 +63,7 @@ private let luaVirtualHost: LuaFunction = { L in
     do {
         host = try vm.router.addHost(pattern: pattern)
     } catch {
-        return L.raise("\(L.callerLocation()): moonwire.vhost: \(error)")
+        return L.raise("moonwire.vhost: \(error)")
     }
     if L.type(at: 2) == LUA_TTABLE {
         lua_getfield(L, 2, "www")
@@ -132,7 +132,7 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         try vm.router.addRoute(host: host, methods: methods, path: path, handler: handler)
     } catch {
         luaL_unref(L, mw_registryindex(), handler)
-        return L.raise("\(L.callerLocation()): \(name): \(error)")
+        return L.raise("\(name): \(error)")
     }
     return 0
 }

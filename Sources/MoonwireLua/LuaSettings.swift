@@ -41,7 +41,7 @@ let luaOptions: LuaFunction = { L in
                 do {
                     _ = try Regex(pattern, options: [.wholeSubject, .caseless])
                 } catch {
-                    return L.raise("\(L.callerLocation()): moonwire.options: origins: \(error)")
+                    return L.raise("moonwire.options: origins: \(error)")
                 }
                 origins.append(pattern)
             }
@@ -100,24 +100,21 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
         if L.type(at: -1) == LUA_TBOOLEAN { settings[keyPath: path] = lua_toboolean(L, -1) != 0 }
         mw_pop(L, 1)
     }
-    lua_getfield(L, -1, "send_queue_policy")
-    if let policy = L.string(at: -1) {
-        guard let parsed = WebSocketSettings.SendQueuePolicy(rawValue: policy) else {
-            mw_pop(L, 1)
-            return "websocket.send_queue_policy must be \"close\" or \"drop\""
-        }
-        settings.sendQueuePolicy = parsed
+    if let error = readChoice(L, "send_queue_policy", into: &settings.sendQueuePolicy, choices: "\"close\" or \"drop\"") {
+        return error
     }
-    mw_pop(L, 1)
-    lua_getfield(L, -1, "fragments")
-    if let mode = L.string(at: -1) {
-        guard let parsed = WebSocketSettings.FragmentMode(rawValue: mode) else {
-            mw_pop(L, 1)
-            return "websocket.fragments must be \"buffer\", \"all\" or \"fragments\""
-        }
-        settings.fragmentMode = parsed
-    }
-    mw_pop(L, 1)
+    return readChoice(L, "fragments", into: &settings.fragmentMode, choices: "\"buffer\", \"all\" or \"fragments\"")
+}
+
+/// Reads a string field of the websocket table on top of the stack into an enum.
+private func readChoice<Choice: RawRepresentable<String>>(
+    _ L: LuaThread, _ name: String, into value: inout Choice, choices: String
+) -> String? {
+    lua_getfield(L, -1, name)
+    defer { mw_pop(L, 1) }
+    guard let text = L.string(at: -1) else { return nil }
+    guard let parsed = Choice(rawValue: text) else { return "websocket.\(name) must be \(choices)" }
+    value = parsed
     return nil
 }
 
