@@ -112,13 +112,10 @@ static inline void mw_pushglobaltable(lua_State *L) { lua_pushglobaltable(L); }
 static inline void mw_insert(lua_State *L, int idx) { lua_insert(L, idx); }
 static inline void mw_remove(lua_State *L, int idx) { lua_remove(L, idx); }
 static inline void mw_replace(lua_State *L, int idx) { lua_replace(L, idx); }
-static inline int mw_isnoneornil(lua_State *L, int idx) { return lua_isnoneornil(L, idx); }
 static inline int mw_isinteger(lua_State *L, int idx) { return lua_isinteger(L, idx); }
-static inline void mw_pushliteral(lua_State *L, const char *s) { lua_pushstring(L, s); }
 static inline int mw_loadbuffer(lua_State *L, const char *buf, size_t len, const char *name) {
     return luaL_loadbufferx(L, buf, len, name, NULL);
 }
-static inline int mw_getmetatable(lua_State *L, const char *name) { return luaL_getmetatable(L, name); }
 static inline const char *mw_typename(lua_State *L, int idx) { return luaL_typename(L, idx); }
 
 #endif

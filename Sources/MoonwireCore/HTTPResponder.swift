@@ -19,9 +19,6 @@ public final class HTTPResponder {
         self.sink = sink
     }
 
-    /// Whether an answer was already given.
-    public var hasResponded: Bool { sink == nil }
-
     /// Sends a response. Later calls are ignored.
     public func respond(_ response: HTTPResponse) {
         answer(.response(response))

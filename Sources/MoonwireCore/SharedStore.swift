@@ -78,9 +78,6 @@ public final class SharedStore: Sendable {
         state.withLockedValue { $0.entries[key] = nil }
     }
 
-    /// Number of keys, expired ones included until they are swept.
-    public var count: Int { state.withLockedValue { $0.entries.count } }
-
     private static func add(_ left: SharedValue, _ right: SharedValue) -> SharedValue? {
         switch (left, right) {
         case (.integer(let a), .integer(let b)):

@@ -38,11 +38,6 @@ public final class WebSocketConnection: Sendable {
     /// Starts the closing handshake with a code and a reason.
     public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.close(code: code, reason: reason) } }
 
-    /// Whether the socket is still open (read on its loop for a definite answer).
-    public var isOpen: Bool {
-        eventLoop.inEventLoop ? handler.value != nil : true
-    }
-
     func detach() {
         handler.value = nil
     }

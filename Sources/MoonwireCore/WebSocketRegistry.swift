@@ -100,6 +100,4 @@ public final class WebSocketRegistry: Sendable {
         }
     }
 
-    /// Number of open connections.
-    public var count: Int { state.withLockedValue { $0.connections.count } }
 }

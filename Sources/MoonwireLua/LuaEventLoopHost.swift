@@ -34,9 +34,6 @@ public final class LuaEventLoopHost: ServerDelegate {
         previous.onIdle = { [unowned self] in self.draining[id] = nil }
     }
 
-    /// Generations still finishing calls (for logs and tests).
-    public var drainingCount: Int { draining.count }
-
     /// Calls OnStartup (once per server: call it on one loop's host).
     public func startup() { current.startup() }
 

@@ -28,9 +28,6 @@ public final class ScriptReloader: Sendable {
     /// The error of the last reload attempt, nil once a reload succeeded (for the dashboard).
     public var lastError: LuaScriptError? { failure.withLockedValue { $0 } }
 
-    /// The generation now serving.
-    public var currentGeneration: Int { generation.withLockedValue { $0 } }
-
     /// Schedules a reload after the debounce interval; later requests push it back.
     public func requestReload(reason: String) {
         let token = latestRequest.withLockedValue { value -> Int in
