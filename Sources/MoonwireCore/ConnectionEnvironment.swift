@@ -7,6 +7,7 @@ final class ConnectionEnvironment {
     let delegate: ServerDelegate
     let limits: HTTPLimits
     let webSocket: WebSocketSettings
+    let http2: HTTP2Settings
     let webSockets: WebSocketRegistry
     let logger: Logger
     let files: StaticFileService
@@ -19,6 +20,7 @@ final class ConnectionEnvironment {
         self.delegate = delegate
         self.limits = configuration.limits
         self.webSocket = configuration.webSocket
+        self.http2 = configuration.http2
         self.webSockets = webSockets
         self.logger = logger
         self.files = files

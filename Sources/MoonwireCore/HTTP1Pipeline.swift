@@ -1,13 +1,15 @@
 // The handlers of an HTTP/1.1 connection, in order: read timers on raw bytes, NIO's codec
-// with our header limits, NIO's pipelining assistant, NIO's upgrade handler (WebSocket),
-// then our request handler.
+// with our header limits, NIO's pipelining assistant, NIO's upgrade handler (WebSocket, and
+// h2c on cleartext), then our request handler.
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
 enum HTTP1Pipeline {
-    /// Adds the HTTP/1.1 handlers to a new connection's pipeline.
-    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, environment: ConnectionEnvironment) throws {
+    /// Adds the HTTP/1.1 handlers to a new connection's pipeline; `scheme` is "https" behind TLS.
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, environment: ConnectionEnvironment, scheme: String)
+        throws
+    {
         let limits = environment.limits
         let timeouts = HTTPReadTimeouts(limits: limits)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -16,8 +18,13 @@ enum HTTP1Pipeline {
         let encoder = HTTPResponseEncoder()
         let pipelining = HTTPServerPipelineHandler()
         let upgrade = WebSocketUpgradeState()
-        let http = HTTP1ConnectionHandler(environment: environment, timeouts: timeouts, upgrade: upgrade)
-        let upgrader = makeWebSocketUpgrader(environment: environment, state: upgrade, eventLoop: pipeline.eventLoop)
+        let http = HTTPExchangeHandler(environment: environment, transport: .http1(timeouts, upgrade), scheme: scheme)
+        var upgraders: [HTTPServerProtocolUpgrader] = [
+            makeWebSocketUpgrader(environment: environment, state: upgrade, scheme: scheme, eventLoop: pipeline.eventLoop)
+        ]
+        if scheme == "http", environment.http2.enabled {
+            upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme) })
+        }
         // On upgrade the decoder hands the bytes after the request to the WebSocket decoder.
         let decoder = ByteToMessageHandler(
             HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
@@ -27,16 +34,16 @@ enum HTTP1Pipeline {
         try pipeline.addHandler(pipelining)
         try pipeline.addHandler(
             HTTPServerUpgradeHandler(
-                upgraders: [upgrader], httpEncoder: encoder, extraHTTPHandlers: [timeouts, decoder, pipelining, http],
+                upgraders: upgraders, httpEncoder: encoder, extraHTTPHandlers: [timeouts, decoder, pipelining, http],
                 upgradeCompletionHandler: { _ in }))
         try pipeline.addHandler(http)
     }
 
     /// The WebSocket upgrader: asks the delegate (OnHandshake), then replaces the HTTP
     /// handlers with the frame codec and a `WebSocketFrameHandler`.
-    private static func makeWebSocketUpgrader(environment: ConnectionEnvironment, state: WebSocketUpgradeState, eventLoop: EventLoop)
-        -> NIOWebSocketServerUpgrader
-    {
+    private static func makeWebSocketUpgrader(
+        environment: ConnectionEnvironment, state: WebSocketUpgradeState, scheme: String, eventLoop: EventLoop
+    ) -> NIOWebSocketServerUpgrader {
         let bound = NIOLoopBound((environment, state), eventLoop: eventLoop)
         let maxFrame = min(environment.webSocket.maxMessageSize, Int(UInt32.max))
         return NIOWebSocketServerUpgrader(
@@ -45,7 +52,7 @@ enum HTTP1Pipeline {
                 let (environment, state) = bound.value
                 guard
                     let request = HTTPRequest(
-                        method: head.method.rawValue, uri: head.uri, version: "1.1", scheme: "http", headers: head.headers,
+                        method: head.method.rawValue, uri: head.uri, version: "1.1", scheme: scheme, headers: head.headers,
                         body: ByteBuffer(), connection: ConnectionInfo(channel: channel))
                 else { return channel.eventLoop.makeSucceededFuture(nil) }
                 switch environment.delegate.webSocketHandshake(request) {

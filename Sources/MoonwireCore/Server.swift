@@ -1,4 +1,5 @@
-// The listening server: binds, builds each connection's pipeline, and owns the file thread pool.
+// The listening server: binds its listeners, hands each connection to its pipeline, and owns
+// the file thread pool.
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -6,14 +7,17 @@ import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 
-/// An HTTP server whose every event goes to one `ServerDelegate` per event loop.
+/// An HTTP server, on one or more listeners, whose every event goes to one `ServerDelegate`
+/// per event loop.
 public final class Server: Sendable {
     private let configuration: ServerConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>]
     private let threadPool: NIOThreadPool
-    private let channel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
+    private let channels: NIOLockedValueBox<[Channel]> = NIOLockedValueBox([])
+    /// The certificates handshakes use; replace them to bring new ones to new connections.
+    public let certificates: TLSCertificates
 
     /// Creates the server; `delegates` must hold one delegate per loop of `group`, each
     /// created on its own loop.
@@ -27,6 +31,7 @@ public final class Server: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
+        self.certificates = TLSCertificates(listeners: configuration.listeners)
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         self.threadPool = threadPool
@@ -46,11 +51,28 @@ public final class Server: Sendable {
         self.environments = environments
     }
 
-    /// Binds the listener; returns the bound address (useful with port 0).
-    public func start() throws -> SocketAddress {
+    /// Binds every listener; returns the bound addresses in the configuration's order
+    /// (useful with port 0). Certificates that cannot be used fail here, before any bind.
+    public func start() throws -> [SocketAddress] {
         try warmUp()
+        let contexts = try configuration.listeners.enumerated().map { index, listener in
+            try listener.tls.map {
+                try TLSListenerContexts(
+                    listener: index, settings: $0, certificates: certificates, http2: configuration.http2.enabled)
+            }
+        }
+        var addresses: [SocketAddress] = []
+        for (listener, tls) in zip(configuration.listeners, contexts) {
+            let channel = try bootstrap(tls: tls).bind(host: listener.host, port: listener.port).wait()
+            channels.withLockedValue { $0.append(channel) }
+            addresses.append(channel.localAddress!)
+        }
+        return addresses
+    }
+
+    private func bootstrap(tls: TLSListenerContexts?) -> ServerBootstrap {
         let environments = self.environments
-        let bootstrap = ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -63,12 +85,9 @@ public final class Server: Sendable {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment)
+                    try ConnectionPipeline.configure(channel, tls: tls, environment: environment)
                 }
             }
-        let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
-        self.channel.withLockedValue { $0 = channel }
-        return channel.localAddress!
     }
 
     /// Builds one connection pipeline before any client arrives. The Swift runtime creates
@@ -78,18 +97,19 @@ public final class Server: Sendable {
         guard let bound = environments.values.first else { return }
         try bound.eventLoop.submit {
             let channel = EmbeddedChannel()
-            try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: bound.value)
+            try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: bound.value, scheme: "http")
+            try HTTP2Pipeline.configure(EmbeddedChannel(), environment: bound.value, scheme: "http")
             _ = try? channel.finish()
         }.wait()
     }
 
-    /// Stops accepting connections and waits until the listener is closed.
+    /// Stops accepting connections and waits until the listeners are closed.
     public func stop() {
-        let channel = self.channel.withLockedValue { value -> Channel? in
-            defer { value = nil }
+        let channels = self.channels.withLockedValue { value -> [Channel] in
+            defer { value = [] }
             return value
         }
-        try? channel?.close().wait()
+        for channel in channels { try? channel.close().wait() }
         try? threadPool.syncShutdownGracefully()
     }
 }

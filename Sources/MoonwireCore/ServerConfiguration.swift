@@ -2,16 +2,17 @@
 
 /// Settings for a `Server`. Every default is the value a production server should start with.
 public struct ServerConfiguration: Sendable {
-    /// Address to bind. Loopback by default so a first run never exposes the machine.
-    public var host: String = "127.0.0.1"
-    /// TCP port; 8080 by default (no root needed).
-    public var port: Int = 8080
+    /// Where to listen: one plain HTTP listener on 127.0.0.1:8080 unless set, so a first run
+    /// never exposes the machine and needs no root.
+    public var listeners: [Listener] = [Listener(host: "127.0.0.1", port: 8080)]
     /// Folder served as static files when no handler answers a GET or HEAD.
     public var wwwRoot: String = "www"
     /// Limits applied to every HTTP/1.1 connection.
     public var limits: HTTPLimits = HTTPLimits()
     /// How WebSocket connections behave.
     public var webSocket = WebSocketSettings()
+    /// HTTP/2 on every listener (ALPN "h2" on TLS ones, h2c on plain ones).
+    public var http2 = HTTP2Settings()
 
     /// Creates the default configuration.
     public init() {}
@@ -73,6 +74,44 @@ public struct WebSocketSettings: Sendable, Equatable {
     public var heartbeatInterval: Double = 0
     /// Seconds a pinged client has to answer (any frame counts) before it is closed.
     public var heartbeatTimeout: Double = 10
+
+    /// Creates the defaults.
+    public init() {}
+}
+
+/// One address the server listens on, with TLS or without.
+public struct Listener: Sendable {
+    /// Address to bind.
+    public var host: String
+    /// TCP port; 0 picks a free one.
+    public var port: Int
+    /// TLS settings; nil for plain HTTP.
+    public var tls: TLSSettings?
+
+    /// Creates a listener.
+    public init(host: String, port: Int, tls: TLSSettings? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+    }
+}
+
+/// HTTP/2 settings (the seeds' HTTP2Options): the SETTINGS the server announces.
+public struct HTTP2Settings: Sendable, Equatable {
+    /// Whether HTTP/2 is offered at all; off, TLS listeners offer only http/1.1 and plain
+    /// ones ignore the h2c preface and upgrade.
+    public var enabled = true
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    public var maxConcurrentStreams = 128
+    /// Flow-control window of each stream, in bytes (SETTINGS_INITIAL_WINDOW_SIZE). Larger than
+    /// the protocol's 65,535 so one stream can fill a fast link.
+    public var initialWindowSize = 1024 * 1024
+    /// Largest frame payload the server accepts (SETTINGS_MAX_FRAME_SIZE).
+    public var maxFrameSize = 16384
+    /// HPACK dynamic table size for the client's headers (SETTINGS_HEADER_TABLE_SIZE).
+    public var headerTableSize = 4096
+    /// Whether preload links are pushed to clients that allow push.
+    public var push = true
 
     /// Creates the defaults.
     public init() {}

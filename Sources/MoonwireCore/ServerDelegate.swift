@@ -13,6 +13,17 @@ public protocol ServerDelegate: WebSocketDelegate {
 
     /// The client broke the protocol (OnError); the server has already answered and closes.
     func protocolError(_ connection: ConnectionInfo, message: String)
+
+    /// Paths to push with the answer to this HTTP/2 request (push_preload); usually none.
+    func pushLinks(for request: HTTPRequest) -> [String]
+
+    /// A TLS client offered these ALPN protocols (OnSSLALPNSelect); the one to use, or nil
+    /// for the server's preference (h2, then http/1.1).
+    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String?
+
+    /// A client certificate verified against the listener's CA (OnSSLVerifyPeer); false
+    /// refuses the handshake.
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool
 }
 
 /// The answer to a WebSocket upgrade request.

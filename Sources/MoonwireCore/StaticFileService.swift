@@ -9,12 +9,15 @@ import NIOPosix
 final class StaticFileService: Sendable {
     private let resolver: StaticFileResolver?
     private let threadPool: NIOThreadPool
+    /// Reads file regions into buffers for transports that cannot sendfile (TLS, HTTP/2).
+    let fileIO: NonBlockingFileIO
     /// Resolvers of other roots, canonicalised once each (nil: the folder does not exist).
     private let otherRoots = NIOLockedValueBox<[String: StaticFileResolver?]>([:])
 
     init(root: String, threadPool: NIOThreadPool) {
         self.resolver = StaticFileResolver(root: root)
         self.threadPool = threadPool
+        self.fileIO = NonBlockingFileIO(threadPool: threadPool)
     }
 
     private func resolver(for root: String?) -> StaticFileResolver? {

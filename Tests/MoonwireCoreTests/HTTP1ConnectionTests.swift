@@ -25,6 +25,10 @@ private final class EchoDelegate: ServerDelegate {
         errors.append(message)
     }
 
+    func pushLinks(for request: HTTPRequest) -> [String] { [] }
+    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
+
     func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
     func webSocketOpened(_ socket: WebSocketConnection) {}
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
@@ -52,7 +56,7 @@ final class HTTP1ConnectionTests: XCTestCase {
             delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
             files: StaticFileService(root: "/nonexistent", threadPool: pool))
         channel = EmbeddedChannel()
-        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment)
+        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 

@@ -1,13 +1,23 @@
-// One HTTP/1.1 connection: assembles requests within the limits, hands them to the delegate,
-// and writes the answers. NIO's HTTPServerPipelineHandler in front of it delivers one
-// request at a time, so pipelined requests are answered in order.
+// One HTTP/1.1 connection or one HTTP/2 stream: assembles requests within the limits, hands
+// them to the delegate, and writes the answers. On HTTP/1.1, NIO's HTTPServerPipelineHandler in
+// front of it delivers one request at a time, so pipelined requests are answered in order; on
+// HTTP/2, NIO's codec turns the stream's frames into the same request parts.
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOWebSocket
 
-/// Drives requests of one connection through the delegate.
-final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// What carries an exchange handler's requests.
+enum HTTPTransport {
+    /// An HTTP/1.1 connection, with its read timers and its WebSocket upgrade.
+    case http1(HTTPReadTimeouts, WebSocketUpgradeState)
+    /// One HTTP/2 stream; `push` is there when the server may push from it.
+    case http2(push: HTTP2Push?)
+}
+
+/// Drives requests of one HTTP/1.1 connection or HTTP/2 stream through the delegate.
+final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -20,19 +30,32 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private let environment: ConnectionEnvironment
-    private let timeouts: HTTPReadTimeouts
+    private let transport: HTTPTransport
+    /// "http" or "https".
+    private let scheme: String
+    /// Whether file bodies can go out as file regions (sendfile); not through TLS or HTTP/2.
+    private let sendsFileRegions: Bool
     private var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
     private var state = State.idle
     private var context: ChannelHandlerContext?
     /// The body a handler is streaming, while it does.
     private var activeStream: HTTPResponseStream?
 
-    private let upgrade: WebSocketUpgradeState
-
-    init(environment: ConnectionEnvironment, timeouts: HTTPReadTimeouts, upgrade: WebSocketUpgradeState) {
+    init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
-        self.timeouts = timeouts
-        self.upgrade = upgrade
+        self.transport = transport
+        self.scheme = scheme
+        if case .http1 = transport { self.sendsFileRegions = scheme == "http" } else { self.sendsFileRegions = false }
+    }
+
+    private var timeouts: HTTPReadTimeouts? {
+        if case .http1(let timeouts, _) = transport { return timeouts }
+        return nil
+    }
+
+    private var upgrade: WebSocketUpgradeState? {
+        if case .http1(_, let upgrade) = transport { return upgrade }
+        return nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -57,7 +80,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
-            timeouts.requestReceived()
+            timeouts?.requestReceived()
             dispatch(head, body: body, context: context)
         case (_, .closing):
             break
@@ -67,7 +90,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOWebSocketUpgradeError {
+        if error is NIOWebSocketUpgradeError, let upgrade {
             // The upgrade did not happen; the request itself follows and gets the answer: the
             // script's refusal, or 400 for a malformed handshake (bad key or version).
             if upgrade.refusal == nil {
@@ -102,7 +125,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        timeouts.headReceived()
+        timeouts?.headReceived()
         let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
         if headerBytes > environment.limits.maxHeaderSize {
             fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
@@ -112,7 +135,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             fail(413, "request body of \(length) bytes exceeds \(environment.limits.maxBodySize)", context: context)
             return
         }
-        if head.version.major == 1, head.version.minor >= 1,
+        if head.version != .http1_0,
             head.headers.first(name: "expect")?.lowercased() == "100-continue"
         {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -122,10 +145,10 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        let version = head.version.minor == 0 && head.version.major == 1 ? "1.0" : "1.1"
+        let version = head.version.major == 2 ? "2" : head.version == .http1_0 ? "1.0" : "1.1"
         guard
             let request = HTTPRequest(
-                method: head.method.rawValue, uri: head.uri, version: version, scheme: "http",
+                method: head.method.rawValue, uri: head.uri, version: version, scheme: scheme,
                 headers: head.headers, body: body, connection: connection)
         else {
             fail(400, "malformed request target: \(head.uri)", context: context)
@@ -137,9 +160,12 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         let responder = HTTPResponder { answer in
             loopBoundSelf.value.answer(answer, to: request, exchange: exchange)
         }
-        if let refusal = upgrade.refusal {
+        if let upgrade, let refusal = upgrade.refusal {
             upgrade.refusal = nil
             return responder.respond(refusal)
+        }
+        if case .http2(let push?) = transport {
+            push.promise(environment.delegate.pushLinks(for: request), for: request)
         }
         environment.delegate.handle(request, responder: responder)
     }
@@ -199,15 +225,45 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             switch response.body {
             case .bytes(let buffer):
                 if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
-            case .file(let region, let handle):
+            case .file(let region, let handle) where sendsFileRegions:
                 let written = context.eventLoop.makePromise(of: Void.self)
                 written.futureResult.whenComplete { _ in try? handle.close() }
                 context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written)
+            case .file(let region, let handle):
+                return copy(region, handle, exchange, context: context)
             }
         } else {
             response.discard()
         }
         endResponse(exchange, context: context)
+    }
+
+    /// Sends a file region as buffers, one chunk in flight at a time, for transports that cannot
+    /// sendfile (TLS encrypts every byte; HTTP/2 frames them). Memory stays at one chunk.
+    private func copy(_ region: FileRegion, _ handle: NIOFileHandle, _ exchange: Exchange, context: ChannelHandlerContext) {
+        context.flush()
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        environment.files.fileIO.readChunked(
+            fileRegion: region, chunkSize: 64 * 1024, allocator: context.channel.allocator, eventLoop: loop
+        ) { chunk in
+            guard let context = loopBoundSelf.value.context else {
+                return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
+            return context.writeAndFlush(loopBoundSelf.value.wrapOutboundOut(.body(.byteBuffer(chunk))))
+        }.whenComplete { result in
+            try? handle.close()
+            let handler = loopBoundSelf.value
+            guard let context = handler.context else { return }
+            switch result {
+            case .success:
+                handler.endResponse(exchange, context: context)
+            case .failure(let error):
+                handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
+                handler.state = .closing
+                context.close(promise: nil)
+            }
+        }
     }
 
     /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
@@ -221,10 +277,12 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         }
         headers.replaceOrAdd(name: "server", value: "moonwire")
         headers.replaceOrAdd(name: "date", value: environment.dateCache.now)
-        if !exchange.keepAlive {
-            headers.replaceOrAdd(name: "connection", value: "close")
-        } else if exchange.version.minor == 0 {
-            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        if exchange.version.major == 1 {
+            if !exchange.keepAlive {
+                headers.replaceOrAdd(name: "connection", value: "close")
+            } else if exchange.version.minor == 0 {
+                headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            }
         }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: exchange.version, status: status, headers: headers))), promise: nil)
     }
@@ -234,7 +292,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         // Before writing the end: NIO's pipelining handler delivers the next request from it.
         if exchange.keepAlive {
             state = .idle
-            timeouts.answerStarted()
+            timeouts?.answerStarted()
         } else {
             state = .closing
         }
@@ -250,7 +308,7 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         guard let context else { return stream.connectionClosed() }
         var exchange = exchange
         // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
-        if exchange.version.minor == 0 { exchange.keepAlive = false }
+        if exchange.version == .http1_0 { exchange.keepAlive = false }
         writeHead(HTTPResponseStatus(statusCode: status), headers, contentLength: nil, exchange, context: context)
         context.flush()
         activeStream = stream
@@ -305,6 +363,15 @@ final class HTTP1ConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         headers.add(name: "date", value: environment.dateCache.now)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        if timeouts == nil {
+            // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
+            // rest of the request (RFC 9113 section 8.1). The connection goes on.
+            context.write(wrapOutboundOut(.end(nil)), promise: nil)
+            let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
+            codec?.write(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
+            context.flush()
+            return
+        }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in Self.lingeringClose(channel) }
     }

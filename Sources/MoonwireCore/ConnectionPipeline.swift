@@ -1,0 +1,103 @@
+// What a newly accepted connection becomes. On a TLS listener: the ClientHello's ALPN offer
+// goes to the delegate, then TLS, then HTTP/2 or HTTP/1.1 as ALPN decided. On a plain
+// listener: HTTP/2 when the first bytes are its preface (prior knowledge), else HTTP/1.1
+// (which may still upgrade to h2c or WebSocket).
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+enum ConnectionPipeline {
+    /// The HTTP/2 connection preface (RFC 9113 section 3.4).
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    static func configure(_ channel: Channel, tls: TLSListenerContexts?, environment: ConnectionEnvironment) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let limits = environment.limits
+        if let tls {
+            try pipeline.addHandler(
+                FirstBytesRouter(
+                    idleTimeout: limits.keepAliveTimeout, headerTimeout: limits.headerTimeout, maxBytes: 16 * 1024 + 5, classify: TLSClientHello.offeredProtocols,
+                    configure: { offered, _ in
+                        let choice =
+                            offered.isEmpty
+                            ? nil
+                            : environment.delegate.selectApplicationProtocol(ConnectionInfo(channel: channel), offered: offered)
+                        try addTLS(channel, context: tls.context(choosing: choice.flatMap { offered.contains($0) ? $0 : nil }),
+                            settings: tls.settings, environment: environment)
+                    }))
+        } else if environment.http2.enabled {
+            try pipeline.addHandler(
+                FirstBytesRouter(
+                    idleTimeout: limits.keepAliveTimeout, headerTimeout: limits.headerTimeout, maxBytes: preface.count, classify: isPreface,
+                    configure: { isHTTP2, _ in
+                        if isHTTP2 {
+                            try HTTP2Pipeline.configure(channel, environment: environment, scheme: "http")
+                        } else {
+                            try HTTP1Pipeline.configure(pipeline, environment: environment, scheme: "http")
+                        }
+                    }))
+        } else {
+            try HTTP1Pipeline.configure(pipeline, environment: environment, scheme: "http")
+        }
+    }
+
+    private static func isPreface(_ bytes: ByteBuffer) -> FirstBytesVerdict<Bool> {
+        let count = min(bytes.readableBytes, preface.count)
+        let start = bytes.readableBytesView.startIndex
+        guard bytes.readableBytesView[start..<start + count].elementsEqual(preface[..<count]) else { return .decided(false) }
+        return count == preface.count ? .decided(true) : .needMore
+    }
+
+    private static func addTLS(_ channel: Channel, context: NIOSSLContext, settings: TLSSettings, environment: ConnectionEnvironment)
+        throws
+    {
+        let pipeline = channel.pipeline.syncOperations
+        let ssl: NIOSSLServerHandler
+        if settings.peerVerification == .none {
+            ssl = NIOSSLServerHandler(context: context)
+        } else {
+            let delegate = NIOLoopBound(environment.delegate, eventLoop: channel.eventLoop)
+            ssl = NIOSSLServerHandler._makeSSLServerHandler(context: context) { certificate, channel in
+                let accepted = delegate.value.verifyPeer(ConnectionInfo(channel: channel), certificate: PeerCertificate(certificate))
+                return accepted
+                    ? channel.eventLoop.makeSucceededVoidFuture()
+                    : channel.eventLoop.makeFailedFuture(NIOSSLError.handshakeFailed(.sslError([])))
+            }
+        }
+        try pipeline.addHandler(ssl)
+        try pipeline.addHandler(TLSErrors(environment: environment))
+        let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
+            channel.eventLoop.makeCompletedFuture {
+                if case .negotiated("h2") = result {
+                    try HTTP2Pipeline.configure(channel, environment: environment, scheme: "https")
+                } else {
+                    try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "https")
+                }
+            }
+        }
+        try pipeline.addHandler(negotiation)
+    }
+}
+
+/// Logs failed handshakes (wrong version, unknown CA, refused client certificate) at debug
+/// level: they are the client's business, and scanners make many.
+final class TLSErrors: ChannelInboundHandler {
+    typealias InboundIn = Any
+
+    private let environment: ConnectionEnvironment
+
+    init(environment: ConnectionEnvironment) {
+        self.environment = environment
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            let connection = ConnectionInfo(channel: context.channel)
+            environment.logger.debug(
+                "TLS handshake failed", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+}

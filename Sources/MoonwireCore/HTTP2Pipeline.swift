@@ -1,0 +1,81 @@
+// The handlers of an HTTP/2 connection: NIO's HTTP/2 handler with our SETTINGS, and on every
+// stream NIO's HTTP/2-to-HTTP/1 codec feeding the same exchange handler as HTTP/1.1, so a
+// request looks the same to the delegate whichever protocol carried it.
+import NIOCore
+import NIOHTTP2
+
+enum HTTP2Pipeline {
+    /// Turns a connection that speaks HTTP/2 (after ALPN "h2", the cleartext preface, or an
+    /// h2c upgrade) into streams.
+    static func configure(_ channel: Channel, environment: ConnectionEnvironment, scheme: String) throws {
+        let settings = environment.http2
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: settings.initialWindowSize),
+            HTTP2Setting(parameter: .maxFrameSize, value: settings.maxFrameSize),
+            HTTP2Setting(parameter: .headerTableSize, value: settings.headerTableSize),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: environment.limits.maxHeaderSize),
+        ]
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = settings.initialWindowSize
+        let loop = channel.eventLoop
+        let multiplexer = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: loop)
+        let pushes = NIOLoopBound(
+            HTTP2PushConnection(
+                makeStream: { initializer in multiplexer.value?.createStreamChannel(promise: nil, initializer) },
+                configureStream: { stream, watcher in
+                    try stream.pipeline.syncOperations.addHandler(watcher)
+                    try addRequestHandlers(stream, push: nil, environment: environment, scheme: scheme)
+                }),
+            eventLoop: loop)
+        let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
+        let boundEnvironment = NIOLoopBound(environment, eventLoop: loop)
+        multiplexer.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: idle.delegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let environment = boundEnvironment.value
+                let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
+                if let push { try stream.pipeline.syncOperations.addHandler(push) }
+                try addRequestHandlers(stream, push: push, environment: environment, scheme: scheme)
+            }
+        }
+        try channel.pipeline.syncOperations.addHandler(pushes.value)
+        try channel.pipeline.syncOperations.addHandler(idle)
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrors(environment: environment))
+    }
+
+    private static func addRequestHandlers(_ stream: Channel, push: HTTP2Push?, environment: ConnectionEnvironment, scheme: String)
+        throws
+    {
+        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+        try stream.pipeline.syncOperations.addHandler(
+            HTTPExchangeHandler(environment: environment, transport: .http2(push: push), scheme: scheme))
+    }
+}
+
+/// Logs what broke an HTTP/2 connection and reports it (OnError). NIO's handler has already
+/// sent GOAWAY with the error code; the connection then closes.
+final class HTTP2ConnectionErrors: ChannelInboundHandler {
+    typealias InboundIn = Never
+
+    private let environment: ConnectionEnvironment
+
+    init(environment: ConnectionEnvironment) {
+        self.environment = environment
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let connection = ConnectionInfo(channel: context.channel)
+        if error is any NIOHTTP2Error {
+            environment.logger.warning(
+                "bad HTTP/2 connection",
+                metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(error)"])
+            environment.delegate.protocolError(connection, message: "HTTP/2: \(error)")
+        } else {
+            environment.logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+}

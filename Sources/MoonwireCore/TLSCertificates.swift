@@ -1,0 +1,56 @@
+// The certificates TLS handshakes choose from: each listener's own, and those of virtual
+// hosts picked by the SNI name. Replaceable while the server runs, so a reload brings new
+// certificates to new handshakes without closing open connections.
+import NIOConcurrencyHelpers
+
+/// A virtual host's certificate and the test of whether an SNI name belongs to that host.
+public struct SNICertificate: Sendable {
+    /// Whether a (lowercase) SNI name is this host's.
+    public var matches: @Sendable (String) -> Bool
+    /// The certificate to present to it.
+    public var identity: TLSIdentity
+
+    /// Creates an entry.
+    public init(matches: @escaping @Sendable (String) -> Bool, identity: TLSIdentity) {
+        self.matches = matches
+        self.identity = identity
+    }
+}
+
+/// The current certificates; read once per handshake.
+public final class TLSCertificates: Sendable {
+    private struct State {
+        var listeners: [Int: TLSIdentity]
+        var hosts: [SNICertificate]
+    }
+
+    private let state: NIOLockedValueBox<State>
+
+    /// Starts with the listeners' configured certificates and no virtual hosts.
+    init(listeners: [Listener]) {
+        var identities: [Int: TLSIdentity] = [:]
+        for (index, listener) in listeners.enumerated() {
+            if let tls = listener.tls { identities[index] = tls.identity }
+        }
+        state = NIOLockedValueBox(State(listeners: identities, hosts: []))
+    }
+
+    /// Replaces the virtual hosts' certificates, and the listeners' where given (by listener
+    /// index in the configuration); the first matching host wins.
+    public func update(listeners: [Int: TLSIdentity], hosts: [SNICertificate]) {
+        state.withLockedValue { state in
+            state.listeners.merge(listeners) { _, new in new }
+            state.hosts = hosts
+        }
+    }
+
+    /// The certificate for a handshake on a listener with this SNI name (nil: no SNI).
+    func identity(serverName: String?, listener index: Int) -> TLSIdentity? {
+        state.withLockedValue { state in
+            if let serverName = serverName?.lowercased(), let host = state.hosts.first(where: { $0.matches(serverName) }) {
+                return host.identity
+            }
+            return state.listeners[index]
+        }
+    }
+}
