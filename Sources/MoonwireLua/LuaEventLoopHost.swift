@@ -12,18 +12,23 @@ public final class LuaEventLoopHost: ServerDelegate {
     public private(set) var current: LuaVM
     /// Replaced generations with calls in progress, closed when their last call returns.
     private var draining: [ObjectIdentifier: LuaVM] = [:]
+    /// Where OnHTTP2BeforeAsyncRequest sends requests; nil in workers themselves.
+    private let workers: LuaWorkerPool?
+    private let isWorker: Bool
 
     /// Loads the first generation; throws its error (with file:line) when the scripts fail.
-    public init(runtime: LuaRuntime, eventLoop: EventLoop) throws {
+    public init(runtime: LuaRuntime, eventLoop: EventLoop, workers: LuaWorkerPool? = nil, isWorker: Bool = false) throws {
         self.runtime = runtime
         self.eventLoop = eventLoop
-        self.current = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: 1)
+        self.workers = workers
+        self.isWorker = isWorker
+        self.current = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: 1, isWorker: isWorker)
     }
 
     /// Builds a new generation from the whole script tree and makes it current. On failure
     /// the current generation stays and the error is thrown.
     public func load(generation: Int) throws {
-        let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation)
+        let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation, isWorker: isWorker)
         let previous = current
         next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
         next.localSockets = previous.localSockets
@@ -45,7 +50,22 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+        if let workers, current.wantsWorker(request) {
+            return workers.dispatch(request, responder: responder, from: eventLoop)
+        }
         current.handle(request, responder: responder)
+    }
+
+    public func pushLinks(for request: HTTPRequest) -> [String] {
+        current.pushLinks(for: request)
+    }
+
+    public func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? {
+        current.selectApplicationProtocol(connection, offered: offered)
+    }
+
+    public func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool {
+        current.verifyPeer(connection, certificate: certificate)
     }
 
     public func protocolError(_ connection: ConnectionInfo, message: String) {

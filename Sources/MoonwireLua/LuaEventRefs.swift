@@ -9,6 +9,9 @@ struct LuaEventRefs {
     var onTCPConnect: Int32 = LUA_NOREF
     var onError: Int32 = LUA_NOREF
     var onException: Int32 = LUA_NOREF
+    var onALPNSelect: Int32 = LUA_NOREF
+    var onVerifyPeer: Int32 = LUA_NOREF
+    var onBeforeAsyncRequest: Int32 = LUA_NOREF
 
     init() {}
 
@@ -27,6 +30,9 @@ struct LuaEventRefs {
         onTCPConnect = reference("OnTCPConnect")
         onError = reference("OnError")
         onException = reference("OnException")
+        onALPNSelect = reference("OnSSLALPNSelect")
+        onVerifyPeer = reference("OnSSLVerifyPeer")
+        onBeforeAsyncRequest = reference("OnHTTP2BeforeAsyncRequest")
         try vm.load(source: LuaPrelude.dispatcher, name: "moonwire.dispatcher")
         mw_pushglobaltable(L)
         try vm.protectedCall(arguments: 1, results: 1)

@@ -97,7 +97,7 @@ private func pushParams(_ L: LuaThread, _ params: RouteParams) {
     }
 }
 
-private func pushHeaderTable(_ L: LuaThread, _ headers: HTTPHeaders) {
+func pushHeaderTable(_ L: LuaThread, _ headers: HTTPHeaders) {
     lua_createtable(L, 0, Int32(headers.count))
     for (name, value) in headers {
         let lowered = name.lowercased()
@@ -113,7 +113,7 @@ private func pushHeaderTable(_ L: LuaThread, _ headers: HTTPHeaders) {
 }
 
 /// `?a=1&a=2&flag` → {a = {"1", "2"}, flag = true}, as OpenResty's ngx.req.get_uri_args.
-private func pushQueryTable(_ L: LuaThread, _ query: Substring) {
+func pushQueryTable(_ L: LuaThread, _ query: Substring) {
     lua_createtable(L, 0, 4)
     for pair in query.utf8.split(separator: UInt8(ascii: "&")) where !pair.isEmpty {
         let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)

@@ -1,6 +1,7 @@
 // moonwire.vhost, moonwire.get/post/put/delete/patch/options/head/route and the host
 // objects' methods of the same names: the scripts' route table, declared while they load.
 import CLua
+import MoonwireCore
 import MoonwireRouting
 
 /// The hidden key under which a host object keeps its position in `LuaVM.hosts`.
@@ -70,7 +71,16 @@ private let luaVirtualHost: LuaFunction = { L in
         if let root = L.string(at: -1) { vm.hostRoots[host] = root }
         lua_getfield(L, 2, "tls")
         if L.type(at: -1) != LUA_TNIL {
-            vm.logger.warning("moonwire.vhost: tls is not supported yet, ignored", metadata: ["host": "\(pattern)"])
+            switch readTLS(L, at: -1) {
+            case .success(let tls):
+                // The pattern compiled above as a host pattern, so it compiles here too.
+                let regex = try? Regex(pattern, options: [.utf, .wholeSubject, .caseless])
+                vm.settings.hostCertificates.append(
+                    SNICertificate(
+                        matches: { name in regex.map { (try? $0.match(name)) != nil } ?? false }, identity: tls.identity))
+            case .failure(let error):
+                return L.raise("moonwire.vhost: tls: \(error.text)")
+            }
         }
         mw_pop(L, 2)
     }

@@ -31,6 +31,9 @@ let luaOptions: LuaFunction = { L in
                 }
                 mw_pop(L, 1)
             }
+        case "http2":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: http2 must be a table") }
+            if let error = readHTTP2(L, into: &vm.settings.http2) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []
@@ -118,17 +121,97 @@ private func readChoice<Choice: RawRepresentable<String>>(
     return nil
 }
 
+/// `moonwire.listen{host=, port=, tls={cert=, key=, min_version=, client_ca=, verify_peer=}}`:
+/// one more listener. The certificate is read now, so a bad file fails the load at the line
+/// that named it.
 let luaListen: LuaFunction = { L in
     let L = L!
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.listen: expected a table") }
     let vm = LuaVM.from(L)
     lua_getfield(L, 1, "host")
-    if let host = L.string(at: -1) { vm.settings.host = host }
     lua_getfield(L, 1, "port")
-    if let port = L.number(at: -1) {
-        guard (0...65535).contains(port) else { return L.raise("moonwire.listen: port must be 0...65535") }
-        vm.settings.port = Int(port)
+    lua_getfield(L, 1, "tls")
+    defer { mw_pop(L, 3) }
+    let host = L.string(at: -3) ?? "127.0.0.1"
+    guard let port = L.number(at: -2), (0...65535).contains(port), port.rounded() == port else {
+        return L.raise("moonwire.listen: port must be a number 0...65535")
     }
-    mw_pop(L, 2)
+    var listener = Listener(host: host, port: Int(port))
+    if L.type(at: -1) != LUA_TNIL {
+        switch readTLS(L, at: -1) {
+        case .success(let tls): listener.tls = tls
+        case .failure(let message): return L.raise("moonwire.listen: tls: \(message)")
+        }
+    }
+    vm.settings.listeners.append(listener)
     return 0
+}
+
+struct TLSTableError: Error {
+    var text: String
+}
+
+/// Reads a `tls = {cert=, key=, ...}` table; relative paths are taken from the working folder.
+func readTLS(_ L: LuaThread, at index: Int32) -> Result<TLSSettings, TLSTableError> {
+    guard L.type(at: index) == LUA_TTABLE else { return .failure(TLSTableError(text: "expected a table")) }
+    let table = lua_absindex(L, index)
+    func field(_ name: String) -> String? {
+        lua_getfield(L, table, name)
+        defer { mw_pop(L, 1) }
+        return L.string(at: -1)
+    }
+    guard let cert = field("cert"), let key = field("key") else {
+        return .failure(TLSTableError(text: "cert and key (PEM file paths) are required"))
+    }
+    var settings: TLSSettings
+    do {
+        settings = TLSSettings(identity: try TLSIdentity(certificateFile: cert, keyFile: key))
+    } catch {
+        return .failure(TLSTableError(text: "\(error)"))
+    }
+    switch field("min_version") {
+    case nil, "1.2": settings.minimumVersion = .tlsv12
+    case "1.3": settings.minimumVersion = .tlsv13
+    case let other?: return .failure(TLSTableError(text: "min_version must be \"1.2\" or \"1.3\", not \"\(other)\""))
+    }
+    settings.clientCA = field("client_ca")
+    if let verify = field("verify_peer") {
+        guard let mode = TLSSettings.PeerVerification(rawValue: verify) else {
+            return .failure(TLSTableError(text: "verify_peer must be \"none\", \"optional\" or \"required\""))
+        }
+        settings.peerVerification = mode
+    } else if settings.clientCA != nil {
+        settings.peerVerification = .required
+    }
+    if settings.peerVerification != .none, settings.clientCA == nil {
+        return .failure(TLSTableError(text: "verify_peer needs client_ca (the PEM file of the CAs clients chain to)"))
+    }
+    return .success(settings)
+}
+
+/// Reads the http2 table on top of the stack.
+func readHTTP2(_ L: LuaThread, into settings: inout HTTP2Settings) -> String? {
+    let numbers: [(String, WritableKeyPath<HTTP2Settings, Int>, ClosedRange<Double>)] = [
+        ("max_concurrent_streams", \.maxConcurrentStreams, 1...Double(Int32.max)),
+        ("initial_window_size", \.initialWindowSize, 1...Double(Int32.max)),
+        ("max_frame_size", \.maxFrameSize, 16384...16_777_215),
+        ("header_table_size", \.headerTableSize, 0...Double(Int32.max)),
+    ]
+    for (name, path, range) in numbers {
+        lua_getfield(L, -1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard let value = L.number(at: -1), range.contains(value), value.rounded() == value else {
+            return "http2.\(name) must be a whole number in \(Int(range.lowerBound))...\(Int(range.upperBound))"
+        }
+        settings[keyPath: path] = Int(value)
+    }
+    for (name, path) in [("enabled", \HTTP2Settings.enabled), ("push", \HTTP2Settings.push)] {
+        lua_getfield(L, -1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard L.type(at: -1) == LUA_TBOOLEAN else { return "http2.\(name) must be true or false" }
+        settings[keyPath: path] = lua_toboolean(L, -1) != 0
+    }
+    return nil
 }

@@ -32,7 +32,7 @@ extension LuaVM {
         callEvent(named: "OnShutdown", arguments: 0)
     }
 
-    private func pushConnection(_ connection: ConnectionInfo) {
+    func pushConnection(_ connection: ConnectionInfo) {
         lua_createtable(L, 0, 3)
         L.push(connection.remoteIP)
         L.setField(-2, "remote_ip")

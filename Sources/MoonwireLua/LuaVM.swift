@@ -49,6 +49,10 @@ public final class LuaVM {
     let router = Router<Int32>()
     /// Virtual hosts in declaration order (a host object in Lua holds its position here).
     var hosts: [HostID] = []
+    /// HTTP/2 preload links by request path (moonwire.push_preload).
+    var preloadLinks: [String: [String]] = [:]
+    /// Whether this VM is one of the worker pool's (moonwire.worker).
+    let isWorker: Bool
     /// Static roots of virtual hosts declared with `{www = "dir"}`.
     var hostRoots: [HostID: String] = [:]
     /// True while the scripts load: the only time routes may be declared.
@@ -68,7 +72,7 @@ public final class LuaVM {
 
     /// Creates a VM, installs the moonwire API and runs the scripts' entry point under the
     /// default limits. Throws the script's error (with `file:line`) when it does not load.
-    public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1) throws {
+    public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false) throws {
         space = .allocate(capacity: 1)
         space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0))
         space.pointee.limit = ScriptLimits().memory
@@ -80,6 +84,7 @@ public final class LuaVM {
         self.runtime = runtime
         self.eventLoop = eventLoop
         self.generation = generation
+        self.isWorker = isWorker
         space.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         mw_sethook(L, LuaVM.hookInterval)
         luaL_openlibs(L)

@@ -14,15 +14,21 @@ public final class ScriptReloader: Sendable {
     private let latestRequest = NIOLockedValueBox(0)
     private let generation = NIOLockedValueBox(1)
     private let failure = NIOLockedValueBox<LuaScriptError?>(nil)
+    private let reloaded: @Sendable (ScriptSettings) -> Void
 
     /// Quiet time after the last change before reloading, so an editor's write-and-rename
     /// (or a `git checkout` of many files) counts once.
     public static let debounce = TimeInterval(0.05)
 
-    /// Creates the reloader of a server's hosts (one per event loop).
-    public init(hosts: [NIOLoopBound<LuaEventLoopHost>], runtime: LuaRuntime) {
+    /// Creates the reloader of a server's hosts (one per event loop and worker); `reloaded`
+    /// gets the new generation's settings after every successful reload (new certificates).
+    public init(
+        hosts: [NIOLoopBound<LuaEventLoopHost>], runtime: LuaRuntime,
+        reloaded: @escaping @Sendable (ScriptSettings) -> Void = { _ in }
+    ) {
         self.hosts = hosts
         self.runtime = runtime
+        self.reloaded = reloaded
     }
 
     /// The error of the last reload attempt, nil once a reload succeeded (for the dashboard).
@@ -60,6 +66,9 @@ public final class ScriptReloader: Sendable {
         }
         generation.withLockedValue { $0 = next }
         failure.withLockedValue { $0 = nil }
+        if let first = hosts.first, let settings = try? first.eventLoop.submit({ first.value.current.settings }).wait() {
+            reloaded(settings)
+        }
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         runtime.logger.info(
             "scripts reloaded",

@@ -12,10 +12,12 @@ public struct ScriptSettings: Sendable {
     /// Allowed Origin patterns for WebSocket handshakes (moonwire.options{origins = {...}});
     /// empty allows every origin.
     public var origins: [String] = []
-    /// moonwire.listen{host=}, if a script set it.
-    public var host: String?
-    /// moonwire.listen{port=}, if a script set it.
-    public var port: Int?
+    /// Listeners declared with moonwire.listen{}, in order.
+    public var listeners: [Listener] = []
+    /// HTTP/2 settings (moonwire.options{http2 = {...}}).
+    public var http2 = HTTP2Settings()
+    /// Certificates of virtual hosts declared with {tls = {...}}, matched by SNI name.
+    public var hostCertificates: [SNICertificate] = []
 
     /// Creates the defaults.
     public init() {}

@@ -15,10 +15,10 @@ import Glibc
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the scripts and static files.")
 
-    @Option(help: "Address to listen on (default 127.0.0.1, or moonwire.listen{host=}).")
+    @Option(help: "Address of the plain HTTP listener (default 127.0.0.1); replaces the first plain moonwire.listen{}.")
     var host: String?
 
-    @Option(help: "Port to listen on (default 8080, or moonwire.listen{port=}); 0 picks a free one.")
+    @Option(help: "Port of the plain HTTP listener (default 8080); replaces the first plain moonwire.listen{}. 0 picks a free one.")
     var port: Int?
 
     @Option(help: "The scripts folder; main.lua is its entry point.")
@@ -30,11 +30,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Event loops, each with its own Lua VM (default: one per core).")
     var threads: Int?
 
+    @Option(help: "Worker VMs for requests OnHTTP2BeforeAsyncRequest sends off the event loops; 0: none.")
+    var workers = 2
+
     @Flag(help: "Development mode: error pages show the message, traceback and source.")
     var dev = false
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if workers < 0 { throw ValidationError("--workers must be 0 or more") }
     }
 
     func run() throws {
@@ -43,18 +47,22 @@ struct Serve: ParsableCommand {
         logger.logLevel = dev ? .debug : .info
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
+        let workerGroup = workers > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: workers) : nil
         let webSockets = WebSocketRegistry()
         let runtime = LuaRuntime(scriptsDirectory: scripts, developmentMode: dev, logger: logger, webSockets: webSockets)
         let hosts: [NIOLoopBound<LuaEventLoopHost>]
+        let pool: LuaWorkerPool?
         do {
+            pool = try workerGroup.map { try LuaWorkerPool(runtime: runtime, group: $0) }
             hosts = try group.makeIterator().map { loop in
                 try loop.submit {
-                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, eventLoop: loop), eventLoop: loop)
+                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, eventLoop: loop, workers: pool), eventLoop: loop)
                 }.wait()
             }
         } catch {
             logger.critical("scripts failed to load", metadata: ["error": "\(error)"])
             try? group.syncShutdownGracefully()
+            try? workerGroup?.syncShutdownGracefully()
             throw ExitCode(1)
         }
         let first = hosts[0]
@@ -64,28 +72,40 @@ struct Serve: ParsableCommand {
         }
 
         var configuration = ServerConfiguration()
-        configuration.host = host ?? settings.host ?? "127.0.0.1"
-        configuration.port = port ?? settings.port ?? 8080
+        configuration.listeners = listeners(declared: settings.listeners)
         configuration.wwwRoot = www
         configuration.limits = settings.limits
         configuration.webSocket = settings.webSocket
+        configuration.http2 = settings.http2
         let server = Server(
             configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
-        let address: SocketAddress
-        do {
-            address = try server.start()
-        } catch {
-            logger.critical("cannot listen", metadata: ["address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
-            throw ExitCode(1)
+        server.certificates.update(listeners: [:], hosts: settings.hostCertificates)
+        // Watching starts before the listeners announce themselves, so an edit made as soon as
+        // the server is up is seen.
+        let reloader = ScriptReloader(hosts: hosts + (pool?.hosts ?? []), runtime: runtime) { settings in
+            // New certificates for new handshakes; listeners themselves stay as they were bound.
+            var identities: [Int: TLSIdentity] = [:]
+            for (index, listener) in Self.listeners(declared: settings.listeners, host: host, port: port).enumerated() {
+                if let tls = listener.tls { identities[index] = tls.identity }
+            }
+            server.certificates.update(listeners: identities, hosts: settings.hostCertificates)
         }
-        logger.info("listening on http://\(configuration.host):\(address.port ?? configuration.port)")
-        try first.eventLoop.submit { first.value.startup() }.wait()
-
-        let reloader = ScriptReloader(hosts: hosts, runtime: runtime)
         runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
+
+        do {
+            let addresses = try server.start()
+            for (listener, address) in zip(configuration.listeners, addresses) {
+                let scheme = listener.tls == nil ? "http" : "https"
+                logger.info("listening on \(scheme)://\(listener.host):\(address.port ?? listener.port)")
+            }
+        } catch {
+            logger.critical("cannot listen", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        try first.eventLoop.submit { first.value.startup() }.wait()
 
         Self.waitForTerminationSignal()
         logger.info("stopping")
@@ -94,6 +114,26 @@ struct Serve: ParsableCommand {
         server.stop()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         try group.syncShutdownGracefully()
+        try workerGroup?.syncShutdownGracefully()
+    }
+
+    private func listeners(declared: [Listener]) -> [Listener] {
+        Self.listeners(declared: declared, host: host, port: port)
+    }
+
+    /// The scripts' listeners, with --host/--port applied to the first plain one (added when
+    /// there is none and either flag is given; 127.0.0.1:8080 when nothing is declared).
+    static func listeners(declared: [Listener], host: String?, port: Int?) -> [Listener] {
+        var listeners = declared
+        if listeners.isEmpty { listeners = [Listener(host: "127.0.0.1", port: 8080)] }
+        guard host != nil || port != nil else { return listeners }
+        if let plain = listeners.firstIndex(where: { $0.tls == nil }) {
+            listeners[plain].host = host ?? listeners[plain].host
+            listeners[plain].port = port ?? listeners[plain].port
+        } else {
+            listeners.insert(Listener(host: host ?? "127.0.0.1", port: port ?? 8080), at: 0)
+        }
+        return listeners
     }
 
     /// Runs `action` on every delivery of a signal until the source is cancelled.
