@@ -6,12 +6,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 SCRIPTS ?= scripts
 WWW ?= www
+# `make cert FORCE=1` replaces an existing certs/localhost.pem and certs/localhost-key.pem.
+FORCE ?=
 
 SETUP := Tests/tools/setup.sh
 DEBUG_BIN := .build/debug/moonwire
 RELEASE_BIN := .build/release/moonwire
 
-.PHONY: all run test unit integration check bench setup build release clean distclean
+.PHONY: all run test unit integration check bench cert setup build release clean distclean
 
 all: build
 
@@ -47,6 +49,28 @@ check: build
 bench:
 	@$(SETUP) --bench
 	Tests/bench/run.sh
+
+## A self-signed development certificate for localhost (EC P-256, 365 days) in certs/, for
+## moonwire.listen{tls=}; keeps an existing pair unless FORCE=1.
+cert:
+	@set -e; cert=certs/localhost.pem; key=certs/localhost-key.pem; \
+	command -v openssl >/dev/null || { echo "cert: openssl not found; run $(SETUP)" >&2; exit 1; }; \
+	if [ "$(FORCE)" != 1 ] && [ -e $$cert ] && [ -e $$key ]; then \
+		echo "cert: keeping the existing $$cert and $$key (make cert FORCE=1 replaces them)"; \
+	elif [ "$(FORCE)" != 1 ] && { [ -e $$cert ] || [ -e $$key ]; }; then \
+		echo "cert: only one of $$cert and $$key exists; remove it or run make cert FORCE=1" >&2; exit 1; \
+	else \
+		mkdir -p certs; \
+		umask 077; \
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+			-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+			-addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=critical,digitalSignature" \
+			-addext "extendedKeyUsage=serverAuth" -keyout $$key.tmp -out $$cert.tmp 2>certs/openssl.log || \
+			{ cat certs/openssl.log >&2; rm -f certs/openssl.log $$key.tmp $$cert.tmp; exit 1; }; \
+		rm -f certs/openssl.log; chmod 644 $$cert.tmp; mv $$key.tmp $$key; mv $$cert.tmp $$cert; \
+		echo "cert: wrote $$cert and $$key (self-signed for localhost, 127.0.0.1 and ::1; 365 days)"; \
+	fi; \
+	echo "cert: in a script: moonwire.listen{port = 8443, tls = {cert = \"$$cert\", key = \"$$key\"}}"
 
 clean:
 	rm -rf .build

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # `make bench`: Moonwire against nginx with its Lua module (OpenResty's lua-nginx-module,
 # Debian's libnginx-mod-http-lua), case by case: a Lua hello, a regex route with a capture,
-# the 1st and the 1000th of 1000 regex routes, and a 4 KB static file.
+# the 1st and the 1000th of 1000 regex routes, a 4 KB static file, and the Lua hello again over
+# HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run).
 #
 # Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
-# worker; wrk runs on another core. The servers take turns for several rounds so drift on
-# the machine hits both; the script prints every run, the medians and Moonwire/nginx, and
-# writes them as JSON to .build/bench/results-<timestamp>.json for comparing commits.
-# Loopback only, bounded in time (about 4 minutes with the defaults), servers stopped on
+# worker; wrk (h2load for HTTP/2) runs on another core. The servers take turns for several
+# rounds so drift on the machine hits both; the script prints every run, the medians and
+# Moonwire/nginx, and writes them as JSON to .build/bench/results-<timestamp>.json for
+# comparing commits.
+# Loopback only, bounded in time (about 5 minutes with the defaults), servers stopped on
 # exit. Needs Tests/tools/setup.sh --bench (make bench runs it first).
 #
 #   Tests/bench/run.sh [--no-build]
 #
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (seconds per run, 5), BENCH_WARMUP (1),
 # BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_H2_REQUESTS (requests per h2load run, 200000; the warm-up makes a tenth of them),
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,6 +27,10 @@ warmup=${BENCH_WARMUP:-1}
 connections=${BENCH_CONNECTIONS:-64}
 server_cpu=${BENCH_SERVER_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
+# h2load: 16 connections with up to 16 streams in flight on each.
+h2_requests=${BENCH_H2_REQUESTS:-200000}
+h2_clients=16
+h2_streams=16
 build=true
 [[ -n ${MOONWIRE_BIN:-} ]] && build=false
 moonwire_bin=${MOONWIRE_BIN:-.build/release/moonwire}
@@ -38,7 +45,10 @@ done
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
 
-for tool in taskset wrk nginx curl python3; do
+[[ $h2_requests =~ ^[0-9]+$ ]] && ((h2_requests >= h2_clients)) ||
+    die "BENCH_H2_REQUESTS must be a whole number of at least $h2_clients"
+
+for tool in taskset wrk h2load nginx openssl curl python3; do
     command -v "$tool" >/dev/null || die "$tool not found; run Tests/tools/setup.sh --bench"
 done
 if (($(nproc) < 2)); then
@@ -73,24 +83,45 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits until `url` answers `body`, or fails showing the server's logs.
+# Waits until `url` answers `body`, or fails showing the server's logs (and `ready_hint`).
+# An https URL must verify against the run's certificate and answer over HTTP/2.
+ready_hint=""
 wait_ready() {
-    local url=$1 body=$2 pid=$3
+    local url=$1 body=$2 pid=$3 options=()
     shift 3
+    [[ $url == https:* ]] && options=(--cacert "$work/tls/localhost.pem" --http2)
     for _ in {1..200}; do
         if ! kill -0 "$pid" 2>/dev/null; then
             cat "$@" >&2 2>/dev/null || true
             die "the server for $url exited"
         fi
-        if [[ $(curl -s --max-time 1 "$url" 2>/dev/null) == "$body" ]]; then return 0; fi
+        if [[ $(curl -s --max-time 1 "${options[@]}" "$url" 2>/dev/null) == "$body" ]]; then
+            [[ $url == https:* ]] || return 0
+            local version
+            version=$(curl -s --max-time 1 "${options[@]}" -o /dev/null -w '%{http_version}' "$url" 2>/dev/null || true)
+            [[ $version == 2 ]] && return 0
+            die "$url answers over HTTP/$version, not HTTP/2 (no h2 in its TLS ALPN)"
+        fi
         sleep 0.1
     done
     cat "$@" >&2 2>/dev/null || true
-    die "no answer \"$body\" from $url within 20 s"
+    die "no answer \"$body\" from $url within 20 s${ready_hint:+; $ready_hint}"
 }
 
 # --- the servers -----------------------------------------------------------------------------
-# Both serve the same cases: /hello, /user/<n>, /r1/<n> ... /r1000/<n>, /static4k.html.
+# Both serve the same cases: /hello, /user/<n>, /r1/<n> ... /r1000/<n>, /static4k.html; and
+# /hello over HTTP/2 with TLS on a second port.
+
+# A self-signed certificate for localhost and 127.0.0.1, for this run only.
+make_tls_cert() {
+    mkdir -p "$work/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+        -keyout "$work/tls/localhost-key.pem" -out "$work/tls/localhost.pem" >"$work/tls/openssl.log" 2>&1 ||
+        { cat "$work/tls/openssl.log" >&2; die "openssl could not make the bench certificate"; }
+    # nginx's master reads them as root before it drops to nobody; Moonwire runs as us.
+    chmod 644 "$work/tls/localhost.pem" "$work/tls/localhost-key.pem"
+}
 
 make_site() {
     # nginx's worker runs as nobody: it must be able to read the site.
@@ -110,12 +141,21 @@ function OnCommandGet(req, res)
   if req.path == "/hello" then res:send("hello") end
 end
 LUA
+    # The TLS listener (HTTP/2 by ALPN) next to the plain one that --port makes.
+    moonwire_tls_port=$(free_port)
+    cat >>"$work/moonwire/scripts/main.lua" <<LUA
+moonwire.listen{host = "127.0.0.1", port = $moonwire_tls_port,
+  tls = {cert = "$work/tls/localhost.pem", key = "$work/tls/localhost-key.pem"}}
+LUA
     moonwire_port=$(free_port)
     taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$moonwire_port" \
         --threads 1 --scripts "$work/moonwire/scripts" --www "$work/www" \
         >"$work/moonwire/log" 2>&1 &
     pids+=($!)
     wait_ready "http://127.0.0.1:$moonwire_port/hello" hello "$!" "$work/moonwire/log"
+    ready_hint="does $moonwire_bin support moonwire.listen{tls=}?"
+    wait_ready "https://127.0.0.1:$moonwire_tls_port/hello" hello "${pids[-1]}" "$work/moonwire/log"
+    ready_hint=""
 }
 
 # The directory holding Debian's dynamic nginx modules.
@@ -128,10 +168,11 @@ nginx_modules_dir() {
 }
 
 start_nginx() {
-    local prefix=$work/nginx modules i routes=""
+    local prefix=$work/nginx modules i routes="" syntax tls_listen
     modules=$(nginx_modules_dir)
     mkdir -p "$prefix/logs" "$prefix/temp"
     nginx_port=$(free_port)
+    nginx_tls_port=$(free_port)
     for ((i = 1; i <= 1000; i++)); do
         routes+="        location ~ ^/r$i/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }"$'\n'
     done
@@ -139,8 +180,33 @@ start_nginx() {
     # not exist on Debian); as anyone else the directive would only warn.
     local user_line=""
     if ((EUID == 0)); then user_line="user nobody nogroup;"; fi
+    # HTTP/2 on a TLS listener: `listen ... ssl; http2 on;` since nginx 1.25.1, `listen ... ssl
+    # http2;` before (Debian 12 has 1.22). nginx -t tells which this one takes.
+    for syntax in new old; do
+        if [[ $syntax == new ]]; then
+            tls_listen="listen 127.0.0.1:$nginx_tls_port ssl;"$'\n'"        http2 on;"
+        else
+            tls_listen="listen 127.0.0.1:$nginx_tls_port ssl http2;"
+        fi
+        write_nginx_conf
+        nginx -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
+            >"$prefix/logs/test.log" 2>&1 && break
+        if [[ $syntax == old ]]; then
+            cat "$prefix/logs/test.log" >&2
+            die "nginx rejects both HTTP/2 listen syntaxes (nginx -t above)"
+        fi
+    done
+    taskset -c "$server_cpu" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
+        >"$prefix/logs/console.log" 2>&1 &
+    pids+=($!)
+    wait_ready "http://127.0.0.1:$nginx_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
+    wait_ready "https://127.0.0.1:$nginx_tls_port/hello" hello "${pids[-1]}" "$prefix/logs/console.log" "$prefix/logs/error.log"
+}
+
+# Writes nginx.conf for start_nginx (uses its prefix, modules, user_line, routes, tls_listen).
+write_nginx_conf() {
     # One worker, no access log, and keep-alive connections that last the whole run, as
-    # Moonwire's do (nginx closes one after 1000 requests by default).
+    # Moonwire's do (nginx closes one after 1000 requests by default; on HTTP/2 too).
     cat >"$prefix/nginx.conf" <<CONF
 load_module $modules/ndk_http_module.so;
 load_module $modules/ngx_http_lua_module.so;
@@ -167,12 +233,16 @@ http {
         location ~ ^/user/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }
 $routes
     }
+    # TLS 1.3 as Moonwire (BoringSSL) and h2load speak it; nginx before 1.23.4 stops at 1.2.
+    server {
+        $tls_listen
+        ssl_certificate $work/tls/localhost.pem;
+        ssl_certificate_key $work/tls/localhost-key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location = /hello { content_by_lua_block { ngx.print("hello") } }
+    }
 }
 CONF
-    taskset -c "$server_cpu" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
-        >"$prefix/logs/console.log" 2>&1 &
-    pids+=($!)
-    wait_ready "http://127.0.0.1:$nginx_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
 }
 
 # --- measuring -------------------------------------------------------------------------------
@@ -195,8 +265,35 @@ run_wrk() {
     [[ -n $rps ]] || { cat "$output" >&2; die "no Requests/sec in wrk's output"; }
 }
 
+# Runs h2load (HTTP/2 only, over TLS) with `requests` against `url`; sets `rps` and `tls_info`
+# (protocol and cipher). Fails unless every request succeeded with a 2xx.
+run_h2load() {
+    local url=$1 requests=$2 output=$work/h2load.out h2load_pid
+    local total started finished succeeded failed errored timedout ok2xx
+    timeout $((60 + requests / 2000)) taskset -c "$load_cpu" \
+        h2load -t1 -n"$requests" -c"$h2_clients" -m"$h2_streams" --npn-list=h2 "$url" >"$output" 2>&1 &
+    h2load_pid=$!
+    pids+=("$h2load_pid")
+    wait "$h2load_pid" || { cat "$output" >&2; die "h2load failed (or took too long) on $url"; }
+    unset 'pids[-1]'
+    # requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout
+    read -r total started finished succeeded failed errored timedout < <(
+        awk '/^requests:/ { print $2, $4, $6, $8, $10, $12, $14 }' "$output")
+    ok2xx=$(awk '/^status codes:/ { print $3 }' "$output")
+    if [[ $total != "$requests" || $succeeded != "$requests" || $ok2xx != "$requests" ]] ||
+        ((failed + errored + timedout)) || ! grep -q '^Application protocol: h2$' "$output"; then
+        cat "$output" >&2
+        die "errors while measuring $url with h2load ($succeeded of $requests succeeded, ${ok2xx:-no} 2xx)"
+    fi
+    # finished in 1.23s, 162601.16 req/s, 5.60MB/s
+    rps=$(awk '/^finished in/ { print $4 }' "$output")
+    [[ -n $rps ]] || { cat "$output" >&2; die "no req/s in h2load's output"; }
+    tls_info="$(awk -F': ' '/^TLS Protocol:/ { p = $2 } /^Cipher:/ { c = $2 } END { print p " " c }' "$output")"
+}
+
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 make_site
+make_tls_cert
 start_moonwire
 start_nginx
 
@@ -223,6 +320,29 @@ for case in "${cases[@]}"; do
         done
     done
 done
+
+# --- HTTP/2 over TLS: the Lua hello with h2load ----------------------------------------------
+
+h2_case=h2-tls-hello
+declare -A tls_infos
+say "h2load -t1 -n$h2_requests -c$h2_clients -m$h2_streams over TLS, $rounds rounds; servers on CPU $server_cpu, h2load on CPU $load_cpu"
+moonwire_url=https://127.0.0.1:$moonwire_tls_port/hello
+nginx_url=https://127.0.0.1:$nginx_tls_port/hello
+if ((warmup > 0)); then
+    warmup_requests=$((h2_requests / 10 > h2_clients ? h2_requests / 10 : h2_clients))
+    run_h2load "$moonwire_url" "$warmup_requests"
+    run_h2load "$nginx_url" "$warmup_requests"
+fi
+for ((round = 1; round <= rounds; round++)); do
+    if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
+    for server in "${order[@]}"; do
+        if [[ $server == moonwire ]]; then run_h2load "$moonwire_url" "$h2_requests"; else run_h2load "$nginx_url" "$h2_requests"; fi
+        runs[$h2_case.$server]+="$rps "
+        tls_infos[$server]=$tls_info
+        printf '  %-13s round %d  %-8s %12.0f req/s\n' "$h2_case" "$round" "$server" "$rps"
+    done
+done
+cases+=("$h2_case")
 
 # --- WebSocket: echo throughput and memory per idle connection (Moonwire alone) --------------
 
@@ -259,6 +379,9 @@ BENCH_CASES="$case_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
+BENCH_H2LOAD_VERSION=$(h2load --version 2>&1 | head -1) \
+BENCH_H2_CASE=$h2_case BENCH_H2_REQUESTS=$h2_requests BENCH_H2_CLIENTS=$h2_clients \
+BENCH_H2_STREAMS=$h2_streams BENCH_H2_TLS_MOONWIRE=${tls_infos[moonwire]} BENCH_H2_TLS_NGINX=${tls_infos[nginx]} \
 BENCH_CONNECTIONS=$connections BENCH_DURATION=$duration BENCH_ROUNDS=$rounds \
 BENCH_SERVER_CPU=$server_cpu BENCH_LOAD_CPU=$load_cpu \
 python3 - "$results" <<'PY'
@@ -276,8 +399,13 @@ for entry in filter(None, env["BENCH_CASES"].split(";")):
     print(f"  {name:<13} {m:12.0f} {n:12.0f} {m / n:15.2f}")
     cases.append({"name": name, "moonwire": {"runs_rps": moonwire, "median_rps": m},
                   "nginx": {"runs_rps": nginx, "median_rps": n}, "ratio": round(m / n, 3)})
+    if name == env["BENCH_H2_CASE"]:
+        # h2load over TLS rather than wrk: the protocol and cipher each server negotiated.
+        cases[-1]["moonwire"]["tls"] = env["BENCH_H2_TLS_MOONWIRE"]
+        cases[-1]["nginx"]["tls"] = env["BENCH_H2_TLS_NGINX"]
 route_ratio = round(medians["route-1000th"] / medians["route-1st"], 3)
 print(f"  moonwire 1000th route / 1st route: {route_ratio:.2f}")
+print(f"  {env['BENCH_H2_CASE']} negotiated: moonwire {env['BENCH_H2_TLS_MOONWIRE']}, nginx {env['BENCH_H2_TLS_NGINX']}")
 ws_echo, ws_idle = json.loads(env["BENCH_WS_ECHO"]), json.loads(env["BENCH_WS_IDLE"])
 print(f"  websocket echo: {ws_echo['messages_per_second']} messages/s over {ws_echo['connections']} connections")
 print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection over {ws_idle['connections']} connections")
@@ -293,11 +421,15 @@ result = {
     "machine": {"cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
                 "loadavg_before": env["BENCH_LOADAVG"]},
     "tools": {"moonwire": env["BENCH_MOONWIRE_VERSION"], "nginx": env["BENCH_NGINX_VERSION"],
-              "wrk": env["BENCH_WRK_VERSION"]},
+              "wrk": env["BENCH_WRK_VERSION"], "h2load": env["BENCH_H2LOAD_VERSION"]},
     "settings": {"connections": int(env["BENCH_CONNECTIONS"]), "wrk_threads": 1,
                  "server_threads": 1, "duration_s": float(env["BENCH_DURATION"]),
                  "rounds": int(env["BENCH_ROUNDS"]), "server_cpu": env["BENCH_SERVER_CPU"],
-                 "load_cpu": env["BENCH_LOAD_CPU"]},
+                 "load_cpu": env["BENCH_LOAD_CPU"],
+                 env["BENCH_H2_CASE"]: {"tool": "h2load", "requests": int(env["BENCH_H2_REQUESTS"]),
+                                        "clients": int(env["BENCH_H2_CLIENTS"]),
+                                        "streams_per_client": int(env["BENCH_H2_STREAMS"]),
+                                        "h2load_threads": 1}},
     "cases": cases,
     "route_1000th_over_1st": route_ratio,
     "websocket": {"echo": ws_echo, "idle": ws_idle},
