@@ -88,8 +88,9 @@ private let responseHeader: LuaFunction = { L in
         guard count > 0 else { return 0 }
         for position in 1...count {
             lua_rawgeti(L, 3, lua_Integer(position))
-            defer { mw_pop(L, 1) }
-            guard let value = L.string(at: -1), isFieldValue(value) else { return L.raise("res:header: invalid value for \(name)") }
+            let value = L.string(at: -1)
+            mw_pop(L, 1)
+            guard let value, isFieldValue(value) else { return L.raise("res:header: invalid value for \(name)") }
             call.headers.add(name: name, value: value)
         }
     default:

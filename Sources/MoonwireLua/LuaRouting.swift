@@ -70,19 +70,20 @@ private let luaVirtualHost: LuaFunction = { L in
         lua_getfield(L, 2, "www")
         if let root = L.string(at: -1) { vm.hostRoots[host] = root }
         lua_getfield(L, 2, "tls")
-        if L.type(at: -1) != LUA_TNIL {
-            switch readTLS(L, at: -1) {
-            case .success(let tls):
-                // The pattern compiled above as a host pattern, so it compiles here too.
-                let regex = try? Regex(pattern, options: [.utf, .wholeSubject, .caseless])
-                vm.settings.hostCertificates.append(
-                    SNICertificate(
-                        matches: { name in regex.map { (try? $0.match(name)) != nil } ?? false }, identity: tls.identity))
-            case .failure(let error):
-                return L.raise("moonwire.vhost: tls: \(error.text)")
-            }
-        }
+        let tls = L.type(at: -1) == LUA_TNIL ? nil : readTLS(L, at: -1)
         mw_pop(L, 2)
+        switch tls {
+        case .success(let settings):
+            // The pattern compiled above as a host pattern, so it compiles here too.
+            let regex = try? Regex(pattern, options: [.utf, .wholeSubject, .caseless])
+            vm.settings.hostCertificates.append(
+                SNICertificate(
+                    matches: { name in regex.map { (try? $0.match(name)) != nil } ?? false }, identity: settings.identity))
+        case .failure(let error):
+            return L.raise("moonwire.vhost: tls: \(error.text)")
+        case nil:
+            break
+        }
     }
     vm.hosts.append(host)
     lua_createtable(L, 0, 1)

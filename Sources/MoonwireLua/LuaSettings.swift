@@ -39,8 +39,9 @@ let luaOptions: LuaFunction = { L in
             var origins: [String] = []
             for position in 1...max(1, Int(lua_rawlen(L, -1))) where lua_rawlen(L, -1) > 0 {
                 lua_rawgeti(L, -1, lua_Integer(position))
-                defer { mw_pop(L, 1) }
-                guard let pattern = L.string(at: -1) else { return L.raise("moonwire.options: origins must be strings") }
+                let pattern = L.string(at: -1)
+                mw_pop(L, 1)
+                guard let pattern else { return L.raise("moonwire.options: origins must be strings") }
                 do {
                     _ = try Regex(pattern, options: [.wholeSubject, .caseless])
                 } catch {
@@ -129,19 +130,21 @@ let luaListen: LuaFunction = { L in
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.listen: expected a table") }
     let vm = LuaVM.from(L)
     lua_getfield(L, 1, "host")
+    let host = L.string(at: -1) ?? "127.0.0.1"
     lua_getfield(L, 1, "port")
-    lua_getfield(L, 1, "tls")
-    defer { mw_pop(L, 3) }
-    let host = L.string(at: -3) ?? "127.0.0.1"
-    guard let port = L.number(at: -2), (0...65535).contains(port), port.rounded() == port else {
+    let port = L.number(at: -1)
+    mw_pop(L, 2)
+    guard let port, (0...65535).contains(port), port.rounded() == port else {
         return L.raise("moonwire.listen: port must be a number 0...65535")
     }
     var listener = Listener(host: host, port: Int(port))
-    if L.type(at: -1) != LUA_TNIL {
-        switch readTLS(L, at: -1) {
-        case .success(let tls): listener.tls = tls
-        case .failure(let message): return L.raise("moonwire.listen: tls: \(message)")
-        }
+    lua_getfield(L, 1, "tls")
+    let tls = L.type(at: -1) == LUA_TNIL ? nil : readTLS(L, at: -1)
+    mw_pop(L, 1)
+    switch tls {
+    case .success(let settings): listener.tls = settings
+    case .failure(let error): return L.raise("moonwire.listen: tls: \(error.text)")
+    case nil: break
     }
     vm.settings.listeners.append(listener)
     return 0

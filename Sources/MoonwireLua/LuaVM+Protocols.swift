@@ -86,8 +86,9 @@ let luaPushPreload: LuaFunction = { L in
     var links: [String] = []
     for position in 1...max(1, Int(lua_rawlen(L, 2))) where lua_rawlen(L, 2) > 0 {
         lua_rawgeti(L, 2, lua_Integer(position))
-        defer { mw_pop(L, 1) }
-        guard let link = L.string(at: -1), link.hasPrefix("/") else {
+        let link = L.string(at: -1)
+        mw_pop(L, 1)
+        guard let link, link.hasPrefix("/") else {
             return L.raise("moonwire.push_preload: links must be paths starting with /")
         }
         links.append(link)

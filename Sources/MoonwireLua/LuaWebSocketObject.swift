@@ -89,8 +89,9 @@ private func socket(_ L: LuaThread, _ method: String) -> (String, WebSocketConne
     }
     lua_pushlightuserdata(L, LuaSocketKey.pointer)
     lua_rawget(L, 1)
-    defer { mw_pop(L, 1) }
-    guard let guid = L.string(at: -1) else {
+    let guid = L.string(at: -1)
+    mw_pop(L, 1)
+    guard let guid else {
         L.push("ws:\(method): not a WebSocket object")
         return nil
     }

@@ -291,3 +291,64 @@ def test_websocket_over_wss(moonwire, certs):
     first, second = asyncio.run(asyncio.wait_for(scenario(), 20))
     assert first == "echo hello"
     assert second == "echo " + "x" * 100_000
+
+
+# --- certificate reload and bad settings ---------------------------------------------------
+
+def test_certificates_reload_without_closing_open_connections(moonwire, certs):
+    """A reload reads the certificates again: new handshakes get the new one, a connection
+    opened before keeps working."""
+    server = start_tls(moonwire, certs, INFO)
+    context = client_context(certs, check_hostname=False)
+    with socket.create_connection(("127.0.0.1", server.tls_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as old:
+            assert common_name(old.getpeercert()) == "localhost"
+            main = (server.scripts / "main.lua").read_text()
+            swapped = main.replace(str(certs.localhost.cert), str(certs.a_test.cert))
+            swapped = swapped.replace(str(certs.localhost.key), str(certs.a_test.key))
+            assert swapped != main
+            (server.scripts / "main.lua").write_text(swapped)
+            assert server.wait_for_log("scripts reloaded", timeout=10), server.log()
+            _, _, peer = handshake(server.tls_port, context, server_hostname="localhost")
+            assert common_name(peer) == "a.test"
+            old.sendall(b"GET /info HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            reply = old.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 200"), reply
+
+
+@pytest.mark.parametrize("tls, message", [
+    ('{cert = "/nonexistent/cert.pem", key = "KEY"}', "/nonexistent/cert.pem"),
+    ('{cert = "CERT", key = "/nonexistent/key.pem"}', "/nonexistent/key.pem"),
+    ('{cert = "CERT"}', "cert and key"),
+    ('{cert = "CERT", key = "KEY", min_version = "1.0"}', "min_version"),
+    ('{cert = "CERT", key = "KEY", verify_peer = "required"}', "client_ca"),
+    ('{cert = "CERT", key = "KEY", verify_peer = "sometimes", client_ca = "CERT"}', "verify_peer"),
+    ('"not a table"', "expected a table"),
+])
+def test_bad_tls_settings_fail_the_load_at_their_line(certs, tmp_path, tls, message):
+    """`moonwire check` and `moonwire serve` both refuse a tls table they cannot use, naming the
+    line; a certificate is read when the script runs, not when a client arrives."""
+    from conftest import BINARY
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    tls = tls.replace("CERT", str(certs.localhost.cert)).replace("KEY", str(certs.localhost.key))
+    (scripts / "main.lua").write_text(f"-- line 1\nmoonwire.listen{{port = {free_port()}, tls = {tls}}}\n")
+    check = subprocess.run([BINARY, "check", "--scripts", str(scripts)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1
+    assert "main.lua:2:" in check.stdout + check.stderr and message in check.stdout + check.stderr, check
+    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(scripts), "--www", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert serve.returncode == 1
+    assert "main.lua:2:" in serve.stderr and message in serve.stderr, serve.stderr
+
+
+def test_a_key_that_does_not_match_the_certificate_refuses_to_start(certs, tmp_path):
+    from conftest import BINARY
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    tls = tls_table(type(certs.localhost)(cert=certs.localhost.cert, key=certs.a_test.key))
+    (scripts / "main.lua").write_text(f"moonwire.listen{{port = {free_port()}, tls = {tls}}}\n")
+    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(scripts), "--www", str(tmp_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert serve.returncode == 1, serve.stderr
+    assert "cannot listen" in serve.stderr
