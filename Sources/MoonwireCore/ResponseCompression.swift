@@ -26,38 +26,54 @@ enum ResponseCompression {
         return false
     }
 
-    private static let compressibleTypes: Set<String> = [
+    private static let compressibleTypes: [[UInt8]] = [
         "application/json", "application/javascript", "application/xml", "image/svg+xml", "application/wasm",
         "application/manifest+json",
-    ]
+    ].map { Array($0.utf8) }
 
-    /// Whether a media type is worth compressing. Runs on every response: no allocation
-    /// for the common, already lowercase types.
+    /// Whether a media type is worth compressing. Runs on every response, so it compares
+    /// ASCII bytes case-insensitively instead of building lowercase strings.
     static func isCompressible(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let end = contentType.firstIndex(of: ";") ?? contentType.endIndex
-        var type = contentType[..<end]
-        while type.last == " " || type.last == "\t" { type = type.dropLast() }
-        if type.contains(where: \.isUppercase) { return isCompressible(type.lowercased()) }
-        if type.hasPrefix("text/") { return true }
-        return compressibleTypes.contains(String(type)) || type.hasSuffix("+json") || type.hasSuffix("+xml")
+        guard var type = contentType?.utf8[...] else { return false }
+        if let semicolon = type.firstIndex(of: UInt8(ascii: ";")) { type = type[..<semicolon] }
+        while let last = type.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { type = type.dropLast() }
+        return hasPrefix(type, "text/") || hasSuffix(type, "+json") || hasSuffix(type, "+xml")
+            || compressibleTypes.contains { equalIgnoringCase(type, $0) }
+    }
+
+    private static func hasPrefix(_ bytes: Substring.UTF8View, _ prefix: StaticString) -> Bool {
+        let prefix = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        return bytes.count >= prefix.count && equalIgnoringCase(bytes.prefix(prefix.count), prefix)
+    }
+
+    private static func hasSuffix(_ bytes: Substring.UTF8View, _ suffix: StaticString) -> Bool {
+        let suffix = UnsafeBufferPointer(start: suffix.utf8Start, count: suffix.utf8CodeUnitCount)
+        return bytes.count >= suffix.count && equalIgnoringCase(bytes.suffix(suffix.count), suffix)
+    }
+
+    /// Compares ASCII case-insensitively; `lowercase` must be lowercase already.
+    private static func equalIgnoringCase(_ bytes: Substring.UTF8View, _ lowercase: some Collection<UInt8>) -> Bool {
+        bytes.elementsEqual(lowercase) { byte, expected in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == expected
+        }
     }
 
     /// Whether a response of this status, headers and size should be compressed for a
-    /// request that accepts gzip. Marks it `Vary: Accept-Encoding` when the type compresses.
+    /// request that accepts gzip. Marks it `Vary: Accept-Encoding` when it would be compressed
+    /// for a client that accepts gzip: a body too small or too large never varies.
     static func shouldCompress(status: Int, headers: inout HTTPHeaders, size: Int, accepted: Bool) -> Bool {
-        guard status == 200, isCompressible(headers.first(name: "content-type")),
+        guard status == 200, (minimumSize...maximumSize).contains(size), isCompressible(headers.first(name: "content-type")),
             !headers.contains(name: "content-encoding"), !headers.contains(name: "content-range")
         else { return false }
         if !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" }) {
             headers.add(name: "vary", value: "Accept-Encoding")
         }
-        return accepted && (minimumSize...maximumSize).contains(size)
+        return accepted
     }
 
     /// Compresses an in-memory response when the policy says so.
     static func apply(to response: inout PreparedResponse, request: HTTPHeaders) {
-        guard case .bytes(let body) = response.body,
+        guard case .bytes(let body) = response.body, response.status == 200,
             shouldCompress(status: response.status, headers: &response.headers, size: body.readableBytes, accepted: acceptsGzip(request)),
             let compressed = body.withUnsafeReadableBytes({ Gzip.compress($0) })
         else { return }

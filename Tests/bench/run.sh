@@ -58,9 +58,10 @@ fi
 
 if $build; then
     say "building release"
-    swift build -c release >&2
+    # shellcheck disable=SC2086  # the flags are words
+    swift build ${RELEASE_FLAGS:--c release -Xswiftc -enforce-exclusivity=unchecked} >&2
 fi
-[[ -x $moonwire_bin ]] || die "$moonwire_bin not found (build with: swift build -c release)"
+[[ -x $moonwire_bin ]] || die "$moonwire_bin not found (build with: make release)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/moonwire-bench.XXXXXX")
 pids=()

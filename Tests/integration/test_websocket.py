@@ -373,6 +373,10 @@ def test_disconnect_all(moonwire):
 
     async def scenario():
         async with websockets.connect(url(server)) as a, websockets.connect(url(server)) as b:
+            # A round trip on each: both are registered (OnConnect ran) before the broadcast.
+            for ws in (a, b):
+                await ws.send("hello")
+                assert await ws.recv() == "whole hello"
             await a.send("bye")
             codes = []
             for ws in (a, b):
