@@ -65,7 +65,7 @@ enum ConnectionPipeline {
             }
         }
         try pipeline.addHandler(ssl)
-        try pipeline.addHandler(TLSErrors(environment: environment))
+        try pipeline.addHandler(ConnectionFailures(layer: .tls, environment: environment))
         let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
             channel.eventLoop.makeCompletedFuture {
                 if case .negotiated("h2") = result {
@@ -76,28 +76,5 @@ enum ConnectionPipeline {
             }
         }
         try pipeline.addHandler(negotiation)
-    }
-}
-
-/// Logs failed handshakes (wrong version, unknown CA, refused client certificate) at debug
-/// level: they are the client's business, and scanners make many.
-final class TLSErrors: ChannelInboundHandler {
-    typealias InboundIn = Any
-
-    private let environment: ConnectionEnvironment
-
-    init(environment: ConnectionEnvironment) {
-        self.environment = environment
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOSSLError || error is BoringSSLError {
-            let connection = ConnectionInfo(channel: context.channel)
-            environment.logger.debug(
-                "TLS handshake failed", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
-        context.fireErrorCaught(error)
     }
 }

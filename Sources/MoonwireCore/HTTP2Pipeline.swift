@@ -43,7 +43,7 @@ enum HTTP2Pipeline {
         }
         try channel.pipeline.syncOperations.addHandler(pushes.value)
         try channel.pipeline.syncOperations.addHandler(idle)
-        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrors(environment: environment))
+        try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
     }
 
     private static func addRequestHandlers(_ stream: Channel, push: HTTP2Push?, environment: ConnectionEnvironment, scheme: String)
@@ -52,30 +52,5 @@ enum HTTP2Pipeline {
         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
         try stream.pipeline.syncOperations.addHandler(
             HTTPExchangeHandler(environment: environment, transport: .http2(push: push), scheme: scheme))
-    }
-}
-
-/// Logs what broke an HTTP/2 connection and reports it (OnError). NIO's handler has already
-/// sent GOAWAY with the error code; the connection then closes.
-final class HTTP2ConnectionErrors: ChannelInboundHandler {
-    typealias InboundIn = Never
-
-    private let environment: ConnectionEnvironment
-
-    init(environment: ConnectionEnvironment) {
-        self.environment = environment
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let connection = ConnectionInfo(channel: context.channel)
-        if error is any NIOHTTP2Error {
-            environment.logger.warning(
-                "bad HTTP/2 connection",
-                metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(error)"])
-            environment.delegate.protocolError(connection, message: "HTTP/2: \(error)")
-        } else {
-            environment.logger.debug("connection error", metadata: ["error": "\(error)"])
-        }
-        context.close(promise: nil)
     }
 }

@@ -10,9 +10,22 @@ struct UTF8Validator {
     private var lower: UInt8 = 0x80
     private var upper: UInt8 = 0xBF
 
-    /// Feeds bytes; false as soon as they cannot be UTF-8.
-    mutating func feed(_ bytes: some Sequence<UInt8>) -> Bool {
-        for byte in bytes {
+    /// Feeds bytes; false as soon as they cannot be UTF-8. Runs of ASCII are checked eight
+    /// bytes at a time: most text is ASCII, and a 16 MiB message must not cost a byte loop.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            if pending == 0 {
+                while index + 8 <= count,
+                    bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+                {
+                    index += 8
+                }
+                guard index < count else { break }
+            }
+            let byte = bytes[index]
+            index += 1
             if pending == 0 {
                 switch byte {
                 case 0x00...0x7F: continue

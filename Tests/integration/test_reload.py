@@ -67,7 +67,7 @@ def test_reload_under_load_loses_nothing(moonwire):
     assert sleeper["text"] == "slept-v1", "a request sleeping during a reload must finish on the old code"
     assert wait_for_text(server, "/", "v20")
     assert "reload failed" in server.log()
-    assert "generation=" in server.log()
+    assert server.wait_for_log("generation=")
 
 
 def test_time_from_write_to_new_code(moonwire, capsys):
