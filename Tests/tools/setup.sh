@@ -5,7 +5,7 @@
 # about a second because presence is checked with dpkg-query, not apt.
 #
 #   Tests/tools/setup.sh           build, run and test
-#   Tests/tools/setup.sh --bench   also the benchmark peer: nginx with its Lua module
+#   Tests/tools/setup.sh --bench   also the benchmark peer (nginx with its Lua module) and valgrind
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,7 +37,7 @@ if $bench; then
     # Debian 12's nginx-light is a transitional package over nginx; the Lua module
     # (OpenResty's lua-nginx-module on LuaJIT) loads into either.
     if ! installed nginx-light && ! installed nginx; then packages+=(nginx); fi
-    packages+=(libnginx-mod-http-lua)
+    packages+=(libnginx-mod-http-lua valgrind)
 fi
 
 missing=()
