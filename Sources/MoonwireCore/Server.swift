@@ -6,6 +6,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// An HTTP server, on one or more listeners, whose every event goes to one `ServerDelegate`
 /// per event loop.
@@ -54,13 +55,13 @@ public final class Server: Sendable {
     /// Binds every listener; returns the bound addresses in the configuration's order
     /// (useful with port 0). Certificates that cannot be used fail here, before any bind.
     public func start() throws -> [SocketAddress] {
-        try warmUp()
         let contexts = try configuration.listeners.enumerated().map { index, listener in
             try listener.tls.map {
                 try TLSListenerContexts(
                     listener: index, settings: $0, certificates: certificates, http2: configuration.http2.enabled)
             }
         }
+        try warmUp(tls: contexts.lazy.compactMap { $0 }.first)
         var addresses: [SocketAddress] = []
         for (listener, tls) in zip(configuration.listeners, contexts) {
             let channel = try bootstrap(tls: tls).bind(host: listener.host, port: listener.port).wait()
@@ -90,16 +91,23 @@ public final class Server: Sendable {
             }
     }
 
-    /// Builds one connection pipeline before any client arrives. The Swift runtime creates
-    /// generic type metadata on first use; two event loops doing that for the same NIO types
-    /// at the same instant crashed the process (seen 1 start in 150 with two loops).
-    private func warmUp() throws {
+    /// Builds each kind of connection pipeline (plain, HTTP/1.1, HTTP/2, TLS) once before any
+    /// client arrives. The Swift runtime creates generic type metadata on first use; two event
+    /// loops doing that for the same NIO types at the same instant crashed the process (seen
+    /// 1 start in 150 with two loops).
+    private func warmUp(tls: TLSListenerContexts?) throws {
         guard let bound = environments.values.first else { return }
         try bound.eventLoop.submit {
-            let channel = EmbeddedChannel()
-            try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: bound.value, scheme: "http")
-            try HTTP2Pipeline.configure(EmbeddedChannel(), environment: bound.value, scheme: "http")
-            _ = try? channel.finish()
+            let environment = bound.value
+            let channels = [EmbeddedChannel(), EmbeddedChannel(), EmbeddedChannel(), EmbeddedChannel()]
+            try ConnectionPipeline.configure(channels[0], tls: nil, environment: environment)
+            try HTTP1Pipeline.configure(channels[1].pipeline.syncOperations, environment: environment, scheme: "http")
+            try HTTP2Pipeline.configure(channels[2], environment: environment, scheme: "http")
+            if let tls {
+                try ConnectionPipeline.configure(channels[3], tls: tls, environment: environment)
+                _ = NIOSSLServerHandler(context: tls.standard)
+            }
+            for channel in channels { _ = try? channel.finish() }
         }.wait()
     }
 
