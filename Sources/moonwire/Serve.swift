@@ -94,6 +94,9 @@ struct Serve: ParsableCommand {
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
+        // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
+        // server is up must still run OnShutdown, not kill the process.
+        let termination = TerminationSignal()
 
         do {
             let addresses = try server.start()
@@ -107,7 +110,7 @@ struct Serve: ParsableCommand {
         }
         try first.eventLoop.submit { first.value.startup() }.wait()
 
-        Self.waitForTerminationSignal()
+        termination.wait()
         logger.info("stopping")
         hangup.cancel()
         watcher?.stop()
@@ -137,18 +140,26 @@ struct Serve: ParsableCommand {
     }
 
     /// Runs `action` on every delivery of a signal until the source is cancelled.
-    private static func onSignal(_ signalNumber: Int32, _ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+    static func onSignal(_ signalNumber: Int32, _ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
         signal(signalNumber, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
         source.setEventHandler(handler: action)
         source.resume()
         return source
     }
+}
 
-    /// Blocks the main thread until SIGINT or SIGTERM.
-    private static func waitForTerminationSignal() {
-        let stop = DispatchSemaphore(value: 0)
-        let sources = [SIGINT, SIGTERM].map { onSignal($0) { stop.signal() } }
+/// SIGINT and SIGTERM, caught from its creation on; `wait` blocks until one arrives.
+private struct TerminationSignal {
+    private let stop = DispatchSemaphore(value: 0)
+    private let sources: [DispatchSourceSignal]
+
+    init() {
+        let stop = self.stop
+        sources = [SIGINT, SIGTERM].map { Serve.onSignal($0) { stop.signal() } }
+    }
+
+    func wait() {
         stop.wait()
         sources.forEach { $0.cancel() }
     }
