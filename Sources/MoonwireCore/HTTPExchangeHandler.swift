@@ -373,7 +373,7 @@ final class HTTPExchangeHandler: ChannelInboundHandler, RemovableChannelHandler 
         headers.add(name: "date", value: environment.dateCache.now)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-        if timeouts == nil {
+        if case .http2 = transport {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
             // rest of the request (RFC 9113 section 8.1). The connection goes on.
             context.write(wrapOutboundOut(.end(nil)), promise: nil)

@@ -28,20 +28,25 @@ public final class TLSCertificates: Sendable {
 
     /// Starts with the listeners' configured certificates and no virtual hosts.
     init(listeners: [Listener]) {
+        state = NIOLockedValueBox(State(listeners: Self.identities(of: listeners), hosts: []))
+    }
+
+    /// Replaces the listeners' certificates (listeners in configuration order; those without
+    /// TLS keep theirs) and the virtual hosts'; the first matching host wins.
+    public func update(listeners: [Listener], hosts: [SNICertificate]) {
+        let identities = Self.identities(of: listeners)
+        state.withLockedValue { state in
+            state.listeners.merge(identities) { _, new in new }
+            state.hosts = hosts
+        }
+    }
+
+    private static func identities(of listeners: [Listener]) -> [Int: TLSIdentity] {
         var identities: [Int: TLSIdentity] = [:]
         for (index, listener) in listeners.enumerated() {
             if let tls = listener.tls { identities[index] = tls.identity }
         }
-        state = NIOLockedValueBox(State(listeners: identities, hosts: []))
-    }
-
-    /// Replaces the virtual hosts' certificates, and the listeners' where given (by listener
-    /// index in the configuration); the first matching host wins.
-    public func update(listeners: [Int: TLSIdentity], hosts: [SNICertificate]) {
-        state.withLockedValue { state in
-            state.listeners.merge(listeners) { _, new in new }
-            state.hosts = hosts
-        }
+        return identities
     }
 
     /// The certificate for a handshake on a listener with this SNI name (nil: no SNI).

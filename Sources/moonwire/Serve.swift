@@ -79,16 +79,13 @@ struct Serve: ParsableCommand {
         configuration.http2 = settings.http2
         let server = Server(
             configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
-        server.certificates.update(listeners: [:], hosts: settings.hostCertificates)
+        server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
         // Watching starts before the listeners announce themselves, so an edit made as soon as
         // the server is up is seen.
         let reloader = ScriptReloader(hosts: hosts + (pool?.hosts ?? []), runtime: runtime) { settings in
             // New certificates for new handshakes; listeners themselves stay as they were bound.
-            var identities: [Int: TLSIdentity] = [:]
-            for (index, listener) in Self.listeners(declared: settings.listeners, host: host, port: port).enumerated() {
-                if let tls = listener.tls { identities[index] = tls.identity }
-            }
-            server.certificates.update(listeners: identities, hosts: settings.hostCertificates)
+            server.certificates.update(
+                listeners: Self.listeners(declared: settings.listeners, host: host, port: port), hosts: settings.hostCertificates)
         }
         runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
