@@ -1,6 +1,8 @@
-// The handlers of an HTTP/1.1 connection, in order: read timers on raw bytes, NIO's codec
-// with our header limits, NIO's pipelining assistant, NIO's upgrade handler (WebSocket, and
-// h2c on cleartext), then our request handler.
+// The handlers of an HTTP/1.1 connection, in order: the outlet our serialized responses leave
+// by, read timers on raw bytes, NIO's response encoder (for the upgrade handler's 101 only; it
+// leaves when the first request shows there is no upgrade),
+// NIO's request decoder with our header limits, NIO's upgrade handler (WebSocket, and h2c on
+// cleartext), then our request handler, which also does the pipelining.
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
@@ -15,10 +17,10 @@ enum HTTP1Pipeline {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = limits.maxHeaderSize
         decoderLimits.maxHeaderListSize = limits.maxHeaderSize
+        let outlet = HTTP1ResponseOutlet()
         let encoder = HTTPResponseEncoder()
-        let pipelining = HTTPServerPipelineHandler()
-        let upgrade = WebSocketUpgradeState()
-        let http = HTTPExchangeHandler(environment: environment, transport: .http1(timeouts, upgrade), scheme: scheme)
+        let upgrade = WebSocketUpgradeState(encoder: encoder)
+        let http = HTTPExchangeHandler(environment: environment, transport: .http1(timeouts, upgrade, outlet), scheme: scheme)
         var upgraders: [HTTPServerProtocolUpgrader] = [
             makeWebSocketUpgrader(environment: environment, state: upgrade, scheme: scheme, eventLoop: pipeline.eventLoop)
         ]
@@ -28,13 +30,13 @@ enum HTTP1Pipeline {
         // On upgrade the decoder hands the bytes after the request to the WebSocket decoder.
         let decoder = ByteToMessageHandler(
             HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+        try pipeline.addHandler(outlet)
         try pipeline.addHandler(timeouts)
         try pipeline.addHandler(encoder)
         try pipeline.addHandler(decoder)
-        try pipeline.addHandler(pipelining)
         try pipeline.addHandler(
             HTTPServerUpgradeHandler(
-                upgraders: upgraders, httpEncoder: encoder, extraHTTPHandlers: [timeouts, decoder, pipelining, http],
+                upgraders: upgraders, httpEncoder: encoder, extraHTTPHandlers: [outlet, timeouts, decoder, http],
                 upgradeCompletionHandler: { _ in }))
         try pipeline.addHandler(http)
     }
@@ -84,8 +86,14 @@ enum HTTP1Pipeline {
 
 /// What the upgrade decided, shared by the upgrader and the HTTP handler of one connection.
 final class WebSocketUpgradeState {
+    /// NIO's response encoder, which only the upgrade handler's 101 uses; nil once removed.
+    var encoder: HTTPResponseEncoder?
     /// The accepted handshake request, subprotocol and compression.
     var accepted: (HTTPRequest, String?, PerMessageDeflateParameters?)?
     /// A refused handshake's answer, for the HTTP handler to send.
     var refusal: HTTPResponse?
+
+    init(encoder: HTTPResponseEncoder) {
+        self.encoder = encoder
+    }
 }

@@ -1,0 +1,212 @@
+// The answering half of an exchange handler: writes the delegate's answers (bytes, files,
+// streams) and the protocol errors' status pages through the handler's response writer.
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+
+extension HTTPExchangeHandler {
+    func answer(_ answer: HTTPAnswer, to request: HTTPRequest, exchange: Exchange) {
+        guard let context, case .answering = state else { return }
+        let loop = context.eventLoop
+        switch answer {
+        case .response(let response):
+            switch response.body {
+            case .bytes(let buffer):
+                var prepared = PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer))
+                ResponseCompression.apply(to: &prepared, request: request.headers)
+                write(prepared, exchange)
+            case .file(let file):
+                let future = environment.files.send(
+                    file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: loop)
+                writeWhenReady(future, exchange)
+            }
+        case .stream(let stream, let status, let headers):
+            startStream(stream, status: status, headers: headers, exchange)
+        case .staticFile(let extraHeaders, let root):
+            let future = environment.files.serve(
+                path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
+                extraHeaders: extraHeaders, on: loop)
+            writeWhenReady(future, exchange)
+        }
+    }
+
+    private func writeWhenReady(_ future: EventLoopFuture<PreparedResponse>, _ exchange: Exchange) {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: future.eventLoop)
+        future.whenComplete { result in
+            let handler = loopBoundSelf.value
+            switch result {
+            case .success(let prepared):
+                guard handler.context != nil else { return prepared.discard() }
+                handler.write(prepared, exchange)
+            case .failure(let error):
+                handler.environment.logger.error("cannot read file", metadata: ["error": "\(error)"])
+                handler.write(PreparedResponse(status: 500, headers: [:], body: .bytes(ByteBuffer(string: HTTPResponse.statusText(500)))), exchange)
+            }
+        }
+    }
+
+    private func write(_ response: PreparedResponse, _ exchange: Exchange) {
+        guard let context else { return response.discard() }
+        let status = HTTPResponseStatus(statusCode: response.status)
+        let bodyless = exchange.headOnly || status.forbidsBody
+        writeHead(status, response.headers, contentLength: response.contentLength, exchange, context: context)
+        if !bodyless {
+            switch response.body {
+            case .bytes(let buffer):
+                if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, context: context) }
+            case .file(let region, let handle) where sendsFileRegions:
+                let written = context.eventLoop.makePromise(of: Void.self)
+                written.futureResult.whenComplete { _ in try? handle.close() }
+                writer.body(.fileRegion(region), promise: written, context: context)
+            case .file(let region, let handle):
+                return copy(region, handle, exchange, context: context)
+            }
+        } else {
+            response.discard()
+        }
+        endResponse(exchange, context: context)
+    }
+
+    /// Sends a file region as buffers, one chunk in flight at a time, for transports that cannot
+    /// sendfile (TLS encrypts every byte; HTTP/2 frames them). Memory stays at one chunk.
+    private func copy(_ region: FileRegion, _ handle: NIOFileHandle, _ exchange: Exchange, context: ChannelHandlerContext) {
+        writer.flush(context: context)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        environment.files.fileIO.readChunked(
+            fileRegion: region, chunkSize: 64 * 1024, allocator: context.channel.allocator, eventLoop: loop
+        ) { chunk in
+            let handler = loopBoundSelf.value
+            guard let context = handler.context else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            let written = loop.makePromise(of: Void.self)
+            handler.writer.body(.byteBuffer(chunk), promise: written, context: context)
+            handler.writer.flush(context: context)
+            return written.futureResult
+        }.whenComplete { result in
+            try? handle.close()
+            let handler = loopBoundSelf.value
+            guard let context = handler.context else { return }
+            switch result {
+            case .success:
+                handler.endResponse(exchange, context: context)
+            case .failure(let error):
+                handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
+                handler.state = .closing
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
+    private func writeHead(
+        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, contentLength: Int?, _ exchange: Exchange,
+        context: ChannelHandlerContext
+    ) {
+        var fields = ServerOwnedFields(date: environment.dateCache.now)
+        if let contentLength, !status.forbidsBody, !(exchange.headOnly && headers.contains(name: "content-length")) {
+            fields.contentLength = contentLength
+        }
+        if exchange.version.major == 1 {
+            if !exchange.keepAlive {
+                fields.connection = "close"
+            } else if exchange.version.minor == 0 {
+                fields.connection = "keep-alive"
+            }
+        }
+        writer.head(
+            HTTPResponseHead(version: exchange.version, status: status, headers: headers), fields: fields,
+            streamed: contentLength == nil, bodyless: exchange.headOnly || status.forbidsBody, context: context)
+    }
+
+    /// Ends the response; the connection then handles the next request or closes.
+    private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
+        if exchange.keepAlive {
+            state = .idle
+            timeouts?.answerStarted()
+            writer.end(promise: nil, context: context)
+            answerEnded(context: context)
+        } else {
+            state = .closing
+            let channel = context.channel
+            let ended = context.eventLoop.makePromise(of: Void.self)
+            ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            writer.end(promise: ended, context: context)
+        }
+    }
+
+    private func startStream(_ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, _ exchange: Exchange) {
+        guard let context else { return stream.connectionClosed() }
+        var exchange = exchange
+        // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
+        if exchange.version == .http1_0 { exchange.keepAlive = false }
+        writeHead(HTTPResponseStatus(statusCode: status), headers, contentLength: nil, exchange, context: context)
+        writer.flush(context: context)
+        activeStream = stream
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        stream.attach(
+            write: { chunk in
+                let handler = loopBoundSelf.value
+                guard let context = handler.context, !exchange.headOnly else { return }
+                handler.writer.body(.byteBuffer(chunk), promise: nil, context: context)
+                handler.writer.flush(context: context)
+            },
+            finish: {
+                let handler = loopBoundSelf.value
+                handler.activeStream = nil
+                guard let context = handler.context else { return }
+                handler.endResponse(exchange, context: context)
+            },
+            abort: {
+                let handler = loopBoundSelf.value
+                handler.activeStream = nil
+                handler.state = .closing
+                handler.context?.close(promise: nil)
+            },
+            isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false })
+    }
+
+    /// Answers a protocol error with its status, closes the connection, and reports it.
+    func fail(_ status: Int, _ message: String, context: ChannelHandlerContext) {
+        let answeringAlready: Bool
+        if case .answering = state { answeringAlready = true } else { answeringAlready = false }
+        state = .closing
+        report("\(message) (\(status))")
+        if answeringAlready {
+            context.close(promise: nil)
+            return
+        }
+        let text = HTTPResponse.statusText(status)
+        var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
+        if case .http1 = transport { fields.connection = "close" }
+        let head = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status),
+            headers: ["content-type": "text/plain; charset=utf-8"])
+        writer.head(head, fields: fields, streamed: false, bodyless: false, context: context)
+        writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)
+        if case .http2 = transport {
+            // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
+            // rest of the request (RFC 9113 section 8.1). The connection goes on.
+            writer.end(promise: nil, context: context)
+            let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
+            codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
+            return
+        }
+        let channel = context.channel
+        let ended = context.eventLoop.makePromise(of: Void.self)
+        ended.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
+        writer.end(promise: ended, context: context)
+    }
+
+    /// Closes our side but keeps reading (and dropping) for a moment, so a client still sending
+    /// a body reads our error instead of a reset (nginx's lingering_close).
+    private static func lingeringClose(_ channel: Channel) {
+        channel.close(mode: .output, promise: nil)
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    func report(_ message: String) {
+        environment.logger.warning(
+            "bad request", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(connection, message: message)
+    }
+}

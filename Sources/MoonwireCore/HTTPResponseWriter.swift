@@ -1,0 +1,138 @@
+// Writes the responses of one exchange handler. On HTTP/1.1 it serializes them itself and
+// gathers the head and small bodies into one buffer, written once per response; on HTTP/2 it
+// hands NIO's stream codec the same head, body and end parts it always took.
+import NIOCore
+import NIOHTTP1
+
+/// The response half of an exchange handler: head, body pieces, end. Used on its loop only.
+struct HTTPResponseWriter {
+    enum Target {
+        /// An HTTP/1.1 connection: bytes go to its outlet.
+        case connection(HTTP1ResponseOutlet)
+        /// An HTTP/2 stream: parts go down the handler's own pipeline to the stream codec.
+        case stream
+    }
+
+    /// Bodies up to this size are copied behind the head; larger ones are written as they are.
+    private static let gatherLimit = 16 * 1024
+
+    private let target: Target
+    /// HTTP/1.1 bytes not yet handed to the outlet.
+    private var pending: ByteBuffer?
+    /// The body in progress is chunked (HTTP/1.1 streams of unknown length).
+    private var chunked = false
+
+    init(target: Target) {
+        self.target = target
+    }
+
+    /// Starts a response with the server's own fields. `streamed` is a body of unknown length;
+    /// on HTTP/1.1 it is chunked (or, for HTTP/1.0, ends with the connection). `bodyless`
+    /// responses (HEAD, 1xx, 204, 304) send no body bytes and no framing, whatever their
+    /// fields announce.
+    mutating func head(
+        _ head: HTTPResponseHead, fields: ServerOwnedFields, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
+    ) {
+        var fields = fields
+        switch target {
+        case .stream:
+            var head = head
+            fields.apply(to: &head.headers)
+            context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        case .connection:
+            fields.chunked =
+                streamed && head.version == .http1_1 && !head.status.forbidsBody
+                && !head.headers.contains(name: "content-length")
+            chunked = fields.chunked && !bodyless
+            var buffer = pending ?? context.channel.allocator.buffer(capacity: 512)
+            HTTP1ResponseSerializer.writeHead(head, fields, into: &buffer)
+            pending = buffer
+        }
+    }
+
+    /// Writes a head that does not end the exchange, such as 100 Continue, and flushes it.
+    mutating func informational(_ status: HTTPResponseStatus, version: HTTPVersion, context: ChannelHandlerContext) {
+        switch target {
+        case .stream:
+            let head = HTTPResponseHead(version: version, status: status)
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        case .connection:
+            var buffer = pending ?? context.channel.allocator.buffer(capacity: 32)
+            HTTP1ResponseSerializer.writeInformational(status, version: version, into: &buffer)
+            pending = buffer
+            flush(context: context)
+        }
+    }
+
+    /// Writes a piece of the body. `promise` completes when it has been written to the socket.
+    mutating func body(_ data: IOData, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        guard case .connection(let outlet) = target else {
+            context.write(NIOAny(HTTPServerResponsePart.body(data)), promise: promise)
+            return
+        }
+        switch data {
+        case .byteBuffer(let bytes) where bytes.readableBytes <= Self.gatherLimit:
+            var buffer = pending ?? context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+            if chunked {
+                HTTP1ResponseSerializer.writeChunk(bytes, into: &buffer)
+            } else {
+                buffer.writeImmutableBuffer(bytes)
+            }
+            pending = buffer
+            if let promise { sendPending(outlet, promise: promise) }
+        case .byteBuffer(let bytes):
+            if chunked {
+                var sizeLine = pending ?? context.channel.allocator.buffer(capacity: 16)
+                sizeLine.writeString(String(bytes.readableBytes, radix: 16))
+                sizeLine.writeStaticString("\r\n")
+                pending = sizeLine
+            }
+            sendPending(outlet, promise: nil)
+            outlet.send(data, promise: promise)
+            if chunked { pending = ByteBuffer(staticString: "\r\n") }
+        case .fileRegion:
+            sendPending(outlet, promise: nil)
+            outlet.send(data, promise: promise)
+        }
+    }
+
+    /// Ends the response; `promise` completes once everything of it has been written.
+    mutating func end(promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        guard case .connection(let outlet) = target else {
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: promise)
+            return
+        }
+        if chunked {
+            var buffer = pending ?? context.channel.allocator.buffer(capacity: 8)
+            HTTP1ResponseSerializer.writeLastChunk(into: &buffer)
+            pending = buffer
+            chunked = false
+        }
+        if pending != nil {
+            sendPending(outlet, promise: promise)
+        } else if let promise {
+            outlet.send(.byteBuffer(ByteBuffer()), promise: promise)
+        }
+        outlet.flush()
+    }
+
+    /// Sends what was written so far without ending the response.
+    mutating func flush(context: ChannelHandlerContext) {
+        switch target {
+        case .stream:
+            context.flush()
+        case .connection(let outlet):
+            sendPending(outlet, promise: nil)
+            outlet.flush()
+        }
+    }
+
+    private mutating func sendPending(_ outlet: HTTP1ResponseOutlet, promise: EventLoopPromise<Void>?) {
+        guard let buffer = pending else {
+            promise?.succeed()
+            return
+        }
+        pending = nil
+        outlet.send(.byteBuffer(buffer), promise: promise)
+    }
+}
