@@ -8,8 +8,9 @@ import NIOHTTP1
 extension LuaVM {
     /// Starts handling a request; the responder is answered when the dispatcher finishes.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        guard let thread = lua_newthread(L) else { return responder.respond(.statusPage(503)) }
-        let threadRef = luaL_ref(L, mw_registryindex())
+        guard let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
+            return responder.respond(.statusPage(503))
+        }
         nextCallID += 1
         let call = LuaHandlerCall(
             id: nextCallID, request: request, responder: responder, thread: thread, threadRef: threadRef,
@@ -23,6 +24,15 @@ extension LuaVM {
         pushRoute(for: call, on: thread)
         resume(call, arguments: 5)
     }
+
+    /// A coroutine for a handler call, anchored in the registry.
+    private func newThread() -> (thread: LuaThread, ref: Int32)? {
+        guard let thread = lua_newthread(L) else { return nil }
+        return (thread, luaL_ref(L, mw_registryindex()))
+    }
+
+    /// How many finished coroutines a VM keeps for reuse.
+    private static let idleThreadLimit = 16
 
     /// Pushes the dispatcher's last two arguments: the matched route's handler (or nil) and,
     /// when the path matched only under other methods, the Allow list (or nil).
@@ -91,7 +101,7 @@ extension LuaVM {
     }
 
     private func finish(_ call: LuaHandlerCall, answeredBefore: Bool) {
-        release(call)
+        release(call, threadReusable: true)
         if let stream = call.stream {
             stream.finish()
         } else if call.responded {
@@ -106,7 +116,7 @@ extension LuaVM {
     }
 
     private func fail(_ call: LuaHandlerCall, _ error: LuaScriptError) {
-        release(call)
+        release(call, threadReusable: false)
         faults.record(error.kind)
         logger.error(
             "handler error",
@@ -116,14 +126,20 @@ extension LuaVM {
         reportException(error, request: call.request)
     }
 
-    private func release(_ call: LuaHandlerCall) {
+    /// Ends a call's bookkeeping. A coroutine that returned normally is kept for reuse; one
+    /// that failed or was cut off mid-wait is dead or suspended, and is left to the collector.
+    private func release(_ call: LuaHandlerCall, threadReusable: Bool) {
         call.sleeping?.cancel()
         call.sleeping = nil
         call.deadline?.cancel()
         call.deadline = nil
         calls[call.id] = nil
         callsByThread[call.thread] = nil
-        luaL_unref(L, mw_registryindex(), call.threadRef)
+        if threadReusable, idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
+            idleThreads.append((call.thread, call.threadRef))
+        } else {
+            luaL_unref(L, mw_registryindex(), call.threadRef)
+        }
         if calls.isEmpty, let onIdle, let eventLoop {
             // Later, not now: the VM may be closed by it, and this call's frames still use it.
             self.onIdle = nil

@@ -63,6 +63,10 @@ public final class LuaVM {
     var calls: [Int: LuaHandlerCall] = [:]
     var callsByThread: [LuaThread: LuaHandlerCall] = [:]
     var nextCallID = 0
+    /// Coroutines whose handler returned normally, with their registry refs, kept for the next
+    /// requests: a new coroutine per request costs its allocation and, later, the collector's
+    /// time to free it.
+    var idleThreads: [(thread: LuaThread, ref: Int32)] = []
 
     /// The handler call whose coroutine is running now, charged by the instruction hook;
     /// nil while top-level code or a synchronous event runs on the main thread.
