@@ -1,6 +1,9 @@
 // HTTP/1.1 responses as bytes (RFC 9112): the status line and fields, and chunked framing.
 // Moonwire writes them itself instead of through NIO's HTTPResponseEncoder so that a head and a
-// small body leave as one buffer in one write, without three trips through the pipeline.
+// small body leave as one buffer in one write, without three trips through the pipeline. The
+// head is measured first and copied in one pass: a write per piece would check the buffer's
+// capacity and uniqueness a dozen times per response.
+import Glibc
 import NIOCore
 import NIOHTTP1
 
@@ -8,73 +11,140 @@ enum HTTP1ResponseSerializer {
     /// Appends the status line, the handler's fields, the server's and the blank line that ends
     /// the head. Field names and values were checked where they were set (no CR, LF or NUL
     /// reaches here).
-    static func writeHead(_ head: HTTPResponseHead, _ fields: ServerOwnedFields, into buffer: inout ByteBuffer) {
-        writeStatusLine(head.status, version: head.version, into: &buffer)
-        for (name, value) in head.headers where !fields.replaces(name) {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+    static func writeHead(
+        status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
+        into buffer: inout ByteBuffer
+    ) {
+        let reason = commonReason(status.code)
+        // Status line, the server's fields with their values, and room for the numbers.
+        var size = 256 + fields.date.utf8.count + (reason == nil ? status.reasonPhrase.utf8.count : 0)
+        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = ByteCursor(raw)
+            if version == .http1_1 {
+                out.append("HTTP/1.1 ")
+            } else {
+                out.append("HTTP/")
+                out.append(decimal: version.major)
+                out.append(".")
+                out.append(decimal: version.minor)
+                out.append(" ")
+            }
+            if let reason {
+                out.append(reason)
+            } else {
+                out.append(decimal: Int(status.code))
+                out.append(" ")
+                out.append(status.reasonPhrase)
+                out.append("\r\n")
+            }
+            for (name, value) in headers where !fields.replaces(name) {
+                out.append(name)
+                out.append(": ")
+                out.append(value)
+                out.append("\r\n")
+            }
+            if let length = fields.contentLength {
+                out.append("content-length: ")
+                out.append(decimal: length)
+                out.append("\r\n")
+            }
+            out.append("server: moonwire\r\ndate: ")
+            out.append(fields.date)
+            out.append("\r\n")
+            if let connection = fields.connection {
+                out.append("connection: ")
+                out.append(connection)
+                out.append("\r\n")
+            }
+            if fields.chunked { out.append("transfer-encoding: chunked\r\n") }
+            out.append("\r\n")
+            return out.count
         }
-        if let length = fields.contentLength {
-            buffer.writeStaticString("content-length: ")
-            buffer.writeString(String(length))
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.writeStaticString("server: moonwire\r\ndate: ")
-        buffer.writeString(fields.date)
-        buffer.writeStaticString("\r\n")
-        if let connection = fields.connection {
-            buffer.writeStaticString("connection: ")
-            buffer.writeStaticString(connection)
-            buffer.writeStaticString("\r\n")
-        }
-        if fields.chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
     }
 
     /// A 1xx head: the status line alone, no fields.
     static func writeInformational(_ status: HTTPResponseStatus, version: HTTPVersion, into buffer: inout ByteBuffer) {
-        writeStatusLine(status, version: version, into: &buffer)
-        buffer.writeStaticString("\r\n")
+        buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n\r\n")
     }
 
-    private static func writeStatusLine(_ status: HTTPResponseStatus, version: HTTPVersion, into buffer: inout ByteBuffer) {
-        if version == .http1_1 {
-            buffer.writeStaticString("HTTP/1.1 ")
-        } else {
-            buffer.writeString("HTTP/\(version.major).\(version.minor) ")
-        }
-        writeStatus(status, into: &buffer)
-    }
-
-    /// "200 OK\r\n"; the common statuses without building a string.
-    private static func writeStatus(_ status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
-        switch status.code {
-        case 200: buffer.writeStaticString("200 OK\r\n")
-        case 204: buffer.writeStaticString("204 No Content\r\n")
-        case 206: buffer.writeStaticString("206 Partial Content\r\n")
-        case 304: buffer.writeStaticString("304 Not Modified\r\n")
-        case 404: buffer.writeStaticString("404 Not Found\r\n")
-        default:
-            buffer.writeString(String(status.code))
-            buffer.writeStaticString(" ")
-            buffer.writeString(status.reasonPhrase)
-            buffer.writeStaticString("\r\n")
+    /// "200 OK\r\n" and the like for the statuses most answers have.
+    private static func commonReason(_ code: UInt) -> StaticString? {
+        switch code {
+        case 200: return "200 OK\r\n"
+        case 204: return "204 No Content\r\n"
+        case 206: return "206 Partial Content\r\n"
+        case 301: return "301 Moved Permanently\r\n"
+        case 302: return "302 Found\r\n"
+        case 304: return "304 Not Modified\r\n"
+        case 400: return "400 Bad Request\r\n"
+        case 404: return "404 Not Found\r\n"
+        case 500: return "500 Internal Server Error\r\n"
+        default: return nil
         }
     }
 
     /// Appends one chunk of a chunked body: its size in hex, the bytes, CRLF. An empty chunk
     /// would end the body, so the caller never passes one.
     static func writeChunk(_ chunk: ByteBuffer, into buffer: inout ByteBuffer) {
-        buffer.writeString(String(chunk.readableBytes, radix: 16))
-        buffer.writeStaticString("\r\n")
+        writeChunkSize(chunk.readableBytes, into: &buffer)
         buffer.writeImmutableBuffer(chunk)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The line that announces a chunk of `size` bytes.
+    static func writeChunkSize(_ size: Int, into buffer: inout ByteBuffer) {
+        buffer.writeString(String(size, radix: 16))
         buffer.writeStaticString("\r\n")
     }
 
     /// The chunk that ends a chunked body, with no trailer fields.
     static func writeLastChunk(into buffer: inout ByteBuffer) {
         buffer.writeStaticString("0\r\n\r\n")
+    }
+}
+
+/// Copies bytes into memory whose size was checked beforehand.
+private struct ByteCursor {
+    private let base: UnsafeMutableRawBufferPointer
+    private(set) var count = 0
+
+    init(_ base: UnsafeMutableRawBufferPointer) {
+        self.base = base
+    }
+
+    mutating func append(_ text: StaticString) {
+        copy(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func append(decimal value: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes hold any Int in decimal
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var rest = value.magnitude
+            var start = scratch.count
+            repeat {
+                start -= 1
+                scratch[start] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            if value < 0 {
+                start -= 1
+                scratch[start] = UInt8(ascii: "-")
+            }
+            copy(UnsafeRawBufferPointer(rebasing: scratch[start...]))
+        }
+    }
+
+    private mutating func copy(_ bytes: UnsafeRawBufferPointer) {
+        precondition(count + bytes.count <= base.count, "response head larger than measured")
+        if let source = bytes.baseAddress, bytes.count > 0 {
+            memcpy(base.baseAddress! + count, source, bytes.count)
+        }
+        count += bytes.count
     }
 }

@@ -114,8 +114,8 @@ extension HTTPExchangeHandler {
             }
         }
         writer.head(
-            HTTPResponseHead(version: exchange.version, status: status, headers: headers), fields: fields,
-            streamed: contentLength == nil, bodyless: exchange.headOnly || status.forbidsBody, context: context)
+            status: status, version: exchange.version, headers: headers, fields: fields, streamed: contentLength == nil,
+            bodyless: exchange.headOnly || status.forbidsBody, context: context)
     }
 
     /// Ends the response; the connection then handles the next request or closes.
@@ -178,10 +178,10 @@ extension HTTPExchangeHandler {
         let text = HTTPResponse.statusText(status)
         var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
         if case .http1 = transport { fields.connection = "close" }
-        let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: status),
-            headers: ["content-type": "text/plain; charset=utf-8"])
-        writer.head(head, fields: fields, streamed: false, bodyless: false, context: context)
+        writer.head(
+            status: HTTPResponseStatus(statusCode: status), version: .http1_1,
+            headers: ["content-type": "text/plain; charset=utf-8"], fields: fields, streamed: false, bodyless: false,
+            context: context)
         writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)
         if case .http2 = transport {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the

@@ -73,6 +73,18 @@ struct RequestTarget {
     var query: Substring
 
     init?(_ uri: String) {
+        // Most targets are origin-form without escapes: the path is the bytes before `?`.
+        let bytes = uri.utf8
+        if bytes.first == UInt8(ascii: "/"), !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == 0 }) {
+            if let question = bytes.firstIndex(of: UInt8(ascii: "?")) {
+                self.path = String(uri[..<question])
+                self.query = uri[uri.index(after: question)...]
+            } else {
+                self.path = uri
+                self.query = ""
+            }
+            return
+        }
         var target = Substring(uri)
         if target == "*" {
             self.path = "*"

@@ -31,21 +31,22 @@ struct HTTPResponseWriter {
     /// responses (HEAD, 1xx, 204, 304) send no body bytes and no framing, whatever their
     /// fields announce.
     mutating func head(
-        _ head: HTTPResponseHead, fields: ServerOwnedFields, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
+        status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
+        streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
     ) {
         var fields = fields
         switch target {
         case .stream:
-            var head = head
+            var head = HTTPResponseHead(version: version, status: status, headers: headers)
             fields.apply(to: &head.headers)
             context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .connection:
             fields.chunked =
-                streamed && head.version == .http1_1 && !head.status.forbidsBody
-                && !head.headers.contains(name: "content-length")
+                streamed && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
             chunked = fields.chunked && !bodyless
-            var buffer = pending ?? context.channel.allocator.buffer(capacity: 512)
-            HTTP1ResponseSerializer.writeHead(head, fields, into: &buffer)
+            var buffer = takePending(capacity: 512, context: context)
+            HTTP1ResponseSerializer.writeHead(
+                status: status, version: version, headers: headers, fields: fields, into: &buffer)
             pending = buffer
         }
     }
@@ -57,7 +58,7 @@ struct HTTPResponseWriter {
             let head = HTTPResponseHead(version: version, status: status)
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .connection:
-            var buffer = pending ?? context.channel.allocator.buffer(capacity: 32)
+            var buffer = takePending(capacity: 32, context: context)
             HTTP1ResponseSerializer.writeInformational(status, version: version, into: &buffer)
             pending = buffer
             flush(context: context)
@@ -72,7 +73,7 @@ struct HTTPResponseWriter {
         }
         switch data {
         case .byteBuffer(let bytes) where bytes.readableBytes <= Self.gatherLimit:
-            var buffer = pending ?? context.channel.allocator.buffer(capacity: bytes.readableBytes + 16)
+            var buffer = takePending(capacity: bytes.readableBytes + 16, context: context)
             if chunked {
                 HTTP1ResponseSerializer.writeChunk(bytes, into: &buffer)
             } else {
@@ -82,9 +83,8 @@ struct HTTPResponseWriter {
             if let promise { sendPending(outlet, promise: promise) }
         case .byteBuffer(let bytes):
             if chunked {
-                var sizeLine = pending ?? context.channel.allocator.buffer(capacity: 16)
-                sizeLine.writeString(String(bytes.readableBytes, radix: 16))
-                sizeLine.writeStaticString("\r\n")
+                var sizeLine = takePending(capacity: 16, context: context)
+                HTTP1ResponseSerializer.writeChunkSize(bytes.readableBytes, into: &sizeLine)
                 pending = sizeLine
             }
             sendPending(outlet, promise: nil)
@@ -103,7 +103,7 @@ struct HTTPResponseWriter {
             return
         }
         if chunked {
-            var buffer = pending ?? context.channel.allocator.buffer(capacity: 8)
+            var buffer = takePending(capacity: 8, context: context)
             HTTP1ResponseSerializer.writeLastChunk(into: &buffer)
             pending = buffer
             chunked = false
@@ -125,6 +125,16 @@ struct HTTPResponseWriter {
             sendPending(outlet, promise: nil)
             outlet.flush()
         }
+    }
+
+    /// The pending bytes to append to, or a new buffer; taken out so that appending does not
+    /// copy storage the stored property still shares.
+    private mutating func takePending(capacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
+        if let buffer = pending {
+            pending = nil
+            return buffer
+        }
+        return context.channel.allocator.buffer(capacity: capacity)
     }
 
     private mutating func sendPending(_ outlet: HTTP1ResponseOutlet, promise: EventLoopPromise<Void>?) {
