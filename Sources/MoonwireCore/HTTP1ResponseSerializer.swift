@@ -35,13 +35,13 @@ enum HTTP1ResponseSerializer {
             } else {
                 out.append(decimal: Int(status.code))
                 out.append(" ")
-                out.append(status.reasonPhrase)
+                out.append(contentsOf: status.reasonPhrase)
                 out.append("\r\n")
             }
             for (name, value) in headers where !fields.replaces(name) {
-                out.append(name)
+                out.append(contentsOf: name)
                 out.append(": ")
-                out.append(value)
+                out.append(contentsOf: value)
                 out.append("\r\n")
             }
             if let length = fields.contentLength {
@@ -50,7 +50,7 @@ enum HTTP1ResponseSerializer {
                 out.append("\r\n")
             }
             out.append("server: moonwire\r\ndate: ")
-            out.append(fields.date)
+            out.append(contentsOf: fields.date)
             out.append("\r\n")
             if let connection = fields.connection {
                 out.append("connection: ")
@@ -117,7 +117,9 @@ private struct ByteCursor {
         copy(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    mutating func append(_ text: String) {
+    /// Named apart from the StaticString overload, which literals would otherwise skip for
+    /// String (the default literal type), building a String per literal.
+    mutating func append(contentsOf text: String) {
         var text = text
         text.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
     }

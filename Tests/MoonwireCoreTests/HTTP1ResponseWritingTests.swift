@@ -1,0 +1,148 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import XCTest
+
+@testable import MoonwireCore
+
+/// A delegate that keeps each request's responder, so a test decides when (and how) it answers.
+private final class DeferringDelegate: ServerDelegate {
+    var pending: [(HTTPRequest, HTTPResponder)] = []
+    var errors: [String] = []
+
+    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) { pending.append((request, responder)) }
+    func protocolError(_ connection: ConnectionInfo, message: String) { errors.append(message) }
+    func pushLinks(for request: HTTPRequest) -> [String] { [] }
+    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
+    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
+    func webSocketOpened(_ socket: WebSocketConnection) {}
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
+    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
+    func webSocketDrained(_ socket: WebSocketConnection) {}
+    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
+}
+
+/// Moonwire's own HTTP/1.1 response writing: the serializer's bytes, pipelining with answers
+/// that come later, chunked streams and flushes per read batch.
+final class HTTP1ResponseWritingTests: XCTestCase {
+    private var channel: EmbeddedChannel!
+    private var delegate: DeferringDelegate!
+    private var pool: NIOThreadPool!
+
+    override func setUpWithError() throws {
+        delegate = DeferringDelegate()
+        pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let environment = ConnectionEnvironment(
+            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
+            logger: Logger(label: "test"), files: StaticFileService(root: "/nonexistent", threadPool: pool))
+        channel = EmbeddedChannel()
+        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+        try pool.syncShutdownGracefully()
+    }
+
+    private func written() throws -> String {
+        var output = ""
+        while let part = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = part { output += String(buffer: buffer) }
+        }
+        return output
+    }
+
+    private func body(of response: String) -> String {
+        guard let end = response.range(of: "\r\n\r\n") else { return "" }
+        return String(response[end.upperBound...])
+    }
+
+    func testSerializedHeadPutsTheServerFieldsAfterTheHandlers() {
+        var buffer = ByteBuffer()
+        var fields = ServerOwnedFields(contentLength: 5, date: "Wed, 02 Dec 2026 18:00:00 GMT")
+        fields.connection = "close"
+        HTTP1ResponseSerializer.writeHead(
+            status: .ok, version: .http1_1, headers: ["Content-Type": "text/plain", "Server": "theirs", "content-length": "99"],
+            fields: fields, into: &buffer)
+        XCTAssertEqual(
+            String(buffer: buffer),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 5\r\nserver: moonwire\r\n"
+                + "date: Wed, 02 Dec 2026 18:00:00 GMT\r\nconnection: close\r\n\r\n")
+    }
+
+    func testSerializedStatusLineForOtherStatusesAndVersions() {
+        var buffer = ByteBuffer()
+        HTTP1ResponseSerializer.writeHead(
+            status: .custom(code: 599, reasonPhrase: "Odd"), version: .http1_0, headers: [:],
+            fields: ServerOwnedFields(date: "d"), into: &buffer)
+        XCTAssertEqual(String(buffer: buffer), "HTTP/1.0 599 Odd\r\nserver: moonwire\r\ndate: d\r\n\r\n")
+        buffer.clear()
+        HTTP1ResponseSerializer.writeHead(
+            status: .imATeapot, version: .http1_1, headers: [:], fields: ServerOwnedFields(contentLength: 0, date: "d"),
+            into: &buffer)
+        XCTAssertTrue(String(buffer: buffer).hasPrefix("HTTP/1.1 418 I'm a teapot\r\ncontent-length: 0\r\n"))
+    }
+
+    func testPipelinedRequestsWaitForTheAnswerInProgress() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n"))
+        XCTAssertEqual(delegate.pending.map(\.0.path), ["/1"], "the later requests wait for the first answer")
+        XCTAssertEqual(try written(), "")
+        delegate.pending[0].1.respond(.plain(200, "one"))
+        XCTAssertEqual(delegate.pending.map(\.0.path), ["/1", "/2"])
+        delegate.pending[1].1.respond(.plain(200, "two"))
+        delegate.pending[2].1.respond(.plain(200, "three"))
+        let output = try written()
+        let bodies = output.components(separatedBy: "HTTP/1.1 200 OK").dropFirst().map(body(of:))
+        XCTAssertEqual(bodies, ["one", "two", "three"])
+    }
+
+    func testGarbageBehindAPipelinedRequestIsAnsweredAfterIt() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\u{1}\u{2} garbage\r\n\r\n"))
+        XCTAssertEqual(try written(), "")
+        delegate.pending[0].1.respond(.plain(200, "one"))
+        let output = try written()
+        let ok = try XCTUnwrap(output.range(of: "HTTP/1.1 200 OK"))
+        let bad = try XCTUnwrap(output.range(of: "HTTP/1.1 400 Bad Request"))
+        XCTAssertLessThan(ok.lowerBound, bad.lowerBound)
+        XCTAssertEqual(delegate.errors.count, 1)
+    }
+
+    func testStreamedBodyIsChunkedOnHTTP11() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /s HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let stream = delegate.pending[0].1.startStream(status: 200, headers: ["content-type": "text/plain"])
+        stream.write(ByteBuffer(string: "hello"))
+        stream.write(ByteBuffer(string: String(repeating: "x", count: 20000)))
+        stream.finish()
+        let output = try written()
+        XCTAssertTrue(output.contains("transfer-encoding: chunked\r\n"), output)
+        XCTAssertEqual(body(of: output), "5\r\nhello\r\n4e20\r\n" + String(repeating: "x", count: 20000) + "\r\n0\r\n\r\n")
+    }
+
+    func testStreamedBodyOnHTTP10EndsWithTheConnection() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /s HTTP/1.0\r\n\r\n"))
+        let stream = delegate.pending[0].1.startStream(status: 200, headers: [:])
+        stream.write(ByteBuffer(string: "hello"))
+        stream.finish()
+        let output = try written()
+        XCTAssertTrue(output.hasPrefix("HTTP/1.0 200 OK\r\n"), output)
+        XCTAssertFalse(output.contains("transfer-encoding"), output)
+        XCTAssertEqual(body(of: output), "hello")
+    }
+
+    func testStreamedHeadAnswerHasNoBodyBytes() throws {
+        try channel.writeInbound(ByteBuffer(string: "HEAD /s HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let stream = delegate.pending[0].1.startStream(status: 200, headers: [:])
+        stream.write(ByteBuffer(string: "hello"))
+        stream.finish()
+        let output = try written()
+        XCTAssertTrue(output.contains("transfer-encoding: chunked\r\n"), output)
+        XCTAssertEqual(body(of: output), "")
+    }
+}
