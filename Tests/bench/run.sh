@@ -3,6 +3,8 @@
 # Debian's libnginx-mod-http-lua), case by case: a Lua hello, a regex route with a capture,
 # the 1st and the 1000th of 1000 regex routes, a 4 KB static file, and the Lua hello again over
 # HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run).
+# Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
+# Lua (moonwire-constant), and WebSocket echo throughput and memory per idle connection.
 #
 # Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
 # worker; wrk (h2load for HTTP/2) runs on another core. The servers take turns for several
@@ -345,6 +347,49 @@ for ((round = 1; round <= rounds; round++)); do
 done
 cases+=("$h2_case")
 
+# --- The Lua bridge: the hello from Swift alone, and without the instruction budget ----------
+# Three servers answer the same bytes: the Lua hello, the Lua hello with limits.instructions = 0
+# (no count hook), and moonwire-constant (the same core, no Lua). constant/lua prices the
+# bridge; no-budget/lua prices the CPU budget's hook.
+
+constant_bin=$(dirname "$moonwire_bin")/moonwire-constant
+[[ -x $constant_bin ]] || die "$constant_bin not found (it is built with moonwire: make release)"
+declare -A bridge_urls
+start_bridge_lua() {
+    local name=$1 options=$2 port
+    mkdir -p "$work/$name"
+    printf '%s\nfunction OnCommandGet(req, res) res:send("hello") end\n' "$options" >"$work/$name/main.lua"
+    port=$(free_port)
+    taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$port" --threads 1 \
+        --scripts "$work/$name" --www "$work/www" >"$work/$name/log" 2>&1 &
+    pids+=($!)
+    wait_ready "http://127.0.0.1:$port/hello" hello "$!" "$work/$name/log"
+    bridge_urls[$name]=http://127.0.0.1:$port/hello
+}
+start_bridge_lua lua ""
+start_bridge_lua no-budget "moonwire.options{limits = {instructions = 0}}"
+constant_port=$(free_port)
+taskset -c "$server_cpu" "$constant_bin" "$constant_port" >"$work/constant.log" 2>&1 &
+pids+=($!)
+wait_ready "http://127.0.0.1:$constant_port/hello" hello "$!" "$work/constant.log"
+bridge_urls[constant]=http://127.0.0.1:$constant_port/hello
+bridge_variants=(lua no-budget constant)
+say "the Lua bridge: ${bridge_variants[*]}, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
+if ((warmup > 0)); then
+    for variant in "${bridge_variants[@]}"; do run_wrk "${bridge_urls[$variant]}" "$warmup"; done
+fi
+for ((round = 1; round <= rounds; round++)); do
+    # Each round starts with another variant, so none is always measured first.
+    for ((i = 0; i < ${#bridge_variants[@]}; i++)); do
+        variant=${bridge_variants[$(((i + round - 1) % ${#bridge_variants[@]}))]}
+        run_wrk "${bridge_urls[$variant]}" "$duration"
+        runs[bridge.$variant]+="$rps "
+        printf '  %-13s round %d  %-9s %11.0f req/s\n' bridge "$round" "$variant" "$rps"
+    done
+done
+bridge_runs=""
+for variant in "${bridge_variants[@]}"; do bridge_runs+="$variant:${runs[bridge.$variant]};"; done
+
 # --- WebSocket: echo throughput and memory per idle connection (Moonwire alone) --------------
 
 mkdir -p "$work/ws"
@@ -376,7 +421,7 @@ for case in "${cases[@]}"; do
 done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
-BENCH_CASES="$case_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" \
+BENCH_CASES="$case_runs" BENCH_BRIDGE="$bridge_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
@@ -407,6 +452,18 @@ for entry in filter(None, env["BENCH_CASES"].split(";")):
 route_ratio = round(medians["route-1000th"] / medians["route-1st"], 3)
 print(f"  moonwire 1000th route / 1st route: {route_ratio:.2f}")
 print(f"  {env['BENCH_H2_CASE']} negotiated: moonwire {env['BENCH_H2_TLS_MOONWIRE']}, nginx {env['BENCH_H2_TLS_NGINX']}")
+bridge = {}
+for entry in filter(None, env["BENCH_BRIDGE"].split(";")):
+    name, variant_runs = entry.split(":")
+    values = [float(x) for x in variant_runs.split()]
+    bridge[name] = {"runs_rps": values, "median_rps": statistics.median(values)}
+lua_rps = bridge["lua"]["median_rps"]
+bridge["constant_over_lua"] = round(bridge["constant"]["median_rps"] / lua_rps, 3)
+bridge["no_budget_over_lua"] = round(bridge["no-budget"]["median_rps"] / lua_rps, 3)
+print(f"  Lua bridge: lua-hello {lua_rps:.0f}, without the CPU budget {bridge['no-budget']['median_rps']:.0f}, "
+      f"constant body without Lua {bridge['constant']['median_rps']:.0f} req/s")
+print(f"    constant/lua-hello {bridge['constant_over_lua']:.2f} (goal: at most 1.05); "
+      f"no-budget/lua-hello {bridge['no_budget_over_lua']:.2f} (the budget hook's cost)")
 ws_echo, ws_idle = json.loads(env["BENCH_WS_ECHO"]), json.loads(env["BENCH_WS_IDLE"])
 print(f"  websocket echo: {ws_echo['messages_per_second']} messages/s over {ws_echo['connections']} connections")
 print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection over {ws_idle['connections']} connections")
@@ -433,6 +490,7 @@ result = {
                                         "h2load_threads": 1}},
     "cases": cases,
     "route_1000th_over_1st": route_ratio,
+    "lua_bridge": bridge,
     "websocket": {"echo": ws_echo, "idle": ws_idle},
 }
 with open(sys.argv[1], "w") as f:
