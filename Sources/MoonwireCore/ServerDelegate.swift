@@ -53,3 +53,21 @@ public protocol WebSocketDelegate: AnyObject {
     /// when it ended without a closing handshake. Called exactly once per connection.
     func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String)
 }
+
+/// What a delegate that serves plain HTTP answers to the rest: accept every connection, ignore
+/// protocol errors (the server has logged and answered them), push nothing, keep the server's
+/// ALPN preference, trust what the TLS library verified, and refuse WebSocket upgrades with 404.
+public extension ServerDelegate {
+    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
+    func protocolError(_ connection: ConnectionInfo, message: String) {}
+    func pushLinks(for request: HTTPRequest) -> [String] { [] }
+    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
+    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
+    func webSocketOpened(_ socket: WebSocketConnection) {}
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
+    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
+    func webSocketDrained(_ socket: WebSocketConnection) {}
+    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
+}

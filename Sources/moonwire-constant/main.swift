@@ -10,25 +10,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Answers everything with "hello", as `function OnCommandGet(req, res) res:send("hello") end`.
+/// Answers everything with "hello", as `function OnCommandGet(req, res) res:send("hello") end`;
+/// every other event keeps ServerDelegate's defaults.
 final class ConstantDelegate: ServerDelegate {
     private let headers: HTTPHeaders = ["content-type": "text/plain; charset=utf-8"]
 
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         responder.respond(HTTPResponse(status: 200, headers: headers, body: .bytes(ByteBuffer(string: "hello"))))
     }
-    func protocolError(_ connection: ConnectionInfo, message: String) {}
-    func pushLinks(for request: HTTPRequest) -> [String] { [] }
-    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { false }
-    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
-    func webSocketOpened(_ socket: WebSocketConnection) {}
-    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
-    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
-    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
-    func webSocketDrained(_ socket: WebSocketConnection) {}
-    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }
 
 guard CommandLine.arguments.count == 2, let port = Int(CommandLine.arguments[1]) else {

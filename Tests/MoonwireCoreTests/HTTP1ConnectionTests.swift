@@ -1,8 +1,5 @@
-import Logging
 import NIOCore
 import NIOEmbedded
-import NIOHTTP1
-import NIOPosix
 import XCTest
 
 @testable import MoonwireCore
@@ -11,8 +8,6 @@ import XCTest
 private final class EchoDelegate: ServerDelegate {
     var errors: [String] = []
     var requests: [HTTPRequest] = []
-
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
 
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         requests.append(request)
@@ -24,54 +19,28 @@ private final class EchoDelegate: ServerDelegate {
     func protocolError(_ connection: ConnectionInfo, message: String) {
         errors.append(message)
     }
-
-    func pushLinks(for request: HTTPRequest) -> [String] { [] }
-    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
-
-    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
-    func webSocketOpened(_ socket: WebSocketConnection) {}
-    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
-    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
-    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
-    func webSocketDrained(_ socket: WebSocketConnection) {}
-    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }
 
 final class HTTP1ConnectionTests: XCTestCase {
-    private var channel: EmbeddedChannel!
+    private var connection: HTTP1TestConnection!
     private var delegate: EchoDelegate!
-    private var pool: NIOThreadPool!
+    private var channel: EmbeddedChannel { connection.channel }
 
     override func setUpWithError() throws {
         delegate = EchoDelegate()
-        pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
         var limits = HTTPLimits()
         limits.maxBodySize = 16
         limits.maxHeaderSize = 1024
-        var configuration = ServerConfiguration()
-        configuration.limits = limits
-        let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
-            files: StaticFileService(root: "/nonexistent", threadPool: pool))
-        channel = EmbeddedChannel()
-        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        connection = try HTTP1TestConnection(delegate: delegate, limits: limits)
     }
 
     override func tearDownWithError() throws {
-        _ = try? channel.finish()
-        try pool.syncShutdownGracefully()
+        try connection.close()
     }
 
     private func send(_ text: String) throws -> String {
         try channel.writeInbound(ByteBuffer(string: text))
-        var output = ""
-        while let part = try channel.readOutbound(as: IOData.self) {
-            if case .byteBuffer(var buffer) = part { output += buffer.readString(length: buffer.readableBytes) ?? "" }
-        }
-        return output
+        return try connection.written()
     }
 
     func testPipelinedRequestsAnswerInOrder() throws {

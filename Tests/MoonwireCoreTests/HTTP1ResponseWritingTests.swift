@@ -1,8 +1,6 @@
-import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import NIOPosix
 import XCTest
 
 @testable import MoonwireCore
@@ -12,51 +10,28 @@ private final class DeferringDelegate: ServerDelegate {
     var pending: [(HTTPRequest, HTTPResponder)] = []
     var errors: [String] = []
 
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
     func handle(_ request: HTTPRequest, responder: HTTPResponder) { pending.append((request, responder)) }
     func protocolError(_ connection: ConnectionInfo, message: String) { errors.append(message) }
-    func pushLinks(for request: HTTPRequest) -> [String] { [] }
-    func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
-    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
-    func webSocketOpened(_ socket: WebSocketConnection) {}
-    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
-    func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
-    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
-    func webSocketDrained(_ socket: WebSocketConnection) {}
-    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }
 
 /// Moonwire's own HTTP/1.1 response writing: the serializer's bytes, pipelining with answers
 /// that come later, chunked streams and flushes per read batch.
 final class HTTP1ResponseWritingTests: XCTestCase {
-    private var channel: EmbeddedChannel!
+    private var connection: HTTP1TestConnection!
     private var delegate: DeferringDelegate!
-    private var pool: NIOThreadPool!
+    private var channel: EmbeddedChannel { connection.channel }
 
     override func setUpWithError() throws {
         delegate = DeferringDelegate()
-        pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
-            logger: Logger(label: "test"), files: StaticFileService(root: "/nonexistent", threadPool: pool))
-        channel = EmbeddedChannel()
-        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        connection = try HTTP1TestConnection(delegate: delegate)
     }
 
     override func tearDownWithError() throws {
-        _ = try? channel.finish()
-        try pool.syncShutdownGracefully()
+        try connection.close()
     }
 
     private func written() throws -> String {
-        var output = ""
-        while let part = try channel.readOutbound(as: IOData.self) {
-            if case .byteBuffer(let buffer) = part { output += String(buffer: buffer) }
-        }
-        return output
+        try connection.written()
     }
 
     private func body(of response: String) -> String {
