@@ -8,7 +8,8 @@
 #
 #   Tests/bench/instructions.sh [BINARY]      (default .build/release/moonwire)
 #
-# Environment: SMALL (1000), LARGE (6000).
+# Environment: SMALL (1000), LARGE (6000), PRELUDE (Lua run before the handler is defined, e.g.
+# 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget's hook).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +24,7 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/moonwire-instructions.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/scripts" "$work/www"
-echo 'function OnCommandGet(req, res) res:send("hello") end' > "$work/scripts/main.lua"
+printf '%s\nfunction OnCommandGet(req, res) res:send("hello") end\n' "${PRELUDE:-}" > "$work/scripts/main.lua"
 # callgrind cannot read the DWARF Swift 6 writes; the symbol table is enough to count.
 strip --strip-debug -o "$work/moonwire" "$binary"
 
