@@ -42,7 +42,9 @@ final class RouteTable {
             (try? matcher.run(route.regex, on: path, from: 0)) ?? false
         }
         var found: Int?
+        var anyCandidate = false
         index.forEachCandidate(in: path) { position in
+            anyCandidate = true
             let route = routes[position]
             guard route.accepts(method), matches(route) else { return false }
             found = position
@@ -58,6 +60,9 @@ final class RouteTable {
             }
         }
         if let found { return .matched(route: found) }
+        // No route's literal prefix fits the path (as for every request a handler or a static
+        // file answers): no other method can match either.
+        guard anyCandidate else { return .notFound }
         // The slow path, only for requests that get no handler: which methods would have worked?
         var allowed: Set<String> = []
         index.forEachCandidate(in: path) { position in
