@@ -101,7 +101,7 @@ extension LuaVM {
     }
 
     private func finish(_ call: LuaHandlerCall, answeredBefore: Bool) {
-        release(call, threadReusable: true)
+        release(call)
         if let stream = call.stream {
             stream.finish()
         } else if call.responded {
@@ -116,7 +116,7 @@ extension LuaVM {
     }
 
     private func fail(_ call: LuaHandlerCall, _ error: LuaScriptError) {
-        release(call, threadReusable: false)
+        release(call)
         faults.record(error.kind)
         logger.error(
             "handler error",
@@ -126,16 +126,17 @@ extension LuaVM {
         reportException(error, request: call.request)
     }
 
-    /// Ends a call's bookkeeping. A coroutine that returned normally is kept for reuse; one
-    /// that failed or was cut off mid-wait is dead or suspended, and is left to the collector.
-    private func release(_ call: LuaHandlerCall, threadReusable: Bool) {
+    /// Ends a call's bookkeeping. A coroutine that returned normally (status OK) is kept for
+    /// reuse; one that failed or was cut off mid-wait is dead or suspended, and is left to the
+    /// collector.
+    private func release(_ call: LuaHandlerCall) {
         call.sleeping?.cancel()
         call.sleeping = nil
         call.deadline?.cancel()
         call.deadline = nil
         calls[call.id] = nil
         callsByThread[call.thread] = nil
-        if threadReusable, idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
+        if idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
             idleThreads.append((call.thread, call.threadRef))
         } else {
             luaL_unref(L, mw_registryindex(), call.threadRef)
