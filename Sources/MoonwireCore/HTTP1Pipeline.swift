@@ -1,8 +1,8 @@
 // The handlers of an HTTP/1.1 connection, in order: the outlet our serialized responses leave
 // by, read timers on raw bytes, NIO's response encoder (for the upgrade handler's 101 only; it
-// leaves when the first request shows there is no upgrade),
-// NIO's request decoder with our header limits, NIO's upgrade handler (WebSocket, and h2c on
-// cleartext), then our request handler, which also does the pipelining.
+// leaves when the first request shows there is no upgrade), NIO's request decoder with our
+// header limits, NIO's upgrade handler (WebSocket, and h2c on cleartext), then our request
+// handler, which also does the pipelining.
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket

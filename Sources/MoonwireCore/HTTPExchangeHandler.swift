@@ -214,7 +214,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
             return
         }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > environment.limits.maxBodySize {
+        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        if let length = declaredLength, length > environment.limits.maxBodySize {
             fail(413, "request body of \(length) bytes exceeds \(environment.limits.maxBodySize)", context: context)
             return
         }
@@ -223,8 +224,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         {
             writer.informational(.continue, version: head.version, context: context)
         }
-        let expected = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
-        state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, 64 * 1024)))
+        state = .receiving(head, context.channel.allocator.buffer(capacity: min(declaredLength ?? 0, 64 * 1024)))
     }
 
     private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {

@@ -27,13 +27,12 @@ struct ServerOwnedFields {
         }
     }
 
-    /// Puts the fields into `headers`, for HTTP/2's codec.
+    /// Puts the fields into `headers`, for HTTP/2's codec. Connection and Transfer-Encoding
+    /// do not exist there (RFC 9113 section 8.2.2), so only the others go in.
     func apply(to headers: inout HTTPHeaders) {
         if let contentLength { Self.set(&headers, "content-length", String(contentLength)) }
         Self.set(&headers, "server", "moonwire")
         Self.set(&headers, "date", date)
-        if let connection { Self.set(&headers, "connection", "\(connection)") }
-        if chunked { Self.set(&headers, "transfer-encoding", "chunked") }
     }
 
     /// Handlers rarely set these; looking first costs less than the removal `replaceOrAdd`
