@@ -1,8 +1,8 @@
 // The handlers of an HTTP/1.1 connection, in order: the outlet our serialized responses leave
 // by, read timers on raw bytes, NIO's response encoder (for the upgrade handler's 101 only; it
-// leaves when the first request shows there is no upgrade), NIO's request decoder with our
-// header limits, NIO's upgrade handler (WebSocket, and h2c on cleartext), then our request
-// handler, which also does the pipelining.
+// leaves when the first request shows there is no upgrade), our request decoder with the header
+// limit, NIO's upgrade handler (WebSocket, and h2c on cleartext), then our request handler,
+// which also does the pipelining.
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
@@ -14,12 +14,11 @@ enum HTTP1Pipeline {
     {
         let limits = environment.limits
         let timeouts = HTTPReadTimeouts(limits: limits)
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderSize
-        decoderLimits.maxHeaderListSize = limits.maxHeaderSize
         let outlet = HTTP1ResponseOutlet()
         let encoder = HTTPResponseEncoder()
-        let upgrade = WebSocketUpgradeState(encoder: encoder)
+        // On upgrade the decoder hands the bytes after the request to the WebSocket decoder.
+        let decoder = HTTP1RequestDecoder(maxHeadSize: limits.maxHeaderSize)
+        let upgrade = WebSocketUpgradeState(encoder: encoder, decoder: decoder)
         let http = HTTPExchangeHandler(environment: environment, transport: .http1(timeouts, upgrade, outlet), scheme: scheme)
         var upgraders: [HTTPServerProtocolUpgrader] = [
             makeWebSocketUpgrader(environment: environment, state: upgrade, scheme: scheme, eventLoop: pipeline.eventLoop)
@@ -27,9 +26,6 @@ enum HTTP1Pipeline {
         if scheme == "http", environment.http2.enabled {
             upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme) })
         }
-        // On upgrade the decoder hands the bytes after the request to the WebSocket decoder.
-        let decoder = ByteToMessageHandler(
-            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
         try pipeline.addHandler(outlet)
         try pipeline.addHandler(timeouts)
         try pipeline.addHandler(encoder)
@@ -88,12 +84,15 @@ enum HTTP1Pipeline {
 final class WebSocketUpgradeState {
     /// NIO's response encoder, which only the upgrade handler's 101 uses; nil once removed.
     var encoder: HTTPResponseEncoder?
+    /// The connection's request decoder, which pauses after a request asking for an upgrade.
+    let decoder: HTTP1RequestDecoder
     /// The accepted handshake request, subprotocol and compression.
     var accepted: (HTTPRequest, String?, PerMessageDeflateParameters?)?
     /// A refused handshake's answer, for the HTTP handler to send.
     var refusal: HTTPResponse?
 
-    init(encoder: HTTPResponseEncoder) {
+    init(encoder: HTTPResponseEncoder, decoder: HTTP1RequestDecoder) {
         self.encoder = encoder
+        self.decoder = decoder
     }
 }

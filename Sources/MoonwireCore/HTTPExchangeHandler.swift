@@ -87,15 +87,26 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        upgrade?.decoder.recipient = nil
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    /// A part straight from the HTTP/1.1 decoder (see `HTTP1RequestDecoder.recipient`).
+    func accept(_ part: HTTPServerRequestPart) {
+        guard let context else { return }
+        receive(part, context: context)
+    }
+
+    /// Takes a request part now, or queues it behind the answer in progress.
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         if isPipelining {
             waiting.append(.part(part))
         } else {
-            receive(part, context: context)
+            process(part, context: context)
         }
     }
 
@@ -125,7 +136,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         while !waiting.isEmpty {
             if case .answering = state { return }
             switch waiting.removeFirst() {
-            case .part(let part): receive(part, context: context)
+            case .part(let part): process(part, context: context)
             case .error(let error): handleError(error, context: context)
             }
         }
@@ -135,7 +146,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (part, state) {
         case (.head(let head), .idle):
             receiveHead(head, context: context)
@@ -203,14 +214,20 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         timeouts?.headReceived()
-        if let upgrade, let encoder = upgrade.encoder {
+        if let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and
-            // left: NIO's encoder would only add a hop to every read and flush.
-            upgrade.encoder = nil
-            context.pipeline.syncOperations.removeHandler(encoder, promise: nil)
+            // left: NIO's encoder would only add a hop to every read and flush, and the
+            // decoder can hand its parts straight to us.
+            if let encoder = upgrade.encoder {
+                upgrade.encoder = nil
+                context.pipeline.syncOperations.removeHandler(encoder, promise: nil)
+                upgrade.decoder.recipient = self
+            }
+            // This request asked for an upgrade that did not happen: HTTP/1.1 goes on.
+            if upgrade.decoder.isPaused { upgrade.decoder.upgradeDeclined() }
         }
-        let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        if headerBytes > environment.limits.maxHeaderSize {
+        // HTTP/1.1 heads were measured by the decoder, which refuses larger ones.
+        if case .http2 = transport, Self.headerBytes(head) > environment.limits.maxHeaderSize {
             fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
             return
         }
@@ -225,6 +242,11 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             writer.informational(.continue, version: head.version, context: context)
         }
         state = .receiving(head, context.channel.allocator.buffer(capacity: min(declaredLength ?? 0, 64 * 1024)))
+    }
+
+    /// The size of a head as HTTP/1.1 would carry it, for the same limit on HTTP/2.
+    private static func headerBytes(_ head: HTTPRequestHead) -> Int {
+        head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
     }
 
     private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {

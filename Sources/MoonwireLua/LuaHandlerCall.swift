@@ -56,7 +56,12 @@ final class LuaHandlerCall {
     var response: HTTPResponse {
         var headers = self.headers
         if file == nil, body.readableBytes > 0, !headers.contains(name: "content-type") {
-            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+            // Built whole when it is the only field: `add` checks the name byte by byte.
+            if headers.isEmpty {
+                headers = HTTPHeaders([("content-type", "text/plain; charset=utf-8")])
+            } else {
+                headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+            }
         }
         return HTTPResponse(status: status, headers: headers, body: file.map { .file($0) } ?? .bytes(body))
     }

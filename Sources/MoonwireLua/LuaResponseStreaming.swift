@@ -34,7 +34,7 @@ let responseWrite: LuaFunction = { L in
         lua_pushboolean(L, 1)
         return 1
     }
-    guard lua_isyieldable(L) != 0, vm.callsByThread[L] === call else {
+    guard lua_isyieldable(L) != 0, vm.runningCall === call, call.thread == L else {
         lua_pushboolean(L, 1)
         return 1
     }

@@ -9,7 +9,7 @@ let luaSleep: LuaFunction = { L in
         return L.raise("moonwire.sleep: expected a number of seconds >= 0, got \(L.describe(at: 1))")
     }
     let vm = LuaVM.from(L)
-    guard lua_isyieldable(L) != 0, let call = vm.callsByThread[L], let loop = vm.eventLoop else {
+    guard lua_isyieldable(L) != 0, let call = vm.runningCall, call.thread == L, let loop = vm.eventLoop else {
         return L.raise("moonwire.sleep: can only wait inside a request handler (not at load time or in this event)")
     }
     let boundVM = NIOLoopBound(vm, eventLoop: loop)

@@ -11,12 +11,10 @@ extension LuaVM {
         guard let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
             return responder.respond(.statusPage(503))
         }
-        nextCallID += 1
         let call = LuaHandlerCall(
-            id: nextCallID, request: request, responder: responder, thread: thread, threadRef: threadRef,
+            id: calls.reserveID(), request: request, responder: responder, thread: thread, threadRef: threadRef,
             instructions: settings.scriptLimits.instructions)
         calls[call.id] = call
-        callsByThread[thread] = call
         lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
         pushRequestObject(call.id, on: thread)
         pushResponseObject(call.id, on: thread)
@@ -135,7 +133,6 @@ extension LuaVM {
         call.deadline?.cancel()
         call.deadline = nil
         calls[call.id] = nil
-        callsByThread[call.thread] = nil
         if idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
             idleThreads.append((call.thread, call.threadRef))
         } else {

@@ -60,9 +60,7 @@ public final class LuaVM {
     /// Patterns moonwire.re compiled, by flags and pattern.
     var regexCache: [String: Regex] = [:]
 
-    var calls: [Int: LuaHandlerCall] = [:]
-    var callsByThread: [LuaThread: LuaHandlerCall] = [:]
-    var nextCallID = 0
+    var calls = LuaCallTable()
     /// Coroutines whose handler returned normally, with their registry refs, kept for the next
     /// requests: a new coroutine per request costs its allocation and, later, the collector's
     /// time to free it.

@@ -93,8 +93,7 @@ extension LuaVM {
 
     /// A call context for events that take a `req` without a responder.
     func orphanCall(for request: HTTPRequest) -> LuaHandlerCall {
-        nextCallID += 1
-        let call = LuaHandlerCall(id: nextCallID, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
+        let call = LuaHandlerCall(id: calls.reserveID(), request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
         calls[call.id] = call
         return call
     }

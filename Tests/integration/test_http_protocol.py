@@ -54,6 +54,19 @@ def test_pipelining_three_requests_in_one_write(server):
     assert one < two < three
 
 
+def test_upgrade_that_is_not_made_keeps_http(server):
+    """An Upgrade no upgrader takes (first request, then a later one) is answered as HTTP/1.1
+    and the requests behind it on the connection are answered too."""
+    upgrade = b"Connection: Upgrade\r\nUpgrade: %s\r\n"
+    reply = server.raw(
+        b"GET /u1 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"foo" + b"\r\n"
+        b"GET /u2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /u3 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"h2c" + b"\r\n"
+        b"GET /u4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+    assert reply.count(b"HTTP/1.1 200 OK") == 4, reply
+    assert reply.index(b"GET /u1") < reply.index(b"GET /u2") < reply.index(b"GET /u3") < reply.index(b"GET /u4")
+
+
 def test_connection_close_and_http10(server):
     reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=3)
     assert b"connection: close" in reply.lower()

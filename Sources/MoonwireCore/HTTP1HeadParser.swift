@@ -1,0 +1,324 @@
+// The head of an HTTP/1.x request (RFC 9112 sections 2 to 6): request line, header fields and
+// what they say about the body. Parsed in one pass over bytes that hold the whole head, so a
+// head that arrived in one read is parsed straight from the read buffer; header names and
+// values become strings once, and the framing fields are read while the fields go by.
+import Glibc
+import NIOCore
+import NIOHTTP1
+
+/// How the body of a request is delimited, and what follows the request on its connection.
+struct HTTP1Framing: Equatable {
+    enum Body: Equatable {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    var body: Body
+    /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
+    var keepAlive: Bool
+    /// `Upgrade` with `Connection: upgrade`: the bytes after this request may be another
+    /// protocol's, so parsing stops until the upgrade is known to have been declined.
+    var upgrade: Bool
+}
+
+enum HTTP1HeadParser {
+    /// A parsed head, its framing, and how many bytes it took (the empty line included).
+    struct Result {
+        var head: HTTPRequestHead
+        var framing: HTTP1Framing
+        var length: Int
+    }
+
+    /// Where the empty line that ends a head finishes in `bytes`, searching from `from` (a
+    /// position already searched, so a head that trickles in is not searched again from its
+    /// start); nil when the head is not complete yet. Lines end in LF, optionally after CR.
+    static func headEnd(in bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        var index = max(from, 0)
+        let count = bytes.count
+        while index < count {
+            guard let lf = firstLF(bytes, from: index) else { return nil }
+            // The line after this LF is empty when it is LF or CR LF at once.
+            if lf + 1 < count, bytes[lf + 1] == lf8 { return lf + 2 }
+            if lf + 2 < count, bytes[lf + 1] == cr8, bytes[lf + 2] == lf8 { return lf + 3 }
+            if lf + 2 >= count { return nil }
+            index = lf + 1
+        }
+        return nil
+    }
+
+    /// How many empty lines (CR LF or LF) start `bytes`: a client may send them between
+    /// requests, and RFC 9112 section 2.2 says to ignore them.
+    static func leadingEmptyLines(in bytes: UnsafeRawBufferPointer) -> Int {
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == lf8 {
+                index += 1
+            } else if bytes[index] == cr8, index + 1 < bytes.count, bytes[index + 1] == lf8 {
+                index += 2
+            } else {
+                break
+            }
+        }
+        return index
+    }
+
+    /// Parses the head in `bytes[..<end]`, where `end` came from `headEnd`.
+    static func parse(_ bytes: UnsafeRawBufferPointer, end: Int) throws -> Result {
+        var lines = LineReader(bytes: bytes, end: end)
+        guard let requestLine = lines.next() else { throw HTTPParserError.invalidInternalState }
+        let (method, uri, version) = try parseRequestLine(bytes, requestLine)
+        var fields = FramingFields()
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(8)
+        while let line = lines.next(), line.lowerBound < line.upperBound {
+            let (name, value) = try parseField(bytes, line)
+            fields.note(name: name, value: value, in: bytes)
+            headers.append((string(bytes, name), string(bytes, value)))
+        }
+        let framing = try fields.framing(version: version)
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+        return Result(head: head, framing: framing, length: end)
+    }
+
+    /// Checks the start of a head that is not complete yet, so that input which cannot be a
+    /// request is refused at once rather than when its head would end: the method's bytes, and
+    /// the request line once it is complete (once: a line ending before `checked`, the bytes a
+    /// previous call saw, was checked then).
+    static func checkStart(_ bytes: UnsafeRawBufferPointer, checked: Int) throws {
+        // The CR of an empty line whose LF has not arrived yet.
+        if bytes.count == 1, bytes[0] == cr8 { return }
+        guard let lf = firstLF(bytes, from: 0) else {
+            for (index, byte) in bytes.enumerated() {
+                if byte == space8 { return }
+                guard isTokenByte(byte), index < maxMethodLength else { throw HTTPParserError.invalidMethod }
+            }
+            return
+        }
+        guard lf >= checked else { return }
+        let lineEnd = lf > 0 && bytes[lf - 1] == cr8 ? lf - 1 : lf
+        _ = try parseRequestLine(bytes, 0..<lineEnd)
+    }
+
+    /// Longer method tokens are refused; the registered ones have at most 17 bytes.
+    static let maxMethodLength = 64
+
+    /// Parses one `name: value` line (a header or trailer field) into the ranges of its name
+    /// and of its value without surrounding whitespace.
+    static func parseField(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws -> (Range<Int>, Range<Int>) {
+        var colon = line.lowerBound
+        while colon < line.upperBound, isTokenByte(bytes[colon]) { colon += 1 }
+        // No name, whitespace before the colon (RFC 9112 section 5.1), a folded line (section
+        // 5.2) or a byte that is not a token's: all are answered 400.
+        guard colon > line.lowerBound, colon < line.upperBound, bytes[colon] == colon8 else {
+            throw HTTPParserError.invalidHeaderToken
+        }
+        var start = colon + 1
+        var end = line.upperBound
+        while start < end, isWhitespace(bytes[start]) { start += 1 }
+        while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
+        for index in start..<end where !isFieldValueByte(bytes[index]) {
+            throw HTTPParserError.invalidCharactersUsed
+        }
+        return (line.lowerBound..<colon, start..<end)
+    }
+
+    private static func parseRequestLine(
+        _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>
+    ) throws -> (HTTPMethod, String, HTTPVersion) {
+        var index = line.lowerBound
+        while index < line.upperBound, isTokenByte(bytes[index]) { index += 1 }
+        guard index > line.lowerBound, index < line.upperBound, bytes[index] == space8,
+            index - line.lowerBound <= maxMethodLength
+        else { throw HTTPParserError.invalidMethod }
+        let method = self.method(bytes, line.lowerBound..<index)
+        let targetStart = index + 1
+        index = targetStart
+        while index < line.upperBound, isTargetByte(bytes[index]) { index += 1 }
+        guard index > targetStart, index < line.upperBound, bytes[index] == space8 else {
+            throw HTTPParserError.invalidURL
+        }
+        let uri = string(bytes, targetStart..<index)
+        let version = try parseVersion(bytes, index + 1..<line.upperBound)
+        return (method, uri, version)
+    }
+
+    /// `HTTP/1.x`; another major version is not HTTP/1 framing and gets 400.
+    private static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws -> HTTPVersion {
+        guard range.count == 8, bytesEqual(bytes, range.lowerBound..<range.lowerBound + 5, "HTTP/"),
+            isDigit(bytes[range.lowerBound + 5]), bytes[range.lowerBound + 6] == UInt8(ascii: "."),
+            isDigit(bytes[range.lowerBound + 7])
+        else { throw HTTPParserError.invalidVersion }
+        guard bytes[range.lowerBound + 5] == UInt8(ascii: "1") else { throw HTTPParserError.invalidVersion }
+        return HTTPVersion(major: 1, minor: Int(bytes[range.lowerBound + 7] - UInt8(ascii: "0")))
+    }
+
+    /// The common methods without building a string first.
+    private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod {
+        let first = bytes[range.lowerBound]
+        switch (range.count, first) {
+        case (3, UInt8(ascii: "G")) where bytesEqual(bytes, range, "GET"): return .GET
+        case (4, UInt8(ascii: "P")) where bytesEqual(bytes, range, "POST"): return .POST
+        case (4, UInt8(ascii: "H")) where bytesEqual(bytes, range, "HEAD"): return .HEAD
+        case (3, UInt8(ascii: "P")) where bytesEqual(bytes, range, "PUT"): return .PUT
+        default: return HTTPMethod(rawValue: string(bytes, range))
+        }
+    }
+
+    static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    static func firstLF(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < bytes.count, let base = bytes.baseAddress,
+            let found = memchr(base + from, Int32(lf8), bytes.count - from)
+        else { return nil }
+        return UnsafeRawPointer(found) - base
+    }
+
+    /// tchar (RFC 9110 section 5.6.2), as a bitmap of the 128 ASCII bytes: this test runs
+    /// for every byte of every field name.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        let word: UInt64 = byte < 64 ? 0x03FF_6CFA_0000_0000 : byte < 128 ? 0x57FF_FFFF_C7FF_FFFE : 0
+        return word >> UInt64(byte & 63) & 1 == 1
+    }
+
+    /// A request target's bytes: visible ASCII, and bytes above it that some clients send raw.
+    private static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
+    }
+
+    /// field-vchar, SP and HTAB (RFC 9110 section 5.5); obs-text is kept as received.
+    private static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte >= 0x20 ? byte != 0x7F : byte == tab8
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool { byte == space8 || byte == tab8 }
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+}
+
+let lf8 = UInt8(ascii: "\n")
+let cr8 = UInt8(ascii: "\r")
+private let space8 = UInt8(ascii: " ")
+private let tab8 = UInt8(ascii: "\t")
+private let colon8 = UInt8(ascii: ":")
+
+/// The lines of a head, without their CR LF (or LF).
+private struct LineReader {
+    let bytes: UnsafeRawBufferPointer
+    let end: Int
+    var position = 0
+
+    init(bytes: UnsafeRawBufferPointer, end: Int) {
+        self.bytes = bytes
+        self.end = end
+    }
+
+    mutating func next() -> Range<Int>? {
+        guard position < end, let lf = HTTP1HeadParser.firstLF(bytes, from: position), lf < end else { return nil }
+        let start = position
+        position = lf + 1
+        let lineEnd = lf > start && bytes[lf - 1] == cr8 ? lf - 1 : lf
+        return start..<lineEnd
+    }
+}
+
+/// The fields that decide framing (RFC 9112 section 6), noted as the head is parsed.
+private struct FramingFields {
+    var contentLength: Int?
+    var conflictingLengths = false
+    /// Transfer-Encoding fields, and the codings they list.
+    var transferEncodingFields = 0
+    var transferEncodings = 0
+    var chunked = false
+    var close = false
+    var keepAlive = false
+    var connectionUpgrade = false
+    var upgrade = false
+
+    mutating func note(name: Range<Int>, value: Range<Int>, in bytes: UnsafeRawBufferPointer) {
+        switch name.count {
+        case 14 where bytesEqual(bytes, name, "content-length", ignoringCase: true):
+            let length = Self.decimal(bytes, value)
+            if length == nil || (contentLength != nil && contentLength != length) { conflictingLengths = true }
+            contentLength = length
+        case 17 where bytesEqual(bytes, name, "transfer-encoding", ignoringCase: true):
+            transferEncodingFields += 1
+            Self.forEachToken(bytes, value) { token in
+                transferEncodings += 1
+                chunked = bytesEqual(bytes, token, "chunked", ignoringCase: true)
+            }
+        case 10 where bytesEqual(bytes, name, "connection", ignoringCase: true):
+            Self.forEachToken(bytes, value) { token in
+                if bytesEqual(bytes, token, "close", ignoringCase: true) { close = true }
+                if bytesEqual(bytes, token, "keep-alive", ignoringCase: true) { keepAlive = true }
+                if bytesEqual(bytes, token, "upgrade", ignoringCase: true) { connectionUpgrade = true }
+            }
+        case 7 where bytesEqual(bytes, name, "upgrade", ignoringCase: true):
+            upgrade = true
+        default:
+            break
+        }
+    }
+
+    func framing(version: HTTPVersion) throws -> HTTP1Framing {
+        let body: HTTP1Framing.Body
+        if transferEncodingFields > 0 {
+            // Only chunked is understood, once and last; with Content-Length as well, or on
+            // HTTP/1.0, the framing is ambiguous (RFC 9112 section 6.1): 400, not a guess.
+            guard chunked, transferEncodings == 1, version.minor > 0 else { throw HTTPParserError.invalidHeaderToken }
+            guard contentLength == nil, !conflictingLengths else { throw HTTPParserError.unexpectedContentLength }
+            body = .chunked
+        } else if conflictingLengths {
+            throw HTTPParserError.invalidContentLength
+        } else if let contentLength, contentLength > 0 {
+            body = .length(contentLength)
+        } else {
+            body = .none
+        }
+        let keepAlive = version.minor == 0 ? keepAlive && !close : !close
+        return HTTP1Framing(body: body, keepAlive: keepAlive, upgrade: upgrade && connectionUpgrade)
+    }
+
+    /// 1*DIGIT, at most 18 of them so that it fits.
+    private static func decimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var value = 0
+        for index in range {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+        }
+        return value
+    }
+
+    /// Calls `body` with each non-empty element of a comma-separated list, trimmed.
+    private static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var tokenStart = start
+            var tokenEnd = end
+            while tokenStart < tokenEnd, bytes[tokenStart] == space8 || bytes[tokenStart] == tab8 { tokenStart += 1 }
+            while tokenEnd > tokenStart, bytes[tokenEnd - 1] == space8 || bytes[tokenEnd - 1] == tab8 { tokenEnd -= 1 }
+            if tokenStart < tokenEnd { body(tokenStart..<tokenEnd) }
+            start = end + 1
+        }
+    }
+}
+
+/// Whether `bytes[range]` is `literal`; with `ignoringCase`, in any letter case (`literal` is
+/// then lowercase).
+func bytesEqual(
+    _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString, ignoringCase: Bool = false
+) -> Bool {
+    guard range.count == literal.utf8CodeUnitCount else { return false }
+    let pointer = literal.utf8Start
+    for offset in 0..<range.count {
+        var byte = bytes[range.lowerBound + offset]
+        if ignoringCase, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+        if byte != pointer[offset] { return false }
+    }
+    return true
+}

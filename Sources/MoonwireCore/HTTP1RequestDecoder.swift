@@ -1,0 +1,299 @@
+// Turns an HTTP/1.x connection's bytes into request parts (head, body slices, end), as NIO's
+// llhttp-based decoder did, at a fraction of its cost per request: a head that arrived whole is
+// parsed from the read buffer itself (HTTP1HeadParser), and body bytes leave as slices of it.
+// Bytes are kept only while a head, a chunk-size line or a trailer line is incomplete.
+//
+// After a request asking for an upgrade, parsing pauses: what follows may be the new protocol's
+// bytes. If the upgrade happens, NIO's upgrade handler removes this decoder, which hands the
+// kept bytes on; if it is declined, the exchange handler says so and parsing resumes.
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP/1.x request decoder of a connection (RFC 9112), in front of the upgrade handler.
+final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+
+    private enum State {
+        /// Waiting for a head; the first `searched` kept bytes hold no end of it.
+        case head(searched: Int)
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        /// The CR LF after a chunk's data.
+        case chunkDataEnd
+        case trailers([(String, String)], size: Int)
+        /// Every part but the end was handed on; the end follows unless the handlers behind
+        /// closed the connection or removed this decoder meanwhile.
+        case ending
+        /// After an upgrade request: bytes are kept for the upgraded protocol.
+        case paused
+        /// After a request that closes the connection, or malformed input: bytes are dropped.
+        case done
+    }
+
+    /// Longest head (request line and fields), and longest trailer section, in bytes.
+    private let maxHeadSize: Int
+    private var state = State.head(searched: 0)
+    /// Received bytes not consumed yet.
+    private var kept: ByteBuffer?
+    /// The framing of the request being received.
+    private var framing = HTTP1Framing(body: .none, keepAlive: true, upgrade: false)
+    private var context: ChannelHandlerContext?
+    /// The exchange handler, once nothing sits between it and this decoder (the upgrade
+    /// handler has left): parts go to it by a direct call, which saves boxing each one in
+    /// NIOAny and casting it back. Cleared when either handler leaves the pipeline.
+    var recipient: HTTPExchangeHandler?
+
+    /// A chunk-size line (with extensions) longer than this is refused.
+    private static let maxChunkLine = 4096
+
+    init(maxHeadSize: Int) {
+        self.maxHeadSize = maxHeadSize
+    }
+
+    /// Paused after an upgrade request that was not upgraded.
+    var isPaused: Bool {
+        if case .paused = state { return true }
+        return false
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Removed by an upgrade: the bytes after the request belong to the new protocol.
+        if case .paused = state, let bytes = kept, bytes.readableBytes > 0, context.channel.isActive {
+            context.fireChannelRead(NIOAny(bytes))
+        }
+        kept = nil
+        state = .done
+        recipient = nil
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var input = unwrapInboundIn(data)
+        if var earlier = kept {
+            kept = nil
+            earlier.writeBuffer(&input)
+            input = earlier
+        }
+        decode(&input, context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let midRequest: Bool
+        switch state {
+        case .head: midRequest = (kept?.readableBytes ?? 0) > 0
+        case .body, .chunkSize, .chunkData, .chunkDataEnd, .trailers: midRequest = true
+        case .ending, .paused, .done: midRequest = false
+        }
+        state = .done
+        kept = nil
+        if midRequest { context.fireErrorCaught(HTTPParserError.invalidEOFState) }
+        context.fireChannelInactive()
+    }
+
+    /// The exchange handler received the request that paused parsing, so no upgrade happened:
+    /// parsing resumes with the kept bytes once the current call stack is done.
+    func upgradeDeclined() {
+        guard isPaused, let context else { return }
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let decoder = loopBoundSelf.value
+            guard decoder.isPaused, let context = decoder.context else { return }
+            decoder.state = decoder.framing.keepAlive ? .head(searched: 0) : .done
+            guard var input = decoder.kept else { return }
+            decoder.kept = nil
+            decoder.decode(&input, context: context)
+        }
+    }
+
+    /// Decodes what `input` holds and keeps the rest. The state is updated before each part is
+    /// fired, since the handlers behind may close the connection or remove this decoder.
+    private func decode(_ input: inout ByteBuffer, context: ChannelHandlerContext) {
+        do {
+            decoding: while input.readableBytes > 0 {
+                switch state {
+                case .head(let searched):
+                    guard try decodeHead(&input, searched: searched, context: context) else { break decoding }
+                case .body(let remaining):
+                    decodeBody(&input, remaining: remaining, context: context) { .body(remaining: $0) }
+                case .chunkData(let remaining):
+                    decodeBody(&input, remaining: remaining, context: context) { $0 > 0 ? .chunkData(remaining: $0) : .chunkDataEnd }
+                case .chunkSize:
+                    let size = try line(&input, limit: Self.maxChunkLine, tooLong: .invalidChunkSize, parse: Self.chunkSize)
+                    guard let size else { break decoding }
+                    state = size > 0 ? .chunkData(remaining: size) : .trailers([], size: 0)
+                case .chunkDataEnd:
+                    let empty = try line(&input, limit: 2, tooLong: .invalidChunkSize) { _, range in range.isEmpty }
+                    guard let empty else { break decoding }
+                    guard empty else { throw HTTPParserError.invalidChunkSize }
+                    state = .chunkSize
+                case .trailers(let fields, let size):
+                    guard try decodeTrailer(&input, fields: fields, size: size, context: context) else { break decoding }
+                case .ending, .paused, .done:
+                    break decoding
+                }
+            }
+        } catch {
+            state = .done
+            kept = nil
+            context.fireErrorCaught(error)
+            return
+        }
+        switch state {
+        case .done: kept = nil
+        default: if input.readableBytes > 0 { kept = input }
+        }
+    }
+
+    /// Parses a head if `input` holds all of it; false when more bytes are needed.
+    private func decodeHead(_ input: inout ByteBuffer, searched: Int, context: ChannelHandlerContext) throws -> Bool {
+        let maxHeadSize = self.maxHeadSize
+        let outcome = try input.withUnsafeReadableBytes { bytes -> (skipped: Int, result: HTTP1HeadParser.Result?) in
+            let skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
+            guard let end = HTTP1HeadParser.headEnd(in: rest, from: searched - skipped - 2) else {
+                if rest.count > maxHeadSize { throw HTTPParserError.headerOverflow }
+                try HTTP1HeadParser.checkStart(rest, checked: searched - skipped)
+                return (skipped, nil)
+            }
+            if end > maxHeadSize { throw HTTPParserError.headerOverflow }
+            return (skipped, try HTTP1HeadParser.parse(rest, end: end))
+        }
+        input.moveReaderIndex(forwardBy: outcome.skipped)
+        guard let result = outcome.result else {
+            state = .head(searched: input.readableBytes)
+            return false
+        }
+        input.moveReaderIndex(forwardBy: result.length)
+        framing = result.framing
+        switch result.framing.body {
+        case .none:
+            state = .ending
+            deliver(.head(result.head), context: context)
+            if case .ending = state { messageEnd(trailers: nil, input: &input, context: context) }
+        case .length(let length):
+            state = .body(remaining: length)
+            deliver(.head(result.head), context: context)
+        case .chunked:
+            state = .chunkSize
+            deliver(.head(result.head), context: context)
+        }
+        return true
+    }
+
+    /// Hands on up to `remaining` body bytes as a slice; `next` is the state for what is left.
+    private func decodeBody(
+        _ input: inout ByteBuffer, remaining: Int, context: ChannelHandlerContext, next: (Int) -> State
+    ) {
+        let count = min(remaining, input.readableBytes)
+        let slice = input.readSlice(length: count)!
+        let left = remaining - count
+        if case .body = state, left == 0 {
+            state = .ending
+            deliver(.body(slice), context: context)
+            if case .ending = state { messageEnd(trailers: nil, input: &input, context: context) }
+        } else {
+            state = next(left)
+            deliver(.body(slice), context: context)
+        }
+    }
+
+    /// One trailer line, or the empty line that ends the request; false when incomplete.
+    private func decodeTrailer(
+        _ input: inout ByteBuffer, fields: [(String, String)], size: Int, context: ChannelHandlerContext
+    ) throws -> Bool {
+        let limit = maxHeadSize - size
+        let start = input.readableBytes
+        guard
+            let field = try line(&input, limit: limit, tooLong: .headerOverflow, parse: { bytes, range -> (String, String)? in
+                guard !range.isEmpty else { return nil }
+                let (name, value) = try HTTP1HeadParser.parseField(bytes, range)
+                return (HTTP1HeadParser.string(bytes, name), HTTP1HeadParser.string(bytes, value))
+            })
+        else { return false }
+        if let field {
+            state = .trailers(fields + [field], size: size + start - input.readableBytes)
+        } else {
+            messageEnd(trailers: fields.isEmpty ? nil : HTTPHeaders(fields), input: &input, context: context)
+        }
+        return true
+    }
+
+    /// The request is complete: decides what the bytes after it are, then fires its end. An
+    /// upgrade request pauses parsing only while NIO's upgrade handler may still act on it; it
+    /// has left once parts go straight to the exchange handler.
+    private func messageEnd(trailers: HTTPHeaders?, input: inout ByteBuffer, context: ChannelHandlerContext) {
+        if framing.upgrade, recipient == nil {
+            state = .paused
+            // Kept before the end is fired: an upgrade may remove this decoder meanwhile.
+            if input.readableBytes > 0 { kept = input }
+            input.moveReaderIndex(to: input.writerIndex)
+        } else {
+            state = framing.keepAlive ? .head(searched: 0) : .done
+        }
+        deliver(.end(trailers), context: context)
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        if let recipient {
+            recipient.accept(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    /// Reads one line (without CR LF) and parses it, or returns nil when it is incomplete.
+    /// A line longer than `limit` throws `tooLong`.
+    private func line<T>(
+        _ input: inout ByteBuffer, limit: Int, tooLong: HTTPParserError,
+        parse: (UnsafeRawBufferPointer, Range<Int>) throws -> T
+    ) throws -> T? {
+        let parsed = try input.withUnsafeReadableBytes { bytes -> (T, Int)? in
+            guard let lf = HTTP1HeadParser.firstLF(bytes, from: 0) else {
+                if bytes.count > limit { throw tooLong }
+                return nil
+            }
+            if lf > limit { throw tooLong }
+            let end = lf > 0 && bytes[lf - 1] == cr8 ? lf - 1 : lf
+            return (try parse(bytes, 0..<end), lf + 1)
+        }
+        guard let (value, length) = parsed else { return nil }
+        input.moveReaderIndex(forwardBy: length)
+        return value
+    }
+
+    /// chunk-size [ chunk-ext ] (RFC 9112 section 7.1); extensions are not interpreted.
+    private static func chunkSize(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws -> Int {
+        var index = line.lowerBound
+        var size = 0
+        while index < line.upperBound, let digit = hexValue(bytes[index]) {
+            // Fifteen hex digits already exceed any body this server accepts.
+            guard index - line.lowerBound < 15 else { throw HTTPParserError.invalidChunkSize }
+            size = size << 4 | digit
+            index += 1
+        }
+        guard index > line.lowerBound else { throw HTTPParserError.invalidChunkSize }
+        while index < line.upperBound, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+        if index < line.upperBound {
+            guard bytes[index] == UInt8(ascii: ";") else { throw HTTPParserError.invalidChunkSize }
+            for position in index..<line.upperBound where bytes[position] < 0x20 && bytes[position] != UInt8(ascii: "\t") {
+                throw HTTPParserError.invalidChunkSize
+            }
+        }
+        return size
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}
