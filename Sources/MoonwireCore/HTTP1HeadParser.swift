@@ -81,6 +81,21 @@ enum HTTP1HeadParser {
         return Result(head: head, framing: framing, length: end)
     }
 
+    /// Calls `body` with each non-empty element of a comma-separated list, trimmed.
+    static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var tokenStart = start
+            var tokenEnd = end
+            while tokenStart < tokenEnd, bytes[tokenStart] == space8 || bytes[tokenStart] == tab8 { tokenStart += 1 }
+            while tokenEnd > tokenStart, bytes[tokenEnd - 1] == space8 || bytes[tokenEnd - 1] == tab8 { tokenEnd -= 1 }
+            if tokenStart < tokenEnd { body(tokenStart..<tokenEnd) }
+            start = end + 1
+        }
+    }
+
     /// Checks the start of a head that is not complete yet, so that input which cannot be a
     /// request is refused at once rather than when its head would end: the method's bytes, and
     /// the request line once it is complete (once: a line ending before `checked`, the bytes a
@@ -244,12 +259,12 @@ private struct FramingFields {
             contentLength = length
         case 17 where bytesEqual(bytes, name, "transfer-encoding", ignoringCase: true):
             transferEncodingFields += 1
-            Self.forEachToken(bytes, value) { token in
+            HTTP1HeadParser.forEachToken(bytes, value) { token in
                 transferEncodings += 1
                 chunked = bytesEqual(bytes, token, "chunked", ignoringCase: true)
             }
         case 10 where bytesEqual(bytes, name, "connection", ignoringCase: true):
-            Self.forEachToken(bytes, value) { token in
+            HTTP1HeadParser.forEachToken(bytes, value) { token in
                 if bytesEqual(bytes, token, "close", ignoringCase: true) { close = true }
                 if bytesEqual(bytes, token, "keep-alive", ignoringCase: true) { keepAlive = true }
                 if bytesEqual(bytes, token, "upgrade", ignoringCase: true) { connectionUpgrade = true }
@@ -292,20 +307,6 @@ private struct FramingFields {
         return value
     }
 
-    /// Calls `body` with each non-empty element of a comma-separated list, trimmed.
-    private static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
-        var start = range.lowerBound
-        while start < range.upperBound {
-            var end = start
-            while end < range.upperBound, bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var tokenStart = start
-            var tokenEnd = end
-            while tokenStart < tokenEnd, bytes[tokenStart] == space8 || bytes[tokenStart] == tab8 { tokenStart += 1 }
-            while tokenEnd > tokenStart, bytes[tokenEnd - 1] == space8 || bytes[tokenEnd - 1] == tab8 { tokenEnd -= 1 }
-            if tokenStart < tokenEnd { body(tokenStart..<tokenEnd) }
-            start = end + 1
-        }
-    }
 }
 
 /// Whether `bytes[range]` is `literal`; with `ignoringCase`, in any letter case (`literal` is

@@ -33,6 +33,11 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
+    /// Inside a read: a phase change only notes its timeout here, and the deadline is set once
+    /// when the read is complete. A request that arrives and is answered within one read moves
+    /// through every phase but reads the clock once.
+    private var reading = false
+    private var timeoutAfterRead: Double?
 
     init(limits: HTTPLimits) {
         self.limits = limits
@@ -49,6 +54,7 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         switch phase {
         case .idle:
             phase = .head
@@ -59,6 +65,15 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        if let seconds = timeoutAfterRead {
+            timeoutAfterRead = nil
+            setDeadline(seconds: seconds)
+        }
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -76,6 +91,7 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     func requestReceived() {
         phase = .answering
         deadline = nil
+        timeoutAfterRead = nil
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
@@ -84,7 +100,16 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         arm(seconds: limits.keepAliveTimeout)
     }
 
+    /// Sets the deadline `seconds` from now, or from the end of the read in progress.
     private func arm(seconds: Double) {
+        if reading {
+            timeoutAfterRead = seconds
+        } else {
+            setDeadline(seconds: seconds)
+        }
+    }
+
+    private func setDeadline(seconds: Double) {
         guard let context else { return }
         let deadline = context.eventLoop.now + .nanoseconds(Int64(seconds * 1e9))
         self.deadline = deadline

@@ -30,14 +30,23 @@ extension LuaVM {
     }
 
     /// Builds the metatables of `req` and `res` once per VM.
-    func installObjectMetatables() {
+    func installObjectMetatables() throws(LuaScriptError) {
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 1)
         L.setFunction("header", requestHeader)
-        mw_pushswiftclosure(L, requestIndex, 1)  // upvalue 2: the methods table
+        try pushObjectIndex(fields: requestField)
         L.setField(-2, "__index")
         requestMetatableRef = luaL_ref(L, mw_registryindex())
-        installResponseMetatable()
+        try installResponseMetatable()
+    }
+
+    /// Replaces the methods table on top of the stack with an `__index` function that finds
+    /// those methods, and asks `fields` for any other key.
+    func pushObjectIndex(fields: LuaFunction) throws(LuaScriptError) {
+        try load(source: LuaPrelude.objectIndex, name: "moonwire.object")
+        mw_insert(L, -2)
+        L.push(fields)
+        try protectedCall(arguments: 2, results: 1)
     }
 }
 
@@ -52,12 +61,9 @@ private let requestHeader: LuaFunction = { L in
     return 1
 }
 
-/// `__index` of `req`: methods first, then fields computed from the request and cached.
-private let requestIndex: LuaFunction = { L in
+/// The fields of `req`, computed from the request and cached in the table.
+private let requestField: LuaFunction = { L in
     let L = L!
-    lua_pushvalue(L, 2)
-    if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
-    mw_pop(L, 1)
     guard L.type(at: 2) == LUA_TSTRING, let key = L.string(at: 2) else { return 0 }
     guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else {
         return L.raise("req.\(key): the request has finished (a req object cannot be kept after its handler)")

@@ -15,7 +15,7 @@ extension LuaVM {
         lua_setmetatable(thread, -2)
     }
 
-    func installResponseMetatable() {
+    func installResponseMetatable() throws(LuaScriptError) {
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 5)
         L.setFunction("header", responseHeader)
@@ -25,7 +25,7 @@ extension LuaVM {
         L.setFunction("file", responseFile)
         L.setFunction("write", responseWrite)
         L.setFunction("finish", responseFinish)
-        mw_pushswiftclosure(L, responseIndex, 1)  // upvalue 2: the methods table
+        try pushObjectIndex(fields: responseField)
         L.setField(-2, "__index")
         L.setFunction("__newindex", responseNewIndex)
         responseMetatableRef = luaL_ref(L, mw_registryindex())
@@ -46,11 +46,9 @@ func responseCall(_ L: LuaThread, _ method: String, streaming: Bool = false) -> 
     return call
 }
 
-private let responseIndex: LuaFunction = { L in
+/// The fields of `res` other than its methods: `res.status`.
+private let responseField: LuaFunction = { L in
     let L = L!
-    lua_pushvalue(L, 2)
-    if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
-    mw_pop(L, 1)
     guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
     guard let call = responseCall(L, "status", streaming: true) else { return LuaReturn.raise }
     lua_pushinteger(L, lua_Integer(call.status))
