@@ -50,10 +50,12 @@ public struct HTTPRequest: Sendable {
 
     /// Strips the port from a Host value, keeping IPv6 literals whole ("[::1]:80" → "[::1]").
     public static func hostWithoutPort(_ value: String) -> String {
-        if value.hasPrefix("["), let close = value.firstIndex(of: "]") {
+        // By bytes: searching Characters would break the whole value into graphemes.
+        let bytes = value.utf8
+        if bytes.first == UInt8(ascii: "["), let close = bytes.firstIndex(of: UInt8(ascii: "]")) {
             return String(value[...close])
         }
-        if let colon = value.lastIndex(of: ":") { return String(value[..<colon]) }
+        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) { return String(value[..<colon]) }
         return value
     }
 

@@ -68,20 +68,20 @@ private let requestField: LuaFunction = { L in
     guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else {
         return L.raise("req.\(key): the request has finished (a req object cannot be kept after its handler)")
     }
-    let request = call.request
+    // Field by field: a copy of the whole request would retain every one of its strings.
     switch key {
-    case "method": L.push(request.method)
-    case "path": L.push(request.path)
-    case "uri": L.push(request.uri)
-    case "version": L.push(request.version)
-    case "scheme": L.push(request.scheme)
-    case "host": L.push(request.host)
-    case "remote_ip": L.push(request.connection.remoteIP)
-    case "remote_port": lua_pushinteger(L, lua_Integer(request.connection.remotePort))
-    case "body": L.push(request.body)
-    case "headers": pushHeaderTable(L, request.headers)
-    case "query": pushQueryTable(L, request.query)
-    case "cookies": pushCookieTable(L, request.headers)
+    case "method": L.push(call.request.method)
+    case "path": L.push(call.request.path)
+    case "uri": L.push(call.request.uri)
+    case "version": L.push(call.request.version)
+    case "scheme": L.push(call.request.scheme)
+    case "host": L.push(call.request.host)
+    case "remote_ip": L.push(call.request.connection.remoteIP)
+    case "remote_port": lua_pushinteger(L, lua_Integer(call.request.connection.remotePort))
+    case "body": L.push(call.request.body)
+    case "headers": pushHeaderTable(L, call.request.headers)
+    case "query": pushQueryTable(L, call.request.query)
+    case "cookies": pushCookieTable(L, call.request.headers)
     case "params": pushParams(L, call.params)
     default: return 0
     }

@@ -40,7 +40,9 @@ extension LuaVM {
             lua_pushnil(thread)
             return
         }
-        let found = router.match(host: call.request.host, method: call.request.method, path: call.request.path)
+        // The router takes the Host field as sent and leaves out the port itself.
+        let host = call.request.headers.first(name: "host") ?? ""
+        let found = router.match(host: host, method: call.request.method, path: call.request.path)
         if let host = found.host { call.staticRoot = hostRoots[host] }
         switch found.outcome {
         case .matched(let handler, let params):
