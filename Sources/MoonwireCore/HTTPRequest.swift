@@ -76,14 +76,16 @@ struct RequestTarget {
 
     init?(_ uri: String) {
         // Most targets are origin-form without escapes: the path is the bytes before `?`.
-        let bytes = uri.utf8
-        if bytes.first == UInt8(ascii: "/"), !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 == 0 }) {
-            if let question = bytes.firstIndex(of: UInt8(ascii: "?")) {
-                self.path = String(uri[..<question])
-                self.query = uri[uri.index(after: question)...]
-            } else {
+        var uri = uri
+        if let end = uri.withUTF8(Self.plainPathEnd) {
+            let utf8 = uri.utf8
+            let index = utf8.index(utf8.startIndex, offsetBy: end)
+            if index == utf8.endIndex {
                 self.path = uri
                 self.query = ""
+            } else {
+                self.path = String(uri[..<index])
+                self.query = uri[utf8.index(after: index)...]
             }
             return
         }
@@ -116,5 +118,17 @@ struct RequestTarget {
         }
         guard let decoded = PercentEncoding.decodePath(rawPath.utf8) else { return nil }
         self.path = String(decoding: decoded, as: UTF8.self)
+    }
+
+    /// Where the path of an origin-form target without `%` or NUL ends (its `?`, or the end),
+    /// found in one pass over contiguous bytes; nil for any other target.
+    private static func plainPathEnd(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.first == UInt8(ascii: "/") else { return nil }
+        var end: Int?
+        for (offset, byte) in bytes.enumerated() {
+            if byte == UInt8(ascii: "%") || byte == 0 { return nil }
+            if byte == UInt8(ascii: "?"), end == nil { end = offset }
+        }
+        return end ?? bytes.count
     }
 }

@@ -56,15 +56,17 @@ final class LuaHandlerCall {
     var response: HTTPResponse {
         var headers = self.headers
         if file == nil, body.readableBytes > 0, !headers.contains(name: "content-type") {
-            // Built whole when it is the only field: `add` checks the name byte by byte.
+            // Shared when it is the only field: no array is built per response.
             if headers.isEmpty {
-                headers = HTTPHeaders([("content-type", "text/plain; charset=utf-8")])
+                headers = Self.plainTextHeaders
             } else {
                 headers.add(name: "content-type", value: "text/plain; charset=utf-8")
             }
         }
         return HTTPResponse(status: status, headers: headers, body: file.map { .file($0) } ?? .bytes(body))
     }
+
+    private static let plainTextHeaders: HTTPHeaders = ["content-type": "text/plain; charset=utf-8"]
 
     /// Whether the method is one OnCommandGet handles.
     var isGetLike: Bool {
