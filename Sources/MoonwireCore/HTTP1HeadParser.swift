@@ -7,8 +7,8 @@ import NIOCore
 import NIOHTTP1
 
 /// How the body of a request is delimited, and what follows the request on its connection.
-struct HTTP1Framing: Equatable {
-    enum Body: Equatable {
+struct HTTP1Framing {
+    enum Body {
         case none
         case length(Int)
         case chunked
@@ -82,7 +82,7 @@ enum HTTP1HeadParser {
     }
 
     /// Calls `body` with each non-empty element of a comma-separated list, trimmed.
-    static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    fileprivate static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var start = range.lowerBound
         while start < range.upperBound {
             var end = start
@@ -306,7 +306,6 @@ private struct FramingFields {
         }
         return value
     }
-
 }
 
 /// Whether `bytes[range]` is `literal`; with `ignoringCase`, in any letter case (`literal` is

@@ -271,10 +271,10 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private static func chunkSize(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws -> Int {
         var index = line.lowerBound
         var size = 0
-        while index < line.upperBound, let digit = hexValue(bytes[index]) {
+        while index < line.upperBound, let digit = PercentEncoding.hexValue(bytes[index]) {
             // Fifteen hex digits already exceed any body this server accepts.
             guard index - line.lowerBound < 15 else { throw HTTPParserError.invalidChunkSize }
-            size = size << 4 | digit
+            size = size << 4 | Int(digit)
             index += 1
         }
         guard index > line.lowerBound else { throw HTTPParserError.invalidChunkSize }
@@ -286,14 +286,5 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             }
         }
         return size
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
     }
 }
