@@ -235,6 +235,16 @@ def test_bad_handshake_is_400(server):
     assert reply.startswith(b"HTTP/1.1 400")
 
 
+def test_refused_handshake_keeps_the_connection_for_http(server):
+    """OnHandshake's refusal is an HTTP/1.1 answer: the request behind it on the same
+    connection is answered too, not left waiting for an upgrade that never came."""
+    reply = server.raw(b"GET /refuse HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                       b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 403")
+    assert reply.count(b"HTTP/1.1 ") == 2, reply
+
+
 def test_non_reading_client_is_cut_off_and_others_are_fine(server):
     s = raw_upgrade(server)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
