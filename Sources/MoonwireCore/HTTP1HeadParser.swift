@@ -82,7 +82,7 @@ enum HTTP1HeadParser {
     }
 
     /// Calls `body` with each non-empty element of a comma-separated list, trimmed.
-    fileprivate static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    static func forEachToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var start = range.lowerBound
         while start < range.upperBound {
             var end = start
@@ -238,6 +238,27 @@ private struct LineReader {
     }
 }
 
+/// The options of Connection fields (RFC 9112 section 9.3): whether the connection persists.
+struct ConnectionOptions {
+    var close = false
+    var keepAliveToken = false
+    var upgrade = false
+
+    /// Notes the options of one Connection field value, a comma-separated list.
+    mutating func note(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
+        HTTP1HeadParser.forEachToken(bytes, value) { token in
+            if bytesEqual(bytes, token, "close", ignoringCase: true) { close = true }
+            if bytesEqual(bytes, token, "keep-alive", ignoringCase: true) { keepAliveToken = true }
+            if bytesEqual(bytes, token, "upgrade", ignoringCase: true) { upgrade = true }
+        }
+    }
+
+    /// HTTP/1.1 persists unless told to close; HTTP/1.0 only when asked to keep alive.
+    func keepAlive(http1_0: Bool) -> Bool {
+        http1_0 ? keepAliveToken && !close : !close
+    }
+}
+
 /// The fields that decide framing (RFC 9112 section 6), noted as the head is parsed.
 private struct FramingFields {
     var contentLength: Int?
@@ -246,9 +267,7 @@ private struct FramingFields {
     var transferEncodingFields = 0
     var transferEncodings = 0
     var chunked = false
-    var close = false
-    var keepAlive = false
-    var connectionUpgrade = false
+    var connection = ConnectionOptions()
     var upgrade = false
 
     mutating func note(name: Range<Int>, value: Range<Int>, in bytes: UnsafeRawBufferPointer) {
@@ -264,11 +283,7 @@ private struct FramingFields {
                 chunked = bytesEqual(bytes, token, "chunked", ignoringCase: true)
             }
         case 10 where bytesEqual(bytes, name, "connection", ignoringCase: true):
-            HTTP1HeadParser.forEachToken(bytes, value) { token in
-                if bytesEqual(bytes, token, "close", ignoringCase: true) { close = true }
-                if bytesEqual(bytes, token, "keep-alive", ignoringCase: true) { keepAlive = true }
-                if bytesEqual(bytes, token, "upgrade", ignoringCase: true) { connectionUpgrade = true }
-            }
+            connection.note(bytes, value)
         case 7 where bytesEqual(bytes, name, "upgrade", ignoringCase: true):
             upgrade = true
         default:
@@ -291,8 +306,8 @@ private struct FramingFields {
         } else {
             body = .none
         }
-        let keepAlive = version.minor == 0 ? keepAlive && !close : !close
-        return HTTP1Framing(body: body, keepAlive: keepAlive, upgrade: upgrade && connectionUpgrade)
+        return HTTP1Framing(
+            body: body, keepAlive: connection.keepAlive(http1_0: version.minor == 0), upgrade: upgrade && connection.upgrade)
     }
 
     /// 1*DIGIT, at most 18 of them so that it fits.

@@ -177,13 +177,13 @@ extension HTTPExchangeHandler {
         }
         let text = HTTPResponse.statusText(status)
         var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
-        if case .http1 = transport { fields.connection = "close" }
+        if isHTTP1 { fields.connection = "close" }
         writer.head(
             status: HTTPResponseStatus(statusCode: status), version: .http1_1,
             headers: ["content-type": "text/plain; charset=utf-8"], fields: fields, streamed: false, bodyless: false,
             context: context)
         writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)
-        if case .http2 = transport {
+        if !isHTTP1 {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
             // rest of the request (RFC 9113 section 8.1). The connection goes on.
             writer.end(promise: nil, context: context)

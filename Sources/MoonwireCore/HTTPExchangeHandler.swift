@@ -39,7 +39,13 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let environment: ConnectionEnvironment
-    let transport: HTTPTransport
+    /// The HTTP/1.1 connection's read timers and upgrade; nil on HTTP/2. Kept apart rather than
+    /// read out of an `HTTPTransport` each time: every such read copies (and retains) its
+    /// payloads, several times per request.
+    let timeouts: HTTPReadTimeouts?
+    private let upgrade: WebSocketUpgradeState?
+    /// The HTTP/2 stream's push, when the server may push from it.
+    private let push: HTTP2Push?
     /// "http" or "https".
     private let scheme: String
     /// Whether file bodies can go out as file regions (sendfile); not through TLS or HTTP/2.
@@ -59,27 +65,25 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
-        self.transport = transport
         self.scheme = scheme
         switch transport {
-        case .http1(_, _, let outlet):
+        case .http1(let timeouts, let upgrade, let outlet):
+            self.timeouts = timeouts
+            self.upgrade = upgrade
+            push = nil
             sendsFileRegions = scheme == "http"
             writer = HTTPResponseWriter(target: .connection(outlet))
-        case .http2:
+        case .http2(let push):
+            timeouts = nil
+            upgrade = nil
+            self.push = push
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
         }
     }
 
-    var timeouts: HTTPReadTimeouts? {
-        if case .http1(let timeouts, _, _) = transport { return timeouts }
-        return nil
-    }
-
-    private var upgrade: WebSocketUpgradeState? {
-        if case .http1(_, let upgrade, _) = transport { return upgrade }
-        return nil
-    }
+    /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
+    var isHTTP1: Bool { timeouts != nil }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -112,7 +116,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// HTTP/1.1 parts that arrive during an answer, or behind parts that wait, must wait too.
     private var isPipelining: Bool {
-        guard timeouts != nil else { return false }
+        guard isHTTP1 else { return false }
         if case .answering = state { return true }
         return !waiting.isEmpty
     }
@@ -227,7 +231,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if upgrade.decoder.isPaused { upgrade.decoder.upgradeDeclined() }
         }
         // HTTP/1.1 heads were measured by the decoder, which refuses larger ones.
-        if case .http2 = transport, Self.headerBytes(head) > environment.limits.maxHeaderSize {
+        if !isHTTP1, Self.headerBytes(head) > environment.limits.maxHeaderSize {
             fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
             return
         }
@@ -269,7 +273,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             upgrade.refusal = nil
             return responder.respond(refusal)
         }
-        if case .http2(let push?) = transport {
+        if let push {
             push.promise(environment.delegate.pushLinks(for: request), for: request)
         }
         environment.delegate.handle(request, responder: responder)

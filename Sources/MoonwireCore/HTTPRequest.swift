@@ -2,26 +2,28 @@
 import NIOCore
 import NIOHTTP1
 
-/// One complete HTTP request, body included.
-public struct HTTPRequest: Sendable {
+/// One complete HTTP request, body included. A class: a request passes through the exchange,
+/// the responder and the handler's call, and copying a struct of nine fields at each step
+/// costs a retain per string.
+public final class HTTPRequest: Sendable {
     /// The method token as sent ("GET", "PURGE"...).
-    public var method: String
+    public let method: String
     /// The raw request target, as sent on the request line.
-    public var uri: String
+    public let uri: String
     /// The percent-decoded path without the query.
-    public var path: String
+    public let path: String
     /// The raw query string after `?`, without it; empty when absent.
-    public var query: Substring
+    public let query: Substring
     /// "1.1", "1.0" or "2".
-    public var version: String
+    public let version: String
     /// "http" or "https".
-    public var scheme: String
+    public let scheme: String
     /// Header fields in arrival order, names as sent.
-    public var headers: HTTPHeaders
+    public let headers: HTTPHeaders
     /// The whole body; empty when there is none.
-    public var body: ByteBuffer
+    public let body: ByteBuffer
     /// Who sent it.
-    public var connection: ConnectionInfo
+    public let connection: ConnectionInfo
 
     /// Builds a request from its parts. Returns nil when the target is neither origin-form, `*`
     /// nor absolute-form, or its path is badly percent-encoded: such a request is answered 400.
@@ -61,11 +63,16 @@ public struct HTTPRequest: Sendable {
 
     /// Whether the connection should stay open after this request's response.
     public var keepAlive: Bool {
-        let connectionHeader = headers[canonicalForm: "connection"]
-        if version == "1.0" {
-            return connectionHeader.contains { $0.lowercased() == "keep-alive" }
+        var options = ConnectionOptions()
+        for (name, value) in headers where name.utf8.count == 10 {
+            var name = name
+            var value = value
+            guard name.withUTF8({ bytesEqual(UnsafeRawBufferPointer($0), 0..<10, "connection", ignoringCase: true) }) else {
+                continue
+            }
+            value.withUTF8 { options.note(UnsafeRawBufferPointer($0), 0..<$0.count) }
         }
-        return !connectionHeader.contains { $0.lowercased() == "close" }
+        return options.keepAlive(http1_0: version == "1.0")
     }
 }
 
