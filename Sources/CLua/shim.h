@@ -66,8 +66,8 @@ static inline void mw_sethook(lua_State *L, int count) {
     else lua_sethook(L, NULL, 0, 0);
 }
 
-static int mw_trampoline(lua_State *L) {
-    mw_SwiftFunction f = (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(1));
+/// Runs a Swift function as the body of a C function: its error or yield is raised here.
+static int mw_callswift(lua_State *L, mw_SwiftFunction f) {
     mw_VMSpace *space = mw_space(L);
     space->in_swift++;
     int n = f(L);
@@ -85,6 +85,10 @@ static int mw_trampoline(lua_State *L) {
     return n;
 }
 
+static int mw_trampoline(lua_State *L) {
+    return mw_callswift(L, (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(1)));
+}
+
 /// Pushes a Swift function as a Lua C closure whose errors and yields are raised in C.
 static inline void mw_pushswiftfunction(lua_State *L, mw_SwiftFunction f) {
     lua_pushlightuserdata(L, (void *)f);
@@ -98,6 +102,89 @@ static inline void mw_pushswiftclosure(lua_State *L, mw_SwiftFunction f, int n) 
     lua_insert(L, -(n + 1));
     lua_pushcclosure(L, mw_trampoline, n + 1);
 }
+
+/// A `req` or `res` object: a full userdata that holds the id of its handler call, with one
+/// user value, the table of the fields scripts set and of the tables already built for it
+/// (made on first use). One allocation per object, where a table with a hash part took two.
+/// The tag tells the two kinds apart, and both from other userdata passed in their place.
+typedef struct {
+    unsigned long long tag;
+    long long call;
+} mw_Object;
+#define MW_REQUEST_TAG 0x7165722e6e6f6f6dULL  /* "moon.req" */
+#define MW_RESPONSE_TAG 0x7365722e6e6f6f6dULL /* "moon.res" */
+
+/// Pushes a new object for a call, with the metatable anchored at `metatable` in the registry.
+static inline void mw_pushobject(lua_State *L, unsigned long long tag, long long call, int metatable) {
+    mw_Object *object = (mw_Object *)lua_newuserdatauv(L, sizeof(mw_Object), 1);
+    object->tag = tag;
+    object->call = call;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, metatable);
+    lua_setmetatable(L, -2);
+}
+
+/// The call id of the object at `idx`, or -1 when the value there is not an object of `tag`.
+static inline long long mw_objectcall(lua_State *L, int idx, unsigned long long tag) {
+    mw_Object *object = (mw_Object *)lua_touserdata(L, idx);
+    if (object == NULL || lua_rawlen(L, idx) != sizeof(mw_Object) || object->tag != tag) return -1;
+    return object->call;
+}
+
+/// Pushes the field table of the object at index 1, making it first when `create` is set;
+/// returns 0 (nothing pushed) when there is none.
+static inline int mw_objectfields(lua_State *L, int create) {
+    if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return 1;
+    lua_pop(L, 1);
+    if (!create) return 0;
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+    return 1;
+}
+
+/// With object, key and value at 1, 2 and 3: stores the value under the key in the object's
+/// field table. The `__newindex` of `req`, and of `res` for keys other than its own.
+static int mw_objectstore(lua_State *L) {
+    lua_settop(L, 3);
+    mw_objectfields(L, 1);
+    lua_insert(L, 2);
+    lua_rawset(L, 2);
+    return 0;
+}
+
+/// With object and value at 1 and top: stores the value under the key at 2 too, and leaves
+/// it on top. For fields that are tables, which must be the same table at every read.
+static inline void mw_objectremember(lua_State *L) {
+    mw_objectfields(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/// The `__index` of `req` and `res`, closed over their methods table and the Swift function
+/// for their computed fields: a method, else a field the script set or a table built before,
+/// else the Swift function's answer. In C, so that `res:send` costs no Lua call to find.
+static int mw_objectindex(lua_State *L) {
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    if (mw_objectfields(L, 0)) {
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+        lua_pop(L, 2);
+    }
+    return mw_callswift(L, (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(2)));
+}
+
+/// Pushes the `__index` of an object whose methods table is on top (it is replaced).
+static inline void mw_pushobjectindex(lua_State *L, mw_SwiftFunction fields) {
+    lua_pushlightuserdata(L, (void *)fields);
+    lua_pushcclosure(L, mw_objectindex, 2);
+}
+
+static inline void mw_pushcfunction(lua_State *L, lua_CFunction f) { lua_pushcfunction(L, f); }
 
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }

@@ -35,17 +35,6 @@ enum LuaPrelude {
         end
         """
 
-    /// The `__index` of `req` and `res`, given their methods table and a Swift function for the
-    /// other keys: a method such as `res:send` is found without leaving Lua, where a Swift
-    /// `__index` would cross the C boundary on every call.
-    static let objectIndex = """
-        local methods, field = ...
-        return function(object, key)
-          local method = methods[key]
-          if method ~= nil then return method end
-          return field(object, key)
-        end
-        """
 
     /// In development mode, wraps the standard functions that block an event loop so each
     /// call site is reported once.

@@ -1,59 +1,64 @@
-// The `req` object: a table whose fields are computed from the Swift request on first use and
-// then cached in the table, so a handler pays only for the fields it reads.
+// The `req` object: a userdata whose fields are computed from the Swift request when read, so a
+// handler pays only for the fields it reads. Tables (headers, query...) are built once and kept
+// in the object's field table, with whatever fields the script sets itself.
 import CLua
 import MoonwireCore
 import MoonwireRouting
 import NIOHTTP1
 
-/// The hidden table key under which `req` and `res` keep their call's id.
-enum LuaCallKey {
-    nonisolated(unsafe) static let pointer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
+/// The two kinds of objects a handler gets.
+enum LuaObjectKind {
+    case request, response
+
+    var name: String { self == .request ? "req" : "res" }
+    fileprivate var tag: UInt64 { self == .request ? MW_REQUEST_TAG : MW_RESPONSE_TAG }
 }
 
 extension LuaVM {
-    /// Pushes a new `req` table for a call onto `thread`.
-    func pushRequestObject(_ callID: Int, on thread: LuaThread) {
-        lua_createtable(thread, 0, 4)
-        lua_pushlightuserdata(thread, LuaCallKey.pointer)
-        lua_pushinteger(thread, lua_Integer(callID))
-        lua_rawset(thread, -3)
-        lua_rawgeti(thread, mw_registryindex(), lua_Integer(requestMetatableRef))
-        lua_setmetatable(thread, -2)
+    /// Pushes a new `req` or `res` object for a call onto `thread`.
+    func pushObject(_ kind: LuaObjectKind, for callID: Int, on thread: LuaThread) {
+        mw_pushobject(thread, kind.tag, Int64(callID), kind == .request ? requestMetatableRef : responseMetatableRef)
     }
 
-    /// The live call a `req`/`res` table at `index` belongs to.
-    func call(ofObjectAt index: Int32, on thread: LuaThread) -> LuaHandlerCall? {
-        lua_pushlightuserdata(thread, LuaCallKey.pointer)
-        lua_rawget(thread, index)
-        defer { mw_pop(thread, 1) }
-        return calls[Int(mw_tointeger(thread, -1, nil))]
+    /// The live call of the `kind` object at `index`, or nil with an error pushed that says
+    /// why and names `member` ("send" for res:send, "path" for req.path).
+    func call(
+        ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool = true
+    ) -> LuaHandlerCall? {
+        let id = mw_objectcall(thread, index, kind.tag)
+        let object = kind.name
+        var what: String { object + (isMethod ? ":" : ".") + member }
+        guard id >= 0 else {
+            let got = String(cString: mw_typename(thread, index))
+            let kindOfObject = mw_objectcall(thread, index, LuaObjectKind.request.tag) >= 0 ? "the req object" : "a \(got)"
+            thread.push("\(what): expected the \(object) object, got \(kindOfObject) (call \(object):\(member)(...), not \(object).\(member)(...))")
+            return nil
+        }
+        guard let call = calls[Int(id)] else {
+            thread.push("\(what): the request has finished (a \(object) object cannot be kept after its handler)")
+            return nil
+        }
+        return call
     }
 
     /// Builds the metatables of `req` and `res` once per VM.
-    func installObjectMetatables() throws(LuaScriptError) {
+    func installObjectMetatables() {
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 1)
         L.setFunction("header", requestHeader)
-        try pushObjectIndex(fields: requestField)
+        mw_pushobjectindex(L, requestField)
         L.setField(-2, "__index")
+        mw_pushcfunction(L, mw_objectstore)
+        L.setField(-2, "__newindex")
         requestMetatableRef = luaL_ref(L, mw_registryindex())
-        try installResponseMetatable()
-    }
-
-    /// Replaces the methods table on top of the stack with an `__index` function that finds
-    /// those methods, and asks `fields` for any other key.
-    func pushObjectIndex(fields: LuaFunction) throws(LuaScriptError) {
-        try load(source: LuaPrelude.objectIndex, name: "moonwire.object")
-        mw_insert(L, -2)
-        L.push(fields)
-        try protectedCall(arguments: 2, results: 1)
+        installResponseMetatable()
     }
 }
 
 /// `req:header(name)`: a header's value (repeated fields joined by ", "), case-insensitively.
 private let requestHeader: LuaFunction = { L in
     let L = L!
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else { return L.raise("req:header: the request has finished") }
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: "header") else { return LuaReturn.raise }
     guard let name = L.string(at: 2) else { return L.raise("req:header: expected a header name") }
     let values = call.request.headers[name]
     if values.isEmpty { return 0 }
@@ -61,34 +66,54 @@ private let requestHeader: LuaFunction = { L in
     return 1
 }
 
-/// The fields of `req`, computed from the request and cached in the table.
+/// The fields of `req` other than its methods, read from the request. Strings are pushed at
+/// each read (Lua interns short ones, so a second read allocates nothing); tables are kept in
+/// the object, so that a script sees the same table at every read.
 private let requestField: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, let key = L.string(at: 2) else { return 0 }
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else {
-        return L.raise("req.\(key): the request has finished (a req object cannot be kept after its handler)")
-    }
+    guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, RequestField.init(named:)) else { return 0 }
+    guard let field = key else { return 0 }
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false) else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
-    switch key {
-    case "method": L.push(call.request.method)
-    case "path": L.push(call.request.path)
-    case "uri": L.push(call.request.uri)
-    case "version": L.push(call.request.version)
-    case "scheme": L.push(call.request.scheme)
-    case "host": L.push(call.request.host)
-    case "remote_ip": L.push(call.request.connection.remoteIP)
-    case "remote_port": lua_pushinteger(L, lua_Integer(call.request.connection.remotePort))
-    case "body": L.push(call.request.body)
-    case "headers": pushHeaderTable(L, call.request.headers)
-    case "query": pushQueryTable(L, call.request.query)
-    case "cookies": pushCookieTable(L, call.request.headers)
-    case "params": pushParams(L, call.params)
-    default: return 0
+    let request = call.request
+    switch field {
+    case .method: L.push(request.method)
+    case .path: L.push(request.path)
+    case .uri: L.push(request.uri)
+    case .version: L.push(request.version)
+    case .scheme: L.push(request.scheme)
+    case .host: L.push(request.host)
+    case .remote_ip: L.push(request.connection.remoteIP)
+    case .remote_port: lua_pushinteger(L, lua_Integer(request.connection.remotePort))
+    case .body: L.push(request.body)
+    case .headers: pushHeaderTable(L, request.headers)
+    case .query: pushQueryTable(L, request.query)
+    case .cookies: pushCookieTable(L, request.headers)
+    case .params: pushParams(L, call.params)
     }
-    lua_pushvalue(L, 2)
-    lua_pushvalue(L, -2)
-    lua_rawset(L, 1)
+    if field.isTable { mw_objectremember(L) }
     return 1
+}
+
+/// The computed fields of `req`, named as scripts read them.
+private enum RequestField: String, CaseIterable {
+    case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params
+
+    var isTable: Bool {
+        switch self {
+        case .headers, .query, .cookies, .params: return true
+        default: return false
+        }
+    }
+
+    private static let names: [(bytes: [UInt8], field: RequestField)] = allCases.map { (Array($0.rawValue.utf8), $0) }
+
+    /// The field with this name, compared as bytes: a String made from every key read would
+    /// cost more than the rest of the read.
+    init?(named key: UnsafeRawBufferPointer) {
+        guard let found = Self.names.first(where: { $0.bytes.count == key.count && $0.bytes.elementsEqual(key) }) else { return nil }
+        self = found.field
+    }
 }
 
 private func pushParams(_ L: LuaThread, _ params: RouteParams) {

@@ -5,19 +5,9 @@ import MoonwireCore
 import NIOCore
 
 extension LuaVM {
-    /// Pushes a new `res` table for a call onto `thread`.
-    func pushResponseObject(_ callID: Int, on thread: LuaThread) {
-        lua_createtable(thread, 0, 1)
-        lua_pushlightuserdata(thread, LuaCallKey.pointer)
-        lua_pushinteger(thread, lua_Integer(callID))
-        lua_rawset(thread, -3)
-        lua_rawgeti(thread, mw_registryindex(), lua_Integer(responseMetatableRef))
-        lua_setmetatable(thread, -2)
-    }
-
-    func installResponseMetatable() throws(LuaScriptError) {
+    func installResponseMetatable() {
         lua_createtable(L, 0, 2)
-        lua_createtable(L, 0, 5)
+        lua_createtable(L, 0, 7)
         L.setFunction("header", responseHeader)
         L.setFunction("send", responseSend)
         L.setFunction("json", responseJSON)
@@ -25,7 +15,7 @@ extension LuaVM {
         L.setFunction("file", responseFile)
         L.setFunction("write", responseWrite)
         L.setFunction("finish", responseFinish)
-        try pushObjectIndex(fields: responseField)
+        mw_pushobjectindex(L, responseField)
         L.setField(-2, "__index")
         L.setFunction("__newindex", responseNewIndex)
         responseMetatableRef = luaL_ref(L, mw_registryindex())
@@ -35,12 +25,12 @@ extension LuaVM {
 /// The live call of the `res` at index 1, or nil (and an error message pushed). Unless
 /// `streaming` is allowed, the call must not have sent its head yet.
 func responseCall(_ L: LuaThread, _ method: String, streaming: Bool = false) -> LuaHandlerCall? {
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L) else {
-        L.push("res:\(method): the request has finished (a res object cannot be kept after its handler)")
+    let isField = method == "status"
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .response, member: method, isMethod: !isField) else {
         return nil
     }
     if !streaming && (call.stream != nil || call.responded) {
-        L.push("res:\(method): the response was already sent (res:write or res:finish came first)")
+        L.push("res\(isField ? "." : ":")\(method): the response was already sent (res:write or res:finish came first)")
         return nil
     }
     return call
@@ -57,10 +47,7 @@ private let responseField: LuaFunction = { L in
 
 private let responseNewIndex: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else {
-        lua_rawset(L, 1)
-        return 0
-    }
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return mw_objectstore(L) }
     guard let call = responseCall(L, "status") else { return LuaReturn.raise }
     guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
         let status = L.number(at: 3), (100...999).contains(status)

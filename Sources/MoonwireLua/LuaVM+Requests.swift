@@ -16,8 +16,8 @@ extension LuaVM {
             instructions: settings.scriptLimits.instructions)
         calls[call.id] = call
         lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
-        pushRequestObject(call.id, on: thread)
-        pushResponseObject(call.id, on: thread)
+        pushObject(.request, for: call.id, on: thread)
+        pushObject(.response, for: call.id, on: thread)
         lua_pushboolean(thread, call.isGetLike ? 1 : 0)
         pushRoute(for: call, on: thread)
         resume(call, arguments: 5)
@@ -159,7 +159,7 @@ extension LuaVM {
         if let request {
             let orphan = orphanCall(for: request)
             defer { calls[orphan.id] = nil }
-            pushRequestObject(orphan.id, on: L)
+            pushObject(.request, for: orphan.id, on: L)
             callEvent(named: "OnException", arguments: 2)
         } else {
             lua_pushnil(L)

@@ -94,7 +94,7 @@ public final class LuaVM {
         guard mw_pcall(L, 0, 1, 0) == LUA_OK else { throw LuaScriptError(message: L.describe(at: -1)) }
         tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
-        try installObjectMetatables()
+        installObjectMetatables()
         installSocketMetatable()
         installSafeStandardLibrary()
         try installModuleLoader()

@@ -23,8 +23,8 @@ extension LuaVM {
         }
         let call = orphanCall(for: request)
         defer { calls[call.id] = nil }
-        pushRequestObject(call.id, on: L)
-        pushResponseObject(call.id, on: L)
+        pushObject(.request, for: call.id, on: L)
+        pushObject(.response, for: call.id, on: L)
         guard callEvent(named: "OnHandshake", arguments: 2) != false, !call.answered || call.status < 300 else {
             var response = call.response
             if response.status < 300 { response.status = 403 }

@@ -31,3 +31,42 @@ def test_handler_errors_from_table_arguments_keep_their_message(moonwire):
     assert reply.status_code == 500
     assert "res:header: invalid value for X-List" in reply.text
     assert "main.lua:1:" in reply.text
+
+
+@pytest.mark.parametrize("call, message", [
+    ('res.send("hello")', 'res:send: expected the res object, got a string (call res:send(...), not res.send(...))'),
+    ('res.header(nil, "x")', 'res:header: expected the res object, got a nil'),
+    ('req.header("host")', 'req:header: expected the req object, got a string'),
+    ('res.send(req, "x")', 'res:send: expected the res object, got the req object'),
+])
+def test_methods_called_with_a_dot_or_another_object_fail_with_a_message(moonwire, call, message):
+    # res.send(x) used to hand Lua a string where a table was expected: the server crashed.
+    # A req passed for res is refused too, though it belongs to the same call.
+    server = moonwire(f'moonwire.get("/h", function(req, res) {call} end)', dev=True)
+    reply = server.get("/h")
+    assert reply.status_code == 500
+    assert message in reply.text and "main.lua:1:" in reply.text
+    assert server.get("/h").status_code == 500, "the server must still be serving"
+
+
+def test_fields_a_script_sets_on_req_and_res_read_back(moonwire):
+    server = moonwire('''
+local kept
+moonwire.get("/set", function(req, res)
+  req.user = "ann"
+  local path = req.path
+  req.path = "/rewritten"
+  res.note = 7
+  kept = req
+  res:send(table.concat({req.user, path, req.path, tostring(res.note),
+                         tostring(req.headers == req.headers), tostring(req.params == req.params)}, " "))
+end)
+moonwire.get("/kept", function(req, res)
+  local ok, err = pcall(function() return kept.method end)
+  res:send(tostring(kept.user) .. " " .. tostring(ok) .. " " .. tostring(err))
+end)
+''', threads=1)
+    assert server.get("/set").text == "ann /set /rewritten 7 true true"
+    kept = server.get("/kept").text
+    assert kept.startswith("ann false "), kept
+    assert "req.method: the request has finished" in kept
