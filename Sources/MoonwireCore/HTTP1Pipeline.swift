@@ -1,8 +1,8 @@
-// The handlers of an HTTP/1.1 connection, in order: the outlet our serialized responses leave
-// by, read timers on raw bytes, NIO's response encoder (for the upgrade handler's 101 only; it
-// leaves when the first request shows there is no upgrade), our request decoder with the header
-// limit, NIO's upgrade handler (WebSocket, and h2c on cleartext), then our request handler,
-// which also does the pipelining.
+// The handlers of an HTTP/1.1 connection, in order: our request decoder with the header limit
+// (which also drives the read timers and is where our serialized responses leave), NIO's
+// response encoder (for the upgrade handler's 101 only; it leaves when the first request shows
+// there is no upgrade), NIO's upgrade handler (WebSocket, and h2c on cleartext), then our
+// request handler, which also does the pipelining.
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
@@ -17,7 +17,7 @@ enum HTTP1Pipeline {
         let outlet = HTTP1ResponseOutlet()
         let encoder = HTTPResponseEncoder()
         // On upgrade the decoder hands the bytes after the request to the WebSocket decoder.
-        let decoder = HTTP1RequestDecoder(maxHeadSize: limits.maxHeaderSize)
+        let decoder = HTTP1RequestDecoder(maxHeadSize: limits.maxHeaderSize, timeouts: timeouts, outlet: outlet)
         let upgrade = WebSocketUpgradeState(encoder: encoder, decoder: decoder)
         let http = HTTPExchangeHandler(environment: environment, transport: .http1(timeouts, upgrade, outlet), scheme: scheme)
         var upgraders: [HTTPServerProtocolUpgrader] = [
@@ -26,13 +26,11 @@ enum HTTP1Pipeline {
         if scheme == "http", environment.http2.enabled {
             upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme) })
         }
-        try pipeline.addHandler(outlet)
-        try pipeline.addHandler(timeouts)
-        try pipeline.addHandler(encoder)
         try pipeline.addHandler(decoder)
+        try pipeline.addHandler(encoder)
         try pipeline.addHandler(
             HTTPServerUpgradeHandler(
-                upgraders: upgraders, httpEncoder: encoder, extraHTTPHandlers: [outlet, timeouts, decoder, http],
+                upgraders: upgraders, httpEncoder: encoder, extraHTTPHandlers: [decoder, http],
                 upgradeCompletionHandler: { _ in }))
         try pipeline.addHandler(http)
     }

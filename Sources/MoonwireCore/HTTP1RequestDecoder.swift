@@ -6,10 +6,13 @@
 // After a request asking for an upgrade, parsing pauses: what follows may be the new protocol's
 // bytes. If the upgrade happens, NIO's upgrade handler removes this decoder, which hands the
 // kept bytes on; if it is declined, the exchange handler says so and parsing resumes.
+//
+// It is the connection's first handler, and tells the read timers and the response outlet where
+// each read starts and ends: as handlers of their own they cost every read two more hops.
 import NIOCore
 import NIOHTTP1
 
-/// The HTTP/1.x request decoder of a connection (RFC 9112), in front of the upgrade handler.
+/// The HTTP/1.x request decoder of a connection (RFC 9112), at the front of its pipeline.
 final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPServerRequestPart
@@ -45,11 +48,18 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// NIOAny and casting it back. Cleared when either handler leaves the pipeline.
     var recipient: HTTPExchangeHandler?
 
+    /// The connection's read timers, told of every read before it is decoded.
+    private let timeouts: HTTPReadTimeouts?
+    /// Where responses leave, at this handler's context; its flushes wait for a read's end.
+    private let outlet: HTTP1ResponseOutlet?
+
     /// A chunk-size line (with extensions) longer than this is refused.
     private static let maxChunkLine = 4096
 
-    init(maxHeadSize: Int) {
+    init(maxHeadSize: Int, timeouts: HTTPReadTimeouts? = nil, outlet: HTTP1ResponseOutlet? = nil) {
         self.maxHeadSize = maxHeadSize
+        self.timeouts = timeouts
+        self.outlet = outlet
     }
 
     /// Paused after an upgrade request that was not upgraded.
@@ -60,9 +70,13 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        outlet?.attach(to: context)
+        timeouts?.attach(to: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        timeouts?.detach()
+        outlet?.detach()
         // Removed by an upgrade: the bytes after the request belong to the new protocol.
         if case .paused = state, let bytes = kept, bytes.readableBytes > 0, context.channel.isActive {
             context.fireChannelRead(NIOAny(bytes))
@@ -74,6 +88,8 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        timeouts?.readStarted()
+        outlet?.readStarted()
         var input = unwrapInboundIn(data)
         if var earlier = kept {
             kept = nil
@@ -83,7 +99,14 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         decode(&input, context: context)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        timeouts?.readComplete()
+        context.fireChannelReadComplete()
+        outlet?.readComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        timeouts?.detach()
         let midRequest: Bool
         switch state {
         case .head: midRequest = (kept?.readableBytes ?? 0) > 0

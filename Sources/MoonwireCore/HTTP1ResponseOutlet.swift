@@ -1,43 +1,44 @@
-// Where an HTTP/1.1 connection's response bytes enter the pipeline: at its front, so a
-// serialized response goes straight to the socket. It handles no outbound operation, so reads,
-// writes and flushes do not pass through it. It also batches flushes: a response answered while the
-// connection's reads are being handled is flushed once, when the read batch is complete, so
-// pipelined requests answered together leave in one writev.
+// Where an HTTP/1.1 connection's response bytes enter the pipeline: at its front (the context of
+// the request decoder, which comes first), so a serialized response goes straight to the socket.
+// It also batches flushes: a response answered while the connection's reads are being handled is
+// flushed once, when the read batch is complete, so pipelined requests answered together leave
+// in one writev. Not a channel handler of its own: the decoder tells it where reads begin and
+// end, which spares every read two trips through the pipeline.
 import NIOCore
 
 /// The wire end of an HTTP/1.1 connection, for the exchange handler's serialized responses.
-final class HTTP1ResponseOutlet: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
+final class HTTP1ResponseOutlet {
     private var context: ChannelHandlerContext?
-    /// Inside a read batch: flushes wait for `channelReadComplete`.
+    /// Inside a read batch: flushes wait for `readComplete`.
     private var reading = false
     private var flushPending = false
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    /// Writes go out through `context`, the front handler's.
+    func attach(to context: ChannelHandlerContext) {
         self.context = context
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        if flushPending {
+    /// The front handler leaves the pipeline (an upgrade, or the connection's end): what was
+    /// written is flushed, and later sends fail.
+    func detach() {
+        if flushPending, let context {
             flushPending = false
             context.flush()
         }
-        self.context = nil
+        context = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    /// A read batch started: flushes wait for its end.
+    func readStarted() {
         reading = true
-        context.fireChannelRead(data)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
+    /// The read batch ended (after the handlers behind saw it): the waiting flush goes out.
+    func readComplete() {
         reading = false
         if flushPending {
             flushPending = false
-            context.flush()
+            context?.flush()
         }
     }
 

@@ -1,18 +1,18 @@
 // Read-side timers of an HTTP/1.1 connection: slow header blocks and stalled bodies get 408,
-// idle keep-alive connections are closed. It sits in front of the decoder because only raw
-// bytes tell whether a client has started a request; NIO's IdleStateHandler would be reset by
-// every byte a slowloris client trickles in.
+// idle keep-alive connections are closed. The request decoder tells it when raw bytes arrive,
+// before it decodes them, because only raw bytes tell whether a client has started a request;
+// NIO's IdleStateHandler would be reset by every byte a slowloris client trickles in. Not a
+// channel handler of its own, which spares every read two trips through the pipeline.
 import Glibc
 import NIOCore
 
-/// Fired inbound when a request was too slow, after the 408 was written.
+/// Fired inbound (to the handlers behind the decoder) when a request was too slow, after the
+/// 408 was written.
 struct RequestTimedOut {}
 
-/// Owns the one read timer of a connection; the HTTP handler tells it where the request is.
-final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
+/// Owns the one read timer of a connection; the decoder tells it when bytes arrive, the HTTP
+/// handler where the request is.
+final class HTTPReadTimeouts {
     private enum Phase {
         /// Between requests: the keep-alive timer runs.
         case idle
@@ -43,17 +43,21 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         self.limits = limits
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    /// Starts the keep-alive timer of a new connection; `context` is the decoder's.
+    func attach(to context: ChannelHandlerContext) {
         self.context = context
         arm(seconds: limits.keepAliveTimeout)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    /// The connection ended or stopped being HTTP/1.1: no timer runs any more.
+    func detach() {
         timer?.cancel()
-        self.context = nil
+        timer = nil
+        context = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    /// Bytes arrived, before they are decoded.
+    func readStarted() {
         reading = true
         switch phase {
         case .idle:
@@ -64,21 +68,15 @@ final class HTTPReadTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         case .head, .answering:
             break
         }
-        context.fireChannelRead(data)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// The read batch ended: the deadline its phase changes asked for is set.
+    func readComplete() {
         reading = false
         if let seconds = timeoutAfterRead {
             timeoutAfterRead = nil
             setDeadline(seconds: seconds)
         }
-        context.fireChannelReadComplete()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        context.fireChannelInactive()
     }
 
     /// The header block is complete; the body, if any, follows.
