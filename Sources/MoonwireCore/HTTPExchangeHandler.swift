@@ -88,6 +88,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         connection = ConnectionInfo(channel: context.channel)
+        writer.allocator = context.channel.allocator
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -245,7 +246,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         {
             writer.informational(.continue, version: head.version, context: context)
         }
-        state = .receiving(head, context.channel.allocator.buffer(capacity: min(declaredLength ?? 0, 64 * 1024)))
+        // Most requests have no body: they get the shared empty buffer, not an allocation.
+        let body = declaredLength.map { writer.allocator.buffer(capacity: min($0, 64 * 1024)) } ?? ByteBuffer()
+        state = .receiving(head, body)
     }
 
     /// The size of a head as HTTP/1.1 would carry it, for the same limit on HTTP/2.
@@ -265,10 +268,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .answering
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let responder = HTTPResponder { answer in
-            loopBoundSelf.value.answer(answer, to: request, exchange: exchange)
-        }
+        let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade, let refusal = upgrade.refusal {
             upgrade.refusal = nil
             return responder.respond(refusal)

@@ -63,6 +63,8 @@ public final class HTTPRequest: Sendable {
 
     /// Whether the connection should stay open after this request's response.
     public var keepAlive: Bool {
+        // Most requests have no Connection field; looking for one copies no strings.
+        guard headers.contains(name: "connection") else { return version != "1.0" }
         var options = ConnectionOptions()
         for (name, value) in headers where name.utf8.count == 10 {
             var name = name

@@ -13,10 +13,22 @@ enum HTTPAnswer {
 /// Answers one request exactly once. Lives on the connection's event loop; once the
 /// connection is gone, answers are dropped silently, since nobody is left to read them.
 public final class HTTPResponder {
-    private var sink: ((HTTPAnswer) -> Void)?
+    private enum Sink {
+        /// The exchange handler the request came from: answered directly, which spares a
+        /// closure (and its allocation) per request.
+        case exchange(HTTPExchangeHandler, HTTPRequest, HTTPExchangeHandler.Exchange)
+        case closure((HTTPAnswer) -> Void)
+        case answered
+    }
+
+    private var sink: Sink
 
     init(sink: @escaping (HTTPAnswer) -> Void) {
-        self.sink = sink
+        self.sink = .closure(sink)
+    }
+
+    init(exchange handler: HTTPExchangeHandler, request: HTTPRequest, _ exchange: HTTPExchangeHandler.Exchange) {
+        sink = .exchange(handler, request, exchange)
     }
 
     /// Sends a response. Later calls are ignored.
@@ -35,15 +47,19 @@ public final class HTTPResponder {
     /// produced over time: video, server logs, long computations.
     public func startStream(status: Int, headers: HTTPHeaders) -> HTTPResponseStream {
         let stream = HTTPResponseStream()
-        if sink == nil { stream.connectionClosed() }
+        if case .answered = sink { stream.connectionClosed() }
         answer(.stream(stream, status: status, headers: headers))
         return stream
     }
 
     private func answer(_ answer: HTTPAnswer) {
-        guard let sink else { return }
-        self.sink = nil
-        sink(answer)
+        let sink = self.sink
+        self.sink = .answered
+        switch sink {
+        case .exchange(let handler, let request, let exchange): handler.answer(answer, to: request, exchange: exchange)
+        case .closure(let deliver): deliver(answer)
+        case .answered: break
+        }
     }
 }
 

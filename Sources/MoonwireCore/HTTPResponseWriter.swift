@@ -17,6 +17,8 @@ struct HTTPResponseWriter {
     private static let gatherLimit = 16 * 1024
 
     private let target: Target
+    /// The channel's allocator, kept: asking the channel for it costs a lookup per response.
+    var allocator = ByteBufferAllocator()
     /// HTTP/1.1 bytes not yet handed to the outlet.
     private var pending: ByteBuffer?
     /// The body in progress is chunked (HTTP/1.1 streams of unknown length).
@@ -44,7 +46,7 @@ struct HTTPResponseWriter {
             fields.chunked =
                 streamed && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
             chunked = fields.chunked && !bodyless
-            var buffer = takePending(capacity: 512, context: context)
+            var buffer = takePending(capacity: 512)
             HTTP1ResponseSerializer.writeHead(
                 status: status, version: version, headers: headers, fields: fields, into: &buffer)
             pending = buffer
@@ -58,7 +60,7 @@ struct HTTPResponseWriter {
             let head = HTTPResponseHead(version: version, status: status)
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .connection:
-            var buffer = takePending(capacity: 32, context: context)
+            var buffer = takePending(capacity: 32)
             HTTP1ResponseSerializer.writeInformational(status, version: version, into: &buffer)
             pending = buffer
             flush(context: context)
@@ -73,7 +75,7 @@ struct HTTPResponseWriter {
         }
         switch data {
         case .byteBuffer(let bytes) where bytes.readableBytes <= Self.gatherLimit:
-            var buffer = takePending(capacity: bytes.readableBytes + 16, context: context)
+            var buffer = takePending(capacity: bytes.readableBytes + 16)
             if chunked {
                 HTTP1ResponseSerializer.writeChunk(bytes, into: &buffer)
             } else {
@@ -83,7 +85,7 @@ struct HTTPResponseWriter {
             if let promise { sendPending(outlet, promise: promise) }
         case .byteBuffer(let bytes):
             if chunked {
-                var sizeLine = takePending(capacity: 16, context: context)
+                var sizeLine = takePending(capacity: 16)
                 HTTP1ResponseSerializer.writeChunkSize(bytes.readableBytes, into: &sizeLine)
                 pending = sizeLine
             }
@@ -103,7 +105,7 @@ struct HTTPResponseWriter {
             return
         }
         if chunked {
-            var buffer = takePending(capacity: 8, context: context)
+            var buffer = takePending(capacity: 8)
             HTTP1ResponseSerializer.writeLastChunk(into: &buffer)
             pending = buffer
             chunked = false
@@ -129,12 +131,12 @@ struct HTTPResponseWriter {
 
     /// The pending bytes to append to, or a new buffer; taken out so that appending does not
     /// copy storage the stored property still shares.
-    private mutating func takePending(capacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
+    private mutating func takePending(capacity: Int) -> ByteBuffer {
         if let buffer = pending {
             pending = nil
             return buffer
         }
-        return context.channel.allocator.buffer(capacity: capacity)
+        return allocator.buffer(capacity: capacity)
     }
 
     private mutating func sendPending(_ outlet: HTTP1ResponseOutlet, promise: EventLoopPromise<Void>?) {

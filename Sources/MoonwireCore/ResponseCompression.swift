@@ -60,15 +60,16 @@ enum ResponseCompression {
 
     /// Whether a response of this status, headers and size should be compressed for a
     /// request that accepts gzip. Marks it `Vary: Accept-Encoding` when it would be compressed
-    /// for a client that accepts gzip: a body too small or too large never varies.
-    static func shouldCompress(status: Int, headers: inout HTTPHeaders, size: Int, accepted: Bool) -> Bool {
+    /// for a client that accepts gzip: a body too small or too large never varies. `accepted`
+    /// is asked last: most responses are too small to need the request's Accept-Encoding.
+    static func shouldCompress(status: Int, headers: inout HTTPHeaders, size: Int, accepted: @autoclosure () -> Bool) -> Bool {
         guard status == 200, (minimumSize...maximumSize).contains(size), isCompressible(headers.first(name: "content-type")),
             !headers.contains(name: "content-encoding"), !headers.contains(name: "content-range")
         else { return false }
         if !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" }) {
             headers.add(name: "vary", value: "Accept-Encoding")
         }
-        return accepted
+        return accepted()
     }
 
     /// Compresses an in-memory response when the policy says so.

@@ -82,8 +82,8 @@ final class StaticFileService: Sendable {
                 headers.replaceOrAdd(name: "content-range", value: "bytes */\(file.size)")
                 return page(416, headers)
             case .whole:
-                let accepted = ResponseCompression.acceptsGzip(request)
-                if ResponseCompression.shouldCompress(status: status, headers: &headers, size: file.size, accepted: accepted),
+                if ResponseCompression.shouldCompress(
+                    status: status, headers: &headers, size: file.size, accepted: ResponseCompression.acceptsGzip(request)),
                     let compressed = try Self.gzip(file)
                 {
                     headers.replaceOrAdd(name: "content-encoding", value: "gzip")
