@@ -41,7 +41,7 @@ extension LuaVM {
             return
         }
         // The router takes the Host field as sent and leaves out the port itself.
-        let host = call.request.headers.first(name: "host") ?? ""
+        let host = router.hasHosts ? call.request.headers.first(name: "host") ?? "" : ""
         let found = router.match(host: host, method: call.request.method, path: call.request.path)
         if let host = found.host { call.staticRoot = hostRoots[host] }
         switch found.outcome {

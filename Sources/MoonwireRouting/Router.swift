@@ -25,6 +25,10 @@ public final class Router<Handler> {
     /// Whether no route was registered, so callers can skip routing altogether.
     public var isEmpty: Bool { handlers.isEmpty }
 
+    /// Whether virtual hosts were registered: without them the Host value is never read, so
+    /// callers need not look it up.
+    public var hasHosts: Bool { virtualHosts.hostCount > 0 }
+
     /// Registers a virtual host. `pattern` is PCRE2, matched case-insensitively against the
     /// whole host name (the Host value without its port). Hosts are tried in registration
     /// order; the default host, which takes any Host, is tried after all of them.

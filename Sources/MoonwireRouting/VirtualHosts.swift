@@ -59,8 +59,11 @@ final class VirtualHosts {
     @usableFromInline
     func resolve(host: String, method: String, path: String) -> Resolution {
         if !isFrozen { freeze() }
+        // Without virtual hosts the Host field is not even looked at.
+        guard !hosts.isEmpty else {
+            return resolve(method: method, path: path, host: nil, name: UnsafeRawBufferPointer(start: nil, count: 0), hostGroups: [])
+        }
         var host = host
-        var path = path
         return host.withUTF8 { header in
             let header = UnsafeRawBufferPointer(header)
             let name = UnsafeRawBufferPointer(rebasing: header[..<HostHeader.hostLength(of: header)])
@@ -70,25 +73,34 @@ final class VirtualHosts {
             if let chosen, hosts[chosen].regex.groupCount > 0 {
                 hostGroups = (0...hosts[chosen].regex.groupCount).map { matcher.range(ofGroup: $0) }
             }
-            return path.withUTF8 { pathBytes in
-                let pathBytes = UnsafeRawBufferPointer(pathBytes)
-                let table = chosen.map { hosts[$0].routes } ?? defaultRoutes
-                switch table.lookup(method: method, path: pathBytes, using: matcher) {
-                case .matched(let position):
-                    let route = table.routes[position]
-                    var params = RouteParams()
-                    params.add(groups: matcher.range(ofGroup:), of: route.regex, in: pathBytes, numberedFrom: 1)
-                    if let chosen {
-                        params.add(
-                            groups: { hostGroups[$0] }, of: hosts[chosen].regex, in: name,
-                            numberedFrom: route.regex.groupCount + 1)
-                    }
-                    return Resolution(host: chosen, outcome: .matched(handlerSlot: route.handlerSlot, params: params))
-                case .methodNotAllowed(let allowed):
-                    return Resolution(host: chosen, outcome: .methodNotAllowed(allowed: allowed))
-                case .notFound:
-                    return Resolution(host: chosen, outcome: .notFound)
+            return resolve(method: method, path: path, host: chosen, name: name, hostGroups: hostGroups)
+        }
+    }
+
+    /// The route for `method` and `path` among the routes of `host` (nil: the default host),
+    /// whose name and captures were `name` and `hostGroups`.
+    private func resolve(
+        method: String, path: String, host chosen: Int?, name: UnsafeRawBufferPointer, hostGroups: [Range<Int>?]
+    ) -> Resolution {
+        var path = path
+        return path.withUTF8 { pathBytes in
+            let pathBytes = UnsafeRawBufferPointer(pathBytes)
+            let table = chosen.map { hosts[$0].routes } ?? defaultRoutes
+            switch table.lookup(method: method, path: pathBytes, using: matcher) {
+            case .matched(let position):
+                let route = table.routes[position]
+                var params = RouteParams()
+                params.add(groups: matcher.range(ofGroup:), of: route.regex, in: pathBytes, numberedFrom: 1)
+                if let chosen {
+                    params.add(
+                        groups: { hostGroups[$0] }, of: hosts[chosen].regex, in: name,
+                        numberedFrom: route.regex.groupCount + 1)
                 }
+                return Resolution(host: chosen, outcome: .matched(handlerSlot: route.handlerSlot, params: params))
+            case .methodNotAllowed(let allowed):
+                return Resolution(host: chosen, outcome: .methodNotAllowed(allowed: allowed))
+            case .notFound:
+                return Resolution(host: chosen, outcome: .notFound)
             }
         }
     }
