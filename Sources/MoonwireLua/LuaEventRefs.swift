@@ -4,6 +4,14 @@ import CLua
 /// Registry references to the script's event handlers (LUA_NOREF when absent).
 struct LuaEventRefs {
     var dispatcher: Int32 = LUA_NOREF
+    /// The dispatcher's handlers, for requests that need nothing else of it: with no
+    /// OnBeforeCommand, a request that matched a route, or none, is handed to its handler
+    /// directly (the dispatcher's own instructions are a good part of a small handler's cost).
+    var onBeforeCommand: Int32 = LUA_NOREF
+    /// OnCommandGet, else OnHTTPRequest: for GET, HEAD and POST.
+    var onCommandGet: Int32 = LUA_NOREF
+    /// OnCommandOther, else OnHTTPRequest: for the other methods.
+    var onCommandOther: Int32 = LUA_NOREF
     var onStartup: Int32 = LUA_NOREF
     var onShutdown: Int32 = LUA_NOREF
     var onTCPConnect: Int32 = LUA_NOREF
@@ -33,6 +41,12 @@ struct LuaEventRefs {
         onALPNSelect = reference("OnSSLALPNSelect")
         onVerifyPeer = reference("OnSSLVerifyPeer")
         onBeforeAsyncRequest = reference("OnHTTP2BeforeAsyncRequest")
+        onBeforeCommand = reference("OnBeforeCommand")
+        let onHTTPRequest = reference("OnHTTPRequest")
+        onCommandGet = reference("OnCommandGet")
+        if onCommandGet == LUA_NOREF { onCommandGet = onHTTPRequest }
+        onCommandOther = reference("OnCommandOther")
+        if onCommandOther == LUA_NOREF { onCommandOther = onHTTPRequest }
         try vm.load(source: LuaPrelude.dispatcher, name: "moonwire.dispatcher")
         mw_pushglobaltable(L)
         try vm.protectedCall(arguments: 1, results: 1)

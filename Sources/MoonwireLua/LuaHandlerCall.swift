@@ -10,11 +10,13 @@ final class LuaHandlerCall {
     let id: Int
     let request: HTTPRequest
     let responder: HTTPResponder
-    /// The coroutine running the dispatcher, anchored in the registry by `threadRef`.
+    /// The coroutine running the handlers, anchored in the registry by `threadRef`.
     let thread: LuaThread
     let threadRef: Int32
 
     var status = 200
+    /// Run through the dispatcher, whose result says whether OnBeforeCommand answered.
+    var dispatched = false
     var headers = HTTPHeaders()
     var body = ByteBuffer()
     var file: String?

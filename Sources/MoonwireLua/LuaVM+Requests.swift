@@ -1,12 +1,14 @@
-// Running HTTP requests through the script's dispatcher, each in its own coroutine, and
-// turning the outcome (answer, static file, sleep, error) into a response.
+// Running HTTP requests through the script's handlers, each in its own coroutine, and turning
+// the outcome (answer, static file, sleep, error) into a response. A request goes straight to
+// its route's handler or to OnCommandGet/OnCommandOther; the dispatcher runs only when
+// OnBeforeCommand must come first or a 405 must be answered.
 import CLua
 import MoonwireCore
 import NIOCore
 import NIOHTTP1
 
 extension LuaVM {
-    /// Starts handling a request; the responder is answered when the dispatcher finishes.
+    /// Starts handling a request; the responder is answered when its handlers finish.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         guard let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
             return responder.respond(.statusPage(503))
@@ -15,11 +17,43 @@ extension LuaVM {
             id: calls.reserveID(), request: request, responder: responder, thread: thread, threadRef: threadRef,
             instructions: settings.scriptLimits.instructions)
         calls[call.id] = call
+        let route = self.route(for: call)
+        let handler: Int32
+        switch route {
+        case .handler(let ref) where events.onBeforeCommand == LUA_NOREF:
+            handler = ref
+        case .none where events.onBeforeCommand == LUA_NOREF:
+            handler = call.isGetLike ? events.onCommandGet : events.onCommandOther
+            // No handler at all: static files (or 404) answer, without starting the coroutine.
+            guard handler != LUA_NOREF else { return finish(call, answeredBefore: false) }
+        default:
+            return dispatch(call, route: route, on: thread)
+        }
+        lua_rawgeti(thread, mw_registryindex(), lua_Integer(handler))
+        pushObject(.request, for: call.id, on: thread)
+        pushObject(.response, for: call.id, on: thread)
+        resume(call, arguments: 2)
+    }
+
+    /// Runs a call through the dispatcher (LuaPrelude.dispatcher): OnBeforeCommand first, or
+    /// the 405 of a path that only other methods match.
+    private func dispatch(_ call: LuaHandlerCall, route: RouteTarget, on thread: LuaThread) {
+        call.dispatched = true
         lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
         pushObject(.request, for: call.id, on: thread)
         pushObject(.response, for: call.id, on: thread)
         lua_pushboolean(thread, call.isGetLike ? 1 : 0)
-        pushRoute(for: call, on: thread)
+        switch route {
+        case .handler(let ref):
+            lua_rawgeti(thread, mw_registryindex(), lua_Integer(ref))
+            lua_pushnil(thread)
+        case .allow(let methods):
+            lua_pushnil(thread)
+            thread.push(methods)
+        case .none:
+            lua_pushnil(thread)
+            lua_pushnil(thread)
+        }
         resume(call, arguments: 5)
     }
 
@@ -32,14 +66,19 @@ extension LuaVM {
     /// How many finished coroutines a VM keeps for reuse.
     private static let idleThreadLimit = 16
 
-    /// Pushes the dispatcher's last two arguments: the matched route's handler (or nil) and,
-    /// when the path matched only under other methods, the Allow list (or nil).
-    private func pushRoute(for call: LuaHandlerCall, on thread: LuaThread) {
-        guard !router.isEmpty else {
-            lua_pushnil(thread)
-            lua_pushnil(thread)
-            return
-        }
+    /// What the routes say about a request.
+    private enum RouteTarget {
+        /// No route matched: the event handlers answer.
+        case none
+        /// The handler of the route that matched (a registry reference).
+        case handler(Int32)
+        /// The path matched only under other methods: these, for the Allow field.
+        case allow(String)
+    }
+
+    /// Finds the route of a call, noting its captures (req.params) and its host's static root.
+    private func route(for call: LuaHandlerCall) -> RouteTarget {
+        guard !router.isEmpty else { return .none }
         // The router takes the Host field as sent and leaves out the port itself.
         let host = router.hasHosts ? call.request.headers.first(name: "host") ?? "" : ""
         let found = router.match(host: host, method: call.request.method, path: call.request.path)
@@ -47,14 +86,11 @@ extension LuaVM {
         switch found.outcome {
         case .matched(let handler, let params):
             call.params = params
-            lua_rawgeti(thread, mw_registryindex(), lua_Integer(handler))
-            lua_pushnil(thread)
+            return .handler(handler)
         case .methodNotAllowed(let allowed):
-            lua_pushnil(thread)
-            thread.push(allowed.joined(separator: ", "))
+            return .allow(allowed.joined(separator: ", "))
         case .notFound:
-            lua_pushnil(thread)
-            lua_pushnil(thread)
+            return .none
         }
     }
 
@@ -67,7 +103,9 @@ extension LuaVM {
         runningCall = nil
         switch status {
         case LUA_OK:
-            let answeredBefore = results > 0 && lua_toboolean(call.thread, -results) != 0
+            // The dispatcher returns whether OnBeforeCommand answered; a handler called
+            // directly may return anything.
+            let answeredBefore = call.dispatched && results > 0 && lua_toboolean(call.thread, -results) != 0
             lua_settop(call.thread, 0)
             finish(call, answeredBefore: answeredBefore)
         case LUA_YIELD where call.isWaiting:

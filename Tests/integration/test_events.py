@@ -80,6 +80,33 @@ def test_http_request_is_the_fallback_of_both(moonwire):
     assert server2.request("OPTIONS", "/").text == "fallback"
 
 
+def test_what_handlers_return_does_not_count_as_an_answer(moonwire, tmp_path):
+    # Only OnBeforeCommand's `true` ends a request. A handler or route that returns true
+    # without sending leaves the request to static files (or 404), with or without
+    # OnBeforeCommand in front (handlers are then called by different paths).
+    www = tmp_path / "site"
+    www.mkdir()
+    (www / "page.txt").write_text("static page")
+    handlers = """
+        function OnCommandGet(req, res) return true end
+        moonwire.get("/routed", function(req, res) return true end)
+    """
+    for before in ("", "function OnBeforeCommand(req, res) end"):
+        server = moonwire(before + handlers, www=www)
+        assert server.get("/page.txt").text == "static page", before
+        assert server.get("/missing").status_code == 404, before
+        assert server.get("/routed").status_code == 404, before
+
+
+def test_no_handler_at_all_serves_static_files(moonwire, tmp_path):
+    www = tmp_path / "site"
+    www.mkdir()
+    (www / "index.html").write_text("<p>home</p>")
+    server = moonwire("local x = 1", www=www)
+    assert server.get("/").text == "<p>home</p>"
+    assert server.request("PUT", "/").status_code == 404
+
+
 def test_unanswered_other_method_is_404(moonwire):
     server = moonwire("function OnCommandOther(req, res) end")
     assert server.request("PUT", "/nothing").status_code == 404
