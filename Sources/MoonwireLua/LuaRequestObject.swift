@@ -66,14 +66,16 @@ private let requestHeader: LuaFunction = { L in
     return 1
 }
 
-/// The fields of `req` other than its methods, read from the request. Strings are pushed at
-/// each read (Lua interns short ones, so a second read allocates nothing); tables are kept in
-/// the object, so that a script sees the same table at every read.
+/// The fields of `req` other than its methods, read from the request. Short strings are pushed
+/// at each read (Lua interns them, so a second read allocates nothing); tables are kept in the
+/// object, so that a script sees the same table at every read, and so is the body, which may
+/// be large.
 private let requestField: LuaFunction = { L in
     let L = L!
     guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, RequestField.init(named:)) else { return 0 }
     guard let field = key else { return 0 }
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false) else { return LuaReturn.raise }
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false)
+    else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
     let request = call.request
     switch field {
@@ -91,7 +93,7 @@ private let requestField: LuaFunction = { L in
     case .cookies: pushCookieTable(L, request.headers)
     case .params: pushParams(L, call.params)
     }
-    if field.isTable { mw_objectremember(L) }
+    if field.isKept { mw_objectremember(L) }
     return 1
 }
 
@@ -99,9 +101,10 @@ private let requestField: LuaFunction = { L in
 private enum RequestField: String, CaseIterable {
     case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params
 
-    var isTable: Bool {
+    /// Whether a read keeps the value in the object for the next reads.
+    var isKept: Bool {
         switch self {
-        case .headers, .query, .cookies, .params: return true
+        case .body, .headers, .query, .cookies, .params: return true
         default: return false
         }
     }
