@@ -131,8 +131,10 @@ static inline long long mw_objectcall(lua_State *L, int idx, unsigned long long 
 }
 
 /// Pushes the field table of the object at index 1, making it first when `create` is set;
-/// returns 0 (nothing pushed) when there is none.
+/// returns 0 (nothing pushed) when there is none, or when the value at 1 is not an object
+/// at all (a script can call a metamethod with anything: `getmetatable(req).__index("x")`).
 static inline int mw_objectfields(lua_State *L, int create) {
+    if (lua_type(L, 1) != LUA_TUSERDATA || lua_rawlen(L, 1) != sizeof(mw_Object)) return 0;
     if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return 1;
     lua_pop(L, 1);
     if (!create) return 0;
@@ -143,19 +145,25 @@ static inline int mw_objectfields(lua_State *L, int create) {
 }
 
 /// With object, key and value at 1, 2 and 3: stores the value under the key in the object's
-/// field table. The `__newindex` of `req`, and of `res` for keys other than its own.
-static int mw_objectstore(lua_State *L) {
+/// field table. Returns 0 (and stores nothing) when the value at 1 is not an object.
+static inline int mw_objectset(lua_State *L) {
     lua_settop(L, 3);
-    mw_objectfields(L, 1);
+    if (!mw_objectfields(L, 1)) return 0;
     lua_insert(L, 2);
     lua_rawset(L, 2);
+    return 1;
+}
+
+/// The `__newindex` of `req` (and `res` for keys other than its own, through Swift).
+static int mw_objectstore(lua_State *L) {
+    if (!mw_objectset(L)) return luaL_error(L, "cannot set a field of a %s: not a req or res object", luaL_typename(L, 1));
     return 0;
 }
 
 /// With object and value at 1 and top: stores the value under the key at 2 too, and leaves
 /// it on top. For fields that are tables, which must be the same table at every read.
 static inline void mw_objectremember(lua_State *L) {
-    mw_objectfields(L, 1);
+    if (!mw_objectfields(L, 1)) return;
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);

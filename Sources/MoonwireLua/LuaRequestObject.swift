@@ -31,7 +31,8 @@ extension LuaVM {
         guard id >= 0 else {
             let got = String(cString: mw_typename(thread, index))
             let kindOfObject = mw_objectcall(thread, index, LuaObjectKind.request.tag) >= 0 ? "the req object" : "a \(got)"
-            thread.push("\(what): expected the \(object) object, got \(kindOfObject) (call \(object):\(member)(...), not \(object).\(member)(...))")
+            let hint = isMethod ? " (call \(object):\(member)(...), not \(object).\(member)(...))" : ""
+            thread.push("\(what): expected the \(object) object, got \(kindOfObject)\(hint)")
             return nil
         }
         guard let call = calls[Int(id)] else {

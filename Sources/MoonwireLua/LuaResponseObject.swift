@@ -47,7 +47,11 @@ private let responseField: LuaFunction = { L in
 
 private let responseNewIndex: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return mw_objectstore(L) }
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else {
+        // Raised here rather than in C: a longjmp must not cross this Swift frame.
+        guard mw_objectset(L) != 0 else { return L.raise("cannot set a field of a \(String(cString: mw_typename(L, 1))): not a req or res object") }
+        return 0
+    }
     guard let call = responseCall(L, "status") else { return LuaReturn.raise }
     guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
         let status = L.number(at: 3), (100...999).contains(status)

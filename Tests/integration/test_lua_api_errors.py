@@ -70,3 +70,21 @@ end)
     kept = server.get("/kept").text
     assert kept.startswith("ann false "), kept
     assert "req.method: the request has finished" in kept
+
+
+@pytest.mark.parametrize("call, message", [
+    ('getmetatable(req).__newindex("text", "k", "v")', "cannot set a field of a string: not a req or res object"),
+    ('getmetatable(res).__newindex("text", "k", "v")', "cannot set a field of a string: not a req or res object"),
+    ('getmetatable(res).__newindex({}, "status", 404)', "res.status: expected the res object, got a table"),
+    ('res:send(tostring(getmetatable(req).__index("text", "path")))', "req.path: expected the req object, got a string"),
+    ('res:send(tostring(getmetatable(res).__index(42, "status")))', "res.status: expected the res object, got a number"),
+])
+def test_object_metamethods_called_with_other_values_fail_cleanly(moonwire, call, message):
+    # The metamethods reach the objects' memory: called on a string, __newindex used to write
+    # into it and corrupt the heap (the server died later with "double free or corruption").
+    server = moonwire(f'moonwire.get("/h", function(req, res) {call} end)', dev=True)
+    reply = server.get("/h")
+    assert reply.status_code == 500
+    assert message in reply.text, reply.text
+    for _ in range(3):
+        assert server.get("/h").status_code == 500, "the server must still be serving"
