@@ -113,9 +113,13 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
     if L.type(at: 1) == LUA_TTABLE {
         lua_pushlightuserdata(L, LuaHostKey.pointer)
         lua_rawget(L, 1)
-        guard mw_isinteger(L, -1) != 0 else { return L.raise("\(name): the first argument is not a host from moonwire.vhost") }
-        host = vm.hosts[Int(mw_tointeger(L, -1, nil))]
+        // The key can be found with pairs() and copied into any table: the index is checked.
+        let index = mw_isinteger(L, -1) != 0 ? Int(mw_tointeger(L, -1, nil)) : -1
         mw_pop(L, 1)
+        guard vm.hosts.indices.contains(index) else {
+            return L.raise("\(name): the first argument is not a host from moonwire.vhost")
+        }
+        host = vm.hosts[index]
         argument = 2
     }
     guard vm.isLoading else {

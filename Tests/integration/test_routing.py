@@ -3,6 +3,7 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
 from conftest import BINARY
 
@@ -114,6 +115,20 @@ def test_invalid_patterns_name_file_and_line(tmp_path):
     serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(tmp_path)],
                            capture_output=True, text=True, timeout=30)
     assert serve.returncode == 1 and "main.lua:2:" in serve.stdout + serve.stderr
+
+
+@pytest.mark.parametrize("value", ["99", "-1", "0.5", '"zero"'])
+def test_a_forged_host_is_refused_not_a_crash(tmp_path, value):
+    # A host object's hidden key can be found with pairs() and put in any table; a host
+    # number out of range used to stop the process (Swift's index check) during the load.
+    (tmp_path / "main.lua").write_text(f"""local h = moonwire.vhost("^a$")
+local key
+for k in pairs(h) do if type(k) == "userdata" then key = k end end
+moonwire.get({{[key] = {value}}}, "/x", function(req, res) res:send("x") end)
+""")
+    check = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "main.lua:4: moonwire.get: the first argument is not a host from moonwire.vhost" in check.stdout
 
 
 def test_invalid_pattern_in_a_reload_keeps_the_old_routes(moonwire, tmp_path):
