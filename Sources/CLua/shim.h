@@ -194,6 +194,30 @@ static inline void mw_pushobjectindex(lua_State *L, mw_SwiftFunction fields) {
 
 static inline void mw_pushcfunction(lua_State *L, lua_CFunction f) { lua_pushcfunction(L, f); }
 
+static int mw_tostring_body(lua_State *L) {
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+/// Pushes the value at `idx` as text, as `tostring` does, and returns it. Protected: a
+/// `__tostring` that fails, yields or returns no string gives "(a table whose __tostring
+/// failed)" instead of an error that would unwind through Swift frames, or panic outside any
+/// protected call. `L` must be able to run calls (not a coroutine that died in an error).
+static inline const char *mw_describe(lua_State *L, int idx, size_t *len) {
+    idx = lua_absindex(L, idx);
+    if (!lua_checkstack(L, 3)) {
+        lua_pushliteral(L, "?");
+        return lua_tolstring(L, -1, len);
+    }
+    lua_pushcfunction(L, mw_tostring_body);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushfstring(L, "(a %s whose __tostring failed)", luaL_typename(L, idx));
+    }
+    return lua_tolstring(L, -1, len);
+}
+
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
 

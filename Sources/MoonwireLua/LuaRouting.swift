@@ -67,9 +67,9 @@ private let luaVirtualHost: LuaFunction = { L in
         return L.raise("moonwire.vhost: \(error)")
     }
     if L.type(at: 2) == LUA_TTABLE {
-        lua_getfield(L, 2, "www")
+        L.rawField(2, "www")
         if let root = L.string(at: -1) { vm.hostRoots[host] = root }
-        lua_getfield(L, 2, "tls")
+        L.rawField(2, "tls")
         let tls = L.type(at: -1) == LUA_TNIL ? nil : readTLS(L, at: -1)
         mw_pop(L, 2)
         switch tls {

@@ -22,7 +22,7 @@ let luaOptions: LuaFunction = { L in
         case "heartbeat":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: heartbeat must be a table") }
             for (name, path) in [("interval", \WebSocketSettings.heartbeatInterval), ("timeout", \WebSocketSettings.heartbeatTimeout)] {
-                lua_getfield(L, -1, name)
+                L.rawField(-1, name)
                 if L.type(at: -1) != LUA_TNIL {
                     guard let value = L.number(at: -1), value >= 0, value.isFinite else {
                         return L.raise("moonwire.options: heartbeat.\(name) must be a number of seconds")
@@ -69,7 +69,7 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
         ("handler_timeout", \.scriptLimits.handlerTimeout),
     ]
     for (name, path) in sizes {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         let least: Double = name == "instructions" ? 0 : 1  // 0 instructions: no budget at all
@@ -77,7 +77,7 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
         settings[keyPath: path] = Int(value)
     }
     for (name, path) in durations {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), value > 0, value.isFinite else { return "limits.\(name) must be a positive number of seconds" }
@@ -93,14 +93,14 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
         ("compression_threshold", \.compressionThreshold, 0),
     ]
     for (name, path, least) in sizes {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), value >= least, value < 1e15 else { return "websocket.\(name) must be a positive number" }
         settings[keyPath: path] = Int(value)
     }
     for (name, path) in [("validate_utf8", \WebSocketSettings.validateUTF8), ("compression", \WebSocketSettings.compression)] {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         if L.type(at: -1) == LUA_TBOOLEAN { settings[keyPath: path] = lua_toboolean(L, -1) != 0 }
         mw_pop(L, 1)
     }
@@ -114,7 +114,7 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
 private func readChoice<Choice: RawRepresentable<String>>(
     _ L: LuaThread, _ name: String, into value: inout Choice, choices: String
 ) -> String? {
-    lua_getfield(L, -1, name)
+    L.rawField(-1, name)
     defer { mw_pop(L, 1) }
     guard let text = L.string(at: -1) else { return nil }
     guard let parsed = Choice(rawValue: text) else { return "websocket.\(name) must be \(choices)" }
@@ -129,16 +129,16 @@ let luaListen: LuaFunction = { L in
     let L = L!
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.listen: expected a table") }
     let vm = LuaVM.from(L)
-    lua_getfield(L, 1, "host")
+    L.rawField(1, "host")
     let host = L.string(at: -1) ?? "127.0.0.1"
-    lua_getfield(L, 1, "port")
+    L.rawField(1, "port")
     let port = L.number(at: -1)
     mw_pop(L, 2)
     guard let port, (0...65535).contains(port), port.rounded() == port else {
         return L.raise("moonwire.listen: port must be a number 0...65535")
     }
     var listener = Listener(host: host, port: Int(port))
-    lua_getfield(L, 1, "tls")
+    L.rawField(1, "tls")
     let tls = L.type(at: -1) == LUA_TNIL ? nil : readTLS(L, at: -1)
     mw_pop(L, 1)
     switch tls {
@@ -159,7 +159,7 @@ func readTLS(_ L: LuaThread, at index: Int32) -> Result<TLSSettings, TLSTableErr
     guard L.type(at: index) == LUA_TTABLE else { return .failure(TLSTableError(text: "expected a table")) }
     let table = lua_absindex(L, index)
     func field(_ name: String) -> String? {
-        lua_getfield(L, table, name)
+        L.rawField(table, name)
         defer { mw_pop(L, 1) }
         return L.string(at: -1)
     }
@@ -201,7 +201,7 @@ func readHTTP2(_ L: LuaThread, into settings: inout HTTP2Settings) -> String? {
         ("header_table_size", \.headerTableSize, 0...Double(Int32.max)),
     ]
     for (name, path, range) in numbers {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), range.contains(value), value.rounded() == value else {
@@ -210,7 +210,7 @@ func readHTTP2(_ L: LuaThread, into settings: inout HTTP2Settings) -> String? {
         settings[keyPath: path] = Int(value)
     }
     for (name, path) in [("enabled", \HTTP2Settings.enabled), ("push", \HTTP2Settings.push)] {
-        lua_getfield(L, -1, name)
+        L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
         guard L.type(at: -1) == LUA_TBOOLEAN else { return "http2.\(name) must be true or false" }

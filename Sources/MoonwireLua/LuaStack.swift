@@ -62,6 +62,16 @@ extension LuaThread {
         return body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
+    /// Pushes `table[name]` for the table at `index` without metamethods, and returns its type.
+    /// For the option tables scripts pass: a script's `__index` must not run (and raise through
+    /// Swift frames) in the middle of a Swift function.
+    @discardableResult
+    func rawField(_ index: Int32, _ name: String) -> Int32 {
+        let table = lua_absindex(self, index)
+        push(name)
+        return lua_rawget(self, table)
+    }
+
     /// The Lua type of the value at `index` (LUA_TNIL, LUA_TSTRING...).
     func type(at index: Int32) -> Int32 { lua_type(self, index) }
 
@@ -89,10 +99,11 @@ extension LuaThread {
         return LuaReturn.raise
     }
 
-    /// Converts any value to text as Lua's `tostring` does (pushing nothing).
+    /// Converts any value to text as Lua's `tostring` does (pushing nothing). A failing
+    /// `__tostring` gives a placeholder, never an error (see `mw_describe`).
     func describe(at index: Int32) -> String {
         var length = 0
-        guard let pointer = luaL_tolstring(self, index, &length) else { return "?" }
+        guard let pointer = mw_describe(self, index, &length) else { return "?" }
         let text = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
         mw_pop(self, 1)
         return text

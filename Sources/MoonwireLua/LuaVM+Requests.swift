@@ -116,7 +116,11 @@ extension LuaVM {
         case LUA_ERRMEM:
             fail(call, LuaScriptError(message: "not enough memory (the VM's cap is \(space.pointee.limit) bytes)", kind: .memory))
         default:
-            let message = call.thread.describe(at: -1)
+            // Described on the main thread: a coroutine that died in an error runs no more calls,
+            // and the error's __tostring is one.
+            lua_xmove(call.thread, L, 1)
+            let message = L.describe(at: -1)
+            mw_pop(L, 1)
             luaL_traceback(L, call.thread, nil, 0)
             let traceback = L.string(at: -1) ?? ""
             mw_pop(L, 1)

@@ -17,7 +17,7 @@ extension LuaVM {
 
 /// Reads a list of strings (or one string) at `index` on the table at -1's field.
 private func stringSet(_ L: LuaThread, field: String) -> Set<String>? {
-    lua_getfield(L, 2, field)
+    L.rawField(2, field)
     defer { mw_pop(L, 1) }
     if let single = L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil { return [single] }
     guard L.type(at: -1) == LUA_TTABLE else { return nil }
@@ -43,11 +43,11 @@ private let luaBroadcast: LuaFunction = { L in
     var filter = WebSocketRegistry.Filter()
     var binary = false
     if L.type(at: 2) == LUA_TTABLE {
-        lua_getfield(L, 2, "channel")
+        L.rawField(2, "channel")
         filter.channel = L.string(at: -1)
-        lua_getfield(L, 2, "protocol")
+        L.rawField(2, "protocol")
         filter.subprotocol = L.string(at: -1)
-        lua_getfield(L, 2, "binary")
+        L.rawField(2, "binary")
         binary = lua_toboolean(L, -1) != 0
         mw_pop(L, 3)
         filter.guids = stringSet(L, field: "guids")

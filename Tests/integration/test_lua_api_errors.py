@@ -88,3 +88,31 @@ def test_object_metamethods_called_with_other_values_fail_cleanly(moonwire, call
     assert message in reply.text, reply.text
     for _ in range(3):
         assert server.get("/h").status_code == 500, "the server must still be serving"
+
+
+def test_an_error_whose_tostring_fails_is_a_500_not_a_crash(moonwire):
+    # The error value is described after the coroutine died; its __tostring used to run there,
+    # outside any protected call, and its own error aborted the process.
+    server = moonwire('''
+moonwire.get("/boom", function(req, res)
+  error(setmetatable({}, {__tostring = function() error("inner") end}))
+end)
+moonwire.get("/ok", function(req, res) res:send("ok") end)
+''')
+    assert server.get("/boom").status_code == 500
+    assert server.get("/ok").text == "ok"
+    assert "(a table whose __tostring failed)" in server.log()
+
+
+def test_option_tables_are_read_without_running_their_metamethods(moonwire):
+    # A Swift function reading an option field ran the table's __index, whose error then
+    # unwound through Swift frames. Option tables are read raw.
+    server = moonwire('''
+local trap = setmetatable({}, {__index = function() error("trap") end})
+moonwire.get("/b", function(req, res)
+  moonwire.broadcast("x", trap)
+  res:send("sent")
+end)
+''')
+    assert server.get("/b").text == "sent"
+    assert server.get("/b").text == "sent"
