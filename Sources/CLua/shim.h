@@ -194,6 +194,23 @@ static inline void mw_pushobjectindex(lua_State *L, mw_SwiftFunction fields) {
 
 static inline void mw_pushcfunction(lua_State *L, lua_CFunction f) { lua_pushcfunction(L, f); }
 
+static int mw_gettable_body(lua_State *L) {
+    lua_gettable(L, 1);
+    return 1;
+}
+
+/// `lua_gettable` on the table at `idx` with the key on top (replaced by the value), protected:
+/// a failing `__index` leaves its error on top and returns its status, instead of raising
+/// through the Swift frame that asked.
+static inline int mw_pgettable(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lua_pushcfunction(L, mw_gettable_body);
+    lua_insert(L, -2);
+    lua_pushvalue(L, idx);
+    lua_insert(L, -2);
+    return lua_pcall(L, 2, 1, 0);
+}
+
 static int mw_tostring_body(lua_State *L) {
     luaL_tolstring(L, 1, NULL);
     return 1;

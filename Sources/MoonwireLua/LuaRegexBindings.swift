@@ -234,7 +234,8 @@ private let luaRegexGsub: LuaFunction = { L in
                 if mw_pcall(L, 1, 1, 0) != LUA_OK { return LuaReturn.raise }
             } else {
                 _ = L.withBytes(at: 1) { L.push(bytes: UnsafeRawBufferPointer(rebasing: $0[whole])) }
-                lua_gettable(L, 3)
+                // Protected too: the table's __index is the script's code.
+                if mw_pgettable(L, 3) != LUA_OK { return LuaReturn.raise }
             }
             if lua_toboolean(L, -1) == 0 {
                 _ = L.withBytes(at: 1) { output.append(contentsOf: $0[whole]) }

@@ -116,3 +116,18 @@ end)
 ''')
     assert server.get("/b").text == "sent"
     assert server.get("/b").text == "sent"
+
+
+def test_a_gsub_table_whose_index_fails_raises_in_the_script(moonwire):
+    server = moonwire('''
+moonwire.get("/g", function(req, res)
+  local ok, err = pcall(moonwire.re.gsub, "a b", [[\\w]], setmetatable({}, {__index = function() error("lookup failed") end}))
+  res:send(tostring(ok) .. " " .. tostring(err))
+end)
+moonwire.get("/t", function(req, res)
+  res:send((moonwire.re.gsub("a b", [[\\w]], setmetatable({}, {__index = function(_, k) return k:upper() end}))))
+end)
+''')
+    reply = server.get("/g").text
+    assert reply.startswith("false ") and "lookup failed" in reply, reply
+    assert server.get("/t").text == "A B"
