@@ -79,9 +79,9 @@ extension LuaVM {
     /// Finds the route of a call, noting its captures (req.params) and its host's static root.
     private func route(for call: LuaHandlerCall) -> RouteTarget {
         guard !router.isEmpty else { return .none }
-        // The router takes the Host field as sent and leaves out the port itself.
-        let host = router.hasHosts ? call.request.headers.first(name: "host") ?? "" : ""
-        let found = router.match(host: host, method: call.request.method, path: call.request.path)
+        // The router takes the Host field as sent (and only when it has virtual hosts).
+        let found = router.match(
+            host: call.request.headers.first(name: "host") ?? "", method: call.request.method, path: call.request.path)
         if let host = found.host { call.staticRoot = hostRoots[host] }
         switch found.outcome {
         case .matched(let handler, let params):

@@ -25,10 +25,6 @@ public final class Router<Handler> {
     /// Whether no route was registered, so callers can skip routing altogether.
     public var isEmpty: Bool { handlers.isEmpty }
 
-    /// Whether virtual hosts were registered: without them the Host value is never read, so
-    /// callers need not look it up.
-    public var hasHosts: Bool { virtualHosts.hostCount > 0 }
-
     /// Registers a virtual host. `pattern` is PCRE2, matched case-insensitively against the
     /// whole host name (the Host value without its port). Hosts are tried in registration
     /// order; the default host, which takes any Host, is tried after all of them.
@@ -47,7 +43,8 @@ public final class Router<Handler> {
     }
 
     /// Finds the route for a request. `host` is the Host header value (its port, if any, is
-    /// ignored; empty when the request had none), `path` the decoded path without query.
+    /// ignored; empty when the request had none), asked for only when virtual hosts exist;
+    /// `path` is the decoded path without query.
     ///
     /// The first virtual host whose pattern matches takes the request, and only its routes
     /// are searched: when none of them matches, the answer is `notFound` (or 405), not a
@@ -55,7 +52,7 @@ public final class Router<Handler> {
     /// is; falling through would let a catch-all route of another site answer for this one.
     /// The default host's routes answer only requests whose Host matched no registered host.
     @inlinable
-    public func match(host: String, method: String, path: String) -> RouteMatch<Handler> {
+    public func match(host: @autoclosure () -> String, method: String, path: String) -> RouteMatch<Handler> {
         let resolution = virtualHosts.resolve(host: host, method: method, path: path)
         let outcome: RouteLookup<Handler> =
             switch resolution.outcome {

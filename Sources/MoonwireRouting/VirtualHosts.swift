@@ -57,13 +57,13 @@ final class VirtualHosts {
 
     /// Picks the host for the `host` header value, then the route for `method` and `path`.
     @usableFromInline
-    func resolve(host: String, method: String, path: String) -> Resolution {
+    func resolve(host: () -> String, method: String, path: String) -> Resolution {
         if !isFrozen { freeze() }
         // Without virtual hosts the Host field is not even looked at.
         guard !hosts.isEmpty else {
             return resolve(method: method, path: path, host: nil, name: UnsafeRawBufferPointer(start: nil, count: 0), hostGroups: [])
         }
-        var host = host
+        var host = host()
         return host.withUTF8 { header in
             let header = UnsafeRawBufferPointer(header)
             let name = UnsafeRawBufferPointer(rebasing: header[..<HostHeader.hostLength(of: header)])
