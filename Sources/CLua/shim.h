@@ -161,7 +161,8 @@ static int mw_objectstore(lua_State *L) {
 }
 
 /// With object and value at 1 and top: stores the value under the key at 2 too, and leaves
-/// it on top. For fields that are tables, which must be the same table at every read.
+/// it on top. For the fields read once per request: tables, which must be the same table at
+/// every read, and the body.
 static inline void mw_objectremember(lua_State *L) {
     if (!mw_objectfields(L, 1)) return;
     lua_pushvalue(L, 2);

@@ -22,15 +22,15 @@ extension LuaVM {
     }
 }
 
-/// The live call of the `res` at index 1, or nil (and an error message pushed). Unless
-/// `streaming` is allowed, the call must not have sent its head yet.
-func responseCall(_ L: LuaThread, _ method: String, streaming: Bool = false) -> LuaHandlerCall? {
-    let isField = method == "status"
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .response, member: method, isMethod: !isField) else {
+/// The live call of the `res` at index 1, or nil (and an error message pushed) naming
+/// `member`, a method unless `isMethod` is false (`res.status`). Unless `streaming` is allowed,
+/// the call must not have sent its head yet.
+func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, streaming: Bool = false) -> LuaHandlerCall? {
+    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .response, member: member, isMethod: isMethod) else {
         return nil
     }
     if !streaming && (call.stream != nil || call.responded) {
-        L.push("res\(isField ? "." : ":")\(method): the response was already sent (res:write or res:finish came first)")
+        L.push("res\(isMethod ? ":" : ".")\(member): the response was already sent (res:write or res:finish came first)")
         return nil
     }
     return call
@@ -40,7 +40,7 @@ func responseCall(_ L: LuaThread, _ method: String, streaming: Bool = false) -> 
 private let responseField: LuaFunction = { L in
     let L = L!
     guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
-    guard let call = responseCall(L, "status", streaming: true) else { return LuaReturn.raise }
+    guard let call = responseCall(L, "status", isMethod: false, streaming: true) else { return LuaReturn.raise }
     lua_pushinteger(L, lua_Integer(call.status))
     return 1
 }
@@ -52,7 +52,7 @@ private let responseNewIndex: LuaFunction = { L in
         guard mw_objectset(L) != 0 else { return L.raise("cannot set a field of a \(String(cString: mw_typename(L, 1))): not a req or res object") }
         return 0
     }
-    guard let call = responseCall(L, "status") else { return LuaReturn.raise }
+    guard let call = responseCall(L, "status", isMethod: false) else { return LuaReturn.raise }
     guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
         let status = L.number(at: 3), (100...999).contains(status)
     else { return L.raise("res.status must be an integer from 100 to 999, got \(L.describe(at: 3))") }

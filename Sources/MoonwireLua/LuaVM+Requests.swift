@@ -18,30 +18,24 @@ extension LuaVM {
             instructions: settings.scriptLimits.instructions)
         calls[call.id] = call
         let route = self.route(for: call)
-        let handler: Int32
+        let function: Int32
         switch route {
         case .handler(let ref) where events.onBeforeCommand == LUA_NOREF:
-            handler = ref
+            function = ref
         case .none where events.onBeforeCommand == LUA_NOREF:
-            handler = call.isGetLike ? events.onCommandGet : events.onCommandOther
+            function = call.isGetLike ? events.onCommandGet : events.onCommandOther
             // No handler at all: static files (or 404) answer, without starting the coroutine.
-            guard handler != LUA_NOREF else { return finish(call, answeredBefore: false) }
+            guard function != LUA_NOREF else { return finish(call, answeredBefore: false) }
         default:
-            return dispatch(call, route: route, on: thread)
+            // OnBeforeCommand must come first, or a 405 is due: the dispatcher decides
+            // (LuaPrelude.dispatcher), with the route's handler or Allow list after req and res.
+            call.dispatched = true
+            function = events.dispatcher
         }
-        lua_rawgeti(thread, mw_registryindex(), lua_Integer(handler))
+        lua_rawgeti(thread, mw_registryindex(), lua_Integer(function))
         pushObject(.request, for: call.id, on: thread)
         pushObject(.response, for: call.id, on: thread)
-        resume(call, arguments: 2)
-    }
-
-    /// Runs a call through the dispatcher (LuaPrelude.dispatcher): OnBeforeCommand first, or
-    /// the 405 of a path that only other methods match.
-    private func dispatch(_ call: LuaHandlerCall, route: RouteTarget, on thread: LuaThread) {
-        call.dispatched = true
-        lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.dispatcher))
-        pushObject(.request, for: call.id, on: thread)
-        pushObject(.response, for: call.id, on: thread)
+        guard call.dispatched else { return resume(call, arguments: 2) }
         lua_pushboolean(thread, call.isGetLike ? 1 : 0)
         switch route {
         case .handler(let ref):
