@@ -9,6 +9,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 /// A Swift-implemented Lua function. Returns the number of results (>= 0), or
@@ -28,6 +29,10 @@ typedef struct {
     /// Nonzero while Swift code runs inside Lua: allocations then may exceed the cap, so an
     /// out-of-memory longjmp never crosses a Swift frame; Lua code fails on its next one.
     int in_swift;
+    /// The registry reference of the table of req and res fields by object, and how many
+    /// objects have one there (none, for most requests: nothing to look up or clean).
+    int fields;
+    int field_tables;
 } mw_VMSpace;
 
 static inline mw_VMSpace *mw_space(lua_State *L) { return *(mw_VMSpace **)lua_getextraspace(L); }
@@ -41,7 +46,7 @@ static void *mw_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     if (nsize > old && space->limit && !space->in_swift && space->used + (nsize - old) > space->limit) return NULL;
-    void *block = realloc(ptr, nsize);
+    void *block = ptr ? realloc(ptr, nsize) : malloc(nsize);
     if (block) space->used = space->used - old + nsize;
     return block;
 }
@@ -103,94 +108,129 @@ static inline void mw_pushswiftclosure(lua_State *L, mw_SwiftFunction f, int n) 
     lua_pushcclosure(L, mw_trampoline, n + 1);
 }
 
-/// A `req` or `res` object: a full userdata that holds the id of its handler call, with one
-/// user value, the table of the fields scripts set and of the tables already built for it
-/// (made on first use). One allocation per object, where a table with a hash part took two.
-/// The tag tells the two kinds apart, and both from other userdata passed in their place.
-typedef struct {
-    unsigned long long tag;
-    long long call;
-} mw_Object;
-#define MW_REQUEST_TAG 0x7165722e6e6f6f6dULL  /* "moon.req" */
-#define MW_RESPONSE_TAG 0x7365722e6e6f6f6dULL /* "moon.res" */
+/// `req` and `res` are light userdata: the id of their handler call shifted left by two, with
+/// their kind in the two low bits. Making one allocates nothing and leaves nothing for the
+/// collector (two full userdata per request were a quarter of what Lua added to a hello), and
+/// an object kept after its call finds no call under its id. Light userdata share one
+/// metatable, whose metamethods tell the two kinds apart by those bits, and both from any
+/// other light userdata (a real pointer is aligned: its two low bits are 0).
+#define MW_REQUEST 1
+#define MW_RESPONSE 2
 
-/// Pushes a new object for a call, with the metatable anchored at `metatable` in the registry.
-static inline void mw_pushobject(lua_State *L, unsigned long long tag, long long call, int metatable) {
-    mw_Object *object = (mw_Object *)lua_newuserdatauv(L, sizeof(mw_Object), 1);
-    object->tag = tag;
-    object->call = call;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, metatable);
-    lua_setmetatable(L, -2);
+static inline void mw_pushobject(lua_State *L, int kind, long long call) {
+    lua_pushlightuserdata(L, (void *)(((uintptr_t)call << 2) | (uintptr_t)kind));
 }
 
-/// The call id of the object at `idx`, or -1 when the value there is not an object of `tag`.
-static inline long long mw_objectcall(lua_State *L, int idx, unsigned long long tag) {
-    mw_Object *object = (mw_Object *)lua_touserdata(L, idx);
-    if (object == NULL || lua_rawlen(L, idx) != sizeof(mw_Object) || object->tag != tag) return -1;
-    return object->call;
+/// The kind of the object at `idx` (MW_REQUEST or MW_RESPONSE), or 0 when the value there is
+/// not a req or res.
+static inline int mw_objectkind(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TLIGHTUSERDATA) return 0;
+    int kind = (int)((uintptr_t)lua_touserdata(L, idx) & 3);
+    return kind == MW_REQUEST || kind == MW_RESPONSE ? kind : 0;
+}
+
+/// The call id of the object at `idx`, or -1 when the value there is not an object of `kind`.
+static inline long long mw_objectcall(lua_State *L, int idx, int kind) {
+    if (mw_objectkind(L, idx) != kind) return -1;
+    return (long long)((uintptr_t)lua_touserdata(L, idx) >> 2);
 }
 
 /// Pushes the field table of the object at index 1, making it first when `create` is set;
-/// returns 0 (nothing pushed) when there is none, or when the value at 1 is not an object
-/// at all (a script can call a metamethod with anything: `getmetatable(req).__index("x")`).
+/// returns 0 (nothing pushed) when there is none. The fields scripts set on an object, and the
+/// tables built for it (which must be the same table at every read), are kept in the VM's
+/// table of fields by object until the object's call ends.
 static inline int mw_objectfields(lua_State *L, int create) {
-    if (lua_type(L, 1) != LUA_TUSERDATA || lua_rawlen(L, 1) != sizeof(mw_Object)) return 0;
-    if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return 1;
+    mw_VMSpace *space = mw_space(L);
+    if (space->field_tables == 0 && !create) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, space->fields);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        lua_remove(L, -2);
+        return 1;
+    }
     lua_pop(L, 1);
-    if (!create) return 0;
+    if (!create) {
+        lua_pop(L, 1);
+        return 0;
+    }
     lua_createtable(L, 0, 4);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 1);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_remove(L, -2);
+    space->field_tables++;
     return 1;
 }
 
-/// With object, key and value at 1, 2 and 3: stores the value under the key in the object's
-/// field table. Returns 0 (and stores nothing) when the value at 1 is not an object.
-static inline int mw_objectset(lua_State *L) {
+/// Drops the field tables of the req and res of a call that has ended.
+static inline void mw_objectsforget(lua_State *L, long long call) {
+    mw_VMSpace *space = mw_space(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, space->fields);
+    for (int kind = MW_REQUEST; kind <= MW_RESPONSE && space->field_tables > 0; kind++) {
+        mw_pushobject(L, kind, call);
+        if (lua_rawget(L, -2) != LUA_TNIL) {
+            mw_pushobject(L, kind, call);
+            lua_pushnil(L);
+            lua_rawset(L, -4);
+            space->field_tables--;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/// With an object of a live call, a key and a value at 1, 2 and 3: stores the value under the
+/// key in the object's field table.
+static inline void mw_objectset(lua_State *L) {
     lua_settop(L, 3);
-    if (!mw_objectfields(L, 1)) return 0;
+    mw_objectfields(L, 1);
     lua_insert(L, 2);
     lua_rawset(L, 2);
-    return 1;
-}
-
-/// The `__newindex` of `req` (and `res` for keys other than its own, through Swift).
-static int mw_objectstore(lua_State *L) {
-    if (!mw_objectset(L)) return luaL_error(L, "cannot set a field of a %s: not a req or res object", luaL_typename(L, 1));
-    return 0;
 }
 
 /// With object and value at 1 and top: stores the value under the key at 2 too, and leaves
 /// it on top. For the fields read once per request: tables, which must be the same table at
 /// every read, and the body.
 static inline void mw_objectremember(lua_State *L) {
-    if (!mw_objectfields(L, 1)) return;
+    mw_objectfields(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
     lua_pop(L, 1);
 }
 
-/// The `__index` of `req` and `res`, closed over their methods table and the Swift function
-/// for their computed fields: a method, else a field the script set or a table built before,
-/// else the Swift function's answer. In C, so that `res:send` costs no Lua call to find.
+/// The `__index` of `req` and `res`, closed over their methods tables (upvalues 1 and 2) and
+/// the Swift functions for their computed fields (3 and 4): a method, else a field the script
+/// set or a table built before, else the Swift function's answer. In C, so that `res:send`
+/// costs no Lua call to find.
 static int mw_objectindex(lua_State *L) {
+    int kind = mw_objectkind(L, 1);
+    if (kind == 0) return luaL_error(L, "cannot read a field of a %s: not a req or res object", luaL_typename(L, 1));
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    if (lua_rawget(L, lua_upvalueindex(kind)) != LUA_TNIL) return 1;
     lua_pop(L, 1);
     if (mw_objectfields(L, 0)) {
         lua_pushvalue(L, 2);
         if (lua_rawget(L, -2) != LUA_TNIL) return 1;
         lua_pop(L, 2);
     }
-    return mw_callswift(L, (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(2)));
+    return mw_callswift(L, (mw_SwiftFunction)lua_touserdata(L, lua_upvalueindex(kind + 2)));
 }
 
-/// Pushes the `__index` of an object whose methods table is on top (it is replaced).
-static inline void mw_pushobjectindex(lua_State *L, mw_SwiftFunction fields) {
-    lua_pushlightuserdata(L, (void *)fields);
-    lua_pushcclosure(L, mw_objectindex, 2);
+/// Pushes the `__index` of the objects; the methods tables of req and res on top are replaced.
+static inline void mw_pushobjectindex(lua_State *L, mw_SwiftFunction requestFields, mw_SwiftFunction responseFields) {
+    lua_pushlightuserdata(L, (void *)requestFields);
+    lua_pushlightuserdata(L, (void *)responseFields);
+    lua_pushcclosure(L, mw_objectindex, 4);
+}
+
+/// Makes the table on top (popped) the metatable of every light userdata: that of the objects.
+static inline void mw_setobjectmetatable(lua_State *L) {
+    lua_pushlightuserdata(L, NULL);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
 }
 
 static inline void mw_pushcfunction(lua_State *L, lua_CFunction f) { lua_pushcfunction(L, f); }

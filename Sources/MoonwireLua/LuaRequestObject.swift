@@ -1,6 +1,7 @@
-// The `req` object: a userdata whose fields are computed from the Swift request when read, so a
-// handler pays only for the fields it reads. Tables (headers, query...) are built once and kept
-// in the object's field table, with whatever fields the script sets itself.
+// The `req` object: a light userdata whose fields are computed from the Swift request when
+// read, so a handler pays only for the fields it reads. Tables (headers, query...) are built
+// once and kept with whatever fields the script sets itself, until the call ends (see
+// mw_pushobject in the shim for why objects are light userdata).
 import CLua
 import MoonwireCore
 import MoonwireRouting
@@ -11,13 +12,22 @@ enum LuaObjectKind {
     case request, response
 
     var name: String { self == .request ? "req" : "res" }
-    fileprivate var tag: UInt64 { self == .request ? MW_REQUEST_TAG : MW_RESPONSE_TAG }
+    fileprivate var bits: Int32 { self == .request ? MW_REQUEST : MW_RESPONSE }
+
+    /// The kind of the value at `index`, nil when it is neither a req nor a res.
+    init?(ofValueAt index: Int32, on thread: LuaThread) {
+        switch mw_objectkind(thread, index) {
+        case MW_REQUEST: self = .request
+        case MW_RESPONSE: self = .response
+        default: return nil
+        }
+    }
 }
 
 extension LuaVM {
-    /// Pushes a new `req` or `res` object for a call onto `thread`.
+    /// Pushes the `req` or `res` object of a call onto `thread`.
     func pushObject(_ kind: LuaObjectKind, for callID: Int, on thread: LuaThread) {
-        mw_pushobject(thread, kind.tag, Int64(callID), kind == .request ? requestMetatableRef : responseMetatableRef)
+        mw_pushobject(thread, kind.bits, Int64(callID))
     }
 
     /// The live call of the `kind` object at `index`, or nil with an error pushed that says
@@ -25,12 +35,12 @@ extension LuaVM {
     func call(
         ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool = true
     ) -> LuaHandlerCall? {
-        let id = mw_objectcall(thread, index, kind.tag)
+        let id = mw_objectcall(thread, index, kind.bits)
         let object = kind.name
         var what: String { object + (isMethod ? ":" : ".") + member }
         guard id >= 0 else {
             let got = String(cString: mw_typename(thread, index))
-            let kindOfObject = mw_objectcall(thread, index, LuaObjectKind.request.tag) >= 0 ? "the req object" : "a \(got)"
+            let kindOfObject = LuaObjectKind(ofValueAt: index, on: thread).map { "the \($0.name) object" } ?? "a \(got)"
             let hint = isMethod ? " (call \(object):\(member)(...), not \(object).\(member)(...))" : ""
             thread.push("\(what): expected the \(object) object, got \(kindOfObject)\(hint)")
             return nil
@@ -42,18 +52,47 @@ extension LuaVM {
         return call
     }
 
-    /// Builds the metatables of `req` and `res` once per VM.
-    func installObjectMetatables() {
+    /// Builds the metatable of `req` and `res` (that of every light userdata) once per VM, and
+    /// the table of their fields.
+    func installObjectMetatable() {
+        lua_createtable(L, 0, 0)
+        space.pointee.fields = luaL_ref(L, mw_registryindex())
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 1)
         L.setFunction("header", requestHeader)
-        mw_pushobjectindex(L, requestField)
+        pushResponseMethods()
+        mw_pushobjectindex(L, requestField, responseField)
         L.setField(-2, "__index")
-        mw_pushcfunction(L, mw_objectstore)
-        L.setField(-2, "__newindex")
-        requestMetatableRef = luaL_ref(L, mw_registryindex())
-        installResponseMetatable()
+        L.setFunction("__newindex", objectNewIndex)
+        mw_setobjectmetatable(L)
     }
+
+    /// Ends a call's life as seen from Lua: its objects find it no more, and the fields
+    /// scripts set on them are dropped.
+    func forget(_ call: LuaHandlerCall) {
+        calls.remove(call)
+        if space.pointee.field_tables > 0 { mw_objectsforget(L, Int64(call.id)) }
+    }
+}
+
+/// The `__newindex` of `req` and `res`: `res.status` is the response's; any other key is a
+/// field of the object while its call lives.
+private let objectNewIndex: LuaFunction = { L in
+    let L = L!
+    guard let kind = LuaObjectKind(ofValueAt: 1, on: L) else {
+        return L.raise("cannot set a field of a \(String(cString: mw_typename(L, 1))): not a req or res object")
+    }
+    if kind == .response, L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" { return setResponseStatus(L) }
+    // Checked here: lua_rawset's own error would unwind through this Swift frame.
+    if L.type(at: 2) == LUA_TNIL || (L.type(at: 2) == LUA_TNUMBER && L.number(at: 2).map { $0 != $0 } == true) {
+        return L.raise("cannot set a field of \(kind.name) under a nil or NaN key")
+    }
+    let member = L.type(at: 2) == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]"
+    guard LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: kind, member: member, isMethod: false) != nil else {
+        return LuaReturn.raise
+    }
+    mw_objectset(L)
+    return 0
 }
 
 /// `req:header(name)`: a header's value (repeated fields joined by ", "), case-insensitively.

@@ -5,8 +5,8 @@ import MoonwireCore
 import NIOCore
 
 extension LuaVM {
-    func installResponseMetatable() {
-        lua_createtable(L, 0, 2)
+    /// Pushes the methods table of `res`.
+    func pushResponseMethods() {
         lua_createtable(L, 0, 7)
         L.setFunction("header", responseHeader)
         L.setFunction("send", responseSend)
@@ -15,10 +15,6 @@ extension LuaVM {
         L.setFunction("file", responseFile)
         L.setFunction("write", responseWrite)
         L.setFunction("finish", responseFinish)
-        mw_pushobjectindex(L, responseField)
-        L.setField(-2, "__index")
-        L.setFunction("__newindex", responseNewIndex)
-        responseMetatableRef = luaL_ref(L, mw_registryindex())
     }
 }
 
@@ -37,7 +33,7 @@ func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, strea
 }
 
 /// The fields of `res` other than its methods: `res.status`.
-private let responseField: LuaFunction = { L in
+let responseField: LuaFunction = { L in
     let L = L!
     guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
     guard let call = responseCall(L, "status", isMethod: false, streaming: true) else { return LuaReturn.raise }
@@ -45,13 +41,8 @@ private let responseField: LuaFunction = { L in
     return 1
 }
 
-private let responseNewIndex: LuaFunction = { L in
-    let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else {
-        // Raised here rather than in C: a longjmp must not cross this Swift frame.
-        guard mw_objectset(L) != 0 else { return L.raise("cannot set a field of a \(String(cString: mw_typename(L, 1))): not a req or res object") }
-        return 0
-    }
+/// `res.status = code`, with the res at 1 and the code at 3.
+func setResponseStatus(_ L: LuaThread) -> Int32 {
     guard let call = responseCall(L, "status", isMethod: false) else { return LuaReturn.raise }
     guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
         let status = L.number(at: 3), (100...999).contains(status)

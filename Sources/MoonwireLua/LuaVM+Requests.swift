@@ -10,13 +10,13 @@ import NIOHTTP1
 extension LuaVM {
     /// Starts handling a request; the responder is answered when its handlers finish.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        guard let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
+        guard let id = calls.reserveID(), let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
             return responder.respond(.statusPage(503))
         }
         let call = LuaHandlerCall(
-            id: calls.reserveID(), request: request, responder: responder, thread: thread, threadRef: threadRef,
+            id: id, request: request, responder: responder, thread: thread, threadRef: threadRef,
             instructions: settings.scriptLimits.instructions)
-        calls[call.id] = call
+        calls.insert(call)
         let route = self.route(for: call)
         let function: Int32
         switch route {
@@ -170,7 +170,7 @@ extension LuaVM {
         call.sleeping = nil
         call.deadline?.cancel()
         call.deadline = nil
-        calls[call.id] = nil
+        forget(call)
         if idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
             idleThreads.append((call.thread, call.threadRef))
         } else {
@@ -192,9 +192,8 @@ extension LuaVM {
         L.setField(-2, "message")
         L.push(error.traceback)
         L.setField(-2, "traceback")
-        if let request {
-            let orphan = orphanCall(for: request)
-            defer { calls[orphan.id] = nil }
+        if let request, let orphan = orphanCall(for: request) {
+            defer { forget(orphan) }
             pushObject(.request, for: orphan.id, on: L)
             callEvent(named: "OnException", arguments: 2)
         } else {

@@ -29,8 +29,6 @@ public final class LuaVM {
 
     var events = LuaEventRefs()
     var tracebackRef: Int32 = LUA_NOREF
-    var requestMetatableRef: Int32 = LUA_NOREF
-    var responseMetatableRef: Int32 = LUA_NOREF
     var hostMetatableRef: Int32 = LUA_NOREF
     var socketMetatableRef: Int32 = LUA_NOREF
     /// `ws` tables by GUID (a registry reference to a Lua table).
@@ -76,7 +74,7 @@ public final class LuaVM {
     /// default limits. Throws the script's error (with `file:line`) when it does not load.
     public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false) throws {
         space = .allocate(capacity: 1)
-        space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0))
+        space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0, fields: LUA_NOREF, field_tables: 0))
         space.pointee.limit = ScriptLimits().memory
         guard let state = mw_newstate(space) else {
             space.deallocate()
@@ -94,7 +92,7 @@ public final class LuaVM {
         guard mw_pcall(L, 0, 1, 0) == LUA_OK else { throw LuaScriptError(message: L.describe(at: -1)) }
         tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
-        installObjectMetatables()
+        installObjectMetatable()
         installSocketMetatable()
         installSafeStandardLibrary()
         try installModuleLoader()

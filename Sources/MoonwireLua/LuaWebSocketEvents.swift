@@ -21,8 +21,11 @@ extension LuaVM {
             mw_pop(L, 1)
             return .accept(subprotocol: nil)
         }
-        let call = orphanCall(for: request)
-        defer { calls[call.id] = nil }
+        guard let call = orphanCall(for: request) else {
+            mw_pop(L, 1)
+            return .refuse(.statusPage(503))
+        }
+        defer { forget(call) }
         pushObject(.request, for: call.id, on: L)
         pushObject(.response, for: call.id, on: L)
         guard callEvent(named: "OnHandshake", arguments: 2) != false, !call.answered || call.status < 300 else {
@@ -91,10 +94,12 @@ extension LuaVM {
         return result
     }
 
-    /// A call context for events that take a `req` without a responder.
-    func orphanCall(for request: HTTPRequest) -> LuaHandlerCall {
-        let call = LuaHandlerCall(id: calls.reserveID(), request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
-        calls[call.id] = call
+    /// A call context for events that take a `req` without a responder; nil when the VM has
+    /// no room for another call.
+    func orphanCall(for request: HTTPRequest) -> LuaHandlerCall? {
+        guard let id = calls.reserveID() else { return nil }
+        let call = LuaHandlerCall(id: id, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
+        calls.insert(call)
         return call
     }
 }

@@ -40,15 +40,23 @@ def test_handler_errors_from_table_arguments_keep_their_message(moonwire):
     ('res.send(req, "x")', 'res:send: expected the res object, got the req object'),
     ('getmetatable(req).__newindex("text", "k", "v")', "cannot set a field of a string: not a req or res object"),
     ('getmetatable(res).__newindex("text", "k", "v")', "cannot set a field of a string: not a req or res object"),
-    ('getmetatable(res).__newindex({}, "status", 404)', "res.status: expected the res object, got a table"),
-    ('res:send(tostring(getmetatable(req).__index("text", "path")))', "req.path: expected the req object, got a string"),
-    ('res:send(tostring(getmetatable(res).__index(42, "status")))', "res.status: expected the res object, got a number"),
+    ('getmetatable(res).__newindex({}, "status", 404)', "cannot set a field of a table: not a req or res object"),
+    ('res:send(tostring(getmetatable(req).__index("text", "path")))', "cannot read a field of a string: not a req or res object"),
+    ('res:send(tostring(getmetatable(res).__index(42, "status")))', "cannot read a field of a number: not a req or res object"),
+    # req and res are light userdata, whose metatable every light userdata shares.
+    ('local x = 1; local id = debug.upvalueid(function() return x end, 1); res:send(tostring(id.path))',
+     "cannot read a field of a userdata: not a req or res object"),
+    ('local x = 1; debug.upvalueid(function() return x end, 1).status = 404',
+     "cannot set a field of a userdata: not a req or res object"),
+    ('req[nil] = 1', "cannot set a field of req under a nil or NaN key"),
+    ('res[0/0] = 1', "cannot set a field of res under a nil or NaN key"),
 ])
 def test_objects_used_wrongly_fail_with_a_message(moonwire, call, message):
     # res.send(x) used to hand Lua a string where a table was expected: the server crashed.
     # A req passed for res is refused too, though it belongs to the same call. The
-    # metamethods reach the objects' memory: called on a string, __newindex used to write
-    # into it and corrupt the heap (the server died later with "double free or corruption").
+    # metamethods reached the objects' memory when they were full userdata: called on a string,
+    # __newindex wrote into it and corrupted the heap (the server died later with "double free
+    # or corruption").
     server = moonwire(f'moonwire.get("/h", function(req, res) {call} end)', dev=True)
     reply = server.get("/h")
     assert reply.status_code == 500
@@ -70,14 +78,41 @@ moonwire.get("/set", function(req, res)
                          tostring(req.headers == req.headers), tostring(req.params == req.params)}, " "))
 end)
 moonwire.get("/kept", function(req, res)
-  local ok, err = pcall(function() return kept.method end)
-  res:send(tostring(kept.user) .. " " .. tostring(ok) .. " " .. tostring(err))
+  local read, read_error = pcall(function() return kept.method end)
+  local set, set_error = pcall(function() kept.user = "bob" end)
+  res:send(table.concat({tostring(kept.user), tostring(read), read_error, tostring(set), set_error}, " | "))
 end)
+moonwire.get("/fresh", function(req, res) res:send(tostring(req.user) .. " " .. tostring(res.note)) end)
 ''', threads=1)
     assert server.get("/set").text == "ann /set /rewritten 7 true true"
-    kept = server.get("/kept").text
-    assert kept.startswith("ann false "), kept
-    assert "req.method: the request has finished" in kept
+    # The fields a script set go with the call; a kept object can neither read nor set more.
+    user, read, read_error, set_, set_error = server.get("/kept").text.split(" | ")
+    assert (user, read, set_) == ("nil", "false", "false")
+    assert "req.method: the request has finished" in read_error
+    assert "req.user: the request has finished" in set_error
+    assert server.get("/fresh").text == "nil nil"
+
+
+def test_fields_set_on_objects_are_dropped_with_their_call(moonwire):
+    # The fields live in a table of the VM until the call ends; a leak there would keep every
+    # request's fields.
+    server = moonwire('''
+moonwire.get("/set", function(req, res)
+  req.blob = string.rep("q", 20000)
+  res.blob = string.rep("s", 20000)
+  res:send(tostring(#req.blob + #res.blob))
+end)
+moonwire.get("/memory", function(req, res)
+  collectgarbage("collect")
+  res:send(tostring(moonwire.stats().memory_used))
+end)
+''', threads=1)
+    assert server.get("/set").text == "40000"
+    before = int(server.get("/memory").text)
+    for _ in range(100):
+        assert server.get("/set").status_code == 200
+    after = int(server.get("/memory").text)
+    assert after - before < 1_000_000, (before, after)
 
 
 def test_an_error_whose_tostring_fails_is_a_500_not_a_crash(moonwire):
