@@ -1,18 +1,25 @@
-// One request being handled in Lua: the coroutine it runs in and the response it builds.
+// One request being handled in Lua: the coroutine it runs in and the response it builds. A
+// call whose handlers returned normally waits in its VM's pool with its coroutine for the next
+// request, which saves allocating and freeing both each time.
 import CLua
 import MoonwireCore
 import MoonwireRouting
 import NIOCore
 import NIOHTTP1
 
-/// The state of one HTTP request between its arrival and its answer.
+/// The state of one HTTP request between its arrival and its answer. Nothing but its VM keeps
+/// a call past its end (timers and streams find calls by id, and `req` and `res` hold only
+/// the id), which is what makes reusing it safe.
 final class LuaHandlerCall {
-    let id: Int
-    let request: HTTPRequest
-    let responder: HTTPResponder
+    private(set) var id = 0
+    /// nil while the call waits in the pool, so that an idle call holds no request.
+    private(set) var request: HTTPRequest!
+    private(set) var responder: HTTPResponder!
     /// The coroutine running the handlers, anchored in the registry by `threadRef`.
     let thread: LuaThread
     let threadRef: Int32
+
+    // Everything below is reset by `end()`: a reused call starts as a new one.
 
     var status = 200
     /// Run through the dispatcher, whose result says whether OnBeforeCommand answered.
@@ -39,33 +46,60 @@ final class LuaHandlerCall {
     var deadline: Scheduled<Void>?
     /// When the call started, or last sent a piece of a streamed body: the timeout counts
     /// from here, so a stream that keeps moving is never cut.
-    var lastProgress = NIODeadline.now()
+    var lastProgress = NIODeadline.uptimeNanoseconds(0)
     /// Instructions the call may still run.
-    var instructionsLeft: Int
+    var instructionsLeft = 0
     /// Set by a limit the server enforced, so the error is reported as that fault.
     var fault: LuaScriptError.Kind?
 
-    init(id: Int, request: HTTPRequest, responder: HTTPResponder, thread: LuaThread, threadRef: Int32, instructions: Int) {
+    init(thread: LuaThread, threadRef: Int32) {
+        self.thread = thread
+        self.threadRef = threadRef
+    }
+
+    /// Starts handling a request, in a new call or one that `end()` reset.
+    func begin(id: Int, request: HTTPRequest, responder: HTTPResponder, instructions: Int) {
         self.id = id
         self.request = request
         self.responder = responder
-        self.thread = thread
-        self.threadRef = threadRef
-        self.instructionsLeft = instructions
+        instructionsLeft = instructions
+        lastProgress = .now()
+    }
+
+    /// Drops what the request left, for the call's reuse (`begin` sets the rest).
+    func end() {
+        request = nil
+        responder = nil
+        status = 200
+        dispatched = false
+        if !headers.isEmpty { headers = HTTPHeaders() }
+        body = ByteBuffer()
+        file = nil
+        answered = false
+        params = RouteParams()
+        staticRoot = nil
+        sleeping = nil
+        isWaiting = false
+        stream = nil
+        responded = false
+        deadline = nil
+        fault = nil
     }
 
     /// The response the handlers built.
     var response: HTTPResponse {
+        HTTPResponse(status: status, headers: responseHeaders, body: file.map { .file($0) } ?? .bytes(body))
+    }
+
+    /// The headers set, with a text content type for a body that has none.
+    private var responseHeaders: HTTPHeaders {
+        guard file == nil, body.readableBytes > 0 else { return headers }
+        // Shared when it is the only field: no array is built per response.
+        if headers.isEmpty { return Self.plainTextHeaders }
+        guard !headers.contains(name: "content-type") else { return headers }
         var headers = self.headers
-        if file == nil, body.readableBytes > 0, !headers.contains(name: "content-type") {
-            // Shared when it is the only field: no array is built per response.
-            if headers.isEmpty {
-                headers = Self.plainTextHeaders
-            } else {
-                headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-            }
-        }
-        return HTTPResponse(status: status, headers: headers, body: file.map { .file($0) } ?? .bytes(body))
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        return headers
     }
 
     private static let plainTextHeaders: HTTPHeaders = ["content-type": "text/plain; charset=utf-8"]

@@ -36,20 +36,25 @@ extension LuaVM {
         ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool = true
     ) -> LuaHandlerCall? {
         let id = mw_objectcall(thread, index, kind.bits)
+        if id >= 0, let call = calls[Int(id)] { return call }
+        pushObjectError(at: index, on: thread, kind: kind, member: member, isMethod: isMethod, isObject: id >= 0)
+        return nil
+    }
+
+    /// Why the value at `index` has no live call: not the object, or one kept after its call.
+    @inline(never)
+    private func pushObjectError(
+        at index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool, isObject: Bool
+    ) {
         let object = kind.name
-        var what: String { object + (isMethod ? ":" : ".") + member }
-        guard id >= 0 else {
-            let got = String(cString: mw_typename(thread, index))
-            let kindOfObject = LuaObjectKind(ofValueAt: index, on: thread).map { "the \($0.name) object" } ?? "a \(got)"
+        let what = object + (isMethod ? ":" : ".") + member
+        guard isObject else {
+            let got = LuaObjectKind(ofValueAt: index, on: thread).map { "the \($0.name) object" }
+                ?? "a \(String(cString: mw_typename(thread, index)))"
             let hint = isMethod ? " (call \(object):\(member)(...), not \(object).\(member)(...))" : ""
-            thread.push("\(what): expected the \(object) object, got \(kindOfObject)\(hint)")
-            return nil
+            return thread.push("\(what): expected the \(object) object, got \(got)\(hint)")
         }
-        guard let call = calls[Int(id)] else {
-            thread.push("\(what): the request has finished (a \(object) object cannot be kept after its handler)")
-            return nil
-        }
-        return call
+        thread.push("\(what): the request has finished (a \(object) object cannot be kept after its handler)")
     }
 
     /// Builds the metatable of `req` and `res` (that of every light userdata) once per VM, and
@@ -117,7 +122,7 @@ private let requestField: LuaFunction = { L in
     guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false)
     else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
-    let request = call.request
+    let request: HTTPRequest = call.request
     switch field {
     case .method: L.push(request.method)
     case .path: L.push(request.path)

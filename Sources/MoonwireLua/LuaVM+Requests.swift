@@ -10,13 +10,14 @@ import NIOHTTP1
 extension LuaVM {
     /// Starts handling a request; the responder is answered when its handlers finish.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        guard let id = calls.reserveID(), let (thread, threadRef) = idleThreads.popLast() ?? newThread() else {
+        guard let call = idleCalls.popLast() ?? newCall() else { return responder.respond(.statusPage(503)) }
+        guard let id = calls.reserveID() else {
+            idleCalls.append(call)
             return responder.respond(.statusPage(503))
         }
-        let call = LuaHandlerCall(
-            id: id, request: request, responder: responder, thread: thread, threadRef: threadRef,
-            instructions: settings.scriptLimits.instructions)
+        call.begin(id: id, request: request, responder: responder, instructions: settings.scriptLimits.instructions)
         calls.insert(call)
+        let thread = call.thread
         let route = self.route(for: call)
         let function: Int32
         switch route {
@@ -51,14 +52,14 @@ extension LuaVM {
         resume(call, arguments: 5)
     }
 
-    /// A coroutine for a handler call, anchored in the registry.
-    private func newThread() -> (thread: LuaThread, ref: Int32)? {
+    /// A call with a new coroutine, anchored in the registry.
+    private func newCall() -> LuaHandlerCall? {
         guard let thread = lua_newthread(L) else { return nil }
-        return (thread, luaL_ref(L, mw_registryindex()))
+        return LuaHandlerCall(thread: thread, threadRef: luaL_ref(L, mw_registryindex()))
     }
 
-    /// How many finished coroutines a VM keeps for reuse.
-    private static let idleThreadLimit = 16
+    /// How many finished calls, with their coroutines, a VM keeps for reuse.
+    private static let idleCallLimit = 16
 
     /// What the routes say about a request.
     private enum RouteTarget {
@@ -138,6 +139,8 @@ extension LuaVM {
 
     private func finish(_ call: LuaHandlerCall, answeredBefore: Bool) {
         release(call)
+        // Last: answering may run the next pipelined request, which must not get this call.
+        defer { recycle(call) }
         if let stream = call.stream {
             stream.finish()
         } else if call.responded {
@@ -160,26 +163,29 @@ extension LuaVM {
         call.stream?.abort()
         call.responder.respond(errorPage(for: error))
         reportException(error, request: call.request)
+        recycle(call)
     }
 
-    /// Ends a call's bookkeeping. A coroutine that returned normally (status OK) is kept for
-    /// reuse; one that failed or was cut off mid-wait is dead or suspended, and is left to the
-    /// collector.
+    /// Ends a call's bookkeeping.
     private func release(_ call: LuaHandlerCall) {
         call.sleeping?.cancel()
-        call.sleeping = nil
         call.deadline?.cancel()
-        call.deadline = nil
         forget(call)
-        if idleThreads.count < Self.idleThreadLimit, lua_status(call.thread) == LUA_OK {
-            idleThreads.append((call.thread, call.threadRef))
-        } else {
-            luaL_unref(L, mw_registryindex(), call.threadRef)
-        }
         if calls.isEmpty, let onIdle, let eventLoop {
             // Later, not now: the VM may be closed by it, and this call's frames still use it.
             self.onIdle = nil
             eventLoop.assumeIsolated().execute(onIdle)
+        }
+    }
+
+    /// Keeps an ended call for reuse when its coroutine returned normally (status OK). One that
+    /// failed or was cut off mid-wait is dead or suspended: it is left to the collector.
+    private func recycle(_ call: LuaHandlerCall) {
+        if idleCalls.count < Self.idleCallLimit, lua_status(call.thread) == LUA_OK {
+            call.end()
+            idleCalls.append(call)
+        } else {
+            luaL_unref(L, mw_registryindex(), call.threadRef)
         }
     }
 

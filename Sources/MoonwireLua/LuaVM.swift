@@ -59,10 +59,10 @@ public final class LuaVM {
     var regexCache: [String: Regex] = [:]
 
     var calls = LuaCallTable()
-    /// Coroutines whose handler returned normally, with their registry refs, kept for the next
+    /// Calls whose handlers returned normally, each with its coroutine, kept for the next
     /// requests: a new coroutine per request costs its allocation and, later, the collector's
     /// time to free it.
-    var idleThreads: [(thread: LuaThread, ref: Int32)] = []
+    var idleCalls: [LuaHandlerCall] = []
 
     /// The handler call whose coroutine is running now, charged by the instruction hook;
     /// nil while top-level code or a synchronous event runs on the main thread.

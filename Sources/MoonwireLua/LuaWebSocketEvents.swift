@@ -98,7 +98,8 @@ extension LuaVM {
     /// no room for another call.
     func orphanCall(for request: HTTPRequest) -> LuaHandlerCall? {
         guard let id = calls.reserveID() else { return nil }
-        let call = LuaHandlerCall(id: id, request: request, responder: .discarding(), thread: L, threadRef: LUA_NOREF, instructions: 0)
+        let call = LuaHandlerCall(thread: L, threadRef: LUA_NOREF)
+        call.begin(id: id, request: request, responder: .discarding(), instructions: 0)
         calls.insert(call)
         return call
     }

@@ -7,10 +7,10 @@
 public struct RouteParams: Sendable, Hashable {
     /// Captures by number: the path pattern's group k is k; the host pattern's group k is
     /// n + k, where n is the path pattern's group count.
-    public var numbered: [Int: String] = [:]
+    public var numbered = [Int: String]()
     /// Captures by name, from the path pattern and the host pattern; when both set a name,
     /// the path's value wins (it is the more specific of the two).
-    public var named: [String: String] = [:]
+    public var named = [String: String]()
 
     /// No captures, for routes without groups and for callers building params by hand.
     public init() {}
