@@ -162,3 +162,29 @@ def test_errors_inside_events_are_logged_not_fatal(moonwire):
     """)
     assert server.get("/").text == "still here"
     assert "connect hook broke" in server.log()
+
+
+def test_pipelined_requests_each_keep_their_own_call(moonwire):
+    # Answering a request runs the next pipelined one at once, inside the answer. Handler calls
+    # are reused: the first call's error report (after its 500 went out) and the state of a
+    # handler that finished early must still be its own.
+    server = moonwire("""
+        seen = {}
+        function OnException(err, req) seen[#seen + 1] = "exception " .. req.path end
+        moonwire.get("/fail", function(req, res) error("failing " .. req.path) end)
+        moonwire.get("/early", function(req, res)
+          req.mark = req.path
+          res:send("early")
+          res:finish()
+          seen[#seen + 1] = "after finish " .. req.mark .. " " .. tostring(res.status)
+        end)
+        moonwire.get("/plain", function(req, res) res:send("plain " .. req.path) end)
+        moonwire.get("/seen", function(req, res) res:send(table.concat(seen, ", ")) end)
+    """, threads=1)
+    reply = server.raw(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.count(b"HTTP/1.1 ") == 4
+    assert reply.index(b"500 ") < reply.index(b"plain /plain") < reply.index(b"early") < reply.rindex(b"plain /plain")
+    assert server.get("/seen").text == "exception /fail, after finish /early 200"
