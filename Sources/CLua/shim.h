@@ -121,18 +121,22 @@ static inline void mw_pushobject(lua_State *L, int kind, long long call) {
     lua_pushlightuserdata(L, (void *)(((uintptr_t)call << 2) | (uintptr_t)kind));
 }
 
+/// The bits of the value at `idx` if it is an object. lua_touserdata alone tells: it gives
+/// NULL for what is not a userdata, and a full userdata's block, aligned, has its two low
+/// bits clear (no kind), as any real pointer a light userdata holds.
+static inline uintptr_t mw_objectbits(lua_State *L, int idx) { return (uintptr_t)lua_touserdata(L, idx); }
+
 /// The kind of the object at `idx` (MW_REQUEST or MW_RESPONSE), or 0 when the value there is
 /// not a req or res.
 static inline int mw_objectkind(lua_State *L, int idx) {
-    if (lua_type(L, idx) != LUA_TLIGHTUSERDATA) return 0;
-    int kind = (int)((uintptr_t)lua_touserdata(L, idx) & 3);
+    int kind = (int)(mw_objectbits(L, idx) & 3);
     return kind == MW_REQUEST || kind == MW_RESPONSE ? kind : 0;
 }
 
 /// The call id of the object at `idx`, or -1 when the value there is not an object of `kind`.
 static inline long long mw_objectcall(lua_State *L, int idx, int kind) {
-    if (mw_objectkind(L, idx) != kind) return -1;
-    return (long long)((uintptr_t)lua_touserdata(L, idx) >> 2);
+    uintptr_t bits = mw_objectbits(L, idx);
+    return (bits & 3) == (uintptr_t)kind ? (long long)(bits >> 2) : -1;
 }
 
 /// Pushes the field table of the object at index 1, making it first when `create` is set;

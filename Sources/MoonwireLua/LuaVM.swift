@@ -65,8 +65,9 @@ public final class LuaVM {
     var idleCalls: [LuaHandlerCall] = []
 
     /// The handler call whose coroutine is running now, charged by the instruction hook;
-    /// nil while top-level code or a synchronous event runs on the main thread.
-    var runningCall: LuaHandlerCall?
+    /// nil while top-level code or a synchronous event runs on the main thread. Not retained
+    /// (a retain and release per request): it is set only while `resume` holds the call.
+    unowned(unsafe) var runningCall: LuaHandlerCall?
     /// Instructions left for the code running on the main thread.
     var mainInstructionsLeft = 0
 

@@ -165,9 +165,9 @@ def test_errors_inside_events_are_logged_not_fatal(moonwire):
 
 
 def test_pipelined_requests_each_keep_their_own_call(moonwire):
-    # Answering a request runs the next pipelined one at once, inside the answer. Handler calls
-    # are reused: the first call's error report (after its 500 went out) and the state of a
-    # handler that finished early must still be its own.
+    # Handler calls are reused once answered: the first call's error report (after its 500
+    # went out) and the state of a handler that finished early must still be their own while
+    # the pipelined requests behind them are answered.
     server = moonwire("""
         seen = {}
         function OnException(err, req) seen[#seen + 1] = "exception " .. req.path end
