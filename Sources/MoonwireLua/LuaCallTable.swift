@@ -1,10 +1,11 @@
-// The live handler calls of a VM, found by the id that their `req` and `res` objects carry.
-// A dictionary would hash twice per request; slots in an array are found by index. An id is
-// the slot in its low 20 bits and a serial number above them, so an object that outlives its
-// call finds nothing even after its slot was reused. Ids stay below 2^62: an object is its
-// id shifted left by two (mw_pushobject), and the serial wraps only after 2^42 calls.
+// The handler calls of a VM, found by the id that their `req` and `res` objects carry. Each
+// call object has a slot in an array for as long as it exists (pooled calls keep theirs), so
+// starting and ending a call writes its id and nothing else. An id is the slot in its low 20
+// bits and a serial number above them: an object that outlives its call finds nothing, even
+// once the call object serves another request. Ids stay below 2^62: an object is its id
+// shifted left by two (mw_pushobject), and the serial wraps only after 2^42 calls.
 
-/// Live calls by id, in reused slots.
+/// Calls by id, in slots their objects keep.
 struct LuaCallTable {
     private static let slotBits = 20
     private static let slotMask = 1 << slotBits - 1
@@ -13,44 +14,49 @@ struct LuaCallTable {
     private var slots: [LuaHandlerCall?] = []
     private var freeSlots: [Int] = []
     private var serial = 0
+    /// Calls started and not ended.
     private(set) var count = 0
 
     var isEmpty: Bool { count == 0 }
 
-    /// A new id, in a free slot, for a call then stored with `insert`; nil when a million
-    /// calls are live already.
-    mutating func reserveID() -> Int? {
-        let slot: Int
-        if let reused = freeSlots.popLast() {
-            slot = reused
+    /// Gives a new call object its slot; false when a million call objects exist already.
+    mutating func register(_ call: LuaHandlerCall) -> Bool {
+        if let slot = freeSlots.popLast() {
+            call.slot = slot
+            slots[slot] = call
         } else {
-            guard slots.count <= Self.slotMask else { return nil }
-            slot = slots.count
-            slots.append(nil)
+            guard slots.count <= Self.slotMask else { return false }
+            call.slot = slots.count
+            slots.append(call)
         }
-        serial = serial + 1 == Self.serialLimit ? 1 : serial + 1
-        return serial << Self.slotBits | slot
+        return true
     }
 
-    /// Stores a call made with an id from `reserveID`.
-    mutating func insert(_ call: LuaHandlerCall) {
-        slots[call.id & Self.slotMask] = call
+    /// Frees the slot of a call object that is not kept for reuse.
+    mutating func unregister(_ call: LuaHandlerCall) {
+        guard slots[call.slot] === call else { return }
+        slots[call.slot] = nil
+        freeSlots.append(call.slot)
+    }
+
+    /// Gives a registered call a new id: the objects made with it find the call until `end`.
+    mutating func start(_ call: LuaHandlerCall) {
+        serial = serial + 1 == Self.serialLimit ? 1 : serial + 1
+        call.id = serial << Self.slotBits | call.slot
         count += 1
     }
 
-    /// Ends a call: its id finds nothing from now on, and its slot is free again.
-    mutating func remove(_ call: LuaHandlerCall) {
-        let slot = call.id & Self.slotMask
-        guard slots[slot] === call else { return }
-        slots[slot] = nil
+    /// Ends a call: its id finds nothing from now on.
+    mutating func end(_ call: LuaHandlerCall) {
+        guard call.id != 0 else { return }
+        call.id = 0
         count -= 1
-        freeSlots.append(slot)
     }
 
     /// The live call with this id.
     subscript(id: Int) -> LuaHandlerCall? {
         let slot = id & Self.slotMask
-        guard slot < slots.count, let call = slots[slot], call.id == id else { return nil }
+        guard id != 0, slot < slots.count, let call = slots[slot], call.id == id else { return nil }
         return call
     }
 }

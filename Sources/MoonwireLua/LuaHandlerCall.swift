@@ -11,7 +11,10 @@ import NIOHTTP1
 /// a call past its end (timers and streams find calls by id, and `req` and `res` hold only
 /// the id), which is what makes reusing it safe.
 final class LuaHandlerCall {
-    private(set) var id = 0
+    /// Set by the VM's call table: the id while the call lives, 0 otherwise, and the slot the
+    /// call object keeps in the table.
+    var id = 0
+    var slot = 0
     /// nil while the call waits in the pool, so that an idle call holds no request.
     private(set) var request: HTTPRequest!
     private(set) var responder: HTTPResponder!
@@ -19,7 +22,7 @@ final class LuaHandlerCall {
     let thread: LuaThread
     let threadRef: Int32
 
-    // Everything below is reset by `end()`: a reused call starts as a new one.
+    // Everything below is reset by `reset()`: a reused call starts as a new one.
 
     var status = 200
     /// Run through the dispatcher, whose result says whether OnBeforeCommand answered.
@@ -57,9 +60,8 @@ final class LuaHandlerCall {
         self.threadRef = threadRef
     }
 
-    /// Starts handling a request, in a new call or one that `end()` reset.
-    func begin(id: Int, request: HTTPRequest, responder: HTTPResponder, instructions: Int) {
-        self.id = id
+    /// Starts handling a request, in a new call or one that `reset()` emptied.
+    func begin(request: HTTPRequest, responder: HTTPResponder, instructions: Int) {
         self.request = request
         self.responder = responder
         instructionsLeft = instructions
@@ -67,7 +69,7 @@ final class LuaHandlerCall {
     }
 
     /// Drops what the request left, for the call's reuse (`begin` sets the rest).
-    func end() {
+    func reset() {
         request = nil
         responder = nil
         status = 200

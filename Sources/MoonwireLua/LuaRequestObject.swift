@@ -75,8 +75,8 @@ extension LuaVM {
     /// Ends a call's life as seen from Lua: its objects find it no more, and the fields
     /// scripts set on them are dropped.
     func forget(_ call: LuaHandlerCall) {
-        calls.remove(call)
         if space.pointee.field_tables > 0 { mw_objectsforget(L, Int64(call.id)) }
+        calls.end(call)
     }
 }
 

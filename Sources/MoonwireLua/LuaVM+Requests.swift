@@ -11,12 +11,8 @@ extension LuaVM {
     /// Starts handling a request; the responder is answered when its handlers finish.
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         guard let call = idleCalls.popLast() ?? newCall() else { return responder.respond(.statusPage(503)) }
-        guard let id = calls.reserveID() else {
-            idleCalls.append(call)
-            return responder.respond(.statusPage(503))
-        }
-        call.begin(id: id, request: request, responder: responder, instructions: settings.scriptLimits.instructions)
-        calls.insert(call)
+        call.begin(request: request, responder: responder, instructions: settings.scriptLimits.instructions)
+        calls.start(call)
         let thread = call.thread
         let route = self.route(for: call)
         let function: Int32
@@ -52,10 +48,16 @@ extension LuaVM {
         resume(call, arguments: 5)
     }
 
-    /// A call with a new coroutine, anchored in the registry.
+    /// A call with a new coroutine, anchored in the registry; nil when the VM has no room for
+    /// another.
     private func newCall() -> LuaHandlerCall? {
         guard let thread = lua_newthread(L) else { return nil }
-        return LuaHandlerCall(thread: thread, threadRef: luaL_ref(L, mw_registryindex()))
+        let call = LuaHandlerCall(thread: thread, threadRef: luaL_ref(L, mw_registryindex()))
+        guard calls.register(call) else {
+            luaL_unref(L, mw_registryindex(), call.threadRef)
+            return nil
+        }
+        return call
     }
 
     /// How many finished calls, with their coroutines, a VM keeps for reuse.
@@ -182,10 +184,11 @@ extension LuaVM {
     /// failed or was cut off mid-wait is dead or suspended: it is left to the collector.
     private func recycle(_ call: LuaHandlerCall) {
         if idleCalls.count < Self.idleCallLimit, lua_status(call.thread) == LUA_OK {
-            call.end()
+            call.reset()
             idleCalls.append(call)
         } else {
             luaL_unref(L, mw_registryindex(), call.threadRef)
+            calls.unregister(call)
         }
     }
 
@@ -199,7 +202,7 @@ extension LuaVM {
         L.push(error.traceback)
         L.setField(-2, "traceback")
         if let request, let orphan = orphanCall(for: request) {
-            defer { forget(orphan) }
+            defer { dropOrphanCall(orphan) }
             pushObject(.request, for: orphan.id, on: L)
             callEvent(named: "OnException", arguments: 2)
         } else {

@@ -25,7 +25,7 @@ extension LuaVM {
             mw_pop(L, 1)
             return .refuse(.statusPage(503))
         }
-        defer { forget(call) }
+        defer { dropOrphanCall(call) }
         pushObject(.request, for: call.id, on: L)
         pushObject(.response, for: call.id, on: L)
         guard callEvent(named: "OnHandshake", arguments: 2) != false, !call.answered || call.status < 300 else {
@@ -97,10 +97,16 @@ extension LuaVM {
     /// A call context for events that take a `req` without a responder; nil when the VM has
     /// no room for another call.
     func orphanCall(for request: HTTPRequest) -> LuaHandlerCall? {
-        guard let id = calls.reserveID() else { return nil }
         let call = LuaHandlerCall(thread: L, threadRef: LUA_NOREF)
-        call.begin(id: id, request: request, responder: .discarding(), instructions: 0)
-        calls.insert(call)
+        guard calls.register(call) else { return nil }
+        call.begin(request: request, responder: .discarding(), instructions: 0)
+        calls.start(call)
         return call
+    }
+
+    /// Ends an orphan call, whose object is not kept.
+    func dropOrphanCall(_ call: LuaHandlerCall) {
+        forget(call)
+        calls.unregister(call)
     }
 }
