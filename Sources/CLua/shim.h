@@ -210,7 +210,7 @@ static inline void mw_objectremember(lua_State *L) {
 static int mw_objectindex(lua_State *L) {
     int kind = mw_objectkind(L, 1);
     if (kind == 0) return luaL_error(L, "cannot read a field of a %s: not a req or res object", luaL_typename(L, 1));
-    lua_settop(L, 2);
+    if (lua_gettop(L) != 2) lua_settop(L, 2);
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(kind)) != LUA_TNIL) return 1;
     lua_pop(L, 1);

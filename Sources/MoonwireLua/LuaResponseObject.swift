@@ -86,10 +86,8 @@ private let responseHeader: LuaFunction = { L in
 private let responseSend: LuaFunction = { L in
     let L = L!
     guard let call = responseCall(L, "send") else { return LuaReturn.raise }
-    if L.type(at: 2) != LUA_TNIL {
-        guard L.withBytes(at: 2, { call.body.writeBytes($0) }) != nil else {
-            return L.raise("res:send: expected a string, got \(L.describe(at: 2))")
-        }
+    guard L.withBytes(at: 2, { call.body.writeBytes($0) }) != nil || L.type(at: 2) == LUA_TNIL else {
+        return L.raise("res:send: expected a string, got \(L.describe(at: 2))")
     }
     call.file = nil
     call.answered = true
