@@ -75,7 +75,13 @@ final class LuaHandlerCall {
         status = 200
         dispatched = false
         if !headers.isEmpty { headers = HTTPHeaders() }
-        body = ByteBuffer()
+        // A small body's storage is kept for the next response: once the answer has let go of
+        // it, writing there allocates nothing (and if it has not, the write copies first).
+        if body.capacity <= Self.keptBodyCapacity {
+            body.clear()
+        } else {
+            body = ByteBuffer()
+        }
         file = nil
         answered = false
         params = RouteParams()
@@ -103,6 +109,9 @@ final class LuaHandlerCall {
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         return headers
     }
+
+    /// The largest body storage a pooled call keeps (16 pooled calls keep at most 256 KiB).
+    private static let keptBodyCapacity = 16 * 1024
 
     private static let plainTextHeaders: HTTPHeaders = ["content-type": "text/plain; charset=utf-8"]
 
