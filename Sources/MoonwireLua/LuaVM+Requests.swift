@@ -95,9 +95,12 @@ extension LuaVM {
     func resume(_ call: LuaHandlerCall, arguments: Int32) {
         var results: Int32 = 0
         call.isWaiting = false
+        // Another call may be running: a handler that answers (res:finish) after a wait runs
+        // the pipelined requests that arrived meanwhile, and their handlers, inside that answer.
+        unowned(unsafe) let outer = runningCall
         runningCall = call
         let status = lua_resume(call.thread, L, arguments, &results)
-        runningCall = nil
+        runningCall = outer
         switch status {
         case LUA_OK:
             // The dispatcher returns whether OnBeforeCommand answered; a handler called

@@ -188,3 +188,25 @@ def test_pipelined_requests_each_keep_their_own_call(moonwire):
     assert reply.count(b"HTTP/1.1 ") == 4
     assert reply.index(b"500 ") < reply.index(b"plain /plain") < reply.index(b"early") < reply.rindex(b"plain /plain")
     assert server.get("/seen").text == "exception /fail, after finish /early 200"
+
+
+def test_a_handler_that_answers_early_is_still_the_running_call(moonwire):
+    # A request pipelined behind one that waits is handled inside that one's answer
+    # (res:finish), while its handler is still running: afterwards that handler must still be
+    # the running call, which moonwire.sleep and the CPU budget look for.
+    server = moonwire("""
+        seen = {}
+        moonwire.get("/early", function(req, res)
+          moonwire.sleep(0.2)
+          res:send("early")
+          res:finish()
+          local ok, err = pcall(moonwire.sleep, 0.01)
+          seen[#seen + 1] = "after finish " .. tostring(ok) .. " " .. tostring(err)
+        end)
+        moonwire.get("/plain", function(req, res) seen[#seen + 1] = "plain"; res:send("plain") end)
+        moonwire.get("/seen", function(req, res) res:send(table.concat(seen, ", ")) end)
+    """, threads=1)
+    reply = server.raw(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.count(b"HTTP/1.1 200") == 2
+    assert server.get("/seen").text == "plain, after finish true nil"
