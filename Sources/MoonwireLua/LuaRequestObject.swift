@@ -33,11 +33,12 @@ extension LuaVM {
     /// The live call of the `kind` object at `index`, or nil with an error pushed that says
     /// why and names `member` ("send" for res:send, "path" for req.path).
     func call(
-        ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool = true
+        ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: @autoclosure () -> String,
+        isMethod: Bool = true
     ) -> LuaHandlerCall? {
         let id = mw_objectcall(thread, index, kind.bits)
         if id >= 0, let call = calls[Int(id)] { return call }
-        pushObjectError(at: index, on: thread, kind: kind, member: member, isMethod: isMethod, isObject: id >= 0)
+        pushObjectError(at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0)
         return nil
     }
 
@@ -87,15 +88,16 @@ private let objectNewIndex: LuaFunction = { L in
     guard let kind = LuaObjectKind(ofValueAt: 1, on: L) else {
         return L.raise("cannot set a field of a \(String(cString: mw_typename(L, 1))): not a req or res object")
     }
-    if kind == .response, L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" { return setResponseStatus(L) }
+    let keyType = L.type(at: 2)
+    if kind == .response, isStatusKey(L) { return setResponseStatus(L) }
     // Checked here: lua_rawset's own error would unwind through this Swift frame.
-    if L.type(at: 2) == LUA_TNIL || (L.type(at: 2) == LUA_TNUMBER && L.number(at: 2).map { $0 != $0 } == true) {
+    if keyType == LUA_TNIL || (keyType == LUA_TNUMBER && L.number(at: 2).map { $0 != $0 } == true) {
         return L.raise("cannot set a field of \(kind.name) under a nil or NaN key")
     }
-    let member = L.type(at: 2) == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]"
-    guard LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: kind, member: member, isMethod: false) != nil else {
-        return LuaReturn.raise
-    }
+    guard LuaVM.from(L).call(
+        ofObjectAt: 1, on: L, kind: kind, member: keyType == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]",
+        isMethod: false) != nil
+    else { return LuaReturn.raise }
     mw_objectset(L)
     return 0
 }

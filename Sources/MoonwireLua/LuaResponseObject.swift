@@ -35,10 +35,15 @@ func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, strea
 /// The fields of `res` other than its methods: `res.status`.
 let responseField: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "status" else { return 0 }
+    guard isStatusKey(L) else { return 0 }
     guard let call = responseCall(L, "status", isMethod: false, streaming: true) else { return LuaReturn.raise }
     lua_pushinteger(L, lua_Integer(call.status))
     return 1
+}
+
+/// Whether the key at 2 is "status", compared as bytes: no String per key read or set.
+func isStatusKey(_ L: LuaThread) -> Bool {
+    L.type(at: 2) == LUA_TSTRING && L.withBytes(at: 2) { $0.elementsEqual("status".utf8) } == true
 }
 
 /// `res.status = code`, with the res at 1 and the code at 3.
