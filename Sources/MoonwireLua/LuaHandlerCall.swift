@@ -68,7 +68,8 @@ final class LuaHandlerCall {
         lastProgress = .now()
     }
 
-    /// Drops what the request left, for the call's reuse (`begin` sets the rest).
+    /// Drops what the request left, for the call's reuse (`begin` sets the rest). Fields are
+    /// cleared only when set: most requests set few, and each clear is a release.
     func reset() {
         request = nil
         responder = nil
@@ -82,15 +83,15 @@ final class LuaHandlerCall {
         } else {
             body = ByteBuffer()
         }
-        file = nil
+        if file != nil { file = nil }
         answered = false
-        params = RouteParams()
-        staticRoot = nil
-        sleeping = nil
+        if !params.isEmpty { params = RouteParams() }
+        if staticRoot != nil { staticRoot = nil }
+        if sleeping != nil { sleeping = nil }
         isWaiting = false
-        stream = nil
+        if stream != nil { stream = nil }
         responded = false
-        deadline = nil
+        if deadline != nil { deadline = nil }
         fault = nil
     }
 

@@ -31,15 +31,19 @@ extension LuaVM {
     }
 
     /// The live call of the `kind` object at `index`, or nil with an error pushed that says
-    /// why and names `member` ("send" for res:send, "path" for req.path).
-    func call(
+    /// why and names `member` ("send" for res:send, "path" for req.path). Static, for the VM
+    /// the thread belongs to, which it does not retain: every method of `req` and `res` starts
+    /// here, and the VM outlives the calls into it.
+    static func call(
         ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: @autoclosure () -> String,
         isMethod: Bool = true
     ) -> LuaHandlerCall? {
         let id = mw_objectcall(thread, index, kind.bits)
-        if id >= 0, let call = calls[Int(id)] { return call }
-        pushObjectError(at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0)
-        return nil
+        return Unmanaged<LuaVM>.fromOpaque(mw_space(thread).pointee.owner!)._withUnsafeGuaranteedRef { vm in
+            if id >= 0, let call = vm.calls[Int(id)] { return call }
+            vm.pushObjectError(at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0)
+            return nil
+        }
     }
 
     /// Why the value at `index` has no live call: not the object, or one kept after its call.
@@ -94,7 +98,7 @@ private let objectNewIndex: LuaFunction = { L in
     if keyType == LUA_TNIL || (keyType == LUA_TNUMBER && L.number(at: 2).map { $0 != $0 } == true) {
         return L.raise("cannot set a field of \(kind.name) under a nil or NaN key")
     }
-    guard LuaVM.from(L).call(
+    guard LuaVM.call(
         ofObjectAt: 1, on: L, kind: kind, member: keyType == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]",
         isMethod: false) != nil
     else { return LuaReturn.raise }
@@ -105,7 +109,7 @@ private let objectNewIndex: LuaFunction = { L in
 /// `req:header(name)`: a header's value (repeated fields joined by ", "), case-insensitively.
 private let requestHeader: LuaFunction = { L in
     let L = L!
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: "header") else { return LuaReturn.raise }
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: "header") else { return LuaReturn.raise }
     guard let name = L.string(at: 2) else { return L.raise("req:header: expected a header name") }
     let values = call.request.headers[name]
     if values.isEmpty { return 0 }
@@ -121,7 +125,7 @@ private let requestField: LuaFunction = { L in
     let L = L!
     guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, RequestField.init(named:)) else { return 0 }
     guard let field = key else { return 0 }
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false)
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false)
     else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
     let request: HTTPRequest = call.request

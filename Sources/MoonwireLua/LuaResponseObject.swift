@@ -22,7 +22,7 @@ extension LuaVM {
 /// `member`, a method unless `isMethod` is false (`res.status`). Unless `streaming` is allowed,
 /// the call must not have sent its head yet.
 func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, streaming: Bool = false) -> LuaHandlerCall? {
-    guard let call = LuaVM.from(L).call(ofObjectAt: 1, on: L, kind: .response, member: member, isMethod: isMethod) else {
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .response, member: member, isMethod: isMethod) else {
         return nil
     }
     if !streaming && (call.stream != nil || call.responded) {
@@ -94,7 +94,7 @@ private let responseSend: LuaFunction = { L in
     guard L.withBytes(at: 2, { call.body.writeBytes($0) }) != nil || L.type(at: 2) == LUA_TNIL else {
         return L.raise("res:send: expected a string, got \(L.describe(at: 2))")
     }
-    call.file = nil
+    if call.file != nil { call.file = nil }
     call.answered = true
     return 0
 }

@@ -106,7 +106,7 @@ extension LuaVM {
             // The dispatcher returns whether OnBeforeCommand answered; a handler called
             // directly may return anything.
             let answeredBefore = call.dispatched && results > 0 && lua_toboolean(call.thread, -results) != 0
-            lua_settop(call.thread, 0)
+            if results > 0 { lua_settop(call.thread, 0) }
             finish(call, answeredBefore: answeredBefore)
         case LUA_YIELD where call.isWaiting:
             mw_pop(call.thread, results)

@@ -15,6 +15,9 @@ public struct RouteParams: Sendable, Hashable {
     /// No captures, for routes without groups and for callers building params by hand.
     public init() {}
 
+    /// No capture at all: nothing for a reused call to clear.
+    public var isEmpty: Bool { numbered.isEmpty && named.isEmpty }
+
     /// Adds the groups of the match `matcher` holds for `regex` on `subject`, numbering
     /// them from `firstNumber`; names already present keep their value.
     mutating func add(
