@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CLuaTick"),
         .target(
             name: "MoonwireCore",
             dependencies: [
@@ -43,7 +44,7 @@ let package = Package(
         .target(
             name: "MoonwireLua",
             dependencies: [
-                "CLua", "CPCRE2", "MoonwireCore", "MoonwireRouting",
+                "CLua", "CLuaTick", "CPCRE2", "MoonwireCore", "MoonwireRouting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

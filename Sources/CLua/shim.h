@@ -33,6 +33,9 @@ typedef struct {
     /// objects have one there (none, for most requests: nothing to look up or clean).
     int fields;
     int field_tables;
+    /// Instructions between two calls of the count hook once a thread's budget is armed; 0
+    /// when the VM has no instruction budget.
+    int hook_interval;
 } mw_VMSpace;
 
 static inline mw_VMSpace *mw_space(lua_State *L) { return *(mw_VMSpace **)lua_getextraspace(L); }
@@ -69,6 +72,37 @@ static void mw_count_hook(lua_State *L, lua_Debug *ar) {
 static inline void mw_sethook(lua_State *L, int count) {
     if (count > 0) lua_sethook(L, mw_count_hook, LUA_MASKCOUNT, count);
     else lua_sethook(L, NULL, 0, 0);
+}
+
+/// Arms the instruction budget on `L` unless it is armed already or the VM has no budget.
+/// The CPU tick's signal handler calls it (CLuaTick), so it only sets the hook.
+static void mw_armbudget(lua_State *L) {
+    int interval = mw_space(L)->hook_interval;
+    if (interval > 0 && !lua_gethookmask(L)) lua_sethook(L, mw_count_hook, LUA_MASKCOUNT, interval);
+}
+
+/// Takes the budget's hook off `L`, for code that runs without it until the next tick.
+static inline void mw_disarmbudget(lua_State *L) {
+    if (lua_gethookmask(L)) lua_sethook(L, NULL, 0, 0);
+}
+
+/// coroutine.create and coroutine.wrap: Lua's own (upvalue 1), after arming the budget on the
+/// creating thread, which the new coroutine inherits. A tick arms only the threads Swift
+/// runs; a coroutine of a script must carry the hook from its start.
+static int mw_armedcoroutine(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    mw_armbudget(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/// Replaces `name` in the table on top with mw_armedcoroutine over its current value.
+static inline void mw_armcoroutinefunction(lua_State *L, const char *name) {
+    lua_getfield(L, -1, name);
+    lua_pushcclosure(L, mw_armedcoroutine, 1);
+    lua_setfield(L, -2, name);
 }
 
 /// Runs a Swift function as the body of a C function: its error or yield is raised here.

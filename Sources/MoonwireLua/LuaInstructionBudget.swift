@@ -1,25 +1,67 @@
-// The count hook's Swift half: charges instructions to the running call (or to the main
-// thread's work) and ends the call when its budget is spent. The C hook raises the error,
-// so no longjmp crosses this Swift frame.
+// The instruction budget. Lua's count hook makes the VM stop before every instruction to count
+// it, which costs about as much as the instruction itself, so a thread runs without the hook
+// until its code has used a tick of CPU (10 ms, CLuaTick): the tick arms the hook, which from
+// then on charges instructions to the running call (or to the main thread's work) and ends
+// the call when its budget is spent. The C hook raises the error, so no longjmp crosses this
+// Swift frame.
 import CLua
+import CLuaTick
 
 extension LuaVM {
-    /// Instructions between two hook calls: small enough to stop a loop promptly, large
-    /// enough that the hook's own cost stays out of the profile.
+    /// Instructions between two hook calls once armed: small enough to stop a loop promptly,
+    /// large enough that the hook's own cost stays out of the profile.
     static let hookInterval: Int32 = 1000
 
-    /// Sets the count hook on the main thread (coroutines inherit it), or removes it when
-    /// `limits.instructions` is 0: no budget, and no hook cost on any instruction.
-    func armInstructionHook() {
-        if settings.scriptLimits.instructions > 0 {
+    /// Registers a new state's main thread with the calling thread's CPU tick; nil when the
+    /// thread has no tick (no CPU timer, or too many VMs on it), and the budget is then armed
+    /// for good.
+    static func register(_ main: LuaThread) -> OpaquePointer? {
+        guard let ticker = mw_tick_thread(mw_armbudget), mw_tick_addvm(ticker, main) != 0 else { return nil }
+        return ticker
+    }
+
+    /// Stops the tick from arming this VM. `lua_close` then runs the scripts' __gc metamethods
+    /// with the budget armed, since no tick reaches them any more.
+    func unregister() {
+        guard let ticker else { return }
+        mw_armbudget(L)
+        mw_tick_removevm(ticker, L)
+    }
+
+    /// Applies `limits.instructions` to the main thread once its work is done: without a tick
+    /// the hook stays armed (reset from the every-instruction mode a spent budget leaves);
+    /// with one it comes off until the next tick; with no budget it is off.
+    func applyInstructionLimit() {
+        let limited = settings.scriptLimits.instructions > 0
+        space.pointee.hook_interval = limited ? Self.hookInterval : 0
+        if limited && ticker == nil {
             mw_sethook(L, Self.hookInterval)
         } else {
-            mw_sethook(L, 0)
+            mw_disarmbudget(L)
         }
+    }
+
+    /// Takes the hook off a coroutine whose call ended or that is new (it inherits the main
+    /// thread's), unless the budget is armed for good.
+    func disarmBudget(_ thread: LuaThread) {
+        if ticker != nil { mw_disarmbudget(thread) }
+    }
+
+    /// Makes `thread` the coroutine the tick arms (nil: none), returning the one it replaces.
+    @discardableResult
+    func swapRunningThread(_ thread: LuaThread?) -> LuaThread? {
+        guard let ticker else { return nil }
+        return mw_tick_swaprunning(ticker, thread)
     }
 
     /// Returns false, with the error message pushed, once the budget is spent.
     func chargeInstructions(on thread: LuaThread) -> Bool {
+        // A coroutine armed while the scripts loaded keeps its hook if they then turned the
+        // budget off.
+        guard settings.scriptLimits.instructions > 0 else {
+            mw_sethook(thread, 0)
+            return true
+        }
         let interval = Int(Self.hookInterval)
         if let call = runningCall {
             call.instructionsLeft -= interval

@@ -1,12 +1,17 @@
 // The standard library as a server needs it: everything stays, but os.exit raises an error
-// instead of ending the process for every client, and in development mode the calls that
-// block an event loop log a warning where they are made.
+// instead of ending the process for every client, coroutines start with the instruction
+// budget armed (LuaInstructionBudget), and in development mode the calls that block an event
+// loop log a warning where they are made.
 import CLua
 
 extension LuaVM {
     func installSafeStandardLibrary() {
         lua_getglobal(L, "os")
         L.setFunction("exit", luaBlockedExit)
+        mw_pop(L, 1)
+        lua_getglobal(L, "coroutine")
+        mw_armcoroutinefunction(L, "create")
+        mw_armcoroutinefunction(L, "wrap")
         mw_pop(L, 1)
         guard developmentMode else { return }
         do {

@@ -52,6 +52,7 @@ extension LuaVM {
     /// another.
     private func newCall() -> LuaHandlerCall? {
         guard let thread = lua_newthread(L) else { return nil }
+        disarmBudget(thread)
         let call = LuaHandlerCall(thread: thread, threadRef: luaL_ref(L, mw_registryindex()))
         guard calls.register(call) else {
             luaL_unref(L, mw_registryindex(), call.threadRef)
@@ -99,7 +100,9 @@ extension LuaVM {
         // the pipelined requests that arrived meanwhile, and their handlers, inside that answer.
         unowned(unsafe) let outer = runningCall
         runningCall = call
+        let outerThread = swapRunningThread(call.thread)
         let status = lua_resume(call.thread, L, arguments, &results)
+        swapRunningThread(outerThread)
         runningCall = outer
         switch status {
         case LUA_OK:
@@ -187,6 +190,7 @@ extension LuaVM {
     /// failed or was cut off mid-wait is dead or suspended: it is left to the collector.
     private func recycle(_ call: LuaHandlerCall) {
         if idleCalls.count < Self.idleCallLimit, lua_status(call.thread) == LUA_OK {
+            disarmBudget(call.thread)
             call.reset()
             idleCalls.append(call)
         } else {

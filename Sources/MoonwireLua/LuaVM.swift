@@ -1,6 +1,7 @@
 // One Lua 5.4 VM with the moonwire API installed and the script tree loaded. Each event loop
 // owns one, like an OpenResty worker, so no lock is ever taken on the request path.
 import CLua
+import CLuaTick
 import Logging
 import MoonwireCore
 import MoonwireRouting
@@ -70,24 +71,30 @@ public final class LuaVM {
     unowned(unsafe) var runningCall: LuaHandlerCall?
     /// Instructions left for the code running on the main thread.
     var mainInstructionsLeft = 0
+    /// The CPU tick of the thread the VM runs on, which arms the instruction budget once code
+    /// has run for a tick; nil when there is none, and the budget is then armed for good.
+    let ticker: OpaquePointer?
 
     /// Creates a VM, installs the moonwire API and runs the scripts' entry point under the
     /// default limits. Throws the script's error (with `file:line`) when it does not load.
     public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false) throws {
         space = .allocate(capacity: 1)
-        space.initialize(to: mw_VMSpace(owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0, fields: LUA_NOREF, field_tables: 0))
+        space.initialize(to: mw_VMSpace(
+            owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0, fields: LUA_NOREF, field_tables: 0,
+            hook_interval: LuaVM.hookInterval))
         space.pointee.limit = ScriptLimits().memory
         guard let state = mw_newstate(space) else {
             space.deallocate()
             throw LuaScriptError(message: "cannot create a Lua state: out of memory")
         }
         self.L = state
+        self.ticker = LuaVM.register(state)
         self.runtime = runtime
         self.eventLoop = eventLoop
         self.generation = generation
         self.isWorker = isWorker
         space.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
-        mw_sethook(L, LuaVM.hookInterval)
+        applyInstructionLimit()
         luaL_openlibs(L)
         try load(source: LuaPrelude.errorHandler, name: "moonwire.errors")
         guard mw_pcall(L, 0, 1, 0) == LUA_OK else { throw LuaScriptError(message: L.describe(at: -1)) }
@@ -101,11 +108,12 @@ public final class LuaVM {
         events = try LuaEventRefs(loadingFrom: self)
         isLoading = false
         originPatterns = settings.origins.compactMap { try? Regex($0, options: [.wholeSubject, .caseless]) }
-        armInstructionHook()
+        applyInstructionLimit()
         space.pointee.limit = settings.scriptLimits.memory
     }
 
     deinit {
+        unregister()
         lua_close(L)
         space.deallocate()
     }
@@ -164,7 +172,7 @@ public final class LuaVM {
         lua_rawgeti(L, mw_registryindex(), lua_Integer(tracebackRef))
         mw_insert(L, functionIndex)
         let status = mw_pcall(L, arguments, results, functionIndex)
-        armInstructionHook()
+        applyInstructionLimit()
         if status != LUA_OK {
             var error = scriptError(at: -1)
             if status == LUA_ERRMEM {

@@ -74,6 +74,28 @@ final class LuaVMTests: XCTestCase {
         }
     }
 
+    func testTheBudgetIsArmedByTheCPUTickAndCoroutinesInheritIt() throws {
+        let vm = try makeVM("moonwire.options{limits = {instructions = 20000000}}")
+        try vm.run(source: "assert(debug.gethook() == nil, 'armed before any tick')", name: "short")
+        try vm.run(
+            source: """
+                local started = os.clock()
+                while os.clock() - started < 0.05 do end
+                assert(select(3, debug.gethook()) == 1000, 'not armed after five ticks')
+                """, name: "long")
+        try vm.run(
+            source: """
+                assert(debug.gethook() == nil, 'still armed after the work that armed it')
+                local co = coroutine.create(function() return debug.gethook() end)
+                assert(select(2, coroutine.resume(co)) ~= nil, 'a new coroutine starts unarmed')
+                assert(coroutine.wrap(function() return debug.gethook() end)() ~= nil)
+                """, name: "coroutines")
+        XCTAssertThrowsError(try vm.run(source: "while true do end", name: "spin")) { error in
+            XCTAssertTrue("\(error)".contains("exceeded the CPU budget of 20000000 instructions at spin:1"), "\(error)")
+        }
+        try vm.run(source: "assert(debug.gethook() == nil)", name: "after")
+    }
+
     func testLoadErrorsCarryFileAndLine() throws {
         try write("lib/helper.lua", "return {\n  broken = ,\n}\n")
         XCTAssertThrowsError(try makeVM("local h = require 'lib.helper'")) { error in

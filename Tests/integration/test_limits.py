@@ -103,3 +103,73 @@ def test_endless_loop_in_a_reload_keeps_the_last_good_scripts(moonwire):
     assert server.wait_for_log("reload failed", timeout=10)
     assert "CPU budget" in server.log()
     assert server.get("/").text == "good"
+
+
+LOADED_COROUTINES = """
+moonwire.options{ limits = { instructions = 20000000 } }
+local spin = coroutine.wrap(function() while true do end end)
+local spinning = coroutine.create(function() while true do end end)
+function OnCommandGet(req, res)
+  if req.path == "/wrap" then spin()
+  elseif req.path == "/resume" then res:send(select(2, coroutine.resume(spinning)))
+  else res:send("fine") end
+end
+"""
+
+
+def test_coroutines_made_while_loading_are_bounded_too(moonwire):
+    # The CPU tick arms only the threads Swift runs; these coroutines carry the hook from
+    # their creation.
+    server = moonwire(LOADED_COROUTINES, threads=1)
+    assert server.get("/wrap").status_code == 503
+    assert "exceeded the CPU budget" in server.get("/resume").text
+    assert server.get("/ok").text == "fine"
+
+
+def test_a_tostring_that_never_returns_is_stopped(moonwire):
+    # Describing the error runs the __tostring on the VM's main thread, outside any call.
+    server = moonwire("""
+moonwire.options{ limits = { instructions = 20000000 } }
+function OnCommandGet(req, res)
+  if req.path == "/bad" then error(setmetatable({}, {__tostring = function() while true do end end})) end
+  res:send("fine")
+end
+""", threads=1)
+    assert server.get("/bad").status_code == 500
+    assert "(a table whose __tostring failed)" in server.log()
+    assert server.get("/ok").text == "fine"
+
+
+def test_the_budget_is_armed_after_a_tick_and_off_again_for_the_next_call(moonwire):
+    # debug.gethook() shows the count hook: a call armed by the tick has it, a pooled
+    # coroutine gives it up when its call ends (a tick may land in a short call, rarely).
+    server = moonwire("""
+function OnCommandGet(req, res)
+  if req.path == "/work" then
+    local started = os.clock()
+    while os.clock() - started < 0.05 do end
+  end
+  local hook, _, count = debug.gethook()
+  res:send(tostring(hook ~= nil) .. " " .. tostring(count))
+end
+""", threads=1)
+    assert server.get("/work").text == "true 1000"
+    quick = [server.get("/quick").text for _ in range(5)]
+    assert "false nil" in quick
+
+
+def test_no_budget_reaches_coroutines_made_before_it_was_turned_off(moonwire):
+    # The coroutine is made while the default budget still applies, so it starts armed.
+    server = moonwire("""
+moonwire.options{ limits = { instructions = 0 } }
+local count = coroutine.wrap(function()
+  while true do
+    local n = 0
+    for i = 1, 3000000 do n = n + 1 end
+    coroutine.yield(n)
+  end
+end)
+function OnCommandGet(req, res) res:send(tostring(count())) end
+""", threads=1)
+    reply = server.get("/")
+    assert reply.status_code == 200 and reply.text == "3000000"
