@@ -46,17 +46,14 @@ extension LuaThread {
 
     /// The string at `index` (numbers are converted, as Lua does), or nil.
     func string(at index: Int32) -> String? {
-        var length = 0
-        let type = lua_type(self, index)
-        guard type == LUA_TSTRING || type == LUA_TNUMBER, let pointer = mw_tolstring(self, index, &length) else { return nil }
-        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+        withBytes(at: index) { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Calls `body` with the raw bytes of the string at `index`; nil when it is not a string.
+    /// Calls `body` with the raw bytes of the string at `index` (numbers are converted, as Lua
+    /// does); nil when it is neither, for which lua_tolstring gives NULL.
     func withBytes<T>(at index: Int32, _ body: (UnsafeRawBufferPointer) -> T) -> T? {
         var length = 0
-        let type = lua_type(self, index)
-        guard type == LUA_TSTRING || type == LUA_TNUMBER, let pointer = mw_tolstring(self, index, &length) else { return nil }
+        guard let pointer = mw_tolstring(self, index, &length) else { return nil }
         return body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
