@@ -50,10 +50,13 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-        if let workers, current.wantsWorker(request) {
-            return workers.dispatch(request, responder: responder, from: eventLoop)
+        // Unretained: only `load`, a task of its own on this loop, replaces the generation.
+        Unmanaged.passUnretained(current)._withUnsafeGuaranteedRef { vm in
+            if let workers, vm.wantsWorker(request) {
+                return workers.dispatch(request, responder: responder, from: eventLoop)
+            }
+            vm.handle(request, responder: responder)
         }
-        current.handle(request, responder: responder)
     }
 
     public func pushLinks(for request: HTTPRequest) -> [String] {

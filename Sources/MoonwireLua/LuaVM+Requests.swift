@@ -154,7 +154,8 @@ extension LuaVM {
         } else if call.responded {
             return
         } else if call.answered || answeredBefore {
-            call.responder.respond(call.response)
+            // Unretained: the call keeps its responder until `recycle`, after this answer.
+            Unmanaged.passUnretained(call.responder)._withUnsafeGuaranteedRef { $0.respond(call.response) }
         } else if call.request.method == "GET" || call.request.method == "HEAD" {
             call.responder.respondWithStaticFile(extraHeaders: call.headers, root: call.staticRoot)
         } else {
