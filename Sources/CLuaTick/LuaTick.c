@@ -95,6 +95,11 @@ mw_Ticker *mw_tick_thread(mw_ArmFunction arm) {
     mw_arm = arm;
     pthread_once(&mw_tickonce, mw_tickinstall);
     if (!mw_tickready) return NULL;
+    // A thread that inherited a mask blocking the tick would never arm the budget.
+    sigset_t tick;
+    sigemptyset(&tick);
+    sigaddset(&tick, mw_ticksignal());
+    if (pthread_sigmask(SIG_UNBLOCK, &tick, NULL) != 0) return NULL;
     mw_Ticker *ticker = calloc(1, sizeof(mw_Ticker));
     if (!ticker) return NULL;
     pthread_mutex_init(&ticker->lock, NULL);

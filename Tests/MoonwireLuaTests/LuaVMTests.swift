@@ -96,6 +96,20 @@ final class LuaVMTests: XCTestCase {
         try vm.run(source: "assert(debug.gethook() == nil)", name: "after")
     }
 
+    func testAVMBeyondTheTickersSlotsKeepsItsBudgetArmed() throws {
+        // A thread's tick arms at most 8 VMs; the next one is armed for good, as when a thread
+        // can have no CPU timer.
+        let vms = try (0..<9).map { _ in try makeVM("moonwire.options{limits = {instructions = 1000000}}") }
+        XCTAssertTrue(vms.dropLast().allSatisfy { $0.ticker != nil })
+        let last = try XCTUnwrap(vms.last)
+        XCTAssertNil(last.ticker)
+        try last.run(source: "assert(select(3, debug.gethook()) == 1000, 'not armed')", name: "armed")
+        XCTAssertThrowsError(try last.run(source: "while true do end", name: "spin")) { error in
+            XCTAssertTrue("\(error)".contains("exceeded the CPU budget of 1000000 instructions at spin:1"), "\(error)")
+        }
+        try last.run(source: "assert(select(3, debug.gethook()) == 1000, 'the budget left its armed state')", name: "after")
+    }
+
     func testLoadErrorsCarryFileAndLine() throws {
         try write("lib/helper.lua", "return {\n  broken = ,\n}\n")
         XCTAssertThrowsError(try makeVM("local h = require 'lib.helper'")) { error in

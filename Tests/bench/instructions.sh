@@ -9,7 +9,7 @@
 #   Tests/bench/instructions.sh [BINARY]      (default .build/release/moonwire)
 #
 # Environment: SMALL (1000), LARGE (6000), PRELUDE (Lua run before the handler is defined, e.g.
-# 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget's hook).
+# 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
