@@ -104,13 +104,19 @@ extension LuaVM {
         let status = lua_resume(call.thread, L, arguments, &results)
         swapRunningThread(outerThread)
         runningCall = outer
+        guard status == LUA_OK else { return suspendOrFail(call, status: status, results: results) }
+        // The dispatcher returns whether OnBeforeCommand answered; a handler called directly may
+        // return anything.
+        let answeredBefore = call.dispatched && results > 0 && lua_toboolean(call.thread, -results) != 0
+        if results > 0 { lua_settop(call.thread, 0) }
+        finish(call, answeredBefore: answeredBefore)
+    }
+
+    /// A resume that did not return: the call waits, or it failed. Out of line, like the other
+    /// rare paths of a call, so that the code every request runs stays in few cache lines.
+    @inline(never)
+    private func suspendOrFail(_ call: LuaHandlerCall, status: Int32, results: Int32) {
         switch status {
-        case LUA_OK:
-            // The dispatcher returns whether OnBeforeCommand answered; a handler called
-            // directly may return anything.
-            let answeredBefore = call.dispatched && results > 0 && lua_toboolean(call.thread, -results) != 0
-            if results > 0 { lua_settop(call.thread, 0) }
-            finish(call, answeredBefore: answeredBefore)
         case LUA_YIELD where call.isWaiting:
             mw_pop(call.thread, results)
             armDeadline(call)
@@ -177,14 +183,24 @@ extension LuaVM {
 
     /// Ends a call's bookkeeping.
     private func release(_ call: LuaHandlerCall) {
+        if call.sleeping != nil || call.deadline != nil { cancelTimers(of: call) }
+        forget(call)
+        if calls.isEmpty, onIdle != nil { reportIdle() }
+    }
+
+    @inline(never)
+    private func cancelTimers(of call: LuaHandlerCall) {
         call.sleeping?.cancel()
         call.deadline?.cancel()
-        forget(call)
-        if calls.isEmpty, let onIdle, let eventLoop {
-            // Later, not now: the VM may be closed by it, and this call's frames still use it.
-            self.onIdle = nil
-            eventLoop.assumeIsolated().execute(onIdle)
-        }
+    }
+
+    /// Runs `onIdle` later, not now: the VM may be closed by it, and the ending call's frames
+    /// still use it.
+    @inline(never)
+    private func reportIdle() {
+        guard let onIdle, let eventLoop else { return }
+        self.onIdle = nil
+        eventLoop.assumeIsolated().execute(onIdle)
     }
 
     /// Keeps an ended call for reuse when its coroutine returned normally (status OK). One that
