@@ -24,6 +24,8 @@
 #endif
 
 struct mw_Ticker {
+    /// Arms one Lua thread; set when the ticker is made, before its timer starts.
+    mw_ArmFunction arm;
     /// Written by the owning thread only, read by its signal handler.
     struct lua_State *volatile running;
     _Atomic(struct lua_State *) vms[MW_TICK_VMS];
@@ -36,7 +38,6 @@ struct mw_Ticker {
     int exited;
 };
 
-static mw_ArmFunction mw_arm;
 static pthread_key_t mw_tickkey;
 static pthread_once_t mw_tickonce = PTHREAD_ONCE_INIT;
 static int mw_tickready;
@@ -53,10 +54,10 @@ static void mw_tick(int signal, siginfo_t *info, void *context) {
     int saved = errno;
     atomic_store(&ticker->busy, 1);
     struct lua_State *running = ticker->running;
-    if (running) mw_arm(running);
+    if (running) ticker->arm(running);
     for (int i = 0; i < MW_TICK_VMS; i++) {
         struct lua_State *main = atomic_load(&ticker->vms[i]);
-        if (main) mw_arm(main);
+        if (main) ticker->arm(main);
     }
     atomic_store(&ticker->busy, 0);
     errno = saved;
@@ -92,7 +93,6 @@ static void mw_tickinstall(void) {
 
 mw_Ticker *mw_tick_thread(mw_ArmFunction arm) {
     if (mw_threadticker) return mw_threadticker;
-    mw_arm = arm;
     pthread_once(&mw_tickonce, mw_tickinstall);
     if (!mw_tickready) return NULL;
     // A thread that inherited a mask blocking the tick would never arm the budget.
@@ -102,6 +102,7 @@ mw_Ticker *mw_tick_thread(mw_ArmFunction arm) {
     if (pthread_sigmask(SIG_UNBLOCK, &tick, NULL) != 0) return NULL;
     mw_Ticker *ticker = calloc(1, sizeof(mw_Ticker));
     if (!ticker) return NULL;
+    ticker->arm = arm;
     pthread_mutex_init(&ticker->lock, NULL);
     struct sigevent event = {0};
     event.sigev_notify = SIGEV_THREAD_ID;

@@ -15,14 +15,14 @@ extension LuaVM {
     /// Registers a new state's main thread with the calling thread's CPU tick; nil when the
     /// thread has no tick (no CPU timer, or too many VMs on it), and the budget is then armed
     /// for good.
-    static func register(_ main: LuaThread) -> OpaquePointer? {
+    static func joinTick(_ main: LuaThread) -> OpaquePointer? {
         guard let ticker = mw_tick_thread(mw_armbudget), mw_tick_addvm(ticker, main) != 0 else { return nil }
         return ticker
     }
 
     /// Stops the tick from arming this VM. `lua_close` then runs the scripts' __gc metamethods
     /// with the budget armed, since no tick reaches them any more.
-    func unregister() {
+    func leaveTick() {
         guard let ticker else { return }
         mw_armbudget(L)
         mw_tick_removevm(ticker, L)

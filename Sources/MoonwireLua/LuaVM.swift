@@ -88,7 +88,7 @@ public final class LuaVM {
             throw LuaScriptError(message: "cannot create a Lua state: out of memory")
         }
         self.L = state
-        self.ticker = LuaVM.register(state)
+        self.ticker = LuaVM.joinTick(state)
         self.runtime = runtime
         self.eventLoop = eventLoop
         self.generation = generation
@@ -113,7 +113,7 @@ public final class LuaVM {
     }
 
     deinit {
-        unregister()
+        leaveTick()
         lua_close(L)
         space.deallocate()
     }
