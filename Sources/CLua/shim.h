@@ -1,4 +1,4 @@
-// C shim over the system Lua 5.4 (liblua5.4-dev).
+// C shim over Lua 5.4 (liblua5.4-dev, linked statically: see module.modulemap).
 // Lua's API uses macros that Swift cannot import; each one used by Moonwire has a
 // static inline wrapper here. The trampoline lets Swift functions raise errors and yield:
 // a longjmp must never cross a Swift frame that holds references, so Swift returns a code
@@ -6,9 +6,9 @@
 #ifndef MOONWIRE_CLUA_SHIM_H
 #define MOONWIRE_CLUA_SHIM_H
 
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include <lua5.4/lua.h>
+#include <lua5.4/lauxlib.h>
+#include <lua5.4/lualib.h>
 #include <stdint.h>
 #include <stdlib.h>
 
