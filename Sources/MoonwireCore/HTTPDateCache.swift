@@ -7,8 +7,9 @@ final class HTTPDateCache {
     private var second: time_t = 0
     private var cached = ""
 
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    /// Three letters per day (Sunday first) and per month.
+    private static let days: StaticString = "SunMonTueWedThuFriSat"
+    private static let months: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
 
     /// Today's date as "Sun, 06 Nov 1994 08:49:37 GMT".
     var now: String {
@@ -20,12 +21,27 @@ final class HTTPDateCache {
         return cached
     }
 
+    /// Also the Last-Modified of every static file, so written byte by byte.
     static func format(_ seconds: time_t) -> String {
         var value = seconds
         var parts = tm()
         gmtime_r(&value, &parts)
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        // 29 bytes with a four-digit year; gmtime's years go up to twelve digits.
+        return String(ascii: 40) { out in
+            out.append(days, offset: 3 * Int(parts.tm_wday), length: 3)
+            out.append(", ")
+            out.append(Int(parts.tm_mday), width: 2)
+            out.append(" ")
+            out.append(months, offset: 3 * Int(parts.tm_mon), length: 3)
+            out.append(" ")
+            out.append(Int(parts.tm_year) + 1900, width: 4)
+            out.append(" ")
+            out.append(Int(parts.tm_hour), width: 2)
+            out.append(":")
+            out.append(Int(parts.tm_min), width: 2)
+            out.append(":")
+            out.append(Int(parts.tm_sec), width: 2)
+            out.append(" GMT")
+        }
     }
 }

@@ -66,7 +66,7 @@ enum ResponseCompression {
         guard status == 200, (minimumSize...maximumSize).contains(size), isCompressible(headers.first(name: "content-type")),
             !headers.contains(name: "content-encoding"), !headers.contains(name: "content-range")
         else { return false }
-        if !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" }) {
+        if !headers.contains(name: "vary") || !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" }) {
             headers.add(name: "vary", value: "Accept-Encoding")
         }
         return accepted()

@@ -52,5 +52,51 @@ final class StaticFileResolverTests: XCTestCase {
         XCTAssertEqual(MIMETypes.type(forPath: "/a/b"), "application/octet-stream")
         XCTAssertEqual(MIMETypes.type(forPath: "/x.PNG"), "image/png")
         XCTAssertEqual(MIMETypes.type(forPath: "/a.d/b"), "application/octet-stream")
+        XCTAssertEqual(MIMETypes.type(forPath: "/app.WebManifest"), "application/manifest+json")
+        XCTAssertEqual(MIMETypes.type(forPath: "/a.webmanifests"), "application/octet-stream")
+        XCTAssertEqual(MIMETypes.type(forPath: "/a."), "application/octet-stream")
+        XCTAssertEqual(MIMETypes.type(forPath: "/été.HTMLé"), "application/octet-stream")
+        XCTAssertEqual(MIMETypes.type(forPath: "/été.Html"), "text/html; charset=utf-8")
+    }
+
+    /// Segments are checked and joined in one pass: every rule must hold wherever the
+    /// segment is, and a malformed one wins over a hidden one before it.
+    func testPathSegmentsInAnyPosition() {
+        XCTAssertEqual(resolver.resolve("/.env/../x"), .badRequest)
+        XCTAssertEqual(resolver.resolve("/docs/."), .badRequest)
+        XCTAssertEqual(resolver.resolve("/docs/./index.html"), .badRequest)
+        XCTAssertEqual(resolver.resolve("/docs/.."), .badRequest)
+        XCTAssertEqual(resolver.resolve("/docs/...x"), .notFound)
+        XCTAssertEqual(resolver.resolve("/docs/.git/config"), .notFound)
+        XCTAssertEqual(resolver.resolve("site.css"), .badRequest)
+        XCTAssertEqual(resolver.resolve(""), .badRequest)
+        guard case .file(let file) = resolver.resolve("//docs///index.html") else { return XCTFail() }
+        XCTAssertTrue(file.path.hasSuffix("/docs/index.html"))
+        guard case .file(let css) = resolver.resolve("/site.css//") else { return XCTFail() }
+        XCTAssertTrue(css.path.hasSuffix("/site.css"))
+    }
+
+    /// A folder whose name starts like the root's is outside it.
+    func testASiblingOfTheRootIsOutside() throws {
+        try FileManager.default.createDirectory(atPath: base + "/www2", withIntermediateDirectories: true)
+        try "twin".write(toFile: base + "/www2/twin.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: base + "/www/twin.txt", withDestinationPath: base + "/www2/twin.txt")
+        XCTAssertEqual(resolver.resolve("/twin.txt"), .notFound)
+    }
+
+    /// Dates and entity tags are written byte by byte; they must read as the formatting they
+    /// replace wrote them.
+    func testDatesAndEntityTags() {
+        XCTAssertEqual(HTTPDate.format(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT")
+        XCTAssertEqual(HTTPDate.format(0), "Thu, 01 Jan 1970 00:00:00 GMT")
+        XCTAssertEqual(HTTPDate.format(-1), "Wed, 31 Dec 1969 23:59:59 GMT")
+        XCTAssertEqual(HTTPDate.format(253_402_300_799), "Fri, 31 Dec 9999 23:59:59 GMT")
+        XCTAssertEqual(HTTPDate.format(253_402_300_800), "Sat, 01 Jan 10000 00:00:00 GMT")
+        XCTAssertEqual(HTTPDate.format(-62_135_596_800), "Mon, 01 Jan 0001 00:00:00 GMT")
+        for (size, modified) in [(0, Int64(0)), (6, 1_700_000_000_123_456_789), (Int.max, Int64.max), (15, -1), (16, Int64.min + 1)] {
+            XCTAssertEqual(
+                StaticFile.etag(size: size, modified: modified),
+                "\"\(String(size, radix: 16))-\(String(modified, radix: 16))\"")
+        }
     }
 }
