@@ -124,7 +124,7 @@ final class StaticFileService: Sendable {
             ("content-type", file.contentType), ("accept-ranges", "bytes"), ("etag", file.etag),
             ("last-modified", HTTPDate.format(file.modifiedSeconds)),
         ]
-        // Static requests have no fields of their own: the list is the headers as it is.
+        // A plain static request brings no fields from a handler: the list is the headers.
         guard !extraHeaders.isEmpty else { return HTTPHeaders(own) }
         var headers = extraHeaders
         if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: file.contentType) }
