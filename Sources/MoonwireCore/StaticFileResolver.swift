@@ -68,7 +68,16 @@ struct StaticFileResolver: Sendable {
         guard path.utf8.first == UInt8(ascii: "/") else { return .badRequest }
         var candidate: String
         switch underRoot(path) {
-        case .path(let joined): candidate = joined
+        case .path(let joined, let depth):
+            candidate = joined
+            // A name right in the root (canonical already) is its own canonical path unless it
+            // is a symbolic link: one lstat, instead of a stat and realpath's readlink per
+            // component of the whole path.
+            if depth == 1 {
+                var info = stat()
+                guard lstat(candidate, &info) == 0 else { return .notFound }
+                if info.st_mode & S_IFMT == S_IFREG { return .file(StaticFile(path: candidate, status: info)) }
+            }
         case .hidden: return .notFound
         case .malformed: return .badRequest
         }
@@ -87,8 +96,9 @@ struct StaticFileResolver: Sendable {
 
     /// A request path put under the root.
     private enum Joined {
-        /// The path's segments joined under the root ("/a//b/" gives root + "/a/b").
-        case path(String)
+        /// The path's segments joined under the root ("/a//b/" gives root + "/a/b"), and how
+        /// many there are.
+        case path(String, depth: Int)
         /// A segment is hidden (404).
         case hidden
         /// A `.` or `..` segment, a backslash or a NUL (400, whatever else the path has).
@@ -99,6 +109,7 @@ struct StaticFileResolver: Sendable {
     private func underRoot(_ path: String) -> Joined {
         var malformed = false
         var hidden = false
+        var depth = 0
         let joined = String(unsafeUninitializedCapacity: root.utf8.count + path.utf8.count) { buffer in
             var count = 0
             for byte in root.utf8 {
@@ -107,6 +118,7 @@ struct StaticFileResolver: Sendable {
             }
             var segment = 0
             func endSegment() {
+                depth += 1
                 let first = buffer[count - segment]
                 if first == UInt8(ascii: ".") {
                     if segment == 1 || (segment == 2 && buffer[count - 1] == UInt8(ascii: ".")) { malformed = true }
@@ -135,7 +147,7 @@ struct StaticFileResolver: Sendable {
             return count
         }
         if malformed { return .malformed }
-        return hidden ? .hidden : .path(joined)
+        return hidden ? .hidden : .path(joined, depth: depth)
     }
 
     /// A file's status, nil when it cannot be read. Exposed for files handlers name directly.

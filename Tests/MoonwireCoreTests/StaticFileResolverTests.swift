@@ -39,13 +39,14 @@ final class StaticFileResolverTests: XCTestCase {
     }
 
     func testNothingOutsideTheRoot() {
-        XCTAssertEqual(resolver.resolve("/../secret.txt"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/docs/../../secret.txt"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/..\\secret.txt"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/a\u{0}b"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/escape.txt"), .notFound)
-        XCTAssertEqual(resolver.resolve("/.env"), .notFound)
-        XCTAssertEqual(resolver.resolve("/missing"), .notFound)
+        assertResolutions([
+            "/../secret.txt": .badRequest, "/docs/../../secret.txt": .badRequest, "/..\\secret.txt": .badRequest,
+            "/a\u{0}b": .badRequest, "/escape.txt": .notFound, "/.env": .notFound, "/missing": .notFound,
+        ])
+    }
+
+    private func assertResolutions(_ expected: KeyValuePairs<String, StaticFileResolution>, line: UInt = #line) {
+        for (path, resolution) in expected { XCTAssertEqual(resolver.resolve(path), resolution, path, line: line) }
     }
 
     func testMIMEFallback() {
@@ -62,18 +63,24 @@ final class StaticFileResolverTests: XCTestCase {
     /// Segments are checked and joined in one pass: every rule must hold wherever the
     /// segment is, and a malformed one wins over a hidden one before it.
     func testPathSegmentsInAnyPosition() {
-        XCTAssertEqual(resolver.resolve("/.env/../x"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/docs/."), .badRequest)
-        XCTAssertEqual(resolver.resolve("/docs/./index.html"), .badRequest)
-        XCTAssertEqual(resolver.resolve("/docs/.."), .badRequest)
-        XCTAssertEqual(resolver.resolve("/docs/...x"), .notFound)
-        XCTAssertEqual(resolver.resolve("/docs/.git/config"), .notFound)
-        XCTAssertEqual(resolver.resolve("site.css"), .badRequest)
-        XCTAssertEqual(resolver.resolve(""), .badRequest)
+        assertResolutions([
+            "/.env/../x": .badRequest, "/docs/.": .badRequest, "/docs/./index.html": .badRequest, "/docs/..": .badRequest,
+            "/docs/...x": .notFound, "/docs/.git/config": .notFound, "site.css": .badRequest, "": .badRequest,
+        ])
         guard case .file(let file) = resolver.resolve("//docs///index.html") else { return XCTFail() }
         XCTAssertTrue(file.path.hasSuffix("/docs/index.html"))
         guard case .file(let css) = resolver.resolve("/site.css//") else { return XCTFail() }
         XCTAssertTrue(css.path.hasSuffix("/site.css"))
+    }
+
+    /// A link right in the root is followed when it stays inside, and its target is served.
+    func testLinksInsideTheRootAreServed() throws {
+        try FileManager.default.createSymbolicLink(atPath: base + "/www/style.css", withDestinationPath: "site.css")
+        try FileManager.default.createSymbolicLink(atPath: base + "/www/manual", withDestinationPath: "docs")
+        guard case .file(let file) = resolver.resolve("/style.css") else { return XCTFail() }
+        XCTAssertTrue(file.path.hasSuffix("/www/site.css"))
+        guard case .file(let index) = resolver.resolve("/manual/") else { return XCTFail() }
+        XCTAssertTrue(index.path.hasSuffix("/www/docs/index.html"))
     }
 
     /// A folder whose name starts like the root's is outside it.

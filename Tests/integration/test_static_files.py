@@ -144,3 +144,18 @@ def test_large_files_in_parallel_keep_memory_bounded(moonwire, tmp_path, capsys)
         print(f"\n4 x 300 MB in parallel: peak RSS {peak_kib} KiB, digests equal: {received == digests}")
     assert received == digests
     assert peak_kib < 150 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+def test_links_are_followed_inside_the_root_only(server, site, tmp_path):
+    """A name right in the root is served without canonicalising its path unless it is a
+    link: links must still be followed, and refused when they lead out of the root."""
+    (tmp_path / "secret.txt").write_text("outside")
+    (site / "inside.txt").symlink_to("tiny.txt")
+    (site / "outside.txt").symlink_to(tmp_path / "secret.txt")
+    (site / "pages").symlink_to(site)
+    (site / "away").symlink_to(tmp_path)
+    assert server.get("/inside.txt").text == "tiny"
+    assert server.get("/outside.txt").status_code == 404
+    assert server.get("/pages/tiny.txt").text == "tiny"
+    assert server.get("/away/secret.txt").status_code == 404
+    assert server.get("/tiny.txt").text == "tiny"
