@@ -39,7 +39,7 @@ extension LuaVM {
         isMethod: Bool = true
     ) -> LuaHandlerCall? {
         let id = mw_objectcall(thread, index, kind.bits)
-        return Unmanaged<LuaVM>.fromOpaque(mw_space(thread).pointee.owner!)._withUnsafeGuaranteedRef { vm in
+        return owner(of: thread)._withUnsafeGuaranteedRef { vm in
             if id >= 0, let call = vm.calls[Int(id)] { return call }
             vm.pushObjectError(at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0)
             return nil

@@ -120,7 +120,12 @@ public final class LuaVM {
 
     /// The VM a Lua function was called in (its pointer sits in every thread's extra space).
     static func from(_ L: LuaThread) -> LuaVM {
-        Unmanaged<LuaVM>.fromOpaque(mw_space(L).pointee.owner!).takeUnretainedValue()
+        owner(of: L).takeUnretainedValue()
+    }
+
+    /// The VM of `L`, unretained: for paths that borrow it instead of taking a reference.
+    static func owner(of L: LuaThread) -> Unmanaged<LuaVM> {
+        Unmanaged<LuaVM>.fromOpaque(mw_space(L).pointee.owner!)
     }
 
     /// Bytes the VM has allocated.
