@@ -6,11 +6,14 @@ public enum MIMETypes {
     /// The media type for a file name, `application/octet-stream` when unknown.
     public static func type(forPath path: String) -> String {
         // By bytes, lowercasing ASCII alone: Unicode lowercasing of the extension cost more
-        // than the rest of a static file's answer. No extension in the table is longer.
+        // than the rest of a static file's answer. Every extension in the table is ASCII and
+        // none is longer.
         let bytes = path.utf8
         guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")) else { return fallback }
         let suffix = bytes[bytes.index(after: dot)...]
-        guard suffix.count <= longestExtension, !suffix.contains(UInt8(ascii: "/")) else { return fallback }
+        guard suffix.count <= longestExtension, suffix.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: "/") }) else {
+            return fallback
+        }
         let key = String(ascii: longestExtension) { out in
             for byte in suffix { out.append(byte | (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? 0x20 : 0)) }
         }

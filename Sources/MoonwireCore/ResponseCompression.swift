@@ -66,9 +66,10 @@ enum ResponseCompression {
         guard status == 200, (minimumSize...maximumSize).contains(size), isCompressible(headers.first(name: "content-type")),
             !headers.contains(name: "content-encoding"), !headers.contains(name: "content-range")
         else { return false }
-        if !headers.contains(name: "vary") || !headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" }) {
-            headers.add(name: "vary", value: "Accept-Encoding")
-        }
+        // Most responses have no Vary: only then is there a list to parse.
+        let varies = headers.contains(name: "vary")
+            && headers[canonicalForm: "vary"].contains(where: { $0.lowercased() == "accept-encoding" })
+        if !varies { headers.add(name: "vary", value: "Accept-Encoding") }
         return accepted()
     }
 
