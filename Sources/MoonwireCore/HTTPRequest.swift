@@ -44,21 +44,32 @@ public final class HTTPRequest: Sendable {
         self.connection = connection
     }
 
-    /// The Host header (or :authority) without its port; "" when absent.
+    /// The Host header (or :authority) without its port; "" when absent. Virtual hosts are
+    /// matched against this same name.
     public var host: String {
         guard let value = headers.first(name: "host") else { return "" }
         return Self.hostWithoutPort(value)
     }
 
-    /// Strips the port from a Host value, keeping IPv6 literals whole ("[::1]:80" → "[::1]").
+    /// The host of a Host value (RFC 3986 authority: host, then an optional `:port` of
+    /// digits): `example.com:80` → `example.com`, `[::1]:8080` → `[::1]`. A value that is
+    /// not host and port (`foo:bar:baz`, `::1`, `[::1`) is returned whole, so that no
+    /// pattern written for names matches a part of it. The one place a port is cut off.
     public static func hostWithoutPort(_ value: String) -> String {
         // By bytes: searching Characters would break the whole value into graphemes.
         let bytes = value.utf8
-        if bytes.first == UInt8(ascii: "["), let close = bytes.firstIndex(of: UInt8(ascii: "]")) {
-            return String(value[...close])
+        let nameEnd: String.UTF8View.Index
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return value }
+            nameEnd = bytes.index(after: close)
+        } else {
+            guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return value }
+            nameEnd = colon
         }
-        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) { return String(value[..<colon]) }
-        return value
+        let rest = bytes[nameEnd...]
+        guard rest.isEmpty || (rest.first == UInt8(ascii: ":") && rest.dropFirst().allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return value }
+        return String(value[..<nameEnd])
     }
 
     /// Whether the connection should stay open after this request's response.

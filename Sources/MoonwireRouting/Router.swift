@@ -42,9 +42,9 @@ public final class Router<Handler> {
         handlers.append(handler)
     }
 
-    /// Finds the route for a request. `host` is the Host header value (its port, if any, is
-    /// ignored; empty when the request had none), asked for only when virtual hosts exist;
-    /// `path` is the decoded path without query.
+    /// Finds the route for a request. `host` is the host name (the Host header without its
+    /// port, as the server's request model gives it; empty when the request had none), asked
+    /// for only when virtual hosts exist; `path` is the decoded path without query.
     ///
     /// The first virtual host whose pattern matches takes the request, and only its routes
     /// are searched: when none of them matches, the answer is `notFound` (or 405), not a

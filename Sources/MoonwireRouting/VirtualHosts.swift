@@ -55,7 +55,7 @@ final class VirtualHosts {
         isFrozen = false
     }
 
-    /// Picks the host for the `host` header value, then the route for `method` and `path`.
+    /// Picks the host for the host name, then the route for `method` and `path`.
     @usableFromInline
     func resolve(host: () -> String, method: String, path: String) -> Resolution {
         if !isFrozen { freeze() }
@@ -64,9 +64,8 @@ final class VirtualHosts {
             return resolve(method: method, path: path, host: nil, name: UnsafeRawBufferPointer(start: nil, count: 0), hostGroups: [])
         }
         var host = host()
-        return host.withUTF8 { header in
-            let header = UnsafeRawBufferPointer(header)
-            let name = UnsafeRawBufferPointer(rebasing: header[..<HostHeader.hostLength(of: header)])
+        return host.withUTF8 { name in
+            let name = UnsafeRawBufferPointer(name)
             let chosen = hosts.firstIndex { (try? matcher.run($0.regex, on: name, from: 0)) ?? false }
             // The path match will overwrite the matcher's captures: keep the host's first.
             var hostGroups: [Range<Int>?] = []

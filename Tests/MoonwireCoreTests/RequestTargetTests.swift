@@ -31,10 +31,25 @@ final class RequestTargetTests: XCTestCase {
     }
 
     func testHostWithoutPort() {
-        XCTAssertEqual(HTTPRequest.hostWithoutPort("example.com:8080"), "example.com")
-        XCTAssertEqual(HTTPRequest.hostWithoutPort("[::1]:8080"), "[::1]")
-        XCTAssertEqual(HTTPRequest.hostWithoutPort("[::1]"), "[::1]")
-        XCTAssertEqual(HTTPRequest.hostWithoutPort("example.com"), "example.com")
+        for (value, host) in [
+            ("example.com:80", "example.com"), ("example.com:", "example.com"), ("127.0.0.1:8080", "127.0.0.1"),
+            ("[::1]:8080", "[::1]"), ("[2001:db8::1]:443", "[2001:db8::1]"), ("bücher.example:81", "bücher.example"),
+        ] {
+            XCTAssertEqual(HTTPRequest.hostWithoutPort(value), host, value)
+        }
+    }
+
+    func testHostValuesThatAreNotHostAndPortAreKeptWhole() {
+        for value in ["EXAMPLE.com", "[::1]", "", "::1", "[::1", "foo:bar:baz", "foo:bar", "[::1]x", "[::1]:8o", "a:1:2"] {
+            XCTAssertEqual(HTTPRequest.hostWithoutPort(value), value, value)
+        }
+    }
+
+    func testStrippingTwiceChangesNothing() {
+        for value in ["a.b:1", "[::1]:2", "x", "", "::1", "a:b:c"] {
+            let once = HTTPRequest.hostWithoutPort(value)
+            XCTAssertEqual(HTTPRequest.hostWithoutPort(once), once, value)
+        }
     }
 
     func testDateFormat() {

@@ -14,7 +14,7 @@ final class RouterIndexPropertyTests: XCTestCase {
         "/", "/", "a", "b", "ab", "1", "22", ".", "x", "y", "z", "A", "é", "|", "(", "]", " ", "#", "c", "\u{08}",
     ]
     private static let hostPieces = ["a", "b", "\\.", ".*", "(x)", "(?<h>[a-z]+)", "example", "com", "|", "(?<n>b)"]
-    private static let hosts = ["", "a", "b.com", "example.com:8080", "x", "B", "ab.example.com", "[::1]"]
+    private static let hosts = ["", "a", "b.com", "example.com", "x", "B", "ab.example.com", "[::1]"]
     private static let methodSets: [[String]] = [[], ["GET"], ["POST"], ["GET", "POST"], ["HEAD"], ["PUT"], ["*"]]
 
     func testIndexedRouterAgreesWithNaiveScan() throws {
@@ -76,8 +76,7 @@ private final class NaiveRouter {
     }
 
     func match(host: String, method: String, path: String) -> (host: Int?, outcome: RouteLookup<Int>) {
-        let name = HostHeader.withoutPort(host)
-        let chosen = hosts.firstIndex { (try? $0.regex.match(name, using: matcher)) != nil }
+        let chosen = hosts.firstIndex { (try? $0.regex.match(host, using: matcher)) != nil }
         let routes = chosen.map { hosts[$0].routes } ?? defaultRoutes
         func matching(_ route: NaiveRoute) -> RegexMatch? { (try? route.regex.match(path, using: matcher)) ?? nil }
         func first(where accepts: (NaiveRoute) -> Bool) -> (NaiveRoute, RegexMatch)? {
@@ -95,8 +94,8 @@ private final class NaiveRouter {
         }
         var params = RouteParams()
         Self.collect(pathMatch, regex: route.regex, subject: path, from: 1, into: &params)
-        if let chosen, let hostMatch = try? hosts[chosen].regex.match(name, using: matcher) {
-            Self.collect(hostMatch, regex: hosts[chosen].regex, subject: name, from: route.regex.groupCount + 1, into: &params)
+        if let chosen, let hostMatch = try? hosts[chosen].regex.match(host, using: matcher) {
+            Self.collect(hostMatch, regex: hosts[chosen].regex, subject: host, from: route.regex.groupCount + 1, into: &params)
         }
         return (chosen, .matched(route.handler, params: params))
     }
