@@ -7,6 +7,7 @@ struct Moonwire: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         abstract: "A scriptable HTTP server whose handlers are Lua 5.4 scripts.",
+        version: "moonwire \(version)",
         subcommands: [Serve.self, Check.self, Version.self],
         defaultSubcommand: Serve.self
     )
@@ -16,6 +17,6 @@ struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
 
     func run() {
-        print("moonwire \(Moonwire.version)")
+        print(Moonwire.configuration.version)
     }
 }
