@@ -26,8 +26,10 @@ typedef struct {
     int (*check)(lua_State *L);
     size_t used;
     size_t limit;
-    /// Nonzero while Swift code runs inside Lua: allocations then may exceed the cap, so an
-    /// out-of-memory longjmp never crosses a Swift frame; Lua code fails on its next one.
+    /// Nonzero while Swift code runs: allocations then may exceed the cap, so an out-of-memory
+    /// longjmp never crosses a Swift frame, or leaves Swift without a protected call to catch
+    /// it; Lua code fails on its next allocation. It starts at 1: the door into Lua sets it to
+    /// 0 while it resumes Lua code, and the trampoline raises it around Swift functions.
     int in_swift;
     /// The registry reference of the table of req and res fields by object, and how many
     /// objects have one there (none, for most requests: nothing to look up or clean).
@@ -64,7 +66,11 @@ static inline lua_State *mw_newstate(mw_VMSpace *space) {
 static void mw_count_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     mw_VMSpace *space = mw_space(L);
-    if (space->check && space->check(L)) lua_error(L);
+    if (!space->check) return;
+    space->in_swift++;
+    int stop = space->check(L);
+    space->in_swift--;
+    if (stop) lua_error(L);
 }
 
 /// Calls the count hook every `count` VM instructions on this thread and threads made from it;
@@ -313,6 +319,9 @@ static inline const char *mw_describe(lua_State *L, int idx, size_t *len) {
     }
     return lua_tolstring(L, -1, len);
 }
+
+/// A full garbage collection (lua_gc is variadic, which Swift cannot call).
+static inline void mw_collectgarbage(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
 
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }

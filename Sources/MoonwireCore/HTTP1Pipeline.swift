@@ -35,8 +35,8 @@ enum HTTP1Pipeline {
         try pipeline.addHandler(http)
     }
 
-    /// The WebSocket upgrader: asks the delegate (OnHandshake), then replaces the HTTP
-    /// handlers with the frame codec and a `WebSocketFrameHandler`.
+    /// The WebSocket upgrader: checks the key, asks the delegate (OnHandshake), then replaces
+    /// the HTTP handlers with the frame codec and a `WebSocketFrameHandler`.
     private static func makeWebSocketUpgrader(
         environment: ConnectionEnvironment, state: WebSocketUpgradeState, scheme: String, eventLoop: EventLoop
     ) -> NIOWebSocketServerUpgrader {
@@ -45,26 +45,38 @@ enum HTTP1Pipeline {
         return NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrame, automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
-                let (environment, state) = bound.value
+                let environment = bound.value.0
+                // A failed future reaches the HTTP handler as an upgrade error: 400 and OnError.
+                guard head.headers["sec-websocket-key"].count == 1, WebSocketKey.isValid(head.headers["sec-websocket-key"][0])
+                else { return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.invalidUpgradeHeader) }
                 guard
                     let request = HTTPRequest(
                         method: head.method.rawValue, uri: head.uri, version: "1.1", scheme: scheme, headers: head.headers,
                         body: ByteBuffer(), connection: ConnectionInfo(channel: channel))
                 else { return channel.eventLoop.makeSucceededFuture(nil) }
-                switch environment.delegate.webSocketHandshake(request) {
-                case .accept(let subprotocol):
-                    let deflate =
-                        environment.webSocket.compression
-                        ? PerMessageDeflateParameters.negotiate(head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
-                        : nil
-                    state.accepted = (request, subprotocol, deflate)
-                    var headers = HTTPHeaders()
-                    if let subprotocol { headers.add(name: "sec-websocket-protocol", value: subprotocol) }
-                    if let deflate { headers.add(name: "sec-websocket-extensions", value: deflate.responseHeader) }
-                    return channel.eventLoop.makeSucceededFuture(headers)
-                case .refuse(let response):
-                    state.refusal = response
-                    return channel.eventLoop.makeSucceededFuture(nil)
+                let decision = channel.eventLoop.makePromise(of: WebSocketHandshakeDecision.self)
+                environment.delegate.webSocketHandshake(request, decision: decision)
+                return decision.futureResult.map { decision in
+                    let (environment, state) = bound.value
+                    switch decision {
+                    case .accept(let subprotocol, var headers):
+                        let deflate =
+                            environment.webSocket.compression
+                            ? PerMessageDeflateParameters.negotiate(
+                                head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
+                            : nil
+                        state.accepted = (request, subprotocol, deflate)
+                        for name in WebSocketUpgradeState.protocolFields { headers.remove(name: name) }
+                        if let subprotocol { headers.add(name: "sec-websocket-protocol", value: subprotocol) }
+                        if let deflate { headers.add(name: "sec-websocket-extensions", value: deflate.responseHeader) }
+                        return headers
+                    case .refuse(let response):
+                        state.outcome = .refused(response)
+                        return nil
+                    case .decline:
+                        state.outcome = .declined
+                        return nil
+                    }
                 }
             },
             upgradePipelineHandler: { channel, _ in
@@ -80,14 +92,30 @@ enum HTTP1Pipeline {
 
 /// What the upgrade decided, shared by the upgrader and the HTTP handler of one connection.
 final class WebSocketUpgradeState {
+    /// Why an upgrade request did not upgrade.
+    enum Outcome {
+        /// No decision of the delegate: the request was malformed (400).
+        case none
+        /// The delegate refused: this is the answer.
+        case refused(HTTPResponse)
+        /// The delegate has no WebSocket endpoint: the request is an ordinary one.
+        case declined
+    }
+
+    /// Fields of the 101 that the protocol owns, which the delegate's headers may not set.
+    static let protocolFields = [
+        "connection", "upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions",
+        "content-length", "transfer-encoding",
+    ]
+
     /// NIO's response encoder, which only the upgrade handler's 101 uses; nil once removed.
     var encoder: HTTPResponseEncoder?
     /// The connection's request decoder, which pauses after a request asking for an upgrade.
     let decoder: HTTP1RequestDecoder
     /// The accepted handshake request, subprotocol and compression.
     var accepted: (HTTPRequest, String?, PerMessageDeflateParameters?)?
-    /// A refused handshake's answer, for the HTTP handler to send.
-    var refusal: HTTPResponse?
+    /// What an upgrade request that did not upgrade gets; reset once answered.
+    var outcome = Outcome.none
 
     init(encoder: HTTPResponseEncoder, decoder: HTTP1RequestDecoder) {
         self.encoder = encoder

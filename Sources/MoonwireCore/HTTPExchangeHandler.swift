@@ -185,9 +185,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func handleError(_ error: Error, context: ChannelHandlerContext) {
         if error is NIOWebSocketUpgradeError, let upgrade {
             // The upgrade did not happen; the request itself follows and gets the answer: the
-            // script's refusal, or 400 for a malformed handshake (bad key or version).
-            if upgrade.refusal == nil {
-                upgrade.refusal = .statusPage(400)
+            // script's refusal, 400 for a malformed handshake (bad key or version), or, when
+            // the delegate declined, the answer of an ordinary request.
+            if case .none = upgrade.outcome {
+                upgrade.outcome = .refused(.statusPage(400))
                 report("bad WebSocket handshake: \(error) (400)")
             }
             return
@@ -269,9 +270,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .answering
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
-        if let upgrade, let refusal = upgrade.refusal {
-            upgrade.refusal = nil
-            return responder.respond(refusal)
+        if let upgrade {
+            let outcome = upgrade.outcome
+            upgrade.outcome = .none
+            if case .refused(let response) = outcome { return responder.respond(response) }
         }
         if let push {
             push.promise(environment.delegate.pushLinks(for: request), for: request)

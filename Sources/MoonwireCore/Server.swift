@@ -64,17 +64,17 @@ public final class Server: Sendable {
         try warmUp(tls: contexts.lazy.compactMap { $0 }.first)
         var addresses: [SocketAddress] = []
         for (listener, tls) in zip(configuration.listeners, contexts) {
-            let channel = try bootstrap(tls: tls).bind(host: listener.host, port: listener.port).wait()
+            let channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
             channels.withLockedValue { $0.append(channel) }
             addresses.append(channel.localAddress!)
         }
         return addresses
     }
 
-    private func bootstrap(tls: TLSListenerContexts?) -> ServerBootstrap {
+    private func bootstrap(tls: TLSListenerContexts?, backlog: Int) -> ServerBootstrap {
         let environments = self.environments
         return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Int32(backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)

@@ -34,9 +34,9 @@ public struct HTTPLimits: Sendable, Equatable {
     public init() {}
 }
 
-/// WebSocket options (the seeds' Options and SecurityOptions that Core enforces).
+/// WebSocket options (sgcWebSockets' Options and SecurityOptions that Core enforces).
 public struct WebSocketSettings: Sendable, Equatable {
-    /// How fragmented messages reach the delegate (the seeds' Options.FragmentedMessages).
+    /// How fragmented messages reach the delegate (sgcWebSockets' Options.FragmentedMessages).
     public enum FragmentMode: String, Sendable {
         /// Whole messages only.
         case buffer
@@ -69,7 +69,7 @@ public struct WebSocketSettings: Sendable, Equatable {
     public var compression = true
     /// Messages smaller than this go uncompressed even when compression was agreed.
     public var compressionThreshold = 128
-    /// Seconds of silence from a client after which it is pinged (the seeds' HeartBeat);
+    /// Seconds of silence from a client after which it is pinged (sgcWebSockets' HeartBeat);
     /// 0 turns the heartbeat off.
     public var heartbeatInterval: Double = 0
     /// Seconds a pinged client has to answer (any frame counts) before it is closed.
@@ -87,6 +87,9 @@ public struct Listener: Sendable {
     public var port: Int
     /// TLS settings; nil for plain HTTP.
     public var tls: TLSSettings?
+    /// Connections the kernel may hold for accepting (listen(2)'s backlog; the kernel caps it
+    /// at net.core.somaxconn).
+    public var backlog = 1024
 
     /// Creates a listener.
     public init(host: String, port: Int, tls: TLSSettings? = nil) {
@@ -96,7 +99,7 @@ public struct Listener: Sendable {
     }
 }
 
-/// HTTP/2 settings (the seeds' HTTP2Options): the SETTINGS the server announces.
+/// HTTP/2 settings (sgcWebSockets' HTTP2Options): the SETTINGS the server announces.
 public struct HTTP2Settings: Sendable, Equatable {
     /// Whether HTTP/2 is offered at all; off, TLS listeners offer only http/1.1 and plain
     /// ones ignore the h2c preface and upgrade.

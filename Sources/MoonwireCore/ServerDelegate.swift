@@ -1,5 +1,6 @@
 // The events Core reports upward. Core knows nothing of Lua: the Lua layer implements this.
 import NIOCore
+import NIOHTTP1
 
 /// Receives a server's events. One delegate exists per event loop and is only ever called on
 /// that loop, so an implementation may keep unsynchronised per-loop state (a Lua VM).
@@ -27,17 +28,21 @@ public protocol ServerDelegate: WebSocketDelegate {
 }
 
 /// The answer to a WebSocket upgrade request.
-public enum WebSocketHandshakeDecision {
-    /// Upgrade, with this subprotocol (one the client offered) or none.
-    case accept(subprotocol: String?)
+public enum WebSocketHandshakeDecision: Sendable {
+    /// Upgrade, with this subprotocol (one the client offered) or none, and these fields on
+    /// the 101 besides those the protocol sets.
+    case accept(subprotocol: String?, headers: HTTPHeaders)
     /// Do not upgrade: answer with this response instead (403, 401...).
     case refuse(HTTPResponse)
+    /// Not a WebSocket endpoint: the request is handled as a plain HTTP request.
+    case decline
 }
 
 /// WebSocket events. Called on the connection's loop, like every delegate method.
 public protocol WebSocketDelegate: AnyObject {
-    /// A valid upgrade request arrived (OnHandshake).
-    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision
+    /// A valid upgrade request arrived (OnHandshake); the decision may come later (the
+    /// delegate may wait on something first), on this loop.
+    func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>)
     /// The 101 went out; the connection is registered (OnConnect).
     func webSocketOpened(_ socket: WebSocketConnection)
     /// A whole message arrived (OnMessage / OnBinary).
@@ -56,14 +61,17 @@ public protocol WebSocketDelegate: AnyObject {
 
 /// What a delegate that serves plain HTTP answers to the rest: accept every connection, ignore
 /// protocol errors (the server has logged and answered them), push nothing, keep the server's
-/// ALPN preference, trust what the TLS library verified, and refuse WebSocket upgrades with 404.
+/// ALPN preference, trust what the TLS library verified, and handle upgrade requests as plain
+/// requests.
 public extension ServerDelegate {
     func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
     func protocolError(_ connection: ConnectionInfo, message: String) {}
     func pushLinks(for request: HTTPRequest) -> [String] { [] }
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
-    func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision { .refuse(.statusPage(404)) }
+    func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
+        decision.succeed(.decline)
+    }
     func webSocketOpened(_ socket: WebSocketConnection) {}
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
     func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}

@@ -1,5 +1,5 @@
 // Every open WebSocket of the server by GUID, and the channels they subscribed to; the
-// seeds' connection list, WriteData and Broadcast, reachable from every event loop.
+// sgcWebSockets' connection list, WriteData and Broadcast, reachable from every event loop.
 import NIOConcurrencyHelpers
 import NIOCore
 

@@ -1,16 +1,34 @@
-// One request being handled in Lua: the coroutine it runs in and the response it builds. A
-// call whose handlers returned normally waits in its VM's pool with its coroutine for the next
-// request, which saves allocating and freeing both each time.
+// One call into Lua: the coroutine it runs in, the event it runs for, and, for a request, the
+// response it builds. Every entry into Lua is one (LuaVM+Door.swift). A call whose coroutine
+// returned normally waits in its VM's pool for the next entry, which saves allocating and
+// freeing both each time.
 import CLua
 import MoonwireCore
 import MoonwireRouting
 import NIOCore
 import NIOHTTP1
 
-/// The state of one HTTP request between its arrival and its answer. Nothing but its VM keeps
-/// a call past its end (timers and streams find calls by id, and `req` and `res` hold only
-/// the id), which is what makes reusing it safe.
-final class LuaHandlerCall {
+/// The state of one call between its entry and its end: for a request, from its arrival to
+/// its answer, through every stage of its handlers. Nothing but its VM keeps a call past its
+/// end (timers and streams find calls by id, and `req` and `res` hold only the id), which is
+/// what makes reusing it safe.
+final class LuaCall {
+    /// What a call's outcome goes on to: the stages of a request, those of a WebSocket
+    /// handshake, or the caller of a single event, who reads the outcome itself.
+    enum Flow {
+        case request, handshake, event
+    }
+
+    /// What the routes say about a request.
+    enum RouteTarget {
+        /// No route matched: the event handlers answer.
+        case none
+        /// The handler of the route that matched (a registry reference).
+        case handler(Int32)
+        /// The path matched only under other methods: these, for the Allow field.
+        case allow(String)
+    }
+
     /// Set by the VM's call table: the id while the call lives, 0 otherwise, and the slot the
     /// call object keeps in the table.
     var id = 0
@@ -22,11 +40,20 @@ final class LuaHandlerCall {
     let thread: LuaThread
     let threadRef: Int32
 
+    /// The event whose function runs now, and its context, which the Lua-facing functions
+    /// check (set by `enter`).
+    private(set) var event = LuaEvent.load
+    private(set) var context = LuaContext.load
+    /// Set when the call starts; see `Flow`.
+    var flow = Flow.event
+
     // Everything below is reset by `reset()`: a reused call starts as a new one.
 
     var status = 200
-    /// Run through the dispatcher, whose result says whether OnBeforeCommand answered.
-    var dispatched = false
+    /// The route a request matched, found before its first stage.
+    var route = RouteTarget.none
+    /// The answer a WebSocket handshake waits for.
+    var handshake: EventLoopPromise<WebSocketHandshakeDecision>?
     var headers = HTTPHeaders()
     var body = ByteBuffer()
     var file: String?
@@ -60,21 +87,36 @@ final class LuaHandlerCall {
         self.threadRef = threadRef
     }
 
-    /// Starts handling a request, in a new call or one that `reset()` emptied.
-    func begin(request: HTTPRequest, responder: HTTPResponder, instructions: Int) {
+    /// Starts a call, new or one that `reset()` emptied, with the budget of one call.
+    func begin(_ flow: Flow, instructions: Int) {
+        self.flow = flow
+        instructionsLeft = instructions
+    }
+
+    /// Gives the call the request it handles, and the responder of its answer (none for a
+    /// handshake, which answers through its promise).
+    func attach(_ request: HTTPRequest, responder: HTTPResponder?) {
         self.request = request
         self.responder = responder
-        instructionsLeft = instructions
         lastProgress = .now()
+    }
+
+    /// Marks the stage about to run: its event, and so its context.
+    func enter(_ event: LuaEvent) {
+        self.event = event
+        context = event.context
     }
 
     /// Drops what the request left, for the call's reuse (`begin` sets the rest). Fields are
     /// cleared only when set: most requests set few, and each clear is a release.
     func reset() {
-        request = nil
-        responder = nil
+        if request != nil {
+            request = nil
+            responder = nil
+        }
         status = 200
-        dispatched = false
+        if case .none = route {} else { route = .none }
+        if handshake != nil { handshake = nil }
         if !headers.isEmpty { headers = HTTPHeaders() }
         // A small body's storage is kept for the next response: once the answer has let go of
         // it, writing there allocates nothing (and if it has not, the write copies first).

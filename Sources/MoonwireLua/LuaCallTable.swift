@@ -11,7 +11,7 @@ struct LuaCallTable {
     private static let slotMask = 1 << slotBits - 1
     private static let serialLimit = 1 << (62 - slotBits)
 
-    private var slots: [LuaHandlerCall?] = []
+    private var slots: [LuaCall?] = []
     private var freeSlots: [Int] = []
     private var serial = 0
     /// Calls started and not ended.
@@ -20,7 +20,7 @@ struct LuaCallTable {
     var isEmpty: Bool { count == 0 }
 
     /// Gives a new call object its slot; false when a million call objects exist already.
-    mutating func register(_ call: LuaHandlerCall) -> Bool {
+    mutating func register(_ call: LuaCall) -> Bool {
         if let slot = freeSlots.popLast() {
             call.slot = slot
             slots[slot] = call
@@ -33,28 +33,28 @@ struct LuaCallTable {
     }
 
     /// Frees the slot of a call object that is not kept for reuse.
-    mutating func unregister(_ call: LuaHandlerCall) {
+    mutating func unregister(_ call: LuaCall) {
         guard slots[call.slot] === call else { return }
         slots[call.slot] = nil
         freeSlots.append(call.slot)
     }
 
     /// Gives a registered call a new id: the objects made with it find the call until `end`.
-    mutating func start(_ call: LuaHandlerCall) {
+    mutating func start(_ call: LuaCall) {
         serial = serial + 1 == Self.serialLimit ? 1 : serial + 1
         call.id = serial << Self.slotBits | call.slot
         count += 1
     }
 
     /// Ends a call: its id finds nothing from now on.
-    mutating func end(_ call: LuaHandlerCall) {
+    mutating func end(_ call: LuaCall) {
         guard call.id != 0 else { return }
         call.id = 0
         count -= 1
     }
 
     /// The live call with this id.
-    subscript(id: Int) -> LuaHandlerCall? {
+    subscript(id: Int) -> LuaCall? {
         let slot = id & Self.slotMask
         guard id != 0, slot < slots.count, let call = slots[slot], call.id == id else { return nil }
         return call

@@ -14,7 +14,7 @@ extension LuaVM {
         if let location = error.location, let source = Self.sourceExcerpt(file: names.path(location.file), line: location.line) {
             text += "\n\(location.file):\n\(source)"
         }
-        return .plain(500, text)
+        return .plain(status, text)
     }
 
     /// Up to three lines either side of `line`, numbered, the failing one marked.

@@ -75,8 +75,8 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.protocolError(connection, message: message)
     }
 
-    public func webSocketHandshake(_ request: HTTPRequest) -> WebSocketHandshakeDecision {
-        current.webSocketHandshake(request)
+    public func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
+        current.webSocketHandshake(request, decision: decision)
     }
 
     public func webSocketOpened(_ socket: WebSocketConnection) {

@@ -1,17 +1,23 @@
-// The event functions a loaded script tree defines, looked up once per load.
+// The event functions a loaded script tree defines, looked up once per generation: no event
+// costs a global lookup when it happens, and a script's metatable on _G (a "strict" module
+// that raises on unknown names) is never run by the server.
 import CLua
 
-/// Registry references to the script's event handlers (LUA_NOREF when absent).
+/// Registry references to the scripts' event functions (LUA_NOREF when absent).
 struct LuaEventRefs {
-    var dispatcher: Int32 = LUA_NOREF
-    /// The dispatcher's handlers, for requests that need nothing else of it: with no
-    /// OnBeforeCommand, a request that matched a route, or none, is handed to its handler
-    /// directly (the dispatcher's own instructions are a good part of a small handler's cost).
     var onBeforeCommand: Int32 = LUA_NOREF
     /// OnCommandGet, else OnHTTPRequest: for GET, HEAD and POST.
-    var onCommandGet: Int32 = LUA_NOREF
+    var onCommandGet: (LuaEvent, Int32) = (.onCommandGet, LUA_NOREF)
     /// OnCommandOther, else OnHTTPRequest: for the other methods.
-    var onCommandOther: Int32 = LUA_NOREF
+    var onCommandOther: (LuaEvent, Int32) = (.onCommandOther, LUA_NOREF)
+    var onHandshake: Int32 = LUA_NOREF
+    var onConnect: Int32 = LUA_NOREF
+    var onMessage: Int32 = LUA_NOREF
+    var onBinary: Int32 = LUA_NOREF
+    var onFragmented: Int32 = LUA_NOREF
+    var onBeforeHeartBeat: Int32 = LUA_NOREF
+    var onAsynchronous: Int32 = LUA_NOREF
+    var onDisconnect: Int32 = LUA_NOREF
     var onStartup: Int32 = LUA_NOREF
     var onShutdown: Int32 = LUA_NOREF
     var onTCPConnect: Int32 = LUA_NOREF
@@ -20,19 +26,35 @@ struct LuaEventRefs {
     var onALPNSelect: Int32 = LUA_NOREF
     var onVerifyPeer: Int32 = LUA_NOREF
     var onBeforeAsyncRequest: Int32 = LUA_NOREF
+    /// Whether the scripts have a WebSocket endpoint: an event that opens connections or
+    /// receives messages. Without one, upgrade requests are ordinary requests.
+    private(set) var acceptsWebSockets = false
 
     init() {}
 
-    /// Looks up the globals of the VM's loaded scripts and builds the request dispatcher.
-    init(loadingFrom vm: LuaVM) throws(LuaScriptError) {
-        let L = vm.L
+    /// Looks the events up among the globals the scripts left (without metamethods).
+    init(globalsOf L: LuaThread) {
+        mw_pushglobaltable(L)
+        defer { mw_pop(L, 1) }
         func reference(_ name: String) -> Int32 {
-            guard lua_getglobal(L, name) == LUA_TFUNCTION else {
+            guard L.rawField(-1, name) == LUA_TFUNCTION else {
                 mw_pop(L, 1)
                 return LUA_NOREF
             }
             return luaL_ref(L, mw_registryindex())
         }
+        onBeforeCommand = reference("OnBeforeCommand")
+        let onHTTPRequest = reference("OnHTTPRequest")
+        onCommandGet = Self.either((.onCommandGet, reference("OnCommandGet")), or: (.onHTTPRequest, onHTTPRequest))
+        onCommandOther = Self.either((.onCommandOther, reference("OnCommandOther")), or: (.onHTTPRequest, onHTTPRequest))
+        onHandshake = reference("OnHandshake")
+        onConnect = reference("OnConnect")
+        onMessage = reference("OnMessage")
+        onBinary = reference("OnBinary")
+        onFragmented = reference("OnFragmented")
+        onBeforeHeartBeat = reference("OnBeforeHeartBeat")
+        onAsynchronous = reference("OnAsynchronous")
+        onDisconnect = reference("OnDisconnect")
         onStartup = reference("OnStartup")
         onShutdown = reference("OnShutdown")
         onTCPConnect = reference("OnTCPConnect")
@@ -41,15 +63,10 @@ struct LuaEventRefs {
         onALPNSelect = reference("OnSSLALPNSelect")
         onVerifyPeer = reference("OnSSLVerifyPeer")
         onBeforeAsyncRequest = reference("OnHTTP2BeforeAsyncRequest")
-        onBeforeCommand = reference("OnBeforeCommand")
-        let onHTTPRequest = reference("OnHTTPRequest")
-        onCommandGet = reference("OnCommandGet")
-        if onCommandGet == LUA_NOREF { onCommandGet = onHTTPRequest }
-        onCommandOther = reference("OnCommandOther")
-        if onCommandOther == LUA_NOREF { onCommandOther = onHTTPRequest }
-        try vm.load(source: LuaPrelude.dispatcher, name: "moonwire.dispatcher")
-        mw_pushglobaltable(L)
-        try vm.protectedCall(arguments: 1, results: 1)
-        dispatcher = luaL_ref(L, mw_registryindex())
+        acceptsWebSockets = [onConnect, onMessage, onBinary, onFragmented].contains { $0 != LUA_NOREF }
+    }
+
+    private static func either(_ first: (LuaEvent, Int32), or second: (LuaEvent, Int32)) -> (LuaEvent, Int32) {
+        first.1 != LUA_NOREF ? first : second
     }
 }

@@ -36,6 +36,7 @@ extension LuaVM {
 /// handler finishes on the current generation). Returns false where nothing can reload.
 private let luaReload: LuaFunction = { L in
     let L = L!
-    lua_pushboolean(L, LuaVM.from(L).runtime.requestReload() ? 1 : 0)
+    guard let vm = LuaVM.checked(L, LuaAPI.reload) else { return LuaReturn.raise }
+    lua_pushboolean(L, vm.runtime.requestReload() ? 1 : 0)
     return 1
 }

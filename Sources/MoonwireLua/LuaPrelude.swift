@@ -1,41 +1,7 @@
-// Lua source the VM runs around user scripts: the request dispatcher (the order of the HTTP
-// events, as in sgcWebSockets) and the error handler that captures tracebacks.
+// Lua source the VM runs around user scripts: the module searcher that names modules as
+// main.lua is named in errors, and the development mode's warnings about blocking calls.
 
 enum LuaPrelude {
-    /// Returns a message handler for pcall/resume errors: `{message=, traceback=}`.
-    static let errorHandler = """
-        local traceback, tostring = debug.traceback, tostring
-        return function(e)
-          return { message = tostring(e), traceback = (traceback("", 2):gsub("^\\n", "")) }
-        end
-        """
-
-    /// Given the globals, returns `dispatch(req, res, get_like, route, allow)`, which runs
-    /// OnBeforeCommand, then the matched route, or 405 when only other methods match, or
-    /// else OnCommandGet (GET, HEAD, POST) or OnCommandOther, with OnHTTPRequest as the
-    /// fallback of both. Returns true when OnBeforeCommand answered. Handlers are looked up
-    /// once, here.
-    static let dispatcher = """
-        local G = ...
-        local function fn(name) local f = rawget(G, name); return type(f) == "function" and f or nil end
-        local before, any = fn("OnBeforeCommand"), fn("OnHTTPRequest")
-        local get, other = fn("OnCommandGet") or any, fn("OnCommandOther") or any
-        return function(req, res, get_like, route, allow)
-          if before and before(req, res) == true then return true end
-          if route then route(req, res) return false end
-          if allow then
-            res.status = 405
-            res:header("Allow", allow)
-            res:send("405 Method Not Allowed\\n")
-            return false
-          end
-          local handler = get_like and get or other
-          if handler then handler(req, res) end
-          return false
-        end
-        """
-
-
     /// In development mode, wraps the standard functions that block an event loop so each
     /// call site is reported once.
     static let blockingCallWarnings = """

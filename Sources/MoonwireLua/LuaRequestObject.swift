@@ -31,28 +31,37 @@ extension LuaVM {
     }
 
     /// The live call of the `kind` object at `index`, or nil with an error pushed that says
-    /// why and names `member` ("send" for res:send, "path" for req.path). Static, for the VM
-    /// the thread belongs to, which it does not retain: every method of `req` and `res` starts
-    /// here, and the VM outlives the calls into it.
+    /// why and names `member` ("send" for res:send, "path" for req.path): called where it may
+    /// not run (outside `contexts`), not on the object, or on one kept after its call. Static,
+    /// for the VM the thread belongs to, which it does not retain: every method of `req` and
+    /// `res` starts here, and the VM outlives the calls into it.
     static func call(
         ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: @autoclosure () -> String,
-        isMethod: Bool = true
-    ) -> LuaHandlerCall? {
+        isMethod: Bool = true, contexts: LuaContext
+    ) -> LuaCall? {
         let id = mw_objectcall(thread, index, kind.bits)
         return owner(of: thread)._withUnsafeGuaranteedRef { vm in
-            if id >= 0, let call = vm.calls[Int(id)] { return call }
-            vm.pushObjectError(at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0)
+            if id >= 0, let running = vm.runningCall, contexts.contains(running.context), let call = vm.calls[Int(id)] {
+                return call
+            }
+            vm.pushObjectError(
+                at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0, contexts: contexts)
             return nil
         }
     }
 
-    /// Why the value at `index` has no live call: not the object, or one kept after its call.
+    /// Why the value at `index` has no live call: the context, not the object, or one kept
+    /// after its call.
     @inline(never)
     private func pushObjectError(
-        at index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool, isObject: Bool
+        at index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool, isObject: Bool,
+        contexts: LuaContext
     ) {
         let object = kind.name
         let what = object + (isMethod ? ":" : ".") + member
+        guard let running = runningCall, contexts.contains(running.context) else {
+            return thread.push(LuaAPIFunction(what, contexts).refusal(in: runningEvent))
+        }
         guard isObject else {
             let got = LuaObjectKind(ofValueAt: index, on: thread).map { "the \($0.name) object" }
                 ?? "a \(String(cString: mw_typename(thread, index)))"
@@ -79,7 +88,7 @@ extension LuaVM {
 
     /// Ends a call's life as seen from Lua: its objects find it no more, and the fields
     /// scripts set on them are dropped.
-    func forget(_ call: LuaHandlerCall) {
+    func forget(_ call: LuaCall) {
         if space.pointee.field_tables > 0 { mw_objectsforget(L, Int64(call.id)) }
         calls.end(call)
     }
@@ -100,7 +109,7 @@ private let objectNewIndex: LuaFunction = { L in
     }
     guard LuaVM.call(
         ofObjectAt: 1, on: L, kind: kind, member: keyType == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]",
-        isMethod: false) != nil
+        isMethod: false, contexts: kind == .request ? LuaAPI.requestContexts : LuaAPI.responseContexts) != nil
     else { return LuaReturn.raise }
     mw_objectset(L)
     return 0
@@ -109,10 +118,14 @@ private let objectNewIndex: LuaFunction = { L in
 /// `req:header(name)`: a header's value (repeated fields joined by ", "), case-insensitively.
 private let requestHeader: LuaFunction = { L in
     let L = L!
-    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: "header") else { return LuaReturn.raise }
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: "header", contexts: LuaAPI.requestContexts)
+    else { return LuaReturn.raise }
     guard let name = L.string(at: 2) else { return L.raise("req:header: expected a header name") }
     let values = call.request.headers[name]
-    if values.isEmpty { return 0 }
+    if values.isEmpty {
+        lua_pushnil(L)
+        return 1
+    }
     L.push(values.count == 1 ? values[0] : values.joined(separator: ", "))
     return 1
 }
@@ -123,9 +136,11 @@ private let requestHeader: LuaFunction = { L in
 /// be large.
 private let requestField: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, RequestField.init(named:)) else { return 0 }
+    guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, LuaRequestField.init(named:)) else { return 0 }
     guard let field = key else { return 0 }
-    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false)
+    guard
+        let call = LuaVM.call(
+            ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false, contexts: LuaAPI.requestContexts)
     else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
     let request: HTTPRequest = call.request
@@ -149,7 +164,7 @@ private let requestField: LuaFunction = { L in
 }
 
 /// The computed fields of `req`, named as scripts read them.
-private enum RequestField: String, CaseIterable {
+enum LuaRequestField: String, CaseIterable {
     case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params
 
     /// Whether a read keeps the value in the object for the next reads.
@@ -160,7 +175,7 @@ private enum RequestField: String, CaseIterable {
         }
     }
 
-    private static let names: [(bytes: [UInt8], field: RequestField)] = allCases.map { (Array($0.rawValue.utf8), $0) }
+    private static let names: [(bytes: [UInt8], field: LuaRequestField)] = allCases.map { (Array($0.rawValue.utf8), $0) }
 
     /// The field with this name, compared as bytes: a String made from every key read would
     /// cost more than the rest of the read.

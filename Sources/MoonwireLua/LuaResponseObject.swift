@@ -18,15 +18,16 @@ extension LuaVM {
     }
 }
 
-/// The live call of the `res` at index 1, or nil (and an error message pushed) naming
-/// `member`, a method unless `isMethod` is false (`res.status`). Unless `streaming` is allowed,
-/// the call must not have sent its head yet.
-func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, streaming: Bool = false) -> LuaHandlerCall? {
-    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .response, member: member, isMethod: isMethod) else {
-        return nil
-    }
+/// The live call of the `res` at index 1 for `function`, or nil (and an error message pushed).
+/// Unless `streaming` is allowed, the call must not have sent its head yet.
+func responseCall(_ L: LuaThread, _ function: LuaAPIFunction, streaming: Bool = false) -> LuaCall? {
+    guard
+        let call = LuaVM.call(
+            ofObjectAt: 1, on: L, kind: .response, member: String(function.name.dropFirst(4)),
+            isMethod: function.name.utf8.dropFirst(3).first == UInt8(ascii: ":"), contexts: function.contexts)
+    else { return nil }
     if !streaming && (call.stream != nil || call.responded) {
-        L.push("res\(isMethod ? ":" : ".")\(member): the response was already sent (res:write or res:finish came first)")
+        L.push("\(function.name): the response was already sent (res:write or res:finish came first)")
         return nil
     }
     return call
@@ -36,7 +37,7 @@ func responseCall(_ L: LuaThread, _ member: String, isMethod: Bool = true, strea
 let responseField: LuaFunction = { L in
     let L = L!
     guard isStatusKey(L) else { return 0 }
-    guard let call = responseCall(L, "status", isMethod: false, streaming: true) else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseStatus, streaming: true) else { return LuaReturn.raise }
     lua_pushinteger(L, lua_Integer(call.status))
     return 1
 }
@@ -48,7 +49,7 @@ func isStatusKey(_ L: LuaThread) -> Bool {
 
 /// `res.status = code`, with the res at 1 and the code at 3.
 func setResponseStatus(_ L: LuaThread) -> Int32 {
-    guard let call = responseCall(L, "status", isMethod: false) else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseStatus) else { return LuaReturn.raise }
     guard mw_isinteger(L, 3) != 0 || L.number(at: 3).map({ $0 == $0.rounded() }) == true,
         let status = L.number(at: 3), (100...999).contains(status)
     else { return L.raise("res.status must be an integer from 100 to 999, got \(L.describe(at: 3))") }
@@ -60,7 +61,7 @@ func setResponseStatus(_ L: LuaThread) -> Int32 {
 /// `res:header(name, value)`: replaces a header; a list sets repeated fields; nil removes it.
 private let responseHeader: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "header") else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseHeader) else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING, let name = L.string(at: 2), isToken(name) else {
         return L.raise("res:header: expected a header name, got \(L.describe(at: 2))")
     }
@@ -90,7 +91,7 @@ private let responseHeader: LuaFunction = { L in
 /// `res:send(body)`: appends to the body.
 private let responseSend: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "send") else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseSend) else { return LuaReturn.raise }
     guard L.withBytes(at: 2, { call.body.writeBytes($0) }) != nil || L.type(at: 2) == LUA_TNIL else {
         return L.raise("res:send: expected a string, got \(L.describe(at: 2))")
     }
@@ -102,7 +103,7 @@ private let responseSend: LuaFunction = { L in
 /// `res:json(value)`: the body becomes the JSON encoding of value.
 private let responseJSON: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "json") else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseJSON) else { return LuaReturn.raise }
     switch LuaJSON.encode(L, at: 2) {
     case .success(let bytes):
         call.body.clear()
@@ -119,7 +120,7 @@ private let responseJSON: LuaFunction = { L in
 /// `res:redirect(url [, status])`: 302 by default.
 private let responseRedirect: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "redirect") else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseRedirect) else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING, let url = L.string(at: 2), isFieldValue(url) else {
         return L.raise("res:redirect: expected a URL")
     }
@@ -134,7 +135,7 @@ private let responseRedirect: LuaFunction = { L in
 /// `res:file(path)`: sends a file from disk (relative paths under the www folder).
 private let responseFile: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "file") else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseFile) else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING, let path = L.string(at: 2), !path.isEmpty else {
         return L.raise("res:file: expected a path")
     }

@@ -1,4 +1,4 @@
-// res:write and res:finish: a body sent piece by piece (the seeds' "Stream Video" scenario).
+// res:write and res:finish: a body sent piece by piece (video, logs, long computations).
 // A write to a client that reads slowly suspends the handler until the socket drains, so a
 // stream never piles up in memory.
 import CLua
@@ -10,7 +10,7 @@ import NIOCore
 /// once the client is gone.
 let responseWrite: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "write", streaming: true) else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseWrite, streaming: true) else { return LuaReturn.raise }
     guard !call.responded else { return L.raise("res:write: the response was already finished") }
     guard L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
         return L.raise("res:write: expected a string, got \(L.describe(at: 2))")
@@ -44,11 +44,11 @@ let responseWrite: LuaFunction = { L in
         guard let vm, let call = vm.calls[callID] else { return }
         if stream.isOpen {
             lua_pushboolean(call.thread, 1)
-            vm.resume(call, arguments: 1)
+            vm.proceed(call, arguments: 1)
         } else {
             lua_pushnil(call.thread)
             call.thread.push("closed")
-            vm.resume(call, arguments: 2)
+            vm.proceed(call, arguments: 2)
         }
     }
     return LuaReturn.yield
@@ -58,7 +58,7 @@ let responseWrite: LuaFunction = { L in
 /// go on working after the client has its answer.
 let responseFinish: LuaFunction = { L in
     let L = L!
-    guard let call = responseCall(L, "finish", streaming: true) else { return LuaReturn.raise }
+    guard let call = responseCall(L, LuaAPI.responseFinish, streaming: true) else { return LuaReturn.raise }
     if let stream = call.stream {
         stream.finish()
     } else if !call.responded {
@@ -69,7 +69,7 @@ let responseFinish: LuaFunction = { L in
 }
 
 /// Sends the head of a streamed response, with what res:send had buffered as the first chunk.
-private func startStream(_ call: LuaHandlerCall) -> HTTPResponseStream {
+private func startStream(_ call: LuaCall) -> HTTPResponseStream {
     var headers = call.headers
     if !headers.contains(name: "content-type") {
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")

@@ -55,8 +55,7 @@ extension LuaVM {
 /// header (without port) matches the whole pattern, case-insensitively.
 private let luaVirtualHost: LuaFunction = { L in
     let L = L!
-    let vm = LuaVM.from(L)
-    guard vm.isLoading else { return L.raise("moonwire.vhost: virtual hosts can only be declared while the scripts load") }
+    guard let vm = LuaVM.checked(L, LuaAPI.vhost) else { return LuaReturn.raise }
     guard L.type(at: 1) == LUA_TSTRING, let pattern = L.string(at: 1) else {
         return L.raise("moonwire.vhost: expected a host pattern, got \(L.describe(at: 1))")
     }
@@ -66,7 +65,11 @@ private let luaVirtualHost: LuaFunction = { L in
     } catch {
         return L.raise("moonwire.vhost: \(error)")
     }
-    if L.type(at: 2) == LUA_TTABLE {
+    if L.type(at: 2) != LUA_TNONE && L.type(at: 2) != LUA_TNIL {
+        guard L.type(at: 2) == LUA_TTABLE else { return L.raise("moonwire.vhost: the options must be a table") }
+        if let error = LuaSettingKeys.unknownKey(L, at: 2, known: LuaSettingKeys.virtualHost) {
+            return L.raise("moonwire.vhost: \(error)")
+        }
         L.rawField(2, "www")
         if let root = L.string(at: -1) { vm.hostRoots[host] = root }
         L.rawField(2, "tls")
@@ -106,8 +109,7 @@ private let luaAddRoute: LuaFunction = { L in
 
 /// Declares a route from the arguments of a routing function; see `luaAddRoute`.
 func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
-    let vm = LuaVM.from(L)
-    let name = "moonwire.\(fixedMethod?.lowercased() ?? "route")"
+    let method = fixedMethod?.lowercased() ?? "route"
     var argument: Int32 = 1
     var host: HostID?
     if L.type(at: 1) == LUA_TTABLE {
@@ -116,15 +118,15 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         // The key can be found with pairs() and copied into any table: the index is checked.
         let index = mw_isinteger(L, -1) != 0 ? Int(mw_tointeger(L, -1, nil)) : -1
         mw_pop(L, 1)
+        let vm = LuaVM.from(L)
         guard vm.hosts.indices.contains(index) else {
-            return L.raise("\(name): the first argument is not a host from moonwire.vhost")
+            return L.raise("moonwire.\(method): the first argument is not a host from moonwire.vhost")
         }
         host = vm.hosts[index]
         argument = 2
     }
-    guard vm.isLoading else {
-        return L.raise("\(name): routes can only be added while the scripts load (at the top level of a script)")
-    }
+    let name = (host == nil ? "moonwire." : "host:") + method
+    guard let vm = LuaVM.checked(L, LuaAPI.routes[name] ?? LuaAPI.options) else { return LuaReturn.raise }
     var methods: [String] = []
     if let fixedMethod {
         methods = [fixedMethod]

@@ -7,8 +7,11 @@ import MoonwireRouting
 let luaOptions: LuaFunction = { L in
     let L = L!
     if L.type(at: 1) == LUA_TSTRING { return addRoute(L, fixedMethod: "OPTIONS") }
+    guard let vm = LuaVM.checked(L, LuaAPI.options) else { return LuaReturn.raise }
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.options: expected a table") }
-    let vm = LuaVM.from(L)
+    if let error = LuaSettingKeys.unknownKey(L, at: 1, known: LuaSettingKeys.options, notBuilt: LuaSettingKeys.notBuilt) {
+        return L.raise("moonwire.options: \(error)")
+    }
     lua_pushnil(L)
     while lua_next(L, 1) != 0 {
         let key = L.type(at: -2) == LUA_TSTRING ? L.string(at: -2) : nil
@@ -21,6 +24,9 @@ let luaOptions: LuaFunction = { L in
             if let error = readWebSocket(L, into: &vm.settings.webSocket) { return L.raise("moonwire.options: \(error)") }
         case "heartbeat":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: heartbeat must be a table") }
+            if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.heartbeat, path: "heartbeat.") {
+                return L.raise("moonwire.options: \(error)")
+            }
             for (name, path) in [("interval", \WebSocketSettings.heartbeatInterval), ("timeout", \WebSocketSettings.heartbeatTimeout)] {
                 L.rawField(-1, name)
                 if L.type(at: -1) != LUA_TNIL {
@@ -51,7 +57,7 @@ let luaOptions: LuaFunction = { L in
             }
             vm.settings.origins = origins
         default:
-            vm.logger.warning("moonwire.options: option not supported yet, ignored", metadata: ["option": "\(key ?? "?")"])
+            break
         }
         mw_pop(L, 1)
     }
@@ -60,6 +66,7 @@ let luaOptions: LuaFunction = { L in
 
 /// Reads the limits table on top of the stack; returns an error message for a bad value.
 private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> String? {
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.limits, path: "limits.") { return error }
     let sizes: [(String, WritableKeyPath<ScriptSettings, Int>)] = [
         ("max_header_size", \.limits.maxHeaderSize), ("max_body_size", \.limits.maxBodySize),
         ("instructions", \.scriptLimits.instructions), ("memory", \.scriptLimits.memory),
@@ -88,6 +95,7 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
 
 /// Reads the websocket table on top of the stack.
 private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSettings) -> String? {
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.webSocket, path: "websocket.") { return error }
     let sizes: [(String, WritableKeyPath<WebSocketSettings, Int>, Double)] = [
         ("max_message_size", \.maxMessageSize, 1), ("send_queue_limit", \.sendQueueLimit, 1),
         ("compression_threshold", \.compressionThreshold, 0),
@@ -127,8 +135,9 @@ private func readChoice<Choice: RawRepresentable<String>>(
 /// that named it.
 let luaListen: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.listen) else { return LuaReturn.raise }
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.listen: expected a table") }
-    let vm = LuaVM.from(L)
+    if let error = LuaSettingKeys.unknownKey(L, at: 1, known: LuaSettingKeys.listen) { return L.raise("moonwire.listen: \(error)") }
     L.rawField(1, "host")
     let host = L.string(at: -1) ?? "127.0.0.1"
     L.rawField(1, "port")
@@ -138,6 +147,13 @@ let luaListen: LuaFunction = { L in
         return L.raise("moonwire.listen: port must be a number 0...65535")
     }
     var listener = Listener(host: host, port: Int(port))
+    if L.rawField(1, "backlog") != LUA_TNIL {
+        guard let backlog = L.number(at: -1), (1...65535).contains(backlog), backlog.rounded() == backlog else {
+            return L.raise("moonwire.listen: backlog must be a whole number 1...65535")
+        }
+        listener.backlog = Int(backlog)
+    }
+    mw_pop(L, 1)
     L.rawField(1, "tls")
     let tls = L.type(at: -1) == LUA_TNIL ? nil : readTLS(L, at: -1)
     mw_pop(L, 1)
@@ -158,6 +174,9 @@ struct TLSTableError: Error {
 func readTLS(_ L: LuaThread, at index: Int32) -> Result<TLSSettings, TLSTableError> {
     guard L.type(at: index) == LUA_TTABLE else { return .failure(TLSTableError(text: "expected a table")) }
     let table = lua_absindex(L, index)
+    if let error = LuaSettingKeys.unknownKey(L, at: table, known: LuaSettingKeys.tls, path: "tls.") {
+        return .failure(TLSTableError(text: error))
+    }
     func field(_ name: String) -> String? {
         L.rawField(table, name)
         defer { mw_pop(L, 1) }
@@ -194,6 +213,7 @@ func readTLS(_ L: LuaThread, at index: Int32) -> Result<TLSSettings, TLSTableErr
 
 /// Reads the http2 table on top of the stack.
 func readHTTP2(_ L: LuaThread, into settings: inout HTTP2Settings) -> String? {
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.http2, path: "http2.") { return error }
     let numbers: [(String, WritableKeyPath<HTTP2Settings, Int>, ClosedRange<Double>)] = [
         ("max_concurrent_streams", \.maxConcurrentStreams, 1...Double(Int32.max)),
         ("initial_window_size", \.initialWindowSize, 1...Double(Int32.max)),

@@ -16,7 +16,7 @@ extension LuaVM {
         guard developmentMode else { return }
         do {
             try load(source: LuaPrelude.blockingCallWarnings, name: "moonwire.dev")
-            try protectedCall(arguments: 0, results: 0)
+            try runChunk(arguments: 0)
         } catch {
             logger.error("cannot install development warnings", metadata: ["error": "\(error)"])
         }

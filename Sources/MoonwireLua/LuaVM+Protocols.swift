@@ -4,61 +4,69 @@ import CLua
 import MoonwireCore
 
 extension LuaVM {
-    /// OnSSLALPNSelect(conn, protocols): a protocol the client offered, or nil.
+    /// OnSSLALPNSelect(conn, protocols): a protocol the client offered, or nil (also when it
+    /// fails: the server's preference applies).
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? {
-        guard events.onALPNSelect != LUA_NOREF else { return nil }
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onALPNSelect))
-        pushConnection(connection)
-        pushList(offered)
-        guard (try? protectedCall(arguments: 2, results: 1)) != nil else {
-            logger.error("OnSSLALPNSelect failed; the server's preference applies")
-            return nil
+        let result = runEvent(.onSSLALPNSelect, events.onALPNSelect) { T in
+            pushConnection(connection, on: T)
+            pushList(offered, on: T)
+            return 2
+        } results: { T, count in
+            count > 0 && T.type(at: -count) == LUA_TSTRING ? T.string(at: -count) : nil
         }
-        defer { mw_pop(L, 1) }
-        return L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
+        return (try? result?.get()) ?? nil
     }
 
-    /// OnSSLVerifyPeer(conn, cert): false (or an error) refuses the client certificate.
+    /// OnSSLVerifyPeer(conn, cert): anything but true, or an error, refuses the client
+    /// certificate.
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool {
-        guard events.onVerifyPeer != LUA_NOREF else { return true }
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onVerifyPeer))
-        pushConnection(connection)
-        lua_createtable(L, 0, 6)
-        for (name, value) in [
-            ("subject", certificate.subject), ("issuer", certificate.issuer), ("serial", certificate.serial),
-            ("pem", certificate.pem),
-        ] {
-            L.push(value)
-            L.setField(-2, name)
+        let result = runEvent(.onSSLVerifyPeer, events.onVerifyPeer) { T in
+            pushConnection(connection, on: T)
+            lua_createtable(T, 0, 6)
+            for (name, value) in [
+                ("subject", certificate.subject), ("issuer", certificate.issuer), ("serial", certificate.serial),
+                ("pem", certificate.pem),
+            ] {
+                T.push(value)
+                T.setField(-2, name)
+            }
+            lua_pushinteger(T, lua_Integer(certificate.notBefore))
+            T.setField(-2, "not_before")
+            lua_pushinteger(T, lua_Integer(certificate.notAfter))
+            T.setField(-2, "not_after")
+            return 2
+        } results: { T, count in
+            count > 0 && T.type(at: -count) == LUA_TBOOLEAN && lua_toboolean(T, -count) != 0
         }
-        lua_pushinteger(L, lua_Integer(certificate.notBefore))
-        L.setField(-2, "not_before")
-        lua_pushinteger(L, lua_Integer(certificate.notAfter))
-        L.setField(-2, "not_after")
-        return callEvent(named: "OnSSLVerifyPeer", arguments: 2) == true
+        guard let result else { return true }
+        return (try? result.get()) ?? false
     }
 
     /// OnHTTP2BeforeAsyncRequest(req): true sends an HTTP/2 request to the worker VMs. The
     /// request arrives as a table of the fields `req` has before routing (no body, no
-    /// params); nothing has answered it yet.
+    /// params); nothing has answered it yet. An error keeps the request on its loop.
     func wantsWorker(_ request: HTTPRequest) -> Bool {
         guard events.onBeforeAsyncRequest != LUA_NOREF, request.version == "2" else { return false }
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(events.onBeforeAsyncRequest))
-        lua_createtable(L, 0, 10)
-        for (name, value) in [
-            ("method", request.method), ("path", request.path), ("uri", request.uri), ("version", request.version),
-            ("scheme", request.scheme), ("host", request.host), ("remote_ip", request.connection.remoteIP),
-        ] {
-            L.push(value)
-            L.setField(-2, name)
+        let result = runEvent(.onHTTP2BeforeAsyncRequest, events.onBeforeAsyncRequest) { T in
+            lua_createtable(T, 0, 10)
+            for (name, value) in [
+                ("method", request.method), ("path", request.path), ("uri", request.uri), ("version", request.version),
+                ("scheme", request.scheme), ("host", request.host), ("remote_ip", request.connection.remoteIP),
+            ] {
+                T.push(value)
+                T.setField(-2, name)
+            }
+            lua_pushinteger(T, lua_Integer(request.connection.remotePort))
+            T.setField(-2, "remote_port")
+            pushQueryTable(T, request.query)
+            T.setField(-2, "query")
+            pushHeaderTable(T, request.headers)
+            T.setField(-2, "headers")
+            return 1
+        } results: { T, count in
+            firstResultTruth(T, count) == true
         }
-        lua_pushinteger(L, lua_Integer(request.connection.remotePort))
-        L.setField(-2, "remote_port")
-        pushQueryTable(L, request.query)
-        L.setField(-2, "query")
-        pushHeaderTable(L, request.headers)
-        L.setField(-2, "headers")
-        return callEvent(named: "OnHTTP2BeforeAsyncRequest", arguments: 1) == true
+        return (try? result?.get()) ?? false
     }
 
     /// The preload links of a request's path.
@@ -66,19 +74,21 @@ extension LuaVM {
         preloadLinks[request.path] ?? []
     }
 
-    private func pushList(_ items: [String]) {
-        lua_createtable(L, Int32(items.count), 0)
+    private func pushList(_ items: [String], on T: LuaThread) {
+        lua_createtable(T, Int32(items.count), 0)
         for (position, item) in items.enumerated() {
-            L.push(item)
-            lua_rawseti(L, -2, lua_Integer(position + 1))
+            T.push(item)
+            lua_rawseti(T, -2, lua_Integer(position + 1))
         }
     }
 }
 
 /// `moonwire.push_preload(path, {links})`: HTTP/2 clients that allow push get these paths
-/// pushed when they request `path` (the seeds' PushPromiseAddPreLoadLinks).
+/// pushed when they request `path` (sgcWebSockets' PushPromiseAddPreLoadLinks). While the
+/// scripts load, so that every VM has the same links.
 let luaPushPreload: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.pushPreload) else { return LuaReturn.raise }
     guard let path = L.string(at: 1), path.hasPrefix("/") else {
         return L.raise("moonwire.push_preload: expected a path starting with /")
     }
@@ -93,14 +103,15 @@ let luaPushPreload: LuaFunction = { L in
         }
         links.append(link)
     }
-    LuaVM.from(L).preloadLinks[path] = links
+    vm.preloadLinks[path] = links
     return 0
 }
 
-/// `moonwire.push_remove(path)`: stops pushing for `path` (the seeds' PushPromiseRemove).
+/// `moonwire.push_remove(path)`: stops pushing for `path` (sgcWebSockets' PushPromiseRemove).
 let luaPushRemove: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.pushRemove) else { return LuaReturn.raise }
     guard let path = L.string(at: 1) else { return L.raise("moonwire.push_remove: expected a path") }
-    LuaVM.from(L).preloadLinks[path] = nil
+    vm.preloadLinks[path] = nil
     return 0
 }

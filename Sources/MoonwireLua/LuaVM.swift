@@ -29,7 +29,6 @@ public final class LuaVM {
     public internal(set) var settings = ScriptSettings()
 
     var events = LuaEventRefs()
-    var tracebackRef: Int32 = LUA_NOREF
     var hostMetatableRef: Int32 = LUA_NOREF
     var socketMetatableRef: Int32 = LUA_NOREF
     /// `ws` tables by GUID (a registry reference to a Lua table).
@@ -54,8 +53,6 @@ public final class LuaVM {
     let isWorker: Bool
     /// Static roots of virtual hosts declared with `{www = "dir"}`.
     var hostRoots: [HostID: String] = [:]
-    /// True while the scripts load: the only time routes may be declared.
-    var isLoading = true
     /// Patterns moonwire.re compiled, by flags and pattern.
     var regexCache: [String: Regex] = [:]
 
@@ -63,13 +60,14 @@ public final class LuaVM {
     /// Calls whose handlers returned normally, each with its coroutine, kept for the next
     /// requests: a new coroutine per request costs its allocation and, later, the collector's
     /// time to free it.
-    var idleCalls: [LuaHandlerCall] = []
+    var idleCalls: [LuaCall] = []
 
-    /// The handler call whose coroutine is running now, charged by the instruction hook;
-    /// nil while top-level code or a synchronous event runs on the main thread. Not retained
-    /// (a retain and release per request): it is set only while `resume` holds the call.
-    unowned(unsafe) var runningCall: LuaHandlerCall?
-    /// Instructions left for the code running on the main thread.
+    /// The call whose coroutine is running now: its context is what the Lua-facing functions
+    /// check, and the instruction hook charges it. Nil when no call runs (a finalizer while
+    /// the VM closes). Not retained (a retain and release per request): it is set only while
+    /// `resume` holds the call.
+    unowned(unsafe) var runningCall: LuaCall?
+    /// Instructions left for code that runs outside any call (finalizers).
     var mainInstructionsLeft = 0
     /// The CPU tick of the thread the VM runs on, which arms the instruction budget once code
     /// has run for a tick; nil when there is none, and the budget is then armed for good.
@@ -80,7 +78,7 @@ public final class LuaVM {
     public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false) throws {
         space = .allocate(capacity: 1)
         space.initialize(to: mw_VMSpace(
-            owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 0, fields: LUA_NOREF, field_tables: 0,
+            owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 1, fields: LUA_NOREF, field_tables: 0,
             hook_interval: LuaVM.hookInterval))
         space.pointee.limit = ScriptLimits().memory
         guard let state = mw_newstate(space) else {
@@ -96,17 +94,13 @@ public final class LuaVM {
         space.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         applyInstructionLimit()
         luaL_openlibs(L)
-        try load(source: LuaPrelude.errorHandler, name: "moonwire.errors")
-        guard mw_pcall(L, 0, 1, 0) == LUA_OK else { throw LuaScriptError(message: L.describe(at: -1)) }
-        tracebackRef = luaL_ref(L, mw_registryindex())
         installModule()
         installObjectMetatable()
         installSocketMetatable()
         installSafeStandardLibrary()
         try installModuleLoader()
         try runEntryPoint()
-        events = try LuaEventRefs(loadingFrom: self)
-        isLoading = false
+        events = LuaEventRefs(globalsOf: L)
         originPatterns = settings.origins.compactMap { try? Regex($0, options: [.wholeSubject, .caseless]) }
         applyInstructionLimit()
         space.pointee.limit = settings.scriptLimits.memory
@@ -142,12 +136,12 @@ public final class LuaVM {
         try load(source: LuaPrelude.moduleSearcher, name: "moonwire.require")
         L.push(names.directory)
         L.push(names.prefix)
-        try protectedCall(arguments: 2, results: 0)
+        try runChunk(arguments: 2)
     }
 
     private func runEntryPoint() throws(LuaScriptError) {
         try loadFile("\(scriptsDirectory)/main.lua")
-        try protectedCall(arguments: 0, results: 0)
+        try runChunk(arguments: 0)
     }
 
     /// Compiles a script file under its display name and pushes it; throws the syntax error.
@@ -169,39 +163,14 @@ public final class LuaVM {
         }
     }
 
-    /// Calls the function below `arguments` values on the main stack with a traceback handler.
-    /// Leaves `results` values on success; on failure leaves nothing and throws.
-    func protectedCall(arguments: Int32, results: Int32) throws(LuaScriptError) {
-        mainInstructionsLeft = settings.scriptLimits.instructions
-        let functionIndex = lua_gettop(L) - arguments
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(tracebackRef))
-        mw_insert(L, functionIndex)
-        let status = mw_pcall(L, arguments, results, functionIndex)
-        applyInstructionLimit()
-        if status != LUA_OK {
-            var error = scriptError(at: -1)
-            if status == LUA_ERRMEM {
-                error = LuaScriptError(message: "not enough memory (the VM's cap is \(space.pointee.limit) bytes)", kind: .memory)
-            } else if mainInstructionsLeft < 0 {
-                error.kind = .cpuBudget
-            }
-            faults.record(error.kind)
-            mw_pop(L, 2)
-            throw error
-        }
-        mw_remove(L, functionIndex)
-    }
-
-    /// Reads an error value: the `{message=, traceback=}` table of the error handler, or any
-    /// other value (a coroutine's raw error) as its message.
-    func scriptError(at index: Int32, thread: LuaThread? = nil) -> LuaScriptError {
-        let T = thread ?? L
-        guard T.type(at: index) == LUA_TTABLE else { return LuaScriptError(message: T.describe(at: index)) }
-        lua_getfield(T, index, "message")
-        lua_getfield(T, index < 0 ? index - 1 : index, "traceback")
-        let error = LuaScriptError(message: T.string(at: -2) ?? "?", traceback: T.string(at: -1) ?? "")
-        mw_pop(T, 2)
-        return error
+    /// Runs the function below `arguments` values on the main stack, through the door, as a
+    /// call of `event` (the scripts' load; tests name others); throws its error.
+    func runChunk(arguments: Int32, as event: LuaEvent = .load) throws(LuaScriptError) {
+        let result = run(event) { T in
+            lua_xmove(L, T, arguments + 1)
+            return arguments
+        } results: { _, _ in () }
+        if case .failure(let error) = result { throw error }
     }
 
     /// Compiles a chunk and pushes it; throws the syntax error.
@@ -217,10 +186,10 @@ public final class LuaVM {
         }
     }
 
-    /// Runs a chunk of Lua source at top level (tests and tools).
-    public func run(source: String, name: String) throws {
+    /// Runs a chunk of Lua source as a call of `event` (tests).
+    func run(source: String, name: String, as event: LuaEvent = .onStartup) throws {
         try load(source: source, name: name)
-        try protectedCall(arguments: 0, results: 0)
+        try runChunk(arguments: 0, as: event)
     }
 }
 

@@ -11,37 +11,37 @@ private enum LuaSocketKey {
 }
 
 extension LuaVM {
-    /// Pushes the `ws` table of a connection, creating it on first use.
-    func pushSocket(_ socket: WebSocketConnection) {
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketTablesRef))
-        if lua_getfield(L, -1, socket.guid) == LUA_TTABLE {
-            mw_remove(L, -2)
+    /// Pushes the `ws` table of a connection onto `T`, creating it on first use.
+    func pushSocket(_ socket: WebSocketConnection, on T: LuaThread) {
+        lua_rawgeti(T, mw_registryindex(), lua_Integer(socketTablesRef))
+        if T.rawField(-1, socket.guid) == LUA_TTABLE {
+            mw_remove(T, -2)
             return
         }
-        mw_pop(L, 1)
-        lua_createtable(L, 0, 4)
-        lua_pushlightuserdata(L, LuaSocketKey.pointer)
-        L.push(socket.guid)
-        lua_rawset(L, -3)
-        L.push(socket.guid)
-        L.setField(-2, "guid")
+        mw_pop(T, 1)
+        lua_createtable(T, 0, 4)
+        lua_pushlightuserdata(T, LuaSocketKey.pointer)
+        T.push(socket.guid)
+        lua_rawset(T, -3)
+        T.push(socket.guid)
+        T.setField(-2, "guid")
         if let subprotocol = socket.subprotocol {
-            L.push(subprotocol)
-            L.setField(-2, "protocol")
+            T.push(subprotocol)
+            T.setField(-2, "protocol")
         }
-        L.push(socket.peer.remoteIP)
-        L.setField(-2, "remote_ip")
-        lua_createtable(L, 0, Int32(socket.headers.count))
+        T.push(socket.peer.remoteIP)
+        T.setField(-2, "remote_ip")
+        lua_createtable(T, 0, Int32(socket.headers.count))
         for (name, value) in socket.headers {
-            L.push(value)
-            L.setField(-2, name.lowercased())
+            T.push(value)
+            T.setField(-2, name.lowercased())
         }
-        L.setField(-2, "headers")
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketMetatableRef))
-        lua_setmetatable(L, -2)
-        lua_pushvalue(L, -1)
-        L.setField(-3, socket.guid)
-        mw_remove(L, -2)
+        T.setField(-2, "headers")
+        lua_rawgeti(T, mw_registryindex(), lua_Integer(socketMetatableRef))
+        lua_setmetatable(T, -2)
+        lua_pushvalue(T, -1)
+        T.setField(-3, socket.guid)
+        mw_remove(T, -2)
     }
 
     /// Drops the Lua state of a closed connection.
@@ -81,10 +81,12 @@ extension LuaVM {
     }
 }
 
-/// The GUID of the `ws` at index 1 and its open connection, or an error message pushed.
-private func socket(_ L: LuaThread, _ method: String) -> (String, WebSocketConnection?)? {
+/// The GUID of the `ws` at index 1 and its open connection, or an error message pushed
+/// (called where it may not run, or not on a `ws`).
+private func socket(_ L: LuaThread, _ function: LuaAPIFunction) -> (String, WebSocketConnection?)? {
+    guard let vm = LuaVM.checked(L, function) else { return nil }
     guard L.type(at: 1) == LUA_TTABLE else {
-        L.push("ws:\(method): call it with a colon (ws:\(method)(...))")
+        L.push("\(function.name): call it with a colon (\(function.name)(...))")
         return nil
     }
     lua_pushlightuserdata(L, LuaSocketKey.pointer)
@@ -92,10 +94,9 @@ private func socket(_ L: LuaThread, _ method: String) -> (String, WebSocketConne
     let guid = L.string(at: -1)
     mw_pop(L, 1)
     guard let guid else {
-        L.push("ws:\(method): not a WebSocket object")
+        L.push("\(function.name): not a WebSocket object")
         return nil
     }
-    let vm = LuaVM.from(L)
     return (guid, vm.localSockets[guid] ?? vm.runtime.webSockets.connection(guid))
 }
 
@@ -105,7 +106,8 @@ private let socketIndex: LuaFunction = { L in
     lua_pushvalue(L, 2)
     if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
     mw_pop(L, 1)
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "data", let (guid, _) = socket(L, "data") else { return 0 }
+    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "data" else { return 0 }
+    guard let (guid, _) = socket(L, LuaAPI.socketData) else { return LuaReturn.raise }
     let vm = LuaVM.from(L)
     if let reference = vm.socketData[guid] {
         lua_rawgeti(L, mw_registryindex(), lua_Integer(reference))
@@ -119,10 +121,10 @@ private let socketIndex: LuaFunction = { L in
 
 /// `ws:send(text)` / `ws:send_binary(data)`: false when the connection is gone.
 private func socketSend(_ L: LuaThread, binary: Bool) -> Int32 {
-    let method = binary ? "send_binary" : "send"
-    guard let (_, connection) = socket(L, method) else { return LuaReturn.raise }
+    let function = binary ? LuaAPI.socketSendBinary : LuaAPI.socketSend
+    guard let (_, connection) = socket(L, function) else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
-        return L.raise("ws:\(method): expected a string, got \(L.describe(at: 2))")
+        return L.raise("\(function.name): expected a string, got \(L.describe(at: 2))")
     }
     guard let connection else {
         lua_pushboolean(L, 0)
@@ -136,7 +138,7 @@ private func socketSend(_ L: LuaThread, binary: Bool) -> Int32 {
 
 private let socketPing: LuaFunction = { L in
     let L = L!
-    guard let (_, connection) = socket(L, "ping") else { return LuaReturn.raise }
+    guard let (_, connection) = socket(L, LuaAPI.socketPing) else { return LuaReturn.raise }
     let payload = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
     guard payload.readableBytes <= 125 else { return L.raise("ws:ping: a ping carries at most 125 bytes") }
     connection?.ping(payload)
@@ -145,7 +147,7 @@ private let socketPing: LuaFunction = { L in
 
 private let socketClose: LuaFunction = { L in
     let L = L!
-    guard let (_, connection) = socket(L, "close") else { return LuaReturn.raise }
+    guard let (_, connection) = socket(L, LuaAPI.socketClose) else { return LuaReturn.raise }
     let code = L.number(at: 2).map { Int($0) } ?? 1000
     guard code == 1000 || (3000...4999).contains(code) || (1001...1014).contains(code) else {
         return L.raise("ws:close: \(code) is not a close code a server may send")
@@ -157,9 +159,9 @@ private let socketClose: LuaFunction = { L in
 }
 
 private func socketChannel(_ L: LuaThread, join: Bool) -> Int32 {
-    let method = join ? "subscribe" : "unsubscribe"
-    guard let (guid, _) = socket(L, method) else { return LuaReturn.raise }
-    guard let channel = L.string(at: 2) else { return L.raise("ws:\(method): expected a channel name") }
+    let function = join ? LuaAPI.socketSubscribe : LuaAPI.socketUnsubscribe
+    guard let (guid, _) = socket(L, function) else { return LuaReturn.raise }
+    guard let channel = L.string(at: 2) else { return L.raise("\(function.name): expected a channel name") }
     let registry = LuaVM.from(L).runtime.webSockets
     if join { registry.subscribe(guid, to: channel) } else { registry.unsubscribe(guid, from: channel) }
     return 0

@@ -1,4 +1,4 @@
-// The server's WebSocket methods in Lua (the seeds' Broadcast, WriteData, Ping,
+// The server's WebSocket methods in Lua (sgcWebSockets' Broadcast, WriteData, Ping,
 // DisconnectAll and the connection list); they reach sockets on every event loop.
 import CLua
 import MoonwireCore
@@ -37,6 +37,7 @@ private func stringSet(_ L: LuaThread, field: String) -> Set<String>? {
 /// the number of connections it was queued to.
 private let luaBroadcast: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.broadcast) else { return LuaReturn.raise }
     guard L.type(at: 1) == LUA_TSTRING || L.type(at: 1) == LUA_TNUMBER else {
         return L.raise("moonwire.broadcast: expected a message string, got \(L.describe(at: 1))")
     }
@@ -56,7 +57,7 @@ private let luaBroadcast: LuaFunction = { L in
         return L.raise("moonwire.broadcast: the options must be a table")
     }
     let message = L.withBytes(at: 1) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-    let recipients = LuaVM.from(L).runtime.webSockets.select(filter)
+    let recipients = vm.runtime.webSockets.select(filter)
     for connection in recipients {
         if binary { connection.send(binary: message) } else { connection.send(text: message) }
     }
@@ -67,10 +68,11 @@ private let luaBroadcast: LuaFunction = { L in
 /// `moonwire.write(guid, message [, binary])` → true, or false when no such connection.
 private let luaWrite: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.write) else { return LuaReturn.raise }
     guard let guid = L.string(at: 1), L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
         return L.raise("moonwire.write: expected a GUID and a message")
     }
-    guard let connection = LuaVM.from(L).runtime.webSockets.connection(guid) else {
+    guard let connection = vm.runtime.webSockets.connection(guid) else {
         lua_pushboolean(L, 0)
         return 1
     }
@@ -82,23 +84,26 @@ private let luaWrite: LuaFunction = { L in
 
 /// `moonwire.ping()`: pings every connection.
 private let luaPingAll: LuaFunction = { L in
-    for connection in LuaVM.from(L!).runtime.webSockets.select(.init()) { connection.ping() }
+    guard let vm = LuaVM.checked(L!, LuaAPI.ping) else { return LuaReturn.raise }
+    for connection in vm.runtime.webSockets.select(.init()) { connection.ping() }
     return 0
 }
 
 /// `moonwire.disconnect_all([code [, reason]])`: closes every connection.
 private let luaDisconnectAll: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.disconnectAll) else { return LuaReturn.raise }
     let code = UInt16(clamping: Int(L.number(at: 1) ?? 1001))
     let reason = L.string(at: 2) ?? ""
-    for connection in LuaVM.from(L).runtime.webSockets.select(.init()) { connection.close(code: code, reason: reason) }
+    for connection in vm.runtime.webSockets.select(.init()) { connection.close(code: code, reason: reason) }
     return 0
 }
 
 /// `moonwire.connections()` → a list of `{guid=, remote_ip=, protocol=, channels={...}}`.
 private let luaConnections: LuaFunction = { L in
     let L = L!
-    let all = LuaVM.from(L).runtime.webSockets.all()
+    guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
+    let all = vm.runtime.webSockets.all()
     lua_createtable(L, Int32(all.count), 0)
     for (position, entry) in all.enumerated() {
         lua_createtable(L, 0, 4)

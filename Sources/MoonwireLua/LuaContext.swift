@@ -1,0 +1,106 @@
+// Where Lua code runs. Every call into Lua records the event it runs for, and the event's
+// context decides which Lua-facing functions may run there, as lua-nginx-module's phase masks
+// do: `moonwire.options` belongs to loading, `res:write` to a request handler, `moonwire.sleep`
+// to calls that can wait. A function called elsewhere raises an error that names both places.
+
+/// A set of places Lua code can run in.
+struct LuaContext: OptionSet, Sendable {
+    let rawValue: UInt16
+
+    /// The scripts' top-level code, while a generation loads.
+    static let load = LuaContext(rawValue: 1 << 0)
+    /// The handlers of an HTTP request: OnBeforeCommand, routes, OnCommandGet and the rest.
+    static let request = LuaContext(rawValue: 1 << 1)
+    /// OnBeforeCommand and OnHandshake of a WebSocket upgrade request, before the 101.
+    static let handshake = LuaContext(rawValue: 1 << 2)
+    /// The events of an open WebSocket (OnConnect ... OnDisconnect).
+    static let webSocket = LuaContext(rawValue: 1 << 3)
+    /// Events of a connection before HTTP: OnTCPConnect, OnError and the TLS events.
+    static let connection = LuaContext(rawValue: 1 << 4)
+    /// OnStartup and OnShutdown.
+    static let lifecycle = LuaContext(rawValue: 1 << 5)
+    /// OnException.
+    static let exception = LuaContext(rawValue: 1 << 6)
+    /// OnHTTP2BeforeAsyncRequest, which picks where a request runs.
+    static let dispatch = LuaContext(rawValue: 1 << 7)
+
+    /// Every context a server runs code in after loading.
+    static let running: LuaContext = [.request, .handshake, .webSocket, .connection, .lifecycle, .exception, .dispatch]
+    /// Everywhere.
+    static let anywhere: LuaContext = running.union(.load)
+
+    /// The contexts in the order the reference lists them, with their names in messages.
+    static let named: [(LuaContext, String)] = [
+        (.load, "while the scripts load"),
+        (.request, "in a request handler"),
+        (.handshake, "in a WebSocket handshake"),
+        (.webSocket, "in a WebSocket event"),
+        (.connection, "in a connection event"),
+        (.lifecycle, "in OnStartup or OnShutdown"),
+        (.exception, "in OnException"),
+        (.dispatch, "in OnHTTP2BeforeAsyncRequest"),
+    ]
+
+    /// "in a request handler or in a WebSocket handshake", for the contexts in the set.
+    var description: String {
+        let names = Self.named.filter { contains($0.0) }.map(\.1)
+        guard names.count > 1 else { return names.first ?? "nowhere" }
+        return names.dropLast().joined(separator: ", ") + " or " + names.last!
+    }
+}
+
+/// What a call into Lua runs for: the event whose function it calls, which gives its context
+/// and the name errors and logs use.
+enum LuaEvent: Sendable, Equatable {
+    case load
+    case onBeforeCommand, route, onCommandGet, onCommandOther, onHTTPRequest
+    /// OnBeforeCommand of an upgrade request, which runs before OnHandshake.
+    case onBeforeUpgrade, onHandshake
+    case onConnect, onMessage, onBinary, onFragmented, onBeforeHeartBeat, onAsynchronous, onDisconnect
+    case onTCPConnect, onError, onSSLALPNSelect, onSSLVerifyPeer
+    case onStartup, onShutdown
+    case onException
+    case onHTTP2BeforeAsyncRequest
+
+    /// Where the event's code runs.
+    var context: LuaContext {
+        switch self {
+        case .load: .load
+        case .onBeforeCommand, .route, .onCommandGet, .onCommandOther, .onHTTPRequest: .request
+        case .onBeforeUpgrade, .onHandshake: .handshake
+        case .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect: .webSocket
+        case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer: .connection
+        case .onStartup, .onShutdown: .lifecycle
+        case .onException: .exception
+        case .onHTTP2BeforeAsyncRequest: .dispatch
+        }
+    }
+
+    /// The event as scripts know it ("OnMessage"), or what runs ("a route's handler").
+    var name: String {
+        switch self {
+        case .load: "the scripts' top level"
+        case .onBeforeCommand, .onBeforeUpgrade: "OnBeforeCommand"
+        case .route: "a route's handler"
+        case .onCommandGet: "OnCommandGet"
+        case .onCommandOther: "OnCommandOther"
+        case .onHTTPRequest: "OnHTTPRequest"
+        case .onHandshake: "OnHandshake"
+        case .onConnect: "OnConnect"
+        case .onMessage: "OnMessage"
+        case .onBinary: "OnBinary"
+        case .onFragmented: "OnFragmented"
+        case .onBeforeHeartBeat: "OnBeforeHeartBeat"
+        case .onAsynchronous: "OnAsynchronous"
+        case .onDisconnect: "OnDisconnect"
+        case .onTCPConnect: "OnTCPConnect"
+        case .onError: "OnError"
+        case .onSSLALPNSelect: "OnSSLALPNSelect"
+        case .onSSLVerifyPeer: "OnSSLVerifyPeer"
+        case .onStartup: "OnStartup"
+        case .onShutdown: "OnShutdown"
+        case .onException: "OnException"
+        case .onHTTP2BeforeAsyncRequest: "OnHTTP2BeforeAsyncRequest"
+        }
+    }
+}

@@ -1,0 +1,49 @@
+// The keys each settings table takes (moonwire.options{}, moonwire.listen{}, vhost options).
+// Any other key is a load error at the line that made it, so a typo is caught by `moonwire
+// check` instead of being ignored; an option of the contract that is not built yet is refused
+// the same way rather than accepted and ignored (a security option that did nothing would fail
+// open).
+import CLua
+
+/// The known keys of the settings tables.
+enum LuaSettingKeys {
+    static let options = ["limits", "websocket", "heartbeat", "http2", "origins"]
+    /// Options the Lua API names that the server does not have yet.
+    static let notBuilt = [
+        "authentication", "sessions", "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
+    ]
+    static let limits = [
+        "max_header_size", "max_body_size", "header_timeout", "keepalive_timeout", "instructions", "memory", "handler_timeout",
+    ]
+    static let webSocket = [
+        "max_message_size", "validate_utf8", "fragments", "send_queue_limit", "send_queue_policy", "compression",
+        "compression_threshold",
+    ]
+    static let heartbeat = ["interval", "timeout"]
+    static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
+    static let listen = ["host", "port", "tls", "backlog"]
+    static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
+    static let virtualHost = ["www", "tls"]
+
+    /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with
+    /// the key's path (`limits.memroy`) and the keys the table takes.
+    static func unknownKey(_ L: LuaThread, at index: Int32, known: [String], path: String = "", notBuilt: [String] = [])
+        -> String?
+    {
+        let table = lua_absindex(L, index)
+        lua_pushnil(L)
+        while lua_next(L, table) != 0 {
+            mw_pop(L, 1)
+            guard L.type(at: -1) == LUA_TSTRING, let key = L.string(at: -1) else {
+                let key = L.describe(at: -1)
+                mw_pop(L, 1)
+                return "\(path)[\(key)]: keys must be names"
+            }
+            if known.contains(key) { continue }
+            mw_pop(L, 1)
+            if notBuilt.contains(key) { return "\(path)\(key) is not built yet (it would be ignored, so it is refused)" }
+            return "unknown option \(path)\(key) (\(path.isEmpty ? "options are" : "\(path.dropLast()) takes") \(known.joined(separator: ", ")))"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,59 @@
+// A WebSocket upgrade request through the scripts: the origin check, then OnBeforeCommand (as
+// for every request) and OnHandshake, each a stage in the request's coroutine that may wait.
+// Scripts that define no WebSocket event have no WebSocket endpoint: their upgrade requests
+// are ordinary requests. Both hooks admit, so both fail closed: an error refuses the upgrade.
+import CLua
+import MoonwireCore
+import NIOCore
+import NIOHTTP1
+
+extension LuaVM {
+    /// Decides an upgrade request: accepted with the subprotocol and the fields the hooks set,
+    /// refused with the answer they built (any status of 300 or more refuses), or declined.
+    func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
+        guard events.acceptsWebSockets else { return decision.succeed(.decline) }
+        if !settings.origins.isEmpty, let origin = request.headers.first(name: "origin"),
+            !originPatterns.contains(where: { (try? $0.match(origin)) != nil })
+        {
+            logger.warning("websocket origin refused", metadata: ["origin": "\(origin)"])
+            return decision.succeed(.refuse(.statusPage(403)))
+        }
+        guard let call = takeCall(.handshake) else { return decision.succeed(.refuse(.statusPage(503))) }
+        call.attach(request, responder: nil)
+        call.handshake = decision
+        guard events.onBeforeCommand != LUA_NOREF else { return runHandshakeHook(call) }
+        start(call, .onBeforeUpgrade, events.onBeforeCommand)
+    }
+
+    /// The stage after OnBeforeCommand: OnHandshake, or the decision when there is none.
+    private func runHandshakeHook(_ call: LuaCall) {
+        guard events.onHandshake != LUA_NOREF else { return decide(call, stopped: false) }
+        start(call, .onHandshake, events.onHandshake)
+    }
+
+    /// What a handshake's stage came to.
+    func handshakeAdvanced(_ call: LuaCall, _ outcome: LuaOutcome) {
+        switch outcome {
+        case .returned(let results):
+            let stopped = call.event == .onBeforeUpgrade && results > 0 && lua_toboolean(call.thread, -results) != 0
+            if results > 0 { lua_settop(call.thread, 0) }
+            if call.event == .onBeforeUpgrade, !stopped { return runHandshakeHook(call) }
+            decide(call, stopped: stopped)
+        case .waiting:
+            armDeadline(call)
+        case .failed(let error):
+            fail(call, error) { call.handshake?.succeed(.refuse(errorPage(for: error))) }
+        }
+    }
+
+    /// Completes the handshake with what the hooks left in `res`. `stopped`: OnBeforeCommand
+    /// returned true, which answers the request with `res` instead of upgrading.
+    private func decide(_ call: LuaCall, stopped: Bool) {
+        if stopped || (call.answered && call.status >= 300) {
+            call.handshake?.succeed(.refuse(call.response))
+        } else {
+            call.handshake?.succeed(.accept(subprotocol: call.headers.first(name: "sec-websocket-protocol"), headers: call.headers))
+        }
+        end(call)
+    }
+}
