@@ -189,7 +189,8 @@ private let luaRegexGmatchStep: LuaFunction = { L in
     case .success(nil):
         lua_pushinteger(L, lua_Integer(length + 1))
         mw_replace(L, mw_upvalueindex(5))
-        return 0
+        lua_pushnil(L)
+        return 1
     case .failure(let error):
         return L.raise("moonwire.re.gmatch: \(error.message)")
     }

@@ -28,8 +28,7 @@ private let luaSharedGet: LuaFunction = { L in
     let L = L!
     let first = firstArgument(L)
     guard let name = key(L, first) else { return L.raise("moonwire.shared:get: expected a string key") }
-    guard let value = LuaVM.from(L).runtime.shared.get(name) else { return 0 }
-    pushShared(L, value)
+    if let value = LuaVM.from(L).runtime.shared.get(name) { pushShared(L, value) } else { lua_pushnil(L) }
     return 1
 }
 
