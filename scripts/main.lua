@@ -2,7 +2,7 @@
 --
 -- Every global function named On... is an event the server calls; all are optional and are
 -- looked up once, when the scripts load. Other files are loaded with require, relative to
--- this folder: "app.hello" is scripts/app/hello.lua. README.md lists the whole Lua API.
+-- this folder: "app.hello" is scripts/app/hello.lua. docs/lua-api.md lists the whole Lua API.
 
 local hello = require "app.hello"
 local chat = require "app.chat"

@@ -1,4 +1,4 @@
--- The chat demo (the seeds' Server_and_Client_Chat): www/chat.html connects to /chat over
+-- The chat demo: www/chat.html connects to /chat over
 -- WebSocket; each message goes to everyone in the room. Nicknames live in ws.data, which
 -- survives a reload of these scripts.
 local chat = {}
