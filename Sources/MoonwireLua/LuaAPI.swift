@@ -14,10 +14,19 @@ struct LuaAPIFunction: Sendable {
         self.contexts = contexts
     }
 
+    /// Where it may run, as the reference's table says it.
+    var allowed: String {
+        switch contexts {
+        case .anywhere: "anywhere"
+        case .running: "in any event (not while the scripts load)"
+        default: contexts.description
+        }
+    }
+
     /// The error for a call from `event`'s context, which this function does not allow.
     func refusal(in event: LuaEvent?) -> String {
-        let place = event.map { $0 == .load ? "not while the scripts load" : "not in \($0.name)" } ?? "not outside an event"
         if contexts == .running { return "\(name) may not be called while the scripts load" }
+        let place = event.map { $0 == .load ? "not while the scripts load" : "not in \($0.name)" } ?? "not outside an event"
         return "\(name) may only be called \(contexts.description) (\(place))"
     }
 }
@@ -46,6 +55,7 @@ enum LuaAPI {
 
     /// Fields and methods of `req`: wherever a request is handed to the script.
     static let requestContexts: LuaContext = [.request, .handshake, .exception]
+    static let requestHeader = LuaAPIFunction("req:header", requestContexts)
     /// `res.status`, `res:header`, `res:send`, `res:json`, `res:redirect`: also in a handshake,
     /// whose refusal they shape.
     static let responseContexts: LuaContext = [.request, .handshake]
@@ -81,8 +91,7 @@ enum LuaAPI {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, reload, broadcast, write, ping, disconnectAll, connections]
-            + LuaRequestField.allCases.map { LuaAPIFunction("req.\($0.rawValue)", requestContexts) }
-            + [LuaAPIFunction("req:header", requestContexts)]
+            + LuaRequestField.functions + [requestHeader]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]
             + [socketData, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]

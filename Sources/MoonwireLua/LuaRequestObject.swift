@@ -30,22 +30,18 @@ extension LuaVM {
         mw_pushobject(thread, kind.bits, Int64(callID))
     }
 
-    /// The live call of the `kind` object at `index`, or nil with an error pushed that says
-    /// why and names `member` ("send" for res:send, "path" for req.path): called where it may
-    /// not run (outside `contexts`), not on the object, or on one kept after its call. Static,
-    /// for the VM the thread belongs to, which it does not retain: every method of `req` and
-    /// `res` starts here, and the VM outlives the calls into it.
-    static func call(
-        ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: @autoclosure () -> String,
-        isMethod: Bool = true, contexts: LuaContext
-    ) -> LuaCall? {
+    /// The live call of the `kind` object at `index` for `function` (`res:send`, `req.path`),
+    /// or nil with an error pushed that says why: called where the function may not run, not
+    /// on the object, or on one kept after its call. Static, for the VM the thread belongs to,
+    /// which it does not retain: every method of `req` and `res` starts here, and the VM
+    /// outlives the calls into it.
+    static func call(ofObjectAt index: Int32, on thread: LuaThread, kind: LuaObjectKind, function: LuaAPIFunction) -> LuaCall? {
         let id = mw_objectcall(thread, index, kind.bits)
         return owner(of: thread)._withUnsafeGuaranteedRef { vm in
-            if id >= 0, let running = vm.runningCall, contexts.contains(running.context), let call = vm.calls[Int(id)] {
+            if id >= 0, let running = vm.runningCall, function.contexts.contains(running.context), let call = vm.calls[Int(id)] {
                 return call
             }
-            vm.pushObjectError(
-                at: index, on: thread, kind: kind, member: member(), isMethod: isMethod, isObject: id >= 0, contexts: contexts)
+            vm.pushObjectError(at: index, on: thread, kind: kind, function: function, isObject: id >= 0)
             return nil
         }
     }
@@ -53,22 +49,20 @@ extension LuaVM {
     /// Why the value at `index` has no live call: the context, not the object, or one kept
     /// after its call.
     @inline(never)
-    private func pushObjectError(
-        at index: Int32, on thread: LuaThread, kind: LuaObjectKind, member: String, isMethod: Bool, isObject: Bool,
-        contexts: LuaContext
-    ) {
-        let object = kind.name
-        let what = object + (isMethod ? ":" : ".") + member
-        guard let running = runningCall, contexts.contains(running.context) else {
-            return thread.push(LuaAPIFunction(what, contexts).refusal(in: runningEvent))
+    private func pushObjectError(at index: Int32, on thread: LuaThread, kind: LuaObjectKind, function: LuaAPIFunction, isObject: Bool) {
+        guard let running = runningCall, function.contexts.contains(running.context) else {
+            return thread.push(function.refusal(in: runningEvent))
         }
+        let object = kind.name
         guard isObject else {
             let got = LuaObjectKind(ofValueAt: index, on: thread).map { "the \($0.name) object" }
                 ?? "a \(String(cString: mw_typename(thread, index)))"
+            let member = function.name.dropFirst(object.count + 1)
+            let isMethod = function.name.utf8.dropFirst(object.utf8.count).first == UInt8(ascii: ":")
             let hint = isMethod ? " (call \(object):\(member)(...), not \(object).\(member)(...))" : ""
-            return thread.push("\(what): expected the \(object) object, got \(got)\(hint)")
+            return thread.push("\(function.name): expected the \(object) object, got \(got)\(hint)")
         }
-        thread.push("\(what): the request has finished (a \(object) object cannot be kept after its handler)")
+        thread.push("\(function.name): the request has finished (a \(object) object cannot be kept after its handler)")
     }
 
     /// Builds the metatable of `req` and `res` (that of every light userdata) once per VM, and
@@ -107,9 +101,9 @@ private let objectNewIndex: LuaFunction = { L in
     if keyType == LUA_TNIL || (keyType == LUA_TNUMBER && L.number(at: 2).map { $0 != $0 } == true) {
         return L.raise("cannot set a field of \(kind.name) under a nil or NaN key")
     }
-    guard LuaVM.call(
-        ofObjectAt: 1, on: L, kind: kind, member: keyType == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]",
-        isMethod: false, contexts: kind == .request ? LuaAPI.requestContexts : LuaAPI.responseContexts) != nil
+    let key = keyType == LUA_TSTRING ? L.string(at: 2) ?? "?" : "[\(L.describe(at: 2))]"
+    let contexts = kind == .request ? LuaAPI.requestContexts : LuaAPI.responseContexts
+    guard LuaVM.call(ofObjectAt: 1, on: L, kind: kind, function: LuaAPIFunction("\(kind.name).\(key)", contexts)) != nil
     else { return LuaReturn.raise }
     mw_objectset(L)
     return 0
@@ -118,8 +112,9 @@ private let objectNewIndex: LuaFunction = { L in
 /// `req:header(name)`: a header's value (repeated fields joined by ", "), case-insensitively.
 private let requestHeader: LuaFunction = { L in
     let L = L!
-    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, member: "header", contexts: LuaAPI.requestContexts)
-    else { return LuaReturn.raise }
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, function: LuaAPI.requestHeader) else {
+        return LuaReturn.raise
+    }
     guard let name = L.string(at: 2) else { return L.raise("req:header: expected a header name") }
     let values = call.request.headers[name]
     if values.isEmpty {
@@ -138,10 +133,7 @@ private let requestField: LuaFunction = { L in
     let L = L!
     guard L.type(at: 2) == LUA_TSTRING, let key = L.withBytes(at: 2, LuaRequestField.init(named:)) else { return 0 }
     guard let field = key else { return 0 }
-    guard
-        let call = LuaVM.call(
-            ofObjectAt: 1, on: L, kind: .request, member: field.rawValue, isMethod: false, contexts: LuaAPI.requestContexts)
-    else { return LuaReturn.raise }
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .request, function: field.function) else { return LuaReturn.raise }
     // Field by field: a copy of the whole request would retain every one of its strings.
     let request: HTTPRequest = call.request
     switch field {
@@ -163,9 +155,15 @@ private let requestField: LuaFunction = { L in
     return 1
 }
 
-/// The computed fields of `req`, named as scripts read them.
-enum LuaRequestField: String, CaseIterable {
+/// The computed fields of `req`, in the order of `names`.
+enum LuaRequestField: Int, CaseIterable {
     case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params
+
+    /// The fields' names as scripts read them.
+    static let names = [
+        "method", "path", "uri", "version", "scheme", "host", "remote_ip", "remote_port", "body", "headers", "query", "cookies",
+        "params",
+    ]
 
     /// Whether a read keeps the value in the object for the next reads.
     var isKept: Bool {
@@ -175,13 +173,18 @@ enum LuaRequestField: String, CaseIterable {
         }
     }
 
-    private static let names: [(bytes: [UInt8], field: LuaRequestField)] = allCases.map { (Array($0.rawValue.utf8), $0) }
+    /// The field as the context checks name it (`req.path`).
+    var function: LuaAPIFunction { Self.functions[rawValue] }
+
+    static let functions = names.map { LuaAPIFunction("req." + $0, LuaAPI.requestContexts) }
+
+    private static let bytes = names.map { Array($0.utf8) }
 
     /// The field with this name, compared as bytes: a String made from every key read would
     /// cost more than the rest of the read.
     init?(named key: UnsafeRawBufferPointer) {
-        guard let found = Self.names.first(where: { $0.bytes.count == key.count && $0.bytes.elementsEqual(key) }) else { return nil }
-        self = found.field
+        guard let position = Self.bytes.firstIndex(where: { $0.count == key.count && $0.elementsEqual(key) }) else { return nil }
+        self.init(rawValue: position)
     }
 }
 

@@ -21,11 +21,7 @@ extension LuaVM {
 /// The live call of the `res` at index 1 for `function`, or nil (and an error message pushed).
 /// Unless `streaming` is allowed, the call must not have sent its head yet.
 func responseCall(_ L: LuaThread, _ function: LuaAPIFunction, streaming: Bool = false) -> LuaCall? {
-    guard
-        let call = LuaVM.call(
-            ofObjectAt: 1, on: L, kind: .response, member: String(function.name.dropFirst(4)),
-            isMethod: function.name.utf8.dropFirst(3).first == UInt8(ascii: ":"), contexts: function.contexts)
-    else { return nil }
+    guard let call = LuaVM.call(ofObjectAt: 1, on: L, kind: .response, function: function) else { return nil }
     if !streaming && (call.stream != nil || call.responded) {
         L.push("\(function.name): the response was already sent (res:write or res:finish came first)")
         return nil

@@ -70,7 +70,9 @@ final class LuaVMTests: XCTestCase {
     func testSleepOutsideAHandlerRaises() throws {
         let vm = try makeVM()
         XCTAssertThrowsError(try vm.run(source: "moonwire.sleep(0)", name: "top")) { error in
-            XCTAssertTrue("\(error)".contains("inside a request handler"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("moonwire.sleep may only be called in a request handler or in a WebSocket handshake (not in OnStartup)"),
+                "\(error)")
         }
     }
 
