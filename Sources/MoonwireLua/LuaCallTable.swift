@@ -53,6 +53,9 @@ struct LuaCallTable {
         count -= 1
     }
 
+    /// The calls started and not ended.
+    var live: [LuaCall] { slots.compactMap { $0 }.filter { $0.id != 0 } }
+
     /// The live call with this id.
     subscript(id: Int) -> LuaCall? {
         let slot = id & Self.slotMask

@@ -107,6 +107,9 @@ public final class LuaVM {
     }
 
     deinit {
+        // A handshake still waiting (its hooks asleep while the server stops) gets an answer:
+        // its connection is told no rather than left without one.
+        for call in calls.live { call.handshake?.succeed(.refuse(.statusPage(503))) }
         leaveTick()
         lua_close(L)
         space.deallocate()
