@@ -271,9 +271,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {
-            let outcome = upgrade.outcome
-            upgrade.outcome = .none
-            if case .refused(let response) = outcome { return responder.respond(response) }
+            switch upgrade.outcome {
+            case .none:
+                break
+            case .declined:
+                upgrade.outcome = .none
+            case .refused(let response):
+                upgrade.outcome = .none
+                return responder.respond(response)
+            }
         }
         if let push {
             push.promise(environment.delegate.pushLinks(for: request), for: request)
