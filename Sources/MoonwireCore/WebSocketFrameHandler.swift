@@ -179,6 +179,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private func sendClose(_ frame: WebSocketStateMachine.CloseFrame) {
         guard let context else { return }
         machine.closeFrameSent()
+        connection?.markClosing()
         var payload = context.channel.allocator.buffer(capacity: 2 + frame.reason.utf8.count)
         if let code = frame.code {
             payload.writeInteger(code)
@@ -189,6 +190,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     /// A protocol violation: close with `code`, tell the delegate, drop the connection.
     private func fail(_ code: UInt16, _ message: String) {
+        connection?.markClosing()
         environment.logger.warning(
             "websocket protocol error",
             metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "error": "\(message) (\(code))"])
@@ -209,6 +211,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         heartbeat?.cancel()
         heartbeat = nil
         guard let connection, machine.reportClose() else { return }
+        connection.markClosing()
         environment.webSockets.remove(connection)
         connection.detach()
         environment.delegate.webSocketClosed(connection, code: code, reason: reason)
