@@ -39,6 +39,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether file bodies can go out as file regions (sendfile); not through TLS or HTTP/2.
     let sendsFileRegions: Bool
     private(set) var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
+    /// Where the exchange stands, and what each event means in it.
     var machine: HTTPExchangeStateMachine
     private(set) var context: ChannelHandlerContext?
     var writer: HTTPResponseWriter

@@ -138,7 +138,8 @@ struct HTTPExchangeStateMachine {
     mutating func failed(status: Int, message: String) -> Action {
         let answeringAlready = isAnswering
         state = .closing
-        return answeringAlready ? .reportAndClose(status: status, message: message) : .answerError(status: status, message: message)
+        return answeringAlready
+            ? .reportAndClose(status: status, message: message) : .answerError(status: status, message: message)
     }
 
     /// A response was written to its end. Unconditional, as before the state machine: an

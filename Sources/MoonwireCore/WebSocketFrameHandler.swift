@@ -16,6 +16,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private let subprotocol: String?
     private var context: ChannelHandlerContext?
     private(set) var connection: WebSocketConnection?
+    /// The protocol's rules, and where the connection stands in them.
     private var machine: WebSocketStateMachine
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
@@ -126,7 +127,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, machine.queuedBytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
+        if context.channel.isWritable, machine.queuedBytes == 0, let connection {
+            environment.delegate.webSocketDrained(connection)
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -145,7 +148,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             let dropping = decision == .drop
             environment.logger.warning(
                 dropping ? "websocket send queue full, message dropped" : "websocket send queue full, closing with 1008",
-                metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(machine.queuedBytes)"])
+                metadata: [
+                    "peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(machine.queuedBytes)",
+                ])
             if dropping { return }
             return close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
         }

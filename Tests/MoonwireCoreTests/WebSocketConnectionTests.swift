@@ -39,7 +39,8 @@ final class WebSocketConnectionTests: XCTestCase {
             logger: Logger(label: "test"), files: StaticFileService(root: "/nonexistent", threadPool: pool))
         let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
         let request = try XCTUnwrap(
-            HTTPRequest(method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
+            HTTPRequest(
+                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
         handler = WebSocketFrameHandler(environment: environment, request: request, subprotocol: nil, deflate: nil)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
