@@ -6,7 +6,7 @@ import NIOHTTP2
 
 extension HTTPExchangeHandler {
     func answer(_ answer: HTTPAnswer, to request: HTTPRequest, exchange: Exchange) {
-        guard let context, case .answering = state else { return }
+        guard let context, machine.isAnswering else { return }
         let loop = context.eventLoop
         switch answer {
         case .response(let response):
@@ -91,7 +91,7 @@ extension HTTPExchangeHandler {
                 handler.endResponse(exchange, context: context)
             case .failure(let error):
                 handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
-                handler.state = .closing
+                handler.machine.answerAborted()
                 context.close(promise: nil)
             }
         }
@@ -120,13 +120,12 @@ extension HTTPExchangeHandler {
 
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
-        if exchange.keepAlive {
-            state = .idle
+        switch machine.responseEnded(keepAlive: exchange.keepAlive) {
+        case .nextRequest:
             timeouts?.answerStarted()
             writer.end(promise: nil, context: context)
             answerEnded(context: context)
-        } else {
-            state = .closing
+        case .close:
             let channel = context.channel
             let ended = context.eventLoop.makePromise(of: Void.self)
             ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
@@ -159,22 +158,22 @@ extension HTTPExchangeHandler {
             abort: {
                 let handler = loopBoundSelf.value
                 handler.activeStream = nil
-                handler.state = .closing
+                handler.machine.answerAborted()
                 handler.context?.close(promise: nil)
             },
             isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false })
     }
 
-    /// Answers a protocol error with its status, closes the connection, and reports it.
+    /// A protocol error the handler found: answered with its status (or, when an answer is
+    /// under way, by closing), and reported.
     func fail(_ status: Int, _ message: String, context: ChannelHandlerContext) {
-        let answeringAlready: Bool
-        if case .answering = state { answeringAlready = true } else { answeringAlready = false }
-        state = .closing
+        perform(machine.failed(status: status, message: message), context: context)
+    }
+
+    /// Reports a protocol error, answers it with its status, and closes the connection (HTTP/1.1)
+    /// or ends the stream (HTTP/2).
+    func answerError(_ status: Int, _ message: String, context: ChannelHandlerContext) {
         report("\(message) (\(status))")
-        if answeringAlready {
-            context.close(promise: nil)
-            return
-        }
         let text = HTTPResponse.statusText(status)
         var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
         if isHTTP1 { fields.connection = "close" }

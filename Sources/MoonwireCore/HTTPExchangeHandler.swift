@@ -2,7 +2,9 @@
 // them to the delegate, and writes the answers (HTTPExchangeHandler+Answers.swift). On
 // HTTP/1.1 it also does the pipelining: request parts that arrive while an answer is in
 // progress wait in order, and reads pause until the answer ends. On HTTP/2, NIO's codec turns
-// the stream's frames into the same request parts.
+// the stream's frames into the same request parts. Where the exchange stands, and so what each
+// part, error and read means, is decided by HTTPExchangeStateMachine; this handler feeds it
+// the channel's events and carries out what it answers.
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -24,20 +26,6 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    enum State {
-        case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
-        case answering
-        /// A fatal error was answered; everything else on the connection is ignored.
-        case closing
-    }
-
-    /// What arrived on an HTTP/1.1 connection while an answer was in progress.
-    private enum Waiting {
-        case part(HTTPServerRequestPart)
-        case error(Error)
-    }
-
     let environment: ConnectionEnvironment
     /// The HTTP/1.1 connection's read timers and upgrade; nil on HTTP/2. Kept apart rather than
     /// read out of an `HTTPTransport` each time: every such read copies (and retains) its
@@ -51,17 +39,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether file bodies can go out as file regions (sendfile); not through TLS or HTTP/2.
     let sendsFileRegions: Bool
     private(set) var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
-    var state = State.idle
+    /// Where the exchange stands, and what each event means in it.
+    var machine: HTTPExchangeStateMachine
     private(set) var context: ChannelHandlerContext?
     var writer: HTTPResponseWriter
     /// The body a handler is streaming, while it does.
     var activeStream: HTTPResponseStream?
-    /// Pipelined request parts (and decoder errors) behind the answer in progress.
-    private var waiting = CircularBuffer<Waiting>()
-    /// A read the channel asked for while an answer was in progress; done when it ends.
-    private var readHeld = false
-    /// Waiting parts are being handled; an answer that ends meanwhile leaves them to the loop.
-    private var handlingWaiting = false
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -80,6 +63,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
         }
+        machine = HTTPExchangeStateMachine(pipelines: timeouts != nil, maxBodySize: environment.limits.maxBodySize)
     }
 
     /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
@@ -108,81 +92,51 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Takes a request part now, or queues it behind the answer in progress.
     private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        if isPipelining {
-            waiting.append(.part(part))
-        } else {
-            process(part, context: context)
-        }
+        perform(machine.partReceived(part), context: context)
     }
 
-    /// HTTP/1.1 parts that arrive during an answer, or behind parts that wait, must wait too.
-    private var isPipelining: Bool {
-        guard isHTTP1 else { return false }
-        if case .answering = state { return true }
-        return !waiting.isEmpty
-    }
-
-    /// Reads wait while an answer is in progress, as with NIO's HTTPServerPipelineHandler: a
-    /// client cannot queue more than one read of requests behind a slow answer.
+    /// Reads wait while an answer is in progress (see `HTTPExchangeStateMachine.ReadAction`).
     func read(context: ChannelHandlerContext) {
-        if isPipelining {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        if case .read = machine.readRequested() { context.read() }
     }
 
     /// An answer ended on HTTP/1.1: handles the parts that waited, in order, until one of them
     /// starts another answer, then lets reads go on.
     func answerEnded(context: ChannelHandlerContext) {
-        guard !handlingWaiting else { return }
-        handlingWaiting = true
-        defer { handlingWaiting = false }
-        while !waiting.isEmpty {
-            if case .answering = state { return }
-            switch waiting.removeFirst() {
-            case .part(let part): process(part, context: context)
-            case .error(let error): handleError(error, context: context)
-            }
+        guard machine.startDraining() else { return }
+        while let action = machine.nextWaiting() {
+            perform(action, context: context)
         }
-        if readHeld, !isPipelining {
-            readHeld = false
-            context.read()
-        }
+        if machine.stopDraining() { context.read() }
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch (part, state) {
-        case (.head(let head), .idle):
+    /// Carries out what the state machine decided. Inlined, and the action consumed, because
+    /// each request part passes here: a call and a copy of the action cost about 100
+    /// instructions per request (Tests/bench/instructions.sh).
+    @inline(__always)
+    func perform(_ action: consuming HTTPExchangeStateMachine.Action, context: ChannelHandlerContext) {
+        switch consume action {
+        case .none:
+            break
+        case .receiveHead(let head):
             receiveHead(head, context: context)
-        case (.body(var chunk), .receiving(let head, var body)):
-            guard body.readableBytes + chunk.readableBytes <= environment.limits.maxBodySize else {
-                fail(413, "request body exceeds \(environment.limits.maxBodySize) bytes", context: context)
-                return
-            }
-            state = .answering  // lets `body` be uniquely referenced while it grows
-            body.writeBuffer(&chunk)
-            state = .receiving(head, body)
-        case (.end, .receiving(let head, let body)):
+        case .dispatch(let head, let body):
             timeouts?.requestReceived()
             dispatch(head, body: body, context: context)
-        case (_, .closing):
-            break
-        default:
-            fail(400, "unexpected request part", context: context)
+        case .answerError(let status, let message):
+            answerError(status, message, context: context)
+        case .reportAndClose(let status, let message):
+            report("\(message) (\(status))")
+            context.close(promise: nil)
+        case .close:
+            context.close(promise: nil)
+        case .closeOnError(let error):
+            environment.logger.debug("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if isPipelining, !(error is NIOWebSocketUpgradeError) {
-            // A malformed request behind pipelined ones is answered after them.
-            waiting.append(.error(error))
-        } else {
-            handleError(error, context: context)
-        }
-    }
-
-    private func handleError(_ error: Error, context: ChannelHandlerContext) {
         if error is NIOWebSocketUpgradeError, let upgrade {
             // The upgrade did not happen; the request itself follows and gets the answer: the
             // script's refusal, 400 for a malformed handshake (bad key or version), or, when
@@ -193,26 +147,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        guard case .closing = state else {
-            if let parserError = error as? HTTPParserError, parserError == .invalidEOFState {
-                // The client left in the middle of a request: nobody is there to read a 400.
-                state = .closing
-                context.close(promise: nil)
-            } else if let parserError = error as? HTTPParserError {
-                let status = parserError == .headerOverflow ? 431 : 400
-                fail(status, "malformed request: \(parserError)", context: context)
-            } else {
-                environment.logger.debug("connection error", metadata: ["error": "\(error)"])
-                state = .closing
-                context.close(promise: nil)
-            }
-            return
-        }
+        perform(machine.errorCaught(error), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is RequestTimedOut {
-            state = .closing
+            machine.requestTimedOut()
             report("request timed out (408)")
         }
         context.fireUserInboundEventTriggered(event)
@@ -249,7 +189,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Most requests have no body: they get the shared empty buffer, not an allocation.
         let body = declaredLength.map { writer.allocator.buffer(capacity: min($0, 64 * 1024)) } ?? ByteBuffer()
-        state = .receiving(head, body)
+        machine.headAccepted(head, body: body)
     }
 
     /// The size of a head as HTTP/1.1 would carry it, for the same limit on HTTP/2.
@@ -267,7 +207,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fail(400, "malformed request target: \(head.uri)", context: context)
             return
         }
-        state = .answering
+        machine.requestDispatched()
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {

@@ -2,6 +2,7 @@
 // reach the socket from any thread (broadcasts come from every event loop).
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// A WebSocket connection. Thread-safe: every method hops to the connection's event loop.
 public final class WebSocketConnection: Sendable {
@@ -16,6 +17,7 @@ public final class WebSocketConnection: Sendable {
     /// The loop that owns the socket.
     public let eventLoop: EventLoop
     private let handler: NIOLoopBoundBox<WebSocketFrameHandler?>
+    private let open = Atomic<Bool>(true)
 
     init(subprotocol: String?, peer: ConnectionInfo, headers: HTTPHeaders, handler: WebSocketFrameHandler, eventLoop: EventLoop) {
         self.guid = Self.makeGUID()
@@ -25,6 +27,12 @@ public final class WebSocketConnection: Sendable {
         self.eventLoop = eventLoop
         self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
     }
+
+    /// False as soon as the connection is closing or gone: a close frame was sent or received
+    /// (a protocol error sends one), or the connection ended; `webSocketClosed` comes after.
+    /// Readable from any thread, so a script's `ws:send` can say its message will not arrive
+    /// instead of queueing it for a connection that is going away.
+    public var isOpen: Bool { open.load(ordering: .acquiring) }
 
     /// Sends a text message (the bytes must be UTF-8).
     public func send(text: ByteBuffer) { onLoop { $0.send(opcode: .text, text) } }
@@ -37,6 +45,11 @@ public final class WebSocketConnection: Sendable {
 
     /// Starts the closing handshake with a code and a reason.
     public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.close(code: code, reason: reason) } }
+
+    /// The closing handshake started or the connection ended; called on the connection's loop.
+    func markClosing() {
+        open.store(false, ordering: .releasing)
+    }
 
     func detach() {
         handler.value = nil

@@ -1,0 +1,230 @@
+// Where the exchange of one HTTP/1.1 connection or HTTP/2 stream stands: no request, a request
+// arriving, a request being answered, or a connection given up on; and, on HTTP/1.1, the
+// pipelined parts and errors that wait behind the answer and the read held back meanwhile. The
+// exchange handler tells it what happened and does what it says, as swift-nio's
+// NIOTypedHTTPServerUpgraderStateMachine does for its handler, so every transition is tested
+// without a channel (HTTPExchangeStateMachineTests). Limits that need a whole head (header size,
+// declared body length) and the request target's syntax stay with the handler, which reports
+// them through `failed`; the body limit is here, since only the state knows the body so far.
+import NIOCore
+import NIOHTTP1
+
+/// The protocol state of one exchange handler. A value type used on its loop only.
+struct HTTPExchangeStateMachine {
+    enum State {
+        case idle
+        /// A head was accepted; its body is arriving.
+        case receiving(HTTPRequestHead, ByteBuffer)
+        case answering
+        /// A fatal error was answered; everything else on the connection is ignored.
+        case closing
+    }
+
+    /// What arrived on an HTTP/1.1 connection while an answer was in progress.
+    enum Waiting {
+        case part(HTTPServerRequestPart)
+        case error(Error)
+    }
+
+    /// What the handler does about a request part or an error.
+    enum Action {
+        /// Nothing: the part waits behind the answer, was added to the body, or the connection
+        /// is closing.
+        case none
+        /// A head arrived between requests: check it against the limits, then call
+        /// `headAccepted` (or `failed`).
+        case receiveHead(HTTPRequestHead)
+        /// The request is complete: hand it over, then call `requestDispatched` (or `failed`).
+        case dispatch(HTTPRequestHead, ByteBuffer)
+        /// A protocol error before any answer: report `message (status)`, answer `status`, and
+        /// end the connection (HTTP/1.1) or the stream (HTTP/2).
+        case answerError(status: Int, message: String)
+        /// A protocol error while an answer is under way, which a status can no longer replace:
+        /// report `message (status)` and close.
+        case reportAndClose(status: Int, message: String)
+        /// The client left in the middle of a request: nobody is there to read a 400; close.
+        case close
+        /// An error that is not the client's request (a reset, a TLS alert): log it and close.
+        case closeOnError(Error)
+    }
+
+    /// What the handler does with a read the channel asked for.
+    enum ReadAction {
+        case read
+        /// Held until the answer in progress ends, as NIO's HTTPServerPipelineHandler does: a
+        /// client cannot queue more than one read of requests behind a slow answer.
+        case hold
+    }
+
+    /// What the handler does once a response has been written to its end.
+    enum ResponseEndAction {
+        /// The connection stays: take the next request (and the parts that waited for it).
+        case nextRequest
+        /// Close once the response is out.
+        case close
+    }
+
+    private(set) var state = State.idle
+    /// HTTP/1.1 pipelines; an HTTP/2 stream carries one request.
+    private let pipelines: Bool
+    private let maxBodySize: Int
+    /// Pipelined request parts (and decoder errors) behind the answer in progress.
+    private var waiting = CircularBuffer<Waiting>()
+    /// A read the channel asked for while an answer was in progress; done when it ends.
+    private var readHeld = false
+    /// Waiting parts are being handled; an answer that ends meanwhile leaves them to the loop.
+    private var draining = false
+
+    init(pipelines: Bool, maxBodySize: Int) {
+        self.pipelines = pipelines
+        self.maxBodySize = maxBodySize
+    }
+
+    /// HTTP/1.1 parts that arrive during an answer, or behind parts that wait, must wait too.
+    private var isPipelining: Bool {
+        guard pipelines else { return false }
+        if case .answering = state { return true }
+        return !waiting.isEmpty
+    }
+
+    /// Whether an answer is expected: answers that come later (the connection failed
+    /// meanwhile) are dropped.
+    var isAnswering: Bool {
+        if case .answering = state { return true }
+        return false
+    }
+
+    // MARK: Events
+
+    /// A request part arrived.
+    mutating func partReceived(_ part: HTTPServerRequestPart) -> Action {
+        if isPipelining {
+            waiting.append(.part(part))
+            return .none
+        }
+        return process(part)
+    }
+
+    /// The decoder or the channel reported an error. A malformed request behind pipelined ones
+    /// is answered after them.
+    mutating func errorCaught(_ error: Error) -> Action {
+        if isPipelining {
+            waiting.append(.error(error))
+            return .none
+        }
+        return handle(error)
+    }
+
+    /// The channel asks for more bytes.
+    mutating func readRequested() -> ReadAction {
+        if isPipelining {
+            readHeld = true
+            return .hold
+        }
+        return .read
+    }
+
+    /// The head `receiveHead` handed out is within the limits; its body follows into `body`.
+    mutating func headAccepted(_ head: HTTPRequestHead, body: ByteBuffer) {
+        state = .receiving(head, body)
+    }
+
+    /// The request `dispatch` handed out went to the delegate; its answer is awaited.
+    mutating func requestDispatched() {
+        state = .answering
+    }
+
+    /// A protocol error the handler found (a limit, a malformed target): the connection closes.
+    mutating func failed(status: Int, message: String) -> Action {
+        let answeringAlready = isAnswering
+        state = .closing
+        return answeringAlready
+            ? .reportAndClose(status: status, message: message) : .answerError(status: status, message: message)
+    }
+
+    /// A response was written to its end. Unconditional, as before the state machine: an
+    /// answer that completes after a failure on an HTTP/2 stream resets it to `idle`.
+    mutating func responseEnded(keepAlive: Bool) -> ResponseEndAction {
+        guard keepAlive else {
+            state = .closing
+            return .close
+        }
+        state = .idle
+        return .nextRequest
+    }
+
+    /// An answer broke off (its file could not be read, its stream was aborted): the
+    /// connection closes without a word, since the head went out already.
+    mutating func answerAborted() {
+        state = .closing
+    }
+
+    /// The read timers answered 408 themselves; the connection closes.
+    mutating func requestTimedOut() {
+        state = .closing
+    }
+
+    // MARK: Pipelining
+
+    /// Starts handling the parts that waited behind an answer that ended; false when that is
+    /// already under way further up the stack (an answer given while handling them).
+    mutating func startDraining() -> Bool {
+        guard !draining else { return false }
+        draining = true
+        return true
+    }
+
+    /// The action for the next waiting part or error, or nil when none is left or one of them
+    /// started another answer.
+    mutating func nextWaiting() -> Action? {
+        guard !waiting.isEmpty, !isAnswering else { return nil }
+        switch waiting.removeFirst() {
+        case .part(let part): return process(part)
+        case .error(let error): return handle(error)
+        }
+    }
+
+    /// Ends `startDraining`; true when the read held meanwhile is due now.
+    mutating func stopDraining() -> Bool {
+        draining = false
+        guard readHeld, !isPipelining else { return false }
+        readHeld = false
+        return true
+    }
+
+    // MARK: Transitions
+
+    private mutating func process(_ part: HTTPServerRequestPart) -> Action {
+        switch (part, state) {
+        case (.head(let head), .idle):
+            return .receiveHead(head)
+        case (.body(var chunk), .receiving(let head, var body)):
+            guard body.readableBytes + chunk.readableBytes <= maxBodySize else {
+                return failed(status: 413, message: "request body exceeds \(maxBodySize) bytes")
+            }
+            state = .answering  // lets `body` be uniquely referenced while it grows
+            body.writeBuffer(&chunk)
+            state = .receiving(head, body)
+            return .none
+        case (.end, .receiving(let head, let body)):
+            return .dispatch(head, body)
+        case (_, .closing):
+            return .none
+        default:
+            return failed(status: 400, message: "unexpected request part")
+        }
+    }
+
+    private mutating func handle(_ error: Error) -> Action {
+        if case .closing = state { return .none }
+        guard let parserError = error as? HTTPParserError else {
+            state = .closing
+            return .closeOnError(error)
+        }
+        if parserError == .invalidEOFState {
+            state = .closing
+            return .close
+        }
+        return failed(status: parserError == .headerOverflow ? 431 : 400, message: "malformed request: \(parserError)")
+    }
+}

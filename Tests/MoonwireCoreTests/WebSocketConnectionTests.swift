@@ -1,0 +1,91 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import NIOWebSocket
+import XCTest
+
+@testable import MoonwireCore
+
+/// Records what the delegate hears, and whether the connection said it was open then.
+private final class RecordingDelegate: ServerDelegate {
+    var events: [String] = []
+
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {}
+
+    func protocolError(_ connection: ConnectionInfo, message: String) {
+        events.append("error \(message)")
+    }
+
+    func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {
+        events.append("closed \(code) open: \(socket.isOpen)")
+    }
+}
+
+/// `WebSocketConnection.isOpen` through a frame handler on an EmbeddedChannel: false as soon
+/// as a close frame went out or came in, or the connection ended, before the delegate hears of
+/// the close.
+final class WebSocketConnectionTests: XCTestCase {
+    private let channel = EmbeddedChannel()
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let delegate = RecordingDelegate()
+    private var handler: WebSocketFrameHandler!
+    private var connection: WebSocketConnection { handler.connection! }
+
+    override func setUpWithError() throws {
+        pool.start()
+        let environment = ConnectionEnvironment(
+            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
+            logger: Logger(label: "test"), files: StaticFileService(root: "/nonexistent", threadPool: pool))
+        let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
+        let request = try XCTUnwrap(
+            HTTPRequest(
+                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
+        handler = WebSocketFrameHandler(environment: environment, request: request, subprotocol: nil, deflate: nil)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+        try pool.syncShutdownGracefully()
+    }
+
+    /// The opcodes of the frames the server wrote.
+    private func written() throws -> [WebSocketOpcode] {
+        var opcodes: [WebSocketOpcode] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { opcodes.append(frame.opcode) }
+        return opcodes
+    }
+
+    func testOpenUntilTheClientCloses() throws {
+        XCTAssertTrue(connection.isOpen)
+        connection.send(text: ByteBuffer(string: "hi"))
+        XCTAssertEqual(try written(), [.text])
+        try channel.writeInbound(WebSocketFrame.clientClose(1000))
+        XCTAssertFalse(connection.isOpen)
+        XCTAssertEqual(try written(), [.connectionClose])
+        XCTAssertEqual(delegate.events, ["closed 1000 open: false"])
+    }
+
+    func testClosedAsSoonAsTheServerStartsTheClosingHandshake() throws {
+        connection.close(code: 1000, reason: "bye")
+        XCTAssertFalse(connection.isOpen)
+        XCTAssertEqual(delegate.events, [], "the close is reported when the client answers")
+        connection.send(text: ByteBuffer(string: "late"))
+        XCTAssertEqual(try written(), [.connectionClose])
+    }
+
+    func testClosedWhenTheConnectionEnds() throws {
+        channel.pipeline.fireChannelInactive()
+        XCTAssertFalse(connection.isOpen)
+        XCTAssertEqual(delegate.events, ["closed 1006 open: false"])
+    }
+
+    func testClosedBeforeTheDelegateHearsOfAProtocolError() throws {
+        try channel.writeInbound(WebSocketFrame.client(.text, [0x61], masked: false))
+        XCTAssertFalse(connection.isOpen)
+        XCTAssertEqual(delegate.events, ["error unmasked client frame (1002)", "closed 1002 open: false"])
+        XCTAssertEqual(try written(), [.connectionClose])
+    }
+}
