@@ -6,7 +6,7 @@ import Synchronization
 
 /// A WebSocket connection. Thread-safe: every method hops to the connection's event loop.
 public final class WebSocketConnection: Sendable {
-    /// The connection's unique id (the seeds' Guid).
+    /// The connection's unique id (sgcWebSockets' Guid).
     public let guid: String
     /// The subprotocol agreed in the handshake, if any.
     public let subprotocol: String?

@@ -119,14 +119,15 @@ private let socketIndex: LuaFunction = { L in
     return 1
 }
 
-/// `ws:send(text)` / `ws:send_binary(data)`: false when the connection is gone.
+/// `ws:send(text)` / `ws:send_binary(data)`: false when the connection is gone or closing
+/// (a close frame went either way), so the message will not arrive.
 private func socketSend(_ L: LuaThread, binary: Bool) -> Int32 {
     let function = binary ? LuaAPI.socketSendBinary : LuaAPI.socketSend
     guard let (_, connection) = socket(L, function) else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
         return L.raise("\(function.name): expected a string, got \(L.describe(at: 2))")
     }
-    guard let connection else {
+    guard let connection, connection.isOpen else {
         lua_pushboolean(L, 0)
         return 1
     }
