@@ -1,11 +1,5 @@
 """moonwire check and moonwire version."""
-import subprocess
-
-from conftest import BINARY
-
-
-def run(*args):
-    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
+from harness import run_cli as run
 
 
 def test_version():

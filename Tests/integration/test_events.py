@@ -27,7 +27,7 @@ def test_tcp_connect_can_refuse(moonwire):
     """, threads=1)
     answered = refused = 0
     for _ in range(20):
-        reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=1)
+        reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=1).data
         if reply.startswith(b"HTTP/1.1 200"):
             answered += 1
         else:
@@ -150,7 +150,7 @@ def test_error_event_on_bad_request(moonwire):
         function OnError(conn, message) errors = (errors or 0) + 1; last = message end
         function OnCommandGet(req, res) res:send(tostring(errors) .. " " .. tostring(last)) end
     """, threads=1)
-    assert server.raw(b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert server.raw(b"NOT HTTP AT ALL\r\n\r\n").data.startswith(b"HTTP/1.1 400")
     reply = server.get("/")
     assert reply.text.startswith("1 ") and "400" in reply.text
 
@@ -184,7 +184,7 @@ def test_pipelined_requests_each_keep_their_own_call(moonwire):
     reply = server.raw(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n"
                        b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
                        b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
-                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     assert reply.count(b"HTTP/1.1 ") == 4
     assert reply.index(b"500 ") < reply.index(b"plain /plain") < reply.index(b"early") < reply.rindex(b"plain /plain")
     assert server.get("/seen").text == "exception /fail, after finish /early 200"
@@ -207,6 +207,6 @@ def test_a_handler_that_answers_early_is_still_the_running_call(moonwire):
         moonwire.get("/seen", function(req, res) res:send(table.concat(seen, ", ")) end)
     """, threads=1)
     reply = server.raw(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
-                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     assert reply.count(b"HTTP/1.1 200") == 2
     assert server.get("/seen").text == "plain, after finish true nil"

@@ -24,8 +24,7 @@ import h2.settings
 import httpx
 import pytest
 
-from conftest import Moonwire, free_port
-from tls_certs import certs, client_context, listen_line, start_tls  # noqa: F401
+from tls_certs import client_context, start_tls
 
 BIG = 10 * 1024 * 1024
 
@@ -98,18 +97,9 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, certs, site):
+def server(moonwire_module, certs, site):
     """One server with APP for the tests that only read: a TLS listener and the plain port."""
-    scripts = tmp_path_factory.mktemp("h2scripts")
-    port = free_port()
-    (scripts / "main.lua").write_text(listen_line(port, certs.localhost) + APP)
-    running = Moonwire(scripts, www=site, threads=2)
-    try:
-        assert running.wait_for_log(f"listening on https://127.0.0.1:{port}", timeout=10), running.log()
-        running.tls_port = port
-        yield running
-    finally:
-        running.stop()
+    return start_tls(moonwire_module, certs, APP, www=site, threads=2)
 
 
 @dataclasses.dataclass

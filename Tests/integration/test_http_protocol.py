@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from conftest import read_all
+from harness import read_until_close
 
 APP = """
 moonwire.options{ limits = { max_body_size = 1024, header_timeout = 1, keepalive_timeout = 2 } }
@@ -48,7 +48,7 @@ def test_pipelining_three_requests_in_one_write(server):
     reply = server.raw(
         b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
         b"POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-        b"GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        b"GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     assert reply.count(b"HTTP/1.1 200 OK") == 3
     one, two, three = reply.index(b"GET /one"), reply.index(b"POST /two 3 abc"), reply.index(b"GET /three")
     assert one < two < three
@@ -62,22 +62,22 @@ def test_upgrade_that_is_not_made_keeps_http(server):
         b"GET /u1 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"foo" + b"\r\n"
         b"GET /u2 HTTP/1.1\r\nHost: x\r\n\r\n"
         b"GET /u3 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"h2c" + b"\r\n"
-        b"GET /u4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+        b"GET /u4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=5).data
     assert reply.count(b"HTTP/1.1 200 OK") == 4, reply
     assert reply.index(b"GET /u1") < reply.index(b"GET /u2") < reply.index(b"GET /u3") < reply.index(b"GET /u4")
 
 
 def test_connection_close_and_http10(server):
-    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=3)
+    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=3).data
     assert b"connection: close" in reply.lower()
-    reply = server.raw(b"GET / HTTP/1.0\r\n\r\n", timeout=3)
+    reply = server.raw(b"GET / HTTP/1.0\r\n\r\n", idle=3).data
     assert reply.startswith(b"HTTP/1.0 200")
 
 
 def test_chunked_request_body(server):
     reply = server.raw(
         b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"POST /c 11 hello world")
 
 
@@ -86,17 +86,17 @@ def test_expect_100_continue(server):
         s.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
         assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         s.sendall(b"body")
-        assert read_all(s, 1).endswith(b"POST /e 4 body")
+        assert read_until_close(s, idle=1).data.endswith(b"POST /e 4 body")
 
 
 def test_expect_with_oversize_length_gets_413_without_100(server):
-    reply = server.raw(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+    reply = server.raw(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 413")
     assert_still_serving(server)
 
 
 def test_head_has_headers_but_no_body(server):
-    reply = server.raw(b"HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    reply = server.raw(b"HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"content-length: 10" in head and body == b""
 
@@ -138,7 +138,7 @@ def errors_seen(server):
 ])
 def test_bad_input_gets_protocol_answer(server, name, payload, status):
     before = errors_seen(server)
-    reply = server.raw(payload)
+    reply = server.raw(payload).data
     assert reply.startswith(b"HTTP/1.1 %d" % status), f"{name}: {reply[:80]!r}"
     assert b"connection: close" in reply.lower()
     assert errors_seen(server) == before + 1, "OnError did not fire"
@@ -150,7 +150,7 @@ def test_slow_header_gets_408_and_close(server):
     with server.connect() as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        reply = read_all(s, 4)
+        reply = read_until_close(s, idle=4).data
     assert reply.startswith(b"HTTP/1.1 408")
     assert 0.8 < time.monotonic() - started < 3.5
     assert "408" in server.log()
@@ -182,7 +182,7 @@ def test_trickled_header_still_times_out(server):
 def test_stalled_body_gets_408(server):
     with server.connect() as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
-        reply = read_all(s, 4)
+        reply = read_until_close(s, idle=4).data
     assert reply.startswith(b"HTTP/1.1 408")
 
 
@@ -192,7 +192,7 @@ def test_idle_keep_alive_connection_is_closed_silently(server):
         first = s.recv(4096)
         assert first.startswith(b"HTTP/1.1 200")
         started = time.monotonic()
-        rest = read_all(s, 5)
+        rest = read_until_close(s, idle=5).data
         assert rest == b""
         assert 1.5 < time.monotonic() - started < 4.5
 

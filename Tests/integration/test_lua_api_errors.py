@@ -1,10 +1,8 @@
 """Errors the moonwire API raises reach the script with their message and the calling line,
 whether they come from a table that was being walked or from a plain argument check."""
-import subprocess
-
 import pytest
 
-from conftest import BINARY
+from harness import run_cli
 
 
 @pytest.mark.parametrize("call, message", [
@@ -19,7 +17,7 @@ from conftest import BINARY
 ])
 def test_load_time_errors_name_the_line_and_say_why(tmp_path, call, message):
     (tmp_path / "main.lua").write_text(f"-- first line\n{call}\n")
-    result = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    result = run_cli("check", "--scripts", tmp_path)
     assert result.returncode == 1
     assert "main.lua:2:" in result.stdout and message in result.stdout, result.stdout
 

@@ -37,14 +37,14 @@ def test_request_fields(moonwire):
 
 def test_repeated_headers_are_joined(moonwire):
     server = moonwire(echo_app())
-    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\n\r\n")
+    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\n\r\n").data
     body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert body["headers"]["x-multi"] == "a, b"
 
 
 def test_http10_version(moonwire):
     server = moonwire(echo_app())
-    reply = server.raw(b"GET /v HTTP/1.0\r\n\r\n")
+    reply = server.raw(b"GET /v HTTP/1.0\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.0 200")
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["version"] == "1.0"
 
@@ -169,7 +169,7 @@ end)
     sizes = [5, 7, 3, 20000, 9, 16384, 1, 12000, 4, 30000, 2] * 3
     requests = b"".join(f"GET /b/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in sizes[:-1])
     requests += f"GET /b/{sizes[-1]} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    reply = server.raw(requests)
+    reply = server.raw(requests).data
     bodies = []
     while reply:
         head, _, rest = reply.partition(b"\r\n\r\n")

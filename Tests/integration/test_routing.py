@@ -1,11 +1,9 @@
 """Regex virtual hosts and endpoints (issue 3), over real sockets."""
-import subprocess
 import time
 
-import httpx
 import pytest
 
-from conftest import BINARY
+from harness import run_cli
 
 APP = r"""
 moonwire.get([[/users/(?<id>\d+)]], function(req, res) res:json({id = req.params.id, first = req.params[1]}) end)
@@ -94,7 +92,7 @@ def test_virtual_host_static_root(moonwire, tmp_path):
 def test_ipv6_literal_and_missing_host(moonwire, tmp_path):
     server = moonwire(app(tmp_path))
     assert server.get("/v6", headers={"Host": "[::1]:8080"}).text == "ipv6 literal host"
-    reply = server.raw(b"GET /users/9 HTTP/1.0\r\n\r\n")
+    reply = server.raw(b"GET /users/9 HTTP/1.0\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.0 200") and b'"id":"9"' in reply
 
 
@@ -109,11 +107,10 @@ def test_regex_dos_answers_in_bounded_time(moonwire, tmp_path):
 
 def test_invalid_patterns_name_file_and_line(tmp_path):
     (tmp_path / "main.lua").write_text('moonwire.get("/ok", function() end)\nmoonwire.get("/bad(", function() end)\n')
-    check = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    check = run_cli("check", "--scripts", tmp_path)
     assert check.returncode == 1
     assert "main.lua:2:" in check.stdout and "missing closing parenthesis" in check.stdout and "/bad(" in check.stdout
-    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(tmp_path)],
-                           capture_output=True, text=True, timeout=30)
+    serve = run_cli("serve", "--port", "0", "--scripts", tmp_path)
     assert serve.returncode == 1 and "main.lua:2:" in serve.stdout + serve.stderr
 
 
@@ -126,7 +123,7 @@ local key
 for k in pairs(h) do if type(k) == "userdata" then key = k end end
 moonwire.get({{[key] = {value}}}, "/x", function(req, res) res:send("x") end)
 """)
-    check = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    check = run_cli("check", "--scripts", tmp_path)
     assert check.returncode == 1, check.stdout + check.stderr
     assert "main.lua:4: moonwire.get: the first argument is not a host from moonwire.vhost" in check.stdout
 

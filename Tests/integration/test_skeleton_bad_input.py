@@ -15,8 +15,8 @@ LEVEL = re.compile(r"^\S+\s+(notice|warning|error|critical|info)\s", re.M)
 
 
 @pytest.fixture(scope="module")
-def server(launch_module):
-    return launch_module("protocol", threads=2)
+def server(moonwire_module):
+    return moonwire_module(app="protocol", threads=2)
 
 
 class Watch:
@@ -98,8 +98,8 @@ def test_header_block_under_the_limit_is_fine(server):
     assert response.status == 200 and response.body == b"GET /h 0:"
 
 
-def test_max_header_size_from_the_script(launch):
-    small = launch("small_headers")
+def test_max_header_size_from_the_script(moonwire):
+    small = moonwire(app="small_headers")
     ok = small.raw(headers_of_size(3000)[:-2] + b"Connection: close\r\n\r\n")
     assert parse_one(ok.data).status == 200
     watch = Watch(small)

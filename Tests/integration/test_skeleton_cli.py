@@ -60,17 +60,17 @@ def test_serve_refuses_scripts_that_do_not_load(app, location, tmp_path):
     assert location in result.stderr, result.stderr
 
 
-def test_serve_logs_listening_line(launch):
-    server = launch("check_good")
+def test_serve_logs_listening_line(moonwire):
+    server = moonwire(app="check_good")
     expected = f"listening on http://127.0.0.1:{server.port}"
-    assert server.wait_for_log(expected), server.stderr()
+    assert server.wait_for_log(expected), server.log()
     reply = server.get("/?name=moon")
     assert reply.status_code == 200 and reply.text == "hello moon"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly_with_exit_0(launch, sig):
-    server = launch("events")
+def test_signal_stops_cleanly_with_exit_0(moonwire, sig):
+    server = moonwire(app="events")
     assert server.wait_for_records("lifecycle.log", 1) == ["startup"]
-    assert server.stop(sig) == 0, server.stderr()
+    assert server.stop(sig) == 0, server.log()
     assert server.records("lifecycle.log") == ["startup", "shutdown"]

@@ -23,21 +23,21 @@ def line_of(app, needle):
 
 # --- OnStartup / OnShutdown --------------------------------------------------------------------
 
-def test_startup_once_and_shutdown_once(launch):
-    server = launch("events", threads=2)
+def test_startup_once_and_shutdown_once(moonwire):
+    server = moonwire(app="events", threads=2)
     assert server.wait_for_records("lifecycle.log", 1) == ["startup"]
     for _ in range(6):  # connections spread over both loops must not fire OnStartup again
         assert server.get("/x").status_code == 200
     time.sleep(0.2)
     assert server.records("lifecycle.log") == ["startup"]
-    assert server.stop() == 0, server.stderr()
+    assert server.stop() == 0, server.log()
     assert server.records("lifecycle.log") == ["startup", "shutdown"]
 
 
 # --- OnTCPConnect --------------------------------------------------------------------------------
 
-def test_tcp_connect_gets_the_connection_fields(launch):
-    server = launch("events")
+def test_tcp_connect_gets_the_connection_fields(moonwire):
+    server = moonwire(app="events")
     with server.connect() as s:
         client_port = s.getsockname()[1]
         s.sendall(b"GET /fields HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -52,8 +52,8 @@ def test_tcp_connect_gets_the_connection_fields(launch):
     assert expected in server.records("connects.log"), server.records("connects.log")
 
 
-def test_tcp_connect_returning_false_refuses(launch):
-    server = launch("events")
+def test_tcp_connect_returning_false_refuses(moonwire):
+    server = moonwire(app="events")
     assert server.get("/before-refusing").status_code == 200
     (server.data_dir / "refuse").write_text("")
     before = len(server.records("before.log"))
@@ -69,8 +69,8 @@ def test_tcp_connect_returning_false_refuses(launch):
 
 # --- OnBeforeCommand -----------------------------------------------------------------------------
 
-def test_before_command_returning_true_answers(launch):
-    server = launch("events")
+def test_before_command_returning_true_answers(moonwire):
+    server = moonwire(app="events")
     reply = server.get("/before/answer")
     assert reply.status_code == 403
     assert reply.text == "denied by OnBeforeCommand"   # OnCommandGet did not run
@@ -79,8 +79,8 @@ def test_before_command_returning_true_answers(launch):
     assert reply.status_code == 403 and reply.text == "denied by OnBeforeCommand"
 
 
-def test_before_command_true_without_sending_is_empty_200(launch):
-    server = launch("events")
+def test_before_command_true_without_sending_is_empty_200(moonwire):
+    server = moonwire(app="events")
     reply = server.get("/before/empty")
     assert reply.status_code == 200
     assert reply.content == b"" and reply.headers["content-length"] == "0"
@@ -88,8 +88,8 @@ def test_before_command_true_without_sending_is_empty_200(launch):
     assert reply.status_code == 202 and reply.content == b""
 
 
-def test_before_command_runs_first_for_every_request(launch):
-    server = launch("events")
+def test_before_command_runs_first_for_every_request(moonwire):
+    server = moonwire(app="events")
     reply = server.get("/plain")
     assert reply.text == "get GET /plain" and reply.headers["x-before"] == "seen"
     reply = server.request("DELETE", "/thing")
@@ -107,8 +107,8 @@ def test_before_command_runs_first_for_every_request(launch):
     ("dispatch_get_fallback", ("get", "fallback")),
     ("dispatch_other_fallback", ("fallback", "other")),
 ])
-def test_dispatch_by_method(launch, app, expected):
-    server = launch(app)
+def test_dispatch_by_method(moonwire, app, expected):
+    server = moonwire(app=app)
     for_get, for_other = expected
     for method in METHODS_GET:
         reply = server.request(method, "/d", content=b"x" if method == "POST" else None)
@@ -123,8 +123,8 @@ def test_dispatch_by_method(launch, app, expected):
         assert reply.headers["x-via"] == for_other and reply.text == f"{for_other} {method}", method
 
 
-def test_no_handlers_static_for_get_404_for_others(launch):
-    server = launch("dispatch_none")
+def test_no_handlers_static_for_get_404_for_others(moonwire):
+    server = moonwire(app="dispatch_none")
     reply = server.get("/")
     assert reply.status_code == 200 and "home page" in reply.text
     assert reply.headers["x-before"] == "none-app"
@@ -135,8 +135,8 @@ def test_no_handlers_static_for_get_404_for_others(launch):
     assert server.request("POST", "/index.html", content=b"x").status_code == 404
 
 
-def test_unanswered_handlers_fall_through(launch):
-    server = launch("dispatch_unanswered")
+def test_unanswered_handlers_fall_through(moonwire):
+    server = moonwire(app="dispatch_unanswered")
     reply = server.get("/site.css")
     assert reply.status_code == 200 and "color" in reply.text
     assert reply.headers["x-handler"] == "get-ran"      # kept on the static response
@@ -144,8 +144,8 @@ def test_unanswered_handlers_fall_through(launch):
     assert server.request("PUT", "/site.css").status_code == 404
 
 
-def test_handler_setting_only_status_gets_empty_body(launch):
-    server = launch("dispatch_unanswered")
+def test_handler_setting_only_status_gets_empty_body(moonwire):
+    server = moonwire(app="dispatch_unanswered")
     for path, status in [("/status-only", 404), ("/status-410", 410), ("/site.css", 200)]:
         reply = server.raw(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         response = parse_one(reply.data)
@@ -154,8 +154,8 @@ def test_handler_setting_only_status_gets_empty_body(launch):
             assert response.body == b"" and response.header("content-length") == "0", path
 
 
-def test_event_functions_are_looked_up_once_per_load(launch):
-    server = launch("lookup_once", threads=1)
+def test_event_functions_are_looked_up_once_per_load(moonwire):
+    server = moonwire(app="lookup_once", threads=1)
     assert server.get("/x").text == "original get"
     assert server.get("/define").text == "defined"
     # globals assigned after the load are not events
@@ -174,8 +174,8 @@ def error_level_lines(text, needle):
             if needle in line and re.match(r"^\S+\s+(error|critical)\s", line)]
 
 
-def test_exception_production_page_event_and_log(launch):
-    server = launch("errors")
+def test_exception_production_page_event_and_log(moonwire):
+    server = moonwire(app="errors")
     mark = server.log_mark()
     reply = server.get("/boom")
     assert reply.status_code == 500
@@ -195,8 +195,8 @@ def test_exception_production_page_event_and_log(launch):
     assert server.get("/after").text == "fine /after"
 
 
-def test_exception_dev_page_shows_message_traceback_and_source(launch):
-    server = launch("errors", dev=True)
+def test_exception_dev_page_shows_message_traceback_and_source(moonwire):
+    server = moonwire(app="errors", dev=True)
     reply = server.get("/boom")
     assert reply.status_code == 500
     assert reply.headers["content-type"].startswith("text/plain")
@@ -216,8 +216,8 @@ def test_exception_dev_page_shows_message_traceback_and_source(launch):
     ("/nil-index", "attempt to index a nil value"),
     ("/before-boom", "before-kaboom-17"),
 ])
-def test_exception_variants_answer_500_and_fire_the_event(launch, path, needle):
-    server = launch("errors")
+def test_exception_variants_answer_500_and_fire_the_event(moonwire, path, needle):
+    server = moonwire(app="errors")
     reply = server.get(path)
     assert reply.status_code == 500
     assert reply.content == b"500 Internal Server Error\n"   # nothing the handler sent leaks
@@ -226,15 +226,15 @@ def test_exception_variants_answer_500_and_fire_the_event(launch, path, needle):
     assert server.get("/next").text == "fine /next"
 
 
-def test_error_value_that_is_not_a_string(launch):
-    server = launch("errors")
+def test_error_value_that_is_not_a_string(moonwire):
+    server = moonwire(app="errors")
     assert server.get("/error-object").status_code == 500
     assert server.wait_for_records("exceptions.log", 1)
     assert server.get("/next").text == "fine /next"
 
 
-def test_error_isolation_many_failures_then_success(launch):
-    server = launch("errors", threads=2)
+def test_error_isolation_many_failures_then_success(moonwire):
+    server = moonwire(app="errors", threads=2)
     with server.client() as client:
         for i in range(10):
             assert client.get("/boom").status_code == 500
@@ -244,8 +244,8 @@ def test_error_isolation_many_failures_then_success(launch):
     assert server.process.poll() is None
 
 
-def test_pipelined_request_after_a_failing_one_is_answered(launch):
-    server = launch("errors")
+def test_pipelined_request_after_a_failing_one_is_answered(moonwire):
+    server = moonwire(app="errors")
     reply = server.raw(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n"
                        b"GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=5)
     responses = [r for r in parse_responses(reply.data) if r.status >= 200]
@@ -255,8 +255,8 @@ def test_pipelined_request_after_a_failing_one_is_answered(launch):
 
 # --- OnError -------------------------------------------------------------------------------------
 
-def test_error_event_fires_on_a_bad_request(launch):
-    server = launch("events")
+def test_error_event_fires_on_a_bad_request(moonwire):
+    server = moonwire(app="events")
     reply = server.raw(b"THIS IS NOT HTTP\r\n\r\n")
     assert reply.data.startswith(b"HTTP/1.1 400 "), reply.data[:200]
     records = server.wait_for_records("errors.log", 1)

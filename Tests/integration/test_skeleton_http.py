@@ -11,8 +11,8 @@ from harness import parse_one, parse_responses, read_responses, read_until_close
 
 
 @pytest.fixture(scope="module")
-def server(launch_module):
-    return launch_module("protocol", threads=2)
+def server(moonwire_module):
+    return moonwire_module(app="protocol", threads=2)
 
 
 # --- keep-alive and connection handling ---------------------------------------------------
@@ -189,8 +189,8 @@ def test_sleeping_request_does_not_block_others(server):
     assert quick < 0.9, f"quick requests waited for sleeping ones ({quick:.2f} s)"
 
 
-def test_sleep_outside_a_handler_raises(launch):
-    server = launch("sleep_outside")
+def test_sleep_outside_a_handler_raises(moonwire):
+    server = moonwire(app="sleep_outside")
     data = server.get("/top").json()
     assert data["top_level_ok"] is False
     assert data["top_level_err_type"] == "string" and data["top_level_err"]

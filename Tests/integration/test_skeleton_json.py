@@ -6,8 +6,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def server(launch_module):
-    return launch_module("json")
+def server(moonwire_module):
+    return moonwire_module(app="json")
 
 
 @pytest.fixture(scope="module")

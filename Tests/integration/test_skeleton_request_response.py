@@ -10,8 +10,8 @@ from harness import parse_one, parse_responses, read_until_close
 
 
 @pytest.fixture(scope="module")
-def server(launch_module):
-    return launch_module("echo")
+def server(moonwire_module):
+    return moonwire_module(app="echo")
 
 
 def raw_json(server, request_bytes):

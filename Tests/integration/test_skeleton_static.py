@@ -24,8 +24,8 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(launch_module, site):
-    return launch_module("static", www=site)
+def server(moonwire_module, site):
+    return moonwire_module(app="static", www=site)
 
 
 def get_raw(server, target, method=b"GET"):

@@ -8,8 +8,6 @@ import threading
 import httpx
 import pytest
 
-from conftest import read_all
-
 APP = """
 function OnCommandGet(req, res)
   if req.path == "/video" then res:file("big.bin") end
@@ -75,7 +73,7 @@ def test_gzip_for_compressible_types_only(server):
     reply = httpx.get(server.url + "/page.html", headers={"Accept-Encoding": "gzip"})
     assert reply.headers["content-encoding"] == "gzip" and "hello static world" in reply.text
     assert reply.headers["vary"] == "Accept-Encoding"
-    raw = server.raw(b"GET /page.html HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    raw = server.raw(b"GET /page.html HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n").data
     head, _, body = raw.partition(b"\r\n\r\n")
     assert int(re.search(rb"content-length: (\d+)", head).group(1)) == len(body)
     assert b"hello static world" in gzip.decompress(body)
@@ -97,7 +95,7 @@ def test_gzip_variant_has_its_own_etag(server):
 
 
 def test_streamed_body_is_chunked(server):
-    raw = server.raw(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = server.raw(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     head, _, _ = raw.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
     body = server.get("/stream").content
@@ -105,7 +103,7 @@ def test_streamed_body_is_chunked(server):
 
 
 def test_streamed_body_to_http10_ends_with_close(server):
-    raw = server.raw(b"GET /stream HTTP/1.0\r\n\r\n")
+    raw = server.raw(b"GET /stream HTTP/1.0\r\n\r\n").data
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"chunked" not in head.lower() and len(body) == 20000
 

@@ -231,7 +231,7 @@ def test_protocol_violations_close_with_the_right_code(server, frame, code):
 
 def test_bad_handshake_is_400(server):
     reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 7\r\n\r\n")
+                       b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 7\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 400")
 
 
@@ -240,7 +240,7 @@ def test_refused_handshake_keeps_the_connection_for_http(server):
     connection is answered too, not left waiting for an upgrade that never came."""
     reply = server.raw(b"GET /refuse HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                       b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                       b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 403")
     assert reply.count(b"HTTP/1.1 ") == 2, reply
 
