@@ -1,83 +1,4 @@
 """Each event of LUA-API.md fires, in order, with the arguments it documents."""
-import json
-
-
-def test_startup_and_shutdown_fire_once(moonwire, tmp_path):
-    marker = tmp_path / "events.txt"
-    server = moonwire(f"""
-        local path = {json.dumps(str(marker))}
-        local function note(text) local f = io.open(path, "a"); f:write(text, "\\n"); f:close() end
-        function OnStartup() note("startup") end
-        function OnShutdown() note("shutdown") end
-    """)
-    assert server.wait_for_log("listening on")
-    server.stop()
-    assert marker.read_text().split() == ["startup", "shutdown"]
-
-
-def test_tcp_connect_can_refuse(moonwire):
-    server = moonwire("""
-        count = 0
-        function OnTCPConnect(conn)
-          assert(conn.remote_ip == "127.0.0.1" and conn.remote_port > 0 and conn.local_port > 0)
-          count = count + 1
-          return count % 2 == 0
-        end
-        function OnCommandGet(req, res) res:send("in") end
-    """, threads=1)
-    answered = refused = 0
-    for _ in range(20):
-        reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=1).data
-        if reply.startswith(b"HTTP/1.1 200"):
-            answered += 1
-        else:
-            assert reply == b""
-            refused += 1
-    assert answered == 10 and refused == 10
-
-
-def test_before_command_answers_and_stops(moonwire):
-    server = moonwire("""
-        function OnBeforeCommand(req, res)
-          if req.path == "/blocked" then res.status = 403; res:send("no"); return true end
-          res:header("X-Seen", "yes")
-        end
-        function OnCommandGet(req, res) res:send("handler") end
-    """)
-    blocked = server.get("/blocked")
-    assert blocked.status_code == 403 and blocked.text == "no"
-    passed = server.get("/other")
-    assert passed.text == "handler" and passed.headers["x-seen"] == "yes"
-
-
-def test_before_command_true_with_nothing_sent_is_empty_200(moonwire):
-    server = moonwire("function OnBeforeCommand(req, res) return true end")
-    reply = server.get("/")
-    assert reply.status_code == 200 and reply.text == "" and reply.headers["content-length"] == "0"
-
-
-def test_get_other_and_fallback_handlers(moonwire):
-    server = moonwire("""
-        function OnCommandGet(req, res) res:send("get " .. req.method) end
-        function OnCommandOther(req, res) res:send("other " .. req.method) end
-    """)
-    assert server.get("/").text == "get GET"
-    assert server.request("POST", "/", content=b"x").text == "get POST"
-    assert server.request("PUT", "/").text == "other PUT"
-    assert server.request("DELETE", "/").text == "other DELETE"
-    assert server.request("PATCH", "/").text == "other PATCH"
-
-
-def test_http_request_is_the_fallback_of_both(moonwire):
-    server = moonwire("function OnHTTPRequest(req, res) res:send('any ' .. req.method) end")
-    assert server.get("/").text == "any GET"
-    assert server.request("PUT", "/").text == "any PUT"
-    server2 = moonwire("""
-        function OnCommandGet(req, res) res:send("get") end
-        function OnHTTPRequest(req, res) res:send("fallback") end
-    """)
-    assert server2.get("/").text == "get"
-    assert server2.request("OPTIONS", "/").text == "fallback"
 
 
 def test_what_handlers_return_does_not_count_as_an_answer(moonwire, tmp_path):
@@ -112,25 +33,6 @@ def test_unanswered_other_method_is_404(moonwire):
     assert server.request("PUT", "/nothing").status_code == 404
 
 
-def test_exception_event_and_500(moonwire):
-    server = moonwire("""
-        function OnCommandGet(req, res)
-          if req.path == "/boom" then error("kaboom") end
-          res:send(last or "none")
-        end
-        function OnException(err, req)
-          last = err.message .. "|" .. tostring(err.traceback:find("stack traceback") ~= nil) .. "|" .. req.path
-        end
-    """, threads=1)
-    reply = server.get("/boom")
-    assert reply.status_code == 500
-    assert reply.text == "500 Internal Server Error\n"
-    after = server.get("/after")
-    assert after.status_code == 200
-    assert after.text.endswith("main.lua:3: kaboom|true|/boom")
-    assert "kaboom" in server.log()
-
-
 def test_dev_mode_error_page_shows_source(moonwire):
     server = moonwire("""
         function OnCommandGet(req, res)
@@ -143,16 +45,6 @@ def test_dev_mode_error_page_shows_source(moonwire):
     assert "main.lua:4: dev failure" in reply.text
     assert "stack traceback" in reply.text
     assert '>> 4 |           error("dev failure")' in reply.text
-
-
-def test_error_event_on_bad_request(moonwire):
-    server = moonwire("""
-        function OnError(conn, message) errors = (errors or 0) + 1; last = message end
-        function OnCommandGet(req, res) res:send(tostring(errors) .. " " .. tostring(last)) end
-    """, threads=1)
-    assert server.raw(b"NOT HTTP AT ALL\r\n\r\n").data.startswith(b"HTTP/1.1 400")
-    reply = server.get("/")
-    assert reply.text.startswith("1 ") and "400" in reply.text
 
 
 def test_errors_inside_events_are_logged_not_fatal(moonwire):

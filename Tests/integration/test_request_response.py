@@ -1,5 +1,4 @@
 """Every field of `req` and every method of `res`, as LUA-API.md names them."""
-import json
 
 
 def echo_app():
@@ -33,20 +32,6 @@ def test_request_fields(moonwire):
     assert data["version"] == "1.1" and data["scheme"] == "http"
     assert data["host"] == "example.com"
     assert data["cookies"] == {"a": "1", "b": "two"}
-
-
-def test_repeated_headers_are_joined(moonwire):
-    server = moonwire(echo_app())
-    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\n\r\n").data
-    body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-    assert body["headers"]["x-multi"] == "a, b"
-
-
-def test_http10_version(moonwire):
-    server = moonwire(echo_app())
-    reply = server.raw(b"GET /v HTTP/1.0\r\n\r\n").data
-    assert reply.startswith(b"HTTP/1.0 200")
-    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["version"] == "1.0"
 
 
 def test_response_methods(moonwire):

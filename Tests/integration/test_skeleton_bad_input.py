@@ -27,7 +27,7 @@ class Watch:
         self.errors_before = len(server.records("errors.log"))
         self.mark = server.log_mark()
 
-    def assert_reported(self):
+    def assert_reported(self, status):
         server = self.server
         expected = self.errors_before + 1
         records = server.wait_for_records("errors.log", expected, timeout=5)
@@ -39,6 +39,8 @@ class Watch:
         assert line.split(" | ", 1)[1].strip(), f"OnError got an empty message: {line!r}"
         assert LEVEL.search(server.log_since(self.mark)), \
             f"no log line for the bad input:\n{server.log_since(self.mark)}"
+        assert f"({status})" in server.log_since(self.mark), \
+            f"the log line does not name the {status}:\n{server.log_since(self.mark)}"
 
 
 def assert_protocol_answer(reply, status):
@@ -47,7 +49,9 @@ def assert_protocol_answer(reply, status):
     assert reply.closed, f"connection left open after {status}"
     # closed right after the answer, not later by keepalive_timeout (2 s)
     assert reply.close_delay < 1.0, f"closed {reply.close_delay:.2f} s after the {status} answer"
-    return parse_one(reply.data)
+    response = parse_one(reply.data)
+    assert response.header("connection") == "close", f"{status} answer without connection: close"
+    return response
 
 
 def assert_standard_headers(response):
@@ -63,7 +67,7 @@ def check_bad_input(server, payload, status, idle=5.0):
     watch = Watch(server)
     reply = server.raw(payload, idle=idle)
     response = assert_protocol_answer(reply, status)
-    watch.assert_reported()
+    watch.assert_reported(status)
     server.assert_alive()
     assert_standard_headers(response)
     return reply
@@ -105,7 +109,7 @@ def test_max_header_size_from_the_script(moonwire):
     watch = Watch(small)
     reply = small.raw(headers_of_size(5000))
     response = assert_protocol_answer(reply, 431)
-    watch.assert_reported()
+    watch.assert_reported(431)
     assert small.assert_alive().body == b"small ok"
     assert_standard_headers(response)
 
@@ -119,7 +123,7 @@ def test_body_over_maximum_by_content_length_413_at_once(server):
         s.sendall(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
         reply = read_until_close(s, idle=5)
     response = assert_protocol_answer(reply, 413)
-    watch.assert_reported()
+    watch.assert_reported(413)
     server.assert_alive()
     assert_standard_headers(response)
 
@@ -148,7 +152,7 @@ def test_chunked_body_over_maximum_413_mid_stream(server):
         s.sendall(b"258\r\n" + b"c" * 600 + b"\r\n")
         reply = read_until_close(s, idle=5)
     response = assert_protocol_answer(reply, 413)
-    watch.assert_reported()
+    watch.assert_reported(413)
     server.assert_alive()
     assert_standard_headers(response)
 
@@ -156,6 +160,11 @@ def test_chunked_body_over_maximum_413_mid_stream(server):
 def test_chunked_body_over_maximum_complete_413(server):
     check_bad_input(server, b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                             + (b"200\r\n" + b"z" * 512 + b"\r\n") * 3 + b"0\r\n\r\n", 413)
+
+
+def test_chunk_larger_than_the_maximum_413(server):
+    check_bad_input(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n"
+                            + b"x" * 2048 + b"\r\n0\r\n\r\n", 413)
 
 
 def test_chunked_body_at_the_maximum_is_fine(server):
@@ -172,7 +181,7 @@ def test_expect_continue_with_oversize_length_413_without_100(server):
         reply = read_until_close(s, idle=5)
     assert b"100 Continue" not in reply.data
     response = assert_protocol_answer(reply, 413)
-    watch.assert_reported()
+    watch.assert_reported(413)
     server.assert_alive()
     assert_standard_headers(response)
 
@@ -210,6 +219,7 @@ BAD_400 = [
     ("bad hex digits", b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("truncated escape", b"GET /a%2 HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("lone percent", b"GET /100%/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("encoded NUL in the path", b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n"),
 ]
 
 
@@ -225,7 +235,7 @@ def test_garbage_after_a_pipelined_good_request(server):
     assert [r.status for r in responses] == [200, 400], reply.data[:400]
     assert responses[0].body == b"GET /good 0:"
     assert reply.closed and reply.close_delay < 1.0
-    watch.assert_reported()
+    watch.assert_reported(400)
     server.assert_alive()
 
 
@@ -239,8 +249,8 @@ def test_slow_header_408_and_close(server):
         reply = read_until_close(s, idle=5, total=6)
         elapsed = time.monotonic() - started
     response = assert_protocol_answer(reply, 408)
-    assert 0.7 < elapsed < 3.5, f"408 after {elapsed:.2f} s with header_timeout = 1"
-    watch.assert_reported()
+    assert 0.8 < elapsed < 3.5, f"408 after {elapsed:.2f} s with header_timeout = 1"
+    watch.assert_reported(408)
     server.assert_alive()
     assert_standard_headers(response)
 
@@ -272,7 +282,7 @@ def test_trickled_header_408(server):
         elapsed = time.monotonic() - started
     assert reply.startswith(b"HTTP/1.1 408 "), reply[:200]
     assert elapsed < 3.5, f"trickled header block kept alive for {elapsed:.2f} s"
-    watch.assert_reported()
+    watch.assert_reported(408)
     server.assert_alive()
 
 
@@ -285,7 +295,7 @@ def test_stalled_body_408(server):
         elapsed = time.monotonic() - started
     response = assert_protocol_answer(reply, 408)
     assert 0.7 < elapsed < 3.5, f"408 after {elapsed:.2f} s with header_timeout = 1"
-    watch.assert_reported()
+    watch.assert_reported(408)
     server.assert_alive()
     assert_standard_headers(response)
 

@@ -37,6 +37,8 @@ def test_check_reports_file_and_line_and_exits_1(app, location):
     # each error is printed as `path/to/file.lua:LINE: message`
     pattern = r"(^|[\s/])" + re.escape(location) + r" \S"
     assert re.search(pattern, output(result), re.M), output(result)
+    # on stdout, under the name of the scripts folder
+    assert f"{app}/{location}" in result.stdout, output(result)
     assert "ok" not in result.stdout.split()
 
 

@@ -261,4 +261,5 @@ def test_error_event_fires_on_a_bad_request(moonwire):
     assert reply.data.startswith(b"HTTP/1.1 400 "), reply.data[:200]
     records = server.wait_for_records("errors.log", 1)
     assert len(records) == 1 and records[0].strip(), records
+    assert "400" in records[0], records
     assert server.get("/after").text == "get GET /after"
