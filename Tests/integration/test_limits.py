@@ -1,4 +1,5 @@
-"""A faulty handler costs one request, never an event loop or the process (issue 5)."""
+"""Handler limits (moonwire.options{limits}): a faulty handler costs one request, never an event
+loop or the process: the CPU budget, the memory cap, handler_timeout, os.exit."""
 import threading
 import time
 

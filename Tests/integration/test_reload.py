@@ -1,4 +1,5 @@
-"""Hot reload (issue 4): new scripts take over with zero failed requests."""
+"""Hot reload: new scripts take over with zero failed requests; broken scripts keep the last
+good generation; modules, new folders, SIGHUP and moonwire.reload() reload too."""
 import os
 import re
 import shutil

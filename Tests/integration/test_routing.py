@@ -1,4 +1,5 @@
-"""Regex virtual hosts and endpoints (issue 3), over real sockets."""
+"""Routes and virtual hosts matched by regular expressions (moonwire.get, moonwire.route,
+moonwire.vhost), over real sockets."""
 import time
 
 import pytest
@@ -134,15 +135,3 @@ def test_invalid_pattern_in_a_reload_keeps_the_old_routes(moonwire, tmp_path):
     assert server.wait_for_log("reload failed")
     assert "missing closing parenthesis" in server.log()
     assert server.get("/a").text == "a"
-
-
-def test_regex_module(moonwire):
-    server = moonwire(r"""
-        function OnCommandGet(req, res)
-          local m = moonwire.re.match(req.query.s or "", [[(?<user>\w+)@(?<domain>[\w.]+)]])
-          res:json({user = m and m.user, domain = m and m.domain,
-                    masked = (moonwire.re.gsub(req.query.s or "", [[\w+@]], "***@"))})
-        end
-    """)
-    assert server.get("/", params={"s": "mail bob@example.org now"}).json() == {
-        "user": "bob", "domain": "example.org", "masked": "mail ***@example.org now"}

@@ -1,4 +1,6 @@
-"""WebSocket on the HTTP port (issue 6, first slice), with Python's websockets client."""
+"""WebSocket on the HTTP port: the handshake and origins, echo, channels and broadcast, close
+codes, protocol violations, send queues, heartbeat, fragments and ws.data across a reload;
+Python's websockets client and raw frames."""
 import asyncio
 import json
 import socket

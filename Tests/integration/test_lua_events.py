@@ -1,6 +1,7 @@
-"""Issue 2 — every event fires as the behaviour spec says: OnStartup/OnShutdown, OnTCPConnect
-(refusing), OnBeforeCommand (answering), OnCommandGet / OnCommandOther / OnHTTPRequest
-dispatch, OnException (500 pages, --dev vs production) and OnError."""
+"""Every event fires as LUA-API.md says, with the arguments it documents: OnStartup and
+OnShutdown, OnTCPConnect (refusing), OnBeforeCommand (answering), dispatch to OnCommandGet,
+OnCommandOther and OnHTTPRequest, OnException (500 pages, --dev and production) and OnError.
+Apps record events in files under MOONWIRE_TEST_DIR (each event loop has its own Lua VM)."""
 import json
 import re
 import time
@@ -10,6 +11,8 @@ import pytest
 from harness import APPS, parse_one, parse_responses
 
 METHODS_GET = ["GET", "POST"]
+
+
 METHODS_OTHER = ["PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -21,7 +24,7 @@ def line_of(app, needle):
     raise AssertionError(f"{needle!r} not in {app}/main.lua")
 
 
-# --- OnStartup / OnShutdown --------------------------------------------------------------------
+# --- OnStartup / OnShutdown -----------------------------------------------------------------
 
 def test_startup_once_and_shutdown_once(moonwire):
     server = moonwire(app="events", threads=2)
@@ -34,7 +37,7 @@ def test_startup_once_and_shutdown_once(moonwire):
     assert server.records("lifecycle.log") == ["startup", "shutdown"]
 
 
-# --- OnTCPConnect --------------------------------------------------------------------------------
+# --- OnTCPConnect ---------------------------------------------------------------------------
 
 def test_tcp_connect_gets_the_connection_fields(moonwire):
     server = moonwire(app="events")
@@ -67,7 +70,7 @@ def test_tcp_connect_returning_false_refuses(moonwire):
     assert server.get("/after-refusing").text == "get GET /after-refusing"
 
 
-# --- OnBeforeCommand -----------------------------------------------------------------------------
+# --- OnBeforeCommand ------------------------------------------------------------------------
 
 def test_before_command_returning_true_answers(moonwire):
     server = moonwire(app="events")
@@ -98,7 +101,7 @@ def test_before_command_runs_first_for_every_request(moonwire):
     assert server.records("before.log")[-2:] == ["GET /plain", "DELETE /thing"]
 
 
-# --- dispatch ---------------------------------------------------------------------------------
+# --- dispatch -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("app, expected", [
     # (the handler expected for GET/HEAD/POST, for other methods)
@@ -135,6 +138,15 @@ def test_no_handlers_static_for_get_404_for_others(moonwire):
     assert server.request("POST", "/index.html", content=b"x").status_code == 404
 
 
+def test_no_handler_at_all_serves_static_files(moonwire, tmp_path):
+    www = tmp_path / "site"
+    www.mkdir()
+    (www / "index.html").write_text("<p>home</p>")
+    server = moonwire("local x = 1", www=www)
+    assert server.get("/").text == "<p>home</p>"
+    assert server.request("PUT", "/").status_code == 404
+
+
 def test_unanswered_handlers_fall_through(moonwire):
     server = moonwire(app="dispatch_unanswered")
     reply = server.get("/site.css")
@@ -142,6 +154,29 @@ def test_unanswered_handlers_fall_through(moonwire):
     assert reply.headers["x-handler"] == "get-ran"      # kept on the static response
     assert server.request("POST", "/site.css", content=b"x").status_code == 404
     assert server.request("PUT", "/site.css").status_code == 404
+
+
+def test_unanswered_other_method_is_404(moonwire):
+    server = moonwire("function OnCommandOther(req, res) end")
+    assert server.request("PUT", "/nothing").status_code == 404
+
+
+def test_what_handlers_return_does_not_count_as_an_answer(moonwire, tmp_path):
+    # Only OnBeforeCommand's `true` ends a request. A handler or route that returns true
+    # without sending leaves the request to static files (or 404), with or without
+    # OnBeforeCommand in front (handlers are then called by different paths).
+    www = tmp_path / "site"
+    www.mkdir()
+    (www / "page.txt").write_text("static page")
+    handlers = """
+        function OnCommandGet(req, res) return true end
+        moonwire.get("/routed", function(req, res) return true end)
+    """
+    for before in ("", "function OnBeforeCommand(req, res) end"):
+        server = moonwire(before + handlers, www=www)
+        assert server.get("/page.txt").text == "static page", before
+        assert server.get("/missing").status_code == 404, before
+        assert server.get("/routed").status_code == 404, before
 
 
 def test_handler_setting_only_status_gets_empty_body(moonwire):
@@ -163,7 +198,7 @@ def test_event_functions_are_looked_up_once_per_load(moonwire):
     assert server.request("PUT", "/z").status_code == 404
 
 
-# --- OnException and the 500 pages -----------------------------------------------------------
+# --- OnException and the 500 pages ----------------------------------------------------------
 
 def exceptions(server, count):
     return [json.loads(line) for line in server.wait_for_records("exceptions.log", count)]
@@ -210,6 +245,20 @@ def test_exception_dev_page_shows_message_traceback_and_source(moonwire):
     assert server.get("/after").text == "fine /after"
 
 
+def test_dev_mode_error_page_shows_source(moonwire):
+    server = moonwire("""
+        function OnCommandGet(req, res)
+          local x = 1
+          error("dev failure")
+        end
+    """, dev=True)
+    reply = server.get("/")
+    assert reply.status_code == 500
+    assert "main.lua:4: dev failure" in reply.text
+    assert "stack traceback" in reply.text
+    assert '>> 4 |           error("dev failure")' in reply.text
+
+
 @pytest.mark.parametrize("path, needle", [
     ("/boom-after-send", "after-send-kaboom-5"),
     ("/boom-after-sleep", "late-kaboom-9"),
@@ -253,7 +302,16 @@ def test_pipelined_request_after_a_failing_one_is_answered(moonwire):
     assert responses[1].body == b"fine /second"
 
 
-# --- OnError -------------------------------------------------------------------------------------
+def test_errors_inside_events_are_logged_not_fatal(moonwire):
+    server = moonwire("""
+        function OnTCPConnect(conn) error("connect hook broke") end
+        function OnCommandGet(req, res) res:send("still here") end
+    """)
+    assert server.get("/").text == "still here"
+    assert "connect hook broke" in server.log()
+
+
+# --- OnError --------------------------------------------------------------------------------
 
 def test_error_event_fires_on_a_bad_request(moonwire):
     server = moonwire(app="events")
@@ -263,3 +321,53 @@ def test_error_event_fires_on_a_bad_request(moonwire):
     assert len(records) == 1 and records[0].strip(), records
     assert "400" in records[0], records
     assert server.get("/after").text == "get GET /after"
+
+
+# --- handler calls behind pipelined requests ------------------------------------------------
+
+def test_pipelined_requests_each_keep_their_own_call(moonwire):
+    # Handler calls are reused once answered: the first call's error report (after its 500
+    # went out) and the state of a handler that finished early must still be their own while
+    # the pipelined requests behind them are answered.
+    server = moonwire("""
+        seen = {}
+        function OnException(err, req) seen[#seen + 1] = "exception " .. req.path end
+        moonwire.get("/fail", function(req, res) error("failing " .. req.path) end)
+        moonwire.get("/early", function(req, res)
+          req.mark = req.path
+          res:send("early")
+          res:finish()
+          seen[#seen + 1] = "after finish " .. req.mark .. " " .. tostring(res.status)
+        end)
+        moonwire.get("/plain", function(req, res) res:send("plain " .. req.path) end)
+        moonwire.get("/seen", function(req, res) res:send(table.concat(seen, ", ")) end)
+    """, threads=1)
+    reply = server.raw(b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
+    assert reply.count(b"HTTP/1.1 ") == 4
+    assert reply.index(b"500 ") < reply.index(b"plain /plain") < reply.index(b"early") < reply.rindex(b"plain /plain")
+    assert server.get("/seen").text == "exception /fail, after finish /early 200"
+
+
+def test_a_handler_that_answers_early_is_still_the_running_call(moonwire):
+    # A request pipelined behind one that waits is handled inside that one's answer
+    # (res:finish), while its handler is still running: afterwards that handler must still be
+    # the running call, which moonwire.sleep and the CPU budget look for.
+    server = moonwire("""
+        seen = {}
+        moonwire.get("/early", function(req, res)
+          moonwire.sleep(0.2)
+          res:send("early")
+          res:finish()
+          local ok, err = pcall(moonwire.sleep, 0.01)
+          seen[#seen + 1] = "after finish " .. tostring(ok) .. " " .. tostring(err)
+        end)
+        moonwire.get("/plain", function(req, res) seen[#seen + 1] = "plain"; res:send("plain") end)
+        moonwire.get("/seen", function(req, res) res:send(table.concat(seen, ", ")) end)
+    """, threads=1)
+    reply = server.raw(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
+    assert reply.count(b"HTTP/1.1 200") == 2
+    assert server.get("/seen").text == "plain, after finish true nil"
