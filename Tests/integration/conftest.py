@@ -5,6 +5,10 @@ HTTP/1.1) and tls_certs.py (certificates).
   shares; both are factories: moonwire(main="lua source", files={...}) or moonwire(app="events"),
   with the options of harness.Server (www, dev, threads, env). Servers stop at teardown.
 - `certs`: the test certificates, made once per test session (per xdist worker).
+
+The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the test marked
+`xdist_group("autobahn")` (the Autobahn run, about 7 minutes) goes to one worker while the
+other tests are shared out to both; it is collected first so that it starts at once, not last.
 """
 import shutil
 
@@ -37,3 +41,8 @@ def certs(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("the openssl CLI is not installed")
     return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def pytest_collection_modifyitems(items):
+    """The Autobahn test first: xdist's loadgroup hands out work in collection order."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
