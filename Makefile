@@ -36,13 +36,13 @@ run: release
 ## Every test: Swift unit tests, then the integration tests over real sockets.
 test: build
 	$(SWIFT) test
-	MOONWIRE_BIN=$(CURDIR)/$(DEBUG_BIN) .venv/bin/pytest -q Tests/integration
+	MOONWIRE_BIN=$(CURDIR)/$(DEBUG_BIN) .venv/bin/pytest -q -n 2 --dist loadgroup Tests/integration
 
 unit: build
 	$(SWIFT) test
 
 integration: build
-	MOONWIRE_BIN=$(CURDIR)/$(DEBUG_BIN) .venv/bin/pytest -q Tests/integration
+	MOONWIRE_BIN=$(CURDIR)/$(DEBUG_BIN) .venv/bin/pytest -q -n 2 --dist loadgroup Tests/integration
 
 ## Load every script under $(SCRIPTS) and report errors with file:line.
 check: build

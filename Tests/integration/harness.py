@@ -1,21 +1,21 @@
-"""Harness of the issue-2 (walking skeleton) suite: runs the real `moonwire` binary on an app
-folder from Tests/integration/apps/<name>/ and talks to it over real loopback sockets.
+"""Runs the real `moonwire` binary for the integration tests and talks to it over loopback sockets.
 
-- `launch(app, ...)` (fixture, one server per test) and `launch_module(app, ...)` (fixture, one
-  server shared by a test module) start `moonwire serve --host 127.0.0.1 --port <free>
-  --scripts apps/<app> --www <www> --threads 2 [--dev]`, wait (at most 15 s) until the port
-  accepts, and stop the server at teardown (SIGTERM, SIGKILL after 5 s).
-- Each server gets its own scratch folder, passed to the scripts as the environment variable
+- `Server` is one running `moonwire serve --host 127.0.0.1 --port <free> --scripts <folder>
+  --www <folder> --threads 2 [--dev]`, started in a folder of its own (its working directory),
+  ready once its log says `listening on` (at most 20 s), stopped with SIGTERM (SIGKILL after
+  10 s). Its stdout and stderr go to one log file the tests read.
+- The scripts come either from a folder under Tests/integration/apps/ (`app="events"`) or from
+  Lua source a test passes (`main="..."`, written to `scripts/main.lua` in the server's folder).
+  conftest.py's `moonwire` and `moonwire_module` fixtures start servers through `Launcher`.
+- Each server's folder has a `data/` folder, passed to the scripts as the environment variable
   MOONWIRE_TEST_DIR; apps append event records there (files are shared by all event loops,
   globals are not: every loop has its own Lua VM).
-- stderr (the server's log) and stdout go to files the tests read.
-- `exchange()` sends raw bytes and reads until the server closes or goes quiet; every loop
-  here is bounded in time.
+- `exchange()` sends raw bytes and reads until the server closes or goes quiet; `parse_responses`
+  splits what came back into responses. Every loop here is bounded in time.
 """
 import itertools
 import os
 import pathlib
-import re
 import signal
 import socket
 import subprocess
@@ -31,14 +31,12 @@ APPS = HERE / "apps"
 WWW = HERE / "www"
 BINARY = os.environ.get("MOONWIRE_BIN", str(REPO / ".build" / "debug" / "moonwire"))
 HOST = "127.0.0.1"
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
 
-# httpx asks for gzip by default; the skeleton's contract says nothing about compression, so
-# the suite asks for the identity encoding and sees the bytes the handlers produced.
+# httpx asks for gzip by default; the server compresses what it may, so the tests ask for the
+# identity encoding and see the bytes the handlers produced. A test that wants compression asks.
 IDENTITY = {"Accept-Encoding": "identity"}
-
-LOG_LINE = re.compile(r"^\S+\s+(trace|debug|info|notice|warning|error|critical)\s", re.M)
 
 
 def free_port():
@@ -63,6 +61,8 @@ def wait_until(predicate, timeout=5.0, interval=0.05):
             return value
         time.sleep(interval)
 
+
+# --- raw HTTP/1.1 ------------------------------------------------------------------------------
 
 @dataclass
 class RawReply:
@@ -133,9 +133,9 @@ class Response:
 
 
 def parse_responses(data, head=()):
-    """Splits a byte stream into responses (Content-Length framing; chunked is decoded too,
-    although the skeleton never sends it). `head` holds the indexes (counting final answers
-    only) of responses to HEAD requests, which have no body. 1xx answers are returned too."""
+    """Splits a byte stream into responses (Content-Length or chunked framing). `head` holds
+    the indexes (counting final answers only) of responses to HEAD requests, which have no
+    body. 1xx answers are returned too."""
     responses = []
     final_index = 0
     rest = data
@@ -191,8 +191,8 @@ def parse_one(data, head=False):
 
 
 def read_responses(sock, count, head=(), timeout=5.0):
-    """Reads from an open connection until `count` final (>= 200) responses are complete.
-    Returns (responses, leftover bytes are not expected and fail the parse)."""
+    """Reads from an open connection until `count` final (>= 200) responses are complete and
+    returns them (bytes beyond them fail the parse)."""
     deadline = time.monotonic() + timeout
     data = b""
     while True:
@@ -226,21 +226,21 @@ def _complete(data, head):
     return index in head or len(last.body) == int(length)
 
 
-class Server:
-    """One running `moonwire serve`."""
+# --- servers -----------------------------------------------------------------------------------
 
-    def __init__(self, app, workdir, www=WWW, dev=False, threads=2, env=None):
-        self.app = app
-        self.scripts = APPS / app if isinstance(app, str) else pathlib.Path(app)
-        assert (self.scripts / "main.lua").is_file(), f"no app at {self.scripts}"
+class Server:
+    """One running `moonwire serve` on the scripts folder `scripts`, started in `workdir`."""
+
+    def __init__(self, scripts, workdir, www=WWW, dev=False, threads=2, env=None):
+        self.scripts = pathlib.Path(scripts)
+        assert (self.scripts / "main.lua").is_file(), f"no main.lua in {self.scripts}"
         self.www = pathlib.Path(www)
         self.workdir = pathlib.Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.stderr_path = self.workdir / "stderr.log"
-        self.stdout_path = self.workdir / "stdout.log"
+        self.log_path = self.workdir / "moonwire.log"
         self.args = [BINARY, "serve", "--host", HOST, "--port", str(self.port),
                      "--scripts", str(self.scripts), "--www", str(self.www),
                      "--threads", str(threads)]
@@ -249,41 +249,35 @@ class Server:
         environment = dict(os.environ)
         environment["MOONWIRE_TEST_DIR"] = str(self.data_dir)
         environment.update(env or {})
-        self._stderr = open(self.stderr_path, "wb")
-        self._stdout = open(self.stdout_path, "wb")
-        self.process = subprocess.Popen(self.args, stdout=self._stdout, stderr=self._stderr,
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=environment, cwd=str(self.workdir))
         self.returncode = None
-        self._wait_until_accepting()
+        self._wait_until_listening()
 
-    def _wait_until_accepting(self):
+    def _wait_until_listening(self):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self._close_files()
-                pytest.fail(f"moonwire exited with {self.process.returncode} before accepting "
-                            f"connections:\n{self.stderr()}", pytrace=False)
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+                self._log.close()
+                pytest.fail(f"moonwire exited with {self.process.returncode} before listening:\n"
+                            f"{self.log()}", pytrace=False)
+            if "listening on" in self.log():
+                return
+            time.sleep(0.05)
         self.stop()
-        pytest.fail(f"moonwire did not accept on port {self.port} within {START_TIMEOUT} s:\n"
-                    f"{self.stderr()}", pytrace=False)
+        pytest.fail(f"moonwire did not listen on port {self.port} within {START_TIMEOUT} s:\n"
+                    f"{self.log()}", pytrace=False)
 
     # --- the log and the files the scripts write -----------------------------------------
-    def stderr(self):
-        return self.stderr_path.read_text(errors="replace")
-
-    def stdout(self):
-        return self.stdout_path.read_text(errors="replace")
+    def log(self):
+        return self.log_path.read_text(errors="replace")
 
     def log_mark(self):
-        return self.stderr_path.stat().st_size
+        return self.log_path.stat().st_size
 
     def log_since(self, mark):
-        with open(self.stderr_path, "rb") as f:
+        with open(self.log_path, "rb") as f:
             f.seek(mark)
             return f.read().decode(errors="replace")
 
@@ -326,11 +320,12 @@ class Server:
         reply = self.raw(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
                          b"Connection: close\r\n\r\n", idle=5)
         assert reply.data.startswith(b"HTTP/1.1 200 "), \
-            f"server no longer answers {path}: {reply.data[:200]!r}\n{self.stderr()[-2000:]}"
+            f"server no longer answers {path}: {reply.data[:200]!r}\n{self.log()[-2000:]}"
         return parse_one(reply.data)
 
     # --- lifetime ---------------------------------------------------------------------------
     def stop(self, sig=signal.SIGTERM):
+        """Stops the server (SIGKILL if `sig` did not within STOP_TIMEOUT); its exit code."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -339,44 +334,44 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT)
         self.returncode = self.process.returncode
-        self._close_files()
+        if not self._log.closed:
+            self._log.close()
         return self.returncode
-
-    def _close_files(self):
-        for f in (self._stderr, self._stdout):
-            if not f.closed:
-                f.close()
 
 
 class Launcher:
+    """Starts servers in folders under `base` and stops them all at the end (the fixtures'
+    factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),
+    plus Server's options (www, dev, threads, env)."""
+
     def __init__(self, base):
         self.base = pathlib.Path(base)
         self.servers = []
         self.counter = itertools.count()
 
-    def __call__(self, app, **options):
-        workdir = self.base / f"{app if isinstance(app, str) else 'app'}-{next(self.counter)}"
+    def __call__(self, main=None, *, app=None, files=None, **options):
+        assert (main is None) != (app is None), "give either the Lua source (main) or an app"
+        if app is not None:
+            scripts = APPS / app if isinstance(app, str) else pathlib.Path(app)
+            name = scripts.name
+        else:
+            name = "scripts"
+        workdir = self.base / f"{name}-{next(self.counter)}"
         workdir.mkdir(parents=True)
-        server = Server(app, workdir, **options)
+        if main is not None:
+            scripts = workdir / "scripts"
+            scripts.mkdir()
+            (scripts / "main.lua").write_text(main)
+            for relative, text in (files or {}).items():
+                path = scripts / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        else:
+            assert not files, "files are for Lua source given as main"
+        server = Server(scripts, workdir, **options)
         self.servers.append(server)
         return server
 
     def stop_all(self):
         for server in self.servers:
             server.stop()
-
-
-@pytest.fixture
-def launch(tmp_path):
-    """launch("events", dev=False, threads=2, www=WWW, env={}) -> Server; stopped at teardown."""
-    launcher = Launcher(tmp_path / "servers")
-    yield launcher
-    launcher.stop_all()
-
-
-@pytest.fixture(scope="module")
-def launch_module(tmp_path_factory):
-    """Like `launch`, but the servers live for the whole test module."""
-    launcher = Launcher(tmp_path_factory.mktemp("servers"))
-    yield launcher
-    launcher.stop_all()

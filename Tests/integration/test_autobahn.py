@@ -3,12 +3,14 @@ against an echo script. Timing-sensitive cases that fail under a loaded machine 
 fail-fast ones) get one quiet re-run alone before the verdict."""
 import json
 import pathlib
-import shutil
 import subprocess
 
 import pytest
 
 KOSOKU = pathlib.Path(__file__).resolve().parents[2] / ".venv" / "bin" / "kosoku"
+
+# About 7 of the suite's minutes: one xdist worker runs it while the other takes the rest.
+pytestmark = pytest.mark.xdist_group("autobahn")
 
 # kosoku's 12.*/13.* cases hash the echoed text without encoding it when a message comes
 # back uncompressed (Autobahn itself does not care): compress every message here.

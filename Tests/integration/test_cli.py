@@ -1,48 +1,85 @@
-"""moonwire check and moonwire version."""
-import subprocess
+"""The command line: `moonwire version`; `moonwire check`, which compiles every .lua file and
+prints each error as file:line; `moonwire serve` refusing scripts that do not load, its
+listening line, and a clean stop on SIGTERM and SIGINT."""
+import re
+import signal
 
-from conftest import BINARY
+import pytest
 
-
-def run(*args):
-    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
-
-
-def test_version():
-    result = run("version")
-    assert result.returncode == 0 and result.stdout.startswith("moonwire ")
+from harness import APPS, free_port, run_cli
 
 
-def test_check_passes_a_good_tree(tmp_path):
-    (tmp_path / "main.lua").write_text("local lib = require 'lib.util'\nfunction OnCommandGet() end\n")
-    (tmp_path / "lib").mkdir()
-    (tmp_path / "lib" / "util.lua").write_text("return {}\n")
-    result = run("check", "--scripts", str(tmp_path))
-    assert result.returncode == 0 and "ok" in result.stdout
+def output(result):
+    return result.stdout + result.stderr
 
 
-def test_check_reports_syntax_error_with_file_and_line(tmp_path):
-    (tmp_path / "main.lua").write_text("local a = 1\nlocal b = = 2\n")
-    result = run("check", "--scripts", str(tmp_path))
-    assert result.returncode == 1
-    assert f"{tmp_path.name}/main.lua:2:" in result.stdout
+def test_version_prints_name_and_version():
+    result = run_cli("version")
+    assert result.returncode == 0, output(result)
+    assert re.fullmatch(r"moonwire \S+\n?", result.stdout), repr(result.stdout)
 
 
-def test_check_reports_errors_in_other_files(tmp_path):
-    (tmp_path / "main.lua").write_text("return true\n")
-    (tmp_path / "lib").mkdir()
-    (tmp_path / "lib" / "broken.lua").write_text("\n\nfunction (\n")
-    result = run("check", "--scripts", str(tmp_path))
-    assert result.returncode == 1 and "lib/broken.lua:3:" in result.stdout
+def test_check_good_app_prints_ok_and_exits_0():
+    result = run_cli("check", "--scripts", APPS / "check_good")
+    assert result.returncode == 0, output(result)
+    assert result.stdout.strip().splitlines()[-1] == "ok", repr(result.stdout)
+
+
+@pytest.mark.parametrize("app, location", [
+    ("check_syntax", "main.lua:4:"),                   # syntax error in main.lua
+    ("check_module_syntax", "lib/broken.lua:3:"),      # syntax error in a required module
+    ("check_module_runtime", "lib/failing.lua:4:"),    # runtime error in a required module
+    ("sleep_toplevel", "main.lua:2:"),                 # moonwire.sleep outside a handler
+    ("check_unrequired", "extra/orphan.lua:3:"),       # a file nobody requires is compiled too
+])
+def test_check_reports_file_and_line_and_exits_1(app, location):
+    result = run_cli("check", "--scripts", APPS / app)
+    assert result.returncode == 1, output(result)
+    # each error is printed as `path/to/file.lua:LINE: message`
+    pattern = r"(^|[\s/])" + re.escape(location) + r" \S"
+    assert re.search(pattern, output(result), re.M), output(result)
+    # on stdout, under the name of the scripts folder
+    assert f"{app}/{location}" in result.stdout, output(result)
+    assert "ok" not in result.stdout.split()
+
+
+def test_check_reports_every_error():
+    result = run_cli("check", "--scripts", APPS / "check_two_errors")
+    assert result.returncode == 1, output(result)
+    assert re.search(r"(^|[\s/])main\.lua:2: \S", output(result), re.M), output(result)
+    assert re.search(r"(^|[\s/])lib/other\.lua:1: \S", output(result), re.M), output(result)
 
 
 def test_check_reports_runtime_errors_at_top_level(tmp_path):
     (tmp_path / "main.lua").write_text("local x = nil\nprint(x.field)\n")
-    result = run("check", "--scripts", str(tmp_path))
+    result = run_cli("check", "--scripts", str(tmp_path))
     assert result.returncode == 1 and "main.lua:2:" in result.stdout
 
 
-def test_serve_refuses_to_start_on_broken_scripts(tmp_path):
-    (tmp_path / "main.lua").write_text("this is not lua\n")
-    result = run("serve", "--port", "0", "--scripts", str(tmp_path))
-    assert result.returncode == 1 and "main.lua:1:" in result.stdout + result.stderr
+@pytest.mark.parametrize("app, location", [
+    ("check_syntax", "main.lua:4:"),
+    ("check_module_syntax", "lib/broken.lua:3:"),
+    ("check_module_runtime", "lib/failing.lua:4:"),
+    ("sleep_toplevel", "main.lua:2:"),
+])
+def test_serve_refuses_scripts_that_do_not_load(app, location, tmp_path):
+    result = run_cli("serve", "--host", "127.0.0.1", "--port", free_port(),
+                     "--scripts", APPS / app, "--www", tmp_path, "--threads", "2")
+    assert result.returncode == 1, output(result)
+    assert location in result.stderr, result.stderr
+
+
+def test_serve_logs_listening_line(moonwire):
+    server = moonwire(app="check_good")
+    expected = f"listening on http://127.0.0.1:{server.port}"
+    assert server.wait_for_log(expected), server.log()
+    reply = server.get("/?name=moon")
+    assert reply.status_code == 200 and reply.text == "hello moon"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_with_exit_0(moonwire, sig):
+    server = moonwire(app="events")
+    assert server.wait_for_records("lifecycle.log", 1) == ["startup"]
+    assert server.stop(sig) == 0, server.log()
+    assert server.records("lifecycle.log") == ["startup", "shutdown"]

@@ -1,31 +1,27 @@
 """HTTP/2: h2 over TLS (ALPN) and cleartext h2c (prior knowledge and Upgrade) feeding the same
 request model and Lua routes, SETTINGS from moonwire.options{http2}, server push, the worker
 pool of OnHTTP2BeforeAsyncRequest, protocol errors answered with GOAWAY, flow control with
-10 MiB bodies, multiplexing and stream resets; the h2 library, httpx, curl, nghttp and h2load
-as clients, loopback only."""
+10 MiB bodies, multiplexing and stream resets; the h2 library (http2_client.py), httpx, curl,
+nghttp and h2load as clients, loopback only."""
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 
-import h2.config
-import h2.connection
 import h2.errors
-import h2.events
-import h2.settings
 import httpx
 import pytest
 
-from conftest import Moonwire, free_port
-from tls_certs import certs, client_context, listen_line, start_tls  # noqa: F401
+from http2_client import (COMPRESSION_ERROR, DATA, END_HEADERS, END_STREAM, HEADERS, PING, PREFACE,
+                          PROTOCOL_ERROR, RST_STREAM, SETTINGS, SETTINGS_FRAME, frame, goaway_codes,
+                          parse_frames, raw_connect, read_until_closed, recv_some, target_of)
+from tls_certs import client_context, start_tls
 
 BIG = 10 * 1024 * 1024
 
@@ -98,255 +94,14 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, certs, site):
+def server(moonwire_module, certs, site):
     """One server with APP for the tests that only read: a TLS listener and the plain port."""
-    scripts = tmp_path_factory.mktemp("h2scripts")
-    port = free_port()
-    (scripts / "main.lua").write_text(listen_line(port, certs.localhost) + APP)
-    running = Moonwire(scripts, www=site, threads=2)
-    try:
-        assert running.wait_for_log(f"listening on https://127.0.0.1:{port}", timeout=10), running.log()
-        running.tls_port = port
-        yield running
-    finally:
-        running.stop()
-
-
-@dataclasses.dataclass
-class Target:
-    """Where an HTTP/2 client connects: the TLS listener (ALPN h2) or the plain port (h2c)."""
-    tls: bool
-    port: int
-    certs: object
-
-    @property
-    def scheme(self):
-        return "https" if self.tls else "http"
-
-    @property
-    def url(self):
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def context(self, alpn=("h2",)):
-        return client_context(self.certs, alpn=list(alpn)) if self.tls else None
-
-    def httpx(self):
-        if self.tls:
-            return httpx.Client(http2=True, verify=client_context(self.certs), timeout=30)
-        return httpx.Client(http1=False, http2=True, timeout=30)   # h2c by prior knowledge
-
-    def h2(self, **options):
-        return H2Client(self, **options)
-
-
-def target_of(server, certs, kind):
-    return Target(True, server.tls_port, certs) if kind == "tls" else Target(False, server.port, certs)
+    return start_tls(moonwire_module, certs, APP, www=site, threads=2)
 
 
 @pytest.fixture(params=["tls", "h2c"])
 def target(request, server, certs):
     return target_of(server, certs, request.param)
-
-
-# --- a small HTTP/2 client on the h2 library -----------------------------------------------
-
-@dataclasses.dataclass
-class Response:
-    headers: dict = dataclasses.field(default_factory=dict)
-    body: bytearray = dataclasses.field(default_factory=bytearray)
-    ended: bool = False
-    reset: int = None
-    ended_at: float = None
-
-    @property
-    def status(self):
-        return int(self.headers[":status"]) if ":status" in self.headers else None
-
-    @property
-    def done(self):
-        return self.ended or self.reset is not None
-
-
-class H2Client:
-    """One HTTP/2 connection driven by the h2 library; every wait is bounded in time."""
-
-    def __init__(self, target, push=True, timeout=10):
-        sock = socket.create_connection(("127.0.0.1", target.port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # many small frames: no Nagle delays
-        if target.tls:
-            sock = target.context().wrap_socket(sock, server_hostname="localhost")
-            assert sock.selected_alpn_protocol() == "h2"
-        self.sock, self.scheme, self.authority = sock, target.scheme, f"127.0.0.1:{target.port}"
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        if not push:
-            self.conn.local_settings = h2.settings.Settings(client=True, initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-            })
-        self.conn.initiate_connection()
-        self.responses = {}      # stream id -> Response (pushed streams too)
-        self.pushes = []         # (pushed stream id, parent stream id, request headers) in arrival order
-        self.settings_received = False
-        self.terminated = None   # the ConnectionTerminated event (GOAWAY), if any
-        self.closed = False
-        self.flush()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        self.close()
-
-    def close(self):
-        try:
-            if not self.closed and self.terminated is None:
-                self.conn.close_connection()
-                self.flush()
-        except Exception:
-            pass
-        self.sock.close()
-
-    def flush(self):
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
-
-    def read_once(self, timeout=0.2):
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(1 << 20)
-        except socket.timeout:
-            return
-        except (ConnectionResetError, ssl.SSLError):
-            data = b""
-        if not data:
-            self.closed = True
-            return
-        for event in self.conn.receive_data(data):
-            self.handle(event)
-        self.flush()
-
-    def handle(self, event):
-        if isinstance(event, h2.events.ResponseReceived):
-            self.responses.setdefault(event.stream_id, Response()).headers = dict(event.headers)
-        elif isinstance(event, h2.events.DataReceived):
-            self.responses.setdefault(event.stream_id, Response()).body += event.data
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
-            response = self.responses.setdefault(event.stream_id, Response())
-            response.ended, response.ended_at = True, time.monotonic()
-        elif isinstance(event, h2.events.StreamReset):
-            self.responses.setdefault(event.stream_id, Response()).reset = event.error_code
-        elif isinstance(event, h2.events.PushedStreamReceived):
-            self.pushes.append((event.pushed_stream_id, event.parent_stream_id, dict(event.headers)))
-            self.responses[event.pushed_stream_id] = Response()
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            self.settings_received = True
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.terminated = event
-
-    def wait(self, predicate, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not predicate() and not self.closed and time.monotonic() < deadline:
-            self.read_once()
-        return predicate()
-
-    def request(self, method, path, headers=(), body=None, authority=None, end_stream=True):
-        stream = self.conn.get_next_available_stream_id()
-        fields = [(":method", method), (":scheme", self.scheme), (":authority", authority or self.authority),
-                  (":path", path), *headers]
-        self.conn.send_headers(stream, fields, end_stream=body is None and end_stream)
-        self.responses[stream] = Response()
-        self.flush()
-        if body is not None:
-            self.send_body(stream, body, end_stream)
-        return stream
-
-    def send_body(self, stream, body, end_stream=True, timeout=30):
-        view, offset, deadline = memoryview(body), 0, time.monotonic() + timeout
-        while offset < len(body):
-            if self.responses[stream].done:    # the server answered or reset before the whole body
-                return
-            assert time.monotonic() < deadline and not self.closed, "the server did not open its flow-control window"
-            room = min(self.conn.local_flow_control_window(stream), self.conn.max_outbound_frame_size, len(body) - offset)
-            if room <= 0:
-                self.read_once()
-                continue
-            self.conn.send_data(stream, bytes(view[offset:offset + room]))
-            offset += room
-            self.flush()
-        if end_stream:
-            self.conn.end_stream(stream)
-            self.flush()
-
-    def finish(self, stream, timeout=10):
-        self.wait(lambda: self.responses[stream].done, timeout)
-        return self.responses[stream]
-
-    def get(self, path, timeout=10, **options):
-        return self.finish(self.request("GET", path, **options), timeout)
-
-
-# --- raw frames ----------------------------------------------------------------------------
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 2, 3, 4, 5, 6, 7, 8
-END_STREAM, END_HEADERS = 0x1, 0x4
-PROTOCOL_ERROR, COMPRESSION_ERROR = 0x1, 0x9
-
-
-def frame(kind, flags, stream, payload=b""):
-    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-
-def parse_frames(data):
-    """The whole frames in `data`: (type, flags, stream, payload)."""
-    frames, offset = [], 0
-    while offset + 9 <= len(data):
-        length = int.from_bytes(data[offset:offset + 3], "big")
-        if offset + 9 + length > len(data):
-            break
-        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
-        frames.append((data[offset + 3], data[offset + 4], stream, data[offset + 9:offset + 9 + length]))
-        offset += 9 + length
-    return frames
-
-
-def goaway_codes(data):
-    return [int.from_bytes(payload[4:8], "big") for kind, _, _, payload in parse_frames(data) if kind == GOAWAY]
-
-
-def raw_connect(target):
-    sock = socket.create_connection(("127.0.0.1", target.port), timeout=5)
-    if target.tls:
-        sock = target.context().wrap_socket(sock, server_hostname="localhost")
-    return sock
-
-
-def read_until_closed(sock, timeout=5.0):
-    """(bytes received, whether the server closed) within `timeout` seconds."""
-    deadline, chunks = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            break
-        except OSError:               # reset, or a TLS connection cut without close_notify
-            return b"".join(chunks), True
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-    return b"".join(chunks), False
-
-
-def recv_some(sock, deadline):
-    """Up to 64 KiB, or b"" at close or when the deadline has passed."""
-    sock.settimeout(max(0.05, deadline - time.monotonic()))
-    try:
-        return sock.recv(65536)
-    except (socket.timeout, OSError):
-        return b""
 
 
 def tool(name):
@@ -616,8 +371,6 @@ def test_heavy_pool_request_does_not_stall_others(moonwire, certs):
 
 
 # --- protocol errors -----------------------------------------------------------------------
-
-SETTINGS_FRAME = frame(SETTINGS, 0, 0)
 
 BAD_PREFACES = {
     "broken preface": b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + SETTINGS_FRAME,

@@ -1,8 +1,11 @@
-"""A faulty handler costs one request, never an event loop or the process (issue 5)."""
+"""Handler limits (moonwire.options{limits}): a faulty handler costs one request, never an event
+loop or the process: the CPU budget, the memory cap, handler_timeout, os.exit."""
 import threading
 import time
 
 import httpx
+
+from harness import run_cli
 
 APP = """
 moonwire.options{ limits = { memory = 64 * 1024 * 1024, handler_timeout = 1, instructions = 20000000 } }
@@ -88,11 +91,8 @@ def test_stats_count_each_fault(moonwire):
 
 
 def test_endless_loop_at_load_refuses_to_start(tmp_path):
-    import subprocess
-    from conftest import BINARY
     (tmp_path / "main.lua").write_text("moonwire.options{limits = {instructions = 1000000}}\nwhile true do end\n")
-    result = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+    result = run_cli("serve", "--port", "0", "--scripts", tmp_path, timeout=60)
     assert result.returncode == 1 and "CPU budget" in result.stdout + result.stderr
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets
 
-from conftest import free_port
-from tls_certs import certs, client_context, listen_line, start_tls, tls_table  # noqa: F401
+from harness import free_port, run_cli
+from tls_certs import client_context, listen_line, start_tls, tls_table
 
 INFO = r"""
 moonwire.get("/info", function(req, res)
@@ -328,27 +328,23 @@ def test_certificates_reload_without_closing_open_connections(moonwire, certs):
 def test_bad_tls_settings_fail_the_load_at_their_line(certs, tmp_path, tls, message):
     """`moonwire check` and `moonwire serve` both refuse a tls table they cannot use, naming the
     line; a certificate is read when the script runs, not when a client arrives."""
-    from conftest import BINARY
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     tls = tls.replace("CERT", str(certs.localhost.cert)).replace("KEY", str(certs.localhost.key))
     (scripts / "main.lua").write_text(f"-- line 1\nmoonwire.listen{{port = {free_port()}, tls = {tls}}}\n")
-    check = subprocess.run([BINARY, "check", "--scripts", str(scripts)], capture_output=True, text=True, timeout=30)
+    check = run_cli("check", "--scripts", scripts)
     assert check.returncode == 1
     assert "main.lua:2:" in check.stdout + check.stderr and message in check.stdout + check.stderr, check
-    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(scripts), "--www", str(tmp_path)],
-                           capture_output=True, text=True, timeout=30)
+    serve = run_cli("serve", "--port", "0", "--scripts", scripts, "--www", tmp_path)
     assert serve.returncode == 1
     assert "main.lua:2:" in serve.stderr and message in serve.stderr, serve.stderr
 
 
 def test_a_key_that_does_not_match_the_certificate_refuses_to_start(certs, tmp_path):
-    from conftest import BINARY
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     tls = tls_table(type(certs.localhost)(cert=certs.localhost.cert, key=certs.a_test.key))
     (scripts / "main.lua").write_text(f"moonwire.listen{{port = {free_port()}, tls = {tls}}}\n")
-    serve = subprocess.run([BINARY, "serve", "--port", "0", "--scripts", str(scripts), "--www", str(tmp_path)],
-                           capture_output=True, text=True, timeout=30)
+    serve = run_cli("serve", "--port", "0", "--scripts", scripts, "--www", tmp_path)
     assert serve.returncode == 1, serve.stderr
     assert "cannot listen" in serve.stderr

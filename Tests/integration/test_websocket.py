@@ -1,4 +1,6 @@
-"""WebSocket on the HTTP port (issue 6, first slice), with Python's websockets client."""
+"""WebSocket on the HTTP port: the handshake and origins, echo, channels and broadcast, close
+codes, protocol violations, send queues, heartbeat, fragments and ws.data across a reload;
+Python's websockets client and raw frames."""
 import asyncio
 import json
 import socket
@@ -207,15 +209,18 @@ def close_code(data):
     return int.from_bytes(data[2:4], "big")
 
 
+# The ids name the cases: the frames carry random masks, and xdist's workers must collect the
+# same test ids.
 @pytest.mark.parametrize("frame, code", [
-    (masked(0x1, b"\xff\xfe"), 1007),                       # invalid UTF-8
-    (masked(0x1, b"x", rsv=0x40), 1002),                    # RSV1 without an extension
-    (masked(0x0, b"orphan"), 1002),                         # continuation without a message
-    (masked(0x9, b"p", fin=False), 1002),                   # fragmented control frame
-    (bytes([0x81, 0x02]) + b"hi", 1002),                    # unmasked client frame
-    (masked(0xB, b""), 1002),                               # reserved opcode
-    (masked(0x8, (999).to_bytes(2, "big")), 1002),          # invalid close code
-])
+    (masked(0x1, b"\xff\xfe"), 1007),
+    (masked(0x1, b"x", rsv=0x40), 1002),
+    (masked(0x0, b"orphan"), 1002),
+    (masked(0x9, b"p", fin=False), 1002),
+    (bytes([0x81, 0x02]) + b"hi", 1002),
+    (masked(0xB, b""), 1002),
+    (masked(0x8, (999).to_bytes(2, "big")), 1002),
+], ids=["invalid UTF-8", "RSV1 without an extension", "continuation without a message",
+        "fragmented control frame", "unmasked client frame", "reserved opcode", "invalid close code"])
 def test_protocol_violations_close_with_the_right_code(server, frame, code):
     s = raw_upgrade(server)
     s.sendall(frame)
@@ -231,7 +236,7 @@ def test_protocol_violations_close_with_the_right_code(server, frame, code):
 
 def test_bad_handshake_is_400(server):
     reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 7\r\n\r\n")
+                       b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 7\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 400")
 
 
@@ -240,7 +245,7 @@ def test_refused_handshake_keeps_the_connection_for_http(server):
     connection is answered too, not left waiting for an upgrade that never came."""
     reply = server.raw(b"GET /refuse HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                       b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                       b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").data
     assert reply.startswith(b"HTTP/1.1 403")
     assert reply.count(b"HTTP/1.1 ") == 2, reply
 

@@ -1,5 +1,6 @@
-"""Certificates for the TLS and HTTP/2 tests, made with the `openssl` CLI into a tmp folder, and
-the helpers both suites share: a TLS listener in the Lua source, and Python client contexts.
+"""Certificates for the TLS and HTTP/2 tests, made with the `openssl` CLI into a tmp folder (the
+`certs` fixture in conftest.py makes them once per session), and the helpers both suites share:
+a TLS listener in the Lua source, and Python client contexts.
 
 One test CA signs the server leaves ("localhost" with SAN DNS:localhost, IP:127.0.0.1, IP:::1;
 "a.test"; "b.test") and two client certificates ("CN=good-client", "CN=blocked-client"); a
@@ -7,14 +8,11 @@ second CA, which no server trusts, signs "CN=untrusted-client". Keys are EC P-25
 make, and every TLS stack reads them."""
 import dataclasses
 import pathlib
-import shutil
 import ssl
 import subprocess
 import warnings
 
-import pytest
-
-from conftest import free_port
+from harness import free_port
 
 DAYS = "2"
 
@@ -100,14 +98,6 @@ def make_certificates(folder):
     )
 
 
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    """The certificates, made once per test session (import this fixture into a test module)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl CLI is not installed")
-    return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
 # --- Lua source ----------------------------------------------------------------------------
 
 def lua(value):
@@ -136,7 +126,7 @@ def start_tls(moonwire, certs, main="", pair=None, **tls_and_options):
                   if name in tls_and_options}
     port = free_port()
     server = moonwire(listen_line(port, pair or certs.localhost, **tls_fields) + main, **tls_and_options)
-    assert server.wait_for_log(f"listening on https://127.0.0.1:{port}", timeout=5), server.log()
+    assert server.wait_for_log(f"listening on https://127.0.0.1:{port}", timeout=10), server.log()
     server.tls_port = port
     server.tls_url = f"https://127.0.0.1:{port}"
     return server

@@ -1,4 +1,4 @@
--- Every req field and every res method of the skeleton contract.
+-- Every req field and every res method of LUA-API.md (test_lua_requests.py).
 local json = moonwire.json
 
 local function describe(req)

@@ -1,21 +1,20 @@
-"""Issue 2 — HTTP/1.1 behaviour over real sockets: keep-alive, Connection: close, HTTP/1.0,
-pipelining (3 requests in one write), chunked request bodies, Expect: 100-continue, HEAD, and
-the non-blocking moonwire.sleep (20 parallel 1 s sleeps)."""
-import concurrent.futures
+"""HTTP/1.1 over real sockets: keep-alive and the timeouts between requests, Connection: close
+and HTTP/1.0, pipelining, chunked and split request bodies, Expect: 100-continue, HEAD, and an
+Upgrade that no upgrader takes. apps/protocol answers `METHOD PATH BODY-LENGTH:BODY`; its
+limits: max_body_size 1024 bytes, header_timeout 1 s, keepalive_timeout 2 s."""
 import time
 
-import httpx
 import pytest
 
 from harness import parse_one, parse_responses, read_responses, read_until_close
 
 
 @pytest.fixture(scope="module")
-def server(launch_module):
-    return launch_module("protocol", threads=2)
+def server(moonwire_module):
+    return moonwire_module(app="protocol", threads=2)
 
 
-# --- keep-alive and connection handling ---------------------------------------------------
+# --- keep-alive and connection handling -----------------------------------------------------
 
 def test_keep_alive_with_a_client(server):
     with server.client() as client:
@@ -49,6 +48,7 @@ def test_connection_close_is_honoured(server):
         reply = read_until_close(s, idle=5)
     assert reply.closed and reply.elapsed < 1.5   # closed right away, not at keepalive_timeout
     assert parse_one(reply.data).body == b"GET /bye 0:"
+    assert parse_one(reply.data).header("connection") == "close"
 
 
 def test_http10_closes_unless_keep_alive_asked(server):
@@ -58,6 +58,7 @@ def test_http10_closes_unless_keep_alive_asked(server):
     assert reply.closed and reply.elapsed < 1.5
     response = parse_one(reply.data)
     assert response.status == 200 and response.header("x-version") == "1.0"
+    assert response.version == "HTTP/1.0"
 
     with server.connect() as s:
         s.sendall(b"GET /ka1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -68,7 +69,48 @@ def test_http10_closes_unless_keep_alive_asked(server):
         assert second.status == 200 and second.body == b"GET /ka2 0:"
 
 
-# --- pipelining ----------------------------------------------------------------------------
+# --- keepalive_timeout and header_timeout between requests ----------------------------------
+
+def test_idle_keep_alive_connection_closed_silently(server):
+    with server.connect() as s:
+        s.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        (response,) = read_responses(s, 1)
+        assert response.status == 200
+        started = time.monotonic()
+        rest = read_until_close(s, idle=5, total=6)
+    elapsed = time.monotonic() - started
+    assert rest.closed, "idle keep-alive connection was not closed"
+    assert rest.data == b"", f"idle close must be silent, got {rest.data[:200]!r}"
+    assert 1.5 < elapsed < 4.0, f"closed after {elapsed:.2f} s with keepalive_timeout = 2"
+    server.assert_alive()
+
+
+def test_active_keep_alive_connection_is_not_closed_early(server):
+    # requests every 0.6 s for ~2.4 s: each idle gap is below keepalive_timeout (2 s)
+    with server.connect() as s:
+        for i in range(5):
+            s.sendall(f"GET /busy{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            (response,) = read_responses(s, 1)
+            assert response.body == f"GET /busy{i} 0:".encode()
+            time.sleep(0.6)
+
+
+def test_header_timeout_counts_from_the_first_byte(server):
+    # silence longer than header_timeout (1 s) but shorter than keepalive_timeout (2 s) is not
+    # a slow request: before the first request on a fresh connection ...
+    with server.connect() as s:
+        time.sleep(1.4)
+        s.sendall(b"GET /late-first HTTP/1.1\r\nHost: x\r\n\r\n")
+        (response,) = read_responses(s, 1)
+        assert response.status == 200 and response.body == b"GET /late-first 0:"
+        # ... and between requests on a keep-alive connection
+        time.sleep(1.4)
+        s.sendall(b"GET /late-second HTTP/1.1\r\nHost: x\r\n\r\n")
+        (response,) = read_responses(s, 1)
+        assert response.status == 200 and response.body == b"GET /late-second 0:"
+
+
+# --- pipelining -----------------------------------------------------------------------------
 
 def test_pipelining_three_requests_in_one_write(server):
     # the first is the slowest: answers must still come back in request order
@@ -93,7 +135,7 @@ def test_pipelining_with_head_in_the_middle(server):
     assert responses[1].header("content-length") == str(len(b"HEAD /b 0:"))
 
 
-# --- request bodies ------------------------------------------------------------------------
+# --- request bodies -------------------------------------------------------------------------
 
 def test_chunked_request_body_is_assembled(server):
     payload = (b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
@@ -137,12 +179,14 @@ def test_expect_100_continue(server):
             assert chunk, "closed before 100 Continue"
             interim += chunk
         head, _, rest = interim.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 100 Continue"), interim
+        assert head == b"HTTP/1.1 100 Continue", interim   # an interim answer without headers
         assert rest == b""          # the final answer waits for the body
         s.sendall(b"body")
         (response,) = read_responses(s, 1)
     assert response.status == 200 and response.body == b"POST /expect 4:body"
 
+
+# --- HEAD and Upgrade -----------------------------------------------------------------------
 
 def test_head_answers_headers_without_body(server):
     reply = server.raw(b"HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -153,49 +197,14 @@ def test_head_answers_headers_without_body(server):
     assert response.header("content-length") == str(len(b"HEAD /h 0:"))
 
 
-# --- moonwire.sleep -------------------------------------------------------------------------
-
-def test_sleep_waits(server):
-    started = time.monotonic()
-    reply = server.get("/sleep?s=0.5")
-    elapsed = time.monotonic() - started
-    assert reply.status_code == 200 and reply.text == "GET /sleep 0:"
-    assert 0.45 <= elapsed < 3, elapsed
-
-
-def test_twenty_parallel_sleeps_finish_together(server):
-    def fetch(i):
-        with httpx.Client(timeout=10, headers={"Accept-Encoding": "identity"}) as client:
-            reply = client.get(f"{server.url}/sleep?s=1&i={i}")
-            return reply.status_code, reply.text
-
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(fetch, range(20)))
-    elapsed = time.monotonic() - started
-    assert results == [(200, "GET /sleep 0:")] * 20
-    assert elapsed < 3.5, f"20 parallel moonwire.sleep(1) requests took {elapsed:.2f} s"
-
-
-def test_sleeping_request_does_not_block_others(server):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        sleepers = [pool.submit(server.get, "/sleep?s=1") for _ in range(4)]
-        time.sleep(0.1)
-        started = time.monotonic()
-        for i in range(5):
-            assert server.get(f"/quick{i}").text == f"GET /quick{i} 0:"
-        quick = time.monotonic() - started
-        assert all(f.result().status_code == 200 for f in sleepers)
-    assert quick < 0.9, f"quick requests waited for sleeping ones ({quick:.2f} s)"
-
-
-def test_sleep_outside_a_handler_raises(launch):
-    server = launch("sleep_outside")
-    data = server.get("/top").json()
-    assert data["top_level_ok"] is False
-    assert data["top_level_err_type"] == "string" and data["top_level_err"]
-    records = server.wait_for_records("tcp_sleep.log", 1)
-    assert records and all(line.startswith("false | ") and len(line) > len("false | ")
-                           for line in records), records
-    inside = server.get("/inside").json()
-    assert inside["ok"] is True, inside
+def test_upgrade_that_is_not_made_keeps_http(server):
+    """An Upgrade no upgrader takes (first request, then a later one) is answered as HTTP/1.1
+    and the requests behind it on the connection are answered too."""
+    upgrade = b"Connection: Upgrade\r\nUpgrade: %s\r\n"
+    reply = server.raw(
+        b"GET /u1 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"foo" + b"\r\n"
+        b"GET /u2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /u3 HTTP/1.1\r\nHost: x\r\n" + upgrade % b"h2c" + b"\r\n"
+        b"GET /u4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", idle=5).data
+    assert reply.count(b"HTTP/1.1 200 OK") == 4, reply
+    assert reply.index(b"GET /u1") < reply.index(b"GET /u2") < reply.index(b"GET /u3") < reply.index(b"GET /u4")

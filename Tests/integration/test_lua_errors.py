@@ -1,10 +1,9 @@
 """Errors the moonwire API raises reach the script with their message and the calling line,
-whether they come from a table that was being walked or from a plain argument check."""
-import subprocess
-
+whether they come from a table that was being walked or from a plain argument check; req and
+res used wrongly or after their call fail with a message, never a crash."""
 import pytest
 
-from conftest import BINARY
+from harness import run_cli
 
 
 @pytest.mark.parametrize("call, message", [
@@ -19,7 +18,7 @@ from conftest import BINARY
 ])
 def test_load_time_errors_name_the_line_and_say_why(tmp_path, call, message):
     (tmp_path / "main.lua").write_text(f"-- first line\n{call}\n")
-    result = subprocess.run([BINARY, "check", "--scripts", str(tmp_path)], capture_output=True, text=True, timeout=30)
+    result = run_cli("check", "--scripts", tmp_path)
     assert result.returncode == 1
     assert "main.lua:2:" in result.stdout and message in result.stdout, result.stdout
 
@@ -31,6 +30,25 @@ def test_handler_errors_from_table_arguments_keep_their_message(moonwire):
     assert reply.status_code == 500
     assert "res:header: invalid value for X-List" in reply.text
     assert "main.lua:1:" in reply.text
+
+
+def test_response_misuse_raises_clear_errors(moonwire):
+    server = moonwire("""
+        function OnCommandGet(req, res)
+          local ok, err = pcall(function()
+            if req.path == "/badstatus" then res.status = 99
+            elseif req.path == "/badheader" then res:header("Bad Name", "x")
+            elseif req.path == "/splitting" then res:header("X", "a\\r\\nInjected: yes")
+            elseif req.path == "/badjson" then res:json({f = print}) end
+          end)
+          res:send(tostring(err))
+        end
+    """)
+    assert "100 to 999" in server.get("/badstatus").text
+    assert "header name" in server.get("/badheader").text
+    reply = server.get("/splitting")
+    assert "invalid value" in reply.text and "injected" not in reply.headers
+    assert "cannot encode" in server.get("/badjson").text
 
 
 @pytest.mark.parametrize("call, message", [
@@ -63,6 +81,19 @@ def test_objects_used_wrongly_fail_with_a_message(moonwire, call, message):
     assert message in reply.text and "main.lua:1:" in reply.text, reply.text
     for _ in range(3):
         assert server.get("/h").status_code == 500, "the server must still be serving"
+
+
+def test_req_cannot_be_used_after_its_handler(moonwire):
+    server = moonwire("""
+        function OnCommandGet(req, res)
+          if req.path == "/keep" then kept = req; res:send("kept") return end
+          local ok, err = pcall(function() return kept:header("host") end)
+          res:send(tostring(ok) .. " " .. tostring(err))
+        end
+    """, threads=1)
+    server.get("/keep")
+    reply = server.get("/use")
+    assert reply.text.startswith("false") and "finished" in reply.text
 
 
 def test_fields_a_script_sets_on_req_and_res_read_back(moonwire):
