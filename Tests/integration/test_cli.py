@@ -13,8 +13,9 @@ def output(result):
     return result.stdout + result.stderr
 
 
-def test_version_prints_name_and_version():
-    result = run_cli("version")
+@pytest.mark.parametrize("flag", ["version", "--version"])
+def test_version_prints_name_and_version(flag):
+    result = run_cli(flag)
     assert result.returncode == 0, output(result)
     assert re.fullmatch(r"moonwire \S+\n?", result.stdout), repr(result.stdout)
 
@@ -83,3 +84,13 @@ def test_signal_stops_cleanly_with_exit_0(moonwire, sig):
     assert server.wait_for_records("lifecycle.log", 1) == ["startup"]
     assert server.stop(sig) == 0, server.log()
     assert server.records("lifecycle.log") == ["startup", "shutdown"]
+
+
+def test_unknown_option_keys_fail_the_check_at_their_line(tmp_path):
+    (tmp_path / "main.lua").write_text("-- settings\nmoonwire.options{ limits = { memroy = 1 } }\n")
+    result = run_cli("check", "--scripts", tmp_path)
+    assert result.returncode == 1, output(result)
+    assert "main.lua:2: moonwire.options: unknown option limits.memroy" in result.stdout, output(result)
+    (tmp_path / "main.lua").write_text("moonwire.listen{ port = 8080, backlog = 10000 }\nmoonwire.listen{ port = 1, bind = 'x' }\n")
+    result = run_cli("check", "--scripts", tmp_path)
+    assert result.returncode == 1 and "main.lua:2: moonwire.listen: unknown option bind" in result.stdout, output(result)

@@ -173,3 +173,65 @@ function OnCommandGet(req, res) res:send(tostring(count())) end
 """, threads=1)
     reply = server.get("/")
     assert reply.status_code == 200 and reply.text == "3000000"
+
+
+MEMORY_APP = """
+moonwire.options{ limits = { memory = 4 * 1024 * 1024 } }
+function OnException(err, req)
+  -- Allocates while the VM may still be full: building its arguments must not abort.
+  moonwire.log.warn("exception", err.kind, err.event, req and req.path or "no req", #string.rep("e", 1000))
+  moonwire.shared:incr("exceptions")
+end
+function OnCommandGet(req, res)
+  if req.path == "/fill" then
+    local n = tonumber(req.query.n)
+    local t = {}
+    for i = 1, 1e9 do t[i] = string.rep("x", n) .. i end
+  elseif req.path == "/brim" then
+    hoard = {}
+    local size = 65536
+    while size >= 1 do
+      pcall(function() while true do hoard[#hoard + 1] = string.rep("x", size) end end)
+      size = size // 2
+    end
+    error("full to the brim")
+  elseif req.path == "/free" then
+    hoard = nil
+    collectgarbage()
+    res:send("freed")
+  elseif req.path == "/count" then
+    res:send(tostring(moonwire.shared:get("exceptions")))
+  else
+    res:send("fine")
+  end
+end
+"""
+
+
+def test_the_memory_cap_with_onexception_never_aborts(moonwire):
+    server = moonwire(MEMORY_APP, threads=1)
+    sizes = [1, 2, 3, 5, 8, 13, 21, 34, 48, 55, 64, 89, 100, 128, 144, 200, 233, 377, 512, 610, 987, 1597, 4096]
+    for n in sizes:
+        assert httpx.get(f"{server.url}/fill?n={n}", timeout=60).status_code == 500, n
+        assert server.process.poll() is None, f"the server died at n={n}:\n{server.log()[-3000:]}"
+    assert server.get("/count").text == str(len(sizes))
+    log = server.log()
+    assert log.count("not enough memory (the VM's cap is 4194304 bytes)") >= len(sizes)
+    assert "exception memory OnCommandGet /fill" in log
+    # A global keeps the VM full: the error and OnException's arguments are built all the same,
+    # and OnException itself fails on its first allocation (only logged).
+    assert server.get("/brim").status_code == 500
+    assert server.process.poll() is None, server.log()[-3000:]
+    assert server.wait_for_log("OnException failed")
+    assert server.get("/free").text == "freed"
+    assert server.get("/").text == "fine"
+    assert server.get("/count").text == str(len(sizes))
+
+
+def test_dev_mode_fault_pages_carry_their_status(moonwire):
+    server = moonwire("""
+        moonwire.options{ limits = { instructions = 1000000 } }
+        function OnCommandGet(req, res) while true do end end
+    """, dev=True)
+    reply = server.get("/")
+    assert reply.status_code == 503 and reply.text.startswith("503 Service Unavailable"), reply.text[:100]

@@ -195,3 +195,38 @@ def test_every_function_refuses_a_context_where_it_may_not_run(moonwire):
             failures.append(f"{name} in {context}: expected {expected!r}, got {got!r}")
     assert not failures, "\n".join(failures)
     assert server.process.poll() is None
+
+
+def test_a_handler_cannot_turn_the_cpu_budget_off(moonwire):
+    server = moonwire("""
+        moonwire.options{ limits = { instructions = 2000000 } }
+        function OnCommandGet(req, res)
+          if req.path == "/off" then moonwire.options{ limits = { instructions = 0 } } end
+          if req.path == "/listen" then moonwire.listen{ port = 1 } end
+          if req.path == "/spin" then while true do end end
+          res:send("ok")
+        end
+    """, threads=1)
+    reply = server.get("/off")
+    assert reply.status_code == 500
+    assert "moonwire.options may only be called while the scripts load (not in OnCommandGet)" in server.log()
+    assert server.get("/listen").status_code == 500
+    assert "moonwire.listen may only be called while the scripts load" in server.log()
+    assert server.get("/spin").status_code == 503
+
+
+def test_res_write_in_onhandshake_raises(moonwire):
+    server = moonwire("""
+        function OnHandshake(req, res)
+          local ok, err = pcall(res.write, res, "x")
+          moonwire.log.warn("write in handshake", ok, err)
+          res:send("refused with a body"); res.status = 409
+        end
+        function OnConnect(ws) end
+    """)
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(server.url.replace("http", "ws") + "/", open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 409 and refused.value.response.body == b"refused with a body"
+    assert server.wait_for_log("write in handshake false")
+    assert "res:write may only be called in a request handler (not in OnHandshake)" in server.log()

@@ -6,6 +6,7 @@ import json
 import re
 import time
 
+import httpx
 import pytest
 
 from harness import APPS, parse_one, parse_responses
@@ -302,13 +303,33 @@ def test_pipelined_request_after_a_failing_one_is_answered(moonwire):
     assert responses[1].body == b"fine /second"
 
 
-def test_errors_inside_events_are_logged_not_fatal(moonwire):
+def test_an_error_in_ontcpconnect_refuses_the_connection(moonwire):
     server = moonwire("""
         function OnTCPConnect(conn) error("connect hook broke") end
-        function OnCommandGet(req, res) res:send("still here") end
+        function OnException(err, req) moonwire.log.warn("exception", err.event, err.message, tostring(req)) end
+        function OnCommandGet(req, res) res:send("let in") end
     """)
-    assert server.get("/").text == "still here"
-    assert "connect hook broke" in server.log()
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass
+    with pytest.raises(httpx.TransportError):
+        server.get("/")
+    assert server.wait_for_log("exception OnTCPConnect")
+    assert "connect hook broke nil" in server.log()
+
+def test_an_error_in_onbeforecommand_answers_500_and_reaches_onexception(moonwire):
+    server = moonwire("""
+        function OnBeforeCommand(req, res) req.who = "probe"; error("guard broke") end
+        function OnException(err, req) moonwire.log.warn("exception", err.event, req.who, req.path) end
+        function OnCommandGet(req, res) res:send("let in") end
+    """)
+    reply = server.get("/admin")
+    assert reply.status_code == 500 and "let in" not in reply.text
+    assert server.wait_for_log("exception OnBeforeCommand probe /admin")
 
 
 # --- OnError --------------------------------------------------------------------------------

@@ -279,3 +279,14 @@ def test_regex_module(moonwire):
     """)
     assert server.get("/", params={"s": "mail bob@example.org now"}).json() == {
         "user": "bob", "domain": "example.org", "masked": "mail ***@example.org now"}
+
+
+def test_functions_that_find_nothing_return_exactly_one_nil(moonwire):
+    server = moonwire("""
+        function OnCommandGet(req, res)
+          res:send(string.format("%d %s %d %s", select("#", req:header("x-missing")), tostring(req:header("x-missing")),
+                   select("#", moonwire.shared:get("absent")), tostring(moonwire.shared:get("absent"))))
+        end
+    """)
+    reply = server.get("/")
+    assert reply.status_code == 200 and reply.text == "1 nil 1 nil"

@@ -135,3 +135,14 @@ def test_invalid_pattern_in_a_reload_keeps_the_old_routes(moonwire, tmp_path):
     assert server.wait_for_log("reload failed")
     assert "missing closing parenthesis" in server.log()
     assert server.get("/a").text == "a"
+
+
+def test_host_name_and_virtual_hosts_agree(moonwire):
+    server = moonwire("""
+        moonwire.vhost([[foo:bar]]):get("/", function(req, res) res:send("vhost foo:bar") end)
+        moonwire.vhost([[example\\.com]]):get("/", function(req, res) res:send("vhost " .. req.host) end)
+        function OnCommandGet(req, res) res:send("default " .. req.host) end
+    """)
+    for host, text in [("foo:bar:baz", "default foo:bar:baz"), ("example.com:8080", "vhost example.com"),
+                       ("foo:bar", "vhost foo:bar"), ("example.com", "vhost example.com")]:
+        assert server.get("/", headers={"Host": host}).text == text, host

@@ -2,15 +2,18 @@
 codes, protocol violations, send queues, heartbeat, fragments and ws.data across a reload;
 Python's websockets client and raw frames."""
 import asyncio
-import json
-import socket
 import base64
+import json
 import os
+import socket
+import threading
 import time
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 APP = r"""
 moonwire.options{
@@ -444,3 +447,183 @@ def test_send_queue_policy_drop_keeps_the_connection(moonwire):
         data += chunk
     assert b"size 3" in data, "the connection should stay open after dropped messages"
     s.close()
+
+
+def upgrade(server, path="/", key="dGhlIHNhbXBsZSBub25jZQ==", extra=""):
+    """A raw upgrade request; returns the status line and the head."""
+    with server.connect() as sock:
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+        sock.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+    return head.split("\r\n")[0], head, data
+
+
+def test_an_error_in_onhandshake_refuses_the_upgrade(moonwire):
+    server = moonwire("""
+        function OnHandshake(req, res) error("auth check broke") end
+        function OnException(err, req) moonwire.log.warn("exception", err.event, req.path) end
+        function OnConnect(ws) ws:send("let in") end
+    """)
+    status, _, _ = upgrade(server, "/chat")
+    assert status.startswith("HTTP/1.1 500"), status
+    assert server.wait_for_log("exception OnHandshake /chat")
+
+
+def test_a_budget_fault_in_onhandshake_refuses_with_503(moonwire):
+    server = moonwire("""
+        moonwire.options{ limits = { instructions = 1000000 } }
+        function OnHandshake(req, res) while true do end end
+        function OnConnect(ws) end
+    """)
+    status, _, _ = upgrade(server, "/chat")
+    assert status.startswith("HTTP/1.1 503"), status
+
+
+def test_onbeforecommand_guards_upgrade_requests_too(moonwire):
+    server = moonwire("""
+        function OnBeforeCommand(req, res)
+          res:header("X-Seen", "yes")
+          if req.path:find("^/admin") then res.status = 403; res:send("no"); return true end
+        end
+        function OnHandshake(req, res) res:header("X-Handshake", req.path) end
+        function OnConnect(ws) ws:send("welcome") end
+    """)
+    status, head, _ = upgrade(server, "/admin/ws")
+    assert status.startswith("HTTP/1.1 403"), status
+    status, head, _ = upgrade(server, "/open")
+    assert status.startswith("HTTP/1.1 101"), status
+    assert "x-seen: yes" in head.lower() and "x-handshake: /open" in head.lower()
+
+
+def test_onbeforecommand_may_wait_before_an_upgrade(moonwire):
+    server = moonwire("""
+        function OnBeforeCommand(req, res) moonwire.sleep(0.2) end
+        function OnHandshake(req, res) moonwire.sleep(0.1) end
+        function OnConnect(ws) ws:send("after waiting") end
+    """)
+    started = time.monotonic()
+    with connect(url(server), open_timeout=5) as ws:
+        assert ws.recv(timeout=5) == "after waiting"
+    assert time.monotonic() - started >= 0.3
+
+
+def test_without_websocket_events_an_upgrade_is_an_ordinary_request(moonwire):
+    server = moonwire("""
+        function OnCommandGet(req, res) res:send("plain " .. req.path .. " " .. tostring(req:header("upgrade"))) end
+    """)
+    status, _, data = upgrade(server, "/anything")
+    assert status.startswith("HTTP/1.1 200"), status
+    assert data.endswith(b"plain /anything websocket")
+
+
+@pytest.mark.parametrize("key", ["short", "!!!notbase64!!!", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQAA",
+                                 "dGhlIHNhbXBsZSBub25jZQ==dGhl"])
+def test_a_malformed_websocket_key_gets_400(moonwire, key):
+    server = moonwire("""
+        function OnError(conn, message) moonwire.log.warn("onerror", message) end
+        function OnConnect(ws) end
+    """)
+    status, _, _ = upgrade(server, "/", key=key)
+    assert status.startswith("HTTP/1.1 400"), (key, status)
+    assert server.wait_for_log("onerror bad WebSocket handshake")
+
+
+def test_ws_send_in_ondisconnect_returns_false(moonwire):
+    server = moonwire("""
+        function OnConnect(ws) end
+        function OnMessage(ws, text)
+          if text == "bye" then
+            ws:close(1000)
+            moonwire.log.warn("send after close", tostring(ws:send("late")))
+          else
+            ws:send(text)
+          end
+        end
+        function OnDisconnect(ws) moonwire.log.warn("send in OnDisconnect", tostring(ws:send("late"))) end
+    """)
+    with connect(url(server), open_timeout=5) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+    assert server.wait_for_log("send in OnDisconnect false")
+    with connect(url(server), open_timeout=5) as ws:
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+    assert server.wait_for_log("send after close false")
+
+
+FAULT_APP = """
+moonwire.options{ limits = { instructions = 2000000 } }
+function OnException(err, req) moonwire.log.warn("exception", err.kind, err.event) end
+function OnCommandGet(req, res)
+  if req.path == "/spin" then while true do end end
+  res:send("ok")
+end
+function OnConnect(ws) end
+function OnMessage(ws, text)
+  if text == "spin" then while true do end end
+  if text == "fail" then error("message handler broke") end
+  if text:find("^work") then local n = 0 for i = 1, 300000 do n = n + i end end
+  ws:send(text)
+end
+"""
+
+
+def test_a_budget_fault_on_one_loop_never_closes_a_socket_on_another(moonwire):
+    server = moonwire(FAULT_APP, threads=2)
+    spins, echoes, failures = [], [0, 0], []
+    done = threading.Event()
+
+    def talk(ws, index):
+        # Each socket keeps its loop busy in OnMessage while the other loop spins.
+        try:
+            while not done.is_set() and echoes[index] < 5000:
+                ws.send(f"work {echoes[index]}")
+                assert ws.recv(timeout=10) == f"work {echoes[index]}"
+                echoes[index] += 1
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(repr(error))
+
+    with connect(url(server), open_timeout=5) as first, connect(url(server), open_timeout=5) as second:
+        talkers = [threading.Thread(target=talk, args=(ws, i)) for i, ws in enumerate((first, second))]
+        for talker in talkers:
+            talker.start()
+        # New connections take the loops in turn: the spins land on both loops.
+        for _ in range(16):
+            spins.append(httpx.get(server.url + "/spin", timeout=30).status_code)
+        done.set()
+        for talker in talkers:
+            talker.join()
+    assert not failures, failures
+    assert spins == [503] * 16
+    assert min(echoes) > 20, f"the messages did not overlap the spins: {echoes}"
+    assert server.log().count("exception cpu_budget OnCommandGet") == 16
+
+
+def test_a_budget_fault_in_a_websocket_event_closes_only_that_socket(moonwire):
+    server = moonwire(FAULT_APP, threads=1)
+    with connect(url(server), open_timeout=5) as bystander, connect(url(server), open_timeout=5) as spinner:
+        spinner.send("spin")
+        with pytest.raises(ConnectionClosed) as closed:
+            spinner.recv(timeout=10)
+        assert closed.value.rcvd.code == 1011
+        bystander.send("still here")
+        assert bystander.recv(timeout=5) == "still here"
+    assert server.wait_for_log("exception cpu_budget OnMessage")
+
+
+def test_an_error_in_a_websocket_event_reaches_onexception_and_keeps_the_socket(moonwire):
+    server = moonwire(FAULT_APP, threads=1)
+    with connect(url(server), open_timeout=5) as ws:
+        ws.send("fail")
+        ws.send("after")
+        assert ws.recv(timeout=5) == "after"
+    assert server.wait_for_log("exception error OnMessage")
+    assert "message handler broke" in server.log()
