@@ -1,4 +1,4 @@
-"""Every event fires as LUA-API.md says, with the arguments it documents: OnStartup and
+"""Every event fires as docs/lua-api.md says, with the arguments it documents: OnStartup and
 OnShutdown, OnTCPConnect (refusing), OnBeforeCommand (answering), dispatch to OnCommandGet,
 OnCommandOther and OnHTTPRequest, OnException (500 pages, --dev and production) and OnError.
 Apps record events in files under MOONWIRE_TEST_DIR (each event loop has its own Lua VM)."""

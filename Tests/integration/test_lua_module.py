@@ -54,7 +54,7 @@ def test_roundtrip(json_server, name):
 
 
 def test_empty_array_comes_back_as_empty_object(json_server):
-    # LUA-API.md: an empty table encodes as {}; a decoded [] is an empty table
+    # docs/lua-api.md: an empty table encodes as {}; a decoded [] is an empty table
     assert roundtrip(json_server, '{"list": [], "obj": {}}') == {"list": {}, "obj": {}}
 
 

@@ -1,4 +1,4 @@
-"""Every field of `req` and every method of `res` (LUA-API.md), seen by a real client.
+"""Every field of `req` and every method of `res` (docs/lua-api.md), seen by a real client.
 apps/echo answers with a JSON description of the request; some tests bring their own script."""
 import email.utils
 import json

@@ -1,4 +1,4 @@
--- Every req field and every res method of LUA-API.md (test_lua_requests.py).
+-- Every req field and every res method of docs/lua-api.md (test_lua_requests.py).
 local json = moonwire.json
 
 local function describe(req)
