@@ -7,22 +7,17 @@ import XCTest
 /// The one way into Lua, without sockets: contexts, the catalog and its reference table, and
 /// faults that must end one call and never the process.
 final class LuaDoorTests: XCTestCase {
-    private var folder: String!
+    private var scripts: ScriptsFolder!
 
     override func setUpWithError() throws {
-        folder = NSTemporaryDirectory() + "moonwire-door-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        scripts = try ScriptsFolder()
     }
 
-    override func tearDownWithError() throws {
-        try FileManager.default.removeItem(atPath: folder)
+    override func tearDown() {
+        scripts = nil
     }
 
-    private func makeVM(_ main: String = "") throws -> LuaVM {
-        try main.write(toFile: folder + "/main.lua", atomically: true, encoding: .utf8)
-        let runtime = LuaRuntime(scriptsDirectory: folder, developmentMode: false, logger: Logger(label: "test"))
-        return try LuaVM(runtime: runtime, eventLoop: nil)
-    }
+    private func makeVM(_ main: String = "") throws -> LuaVM { try scripts.makeVM(main) }
 
     private func error(running source: String, as event: LuaEvent, in vm: LuaVM) -> LuaScriptError? {
         do {
