@@ -14,21 +14,25 @@ public final class LuaEventLoopHost: ServerDelegate {
     private var draining: [ObjectIdentifier: LuaVM] = [:]
     /// Where OnHTTP2BeforeAsyncRequest sends requests; nil in workers themselves.
     private let workers: LuaWorkerPool?
-    private let isWorker: Bool
+    /// Whether this is a worker VM's host (its VMs see `moonwire.worker == true`).
+    let isWorker: Bool
 
-    /// Loads the first generation; throws its error (with file:line) when the scripts fail.
-    public init(runtime: LuaRuntime, eventLoop: EventLoop, workers: LuaWorkerPool? = nil, isWorker: Bool = false) throws {
+    /// Loads the first generation on this loop; throws its error (with file:line) when the
+    /// scripts fail.
+    public init(
+        runtime: LuaRuntime, scripts: ScriptSnapshot, eventLoop: EventLoop, workers: LuaWorkerPool? = nil, isWorker: Bool = false
+    ) throws {
         self.runtime = runtime
         self.eventLoop = eventLoop
         self.workers = workers
         self.isWorker = isWorker
-        self.current = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: 1, isWorker: isWorker)
+        self.current = try LuaVM(runtime: runtime, scripts: scripts, eventLoop: eventLoop, generation: 1, isWorker: isWorker)
     }
 
-    /// Builds a new generation from the whole script tree and makes it current. On failure
-    /// the current generation stays and the error is thrown.
-    public func load(generation: Int) throws {
-        let next = try LuaVM(runtime: runtime, eventLoop: eventLoop, generation: generation, isWorker: isWorker)
+    /// Makes `next`, a generation built for this loop on another thread, current; calls
+    /// already running finish on the generation they started in.
+    func install(_ next: LuaVM) {
+        next.adopt()
         let previous = current
         next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
         next.localSockets = previous.localSockets

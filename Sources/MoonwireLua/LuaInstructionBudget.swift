@@ -20,6 +20,14 @@ extension LuaVM {
         return ticker
     }
 
+    /// Moves the VM to the CPU tick of the calling thread: a generation loaded on a reload
+    /// thread is armed by its event loop's ticks once it serves there.
+    func adopt() {
+        leaveTick()
+        ticker = Self.joinTick(L)
+        applyInstructionLimit()
+    }
+
     /// Stops the tick from arming this VM. `lua_close` then runs the scripts' __gc metamethods
     /// with the budget armed, since no tick reaches them any more.
     func leaveTick() {

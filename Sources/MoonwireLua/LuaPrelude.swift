@@ -22,23 +22,29 @@ enum LuaPrelude {
         wrap("os", "execute")
         """
 
-    /// Replaces Lua's file searcher so modules are named like main.lua in errors.
+    /// Replaces Lua's file searcher: modules of the scripts folder come from the generation's
+    /// snapshot (`find`, a Swift function), named like main.lua in errors; others from
+    /// package.path.
     static let moduleSearcher = """
-        local dir, prefix = ...
+        local find = ...
         local searchpath, open, load, format = package.searchpath, io.open, load, string.format
-        package.searchers[2] = function(name)
-          local path, err = searchpath(name, package.path)
-          if not path then return "\\n\\t" .. err end
-          local file = assert(open(path, "rb"))
-          local source = file:read("a")
-          file:close()
-          if source:sub(1, 1) == "#" then source = "--" .. source end
-          local display = path:sub(1, #dir + 1) == dir .. "/" and prefix .. path:sub(#dir + 2) or path
+        local function compile(name, source, display)
           local chunk, problem = load(source, "@" .. display)
           if not chunk then
-            error(format("error loading module '%s' from file '%s':\\n\\t%s", name, display, problem), 2)
+            error(format("error loading module '%s' from file '%s':\\n\\t%s", name, display, problem), 3)
           end
-          return chunk, path
+          return chunk, display
+        end
+        package.searchers[2] = function(name)
+          local source, display = find(name)
+          if source then return compile(name, source, display) end
+          local path, err = searchpath(name, package.path)
+          if not path then return "\\n\\tno module '" .. name .. "' in the scripts folder" .. err end
+          local file = assert(open(path, "rb"))
+          source = file:read("a")
+          file:close()
+          if source:sub(1, 1) == "#" then source = "--" .. source end
+          return compile(name, source, path)
         end
         """
 }

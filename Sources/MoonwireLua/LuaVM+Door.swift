@@ -228,6 +228,7 @@ extension LuaVM {
             return .failure(LuaScriptError(message: "\(event.name): no room for another call in this VM"))
         }
         call.enter(event)
+        if event == .load { call.instructionsLeft = max(call.instructionsLeft, ScriptLimits.loadInstructions) }
         switch resume(call, arguments: push(call.thread)) {
         case .returned(let count):
             let value = results(call.thread, count)

@@ -13,17 +13,18 @@ public final class LuaVM {
     /// Allocator, hook and owner bookkeeping the C side reads (see mw_VMSpace in the shim).
     let space: UnsafeMutablePointer<mw_VMSpace>
     let runtime: LuaRuntime
+    /// The source every file of this generation is loaded from.
+    let scripts: ScriptSnapshot
     let eventLoop: EventLoop?
     /// Which load of the scripts this VM is (1 for the first, +1 per reload).
     public let generation: Int
     /// Called when the VM has no call in progress any more, so a replaced generation can close.
     var onIdle: (() -> Void)?
 
-    var scriptsDirectory: String { runtime.scriptsDirectory }
     var logger: Logger { runtime.logger }
     var developmentMode: Bool { runtime.developmentMode }
     var faults: FaultCounters { runtime.faults }
-    var names: ScriptNames { ScriptNames(directory: runtime.scriptsDirectory) }
+    var names: ScriptNames { scripts.names }
 
     /// Settings the scripts made while loading.
     public internal(set) var settings = ScriptSettings()
@@ -71,11 +72,13 @@ public final class LuaVM {
     var mainInstructionsLeft = 0
     /// The CPU tick of the thread the VM runs on, which arms the instruction budget once code
     /// has run for a tick; nil when there is none, and the budget is then armed for good.
-    let ticker: OpaquePointer?
+    var ticker: OpaquePointer?
 
     /// Creates a VM, installs the moonwire API and runs the scripts' entry point under the
     /// default limits. Throws the script's error (with `file:line`) when it does not load.
-    public init(runtime: LuaRuntime, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false) throws {
+    public init(
+        runtime: LuaRuntime, scripts: ScriptSnapshot, eventLoop: EventLoop?, generation: Int = 1, isWorker: Bool = false
+    ) throws {
         space = .allocate(capacity: 1)
         space.initialize(to: mw_VMSpace(
             owner: nil, check: luaInstructionCheck, used: 0, limit: 0, in_swift: 1, fields: LUA_NOREF, field_tables: 0,
@@ -88,6 +91,7 @@ public final class LuaVM {
         self.L = state
         self.ticker = LuaVM.joinTick(state)
         self.runtime = runtime
+        self.scripts = scripts
         self.eventLoop = eventLoop
         self.generation = generation
         self.isWorker = isWorker
@@ -128,36 +132,32 @@ public final class LuaVM {
     /// Bytes the VM has allocated.
     public var memoryInUse: Int { space.pointee.used }
 
-    /// Modules load from the scripts folder first, under their display names.
+    /// Modules of the scripts folder load from the snapshot, under their display names; others
+    /// (Lua libraries installed on the system) from package.path as usual.
     private func installModuleLoader() throws(LuaScriptError) {
-        lua_getglobal(L, "package")
-        L.push("\(scriptsDirectory)/?.lua;\(scriptsDirectory)/?/init.lua;")
-        lua_getfield(L, -2, "path")
-        lua_concat(L, 2)
-        L.setField(-2, "path")
-        mw_pop(L, 1)
         try load(source: LuaPrelude.moduleSearcher, name: "moonwire.require")
-        L.push(names.directory)
-        L.push(names.prefix)
-        try runChunk(arguments: 2)
+        L.push(luaScriptModule)
+        try runChunk(arguments: 1)
     }
 
     private func runEntryPoint() throws(LuaScriptError) {
-        try loadFile("\(scriptsDirectory)/main.lua")
+        try load(script: "main.lua")
         try runChunk(arguments: 0)
     }
 
-    /// Compiles a script file under its display name and pushes it; throws the syntax error.
-    func loadFile(_ path: String) throws(LuaScriptError) {
-        try Self.loadFile(path, names: names, into: L)
+    /// Compiles a file of the snapshot under its display name and pushes it; throws the
+    /// syntax error, or that the file is missing.
+    func load(script relative: String) throws(LuaScriptError) {
+        guard let source = scripts.source(relative) else {
+            throw LuaScriptError(message: "\(names.prefix)\(relative): not found (the entry point of the scripts folder)")
+        }
+        try Self.compile(source, name: names.prefix + relative, into: L)
     }
 
-    static func loadFile(_ path: String, names: ScriptNames, into L: LuaThread) throws(LuaScriptError) {
-        guard let source = ScriptNames.source(ofFile: path) else {
-            throw LuaScriptError(message: "\(names.displayName(path)): cannot read the file")
-        }
+    /// Compiles `source` as the chunk `name` and pushes it; throws the syntax error.
+    static func compile(_ source: [UInt8], name: String, into L: LuaThread) throws(LuaScriptError) {
         let status = source.withUnsafeBytes { bytes in
-            mw_loadbuffer(L, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, "@" + names.displayName(path))
+            mw_loadbuffer(L, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, "@" + name)
         }
         guard status == LUA_OK else {
             let message = L.describe(at: -1)
@@ -197,15 +197,27 @@ public final class LuaVM {
 }
 
 extension LuaVM {
-    /// The syntax error of a file, or nil when it compiles.
-    static func compileError(file: String, names: ScriptNames) -> String? {
+    /// The syntax error of a file of a snapshot, or nil when it compiles.
+    static func compileError(of relative: String, in scripts: ScriptSnapshot) -> String? {
         guard let L = luaL_newstate() else { return "cannot create a Lua state: out of memory" }
         defer { lua_close(L) }
         do {
-            try loadFile(file, names: names, into: L)
+            try compile(scripts.source(relative) ?? [], name: scripts.names.prefix + relative, into: L)
             return nil
         } catch {
             return error.message
         }
     }
+}
+
+/// The module searcher's lookup in the snapshot: `(name)` → the module's source and its
+/// display name, or nothing when the scripts folder has no such module.
+private let luaScriptModule: LuaFunction = { L in
+    let L = L!
+    guard let name = L.string(at: 1) else { return 0 }
+    let scripts = LuaVM.from(L).scripts
+    guard let relative = scripts.module(named: name), let source = scripts.source(relative) else { return 0 }
+    L.push(bytes: source)
+    L.push(scripts.names.prefix + relative)
+    return 2
 }

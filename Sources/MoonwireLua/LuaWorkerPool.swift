@@ -13,10 +13,10 @@ public final class LuaWorkerPool: Sendable {
     private let next = NIOLockedValueBox(0)
 
     /// Loads the scripts on every loop of `group` (in worker VMs, `moonwire.worker` is true).
-    public init(runtime: LuaRuntime, group: EventLoopGroup) throws {
+    public init(runtime: LuaRuntime, scripts: ScriptSnapshot, group: EventLoopGroup) throws {
         hosts = try group.makeIterator().map { loop in
             try loop.submit {
-                NIOLoopBound(try LuaEventLoopHost(runtime: runtime, eventLoop: loop, isWorker: true), eventLoop: loop)
+                NIOLoopBound(try LuaEventLoopHost(runtime: runtime, scripts: scripts, eventLoop: loop, isWorker: true), eventLoop: loop)
             }.wait()
         }
     }

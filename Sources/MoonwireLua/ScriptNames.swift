@@ -1,6 +1,5 @@
 // How script files are named in errors and tracebacks: relative to the scripts folder's
 // parent ("scripts/lib/util.lua"), not as absolute paths that Lua would cut to 60 characters.
-import Foundation
 
 /// Maps script paths to the chunk names Lua reports, and back.
 struct ScriptNames {
@@ -22,12 +21,5 @@ struct ScriptNames {
     /// The file behind a display name, for showing its source.
     func path(_ displayName: String) -> String {
         displayName.hasPrefix(prefix) ? directory + "/" + displayName.dropFirst(prefix.count) : displayName
-    }
-
-    /// The source of a script file, a leading `#!` line turned into a comment as lua(1) does.
-    static func source(ofFile path: String) -> [UInt8]? {
-        guard var bytes = FileManager.default.contents(atPath: path).map(Array.init) else { return nil }
-        if bytes.first == UInt8(ascii: "#") { bytes.insert(contentsOf: Array("--".utf8), at: 0) }
-        return bytes
     }
 }

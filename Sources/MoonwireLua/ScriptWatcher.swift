@@ -1,5 +1,6 @@
 // Watches the scripts folder tree with inotify and reports changes to .lua files. A thread
 // of its own blocks in poll(2), so nothing polls on the request path; the reloader debounces.
+// A folder deleted and made again (a deploy that replaces it) is watched again when it is back.
 import Foundation
 import Glibc
 import NIOConcurrencyHelpers
@@ -9,7 +10,8 @@ public final class ScriptWatcher: Sendable {
     private let descriptor: Int32
     private let stopped = NIOLockedValueBox(false)
 
-    private static let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF)
+    private static let mask = UInt32(
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
 
     /// Starts watching; nil when inotify is unavailable.
     public init?(directory: String, onChange: @escaping @Sendable () -> Void) {
@@ -22,6 +24,12 @@ public final class ScriptWatcher: Sendable {
             Self.watchTree(directory, descriptor: descriptor, into: &watches)
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             while !stopped.withLockedValue({ $0 }) {
+                // The folder was deleted (or never there): watch it again once it is back, as a
+                // change, since what it holds now is new.
+                if !watches.values.contains(directory), Self.isDirectory(directory) {
+                    Self.watchTree(directory, descriptor: descriptor, into: &watches)
+                    onChange()
+                }
                 var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
                 guard poll(&poller, 1, 250) > 0 else { continue }
                 let count = read(descriptor, &buffer, buffer.count)
@@ -57,19 +65,28 @@ public final class ScriptWatcher: Sendable {
             if isDirectory, mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = watches[watch] {
                 watchTree(parent + "/" + name, descriptor: descriptor, into: &watches)
             }
+            // The folder was deleted (the kernel dropped the watch) or moved away (its path no
+            // longer names it): forget it, so the folder at that path is watched when it is back.
+            if mask & UInt32(IN_MOVE_SELF) != 0 { inotify_rm_watch(descriptor, watch) }
+            if mask & UInt32(IN_IGNORED | IN_MOVE_SELF) != 0 {
+                watches[watch] = nil
+                changed = true
+            }
             if name.hasSuffix(".lua") || isDirectory || mask & UInt32(IN_DELETE_SELF) != 0 { changed = true }
         }
         return changed
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     private static func watchTree(_ root: String, descriptor: Int32, into watches: inout [Int32: String]) {
         var folders = [root]
         if let enumerator = FileManager.default.enumerator(atPath: root) {
             for case let relative as String in enumerator {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory), isDirectory.boolValue {
-                    folders.append(root + "/" + relative)
-                }
+                if isDirectory(root + "/" + relative) { folders.append(root + "/" + relative) }
             }
         }
         for folder in folders {

@@ -53,10 +53,11 @@ struct Serve: ParsableCommand {
         let hosts: [NIOLoopBound<LuaEventLoopHost>]
         let pool: LuaWorkerPool?
         do {
-            pool = try workerGroup.map { try LuaWorkerPool(runtime: runtime, group: $0) }
+            let scripts = try ScriptSnapshot.readSettled(directory: self.scripts)
+            pool = try workerGroup.map { try LuaWorkerPool(runtime: runtime, scripts: scripts, group: $0) }
             hosts = try group.makeIterator().map { loop in
                 try loop.submit {
-                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, eventLoop: loop, workers: pool), eventLoop: loop)
+                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, scripts: scripts, eventLoop: loop, workers: pool), eventLoop: loop)
                 }.wait()
             }
         } catch {
@@ -82,7 +83,7 @@ struct Serve: ParsableCommand {
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
         // Watching starts before the listeners announce themselves, so an edit made as soon as
         // the server is up is seen.
-        let reloader = ScriptReloader(hosts: hosts + (pool?.hosts ?? []), runtime: runtime) { settings in
+        let reloader = ScriptReloader(hosts: hosts, workerHosts: pool?.hosts ?? [], runtime: runtime) { settings in
             // New certificates for new handshakes; listeners themselves stay as they were bound.
             server.certificates.update(
                 listeners: Self.listeners(declared: settings.listeners, host: host, port: port), hosts: settings.hostCertificates)

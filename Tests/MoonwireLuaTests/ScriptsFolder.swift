@@ -28,6 +28,6 @@ final class ScriptsFolder {
     func makeVM(_ main: String = "") throws -> LuaVM {
         try write("main.lua", main)
         let runtime = LuaRuntime(scriptsDirectory: path, developmentMode: false, logger: Logger(label: "test"))
-        return try LuaVM(runtime: runtime, eventLoop: nil)
+        return try LuaVM(runtime: runtime, scripts: try ScriptSnapshot.readSettled(directory: path), eventLoop: nil)
     }
 }

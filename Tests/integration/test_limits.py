@@ -1,5 +1,6 @@
 """Handler limits (moonwire.options{limits}): a faulty handler costs one request, never an event
 loop or the process: the CPU budget, the memory cap, handler_timeout, os.exit."""
+import os
 import threading
 import time
 
@@ -235,3 +236,22 @@ def test_dev_mode_fault_pages_carry_their_status(moonwire):
     """, dev=True)
     reply = server.get("/")
     assert reply.status_code == 503 and reply.text.startswith("503 Service Unavailable"), reply.text[:100]
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_runaway_handler_is_stopped_within_50_ms_of_cpu_by_default(moonwire):
+    server = moonwire("function OnCommandGet(req, res) if req.path == '/spin' then while true do end end res:send('ok') end",
+                      threads=1)
+    assert server.get("/").text == "ok"
+    spent = []
+    for _ in range(5):
+        before = cpu_seconds(server.process.pid)
+        assert server.get("/spin").status_code == 503
+        spent.append(cpu_seconds(server.process.pid) - before)
+    # The CPU clock counts in ticks of 10 ms: the median of five, with a tick of margin.
+    assert sorted(spent)[2] <= 0.06, f"CPU seconds per runaway handler: {spent}"
+    print("CPU seconds per runaway handler:", spent)

@@ -6,6 +6,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 
@@ -158,3 +159,75 @@ def test_memory_stays_bounded_over_100_reloads(moonwire, capsys):
     with capsys.disabled():
         print(f"\nRSS before 100 reloads: {before} KiB, after: {after} KiB")
     assert after < before + 20 * 1024
+
+
+def test_files_rewritten_in_place_are_never_served_half_written(moonwire):
+    # An editor that truncates then writes: each loop reading the file itself once loaded an
+    # empty main.lua (404s); a reload now reads the tree once and only once it is settled.
+    server = moonwire(TEMPLATE.replace("{version}", "0"), threads=2)
+    answers = []
+    done = threading.Event()
+
+    def ask():
+        with httpx.Client(timeout=5) as client:
+            while not done.is_set() and len(answers) < 20000:
+                reply = client.get(server.url + "/")
+                answers.append((reply.status_code, reply.text))
+
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    # A writer of its own (the readers above hold the GIL): truncated at open, written 20 ms
+    # later, 50 times 50 ms apart; a reader in between sees an empty file.
+    writer = subprocess.run([sys.executable, "-c", """
+import os, sys, time
+path, template = sys.argv[1], sys.argv[2]
+for version in range(1, 51):
+    descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    time.sleep(0.02)
+    os.write(descriptor, template.replace("{version}", str(version)).encode())
+    os.close(descriptor)
+    time.sleep(0.05)
+""", str(server.scripts / "main.lua"), TEMPLATE], timeout=60)
+    assert writer.returncode == 0
+    assert wait_for_text(server, "/", "v50", timeout=10)
+    done.set()
+    for asker in askers:
+        asker.join()
+    wrong = [answer for answer in answers if answer[0] != 200 or not re.fullmatch(r"v\d+", answer[1])]
+    assert len(answers) > 100 and not wrong, (len(answers), wrong[:5])
+
+
+def test_a_reload_runs_the_new_top_level_off_the_event_loops(moonwire):
+    server = moonwire(TEMPLATE.replace("{version}", "1"), threads=1)
+    mark = server.log_mark()
+    # The new scripts fill the VM's memory at their top level, which takes seconds: the loop
+    # keeps answering with the running generation meanwhile.
+    (server.scripts / "main.lua").write_text(
+        "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end\n" + TEMPLATE.replace("{version}", "2"))
+    slowest = 0.0
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as client:
+        while "reload failed" not in server.log_since(mark) and time.monotonic() - started < 60:
+            asked = time.monotonic()
+            assert client.get(server.url + "/").text == "v1"
+            slowest = max(slowest, time.monotonic() - asked)
+            time.sleep(0.01)
+    assert "not enough memory" in server.log_since(mark)
+    assert time.monotonic() - started > 0.3, "the failing load ended too soon to show anything"
+    assert slowest < 0.25, f"a request waited {slowest:.2f} s while the new scripts loaded"
+
+
+def test_a_scripts_folder_deleted_and_made_again_is_watched_again(moonwire):
+    server = moonwire(TEMPLATE.replace("{version}", "1"), threads=2)
+    files = sorted(server.scripts.iterdir())
+    saved = {path.name: path.read_text() for path in files}
+    shutil.rmtree(server.scripts)
+    time.sleep(0.5)
+    server.scripts.mkdir()
+    for name, text in saved.items():
+        (server.scripts / name).write_text(text)
+    write_version(server, 2)
+    assert wait_for_text(server, "/", "v2", timeout=10)
+    write_version(server, 3)
+    assert wait_for_text(server, "/", "v3", timeout=10)
