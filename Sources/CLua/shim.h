@@ -279,6 +279,19 @@ static inline void mw_setobjectmetatable(lua_State *L) {
 
 static inline void mw_pushcfunction(lua_State *L, lua_CFunction f) { lua_pushcfunction(L, f); }
 
+/// lua_pcall for script code that a Swift function calls back (a gsub replacement function, a
+/// table's __index): protected, so its error never unwinds through the Swift frame, and under
+/// the memory cap like the rest of the script's code (the cap is lifted while Swift runs; a
+/// memory error here ends in this pcall, not across Swift).
+static inline int mw_pcallscript(lua_State *L, int nargs, int nresults) {
+    mw_VMSpace *space = mw_space(L);
+    int uncapped = space->in_swift;
+    space->in_swift = 0;
+    int status = lua_pcall(L, nargs, nresults, 0);
+    space->in_swift = uncapped;
+    return status;
+}
+
 static int mw_gettable_body(lua_State *L) {
     lua_gettable(L, 1);
     return 1;
@@ -293,7 +306,7 @@ static inline int mw_pgettable(lua_State *L, int idx) {
     lua_insert(L, -2);
     lua_pushvalue(L, idx);
     lua_insert(L, -2);
-    return lua_pcall(L, 2, 1, 0);
+    return mw_pcallscript(L, 2, 1);
 }
 
 static int mw_tostring_body(lua_State *L) {
@@ -326,7 +339,6 @@ static inline void mw_collectgarbage(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
 
-static inline int mw_pcall(lua_State *L, int nargs, int nresults, int msgh) { return lua_pcall(L, nargs, nresults, msgh); }
 static inline const char *mw_tolstring(lua_State *L, int idx, size_t *len) { return lua_tolstring(L, idx, len); }
 static inline lua_Number mw_tonumber(lua_State *L, int idx, int *isnum) { return lua_tonumberx(L, idx, isnum); }
 static inline lua_Integer mw_tointeger(lua_State *L, int idx, int *isnum) { return lua_tointegerx(L, idx, isnum); }

@@ -232,7 +232,7 @@ private let luaRegexGsub: LuaFunction = { L in
                 lua_pushvalue(L, 3)
                 pushCaptures(L, found, regex, subject: 1)
                 // Protected, so an error in the callback never unwinds through this frame.
-                if mw_pcall(L, 1, 1, 0) != LUA_OK { return LuaReturn.raise }
+                if mw_pcallscript(L, 1, 1) != LUA_OK { return LuaReturn.raise }
             } else {
                 _ = L.withBytes(at: 1) { L.push(bytes: UnsafeRawBufferPointer(rebasing: $0[whole])) }
                 // Protected too: the table's __index is the script's code.

@@ -121,4 +121,12 @@ final class LuaDoorTests: XCTestCase {
         XCTAssertLessThan(vm.memoryInUse, before + 512 * 1024, "the failed call's memory was collected")
         XCTAssertNoThrow(try vm.run(source: "assert(#string.rep('z', 1000) == 1000)", name: "after", as: .onCommandGet))
     }
+
+    func testScriptCodeThatSwiftCallsBackStaysUnderTheMemoryCap() throws {
+        let vm = try makeVM("moonwire.options{limits = {memory = 8 * 1024 * 1024}}")
+        let failure = error(running: """
+            moonwire.re.gsub("a", "a", function() local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 100) .. i end end)
+            """, as: .onCommandGet, in: vm)
+        XCTAssertTrue(failure?.message.contains("not enough memory") == true, "\(String(describing: failure))")
+    }
 }
