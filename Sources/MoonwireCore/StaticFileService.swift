@@ -11,11 +11,14 @@ final class StaticFileService: Sendable {
     private let threadPool: NIOThreadPool
     /// Reads file regions into buffers for transports that cannot sendfile (TLS, HTTP/2).
     let fileIO: NonBlockingFileIO
+    /// Reports running out of file descriptors, once per episode.
+    let descriptors: DescriptorShortage
     /// Resolvers of other roots, canonicalised once each (nil: the folder does not exist).
     private let otherRoots = NIOLockedValueBox<[String: StaticFileResolver?]>([:])
 
-    init(root: String, threadPool: NIOThreadPool) {
+    init(root: String, threadPool: NIOThreadPool, descriptors: DescriptorShortage) {
         self.resolver = StaticFileResolver(root: root)
+        self.descriptors = descriptors
         self.threadPool = threadPool
         self.fileIO = NonBlockingFileIO(threadPool: threadPool)
     }
