@@ -1,6 +1,7 @@
 // The handlers of an HTTP/2 connection: NIO's HTTP/2 handler with our SETTINGS, and on every
 // stream NIO's HTTP/2-to-HTTP/1 codec feeding the same exchange handler as HTTP/1.1, so a
-// request looks the same to the delegate whichever protocol carried it.
+// request looks the same to the delegate whichever protocol carried it. Around them: the idle
+// timeout and the send timeout.
 import NIOCore
 import NIOHTTP2
 
@@ -20,11 +21,14 @@ enum HTTP2Pipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = settings.initialWindowSize
         let loop = channel.eventLoop
+        let sendTimeout = NIOLoopBound(
+            HTTP2SendTimeout(timeout: environment.limits.sendTimeout, environment: environment), eventLoop: loop)
         let multiplexer = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: loop)
         let pushes = NIOLoopBound(
             HTTP2PushConnection(
                 makeStream: { initializer in multiplexer.value?.createStreamChannel(promise: nil, initializer) },
                 configureStream: { stream, watcher in
+                    try stream.pipeline.syncOperations.addHandler(sendTimeout.value.makeWatch())
                     try stream.pipeline.syncOperations.addHandler(watcher)
                     try addRequestHandlers(stream, push: nil, environment: environment, scheme: scheme)
                 }),
@@ -36,6 +40,7 @@ enum HTTP2Pipeline {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
+                try stream.pipeline.syncOperations.addHandler(sendTimeout.value.makeWatch())
                 let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
                 if let push { try stream.pipeline.syncOperations.addHandler(push) }
                 try addRequestHandlers(stream, push: push, environment: environment, scheme: scheme)
@@ -43,6 +48,7 @@ enum HTTP2Pipeline {
         }
         try channel.pipeline.syncOperations.addHandler(pushes.value)
         try channel.pipeline.syncOperations.addHandler(idle)
+        try channel.pipeline.syncOperations.addHandler(sendTimeout.value)
         try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
     }
 

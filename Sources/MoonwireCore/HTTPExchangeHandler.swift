@@ -45,6 +45,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var writer: HTTPResponseWriter
     /// The body a handler is streaming, while it does.
     var activeStream: HTTPResponseStream?
+    /// The file body being copied through buffers, while it is.
+    var activeCopy: FileBodyCopier?
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -235,13 +237,17 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { activeStream?.becameWritable() }
+        if context.channel.isWritable {
+            activeStream?.becameWritable()
+            activeCopy?.becameWritable()
+        }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         activeStream?.connectionClosed()
         activeStream = nil
+        activeCopy?.cancel()
         context.fireChannelInactive()
     }
 

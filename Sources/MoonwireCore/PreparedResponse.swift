@@ -7,8 +7,9 @@ import NIOPosix
 struct PreparedResponse {
     enum Body {
         case bytes(ByteBuffer)
-        /// An open file; the handle is closed once the region has been written.
-        case file(FileRegion, NIOFileHandle)
+        /// An open file; the handle is closed once the region has been written. The file is
+        /// kept to open it again (see `FileBodyCopier`).
+        case file(FileRegion, NIOFileHandle, StaticFile)
     }
 
     var status: Int
@@ -18,13 +19,13 @@ struct PreparedResponse {
     var contentLength: Int {
         switch body {
         case .bytes(let buffer): return buffer.readableBytes
-        case .file(let region, _): return region.readableBytes
+        case .file(let region, _, _): return region.readableBytes
         }
     }
 
     /// Closes the file of a response that will not be written after all.
     func discard() {
-        if case .file(_, let handle) = body { try? handle.close() }
+        if case .file(_, let handle, _) = body { try? handle.close() }
     }
 }
 

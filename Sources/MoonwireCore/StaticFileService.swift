@@ -63,6 +63,23 @@ final class StaticFileService: Sendable {
         }
     }
 
+    /// Opens a file again to send the rest of its body (`FileBodyCopier` closes files while a
+    /// client cannot take more); fails with `FileChanged` when its size or modification time
+    /// is no longer what the answer's headers announced.
+    func reopen(_ file: StaticFile, on loop: EventLoop) -> EventLoopFuture<NIOFileHandle> {
+        threadPool.runIfActive(eventLoop: loop) {
+            let handle = try NIOFileHandle(_deprecatedPath: file.path)
+            var info = stat()
+            let status = try handle.withUnsafeFileDescriptor { fstat($0, &info) }
+            let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            guard status == 0, Int(info.st_size) == file.size, modified == file.modified else {
+                try? handle.close()
+                throw FileChanged(path: file.path)
+            }
+            return handle
+        }
+    }
+
     /// Runs `body` on the thread pool, its answer delivered on `loop`. NIO's `runIfActive`
     /// does the same but, generic and not inlinable, looked up the metadata of its `Result`
     /// nine times per file served.
@@ -159,7 +176,7 @@ final class StaticFileService: Sendable {
         }
         let handle = try NIOFileHandle(_deprecatedPath: file.path)
         let region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)
-        return PreparedResponse(status: status, headers: headers, body: .file(region, handle))
+        return PreparedResponse(status: status, headers: headers, body: .file(region, handle, file))
     }
 
     private static func page(_ status: Int, _ extraHeaders: HTTPHeaders) -> PreparedResponse {

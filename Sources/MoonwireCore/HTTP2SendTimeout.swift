@@ -1,0 +1,179 @@
+// The send timeout of an HTTP/2 connection (nginx's send_timeout): a stream that has waited
+// `limits.sendTimeout` to send (its client keeps the flow-control window shut, or never takes
+// the end of an answer) is reset with RST_STREAM(CANCEL), and a connection whose socket took
+// nothing for that long is closed. Without it a client that opens streams with
+// SETTINGS_INITIAL_WINDOW_SIZE=0 holds them, their buffers and their files for ever. NIOHTTP2
+// has no send timeout, and its NIOHTTP2ServerConnectionManagementHandler only watches idle
+// connections. One timer per connection sweeps the waiting streams ten times per timeout,
+// rather than one timer per stream: nearly every answer waits a moment for its END_STREAM.
+import Logging
+import NIOCore
+import NIOHTTP2
+
+/// Sits on the connection, after NIO's HTTP/2 handler; each stream has an
+/// `HTTP2StreamSendWatch` that reports to it.
+final class HTTP2SendTimeout: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+
+    private let timeout: TimeAmount
+    private let sweepInterval: TimeAmount
+    private let environment: ConnectionEnvironment
+    private var context: ChannelHandlerContext?
+    /// Streams that waited at their last report; each knows its index, for removal in O(1).
+    private var waiting: [HTTP2StreamSendWatch] = []
+    private var sweep: Scheduled<Void>?
+    /// Since when the connection's socket has refused more bytes.
+    private var socketFullSince: NIODeadline?
+
+    init(timeout: Double, environment: ConnectionEnvironment) {
+        self.timeout = .nanoseconds(Int64(timeout * 1e9))
+        // A stream is reset between 1 and 1.1 timeouts after its wait began.
+        self.sweepInterval = .nanoseconds(max(Int64(timeout * 1e9) / 10, 10_000_000))
+        self.environment = environment
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        sweep?.cancel()
+        sweep = nil
+        for watch in waiting { watch.index = nil }
+        waiting = []
+        self.context = nil
+    }
+
+    /// A watch for a new stream of this connection.
+    func makeWatch() -> HTTP2StreamSendWatch {
+        HTTP2StreamSendWatch(owner: self)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            socketFullSince = nil
+        } else if socketFullSince == nil {
+            socketFullSince = context.eventLoop.now
+            scheduleSweep()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    fileprivate func startWatching(_ watch: HTTP2StreamSendWatch) {
+        if watch.index == nil {
+            watch.index = waiting.count
+            waiting.append(watch)
+        }
+        scheduleSweep()
+    }
+
+    fileprivate func stopWatching(_ watch: HTTP2StreamSendWatch) {
+        guard let index = watch.index else { return }
+        watch.index = nil
+        let last = waiting.removeLast()
+        if last !== watch {
+            waiting[index] = last
+            last.index = index
+        }
+    }
+
+    private func scheduleSweep() {
+        guard sweep == nil, let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sweep = context.eventLoop.scheduleTask(in: sweepInterval) { bound.value.sweepNow() }
+    }
+
+    private func sweepNow() {
+        sweep = nil
+        guard let context else { return }
+        let now = context.eventLoop.now
+        let peer = ConnectionInfo(channel: context.channel)
+        if let since = socketFullSince, now - since >= timeout {
+            report("HTTP/2 client read nothing for \(seconds) s: connection closed", peer: peer)
+            context.close(promise: nil)
+            return
+        }
+        var expired: [HTTP2StreamSendWatch] = []
+        for watch in waiting where watch.state.hasTimedOut(after: timeout, now: now) { expired.append(watch) }
+        for watch in waiting where watch.state.waitingSince == nil { stopWatching(watch) }
+        if !expired.isEmpty {
+            report(
+                "\(expired.count) HTTP/2 stream(s) could send nothing for \(seconds) s: reset (CANCEL)", peer: peer)
+            for watch in expired {
+                stopWatching(watch)
+                watch.timeOut()
+            }
+        }
+        if !waiting.isEmpty || socketFullSince != nil { scheduleSweep() }
+    }
+
+    private var seconds: String {
+        let value = Double(timeout.nanoseconds) / 1e9
+        return value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    private func report(_ message: String, peer: ConnectionInfo) {
+        environment.logger.warning("send timeout", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(peer, message: message)
+    }
+}
+
+/// First on each stream's pipeline: reports the stream's writability and the end of its answer
+/// to the connection's `HTTP2SendTimeout`, and resets the stream when told.
+final class HTTP2StreamSendWatch: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias InboundOut = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let owner: HTTP2SendTimeout
+    fileprivate(set) var state = HTTP2StreamSendState()
+    /// The place in the owner's list of waiting streams.
+    fileprivate var index: Int?
+    private var context: ChannelHandlerContext?
+
+    fileprivate init(owner: HTTP2SendTimeout) {
+        self.owner = owner
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        owner.stopWatching(self)
+        self.context = nil
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .headers(let headers) where headers.endStream:
+            perform(state.answerEnded(now: context.eventLoop.now))
+        case .data(let body) where body.endStream:
+            perform(state.answerEnded(now: context.eventLoop.now))
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        perform(state.writabilityChanged(context.channel.isWritable, now: context.eventLoop.now))
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        owner.stopWatching(self)
+        context.fireChannelInactive()
+    }
+
+    private func perform(_ action: HTTP2StreamSendState.Action) {
+        if case .watch = action, context?.channel.isActive == true { owner.startWatching(self) }
+    }
+
+    /// Closing an open stream's channel makes NIO send RST_STREAM(CANCEL).
+    fileprivate func timeOut() {
+        context?.close(promise: nil)
+    }
+}
