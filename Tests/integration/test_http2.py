@@ -564,3 +564,23 @@ def test_a_client_that_reads_nothing_is_closed_after_the_send_timeout(stall_serv
             server.log_since(mark)
         assert wait_until(lambda: server.descriptors() < baseline, timeout=5), "the connection stayed open"
     assert server.get("/fast").text == "ok"
+
+
+def test_a_stream_over_the_limit_is_refused_alone(stall_server, certs):
+    # The 129th concurrent stream got GOAWAY(PROTOCOL_ERROR), which killed the 128 legitimate
+    # ones with it; RFC 9113 section 5.1.2 lets the server refuse that stream alone.
+    server, target = stall_server, target_of(stall_server, certs, "tls")
+    mark = server.log_mark()
+    with RawH2(target, {SETTINGS_INITIAL_WINDOW_SIZE: 0, SETTINGS_ENABLE_PUSH: 0}) as client:
+        assert client.server_settings()[SETTINGS_MAX_CONCURRENT_STREAMS] == 128
+        streams = list(range(1, 257, 2))                    # 128 streams, held open by the zero window
+        client.send(b"".join(client.get(stream, "/big.bin") for stream in streams))
+        assert client.wait(lambda: client.answered() >= set(streams), timeout=10)
+        client.send(client.get(257, "/big.bin") + frame(PING, 0, 0, b"stillhere"[:8]))
+        assert client.wait(lambda: 257 in client.resets(), timeout=5), "the stream over the limit was not refused"
+        assert client.resets() == {257: REFUSED_STREAM}
+        assert client.wait(lambda: any(flags & ACK for _, flags, _ in client.of_type(PING)), timeout=5)
+        assert not client.of_type(GOAWAY) and not client.closed
+        client.send(frame(WINDOW_UPDATE, 0, 1, (1000).to_bytes(4, "big")))    # the first stream goes on
+        assert client.wait(lambda: any(stream == 1 for stream, _, _ in client.of_type(DATA)), timeout=5)
+    assert server.wait_for_log("more than 128 concurrent streams: refused (REFUSED_STREAM)", since=mark)
