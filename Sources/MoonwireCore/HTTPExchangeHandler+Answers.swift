@@ -58,12 +58,12 @@ extension HTTPExchangeHandler {
             switch response.body {
             case .bytes(let buffer):
                 if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, context: context) }
-            case .file(let region, let handle, _) where sendsFileRegions:
+            case .file(let region, _) where sendsFileRegions:
                 let written = context.eventLoop.makePromise(of: Void.self)
-                written.futureResult.whenComplete { _ in try? handle.close() }
+                written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
                 writer.body(.fileRegion(region), promise: written, context: context)
-            case .file(let region, let handle, let file):
-                return copy(region, handle, file, exchange, context: context)
+            case .file(let region, let origin):
+                return copy(region, origin.file, exchange, context: context)
             }
         } else {
             response.discard()
@@ -72,9 +72,7 @@ extension HTTPExchangeHandler {
     }
 
     /// Sends a file region as buffers (`FileBodyCopier`), for transports that cannot sendfile.
-    private func copy(
-        _ region: FileRegion, _ handle: NIOFileHandle, _ file: StaticFile, _ exchange: Exchange, context: ChannelHandlerContext
-    ) {
+    private func copy(_ region: FileRegion, _ file: StaticFile, _ exchange: Exchange, context: ChannelHandlerContext) {
         writer.flush(context: context)
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         let sink = FileBodyCopier.Sink(
@@ -100,7 +98,7 @@ extension HTTPExchangeHandler {
                 }
             })
         let copier = FileBodyCopier(
-            file: file, handle: handle, range: region.readerIndex..<region.endIndex, files: environment.files,
+            file: file, handle: region.fileHandle, range: region.readerIndex..<region.endIndex, files: environment.files,
             allocator: context.channel.allocator, eventLoop: context.eventLoop, sink: sink)
         activeCopy = copier
         copier.start()

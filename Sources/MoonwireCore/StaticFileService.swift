@@ -176,7 +176,7 @@ final class StaticFileService: Sendable {
         }
         let handle = try NIOFileHandle(_deprecatedPath: file.path)
         let region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)
-        return PreparedResponse(status: status, headers: headers, body: .file(region, handle, file))
+        return PreparedResponse(status: status, headers: headers, body: .file(region, FileOrigin(file)))
     }
 
     private static func page(_ status: Int, _ extraHeaders: HTTPHeaders) -> PreparedResponse {
