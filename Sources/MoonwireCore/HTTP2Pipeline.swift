@@ -30,31 +30,30 @@ enum HTTP2Pipeline {
             HTTP2PushConnection(
                 makeStream: { initializer in multiplexer.value?.createStreamChannel(promise: nil, initializer) },
                 configureStream: { stream, watcher in
-                    try stream.pipeline.syncOperations.addHandler(sendTimeout.value.makeWatch())
                     try stream.pipeline.syncOperations.addHandler(watcher)
-                    try addRequestHandlers(stream, push: nil, environment: environment, scheme: scheme)
+                    try addRequestHandlers(
+                        stream, push: nil, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
+                        scheme: scheme)
                 }),
             eventLoop: loop)
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
         let boundEnvironment = NIOLoopBound(environment, eventLoop: loop)
         try channel.pipeline.syncOperations.addHandler(HTTP2AdvertisedStreamLimit(limit: settings.maxConcurrentStreams))
         multiplexer.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: idle.delegate
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
-                switch admission.value.streamOpened() {
-                case .refuse(let first):
+                if case .refuse(let first) = admission.value.admit() {
                     if first { reportRefusal(channel, limit: settings.maxConcurrentStreams, environment: environment) }
-                    try stream.pipeline.syncOperations.addHandler(HTTP2RefusedStream())
-                    return
-                case .admit:
-                    stream.closeFuture.whenComplete { _ in admission.value.streamClosed() }
+                    return try stream.pipeline.syncOperations.addHandler(HTTP2RefusedStream())
                 }
-                try stream.pipeline.syncOperations.addHandler(sendTimeout.value.makeWatch())
                 let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
                 if let push { try stream.pipeline.syncOperations.addHandler(push) }
-                try addRequestHandlers(stream, push: push, environment: environment, scheme: scheme)
+                try addRequestHandlers(
+                    stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
+                    scheme: scheme)
             }
         }
         try channel.pipeline.syncOperations.addHandler(pushes.value)
@@ -72,11 +71,12 @@ enum HTTP2Pipeline {
         environment.delegate.protocolError(peer, message: message)
     }
 
-    private static func addRequestHandlers(_ stream: Channel, push: HTTP2Push?, environment: ConnectionEnvironment, scheme: String)
-        throws
-    {
+    private static func addRequestHandlers(
+        _ stream: Channel, push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, environment: ConnectionEnvironment,
+        scheme: String
+    ) throws {
         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
         try stream.pipeline.syncOperations.addHandler(
-            HTTPExchangeHandler(environment: environment, transport: .http2(push: push), scheme: scheme))
+            HTTPExchangeHandler(environment: environment, transport: .http2(push: push, sendWatch: sendWatch), scheme: scheme))
     }
 }

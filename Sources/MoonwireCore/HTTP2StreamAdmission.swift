@@ -16,6 +16,8 @@ struct HTTP2StreamAdmission {
     }
 
     let limit: Int
+    /// The client's streams NIOHTTP2 has open (refused ones too, until their RST_STREAM is
+    /// out), as its stream delegate reports them.
     private(set) var open = 0
     private var refused = 0
 
@@ -30,19 +32,43 @@ struct HTTP2StreamAdmission {
         min(limit * 2 + 100, Int(Int32.max))
     }
 
-    /// A client opened a stream.
-    mutating func streamOpened() -> Decision {
-        guard open >= limit else {
-            open += 1
-            return .admit
-        }
+    /// A client opened a stream. NIOHTTP2 asks for its handlers before it reports the stream
+    /// created, so `open` does not count it yet.
+    mutating func admit() -> Decision {
+        guard open >= limit else { return .admit }
         refused += 1
         return .refuse(firstOnConnection: refused == 1)
     }
 
-    /// An admitted stream closed.
-    mutating func streamClosed() {
-        open -= 1
+    mutating func streamCreated(_ id: HTTP2StreamID) {
+        if Self.isClients(id) { open += 1 }
+    }
+
+    mutating func streamClosed(_ id: HTTP2StreamID) {
+        if Self.isClients(id) { open -= 1 }
+    }
+
+    /// Clients open odd-numbered streams; the server's pushes are even (RFC 9113 section 5.1.1).
+    private static func isClients(_ id: HTTP2StreamID) -> Bool {
+        Int32(id) % 2 == 1
+    }
+}
+
+/// NIOHTTP2 reports stream creation and closing through one delegate, on the connection's loop:
+/// it goes to the idle timeout and to the stream count. Counting here costs nothing per stream;
+/// a close callback on each stream's channel would.
+struct HTTP2StreamEvents: NIOHTTP2StreamDelegate {
+    let idle: HTTP2IdleTimeout.Delegate
+    let admission: NIOLoopBoundBox<HTTP2StreamAdmission>
+
+    func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
+        admission.value.streamCreated(id)
+        idle.streamCreated(id, channel: channel)
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
+        admission.value.streamClosed(id)
+        idle.streamClosed(id, channel: channel)
     }
 }
 

@@ -127,6 +127,7 @@ extension HTTPExchangeHandler {
 
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
+        defer { sendWatch?.answerEnded() }
         switch machine.responseEnded(keepAlive: exchange.keepAlive) {
         case .nextRequest:
             timeouts?.answerStarted()
@@ -193,6 +194,7 @@ extension HTTPExchangeHandler {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
             // rest of the request (RFC 9113 section 8.1). The connection goes on.
             writer.end(promise: nil, context: context)
+            sendWatch?.answerEnded()
             let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
             codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
             return

@@ -51,13 +51,21 @@ final class HTTP2AdvertisedStreamLimitTests: XCTestCase {
 
     func testStreamsOverTheLimitAreRefusedAndTheFirstIsReported() {
         var admission = HTTP2StreamAdmission(limit: 2)
-        XCTAssertEqual(admission.streamOpened(), .admit)
-        XCTAssertEqual(admission.streamOpened(), .admit)
-        XCTAssertEqual(admission.streamOpened(), .refuse(firstOnConnection: true))
-        XCTAssertEqual(admission.streamOpened(), .refuse(firstOnConnection: false))
-        admission.streamClosed()
-        XCTAssertEqual(admission.streamOpened(), .admit, "a closed stream makes room")
-        XCTAssertEqual(admission.open, 2)
+        for id in [1, 3] as [HTTP2StreamID] {
+            XCTAssertEqual(admission.admit(), .admit)
+            admission.streamCreated(id)
+        }
+        admission.streamCreated(2)
+        XCTAssertEqual(admission.open, 2, "the server's pushes do not count")
+        XCTAssertEqual(admission.admit(), .refuse(firstOnConnection: true))
+        admission.streamCreated(5)
+        XCTAssertEqual(admission.admit(), .refuse(firstOnConnection: false))
+        admission.streamCreated(7)
+        admission.streamClosed(5)
+        admission.streamClosed(7)
+        admission.streamClosed(1)
+        XCTAssertEqual(admission.admit(), .admit, "a closed stream makes room")
+        XCTAssertEqual(admission.open, 1)
         XCTAssertGreaterThan(HTTP2StreamAdmission.backstop(for: 128), 128)
         XCTAssertEqual(HTTP2StreamAdmission.backstop(for: Int(Int32.max)), Int(Int32.max))
     }
