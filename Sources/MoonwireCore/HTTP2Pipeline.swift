@@ -67,7 +67,8 @@ enum HTTP2Pipeline {
     private static func reportRefusal(_ channel: Channel, limit: Int, environment: ConnectionEnvironment) {
         let peer = ConnectionInfo(channel: channel)
         let message = "HTTP/2 client opened more than \(limit) concurrent streams: refused (REFUSED_STREAM)"
-        environment.logger.warning("bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+        environment.logger.warning(
+            "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
         environment.delegate.protocolError(peer, message: message)
     }
 

@@ -88,9 +88,8 @@ final class HTTP2SendTimeout: ChannelInboundHandler {
         sweep = nil
         guard let context else { return }
         let now = context.eventLoop.now
-        let peer = ConnectionInfo(channel: context.channel)
         if let since = socketFullSince, now - since >= timeout {
-            report("HTTP/2 client read nothing for \(seconds) s: connection closed", peer: peer)
+            report("HTTP/2 client read nothing for \(seconds) s: connection closed", context: context)
             context.close(promise: nil)
             return
         }
@@ -99,7 +98,7 @@ final class HTTP2SendTimeout: ChannelInboundHandler {
         for watch in waiting where watch.state.waitingSince == nil { stopWatching(watch) }
         if !expired.isEmpty {
             report(
-                "\(expired.count) HTTP/2 stream(s) could send nothing for \(seconds) s: reset (CANCEL)", peer: peer)
+                "\(expired.count) HTTP/2 stream(s) could send nothing for \(seconds) s: reset (CANCEL)", context: context)
             for watch in expired {
                 stopWatching(watch)
                 watch.timeOut()
@@ -113,8 +112,10 @@ final class HTTP2SendTimeout: ChannelInboundHandler {
         return value == value.rounded() ? String(Int(value)) : String(value)
     }
 
-    private func report(_ message: String, peer: ConnectionInfo) {
-        environment.logger.warning("send timeout", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+    private func report(_ message: String, context: ChannelHandlerContext) {
+        let peer = ConnectionInfo(channel: context.channel)
+        environment.logger.warning(
+            "send timeout", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
         environment.delegate.protocolError(peer, message: message)
     }
 }

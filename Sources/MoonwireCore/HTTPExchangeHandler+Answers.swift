@@ -41,7 +41,8 @@ extension HTTPExchangeHandler {
             case .failure(let error) where DescriptorShortage.isShortage(error):
                 // Out of descriptors: the server is full, not broken (logged once per episode).
                 handler.environment.files.descriptors.failed(.file, error: error)
-                handler.write(PreparedResponse(status: 503, headers: [:], body: .bytes(ByteBuffer(string: HTTPResponse.statusText(503)))), exchange)
+                let text = ByteBuffer(string: HTTPResponse.statusText(503))
+                handler.write(PreparedResponse(status: 503, headers: [:], body: .bytes(text)), exchange)
             case .failure(let error):
                 handler.environment.logger.error("cannot read file", metadata: ["error": "\(error)"])
                 handler.write(PreparedResponse(status: 500, headers: [:], body: .bytes(ByteBuffer(string: HTTPResponse.statusText(500)))), exchange)
