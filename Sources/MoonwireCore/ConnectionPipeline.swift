@@ -14,6 +14,8 @@ enum ConnectionPipeline {
         let pipeline = channel.pipeline.syncOperations
         let limits = environment.limits
         if let tls {
+            let handshakeTimeout = TLSHandshakeTimeout(timeout: limits.headerTimeout, logger: environment.logger)
+            try pipeline.addHandler(handshakeTimeout)
             try pipeline.addHandler(
                 FirstBytesRouter(
                     idleTimeout: limits.keepAliveTimeout, headerTimeout: limits.headerTimeout, maxBytes: 16 * 1024 + 5, classify: TLSClientHello.offeredProtocols,
@@ -23,7 +25,7 @@ enum ConnectionPipeline {
                             ? nil
                             : environment.delegate.selectApplicationProtocol(ConnectionInfo(channel: channel), offered: offered)
                         try addTLS(channel, context: tls.context(choosing: choice.flatMap { offered.contains($0) ? $0 : nil }),
-                            settings: tls.settings, environment: environment)
+                            settings: tls.settings, handshakeTimeout: handshakeTimeout, environment: environment)
                     }))
         } else if environment.http2.enabled {
             try pipeline.addHandler(
@@ -48,9 +50,10 @@ enum ConnectionPipeline {
         return count == preface.count ? .decided(true) : .needMore
     }
 
-    private static func addTLS(_ channel: Channel, context: NIOSSLContext, settings: TLSSettings, environment: ConnectionEnvironment)
-        throws
-    {
+    private static func addTLS(
+        _ channel: Channel, context: NIOSSLContext, settings: TLSSettings, handshakeTimeout: TLSHandshakeTimeout,
+        environment: ConnectionEnvironment
+    ) throws {
         let pipeline = channel.pipeline.syncOperations
         let ssl: NIOSSLServerHandler
         if settings.peerVerification == .none {
@@ -66,8 +69,10 @@ enum ConnectionPipeline {
         }
         try pipeline.addHandler(ssl)
         try pipeline.addHandler(ConnectionFailures(layer: .tls, environment: environment))
+        // Called once the handshake has completed, whatever ALPN chose.
         let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
             channel.eventLoop.makeCompletedFuture {
+                channel.pipeline.syncOperations.removeHandler(handshakeTimeout, promise: nil)
                 if case .negotiated("h2") = result {
                     try HTTP2Pipeline.configure(channel, environment: environment, scheme: "https")
                 } else {

@@ -1,6 +1,7 @@
 // The handlers of an HTTP/2 connection: NIO's HTTP/2 handler with our SETTINGS, and on every
 // stream NIO's HTTP/2-to-HTTP/1 codec feeding the same exchange handler as HTTP/1.1, so a
-// request looks the same to the delegate whichever protocol carried it.
+// request looks the same to the delegate whichever protocol carried it. Around them: the
+// stream limit (HTTP2StreamAdmission), the idle timeout and the send timeout.
 import NIOCore
 import NIOHTTP2
 
@@ -11,7 +12,8 @@ enum HTTP2Pipeline {
         let settings = environment.http2
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
+            HTTP2Setting(
+                parameter: .maxConcurrentStreams, value: HTTP2StreamAdmission.backstop(for: settings.maxConcurrentStreams)),
             HTTP2Setting(parameter: .initialWindowSize, value: settings.initialWindowSize),
             HTTP2Setting(parameter: .maxFrameSize, value: settings.maxFrameSize),
             HTTP2Setting(parameter: .headerTableSize, value: settings.headerTableSize),
@@ -20,37 +22,62 @@ enum HTTP2Pipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = settings.initialWindowSize
         let loop = channel.eventLoop
+        let sendTimeout = NIOLoopBound(
+            HTTP2SendTimeout(timeout: environment.limits.sendTimeout, environment: environment), eventLoop: loop)
+        let admission = NIOLoopBoundBox(HTTP2StreamAdmission(limit: settings.maxConcurrentStreams), eventLoop: loop)
         let multiplexer = NIOLoopBoundBox<NIOHTTP2Handler.StreamMultiplexer?>(nil, eventLoop: loop)
         let pushes = NIOLoopBound(
             HTTP2PushConnection(
                 makeStream: { initializer in multiplexer.value?.createStreamChannel(promise: nil, initializer) },
                 configureStream: { stream, watcher in
                     try stream.pipeline.syncOperations.addHandler(watcher)
-                    try addRequestHandlers(stream, push: nil, environment: environment, scheme: scheme)
+                    try addRequestHandlers(
+                        stream, push: nil, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
+                        scheme: scheme)
                 }),
             eventLoop: loop)
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
         let boundEnvironment = NIOLoopBound(environment, eventLoop: loop)
+        try channel.pipeline.syncOperations.addHandler(HTTP2AdvertisedStreamLimit(limit: settings.maxConcurrentStreams))
         multiplexer.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream, streamDelegate: idle.delegate
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
+                if case .refuse(let first) = admission.value.admit() {
+                    if first { reportRefusal(channel, limit: settings.maxConcurrentStreams, environment: environment) }
+                    return try stream.pipeline.syncOperations.addHandler(HTTP2RefusedStream())
+                }
                 let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
                 if let push { try stream.pipeline.syncOperations.addHandler(push) }
-                try addRequestHandlers(stream, push: push, environment: environment, scheme: scheme)
+                try addRequestHandlers(
+                    stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
+                    scheme: scheme)
             }
         }
         try channel.pipeline.syncOperations.addHandler(pushes.value)
         try channel.pipeline.syncOperations.addHandler(idle)
+        try channel.pipeline.syncOperations.addHandler(sendTimeout.value)
         try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
     }
 
-    private static func addRequestHandlers(_ stream: Channel, push: HTTP2Push?, environment: ConnectionEnvironment, scheme: String)
-        throws
-    {
+    /// The first stream a connection opens over the limit is reported; the others are only
+    /// refused.
+    private static func reportRefusal(_ channel: Channel, limit: Int, environment: ConnectionEnvironment) {
+        let peer = ConnectionInfo(channel: channel)
+        let message = "HTTP/2 client opened more than \(limit) concurrent streams: refused (REFUSED_STREAM)"
+        environment.logger.warning(
+            "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(peer, message: message)
+    }
+
+    private static func addRequestHandlers(
+        _ stream: Channel, push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, environment: ConnectionEnvironment,
+        scheme: String
+    ) throws {
         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
         try stream.pipeline.syncOperations.addHandler(
-            HTTPExchangeHandler(environment: environment, transport: .http2(push: push), scheme: scheme))
+            HTTPExchangeHandler(environment: environment, transport: .http2(push: push, sendWatch: sendWatch), scheme: scheme))
     }
 }

@@ -38,6 +38,11 @@ extension HTTPExchangeHandler {
             case .success(let prepared):
                 guard handler.context != nil else { return prepared.discard() }
                 handler.write(prepared, exchange)
+            case .failure(let error) where DescriptorShortage.isShortage(error):
+                // Out of descriptors: the server is full, not broken (logged once per episode).
+                handler.environment.files.descriptors.failed(.file, error: error)
+                let text = ByteBuffer(string: HTTPResponse.statusText(503))
+                handler.write(PreparedResponse(status: 503, headers: [:], body: .bytes(text)), exchange)
             case .failure(let error):
                 handler.environment.logger.error("cannot read file", metadata: ["error": "\(error)"])
                 handler.write(PreparedResponse(status: 500, headers: [:], body: .bytes(ByteBuffer(string: HTTPResponse.statusText(500)))), exchange)
@@ -54,12 +59,12 @@ extension HTTPExchangeHandler {
             switch response.body {
             case .bytes(let buffer):
                 if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, context: context) }
-            case .file(let region, let handle) where sendsFileRegions:
+            case .file(let region, _) where sendsFileRegions:
                 let written = context.eventLoop.makePromise(of: Void.self)
-                written.futureResult.whenComplete { _ in try? handle.close() }
+                written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
                 writer.body(.fileRegion(region), promise: written, context: context)
-            case .file(let region, let handle):
-                return copy(region, handle, exchange, context: context)
+            case .file(let region, let origin):
+                return copy(region, origin.file, exchange, context: context)
             }
         } else {
             response.discard()
@@ -67,34 +72,37 @@ extension HTTPExchangeHandler {
         endResponse(exchange, context: context)
     }
 
-    /// Sends a file region as buffers, one chunk in flight at a time, for transports that cannot
-    /// sendfile (TLS encrypts every byte; HTTP/2 frames them). Memory stays at one chunk.
-    private func copy(_ region: FileRegion, _ handle: NIOFileHandle, _ exchange: Exchange, context: ChannelHandlerContext) {
+    /// Sends a file region as buffers (`FileBodyCopier`), for transports that cannot sendfile.
+    private func copy(_ region: FileRegion, _ file: StaticFile, _ exchange: Exchange, context: ChannelHandlerContext) {
         writer.flush(context: context)
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loop = context.eventLoop
-        environment.files.fileIO.readChunked(
-            fileRegion: region, chunkSize: 64 * 1024, allocator: context.channel.allocator, eventLoop: loop
-        ) { chunk in
-            let handler = loopBoundSelf.value
-            guard let context = handler.context else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-            let written = loop.makePromise(of: Void.self)
-            handler.writer.body(.byteBuffer(chunk), promise: written, context: context)
-            handler.writer.flush(context: context)
-            return written.futureResult
-        }.whenComplete { result in
-            try? handle.close()
-            let handler = loopBoundSelf.value
-            guard let context = handler.context else { return }
-            switch result {
-            case .success:
-                handler.endResponse(exchange, context: context)
-            case .failure(let error):
-                handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
-                handler.machine.answerAborted()
-                context.close(promise: nil)
-            }
-        }
+        let sink = FileBodyCopier.Sink(
+            write: { chunk in
+                let handler = loopBoundSelf.value
+                guard let context = handler.context else { return }
+                handler.writer.body(.byteBuffer(chunk), promise: nil, context: context)
+                handler.writer.flush(context: context)
+            },
+            isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false },
+            finished: { result in
+                let handler = loopBoundSelf.value
+                handler.activeCopy = nil
+                guard let context = handler.context else { return }
+                switch result {
+                case .success:
+                    handler.endResponse(exchange, context: context)
+                case .failure(let error):
+                    if DescriptorShortage.isShortage(error) { handler.environment.files.descriptors.failed(.file, error: error) }
+                    handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
+                    handler.machine.answerAborted()
+                    context.close(promise: nil)
+                }
+            })
+        let copier = FileBodyCopier(
+            file: file, handle: region.fileHandle, range: region.readerIndex..<region.endIndex, files: environment.files,
+            allocator: context.channel.allocator, eventLoop: context.eventLoop, sink: sink)
+        activeCopy = copier
+        copier.start()
     }
 
     /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
@@ -120,6 +128,7 @@ extension HTTPExchangeHandler {
 
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
+        defer { sendWatch?.answerEnded() }
         switch machine.responseEnded(keepAlive: exchange.keepAlive) {
         case .nextRequest:
             timeouts?.answerStarted()
@@ -186,6 +195,7 @@ extension HTTPExchangeHandler {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
             // rest of the request (RFC 9113 section 8.1). The connection goes on.
             writer.end(promise: nil, context: context)
+            sendWatch?.answerEnded()
             let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
             codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
             return

@@ -16,8 +16,9 @@ enum HTTPTransport {
     /// An HTTP/1.1 connection, with its read timers, its WebSocket upgrade and the outlet its
     /// serialized responses leave by.
     case http1(HTTPReadTimeouts, WebSocketUpgradeState, HTTP1ResponseOutlet)
-    /// One HTTP/2 stream; `push` is there when the server may push from it.
-    case http2(push: HTTP2Push?)
+    /// One HTTP/2 stream; `push` is there when the server may push from it, `sendWatch` keeps
+    /// its send timeout.
+    case http2(push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch)
 }
 
 /// Drives requests of one HTTP/1.1 connection or HTTP/2 stream through the delegate.
@@ -34,6 +35,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let upgrade: WebSocketUpgradeState?
     /// The HTTP/2 stream's push, when the server may push from it.
     private let push: HTTP2Push?
+    /// The HTTP/2 stream's send clock; nil on HTTP/1.1.
+    let sendWatch: HTTP2StreamSendWatch?
     /// "http" or "https".
     private let scheme: String
     /// Whether file bodies can go out as file regions (sendfile); not through TLS or HTTP/2.
@@ -45,6 +48,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var writer: HTTPResponseWriter
     /// The body a handler is streaming, while it does.
     var activeStream: HTTPResponseStream?
+    /// The file body being copied through buffers, while it is.
+    var activeCopy: FileBodyCopier?
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -54,12 +59,14 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.timeouts = timeouts
             self.upgrade = upgrade
             push = nil
+            sendWatch = nil
             sendsFileRegions = scheme == "http"
             writer = HTTPResponseWriter(target: .connection(outlet))
-        case .http2(let push):
+        case .http2(let push, let sendWatch):
             timeouts = nil
             upgrade = nil
             self.push = push
+            self.sendWatch = sendWatch
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
         }
@@ -235,13 +242,20 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { activeStream?.becameWritable() }
+        let isWritable = context.channel.isWritable
+        sendWatch?.writabilityChanged(isWritable)
+        if isWritable {
+            activeStream?.becameWritable()
+            activeCopy?.becameWritable()
+        }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         activeStream?.connectionClosed()
         activeStream = nil
+        activeCopy?.cancel()
+        sendWatch?.closed()
         context.fireChannelInactive()
     }
 

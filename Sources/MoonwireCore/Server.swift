@@ -17,6 +17,7 @@ public final class Server: Sendable {
     private let environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>]
     private let threadPool: NIOThreadPool
     private let channels: NIOLockedValueBox<[Channel]> = NIOLockedValueBox([])
+    private let descriptors: DescriptorShortage
     /// The certificates handshakes use; replace them to bring new ones to new connections.
     public let certificates: TLSCertificates
 
@@ -36,7 +37,9 @@ public final class Server: Sendable {
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         self.threadPool = threadPool
-        let files = StaticFileService(root: configuration.wwwRoot, threadPool: threadPool)
+        let descriptors = DescriptorShortage(logger: logger)
+        self.descriptors = descriptors
+        let files = StaticFileService(root: configuration.wwwRoot, threadPool: threadPool, descriptors: descriptors)
         var environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>] = [:]
         for bound in delegates {
             let loop = bound.eventLoop
@@ -73,7 +76,13 @@ public final class Server: Sendable {
 
     private func bootstrap(tls: TLSListenerContexts?, backlog: Int) -> ServerBootstrap {
         let environments = self.environments
+        let descriptors = self.descriptors
         return ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoff(descriptors: descriptors))
+                }
+            }
             .serverChannelOption(.backlog, value: Int32(backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

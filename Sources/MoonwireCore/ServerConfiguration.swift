@@ -29,6 +29,11 @@ public struct HTTPLimits: Sendable, Equatable {
     public var headerTimeout: Double = 10
     /// Seconds an idle keep-alive connection is kept before it is closed silently.
     public var keepAliveTimeout: Double = 60
+    /// Seconds an answer may go without sending anything while it has bytes to send (nginx's
+    /// send_timeout): an HTTP/2 stream the client's flow control holds that long is reset, and
+    /// a connection whose socket takes nothing that long is closed, so a client that stops
+    /// reading cannot keep the server's memory and file descriptors.
+    public var sendTimeout: Double = 60
 
     /// Creates the default limits.
     public init() {}

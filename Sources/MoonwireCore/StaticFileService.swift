@@ -11,11 +11,14 @@ final class StaticFileService: Sendable {
     private let threadPool: NIOThreadPool
     /// Reads file regions into buffers for transports that cannot sendfile (TLS, HTTP/2).
     let fileIO: NonBlockingFileIO
+    /// Reports running out of file descriptors, once per episode.
+    let descriptors: DescriptorShortage
     /// Resolvers of other roots, canonicalised once each (nil: the folder does not exist).
     private let otherRoots = NIOLockedValueBox<[String: StaticFileResolver?]>([:])
 
-    init(root: String, threadPool: NIOThreadPool) {
+    init(root: String, threadPool: NIOThreadPool, descriptors: DescriptorShortage) {
         self.resolver = StaticFileResolver(root: root)
+        self.descriptors = descriptors
         self.threadPool = threadPool
         self.fileIO = NonBlockingFileIO(threadPool: threadPool)
     }
@@ -57,6 +60,23 @@ final class StaticFileService: Sendable {
             }
             return try Self.prepare(
                 resolution, request: request, headOnly: headOnly, status: response.status, extraHeaders: response.headers)
+        }
+    }
+
+    /// Opens a file again to send the rest of its body (`FileBodyCopier` closes files while a
+    /// client cannot take more); fails with `FileChanged` when its size or modification time
+    /// is no longer what the answer's headers announced.
+    func reopen(_ file: StaticFile, on loop: EventLoop) -> EventLoopFuture<NIOFileHandle> {
+        threadPool.runIfActive(eventLoop: loop) {
+            let handle = try NIOFileHandle(_deprecatedPath: file.path)
+            var info = stat()
+            let status = try handle.withUnsafeFileDescriptor { fstat($0, &info) }
+            let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            guard status == 0, Int(info.st_size) == file.size, modified == file.modified else {
+                try? handle.close()
+                throw FileChanged(path: file.path)
+            }
+            return handle
         }
     }
 
@@ -156,7 +176,7 @@ final class StaticFileService: Sendable {
         }
         let handle = try NIOFileHandle(_deprecatedPath: file.path)
         let region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)
-        return PreparedResponse(status: status, headers: headers, body: .file(region, handle))
+        return PreparedResponse(status: status, headers: headers, body: .file(region, FileOrigin(file)))
     }
 
     private static func page(_ status: Int, _ extraHeaders: HTTPHeaders) -> PreparedResponse {

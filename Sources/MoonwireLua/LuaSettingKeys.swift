@@ -14,6 +14,7 @@ enum LuaSettingKeys {
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "keepalive_timeout", "instructions", "memory", "handler_timeout",
+        "send_timeout",
     ]
     static let webSocket = [
         "max_message_size", "validate_utf8", "fragments", "send_queue_limit", "send_queue_policy", "compression",

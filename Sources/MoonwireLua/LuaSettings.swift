@@ -73,7 +73,7 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
     ]
     let durations: [(String, WritableKeyPath<ScriptSettings, Double>)] = [
         ("header_timeout", \.limits.headerTimeout), ("keepalive_timeout", \.limits.keepAliveTimeout),
-        ("handler_timeout", \.scriptLimits.handlerTimeout),
+        ("handler_timeout", \.scriptLimits.handlerTimeout), ("send_timeout", \.limits.sendTimeout),
     ]
     for (name, path) in sizes {
         L.rawField(-1, name)

@@ -16,7 +16,8 @@ final class HTTP1TestConnection {
         configuration.limits = limits
         let environment = ConnectionEnvironment(
             delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
-            files: StaticFileService(root: "/nonexistent", threadPool: pool))
+            files: StaticFileService(
+                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
         try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

@@ -36,7 +36,8 @@ final class WebSocketConnectionTests: XCTestCase {
         pool.start()
         let environment = ConnectionEnvironment(
             delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
-            logger: Logger(label: "test"), files: StaticFileService(root: "/nonexistent", threadPool: pool))
+            logger: Logger(label: "test"), files: StaticFileService(
+                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
         let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
         let request = try XCTUnwrap(
             HTTPRequest(

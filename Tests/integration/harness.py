@@ -2,6 +2,7 @@
 
 - `Server` is one running `moonwire serve --host 127.0.0.1 --port <free> --scripts <folder>
   --www <folder> --threads 2 [--dev]`, started in a folder of its own (its working directory),
+  with at most `fd_limit` file descriptors when given (RLIMIT_NOFILE, set for the server only),
   ready once its log says `listening on` (at most 20 s), stopped with SIGTERM (SIGKILL after
   10 s). Its stdout and stderr go to one log file the tests read.
 - The scripts come either from a folder under Tests/integration/apps/ (`app="events"`) or from
@@ -13,9 +14,11 @@
 - `exchange()` sends raw bytes and reads until the server closes or goes quiet; `parse_responses`
   splits what came back into responses. Every loop here is bounded in time.
 """
+import functools
 import itertools
 import os
 import pathlib
+import resource
 import signal
 import socket
 import subprocess
@@ -231,7 +234,7 @@ def _complete(data, head):
 class Server:
     """One running `moonwire serve` on the scripts folder `scripts`, started in `workdir`."""
 
-    def __init__(self, scripts, workdir, www=WWW, dev=False, threads=2, env=None):
+    def __init__(self, scripts, workdir, www=WWW, dev=False, threads=2, env=None, fd_limit=None):
         self.scripts = pathlib.Path(scripts)
         assert (self.scripts / "main.lua").is_file(), f"no main.lua in {self.scripts}"
         self.www = pathlib.Path(www)
@@ -250,8 +253,10 @@ class Server:
         environment["MOONWIRE_TEST_DIR"] = str(self.data_dir)
         environment.update(env or {})
         self._log = open(self.log_path, "wb")
+        limit = None if fd_limit is None else functools.partial(
+            resource.setrlimit, resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=environment, cwd=str(self.workdir))
+                                        env=environment, cwd=str(self.workdir), preexec_fn=limit)
         self.returncode = None
         self._wait_until_listening()
 
@@ -323,6 +328,23 @@ class Server:
             f"server no longer answers {path}: {reply.data[:200]!r}\n{self.log()[-2000:]}"
         return parse_one(reply.data)
 
+    # --- what the process holds ----------------------------------------------------------
+    def descriptors(self):
+        """How many file descriptors the server holds now."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def rss(self):
+        """The server's resident memory, in bytes."""
+        for line in pathlib.Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def cpu_seconds(self):
+        """User plus system CPU time the server has used so far."""
+        fields = pathlib.Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     # --- lifetime ---------------------------------------------------------------------------
     def stop(self, sig=signal.SIGTERM):
         """Stops the server (SIGKILL if `sig` did not within STOP_TIMEOUT); its exit code."""
@@ -342,7 +364,7 @@ class Server:
 class Launcher:
     """Starts servers in folders under `base` and stops them all at the end (the fixtures'
     factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),
-    plus Server's options (www, dev, threads, env)."""
+    plus Server's options (www, dev, threads, env, fd_limit)."""
 
     def __init__(self, base):
         self.base = pathlib.Path(base)

@@ -4,12 +4,14 @@ plain port (h2c by prior knowledge). Every wait is bounded in time."""
 import dataclasses
 import socket
 import ssl
+import struct
 import time
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import hpack
 import httpx
 
 from tls_certs import client_context
@@ -190,7 +192,9 @@ class H2Client:
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 2, 3, 4, 5, 6, 7, 8
 END_STREAM, END_HEADERS = 0x1, 0x4
-PROTOCOL_ERROR, COMPRESSION_ERROR = 0x1, 0x9
+PROTOCOL_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x1, 0x7, 0x8, 0x9
+ACK = 0x1
+SETTINGS_ENABLE_PUSH, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 0x2, 0x3, 0x4
 
 
 def frame(kind, flags, stream, payload=b""):
@@ -248,3 +252,77 @@ def recv_some(sock, deadline):
         return sock.recv(65536)
     except (socket.timeout, OSError):
         return b""
+
+
+class RawH2:
+    """An HTTP/2 connection spoken frame by frame, for clients that break the rules the h2
+    library keeps (more streams than the server allows, windows that never open). `frames`
+    holds every frame received: (type, flags, stream, payload). Every wait is bounded."""
+
+    def __init__(self, target, settings=None):
+        self.sock = raw_connect(target)
+        self.scheme = target.scheme
+        self.encoder = hpack.Encoder()
+        self.frames, self.closed, self._pending = [], False, b""
+        payload = b"".join(struct.pack("!HI", key, value) for key, value in (settings or {}).items())
+        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, payload))
+        assert self.wait(lambda: self.server_settings() is not None), "no SETTINGS from the server"
+        self.sock.sendall(frame(SETTINGS, ACK, 0))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.sock.close()
+
+    def server_settings(self):
+        for kind, flags, _, payload in self.frames:
+            if kind == SETTINGS and not flags & ACK:
+                return dict(struct.unpack("!HI", payload[i:i + 6]) for i in range(0, len(payload), 6))
+        return None
+
+    def get(self, stream, path):
+        block = self.encoder.encode([(":method", "GET"), (":scheme", self.scheme),
+                                     (":authority", "127.0.0.1"), (":path", path)])
+        return frame(HEADERS, END_HEADERS | END_STREAM, stream, block)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def pump(self, timeout=0.2):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.closed = True
+            return
+        self._pending += data
+        offset = 0
+        while offset + 9 <= len(self._pending):
+            length = int.from_bytes(self._pending[offset:offset + 3], "big")
+            if offset + 9 + length > len(self._pending):
+                break
+            offset += 9 + length
+        self.frames += parse_frames(self._pending[:offset])
+        self._pending = self._pending[offset:]
+
+    def wait(self, predicate, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not predicate() and not self.closed and time.monotonic() < deadline:
+            self.pump()
+        return predicate()
+
+    def of_type(self, kind):
+        return [(stream, flags, payload) for k, flags, stream, payload in self.frames if k == kind]
+
+    def resets(self):
+        """stream -> RST_STREAM error code."""
+        return {stream: int.from_bytes(payload[:4], "big") for stream, _, payload in self.of_type(RST_STREAM)}
+
+    def answered(self):
+        """Streams that got a response head."""
+        return {stream for stream, _, _ in self.of_type(HEADERS)}

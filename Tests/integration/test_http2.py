@@ -18,9 +18,12 @@ import h2.errors
 import httpx
 import pytest
 
-from http2_client import (COMPRESSION_ERROR, DATA, END_HEADERS, END_STREAM, HEADERS, PING, PREFACE,
-                          PROTOCOL_ERROR, RST_STREAM, SETTINGS, SETTINGS_FRAME, frame, goaway_codes,
-                          parse_frames, raw_connect, read_until_closed, recv_some, target_of)
+from http2_client import (ACK, CANCEL, COMPRESSION_ERROR, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
+                          PREFACE, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM, SETTINGS, SETTINGS_ENABLE_PUSH,
+                          SETTINGS_FRAME, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS,
+                          WINDOW_UPDATE, RawH2, frame, goaway_codes, parse_frames, raw_connect, read_until_closed,
+                          recv_some, target_of)
+from harness import wait_until
 from tls_certs import client_context, start_tls
 
 BIG = 10 * 1024 * 1024
@@ -501,3 +504,83 @@ def test_h2load_all_requests_succeed(target):
     succeeded = re.search(r"(\d+) succeeded", result.stdout)
     assert succeeded and int(succeeded.group(1)) == 2000, result.stdout
     assert re.search(r"status codes: 2000 2xx", result.stdout), result.stdout
+
+
+# --- clients that stall or overreach -------------------------------------------------------
+
+STALL_APP = r"""
+moonwire.options{ limits = { send_timeout = 2 } }
+moonwire.get("/fast", function(req, res) res:send("ok") end)
+"""
+
+
+@pytest.fixture(scope="module")
+def stall_server(moonwire_module, certs, site):
+    """A server whose send timeout is 2 s, serving the 10 MiB big.bin."""
+    return start_tls(moonwire_module, certs, STALL_APP, www=site, threads=2)
+
+
+@pytest.mark.parametrize("kind", ["tls", "h2c"])
+def test_streams_stalled_by_flow_control_hold_no_descriptors_and_are_reset(stall_server, certs, kind):
+    # 120 streams of a 10 MiB file with SETTINGS_INITIAL_WINDOW_SIZE=0: none can send a byte.
+    # Each held its file open for as long as the client liked (129 descriptors per connection;
+    # 8 such clients exhausted a 1,024 limit). Now a stream that cannot send holds no file,
+    # and after the send timeout (2 s here) each is reset with RST_STREAM(CANCEL).
+    server, target, streams = stall_server, target_of(stall_server, certs, kind), list(range(1, 241, 2))
+    mark, rss_before = server.log_mark(), server.rss()
+    with RawH2(target, {SETTINGS_INITIAL_WINDOW_SIZE: 0, SETTINGS_ENABLE_PUSH: 0}) as client:
+        baseline = server.descriptors()
+        started = time.monotonic()
+        client.send(b"".join(client.get(stream, "/big.bin") for stream in streams))
+        assert client.wait(lambda: client.answered() >= set(streams), timeout=10), "not every stream got its head"
+        held = wait_until(lambda: server.descriptors() <= baseline + 4, timeout=5)
+        assert held, f"stalled streams hold {server.descriptors() - baseline} descriptors"
+        assert server.rss() - rss_before < 64 << 20, "stalled streams grew the server by more than 64 MiB"
+        with target.h2() as other:                          # others are served meanwhile
+            reply = other.get("/fast", timeout=2)
+            assert reply.status == 200 and bytes(reply.body) == b"ok"
+        assert client.wait(lambda: set(client.resets()) >= set(streams), timeout=10), \
+            f"{len(client.resets())} of {len(streams)} stalled streams were reset"
+        elapsed = time.monotonic() - started
+        assert set(client.resets().values()) == {CANCEL}
+        assert 2 <= elapsed < 8, f"reset after {elapsed:.1f} s with a send timeout of 2 s"
+        assert not client.of_type(DATA) and not client.of_type(GOAWAY)
+    assert server.wait_for_log("could send nothing for 2 s: reset (CANCEL)", since=mark), server.log_since(mark)
+    assert wait_until(lambda: server.descriptors() < baseline, timeout=5), "the connection's descriptor stayed"
+
+
+def test_a_client_that_reads_nothing_is_closed_after_the_send_timeout(stall_server, certs):
+    # Big windows, but the socket is never read: the server's socket buffer fills, and after
+    # the send timeout the connection is closed, its streams with it.
+    server = stall_server
+    target = target_of(server, certs, "h2c")
+    mark = server.log_mark()
+    with RawH2(target, {SETTINGS_INITIAL_WINDOW_SIZE: 0x7FFFFFFF, SETTINGS_ENABLE_PUSH: 0}) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        baseline = server.descriptors()
+        client.send(frame(WINDOW_UPDATE, 0, 0, (0x7FFFFFFF - 65535).to_bytes(4, "big")) +
+                    b"".join(client.get(stream, "/big.bin") for stream in (1, 3, 5, 7)))
+        assert server.wait_for_log("read nothing for 2 s: connection closed", since=mark, timeout=10), \
+            server.log_since(mark)
+        assert wait_until(lambda: server.descriptors() < baseline, timeout=5), "the connection stayed open"
+    assert server.get("/fast").text == "ok"
+
+
+def test_a_stream_over_the_limit_is_refused_alone(stall_server, certs):
+    # The 129th concurrent stream got GOAWAY(PROTOCOL_ERROR), which killed the 128 legitimate
+    # ones with it; RFC 9113 section 5.1.2 lets the server refuse that stream alone.
+    server, target = stall_server, target_of(stall_server, certs, "tls")
+    mark = server.log_mark()
+    with RawH2(target, {SETTINGS_INITIAL_WINDOW_SIZE: 0, SETTINGS_ENABLE_PUSH: 0}) as client:
+        assert client.server_settings()[SETTINGS_MAX_CONCURRENT_STREAMS] == 128
+        streams = list(range(1, 257, 2))                    # 128 streams, held open by the zero window
+        client.send(b"".join(client.get(stream, "/big.bin") for stream in streams))
+        assert client.wait(lambda: client.answered() >= set(streams), timeout=10)
+        client.send(client.get(257, "/big.bin") + frame(PING, 0, 0, b"stillhere"[:8]))
+        assert client.wait(lambda: 257 in client.resets(), timeout=5), "the stream over the limit was not refused"
+        assert client.resets() == {257: REFUSED_STREAM}
+        assert client.wait(lambda: any(flags & ACK for _, flags, _ in client.of_type(PING)), timeout=5)
+        assert not client.of_type(GOAWAY) and not client.closed
+        client.send(frame(WINDOW_UPDATE, 0, 1, (1000).to_bytes(4, "big")))    # the first stream goes on
+        assert client.wait(lambda: any(stream == 1 for stream, _, _ in client.of_type(DATA)), timeout=5)
+    assert server.wait_for_log("more than 128 concurrent streams: refused (REFUSED_STREAM)", since=mark)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from harness import free_port, run_cli
+from harness import free_port, run_cli, wait_until
 from tls_certs import client_context, listen_line, start_tls, tls_table
 
 INFO = r"""
@@ -348,3 +348,47 @@ def test_a_key_that_does_not_match_the_certificate_refuses_to_start(certs, tmp_p
     serve = run_cli("serve", "--port", "0", "--scripts", scripts, "--www", tmp_path)
     assert serve.returncode == 1, serve.stderr
     assert "cannot listen" in serve.stderr
+
+
+def client_hello(certs):
+    """The bytes of a ClientHello (offering h2 and http/1.1), as a client sends it first."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(certs, alpn=["h2", "http/1.1"]).wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_stalled_client_hellos_are_closed_after_the_header_timeout(moonwire, certs):
+    # 1,000 connections that send a ClientHello and nothing more stayed open for ever, a
+    # descriptor each; the handshake must now be over within header_timeout (4 s here).
+    server = start_tls(moonwire, certs, INFO + "moonwire.options{ limits = { header_timeout = 4 } }\n")
+    hello, sockets = client_hello(certs), []
+    baseline, mark = server.descriptors(), server.log_mark()
+    try:
+        for _ in range(1000):                               # the kernel queues them; the server accepts
+            sock = socket.create_connection(("127.0.0.1", server.tls_port), timeout=5)
+            sock.sendall(hello)
+            sockets.append(sock)
+        # Accepted and held (a debug build accepts about 400 a second here; the first time
+        # out 4 s after their accept, so the count peaks before it falls).
+        assert wait_until(lambda: server.descriptors() >= baseline + 500, timeout=10), \
+            f"only {server.descriptors() - baseline} stalled clients held"
+        asked = time.monotonic()
+        assert fetch(f"{server.tls_url}/info", client_context(certs)).status_code == 200
+        assert time.monotonic() - asked < 5, "a client was kept waiting behind the stalled handshakes"
+        assert wait_until(lambda: server.descriptors() <= baseline + 10, timeout=15), \
+            f"{server.descriptors() - baseline} stalled handshakes still open"
+        for sock in sockets:                                 # each was closed: EOF after the server's hello
+            sock.settimeout(5)
+            for _ in range(100):
+                try:
+                    if not sock.recv(65536):
+                        break
+                except ConnectionResetError:
+                    break
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert server.wait_for_log("TLS handshake timed out", since=mark), server.log_since(mark)
+    assert fetch(f"{server.tls_url}/info", client_context(certs)).status_code == 200
