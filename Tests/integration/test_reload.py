@@ -213,9 +213,12 @@ def test_a_reload_runs_the_new_top_level_off_the_event_loops(moonwire):
             assert client.get(server.url + "/").text == "v1"
             slowest = max(slowest, time.monotonic() - asked)
             time.sleep(0.01)
+    loading = time.monotonic() - started
     assert "not enough memory" in server.log_since(mark)
-    assert time.monotonic() - started > 0.3, "the failing load ended too soon to show anything"
-    assert slowest < 0.25, f"a request waited {slowest:.2f} s while the new scripts loaded"
+    assert loading > 0.3, "the failing load ended too soon to show anything"
+    # A load on the event loop held every request for all of it (3.8 s); off the loops, a
+    # request waits for a scheduler's slice at most. Relative, as the machine may be loaded.
+    assert slowest < max(0.25, loading / 4), f"a request waited {slowest:.2f} s of the {loading:.2f} s the new scripts loaded"
 
 
 def test_a_scripts_folder_deleted_and_made_again_is_watched_again(moonwire):
