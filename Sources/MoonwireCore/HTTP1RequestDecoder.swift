@@ -3,6 +3,9 @@
 // parsed from the read buffer itself (HTTP1HeadParser), and body bytes leave as slices of it.
 // Bytes are kept only while a head, a chunk-size line or a trailer line is incomplete.
 //
+// Trailers (RFC 9112 section 7.1.2) share the head's byte budget, at most `maxTrailerFields` of
+// them: they are collected in one array, and a trailer line that trickles in is searched once.
+//
 // After a request asking for an upgrade, parsing pauses: what follows may be the new protocol's
 // bytes. If the upgrade happens, NIO's upgrade handler removes this decoder, which hands the
 // kept bytes on; if it is declined, the exchange handler says so and parsing resumes.
@@ -25,7 +28,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         case chunkData(remaining: Int)
         /// The CR LF after a chunk's data.
         case chunkDataEnd
-        case trailers([(String, String)], size: Int)
+        /// Trailer lines; `room` is what the head and the lines before left of the head's
+        /// budget, `searched` how many kept bytes of the current line hold no LF.
+        case trailers(room: Int, searched: Int)
         /// Every part but the end was handed on; the end follows unless the handlers behind
         /// closed the connection or removed this decoder meanwhile.
         case ending
@@ -35,9 +40,13 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         case done
     }
 
-    /// Longest head (request line and fields), and longest trailer section, in bytes.
+    /// Longest head (request line and fields) plus trailer section, in bytes.
     private let maxHeadSize: Int
     private var state = State.head(searched: 0)
+    /// The length of the current request's head, whose trailers get what it left of the budget.
+    private var headLength = 0
+    /// The trailer fields of the current request, while its trailer section arrives.
+    private var trailers: [(String, String)] = []
     /// Received bytes not consumed yet.
     private var kept: ByteBuffer?
     /// The framing of the request being received.
@@ -55,6 +64,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     /// A chunk-size line (with extensions) longer than this is refused.
     private static let maxChunkLine = 4096
+    /// More trailer fields than this are refused (431), as Apache's LimitRequestFields refuses
+    /// them: a request has little use for them, and each one costs two strings.
+    static let maxTrailerFields = 100
 
     init(maxHeadSize: Int, timeouts: HTTPReadTimeouts? = nil, outlet: HTTP1ResponseOutlet? = nil) {
         self.maxHeadSize = maxHeadSize
@@ -82,6 +94,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             context.fireChannelRead(NIOAny(bytes))
         }
         kept = nil
+        trailers = []
         state = .done
         recipient = nil
         self.context = nil
@@ -115,6 +128,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
         state = .done
         kept = nil
+        trailers = []
         if midRequest { context.fireErrorCaught(HTTPParserError.invalidEOFState) }
         context.fireChannelInactive()
     }
@@ -149,14 +163,14 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 case .chunkSize:
                     let size = try line(&input, limit: Self.maxChunkLine, tooLong: .invalidChunkSize, parse: Self.chunkSize)
                     guard let size else { break decoding }
-                    state = size > 0 ? .chunkData(remaining: size) : .trailers([], size: 0)
+                    state = size > 0 ? .chunkData(remaining: size) : .trailers(room: maxHeadSize - headLength, searched: 0)
                 case .chunkDataEnd:
                     let empty = try line(&input, limit: 2, tooLong: .invalidChunkSize) { _, range in range.isEmpty }
                     guard let empty else { break decoding }
                     guard empty else { throw HTTPParserError.invalidChunkSize }
                     state = .chunkSize
-                case .trailers(let fields, let size):
-                    guard try decodeTrailer(&input, fields: fields, size: size, context: context) else { break decoding }
+                case .trailers(let room, let searched):
+                    guard try decodeTrailer(&input, room: room, searched: searched, context: context) else { break decoding }
                 case .ending, .paused, .done:
                     break decoding
                 }
@@ -164,6 +178,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         } catch {
             state = .done
             kept = nil
+            trailers = []
             context.fireErrorCaught(error)
             return
         }
@@ -194,6 +209,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
         input.moveReaderIndex(forwardBy: result.length)
         framing = result.framing
+        headLength = result.length
         switch result.framing.body {
         case .none:
             state = .ending
@@ -228,20 +244,29 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     /// One trailer line, or the empty line that ends the request; false when incomplete.
     private func decodeTrailer(
-        _ input: inout ByteBuffer, fields: [(String, String)], size: Int, context: ChannelHandlerContext
+        _ input: inout ByteBuffer, room: Int, searched: Int, context: ChannelHandlerContext
     ) throws -> Bool {
-        let limit = maxHeadSize - size
         let start = input.readableBytes
+        // The empty line that ends the section always fits; a field line (3 bytes at least)
+        // must fit in `room`.
         guard
-            let field = try line(&input, limit: limit, tooLong: .headerOverflow, parse: { bytes, range -> (String, String)? in
+            let field = try line(&input, from: searched, limit: max(room, 2), tooLong: .headerOverflow, parse: {
+                bytes, range -> (String, String)? in
                 guard !range.isEmpty else { return nil }
                 let (name, value) = try HTTP1HeadParser.parseField(bytes, range)
                 return (HTTP1HeadParser.string(bytes, name), HTTP1HeadParser.string(bytes, value))
             })
-        else { return false }
+        else {
+            state = .trailers(room: room, searched: start)
+            return false
+        }
         if let field {
-            state = .trailers(fields + [field], size: size + start - input.readableBytes)
+            guard trailers.count < Self.maxTrailerFields else { throw HTTPParserError.headerOverflow }
+            trailers.append(field)
+            state = .trailers(room: room - (start - input.readableBytes), searched: 0)
         } else {
+            let fields = trailers
+            trailers = []
             messageEnd(trailers: fields.isEmpty ? nil : HTTPHeaders(fields), input: &input, context: context)
         }
         return true
@@ -270,18 +295,19 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
-    /// Reads one line (without CR LF) and parses it, or returns nil when it is incomplete.
-    /// A line longer than `limit` throws `tooLong`.
+    /// Reads one line (without CR LF) and parses it, or returns nil when it is incomplete. The
+    /// first `from` bytes are known to hold no LF. A line of more than `limit` bytes, LF
+    /// included, throws `tooLong`.
     private func line<T>(
-        _ input: inout ByteBuffer, limit: Int, tooLong: HTTPParserError,
+        _ input: inout ByteBuffer, from: Int = 0, limit: Int, tooLong: HTTPParserError,
         parse: (UnsafeRawBufferPointer, Range<Int>) throws -> T
     ) throws -> T? {
         let parsed = try input.withUnsafeReadableBytes { bytes -> (T, Int)? in
-            guard let lf = HTTP1HeadParser.firstLF(bytes, from: 0) else {
-                if bytes.count > limit { throw tooLong }
+            guard let lf = HTTP1HeadParser.firstLF(bytes, from: from) else {
+                if bytes.count >= limit { throw tooLong }
                 return nil
             }
-            if lf > limit { throw tooLong }
+            if lf >= limit { throw tooLong }
             let end = lf > 0 && bytes[lf - 1] == cr8 ? lf - 1 : lf
             return (try parse(bytes, 0..<end), lf + 1)
         }

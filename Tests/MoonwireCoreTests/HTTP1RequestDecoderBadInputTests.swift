@@ -91,6 +91,13 @@ final class HTTP1RequestDecoderBadInputTests: XCTestCase {
         "trailer unfinished over limit": BadInput(
             input: chunkedHead + "0\r\nT: " + String(repeating: "t", count: 300), error: .headerOverflow, before: [chunkedEvent],
             maxHeadSize: 256),
+        // The head and its trailers share one budget: 48 + 5 * 44 bytes is over 256.
+        "head and trailers over limit": BadInput(
+            input: chunkedHead + "0\r\n" + String(repeating: "T: " + String(repeating: "t", count: 39) + "\r\n", count: 5) + "\r\n",
+            error: .headerOverflow, before: [chunkedEvent], maxHeadSize: 256),
+        "too many trailer fields": BadInput(
+            input: chunkedHead + "0\r\n" + String(repeating: "T: v\r\n", count: HTTP1RequestDecoder.maxTrailerFields + 1) + "\r\n",
+            error: .headerOverflow, before: [chunkedEvent], maxHeadSize: 4096),
         // Head size.
         "complete head over limit": BadInput(input: post("X-A: " + String(repeating: "a", count: 100)), error: .headerOverflow, maxHeadSize: 64),
         "unfinished head over limit": BadInput(input: "GET / HTTP/1.1\r\nX-A: " + String(repeating: "a", count: 2000), error: .headerOverflow),

@@ -338,6 +338,37 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         XCTAssertEqual(paused.events, upgradeEvents)
     }
 
+    // MARK: - Trailers
+
+    func testAsManyTrailerFieldsAsAllowedInAnySplit() throws {
+        let head = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let fields = (0..<HTTP1RequestDecoder.maxTrailerFields).map { "T\($0): v" }
+        let input = Array((head + "1\r\na\r\n0\r\n" + fields.map { $0 + "\r\n" }.joined() + "\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n").utf8)
+        let expected = [
+            "POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "body a", (["end"] + fields).joined(separator: " | "),
+            "GET /n HTTP/1.1 | Host: x", "end",
+        ]
+        XCTAssertEqual(try decode([input]), expected)
+        XCTAssertEqual(try decode(input.map { [$0] }), expected)
+    }
+
+    /// Trailers get what the head left of the budget; the empty line that ends them always fits.
+    func testHeadAndTrailersAtTheLimit() throws {
+        let head = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let full = try harness(maxHeadSize: head.utf8.count)
+        try full.feed(head + "0\r\n\r\n")
+        XCTAssertEqual(full.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "end"])
+
+        let trailer = "Checksum: 12345\r\n"
+        let fits = try harness(maxHeadSize: head.utf8.count + trailer.utf8.count)
+        try fits.trickle(Array((head + "0\r\n" + trailer + "\r\n").utf8), size: 3)
+        XCTAssertEqual(fits.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "end | Checksum: 12345"])
+
+        let over = try harness(maxHeadSize: head.utf8.count + trailer.utf8.count - 1)
+        try over.trickle(Array((head + "0\r\n" + trailer + "\r\n").utf8), size: 3)
+        XCTAssertEqual(over.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", RequestPartRecorder.line(HTTPParserError.headerOverflow)])
+    }
+
     // MARK: - Large heads
 
     func testTrickledLargeHead() throws {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import parse_one, parse_responses, read_until_close
+from harness import Bystander, parse_one, parse_responses, read_until_close
 
 LEVEL = re.compile(r"^\S+\s+(notice|warning|error|critical|info)\s", re.M)
 
@@ -238,6 +238,48 @@ def test_garbage_after_a_pipelined_good_request(server):
     assert reply.closed and reply.close_delay < 1.0
     watch.assert_reported(400)
     server.assert_alive()
+
+
+# --- trailers -------------------------------------------------------------------------------
+
+def trailer_flood():
+    """A chunked request with 16,000 trailer fields: 64 KB, within max_header_size."""
+    return (b"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+            + b"a:\r\n" * 16000 + b"\r\n")
+
+
+def test_trailer_flood_431_without_stalling_the_loop(moonwire):
+    # Each such request cost seconds of CPU on the loop (every trailer field copied all those
+    # before it); four attackers made the other clients of that loop wait past 5 s. Now more
+    # than 100 trailer fields are 431, and the attackers' loop (the only one) stays free.
+    server = moonwire(app="protocol", threads=1)
+    watch = Watch(server)
+    response = assert_protocol_answer(server.raw(trailer_flood()), 431)
+    watch.assert_reported(431)
+    assert_standard_headers(response)
+
+    errors_before = len(server.records("errors.log"))
+    start_rss = server.rss_mib()
+    answers = []
+
+    def attacker():
+        deadline = time.monotonic() + 3
+        for _ in range(100):
+            if time.monotonic() > deadline:
+                break
+            answers.append(server.raw(trailer_flood(), idle=5, total=6).data[:12])
+
+    with Bystander(server) as others:
+        attackers = [threading.Thread(target=attacker) for _ in range(4)]
+        for thread in attackers:
+            thread.start()
+        for thread in attackers:
+            thread.join(timeout=60)
+    assert answers and set(answers) == {b"HTTP/1.1 431"}, set(answers)
+    assert len(server.wait_for_records("errors.log", errors_before + len(answers))) == errors_before + len(answers)
+    assert not others.failures, others.failures
+    assert others.worst < 1.0, f"{len(answers)} floods: another client waited {others.worst:.2f} s"
+    assert others.peak_rss < start_rss + 50, f"RSS {start_rss:.0f} -> {others.peak_rss:.0f} MiB"
 
 
 # --- 408 ------------------------------------------------------------------------------------
