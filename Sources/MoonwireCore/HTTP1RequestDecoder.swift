@@ -10,6 +10,12 @@
 // bytes. If the upgrade happens, NIO's upgrade handler removes this decoder, which hands the
 // kept bytes on; if it is declined, the exchange handler says so and parsing resumes.
 //
+// Before each head it asks the exchange handler whether it takes a request now (not during an
+// answer, nor while the client leaves its answers unread): if not, the bytes wait here, unparsed,
+// until the handler calls `resume()`. Pipelined requests thus cost their bytes while they wait
+// (at most one read batch), not a parsed head each, and a client that does not read gets no more
+// answers queued than the channel's write buffer holds (its high-water mark, 64 KiB).
+//
 // It is the connection's first handler, and tells the read timers and the response outlet where
 // each read starts and ends: as handlers of their own they cost every read two more hops.
 import NIOCore
@@ -49,6 +55,14 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private var trailers: [(String, String)] = []
     /// Received bytes not consumed yet.
     private var kept: ByteBuffer?
+    /// Inside a decode, whose loop asks before each head anyway: a `resume()` does nothing.
+    private var insideDecode = false
+    /// Inside a resume, whose flush may make the channel writable, which resumes: the call
+    /// only sets `resumeAgain`, for the outer resume's loop.
+    private var resuming = false
+    private var resumeAgain = false
+    /// The last decode stopped at a head the exchange handler did not take.
+    private var holding = false
     /// The framing of the request being received.
     private var framing = HTTP1Framing(body: .none, keepAlive: true, upgrade: false)
     private var context: ChannelHandlerContext?
@@ -148,13 +162,43 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// The exchange handler takes requests again: decodes the bytes kept meanwhile, their
+    /// answers flushed together as a read batch's are, until they are all taken or the handler
+    /// stops taking them again; then tells it whether requests are still held.
+    func resume() {
+        guard !insideDecode, let context else { return }
+        guard !resuming else {
+            resumeAgain = true
+            return
+        }
+        resuming = true
+        repeat {
+            resumeAgain = false
+            guard case .head = state, var input = kept else { break }
+            kept = nil
+            outlet?.readStarted()
+            decode(&input, context: context)
+            outlet?.readComplete()
+        } while resumeAgain
+        resuming = false
+        if !holding { recipient?.requestsTaken() }
+    }
+
     /// Decodes what `input` holds and keeps the rest. The state is updated before each part is
     /// fired, since the handlers behind may close the connection or remove this decoder.
     private func decode(_ input: inout ByteBuffer, context: ChannelHandlerContext) {
+        insideDecode = true
+        defer { insideDecode = false }
+        holding = false
         do {
             decoding: while input.readableBytes > 0 {
                 switch state {
                 case .head(let searched):
+                    if let recipient, !recipient.takesRequests {
+                        holding = true
+                        recipient.requestsHeld()
+                        break decoding
+                    }
                     guard try decodeHead(&input, searched: searched, context: context) else { break decoding }
                 case .body(let remaining):
                     decodeBody(&input, remaining: remaining, context: context) { .body(remaining: $0) }

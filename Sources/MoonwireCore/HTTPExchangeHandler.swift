@@ -1,7 +1,8 @@
 // One HTTP/1.1 connection or one HTTP/2 stream: assembles requests within the limits, hands
 // them to the delegate, and writes the answers (HTTPExchangeHandler+Answers.swift). On
-// HTTP/1.1 it also does the pipelining: request parts that arrive while an answer is in
-// progress wait in order, and reads pause until the answer ends. On HTTP/2, NIO's codec turns
+// HTTP/1.1 it also does the pipelining: requests that arrive while an answer is in progress, or
+// while the client leaves its answers unread, wait (as bytes in the decoder, or as parts in
+// order), and reads pause until they can go on. On HTTP/2, NIO's codec turns
 // the stream's frames into the same request parts. Where the exchange stands, and so what each
 // part, error and read means, is decided by HTTPExchangeStateMachine; this handler feeds it
 // the channel's events and carries out what it answers.
@@ -95,18 +96,36 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         perform(machine.partReceived(part), context: context)
     }
 
-    /// Reads wait while an answer is in progress (see `HTTPExchangeStateMachine.ReadAction`).
+    /// Reads wait while an answer is in progress or the client does not read its answers (see
+    /// `HTTPExchangeStateMachine.ReadAction`).
     func read(context: ChannelHandlerContext) {
         if case .read = machine.readRequested() { context.read() }
     }
 
+    /// Whether the HTTP/1.1 decoder may hand on a new request now; when it may not, it keeps
+    /// the bytes until this handler calls its `resume()`.
+    var takesRequests: Bool { machine.takesRequests }
+
+    /// The decoder keeps requests it could not hand on: reads wait until it has taken them.
+    func requestsHeld() {
+        machine.decoderHoldsRequests(true)
+        timeouts?.requestsHeld()
+    }
+
+    /// The decoder took the requests it held.
+    func requestsTaken() {
+        machine.decoderHoldsRequests(false)
+        timeouts?.requestsTaken()
+    }
+
     /// An answer ended on HTTP/1.1: handles the parts that waited, in order, until one of them
-    /// starts another answer, then lets reads go on.
+    /// starts another answer, then the requests the decoder kept, then lets reads go on.
     func answerEnded(context: ChannelHandlerContext) {
         guard machine.startDraining() else { return }
         while let action = machine.nextWaiting() {
             perform(action, context: context)
         }
+        if machine.takesRequests { upgrade?.decoder.resume() }
         if machine.stopDraining() { context.read() }
     }
 
@@ -235,7 +254,14 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { activeStream?.becameWritable() }
+        let writable = context.channel.isWritable
+        machine.writabilityChanged(isWritable: writable)
+        if writable {
+            activeStream?.becameWritable()
+            // The client read its answers: the requests held back go on.
+            if machine.takesRequests { upgrade?.decoder.resume() }
+            if machine.takeHeldRead() { context.read() }
+        }
         context.fireChannelWritabilityChanged()
     }
 

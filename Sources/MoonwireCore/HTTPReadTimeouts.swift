@@ -1,5 +1,6 @@
 // Read-side timers of an HTTP/1.1 connection: slow header blocks and stalled bodies get 408,
-// idle keep-alive connections are closed. The request decoder tells it when raw bytes arrive,
+// idle keep-alive connections are closed, and so are clients that leave their answers unread
+// while more requests wait behind them. The request decoder tells it when raw bytes arrive,
 // before it decodes them, because only raw bytes tell whether a client has started a request;
 // NIO's IdleStateHandler would be reset by every byte a slowloris client trickles in. Not a
 // channel handler of its own, which spares every read two trips through the pipeline.
@@ -22,6 +23,10 @@ final class HTTPReadTimeouts {
         case body
         /// The request is complete and being answered: no timer.
         case answering
+        /// Between requests, with requests that arrived waiting (unparsed) until the client
+        /// reads the answers it was sent: the keep-alive timer runs, as if the connection were
+        /// idle (nginx's send_timeout, 60 s, plays this part there), and closes it silently.
+        case held
     }
 
     private let limits: HTTPLimits
@@ -65,9 +70,29 @@ final class HTTPReadTimeouts {
             arm(seconds: limits.headerTimeout)
         case .body:
             arm(seconds: limits.headerTimeout)
-        case .head, .answering:
+        case .head, .answering, .held:
             break
         }
+    }
+
+    /// The decoder holds requests back after an answer, until the client reads (see
+    /// `HTTP1RequestDecoder.resume`): the keep-alive timer starts, and closes silently (a 408
+    /// would wait behind the unread answers). While an answer is under way no timer runs, as
+    /// before.
+    func requestsHeld() {
+        switch phase {
+        case .idle, .head:
+            phase = .held
+            arm(seconds: limits.keepAliveTimeout)
+        case .body, .answering, .held:
+            break
+        }
+    }
+
+    /// The decoder took the requests it held: the next bytes start a header timer, as between
+    /// any two requests.
+    func requestsTaken() {
+        if case .held = phase { phase = .idle }
     }
 
     /// The read batch ended: the deadline its phase changes asked for is set.
@@ -138,7 +163,7 @@ final class HTTPReadTimeouts {
         guard let context, context.channel.isActive else { return }
         deadline = nil
         switch phase {
-        case .idle:
+        case .idle, .held:
             context.close(promise: nil)
         case .head, .body:
             let date = HTTPDate.format(Int(time(nil)))
