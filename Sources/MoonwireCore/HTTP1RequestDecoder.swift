@@ -239,11 +239,11 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             let skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
             let rest = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
             guard let end = HTTP1HeadParser.headEnd(in: rest, from: searched - skipped - 2) else {
-                if rest.count > maxHeadSize { throw HTTPParserError.headerOverflow }
+                if rest.count > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
                 try HTTP1HeadParser.checkStart(rest, checked: searched - skipped)
                 return (skipped, nil)
             }
-            if end > maxHeadSize { throw HTTPParserError.headerOverflow }
+            if end > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
             return (skipped, try HTTP1HeadParser.parse(rest, end: end))
         }
         input.moveReaderIndex(forwardBy: outcome.skipped)
@@ -267,6 +267,13 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             deliver(.head(result.head), context: context)
         }
         return true
+    }
+
+    /// A head over `limit` bytes: 414 when its request line alone is (RFC 9112 section 3),
+    /// otherwise 431.
+    private static func oversizeHead(_ head: UnsafeRawBufferPointer, limit: Int) -> any Error {
+        let lineEnd = HTTP1HeadParser.firstLF(head, from: 0) ?? head.count
+        return lineEnd >= limit ? HTTP1RequestError.targetTooLong(limit: limit) : HTTPParserError.headerOverflow
     }
 
     /// Hands on up to `remaining` body bytes as a slice; `next` is the state for what is left.

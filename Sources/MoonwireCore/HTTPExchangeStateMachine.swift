@@ -256,6 +256,9 @@ struct HTTPExchangeStateMachine {
 
     private mutating func handle(_ error: Error) -> Action {
         if case .closing = state { return .none }
+        if let refused = error as? HTTP1RequestError {
+            return failed(status: refused.status, message: refused.description)
+        }
         guard let parserError = error as? HTTPParserError else {
             state = .closing
             return .closeOnError(error)

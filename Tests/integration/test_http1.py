@@ -70,6 +70,14 @@ def test_http10_closes_unless_keep_alive_asked(server):
         assert second.status == 200 and second.body == b"GET /ka2 0:"
 
 
+def test_later_http1_minor_version_is_answered_as_http11(server):
+    # RFC 9110 section 2.5: HTTP/1.2 is handled as 1.1, the highest version the server speaks,
+    # and the answer names 1.1 (it used to echo "HTTP/1.2 200").
+    reply = server.raw(b"GET /v HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.data.startswith(b"HTTP/1.1 200 "), reply.data[:100]
+    assert parse_one(reply.data).header("x-version") == "1.1"
+
+
 # --- keepalive_timeout and header_timeout between requests ----------------------------------
 
 def test_idle_keep_alive_connection_closed_silently(server):
