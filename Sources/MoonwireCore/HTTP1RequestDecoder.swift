@@ -115,9 +115,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        timeouts?.readStarted()
-        outlet?.readStarted()
         var input = unwrapInboundIn(data)
+        timeouts?.readStarted(bytes: input.readableBytes)
+        outlet?.readStarted()
         if var earlier = kept {
             kept = nil
             earlier.writeBuffer(&input)

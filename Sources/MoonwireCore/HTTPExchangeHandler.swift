@@ -170,9 +170,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is RequestTimedOut {
+        if let timedOut = event as? RequestTimedOut {
             machine.requestTimedOut()
-            report("request timed out (408)")
+            report("request timed out: \(timedOut.reason) (408)")
         }
         context.fireUserInboundEventTriggered(event)
     }

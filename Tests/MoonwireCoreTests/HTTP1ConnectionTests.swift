@@ -126,6 +126,24 @@ final class HTTP1ConnectionTests: XCTestCase {
         var output = ""
         while let part = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: part) }
         XCTAssertTrue(output.hasPrefix("HTTP/1.1 408"), output)
-        XCTAssertEqual(delegate.errors, ["request timed out (408)"])
+        XCTAssertEqual(delegate.errors, ["request timed out: header block not complete within 10 s (408)"])
+    }
+
+    /// One byte every 4 s is never 10 s of silence, but far below 500 bytes/s: 408 once the
+    /// 10 s of grace plus 1 s per 500 bytes are spent.
+    func testTrickledBodyGets408() throws {
+        XCTAssertEqual(try send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"), "")
+        for _ in 0..<2 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+            XCTAssertEqual(try send("x"), "")
+        }
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(2003))
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        var output = ""
+        while let part = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: part) }
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 408"), output)
+        XCTAssertEqual(delegate.errors, ["request timed out: request body slower than 500 bytes/s (2 bytes in 10.004 s) (408)"])
+        XCTAssertEqual(delegate.requests.count, 0)
     }
 }
