@@ -122,7 +122,7 @@ extension HTTPExchangeHandler {
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
         switch machine.responseEnded(keepAlive: exchange.keepAlive) {
         case .nextRequest:
-            timeouts?.answerStarted()
+            timeouts.answerStarted()
             writer.end(promise: nil, context: context)
             answerEnded(context: context)
         case .close:

@@ -28,10 +28,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let environment: ConnectionEnvironment
-    /// The HTTP/1.1 connection's read timers and upgrade; nil on HTTP/2. Kept apart rather than
-    /// read out of an `HTTPTransport` each time: every such read copies (and retains) its
-    /// payloads, several times per request.
-    let timeouts: HTTPReadTimeouts?
+    /// The read timers: the HTTP/1.1 connection's, or this HTTP/2 stream's own. Kept apart
+    /// rather than read out of an `HTTPTransport` each time: every such read copies (and
+    /// retains) its payloads, several times per request.
+    let timeouts: HTTPReadTimeouts
+    /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
+    let isHTTP1: Bool
     private let upgrade: WebSocketUpgradeState?
     /// The HTTP/2 stream's push, when the server may push from it.
     private let push: HTTP2Push?
@@ -53,36 +55,47 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch transport {
         case .http1(let timeouts, let upgrade, let outlet):
             self.timeouts = timeouts
+            isHTTP1 = true
             self.upgrade = upgrade
             push = nil
             sendsFileRegions = scheme == "http"
             writer = HTTPResponseWriter(target: .connection(outlet))
         case .http2(let push):
-            timeouts = nil
+            timeouts = HTTPReadTimeouts(limits: environment.limits)
+            isHTTP1 = false
             upgrade = nil
             self.push = push
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
         }
-        machine = HTTPExchangeStateMachine(pipelines: timeouts != nil, maxBodySize: environment.limits.maxBodySize)
+        machine = HTTPExchangeStateMachine(pipelines: isHTTP1, maxBodySize: environment.limits.maxBodySize)
+        if !isHTTP1 { timeouts.stream = self }
     }
-
-    /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
-    var isHTTP1: Bool { timeouts != nil }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         connection = ConnectionInfo(channel: context.channel)
         writer.allocator = context.channel.allocator
+        if !isHTTP1 { timeouts.attach(to: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         upgrade?.decoder.recipient = nil
+        if !isHTTP1 { timeouts.detach() }
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(unwrapInboundIn(data), context: context)
+        let part = unwrapInboundIn(data)
+        if !isHTTP1, case .body(let bytes) = part { timeouts.bodyReceived(bytes: bytes.readableBytes) }
+        receive(part, context: context)
+    }
+
+    /// HTTP/2: the stream's body was too slow (see `HTTPReadTimeouts`). It gets 408 and
+    /// RST_STREAM(NO_ERROR); the connection and its other streams go on.
+    func streamTimedOut(_ reason: String) {
+        guard let context else { return }
+        fail(408, "request timed out: \(reason)", context: context)
     }
 
     /// A part straight from the HTTP/1.1 decoder (see `HTTP1RequestDecoder.recipient`).
@@ -109,13 +122,13 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The decoder keeps requests it could not hand on: reads wait until it has taken them.
     func requestsHeld() {
         machine.decoderHoldsRequests(true)
-        timeouts?.requestsHeld()
+        timeouts.requestsHeld()
     }
 
     /// The decoder took the requests it held.
     func requestsTaken() {
         machine.decoderHoldsRequests(false)
-        timeouts?.requestsTaken()
+        timeouts.requestsTaken()
     }
 
     /// An answer ended on HTTP/1.1: handles the parts that waited, in order, until one of them
@@ -140,7 +153,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .receiveHead(let head):
             receiveHead(head, context: context)
         case .dispatch(let head, let body):
-            timeouts?.requestReceived()
+            timeouts.requestReceived()
             dispatch(head, body: body, context: context)
         case .answerError(let status, let message):
             answerError(status, message, context: context)
@@ -178,7 +191,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        timeouts?.headReceived()
+        timeouts.headReceived()
         if let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and
             // left: NIO's encoder would only add a hop to every read and flush, and the

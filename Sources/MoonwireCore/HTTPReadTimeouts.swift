@@ -1,6 +1,8 @@
 // Read-side timers of an HTTP/1.1 connection: slow header blocks, stalled bodies and bodies
 // slower than the minimum rate get 408, idle keep-alive connections are closed, and so are
-// clients that leave their answers unread while more requests wait behind them. The request
+// clients that leave their answers unread while more requests wait behind them. An HTTP/2
+// stream has one too, for its body only: its exchange handler tells it of each DATA payload,
+// and answers the 408 on the stream, whose connection goes on. The request
 // decoder tells it when raw bytes arrive, before it decodes them, because only raw bytes tell
 // whether a client has started a request; NIO's IdleStateHandler would be reset by every byte a
 // slowloris client trickles in. Not a channel handler of its own, which spares every read two
@@ -24,12 +26,16 @@ final class HTTPReadTimeouts {
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
+    /// The HTTP/2 stream's exchange handler, which answers its 408; nil on HTTP/1.1, where the
+    /// 408 is written here as bytes, at the decoder, whatever state the request is in.
+    weak var stream: HTTPExchangeHandler?
 
     init(limits: HTTPLimits) {
         machine = HTTPReadTimeoutStateMachine(limits: limits)
     }
 
-    /// Starts the keep-alive timer of a new connection; `context` is the decoder's.
+    /// Starts the keep-alive timer of a new connection; `context` is the decoder's, or the
+    /// HTTP/2 stream's exchange handler's.
     func attach(to context: ChannelHandlerContext) {
         self.context = context
         setDeadline()
@@ -45,6 +51,13 @@ final class HTTPReadTimeouts {
     /// `bytes` arrived, before they are decoded.
     func readStarted(bytes: Int) {
         machine.readStarted(bytes: bytes)
+    }
+
+    /// `bytes` of an HTTP/2 stream's body arrived, already decoded: each payload counts as a
+    /// read of its own.
+    func bodyReceived(bytes: Int) {
+        machine.readStarted(bytes: bytes)
+        readComplete()
     }
 
     /// The decoder holds requests back after an answer, until the client reads (see
@@ -105,6 +118,8 @@ final class HTTPReadTimeouts {
             schedule(at: deadline)
         case .close:
             context.close(promise: nil)
+        case .requestTimeout(let reason) where stream != nil:
+            stream?.streamTimedOut(reason)
         case .requestTimeout(let reason):
             let date = HTTPDate.format(Int(time(nil)))
             let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\ndate: \(date)\r\n\r\n"

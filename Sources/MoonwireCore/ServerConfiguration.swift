@@ -31,7 +31,8 @@ public struct HTTPLimits: Sendable, Equatable {
     /// head plus one second per `minBodyRate` bytes received, else 408. Without it a client
     /// sending one byte every few seconds holds a connection for as long as the body lasts,
     /// since no silence reaches `headerTimeout`. 500 is Apache's MinRate; a real client on the
-    /// slowest mobile link sends tens of times that. 0: no minimum.
+    /// slowest mobile link sends tens of times that. HTTP/2 streams' bodies keep the same rule,
+    /// and the same silence bound. 0: no minimum.
     public var minBodyRate: Int = 500
     /// Seconds an idle keep-alive connection is kept before it is closed silently.
     public var keepAliveTimeout: Double = 60

@@ -1,7 +1,8 @@
-"""Slow request bodies on HTTP/1.1 (limits.min_body_rate): a body gets header_timeout seconds
-from its head plus one second per min_body_rate bytes, else 408 and a close with a log line
-naming the peer; clients on the same loop are not delayed, and an upload above the rate is
-answered however long it takes. The silence and slow-header 408s are in
+"""Slow request bodies (limits.min_body_rate): a body gets header_timeout seconds from its head
+plus one second per min_body_rate bytes, else 408 with a log line naming the peer: on HTTP/1.1
+the connection closes, on HTTP/2 the stream alone is reset. Clients on the same loop are not
+delayed, and an upload above the rate is answered however long it takes. The silence and
+slow-header 408s of HTTP/1.1 are in
 test_http1_bad_input.py; the arithmetic is tested without sockets in
 HTTPReadTimeoutStateMachineTests."""
 import socket
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from harness import Bystander, parse_one
+from http2_client import Target
 
 SLOW_BODY_APP = """
 moonwire.options{ limits = { header_timeout = 3, min_body_rate = 50 } }
@@ -84,3 +86,26 @@ def test_slow_upload_above_the_rate_is_answered(slow_body_server):
     response = parse_one(reply)
     assert response.status == 200 and response.body == b"POST 1000", reply[:200]
     assert 4.0 < seconds < 7, f"answered after {seconds:.2f} s"
+
+
+def test_http2_trickled_body_408_on_its_stream_alone(slow_body_server):
+    # The same rule on an HTTP/2 stream (h2c): a byte a second gets 408 and RST_STREAM at about
+    # 3.06 s, while a request on the same connection is answered meanwhile and after.
+    with Target(False, slow_body_server.port, None).h2() as client:
+        stream = client.request("POST", "/upload", headers=[("content-length", "1000")], end_stream=False)
+        started, latencies = time.monotonic(), []
+        while not client.responses[stream].done and time.monotonic() - started < 8:
+            client.conn.send_data(stream, b"x")
+            client.flush()
+            client.wait(lambda: client.responses[stream].done, timeout=1)
+            if len(latencies) < 2:
+                sent = time.monotonic()
+                assert client.get("/meanwhile").status == 200
+                latencies.append(time.monotonic() - sent)
+        response = client.responses[stream]
+        assert response.status == 408, response
+        seconds = response.ended_at - started
+        assert 2.8 < seconds < 4.5, f"408 after {seconds:.2f} s (expected about 3.06 s)"
+        assert max(latencies) < 0.5, latencies
+        assert client.get("/after").status == 200, "the connection did not go on"
+    slow_body_server.assert_alive()
