@@ -1,6 +1,6 @@
-// Where the read timers of an HTTP/1.1 connection stand, without a channel or a clock:
-// HTTPReadTimeouts tells it the connection's events and the loop's time, and keeps its one
-// timer at the deadline this answers. Tested with made-up times
+// Where the read timers of an HTTP/1.1 connection (or of an HTTP/2 stream, whose body alone
+// they time) stand, without a channel or a clock: HTTPReadTimeouts tells it the events and the
+// loop's time, and keeps its one timer at the deadline this answers. Tested with made-up times
 // (HTTPReadTimeoutStateMachineTests).
 //
 // A body must keep up a minimum average rate, as Apache's `RequestReadTimeout
@@ -11,7 +11,8 @@
 // bank its credit and then stall.
 import NIOCore
 
-/// The phases of an HTTP/1.1 connection's reads and the deadline each one sets.
+/// The phases of an HTTP/1.1 connection's reads (an HTTP/2 stream's too) and the deadline each
+/// one sets.
 struct HTTPReadTimeoutStateMachine {
     enum Phase: Equatable {
         /// Between requests: the keep-alive timer runs.
