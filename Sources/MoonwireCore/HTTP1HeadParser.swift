@@ -1,7 +1,7 @@
 // The head of an HTTP/1.x request (RFC 9112 sections 2 to 6): request line, header fields and
 // what they say about the body. Parsed in one pass over bytes that hold the whole head, so a
 // head that arrived in one read is parsed straight from the read buffer; header names and
-// values become strings once, and the framing fields are read while the fields go by.
+// values become strings once, and the framing fields and Host are read while the fields go by.
 import Glibc
 import NIOCore
 import NIOHTTP1
@@ -158,14 +158,16 @@ enum HTTP1HeadParser {
         return (method, uri, version)
     }
 
-    /// `HTTP/1.x`; another major version is not HTTP/1 framing and gets 400.
+    /// `HTTP/1.x`; another major version is not HTTP/1 framing and gets 400. A minor version
+    /// above 1 is taken as 1.1, the highest this server speaks, which its answer then names
+    /// (RFC 9110 section 2.5).
     private static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws -> HTTPVersion {
         guard range.count == 8, bytesEqual(bytes, range.lowerBound..<range.lowerBound + 5, "HTTP/"),
             isDigit(bytes[range.lowerBound + 5]), bytes[range.lowerBound + 6] == UInt8(ascii: "."),
             isDigit(bytes[range.lowerBound + 7])
         else { throw HTTPParserError.invalidVersion }
         guard bytes[range.lowerBound + 5] == UInt8(ascii: "1") else { throw HTTPParserError.invalidVersion }
-        return HTTPVersion(major: 1, minor: Int(bytes[range.lowerBound + 7] - UInt8(ascii: "0")))
+        return bytes[range.lowerBound + 7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
     }
 
     /// The common methods without building a string first.
@@ -259,7 +261,8 @@ struct ConnectionOptions {
     }
 }
 
-/// The fields that decide framing (RFC 9112 section 6), noted as the head is parsed.
+/// The fields that decide framing (RFC 9112 section 6), and the Host fields (section 3.2),
+/// noted as the head is parsed.
 private struct FramingFields {
     var contentLength: Int?
     var conflictingLengths = false
@@ -269,6 +272,9 @@ private struct FramingFields {
     var chunked = false
     var connection = ConnectionOptions()
     var upgrade = false
+    var hostFields = 0
+    /// The first Host value that is not a host (`HostSyntax`).
+    var invalidHost: String?
 
     mutating func note(name: Range<Int>, value: Range<Int>, in bytes: UnsafeRawBufferPointer) {
         switch name.count {
@@ -286,12 +292,20 @@ private struct FramingFields {
             connection.note(bytes, value)
         case 7 where bytesEqual(bytes, name, "upgrade", ignoringCase: true):
             upgrade = true
+        case 4 where bytesEqual(bytes, name, "host", ignoringCase: true):
+            hostFields += 1
+            if invalidHost == nil, !HostSyntax.isValid(bytes, value) { invalidHost = HTTP1HeadParser.string(bytes, value) }
         default:
             break
         }
     }
 
+    /// The framing, once the Host rules hold: an HTTP/1.1 request has one Host field, and no
+    /// request has two or an invalid one (RFC 9112 section 3.2, 400).
     func framing(version: HTTPVersion) throws -> HTTP1Framing {
+        if hostFields > 1 { throw HTTP1RequestError.duplicateHost }
+        if hostFields == 0, version.minor > 0 { throw HTTP1RequestError.missingHost }
+        if let invalidHost { throw HTTP1RequestError.invalidHost(invalidHost) }
         let body: HTTP1Framing.Body
         if transferEncodingFields > 0 {
             // Only chunked is understood, once and last; with Content-Length as well, or on

@@ -3,9 +3,18 @@
 // parsed from the read buffer itself (HTTP1HeadParser), and body bytes leave as slices of it.
 // Bytes are kept only while a head, a chunk-size line or a trailer line is incomplete.
 //
+// Trailers (RFC 9112 section 7.1.2) share the head's byte budget, at most `maxTrailerFields` of
+// them: they are collected in one array, and a trailer line that trickles in is searched once.
+//
 // After a request asking for an upgrade, parsing pauses: what follows may be the new protocol's
 // bytes. If the upgrade happens, NIO's upgrade handler removes this decoder, which hands the
 // kept bytes on; if it is declined, the exchange handler says so and parsing resumes.
+//
+// Before each head it asks the exchange handler whether it takes a request now (not during an
+// answer, nor while the client leaves its answers unread): if not, the bytes wait here, unparsed,
+// until the handler calls `resume()`. Pipelined requests thus cost their bytes while they wait
+// (at most one read batch), not a parsed head each, and a client that does not read gets no more
+// answers queued than the channel's write buffer holds (its high-water mark, 64 KiB).
 //
 // It is the connection's first handler, and tells the read timers and the response outlet where
 // each read starts and ends: as handlers of their own they cost every read two more hops.
@@ -25,7 +34,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         case chunkData(remaining: Int)
         /// The CR LF after a chunk's data.
         case chunkDataEnd
-        case trailers([(String, String)], size: Int)
+        /// Trailer lines; `room` is what the head and the lines before left of the head's
+        /// budget, `searched` how many kept bytes of the current line hold no LF.
+        case trailers(room: Int, searched: Int)
         /// Every part but the end was handed on; the end follows unless the handlers behind
         /// closed the connection or removed this decoder meanwhile.
         case ending
@@ -35,11 +46,23 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         case done
     }
 
-    /// Longest head (request line and fields), and longest trailer section, in bytes.
+    /// Longest head (request line and fields) plus trailer section, in bytes.
     private let maxHeadSize: Int
     private var state = State.head(searched: 0)
+    /// The length of the current request's head, whose trailers get what it left of the budget.
+    private var headLength = 0
+    /// The trailer fields of the current request, while its trailer section arrives.
+    private var trailers: [(String, String)] = []
     /// Received bytes not consumed yet.
     private var kept: ByteBuffer?
+    /// Inside a decode, whose loop asks before each head anyway: a `resume()` does nothing.
+    private var insideDecode = false
+    /// Inside a resume, whose flush may make the channel writable, which resumes: the call
+    /// only sets `resumeAgain`, for the outer resume's loop.
+    private var resuming = false
+    private var resumeAgain = false
+    /// The last decode stopped at a head the exchange handler did not take.
+    private var holding = false
     /// The framing of the request being received.
     private var framing = HTTP1Framing(body: .none, keepAlive: true, upgrade: false)
     private var context: ChannelHandlerContext?
@@ -55,6 +78,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     /// A chunk-size line (with extensions) longer than this is refused.
     private static let maxChunkLine = 4096
+    /// More trailer fields than this are refused (431), as Apache's LimitRequestFields refuses
+    /// them: a request has little use for them, and each one costs two strings.
+    static let maxTrailerFields = 100
 
     init(maxHeadSize: Int, timeouts: HTTPReadTimeouts? = nil, outlet: HTTP1ResponseOutlet? = nil) {
         self.maxHeadSize = maxHeadSize
@@ -82,15 +108,16 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             context.fireChannelRead(NIOAny(bytes))
         }
         kept = nil
+        trailers = []
         state = .done
         recipient = nil
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        timeouts?.readStarted()
-        outlet?.readStarted()
         var input = unwrapInboundIn(data)
+        timeouts?.readStarted(bytes: input.readableBytes)
+        outlet?.readStarted()
         if var earlier = kept {
             kept = nil
             earlier.writeBuffer(&input)
@@ -115,6 +142,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
         state = .done
         kept = nil
+        trailers = []
         if midRequest { context.fireErrorCaught(HTTPParserError.invalidEOFState) }
         context.fireChannelInactive()
     }
@@ -134,13 +162,43 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// The exchange handler takes requests again: decodes the bytes kept meanwhile, their
+    /// answers flushed together as a read batch's are, until they are all taken or the handler
+    /// stops taking them again; then tells it whether requests are still held.
+    func resume() {
+        guard !insideDecode, let context else { return }
+        guard !resuming else {
+            resumeAgain = true
+            return
+        }
+        resuming = true
+        repeat {
+            resumeAgain = false
+            guard case .head = state, var input = kept else { break }
+            kept = nil
+            outlet?.readStarted()
+            decode(&input, context: context)
+            outlet?.readComplete()
+        } while resumeAgain
+        resuming = false
+        if !holding { recipient?.requestsTaken() }
+    }
+
     /// Decodes what `input` holds and keeps the rest. The state is updated before each part is
     /// fired, since the handlers behind may close the connection or remove this decoder.
     private func decode(_ input: inout ByteBuffer, context: ChannelHandlerContext) {
+        insideDecode = true
+        defer { insideDecode = false }
+        holding = false
         do {
             decoding: while input.readableBytes > 0 {
                 switch state {
                 case .head(let searched):
+                    if let recipient, !recipient.takesRequests {
+                        holding = true
+                        recipient.requestsHeld()
+                        break decoding
+                    }
                     guard try decodeHead(&input, searched: searched, context: context) else { break decoding }
                 case .body(let remaining):
                     decodeBody(&input, remaining: remaining, context: context) { .body(remaining: $0) }
@@ -149,14 +207,14 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 case .chunkSize:
                     let size = try line(&input, limit: Self.maxChunkLine, tooLong: .invalidChunkSize, parse: Self.chunkSize)
                     guard let size else { break decoding }
-                    state = size > 0 ? .chunkData(remaining: size) : .trailers([], size: 0)
+                    state = size > 0 ? .chunkData(remaining: size) : .trailers(room: maxHeadSize - headLength, searched: 0)
                 case .chunkDataEnd:
                     let empty = try line(&input, limit: 2, tooLong: .invalidChunkSize) { _, range in range.isEmpty }
                     guard let empty else { break decoding }
                     guard empty else { throw HTTPParserError.invalidChunkSize }
                     state = .chunkSize
-                case .trailers(let fields, let size):
-                    guard try decodeTrailer(&input, fields: fields, size: size, context: context) else { break decoding }
+                case .trailers(let room, let searched):
+                    guard try decodeTrailer(&input, room: room, searched: searched, context: context) else { break decoding }
                 case .ending, .paused, .done:
                     break decoding
                 }
@@ -164,6 +222,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         } catch {
             state = .done
             kept = nil
+            trailers = []
             context.fireErrorCaught(error)
             return
         }
@@ -180,11 +239,11 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             let skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
             let rest = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
             guard let end = HTTP1HeadParser.headEnd(in: rest, from: searched - skipped - 2) else {
-                if rest.count > maxHeadSize { throw HTTPParserError.headerOverflow }
+                if rest.count > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
                 try HTTP1HeadParser.checkStart(rest, checked: searched - skipped)
                 return (skipped, nil)
             }
-            if end > maxHeadSize { throw HTTPParserError.headerOverflow }
+            if end > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
             return (skipped, try HTTP1HeadParser.parse(rest, end: end))
         }
         input.moveReaderIndex(forwardBy: outcome.skipped)
@@ -194,6 +253,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
         input.moveReaderIndex(forwardBy: result.length)
         framing = result.framing
+        headLength = result.length
         switch result.framing.body {
         case .none:
             state = .ending
@@ -207,6 +267,13 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             deliver(.head(result.head), context: context)
         }
         return true
+    }
+
+    /// A head over `limit` bytes: 414 when its request line alone is (RFC 9112 section 3),
+    /// otherwise 431.
+    private static func oversizeHead(_ head: UnsafeRawBufferPointer, limit: Int) -> any Error {
+        let lineEnd = HTTP1HeadParser.firstLF(head, from: 0) ?? head.count
+        return lineEnd >= limit ? HTTP1RequestError.targetTooLong(limit: limit) : HTTPParserError.headerOverflow
     }
 
     /// Hands on up to `remaining` body bytes as a slice; `next` is the state for what is left.
@@ -228,20 +295,29 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     /// One trailer line, or the empty line that ends the request; false when incomplete.
     private func decodeTrailer(
-        _ input: inout ByteBuffer, fields: [(String, String)], size: Int, context: ChannelHandlerContext
+        _ input: inout ByteBuffer, room: Int, searched: Int, context: ChannelHandlerContext
     ) throws -> Bool {
-        let limit = maxHeadSize - size
         let start = input.readableBytes
+        // The empty line that ends the section always fits; a field line (3 bytes at least)
+        // must fit in `room`.
         guard
-            let field = try line(&input, limit: limit, tooLong: .headerOverflow, parse: { bytes, range -> (String, String)? in
+            let field = try line(&input, from: searched, limit: max(room, 2), tooLong: .headerOverflow, parse: {
+                bytes, range -> (String, String)? in
                 guard !range.isEmpty else { return nil }
                 let (name, value) = try HTTP1HeadParser.parseField(bytes, range)
                 return (HTTP1HeadParser.string(bytes, name), HTTP1HeadParser.string(bytes, value))
             })
-        else { return false }
+        else {
+            state = .trailers(room: room, searched: start)
+            return false
+        }
         if let field {
-            state = .trailers(fields + [field], size: size + start - input.readableBytes)
+            guard trailers.count < Self.maxTrailerFields else { throw HTTPParserError.headerOverflow }
+            trailers.append(field)
+            state = .trailers(room: room - (start - input.readableBytes), searched: 0)
         } else {
+            let fields = trailers
+            trailers = []
             messageEnd(trailers: fields.isEmpty ? nil : HTTPHeaders(fields), input: &input, context: context)
         }
         return true
@@ -270,18 +346,19 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
-    /// Reads one line (without CR LF) and parses it, or returns nil when it is incomplete.
-    /// A line longer than `limit` throws `tooLong`.
+    /// Reads one line (without CR LF) and parses it, or returns nil when it is incomplete. The
+    /// first `from` bytes are known to hold no LF. A line of more than `limit` bytes, LF
+    /// included, throws `tooLong`.
     private func line<T>(
-        _ input: inout ByteBuffer, limit: Int, tooLong: HTTPParserError,
+        _ input: inout ByteBuffer, from: Int = 0, limit: Int, tooLong: HTTPParserError,
         parse: (UnsafeRawBufferPointer, Range<Int>) throws -> T
     ) throws -> T? {
         let parsed = try input.withUnsafeReadableBytes { bytes -> (T, Int)? in
-            guard let lf = HTTP1HeadParser.firstLF(bytes, from: 0) else {
-                if bytes.count > limit { throw tooLong }
+            guard let lf = HTTP1HeadParser.firstLF(bytes, from: from) else {
+                if bytes.count >= limit { throw tooLong }
                 return nil
             }
-            if lf > limit { throw tooLong }
+            if lf >= limit { throw tooLong }
             let end = lf > 0 && bytes[lf - 1] == cr8 ? lf - 1 : lf
             return (try parse(bytes, 0..<end), lf + 1)
         }

@@ -131,7 +131,7 @@ extension HTTPExchangeHandler {
         defer { sendWatch?.answerEnded() }
         switch machine.responseEnded(keepAlive: exchange.keepAlive) {
         case .nextRequest:
-            timeouts?.answerStarted()
+            timeouts.answerStarted()
             writer.end(promise: nil, context: context)
             answerEnded(context: context)
         case .close:

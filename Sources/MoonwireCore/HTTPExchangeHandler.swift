@@ -1,7 +1,8 @@
 // One HTTP/1.1 connection or one HTTP/2 stream: assembles requests within the limits, hands
 // them to the delegate, and writes the answers (HTTPExchangeHandler+Answers.swift). On
-// HTTP/1.1 it also does the pipelining: request parts that arrive while an answer is in
-// progress wait in order, and reads pause until the answer ends. On HTTP/2, NIO's codec turns
+// HTTP/1.1 it also does the pipelining: requests that arrive while an answer is in progress, or
+// while the client leaves its answers unread, wait (as bytes in the decoder, or as parts in
+// order), and reads pause until they can go on. On HTTP/2, NIO's codec turns
 // the stream's frames into the same request parts. Where the exchange stands, and so what each
 // part, error and read means, is decided by HTTPExchangeStateMachine; this handler feeds it
 // the channel's events and carries out what it answers.
@@ -28,10 +29,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let environment: ConnectionEnvironment
-    /// The HTTP/1.1 connection's read timers and upgrade; nil on HTTP/2. Kept apart rather than
-    /// read out of an `HTTPTransport` each time: every such read copies (and retains) its
-    /// payloads, several times per request.
-    let timeouts: HTTPReadTimeouts?
+    /// The read timers: the HTTP/1.1 connection's, or this HTTP/2 stream's own. Kept apart
+    /// rather than read out of an `HTTPTransport` each time: every such read copies (and
+    /// retains) its payloads, several times per request.
+    let timeouts: HTTPReadTimeouts
+    /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
+    let isHTTP1: Bool
     private let upgrade: WebSocketUpgradeState?
     /// The HTTP/2 stream's push, when the server may push from it.
     private let push: HTTP2Push?
@@ -57,38 +60,49 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch transport {
         case .http1(let timeouts, let upgrade, let outlet):
             self.timeouts = timeouts
+            isHTTP1 = true
             self.upgrade = upgrade
             push = nil
             sendWatch = nil
             sendsFileRegions = scheme == "http"
             writer = HTTPResponseWriter(target: .connection(outlet))
         case .http2(let push, let sendWatch):
-            timeouts = nil
+            timeouts = HTTPReadTimeouts(limits: environment.limits)
+            isHTTP1 = false
             upgrade = nil
             self.push = push
             self.sendWatch = sendWatch
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
         }
-        machine = HTTPExchangeStateMachine(pipelines: timeouts != nil, maxBodySize: environment.limits.maxBodySize)
+        machine = HTTPExchangeStateMachine(pipelines: isHTTP1, maxBodySize: environment.limits.maxBodySize)
+        if !isHTTP1 { timeouts.stream = self }
     }
-
-    /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
-    var isHTTP1: Bool { timeouts != nil }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         connection = ConnectionInfo(channel: context.channel)
         writer.allocator = context.channel.allocator
+        if !isHTTP1 { timeouts.attach(to: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         upgrade?.decoder.recipient = nil
+        if !isHTTP1 { timeouts.detach() }
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(unwrapInboundIn(data), context: context)
+        let part = unwrapInboundIn(data)
+        if !isHTTP1, case .body(let bytes) = part { timeouts.bodyReceived(bytes: bytes.readableBytes) }
+        receive(part, context: context)
+    }
+
+    /// HTTP/2: the stream's body was too slow (see `HTTPReadTimeouts`). It gets 408 and
+    /// RST_STREAM(NO_ERROR); the connection and its other streams go on.
+    func streamTimedOut(_ reason: String) {
+        guard let context else { return }
+        fail(408, "request timed out: \(reason)", context: context)
     }
 
     /// A part straight from the HTTP/1.1 decoder (see `HTTP1RequestDecoder.recipient`).
@@ -102,18 +116,36 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         perform(machine.partReceived(part), context: context)
     }
 
-    /// Reads wait while an answer is in progress (see `HTTPExchangeStateMachine.ReadAction`).
+    /// Reads wait while an answer is in progress or the client does not read its answers (see
+    /// `HTTPExchangeStateMachine.ReadAction`).
     func read(context: ChannelHandlerContext) {
         if case .read = machine.readRequested() { context.read() }
     }
 
+    /// Whether the HTTP/1.1 decoder may hand on a new request now; when it may not, it keeps
+    /// the bytes until this handler calls its `resume()`.
+    var takesRequests: Bool { machine.takesRequests }
+
+    /// The decoder keeps requests it could not hand on: reads wait until it has taken them.
+    func requestsHeld() {
+        machine.decoderHoldsRequests(true)
+        timeouts.requestsHeld()
+    }
+
+    /// The decoder took the requests it held.
+    func requestsTaken() {
+        machine.decoderHoldsRequests(false)
+        timeouts.requestsTaken()
+    }
+
     /// An answer ended on HTTP/1.1: handles the parts that waited, in order, until one of them
-    /// starts another answer, then lets reads go on.
+    /// starts another answer, then the requests the decoder kept, then lets reads go on.
     func answerEnded(context: ChannelHandlerContext) {
         guard machine.startDraining() else { return }
         while let action = machine.nextWaiting() {
             perform(action, context: context)
         }
+        if machine.takesRequests { upgrade?.decoder.resume() }
         if machine.stopDraining() { context.read() }
     }
 
@@ -128,7 +160,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .receiveHead(let head):
             receiveHead(head, context: context)
         case .dispatch(let head, let body):
-            timeouts?.requestReceived()
+            timeouts.requestReceived()
             dispatch(head, body: body, context: context)
         case .answerError(let status, let message):
             answerError(status, message, context: context)
@@ -158,15 +190,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is RequestTimedOut {
+        if let timedOut = event as? RequestTimedOut {
             machine.requestTimedOut()
-            report("request timed out (408)")
+            report("request timed out: \(timedOut.reason) (408)")
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        timeouts?.headReceived()
+        timeouts.headReceived()
         if let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and
             // left: NIO's encoder would only add a hop to every read and flush, and the
@@ -244,9 +276,13 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let isWritable = context.channel.isWritable
         sendWatch?.writabilityChanged(isWritable)
+        machine.writabilityChanged(isWritable: isWritable)
         if isWritable {
             activeStream?.becameWritable()
             activeCopy?.becameWritable()
+            // The client read its answers: the requests held back go on.
+            if machine.takesRequests { upgrade?.decoder.resume() }
+            if machine.takeHeldRead() { context.read() }
         }
         context.fireChannelWritabilityChanged()
     }

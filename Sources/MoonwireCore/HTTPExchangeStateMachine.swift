@@ -6,6 +6,13 @@
 // without a channel (HTTPExchangeStateMachineTests). Limits that need a whole head (header size,
 // declared body length) and the request target's syntax stay with the handler, which reports
 // them through `failed`; the body limit is here, since only the state knows the body so far.
+//
+// On HTTP/1.1 it also decides when new requests are taken. Not while an answer is under way,
+// and not while the client leaves the answers it was sent unread (the channel is not writable):
+// a client that pipelines requests without reading would otherwise have the server read them
+// all and queue an answer for each (1.9 GB for 104 MB of `GET /hello` in 12 s). New requests
+// then wait as bytes in the decoder, and reads wait too, as NIO's HTTPServerPipelineHandler holds
+// reads behind an answer in progress.
 import NIOCore
 import NIOHTTP1
 
@@ -51,8 +58,9 @@ struct HTTPExchangeStateMachine {
     /// What the handler does with a read the channel asked for.
     enum ReadAction {
         case read
-        /// Held until the answer in progress ends, as NIO's HTTPServerPipelineHandler does: a
-        /// client cannot queue more than one read of requests behind a slow answer.
+        /// Held until the answer in progress ends, as NIO's HTTPServerPipelineHandler does, and
+        /// until the client reads what it was sent: a client cannot queue more than one read of
+        /// requests behind a slow answer, nor answers that it does not read.
         case hold
     }
 
@@ -74,6 +82,12 @@ struct HTTPExchangeStateMachine {
     private var readHeld = false
     /// Waiting parts are being handled; an answer that ends meanwhile leaves them to the loop.
     private var draining = false
+    /// Whether the client reads the answers (the channel is writable); always on HTTP/2, whose
+    /// streams have flow control of their own.
+    private var clientReads = true
+    /// The HTTP/1.1 decoder keeps requests it was not allowed to hand on: reads wait until it
+    /// has taken them, so that no more bytes pile up behind them.
+    private var decoderHolds = false
 
     init(pipelines: Bool, maxBodySize: Int) {
         self.pipelines = pipelines
@@ -85,6 +99,12 @@ struct HTTPExchangeStateMachine {
         guard pipelines else { return false }
         if case .answering = state { return true }
         return !waiting.isEmpty
+    }
+
+    /// Whether a new request may be decoded and taken now: not while an answer is under way or
+    /// parts wait (HTTP/1.1), nor while the client leaves its answers unread.
+    var takesRequests: Bool {
+        clientReads && !isPipelining
     }
 
     /// Whether an answer is expected: answers that come later (the connection failed
@@ -117,11 +137,24 @@ struct HTTPExchangeStateMachine {
 
     /// The channel asks for more bytes.
     mutating func readRequested() -> ReadAction {
-        if isPipelining {
+        if !takesRequests || decoderHolds {
             readHeld = true
             return .hold
         }
         return .read
+    }
+
+    /// The channel became writable or not. On HTTP/1.1, when it became writable, the requests
+    /// held back go on once nothing else holds them (`takesRequests`, then `takeHeldRead`).
+    mutating func writabilityChanged(isWritable: Bool) {
+        guard pipelines else { return }
+        clientReads = isWritable
+    }
+
+    /// The decoder holds requests back (`takesRequests` was false before a head), or took
+    /// them all.
+    mutating func decoderHoldsRequests(_ holds: Bool) {
+        decoderHolds = holds
     }
 
     /// The head `receiveHead` handed out is within the limits; its body follows into `body`.
@@ -187,7 +220,13 @@ struct HTTPExchangeStateMachine {
     /// Ends `startDraining`; true when the read held meanwhile is due now.
     mutating func stopDraining() -> Bool {
         draining = false
-        guard readHeld, !isPipelining else { return false }
+        return takeHeldRead()
+    }
+
+    /// True, once, when a read was held and nothing holds requests back any more; not while
+    /// waiting parts are handled (their end does it).
+    mutating func takeHeldRead() -> Bool {
+        guard readHeld, takesRequests, !decoderHolds, !draining else { return false }
         readHeld = false
         return true
     }
@@ -217,6 +256,9 @@ struct HTTPExchangeStateMachine {
 
     private mutating func handle(_ error: Error) -> Action {
         if case .closing = state { return .none }
+        if let refused = error as? HTTP1RequestError {
+            return failed(status: refused.status, message: refused.description)
+        }
         guard let parserError = error as? HTTPParserError else {
             state = .closing
             return .closeOnError(error)

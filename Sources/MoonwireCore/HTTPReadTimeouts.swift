@@ -1,52 +1,44 @@
-// Read-side timers of an HTTP/1.1 connection: slow header blocks and stalled bodies get 408,
-// idle keep-alive connections are closed. The request decoder tells it when raw bytes arrive,
-// before it decodes them, because only raw bytes tell whether a client has started a request;
-// NIO's IdleStateHandler would be reset by every byte a slowloris client trickles in. Not a
-// channel handler of its own, which spares every read two trips through the pipeline.
+// Read-side timers of an HTTP/1.1 connection: slow header blocks, stalled bodies and bodies
+// slower than the minimum rate get 408, idle keep-alive connections are closed, and so are
+// clients that leave their answers unread while more requests wait behind them. An HTTP/2
+// stream has one too, for its body only: its exchange handler tells it of each DATA payload,
+// and answers the 408 on the stream, whose connection goes on. The request
+// decoder tells it when raw bytes arrive, before it decodes them, because only raw bytes tell
+// whether a client has started a request; NIO's IdleStateHandler would be reset by every byte a
+// slowloris client trickles in. Not a channel handler of its own, which spares every read two
+// trips through the pipeline. Which deadline runs is decided by HTTPReadTimeoutStateMachine;
+// this class keeps the timer there.
 import Glibc
 import NIOCore
 
 /// Fired inbound (to the handlers behind the decoder) when a request was too slow, after the
-/// 408 was written.
-struct RequestTimedOut {}
+/// 408 was written; `reason` says which limit it missed, for the log.
+struct RequestTimedOut {
+    var reason: String
+}
 
 /// Owns the one read timer of a connection; the decoder tells it when bytes arrive, the HTTP
 /// handler where the request is.
 final class HTTPReadTimeouts {
-    private enum Phase {
-        /// Between requests: the keep-alive timer runs.
-        case idle
-        /// Bytes of a header block arrived: the header deadline runs from the first one.
-        case head
-        /// The head is in, the body is arriving: each read restarts the silence timer.
-        case body
-        /// The request is complete and being answered: no timer.
-        case answering
-    }
-
-    private let limits: HTTPLimits
-    private var phase = Phase.idle
-    /// When the current phase runs out; nil while answering.
-    private var deadline: NIODeadline?
-    /// The one scheduled check. Moving the deadline only changes `deadline`: the timer is
+    private var machine: HTTPReadTimeoutStateMachine
+    /// The one scheduled check. Moving the deadline only changes the machine's: the timer is
     /// re-armed when it fires early, so a request costs no timer-heap operations.
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
-    /// Inside a read: a phase change only notes its timeout here, and the deadline is set once
-    /// when the read is complete. A request that arrives and is answered within one read moves
-    /// through every phase but reads the clock once.
-    private var reading = false
-    private var timeoutAfterRead: Double?
+    /// The HTTP/2 stream's exchange handler, which answers its 408; nil on HTTP/1.1, where the
+    /// 408 is written here as bytes, at the decoder, whatever state the request is in.
+    weak var stream: HTTPExchangeHandler?
 
     init(limits: HTTPLimits) {
-        self.limits = limits
+        machine = HTTPReadTimeoutStateMachine(limits: limits)
     }
 
-    /// Starts the keep-alive timer of a new connection; `context` is the decoder's.
+    /// Starts the keep-alive timer of a new connection; `context` is the decoder's, or the
+    /// HTTP/2 stream's exchange handler's.
     func attach(to context: ChannelHandlerContext) {
         self.context = context
-        arm(seconds: limits.keepAliveTimeout)
+        setDeadline()
     }
 
     /// The connection ended or stopped being HTTP/1.1: no timer runs any more.
@@ -56,61 +48,53 @@ final class HTTPReadTimeouts {
         context = nil
     }
 
-    /// Bytes arrived, before they are decoded.
-    func readStarted() {
-        reading = true
-        switch phase {
-        case .idle:
-            phase = .head
-            arm(seconds: limits.headerTimeout)
-        case .body:
-            arm(seconds: limits.headerTimeout)
-        case .head, .answering:
-            break
-        }
+    /// `bytes` arrived, before they are decoded.
+    func readStarted(bytes: Int) {
+        machine.readStarted(bytes: bytes)
+    }
+
+    /// `bytes` of an HTTP/2 stream's body arrived, already decoded: each payload counts as a
+    /// read of its own.
+    func bodyReceived(bytes: Int) {
+        machine.readStarted(bytes: bytes)
+        readComplete()
+    }
+
+    /// The decoder holds requests back after an answer, until the client reads (see
+    /// `HTTP1RequestDecoder.resume`): the keep-alive timer starts, and closes silently (a 408
+    /// would wait behind the unread answers). While an answer is under way no timer runs.
+    func requestsHeld() {
+        if machine.requestsHeld() { setDeadline() }
+    }
+
+    /// The decoder took the requests it held: the next bytes start a header timer, as between
+    /// any two requests.
+    func requestsTaken() {
+        machine.requestsTaken()
     }
 
     /// The read batch ended: the deadline its phase changes asked for is set.
     func readComplete() {
-        reading = false
-        if let seconds = timeoutAfterRead {
-            timeoutAfterRead = nil
-            setDeadline(seconds: seconds)
-        }
+        if machine.readComplete() { setDeadline() }
     }
 
     /// The header block is complete; the body, if any, follows.
     func headReceived() {
-        phase = .body
-        arm(seconds: limits.headerTimeout)
+        if machine.headReceived() { setDeadline() }
     }
 
     /// The whole request is in; the server is answering.
     func requestReceived() {
-        phase = .answering
-        deadline = nil
-        timeoutAfterRead = nil
+        machine.requestReceived()
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
     func answerStarted() {
-        phase = .idle
-        arm(seconds: limits.keepAliveTimeout)
+        if machine.answerStarted() { setDeadline() }
     }
 
-    /// Sets the deadline `seconds` from now, or from the end of the read in progress.
-    private func arm(seconds: Double) {
-        if reading {
-            timeoutAfterRead = seconds
-        } else {
-            setDeadline(seconds: seconds)
-        }
-    }
-
-    private func setDeadline(seconds: Double) {
-        guard let context else { return }
-        let deadline = context.eventLoop.now + .nanoseconds(Int64(seconds * 1e9))
-        self.deadline = deadline
+    private func setDeadline() {
+        guard let context, let deadline = machine.setDeadline(now: context.eventLoop.now) else { return }
         if timer == nil || deadline < timerFiresAt { schedule(at: deadline) }
     }
 
@@ -126,30 +110,24 @@ final class HTTPReadTimeouts {
 
     private func timerFired() {
         timer = nil
-        guard let deadline, let context else { return }
-        if deadline > context.eventLoop.now {
-            schedule(at: deadline)
-        } else {
-            expired()
-        }
-    }
-
-    private func expired() {
         guard let context, context.channel.isActive else { return }
-        deadline = nil
-        switch phase {
-        case .idle:
+        switch machine.timerFired(now: context.eventLoop.now) {
+        case .nothing:
+            break
+        case .wait(let deadline):
+            schedule(at: deadline)
+        case .close:
             context.close(promise: nil)
-        case .head, .body:
+        case .requestTimeout(let reason) where stream != nil:
+            stream?.streamTimedOut(reason)
+        case .requestTimeout(let reason):
             let date = HTTPDate.format(Int(time(nil)))
             let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\ndate: \(date)\r\n\r\n"
-            context.fireUserInboundEventTriggered(RequestTimedOut())
+            context.fireUserInboundEventTriggered(RequestTimedOut(reason: reason))
             let channel = context.channel
             context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in
                 channel.close(promise: nil)
             }
-        case .answering:
-            break
         }
     }
 }

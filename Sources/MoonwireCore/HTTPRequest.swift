@@ -24,9 +24,13 @@ public final class HTTPRequest: Sendable {
     public let body: ByteBuffer
     /// Who sent it.
     public let connection: ConnectionInfo
+    /// The authority of an absolute-form target (`http://example.com:8080/x`), which names the
+    /// host instead of the Host header (RFC 9112 section 3.2.2); nil for other targets.
+    private let targetAuthority: Substring?
 
     /// Builds a request from its parts. Returns nil when the target is neither origin-form, `*`
-    /// nor absolute-form, or its path is badly percent-encoded: such a request is answered 400.
+    /// nor absolute-form with a valid host, or its path is badly percent-encoded: such a
+    /// request is answered 400.
     public init?(
         method: String, uri: String, version: String, scheme: String,
         headers: HTTPHeaders, body: ByteBuffer, connection: ConnectionInfo
@@ -42,11 +46,14 @@ public final class HTTPRequest: Sendable {
         self.headers = headers
         self.body = body
         self.connection = connection
+        self.targetAuthority = target.authority
     }
 
-    /// The Host header (or :authority) without its port; "" when absent. Virtual hosts are
-    /// matched against this same name.
+    /// The host the request is for, without its port: the authority of an absolute-form target,
+    /// else the Host header (or :authority); "" when absent. Virtual hosts are matched against
+    /// this same name.
     public var host: String {
+        if let targetAuthority { return Self.hostWithoutPort(String(targetAuthority)) }
         guard let value = headers.first(name: "host") else { return "" }
         return Self.hostWithoutPort(value)
     }
@@ -89,10 +96,13 @@ public final class HTTPRequest: Sendable {
     }
 }
 
-/// A request target split into its decoded path and raw query.
+/// A request target split into its decoded path and raw query, and the authority of an
+/// absolute-form one.
 struct RequestTarget {
     var path: String
     var query: Substring
+    /// `host[:port]` of an absolute-form target; nil for the other forms.
+    var authority: Substring?
 
     init?(_ uri: String) {
         // Most targets are origin-form without escapes: the path is the bytes before `?`.
@@ -120,12 +130,14 @@ struct RequestTarget {
             guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://"),
                 target[..<colon].allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." })
             else { return nil }
-            let afterAuthority = target[target.index(colon, offsetBy: 3)...]
-            if let pathStart = afterAuthority.firstIndex(where: { $0 == "/" || $0 == "?" }) {
-                target = afterAuthority[pathStart...]
-            } else {
-                target = "/"
-            }
+            let afterScheme = target[target.index(colon, offsetBy: 3)...]
+            let pathStart = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+            // A host and an optional port: no user information (RFC 9110 section 4.2.4) and no
+            // empty host, both of which the host syntax refuses.
+            let authority = afterScheme[..<pathStart]
+            guard HostSyntax.isValidNonEmpty(authority) else { return nil }
+            self.authority = authority
+            target = pathStart < afterScheme.endIndex ? afterScheme[pathStart...] : "/"
             if target.hasPrefix("?") { target = Substring("/" + target) }
         }
         let rawPath: Substring

@@ -27,6 +27,13 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Seconds from a request's first byte until its header block is complete, and the longest
     /// silence while a body is being received; over it the answer is 408 (slowloris defence).
     public var headerTimeout: Double = 10
+    /// Bytes per second a request body must average: it gets `headerTimeout` seconds from its
+    /// head plus one second per `minBodyRate` bytes received, else 408. Without it a client
+    /// sending one byte every few seconds holds a connection for as long as the body lasts,
+    /// since no silence reaches `headerTimeout`. 500 is Apache's MinRate; a real client on the
+    /// slowest mobile link sends tens of times that. HTTP/2 streams' bodies keep the same rule,
+    /// and the same silence bound. 0: no minimum.
+    public var minBodyRate: Int = 500
     /// Seconds an idle keep-alive connection is kept before it is closed silently.
     public var keepAliveTimeout: Double = 60
     /// Seconds an answer may go without sending anything while it has bytes to send (nginx's

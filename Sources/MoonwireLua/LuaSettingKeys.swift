@@ -13,8 +13,8 @@ enum LuaSettingKeys {
         "authentication", "sessions", "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
     ]
     static let limits = [
-        "max_header_size", "max_body_size", "header_timeout", "keepalive_timeout", "instructions", "memory", "handler_timeout",
-        "send_timeout",
+        "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
+        "instructions", "memory", "handler_timeout",
     ]
     static let webSocket = [
         "max_message_size", "validate_utf8", "fragments", "send_queue_limit", "send_queue_policy", "compression",

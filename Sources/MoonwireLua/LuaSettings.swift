@@ -67,19 +67,20 @@ let luaOptions: LuaFunction = { L in
 /// Reads the limits table on top of the stack; returns an error message for a bad value.
 private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> String? {
     if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.limits, path: "limits.") { return error }
-    let sizes: [(String, WritableKeyPath<ScriptSettings, Int>)] = [
-        ("max_header_size", \.limits.maxHeaderSize), ("max_body_size", \.limits.maxBodySize),
-        ("instructions", \.scriptLimits.instructions), ("memory", \.scriptLimits.memory),
+    // The least value each takes: 0 turns the instruction budget and the body rate off.
+    let sizes: [(String, WritableKeyPath<ScriptSettings, Int>, Double)] = [
+        ("max_header_size", \.limits.maxHeaderSize, 1), ("max_body_size", \.limits.maxBodySize, 1),
+        ("min_body_rate", \.limits.minBodyRate, 0), ("instructions", \.scriptLimits.instructions, 0),
+        ("memory", \.scriptLimits.memory, 1),
     ]
     let durations: [(String, WritableKeyPath<ScriptSettings, Double>)] = [
         ("header_timeout", \.limits.headerTimeout), ("keepalive_timeout", \.limits.keepAliveTimeout),
         ("handler_timeout", \.scriptLimits.handlerTimeout), ("send_timeout", \.limits.sendTimeout),
     ]
-    for (name, path) in sizes {
+    for (name, path, least) in sizes {
         L.rawField(-1, name)
         defer { mw_pop(L, 1) }
         if L.type(at: -1) == LUA_TNIL { continue }
-        let least: Double = name == "instructions" ? 0 : 1  // 0 instructions: no budget at all
         guard let value = L.number(at: -1), value >= least, value < 1e15 else { return "limits.\(name) must be a positive number" }
         settings[keyPath: path] = Int(value)
     }

@@ -90,12 +90,60 @@ final class HTTP1ConnectionTests: XCTestCase {
         XCTAssertTrue(output.hasSuffix("\r\n\r\n"), output)
     }
 
+    /// Requests behind answers the client has not read wait, unparsed, until it reads.
+    func testPipelinedRequestsWaitWhileTheClientDoesNotRead() throws {
+        XCTAssertTrue(try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n").contains("GET /a"))
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(try send("GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"), "")
+        XCTAssertEqual(delegate.requests.map(\.path), ["/a"])
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(delegate.requests.map(\.path), ["/a", "/b", "/c"])
+        let output = try connection.written()
+        XCTAssertLessThan(try XCTUnwrap(output.range(of: "GET /b")).lowerBound, try XCTUnwrap(output.range(of: "GET /c")).lowerBound)
+    }
+
+    /// A client that reads none of its answers is closed after keepalive_timeout, silently:
+    /// a 408 would wait behind the answers it does not read.
+    func testAClientThatDoesNotReadIsClosedAfterTheKeepAliveTimeout() throws {
+        _ = try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(try send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n"), "")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(try connection.written(), "")
+        XCTAssertEqual(delegate.errors, [])
+        XCTAssertEqual(delegate.requests.map(\.path), ["/a"])
+    }
+
     func testSlowHeaderGets408() throws {
         _ = try send("GET / HTTP/1.1\r\nHost")
         channel.embeddedEventLoop.advanceTime(by: .seconds(11))
         var output = ""
         while let part = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: part) }
         XCTAssertTrue(output.hasPrefix("HTTP/1.1 408"), output)
-        XCTAssertEqual(delegate.errors, ["request timed out (408)"])
+        XCTAssertEqual(delegate.errors, ["request timed out: header block not complete within 10 s (408)"])
+    }
+
+    /// One byte every 4 s is never 10 s of silence, but far below 500 bytes/s: 408 once the
+    /// 10 s of grace plus 1 s per 500 bytes are spent.
+    func testTrickledBodyGets408() throws {
+        XCTAssertEqual(try send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"), "")
+        for _ in 0..<2 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+            XCTAssertEqual(try send("x"), "")
+        }
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(2003))
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        var output = ""
+        while let part = try channel.readOutbound(as: ByteBuffer.self) { output += String(buffer: part) }
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 408"), output)
+        XCTAssertEqual(delegate.errors, ["request timed out: request body slower than 500 bytes/s (2 bytes in 10.004 s) (408)"])
+        XCTAssertEqual(delegate.requests.count, 0)
     }
 }

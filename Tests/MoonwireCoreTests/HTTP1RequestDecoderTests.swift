@@ -122,10 +122,10 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testFieldValuesLoseOnlySurroundingWhitespace() throws {
         let decoder = try harness()
-        try decoder.feed("GET / HTTP/1.1\r\nX-A:   two  words \t\r\nX-B:\tv\r\nX-Empty:\r\nx-lower: Case Kept\r\nX-Tab: a\tb\r\n\r\n")
+        try decoder.feed("GET / HTTP/1.1\r\nHost: x\r\nX-A:   two  words \t\r\nX-B:\tv\r\nX-Empty:\r\nx-lower: Case Kept\r\nX-Tab: a\tb\r\n\r\n")
         XCTAssertEqual(
             decoder.events,
-            ["GET / HTTP/1.1 | X-A: two  words | X-B: v | X-Empty:  | x-lower: Case Kept | X-Tab: a\tb", "end"])
+            ["GET / HTTP/1.1 | Host: x | X-A: two  words | X-B: v | X-Empty:  | x-lower: Case Kept | X-Tab: a\tb", "end"])
     }
 
     func testLFOnlyLineEndings() throws {
@@ -136,8 +136,8 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testLeadingEmptyLinesAreIgnored() throws {
         let decoder = try harness()
-        try decoder.feed("\r\n\r\n\nGET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
-        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1", "end", "GET /b HTTP/1.1", "end"])
+        try decoder.feed("\r\n\r\n\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1 | Host: x", "end", "GET /b HTTP/1.1 | Host: x", "end"])
     }
 
     func testHTTP10() throws {
@@ -148,14 +148,14 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testOtherMethodsAndZeroLength() throws {
         let decoder = try harness()
-        try decoder.feed("PURGE /x HTTP/1.1\r\n\r\nHEAD /h HTTP/1.1\r\n\r\nPATCH /p HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
-        XCTAssertEqual(decoder.events, ["PURGE /x HTTP/1.1", "end", "HEAD /h HTTP/1.1", "end", "PATCH /p HTTP/1.1 | Content-Length: 0", "end"])
+        try decoder.feed("PURGE /x HTTP/1.1\r\nHost: x\r\n\r\nHEAD /h HTTP/1.1\r\nHost: x\r\n\r\nPATCH /p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertEqual(decoder.events, ["PURGE /x HTTP/1.1 | Host: x", "end", "HEAD /h HTTP/1.1 | Host: x", "end", "PATCH /p HTTP/1.1 | Host: x | Content-Length: 0", "end"])
     }
 
     func testRepeatedIdenticalContentLengthIsAccepted() throws {
         let decoder = try harness()
-        try decoder.feed("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length:  3 \r\n\r\nabc")
-        XCTAssertEqual(decoder.events, ["POST / HTTP/1.1 | Content-Length: 3 | Content-Length: 3", "body abc", "end"])
+        try decoder.feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length:  3 \r\n\r\nabc")
+        XCTAssertEqual(decoder.events, ["POST / HTTP/1.1 | Host: x | Content-Length: 3 | Content-Length: 3", "body abc", "end"])
     }
 
     // MARK: - Splits
@@ -166,13 +166,13 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         ("POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 11\r\n\r\nhello world\r\n"
             + "PUT /chunks HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "5;name=value\r\nhello\r\n6 ; a=\"b\"\nworld!\r\n0\r\nChecksum: abc\r\nX-Trailer:  1\r\n\r\n"
-            + "GET /last HTTP/1.1\r\n\r\n").utf8)
+            + "GET /last HTTP/1.1\r\nHost: x\r\n\r\n").utf8)
 
     private let splitEvents = [
         "POST /upload?x=1 HTTP/1.1 | Host: example.com | Content-Length: 11", "body hello world", "end",
         "PUT /chunks HTTP/1.1 | Host: example.com | Transfer-Encoding: chunked", "body helloworld!",
         "end | Checksum: abc | X-Trailer: 1",
-        "GET /last HTTP/1.1", "end",
+        "GET /last HTTP/1.1 | Host: x", "end",
     ]
 
     func testWholeInput() throws {
@@ -194,9 +194,9 @@ final class HTTP1RequestDecoderTests: XCTestCase {
     // client send CR LF after a body) waits for its LF instead of failing as a bad method.
     func testCRLFBetweenRequestsSplitAfterCR() throws {
         let decoder = try harness()
-        try decoder.feed("GET /a HTTP/1.1\r\n\r\n\r")
-        try decoder.feed("\nGET /b HTTP/1.1\r\n\r\n")
-        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1", "end", "GET /b HTTP/1.1", "end"])
+        try decoder.feed("GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r")
+        try decoder.feed("\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1 | Host: x", "end", "GET /b HTTP/1.1 | Host: x", "end"])
     }
 
     // MARK: - Pipelining and keep-alive
@@ -204,21 +204,21 @@ final class HTTP1RequestDecoderTests: XCTestCase {
     func testThreePipelinedRequests() throws {
         let decoder = try harness()
         try decoder.feed(
-            "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody"
-                + "POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+                + "POST /3 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         XCTAssertEqual(
             decoder.events,
             [
-                "GET /1 HTTP/1.1 | Host: x", "end", "POST /2 HTTP/1.1 | Content-Length: 4", "body body", "end",
-                "POST /3 HTTP/1.1 | Transfer-Encoding: chunked", "body abc", "end",
+                "GET /1 HTTP/1.1 | Host: x", "end", "POST /2 HTTP/1.1 | Host: x | Content-Length: 4", "body body", "end",
+                "POST /3 HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "body abc", "end",
             ])
     }
 
     func testNothingAfterConnectionClose() throws {
         let decoder = try harness()
-        try decoder.feed("GET /a HTTP/1.1\r\nConnection: foo, close\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
-        try decoder.feed("GET /c HTTP/1.1\r\n\r\n")
-        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1 | Connection: foo, close", "end"])
+        try decoder.feed("GET /a HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        try decoder.feed("GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(decoder.events, ["GET /a HTTP/1.1 | Host: x | Connection: foo, close", "end"])
     }
 
     func testNothingAfterHTTP10WithoutKeepAlive() throws {
@@ -265,7 +265,7 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testDeclinedUpgradeResumesParsing() throws {
         let decoder = try harness()
-        try decoder.feed(upgradeRequest + "GET /next HTTP/1.1\r\n\r\nPOST /more HTTP/1.1\r\nContent-Le")
+        try decoder.feed(upgradeRequest + "GET /next HTTP/1.1\r\nHost: x\r\n\r\nPOST /more HTTP/1.1\r\nHost: x\r\nContent-Le")
         XCTAssertEqual(decoder.events, upgradeEvents)
         XCTAssertTrue(decoder.decoder.isPaused)
         try decoder.feed("ngth: 1\r\n\r\n")
@@ -276,7 +276,7 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         decoder.channel.embeddedEventLoop.run()
         XCTAssertFalse(decoder.decoder.isPaused)
         try decoder.feed("!")
-        XCTAssertEqual(decoder.events, upgradeEvents + ["GET /next HTTP/1.1", "end", "POST /more HTTP/1.1 | Content-Length: 1", "body !", "end"])
+        XCTAssertEqual(decoder.events, upgradeEvents + ["GET /next HTTP/1.1 | Host: x", "end", "POST /more HTTP/1.1 | Host: x | Content-Length: 1", "body !", "end"])
     }
 
     func testDeclinedUpgradeWithNothingKept() throws {
@@ -285,16 +285,16 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         decoder.decoder.upgradeDeclined()
         decoder.channel.embeddedEventLoop.run()
         XCTAssertFalse(decoder.decoder.isPaused)
-        try decoder.feed("GET /next HTTP/1.1\r\n\r\n")
-        XCTAssertEqual(decoder.events, upgradeEvents + ["GET /next HTTP/1.1", "end"])
+        try decoder.feed("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(decoder.events, upgradeEvents + ["GET /next HTTP/1.1 | Host: x", "end"])
     }
 
     func testUpgradeNeedsBothFields() throws {
         let decoder = try harness()
-        try decoder.feed("GET /a HTTP/1.1\r\nUpgrade: websocket\r\n\r\nGET /b HTTP/1.1\r\nConnection: upgrade\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
+        try decoder.feed("GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertFalse(decoder.decoder.isPaused)
         XCTAssertEqual(
-            decoder.events, ["GET /a HTTP/1.1 | Upgrade: websocket", "end", "GET /b HTTP/1.1 | Connection: upgrade", "end", "GET /c HTTP/1.1", "end"])
+            decoder.events, ["GET /a HTTP/1.1 | Host: x | Upgrade: websocket", "end", "GET /b HTTP/1.1 | Host: x | Connection: upgrade", "end", "GET /c HTTP/1.1 | Host: x", "end"])
     }
 
     // MARK: - End of input
@@ -303,7 +303,7 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testEOFMidHead() throws {
         let decoder = try harness()
-        try decoder.feed("GET / HTTP/1.1\r\nHo")
+        try decoder.feed("GET / HTTP/1.1\r\nHost: x\r\nHo")
         decoder.channel.pipeline.syncOperations.fireChannelInactive()
         XCTAssertEqual(decoder.events, [eof])
         XCTAssertEqual(decoder.recorder.errors.first as? HTTPParserError, .invalidEOFState)
@@ -311,15 +311,15 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testEOFMidBody() throws {
         let decoder = try harness()
-        try decoder.feed("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab")
+        try decoder.feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
         try decoder.channel.close().wait()
-        XCTAssertEqual(decoder.events, ["POST / HTTP/1.1 | Content-Length: 5", "body ab", eof])
+        XCTAssertEqual(decoder.events, ["POST / HTTP/1.1 | Host: x | Content-Length: 5", "body ab", eof])
     }
 
     func testEOFMidChunkedBody() throws {
         for cut in ["", "3", "3\r\nab", "3\r\nabc", "3\r\nabc\r\n0\r\n", "3\r\nabc\r\n0\r\nT: v\r\n"] {
             let decoder = try harness()
-            try decoder.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + cut)
+            try decoder.feed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + cut)
             try decoder.channel.close().wait()
             XCTAssertEqual(decoder.events.last, eof, cut)
             XCTAssertEqual(decoder.recorder.errors.count, 1, cut)
@@ -328,9 +328,9 @@ final class HTTP1RequestDecoderTests: XCTestCase {
 
     func testEOFBetweenRequestsIsQuiet() throws {
         let decoder = try harness()
-        try decoder.feed("GET / HTTP/1.1\r\n\r\n\r\n")
+        try decoder.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n")
         try decoder.channel.close().wait()
-        XCTAssertEqual(decoder.events, ["GET / HTTP/1.1", "end"])
+        XCTAssertEqual(decoder.events, ["GET / HTTP/1.1 | Host: x", "end"])
 
         let paused = try harness()
         try paused.feed(upgradeRequest + "xyz")
@@ -338,12 +338,43 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         XCTAssertEqual(paused.events, upgradeEvents)
     }
 
+    // MARK: - Trailers
+
+    func testAsManyTrailerFieldsAsAllowedInAnySplit() throws {
+        let head = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let fields = (0..<HTTP1RequestDecoder.maxTrailerFields).map { "T\($0): v" }
+        let input = Array((head + "1\r\na\r\n0\r\n" + fields.map { $0 + "\r\n" }.joined() + "\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n").utf8)
+        let expected = [
+            "POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "body a", (["end"] + fields).joined(separator: " | "),
+            "GET /n HTTP/1.1 | Host: x", "end",
+        ]
+        XCTAssertEqual(try decode([input]), expected)
+        XCTAssertEqual(try decode(input.map { [$0] }), expected)
+    }
+
+    /// Trailers get what the head left of the budget; the empty line that ends them always fits.
+    func testHeadAndTrailersAtTheLimit() throws {
+        let head = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let full = try harness(maxHeadSize: head.utf8.count)
+        try full.feed(head + "0\r\n\r\n")
+        XCTAssertEqual(full.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "end"])
+
+        let trailer = "Checksum: 12345\r\n"
+        let fits = try harness(maxHeadSize: head.utf8.count + trailer.utf8.count)
+        try fits.trickle(Array((head + "0\r\n" + trailer + "\r\n").utf8), size: 3)
+        XCTAssertEqual(fits.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", "end | Checksum: 12345"])
+
+        let over = try harness(maxHeadSize: head.utf8.count + trailer.utf8.count - 1)
+        try over.trickle(Array((head + "0\r\n" + trailer + "\r\n").utf8), size: 3)
+        XCTAssertEqual(over.events, ["POST /t HTTP/1.1 | Host: x | Transfer-Encoding: chunked", RequestPartRecorder.line(HTTPParserError.headerOverflow)])
+    }
+
     // MARK: - Large heads
 
     func testTrickledLargeHead() throws {
         let decoder = try harness(maxHeadSize: 64 * 1024)
-        var head = "GET /big HTTP/1.1\r\n"
-        var expected = ["GET /big HTTP/1.1"]
+        var head = "GET /big HTTP/1.1\r\nHost: x\r\n"
+        var expected = ["GET /big HTTP/1.1 | Host: x"]
         for index in 0..<640 {
             let value = String(repeating: Character(UnicodeScalar(UInt8(ascii: "a") + UInt8(index % 26))), count: 80)
             head += "X-Field-\(index): \(value)\r\n"
@@ -352,7 +383,7 @@ final class HTTP1RequestDecoderTests: XCTestCase {
         head += "\r\n"
         XCTAssertGreaterThan(head.utf8.count, 60_000)
         XCTAssertLessThan(head.utf8.count, 64 * 1024)
-        try decoder.trickle(Array((head + "GET /next HTTP/1.1\r\n\r\n").utf8), size: 100)
-        XCTAssertEqual(decoder.events, [expected.joined(separator: " | "), "end", "GET /next HTTP/1.1", "end"])
+        try decoder.trickle(Array((head + "GET /next HTTP/1.1\r\nHost: x\r\n\r\n").utf8), size: 100)
+        XCTAssertEqual(decoder.events, [expected.joined(separator: " | "), "end", "GET /next HTTP/1.1 | Host: x", "end"])
     }
 }

@@ -6,7 +6,8 @@ import XCTest
 
 /// Every event of an exchange in every state, without a channel: request parts, errors, reads,
 /// failures the handler finds, answers that end, break off or time out, and the pipelining of
-/// HTTP/1.1 (parts and errors that wait behind an answer, and the read held meanwhile).
+/// HTTP/1.1 (parts and errors that wait behind an answer, and the read held meanwhile, also
+/// while the client does not read its answers).
 final class HTTPExchangeStateMachineTests: XCTestCase {
     private typealias Machine = HTTPExchangeStateMachine
 
@@ -266,6 +267,55 @@ final class HTTPExchangeStateMachineTests: XCTestCase {
         _ = machine.responseEnded(keepAlive: true)
         XCTAssertTrue(machine.startDraining())
         XCTAssertFalse(machine.stopDraining())
+    }
+
+    // MARK: A client that does not read its answers
+
+    func testNoRequestIsTakenAndReadsWaitWhileTheClientDoesNotRead() {
+        var machine = machine(.idle)
+        XCTAssertTrue(machine.takesRequests)
+        machine.writabilityChanged(isWritable: false)
+        XCTAssertFalse(machine.takesRequests)
+        XCTAssertEqual(machine.readRequested(), .hold)
+        XCTAssertFalse(machine.takeHeldRead())
+        machine.writabilityChanged(isWritable: true)
+        XCTAssertTrue(machine.takesRequests)
+        XCTAssertTrue(machine.takeHeldRead())
+        XCTAssertFalse(machine.takeHeldRead(), "released once")
+        XCTAssertEqual(machine.readRequested(), .read)
+    }
+
+    func testReadsWaitUntilTheDecoderHasTakenTheRequestsItHeld() {
+        var machine = machine(.idle)
+        machine.decoderHoldsRequests(true)
+        XCTAssertTrue(machine.takesRequests, "the decoder may take them")
+        XCTAssertEqual(machine.readRequested(), .hold)
+        XCTAssertFalse(machine.takeHeldRead())
+        machine.decoderHoldsRequests(false)
+        XCTAssertTrue(machine.takeHeldRead())
+    }
+
+    func testWritableAgainDuringAnAnswerWaitsForItsEnd() {
+        var machine = machine(.answering)
+        machine.writabilityChanged(isWritable: false)
+        XCTAssertEqual(machine.readRequested(), .hold)
+        machine.writabilityChanged(isWritable: true)
+        XCTAssertFalse(machine.takesRequests)
+        XCTAssertFalse(machine.takeHeldRead())
+        machine.writabilityChanged(isWritable: false)
+        _ = machine.responseEnded(keepAlive: true)
+        XCTAssertTrue(machine.startDraining())
+        XCTAssertFalse(machine.takesRequests)
+        XCTAssertFalse(machine.stopDraining(), "the client still does not read")
+        machine.writabilityChanged(isWritable: true)
+        XCTAssertTrue(machine.takeHeldRead())
+    }
+
+    func testHTTP2StreamsIgnoreWritability() {
+        var machine = machine(.idle, http1: false)
+        machine.writabilityChanged(isWritable: false)
+        XCTAssertTrue(machine.takesRequests)
+        XCTAssertEqual(machine.readRequested(), .read)
     }
 
     // MARK: Pipelining

@@ -1,3 +1,4 @@
+import NIOCore
 import XCTest
 
 @testable import MoonwireCore
@@ -14,6 +15,43 @@ final class RequestTargetTests: XCTestCase {
         XCTAssertEqual(RequestTarget("http://example.com/x?y=1")?.query, "y=1")
         XCTAssertEqual(RequestTarget("http://example.com")?.path, "/")
         XCTAssertEqual(RequestTarget("http://example.com?q")?.query, "q")
+    }
+
+    func testAbsoluteFormAuthorityMustBeAHost() {
+        XCTAssertEqual(RequestTarget("http://example.com:8080/x")?.authority, "example.com:8080")
+        XCTAssertEqual(RequestTarget("https://[::1]?q")?.authority, "[::1]")
+        XCTAssertEqual(RequestTarget("http://example.com")?.authority, "example.com")
+        XCTAssertNil(RequestTarget("/x")?.authority)
+        for bad in ["http://user@example.com/", "http:///x", "http://:80/x", "http://a:x/", "http://a%zz/"] {
+            XCTAssertNil(RequestTarget(bad), bad)
+        }
+    }
+
+    /// RFC 9112 section 3.2.2: the target's authority names the host, not the Host header.
+    func testAbsoluteFormAuthorityIsTheHost() throws {
+        let request = try XCTUnwrap(
+            HTTPRequest(
+                method: "GET", uri: "http://Target.example:81/a?b", version: "1.1", scheme: "http", headers: ["Host": "header.example"],
+                body: ByteBuffer(), connection: ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)))
+        XCTAssertEqual(request.host, "Target.example")
+        XCTAssertEqual(request.path, "/a")
+        XCTAssertEqual(request.headers.first(name: "host"), "header.example")
+    }
+
+    func testHostSyntax() {
+        func valid(_ value: String) -> Bool {
+            var value = value
+            return value.withUTF8 { HostSyntax.isValid(UnsafeRawBufferPointer($0), 0..<$0.count) }
+        }
+        for good in [
+            "", "a", "example.com", "example.com:", "example.com:8080", "127.0.0.1", "[::1]", "[::1]:443", "[fe80::1%25eth0]", "[v1.fe]",
+            "a-b_c~d", "a%41", "!$&'()*+,;=",
+        ] {
+            XCTAssertTrue(valid(good), good)
+        }
+        for bad in ["a b", "a/b", "a@b", "a:b", "a:1:2", "[::1", "[]", "[::1]x", "[::1]:x", "a%4", "a%zz", "b\u{FC}cher", "a\\b", "a?"] {
+            XCTAssertFalse(valid(bad), bad)
+        }
     }
 
     func testAsteriskForm() {

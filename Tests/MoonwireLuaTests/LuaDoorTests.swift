@@ -84,6 +84,7 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins)"),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
+            ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
             ("moonwire.options{authentication = {enabled = true}}", "authentication is not built yet"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),

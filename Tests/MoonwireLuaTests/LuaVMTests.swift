@@ -131,6 +131,10 @@ final class LuaVMTests: XCTestCase {
         let vm = try makeVM("moonwire.options{limits = {max_body_size = 10, header_timeout = 0.5}}")
         XCTAssertEqual(vm.settings.limits.maxBodySize, 10)
         XCTAssertEqual(vm.settings.limits.headerTimeout, 0.5)
+        XCTAssertEqual(vm.settings.limits.minBodyRate, 500)
+        XCTAssertEqual(try makeVM("moonwire.options{limits = {min_body_rate = 0}}").settings.limits.minBodyRate, 0)
+        XCTAssertEqual(try makeVM("moonwire.options{limits = {min_body_rate = 64}}").settings.limits.minBodyRate, 64)
+        XCTAssertThrowsError(try makeVM("moonwire.options{limits = {min_body_rate = -1}}"))
         XCTAssertThrowsError(try makeVM("moonwire.options{limits = {max_body_size = -1}}"))
         XCTAssertThrowsError(try makeVM("moonwire.options{limits = 3}"))
     }

@@ -12,7 +12,8 @@
   MOONWIRE_TEST_DIR; apps append event records there (files are shared by all event loops,
   globals are not: every loop has its own Lua VM).
 - `exchange()` sends raw bytes and reads until the server closes or goes quiet; `parse_responses`
-  splits what came back into responses. Every loop here is bounded in time.
+  splits what came back into responses. `Server.rss_mib()` is the server's resident memory, for
+  tests that bound it. Every loop here is bounded in time.
 """
 import functools
 import itertools
@@ -22,6 +23,7 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -300,6 +302,14 @@ class Server:
         wait_until(lambda: len(self.records(name)) >= count, timeout)
         return self.records(name)
 
+    def rss_mib(self):
+        """The server's resident memory (VmRSS), in MiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS in /proc/PID/status")
+
     # --- HTTP -------------------------------------------------------------------------------
     def request(self, method, path, headers=None, **kwargs):
         merged = dict(IDENTITY)
@@ -359,6 +369,55 @@ class Server:
         if not self._log.closed:
             self._log.close()
         return self.returncode
+
+
+class Bystander:
+    """An ordinary client beside an attack, as a context manager: in a thread, a GET on a fresh
+    connection every `interval` seconds (each given 5 s), noting its latency, and the server's
+    RSS. Bounded: it stops after `limit` seconds if the test has not left the block by then.
+
+        with Bystander(server) as others:
+            ...attack...
+        assert others.worst < 1.0 and others.peak_rss < ...
+    """
+
+    def __init__(self, server, path="/meanwhile", interval=0.2, limit=60.0):
+        self.server = server
+        self.request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        self.interval = interval
+        self.limit = limit
+        self.latencies = []
+        self.failures = []
+        self.peak_rss = server.rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def worst(self):
+        """The slowest answer in seconds (5 s for one that did not come)."""
+        return max(self.latencies, default=0.0)
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                answer = exchange(self.server.port, self.request, idle=5.0, total=5.0).data
+            except OSError as error:
+                answer = repr(error).encode()
+            self.latencies.append(time.monotonic() - started)
+            if not answer.startswith(b"HTTP/1.1 200 "):
+                self.failures.append(answer[:100])
+            self.peak_rss = max(self.peak_rss, self.server.rss_mib())
+            self._stop.wait(self.interval)
 
 
 class Launcher:

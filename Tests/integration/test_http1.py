@@ -1,12 +1,13 @@
 """HTTP/1.1 over real sockets: keep-alive and the timeouts between requests, Connection: close
-and HTTP/1.0, pipelining, chunked and split request bodies, Expect: 100-continue, HEAD, and an
-Upgrade that no upgrader takes. apps/protocol answers `METHOD PATH BODY-LENGTH:BODY`; its
+and HTTP/1.0, pipelining (and a client that pipelines without reading), chunked and split
+request bodies, Expect: 100-continue, HEAD, and an Upgrade that no upgrader takes. apps/protocol answers `METHOD PATH BODY-LENGTH:BODY`; its
 limits: max_body_size 1024 bytes, header_timeout 1 s, keepalive_timeout 2 s."""
+import select
 import time
 
 import pytest
 
-from harness import parse_one, parse_responses, read_responses, read_until_close
+from harness import Bystander, parse_one, parse_responses, read_responses, read_until_close, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,14 @@ def test_http10_closes_unless_keep_alive_asked(server):
         s.sendall(b"GET /ka2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         (second,) = read_responses(s, 1)
         assert second.status == 200 and second.body == b"GET /ka2 0:"
+
+
+def test_later_http1_minor_version_is_answered_as_http11(server):
+    # RFC 9110 section 2.5: HTTP/1.2 is handled as 1.1, the highest version the server speaks,
+    # and the answer names 1.1 (it used to echo "HTTP/1.2 200").
+    reply = server.raw(b"GET /v HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.data.startswith(b"HTTP/1.1 200 "), reply.data[:100]
+    assert parse_one(reply.data).header("x-version") == "1.1"
 
 
 # --- keepalive_timeout and header_timeout between requests ----------------------------------
@@ -133,6 +142,42 @@ def test_pipelining_with_head_in_the_middle(server):
     assert [r.status for r in responses] == [200, 200, 200]
     assert [r.body for r in responses] == [b"GET /a 0:", b"", b"GET /c 0:"]
     assert responses[1].header("content-length") == str(len(b"HEAD /b 0:"))
+
+
+def test_client_that_pipelines_without_reading_is_bounded_then_closed(moonwire):
+    # Such a client used to have every request read and answered: 104 MB of `GET /hello` in
+    # 12 s grew the server from 27 MB to 1.9 GB, and it stayed there after the client left.
+    # Now requests wait unparsed (and reads wait) while the answers sent are unread, and a
+    # client that reads nothing for keepalive_timeout (2 s here) is closed.
+    server = moonwire(app="protocol", threads=1)   # one loop: the other client shares it
+    server.assert_alive()
+    start_rss = server.rss_mib()
+    flood = b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+    sent = 0
+    closed_after = None
+    with Bystander(server, interval=0.3) as others, server.connect() as attacker:
+        attacker.setblocking(False)
+        started = time.monotonic()
+        while closed_after is None and time.monotonic() - started < 20:
+            select.select([], [attacker], [], 0.2)
+            try:
+                sent += attacker.send(flood)
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+        peak = max(others.peak_rss, server.rss_mib())
+    assert closed_after is not None, f"not closed: {sent / 1e6:.1f} MB sent in 20 s, RSS {peak:.0f} MiB"
+    assert peak < start_rss + 40, f"RSS {start_rss:.0f} -> {peak:.0f} MiB for {sent / 1e6:.1f} MB of requests"
+    assert not others.failures, others.failures
+    # The requests of one read batch are handled in one turn of the loop, as for any
+    # pipelining client: about 1.5 s in a debug build here, 0.2 s in a release one.
+    assert others.worst < 5.0, f"another client waited {others.worst:.2f} s"
+    after = wait_until(lambda: server.rss_mib() < start_rss + 10, timeout=10)
+    assert after, f"RSS {start_rss:.0f} -> {server.rss_mib():.0f} MiB after the client left"
+    server.assert_alive()
+    print(f"\n{sent / 1e6:.1f} MB sent, closed after {closed_after:.1f} s, RSS {start_rss:.0f} -> {peak:.0f} MiB, "
+          f"others' worst {others.worst:.2f} s")
 
 
 # --- request bodies -------------------------------------------------------------------------

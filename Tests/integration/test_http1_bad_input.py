@@ -1,4 +1,4 @@
-"""Bad input on HTTP/1.1: each case gets the protocol's answer (400, 408, 413, 431) with
+"""Bad input on HTTP/1.1: each case gets the protocol's answer (400, 408, 413, 414, 431) with
 `connection: close` and a close, fires OnError once, writes a log line naming the status, and
 the server answers the next client normally; slow and garbage clients do not delay the others.
 Limits come from apps/protocol/main.lua: max_body_size 1024, header_timeout 1 s,
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import parse_one, parse_responses, read_until_close
+from harness import Bystander, parse_one, parse_responses, read_until_close
 
 LEVEL = re.compile(r"^\S+\s+(notice|warning|error|critical|info)\s", re.M)
 
@@ -87,7 +87,6 @@ TOO_LARGE = [
     ("one header over 64 KiB", headers_of_size(70000)),
     ("many headers over 64 KiB",
      b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(700)) + b"\r\n"),
-    ("request line over 64 KiB", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("header block over 64 KiB, never finished", b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 70000),
 ]
 
@@ -95,6 +94,19 @@ TOO_LARGE = [
 @pytest.mark.parametrize("name, payload", TOO_LARGE, ids=[name for name, _ in TOO_LARGE])
 def test_header_block_too_large_431(server, name, payload):
     check_bad_input(server, payload, 431)
+
+
+# --- 414 ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [70_000, 2_000_000], ids=["70 KB", "2 MB"])
+def test_request_target_over_max_header_size_414(server, size):
+    # RFC 9112 section 3: a request line longer than the server takes is 414, not 431; refused
+    # once 64 KiB of it arrived, so the rest is never kept.
+    start_rss = server.rss_mib()
+    with Bystander(server) as others:
+        check_bad_input(server, b"GET /" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414)
+    assert others.worst < 1.0, f"another client waited {others.worst:.2f} s"
+    assert others.peak_rss < start_rss + 20, f"RSS {start_rss:.0f} -> {others.peak_rss:.0f} MiB"
 
 
 def test_header_block_under_the_limit_is_fine(server):
@@ -216,6 +228,12 @@ BAD_400 = [
     ("relative target", b"GET relative/path HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("authority-form for GET", b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("asterisk for GET", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n"),
+    # Host (RFC 9112 section 3.2): HTTP/1.1 needs one, no request may have two or an invalid one
+    ("no Host on HTTP/1.1", b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"),
+    ("two Host fields", b"GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n"),
+    ("invalid Host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n"),
+    ("invalid Host on HTTP/1.0", b"GET / HTTP/1.0\r\nHost: a@b\r\n\r\n"),
+    ("user information in an absolute-form target", b"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n"),
     # bad percent-encoding in the path
     ("bad hex digits", b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n"),
     ("truncated escape", b"GET /a%2 HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -238,6 +256,48 @@ def test_garbage_after_a_pipelined_good_request(server):
     assert reply.closed and reply.close_delay < 1.0
     watch.assert_reported(400)
     server.assert_alive()
+
+
+# --- trailers -------------------------------------------------------------------------------
+
+def trailer_flood():
+    """A chunked request with 16,000 trailer fields: 64 KB, within max_header_size."""
+    return (b"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+            + b"a:\r\n" * 16000 + b"\r\n")
+
+
+def test_trailer_flood_431_without_stalling_the_loop(moonwire):
+    # Each such request cost seconds of CPU on the loop (every trailer field copied all those
+    # before it); four attackers made the other clients of that loop wait past 5 s. Now more
+    # than 100 trailer fields are 431, and the attackers' loop (the only one) stays free.
+    server = moonwire(app="protocol", threads=1)
+    watch = Watch(server)
+    response = assert_protocol_answer(server.raw(trailer_flood()), 431)
+    watch.assert_reported(431)
+    assert_standard_headers(response)
+
+    errors_before = len(server.records("errors.log"))
+    start_rss = server.rss_mib()
+    answers = []
+
+    def attacker():
+        deadline = time.monotonic() + 3
+        for _ in range(100):
+            if time.monotonic() > deadline:
+                break
+            answers.append(server.raw(trailer_flood(), idle=5, total=6).data[:12])
+
+    with Bystander(server) as others:
+        attackers = [threading.Thread(target=attacker) for _ in range(4)]
+        for thread in attackers:
+            thread.start()
+        for thread in attackers:
+            thread.join(timeout=60)
+    assert answers and set(answers) == {b"HTTP/1.1 431"}, set(answers)
+    assert len(server.wait_for_records("errors.log", errors_before + len(answers))) == errors_before + len(answers)
+    assert not others.failures, others.failures
+    assert others.worst < 1.0, f"{len(answers)} floods: another client waited {others.worst:.2f} s"
+    assert others.peak_rss < start_rss + 50, f"RSS {start_rss:.0f} -> {others.peak_rss:.0f} MiB"
 
 
 # --- 408 ------------------------------------------------------------------------------------

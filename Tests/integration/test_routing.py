@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from harness import run_cli
+from harness import parse_one, run_cli
 
 APP = r"""
 moonwire.get([[/users/(?<id>\d+)]], function(req, res) res:json({id = req.params.id, first = req.params[1]}) end)
@@ -138,11 +138,18 @@ def test_invalid_pattern_in_a_reload_keeps_the_old_routes(moonwire, tmp_path):
 
 
 def test_host_name_and_virtual_hosts_agree(moonwire):
+    # Host values that are not host[:port] never get here: they are 400
+    # (test_http1_bad_input.py).
     server = moonwire("""
-        moonwire.vhost([[foo:bar]]):get("/", function(req, res) res:send("vhost foo:bar") end)
         moonwire.vhost([[example\\.com]]):get("/", function(req, res) res:send("vhost " .. req.host) end)
         function OnCommandGet(req, res) res:send("default " .. req.host) end
     """)
-    for host, text in [("foo:bar:baz", "default foo:bar:baz"), ("example.com:8080", "vhost example.com"),
-                       ("foo:bar", "vhost foo:bar"), ("example.com", "vhost example.com")]:
+    for host, text in [("example.com:8080", "vhost example.com"), ("example.com", "vhost example.com"),
+                       ("[::1]:8080", "default [::1]"), ("other.example", "default other.example")]:
         assert server.get("/", headers={"Host": host}).text == text, host
+    # An absolute-form target names the host instead of the Host header (RFC 9112 section
+    # 3.2.2): for req.host and for the virtual host alike.
+    for target, host, text in [(b"http://example.com:81/", b"other.example", b"vhost example.com"),
+                               (b"http://other.example/", b"example.com", b"default other.example")]:
+        reply = server.raw(b"GET " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        assert parse_one(reply.data).body == text, target
