@@ -76,7 +76,7 @@ enum HTTP1HeadParser {
             fields.note(name: name, value: value, in: bytes)
             headers.append((string(bytes, name), string(bytes, value)))
         }
-        let framing = try fields.framing(version: version)
+        let framing = try fields.framing(version: version, in: bytes)
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
         return Result(head: head, framing: framing, length: end)
     }
@@ -273,8 +273,9 @@ private struct FramingFields {
     var connection = ConnectionOptions()
     var upgrade = false
     var hostFields = 0
-    /// The first Host value that is not a host (`HostSyntax`).
-    var invalidHost: String?
+    /// Where the first Host value that is not a host (`HostSyntax`) is; a range, not a string,
+    /// so that noting a valid Host costs no allocation.
+    var invalidHost: Range<Int>?
 
     mutating func note(name: Range<Int>, value: Range<Int>, in bytes: UnsafeRawBufferPointer) {
         switch name.count {
@@ -292,20 +293,27 @@ private struct FramingFields {
             connection.note(bytes, value)
         case 7 where bytesEqual(bytes, name, "upgrade", ignoringCase: true):
             upgrade = true
-        case 4 where bytesEqual(bytes, name, "host", ignoringCase: true):
+        case 4 where Self.isHost(bytes, at: name.lowerBound):
             hostFields += 1
-            if invalidHost == nil, !HostSyntax.isValid(bytes, value) { invalidHost = HTTP1HeadParser.string(bytes, value) }
+            if invalidHost == nil, !HostSyntax.isValid(bytes, value) { invalidHost = value }
         default:
             break
         }
     }
 
+    /// Whether the four bytes at `offset` are "host" in any case: one load and one compare,
+    /// as every request has the field. OR-ing 0x20 into a byte gives a lower-case letter only
+    /// for that letter's two cases.
+    private static func isHost(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) | 0x2020_2020 == 0x7473_6F68
+    }
+
     /// The framing, once the Host rules hold: an HTTP/1.1 request has one Host field, and no
     /// request has two or an invalid one (RFC 9112 section 3.2, 400).
-    func framing(version: HTTPVersion) throws -> HTTP1Framing {
+    func framing(version: HTTPVersion, in bytes: UnsafeRawBufferPointer) throws -> HTTP1Framing {
         if hostFields > 1 { throw HTTP1RequestError.duplicateHost }
         if hostFields == 0, version.minor > 0 { throw HTTP1RequestError.missingHost }
-        if let invalidHost { throw HTTP1RequestError.invalidHost(invalidHost) }
+        if let invalidHost { throw HTTP1RequestError.invalidHost(HTTP1HeadParser.string(bytes, invalidHost)) }
         let body: HTTP1Framing.Body
         if transferEncodingFields > 0 {
             // Only chunked is understood, once and last; with Content-Length as well, or on

@@ -24,9 +24,6 @@ public final class HTTPRequest: Sendable {
     public let body: ByteBuffer
     /// Who sent it.
     public let connection: ConnectionInfo
-    /// The authority of an absolute-form target (`http://example.com:8080/x`), which names the
-    /// host instead of the Host header (RFC 9112 section 3.2.2); nil for other targets.
-    private let targetAuthority: Substring?
 
     /// Builds a request from its parts. Returns nil when the target is neither origin-form, `*`
     /// nor absolute-form with a valid host, or its path is badly percent-encoded: such a
@@ -46,14 +43,13 @@ public final class HTTPRequest: Sendable {
         self.headers = headers
         self.body = body
         self.connection = connection
-        self.targetAuthority = target.authority
     }
 
     /// The host the request is for, without its port: the authority of an absolute-form target,
     /// else the Host header (or :authority); "" when absent. Virtual hosts are matched against
     /// this same name.
     public var host: String {
-        if let targetAuthority { return Self.hostWithoutPort(String(targetAuthority)) }
+        if let authority = RequestTarget.authority(of: uri) { return Self.hostWithoutPort(String(authority)) }
         guard let value = headers.first(name: "host") else { return "" }
         return Self.hostWithoutPort(value)
     }
@@ -96,13 +92,10 @@ public final class HTTPRequest: Sendable {
     }
 }
 
-/// A request target split into its decoded path and raw query, and the authority of an
-/// absolute-form one.
+/// A request target split into its decoded path and raw query.
 struct RequestTarget {
     var path: String
     var query: Substring
-    /// `host[:port]` of an absolute-form target; nil for the other forms.
-    var authority: Substring?
 
     init?(_ uri: String) {
         // Most targets are origin-form without escapes: the path is the bytes before `?`.
@@ -126,19 +119,8 @@ struct RequestTarget {
             return
         }
         if !target.hasPrefix("/") {
-            // absolute-form: scheme "://" authority path-abempty
-            guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://"),
-                target[..<colon].allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." })
-            else { return nil }
-            let afterScheme = target[target.index(colon, offsetBy: 3)...]
-            let pathStart = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
-            // A host and an optional port: no user information (RFC 9110 section 4.2.4) and no
-            // empty host, both of which the host syntax refuses.
-            let authority = afterScheme[..<pathStart]
-            guard HostSyntax.isValidNonEmpty(authority) else { return nil }
-            self.authority = authority
-            target = pathStart < afterScheme.endIndex ? afterScheme[pathStart...] : "/"
-            if target.hasPrefix("?") { target = Substring("/" + target) }
+            guard let (_, rest) = Self.absoluteForm(target) else { return nil }
+            target = rest.isEmpty ? "/" : rest.hasPrefix("?") ? Substring("/" + rest) : rest
         }
         let rawPath: Substring
         if let question = target.firstIndex(of: "?") {
@@ -150,6 +132,29 @@ struct RequestTarget {
         }
         guard let decoded = PercentEncoding.decodePath(rawPath.utf8) else { return nil }
         self.path = String(decoding: decoded, as: UTF8.self)
+    }
+
+    /// `host[:port]` of an absolute-form target (`http://example.com:8080/x`), which names the
+    /// host instead of the Host header (RFC 9112 section 3.2.2); nil for the other forms. Not
+    /// stored: only proxies' requests have one, and every request would pay to carry it.
+    static func authority(of uri: String) -> Substring? {
+        guard let first = uri.utf8.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*") else { return nil }
+        return absoluteForm(Substring(uri))?.authority
+    }
+
+    /// Splits `scheme "://" authority path-abempty [ "?" query ]` into a valid authority and
+    /// what follows it; nil when the target is not that.
+    private static func absoluteForm(_ target: Substring) -> (authority: Substring, rest: Substring)? {
+        guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://"),
+            target[..<colon].allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." })
+        else { return nil }
+        let afterScheme = target[target.index(colon, offsetBy: 3)...]
+        let pathStart = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+        // A host and an optional port: no user information (RFC 9110 section 4.2.4) and no
+        // empty host, both of which the host syntax refuses.
+        let authority = afterScheme[..<pathStart]
+        guard HostSyntax.isValidNonEmpty(authority) else { return nil }
+        return (authority, afterScheme[pathStart...])
     }
 
     /// Where the path of an origin-form target without `%` or NUL ends (its `?`, or the end),

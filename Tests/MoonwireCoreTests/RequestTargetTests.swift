@@ -18,10 +18,13 @@ final class RequestTargetTests: XCTestCase {
     }
 
     func testAbsoluteFormAuthorityMustBeAHost() {
-        XCTAssertEqual(RequestTarget("http://example.com:8080/x")?.authority, "example.com:8080")
-        XCTAssertEqual(RequestTarget("https://[::1]?q")?.authority, "[::1]")
-        XCTAssertEqual(RequestTarget("http://example.com")?.authority, "example.com")
-        XCTAssertNil(RequestTarget("/x")?.authority)
+        XCTAssertEqual(RequestTarget.authority(of: "http://example.com:8080/x"), "example.com:8080")
+        XCTAssertEqual(RequestTarget.authority(of: "https://[::1]?q"), "[::1]")
+        XCTAssertEqual(RequestTarget("https://[::1]?q")?.path, "/")
+        XCTAssertEqual(RequestTarget.authority(of: "http://example.com"), "example.com")
+        XCTAssertNil(RequestTarget.authority(of: "/x"))
+        XCTAssertNil(RequestTarget.authority(of: "*"))
+        XCTAssertNil(RequestTarget.authority(of: "http://user@example.com/"))
         for bad in ["http://user@example.com/", "http:///x", "http://:80/x", "http://a:x/", "http://a%zz/"] {
             XCTAssertNil(RequestTarget(bad), bad)
         }
