@@ -49,6 +49,7 @@ final class HTTPReadTimeouts {
     }
 
     /// `bytes` arrived, before they are decoded.
+    @inline(__always)
     func readStarted(bytes: Int) {
         machine.readStarted(bytes: bytes)
     }
@@ -79,16 +80,19 @@ final class HTTPReadTimeouts {
     }
 
     /// The header block is complete; the body, if any, follows.
+    @inline(__always)
     func headReceived() {
         if machine.headReceived() { setDeadline() }
     }
 
     /// The whole request is in; the server is answering.
+    @inline(__always)
     func requestReceived() {
         machine.requestReceived()
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
+    @inline(__always)
     func answerStarted() {
         if machine.answerStarted() { setDeadline() }
     }
