@@ -24,8 +24,8 @@ struct HTTPReadTimeoutStateMachine {
         /// The request is complete and being answered: no timer.
         case answering
         /// Between requests, with requests that arrived waiting (unparsed) until the client
-        /// reads the answers it was sent: the keep-alive timer runs, as if the connection were
-        /// idle (nginx's send_timeout, 60 s, plays this part there), and closes it silently.
+        /// reads the answers it was sent: `send_timeout` runs (as nginx's does for a client that
+        /// takes nothing), and closes it silently.
         case held
     }
 
@@ -46,6 +46,7 @@ struct HTTPReadTimeoutStateMachine {
     private(set) var deadline: NIODeadline?
     private let keepAliveTimeout: TimeAmount
     private let headerTimeout: TimeAmount
+    private let sendTimeout: TimeAmount
     let limits: HTTPLimits
     /// Inside a read: a phase change only notes that the deadline moves, and the deadline is set
     /// once when the read is complete. A request that arrives and is answered within one read
@@ -61,6 +62,7 @@ struct HTTPReadTimeoutStateMachine {
         self.limits = limits
         keepAliveTimeout = .nanoseconds(Int64(limits.keepAliveTimeout * 1e9))
         headerTimeout = .nanoseconds(Int64(limits.headerTimeout * 1e9))
+        sendTimeout = .nanoseconds(Int64(limits.sendTimeout * 1e9))
     }
 
     // MARK: Events. Each returns whether the deadline moved and must be set now (`setDeadline`);
@@ -135,8 +137,10 @@ struct HTTPReadTimeoutStateMachine {
     mutating func setDeadline(now: NIODeadline) -> NIODeadline? {
         deadlineMoved = false
         switch phase {
-        case .idle, .held:
+        case .idle:
             deadline = now + keepAliveTimeout
+        case .held:
+            deadline = now + sendTimeout
         case .head:
             deadline = now + headerTimeout
         case .body:

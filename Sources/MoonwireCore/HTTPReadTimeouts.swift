@@ -62,7 +62,7 @@ final class HTTPReadTimeouts {
     }
 
     /// The decoder holds requests back after an answer, until the client reads (see
-    /// `HTTP1RequestDecoder.resume`): the keep-alive timer starts, and closes silently (a 408
+    /// `HTTP1RequestDecoder.resume`): the send timeout starts, and closes silently (a 408
     /// would wait behind the unread answers). While an answer is under way no timer runs.
     func requestsHeld() {
         if machine.requestsHeld() { setDeadline() }

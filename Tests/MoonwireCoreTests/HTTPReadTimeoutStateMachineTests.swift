@@ -144,11 +144,12 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.phase, .idle)
     }
 
-    func testHeldRequestsCloseSilentlyAfterKeepAlive() {
-        var machine = machine()
+    func testHeldRequestsCloseSilentlyAfterTheSendTimeout() {
+        var machine = machine { $0.sendTimeout = 30 }
         XCTAssertTrue(machine.requestsHeld())
-        XCTAssertEqual(machine.setDeadline(now: at(5)), at(65))
-        XCTAssertEqual(machine.timerFired(now: at(65)), .close)
+        XCTAssertEqual(machine.setDeadline(now: at(5)), at(35))
+        XCTAssertEqual(machine.timerFired(now: at(34)), .wait(until: at(35)))
+        XCTAssertEqual(machine.timerFired(now: at(35)), .close)
         machine.requestsTaken()
         XCTAssertEqual(machine.phase, .idle)
     }

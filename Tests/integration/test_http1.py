@@ -148,7 +148,7 @@ def test_client_that_pipelines_without_reading_is_bounded_then_closed(moonwire):
     # Such a client used to have every request read and answered: 104 MB of `GET /hello` in
     # 12 s grew the server from 27 MB to 1.9 GB, and it stayed there after the client left.
     # Now requests wait unparsed (and reads wait) while the answers sent are unread, and a
-    # client that reads nothing for keepalive_timeout (2 s here) is closed.
+    # client that reads nothing for send_timeout (2 s here) is closed.
     server = moonwire(app="protocol", threads=1)   # one loop: the other client shares it
     server.assert_alive()
     start_rss = server.rss_mib()

@@ -3,6 +3,7 @@ moonwire.options{ limits = {
   max_body_size = 1024,     -- bytes
   header_timeout = 1,       -- seconds: header block complete / longest silence in a body
   keepalive_timeout = 2,    -- seconds: idle keep-alive connection closed silently
+  send_timeout = 2,         -- seconds: a client that takes none of its answers is closed
 } }
 
 local dir = assert(os.getenv("MOONWIRE_TEST_DIR"), "MOONWIRE_TEST_DIR is not set")
