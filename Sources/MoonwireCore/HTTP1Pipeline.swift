@@ -36,7 +36,7 @@ enum HTTP1Pipeline {
     }
 
     /// The WebSocket upgrader: checks the key, asks the delegate (OnHandshake), then replaces
-    /// the HTTP handlers with the frame codec and a `WebSocketFrameHandler`.
+    /// the HTTP handlers with NIO's frame encoder and a `WebSocketFrameHandler`.
     private static func makeWebSocketUpgrader(
         environment: ConnectionEnvironment, state: WebSocketUpgradeState, scheme: String, eventLoop: EventLoop
     ) -> NIOWebSocketServerUpgrader {
@@ -83,7 +83,12 @@ enum HTTP1Pipeline {
                 let (environment, state) = bound.value
                 guard let (request, subprotocol, deflate) = state.accepted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
+                    // The upgrader always adds NIO's frame decoder; ours reads frames instead
+                    // (WebSocketFrameParser says why). No byte has reached it yet: the HTTP
+                    // decoder hands the bytes after the request on only once it is removed.
+                    let pipeline = channel.pipeline.syncOperations
+                    pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
+                    try pipeline.addHandler(
                         WebSocketFrameHandler(environment: environment, request: request, subprotocol: subprotocol, deflate: deflate))
                 }
             })

@@ -37,14 +37,15 @@ public final class Server: Sendable {
         threadPool.start()
         self.threadPool = threadPool
         let files = StaticFileService(root: configuration.wwwRoot, threadPool: threadPool)
+        let messageBudget = WebSocketMessageBudget(limit: configuration.webSocket.partialMessageBudget)
         var environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>] = [:]
         for bound in delegates {
             let loop = bound.eventLoop
             let environment = try? loop.submit {
                 NIOLoopBound(
                     ConnectionEnvironment(
-                        delegate: bound.value, configuration: configuration, webSockets: webSockets, logger: logger,
-                        files: files),
+                        delegate: bound.value, configuration: configuration, webSockets: webSockets,
+                        messageBudget: messageBudget, logger: logger, files: files),
                     eventLoop: loop)
             }.wait()
             environments[ObjectIdentifier(loop)] = environment

@@ -15,7 +15,8 @@ final class HTTP1TestConnection {
         var configuration = ServerConfiguration()
         configuration.limits = limits
         let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
+            delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(),
+            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
             files: StaticFileService(root: "/nonexistent", threadPool: pool))
         try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
