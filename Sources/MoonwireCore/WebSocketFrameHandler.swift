@@ -22,9 +22,14 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     private let environment: ConnectionEnvironment
     private let request: HTTPRequest
-    private let subprotocol: String?
     private var context: ChannelHandlerContext?
+    /// The connection as the rest of the server sees it; made with the handler, so it can be
+    /// registered before the 101 goes out (`register`). Nil once the close was reported.
     private(set) var connection: WebSocketConnection?
+    /// What was asked of the connection (a broadcast, a script's send or close) after it was
+    /// registered and before the handler joined the pipeline, in order; nil once it joined.
+    private var beforeAdded: [(WebSocketFrameHandler) -> Void]? = []
+    private var registered = false
     /// The protocol's rules, and where the connection stands in them.
     private var machine: WebSocketStateMachine
     private var parser = WebSocketFrameParser()
@@ -45,14 +50,42 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// Checks a stuck send queue for progress.
     private var stallCheck: RepeatedTask?
 
-    init(environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?, deflate: PerMessageDeflateParameters?) {
+    /// Made on `eventLoop`, the connection's, when the handshake is accepted.
+    init(
+        environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?, deflate: PerMessageDeflateParameters?,
+        eventLoop: EventLoop
+    ) {
         self.environment = environment
         self.request = request
-        self.subprotocol = subprotocol
         let deflate = deflate.flatMap(PerMessageDeflate.init)
         self.deflate = deflate
         machine = WebSocketStateMachine(
             settings: environment.webSocket, deflate: deflate, budget: environment.messageBudget, now: .now())
+        connection = WebSocketConnection(
+            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self, eventLoop: eventLoop)
+    }
+
+    /// Puts the connection in the server's registry, where broadcasts find it. The upgrader
+    /// calls it when the handshake is accepted, before the 101 is written: NIO's upgrade handler
+    /// adds this handler only after the 101 went out, and a client that has its 101 must not
+    /// miss a broadcast sent in between (what is sent meanwhile waits in `beforeAdded`). The
+    /// channel's close takes it out again, even if the handler never joined the pipeline.
+    func register(channel: Channel) {
+        guard !registered, let connection else { return }
+        registered = true
+        let webSockets = environment.webSockets
+        webSockets.add(connection)
+        channel.closeFuture.whenComplete { _ in
+            connection.markClosing()
+            webSockets.remove(connection)
+            connection.detach()
+        }
+    }
+
+    /// Runs `action` at once if the handler is in the pipeline, or once it is.
+    func whenAdded(_ action: @escaping (WebSocketFrameHandler) -> Void) {
+        guard beforeAdded != nil else { return action(self) }
+        beforeAdded?.append(action)
     }
 
     private var settings: WebSocketSettings { environment.webSocket }
@@ -63,11 +96,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
         // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
         context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in }
-        let connection = WebSocketConnection(
-            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self,
-            eventLoop: context.eventLoop)
-        self.connection = connection
-        environment.webSockets.add(connection)
+        register(channel: context.channel)
+        for action in beforeAdded.take() ?? [] { action(self) }
+        guard let connection else { return }
         startHeartbeat(context: context)
         environment.delegate.webSocketOpened(connection)
     }

@@ -60,7 +60,8 @@ final class WebSocketBackPressureTests: XCTestCase {
                 method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
         try channel.pipeline.syncOperations.addHandler(writes)
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketFrameHandler(environment: environment, request: request, subprotocol: nil, deflate: nil))
+            WebSocketFrameHandler(
+                environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 

@@ -42,7 +42,8 @@ final class WebSocketConnectionTests: XCTestCase {
         let request = try XCTUnwrap(
             HTTPRequest(
                 method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
-        handler = WebSocketFrameHandler(environment: environment, request: request, subprotocol: nil, deflate: nil)
+        handler = WebSocketFrameHandler(
+            environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

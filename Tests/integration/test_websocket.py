@@ -6,7 +6,9 @@ import base64
 import json
 import os
 import select
+import signal
 import socket
+import subprocess
 import threading
 import time
 import zlib
@@ -402,6 +404,66 @@ def test_broadcast_filters_by_protocol_and_guid(moonwire):
             assert await a.recv() == "picked"
             assert await a.recv() == "sent 1"
     run(scenario())
+
+
+def read_text_frame(sock, timeout):
+    """The payload of the first frame the server sends, as text; None if none comes in time."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        return None
+    return data[2:2 + (data[1] & 0x7F)].decode()
+
+
+class BusyCPU:
+    """A busy loop (a shell's `while :`) pinned, with every thread of the server, to one CPU,
+    so the server's event loops are preempted at every tick; stopped on exit, and after 60 s
+    in any case."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def __enter__(self):
+        self.burner = subprocess.Popen(["timeout", "60", "sh", "-c", "while :; do :; done"], start_new_session=True)
+        cpu = {min(os.sched_getaffinity(0))}
+        for pid in [self.burner.pid] + [int(t) for t in os.listdir(f"/proc/{self.server.process.pid}/task")]:
+            os.sched_setaffinity(pid, cpu)
+        return self
+
+    def __exit__(self, *_):
+        os.killpg(self.burner.pid, signal.SIGKILL)
+        self.burner.wait()
+
+
+def test_a_client_that_has_its_101_gets_every_broadcast(server):
+    """A connection is registered before its 101 is written, so a broadcast sent as soon as the
+    client has its 101 reaches it. NIO's upgrade handler adds the frame handler only after the
+    101 went out, and the connection used to be registered there: with the server's loops
+    preempted, a broadcast from a client on the other loop missed it (CI; 10 of 300 tries with
+    three busy loops). Here: up to 300 tries in at most 30 s, each a connects, b connects and
+    broadcasts, a must get it within 2 s; the server's two loops share one CPU with a busy
+    loop."""
+    missed, tries = [], 0
+    with BusyCPU(server):
+        began = time.monotonic()
+        while tries < 300 and time.monotonic() - began < 30:
+            tries += 1
+            a, b = raw_upgrade(server), raw_upgrade(server)
+            try:
+                b.sendall(masked(0x1, f"all hi {tries}".encode()))
+                if read_text_frame(a, timeout=2) != f"hi {tries}":
+                    missed.append(tries)
+            finally:
+                a.close()
+                b.close()
+    assert missed == [], f"{len(missed)} of {tries} clients missed the broadcast"
+    assert tries >= 50, f"only {tries} tries in 30 s"
 
 
 def test_disconnect_all(moonwire):
