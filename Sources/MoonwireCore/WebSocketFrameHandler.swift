@@ -8,9 +8,10 @@
 // It also holds back the reading while the send queue is full (the state machine says when):
 // it stops parsing what was read and does not ask the channel for more until the queue drains,
 // so a client that sends without reading is slowed by TCP instead of growing our memory. What
-// the handling of a read sends (echoes, pongs, a script's burst) is flushed once at its end:
-// one system call instead of one per frame, and a burst is counted in the send queue as what it
-// is, before the socket has taken any of it.
+// the handling of a read sends (echoes, pongs) is flushed once at its end: one system call
+// instead of one per frame. A script's burst is flushed every `flushThreshold` bytes of queue
+// cost on the way, so a client that reads takes it as it goes instead of the whole burst
+// waiting in the send queue (and counting against its limit) until the handler returns.
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -40,7 +41,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// Set while what was read is handled: frames sent meanwhile wait for one flush at its end.
     private var parsing = false
-    private var flushNeeded = false
+    /// What the frames written and not flushed while parsing cost in the send queue.
+    private var unflushed = 0
+    private static let flushThreshold = 64 * 1024
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
     private let deflate: PerMessageDeflate?
@@ -168,10 +171,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             perform(machine.received(event, now: now), context: context)
         }
         parsing = false
-        if flushNeeded {
-            flushNeeded = false
-            context.flush()
-        }
+        if unflushed > 0 { flushWrites(context: context) }
         if bytes.readableBytes > 0, self.context != nil { unparsed = bytes }
         if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
     }
@@ -300,12 +300,15 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             bound.value.frameWritten(size: size)
         }
         let frame = wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload))
-        if parsing {
-            context.write(frame, promise: promise)
-            flushNeeded = true
-        } else {
-            context.writeAndFlush(frame, promise: promise)
-        }
+        guard parsing else { return context.writeAndFlush(frame, promise: promise) }
+        context.write(frame, promise: promise)
+        unflushed += WebSocketSendQueue.cost(ofPayload: size)
+        if unflushed >= Self.flushThreshold { flushWrites(context: context) }
+    }
+
+    private func flushWrites(context: ChannelHandlerContext) {
+        unflushed = 0
+        context.flush()
     }
 
     /// The send queue is full: the closing handshake starts (its close frame after what is

@@ -714,9 +714,10 @@ def test_an_error_in_a_websocket_event_reaches_onexception_and_keeps_the_socket(
 ATTACK_APP = """
 moonwire.options{ websocket = { %s } }
 function OnMessage(ws, text)
-  local count = tonumber(text:match("^many (%%d+)$"))
+  local count, size = text:match("^many (%%d+) (%%d+)$")
   if count then
-    for i = 1, count do if not ws:send("x") then break end end
+    local message = string.rep("x", tonumber(size))
+    for i = 1, tonumber(count) do if not ws:send(message) then break end end
   else
     ws:send(text)
   end
@@ -905,16 +906,18 @@ def test_compressed_fragments_held_inflated_are_bounded_by_the_budget_and_timed_
 
 
 def test_small_messages_to_a_client_that_does_not_read_count_at_their_cost(moonwire):
-    """The send queue counts what a queued message costs (its payload and about 350 bytes of
-    frame, buffers and pending write), so send_queue_limit (16 MiB by default) bounds memory:
-    a script sending 1-byte messages to a client that does not read reaches the limit after
-    some 45,000 of them, and the client is closed with 1008 and OnError. (Before: the queue
-    counted 1 byte each, and 2 million of them took some 600 MB.)"""
+    """The send queue counts what a queued message costs (its payload and 400 bytes of frame,
+    buffers and pending write), so send_queue_limit (16 MiB by default) bounds memory: a
+    script sending 32-byte messages to a client that does not read fills the socket's buffers,
+    then reaches the limit after some 39,000 more, and the client is closed with 1008 and
+    OnError; RSS grows by about 23 MiB (debug build). (Before: the queue counted 32 bytes each
+    and needed 520,000 of them to fill; in the test's 20 s the debug binary's RSS grew from 32
+    to 286 MiB, the queue still not full.) Messages of 32 bytes rather than 1: the socket's buffers take
+    3-byte frames for 40 s of the debug binary's sending before the queue grows at all."""
     server = moonwire(ATTACK_APP % "", threads=1)
-    attacker = raw_upgrade(server)
-    attacker.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    attacker = raw_upgrade(server, receive_buffer=4096)
     start = rss_mib(server)
-    attacker.sendall(masked(0x1, b"many 2000000"))
+    attacker.sendall(masked(0x1, b"many 500000 32"))
     peak = start
     began = time.monotonic()
     while time.monotonic() - began < 20 and "websocket send queue full" not in server.log():
