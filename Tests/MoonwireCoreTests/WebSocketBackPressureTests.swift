@@ -108,3 +108,75 @@ final class WebSocketBackPressureTests: XCTestCase {
         XCTAssertEqual(writes.reads, 2)
     }
 }
+
+/// Sends `burst` 1-byte messages back for each message it hears.
+private final class BurstDelegate: ServerDelegate {
+    var burst = 1
+
+    func handle(_ request: HTTPRequest, responder: HTTPResponder) {}
+
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {
+        for _ in 0..<burst { socket.send(text: ByteBuffer(string: "x")) }
+    }
+}
+
+/// Counts the flushes that leave the frame handler.
+private final class FlushCount: ChannelOutboundHandler {
+    typealias OutboundIn = WebSocketFrame
+    private(set) var flushes = 0
+
+    func flush(context: ChannelHandlerContext) {
+        flushes += 1
+        context.flush()
+    }
+}
+
+/// What the handling of a read sends is flushed once at its end, and a script's burst every
+/// 64 KiB of queue cost on the way, so a client that reads takes it as it goes.
+final class WebSocketFlushTests: XCTestCase {
+    private let channel = EmbeddedChannel()
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let delegate = BurstDelegate()
+    private let flushes = FlushCount()
+
+    override func setUpWithError() throws {
+        pool.start()
+        let environment = ConnectionEnvironment(
+            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
+            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
+            files: StaticFileService(root: "/nonexistent", threadPool: pool))
+        let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
+        let request = try XCTUnwrap(
+            HTTPRequest(
+                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
+        try channel.pipeline.syncOperations.addHandler(flushes)
+        try channel.pipeline.syncOperations.addHandler(
+            WebSocketFrameHandler(
+                environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+        try pool.syncShutdownGracefully()
+    }
+
+    func testEchoesOfOneReadAreOneFlush() throws {
+        var read = ByteBuffer()
+        for _ in 0..<10 {
+            var message = WebSocketFrame.client(.text, "hi").wire
+            read.writeBuffer(&message)
+        }
+        let before = flushes.flushes
+        try channel.writeInbound(read)
+        XCTAssertEqual(flushes.flushes - before, 1)
+    }
+
+    func testABurstIsFlushedOnTheWay() throws {
+        delegate.burst = 400
+        let before = flushes.flushes
+        try channel.writeInbound(WebSocketFrame.client(.text, "go").wire)
+        let perFlush = 64 * 1024 / WebSocketSendQueue.cost(ofPayload: 1) + 1
+        XCTAssertEqual(flushes.flushes - before, 400 / perFlush + 1, "every \(perFlush) messages, and once at the end")
+    }
+}
