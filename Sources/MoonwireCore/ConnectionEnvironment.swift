@@ -9,19 +9,24 @@ final class ConnectionEnvironment {
     let webSocket: WebSocketSettings
     let http2: HTTP2Settings
     let webSockets: WebSocketRegistry
+    /// The budget of partial WebSocket messages, one for the whole server.
+    let messageBudget: WebSocketMessageBudget
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
 
     init(
-        delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry, logger: Logger,
-        files: StaticFileService
+        delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,
+        messageBudget: WebSocketMessageBudget, logger: Logger, files: StaticFileService
     ) {
         self.delegate = delegate
         self.limits = configuration.limits
-        self.webSocket = configuration.webSocket
+        var webSocket = configuration.webSocket
+        webSocket.sendTimeout = configuration.limits.sendTimeout
+        self.webSocket = webSocket
         self.http2 = configuration.http2
         self.webSockets = webSockets
+        self.messageBudget = messageBudget
         self.logger = logger
         self.files = files
     }

@@ -35,8 +35,9 @@ enum HTTP1Pipeline {
         try pipeline.addHandler(http)
     }
 
-    /// The WebSocket upgrader: checks the key, asks the delegate (OnHandshake), then replaces
-    /// the HTTP handlers with the frame codec and a `WebSocketFrameHandler`.
+    /// The WebSocket upgrader: checks the key, asks the delegate (OnHandshake), registers the
+    /// accepted connection before its 101 is written, then replaces the HTTP handlers with NIO's
+    /// frame encoder and the connection's `WebSocketFrameHandler`.
     private static func makeWebSocketUpgrader(
         environment: ConnectionEnvironment, state: WebSocketUpgradeState, scheme: String, eventLoop: EventLoop
     ) -> NIOWebSocketServerUpgrader {
@@ -65,7 +66,11 @@ enum HTTP1Pipeline {
                             ? PerMessageDeflateParameters.negotiate(
                                 head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
                             : nil
-                        state.accepted = (request, subprotocol, deflate)
+                        let handler = WebSocketFrameHandler(
+                            environment: environment, request: request, subprotocol: subprotocol, deflate: deflate,
+                            eventLoop: channel.eventLoop)
+                        handler.register(channel: channel)
+                        state.accepted = handler
                         for name in WebSocketUpgradeState.protocolFields { headers.remove(name: name) }
                         if let subprotocol { headers.add(name: "sec-websocket-protocol", value: subprotocol) }
                         if let deflate { headers.add(name: "sec-websocket-extensions", value: deflate.responseHeader) }
@@ -80,11 +85,15 @@ enum HTTP1Pipeline {
                 }
             },
             upgradePipelineHandler: { channel, _ in
-                let (environment, state) = bound.value
-                guard let (request, subprotocol, deflate) = state.accepted else { return channel.close() }
+                let state = bound.value.1
+                guard let handler = state.accepted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        WebSocketFrameHandler(environment: environment, request: request, subprotocol: subprotocol, deflate: deflate))
+                    // The upgrader always adds NIO's frame decoder; ours reads frames instead
+                    // (WebSocketFrameParser says why). No byte has reached it yet: the HTTP
+                    // decoder hands the bytes after the request on only once it is removed.
+                    let pipeline = channel.pipeline.syncOperations
+                    pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
+                    try pipeline.addHandler(handler)
                 }
             })
     }
@@ -112,8 +121,8 @@ final class WebSocketUpgradeState {
     var encoder: HTTPResponseEncoder?
     /// The connection's request decoder, which pauses after a request asking for an upgrade.
     let decoder: HTTP1RequestDecoder
-    /// The accepted handshake request, subprotocol and compression.
-    var accepted: (HTTPRequest, String?, PerMessageDeflateParameters?)?
+    /// The frame handler of an accepted handshake, its connection already registered.
+    var accepted: WebSocketFrameHandler?
     /// What an upgrade request that did not upgrade gets; reset once answered.
     var outcome = Outcome.none
 

@@ -119,34 +119,55 @@ final class PerMessageDeflate {
         return output
     }
 
-    /// Inflates one fragment's payload into `output`; the last one also inflates the
-    /// stripped tail. Returns false for corrupt data or output beyond `limit` bytes.
-    func inflate(_ payload: ByteBuffer, final: Bool, into output: inout ByteBuffer, limit: Int) -> Bool {
-        guard feed(payload.readableBytesView, into: &output, limit: limit) else { return false }
-        if final {
-            guard feed(Self.tail, into: &output, limit: limit) else { return false }
-            if parameters.clientNoContextTakeover { inflateReset(&inflater) }
-        }
-        return true
+    /// Why inflating stopped short.
+    enum InflateFailure {
+        case corrupt
+        /// The output grew beyond the limit.
+        case tooBig
+        /// `admit` refused the output's growth.
+        case refused
     }
 
-    private func feed(_ bytes: some Collection<UInt8>, into output: inout ByteBuffer, limit: Int) -> Bool {
-        let input = Array(bytes)
-        var ok = true
-        input.withUnsafeBytes { raw in
-            inflater.next_in = UnsafeMutablePointer(mutating: raw.bindMemory(to: Bytef.self).baseAddress)
-            inflater.avail_in = uInt(raw.count)
-            repeat {
-                _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 16384) { target in
-                    inflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
-                    inflater.avail_out = uInt(target.count)
-                    let status = CZlib.inflate(&inflater, Z_SYNC_FLUSH)
-                    if status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END { ok = false }
-                    return target.count - Int(inflater.avail_out)
-                }
-                if output.readableBytes > limit { ok = false }
-            } while ok && inflater.avail_out == 0
+    /// Inflates a piece of a message's payload (unmasked) into `output`; the message's last
+    /// piece (`final`) also inflates the tail the sender stripped. Stops when the output grows
+    /// beyond `limit` bytes, and asks `admit` before the output holds more memory (its new
+    /// capacity), so a small compressed input cannot take more than the server allows. Nil
+    /// when all went in.
+    func inflate(_ payload: ByteBuffer, final: Bool, into output: inout ByteBuffer, limit: Int, admit: (_ capacity: Int) -> Bool)
+        -> InflateFailure?
+    {
+        if let failure = payload.withUnsafeReadableBytes({ feed($0, into: &output, limit: limit, admit: admit) }) {
+            return failure
         }
-        return ok
+        guard final else { return nil }
+        if let failure = Self.tail.withUnsafeBytes({ feed($0, into: &output, limit: limit, admit: admit) }) { return failure }
+        if parameters.clientNoContextTakeover { inflateReset(&inflater) }
+        return nil
+    }
+
+    private func feed(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer, limit: Int, admit: (Int) -> Bool)
+        -> InflateFailure?
+    {
+        guard input.count > 0 else { return nil }
+        inflater.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+        inflater.avail_in = uInt(input.count)
+        var ok = true
+        repeat {
+            if output.writableBytes < 16384 {
+                let capacity = output.capacity
+                output.reserveCapacity(minimumWritableBytes: 16384)
+                if output.capacity != capacity, !admit(output.capacity) { return .refused }
+            }
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { target in
+                inflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                inflater.avail_out = uInt(target.count)
+                let status = CZlib.inflate(&inflater, Z_SYNC_FLUSH)
+                if status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END { ok = false }
+                return target.count - Int(inflater.avail_out)
+            }
+            guard ok else { return .corrupt }
+            if output.readableBytes > limit { return .tooBig }
+        } while inflater.avail_out == 0
+        return nil
     }
 }

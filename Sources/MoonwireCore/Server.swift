@@ -40,14 +40,15 @@ public final class Server: Sendable {
         let descriptors = DescriptorShortage(logger: logger)
         self.descriptors = descriptors
         let files = StaticFileService(root: configuration.wwwRoot, threadPool: threadPool, descriptors: descriptors)
+        let messageBudget = WebSocketMessageBudget(limit: configuration.webSocket.partialMessageBudget)
         var environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>] = [:]
         for bound in delegates {
             let loop = bound.eventLoop
             let environment = try? loop.submit {
                 NIOLoopBound(
                     ConnectionEnvironment(
-                        delegate: bound.value, configuration: configuration, webSockets: webSockets, logger: logger,
-                        files: files),
+                        delegate: bound.value, configuration: configuration, webSockets: webSockets,
+                        messageBudget: messageBudget, logger: logger, files: files),
                     eventLoop: loop)
             }.wait()
             environments[ObjectIdentifier(loop)] = environment

@@ -77,6 +77,18 @@ public struct WebSocketSettings: Sendable, Equatable {
     public var sendQueueLimit = 16 * 1024 * 1024
     /// What happens to a message that would exceed `sendQueueLimit`.
     public var sendQueuePolicy = SendQueuePolicy.close
+    /// Seconds a client's send queue may go without a byte written while it is stuck (half
+    /// full, or more than the socket takes) before the client is closed with 1008: it does not
+    /// read. The server sets it from `HTTPLimits.sendTimeout` (limits.send_timeout): one send
+    /// timeout for every protocol, as nginx's send_timeout.
+    public var sendTimeout: Double = 60
+    /// Seconds a message may take from its first frame to its last; over it the close is
+    /// 1008, so a client cannot keep a partial message (and the memory it holds) forever.
+    public var messageTimeout: Double = 60
+    /// Bytes all connections together may hold in messages that have not arrived whole (the
+    /// capacity of their buffers); a message that would take more closes its connection with
+    /// 1009. Each connection holds at most one, of at most `maxMessageSize`.
+    public var partialMessageBudget = 256 * 1024 * 1024
     /// Whether permessage-deflate (RFC 7692) is offered back to clients that propose it.
     public var compression = true
     /// Messages smaller than this go uncompressed even when compression was agreed.

@@ -57,14 +57,12 @@ public final class WebSocketConnection: Sendable {
 
     private func onLoop(_ action: @escaping (WebSocketFrameHandler) -> Void) {
         if eventLoop.inEventLoop {
-            if let handler = handler.value { action(handler) }
+            handler.value?.whenAdded(action)
             return
         }
         let box = handler
         let send = UnsafeTransfer(action)
-        eventLoop.execute {
-            if let handler = box.value { send.value(handler) }
-        }
+        eventLoop.execute { box.value?.whenAdded(send.value) }
     }
 
     private static func makeGUID() -> String {

@@ -1,35 +1,94 @@
-// One WebSocket connection after the upgrade (RFC 6455): assembles messages from frames,
-// enforces the protocol (masking, reserved bits, control frames, UTF-8, sizes, close codes),
-// answers pings, runs the closing handshake, and reports to the delegate. NIOWebSocket does
-// the framing; the rules are WebSocketStateMachine's, and this handler feeds it the channel's
-// frames, errors and timer ticks and carries out what it answers: writes, delegate calls,
-// timers and closes.
+// One WebSocket connection after the upgrade (RFC 6455): reads the client's frames
+// (WebSocketFrameParser), enforces the protocol (masking, reserved bits, control frames, UTF-8,
+// sizes, close codes), answers pings, runs the closing handshake, and reports to the delegate.
+// The rules are WebSocketStateMachine's: this handler feeds it what the parser reads, the
+// channel's errors and timer ticks, and carries out what it answers: writes, delegate calls,
+// timers and closes. NIO's WebSocketFrameEncoder writes the frames.
+//
+// It also holds back the reading while the send queue is full (the state machine says when):
+// it stops parsing what was read and does not ask the channel for more until the queue drains,
+// so a client that sends without reading is slowed by TCP instead of growing our memory. What
+// the handling of a read sends (echoes, pongs) is flushed once at its end: one system call
+// instead of one per frame. A script's burst is flushed every `flushThreshold` bytes of queue
+// cost on the way, so a client that reads takes it as it goes instead of the whole burst
+// waiting in the send queue (and counting against its limit) until the handler returns.
+import Logging
 import NIOCore
 import NIOWebSocket
 
-final class WebSocketFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
+final class WebSocketFrameHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let environment: ConnectionEnvironment
     private let request: HTTPRequest
-    private let subprotocol: String?
     private var context: ChannelHandlerContext?
+    /// The connection as the rest of the server sees it; made with the handler, so it can be
+    /// registered before the 101 goes out (`register`). Nil once the close was reported.
     private(set) var connection: WebSocketConnection?
+    /// What was asked of the connection (a broadcast, a script's send or close) after it was
+    /// registered and before the handler joined the pipeline, in order; nil once it joined.
+    private var beforeAdded: [(WebSocketFrameHandler) -> Void]? = []
+    private var registered = false
     /// The protocol's rules, and where the connection stands in them.
     private var machine: WebSocketStateMachine
+    private var parser = WebSocketFrameParser()
+    /// Bytes read and not parsed yet: a frame header cut by the end of a read, or what arrived
+    /// while the reading was held back.
+    private var unparsed: ByteBuffer?
+    /// The channel asked for a read while the reading was held back.
+    private var readHeld = false
+    /// Set while what was read is handled: frames sent meanwhile wait for one flush at its end.
+    private var parsing = false
+    /// What the frames written and not flushed while parsing cost in the send queue.
+    private var unflushed = 0
+    private static let flushThreshold = 64 * 1024
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
     private let deflate: PerMessageDeflate?
     private var heartbeat: RepeatedTask?
+    /// Fires when the message on its way must be whole.
+    private var messageTimer: Scheduled<Void>?
+    /// Checks a stuck send queue for progress.
+    private var stallCheck: RepeatedTask?
 
-    init(environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?, deflate: PerMessageDeflateParameters?) {
+    /// Made on `eventLoop`, the connection's, when the handshake is accepted.
+    init(
+        environment: ConnectionEnvironment, request: HTTPRequest, subprotocol: String?, deflate: PerMessageDeflateParameters?,
+        eventLoop: EventLoop
+    ) {
         self.environment = environment
         self.request = request
-        self.subprotocol = subprotocol
         let deflate = deflate.flatMap(PerMessageDeflate.init)
         self.deflate = deflate
-        machine = WebSocketStateMachine(settings: environment.webSocket, deflate: deflate, now: .now())
+        machine = WebSocketStateMachine(
+            settings: environment.webSocket, deflate: deflate, budget: environment.messageBudget, now: .now())
+        connection = WebSocketConnection(
+            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self, eventLoop: eventLoop)
+    }
+
+    /// Puts the connection in the server's registry, where broadcasts find it. The upgrader
+    /// calls it when the handshake is accepted, before the 101 is written: NIO's upgrade handler
+    /// adds this handler only after the 101 went out, and a client that has its 101 must not
+    /// miss a broadcast sent in between (what is sent meanwhile waits in `beforeAdded`). The
+    /// channel's close takes it out again, even if the handler never joined the pipeline.
+    func register(channel: Channel) {
+        guard !registered, let connection else { return }
+        registered = true
+        let webSockets = environment.webSockets
+        webSockets.add(connection)
+        channel.closeFuture.whenComplete { _ in
+            connection.markClosing()
+            webSockets.remove(connection)
+            connection.detach()
+        }
+    }
+
+    /// Runs `action` at once if the handler is in the pipeline, or once it is.
+    func whenAdded(_ action: @escaping (WebSocketFrameHandler) -> Void) {
+        guard beforeAdded != nil else { return action(self) }
+        beforeAdded?.append(action)
     }
 
     private var settings: WebSocketSettings { environment.webSocket }
@@ -37,11 +96,12 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         machine.allocator = context.channel.allocator
-        let connection = WebSocketConnection(
-            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self,
-            eventLoop: context.eventLoop)
-        self.connection = connection
-        environment.webSockets.add(connection)
+        // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
+        // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
+        context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in }
+        register(channel: context.channel)
+        for action in beforeAdded.take() ?? [] { action(self) }
+        guard let connection else { return }
         startHeartbeat(context: context)
         environment.delegate.webSocketOpened(connection)
     }
@@ -83,11 +143,66 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
+        unparsed = nil
         self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.frameReceived(unwrapInboundIn(data), now: .now()), context: context)
+        let bytes = unwrapInboundIn(data)
+        if var unparsed = unparsed.take() {
+            unparsed.discardReadBytes()
+            unparsed.writeImmutableBuffer(bytes)
+            self.unparsed = unparsed
+        } else {
+            unparsed = bytes
+        }
+        parse(context: context)
+    }
+
+    /// Hands what was read to the state machine, event by event, until it is all parsed, the
+    /// reading is held back, or the connection is done.
+    private func parse(context: ChannelHandlerContext) {
+        guard var bytes = unparsed.take() else { return }
+        let now = NIODeadline.now()
+        parsing = true
+        while !machine.readingPaused, machine.phase == .open || machine.phase == .closeSent, self.context != nil,
+            let event = parser.next(&bytes)
+        {
+            perform(machine.received(event, now: now), context: context)
+        }
+        parsing = false
+        if unflushed > 0 { flushWrites(context: context) }
+        if bytes.readableBytes > 0, self.context != nil { unparsed = bytes }
+        if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
+    }
+
+    /// While the send queue is full, the channel's requests for more bytes wait.
+    func read(context: ChannelHandlerContext) {
+        guard !machine.readingPaused else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        parse(context: context)
+        guard !machine.readingPaused, readHeld else { return }
+        readHeld = false
+        context.read()
+    }
+
+    private func startMessageTimer(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        messageTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let handler = bound.value
+            handler.messageTimer = nil
+            guard let context = handler.context else { return }
+            handler.perform(handler.machine.messageTimerFired(now: .now()), context: context)
+            if handler.messageTimer == nil, let deadline = handler.machine.messageDeadline {
+                handler.startMessageTimer(deadline, context: context)
+            }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -127,10 +242,34 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, machine.queuedBytes == 0, let connection {
-            environment.delegate.webSocketDrained(connection)
+        if context.channel.isWritable {
+            if machine.sendQueue.bytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
+        } else {
+            startStallCheck(context: context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// While the send queue is stuck (the reading held back, or the channel holding more than
+    /// it takes), checks a few times per send_timeout that it still moves.
+    private func startStallCheck(context: ChannelHandlerContext) {
+        guard stallCheck == nil, !machine.sentClose else { return }
+        let tick = TimeAmount.nanoseconds(Int64(max(0.05, settings.sendTimeout / 4) * 1e9))
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        stallCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            bound.value.checkStall()
+        }
+    }
+
+    private func checkStall() {
+        guard let context, !machine.sentClose, machine.readingPaused || !context.channel.isWritable else {
+            stallCheck?.cancel()
+            stallCheck = nil
+            machine.sendUnstalled()
+            return
+        }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        perform(machine.sendStallTick(now: .now(), buffered: buffered), context: context)
     }
 
     /// Sends a data or control frame (server frames are not masked).
@@ -144,16 +283,13 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             return
         case .send(let compress):
             compressed = compress
-        case .drop, .closeForBackpressure:
-            let dropping = decision == .drop
-            environment.logger.warning(
-                dropping ? "websocket send queue full, message dropped" : "websocket send queue full, closing with 1008",
-                metadata: [
-                    "peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(machine.queuedBytes)",
-                ])
-            if dropping { return }
-            return close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
+        case .drop:
+            environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
+            return
+        case .closeForBackpressure:
+            return closeSlowClient(context: context)
         }
+        if machine.readingPaused { startStallCheck(context: context) }
         var payload = data
         if compressed, let deflate {
             payload = deflate.compress(data, allocator: context.channel.allocator)
@@ -161,15 +297,42 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         promise.futureResult.whenComplete { _ in
-            let handler = bound.value
-            if handler.machine.frameWritten(size: size), let connection = handler.connection,
-                handler.context?.channel.isWritable == true
-            {
-                handler.environment.delegate.webSocketDrained(connection)
-            }
+            bound.value.frameWritten(size: size)
         }
-        context.writeAndFlush(
-            wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload)), promise: promise)
+        let frame = wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload))
+        guard parsing else { return context.writeAndFlush(frame, promise: promise) }
+        context.write(frame, promise: promise)
+        unflushed += WebSocketSendQueue.cost(ofPayload: size)
+        if unflushed >= Self.flushThreshold { flushWrites(context: context) }
+    }
+
+    private func flushWrites(context: ChannelHandlerContext) {
+        unflushed = 0
+        context.flush()
+    }
+
+    /// The send queue is full: the closing handshake starts (its close frame after what is
+    /// queued, for a client that is only slow), OnError hears of it on the loop's next turn,
+    /// since this runs inside whatever sent the message (a script's ws:send, a broadcast).
+    private func closeSlowClient(context: ChannelHandlerContext) {
+        let message = "client does not read fast enough (\(WebSocketCloseCode.policyViolation))"
+        environment.logger.warning("websocket send queue full, closing with 1008", metadata: queueMetadata)
+        close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
+        let bound = NIOLoopBound((environment.delegate, request.connection), eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
+    }
+
+    private func frameWritten(size: Int) {
+        let progress = machine.frameWritten(size: size)
+        guard let context else { return }
+        if progress.resumeReading { resumeReading(context: context) }
+        if progress.drained, let connection, context.channel.isWritable {
+            environment.delegate.webSocketDrained(connection)
+        }
+    }
+
+    private var queueMetadata: Logger.Metadata {
+        ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(machine.sendQueue.bytes)"]
     }
 
     /// Starts the closing handshake; the TCP connection ends when the client answers, or
@@ -193,7 +356,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
     }
 
-    /// A protocol violation: close with `code`, tell the delegate, drop the connection.
+    /// A protocol violation, or a client that does not read: close with `code`, tell the
+    /// delegate (OnError) and the log, drop the connection.
     private func fail(_ code: UInt16, _ message: String) {
         connection?.markClosing()
         environment.logger.warning(
@@ -215,6 +379,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private func reportClosed(code: UInt16, reason: String) {
         heartbeat?.cancel()
         heartbeat = nil
+        messageTimer?.cancel()
+        messageTimer = nil
+        stallCheck?.cancel()
+        stallCheck = nil
         guard let connection, machine.reportClose() else { return }
         connection.markClosing()
         environment.webSockets.remove(connection)

@@ -5,11 +5,17 @@
 // with their state machines, so the rules are tested without a channel
 // (WebSocketStateMachineTests).
 //
-// NIOWebSocket still parses and writes the frames. Inflating (PerMessageDeflate) and UTF-8
-// validation (UTF8Validator) are called from here rather than from the handler: they consume a
-// message's bytes fragment by fragment, alongside the message being assembled here, and what
-// they find are this machine's verdicts (close codes 1007 and 1009). Compressing outgoing
-// messages stays with the handler; this machine only says whether a message is worth it.
+// It is fed what WebSocketFrameParser reads: a frame's header as soon as it is complete, then
+// its payload piece by piece as it arrives. A frame is judged on its header before any of its
+// payload is kept; each piece of a message is inflated and checked as it arrives
+// (WebSocketInboundMessage), so invalid UTF-8 fails the connection as soon as its bytes come in,
+// even in the middle of a frame. Compressing outgoing messages stays with the handler; this
+// machine only says whether a message is worth it.
+//
+// What the connection holds is bounded: a message on its way by max_message_size, by the
+// server's budget of partial messages (shared by all connections) and by message_timeout; what
+// it sends by the send queue (WebSocketSendQueue), whose fullness also stops the reading of the
+// client's frames.
 //
 // The handler reports the close frames it sends and the close it reports as events
 // (`closeFrameSent`, `reportClose`) at the moment it does so, rather than this machine
@@ -37,77 +43,38 @@ struct WebSocketStateMachine {
         var reason: String
     }
 
-    /// What the handler does about a frame or an error.
-    enum Action {
-        /// Nothing: a pong, a frame ignored while closing, or a fragment kept for its message.
-        case none
-        case sendPong(ByteBuffer)
-        case deliverMessage(ByteBuffer, isText: Bool)
-        /// Hand a fragment to the delegate, then call `fragmentDelivered`.
-        case deliverFragment(ByteBuffer, isText: Bool, isFinal: Bool)
-        /// The last fragment of a message the delegate hears of both ways.
-        case deliverFragmentAndMessage(fragment: ByteBuffer, message: ByteBuffer, isText: Bool)
-        /// The client's close frame: send `reply` (nil when our close frame went out already),
-        /// report the close with `code` and `reason`, and close the TCP connection.
-        case closeReceived(code: UInt16, reason: String, reply: CloseFrame?)
-        /// A protocol violation: log it and tell the delegate (`message (code)`), send a close
-        /// frame with `code`, report the close with `code` and `message`, close the TCP
-        /// connection.
-        case fail(code: UInt16, message: String)
-        /// A violation after our close frame went out: no second close frame, just close.
-        case closeTCP
-        /// The client went away (reset, broken pipe): report 1006 and close, nothing to answer.
-        case connectionLost
-    }
-
-    /// What the handler does about a heartbeat tick.
-    enum HeartbeatAction: Equatable {
-        case none
-        /// The client has been silent for an interval: ask the delegate (OnBeforeHeartBeat),
-        /// then call `heartbeatDue(handledByDelegate:now:)`.
-        case due
-        /// The client did not answer our ping in time: close with 1001 and drop it.
-        case timeOut
-    }
-
-    /// What the handler does with a frame it was asked to send.
-    enum SendAction: Equatable {
-        /// Our close frame went out: nothing follows it.
-        case discard
-        /// Send it, compressed or not; it counts in the send queue until written.
-        case send(compressed: Bool)
-        /// The send queue is full and the policy drops messages: log and drop it.
-        case drop
-        /// The send queue is full and the policy closes: log and close with 1008.
-        case closeForBackpressure
-    }
-
-    private struct Message {
-        var isText: Bool
-        var compressed: Bool
-        var data: ByteBuffer
-        var utf8: UTF8Validator
+    /// The frame whose payload is arriving, and what it is for.
+    private enum Incoming {
+        /// A control frame: its payload so far (at most 125 bytes).
+        case control(WebSocketOpcode, ByteBuffer)
+        /// A frame of `message`; `whole` while its first piece is still to come.
+        case data(fin: Bool, first: Bool, whole: Bool)
+        /// A data frame after our close frame: its payload is skipped.
+        case skipped
     }
 
     private(set) var phase = Phase.open
     private let settings: WebSocketSettings
-    /// permessage-deflate, when the handshake agreed on it.
-    private let deflate: PerMessageDeflate?
+    private let limits: WebSocketInboundMessage.Limits
     /// Where new messages' buffers come from (the channel's allocator, once the handler has one).
     var allocator = ByteBufferAllocator()
+    private var incoming: Incoming?
     /// The message being assembled from fragments.
-    private var message: Message?
+    private var message: WebSocketInboundMessage?
     /// The message whose fragment is with the delegate; back in `message` when it returns.
-    private var delivering: Message?
+    private var delivering: WebSocketInboundMessage?
     /// When the client last sent a frame, and when a heartbeat ping awaiting its answer went out.
     private var lastHeard: NIODeadline
     private var heartbeatPingSent: NIODeadline?
-    /// Bytes handed to the channel and not yet written.
-    private(set) var queuedBytes = 0
+    /// What was handed to the channel and not yet written.
+    private(set) var sendQueue: WebSocketSendQueue
 
-    init(settings: WebSocketSettings, deflate: PerMessageDeflate?, now: NIODeadline) {
+    /// `budget` is the server's, shared by all connections.
+    init(settings: WebSocketSettings, deflate: PerMessageDeflate?, budget: WebSocketMessageBudget, now: NIODeadline) {
         self.settings = settings
-        self.deflate = deflate
+        limits = WebSocketInboundMessage.Limits(
+            maxSize: settings.maxMessageSize, validateUTF8: settings.validateUTF8, deflate: deflate, budget: budget)
+        sendQueue = WebSocketSendQueue(settings: settings)
         lastHeard = now
     }
 
@@ -133,6 +100,7 @@ struct WebSocketStateMachine {
 
     /// The connection is closing or gone; true the first time, when the delegate is told.
     mutating func reportClose() -> Bool {
+        message = nil
         switch phase {
         case .open:
             phase = .ended
@@ -147,33 +115,73 @@ struct WebSocketStateMachine {
 
     // MARK: Frames
 
-    /// A frame arrived at `now`; any frame counts as an answer to the heartbeat.
-    mutating func frameReceived(_ frame: WebSocketFrame, now: NIODeadline) -> Action {
+    /// What the parser read, at `now`.
+    mutating func received(_ event: WebSocketFrameParser.Event, now: NIODeadline) -> Action {
+        switch event {
+        case .header(let header): return headerReceived(header, now: now)
+        case .payload(let chunk, let frameEnd): return payloadReceived(chunk, frameEnd: frameEnd)
+        }
+    }
+
+    /// A frame's header: judged before any of its payload is kept. Any frame counts as an
+    /// answer to the heartbeat.
+    private mutating func headerReceived(_ header: WebSocketFrameHeader, now: NIODeadline) -> Action {
         lastHeard = now
-        guard frame.maskKey != nil else { return violation(WebSocketCloseCode.protocolError, "unmasked client frame") }
+        guard header.maskKey != nil else { return violation(WebSocketCloseCode.protocolError, "unmasked client frame") }
         // RSV1 marks a compressed message, on its first frame only, once permessage-deflate is on.
-        let compressed = frame.rsv1
-        guard !frame.rsv2, !frame.rsv3, !compressed || (deflate != nil && (frame.opcode == .text || frame.opcode == .binary))
+        let compressed = header.rsv1
+        let data = header.opcode == .text || header.opcode == .binary
+        guard !header.rsv2, !header.rsv3, !compressed || (limits.deflate != nil && data)
         else { return violation(WebSocketCloseCode.protocolError, "reserved bits set") }
-        switch frame.opcode {
+        switch header.opcode {
+        case .ping, .pong, .connectionClose:
+            guard header.fin else { return violation(WebSocketCloseCode.protocolError, "fragmented control frame") }
+            guard header.length <= 125 else { return violation(WebSocketCloseCode.protocolError, "control frame longer than 125 bytes") }
+            incoming = .control(header.opcode, ByteBuffer())
+            return .none
         case .text, .binary:
             guard message == nil else {
                 return violation(WebSocketCloseCode.protocolError, "new message inside a fragmented one")
             }
-            message = Message(
-                isText: frame.opcode == .text, compressed: compressed, data: allocator.buffer(capacity: 0), utf8: UTF8Validator())
-            return receive(frame)
+            message = WebSocketInboundMessage(isText: header.opcode == .text, compressed: compressed, started: now, allocator: allocator)
         case .continuation:
             guard message != nil else { return violation(WebSocketCloseCode.protocolError, "continuation without a message") }
-            return receive(frame)
-        case .ping:
-            return sentClose ? .none : .sendPong(frame.unmaskedData)
-        case .pong:
-            return .none
-        case .connectionClose:
-            return receiveClose(frame.unmaskedData)
         default:
-            return violation(WebSocketCloseCode.protocolError, "unknown opcode \(frame.opcode)")
+            return violation(WebSocketCloseCode.protocolError, "unknown opcode \(header.opcode)")
+        }
+        guard !sentClose else {
+            incoming = .skipped
+            return .none
+        }
+        if let failure = message?.frameStarted(length: header.length, limits: limits) { return fail(failure) }
+        incoming = .data(fin: header.fin, first: header.opcode != .continuation, whole: true)
+        return .none
+    }
+
+    private mutating func payloadReceived(_ chunk: WebSocketPayloadChunk, frameEnd: Bool) -> Action {
+        switch incoming {
+        case .control(let opcode, var payload):
+            if payload.readableBytes == 0 && frameEnd {
+                payload = chunk.unmasked(allocator: allocator)
+            } else {
+                chunk.unmask(into: &payload)
+            }
+            guard frameEnd else {
+                incoming = .control(opcode, payload)
+                return .none
+            }
+            incoming = nil
+            switch opcode {
+            case .ping: return sentClose ? .none : .sendPong(payload)
+            case .pong: return .none
+            default: return receiveClose(payload)
+            }
+        case .data(let fin, let first, let whole):
+            incoming = frameEnd ? nil : .data(fin: fin, first: first, whole: false)
+            return receive(chunk, fin: fin, first: first, wholeFrame: whole && frameEnd, frameEnd: frameEnd)
+        case .skipped, nil:
+            if frameEnd { incoming = nil }
+            return .none
         }
     }
 
@@ -186,13 +194,10 @@ struct WebSocketStateMachine {
         message = current
     }
 
-    /// The frame decoder or the channel reported an error.
+    /// The channel reported an error.
     mutating func errorCaught(_ error: Error) -> Action {
         if error is IOError || error is ChannelError {
             return .connectionLost
-        }
-        if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
-            return violation(WebSocketCloseCode.tooBig, "frame larger than \(settings.maxMessageSize) bytes")
         }
         return violation(WebSocketCloseCode.protocolError, "\(error)")
     }
@@ -201,58 +206,67 @@ struct WebSocketStateMachine {
         sentClose ? .closeTCP : .fail(code: code, message: message)
     }
 
-    /// A data frame of the message just started or continued.
-    private mutating func receive(_ frame: WebSocketFrame) -> Action {
-        guard var current = message, !sentClose else { return .none }
+    private func fail(_ failure: WebSocketInboundMessage.Failure) -> Action {
+        switch failure {
+        case .tooBig: return violation(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
+        case .overBudget:
+            return violation(WebSocketCloseCode.tooBig, "partial messages over the server's budget of \(limits.budget.limit) bytes")
+        case .corrupt: return violation(WebSocketCloseCode.invalidData, "corrupt compressed message")
+        case .invalidUTF8: return violation(WebSocketCloseCode.invalidData, "text message is not valid UTF-8")
+        }
+    }
+
+    /// A piece of a data frame of `message`: `fin` is the frame's, `first` whether it opened
+    /// the message, `wholeFrame` whether the piece is all of the frame.
+    private mutating func receive(_ chunk: WebSocketPayloadChunk, fin: Bool, first: Bool, wholeFrame: Bool, frameEnd: Bool) -> Action {
+        guard var current = message else { return .none }
         message = nil
-        var payload = frame.unmaskedData
-        if current.compressed, let deflate {
-            let start = current.data.writerIndex
-            guard deflate.inflate(payload, final: frame.fin, into: &current.data, limit: settings.maxMessageSize) else {
-                return current.data.readableBytes > settings.maxMessageSize
-                    ? violation(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
-                    : violation(WebSocketCloseCode.invalidData, "corrupt compressed message")
-            }
-            payload = current.data.getSlice(at: start, length: current.data.writerIndex - start) ?? ByteBuffer()
-        } else if current.data.readableBytes + payload.readableBytes > settings.maxMessageSize {
-            return violation(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
+        let last = fin && frameEnd
+        // A whole uncompressed frame that nothing before it needs to join (a message in one
+        // frame, or any frame in fragments mode) is not copied into the message: one copy, the
+        // unmasking, is all an echo costs.
+        if wholeFrame, !current.compressed, current.isEmpty, fin || settings.fragmentMode == .fragments {
+            let payload = chunk.unmasked(allocator: allocator)
+            if let failure = current.check(payload, final: last, limits: limits) { return fail(failure) }
+            return frameReceived(current, frame: payload, whole: payload, fin: fin, first: first)
         }
-        if current.isText && settings.validateUTF8 {
-            let valid = payload.withUnsafeReadableBytes { current.utf8.feed($0) }
-            guard valid, !frame.fin || current.utf8.isComplete else {
-                return violation(WebSocketCloseCode.invalidData, "text message is not valid UTF-8")
-            }
+        if let failure = current.append(chunk, final: last, limits: limits, allocator: allocator) { return fail(failure) }
+        guard frameEnd else {
+            message = current
+            return .none
         }
-        // A message in one frame is a message, never a fragment.
-        let deliversFragment = settings.fragmentMode != .buffer && !(frame.fin && frame.opcode != .continuation)
-        guard frame.fin else {
-            if !current.compressed && settings.fragmentMode != .fragments { Self.append(payload, to: &current.data) }
-            guard deliversFragment else {
+        return frameReceived(current, frame: current.frame, whole: current.data, fin: fin, first: first)
+    }
+
+    /// A frame of `current` is complete: `frame` holds its bytes, `whole` the message's so far.
+    private mutating func frameReceived(
+        _ current: WebSocketInboundMessage, frame: ByteBuffer, whole: ByteBuffer, fin: Bool, first: Bool
+    ) -> Action {
+        var current = current
+        switch settings.fragmentMode {
+        case .buffer:
+            guard fin else {
                 message = current
                 return .none
             }
-            delivering = current
-            return .deliverFragment(payload, isText: current.isText, isFinal: false)
+            return .deliverMessage(whole, isText: current.isText)
+        case .all:
+            guard fin else {
+                delivering = current
+                return .deliverFragment(frame, isText: current.isText, isFinal: false)
+            }
+            // A message in one frame is a message, never a fragment.
+            if first { return .deliverMessage(whole, isText: current.isText) }
+            return .deliverFragmentAndMessage(fragment: frame, message: whole, isText: current.isText)
+        case .fragments:
+            guard fin else {
+                current.discardFrame()
+                delivering = current
+                return .deliverFragment(frame, isText: current.isText, isFinal: false)
+            }
+            if first { return .deliverMessage(frame, isText: current.isText) }
+            return .deliverFragment(frame, isText: current.isText, isFinal: true)
         }
-        if settings.fragmentMode == .fragments && frame.opcode == .continuation {
-            return .deliverFragment(payload, isText: current.isText, isFinal: true)
-        }
-        let whole: ByteBuffer
-        if current.compressed {
-            whole = current.data
-        } else if current.data.readableBytes == 0 {
-            whole = payload
-        } else {
-            Self.append(payload, to: &current.data)
-            whole = current.data
-        }
-        guard deliversFragment else { return .deliverMessage(whole, isText: current.isText) }
-        return .deliverFragmentAndMessage(fragment: payload, message: whole, isText: current.isText)
-    }
-
-    private static func append(_ payload: ByteBuffer, to buffer: inout ByteBuffer) {
-        var payload = payload
-        buffer.writeBuffer(&payload)
     }
 
     /// The client's close frame: its code must be one a peer may send, its reason UTF-8.
@@ -274,6 +288,22 @@ struct WebSocketStateMachine {
         // The reply echoes the code, or carries none when the client's had none.
         let reply = sentClose ? nil : CloseFrame(code: code == WebSocketCloseCode.noStatus ? nil : code, reason: "")
         return .closeReceived(code: code, reason: reason, reply: reply)
+    }
+
+    // MARK: Message timeout
+
+    /// When the message on its way must be whole, if one is.
+    var messageDeadline: NIODeadline? {
+        guard !sentClose, let message else { return nil }
+        return message.started + .nanoseconds(Int64(settings.messageTimeout * 1e9))
+    }
+
+    /// The message timer fired at `now`: a message that is still not whole fails with 1008, a
+    /// policy violation (RFC 6455 section 7.4.1): its size is not the problem (1009), nor is it
+    /// a server error (1011).
+    mutating func messageTimerFired(now: NIODeadline) -> Action {
+        guard let deadline = messageDeadline, now >= deadline else { return .none }
+        return violation(WebSocketCloseCode.policyViolation, "message not complete within \(settings.messageTimeout) seconds")
     }
 
     // MARK: Heartbeat
@@ -305,22 +335,38 @@ struct WebSocketStateMachine {
 
     // MARK: Sending
 
-    /// The server wants to send a frame of `size` bytes with `opcode`. Only messages count
-    /// against the send queue's limit; every frame counts in it.
+    /// The server wants to send a frame of `size` bytes with `opcode` (see WebSocketSendQueue
+    /// for what counts and when the reading stops).
     mutating func sendRequested(_ opcode: WebSocketOpcode, size: Int) -> SendAction {
         guard !sentClose else { return .discard }
         let isMessage = opcode == .text || opcode == .binary
-        if isMessage, queuedBytes + size > settings.sendQueueLimit {
-            return settings.sendQueuePolicy == .drop ? .drop : .closeForBackpressure
+        switch sendQueue.enqueue(size: size, isMessage: isMessage) {
+        case .queued: return .send(compressed: limits.deflate != nil && isMessage && size >= settings.compressionThreshold)
+        case .drop: return .drop
+        case .closeForBackpressure: return .closeForBackpressure
         }
-        queuedBytes += size
-        return .send(compressed: deflate != nil && isMessage && size >= settings.compressionThreshold)
     }
 
-    /// A frame of `size` bytes was written (or failed to be); true when the queue is empty and
-    /// the delegate may hear the connection drained.
-    mutating func frameWritten(size: Int) -> Bool {
-        queuedBytes -= size
-        return queuedBytes == 0 && !sentClose
+    /// A frame of `size` bytes was written (or failed to be). The delegate may hear the
+    /// connection drained when the queue is empty, unless it is closing.
+    mutating func frameWritten(size: Int) -> WebSocketSendQueue.Progress {
+        var progress = sendQueue.dequeue(size: size)
+        if sentClose { progress.drained = false }
+        return progress
+    }
+
+    /// Whether the client's frames wait for the send queue to drain.
+    var readingPaused: Bool { sendQueue.readingPaused }
+
+    /// A check of a stuck send queue (see WebSocketSendQueue.stalled); a client that did not
+    /// read for send_timeout fails with 1008.
+    mutating func sendStallTick(now: NIODeadline, buffered: Int) -> Action {
+        guard sendQueue.stalled(now: now, buffered: buffered) else { return .none }
+        return violation(WebSocketCloseCode.policyViolation, "client did not read for \(settings.sendTimeout) seconds")
+    }
+
+    /// The send queue is no longer stuck.
+    mutating func sendUnstalled() {
+        sendQueue.unstalled()
     }
 }

@@ -18,7 +18,7 @@ enum LuaSettingKeys {
     ]
     static let webSocket = [
         "max_message_size", "validate_utf8", "fragments", "send_queue_limit", "send_queue_policy", "compression",
-        "compression_threshold",
+        "compression_threshold", "message_timeout", "partial_message_budget",
     ]
     static let heartbeat = ["interval", "timeout"]
     static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]

@@ -99,7 +99,7 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
     if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.webSocket, path: "websocket.") { return error }
     let sizes: [(String, WritableKeyPath<WebSocketSettings, Int>, Double)] = [
         ("max_message_size", \.maxMessageSize, 1), ("send_queue_limit", \.sendQueueLimit, 1),
-        ("compression_threshold", \.compressionThreshold, 0),
+        ("compression_threshold", \.compressionThreshold, 0), ("partial_message_budget", \.partialMessageBudget, 1),
     ]
     for (name, path, least) in sizes {
         L.rawField(-1, name)
@@ -107,6 +107,13 @@ private func readWebSocket(_ L: LuaThread, into settings: inout WebSocketSetting
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), value >= least, value < 1e15 else { return "websocket.\(name) must be a positive number" }
         settings[keyPath: path] = Int(value)
+    }
+    for (name, path) in [("message_timeout", \WebSocketSettings.messageTimeout)] {
+        L.rawField(-1, name)
+        defer { mw_pop(L, 1) }
+        if L.type(at: -1) == LUA_TNIL { continue }
+        guard let value = L.number(at: -1), value > 0, value.isFinite else { return "websocket.\(name) must be a positive number of seconds" }
+        settings[keyPath: path] = value
     }
     for (name, path) in [("validate_utf8", \WebSocketSettings.validateUTF8), ("compression", \WebSocketSettings.compression)] {
         L.rawField(-1, name)

@@ -8,14 +8,18 @@ import NIOPosix
 /// An HTTP/1.1 connection's real pipeline on an EmbeddedChannel, answering through `delegate`.
 final class HTTP1TestConnection {
     let channel = EmbeddedChannel()
+    /// The server's WebSocket registry, as this connection's upgrades fill it.
+    let webSockets = WebSocketRegistry()
+    let environment: ConnectionEnvironment
     private let pool = NIOThreadPool(numberOfThreads: 1)
 
     init(delegate: ServerDelegate, limits: HTTPLimits = HTTPLimits()) throws {
         pool.start()
         var configuration = ServerConfiguration()
         configuration.limits = limits
-        let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: configuration, webSockets: WebSocketRegistry(), logger: Logger(label: "test"),
+        environment = ConnectionEnvironment(
+            delegate: delegate, configuration: configuration, webSockets: webSockets,
+            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
             files: StaticFileService(
                 root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
         try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")

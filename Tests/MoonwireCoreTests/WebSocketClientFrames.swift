@@ -25,4 +25,30 @@ extension WebSocketFrame {
         let bytes = code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? []
         return client(.connectionClose, bytes + reason)
     }
+
+    /// The frame as it goes on the wire: header, masking key, payload (masked already).
+    var wire: ByteBuffer {
+        var buffer = ByteBuffer()
+        var first = UInt8(webSocketOpcode: opcode)
+        if fin { first |= 0x80 }
+        if rsv1 { first |= 0x40 }
+        if rsv2 { first |= 0x20 }
+        if rsv3 { first |= 0x10 }
+        buffer.writeInteger(first)
+        let mask: UInt8 = maskKey == nil ? 0 : 0x80
+        let length = data.readableBytes
+        if length < 126 {
+            buffer.writeInteger(UInt8(length) | mask)
+        } else if length <= Int(UInt16.max) {
+            buffer.writeInteger(126 | mask)
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(127 | mask)
+            buffer.writeInteger(UInt64(length))
+        }
+        if let maskKey { buffer.writeBytes(maskKey) }
+        var data = self.data
+        buffer.writeBuffer(&data)
+        return buffer
+    }
 }

@@ -36,13 +36,15 @@ final class WebSocketConnectionTests: XCTestCase {
         pool.start()
         let environment = ConnectionEnvironment(
             delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
-            logger: Logger(label: "test"), files: StaticFileService(
+            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
+            files: StaticFileService(
                 root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
         let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
         let request = try XCTUnwrap(
             HTTPRequest(
                 method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
-        handler = WebSocketFrameHandler(environment: environment, request: request, subprotocol: nil, deflate: nil)
+        handler = WebSocketFrameHandler(
+            environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
@@ -63,7 +65,7 @@ final class WebSocketConnectionTests: XCTestCase {
         XCTAssertTrue(connection.isOpen)
         connection.send(text: ByteBuffer(string: "hi"))
         XCTAssertEqual(try written(), [.text])
-        try channel.writeInbound(WebSocketFrame.clientClose(1000))
+        try channel.writeInbound(WebSocketFrame.clientClose(1000).wire)
         XCTAssertFalse(connection.isOpen)
         XCTAssertEqual(try written(), [.connectionClose])
         XCTAssertEqual(delegate.events, ["closed 1000 open: false"])
@@ -84,7 +86,7 @@ final class WebSocketConnectionTests: XCTestCase {
     }
 
     func testClosedBeforeTheDelegateHearsOfAProtocolError() throws {
-        try channel.writeInbound(WebSocketFrame.client(.text, [0x61], masked: false))
+        try channel.writeInbound(WebSocketFrame.client(.text, [0x61], masked: false).wire)
         XCTAssertFalse(connection.isOpen)
         XCTAssertEqual(delegate.events, ["error unmasked client frame (1002)", "closed 1002 open: false"])
         XCTAssertEqual(try written(), [.connectionClose])

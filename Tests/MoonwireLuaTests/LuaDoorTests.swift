@@ -98,6 +98,23 @@ final class LuaDoorTests: XCTestCase {
         XCTAssertEqual(try makeVM("moonwire.listen{port = 8080, backlog = 4096}").settings.listeners.first?.backlog, 4096)
     }
 
+    func testTheWebSocketLimitsAreReadAndChecked() throws {
+        let settings = try makeVM(
+            "moonwire.options{websocket = {message_timeout = 30, partial_message_budget = 1048576}}"
+        ).settings.webSocket
+        XCTAssertEqual(settings.messageTimeout, 30)
+        XCTAssertEqual(settings.partialMessageBudget, 1_048_576)
+        for (source, message) in [
+            ("send_timeout = 2", "unknown option websocket.send_timeout"),
+            ("message_timeout = 'long'", "websocket.message_timeout must be a positive number of seconds"),
+            ("partial_message_budget = 0", "websocket.partial_message_budget must be a positive number"),
+        ] {
+            XCTAssertThrowsError(try makeVM("moonwire.options{websocket = {\(source)}}")) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(source): \(error)")
+            }
+        }
+    }
+
     func testAMemoryFaultEndsTheCallAndGivesTheMemoryBack() throws {
         let vm = try makeVM("moonwire.options{limits = {memory = 8 * 1024 * 1024}}")
         let before = vm.memoryInUse
