@@ -17,11 +17,7 @@ final class HTTP1TestConnection {
         pool.start()
         var configuration = ServerConfiguration()
         configuration.limits = limits
-        environment = ConnectionEnvironment(
-            delegate: delegate, configuration: configuration, webSockets: webSockets,
-            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
-            files: StaticFileService(
-                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
+        environment = ConnectionEnvironment.forTests(delegate: delegate, configuration: configuration, pool: pool, webSockets: webSockets)
         try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "http")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }

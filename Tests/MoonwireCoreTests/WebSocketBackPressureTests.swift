@@ -50,19 +50,10 @@ final class WebSocketBackPressureTests: XCTestCase {
         pool.start()
         var configuration = ServerConfiguration()
         configuration.webSocket.sendQueueLimit = 10 * WebSocketSendQueue.cost(ofPayload: 4)
-        let environment = ConnectionEnvironment(
-            delegate: SilentDelegate(), configuration: configuration, webSockets: WebSocketRegistry(),
-            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
-            files: StaticFileService(
-                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
-        let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
-        let request = try XCTUnwrap(
-            HTTPRequest(
-                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
+        let environment = ConnectionEnvironment.forTests(delegate: SilentDelegate(), configuration: configuration, pool: pool)
         try channel.pipeline.syncOperations.addHandler(writes)
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketFrameHandler(
-                environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop))
+            WebSocketFrameHandler.forTests(environment: environment, eventLoop: channel.eventLoop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 
@@ -142,19 +133,10 @@ final class WebSocketFlushTests: XCTestCase {
 
     override func setUpWithError() throws {
         pool.start()
-        let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
-            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
-            files: StaticFileService(
-                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
-        let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
-        let request = try XCTUnwrap(
-            HTTPRequest(
-                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
+        let environment = ConnectionEnvironment.forTests(delegate: delegate, pool: pool)
         try channel.pipeline.syncOperations.addHandler(flushes)
         try channel.pipeline.syncOperations.addHandler(
-            WebSocketFrameHandler(
-                environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop))
+            WebSocketFrameHandler.forTests(environment: environment, eventLoop: channel.eventLoop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
 

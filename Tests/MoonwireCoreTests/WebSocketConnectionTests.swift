@@ -34,17 +34,8 @@ final class WebSocketConnectionTests: XCTestCase {
 
     override func setUpWithError() throws {
         pool.start()
-        let environment = ConnectionEnvironment(
-            delegate: delegate, configuration: ServerConfiguration(), webSockets: WebSocketRegistry(),
-            messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: Logger(label: "test"),
-            files: StaticFileService(
-                root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: Logger(label: "test"))))
-        let peer = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 1, localPort: 2)
-        let request = try XCTUnwrap(
-            HTTPRequest(
-                method: "GET", uri: "/ws", version: "1.1", scheme: "http", headers: [:], body: ByteBuffer(), connection: peer))
-        handler = WebSocketFrameHandler(
-            environment: environment, request: request, subprotocol: nil, deflate: nil, eventLoop: channel.eventLoop)
+        let environment = ConnectionEnvironment.forTests(delegate: delegate, pool: pool)
+        handler = try WebSocketFrameHandler.forTests(environment: environment, eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     }
