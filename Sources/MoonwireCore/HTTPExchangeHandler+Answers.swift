@@ -131,7 +131,8 @@ extension HTTPExchangeHandler {
         defer { sendWatch?.answerEnded() }
         switch machine.responseEnded(keepAlive: exchange.keepAlive) {
         case .nextRequest:
-            timeouts.answerStarted()
+            // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.
+            if isHTTP1 { timeouts.answerStarted() }
             writer.end(promise: nil, context: context)
             answerEnded(context: context)
         case .close:

@@ -83,7 +83,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         connection = ConnectionInfo(channel: context.channel)
         writer.allocator = context.channel.allocator
-        if !isHTTP1 { timeouts.attach(to: context) }
+        if !isHTTP1 { timeouts.attachStream(to: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -94,8 +94,16 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if !isHTTP1, case .body(let bytes) = part { timeouts.bodyReceived(bytes: bytes.readableBytes) }
+        if !isHTTP1 {
+            // The stream's parts come decoded: each is a read, whose end sets the deadline.
+            if case .body(let bytes) = part { timeouts.readStarted(bytes: bytes.readableBytes) } else { timeouts.readStarted(bytes: 0) }
+        }
         receive(part, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if !isHTTP1 { timeouts.readComplete() }
+        context.fireChannelReadComplete()
     }
 
     /// HTTP/2: the stream's body was too slow (see `HTTPReadTimeouts`). It gets 408 and

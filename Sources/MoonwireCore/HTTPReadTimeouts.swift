@@ -27,18 +27,26 @@ final class HTTPReadTimeouts {
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
     /// The HTTP/2 stream's exchange handler, which answers its 408; nil on HTTP/1.1, where the
-    /// 408 is written here as bytes, at the decoder, whatever state the request is in.
-    weak var stream: HTTPExchangeHandler?
+    /// 408 is written here as bytes, at the decoder, whatever state the request is in. Not
+    /// weak (a weak reference costs every stream a side table): the handler owns this object
+    /// and detaches it when it leaves the pipeline, and nothing here runs once detached.
+    unowned(unsafe) var stream: HTTPExchangeHandler?
 
     init(limits: HTTPLimits) {
         machine = HTTPReadTimeoutStateMachine(limits: limits)
     }
 
-    /// Starts the keep-alive timer of a new connection; `context` is the decoder's, or the
-    /// HTTP/2 stream's exchange handler's.
+    /// Starts the keep-alive timer of a new connection; `context` is the decoder's.
     func attach(to context: ChannelHandlerContext) {
         self.context = context
         setDeadline()
+    }
+
+    /// Times an HTTP/2 stream's request; `context` is its exchange handler's. No timer runs
+    /// yet: the connection bounds a stream that sends nothing, and a request whose head ends
+    /// the stream (most of them) arrives whole in one read, so it never arms one.
+    func attachStream(to context: ChannelHandlerContext) {
+        self.context = context
     }
 
     /// The connection ended or stopped being HTTP/1.1: no timer runs any more.
@@ -54,12 +62,6 @@ final class HTTPReadTimeouts {
         machine.readStarted(bytes: bytes)
     }
 
-    /// `bytes` of an HTTP/2 stream's body arrived, already decoded: each payload counts as a
-    /// read of its own.
-    func bodyReceived(bytes: Int) {
-        machine.readStarted(bytes: bytes)
-        readComplete()
-    }
 
     /// The decoder holds requests back after an answer, until the client reads (see
     /// `HTTP1RequestDecoder.resume`): the send timeout starts, and closes silently (a 408
