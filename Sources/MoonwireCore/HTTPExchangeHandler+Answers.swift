@@ -59,6 +59,8 @@ extension HTTPExchangeHandler {
             switch response.body {
             case .bytes(let buffer):
                 if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, context: context) }
+            case .file(let region, _) where sendsFileRegions && region.readableBytes > FileRegionSlices.sliceSize:
+                return sendSlices(region, exchange, context: context)
             case .file(let region, _) where sendsFileRegions:
                 let written = context.eventLoop.makePromise(of: Void.self)
                 written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
@@ -70,6 +72,33 @@ extension HTTPExchangeHandler {
             response.discard()
         }
         endResponse(exchange, context: context)
+    }
+
+    /// Sends a large file region with sendfile, slice by slice (`FileRegionSlices`); the
+    /// answer ends with the last slice.
+    private func sendSlices(_ region: FileRegion, _ exchange: Exchange, context: ChannelHandlerContext) {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let sink = FileRegionSlices.Sink(
+            write: { slice, promise in
+                let handler = loopBoundSelf.value
+                guard let context = handler.context else { return promise.fail(ChannelError.ioOnClosedChannel) }
+                handler.writer.body(.fileRegion(slice), promise: promise, context: context)
+                handler.writer.flush(context: context)
+            },
+            progressed: { loopBoundSelf.value.timeouts.sendProgressed() },
+            finished: { result in
+                let handler = loopBoundSelf.value
+                guard let context = handler.context else { return }
+                switch result {
+                case .success:
+                    handler.endResponse(exchange, context: context)
+                case .failure(let error):
+                    handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
+                    handler.machine.answerAborted()
+                    context.close(promise: nil)
+                }
+            })
+        FileRegionSlices(region: region, eventLoop: context.eventLoop, sink: sink).start()
     }
 
     /// Sends a file region as buffers (`FileBodyCopier`), for transports that cannot sendfile.

@@ -201,6 +201,14 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let timedOut = event as? RequestTimedOut {
             machine.requestTimedOut()
             report("request timed out: \(timedOut.reason) (408)")
+        } else if event is SendTimedOut {
+            environment.logger.warning(
+                "send timed out, connection closed",
+                metadata: [
+                    "peer": "\(connection.remoteIP):\(connection.remotePort)",
+                    "error": "the client took nothing for \(environment.limits.sendTimeout) s",
+                ])
+            environment.delegate.protocolError(connection, message: "send timed out: the client took nothing for \(environment.limits.sendTimeout) s")
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -284,6 +292,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let isWritable = context.channel.isWritable
         sendWatch?.writabilityChanged(isWritable)
+        if isHTTP1 { timeouts.writabilityChanged(isWritable) }
         machine.writabilityChanged(isWritable: isWritable)
         if isWritable {
             activeStream?.becameWritable()

@@ -39,6 +39,8 @@ struct HTTPReadTimeoutStateMachine {
         case close
         /// Mid-request: answer 408 and close; `reason` is for the log.
         case requestTimeout(reason: String)
+        /// Mid-answer, the client took nothing for `sendTimeout`: close (a log line, no answer).
+        case sendTimeout
     }
 
     private(set) var phase = Phase.idle
@@ -57,6 +59,8 @@ struct HTTPReadTimeoutStateMachine {
     private var bodyStart: NIODeadline?
     /// Bytes read since then: the body, its chunk framing and trailers.
     private var bodyBytes = 0
+    /// Whether the connection takes more bytes without queueing them (HTTP/1.1).
+    private var writable = true
 
     init(limits: HTTPLimits) {
         self.limits = limits
@@ -113,11 +117,27 @@ struct HTTPReadTimeoutStateMachine {
         return moved()
     }
 
-    /// The whole request is in; the server is answering.
-    mutating func requestReceived() {
+    /// The whole request is in; the server is answering. True when the send deadline must
+    /// be set now: the connection is already full of an earlier answer.
+    mutating func requestReceived() -> Bool {
         phase = .answering
         deadline = nil
         deadlineMoved = false
+        return writable ? false : moved()
+    }
+
+    /// The connection stopped or started taking bytes (HTTP/1.1). While an answer is being
+    /// written and the socket takes nothing, `sendTimeout` runs, as nginx's send_timeout does
+    /// between two writes; a connection that takes bytes again stops it.
+    mutating func writabilityChanged(isWritable: Bool) -> Bool {
+        writable = isWritable
+        return phase == .answering ? moved() : false
+    }
+
+    /// Part of an answer went out while the connection is still full (a slice of a file
+    /// written): the send deadline starts again.
+    mutating func sendProgressed() -> Bool {
+        phase == .answering && !writable ? moved() : false
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
@@ -148,7 +168,7 @@ struct HTTPReadTimeoutStateMachine {
             bodyStart = start
             deadline = min(now + headerTimeout, rateDeadline(start: start) ?? .distantFuture)
         case .answering:
-            deadline = nil
+            deadline = writable ? nil : now + sendTimeout
         }
         return deadline
     }
@@ -171,7 +191,7 @@ struct HTTPReadTimeoutStateMachine {
             }
             return .requestTimeout(reason: "no request body bytes for \(Self.seconds(limits.headerTimeout)) s")
         case .answering:
-            return .nothing
+            return writable ? .nothing : .sendTimeout
         }
     }
 

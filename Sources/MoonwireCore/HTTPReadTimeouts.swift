@@ -17,6 +17,10 @@ struct RequestTimedOut {
     var reason: String
 }
 
+/// Fired inbound when the client took none of an answer for `limits.sendTimeout`; the
+/// connection closes after it.
+struct SendTimedOut {}
+
 /// Owns the one read timer of a connection; the decoder tells it when bytes arrive, the HTTP
 /// handler where the request is.
 final class HTTPReadTimeouts {
@@ -90,7 +94,17 @@ final class HTTPReadTimeouts {
     /// The whole request is in; the server is answering.
     @inline(__always)
     func requestReceived() {
-        machine.requestReceived()
+        if machine.requestReceived() { setDeadline() }
+    }
+
+    /// The HTTP/1.1 connection stopped or started taking bytes.
+    func writabilityChanged(_ isWritable: Bool) {
+        if machine.writabilityChanged(isWritable: isWritable) { setDeadline() }
+    }
+
+    /// Part of an answer went out while the connection is still full.
+    func sendProgressed() {
+        if machine.sendProgressed() { setDeadline() }
     }
 
     /// The answer is about to be written and the connection stays open for the next request.
@@ -123,6 +137,9 @@ final class HTTPReadTimeouts {
         case .wait(let deadline):
             schedule(at: deadline)
         case .close:
+            context.close(promise: nil)
+        case .sendTimeout:
+            context.fireUserInboundEventTriggered(SendTimedOut())
             context.close(promise: nil)
         case .requestTimeout(let reason) where stream != nil:
             stream?.streamTimedOut(reason)

@@ -89,7 +89,7 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
     func testBodyAboveTheRateIsNeverCut() {
         var machine = bodyMachine()
         XCTAssertNil(trickle(&machine, bytes: 600, every: 1, for: 300), "600 B/s for 5 minutes")
-        machine.requestReceived()
+        XCTAssertFalse(machine.requestReceived())
         XCTAssertNil(machine.deadline)
         XCTAssertEqual(machine.timerFired(now: at(1000)), .nothing)
     }
@@ -127,7 +127,7 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
 
     func testNoDeadlineWhileAnswering() {
         var machine = bodyMachine()
-        machine.requestReceived()
+        XCTAssertFalse(machine.requestReceived())
         XCTAssertEqual(machine.timerFired(now: at(10)), .nothing)
         XCTAssertTrue(machine.answerStarted())
         XCTAssertEqual(machine.setDeadline(now: at(20)), at(80))
@@ -137,7 +137,7 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
         var machine = machine()
         machine.readStarted(bytes: 40)
         XCTAssertFalse(machine.headReceived())
-        machine.requestReceived()
+        XCTAssertFalse(machine.requestReceived())
         XCTAssertFalse(machine.answerStarted())
         XCTAssertTrue(machine.readComplete())
         XCTAssertEqual(machine.setDeadline(now: at(1)), at(61))
@@ -152,5 +152,33 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.timerFired(now: at(35)), .close)
         machine.requestsTaken()
         XCTAssertEqual(machine.phase, .idle)
+    }
+
+    /// An answer the socket takes nothing of for send_timeout closes the connection; progress
+    /// (a slice written) starts the wait again, and a socket that takes bytes again stops it.
+    func testAnAnswerTheClientTakesNothingOfTimesOutAfterTheSendTimeout() {
+        var machine = machine { $0.sendTimeout = 30 }
+        _ = machine.headReceived()
+        XCTAssertFalse(machine.requestReceived())
+        XCTAssertEqual(machine.setDeadline(now: at(1)), nil)
+        XCTAssertTrue(machine.writabilityChanged(isWritable: false))
+        XCTAssertEqual(machine.setDeadline(now: at(2)), at(32))
+        XCTAssertTrue(machine.sendProgressed())
+        XCTAssertEqual(machine.setDeadline(now: at(20)), at(50))
+        XCTAssertEqual(machine.timerFired(now: at(49)), .wait(until: at(50)))
+        XCTAssertEqual(machine.timerFired(now: at(50)), .sendTimeout)
+        XCTAssertTrue(machine.writabilityChanged(isWritable: true))
+        XCTAssertEqual(machine.setDeadline(now: at(51)), nil)
+        XCTAssertFalse(machine.sendProgressed())
+    }
+
+    /// A request that arrives while the socket is still full of an earlier answer starts the
+    /// send wait at once; between requests writability changes nothing.
+    func testARequestReceivedOnAFullConnectionStartsTheSendWait() {
+        var machine = machine { $0.sendTimeout = 30 }
+        XCTAssertFalse(machine.writabilityChanged(isWritable: false))
+        _ = machine.headReceived()
+        XCTAssertTrue(machine.requestReceived())
+        XCTAssertEqual(machine.setDeadline(now: at(3)), at(33))
     }
 }

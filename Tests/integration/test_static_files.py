@@ -6,13 +6,15 @@ import gzip
 import hashlib
 import re
 import shutil
+import socket
 import subprocess
 import threading
+import time
 
 import httpx
 import pytest
 
-from harness import WWW, parse_one
+from harness import WWW, parse_one, wait_until
 
 SECRET = "TOP-SECRET-OUTSIDE-WWW-7f3a"
 PRIVATE = "PRIVATE-SIBLING-FOLDER-91c2"
@@ -437,3 +439,55 @@ def test_traversal_with_curl(curl_server, path):
     head, body = curl(curl_server, "--path-as-is", curl_server.url + path)
     assert b"OUTSIDE" not in body
     assert head[:12] in ("http/1.1 400", "http/1.1 403", "http/1.1 404")
+
+
+# --- large files and clients that read slowly or not at all ----------------------------------
+
+SEND_LIMITS = "moonwire.options{ limits = { keepalive_timeout = 1, send_timeout = 2 } }\n"
+
+
+def big_file_site(tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.bin").write_bytes(bytes(range(256)) * (80 * 1024))     # 20 MiB
+    return www
+
+
+def test_a_download_longer_than_keepalive_timeout_arrives_whole(moonwire, tmp_path):
+    # The keep-alive timer started as soon as the file was handed to the socket, so a download
+    # that took longer than keepalive_timeout was cut (60 s by default: any large file on a
+    # slow link). A client reading about 6 MB/s takes 3 s here, keepalive_timeout is 1 s.
+    www = big_file_site(tmp_path)
+    server = moonwire(SEND_LIMITS, www=www, threads=1)
+    received = bytearray()
+    started = time.monotonic()
+    expected = (www / "big.bin").read_bytes()
+    with server.connect() as sock:
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")      # keep-alive: the timer's case
+        while time.monotonic() - started < 30 and len(received) < len(expected) + 1000:
+            chunk = sock.recv(64 * 1024)
+            if not chunk:
+                break
+            received += chunk
+            if received.find(b"\r\n\r\n") >= 0 and len(received) - received.find(b"\r\n\r\n") - 4 >= len(expected):
+                break
+            time.sleep(0.01)
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    assert body == expected, f"{len(body)} of {20 << 20} bytes in {time.monotonic() - started:.1f} s"
+    assert time.monotonic() - started > 1.5, "the download was too fast to show anything"
+
+
+def test_a_client_that_stops_reading_a_download_is_closed_after_send_timeout(moonwire, tmp_path):
+    www = big_file_site(tmp_path)
+    server = moonwire(SEND_LIMITS.replace("keepalive_timeout = 1", "keepalive_timeout = 30"), www=www, threads=1)
+    mark = server.log_mark()
+    baseline = server.descriptors()
+    with server.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert server.wait_for_log("send timed out", timeout=10, since=mark), server.log_since(mark)[-2000:]
+        assert "the client took nothing for 2.0 s" in server.log_since(mark)
+        # Another client on the same loop is served meanwhile, and descriptors come back.
+        assert server.get("/big.bin").content == (www / "big.bin").read_bytes()
+        assert wait_until(lambda: server.descriptors() <= baseline, timeout=5), (baseline, server.descriptors())
