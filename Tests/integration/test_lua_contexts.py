@@ -15,6 +15,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from harness import wait_until
+
 REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "lua-api.md"
 
 # How each function is called in a probe. R, S and W are a kept req, res and ws; H a host.
@@ -123,8 +125,16 @@ end
 function OnCommandGet(req, res)
   if req.path == "/keep" then
     R, S = req, res
-    moonwire.sleep(3)
+    for _ = 1, 400 do                       -- kept until the test is done, 20 s at most
+      if moonwire.shared:get("release") then break end
+      moonwire.sleep(0.05)
+    end
     res:send("kept")
+  elseif req.path == "/release" then
+    moonwire.shared:set("release", true)
+    res:send("released")
+  elseif req.path == "/is-kept" then
+    res:send(R and "yes" or "no")
   elseif req.path == "/probe" then
 {body['request']}
     res:send("probed")
@@ -167,9 +177,11 @@ def test_every_function_refuses_a_context_where_it_may_not_run(moonwire):
         if context is not None:
             probes.append((name, context))
     server = moonwire(app(probes), threads=1)
-    keeper = threading.Thread(target=lambda: httpx.get(server.url + "/keep", timeout=10))
+    keeper = threading.Thread(target=lambda: httpx.get(server.url + "/keep", timeout=30))
     keeper.start()
     try:
+        # The kept req and res must exist before the events that probe them run.
+        assert wait_until(lambda: httpx.get(server.url + "/is-kept", timeout=5).text == "yes", timeout=5)
         assert httpx.get(server.url + "/probe", timeout=5).text == "probed"
         with pytest.raises(InvalidStatus):
             with connect(server.url.replace("http", "ws") + "/hs", open_timeout=5):
@@ -179,6 +191,7 @@ def test_every_function_refuses_a_context_where_it_may_not_run(moonwire):
             results = httpx.get(server.url + "/results", params={"names": json.dumps([n for n, _ in probes])},
                                 timeout=5).json()
     finally:
+        httpx.get(server.url + "/release", timeout=5)
         keeper.join()
     seen_places = {PLACES[context][0] for _, context in probes}
     assert seen_places == {"load", "request", "handshake", "websocket", "connection"}
