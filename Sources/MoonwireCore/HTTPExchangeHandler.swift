@@ -96,7 +96,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         if !isHTTP1 {
             // The stream's parts come decoded: each is a read, whose end sets the deadline.
-            if case .body(let bytes) = part { timeouts.readStarted(bytes: bytes.readableBytes) } else { timeouts.readStarted(bytes: 0) }
+            var bytes = 0
+            if case .body(let body) = part { bytes = body.readableBytes }
+            timeouts.readStarted(bytes: bytes)
         }
         receive(part, context: context)
     }
@@ -202,13 +204,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             machine.requestTimedOut()
             report("request timed out: \(timedOut.reason) (408)")
         } else if event is SendTimedOut {
+            let reason = "the client took nothing for \(environment.limits.sendTimeout) s"
             environment.logger.warning(
-                "send timed out, connection closed",
-                metadata: [
-                    "peer": "\(connection.remoteIP):\(connection.remotePort)",
-                    "error": "the client took nothing for \(environment.limits.sendTimeout) s",
-                ])
-            environment.delegate.protocolError(connection, message: "send timed out: the client took nothing for \(environment.limits.sendTimeout) s")
+                "send timed out, connection closed", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(reason)"])
+            environment.delegate.protocolError(connection, message: "send timed out: \(reason)")
         }
         context.fireUserInboundEventTriggered(event)
     }
