@@ -61,10 +61,11 @@ enum ConnectionPipeline {
         } else {
             let delegate = NIOLoopBound(environment.delegate, eventLoop: channel.eventLoop)
             ssl = NIOSSLServerHandler._makeSSLServerHandler(context: context) { certificate, channel in
-                let accepted = delegate.value.verifyPeer(ConnectionInfo(channel: channel), certificate: PeerCertificate(certificate))
-                return accepted
-                    ? channel.eventLoop.makeSucceededVoidFuture()
-                    : channel.eventLoop.makeFailedFuture(NIOSSLError.handshakeFailed(.sslError([])))
+                delegate.value.verifyPeer(ConnectionInfo(channel: channel), certificate: PeerCertificate(certificate))
+                    .future(on: channel.eventLoop)
+                    .flatMapThrowing { accepted in
+                        guard accepted else { throw NIOSSLError.handshakeFailed(.sslError([])) }
+                    }
             }
         }
         try pipeline.addHandler(ssl)

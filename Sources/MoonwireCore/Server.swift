@@ -89,14 +89,16 @@ public final class Server: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                guard let environment = environments[ObjectIdentifier(channel.eventLoop)]?.value else {
-                    return channel.close()
+                guard let bound = environments[ObjectIdentifier(channel.eventLoop)] else { return channel.close() }
+                @Sendable func admit(_ accepted: Bool) -> EventLoopFuture<Void> {
+                    guard accepted else { return channel.close() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try ConnectionPipeline.configure(channel, tls: tls, environment: bound.value)
+                    }
                 }
-                guard environment.delegate.shouldAccept(ConnectionInfo(channel: channel)) else {
-                    return channel.close()
-                }
-                return channel.eventLoop.makeCompletedFuture {
-                    try ConnectionPipeline.configure(channel, tls: tls, environment: environment)
+                switch bound.value.delegate.shouldAccept(ConnectionInfo(channel: channel)) {
+                case .now(let accepted): return admit(accepted)
+                case .later(let accepted): return accepted.flatMap(admit)
                 }
             }
     }

@@ -5,9 +5,9 @@ import NIOHTTP1
 /// Receives a server's events. One delegate exists per event loop and is only ever called on
 /// that loop, so an implementation may keep unsynchronised per-loop state (a Lua VM).
 public protocol ServerDelegate: WebSocketDelegate {
-    /// A TCP connection was accepted, before any byte is read (OnTCPConnect).
-    /// Returning false closes it at once.
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool
+    /// A TCP connection was accepted, before any byte is read (OnTCPConnect). False closes
+    /// it; nothing is read from it before the answer.
+    func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool>
 
     /// A complete request arrived. Answer through `responder`, now or later, on this loop.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
@@ -23,8 +23,35 @@ public protocol ServerDelegate: WebSocketDelegate {
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String?
 
     /// A client certificate verified against the listener's CA (OnSSLVerifyPeer); false
-    /// refuses the handshake.
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool
+    /// refuses the handshake, which waits for the answer.
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool>
+}
+
+/// A delegate's answer to a question the server asks: at once, or later on the loop that asked
+/// (the delegate waits on something first). Answering at once costs no promise.
+public enum DelegateAnswer<Value: Sendable>: Sendable {
+    case now(Value)
+    case later(EventLoopFuture<Value>)
+
+    /// Calls `body` with the answer: at once, or when it arrives (with `fallback` when the
+    /// future fails).
+    public func whenReady(fallback: Value, _ body: @escaping (Value) -> Void) {
+        switch self {
+        case .now(let value):
+            body(value)
+        case .later(let future):
+            let body = UnsafeTransfer(body)
+            future.whenComplete { result in body.value((try? result.get()) ?? fallback) }
+        }
+    }
+
+    /// The answer as a future on `eventLoop`.
+    public func future(on eventLoop: EventLoop) -> EventLoopFuture<Value> {
+        switch self {
+        case .now(let value): eventLoop.makeSucceededFuture(value)
+        case .later(let future): future
+        }
+    }
 }
 
 /// The answer to a WebSocket upgrade request.
@@ -49,9 +76,9 @@ public protocol WebSocketDelegate: AnyObject {
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool)
     /// A fragment arrived, in fragment modes `all` and `fragments` (OnFragmented).
     func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool)
-    /// The client was silent for the heartbeat interval (OnBeforeHeartBeat). Returning true
-    /// means the delegate took care of it; otherwise the server pings.
-    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool
+    /// The client was silent for the heartbeat interval (OnBeforeHeartBeat). True means the
+    /// delegate took care of it; otherwise the server pings.
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> DelegateAnswer<Bool>
     /// Everything queued to the socket has been written (OnAsynchronous).
     func webSocketDrained(_ socket: WebSocketConnection)
     /// The connection closed, with the code and reason of the close (OnDisconnect); 1006
@@ -64,18 +91,18 @@ public protocol WebSocketDelegate: AnyObject {
 /// ALPN preference, trust what the TLS library verified, and handle upgrade requests as plain
 /// requests.
 public extension ServerDelegate {
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool { true }
+    func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> { .now(true) }
     func protocolError(_ connection: ConnectionInfo, message: String) {}
     func pushLinks(for request: HTTPRequest) -> [String] { [] }
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool { true }
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> { .now(true) }
     func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
         decision.succeed(.decline)
     }
     func webSocketOpened(_ socket: WebSocketConnection) {}
     func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {}
     func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {}
-    func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool { false }
+    func webSocketHeartbeat(_ socket: WebSocketConnection) -> DelegateAnswer<Bool> { .now(false) }
     func webSocketDrained(_ socket: WebSocketConnection) {}
     func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {}
 }

@@ -46,6 +46,19 @@ public final class WebSocketConnection: Sendable {
     /// Starts the closing handshake with a code and a reason.
     public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.close(code: code, reason: reason) } }
 
+    /// Stops delivering this connection's messages (and reading its socket) until
+    /// `releaseReading`: the delegate's handler of the last one is still busy. On the
+    /// connection's loop only.
+    public func holdReading() {
+        handler.value?.holdReading()
+    }
+
+    /// Delivers the messages held back by `holdReading` and reads on. On the connection's
+    /// loop only.
+    public func releaseReading() {
+        handler.value?.releaseReading()
+    }
+
     /// The closing handshake started or the connection ended; called on the connection's loop.
     func markClosing() {
         open.store(false, ordering: .releasing)
@@ -76,9 +89,9 @@ public final class WebSocketConnection: Sendable {
     }
 }
 
-/// Carries a non-Sendable closure to the loop it will run on; only used where the closure
-/// runs on that loop alone.
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// Carries a non-Sendable value (a closure) to the loop it will be used on; only for values
+/// used on that loop alone.
+public struct UnsafeTransfer<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
 }

@@ -41,6 +41,10 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// Set while what was read is handled: frames sent meanwhile wait for one flush at its end.
     private var parsing = false
+    /// The delegate holds the reading (see `holdReading`).
+    private var heldByDelegate = false
+    /// OnBeforeHeartBeat was asked and has not answered yet.
+    private var heartbeatAsked = false
     /// What the frames written and not flushed while parsing cost in the send queue.
     private var unflushed = 0
     private static let flushThreshold = 64 * 1024
@@ -119,7 +123,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     private func checkHeartbeat() {
-        guard let connection else { return }
+        guard let connection, !heldByDelegate, !heartbeatAsked else { return }
         let now = NIODeadline.now()
         switch machine.heartbeatTick(now: now) {
         case .none:
@@ -129,11 +133,33 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             close(code: WebSocketCloseCode.goingAway, reason: "heartbeat timeout")
             closeTCP()
         case .due:
-            let handled = environment.delegate.webSocketHeartbeat(connection)
-            if machine.heartbeatDue(handledByDelegate: handled, now: now) {
-                send(opcode: .ping, ByteBuffer(string: "moonwire"))
+            heartbeatAsked = true
+            let bound = NIOLoopBound(self, eventLoop: connection.eventLoop)
+            environment.delegate.webSocketHeartbeat(connection).whenReady(fallback: false) { handled in
+                bound.value.heartbeatAnswered(handled: handled)
             }
         }
+    }
+
+    private func heartbeatAnswered(handled: Bool) {
+        heartbeatAsked = false
+        guard connection != nil, machine.heartbeatDue(handledByDelegate: handled, now: .now()) else { return }
+        send(opcode: .ping, ByteBuffer(string: "moonwire"))
+    }
+
+    /// Stops parsing and reading until `releaseReading`: the delegate is still busy with the
+    /// last event, and the next must wait for it. The heartbeat does not count the time as the
+    /// client's silence.
+    func holdReading() {
+        heldByDelegate = true
+    }
+
+    func releaseReading() {
+        guard heldByDelegate else { return }
+        heldByDelegate = false
+        machine.heardNow(.now())
+        guard let context, !parsing else { return }
+        resumeReading(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -165,7 +191,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         guard var bytes = unparsed.take() else { return }
         let now = NIODeadline.now()
         parsing = true
-        while !machine.readingPaused, machine.phase == .open || machine.phase == .closeSent, self.context != nil,
+        while !machine.readingPaused, !heldByDelegate, machine.phase == .open || machine.phase == .closeSent, self.context != nil,
             let event = parser.next(&bytes)
         {
             perform(machine.received(event, now: now), context: context)
@@ -178,7 +204,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     /// While the send queue is full, the channel's requests for more bytes wait.
     func read(context: ChannelHandlerContext) {
-        guard !machine.readingPaused else {
+        guard !machine.readingPaused, !heldByDelegate else {
             readHeld = true
             return
         }
@@ -187,7 +213,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     private func resumeReading(context: ChannelHandlerContext) {
         parse(context: context)
-        guard !machine.readingPaused, readHeld else { return }
+        guard !machine.readingPaused, !heldByDelegate, readHeld else { return }
         readHeld = false
         context.read()
     }

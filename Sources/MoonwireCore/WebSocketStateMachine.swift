@@ -324,6 +324,12 @@ struct WebSocketStateMachine {
 
     /// The delegate was asked about a silent client; true when our ping is to go out, since
     /// the delegate did not handle the heartbeat itself.
+    /// The server held the reading (its delegate was busy) until now: the client's silence
+    /// counts from here.
+    mutating func heardNow(_ now: NIODeadline) {
+        lastHeard = now
+    }
+
     mutating func heartbeatDue(handledByDelegate: Bool, now: NIODeadline) -> Bool {
         if handledByDelegate {
             lastHeard = now

@@ -45,7 +45,7 @@ enum LuaAPI {
         })
     static let routeNames = ["get", "post", "put", "delete", "patch", "head", "route"]
 
-    static let sleep = LuaAPIFunction("moonwire.sleep", [.request, .handshake])
+    static let sleep = LuaAPIFunction("moonwire.sleep", .waiting)
     static let reload = LuaAPIFunction("moonwire.reload", .running)
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)

@@ -63,10 +63,17 @@ final class LuaCall {
     var params = RouteParams()
     /// The static root of the virtual host that matched, when it has its own.
     var staticRoot: String?
-    /// The timer of a `moonwire.sleep` in progress.
-    var sleeping: Scheduled<Void>?
+    /// Cancels what the call waits for (a sleep's timer, an outbound request) when the call
+    /// ends before the answer.
+    var cancelWait: (() -> Void)?
     /// Set by whatever suspends the coroutine on purpose (a sleep, a full send buffer).
     var isWaiting = false
+    /// The coroutine yielded for a wait and has not been resumed since.
+    var isSuspended = false
+    /// The WebSocket whose event the call runs: its next events wait for this one's end.
+    var socket: WebSocketConnection?
+    /// What an event's caller does with its outcome, when the event waited before it ended.
+    var completion: ((LuaThread, Result<Int32, LuaScriptError>) -> Void)?
     /// The streamed body, once `res:write` started one.
     var stream: HTTPResponseStream?
     /// The answer went out (`res:finish`) before the handler returned.
@@ -129,8 +136,11 @@ final class LuaCall {
         answered = false
         if !params.isEmpty { params = RouteParams() }
         if staticRoot != nil { staticRoot = nil }
-        if sleeping != nil { sleeping = nil }
+        if cancelWait != nil { cancelWait = nil }
         isWaiting = false
+        isSuspended = false
+        if socket != nil { socket = nil }
+        if completion != nil { completion = nil }
         if stream != nil { stream = nil }
         responded = false
         if deadline != nil { deadline = nil }

@@ -23,9 +23,13 @@ struct LuaContext: OptionSet, Sendable {
     static let exception = LuaContext(rawValue: 1 << 6)
     /// OnHTTP2BeforeAsyncRequest, which picks where a request runs.
     static let dispatch = LuaContext(rawValue: 1 << 7)
+    /// A function of moonwire.timer or moonwire.every.
+    static let timer = LuaContext(rawValue: 1 << 8)
 
     /// Every context a server runs code in after loading.
-    static let running: LuaContext = [.request, .handshake, .webSocket, .connection, .lifecycle, .exception, .dispatch]
+    static let running: LuaContext = [.request, .handshake, .webSocket, .connection, .lifecycle, .exception, .dispatch, .timer]
+    /// Where calls may wait (each event says whether it can: see `LuaEvent.canWait`).
+    static let waiting: LuaContext = running.subtracting(.dispatch)
     /// Everywhere.
     static let anywhere: LuaContext = running.union(.load)
 
@@ -39,6 +43,7 @@ struct LuaContext: OptionSet, Sendable {
         (.lifecycle, "in OnStartup or OnShutdown"),
         (.exception, "in OnException"),
         (.dispatch, "in OnHTTP2BeforeAsyncRequest"),
+        (.timer, "in a timer"),
     ]
 
     /// "in a request handler or in a WebSocket handshake", for the contexts in the set.
@@ -61,6 +66,7 @@ enum LuaEvent: Sendable, Equatable {
     case onStartup, onShutdown
     case onException
     case onHTTP2BeforeAsyncRequest
+    case timer
 
     /// Where the event's code runs.
     var context: LuaContext {
@@ -73,6 +79,18 @@ enum LuaEvent: Sendable, Equatable {
         case .onStartup, .onShutdown: .lifecycle
         case .onException: .exception
         case .onHTTP2BeforeAsyncRequest: .dispatch
+        case .timer: .timer
+        }
+    }
+
+    /// Whether the event's call may wait. Those whose answer the server needs at once may not:
+    /// the scripts' load (every loop loads at once), OnSSLALPNSelect (the TLS library asks
+    /// synchronously), OnHTTP2BeforeAsyncRequest (it decides where the request runs) and
+    /// OnShutdown (the loops are stopping).
+    var canWait: Bool {
+        switch self {
+        case .load, .onSSLALPNSelect, .onHTTP2BeforeAsyncRequest, .onShutdown: false
+        default: true
         }
     }
 
@@ -101,6 +119,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onShutdown: "OnShutdown"
         case .onException: "OnException"
         case .onHTTP2BeforeAsyncRequest: "OnHTTP2BeforeAsyncRequest"
+        case .timer: "a timer"
         }
     }
 }

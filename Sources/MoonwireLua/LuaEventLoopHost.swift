@@ -49,8 +49,8 @@ public final class LuaEventLoopHost: ServerDelegate {
     /// Calls OnShutdown (once per server: call it on one loop's host).
     public func shutdown() { current.shutdown() }
 
-    public func shouldAccept(_ connection: ConnectionInfo) -> Bool {
-        current.shouldAccept(connection)
+    public func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> {
+        .now(current.shouldAccept(connection))
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
@@ -71,8 +71,8 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.selectApplicationProtocol(connection, offered: offered)
     }
 
-    public func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool {
-        current.verifyPeer(connection, certificate: certificate)
+    public func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> {
+        .now(current.verifyPeer(connection, certificate: certificate))
     }
 
     public func protocolError(_ connection: ConnectionInfo, message: String) {
@@ -95,8 +95,8 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.webSocketFragment(socket, data, isText: isText, isFinal: isFinal)
     }
 
-    public func webSocketHeartbeat(_ socket: WebSocketConnection) -> Bool {
-        current.webSocketHeartbeat(socket)
+    public func webSocketHeartbeat(_ socket: WebSocketConnection) -> DelegateAnswer<Bool> {
+        .now(current.webSocketHeartbeat(socket))
     }
 
     public func webSocketDrained(_ socket: WebSocketConnection) {

@@ -49,6 +49,7 @@ extension LuaVM {
     func resume(_ call: LuaCall, arguments: Int32) -> LuaOutcome {
         var results: Int32 = 0
         call.isWaiting = false
+        call.isSuspended = false
         // Another call may be running: a handler that answers (res:finish) after a wait runs
         // the pipelined requests that arrived meanwhile, and their handlers, inside that answer.
         unowned(unsafe) let outer = runningCall
@@ -89,6 +90,7 @@ extension LuaVM {
         switch status {
         case LUA_YIELD where call.isWaiting:
             mw_pop(call.thread, results)
+            call.isSuspended = true
             return .waiting
         case LUA_YIELD:
             return .failed(LuaScriptError(message: "\(call.event.name) yielded outside moonwire.sleep (coroutine.yield in a handler?)"))
@@ -131,7 +133,7 @@ extension LuaVM {
 
     /// Ends a call's bookkeeping: timers, ids, and the idle report of a replaced generation.
     func release(_ call: LuaCall) {
-        if call.sleeping != nil || call.deadline != nil { cancelTimers(of: call) }
+        if call.cancelWait != nil || call.deadline != nil { cancelTimers(of: call) }
         forget(call)
         if calls.isEmpty, onIdle != nil { reportIdle() }
     }
@@ -144,7 +146,7 @@ extension LuaVM {
 
     @inline(never)
     private func cancelTimers(of call: LuaCall) {
-        call.sleeping?.cancel()
+        call.cancelWait.take()?()
         call.deadline?.cancel()
     }
 
