@@ -46,6 +46,11 @@ enum LuaAPI {
     static let routeNames = ["get", "post", "put", "delete", "patch", "head", "route"]
 
     static let sleep = LuaAPIFunction("moonwire.sleep", .waiting)
+    static let timer = LuaAPIFunction("moonwire.timer", .anywhere)
+    static let every = LuaAPIFunction("moonwire.every", .anywhere)
+    static let timerCancel = LuaAPIFunction("timer:cancel", .anywhere)
+    static let spawn = LuaAPIFunction("moonwire.spawn", .running)
+    static let threadWait = LuaAPIFunction("thread:wait", .waiting)
     static let reload = LuaAPIFunction("moonwire.reload", .running)
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)
@@ -90,7 +95,7 @@ enum LuaAPI {
     static var all: [LuaAPIFunction] {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
-            + [pushPreload, pushRemove, sleep, reload, broadcast, write, ping, disconnectAll, connections]
+            + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, reload, broadcast, write, ping, disconnectAll, connections]
             + LuaRequestField.functions + [requestHeader]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]

@@ -73,7 +73,9 @@ final class LuaCall {
     /// The WebSocket whose event the call runs: its next events wait for this one's end.
     var socket: WebSocketConnection?
     /// What an event's caller does with its outcome, when the event waited before it ended.
-    var completion: ((LuaThread, Result<Int32, LuaScriptError>) -> Void)?
+    var completion: LuaEventCompletion?
+    /// The call is a thread moonwire.spawn started (in its spawner's event).
+    var isThread = false
     /// The streamed body, once `res:write` started one.
     var stream: HTTPResponseStream?
     /// The answer went out (`res:finish`) before the handler returned.
@@ -141,6 +143,7 @@ final class LuaCall {
         isSuspended = false
         if socket != nil { socket = nil }
         if completion != nil { completion = nil }
+        isThread = false
         if stream != nil { stream = nil }
         responded = false
         if deadline != nil { deadline = nil }

@@ -16,6 +16,10 @@ public final class LuaEventLoopHost: ServerDelegate {
     private let workers: LuaWorkerPool?
     /// Whether this is a worker VM's host (its VMs see `moonwire.worker == true`).
     let isWorker: Bool
+    /// Set by `start`: new generations start their timers when installed.
+    private var started = false
+    /// The loop whose generations run the timers made while loading (and OnStartup).
+    private var primary = false
 
     /// Loads the first generation on this loop; throws its error (with file:line) when the
     /// scripts fail.
@@ -37,20 +41,29 @@ public final class LuaEventLoopHost: ServerDelegate {
         next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
         next.localSockets = previous.localSockets
         current = next
+        previous.stopTimers()
+        if started { next.startTimers(primary: primary) }
         guard !previous.calls.isEmpty else { return }
         let id = ObjectIdentifier(previous)
         draining[id] = previous
         previous.onIdle = { [unowned self] in self.draining[id] = nil }
     }
 
-    /// Calls OnStartup (once per server: call it on one loop's host).
-    public func startup() { current.startup() }
+    /// Starts serving: the timers the scripts made while loading (those of the primary loop's
+    /// host, and `every_loop` ones everywhere), and OnStartup on the primary loop. Call it on
+    /// every loop's host once the server listens.
+    public func start(primary: Bool) {
+        self.primary = primary
+        started = true
+        current.startTimers(primary: primary)
+        if primary { current.startup() }
+    }
 
     /// Calls OnShutdown (once per server: call it on one loop's host).
     public func shutdown() { current.shutdown() }
 
     public func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> {
-        .now(current.shouldAccept(connection))
+        current.shouldAccept(connection)
     }
 
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
@@ -72,7 +85,7 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     public func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> {
-        .now(current.verifyPeer(connection, certificate: certificate))
+        current.verifyPeer(connection, certificate: certificate)
     }
 
     public func protocolError(_ connection: ConnectionInfo, message: String) {
@@ -88,22 +101,29 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     public func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {
-        current.webSocketMessage(socket, data, isText: isText)
+        generation(of: socket).webSocketMessage(socket, data, isText: isText)
     }
 
     public func webSocketFragment(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool, isFinal: Bool) {
-        current.webSocketFragment(socket, data, isText: isText, isFinal: isFinal)
+        generation(of: socket).webSocketFragment(socket, data, isText: isText, isFinal: isFinal)
     }
 
     public func webSocketHeartbeat(_ socket: WebSocketConnection) -> DelegateAnswer<Bool> {
-        .now(current.webSocketHeartbeat(socket))
+        generation(of: socket).webSocketHeartbeat(socket)
     }
 
     public func webSocketDrained(_ socket: WebSocketConnection) {
-        current.webSocketDrained(socket)
+        generation(of: socket).webSocketDrained(socket)
     }
 
     public func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {
-        current.webSocketClosed(socket, code: code, reason: reason)
+        generation(of: socket).webSocketClosed(socket, code: code, reason: reason)
+    }
+
+    /// The generation a socket's events go to: the one where an earlier event of it still
+    /// waits (its events run in order), or the current one.
+    private func generation(of socket: WebSocketConnection) -> LuaVM {
+        guard !draining.isEmpty else { return current }
+        return draining.values.first { $0.holdsEvents(of: socket) } ?? current
     }
 }

@@ -5,6 +5,11 @@ extension LuaVM {
     func installModule() {
         lua_createtable(L, 0, 8)
         L.setFunction("sleep", luaSleep)
+        L.setFunction("timer", luaTimer)
+        L.setFunction("every", luaEvery)
+        L.setFunction("spawn", luaSpawn)
+        luaTimerKind.install(in: L)
+        luaThreadKind.install(in: L)
         L.setFunction("options", luaOptions)
         L.setFunction("listen", luaListen)
         L.setFunction("stats", luaStats)

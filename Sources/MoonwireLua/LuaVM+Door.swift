@@ -76,10 +76,7 @@ extension LuaVM {
         switch call.flow {
         case .request: requestAdvanced(call, outcome)
         case .handshake: handshakeAdvanced(call, outcome)
-        case .event:
-            // Only request and handshake stages may wait (the context checks of moonwire.sleep
-            // and res:write); an event never comes back here.
-            fail(call, LuaScriptError(message: "\(call.event.name) cannot wait: it must answer at once")) {}
+        case .event: eventAdvanced(call, outcome)
         }
     }
 
@@ -169,7 +166,7 @@ extension LuaVM {
         if call.event != .load {
             var metadata: Logger.Metadata = ["error": "\(error.message)", "traceback": "\(error.traceback)"]
             if let request = call.request { metadata["path"] = "\(request.path)" }
-            logger.error("\(call.event.name) failed", metadata: metadata)
+            logger.error("\(call.isThread ? "a thread spawned in " : "")\(call.event.name) failed", metadata: metadata)
         }
         answer()
         // The coroutine failed or was cut off mid-wait: it runs no more, and it may hold what

@@ -1,36 +1,34 @@
-// Connection and lifecycle events, each run to its end through the door. OnTCPConnect admits:
-// an error in it refuses the connection (fails closed).
+// Connection and lifecycle events. Each may wait but OnShutdown. OnTCPConnect admits: an
+// error in it refuses the connection (fails closed).
 import CLua
 import MoonwireCore
 
 extension LuaVM {
-    /// OnTCPConnect(conn): false, or an error, refuses the connection.
-    func shouldAccept(_ connection: ConnectionInfo) -> Bool {
-        let result = runEvent(.onTCPConnect, events.onTCPConnect) { T in
+    /// OnTCPConnect(conn): false, or an error, refuses the connection; it may wait first.
+    func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> {
+        ask(.onTCPConnect, events.onTCPConnect) { T in
             pushConnection(connection, on: T)
             return 1
-        } results: { T, count in
+        } decide: { T, count in
             firstResultTruth(T, count) != false
         }
-        guard let result else { return true }
-        return (try? result.get()) ?? false
     }
 
     /// OnError(conn, message).
     func protocolError(_ connection: ConnectionInfo, message: String) {
-        _ = runEvent(.onError, events.onError) { T in
+        startEvent(.onError, events.onError) { T in
             pushConnection(connection, on: T)
             T.push(message)
             return 2
-        } results: { _, _ in () }
+        }
     }
 
-    /// Calls OnStartup (once per server, on one VM).
+    /// Calls OnStartup (once per server, on one VM); it may wait.
     func startup() {
-        _ = runEvent(.onStartup, events.onStartup) { _ in 0 } results: { _, _ in () }
+        startEvent(.onStartup, events.onStartup) { _ in 0 }
     }
 
-    /// Calls OnShutdown (once per server, on one VM).
+    /// Calls OnShutdown (once per server, on one VM); it must answer at once.
     func shutdown() {
         _ = runEvent(.onShutdown, events.onShutdown) { _ in 0 } results: { _, _ in () }
     }

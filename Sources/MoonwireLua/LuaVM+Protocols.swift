@@ -18,9 +18,9 @@ extension LuaVM {
     }
 
     /// OnSSLVerifyPeer(conn, cert): anything but true, or an error, refuses the client
-    /// certificate.
-    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> Bool {
-        let result = runEvent(.onSSLVerifyPeer, events.onVerifyPeer) { T in
+    /// certificate; the handshake waits while the hook does.
+    func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> {
+        ask(.onSSLVerifyPeer, events.onVerifyPeer) { T in
             pushConnection(connection, on: T)
             lua_createtable(T, 0, 6)
             for (name, value) in [
@@ -35,11 +35,9 @@ extension LuaVM {
             lua_pushinteger(T, lua_Integer(certificate.notAfter))
             T.setField(-2, "not_after")
             return 2
-        } results: { T, count in
+        } decide: { T, count in
             count > 0 && T.type(at: -count) == LUA_TBOOLEAN && lua_toboolean(T, -count) != 0
         }
-        guard let result else { return true }
-        return (try? result.get()) ?? false
     }
 
     /// OnHTTP2BeforeAsyncRequest(req): true sends an HTTP/2 request to the worker VMs. The

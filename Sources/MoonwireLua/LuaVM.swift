@@ -37,6 +37,12 @@ public final class LuaVM {
     /// Open connections of this loop by GUID: `ws:send` finds its socket without the
     /// registry's lock.
     var localSockets: [String: WebSocketConnection] = [:]
+    /// moonwire.timer and moonwire.every.
+    var timers = LuaTimerTable()
+    /// Threads moonwire.spawn started.
+    var threads = LuaThreadTable()
+    /// The sockets whose event waits, with the events that arrived meanwhile, by GUID.
+    var socketBacklogs: [String: LuaSocketBacklog] = [:]
     /// `ws.data` tables by GUID.
     var socketData: [String: Int32] = [:]
     /// `ws.data` of the previous generation, moved in on first use.
@@ -113,7 +119,13 @@ public final class LuaVM {
     deinit {
         // A handshake still waiting (its hooks asleep while the server stops) gets an answer:
         // its connection is told no rather than left without one.
-        for call in calls.live { call.handshake?.succeed(.refuse(.statusPage(503))) }
+        for call in calls.live {
+            call.handshake?.succeed(.refuse(.statusPage(503)))
+            call.completion?(.failure(LuaScriptError(message: "the server stopped")))
+        }
+        for backlog in socketBacklogs.values {
+            for case .heartbeat(let answer) in backlog.events { answer.succeed(false) }
+        }
         leaveTick()
         lua_close(L)
         space.deallocate()

@@ -106,7 +106,12 @@ struct Serve: ParsableCommand {
             logger.critical("cannot listen", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        try first.eventLoop.submit { first.value.startup() }.wait()
+        for (position, host) in hosts.enumerated() {
+            try host.eventLoop.submit { host.value.start(primary: position == 0) }.wait()
+        }
+        for host in pool?.hosts ?? [] {
+            try host.eventLoop.submit { host.value.start(primary: false) }.wait()
+        }
 
         termination.wait()
         logger.info("stopping")
