@@ -19,6 +19,7 @@ struct LuaAPIFunction: Sendable {
         switch contexts {
         case .anywhere: "anywhere"
         case .running: "in any event (not while the scripts load)"
+        case .waiting: "in any event that can wait"
         default: contexts.description
         }
     }
@@ -26,6 +27,8 @@ struct LuaAPIFunction: Sendable {
     /// The error for a call from `event`'s context, which this function does not allow.
     func refusal(in event: LuaEvent?) -> String {
         if contexts == .running { return "\(name) may not be called while the scripts load" }
+        if contexts == .waiting, let event, event != .load { return "\(name) cannot wait in \(event.name): it must answer at once" }
+        if contexts == .waiting { return "\(name) may only be called \(allowed) (not while the scripts load)" }
         let place = event.map { $0 == .load ? "not while the scripts load" : "not in \($0.name)" } ?? "not outside an event"
         return "\(name) may only be called \(contexts.description) (\(place))"
     }

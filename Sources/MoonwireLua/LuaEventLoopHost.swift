@@ -117,7 +117,10 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     public func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {
-        generation(of: socket).webSocketClosed(socket, code: code, reason: reason)
+        let vm = generation(of: socket)
+        // The current generation copied the replaced one's sockets when it was installed.
+        if vm !== current { current.localSockets[socket.guid] = nil }
+        vm.webSocketClosed(socket, code: code, reason: reason)
     }
 
     /// The generation a socket's events go to: the one where an earlier event of it still

@@ -139,10 +139,10 @@ let luaSpawn: LuaFunction = { L in
 /// `thread:wait()`: the thread's results, at once when it has ended, or when it ends.
 private let luaThreadWait: LuaFunction = { L in
     let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.threadWait) else { return LuaReturn.raise }
     guard let id = luaThreadKind.id(at: 1, on: L) else {
         return L.raise("thread:wait: call it on a thread moonwire.spawn returned, with a colon")
     }
-    guard let vm = LuaVM.checked(L, LuaAPI.threadWait) else { return LuaReturn.raise }
     guard let thread = vm.threads.byID[id] else {
         lua_pushnil(L)
         L.push("thread:wait: the thread's results were already taken")

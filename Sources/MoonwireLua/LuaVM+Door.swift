@@ -178,14 +178,15 @@ extension LuaVM {
         calls.unregister(call)
     }
 
-    /// Calls OnException(err, req) for a failed call; `req` is nil when the call had none.
+    /// Calls OnException(err, req) for a failed call; `req` is nil when the call had none (and
+    /// once OnException waited: the failed call is over by then).
     private func reportException(_ error: LuaScriptError, of failed: LuaCall) {
         let hasRequest = failed.request != nil
-        _ = runEvent(.onException, events.onException) { T in
+        startEvent(.onException, events.onException) { T in
             pushError(error, of: failed.event, on: T)
             if hasRequest { pushObject(.request, for: failed.id, on: T) } else { lua_pushnil(T) }
             return 2
-        } results: { _, _ in () }
+        }
     }
 
     /// `err` for OnException: `{message=, traceback=, kind=, event=}`.

@@ -53,7 +53,8 @@ extension LuaVM {
     }
 
     /// OnDisconnect(ws, code, reason). The connection is gone for the scripts first: `ws:send`
-    /// in it, or in a handler still waiting, returns false.
+    /// in it returns false. (A client's close frame waits behind the message being handled,
+    /// like any frame.)
     func webSocketClosed(_ socket: WebSocketConnection, code: UInt16, reason: String) {
         localSockets[socket.guid] = nil
         deliver(.closed(code: code, reason: reason), to: socket)

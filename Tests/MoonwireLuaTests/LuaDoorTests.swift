@@ -43,6 +43,7 @@ final class LuaDoorTests: XCTestCase {
             .load, .onBeforeCommand, .route, .onCommandGet, .onCommandOther, .onHTTPRequest, .onBeforeUpgrade, .onHandshake,
             .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect, .onTCPConnect,
             .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onStartup, .onShutdown, .onException, .onHTTP2BeforeAsyncRequest,
+            .timer,
         ]
         let covered = events.reduce(LuaContext()) { $0.union($1.context) }
         XCTAssertEqual(covered, .anywhere)
@@ -54,8 +55,10 @@ final class LuaDoorTests: XCTestCase {
             LuaAPI.options.refusal(in: .onCommandGet),
             "moonwire.options may only be called while the scripts load (not in OnCommandGet)")
         XCTAssertEqual(
-            LuaAPI.sleep.refusal(in: .onMessage),
-            "moonwire.sleep may only be called in a request handler or in a WebSocket handshake (not in OnMessage)")
+            LuaAPI.sleep.refusal(in: .onHTTP2BeforeAsyncRequest),
+            "moonwire.sleep cannot wait in OnHTTP2BeforeAsyncRequest: it must answer at once")
+        XCTAssertEqual(
+            LuaAPI.sleep.refusal(in: .load), "moonwire.sleep may only be called in any event that can wait (not while the scripts load)")
         XCTAssertEqual(LuaAPI.broadcast.refusal(in: .load), "moonwire.broadcast may not be called while the scripts load")
         XCTAssertEqual(
             LuaAPI.responseWrite.refusal(in: .onHandshake), "res:write may only be called in a request handler (not in OnHandshake)")
@@ -68,7 +71,9 @@ final class LuaDoorTests: XCTestCase {
             ("moonwire.options{limits = {instructions = 0}}", .onCommandGet, "moonwire.options may only be called while the scripts load"),
             ("moonwire.listen{port = 1}", .onMessage, "moonwire.listen may only be called while the scripts load"),
             ("moonwire.get('/x', print)", .route, "moonwire.get may only be called while the scripts load"),
-            ("moonwire.sleep(0)", .onTCPConnect, "moonwire.sleep may only be called in a request handler"),
+            ("moonwire.sleep(0)", .onHTTP2BeforeAsyncRequest, "moonwire.sleep cannot wait in OnHTTP2BeforeAsyncRequest"),
+            ("moonwire.sleep(0)", .onSSLALPNSelect, "moonwire.sleep cannot wait in OnSSLALPNSelect: it must answer at once"),
+            ("moonwire.spawn(print)", .load, "moonwire.spawn may not be called while the scripts load"),
             ("moonwire.broadcast('x')", .load, "moonwire.broadcast may not be called while the scripts load"),
             ("moonwire.reload()", .load, "moonwire.reload may not be called while the scripts load"),
         ]

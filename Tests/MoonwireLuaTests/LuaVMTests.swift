@@ -59,10 +59,8 @@ final class LuaVMTests: XCTestCase {
 
     func testSleepOutsideAHandlerRaises() throws {
         let vm = try makeVM()
-        XCTAssertThrowsError(try vm.run(source: "moonwire.sleep(0)", name: "top")) { error in
-            XCTAssertTrue(
-                "\(error)".contains("moonwire.sleep may only be called in a request handler or in a WebSocket handshake (not in OnStartup)"),
-                "\(error)")
+        XCTAssertThrowsError(try vm.run(source: "moonwire.sleep(0)", name: "top", as: .onShutdown)) { error in
+            XCTAssertTrue("\(error)".contains("moonwire.sleep cannot wait in OnShutdown: it must answer at once"), "\(error)")
         }
     }
 

@@ -27,6 +27,8 @@ CALLS = {
     "moonwire.push_preload": "moonwire.push_preload('/a', {'/b'})",
     "moonwire.push_remove": "moonwire.push_remove('/a')",
     "moonwire.sleep": "moonwire.sleep(0)",
+    "moonwire.spawn": "moonwire.spawn(print)",
+    "thread:wait": "debug.getregistry()['moonwire.thread'].__index.wait(nil)",
     "moonwire.reload": "moonwire.reload()",
     "moonwire.broadcast": "moonwire.broadcast('x')",
     "moonwire.write": "moonwire.write('no-such-guid', 'x')",

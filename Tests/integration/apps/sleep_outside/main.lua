@@ -1,5 +1,4 @@
--- moonwire.sleep outside a handler raises an error (top level, OnTCPConnect);
--- inside a handler it works.
+-- moonwire.sleep at the top level raises an error; in OnTCPConnect and in a handler it waits.
 local dir = assert(os.getenv("MOONWIRE_TEST_DIR"), "MOONWIRE_TEST_DIR is not set")
 
 local function record(name, line)

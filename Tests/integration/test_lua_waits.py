@@ -1,0 +1,371 @@
+"""Waiting everywhere (docs/lua-api.md#waiting): moonwire.sleep in WebSocket, connection and
+lifecycle events with each socket's order kept, timers (moonwire.timer / every) with cancels,
+no overlap, one loop or every loop, errors and reloads, and threads (moonwire.spawn)."""
+import asyncio
+import os
+import time
+
+import httpx
+import pytest
+import websockets
+
+from harness import wait_until
+from websocket_client import url
+
+# Every record line carries the VM it came from (a table's address, made once per VM).
+PRELUDE = r"""
+local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
+local vm = tostring({}):match("0x%x+")
+local function record(name, line)
+  local f = assert(io.open(dir .. "/" .. name, "a"))
+  f:write(line, "\n")
+  f:close()
+end
+"""
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 30))
+
+
+# --- WebSocket events that wait --------------------------------------------------------------
+
+WS_APP = PRELUDE + r"""
+function OnConnect(ws)
+  moonwire.sleep(0.2)                    -- messages sent meanwhile wait for OnConnect's end
+  ws.data.ready = true
+end
+function OnMessage(ws, text)
+  if text == "boom" then error("message handler failed") end
+  moonwire.sleep(tonumber(text:match("^sleep (%S+)")) or 0.05 * (#text % 3))
+  ws:send((ws.data.ready and "ready " or "early ") .. text)
+end
+function OnDisconnect(ws, code)
+  moonwire.sleep(0.05)
+  record("disconnects.log", tostring(code))
+end
+moonwire.get("/quick", function(req, res) res:send("quick") end)
+"""
+
+
+def test_a_waiting_on_message_keeps_the_socket_order_and_holds_no_other_socket(moonwire):
+    server = moonwire(WS_APP, threads=1)
+
+    async def scenario():
+        async with websockets.connect(url(server)) as slow, websockets.connect(url(server)) as other:
+            await asyncio.sleep(0.3)                       # both past OnConnect
+            messages = [f"m{'x' * i}" for i in range(12)]
+            for text in messages:
+                await slow.send(text)
+            await slow.send("sleep 1")
+            await slow.send("after")
+            started = time.monotonic()
+            await other.send("sleep 0")
+            assert await other.recv() == "ready sleep 0"
+            other_wait = time.monotonic() - started
+            replies = [await slow.recv() for _ in range(len(messages) + 2)]
+            return messages, replies, other_wait
+
+    messages, replies, other_wait = run(scenario())
+    assert replies == [f"ready {m}" for m in messages] + ["ready sleep 1", "ready after"]
+    assert other_wait < 0.8, f"another socket on the same loop waited {other_wait:.2f} s"
+    assert httpx.get(server.url + "/quick").text == "quick"
+    assert server.wait_for_records("disconnects.log", 2) == ["1000", "1000"]
+
+
+def test_messages_sent_during_a_waiting_on_connect_come_after_it(moonwire):
+    server = moonwire(WS_APP)
+
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            for text in ["a", "b", "c"]:
+                await ws.send(text)
+            return [await ws.recv() for _ in range(3)]
+
+    assert run(scenario()) == ["ready a", "ready b", "ready c"]
+
+
+def test_an_error_after_a_wait_costs_one_message_and_the_socket_goes_on(moonwire):
+    server = moonwire(WS_APP)
+
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("boom")
+            await ws.send("fine")
+            return await ws.recv()
+
+    assert run(scenario()) == "ready fine"
+    assert server.wait_for_log("message handler failed")
+
+
+def test_a_close_while_a_handler_waits_runs_on_disconnect_after_it(moonwire):
+    # The client's close frame is read after the message before it was handled: it comes in
+    # order, like any frame, so the waiting handler can still send.
+    server = moonwire(PRELUDE + r"""
+function OnMessage(ws, text)
+  moonwire.sleep(0.5)
+  record("order.log", "message " .. tostring(ws:send("late")))
+end
+function OnDisconnect(ws, code) record("order.log", "disconnect " .. code) end
+""")
+
+    async def scenario():
+        ws = await websockets.connect(url(server))
+        await ws.send("x")
+        await asyncio.sleep(0.1)
+        await ws.close()
+
+    run(scenario())
+    assert server.wait_for_records("order.log", 2) == ["message true", "disconnect 1000"]
+
+
+def test_a_waiting_event_is_cut_by_the_handler_timeout(moonwire):
+    server = moonwire(r"""
+moonwire.options{limits = {handler_timeout = 0.5}}
+function OnMessage(ws, text)
+  if text == "forever" then moonwire.sleep(30) end
+  ws:send("echo " .. text)
+end
+""")
+
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("forever")
+            await ws.send("next")
+            started = time.monotonic()
+            reply = await ws.recv()
+            return reply, time.monotonic() - started
+
+    reply, elapsed = run(scenario())
+    assert reply == "echo next"
+    assert elapsed < 5
+    assert server.wait_for_log("OnMessage timed out after 0.5 seconds")
+
+
+# --- hooks and lifecycle events that wait ----------------------------------------------------
+
+def test_on_tcp_connect_may_wait_before_it_admits_or_refuses(moonwire):
+    server = moonwire(PRELUDE + r"""
+function OnTCPConnect(conn)
+  moonwire.sleep(0.2)
+  local f = io.open(dir .. "/refuse", "r")
+  if f then f:close() return false end
+  return true
+end
+moonwire.get("/", function(req, res) res:send("in") end)
+""")
+    started = time.monotonic()
+    assert httpx.get(server.url + "/", timeout=5).text == "in"
+    assert time.monotonic() - started >= 0.2
+    (server.data_dir / "refuse").write_text("")
+    reply = server.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", idle=3)
+    assert reply.data == b"" and reply.closed
+
+
+def test_on_startup_and_on_handshake_may_wait(moonwire):
+    server = moonwire(PRELUDE + r"""
+function OnStartup()
+  moonwire.sleep(0.1)
+  record("startup.log", "after the wait")
+end
+function OnHandshake(req, res)
+  moonwire.sleep(0.1)
+  if req.query.deny then res.status = 403 end
+end
+function OnMessage(ws, text) ws:send(text) end
+""")
+    assert server.wait_for_records("startup.log", 1) == ["after the wait"]
+
+    async def scenario():
+        async with websockets.connect(url(server)) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            await websockets.connect(url(server, "/?deny=1"))
+        return refused.value.response.status_code
+
+    assert run(scenario()) == 403
+
+
+def test_waiting_where_the_server_needs_an_answer_at_once_raises(moonwire):
+    server = moonwire(r"""
+local ok, err = pcall(moonwire.sleep, 0)
+moonwire.get("/load", function(req, res) res:send(tostring(err)) end)
+moonwire.get("/wrapped", function(req, res)
+  local ok2, err2 = pcall(coroutine.wrap(function() moonwire.sleep(0) end))
+  res:send(tostring(err2))
+end)
+""")
+    assert "moonwire.sleep may only be called in any event that can wait (not while the scripts load)" in \
+        httpx.get(server.url + "/load").text
+    assert "cannot wait here (in a coroutine the script made" in httpx.get(server.url + "/wrapped").text
+
+
+def test_the_cpu_budget_counts_cpu_not_waiting(moonwire):
+    # 2,000,000 instructions: the handler loops for about 400,000 before and after each wait
+    # and waits 1.5 s in all; only the loops count.
+    server = moonwire(r"""
+moonwire.options{limits = {instructions = 2000000}}
+moonwire.get("/work", function(req, res)
+  local n = 0
+  for round = 1, 3 do
+    for i = 1, 100000 do n = n + i end
+    moonwire.sleep(0.5)
+  end
+  res:send(tostring(n))
+end)
+""")
+    reply = httpx.get(server.url + "/work", timeout=10)
+    assert reply.status_code == 200 and reply.text == str(3 * 100000 * 100001 // 2)
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+TIMER_APP = PRELUDE + r"""
+moonwire.timer(0.1, function(a, b) record("once.log", vm .. " " .. a .. " " .. b) end, "x", "y")
+local cancelled = moonwire.timer(0.2, function() record("once.log", "cancelled timer ran") end)
+record("cancel.log", tostring(cancelled:cancel()) .. " " .. tostring(cancelled:cancel()))
+moonwire.timer(0.1, function() record("everyloop.log", vm) end, {every_loop = true})
+local runs = 0
+moonwire.every(0.1, function()
+  runs = runs + 1
+  record("every.log", string.format("start %d %s", runs, vm))
+  moonwire.sleep(0.25)                    -- longer than the interval: the next run waits
+  record("every.log", string.format("end %d %s", runs, vm))
+  if runs == 2 then error("every failed once") end
+end)
+function OnException(err, req) record("exceptions.log", err.event .. " " .. tostring(req)) end
+moonwire.get("/later", function(req, res)
+  moonwire.timer(0.05, function() record("handler_timer.log", vm) end)
+  record("handler_vm.log", vm)
+  res:send("scheduled")
+end)
+"""
+
+
+def test_timers_run_once_cancel_and_every_never_overlaps(moonwire):
+    server = moonwire(TIMER_APP, threads=2)
+    once = server.wait_for_records("once.log", 1)
+    assert len(once) == 1 and once[0].endswith(" x y")
+    assert set(server.records("cancel.log")) == {"true false"}   # once per VM that loaded
+    # Made while loading: one loop runs it, unless every_loop.
+    assert len(set(server.wait_for_records("everyloop.log", 2))) == 2
+    events = server.wait_for_records("every.log", 8, timeout=10)
+    time.sleep(0.4)
+    events = server.records("every.log")
+    assert len({line.split()[2] for line in events}) == 1, "every made at load ran on more than one loop"
+    kinds = [line.split()[0] for line in events]
+    # start, end, start, end...: a run starts only after the previous one ended
+    assert all(kind == ("start" if i % 2 == 0 else "end") for i, kind in enumerate(kinds[:8])), events
+    assert "cancelled timer ran" not in server.records("once.log")
+    # The error of run 2 went to OnException and the log; every went on.
+    assert "a timer nil" in server.wait_for_records("exceptions.log", 1)
+    assert "every failed once" in server.log()
+    assert int(events[-1].split()[1]) >= 4
+
+
+def test_a_timer_made_in_a_handler_runs_on_that_handlers_loop(moonwire):
+    server = moonwire(TIMER_APP, threads=2)
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(4):
+            assert client.get("/later").text == "scheduled"
+    handler_vms = server.wait_for_records("handler_vm.log", 4)
+    timer_vms = server.wait_for_records("handler_timer.log", 4)
+    assert sorted(handler_vms) == sorted(timer_vms)
+
+
+def test_timer_arguments_are_checked(moonwire):
+    server = moonwire(r"""
+moonwire.get("/bad", function(req, res)
+  local results = {}
+  for _, f in ipairs({
+    function() moonwire.timer(-1, print) end,
+    function() moonwire.every(0, print) end,
+    function() moonwire.timer(1, "not a function") end,
+    function() local t = moonwire.timer(10, print); t.cancel() end,
+  }) do
+    local ok, err = pcall(f)
+    results[#results + 1] = tostring(ok) .. ": " .. tostring(err)
+  end
+  res:send(table.concat(results, "\n"))
+end)
+""")
+    lines = httpx.get(server.url + "/bad").text.split("\n")
+    assert "expected a number of seconds >= 0" in lines[0]
+    assert "expected a number of seconds > 0" in lines[1]
+    assert "expected a function as the second argument" in lines[2]
+    assert "call it on a timer handle, with a colon" in lines[3]
+
+
+def test_a_reload_stops_the_old_timers_after_their_run_and_starts_the_new_ones(moonwire):
+    template = PRELUDE + r"""
+moonwire.every(0.1, function()
+  record("gen.log", "start {v}")
+  moonwire.sleep(0.3)
+  record("gen.log", "end {v}")
+end)
+moonwire.get("/", function(req, res) res:send("v{v}") end)
+"""
+    server = moonwire(template.replace("{v}", "1"))
+    server.wait_for_records("gen.log", 1)
+    path = server.scripts / "main.lua"
+    tmp = server.scripts / ".main.tmp"
+    tmp.write_text(template.replace("{v}", "2"))
+    os.replace(tmp, path)
+    assert wait_until(lambda: httpx.get(server.url + "/").text == "v2", 5)
+    assert wait_until(lambda: "start 2" in server.records("gen.log"), 5)
+    time.sleep(0.8)
+    lines = server.records("gen.log")
+    first_new = lines.index("start 2")
+    # Old runs in progress finished; none started after the new generation's first.
+    assert "start 1" not in lines[first_new:], lines
+    assert lines.count("start 1") == lines.count("end 1"), lines
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+def test_spawned_threads_wait_side_by_side_and_return_results_or_errors(moonwire):
+    server = moonwire(r"""
+moonwire.get("/three", function(req, res)
+  local threads = {}
+  for i = 1, 3 do
+    threads[i] = moonwire.spawn(function(n) moonwire.sleep(0.3); return n * 10, "ok" end, i)
+  end
+  local failing = moonwire.spawn(function() moonwire.sleep(0.1); error("thread failed") end)
+  local out = {}
+  for i = 1, 3 do
+    local value, tag = threads[i]:wait()
+    out[#out + 1] = value .. tag
+  end
+  local nothing, err = failing:wait()
+  out[#out + 1] = tostring(nothing) .. " " .. tostring(err):gsub("^.-: ", "")
+  local again, again_err = threads[1]:wait()
+  out[#out + 1] = tostring(again) .. " " .. again_err
+  res:send(table.concat(out, ","))
+end)
+moonwire.get("/hundred", function(req, res)
+  local threads = {}
+  for i = 1, 100 do threads[i] = moonwire.spawn(function() moonwire.sleep(0.2); return i end) end
+  local sum = 0
+  for i = 1, 100 do sum = sum + threads[i]:wait() end
+  res:send(tostring(sum))
+end)
+moonwire.get("/self", function(req, res)
+  local me
+  me = moonwire.spawn(function() moonwire.sleep(0.05); return pcall(function() return me:wait() end) end)
+  local ok, err = me:wait()
+  res:send(tostring(ok) .. " " .. tostring(err))
+end)
+""")
+    started = time.monotonic()
+    reply = httpx.get(server.url + "/three", timeout=10).text
+    elapsed = time.monotonic() - started
+    assert reply == ("10ok,20ok,30ok,nil thread failed,"
+                     "nil thread:wait: the thread's results were already taken"), reply
+    assert elapsed < 0.9, f"three 0.3 s waits took {elapsed:.2f} s: they ran one after the other"
+    assert "a thread spawned in a route's handler failed" in server.log()
+    started = time.monotonic()
+    assert httpx.get(server.url + "/hundred", timeout=10).text == str(sum(range(1, 101)))
+    assert time.monotonic() - started < 3
+    reply = httpx.get(server.url + "/self", timeout=10).text
+    assert reply.startswith("false ") and reply.endswith("thread:wait: a thread cannot wait for itself"), reply
