@@ -60,12 +60,18 @@ enum ConnectionPipeline {
             ssl = NIOSSLServerHandler(context: context)
         } else {
             let delegate = NIOLoopBound(environment.delegate, eventLoop: channel.eventLoop)
+            let gate = TLSVerificationGate()
+            try pipeline.addHandler(gate)
+            let boundGate = NIOLoopBound(gate, eventLoop: channel.eventLoop)
             ssl = NIOSSLServerHandler._makeSSLServerHandler(context: context) { certificate, channel in
-                delegate.value.verifyPeer(ConnectionInfo(channel: channel), certificate: PeerCertificate(certificate))
-                    .future(on: channel.eventLoop)
-                    .flatMapThrowing { accepted in
-                        guard accepted else { throw NIOSSLError.handshakeFailed(.sslError([])) }
-                    }
+                let answer = delegate.value.verifyPeer(ConnectionInfo(channel: channel), certificate: PeerCertificate(certificate))
+                if case .later(let accepted) = answer {
+                    boundGate.value.close()
+                    boundGate.value.open(after: accepted)
+                }
+                return answer.future(on: channel.eventLoop).flatMapThrowing { accepted in
+                    guard accepted else { throw NIOSSLError.handshakeFailed(.sslError([])) }
+                }
             }
         }
         try pipeline.addHandler(ssl)

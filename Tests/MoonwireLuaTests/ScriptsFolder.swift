@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 
 @testable import MoonwireLua
 
@@ -24,10 +25,10 @@ final class ScriptsFolder {
         try source.write(toFile: file, atomically: true, encoding: .utf8)
     }
 
-    /// A VM (no event loop) of the folder with `main` as its main.lua.
-    func makeVM(_ main: String = "") throws -> LuaVM {
+    /// A VM of the folder with `main` as its main.lua, on `eventLoop` (none: nothing can wait).
+    func makeVM(_ main: String = "", eventLoop: EventLoop? = nil) throws -> LuaVM {
         try write("main.lua", main)
         let runtime = LuaRuntime(scriptsDirectory: path, developmentMode: false, logger: Logger(label: "test"))
-        return try LuaVM(runtime: runtime, scripts: try ScriptSnapshot.readSettled(directory: path), eventLoop: nil)
+        return try LuaVM(runtime: runtime, scripts: try ScriptSnapshot.readSettled(directory: path), eventLoop: eventLoop)
     }
 }

@@ -369,3 +369,42 @@ end)
     assert time.monotonic() - started < 3
     reply = httpx.get(server.url + "/self", timeout=10).text
     assert reply.startswith("false ") and reply.endswith("thread:wait: a thread cannot wait for itself"), reply
+
+
+def test_on_before_heartbeat_may_wait_and_its_answer_still_counts(moonwire):
+    server = moonwire(PRELUDE + r"""
+moonwire.options{heartbeat = {interval = 0.3, timeout = 0.3}}
+function OnBeforeHeartBeat(ws)
+  moonwire.sleep(0.05)
+  record("heartbeats.log", "asked")
+  return true                              -- handled: the server sends no ping
+end
+function OnMessage(ws, text) ws:send(text) end
+""")
+
+    async def scenario():
+        async with websockets.connect(url(server), ping_interval=None) as ws:
+            await asyncio.sleep(1.5)             # silent: the hook is asked, and answers "handled"
+            await ws.send("still here")
+            return await ws.recv()
+
+    assert run(scenario()) == "still here"
+    assert len(server.records("heartbeats.log")) >= 2
+
+
+def test_timers_and_threads_are_bounded_per_vm(moonwire):
+    server = moonwire(r"""
+moonwire.get("/many", function(req, res)
+  local handles, last, err = {}, nil, nil
+  for i = 1, 10001 do
+    last, err = moonwire.timer(3600, print)
+    if not last then break end
+    handles[#handles + 1] = last
+  end
+  for _, h in ipairs(handles) do h:cancel() end
+  res:send(#handles .. " " .. tostring(err))
+end)
+""", threads=1)
+    assert httpx.get(server.url + "/many", timeout=10).text == "10000 moonwire.timer: too many timers (10000)"
+    # Cancelled timers free their places.
+    assert httpx.get(server.url + "/many", timeout=10).text == "10000 moonwire.timer: too many timers (10000)"
