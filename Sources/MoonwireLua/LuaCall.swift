@@ -70,6 +70,9 @@ final class LuaCall {
     var isWaiting = false
     /// The coroutine yielded for a wait and has not been resumed since.
     var isSuspended = false
+    /// How many waits the call has begun (see `LuaWaiter.serial`); never reset, so that a
+    /// reused call's serials go on from where they were.
+    var waits = 0
     /// The WebSocket whose event the call runs: its next events wait for this one's end.
     var socket: WebSocketConnection?
     /// What an event's caller does with its outcome, when the event waited before it ended.

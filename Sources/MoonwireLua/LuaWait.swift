@@ -12,6 +12,9 @@ import NIOCore
 struct LuaWaiter {
     let vm: LuaVM
     let callID: Int
+    /// Which of the call's waits this is: an answer that comes after the call has gone on
+    /// (to another wait) finds a later serial and resumes nothing.
+    let serial: Int
 
     /// The loop the answer must arrive on.
     var eventLoop: EventLoop { vm.eventLoop! }
@@ -21,7 +24,7 @@ struct LuaWaiter {
     /// connection closed). A function that answers before it yielded (a future already
     /// failed) is resumed on the next turn of the loop.
     func resume(_ push: @escaping (LuaThread) -> Int32) {
-        guard let call = vm.calls[callID] else { return }
+        guard let call = vm.calls[callID], call.waits == serial else { return }
         guard call.isSuspended else {
             let waiter = self
             let later = UnsafeTransfer(push)
@@ -43,7 +46,8 @@ struct LuaWaiter {
 
     /// Sets what to cancel when the call ends before its answer (an outbound request, a timer).
     func onAbandon(_ cancel: @escaping () -> Void) {
-        vm.calls[callID]?.cancelWait = cancel
+        guard let call = vm.calls[callID], call.waits == serial else { return }
+        call.cancelWait = cancel
     }
 }
 
@@ -63,6 +67,7 @@ extension LuaVM {
             return nil
         }
         call.isWaiting = true
-        return LuaWaiter(vm: vm, callID: call.id)
+        call.waits &+= 1
+        return LuaWaiter(vm: vm, callID: call.id, serial: call.waits)
     }
 }
