@@ -37,17 +37,12 @@ let luaThreadKind = LuaHandleKind(name: "moonwire.thread", methods: [("wait", lu
 
 extension LuaVM {
     /// Runs the function and arguments packed at `packed` as thread `id`, in `event`'s context.
-    fileprivate func startThread(_ id: Int, packed: Int32, as event: LuaEvent) {
-        guard let thread = threads.byID[id] else { return luaL_unref(L, mw_registryindex(), packed) }
+    fileprivate func startThread(_ id: Int, packed: LuaPackedCall, as event: LuaEvent) {
+        guard let thread = threads.byID[id] else { return packed.release(in: L) }
         startCall(event, isThread: true, push: { T in
             thread.coroutine = T
-            lua_rawgeti(T, mw_registryindex(), lua_Integer(packed))
-            luaL_unref(T, mw_registryindex(), packed)
-            let count = Int32(lua_rawlen(T, -1))
-            for position in 1...count { lua_rawgeti(T, -position, lua_Integer(position)) }
-            lua_rotate(T, -count - 1, -1)
-            mw_pop(T, 1)
-            return count - 1
+            defer { packed.release(in: T) }
+            return packed.push(on: T)
         }, then: { [weak self] result in
             self?.threadEnded(id, result)
         })
@@ -121,13 +116,7 @@ let luaSpawn: LuaFunction = { L in
         L.push("moonwire.spawn: too many threads (\(LuaThreadTable.limit))")
         return 2
     }
-    let top = lua_gettop(L)
-    lua_createtable(L, top, 0)
-    for position in 1...top {
-        lua_pushvalue(L, position)
-        lua_rawseti(L, -2, lua_Integer(position))
-    }
-    let packed = luaL_ref(L, mw_registryindex())
+    let packed = LuaPackedCall(L, from: 1, to: lua_gettop(L))
     vm.threads.lastID += 1
     let id = vm.threads.lastID
     vm.threads.byID[id] = LuaSpawnedThread()

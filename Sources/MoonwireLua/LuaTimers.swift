@@ -7,10 +7,10 @@ import CLua
 import MoonwireCore
 import NIOCore
 
-/// A timer of a VM. Its function and arguments sit in a registry table `{fn, ...}`.
+/// A timer of a VM, with the function and arguments it runs.
 final class LuaTimer {
     let id: Int
-    let packed: Int32
+    let packed: LuaPackedCall
     let delay: Double
     /// Seconds between the end of a run and the next; nil for a single run.
     let interval: Double?
@@ -19,7 +19,7 @@ final class LuaTimer {
     var running = false
     var cancelled = false
 
-    init(id: Int, packed: Int32, delay: Double, interval: Double?, everyLoop: Bool) {
+    init(id: Int, packed: LuaPackedCall, delay: Double, interval: Double?, everyLoop: Bool) {
         self.id = id
         self.packed = packed
         self.delay = delay
@@ -77,14 +77,7 @@ extension LuaVM {
         timer.scheduled = nil
         timer.running = true
         let packed = timer.packed
-        startCall(.timer, push: { T in
-            lua_rawgeti(T, mw_registryindex(), lua_Integer(packed))
-            let count = Int32(lua_rawlen(T, -1))
-            for position in 1...max(1, count) where count > 0 { lua_rawgeti(T, -position, lua_Integer(position)) }
-            lua_rotate(T, -count - 1, -1)
-            mw_pop(T, 1)
-            return count - 1
-        }, then: { [weak self] _ in
+        startCall(.timer, push: { T in packed.push(on: T) }, then: { [weak self] _ in
             self?.timerRan(id)
         })
     }
@@ -102,7 +95,7 @@ extension LuaVM {
         timer.scheduled?.cancel()
         timer.scheduled = nil
         guard timers.byID.removeValue(forKey: timer.id) != nil else { return }
-        luaL_unref(L, mw_registryindex(), timer.packed)
+        timer.packed.release(in: L)
     }
 
     /// Cancels a timer; false when it already ran (a single one) or was cancelled.
@@ -113,7 +106,7 @@ extension LuaVM {
         return true
     }
 
-    fileprivate func makeTimer(delay: Double, interval: Double?, everyLoop: Bool, packed: Int32) -> LuaTimer {
+    fileprivate func makeTimer(delay: Double, interval: Double?, everyLoop: Bool, packed: LuaPackedCall) -> LuaTimer {
         timers.lastID += 1
         let timer = LuaTimer(id: timers.lastID, packed: packed, delay: delay, interval: interval, everyLoop: everyLoop)
         timers.byID[timer.id] = timer
@@ -154,12 +147,7 @@ private func makeTimer(_ L: LuaThread, _ function: LuaAPIFunction, repeating: Bo
         L.push("\(function.name): too many timers (\(LuaTimerTable.limit))")
         return 2
     }
-    lua_createtable(L, top - 1, 0)
-    for position in 2...top {
-        lua_pushvalue(L, position)
-        lua_rawseti(L, -2, lua_Integer(position - 1))
-    }
-    let packed = luaL_ref(L, mw_registryindex())
+    let packed = LuaPackedCall(L, from: 2, to: top)
     let timer = vm.makeTimer(delay: seconds, interval: repeating ? seconds : nil, everyLoop: everyLoop, packed: packed)
     luaTimerKind.push(timer.id, on: L)
     return 1

@@ -7,9 +7,19 @@ import XCTest
 
 @testable import MoonwireCore
 
-/// Records what the delegate hears, and whether the connection said it was open then.
+/// Records what the delegate hears, and whether the connection said it was open then. Its
+/// message handler "waits" on the messages in `waitOn`: it holds the socket's reading, as the
+/// Lua layer does while a handler is suspended.
 private final class RecordingDelegate: ServerDelegate {
     var events: [String] = []
+    var messages: [String] = []
+    var waitOn: Set<String> = []
+
+    func webSocketMessage(_ socket: WebSocketConnection, _ data: ByteBuffer, isText: Bool) {
+        let text = String(buffer: data)
+        messages.append(text)
+        if waitOn.contains(text) { socket.holdReading() }
+    }
 
     func handle(_ request: HTTPRequest, responder: HTTPResponder) {}
 
@@ -22,9 +32,10 @@ private final class RecordingDelegate: ServerDelegate {
     }
 }
 
-/// `WebSocketConnection.isOpen` through a frame handler on an EmbeddedChannel: false as soon
-/// as a close frame went out or came in, or the connection ended, before the delegate hears of
-/// the close.
+/// `WebSocketConnection` through a frame handler on an EmbeddedChannel. `isOpen` is false as
+/// soon as a close frame went out or came in, or the connection ended, before the delegate
+/// hears of the close. While the delegate holds the reading, the frames already read wait,
+/// unparsed, and releasing delivers them in order.
 final class WebSocketConnectionTests: XCTestCase {
     private let channel = EmbeddedChannel()
     private let pool = NIOThreadPool(numberOfThreads: 1)
@@ -81,5 +92,32 @@ final class WebSocketConnectionTests: XCTestCase {
         XCTAssertFalse(connection.isOpen)
         XCTAssertEqual(delegate.events, ["error unmasked client frame (1002)", "closed 1002 open: false"])
         XCTAssertEqual(try written(), [.connectionClose])
+    }
+
+    private func frames(_ texts: [String]) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        for text in texts {
+            var wire = WebSocketFrame.client(.text, text).wire
+            bytes.writeBuffer(&wire)
+        }
+        return bytes
+    }
+
+    func testHeldMessagesWaitAndArriveInOrderOnRelease() throws {
+        delegate.waitOn = ["one", "three"]
+        try channel.writeInbound(frames(["one", "two", "three", "four"]))
+        XCTAssertEqual(delegate.messages, ["one"])
+        connection.releaseReading()
+        XCTAssertEqual(delegate.messages, ["one", "two", "three"])
+        try channel.writeInbound(frames(["five"]))
+        XCTAssertEqual(delegate.messages, ["one", "two", "three"], "what arrives while held waits too")
+        connection.releaseReading()
+        XCTAssertEqual(delegate.messages, ["one", "two", "three", "four", "five"])
+    }
+
+    func testReleasingWhatIsNotHeldChangesNothing() throws {
+        connection.releaseReading()
+        try channel.writeInbound(frames(["a", "b"]))
+        XCTAssertEqual(delegate.messages, ["a", "b"])
     }
 }
