@@ -13,6 +13,7 @@ public struct TCPSocketError: Error, Equatable, CustomStringConvertible {
         case tlsSetup(reason: String)
         case tlsHandshake(target: String, reason: String)
         case timeout, closed, lineTooLong
+        case busy(writing: Bool)
         case overLimit(bytes: Int)
     }
 
@@ -36,6 +37,8 @@ public struct TCPSocketError: Error, Equatable, CustomStringConvertible {
     public static let timeout = Self(.timeout)
     /// The peer closed (or reset) the connection, or the script closed the socket.
     public static let closed = Self(.closed)
+    /// Another call is sending (or receiving) on the socket, as OpenResty refuses it.
+    public static func busy(writing: Bool) -> Self { Self(.busy(writing: writing)) }
     /// A line went past `TCPReceiveBuffer.Limits.line` without its end.
     public static let lineTooLong = Self(.lineTooLong)
     /// A receive asked for, or gathered, more than `TCPReceiveBuffer.Limits.total`.
@@ -52,6 +55,7 @@ public struct TCPSocketError: Error, Equatable, CustomStringConvertible {
         case .timeout: "timeout"
         case .closed: "closed"
         case .lineTooLong: "line too long"
+        case .busy(let writing): writing ? "socket busy writing" : "socket busy reading"
         case .overLimit(let bytes): "receive over the limit of \(bytes) bytes"
         }
     }
