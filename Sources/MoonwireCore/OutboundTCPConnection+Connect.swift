@@ -23,7 +23,7 @@ extension OutboundTCPConnection {
         do {
             sslContext = try tls?.context()
         } catch {
-            attempt.finish(.failure(.tlsSetup(reason: String(describing: error))))
+            attempt.finish(.failure(.tlsSetup(reason: "\(tls?.caFile.map { "tls.ca \($0)" } ?? "the trust store"): \(error)")))
             return {}
         }
         let serverName = tls.map { $0.serverName ?? host }.flatMap { isIPAddress($0) ? nil : $0 }
@@ -59,7 +59,7 @@ extension OutboundTCPConnection {
                 attempt.connection = connection
                 connection.whenReady { failure in
                     guard let failure else { return attempt.finish(.success(connection)) }
-                    attempt.finish(.failure(.tlsHandshake(target: target, reason: failure)))
+                    attempt.finish(.failure(.tlsHandshake(target: target, reason: tlsReason(failure))))
                 }
             }
         }
@@ -79,6 +79,14 @@ extension OutboundTCPConnection {
             return .connectTimeout(target: target, seconds: seconds)
         }
         return .connectFailed(target: target, reason: String(describing: errors[0]))
+    }
+
+    /// BoringSSL's reason ("CERTIFICATE_VERIFY_FAILED") out of NIOSSL's description of a
+    /// handshake error, which also carries codes and a source path; other errors as they are.
+    private static func tlsReason(_ description: String) -> String {
+        if description.contains("EOF during handshake") { return "the peer closed the connection during the handshake" }
+        guard let start = description.firstRange(of: "OPENSSL_internal:") else { return description }
+        return String(description[start.upperBound...].prefix { $0 != " " && $0 != "]" })
     }
 
     /// Whether `name` is an IPv4 or IPv6 literal (SNI carries only names).

@@ -116,18 +116,21 @@ public final class OutboundTCPConnection: ChannelInboundHandler {
 
     /// A line or an `all` over its cap leaves the stream out of step: the connection closes.
     private func overflow(_ error: TCPSocketError, _ pattern: TCPReceivePattern) -> ReceiveResult {
-        if pattern == .line || pattern == .all { close() }
+        if pattern == .line || pattern == .all { closeChannel() }
         return .failed(error, partial: ByteBuffer())
     }
 
     /// Answers the pending receive if the buffer now can, or asks the peer for more.
     private func advanceReceive() {
         guard let pending = receiving else { return }
+        // Taken out while the buffer answers: an overflow closes the channel, whose events
+        // come back here and must not answer the same receive twice.
+        receiving = nil
         guard let result = receiveNow(pending.pattern) else {
+            receiving = pending
             context?.read()
             return
         }
-        receiving = nil
         pending.timer?.cancel()
         pending.completion(result)
     }
@@ -180,10 +183,15 @@ public final class OutboundTCPConnection: ChannelInboundHandler {
             return
         }
         guard !closedHere else { return }
+        closeChannel()
+        advanceReceive()
+    }
+
+    /// Closes the channel without answering a pending receive (its caller answers it).
+    private func closeChannel() {
         closedHere = true
         isClosed = true
         context?.close(promise: nil)
-        advanceReceive()
     }
 
     // MARK: The channel's events
