@@ -103,7 +103,7 @@ enum LuaAPI {
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]
             + [socketData, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
-            + anywhere
+            + anywhere + tcpFunctions
     }
 }
 

@@ -26,6 +26,7 @@ extension LuaVM {
         L.setField(-2, "worker")
         installRouting()
         installWebSocketServer()
+        installTCP()
         installRegex()
         L.setField(-2, "re")
         lua_getglobal(L, "package")

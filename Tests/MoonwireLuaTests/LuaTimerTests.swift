@@ -13,6 +13,12 @@ final class LuaTimerTests: XCTestCase {
 
     private func makeVM(_ main: String) throws -> LuaVM { try scripts.makeVM(main, eventLoop: loop) }
 
+    /// Drops the tasks still scheduled (a sleep, a timer), which keep their VMs alive: a VM
+    /// that outlives its test keeps one of the thread's CPU tick slots.
+    override func tearDownWithError() throws {
+        try loop.syncShutdownGracefully()
+    }
+
     /// The global `log` of the VM, joined with spaces.
     private func log(_ vm: LuaVM) throws -> String {
         try vm.run(source: "moonwire.shared:set('log', table.concat(log, ' '))", name: "read")

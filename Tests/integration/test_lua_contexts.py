@@ -51,6 +51,11 @@ CALLS = {
     "ws:close": "W:close()",
     "ws:subscribe": "W:subscribe('c')",
     "ws:unsubscribe": "W:unsubscribe('c')",
+    "moonwire.tcp.connect": "moonwire.tcp.connect('127.0.0.1', 9)",
+    # A socket exists only where connect ran, so no probed place where these may not run holds
+    # one (see HOLDS); they check their context as connect does.
+    "sock:send": "K:send('x')",
+    "sock:receive": "K:receive()",
 }
 for method in ("get", "post", "put", "delete", "patch", "head", "route"):
     CALLS[f"moonwire.{method}"] = (f"moonwire.route('GET', '/x', print)" if method == "route"
@@ -94,7 +99,7 @@ def forbidden_place(name, allowed):
     """The first probed place where `name` may not run and its objects exist, or None."""
     if allowed == "anywhere":
         return None
-    needs = {"req": "req", "res": "res", "ws": "ws"}.get(re.split(r"[.:]", name)[0])
+    needs = {"req": "req", "res": "res", "ws": "ws", "sock": "sock"}.get(re.split(r"[.:]", name)[0])
     for context, (place, _) in PLACES.items():
         if allowed == "in any event (not while the scripts load)":
             forbidden = context == "while the scripts load"

@@ -32,7 +32,7 @@ installed() {
 }
 
 packages=(liblua5.4-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config curl wrk
-          nghttp2-client python3-venv)
+          nghttp2-client python3-venv redis-server)
 if $bench; then
     # Debian 12's nginx-light is a transitional package over nginx; the Lua module
     # (OpenResty's lua-nginx-module on LuaJIT) loads into either.
