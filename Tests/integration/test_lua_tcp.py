@@ -12,8 +12,10 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
+import websockets
 
 from harness import free_port, wait_until
 
@@ -360,6 +362,44 @@ def test_many_redis_clients_at_once(server, redis):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda i: ask(server, "/redis", port=redis, key=f"k{i}"), range(16)))
     assert all(result["incr"] == [1, 42] and result["big_ok"] for result in results)
+
+
+def test_redis_from_websocket_messages_and_a_timer_keeps_each_sockets_order(moonwire, redis):
+    # Each message does a Redis round trip (RPUSH) before it answers; a timer counts with INCR.
+    # The replies come in the order sent, and Redis saw the pushes in that order too.
+    main = f"""
+local resp = require "resp"
+local function call(...)
+  local client = assert(resp.connect("127.0.0.1", {redis}, {{timeout = 5}}))
+  local reply, err = client:call(...)
+  client:close()
+  return reply, err
+end
+moonwire.every(0.05, function() call("INCR", "ticks") end)
+function OnMessage(ws, text)
+  local length = call("RPUSH", "order:" .. ws.guid, text)
+  ws:send(text .. " " .. tostring(length))
+end
+moonwire.get("/order", function(req, res)
+  res:json(call("LRANGE", "order:" .. req.query.guid, 0, -1))
+end)
+moonwire.get("/ticks", function(req, res) res:send(tostring(call("GET", "ticks"))) end)
+function OnConnect(ws) ws:send(ws.guid) end
+"""
+    server = moonwire(main, files={"resp.lua": (APP_DIR / "resp.lua").read_text()})
+
+    async def scenario():
+        async with websockets.connect(server.url.replace("http", "ws") + "/") as ws:
+            guid = await ws.recv()
+            texts = [f"m{i}" for i in range(20)]
+            for text in texts:
+                await ws.send(text)
+            return guid, texts, [await ws.recv() for _ in texts]
+
+    guid, texts, replies = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert replies == [f"{text} {i + 1}" for i, text in enumerate(texts)]
+    assert ask(server, "/order", guid=guid) == texts
+    assert wait_until(lambda: int(urllib.request.urlopen(server.url + "/ticks").read() or 0) >= 3, timeout=5)
 
 
 # --- arguments and contexts ------------------------------------------------------------------
