@@ -86,8 +86,10 @@ final class LuaCall {
     /// The wall-clock limit, armed when the call first waits (a call that never waits is
     /// bounded by its instruction budget alone, so most calls never pay for a timer).
     var deadline: Scheduled<Void>?
-    /// When the call started, or last sent a piece of a streamed body: the timeout counts
-    /// from here, so a stream that keeps moving is never cut.
+    /// When the request arrived, or the call last sent a piece of a streamed body: the timeout
+    /// counts from here, so a stream that keeps moving is never cut. Zero for an event until it
+    /// first waits (reading the clock for every WebSocket message would cost more than the
+    /// CPU a call may spend before its first wait, which the budget bounds anyway).
     var lastProgress = NIODeadline.uptimeNanoseconds(0)
     /// Instructions the call may still run.
     var instructionsLeft = 0
@@ -150,6 +152,7 @@ final class LuaCall {
         if stream != nil { stream = nil }
         responded = false
         if deadline != nil { deadline = nil }
+        lastProgress = .uptimeNanoseconds(0)
         fault = nil
     }
 

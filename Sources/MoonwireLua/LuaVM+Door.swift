@@ -248,6 +248,7 @@ extension LuaVM {
     /// Ends a waiting call that outlives the handler timeout.
     func armDeadline(_ call: LuaCall) {
         guard call.deadline == nil, let eventLoop else { return }
+        if call.lastProgress.uptimeNanoseconds == 0 { call.lastProgress = .now() }
         let timeout = settings.scriptLimits.handlerTimeout
         let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let callID = call.id

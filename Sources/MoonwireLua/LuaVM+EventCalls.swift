@@ -39,7 +39,6 @@ extension LuaVM {
             return
         }
         call.enter(event)
-        call.lastProgress = .now()
         call.isThread = isThread
         call.socket = socket
         call.completion = completion
