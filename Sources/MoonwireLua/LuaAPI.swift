@@ -54,6 +54,9 @@ enum LuaAPI {
     static let timerCancel = LuaAPIFunction("timer:cancel", .anywhere)
     static let spawn = LuaAPIFunction("moonwire.spawn", .running)
     static let threadWait = LuaAPIFunction("thread:wait", .waiting)
+    static let httpRequest = LuaAPIFunction("moonwire.http.request", .waiting)
+    static let httpGet = LuaAPIFunction("moonwire.http.get", .waiting)
+    static let httpPost = LuaAPIFunction("moonwire.http.post", .waiting)
     static let reload = LuaAPIFunction("moonwire.reload", .running)
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)
@@ -98,7 +101,8 @@ enum LuaAPI {
     static var all: [LuaAPIFunction] {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
-            + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, reload, broadcast, write, ping, disconnectAll, connections]
+            + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
+            + [reload, broadcast, write, ping, disconnectAll, connections]
             + LuaRequestField.functions + [requestHeader]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]

@@ -29,6 +29,8 @@ extension LuaVM {
         installTCP()
         installRegex()
         L.setField(-2, "re")
+        installHTTPClient()
+        L.setField(-2, "http")
         lua_getglobal(L, "package")
         lua_getfield(L, -1, "loaded")
         lua_pushvalue(L, -3)

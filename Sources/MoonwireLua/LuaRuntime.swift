@@ -18,11 +18,18 @@ public final class LuaRuntime: Sendable {
     public let shared = SharedStore()
     /// The server's open WebSockets (moonwire.broadcast, write, connections...).
     public let webSockets: WebSocketRegistry
+    /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).
+    public let outboundHTTP: OutboundHTTP?
     private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
-    /// Creates the runtime of one server.
-    public init(scriptsDirectory: String, developmentMode: Bool, logger: Logger, webSockets: WebSocketRegistry = WebSocketRegistry()) {
+    /// Creates the runtime of one server. `outboundHTTP` is the server's client on its loops;
+    /// whoever makes the runtime shuts it down before the loops stop.
+    public init(
+        scriptsDirectory: String, developmentMode: Bool, logger: Logger, webSockets: WebSocketRegistry = WebSocketRegistry(),
+        outboundHTTP: OutboundHTTP? = nil
+    ) {
         self.webSockets = webSockets
+        self.outboundHTTP = outboundHTTP
         self.scriptsDirectory = scriptsDirectory
         self.developmentMode = developmentMode
         self.logger = logger

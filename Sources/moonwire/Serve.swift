@@ -49,7 +49,10 @@ struct Serve: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let workerGroup = workers > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: workers) : nil
         let webSockets = WebSocketRegistry()
-        let runtime = LuaRuntime(scriptsDirectory: scripts, developmentMode: dev, logger: logger, webSockets: webSockets)
+        // moonwire.http's connections live on the server's loops; closed before they stop.
+        let outboundHTTP = OutboundHTTP(group: group)
+        let runtime = LuaRuntime(
+            scriptsDirectory: scripts, developmentMode: dev, logger: logger, webSockets: webSockets, outboundHTTP: outboundHTTP)
         let hosts: [NIOLoopBound<LuaEventLoopHost>]
         let pool: LuaWorkerPool?
         do {
@@ -62,6 +65,7 @@ struct Serve: ParsableCommand {
             }
         } catch {
             logger.critical("scripts failed to load", metadata: ["error": "\(error)"])
+            outboundHTTP.shutdown()
             try? group.syncShutdownGracefully()
             try? workerGroup?.syncShutdownGracefully()
             throw ExitCode(1)
@@ -104,6 +108,8 @@ struct Serve: ParsableCommand {
             }
         } catch {
             logger.critical("cannot listen", metadata: ["error": "\(error)"])
+            // An HTTPClient must be shut down before it goes away.
+            outboundHTTP.shutdown()
             throw ExitCode(1)
         }
         for (position, host) in hosts.enumerated() {
@@ -119,6 +125,7 @@ struct Serve: ParsableCommand {
         watcher?.stop()
         server.stop()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
+        outboundHTTP.shutdown()
         try group.syncShutdownGracefully()
         try workerGroup?.syncShutdownGracefully()
     }

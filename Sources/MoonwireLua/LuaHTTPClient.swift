@@ -1,0 +1,188 @@
+// moonwire.http: request{...}, get(url [, opts]) and post(url, body [, opts]). Each call takes
+// the running call as a waiter, starts the request on the server's outbound client (its
+// connection on the VM's own loop), and yields; the answer resumes the call on that loop with
+// `{status=, headers=, body=}`, or with `nil, err` when the network failed. Redirects are
+// followed here, per request (see HTTPRedirect.swift).
+import AsyncHTTPClient
+import CLua
+import NIOCore
+import NIOHTTP1
+
+extension LuaVM {
+    /// Pushes the `moonwire.http` table.
+    func installHTTPClient() {
+        lua_createtable(L, 0, 3)
+        L.setFunction("request", luaHTTPRequest)
+        L.setFunction("get", luaHTTPGet)
+        L.setFunction("post", luaHTTPPost)
+    }
+}
+
+/// `moonwire.http.request{url=, method=, headers=, body=, timeout=, max_body_size=,
+/// follow_redirects=, tls=}`.
+private let luaHTTPRequest: LuaFunction = { L in
+    let L = L!
+    let function = LuaAPI.httpRequest
+    guard L.type(at: 1) == LUA_TTABLE else {
+        return L.raise("\(function.name): expected a table of options {url=, ...}, got \(describeArgument(L, 1))")
+    }
+    return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: 1, url: nil, method: nil, body: nil))
+}
+
+/// `moonwire.http.get(url [, opts])`.
+private let luaHTTPGet: LuaFunction = { L in
+    let L = L!
+    let function = LuaAPI.httpGet
+    guard L.type(at: 1) == LUA_TSTRING, let url = L.string(at: 1) else {
+        return L.raise("\(function.name): expected a URL string, got \(describeArgument(L, 1))")
+    }
+    guard let options = optionsIndex(L, 2, function) else { return LuaReturn.raise }
+    return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: url, method: nil, body: nil))
+}
+
+/// `moonwire.http.post(url, body [, opts])`.
+private let luaHTTPPost: LuaFunction = { L in
+    let L = L!
+    let function = LuaAPI.httpPost
+    guard L.type(at: 1) == LUA_TSTRING, let url = L.string(at: 1) else {
+        return L.raise("\(function.name): expected a URL string, got \(describeArgument(L, 1))")
+    }
+    guard L.type(at: 2) == LUA_TSTRING, let body = L.buffer(at: 2) else {
+        return L.raise("\(function.name): expected the body as a string, got \(describeArgument(L, 2))")
+    }
+    guard let options = optionsIndex(L, 3, function) else { return LuaReturn.raise }
+    return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: url, method: .POST, body: body))
+}
+
+/// An argument as messages show it; `nil` for one not given (describe reads a real slot).
+private func describeArgument(_ L: LuaThread, _ index: Int32) -> String {
+    L.type(at: index) == LUA_TNONE ? "nil" : L.describe(at: index)
+}
+
+/// The index of the optional options table (0 when absent); nil with the error pushed when the
+/// argument is something else.
+private func optionsIndex(_ L: LuaThread, _ index: Int32, _ function: LuaAPIFunction) -> Int32? {
+    switch L.type(at: index) {
+    case LUA_TNONE, LUA_TNIL: return 0
+    case LUA_TTABLE: return index
+    default:
+        L.push("\(function.name): expected a table of options, got \(describeArgument(L, index))")
+        return nil
+    }
+}
+
+/// Raises a bad argument, or starts the request and yields.
+private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read: Result<LuaHTTPRequestOptions, LuaHTTPArgumentError>) -> Int32 {
+    let options: LuaHTTPRequestOptions
+    switch read {
+    case .success(let read): options = read
+    case .failure(let error): return L.raise(error.message)
+    }
+    guard let client = LuaVM.from(L).runtime.outboundHTTP else {
+        return L.raise("\(function.name): this server has no HTTP client (only `moonwire serve` makes one)")
+    }
+    guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
+    LuaHTTPExchange(waiter: waiter, client: client, options: options).send()
+    return LuaReturn.yield
+}
+
+/// One request of a waiting call, through its redirects, until it answers the call.
+private final class LuaHTTPExchange {
+    private let waiter: LuaWaiter
+    private let client: OutboundHTTP
+    private let options: LuaHTTPRequestOptions
+    /// The request of this leg: the first one, then each redirect's.
+    private var request: HTTPClient.Request
+    private var redirectsLeft: Int
+    private let deadline: NIODeadline
+    /// Worker VMs run on loops of their own, outside the client's group.
+    private let ownLoop: Bool
+
+    init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions) {
+        self.waiter = waiter
+        self.client = client
+        self.options = options
+        self.request = options.request
+        self.redirectsLeft = options.redirects
+        self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
+        self.ownLoop = !waiter.vm.isWorker
+    }
+
+    func send() {
+        let collector = HTTPResponseCollector(maxBodySize: options.maxBodySize, isHead: request.method == .HEAD)
+        let task = client.execute(request, collector: collector, on: waiter.eventLoop, ownLoop: ownLoop, deadline: deadline)
+        waiter.onAbandon { task.cancel() }
+        task.futureResult.hop(to: waiter.eventLoop).assumeIsolated().whenComplete { result in
+            self.finish(result)
+        }
+    }
+
+    private func finish(_ result: Result<HTTPResponseCollector.Response, Error>) {
+        switch result {
+        case .success(let response):
+            if options.redirects > 0, let next = HTTPRedirect.next(after: response.head, to: request) {
+                guard redirectsLeft > 0 else {
+                    return waiter.resume(failure: "too many redirects (more than \(options.redirects))")
+                }
+                // A call that ended meanwhile (its handler timed out) follows nothing more.
+                guard waiter.vm.calls[waiter.callID] != nil else { return }
+                redirectsLeft -= 1
+                request = next
+                return send()
+            }
+            waiter.resume { T in pushResponse(response, on: T) }
+        case .failure(let error):
+            waiter.resume(failure: HTTPClientFailure.message(for: error, host: request.host, port: request.port, timeout: options.timeout))
+        }
+    }
+}
+
+/// `{status=, headers=, body=}`. Header names are lowercase; repeated headers are joined with
+/// ", ", except `set-cookie`, which is always a list (cookies may contain commas).
+private func pushResponse(_ response: HTTPResponseCollector.Response, on T: LuaThread) -> Int32 {
+    lua_createtable(T, 0, 3)
+    lua_pushinteger(T, lua_Integer(response.head.status.code))
+    T.setField(-2, "status")
+    lua_createtable(T, 0, Int32(response.head.headers.count))
+    for (name, value) in response.head.headers {
+        let key = lowercased(name)
+        if key == "set-cookie" {
+            pushCookie(value, on: T)
+            continue
+        }
+        T.push(key)
+        if lua_rawget(T, -2) == LUA_TNIL {
+            mw_pop(T, 1)
+            T.push(key)
+            T.push(value)
+        } else {
+            T.push(", " + value)
+            lua_concat(T, 2)
+            T.push(key)
+            mw_insert(T, -2)
+        }
+        lua_rawset(T, -3)
+    }
+    T.setField(-2, "headers")
+    T.push(response.body)
+    T.setField(-2, "body")
+    return 1
+}
+
+/// Appends a Set-Cookie value to `headers["set-cookie"]` (the table on top), a list.
+private func pushCookie(_ value: String, on T: LuaThread) {
+    if lua_getfield(T, -1, "set-cookie") == LUA_TNIL {
+        mw_pop(T, 1)
+        lua_createtable(T, 1, 0)
+        lua_pushvalue(T, -1)
+        T.setField(-3, "set-cookie")
+    }
+    T.push(value)
+    lua_rawseti(T, -2, lua_Integer(lua_rawlen(T, -2) + 1))
+    mw_pop(T, 1)
+}
+
+/// A header name in lowercase, without a copy when it is lowercase already (HTTP/2's always are).
+private func lowercased(_ name: String) -> String {
+    name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
+}

@@ -1,0 +1,249 @@
+// The arguments of moonwire.http.request{...}, .get(url, opts) and .post(url, body, opts), read
+// from Lua into an AsyncHTTPClient request and the settings the binding applies itself. A
+// mistake in them (no url, a scheme other than http or https, an unknown option, a header that
+// is not a string) is the script's bug and raises; only what happens on the network is
+// returned as `nil, err`. Tables are read without metamethods (see `LuaThread.rawField`).
+import AsyncHTTPClient
+import CLua
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// One outbound request as the script asked for it.
+struct LuaHTTPRequestOptions {
+    /// The request's defaults, documented in docs/lua-api.md.
+    static let defaultTimeout: Double = 30
+    static let defaultMaxBodySize = 16 * 1024 * 1024
+    /// Redirects followed with `follow_redirects = true`.
+    static let defaultRedirects = 5
+    /// What a ByteBuffer can hold.
+    static let largestBodySize = Int(UInt32.max)
+
+    static let keys = ["method", "url", "headers", "body", "timeout", "max_body_size", "follow_redirects", "tls"]
+    static let tlsKeys = ["verify", "ca"]
+
+    var request: HTTPClient.Request
+    /// Seconds the whole exchange may take, redirects included.
+    var timeout = defaultTimeout
+    var maxBodySize = defaultMaxBodySize
+    /// How many redirects to follow; 0 gives a 3xx answer back as it is.
+    var redirects = 0
+
+    /// Reads the arguments of `function` (`moonwire.http.request`...): the options table at
+    /// `options` (0 when there is none), with the URL, method and body given apart by the
+    /// shorthands. Fails with the message to raise.
+    static func read(
+        _ L: LuaThread, function: String, options: Int32, url: String?, method: HTTPMethod?, body: ByteBuffer?
+    ) -> Result<LuaHTTPRequestOptions, LuaHTTPArgumentError> {
+        var url = url
+        var method = method ?? .GET
+        var body = body
+        var headers = HTTPHeaders()
+        var tls: TLSConfiguration?
+        var timeout = defaultTimeout
+        var maxBodySize = defaultMaxBodySize
+        var redirects = 0
+        if options != 0 {
+            // The shorthands take their URL (and the post's body) as arguments, not as options.
+            let known = keys.filter { !($0 == "url" && url != nil) && !($0 == "body" && body != nil) }
+            if let error = LuaSettingKeys.unknownKey(L, at: options, known: known) { return .failure(.init(function, error)) }
+            do throws(LuaHTTPArgumentError.Reason) {
+                if url == nil { url = try string(L, options, "url") }
+                if let name = try string(L, options, "method") { method = try httpMethod(name) }
+                if body == nil, let text = try bytes(L, options, "body") { body = text }
+                try readHeaders(L, options, into: &headers)
+                if let seconds = try number(L, options, "timeout") {
+                    guard seconds > 0 else { throw .init("timeout must be a number of seconds above 0") }
+                    timeout = seconds
+                }
+                if let size = try number(L, options, "max_body_size") {
+                    guard size >= 0, size == size.rounded(), size <= Double(largestBodySize) else {
+                        throw .init("max_body_size must be a whole number of bytes from 0 to \(largestBodySize)")
+                    }
+                    maxBodySize = Int(size)
+                }
+                redirects = try readRedirects(L, options)
+                tls = try readTLS(L, options)
+            } catch {
+                return .failure(.init(function, error.text))
+            }
+        }
+        guard let url else { return .failure(.init(function, "url is required (a string)")) }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") || hasHTTPScheme(url) else {
+            return .failure(.init(function, "expected an http:// or https:// URL, got \"\(url)\""))
+        }
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(
+                url: url, method: method, headers: headers, body: body.map { .byteBuffer($0) }, tlsConfiguration: tls)
+        } catch {
+            return .failure(.init(function, "bad URL \"\(url)\""))
+        }
+        return .success(LuaHTTPRequestOptions(request: request, timeout: timeout, maxBodySize: maxBodySize, redirects: redirects))
+    }
+
+    /// `HTTP://` and `Https://` are http URLs too.
+    private static func hasHTTPScheme(_ url: String) -> Bool {
+        let scheme = url.prefix { $0 != ":" }.lowercased()
+        return (scheme == "http" || scheme == "https") && url.dropFirst(scheme.count).hasPrefix("://")
+    }
+
+    private static func httpMethod(_ name: String) throws(LuaHTTPArgumentError.Reason) -> HTTPMethod {
+        guard !name.isEmpty, name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+            throw .init("method must be an HTTP method name such as \"GET\", got \"\(name)\"")
+        }
+        return HTTPMethod(rawValue: name)
+    }
+
+    /// `headers = {["x-name"] = "value", accept = {"a", "b"}}`: a list sends the header once
+    /// per value.
+    private static func readHeaders(_ L: LuaThread, _ options: Int32, into headers: inout HTTPHeaders)
+        throws(LuaHTTPArgumentError.Reason)
+    {
+        switch L.rawField(options, "headers") {
+        case LUA_TNIL: mw_pop(L, 1); return
+        case LUA_TTABLE: break
+        default: mw_pop(L, 1); throw .init("headers must be a table of names and values")
+        }
+        defer { mw_pop(L, 1) }
+        let table = lua_absindex(L, -1)
+        lua_pushnil(L)
+        while lua_next(L, table) != 0 {
+            guard L.type(at: -2) == LUA_TSTRING, let name = L.string(at: -2),
+                !name.isEmpty, name.utf8.allSatisfy({ isTokenCharacter($0) })
+            else {
+                let name = L.describe(at: -2)
+                mw_pop(L, 2)
+                throw .init("headers: \(name) is not a header name")
+            }
+            if L.type(at: -1) == LUA_TTABLE {
+                var index: lua_Integer = 1
+                while lua_rawgeti(L, -1, index) != LUA_TNIL {
+                    let value = headerValue(L, at: -1)
+                    mw_pop(L, 1)
+                    guard let value else { mw_pop(L, 2); throw .init("headers.\(name): values must be strings") }
+                    headers.add(name: name, value: value)
+                    index += 1
+                }
+                mw_pop(L, 1)
+            } else if let value = headerValue(L, at: -1) {
+                headers.add(name: name, value: value)
+            } else {
+                mw_pop(L, 2)
+                throw .init("headers.\(name) must be a string or a list of strings")
+            }
+            mw_pop(L, 1)
+        }
+    }
+
+    /// A string or number at `index` (its text), when it holds no line break.
+    private static func headerValue(_ L: LuaThread, at index: Int32) -> String? {
+        let type = L.type(at: index)
+        guard type == LUA_TSTRING || type == LUA_TNUMBER else { return nil }
+        // A copy first: lua_tolstring would turn a number into a string in place.
+        lua_pushvalue(L, index)
+        defer { mw_pop(L, 1) }
+        guard let value = L.string(at: -1), !value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) else { return nil }
+        return value
+    }
+
+    /// `follow_redirects = true` (up to 5), a count, or false/nil (none).
+    private static func readRedirects(_ L: LuaThread, _ options: Int32) throws(LuaHTTPArgumentError.Reason) -> Int {
+        defer { mw_pop(L, 1) }
+        switch L.rawField(options, "follow_redirects") {
+        case LUA_TNIL: return 0
+        case LUA_TBOOLEAN: return lua_toboolean(L, -1) != 0 ? defaultRedirects : 0
+        default:
+            guard let count = L.number(at: -1), count >= 0, count == count.rounded(), count <= 100 else {
+                throw .init("follow_redirects must be true, false or a count of redirects (0 to 100)")
+            }
+            return Int(count)
+        }
+    }
+
+    /// `tls = {verify = false}` or `tls = {ca = "path.pem"}`; nil keeps the client's defaults
+    /// (verified against the system store), which share one pool per upstream.
+    private static func readTLS(_ L: LuaThread, _ options: Int32) throws(LuaHTTPArgumentError.Reason) -> TLSConfiguration? {
+        defer { mw_pop(L, 1) }
+        switch L.rawField(options, "tls") {
+        case LUA_TNIL: return nil
+        case LUA_TTABLE: break
+        default: throw .init("tls must be a table {verify=, ca=}")
+        }
+        if let error = LuaSettingKeys.unknownKey(L, at: -1, known: tlsKeys, path: "tls.") { throw .init(error) }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch L.rawField(-1, "verify") {
+        case LUA_TNIL: break
+        case LUA_TBOOLEAN: if lua_toboolean(L, -1) == 0 { configuration.certificateVerification = .none }
+        default: mw_pop(L, 1); throw .init("tls.verify must be true or false")
+        }
+        mw_pop(L, 1)
+        if let path = try string(L, lua_absindex(L, -1), "ca", in: "tls.") {
+            guard FileManager.default.isReadableFile(atPath: path) else { throw .init("tls.ca: cannot read \(path)") }
+            configuration.trustRoots = .file(path)
+        }
+        return configuration
+    }
+
+    private static func string(_ L: LuaThread, _ table: Int32, _ name: String, in path: String = "")
+        throws(LuaHTTPArgumentError.Reason) -> String?
+    {
+        defer { mw_pop(L, 1) }
+        switch L.rawField(table, name) {
+        case LUA_TNIL: return nil
+        case LUA_TSTRING: return L.string(at: -1)
+        default: throw .init("\(path)\(name) must be a string, got \(String(cString: mw_typename(L, -1)))")
+        }
+    }
+
+    private static func bytes(_ L: LuaThread, _ table: Int32, _ name: String) throws(LuaHTTPArgumentError.Reason) -> ByteBuffer? {
+        defer { mw_pop(L, 1) }
+        switch L.rawField(table, name) {
+        case LUA_TNIL: return nil
+        case LUA_TSTRING: return L.buffer(at: -1)
+        default: throw .init("\(name) must be a string, got \(String(cString: mw_typename(L, -1)))")
+        }
+    }
+
+    private static func number(_ L: LuaThread, _ table: Int32, _ name: String) throws(LuaHTTPArgumentError.Reason) -> Double? {
+        defer { mw_pop(L, 1) }
+        guard L.rawField(table, name) != LUA_TNIL else { return nil }
+        guard L.type(at: -1) == LUA_TNUMBER, let value = L.number(at: -1), value.isFinite else {
+            throw .init("\(name) must be a number, got \(String(cString: mw_typename(L, -1)))")
+        }
+        return value
+    }
+
+    /// RFC 9110's tchar: what a method or header name is made of.
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// A bad argument to moonwire.http: raised as `function: reason`.
+struct LuaHTTPArgumentError: Error {
+    /// What is wrong, before it knows which function it belongs to.
+    struct Reason: Error {
+        let text: String
+        init(_ text: String) { self.text = text }
+    }
+
+    let message: String
+
+    init(_ function: String, _ reason: String) {
+        message = "\(function): \(reason)"
+    }
+}
+
+extension LuaThread {
+    /// The string at `index` copied into a ByteBuffer, or nil when it is no string.
+    func buffer(at index: Int32) -> ByteBuffer? {
+        withBytes(at: index) { ByteBuffer(bytes: $0) }
+    }
+}

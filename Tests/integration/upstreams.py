@@ -1,0 +1,200 @@
+"""Upstream servers for the moonwire.http tests, on free loopback ports, each in its own threads
+(daemon threads: nothing here outlives the test session), stopped by `close()`.
+
+- `HTTP1Upstream(tls=None)`: HTTP/1.1 with keep-alive (plain, or TLS when given an ssl server
+  context). It counts the connections it accepted, so tests can see reuse. Paths:
+  `/echo...` answers JSON {method, path, headers, body, connection, protocol} with two
+  Set-Cookie and two X-Multi headers; `/status/N`; `/redirect/N` (302 to /redirect/N-1, then
+  to /echo); `/see-other` (303 to /echo); `/absolute` (302 to this upstream's full URL of /echo);
+  `/big/N` (N bytes with a Content-Length); `/stream/N` (N bytes chunked, written as long as the
+  client reads); `/never` (reads the request and never answers); `/slow/S` (answers after S s).
+- `HTTP2Upstream(context)`: HTTP/2 over TLS (ALPN h2 only) with the `h2` library; every request
+  gets JSON {method, path, protocol: "HTTP/2"}.
+"""
+import json
+import socket
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import h2.config
+import h2.connection
+import h2.events
+
+from harness import HOST
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+            self.connection_id = self.server.connections
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._answer()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _answer(self):
+        body = self._body()
+        path = self.path
+        parts = path.strip("/").split("/")
+        if path.startswith("/echo"):
+            headers = {}
+            for name, value in self.headers.items():
+                key = name.lower()
+                headers[key] = headers[key] + ", " + value if key in headers else value
+            payload = json.dumps({"method": self.command, "path": path, "headers": headers,
+                                  "body": body.decode("latin-1"), "connection": self.connection_id,
+                                  "protocol": self.request_version}).encode()
+            self._send(200, payload, [("Content-Type", "application/json"), ("X-Multi", "one"),
+                                      ("X-Multi", "two"), ("Set-Cookie", "a=1; Path=/"),
+                                      ("Set-Cookie", "b=2, with comma")])
+        elif parts[0] == "status":
+            self._send(int(parts[1]), f"status {parts[1]}".encode())
+        elif parts[0] == "redirect":
+            left = int(parts[1])
+            target = f"/redirect/{left - 1}" if left > 1 else "/echo/redirected"
+            self._send(302, b"moved", [("Location", target)])
+        elif parts[0] == "see-other":
+            self._send(303, b"see other", [("Location", "/echo/after-303")])
+        elif parts[0] == "absolute":
+            self._send(302, b"moved", [("Location", f"{self.server.base_url}/echo/absolute")])
+        elif parts[0] == "big":
+            self._send(200, b"x" * int(parts[1]))
+        elif parts[0] == "stream":
+            self._stream(int(parts[1]))
+        elif parts[0] == "never":
+            self.server.stopped.wait(30)
+            self.close_connection = True
+        elif parts[0] == "slow":
+            time.sleep(float(parts[1]))
+            self._send(200, b"slow answer")
+        else:
+            self._send(404, b"not found")
+
+    def _stream(self, total):
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"y" * 65536
+        sent = 0
+        try:
+            while sent < total:
+                piece = chunk[:min(len(chunk), total - sent)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sent += len(piece)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client stopped reading and closed: what the cap is for
+        self.server.streamed = sent
+        self.close_connection = True
+
+
+class HTTP1Upstream:
+    def __init__(self, tls=None):
+        self.server = ThreadingHTTPServer((HOST, 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.lock = threading.Lock()
+        self.server.connections = 0
+        self.server.streamed = 0
+        self.server.stopped = threading.Event()
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://{HOST}:{self.port}"
+        self.server.base_url = self.url
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self):
+        with self.server.lock:
+            return self.server.connections
+
+    @property
+    def streamed(self):
+        return self.server.streamed
+
+    def close(self):
+        self.server.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HTTP2Upstream:
+    def __init__(self, context):
+        context.set_alpn_protocols(["h2"])
+        self.context = context
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"https://{HOST}:{self.port}"
+        self.connections = 0
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        try:
+            sock.settimeout(30)
+            tls = self.context.wrap_socket(sock, server_side=True)
+            connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            connection.initiate_connection()
+            tls.sendall(connection.data_to_send())
+            requests = {}
+            while True:
+                data = tls.recv(65536)
+                if not data:
+                    return
+                for event in connection.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        requests[event.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
+                                                          v.decode() if isinstance(v, bytes) else v)
+                                                         for k, v in event.headers)
+                    elif isinstance(event, h2.events.DataReceived):
+                        connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        headers = requests.pop(event.stream_id, {})
+                        body = json.dumps({"method": headers.get(":method"), "path": headers.get(":path"),
+                                           "protocol": "HTTP/2"}).encode()
+                        connection.send_headers(event.stream_id, [(":status", "200"),
+                                                                  ("content-type", "application/json"),
+                                                                  ("content-length", str(len(body)))])
+                        connection.send_data(event.stream_id, body, end_stream=True)
+                tls.sendall(connection.data_to_send())
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            sock.close()
+
+    def close(self):
+        self._closed = True
+        self.listener.close()
