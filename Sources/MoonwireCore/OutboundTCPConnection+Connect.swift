@@ -67,7 +67,7 @@ extension OutboundTCPConnection {
     }
 
     /// A bootstrap's failure as the message scripts see.
-    private static func describe(_ error: Error, target: String, host: String, seconds: Double) -> TCPSocketError {
+    static func describe(_ error: Error, target: String, host: String, seconds: Double) -> TCPSocketError {
         if case ChannelError.connectTimeout = error { return .connectTimeout(target: target, seconds: seconds) }
         guard let failure = error as? NIOConnectionError else {
             return .connectFailed(target: target, reason: String(describing: error))

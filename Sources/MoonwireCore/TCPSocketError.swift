@@ -61,7 +61,7 @@ public struct TCPSocketError: Error, Equatable, CustomStringConvertible {
     }
 
     /// "2" for 2 seconds, "0.5" for half of one.
-    private static func format(_ seconds: Double) -> String {
+    static func format(_ seconds: Double) -> String {
         seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)
     }
 }

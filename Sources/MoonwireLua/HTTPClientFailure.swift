@@ -1,8 +1,10 @@
 // What a failed outbound request tells the script: one short sentence naming the peer and the
-// cause (`connect to 127.0.0.1:9 refused`, `timeout after 2 s`, `cannot resolve host
-// nowhere.invalid`), instead of the nested error values of NIO, NIOSSL and AsyncHTTPClient.
+// cause (`connect to 127.0.0.1:9 refused`, `timeout after 2 s`, `cannot resolve
+// nowhere.invalid: no such host`, as moonwire.tcp says it), instead of the nested error values
+// of NIO, NIOSSL and AsyncHTTPClient.
 // Not Lua-specific; it sits next to the collector it serves (see HTTPResponseCollector.swift).
 import AsyncHTTPClient
+import MoonwireCore
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -24,13 +26,13 @@ enum HTTPClientFailure {
             return message(for: error, peer: peer, timeout: timeout)
         case let error as NIOConnectionError:
             if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty {
-                return "cannot resolve host \(error.host)"
+                return TCPSocketError.unresolved(host: error.host).description
             }
             if let first = error.connectionErrors.first?.error { return connectMessage(first, peer: peer) }
             return "connect to \(peer) failed: \(error)"
         case let error as SocketAddressError:
-            if case .unknown(let host, _) = error { return "cannot resolve host \(host)" }
-            return "cannot resolve host \(host): \(error)"
+            if case .unknown(let host, _) = error { return TCPSocketError.unresolved(host: host).description }
+            return TCPSocketError.unresolved(host: host).description
         case let error as NIOSSLError:
             return "TLS handshake with \(peer) failed: \(tlsReason(error))"
         case let error as NIOSSLExtraError where error == .failedToValidateHostname:

@@ -31,12 +31,17 @@ public final class LuaEventLoopHost: ServerDelegate {
         self.workers = workers
         self.isWorker = isWorker
         self.current = try LuaVM(runtime: runtime, scripts: scripts, eventLoop: eventLoop, generation: 1, isWorker: isWorker)
+        current.outboundPool = outboundPool
     }
+
+    /// Keep-alive connections to plain HTTP upstreams, kept across generations.
+    private lazy var outboundPool = OutboundHTTP1Pool(eventLoop: eventLoop)
 
     /// Makes `next`, a generation built for this loop on another thread, current; calls
     /// already running finish on the generation they started in.
     func install(_ next: LuaVM) {
         next.adopt()
+        next.outboundPool = outboundPool
         let previous = current
         next.importedSocketData = previous.exportSocketData().merging(previous.importedSocketData) { mine, _ in mine }
         next.localSockets = previous.localSockets

@@ -5,6 +5,7 @@
 // followed here, per request (see HTTPRedirect.swift).
 import AsyncHTTPClient
 import CLua
+import MoonwireCore
 import NIOCore
 import NIOHTTP1
 
@@ -78,21 +79,35 @@ private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read
     case .success(let read): options = read
     case .failure(let error): return L.raise(error.message)
     }
-    guard let client = LuaVM.from(L).runtime.outboundHTTP else {
+    let vm = LuaVM.from(L)
+    guard let client = vm.runtime.outboundHTTP else {
         return L.raise("\(function.name): this server has no HTTP client (only `moonwire serve` makes one)")
     }
+    if let pool = vm.outboundPool, let (url, head) = options.pooled {
+        guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
+        LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, head)
+        return LuaReturn.yield
+    }
+    let request: HTTPClient.Request
+    do {
+        request = try options.clientRequest()
+    } catch {
+        return L.raise("\(function.name): bad URL \"\(options.url)\"")
+    }
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-    LuaHTTPExchange(waiter: waiter, client: client, options: options).send()
+    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(request)
     return LuaReturn.yield
 }
 
-/// One request of a waiting call, through its redirects, until it answers the call.
+/// One request of a waiting call, through its redirects, until it answers the call. Plain
+/// HTTP goes through the loop's keep-alive pool; TLS (and so HTTP/2) and redirects through
+/// AsyncHTTPClient.
 private final class LuaHTTPExchange {
     private let waiter: LuaWaiter
     private let client: OutboundHTTP
     private let options: LuaHTTPRequestOptions
-    /// The request of this leg: the first one, then each redirect's.
-    private var request: HTTPClient.Request
+    /// The AsyncHTTPClient request of this leg (nil while the pool serves the first one).
+    private var request: HTTPClient.Request?
     private var redirectsLeft: Int
     private let deadline: NIODeadline
     /// Worker VMs run on loops of their own, outside the client's group.
@@ -102,49 +117,63 @@ private final class LuaHTTPExchange {
         self.waiter = waiter
         self.client = client
         self.options = options
-        self.request = options.request
         self.redirectsLeft = options.redirects
         self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
         self.ownLoop = !waiter.vm.isWorker
     }
 
-    func send() {
+    func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ head: HTTPRequestHead) {
+        let cancel = pool.execute(
+            head, body: options.body, to: url, deadline: deadline, timeout: options.timeout,
+            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize
+        ) { result in
+            switch result {
+            case .success(let response): self.answered(response.head, response.body)
+            case .failure(let failure): self.waiter.resume(failure: failure.description)
+            }
+        }
+        waiter.onAbandon(cancel)
+    }
+
+    func send(_ request: HTTPClient.Request) {
+        self.request = request
         let collector = HTTPResponseCollector(maxBodySize: options.maxBodySize, isHead: request.method == .HEAD)
         let task = client.execute(request, collector: collector, on: waiter.eventLoop, ownLoop: ownLoop, deadline: deadline)
         waiter.onAbandon { task.cancel() }
         task.futureResult.hop(to: waiter.eventLoop).assumeIsolated().whenComplete { result in
-            self.finish(result)
+            switch result {
+            case .success(let response): self.answered(response.head, response.body)
+            case .failure(let error):
+                self.waiter.resume(
+                    failure: HTTPClientFailure.message(for: error, host: request.host, port: request.port, timeout: self.options.timeout))
+            }
         }
     }
 
-    private func finish(_ result: Result<HTTPResponseCollector.Response, Error>) {
-        switch result {
-        case .success(let response):
-            if options.redirects > 0, let next = HTTPRedirect.next(after: response.head, to: request) {
-                guard redirectsLeft > 0 else {
-                    return waiter.resume(failure: "too many redirects (more than \(options.redirects))")
-                }
-                // A call that ended meanwhile (its handler timed out) follows nothing more.
-                guard waiter.vm.calls[waiter.callID] != nil else { return }
-                redirectsLeft -= 1
-                request = next
-                return send()
+    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer) {
+        if options.redirects > 0, let current = request ?? (try? options.clientRequest()),
+            let next = HTTPRedirect.next(after: head, to: current)
+        {
+            guard redirectsLeft > 0 else {
+                return waiter.resume(failure: "too many redirects (more than \(options.redirects))")
             }
-            waiter.resume { T in pushResponse(response, on: T) }
-        case .failure(let error):
-            waiter.resume(failure: HTTPClientFailure.message(for: error, host: request.host, port: request.port, timeout: options.timeout))
+            // A call that ended meanwhile (its handler timed out) follows nothing more.
+            guard waiter.vm.calls[waiter.callID] != nil else { return }
+            redirectsLeft -= 1
+            return send(next)
         }
+        waiter.resume { T in pushResponse(head, body, on: T) }
     }
 }
 
 /// `{status=, headers=, body=}`. Header names are lowercase; repeated headers are joined with
 /// ", ", except `set-cookie`, which is always a list (cookies may contain commas).
-private func pushResponse(_ response: HTTPResponseCollector.Response, on T: LuaThread) -> Int32 {
+private func pushResponse(_ head: HTTPResponseHead, _ body: ByteBuffer, on T: LuaThread) -> Int32 {
     lua_createtable(T, 0, 3)
-    lua_pushinteger(T, lua_Integer(response.head.status.code))
+    lua_pushinteger(T, lua_Integer(head.status.code))
     T.setField(-2, "status")
-    lua_createtable(T, 0, Int32(response.head.headers.count))
-    for (name, value) in response.head.headers {
+    lua_createtable(T, 0, Int32(head.headers.count))
+    for (name, value) in head.headers {
         let key = lowercased(name)
         if key == "set-cookie" {
             pushCookie(value, on: T)
@@ -164,7 +193,7 @@ private func pushResponse(_ response: HTTPResponseCollector.Response, on T: LuaT
         lua_rawset(T, -3)
     }
     T.setField(-2, "headers")
-    T.push(response.body)
+    T.push(body)
     T.setField(-2, "body")
     return 1
 }

@@ -1,11 +1,13 @@
 // The arguments of moonwire.http.request{...}, .get(url, opts) and .post(url, body, opts), read
-// from Lua into an AsyncHTTPClient request and the settings the binding applies itself. A
+// from Lua into the request (for the keep-alive pool of plain HTTP, or for AsyncHTTPClient) and
+// the settings the binding applies itself. A
 // mistake in them (no url, a scheme other than http or https, an unknown option, a header that
 // is not a string) is the script's bug and raises; only what happens on the network is
 // returned as `nil, err`. Tables are read without metamethods (see `LuaThread.rawField`).
 import AsyncHTTPClient
 import CLua
 import Foundation
+import MoonwireCore
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -23,7 +25,12 @@ struct LuaHTTPRequestOptions {
     static let keys = ["method", "url", "headers", "body", "timeout", "max_body_size", "follow_redirects", "tls"]
     static let tlsKeys = ["verify", "ca"]
 
-    var request: HTTPClient.Request
+    var url: String
+    var method: HTTPMethod
+    var headers: HTTPHeaders
+    var body: ByteBuffer?
+    /// The TLS settings the script gave; nil for the defaults.
+    var tls: TLSConfiguration?
     /// Seconds the whole exchange may take, redirects included.
     var timeout = defaultTimeout
     var maxBodySize = defaultMaxBodySize
@@ -73,14 +80,25 @@ struct LuaHTTPRequestOptions {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") || hasHTTPScheme(url) else {
             return .failure(.init(function, "expected an http:// or https:// URL, got \"\(url)\""))
         }
-        let request: HTTPClient.Request
-        do {
-            request = try HTTPClient.Request(
-                url: url, method: method, headers: headers, body: body.map { .byteBuffer($0) }, tlsConfiguration: tls)
-        } catch {
-            return .failure(.init(function, "bad URL \"\(url)\""))
-        }
-        return .success(LuaHTTPRequestOptions(request: request, timeout: timeout, maxBodySize: maxBodySize, redirects: redirects))
+        return .success(
+            LuaHTTPRequestOptions(
+                url: url, method: method, headers: headers, body: body, tls: tls, timeout: timeout, maxBodySize: maxBodySize,
+                redirects: redirects))
+    }
+
+    /// The plain http URL and request head the keep-alive pool sends, when the request can go
+    /// that way: plain HTTP, default TLS settings (none), a URL the pool's parser takes.
+    var pooled: (OutboundURL, HTTPRequestHead)? {
+        guard tls == nil, let target = OutboundURL(url) else { return nil }
+        var headers = headers
+        if !headers.contains(name: "host") { headers.replaceOrAdd(name: "host", value: target.authority) }
+        if let body { headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes)) }
+        return (target, HTTPRequestHead(version: .http1_1, method: method, uri: target.target, headers: headers))
+    }
+
+    /// The request for AsyncHTTPClient (TLS, HTTP/2, redirects); throws for a bad URL.
+    func clientRequest() throws -> HTTPClient.Request {
+        try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .byteBuffer($0) }, tlsConfiguration: tls)
     }
 
     /// `HTTP://` and `Https://` are http URLs too.

@@ -37,6 +37,9 @@ public final class LuaVM {
     /// Open connections of this loop by GUID: `ws:send` finds its socket without the
     /// registry's lock.
     var localSockets: [String: WebSocketConnection] = [:]
+    /// The keep-alive pool of plain HTTP upstreams of this VM's loop (moonwire.http), which
+    /// every generation on the loop shares; nil without a loop.
+    var outboundPool: OutboundHTTP1Pool?
     /// moonwire.timer and moonwire.every.
     var timers = LuaTimerTable()
     /// Threads moonwire.spawn started.
