@@ -9,28 +9,73 @@
 #   Tests/bench/instructions.sh [BINARY]      (default .build/release/moonwire)
 #
 # Environment: SMALL (1000), LARGE (6000), PRELUDE (Lua run before the handler is defined, e.g.
-# 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget).
+# 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget), PROXY=1 (the
+# handler makes one moonwire.http.get per request to an nginx answering "hello", started here
+# outside valgrind: the count is Moonwire's side of a proxied request).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 binary=${1:-.build/release/moonwire}
 small=${SMALL:-1000}
 large=${LARGE:-6000}
-for tool in valgrind h2load strip python3; do
+proxy=${PROXY:-}
+tools=(valgrind h2load strip python3)
+[[ -n $proxy ]] && tools+=(nginx curl)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "instructions: $tool not found; run Tests/tools/setup.sh --bench" >&2; exit 1; }
 done
 [[ -x $binary ]] || { echo "instructions: $binary not found (make release)" >&2; exit 1; }
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/moonwire-instructions.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+upstream=""
+trap '[[ -n $upstream ]] && kill -TERM "$upstream" 2>/dev/null; wait; rm -rf "$work"' EXIT
 mkdir "$work/scripts" "$work/www"
-printf '%s\nfunction OnCommandGet(req, res) res:send("hello") end\n' "${PRELUDE:-}" > "$work/scripts/main.lua"
+what="Lua hello request"
+handler='function OnCommandGet(req, res) res:send("hello") end'
+if [[ -n $proxy ]]; then
+    # The upstream: nginx answering from its config (as root its worker runs as nobody).
+    upstream_port=$(free_port)
+    mkdir -p "$work/upstream/logs"
+    user_line=""
+    ((EUID == 0)) && user_line="user nobody nogroup;"
+    cat > "$work/upstream/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/upstream/nginx.pid;
+error_log $work/upstream/logs/error.log warn;
+$user_line
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $work/upstream/body;
+    proxy_temp_path $work/upstream/proxy;
+    fastcgi_temp_path $work/upstream/fastcgi;
+    uwsgi_temp_path $work/upstream/uwsgi;
+    scgi_temp_path $work/upstream/scgi;
+    server { listen 127.0.0.1:$upstream_port; location / { default_type text/plain; return 200 "hello"; } }
+}
+CONF
+    nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -e "$work/upstream/logs/error.log" \
+        > "$work/upstream/logs/console.log" 2>&1 &
+    upstream=$!
+    for _ in $(seq 1 100); do [[ $(curl -s "http://127.0.0.1:$upstream_port/") == hello ]] && break; sleep 0.1; done
+    what="proxied request (moonwire.http.get)"
+    handler="function OnCommandGet(req, res)
+  local answer, err = moonwire.http.get('http://127.0.0.1:$upstream_port/hello')
+  if not answer then res.status = 502 end
+  res:send(answer and answer.body or err)
+end"
+fi
+printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
 # callgrind cannot read the DWARF Swift 6 writes; the symbol table is enough to count.
 strip --strip-debug -o "$work/moonwire" "$binary"
 
 count() {
     local requests=$1 port
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$requests" \
         "$work/moonwire" serve --port "$port" --threads 1 --workers 0 \
         --scripts "$work/scripts" --www "$work/www" > "$work/log.$requests" 2>&1 &
@@ -40,10 +85,11 @@ count() {
     kill -TERM "$server"
     wait "$server" || true
     grep -q "$requests succeeded" "$work/h2load.$requests" || { cat "$work/h2load.$requests" >&2; exit 1; }
+    grep -q "status codes: $requests 2xx" "$work/h2load.$requests" || { cat "$work/h2load.$requests" >&2; exit 1; }
     sed -n 's/^summary: //p' "$work/callgrind.$requests"
 }
 
 first=$(count "$small")
 second=$(count "$large")
-echo "instructions per Lua hello request: $(((second - first) / (large - small)))" \
+echo "instructions per $what: $(((second - first) / (large - small)))" \
      "(Ir $first for $small requests, $second for $large; $binary)"

@@ -2,7 +2,9 @@
 # `make bench`: Moonwire against nginx with its Lua module (OpenResty's lua-nginx-module,
 # Debian's libnginx-mod-http-lua), case by case: a Lua hello, a regex route with a capture,
 # the 1st and the 1000th of 1000 regex routes, a 4 KB static file, and the Lua hello again over
-# HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run).
+# HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run),
+# and a proxied request: a Lua handler making one moonwire.http.get per request against nginx's
+# proxy_pass with a keep-alive upstream pool, both to the same upstream (an nginx of its own).
 # Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
 # Lua (moonwire-constant), and WebSocket echo throughput and memory per idle connection.
 #
@@ -17,7 +19,8 @@
 #   Tests/bench/run.sh [--no-build]
 #
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (seconds per run, 5), BENCH_WARMUP (1),
-# BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_UPSTREAM_CPU (2, or
+# the load's CPU on a machine with fewer than 3),
 # BENCH_H2_REQUESTS (requests per h2load run, 200000; the warm-up makes a tenth of them),
 # BENCH_BRIDGE_ROUNDS (9) and BENCH_BRIDGE_DURATION (2) for the Lua bridge, BENCH_SHARED_ROUNDS
 # (5) and BENCH_SHARED_DURATION (4) for the bridge on one shared core,
@@ -59,6 +62,8 @@ if (($(nproc) < 2)); then
     say "warning: only $(nproc) CPU available; server and wrk share it, so the numbers mean little"
     load_cpu=$server_cpu
 fi
+# The proxy case's upstream: a core of its own where there is one, else beside wrk.
+upstream_cpu=${BENCH_UPSTREAM_CPU:-$(($(nproc) >= 3 ? 2 : load_cpu))}
 
 if $build; then
     say "building release"
@@ -146,6 +151,14 @@ function OnCommandGet(req, res)
   if req.path == "/hello" then res:send("hello") end
 end
 LUA
+    # The proxy case: one moonwire.http.get to the upstream per request.
+    cat >>"$work/moonwire/scripts/main.lua" <<LUA
+moonwire.get("/proxy", function(req, res)
+  local answer, err = moonwire.http.get("http://127.0.0.1:$upstream_port/hello")
+  if not answer then res.status = 502 end
+  res:send(answer and answer.body or err)
+end)
+LUA
     # The TLS listener (HTTP/2 by ALPN) next to the plain one that --port makes.
     moonwire_tls_port=$(free_port)
     cat >>"$work/moonwire/scripts/main.lua" <<LUA
@@ -230,11 +243,20 @@ http {
     uwsgi_temp_path $prefix/temp/uwsgi;
     scgi_temp_path $prefix/temp/scgi;
     include /etc/nginx/mime.types;
+    upstream bench_upstream {
+        server 127.0.0.1:$upstream_port;
+        keepalive 32;
+    }
     server {
         listen 127.0.0.1:$nginx_port;
         root $work/www;
         location = /hello { content_by_lua_block { ngx.print("hello") } }
         location = /static4k.html { }
+        location = /proxy {
+            proxy_pass http://bench_upstream/hello;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
         location ~ ^/user/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }
 $routes
     }
@@ -306,15 +328,55 @@ run_h2load() {
     tls_info="$(awk -F': ' '/^TLS Protocol:/ { p = $2 } /^Cipher:/ { c = $2 } END { print p " " c }' "$output")"
 }
 
+# The upstream both proxies call: nginx answering "hello" from its config, one worker.
+start_upstream() {
+    local prefix=$work/upstream user_line=""
+    mkdir -p "$prefix/logs" "$prefix/temp"
+    upstream_port=$(free_port)
+    # As in start_nginx: as root the worker drops to nobody, whose group on Debian is nogroup.
+    if ((EUID == 0)); then user_line="user nobody nogroup;"; fi
+    cat >"$prefix/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $prefix/nginx.pid;
+error_log $prefix/logs/error.log warn;
+$user_line
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $prefix/temp/body;
+    proxy_temp_path $prefix/temp/proxy;
+    fastcgi_temp_path $prefix/temp/fastcgi;
+    uwsgi_temp_path $prefix/temp/uwsgi;
+    scgi_temp_path $prefix/temp/scgi;
+    server {
+        listen 127.0.0.1:$upstream_port;
+        location / { default_type text/plain; return 200 "hello"; }
+    }
+}
+CONF
+    taskset -c "$upstream_cpu" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/logs/error.log" \
+        >"$prefix/logs/console.log" 2>&1 &
+    pids+=($!)
+    wait_ready "http://127.0.0.1:$upstream_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
+}
+
+# Busy jiffies and all jiffies of one CPU so far (/proc/stat), for the shares the proxy case prints.
+cpu_jiffies() {
+    awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
+}
+
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 make_site
 make_tls_cert
+start_upstream
 start_moonwire
 start_nginx
 
-cases=(lua-hello regex-route route-1st route-1000th static-4k)
+cases=(lua-hello regex-route route-1st route-1000th static-4k proxy)
 declare -A paths=([lua-hello]=/hello [regex-route]=/user/42 [route-1st]=/r1/42 [route-1000th]=/r1000/42
-    [static-4k]=/static4k.html)
+    [static-4k]=/static4k.html [proxy]=/proxy)
 declare -A runs
 
 say "wrk -t1 -c$connections -d${duration}s, $rounds rounds per case; servers on CPU $server_cpu, wrk on CPU $load_cpu"
@@ -329,9 +391,18 @@ for case in "${cases[@]}"; do
         # Alternate who goes first so a trend on the machine does not favour one side.
         if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
         for server in "${order[@]}"; do
+            read -r load_busy load_all < <(cpu_jiffies "$load_cpu")
+            read -r server_busy server_all < <(cpu_jiffies "$server_cpu")
             if [[ $server == moonwire ]]; then run_wrk "$moonwire_url" "$duration"; else run_wrk "$nginx_url" "$duration"; fi
             runs[$case.$server]+="$rps "
-            printf '  %-13s round %d  %-8s %12.0f req/s\n' "$case" "$round" "$server" "$rps"
+            # How busy the load's CPU (wrk; in the proxy case the upstream too, unless it has its
+            # own) and the server's were: a load side near 100% measures itself, not the server.
+            read -r busy all < <(cpu_jiffies "$load_cpu")
+            load_share=$(((busy - load_busy) * 100 / (all - load_all > 0 ? all - load_all : 1)))
+            read -r busy all < <(cpu_jiffies "$server_cpu")
+            server_share=$(((busy - server_busy) * 100 / (all - server_all > 0 ? all - server_all : 1)))
+            printf '  %-13s round %d  %-8s %12.0f req/s  (CPU: server %d%%, load %d%%)\n' \
+                "$case" "$round" "$server" "$rps" "$server_share" "$load_share"
         done
     done
 done
@@ -464,7 +535,7 @@ BENCH_H2_STREAMS=$h2_streams BENCH_H2_TLS_MOONWIRE=${tls_infos[moonwire]} BENCH_
 BENCH_CONNECTIONS=$connections BENCH_DURATION=$duration BENCH_ROUNDS=$rounds \
 BENCH_BRIDGE_ROUNDS=$bridge_rounds BENCH_BRIDGE_DURATION=$bridge_duration BENCH_SHARED="$shared_runs" \
 BENCH_SHARED_DURATION=$shared_duration \
-BENCH_SERVER_CPU=$server_cpu BENCH_LOAD_CPU=$load_cpu \
+BENCH_SERVER_CPU=$server_cpu BENCH_LOAD_CPU=$load_cpu BENCH_UPSTREAM_CPU=$upstream_cpu \
 python3 - "$results" <<'PY'
 import datetime, json, os, platform, statistics, sys
 
@@ -528,7 +599,7 @@ result = {
     "settings": {"connections": int(env["BENCH_CONNECTIONS"]), "wrk_threads": 1,
                  "server_threads": 1, "duration_s": float(env["BENCH_DURATION"]),
                  "rounds": int(env["BENCH_ROUNDS"]), "server_cpu": env["BENCH_SERVER_CPU"],
-                 "load_cpu": env["BENCH_LOAD_CPU"],
+                 "load_cpu": env["BENCH_LOAD_CPU"], "upstream_cpu": env["BENCH_UPSTREAM_CPU"],
                  "bridge": {"rounds": int(env["BENCH_BRIDGE_ROUNDS"]), "duration_s": float(env["BENCH_BRIDGE_DURATION"]),
                             "shared_core_duration_s": float(env["BENCH_SHARED_DURATION"])},
                  env["BENCH_H2_CASE"]: {"tool": "h2load", "requests": int(env["BENCH_H2_REQUESTS"]),
