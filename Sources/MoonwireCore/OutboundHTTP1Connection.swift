@@ -1,12 +1,12 @@
-// One pooled outbound HTTP/1.1 connection: NIO's client codec and this handler, which sends one
-// request at a time and gathers its answer (head and body, up to a cap). When the answer ends
+// One pooled outbound HTTP/1.1 connection: it writes one request at a time, as bytes, and
+// reads its answer with HTTP1ResponseReader (head and body, up to a cap). When the answer ends
 // and both sides allow it, the connection goes back to its pool; otherwise it closes.
 import NIOCore
 import NIOHTTP1
 
 /// An outbound request's answer: the head as it came and the whole body.
 public struct OutboundHTTPResponse: Sendable {
-    public var head: HTTPResponseHead
+    public var head: OutboundResponseHead
     public var body: ByteBuffer
 }
 
@@ -32,22 +32,19 @@ public enum OutboundHTTPFailure: Error, CustomStringConvertible {
 }
 
 final class OutboundHTTP1Connection: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    /// The exchange in progress.
     private struct Exchange {
-        let maxBodySize: Int
-        let isHead: Bool
+        var reader: HTTP1ResponseReader
         let completion: (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
-        var head: HTTPResponseHead?
-        var body: ByteBuffer?
-        var keepAlive: Bool
     }
 
     let target: String
     private var context: ChannelHandlerContext?
     private var exchange: Exchange?
+    /// What arrived and the reader has not taken yet.
+    private var received = ByteBuffer()
     /// Called when the connection can serve another request (true) or is gone (false).
     var released: ((OutboundHTTP1Connection, Bool) -> Void)?
     /// Requests it has answered: a failure on a reused connection before any answer may be the
@@ -65,67 +62,57 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
         self.context = context
     }
 
-    /// Sends a request; `completion` runs once, on the connection's loop.
+    /// Sends a request (`request` holds its head and body); `completion` runs once, on the
+    /// connection's loop.
     func send(
-        _ head: HTTPRequestHead, body: ByteBuffer?, maxBodySize: Int,
-        completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
+        _ request: ByteBuffer, isHead: Bool, maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
     ) {
         guard let context, isOpen else { return completion(.failure(.closedEarly(target: target))) }
-        exchange = Exchange(
-            maxBodySize: maxBodySize, isHead: head.method == .HEAD, completion: completion, keepAlive: head.isKeepAlive)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange = Exchange(reader: HTTP1ResponseReader(maxBodySize: maxBodySize, isHead: isHead), completion: completion)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
-    /// Whether an answer has begun to arrive for the exchange in progress.
-    var answerStarted: Bool { exchange?.head != nil }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard var exchange else { return close() }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            // 1xx answers (100 Continue) come before the real one.
-            guard head.status.code >= 200 || head.status == .switchingProtocols else { return }
-            if !exchange.isHead, let announced = head.headers.first(name: "content-length").flatMap(Int.init),
-                announced > exchange.maxBodySize
-            {
-                return fail(.bodyTooLarge(limit: exchange.maxBodySize))
-            }
-            exchange.keepAlive = exchange.keepAlive && head.isKeepAlive
-            exchange.head = head
-        case .body(var part):
-            let size = (exchange.body?.readableBytes ?? 0) + part.readableBytes
-            guard size <= exchange.maxBodySize else { return fail(.bodyTooLarge(limit: exchange.maxBodySize)) }
-            if exchange.body == nil {
-                exchange.body = part
-            } else {
-                exchange.body!.writeBuffer(&part)
-            }
-        case .end:
-            guard let head = exchange.head else { return fail(.protocolError(target: target, reason: "no status line")) }
-            self.exchange = nil
+        var bytes = unwrapInboundIn(data)
+        guard var exchange = exchange.take() else { return close() }
+        if received.readableBytes == 0 {
+            received = bytes
+        } else {
+            received.writeBuffer(&bytes)
+        }
+        let progress: HTTP1ResponseReader.Progress
+        do {
+            progress = try exchange.reader.read(&received)
+        } catch {
+            close()
+            return exchange.completion(.failure(failure(error, maxBodySize: exchange.reader.maxBodySize)))
+        }
+        switch progress {
+        case .needMore:
+            self.exchange = exchange
+        case .complete(let head, let body, let reusable):
             served += 1
+            received = ByteBuffer()
             // Back in the pool before the answer is handed on: the code that reads it may ask
             // the same upstream again at once.
-            if exchange.keepAlive { released?(self, true) } else { close() }
-            exchange.completion(.success(OutboundHTTPResponse(head: head, body: exchange.body ?? ByteBuffer())))
-            return
+            if reusable { released?(self, true) } else { close() }
+            exchange.completion(.success(OutboundHTTPResponse(head: head, body: body)))
         }
-        self.exchange = exchange
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is HTTPParserError {
-            fail(.protocolError(target: target, reason: "\(error)"))
-        } else {
-            fail(.closedEarly(target: target))
-        }
+        fail(.closedEarly(target: target))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
-        if exchange != nil { fail(.closedEarly(target: target)) }
+        if var exchange = exchange.take() {
+            if let head = exchange.reader.closed() {
+                exchange.completion(.success(OutboundHTTPResponse(head: head, body: exchange.reader.bodySoFar)))
+            } else {
+                exchange.completion(.failure(.closedEarly(target: target)))
+            }
+        }
         released?(self, false)
         released = nil
         context.fireChannelInactive()
@@ -143,5 +130,13 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
         guard isOpen else { return }
         isOpen = false
         context?.close(promise: nil)
+    }
+
+    private func failure(_ error: HTTP1ResponseReader.ReadError, maxBodySize: Int) -> OutboundHTTPFailure {
+        switch error {
+        case .bodyTooLarge: .bodyTooLarge(limit: maxBodySize)
+        case .headTooLarge: .protocolError(target: target, reason: "head larger than \(HTTP1ResponseReader.maxHeadSize) bytes")
+        case .malformed(let reason): .protocolError(target: target, reason: reason)
+        }
     }
 }

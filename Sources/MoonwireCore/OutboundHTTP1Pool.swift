@@ -29,19 +29,34 @@ public final class OutboundHTTP1Pool {
         idleSweep?.cancel()
     }
 
-    /// Sends `head` (and `body`) to `url`'s host and gathers the answer, within `deadline`
-    /// (`timeout` seconds, for the message when it passes). `completion` runs once, on this
-    /// loop. Returns what cancels the exchange.
+    /// What one exchange sends: the request's bytes (see `OutboundURL.request`), and what the
+    /// reading of its answer and a retry need to know of it.
+    public struct Request {
+        public var bytes: ByteBuffer
+        public var isHead: Bool
+        /// GET and HEAD: sent again, once, when a reused connection turns out to be closed.
+        public var idempotent: Bool
+
+        public init(bytes: ByteBuffer, method: String) {
+            self.bytes = bytes
+            isHead = method == "HEAD"
+            idempotent = method == "GET" || method == "HEAD"
+        }
+    }
+
+    /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
+    /// seconds, for the message when it passes). `completion` runs once, on this loop. Returns
+    /// what cancels the exchange.
     public func execute(
-        _ head: HTTPRequestHead, body: ByteBuffer?, to url: OutboundURL, deadline: NIODeadline, timeout seconds: Double,
-        connectTimeout: TimeAmount, maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
+        _ request: Request, to url: OutboundURL, deadline: NIODeadline, timeout seconds: Double, connectTimeout: TimeAmount,
+        maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
     ) -> () -> Void {
         let exchange = PooledExchange(completion)
         exchange.timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             exchange.connection?.fail(.timeout(seconds: seconds))
             exchange.finish(.failure(.timeout(seconds: seconds)))
         }
-        start(exchange, head, body: body, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: true)
+        start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: true)
         return {
             exchange.connection?.fail(.cancelled)
             exchange.finish(.failure(.cancelled))
@@ -49,21 +64,19 @@ public final class OutboundHTTP1Pool {
     }
 
     private func start(
-        _ exchange: PooledExchange, _ head: HTTPRequestHead, body: ByteBuffer?, url: OutboundURL, connectTimeout: TimeAmount,
-        maxBodySize: Int, mayRetry: Bool
+        _ exchange: PooledExchange, _ request: Request, url: OutboundURL, connectTimeout: TimeAmount, maxBodySize: Int, mayRetry: Bool
     ) {
         let key = Self.key(url)
         let send = { [unowned self] (connection: OutboundHTTP1Connection) in
             guard !exchange.isFinished else { return self.giveBack(connection, key: key) }
             exchange.connection = connection
             let reused = connection.served > 0
-            connection.send(head, body: body, maxBodySize: maxBodySize) { result in
+            connection.send(request.bytes, isHead: request.isHead, maxBodySize: maxBodySize) { result in
                 exchange.connection = nil
                 // A connection the upstream closed while it was idle fails before any answer:
                 // an idempotent request goes again, once, on a new connection.
-                if case .failure(.closedEarly) = result, reused, mayRetry, head.method == .GET || head.method == .HEAD {
-                    return self.start(
-                        exchange, head, body: body, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: false)
+                if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent {
+                    return self.start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: false)
                 }
                 exchange.finish(result)
             }
@@ -125,7 +138,6 @@ public final class OutboundHTTP1Pool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(OutboundHTTP1Connection(target: target))
                 }
             }

@@ -4,6 +4,9 @@
 // the plain forms are taken (no user info, no fragment, no spaces or control bytes); anything
 // else is left to the general client, which parses it fully.
 
+import NIOCore
+import NIOHTTP1
+
 /// A plain `http://host[:port]/path?query` URL.
 public struct OutboundURL: Equatable, Sendable {
     /// The host as written (an IPv6 literal without its brackets).
@@ -57,5 +60,37 @@ public struct OutboundURL: Equatable, Sendable {
             let value = Int(String(Substring(digits))), value > 0, value <= 65535
         else { return nil }
         return value
+    }
+
+    /// An HTTP/1.1 request to this URL, head and body, as it goes on the wire. A Host field is
+    /// added unless `headers` has one, and Content-Length for a body (any the headers gave is
+    /// replaced: the body's own length is the one that frames it).
+    public func request(method: String, headers: HTTPHeaders, body: ByteBuffer?) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(64 + target.utf8.count + authority.utf8.count + headers.count * 32 + (body?.readableBytes ?? 0))
+        bytes.writeString(method)
+        bytes.writeStaticString(" ")
+        bytes.writeString(target)
+        bytes.writeStaticString(" HTTP/1.1\r\n")
+        if !headers.contains(name: "host") {
+            bytes.writeStaticString("host: ")
+            bytes.writeString(authority)
+            bytes.writeStaticString("\r\n")
+        }
+        for (name, value) in headers where body == nil || name.lowercased() != "content-length" {
+            bytes.writeString(name)
+            bytes.writeStaticString(": ")
+            bytes.writeString(value)
+            bytes.writeStaticString("\r\n")
+        }
+        if var body {
+            bytes.writeStaticString("content-length: ")
+            bytes.writeString(String(body.readableBytes))
+            bytes.writeStaticString("\r\n\r\n")
+            bytes.writeBuffer(&body)
+        } else {
+            bytes.writeStaticString("\r\n")
+        }
+        return bytes
     }
 }

@@ -83,9 +83,9 @@ private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read
     guard let client = vm.runtime.outboundHTTP else {
         return L.raise("\(function.name): this server has no HTTP client (only `moonwire serve` makes one)")
     }
-    if let pool = vm.outboundPool, let (url, head) = options.pooled {
+    if let pool = vm.outboundPool, let (url, request) = options.pooled {
         guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-        LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, head)
+        LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
         return LuaReturn.yield
     }
     let request: HTTPClient.Request
@@ -122,13 +122,17 @@ private final class LuaHTTPExchange {
         self.ownLoop = !waiter.vm.isWorker
     }
 
-    func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ head: HTTPRequestHead) {
+    func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
         let cancel = pool.execute(
-            head, body: options.body, to: url, deadline: deadline, timeout: options.timeout,
+            request, to: url, deadline: deadline, timeout: options.timeout,
             connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize
         ) { result in
             switch result {
-            case .success(let response): self.answered(response.head, response.body)
+            case .success(let response):
+                if self.options.redirects > 0, (300..<400).contains(response.head.status) {
+                    return self.answered(response.head.httpResponseHead, response.body)
+                }
+                self.waiter.resume { T in pushResponse(status: response.head.status, response.body, on: T, fields: response.head.forEachField) }
             case .failure(let failure): self.waiter.resume(failure: failure.description)
             }
         }
@@ -162,33 +166,40 @@ private final class LuaHTTPExchange {
             redirectsLeft -= 1
             return send(next)
         }
-        waiter.resume { T in pushResponse(head, body, on: T) }
+        waiter.resume { T in
+            pushResponse(status: Int(head.status.code), body, on: T) { field in
+                for (name, value) in head.headers {
+                    var name = name, value = value
+                    name.withUTF8 { name in value.withUTF8 { value in field(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) } }
+                }
+            }
+        }
     }
 }
 
-/// `{status=, headers=, body=}`. Header names are lowercase; repeated headers are joined with
-/// ", ", except `set-cookie`, which is always a list (cookies may contain commas).
-private func pushResponse(_ head: HTTPResponseHead, _ body: ByteBuffer, on T: LuaThread) -> Int32 {
+/// `{status=, headers=, body=}`. `fields` calls its argument with each header's name and value.
+/// Names are lowercase; repeated headers are joined with ", ", except `set-cookie`, which is
+/// always a list (cookies may contain commas).
+private func pushResponse(
+    status: Int, _ body: ByteBuffer, on T: LuaThread,
+    fields: ((UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Void
+) -> Int32 {
     lua_createtable(T, 0, 3)
-    lua_pushinteger(T, lua_Integer(head.status.code))
+    lua_pushinteger(T, lua_Integer(status))
     T.setField(-2, "status")
-    lua_createtable(T, 0, Int32(head.headers.count))
-    for (name, value) in head.headers {
-        let key = lowercased(name)
-        if key == "set-cookie" {
-            pushCookie(value, on: T)
-            continue
-        }
-        T.push(key)
-        if lua_rawget(T, -2) == LUA_TNIL {
+    lua_createtable(T, 0, 8)
+    var lowered = [UInt8](repeating: 0, count: 64)
+    fields { name, value in
+        if isSetCookie(name) { return pushCookie(value, on: T) }
+        pushLowercased(name, into: &lowered, on: T)
+        lua_pushvalue(T, -1)
+        if lua_rawget(T, -3) == LUA_TNIL {
             mw_pop(T, 1)
-            T.push(key)
-            T.push(value)
+            pushBytes(value, on: T)
         } else {
-            T.push(", " + value)
-            lua_concat(T, 2)
-            T.push(key)
-            mw_insert(T, -2)
+            T.push(", ")
+            pushBytes(value, on: T)
+            lua_concat(T, 3)
         }
         lua_rawset(T, -3)
     }
@@ -198,20 +209,35 @@ private func pushResponse(_ head: HTTPResponseHead, _ body: ByteBuffer, on T: Lu
     return 1
 }
 
+private func pushBytes(_ bytes: UnsafeRawBufferPointer, on T: LuaThread) {
+    _ = lua_pushlstring(T, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+}
+
+/// Pushes a header name in lowercase (through `scratch`, so no string is made first).
+private func pushLowercased(_ name: UnsafeRawBufferPointer, into scratch: inout [UInt8], on T: LuaThread) {
+    if scratch.count < name.count { scratch = [UInt8](repeating: 0, count: name.count) }
+    scratch.withUnsafeMutableBufferPointer { out in
+        for index in 0..<name.count {
+            let byte = name[index]
+            out[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+        }
+        _ = lua_pushlstring(T, UnsafeRawPointer(out.baseAddress!).assumingMemoryBound(to: CChar.self), name.count)
+    }
+}
+
+private func isSetCookie(_ name: UnsafeRawBufferPointer) -> Bool {
+    name.count == 10 && zip(name, "set-cookie".utf8).allSatisfy { $0 | 0x20 == $1 }
+}
+
 /// Appends a Set-Cookie value to `headers["set-cookie"]` (the table on top), a list.
-private func pushCookie(_ value: String, on T: LuaThread) {
+private func pushCookie(_ value: UnsafeRawBufferPointer, on T: LuaThread) {
     if lua_getfield(T, -1, "set-cookie") == LUA_TNIL {
         mw_pop(T, 1)
         lua_createtable(T, 1, 0)
         lua_pushvalue(T, -1)
         T.setField(-3, "set-cookie")
     }
-    T.push(value)
+    pushBytes(value, on: T)
     lua_rawseti(T, -2, lua_Integer(lua_rawlen(T, -2) + 1))
     mw_pop(T, 1)
-}
-
-/// A header name in lowercase, without a copy when it is lowercase already (HTTP/2's always are).
-private func lowercased(_ name: String) -> String {
-    name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
 }

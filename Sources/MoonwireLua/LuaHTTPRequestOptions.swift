@@ -86,14 +86,12 @@ struct LuaHTTPRequestOptions {
                 redirects: redirects))
     }
 
-    /// The plain http URL and request head the keep-alive pool sends, when the request can go
-    /// that way: plain HTTP, default TLS settings (none), a URL the pool's parser takes.
-    var pooled: (OutboundURL, HTTPRequestHead)? {
+    /// The plain http URL and the request the keep-alive pool sends, when the request can go
+    /// that way: plain HTTP (no TLS settings), a URL the pool's parser takes.
+    var pooled: (OutboundURL, OutboundHTTP1Pool.Request)? {
         guard tls == nil, let target = OutboundURL(url) else { return nil }
-        var headers = headers
-        if !headers.contains(name: "host") { headers.replaceOrAdd(name: "host", value: target.authority) }
-        if let body { headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes)) }
-        return (target, HTTPRequestHead(version: .http1_1, method: method, uri: target.target, headers: headers))
+        let bytes = target.request(method: method.rawValue, headers: headers, body: body)
+        return (target, OutboundHTTP1Pool.Request(bytes: bytes, method: method.rawValue))
     }
 
     /// The request for AsyncHTTPClient (TLS, HTTP/2, redirects); throws for a bad URL.

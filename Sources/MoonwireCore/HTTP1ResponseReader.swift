@@ -1,0 +1,247 @@
+// Reads one HTTP/1.1 response (RFC 9112) out of the bytes an outbound connection receives: the
+// status line and fields, then the body as the fields frame it (a length, chunks, or until the
+// connection closes), up to a cap. Our own rather than NIO's HTTPResponseDecoder: the outbound
+// client makes one request per request it serves, and NIO's decoder (llhttp behind generic
+// handlers, a header table and strings for every field) was a third of the instructions of a
+// proxied request. Interim (1xx) answers are skipped.
+import NIOCore
+
+/// The state of reading one response; feed it what arrives until it completes.
+struct HTTP1ResponseReader {
+    enum ReadError: Error, Equatable {
+        case malformed(String)
+        case headTooLarge
+        case bodyTooLarge
+    }
+
+    /// What reading one response came to.
+    enum Progress {
+        case needMore
+        /// The response, and whether the connection can carry another exchange.
+        case complete(OutboundResponseHead, ByteBuffer, reusable: Bool)
+    }
+
+    private enum Body {
+        case length(Int)
+        /// Chunks: the bytes left of the current chunk's data, or nil when a size line comes.
+        case chunked(left: Int?, trailers: Bool)
+        case untilClose
+    }
+
+    /// The largest head taken.
+    static let maxHeadSize = 64 * 1024
+
+    let maxBodySize: Int
+    /// The request was HEAD: its answer has no body, whatever its fields say.
+    let isHead: Bool
+    private var head: OutboundResponseHead?
+    private var keepAlive = false
+    private var body: Body = .untilClose
+    private var data = ByteBuffer()
+    /// Where the search for the end of the head goes on from.
+    private var searched = 0
+
+    init(maxBodySize: Int, isHead: Bool) {
+        self.maxBodySize = maxBodySize
+        self.isHead = isHead
+    }
+
+    /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
+    mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
+        if head == nil {
+            guard try readHead(&buffer) else { return .needMore }
+        }
+        return try readBody(&buffer)
+    }
+
+    /// The connection closed: a body delimited by the close is complete; anything else is cut.
+    mutating func closed() -> OutboundResponseHead? {
+        guard let head, case .untilClose = body else { return nil }
+        return head
+    }
+
+    /// The body gathered so far (for a body that ends with the connection).
+    var bodySoFar: ByteBuffer { data }
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(ReadError) -> Bool {
+        while true {
+            let found: Int? = buffer.withUnsafeReadableBytes { HTTP1HeadParser.headEnd(in: $0, from: searched - 3) }
+            guard let end = found else {
+                searched = buffer.readableBytes
+                if buffer.readableBytes > Self.maxHeadSize { throw .headTooLarge }
+                return false
+            }
+            searched = 0
+            guard end <= Self.maxHeadSize else { throw .headTooLarge }
+            let bytes = buffer.readSlice(length: end)!
+            let parsed = try Self.parseHead(bytes)
+            // 1xx answers (100 Continue) come before the real one.
+            if parsed.head.status < 200 { continue }
+            head = parsed.head
+            keepAlive = parsed.keepAlive
+            body = parsed.body
+            if isHead || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
+            if case .length(let length) = body, length > maxBodySize { throw .bodyTooLarge }
+            return true
+        }
+    }
+
+    private mutating func readBody(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
+        switch body {
+        case .length(let left):
+            let taken = min(left, buffer.readableBytes)
+            try append(&buffer, taken)
+            body = .length(left - taken)
+            guard left - taken == 0 else { return .needMore }
+            return .complete(head!, data, reusable: keepAlive && buffer.readableBytes == 0)
+        case .untilClose:
+            try append(&buffer, buffer.readableBytes)
+            return .needMore
+        case .chunked(var left, var trailers):
+            defer { body = .chunked(left: left, trailers: trailers) }
+            while true {
+                if trailers {
+                    // Trailer fields end with an empty line; they are read past, not kept.
+                    guard let line = try Self.line(&buffer) else { return .needMore }
+                    if line.readableBytes == 0 { return .complete(head!, data, reusable: keepAlive && buffer.readableBytes == 0) }
+                    continue
+                }
+                if let remaining = left {
+                    if remaining > 0 {
+                        let taken = min(remaining, buffer.readableBytes)
+                        try append(&buffer, taken)
+                        left = remaining - taken
+                        if left! > 0 { return .needMore }
+                    }
+                    // The CR LF after a chunk's data.
+                    guard let end = try Self.line(&buffer) else { return .needMore }
+                    guard end.readableBytes == 0 else { throw .malformed("chunk longer than its size") }
+                    left = nil
+                    continue
+                }
+                guard let line = try Self.line(&buffer) else { return .needMore }
+                let size = try Self.chunkSize(line)
+                if size == 0 {
+                    trailers = true
+                } else {
+                    guard data.readableBytes + size <= maxBodySize else { throw .bodyTooLarge }
+                    left = size
+                }
+            }
+        }
+    }
+
+    private mutating func append(_ buffer: inout ByteBuffer, _ count: Int) throws(ReadError) {
+        guard count > 0 else { return }
+        guard data.readableBytes + count <= maxBodySize else { throw .bodyTooLarge }
+        var slice = buffer.readSlice(length: count)!
+        if data.readableBytes == 0, data.capacity == 0 {
+            data = slice
+        } else {
+            data.writeBuffer(&slice)
+        }
+    }
+
+    /// The next line without its CR LF (or LF), or nil when it has not all arrived; a line of
+    /// more than 4 KiB (a chunk size with extensions, a trailer) is refused.
+    private static func line(_ buffer: inout ByteBuffer) throws(ReadError) -> ByteBuffer? {
+        let lf: Int? = buffer.withUnsafeReadableBytes { HTTP1HeadParser.firstLF($0, from: 0) }
+        guard let lf else {
+            if buffer.readableBytes > 4096 { throw .malformed("line too long") }
+            return nil
+        }
+        var line = buffer.readSlice(length: lf)!
+        buffer.moveReaderIndex(forwardBy: 1)
+        if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == cr8 {
+            line.moveWriterIndex(to: line.writerIndex - 1)
+        }
+        return line
+    }
+
+    /// A chunk-size line: hexadecimal digits, then optional extensions after `;`.
+    private static func chunkSize(_ line: ByteBuffer) throws(ReadError) -> Int {
+        var size = 0
+        var digits = 0
+        for byte in line.readableBytesView {
+            let value: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = Int(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = Int(byte - UInt8(ascii: "A") + 10)
+            case UInt8(ascii: ";"), UInt8(ascii: " "), UInt8(ascii: "\t"):
+                guard digits > 0 else { throw .malformed("bad chunk size") }
+                return size
+            default: throw .malformed("bad chunk size")
+            }
+            digits += 1
+            guard digits <= 15 else { throw .malformed("chunk size too large") }
+            size = size << 4 | value
+        }
+        guard digits > 0 else { throw .malformed("bad chunk size") }
+        return size
+    }
+
+    /// The status line and fields of a head (`bytes` holds it whole, with its empty line).
+    private static func parseHead(_ bytes: ByteBuffer) throws(ReadError) -> (head: OutboundResponseHead, keepAlive: Bool, body: Body) {
+        let result: Result<(OutboundResponseHead, Bool, Body), ReadError> = bytes.withUnsafeReadableBytes { raw in
+            guard let firstLF = HTTP1HeadParser.firstLF(raw, from: 0) else { return .failure(.malformed("no status line")) }
+            // "HTTP/1.1 200 reason"
+            guard firstLF >= 12, bytesEqual(raw, 0..<7, "HTTP/1."), raw[7] == UInt8(ascii: "0") || raw[7] == UInt8(ascii: "1"),
+                raw[8] == UInt8(ascii: " ")
+            else { return .failure(.malformed("bad status line")) }
+            var status = 0
+            for index in 9..<12 {
+                guard raw[index] >= UInt8(ascii: "0"), raw[index] <= UInt8(ascii: "9") else { return .failure(.malformed("bad status")) }
+                status = status * 10 + Int(raw[index] - UInt8(ascii: "0"))
+            }
+            let isHTTP10 = raw[7] == UInt8(ascii: "0")
+            var fields: [(name: Range<Int>, value: Range<Int>)] = []
+            fields.reserveCapacity(8)
+            var connection = ConnectionOptions()
+            var length: Int?
+            var chunked = false
+            var transferEncoding = false
+            var position = firstLF + 1
+            while let lf = HTTP1HeadParser.firstLF(raw, from: position) {
+                let end = lf > position && raw[lf - 1] == cr8 ? lf - 1 : lf
+                defer { position = lf + 1 }
+                if end == position { break }
+                guard let (name, value) = try? HTTP1HeadParser.parseField(raw, position..<end) else {
+                    return .failure(.malformed("bad header field"))
+                }
+                fields.append((name, value))
+                if bytesEqual(raw, name, "content-length", ignoringCase: true) {
+                    guard let parsed = Self.decimal(raw, value), length == nil || length == parsed else {
+                        return .failure(.malformed("bad content-length"))
+                    }
+                    length = parsed
+                } else if bytesEqual(raw, name, "transfer-encoding", ignoringCase: true) {
+                    transferEncoding = true
+                    var last = false
+                    HTTP1HeadParser.forEachToken(raw, value) { last = bytesEqual(raw, $0, "chunked", ignoringCase: true) }
+                    chunked = last
+                } else if bytesEqual(raw, name, "connection", ignoringCase: true) {
+                    connection.note(raw, value)
+                }
+            }
+            let body: Body = transferEncoding ? (chunked ? .chunked(left: nil, trailers: false) : .untilClose) : length.map { .length($0) } ?? .untilClose
+            var keepAlive = connection.keepAlive(http1_0: isHTTP10)
+            if case .untilClose = body { keepAlive = false }
+            return .success((OutboundResponseHead(status: status, isHTTP10: isHTTP10, bytes: bytes, fields: fields), keepAlive, body))
+        }
+        switch result {
+        case .success(let parsed): return (parsed.0, parsed.1, parsed.2)
+        case .failure(let error): throw error
+        }
+    }
+
+    private static func decimal(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var value = 0
+        for index in range {
+            guard raw[index] >= UInt8(ascii: "0"), raw[index] <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(raw[index] - UInt8(ascii: "0"))
+        }
+        return value
+    }
+}
