@@ -19,47 +19,66 @@ public struct OutboundURL: Equatable, Sendable {
 
     /// Nil when the URL is not a plain http URL this parser takes.
     public init?(_ url: String) {
-        var bytes = Substring(url).utf8
-        guard bytes.count > 7 else { return nil }
-        let scheme = bytes.prefix(7)
-        guard scheme.elementsEqual("http://".utf8, by: { $0 | 0x20 == $1 | 0x20 }) else { return nil }
-        bytes = bytes.dropFirst(7)
-        let authorityEnd = bytes.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
-        let authority = bytes[..<authorityEnd]
-        let rest = bytes[authorityEnd...]
-        guard !authority.isEmpty,
-            !authority.contains(UInt8(ascii: "@")),
-            !rest.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "#") })
-        else { return nil }
-        var hostPart = authority
-        var port = 80
-        if authority.first == UInt8(ascii: "[") {
-            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { return nil }
-            hostPart = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if !after.isEmpty {
-                guard after.first == UInt8(ascii: ":"), let number = Self.port(after.dropFirst()) else { return nil }
-                port = number
-            }
-        } else if let colon = authority.lastIndex(of: UInt8(ascii: ":")) {
-            hostPart = authority[..<colon]
-            guard let number = Self.port(authority[authority.index(after: colon)...]) else { return nil }
-            port = number
+        var url = url
+        guard let parts = url.withUTF8({ Self.split($0) }) else { return nil }
+        let utf8 = url.utf8
+        func text(_ range: Range<Int>) -> String {
+            String(Substring(utf8[utf8.index(utf8.startIndex, offsetBy: range.lowerBound)..<utf8.index(utf8.startIndex, offsetBy: range.upperBound)]))
         }
-        guard !hostPart.isEmpty,
-            hostPart.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "/") })
-        else { return nil }
-        self.host = String(Substring(hostPart))
-        self.port = port
-        self.authority = String(Substring(authority))
-        self.target = rest.isEmpty ? "/" : (rest.first == UInt8(ascii: "?") ? "/" + String(Substring(rest)) : String(Substring(rest)))
+        host = text(parts.host)
+        port = parts.port
+        authority = text(parts.authority)
+        if parts.target.isEmpty {
+            target = "/"
+        } else {
+            let rest = text(parts.target)
+            target = rest.utf8.first == UInt8(ascii: "?") ? "/" + rest : rest
+        }
     }
 
-    private static func port(_ digits: Substring.UTF8View.SubSequence) -> Int? {
-        guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            let value = Int(String(Substring(digits))), value > 0, value <= 65535
-        else { return nil }
-        return value
+    /// Where the host, authority and target are in `bytes`, and the port; nil for a URL this
+    /// parser leaves to the general client.
+    private static func split(_ bytes: UnsafeBufferPointer<UInt8>) -> (host: Range<Int>, authority: Range<Int>, target: Range<Int>, port: Int)? {
+        let count = bytes.count
+        guard count > 7 else { return nil }
+        for (offset, expected) in "http://".utf8.enumerated() where bytes[offset] | 0x20 != expected | 0x20 { return nil }
+        var authorityEnd = 7
+        while authorityEnd < count, bytes[authorityEnd] != UInt8(ascii: "/"), bytes[authorityEnd] != UInt8(ascii: "?") {
+            let byte = bytes[authorityEnd]
+            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "@"), byte != UInt8(ascii: "%"), byte != UInt8(ascii: "#") else { return nil }
+            authorityEnd += 1
+        }
+        guard authorityEnd > 7 else { return nil }
+        for index in authorityEnd..<count where bytes[index] <= 0x20 || bytes[index] == 0x7F || bytes[index] == UInt8(ascii: "#") {
+            return nil
+        }
+        var hostStart = 7
+        var hostEnd = authorityEnd
+        var portStart: Int?
+        if bytes[7] == UInt8(ascii: "[") {
+            guard let close = (8..<authorityEnd).first(where: { bytes[$0] == UInt8(ascii: "]") }) else { return nil }
+            hostStart = 8
+            hostEnd = close
+            if close + 1 < authorityEnd {
+                guard bytes[close + 1] == UInt8(ascii: ":") else { return nil }
+                portStart = close + 2
+            }
+        } else if let colon = (7..<authorityEnd).last(where: { bytes[$0] == UInt8(ascii: ":") }) {
+            hostEnd = colon
+            portStart = colon + 1
+        }
+        guard hostEnd > hostStart else { return nil }
+        var port = 80
+        if let portStart {
+            guard portStart < authorityEnd, authorityEnd - portStart <= 5 else { return nil }
+            port = 0
+            for index in portStart..<authorityEnd {
+                guard bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") else { return nil }
+                port = port * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            guard port > 0, port <= 65535 else { return nil }
+        }
+        return (hostStart..<hostEnd, 7..<authorityEnd, authorityEnd..<count, port)
     }
 
     /// An HTTP/1.1 request to this URL, head and body, as it goes on the wire. A Host field is
