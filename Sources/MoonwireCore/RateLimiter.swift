@@ -35,6 +35,9 @@ public final class RateLimiter: Sendable {
     private struct State {
         var buckets: [String: Bucket] = [:]
         var insertsSinceSweep = 0
+        /// The new keys after which the next sweep runs: as many as the last sweep kept (at
+        /// least 1024), so sweeping costs O(1) a call.
+        var sweepAfter = 1024
         /// At the cap with nothing to drop: no sweep can free a slot before this time.
         var nextFreeSlot: UInt64 = 0
     }
@@ -66,7 +69,7 @@ public final class RateLimiter: Sendable {
                 bucket = held
                 bucket.tokens = bucket.tokens(at: now)
             } else {
-                if state.insertsSinceSweep >= max(1024, state.buckets.count) { Self.sweep(&state, now: now) }
+                if state.insertsSinceSweep >= state.sweepAfter { Self.sweep(&state, now: now) }
                 if state.buckets.count >= capacity {
                     guard now >= state.nextFreeSlot else { return .refused(retryAfter: Double(state.nextFreeSlot - now) / 1e9) }
                     Self.sweep(&state, now: now)
@@ -93,9 +96,10 @@ public final class RateLimiter: Sendable {
     }
 
     /// Drops every bucket that has refilled to its burst: taking from it again would start it
-    /// full anyway. Runs once per as many new keys as are held, so it costs O(1) a call.
+    /// full anyway.
     private static func sweep(_ state: inout State, now: UInt64) {
         state.buckets = state.buckets.filter { $0.value.full > now }
         state.insertsSinceSweep = 0
+        state.sweepAfter = max(1024, state.buckets.count)
     }
 }

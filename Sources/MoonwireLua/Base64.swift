@@ -37,6 +37,10 @@ enum Base64 {
                 standard += Array(repeating: UInt8(ascii: "="), count: (4 - standard.count % 4) % 4)
             }
         }
+        // Foundation lets padding through in the middle of a quantum ("Zg=a"); RFC 4648 does not.
+        if let padding = standard.firstIndex(of: UInt8(ascii: "=")) {
+            guard standard.count - padding <= 2, standard[padding...].allSatisfy({ $0 == UInt8(ascii: "=") }) else { return nil }
+        }
         return Data(base64Encoded: Data(standard)).map { Array($0) }
     }
 }
