@@ -139,9 +139,9 @@ enum JWS {
         case (.hs256, .secret(let secret)): return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: input, using: secret)
         case (.hs384, .secret(let secret)): return HMAC<SHA384>.isValidAuthenticationCode(signature, authenticating: input, using: secret)
         case (.hs512, .secret(let secret)): return HMAC<SHA512>.isValidAuthenticationCode(signature, authenticating: input, using: secret)
-        case (.rs256, .rsaPublic(let rsa)): return rsa.isValidSignature(.init(rawRepresentation: signature), for: SHA256.hash(data: input), padding: .insecurePKCS1v1_5)
-        case (.rs384, .rsaPublic(let rsa)): return rsa.isValidSignature(.init(rawRepresentation: signature), for: SHA384.hash(data: input), padding: .insecurePKCS1v1_5)
-        case (.rs512, .rsaPublic(let rsa)): return rsa.isValidSignature(.init(rawRepresentation: signature), for: SHA512.hash(data: input), padding: .insecurePKCS1v1_5)
+        case (.rs256, .rsaPublic(let rsa)): return rsa.isValid(signature, of: SHA256.hash(data: input))
+        case (.rs384, .rsaPublic(let rsa)): return rsa.isValid(signature, of: SHA384.hash(data: input))
+        case (.rs512, .rsaPublic(let rsa)): return rsa.isValid(signature, of: SHA512.hash(data: input))
         case (.es256, .p256Public(let ec)):
             guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
             return ec.isValidSignature(signature, for: input)
@@ -153,5 +153,13 @@ enum JWS {
             return ec.isValidSignature(signature, for: input)
         default: return false
         }
+    }
+}
+
+extension _RSA.Signing.PublicKey {
+    /// RS256/384/512: PKCS#1 v1.5 over the digest (RFC 7518 section 3.3). swift-crypto names the
+    /// padding "insecure" for encryption; for signatures it is what JWS specifies.
+    fileprivate func isValid(_ signature: [UInt8], of digest: some Digest) -> Bool {
+        isValidSignature(.init(rawRepresentation: signature), for: digest, padding: .insecurePKCS1v1_5)
     }
 }

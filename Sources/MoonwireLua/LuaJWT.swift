@@ -121,7 +121,9 @@ private func verifyOptions(_ L: LuaThread) -> Result<VerifyOptions, JWSError> {
             defer { mw_pop(L, 1) }
             return L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
         }
-        guard options.audiences!.count == Int(lua_rawlen(L, -1)) else { return .failure(JWSError("\(function): audience must be a string or a list of strings")) }
+        guard options.audiences!.count == Int(lua_rawlen(L, -1)) else {
+            return .failure(JWSError("\(function): audience must be a string or a list of strings"))
+        }
     default: return .failure(JWSError("\(function): audience must be a string or a list of strings"))
     }
     switch L.rawField(2, "issuer") {
@@ -161,13 +163,17 @@ private func verify(_ L: LuaThread, token index: Int32, _ options: VerifyOptions
         lua_rotate(L, header, -1)  // lua_remove, a macro Swift cannot call
         mw_pop(L, 1)
     }
-    guard L.rawField(header, "alg") == LUA_TSTRING, let name = L.string(at: -1) else { throw JWSError("malformed token: the header has no alg") }
+    guard L.rawField(header, "alg") == LUA_TSTRING, let name = L.string(at: -1) else {
+        throw JWSError("malformed token: the header has no alg")
+    }
     mw_pop(L, 1)
     guard name.lowercased() != "none" else { throw JWSError("alg none is refused") }
     guard let algorithm = JWSAlgorithm(rawValue: name) else { throw JWSError("unsupported algorithm \(name)") }
     guard options.algorithms.contains(algorithm) else { throw JWSError("algorithm \(name) is not allowed") }
     guard options.key.algorithms.contains(algorithm) else { throw JWSError("algorithm \(name) does not match the key") }
-    guard L.rawField(header, "crit") == LUA_TNIL else { throw JWSError("the header has critical extensions (crit), which are not understood") }
+    guard L.rawField(header, "crit") == LUA_TNIL else {
+        throw JWSError("the header has critical extensions (crit), which are not understood")
+    }
     mw_pop(L, 1)
     guard JWS.isValid(token.signature, of: token.signingInput, algorithm: algorithm, key: options.key) else {
         throw JWSError("signature mismatch")
