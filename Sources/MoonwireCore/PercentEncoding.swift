@@ -54,3 +54,30 @@ public enum PercentEncoding {
         }
     }
 }
+
+extension PercentEncoding {
+    /// Decodes `%XX` escapes (and nothing else: `+` stays a plus), as a URL component holds
+    /// them. Returns nil for a malformed escape, which a script should see rather than get a guess.
+    public static func decodeComponent<S: Collection>(_ bytes: S) -> [UInt8]? where S.Element == UInt8 {
+        decode(bytes, plusIsSpace: false, rejectNUL: false)
+    }
+
+    /// Escapes every byte but RFC 3986's unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`
+    /// (a space is `%20`), so the result is safe anywhere in a URL: path segment, query key or
+    /// value, fragment.
+    public static func encodeComponent<S: Collection>(_ bytes: S) -> [UInt8] where S.Element == UInt8 {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(byte)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return out
+    }
+}

@@ -59,6 +59,7 @@ CALLS = {
     # one (see HOLDS); they check their context as connect does.
     "sock:send": "K:send('x')",
     "sock:receive": "K:receive()",
+    "moonwire.limit": "moonwire.limit('probe', 1, 1)",
 }
 for method in ("get", "post", "put", "delete", "patch", "head", "route"):
     CALLS[f"moonwire.{method}"] = (f"moonwire.route('GET', '/x', print)" if method == "route"
