@@ -31,6 +31,8 @@ extension LuaVM {
         L.setField(-2, "re")
         installHTTPClient()
         L.setField(-2, "http")
+        installAPIKeys()
+        L.setField(-2, "apikeys")
         lua_getglobal(L, "package")
         lua_getfield(L, -1, "loaded")
         lua_pushvalue(L, -3)

@@ -16,6 +16,8 @@ public final class LuaRuntime: Sendable {
     public let faults = FaultCounters()
     /// moonwire.shared.
     public let shared = SharedStore()
+    /// moonwire.apikeys, and the keys authentication accepts.
+    public let apiKeys = APIKeyStore()
     /// The server's open WebSockets (moonwire.broadcast, write, connections...).
     public let webSockets: WebSocketRegistry
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).
