@@ -115,6 +115,13 @@ def test_basic_refused_answers_401_with_the_realm_and_runs_no_handler(server):
     assert handled(server) == before
 
 
+def test_http2_requests_are_authenticated_too(server):
+    status, _, body = curl(server, "/private", "--http2-prior-knowledge", "-u", "alice:s3cr:et")
+    assert status == 200 and b'"user":"alice"' in body
+    status, headers, _ = curl(server, "/private", "--http2-prior-knowledge", "-u", "alice:nope")
+    assert status == 401 and headers["www-authenticate"] == CHALLENGE
+
+
 def test_utf8_credentials_with_httpx_basic_auth(server):
     with httpx.Client(base_url=server.url, auth=("José", "pässwörd"), timeout=10) as client:
         assert client.get("/private").json()["user"] == "José"
