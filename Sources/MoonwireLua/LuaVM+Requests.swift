@@ -1,9 +1,9 @@
 // Running an HTTP request through the scripts, in the order the events promise:
 // OnBeforeCommand, then authentication when it is on (LuaAuthentication.swift), then the route
-// that matched (or 405 when the path has only other methods),
-// or else OnCommandGet / OnCommandOther (OnHTTPRequest standing in for either), and finally the
-// static files. Each stage runs in the request's coroutine through the door; one that waits
-// resumes its stage later, and the next stage starts when it returns.
+// that matched (or 405 when the path has only other methods), or else OnCommandGet /
+// OnCommandOther (OnHTTPRequest standing in for either), and finally the static files. Each
+// stage runs in the request's coroutine through the door; one that waits resumes its stage
+// later, and the next stage starts when it returns.
 import CLua
 import MoonwireCore
 import NIOCore
