@@ -165,6 +165,20 @@ def test_an_error_in_on_authentication_refuses(server):
     assert "the password store is down" in server.log()
 
 
+def test_a_hook_cut_off_by_the_cpu_budget_or_the_handler_timeout_refuses(moonwire):
+    server = moonwire(r"""
+    moonwire.options{limits = {handler_timeout = 0.5, instructions = 100000},
+                     authentication = {enabled = true}}
+    function OnAuthentication(req, user) if user == "spin" then while true do end end return true end
+    function OnUnknownAuthentication(req, scheme) moonwire.sleep(5) return true end
+    """)
+    assert server.get("/", headers={"Authorization": basic("spin", "x")}).status_code == 401
+    started = time.monotonic()
+    assert server.get("/", headers={"Authorization": "Bearer slow"}).status_code == 401
+    assert time.monotonic() - started < 3
+    assert server.get("/", headers={"Authorization": basic("any", "x")}).status_code == 200   # admitted: www/index.html
+
+
 # --- other schemes -------------------------------------------------------------------------------
 
 def test_bearer_through_on_unknown_authentication_with_curl(server):
