@@ -107,7 +107,7 @@ enum LuaAPI {
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]
             + [socketData, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
-            + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit]
+            + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
     }
 }
 

@@ -95,6 +95,12 @@ final class LuaCall {
     var instructionsLeft = 0
     /// Set by a limit the server enforced, so the error is reported as that fault.
     var fault: LuaScriptError.Kind?
+    /// Who authentication admitted (req.user), and the info of the API key that did
+    /// (req.api_key).
+    var user: String?
+    var apiKey: SharedValue?
+    /// The user of Basic credentials while OnAuthentication decides; req.user once it admits.
+    var claimedUser: String?
 
     init(thread: LuaThread, threadRef: Int32) {
         self.thread = thread
@@ -154,6 +160,9 @@ final class LuaCall {
         if deadline != nil { deadline = nil }
         lastProgress = .uptimeNanoseconds(0)
         fault = nil
+        if user != nil { user = nil }
+        if apiKey != nil { apiKey = nil }
+        if claimedUser != nil { claimedUser = nil }
     }
 
     /// The response the handlers built.

@@ -9,9 +9,11 @@ struct LuaContext: OptionSet, Sendable {
 
     /// The scripts' top-level code, while a generation loads.
     static let load = LuaContext(rawValue: 1 << 0)
-    /// The handlers of an HTTP request: OnBeforeCommand, routes, OnCommandGet and the rest.
+    /// The handlers of an HTTP request: OnBeforeCommand, the authentication hooks, routes,
+    /// OnCommandGet and the rest.
     static let request = LuaContext(rawValue: 1 << 1)
-    /// OnBeforeCommand and OnHandshake of a WebSocket upgrade request, before the 101.
+    /// OnBeforeCommand, the authentication hooks and OnHandshake of a WebSocket upgrade
+    /// request, before the 101.
     static let handshake = LuaContext(rawValue: 1 << 2)
     /// The events of an open WebSocket (OnConnect ... OnDisconnect).
     static let webSocket = LuaContext(rawValue: 1 << 3)
@@ -59,6 +61,8 @@ struct LuaContext: OptionSet, Sendable {
 enum LuaEvent: Sendable, Equatable {
     case load
     case onBeforeCommand, route, onCommandGet, onCommandOther, onHTTPRequest
+    /// The authentication hooks of a request, and of an upgrade request (before OnHandshake).
+    case onAuthentication, onUnknownAuthentication, onUpgradeAuthentication, onUpgradeUnknownAuthentication
     /// OnBeforeCommand of an upgrade request, which runs before OnHandshake.
     case onBeforeUpgrade, onHandshake
     case onConnect, onMessage, onBinary, onFragmented, onBeforeHeartBeat, onAsynchronous, onDisconnect
@@ -73,7 +77,8 @@ enum LuaEvent: Sendable, Equatable {
         switch self {
         case .load: .load
         case .onBeforeCommand, .route, .onCommandGet, .onCommandOther, .onHTTPRequest: .request
-        case .onBeforeUpgrade, .onHandshake: .handshake
+        case .onAuthentication, .onUnknownAuthentication: .request
+        case .onBeforeUpgrade, .onHandshake, .onUpgradeAuthentication, .onUpgradeUnknownAuthentication: .handshake
         case .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect: .webSocket
         case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer: .connection
         case .onStartup, .onShutdown: .lifecycle
@@ -103,6 +108,8 @@ enum LuaEvent: Sendable, Equatable {
         case .onCommandGet: "OnCommandGet"
         case .onCommandOther: "OnCommandOther"
         case .onHTTPRequest: "OnHTTPRequest"
+        case .onAuthentication, .onUpgradeAuthentication: "OnAuthentication"
+        case .onUnknownAuthentication, .onUpgradeUnknownAuthentication: "OnUnknownAuthentication"
         case .onHandshake: "OnHandshake"
         case .onConnect: "OnConnect"
         case .onMessage: "OnMessage"

@@ -10,6 +10,8 @@ struct LuaEventRefs {
     var onCommandGet: (LuaEvent, Int32) = (.onCommandGet, LUA_NOREF)
     /// OnCommandOther, else OnHTTPRequest: for the other methods.
     var onCommandOther: (LuaEvent, Int32) = (.onCommandOther, LUA_NOREF)
+    var onAuthentication: Int32 = LUA_NOREF
+    var onUnknownAuthentication: Int32 = LUA_NOREF
     var onHandshake: Int32 = LUA_NOREF
     var onConnect: Int32 = LUA_NOREF
     var onMessage: Int32 = LUA_NOREF
@@ -47,6 +49,8 @@ struct LuaEventRefs {
         let onHTTPRequest = reference("OnHTTPRequest")
         onCommandGet = Self.either((.onCommandGet, reference("OnCommandGet")), or: (.onHTTPRequest, onHTTPRequest))
         onCommandOther = Self.either((.onCommandOther, reference("OnCommandOther")), or: (.onHTTPRequest, onHTTPRequest))
+        onAuthentication = reference("OnAuthentication")
+        onUnknownAuthentication = reference("OnUnknownAuthentication")
         onHandshake = reference("OnHandshake")
         onConnect = reference("OnConnect")
         onMessage = reference("OnMessage")

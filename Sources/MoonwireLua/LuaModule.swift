@@ -37,6 +37,8 @@ extension LuaVM {
         installJWT()
         L.setField(-2, "jwt")
         L.setFunction("limit", luaLimit)
+        installAPIKeys()
+        L.setField(-2, "apikeys")
         lua_getglobal(L, "package")
         lua_getfield(L, -1, "loaded")
         lua_pushvalue(L, -3)

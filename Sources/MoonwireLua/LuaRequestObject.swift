@@ -150,6 +150,14 @@ private let requestField: LuaFunction = { L in
     case .query: pushQueryTable(L, request.query)
     case .cookies: pushCookieTable(L, request.headers)
     case .params: pushParams(L, call.params)
+    case .user: if let user = call.user { L.push(user) } else { lua_pushnil(L) }
+    case .api_key:
+        // Nothing is remembered for a request without a key: most have none.
+        guard let info = call.apiKey else {
+            lua_pushnil(L)
+            return 1
+        }
+        pushShared(L, info)
     }
     if field.isKept { mw_objectremember(L) }
     return 1
@@ -157,18 +165,18 @@ private let requestField: LuaFunction = { L in
 
 /// The computed fields of `req`, in the order of `names`.
 enum LuaRequestField: Int, CaseIterable {
-    case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params
+    case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params, user, api_key
 
     /// The fields' names as scripts read them.
     static let names = [
         "method", "path", "uri", "version", "scheme", "host", "remote_ip", "remote_port", "body", "headers", "query", "cookies",
-        "params",
+        "params", "user", "api_key",
     ]
 
     /// Whether a read keeps the value in the object for the next reads.
     var isKept: Bool {
         switch self {
-        case .body, .headers, .query, .cookies, .params: return true
+        case .body, .headers, .query, .cookies, .params, .api_key: return true
         default: return false
         }
     }

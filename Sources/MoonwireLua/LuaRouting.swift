@@ -70,6 +70,10 @@ private let luaVirtualHost: LuaFunction = { L in
         if let error = LuaSettingKeys.unknownKey(L, at: 2, known: LuaSettingKeys.virtualHost) {
             return L.raise("moonwire.vhost: \(error)")
         }
+        switch readAuthOption(L, at: 2) {
+        case .success(let auth): if let auth { vm.authentication.hosts[host] = auth }
+        case .failure(let error): return L.raise("moonwire.vhost: \(error.message)")
+        }
         L.rawField(2, "www")
         if let root = L.string(at: -1) { vm.hostRoots[host] = root }
         L.rawField(2, "tls")
@@ -101,8 +105,9 @@ private let luaVirtualHost: LuaFunction = { L in
     return 1
 }
 
-/// `[host:]get(path, handler)` and friends (upvalue 2 is the method), and
-/// `[host:]route("GET|POST", path, handler)` (upvalue 2 is nil).
+/// `[host:]get(path, handler [, options])` and friends (upvalue 2 is the method), and
+/// `[host:]route("GET|POST", path, handler [, options])` (upvalue 2 is nil). The options table
+/// takes `auth` (true or false: this route needs authentication, or not).
 private let luaAddRoute: LuaFunction = { L in
     addRoute(L!, fixedMethod: L!.string(at: mw_upvalueindex(2)))
 }
@@ -143,6 +148,16 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
     guard L.type(at: argument + 1) == LUA_TFUNCTION else {
         return L.raise("\(name): expected a handler function, got \(L.describe(at: argument + 1))")
     }
+    var auth: Bool?
+    let options = argument + 2
+    if L.type(at: options) != LUA_TNONE && L.type(at: options) != LUA_TNIL {
+        guard L.type(at: options) == LUA_TTABLE else { return L.raise("\(name): the options must be a table") }
+        if let error = LuaSettingKeys.unknownKey(L, at: options, known: LuaSettingKeys.route) { return L.raise("\(name): \(error)") }
+        switch readAuthOption(L, at: options) {
+        case .success(let value): auth = value
+        case .failure(let error): return L.raise("\(name): \(error.message)")
+        }
+    }
     lua_pushvalue(L, argument + 1)
     let handler = luaL_ref(L, mw_registryindex())
     do {
@@ -151,5 +166,6 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         luaL_unref(L, mw_registryindex(), handler)
         return L.raise("\(name): \(error)")
     }
+    if let auth { vm.authentication.routes[handler] = auth }
     return 0
 }

@@ -18,6 +18,8 @@ public final class LuaRuntime: Sendable {
     public let shared = SharedStore()
     /// moonwire.limit's token buckets.
     public let rateLimiter = RateLimiter()
+    /// moonwire.apikeys, and the keys authentication accepts.
+    public let apiKeys = APIKeyStore()
     /// The server's open WebSockets (moonwire.broadcast, write, connections...).
     public let webSockets: WebSocketRegistry
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).

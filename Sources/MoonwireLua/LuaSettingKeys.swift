@@ -7,10 +7,10 @@ import CLua
 
 /// The known keys of the settings tables.
 enum LuaSettingKeys {
-    static let options = ["limits", "websocket", "heartbeat", "http2", "origins"]
+    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "authentication", "sessions", "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
+        "sessions", "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
@@ -24,7 +24,11 @@ enum LuaSettingKeys {
     static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
     static let listen = ["host", "port", "tls", "backlog"]
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
-    static let virtualHost = ["www", "tls"]
+    static let virtualHost = ["www", "tls", "auth"]
+    /// The options table a route declaration may end with.
+    static let route = ["auth"]
+    static let authentication = ["enabled", "basic", "realm", "except", "websocket", "api_keys"]
+    static let apiKeys = ["header", "query"]
 
     /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with
     /// the key's path (`limits.memroy`) and the keys the table takes.

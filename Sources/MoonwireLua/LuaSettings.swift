@@ -40,6 +40,9 @@ let luaOptions: LuaFunction = { L in
         case "http2":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: http2 must be a table") }
             if let error = readHTTP2(L, into: &vm.settings.http2) { return L.raise("moonwire.options: \(error)") }
+        case "authentication":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: authentication must be a table") }
+            if let error = readAuthentication(L, into: &vm.authentication) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

@@ -1,5 +1,6 @@
 // A WebSocket upgrade request through the scripts: the origin check, then OnBeforeCommand (as
-// for every request) and OnHandshake, each a stage in the request's coroutine that may wait.
+// for every request), authentication (unless `authentication.websocket = false`) and
+// OnHandshake, each a stage in the request's coroutine that may wait.
 // Scripts that define no WebSocket event have no WebSocket endpoint: their upgrade requests
 // are ordinary requests. Both hooks admit, so both fail closed: an error refuses the upgrade.
 import CLua
@@ -21,12 +22,15 @@ extension LuaVM {
         guard let call = takeCall(.handshake) else { return decision.succeed(.refuse(.statusPage(503))) }
         call.attach(request, responder: nil)
         call.handshake = decision
-        guard events.onBeforeCommand != LUA_NOREF else { return runHandshakeHook(call) }
+        guard events.onBeforeCommand != LUA_NOREF else {
+            return authentication.isActive ? authenticate(call) : runHandshakeHook(call)
+        }
         start(call, .onBeforeUpgrade, events.onBeforeCommand)
     }
 
-    /// The stage after OnBeforeCommand: OnHandshake, or the decision when there is none.
-    private func runHandshakeHook(_ call: LuaCall) {
+    /// The stage after OnBeforeCommand (and authentication): OnHandshake, or the decision when
+    /// there is none.
+    func runHandshakeHook(_ call: LuaCall) {
         guard events.onHandshake != LUA_NOREF else { return decide(call, stopped: false) }
         start(call, .onHandshake, events.onHandshake)
     }
@@ -35,14 +39,19 @@ extension LuaVM {
     func handshakeAdvanced(_ call: LuaCall, _ outcome: LuaOutcome) {
         switch outcome {
         case .returned(let results):
+            if call.event.isAuthentication { return authenticationReturned(call, results: results) }
             let stopped = call.event == .onBeforeUpgrade && results > 0 && lua_toboolean(call.thread, -results) != 0
             if results > 0 { lua_settop(call.thread, 0) }
-            if call.event == .onBeforeUpgrade, !stopped { return runHandshakeHook(call) }
+            if call.event == .onBeforeUpgrade, !stopped {
+                return authentication.isActive ? authenticate(call) : runHandshakeHook(call)
+            }
             decide(call, stopped: stopped)
         case .waiting:
             armDeadline(call)
         case .failed(let error):
-            fail(call, error) { call.handshake?.succeed(.refuse(errorPage(for: error))) }
+            fail(call, error) {
+                call.handshake?.succeed(.refuse(call.event.isAuthentication ? authentication.refusal : errorPage(for: error)))
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 // Running an HTTP request through the scripts, in the order the events promise:
-// OnBeforeCommand, then the route that matched (or 405 when the path has only other methods),
-// or else OnCommandGet / OnCommandOther (OnHTTPRequest standing in for either), and finally the
-// static files. Each stage runs in the request's coroutine through the door; one that waits
-// resumes its stage later, and the next stage starts when it returns.
+// OnBeforeCommand, then authentication when it is on (LuaAuthentication.swift), then the route
+// that matched (or 405 when the path has only other methods), or else OnCommandGet /
+// OnCommandOther (OnHTTPRequest standing in for either), and finally the static files. Each
+// stage runs in the request's coroutine through the door; one that waits resumes its stage
+// later, and the next stage starts when it returns.
 import CLua
 import MoonwireCore
 import NIOCore
@@ -14,7 +15,9 @@ extension LuaVM {
         guard let call = takeCall(.request) else { return responder.respond(.statusPage(503)) }
         call.attach(request, responder: responder)
         call.route = route(for: call)
-        guard events.onBeforeCommand != LUA_NOREF else { return runHandler(call) }
+        guard events.onBeforeCommand != LUA_NOREF else {
+            return authentication.isActive ? authenticate(call) : runHandler(call)
+        }
         start(call, .onBeforeCommand, events.onBeforeCommand)
     }
 
@@ -28,9 +31,9 @@ extension LuaVM {
         proceed(call, arguments: 2)
     }
 
-    /// The stage after OnBeforeCommand: the route's handler, a 405, or the method's event;
-    /// with none of them, the static files answer without a coroutine being run.
-    private func runHandler(_ call: LuaCall) {
+    /// The stage after OnBeforeCommand (and authentication): the route's handler, a 405, or the
+    /// method's event; with none of them, the static files answer without a coroutine being run.
+    func runHandler(_ call: LuaCall) {
         switch call.route {
         case .handler(let function):
             start(call, .route, function)
@@ -69,18 +72,22 @@ extension LuaVM {
     func requestAdvanced(_ call: LuaCall, _ outcome: LuaOutcome) {
         switch outcome {
         case .returned(let results):
+            if call.event.isAuthentication { return authenticationReturned(call, results: results) }
             // OnBeforeCommand's true ends the request with what `res` holds; a handler called
             // directly may return anything.
             let stopped = call.event == .onBeforeCommand && results > 0 && lua_toboolean(call.thread, -results) != 0
             if results > 0 { lua_settop(call.thread, 0) }
-            if call.event == .onBeforeCommand, !stopped, call.stream == nil, !call.responded { return runHandler(call) }
+            if call.event == .onBeforeCommand, !stopped, call.stream == nil, !call.responded {
+                return authentication.isActive ? authenticate(call) : runHandler(call)
+            }
             answer(call, stopped: stopped)
         case .waiting:
             armDeadline(call)
         case .failed(let error):
             fail(call, error) {
                 call.stream?.abort()
-                call.responder.respond(errorPage(for: error))
+                // An authentication hook fails closed with the refusal, as if it had said no.
+                call.responder.respond(call.event.isAuthentication ? authentication.refusal : errorPage(for: error))
             }
         }
     }

@@ -52,6 +52,8 @@ public final class LuaVM {
     var importedSocketData: [String: SharedValue] = [:]
     /// Compiled moonwire.options{origins} patterns.
     var originPatterns: [Regex] = []
+    /// moonwire.options{authentication} and the routes and hosts that opted in or out.
+    var authentication = LuaAuthenticationRules()
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()

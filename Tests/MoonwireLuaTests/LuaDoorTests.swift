@@ -87,11 +87,13 @@ final class LuaDoorTests: XCTestCase {
 
     func testUnknownSettingKeysAreLoadErrorsAtTheirLine() {
         for (source, message) in [
-            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins)"),
+            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication)"),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
-            ("moonwire.options{authentication = {enabled = true}}", "authentication is not built yet"),
+            ("moonwire.options{sessions = {enabled = true}}", "sessions is not built yet"),
+            ("moonwire.options{authentication = {enabled = 1}}", "authentication.enabled must be true or false"),
+            ("moonwire.get('/', print, {auth = 'no'})", "moonwire.get: auth must be true or false"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),
             ("moonwire.listen{port = 8080, backlog = 'many'}", "moonwire.listen: backlog must be a whole number"),
             ("moonwire.vhost('a', {wwww = 'x'})", "moonwire.vhost: unknown option wwww"),

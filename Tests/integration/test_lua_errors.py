@@ -100,27 +100,27 @@ def test_fields_a_script_sets_on_req_and_res_read_back(moonwire):
     server = moonwire('''
 local kept
 moonwire.get("/set", function(req, res)
-  req.user = "ann"
+  req.owner = "ann"
   local path = req.path
   req.path = "/rewritten"
   res.note = 7
   kept = req
-  res:send(table.concat({req.user, path, req.path, tostring(res.note),
+  res:send(table.concat({req.owner, path, req.path, tostring(res.note),
                          tostring(req.headers == req.headers), tostring(req.params == req.params)}, " "))
 end)
 moonwire.get("/kept", function(req, res)
   local read, read_error = pcall(function() return kept.method end)
-  local set, set_error = pcall(function() kept.user = "bob" end)
-  res:send(table.concat({tostring(kept.user), tostring(read), read_error, tostring(set), set_error}, " | "))
+  local set, set_error = pcall(function() kept.owner = "bob" end)
+  res:send(table.concat({tostring(kept.owner), tostring(read), read_error, tostring(set), set_error}, " | "))
 end)
-moonwire.get("/fresh", function(req, res) res:send(tostring(req.user) .. " " .. tostring(res.note)) end)
+moonwire.get("/fresh", function(req, res) res:send(tostring(req.owner) .. " " .. tostring(res.note)) end)
 ''', threads=1)
     assert server.get("/set").text == "ann /set /rewritten 7 true true"
     # The fields a script set go with the call; a kept object can neither read nor set more.
     user, read, read_error, set_, set_error = server.get("/kept").text.split(" | ")
     assert (user, read, set_) == ("nil", "false", "false")
     assert "req.method: the request has finished" in read_error
-    assert "req.user: the request has finished" in set_error
+    assert "req.owner: the request has finished" in set_error
     assert server.get("/fresh").text == "nil nil"
 
 
