@@ -61,6 +61,8 @@ enum LuaAPI {
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)
     static let ping = LuaAPIFunction("moonwire.ping", .running)
+    static let sessionDestroy = LuaAPIFunction("session:destroy", .request)
+    static let sessionRegenerate = LuaAPIFunction("session:regenerate", .request)
     static let disconnectAll = LuaAPIFunction("moonwire.disconnect_all", .running)
     static let connections = LuaAPIFunction("moonwire.connections", .running)
 
@@ -103,7 +105,7 @@ enum LuaAPI {
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
             + [reload, broadcast, write, ping, disconnectAll, connections]
-            + LuaRequestField.functions + [requestHeader]
+            + LuaRequestField.functions + [requestHeader, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]
             + [socketData, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]

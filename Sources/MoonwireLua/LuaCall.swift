@@ -101,6 +101,13 @@ final class LuaCall {
     var apiKey: SharedValue?
     /// The user of Basic credentials while OnAuthentication decides; req.user once it admits.
     var claimedUser: String?
+    /// The session stage ran (it runs once, before the first handler).
+    var sessionResolved = false
+    /// The request's session; req.session's table once a handler read it (its data is saved
+    /// at the end); a session a handler destroyed, for OnSessionEnd after the answer.
+    var session: LuaCallSession?
+    var sessionRef = LUA_NOREF
+    var endedSession: SessionStore.Session?
 
     init(thread: LuaThread, threadRef: Int32) {
         self.thread = thread
@@ -163,6 +170,13 @@ final class LuaCall {
         if user != nil { user = nil }
         if apiKey != nil { apiKey = nil }
         if claimedUser != nil { claimedUser = nil }
+        sessionResolved = false
+        if session != nil { session = nil }
+        if sessionRef != LUA_NOREF {
+            luaL_unref(thread, mw_registryindex(), sessionRef)
+            sessionRef = LUA_NOREF
+        }
+        if endedSession != nil { endedSession = nil }
     }
 
     /// The response the handlers built.

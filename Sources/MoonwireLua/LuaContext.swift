@@ -27,9 +27,12 @@ struct LuaContext: OptionSet, Sendable {
     static let dispatch = LuaContext(rawValue: 1 << 7)
     /// A function of moonwire.timer or moonwire.every.
     static let timer = LuaContext(rawValue: 1 << 8)
+    /// OnSessionEnd, which runs on its own (after the answer, or when the sweep expires a
+    /// session).
+    static let session = LuaContext(rawValue: 1 << 9)
 
     /// Every context a server runs code in after loading.
-    static let running: LuaContext = [.request, .handshake, .webSocket, .connection, .lifecycle, .exception, .dispatch, .timer]
+    static let running: LuaContext = [.request, .handshake, .webSocket, .connection, .lifecycle, .exception, .dispatch, .timer, .session]
     /// Where calls may wait (each event says whether it can: see `LuaEvent.canWait`).
     static let waiting: LuaContext = running.subtracting(.dispatch)
     /// Everywhere.
@@ -46,6 +49,7 @@ struct LuaContext: OptionSet, Sendable {
         (.exception, "in OnException"),
         (.dispatch, "in OnHTTP2BeforeAsyncRequest"),
         (.timer, "in a timer"),
+        (.session, "in OnSessionEnd"),
     ]
 
     /// "in a request handler or in a WebSocket handshake", for the contexts in the set.
@@ -71,6 +75,8 @@ enum LuaEvent: Sendable, Equatable {
     case onException
     case onHTTP2BeforeAsyncRequest
     case timer
+    /// The session events: the first three are stages of a request, OnSessionEnd runs alone.
+    case onInvalidSession, onCreateSession, onSessionStart, onSessionEnd
 
     /// Where the event's code runs.
     var context: LuaContext {
@@ -85,6 +91,8 @@ enum LuaEvent: Sendable, Equatable {
         case .onException: .exception
         case .onHTTP2BeforeAsyncRequest: .dispatch
         case .timer: .timer
+        case .onInvalidSession, .onCreateSession, .onSessionStart: .request
+        case .onSessionEnd: .session
         }
     }
 
@@ -127,6 +135,10 @@ enum LuaEvent: Sendable, Equatable {
         case .onException: "OnException"
         case .onHTTP2BeforeAsyncRequest: "OnHTTP2BeforeAsyncRequest"
         case .timer: "a timer"
+        case .onInvalidSession: "OnInvalidSession"
+        case .onCreateSession: "OnCreateSession"
+        case .onSessionStart: "OnSessionStart"
+        case .onSessionEnd: "OnSessionEnd"
         }
     }
 }

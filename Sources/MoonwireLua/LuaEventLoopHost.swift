@@ -61,10 +61,23 @@ public final class LuaEventLoopHost: ServerDelegate {
         self.primary = primary
         started = true
         current.startTimers(primary: primary)
-        if primary { current.startup() }
+        if primary {
+            current.startup()
+            scheduleSessionSweep()
+        }
     }
 
     /// Calls OnShutdown (once per server: call it on one loop's host).
+    /// Once a second the primary loop ends the expired sessions of the whole server (their
+    /// OnSessionEnd runs in whichever generation is current here).
+    private func scheduleSessionSweep() {
+        eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [weak self] in
+            guard let self else { return }
+            if self.runtime.sessions.count > 0 { self.current.sweepSessions() }
+            self.scheduleSessionSweep()
+        }
+    }
+
     public func shutdown() { current.shutdown() }
 
     public func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> {

@@ -28,6 +28,10 @@ struct LuaEventRefs {
     var onALPNSelect: Int32 = LUA_NOREF
     var onVerifyPeer: Int32 = LUA_NOREF
     var onBeforeAsyncRequest: Int32 = LUA_NOREF
+    var onInvalidSession: Int32 = LUA_NOREF
+    var onCreateSession: Int32 = LUA_NOREF
+    var onSessionStart: Int32 = LUA_NOREF
+    var onSessionEnd: Int32 = LUA_NOREF
     /// Whether the scripts have a WebSocket endpoint: an event that opens connections or
     /// receives messages. Without one, upgrade requests are ordinary requests.
     private(set) var acceptsWebSockets = false
@@ -67,6 +71,10 @@ struct LuaEventRefs {
         onALPNSelect = reference("OnSSLALPNSelect")
         onVerifyPeer = reference("OnSSLVerifyPeer")
         onBeforeAsyncRequest = reference("OnHTTP2BeforeAsyncRequest")
+        onInvalidSession = reference("OnInvalidSession")
+        onCreateSession = reference("OnCreateSession")
+        onSessionStart = reference("OnSessionStart")
+        onSessionEnd = reference("OnSessionEnd")
         acceptsWebSockets = [onConnect, onMessage, onBinary, onFragmented].contains { $0 != LUA_NOREF }
     }
 

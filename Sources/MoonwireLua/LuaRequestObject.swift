@@ -151,6 +151,7 @@ private let requestField: LuaFunction = { L in
     case .cookies: pushCookieTable(L, request.headers)
     case .params: pushParams(L, call.params)
     case .user: if let user = call.user { L.push(user) } else { lua_pushnil(L) }
+    case .session: LuaVM.from(L).pushSession(L, for: call)
     case .api_key:
         // Nothing is remembered for a request without a key: most have none.
         guard let info = call.apiKey else {
@@ -165,18 +166,18 @@ private let requestField: LuaFunction = { L in
 
 /// The computed fields of `req`, in the order of `names`.
 enum LuaRequestField: Int, CaseIterable {
-    case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params, user, api_key
+    case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params, user, api_key, session
 
     /// The fields' names as scripts read them.
     static let names = [
         "method", "path", "uri", "version", "scheme", "host", "remote_ip", "remote_port", "body", "headers", "query", "cookies",
-        "params", "user", "api_key",
+        "params", "user", "api_key", "session",
     ]
 
     /// Whether a read keeps the value in the object for the next reads.
     var isKept: Bool {
         switch self {
-        case .body, .headers, .query, .cookies, .params, .api_key: return true
+        case .body, .headers, .query, .cookies, .params, .api_key, .session: return true
         default: return false
         }
     }

@@ -20,6 +20,8 @@ public final class LuaRuntime: Sendable {
     public let rateLimiter = RateLimiter()
     /// moonwire.apikeys, and the keys authentication accepts.
     public let apiKeys = APIKeyStore()
+    /// Server sessions (req.session), kept across script generations.
+    public let sessions = SessionStore()
     /// The server's open WebSockets (moonwire.broadcast, write, connections...).
     public let webSockets: WebSocketRegistry
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).

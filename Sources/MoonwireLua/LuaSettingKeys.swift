@@ -7,10 +7,10 @@ import CLua
 
 /// The known keys of the settings tables.
 enum LuaSettingKeys {
-    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication"]
+    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "sessions", "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
+        "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
@@ -29,6 +29,7 @@ enum LuaSettingKeys {
     static let route = ["auth"]
     static let authentication = ["enabled", "basic", "realm", "except", "websocket", "api_keys"]
     static let apiKeys = ["header", "query"]
+    static let sessions = ["enabled", "timeout", "cookie", "secure", "same_site", "auto_start"]
 
     /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with
     /// the key's path (`limits.memroy`) and the keys the table takes.

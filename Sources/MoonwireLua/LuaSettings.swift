@@ -43,6 +43,9 @@ let luaOptions: LuaFunction = { L in
         case "authentication":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: authentication must be a table") }
             if let error = readAuthentication(L, into: &vm.authentication) { return L.raise("moonwire.options: \(error)") }
+        case "sessions":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: sessions must be a table") }
+            if let error = readSessions(L, into: &vm.sessions) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

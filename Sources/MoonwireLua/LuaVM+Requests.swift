@@ -1,7 +1,8 @@
 // Running an HTTP request through the scripts, in the order the events promise:
 // OnBeforeCommand, then authentication when it is on (LuaAuthentication.swift), then the route
 // that matched (or 405 when the path has only other methods), or else OnCommandGet /
-// OnCommandOther (OnHTTPRequest standing in for either), and finally the static files. Each
+// OnCommandOther (OnHTTPRequest standing in for either), and finally the static files; with
+// sessions on, the session stage (LuaSessions.swift) runs just before the first handler. Each
 // stage runs in the request's coroutine through the door; one that waits resumes its stage
 // later, and the next stage starts when it returns.
 import CLua
@@ -34,6 +35,7 @@ extension LuaVM {
     /// The stage after OnBeforeCommand (and authentication): the route's handler, a 405, or the
     /// method's event; with none of them, the static files answer without a coroutine being run.
     func runHandler(_ call: LuaCall) {
+        if sessions.enabled, !call.sessionResolved { return startSession(call) }
         switch call.route {
         case .handler(let function):
             start(call, .route, function)
@@ -73,6 +75,7 @@ extension LuaVM {
         switch outcome {
         case .returned(let results):
             if call.event.isAuthentication { return authenticationReturned(call, results: results) }
+            if call.event.isSessionStage { return sessionStageReturned(call, results: results) }
             // OnBeforeCommand's true ends the request with what `res` holds; a handler called
             // directly may return anything.
             let stopped = call.event == .onBeforeCommand && results > 0 && lua_toboolean(call.thread, -results) != 0
@@ -94,7 +97,8 @@ extension LuaVM {
 
     /// Answers a request whose handlers are done: with what they built, or, when none
     /// answered, a static file (GET, HEAD) or 404. `stopped`: OnBeforeCommand returned true.
-    private func answer(_ call: LuaCall, stopped: Bool) {
+    func answer(_ call: LuaCall, stopped: Bool) {
+        if call.session != nil || call.endedSession != nil { finishSession(call) }
         if let stream = call.stream {
             stream.finish()
         } else if call.responded {

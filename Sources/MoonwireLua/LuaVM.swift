@@ -54,6 +54,8 @@ public final class LuaVM {
     var originPatterns: [Regex] = []
     /// moonwire.options{authentication} and the routes and hosts that opted in or out.
     var authentication = LuaAuthenticationRules()
+    /// moonwire.options{sessions}.
+    var sessions = LuaSessionRules()
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()
