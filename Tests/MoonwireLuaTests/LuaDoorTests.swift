@@ -43,7 +43,7 @@ final class LuaDoorTests: XCTestCase {
             .load, .onBeforeCommand, .route, .onCommandGet, .onCommandOther, .onHTTPRequest, .onBeforeUpgrade, .onHandshake,
             .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect, .onTCPConnect,
             .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onStartup, .onShutdown, .onException, .onHTTP2BeforeAsyncRequest,
-            .timer,
+            .timer, .onSessionEnd,
         ]
         let covered = events.reduce(LuaContext()) { $0.union($1.context) }
         XCTAssertEqual(covered, .anywhere)
@@ -87,11 +87,12 @@ final class LuaDoorTests: XCTestCase {
 
     func testUnknownSettingKeysAreLoadErrorsAtTheirLine() {
         for (source, message) in [
-            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication)"),
+            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions)"),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
-            ("moonwire.options{sessions = {enabled = true}}", "sessions is not built yet"),
+            ("moonwire.options{sessions = {enabled = true, expiry = 5}}", "unknown option sessions.expiry"),
+            ("moonwire.options{cluster = {}}", "cluster is not built yet"),
             ("moonwire.options{authentication = {enabled = 1}}", "authentication.enabled must be true or false"),
             ("moonwire.get('/', print, {auth = 'no'})", "moonwire.get: auth must be true or false"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),
