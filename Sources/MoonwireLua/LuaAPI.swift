@@ -84,6 +84,7 @@ enum LuaAPI {
     /// `ws` methods and `ws.data`: where a script holds a connection's `ws`.
     static let socketContexts: LuaContext = [.webSocket, .request]
     static let socketData = LuaAPIFunction("ws.data", socketContexts)
+    static let socketSession = LuaAPIFunction("ws.session", socketContexts)
     static let socketSend = LuaAPIFunction("ws:send", socketContexts)
     static let socketSendBinary = LuaAPIFunction("ws:send_binary", socketContexts)
     static let socketPing = LuaAPIFunction("ws:ping", socketContexts)
@@ -108,7 +109,7 @@ enum LuaAPI {
             + LuaRequestField.functions + [requestHeader, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]
-            + [socketData, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
+            + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
             + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
     }
 }

@@ -1,8 +1,9 @@
 // Server sessions (moonwire.options{sessions = {...}}): the session stage of a request, between
 // authentication and the handlers. A valid cookie finds its session (its expiry slides); an
-// unknown or expired one goes to OnInvalidSession(req, res, id) and is never adopted; then,
-// with auto_start, a new session is made (its id from OnCreateSession(req) when that returns
-// an acceptable one, else random) and OnSessionStart(session) runs. Requests that only the
+// unknown or expired one goes to OnInvalidSession(req, res, id) and is never adopted; then a
+// new session is made (its id from OnCreateSession(req) when that returns an acceptable one,
+// else random; without auto_start only when OnCreateSession returns true or an id) and
+// OnSessionStart(session) runs. Requests that only the
 // static files answer skip the stage: no session is made for them. The data a handler leaves
 // in req.session.data is saved when the request is answered (not when a handler fails), and
 // OnSessionEnd(session, reason) runs for sessions destroyed by a handler (after the answer) or
@@ -111,10 +112,10 @@ extension LuaVM {
         proceed(call, arguments: 3)
     }
 
-    /// Starts a new session when auto_start allows, asking OnCreateSession for its id first.
+    /// Starts a new session, asking OnCreateSession for its id first. Without auto_start,
+    /// only OnCreateSession starts one (by returning true or an id).
     private func createSession(_ call: LuaCall) {
-        guard sessions.autoStart else { return runHandler(call) }
-        guard events.onCreateSession != LUA_NOREF else { return makeSession(call, id: nil) }
+        guard events.onCreateSession != LUA_NOREF else { return sessions.autoStart ? makeSession(call, id: nil) : runHandler(call) }
         call.enter(.onCreateSession)
         lua_rawgeti(call.thread, mw_registryindex(), lua_Integer(events.onCreateSession))
         pushObject(.request, for: call.id, on: call.thread)
@@ -133,6 +134,13 @@ extension LuaVM {
             stopped ? answer(call, stopped: true) : createSession(call)
         case .onCreateSession:
             var chosen: String?
+            // Without auto_start, nothing (nil or false) means no session for this request.
+            if !sessions.autoStart, results == 0 || thread.type(at: first) == LUA_TNIL
+                || (thread.type(at: first) == LUA_TBOOLEAN && lua_toboolean(thread, first) == 0)
+            {
+                lua_settop(thread, 0)
+                return runHandler(call)
+            }
             if results > 0, thread.type(at: first) == LUA_TSTRING, let id = thread.string(at: first) {
                 if SessionStore.isAcceptableID(id) {
                     chosen = id

@@ -100,13 +100,15 @@ private func socket(_ L: LuaThread, _ function: LuaAPIFunction) -> (String, WebS
     return (guid, vm.localSockets[guid] ?? vm.runtime.webSockets.connection(guid))
 }
 
-/// `__index` of `ws`: methods, then `data` (a table kept per connection).
+/// `__index` of `ws`: methods, then `data` (a table kept per connection) and `session`.
 private let socketIndex: LuaFunction = { L in
     let L = L!
     lua_pushvalue(L, 2)
     if lua_rawget(L, mw_upvalueindex(2)) != LUA_TNIL { return 1 }
     mw_pop(L, 1)
-    guard L.type(at: 2) == LUA_TSTRING, L.string(at: 2) == "data" else { return 0 }
+    guard L.type(at: 2) == LUA_TSTRING, let key = L.string(at: 2) else { return 0 }
+    if key == "session" { return socketSession(L) }
+    guard key == "data" else { return 0 }
     guard let (guid, _) = socket(L, LuaAPI.socketData) else { return LuaReturn.raise }
     let vm = LuaVM.from(L)
     if let reference = vm.socketData[guid] {
@@ -166,4 +168,20 @@ private func socketChannel(_ L: LuaThread, join: Bool) -> Int32 {
     let registry = LuaVM.from(L).runtime.webSockets
     if join { registry.subscribe(guid, to: channel) } else { registry.unsubscribe(guid, from: channel) }
     return 0
+}
+
+/// `ws.session`: the session of the connection's handshake (its cookie), as `{id=, data=}`,
+/// read from the store at each access; nil without one. Reading it keeps the session alive.
+private func socketSession(_ L: LuaThread) -> Int32 {
+    guard let (_, connection) = socket(L, LuaAPI.socketSession) else { return LuaReturn.raise }
+    let vm = LuaVM.from(L)
+    guard vm.sessions.enabled, let connection,
+        let id = SessionCookie.value(named: vm.sessions.cookie, in: connection.headers),
+        let session = vm.runtime.sessions.touch(id, timeout: vm.sessions.timeout)
+    else {
+        lua_pushnil(L)
+        return 1
+    }
+    pushSessionSnapshot(L, id: session.id, data: session.data)
+    return 1
 }

@@ -1,14 +1,20 @@
 """Server sessions (docs/authentication.md#sessions): a session created with its cookie's flags,
 carried across requests with curl cookie jars, timed out (OnSessionEnd "timeout"), destroyed,
 regenerated, an invalid id reported to OnInvalidSession, forged cookies answered with fresh
-sessions, sessions kept over a script reload, and the same session seen from two event loops."""
+sessions, sessions kept over a script reload, the same session seen from two event loops, the
+Secure flag over TLS, ws.session, and OnCreateSession deciding without auto_start."""
+import asyncio
 import os
+import ssl
 import subprocess
 import time
 
 import httpx
+import websockets
 
 from harness import wait_until
+from tls_certs import start_tls
+from websocket_client import url
 
 APP = r"""
 moonwire.options{sessions = {enabled = true, timeout = {timeout}, same_site = "Strict"}}
@@ -151,3 +157,51 @@ def test_two_event_loops_see_the_same_session(moonwire):
             seen.add(client.get(server.url + "/count").json()["id"])
     assert seen == {cookie.split("=", 1)[1]}
     assert httpx.get(server.url + "/peek", headers={"cookie": cookie}).json()["n"] == 13
+
+
+def test_the_cookie_is_secure_over_tls(moonwire, certs):
+    server = start_tls(moonwire, certs, app())
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(certs.ca))) as client:
+        tls = client.get(server.tls_url + "/count")
+        plain = client.get(server.url + "/count")
+    assert "; Secure" in tls.headers["set-cookie"] and "HttpOnly" in tls.headers["set-cookie"]
+    assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_a_websocket_sees_the_session_of_its_handshake(moonwire):
+    server = moonwire(app() + r"""
+function OnMessage(ws, text)
+  local s = ws.session
+  ws:send(s and (s.id .. " " .. tostring(s.data.n)) or "none")
+end
+""")
+    with httpx.Client(base_url=server.url) as client:
+        first = client.get("/count").json()
+        client.get("/count")
+        cookie = "MWSESSID=" + client.cookies["MWSESSID"]
+
+    async def talk(headers):
+        async with websockets.connect(url(server), additional_headers=headers) as ws:
+            await ws.send("who")
+            return await ws.recv()
+
+    assert asyncio.run(talk({"Cookie": cookie})) == first["id"] + " 2"
+    assert asyncio.run(talk({})) == "none"
+    assert asyncio.run(talk({"Cookie": "MWSESSID=forged"})) == "none"
+
+
+def test_without_auto_start_on_create_session_decides(moonwire):
+    server = moonwire(r"""
+moonwire.options{sessions = {enabled = true, auto_start = false}}
+function OnCreateSession(req)
+  if req.query.login == "chosen" then return "chosen-session-id-0001" end
+  return req.query.login == "yes"
+end
+moonwire.get("/", function(req, res) res:send(req.session and req.session.id or "none") end)
+""")
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/").text == "none" and "set-cookie" not in client.get("/").headers
+        started = client.get("/?login=yes").text
+        assert len(started) == 32
+        assert client.get("/").text == started          # carried by its cookie from now on
+    assert httpx.get(server.url + "/?login=chosen").text == "chosen-session-id-0001"
