@@ -214,6 +214,11 @@ enum HTTP1HeadParser {
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }
 
+/// RFC 9110's token characters (tchar), for the layers above that check names they are given.
+public enum HTTPToken {
+    public static func isTokenByte(_ byte: UInt8) -> Bool { HTTP1HeadParser.isTokenByte(byte) }
+}
+
 let lf8 = UInt8(ascii: "\n")
 let cr8 = UInt8(ascii: "\r")
 private let space8 = UInt8(ascii: " ")

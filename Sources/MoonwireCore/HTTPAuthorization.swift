@@ -17,7 +17,7 @@ public struct HTTPAuthorization: Sendable, Equatable {
         let bytes = value.utf8
         let start = bytes.firstIndex { !Self.isSpace($0) } ?? bytes.endIndex
         let schemeEnd = bytes[start...].firstIndex(where: Self.isSpace) ?? bytes.endIndex
-        guard start < schemeEnd, bytes[start..<schemeEnd].allSatisfy(Self.isTokenCharacter) else { return nil }
+        guard start < schemeEnd, bytes[start..<schemeEnd].allSatisfy(HTTP1HeadParser.isTokenByte) else { return nil }
         let credentialsStart = bytes[schemeEnd...].firstIndex { !Self.isSpace($0) } ?? bytes.endIndex
         let credentialsEnd = bytes[credentialsStart...].lastIndex { !Self.isSpace($0) }.map { bytes.index(after: $0) }
         scheme = String(value[start..<schemeEnd])
@@ -31,16 +31,6 @@ public struct HTTPAuthorization: Sendable, Equatable {
 
     private static func isSpace(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
-    }
-
-    /// RFC 9110's tchar.
-    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 }
 

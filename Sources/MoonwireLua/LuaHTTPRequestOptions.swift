@@ -106,7 +106,7 @@ struct LuaHTTPRequestOptions {
     }
 
     private static func httpMethod(_ name: String) throws(LuaHTTPArgumentError.Reason) -> HTTPMethod {
-        guard !name.isEmpty, name.utf8.allSatisfy({ isTokenCharacter($0) }) else {
+        guard !name.isEmpty, name.utf8.allSatisfy({ HTTPToken.isTokenByte($0) }) else {
             throw .init("method must be an HTTP method name such as \"GET\", got \"\(name)\"")
         }
         return HTTPMethod(rawValue: name)
@@ -127,7 +127,7 @@ struct LuaHTTPRequestOptions {
         lua_pushnil(L)
         while lua_next(L, table) != 0 {
             guard L.type(at: -2) == LUA_TSTRING, let name = L.string(at: -2),
-                !name.isEmpty, name.utf8.allSatisfy({ isTokenCharacter($0) })
+                !name.isEmpty, name.utf8.allSatisfy({ HTTPToken.isTokenByte($0) })
             else {
                 let name = L.describe(at: -2)
                 mw_pop(L, 2)
@@ -229,16 +229,6 @@ struct LuaHTTPRequestOptions {
             throw .init("\(name) must be a number, got \(String(cString: mw_typename(L, -1)))")
         }
         return value
-    }
-
-    /// RFC 9110's tchar: what a method or header name is made of.
-    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 }
 
