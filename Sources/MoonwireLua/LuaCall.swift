@@ -85,7 +85,7 @@ final class LuaCall {
     var responded = false
     /// The wall-clock limit, armed when the call first waits (a call that never waits is
     /// bounded by its instruction budget alone, so most calls never pay for a timer).
-    var deadline: Scheduled<Void>?
+    var deadline: NIODeadline?
     /// When the request arrived, or the call last sent a piece of a streamed body: the timeout
     /// counts from here, so a stream that keeps moving is never cut. Zero for an event until it
     /// first waits (reading the clock for every WebSocket message would cost more than the

@@ -28,8 +28,7 @@ let responseWrite: LuaFunction = { L in
         stream.write(chunk)
     }
     call.lastProgress = .now()
-    call.deadline?.cancel()
-    call.deadline = nil
+    vm.disarmDeadline(call)
     if stream.isWritable || vm.eventLoop == nil {
         lua_pushboolean(L, 1)
         return 1

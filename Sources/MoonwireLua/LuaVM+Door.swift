@@ -144,7 +144,7 @@ extension LuaVM {
     @inline(never)
     private func cancelTimers(of call: LuaCall) {
         call.cancelWait.take()?()
-        call.deadline?.cancel()
+        disarmDeadline(call)
     }
 
     /// Runs `onIdle` later, not now: the VM may be closed by it, and the ending call's frames
@@ -242,22 +242,6 @@ extension LuaVM {
         case .failed(let error):
             fail(call, error) {}
             return .failure(error)
-        }
-    }
-
-    /// Ends a waiting call that outlives the handler timeout.
-    func armDeadline(_ call: LuaCall) {
-        guard call.deadline == nil, let eventLoop else { return }
-        if call.lastProgress.uptimeNanoseconds == 0 { call.lastProgress = .now() }
-        let timeout = settings.scriptLimits.handlerTimeout
-        let boundSelf = NIOLoopBound(self, eventLoop: eventLoop)
-        let callID = call.id
-        call.deadline = eventLoop.scheduleTask(deadline: call.lastProgress + .nanoseconds(Int64(timeout * 1e9))) {
-            let vm = boundSelf.value
-            guard let call = vm.calls[callID] else { return }
-            call.deadline = nil
-            vm.advance(call, .failed(LuaScriptError(
-                message: "\(call.event.name) timed out after \(timeout) seconds (limits.handler_timeout)", kind: .timeout)))
         }
     }
 }

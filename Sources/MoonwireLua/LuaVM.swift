@@ -40,6 +40,8 @@ public final class LuaVM {
     /// The keep-alive pool of plain HTTP upstreams of this VM's loop (moonwire.http), which
     /// every generation on the loop shares; nil without a loop.
     var outboundPool: OutboundHTTP1Pool?
+    /// The handler timeouts of the calls that wait.
+    var deadlines = LuaCallDeadlines()
     /// moonwire.timer and moonwire.every.
     var timers = LuaTimerTable()
     /// Threads moonwire.spawn started.
@@ -133,6 +135,7 @@ public final class LuaVM {
         for backlog in socketBacklogs.values {
             for case .heartbeat(let answer) in backlog.events { answer.succeed(false) }
         }
+        deadlines.sweep?.cancel()
         leaveTick()
         lua_close(L)
         space.deallocate()
