@@ -172,6 +172,11 @@ extension LuaVM {
         // The coroutine failed or was cut off mid-wait: it runs no more, and it may hold what
         // filled the memory.
         luaL_unref(L, mw_registryindex(), call.threadRef)
+        // A failed call is not reset for reuse: what it kept in the registry goes here.
+        if call.sessionRef != LUA_NOREF {
+            luaL_unref(L, mw_registryindex(), call.sessionRef)
+            call.sessionRef = LUA_NOREF
+        }
         if error.kind == .memory { mw_collectgarbage(L) }
         if call.event != .onException { reportException(error, of: call) }
         release(call)
