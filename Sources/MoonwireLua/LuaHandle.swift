@@ -1,5 +1,5 @@
 // Handles: small full userdata that carry the id of something Swift keeps for a VM (a timer, a
-// thread moonwire.spawn started). The object itself lives in Swift, found by id, so a handle
+// thread moonwire.spawn started); req.session tables use the same kind of metatable. The object itself lives in Swift, found by id, so a handle
 // that outlives it finds nothing instead of freed memory; each kind has its own metatable,
 // named so that a handle of one kind is never taken for another.
 import CLua

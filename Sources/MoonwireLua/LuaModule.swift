@@ -9,7 +9,7 @@ extension LuaVM {
         L.setFunction("every", luaEvery)
         L.setFunction("spawn", luaSpawn)
         luaTimerKind.install(in: L)
-        installSessionMetatable()
+        luaSessionKind.install(in: L)
         luaThreadKind.install(in: L)
         L.setFunction("options", luaOptions)
         L.setFunction("listen", luaListen)

@@ -5,20 +5,11 @@
 import CLua
 import MoonwireCore
 
-/// The registry name of the sessions' metatable, whose `__index` holds their methods.
-let sessionType = "moonwire.session"
+/// The metatable of req.session tables, whose `__index` holds their methods.
+let luaSessionKind = LuaHandleKind(
+    name: "moonwire.session", methods: [("destroy", luaSessionDestroy), ("regenerate", luaSessionRegenerate)], collected: nil)
 
 extension LuaVM {
-    /// Registers the metatable of req.session tables (once per VM).
-    func installSessionMetatable() {
-        luaL_newmetatable(L, sessionType)
-        lua_createtable(L, 0, 2)
-        L.setFunction("destroy", luaSessionDestroy)
-        L.setFunction("regenerate", luaSessionRegenerate)
-        L.setField(-2, "__index")
-        mw_pop(L, 1)
-    }
-
     /// Pushes req.session for `call` (nil without a session), remembering the table so its
     /// data can be saved at the end.
     func pushSession(_ L: LuaThread, for call: LuaCall) {
@@ -28,7 +19,7 @@ extension LuaVM {
         lua_setfield(L, -2, "id")
         pushShared(L, session.data)
         lua_setfield(L, -2, "data")
-        luaL_setmetatable(L, sessionType)
+        luaL_setmetatable(L, luaSessionKind.name)
         if call.sessionRef == LUA_NOREF {
             lua_pushvalue(L, -1)
             call.sessionRef = luaL_ref(L, mw_registryindex())
