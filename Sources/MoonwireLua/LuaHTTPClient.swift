@@ -188,10 +188,9 @@ private func pushResponse(
     lua_pushinteger(T, lua_Integer(status))
     T.setField(-2, "status")
     lua_createtable(T, 0, 8)
-    var lowered = [UInt8](repeating: 0, count: 64)
     fields { name, value in
         if isSetCookie(name) { return pushCookie(value, on: T) }
-        pushLowercased(name, into: &lowered, on: T)
+        pushLowercased(name, on: T)
         lua_pushvalue(T, -1)
         if lua_rawget(T, -3) == LUA_TNIL {
             mw_pop(T, 1)
@@ -213,10 +212,10 @@ private func pushBytes(_ bytes: UnsafeRawBufferPointer, on T: LuaThread) {
     _ = lua_pushlstring(T, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
 }
 
-/// Pushes a header name in lowercase (through `scratch`, so no string is made first).
-private func pushLowercased(_ name: UnsafeRawBufferPointer, into scratch: inout [UInt8], on T: LuaThread) {
-    if scratch.count < name.count { scratch = [UInt8](repeating: 0, count: name.count) }
-    scratch.withUnsafeMutableBufferPointer { out in
+/// Pushes a header name in lowercase, through a scratch buffer on the stack (no string is
+/// made first, and nothing is allocated per header).
+private func pushLowercased(_ name: UnsafeRawBufferPointer, on T: LuaThread) {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(name.count, 1)) { out in
         for index in 0..<name.count {
             let byte = name[index]
             out[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
