@@ -11,8 +11,9 @@
 // and not while the client leaves the answers it was sent unread (the channel is not writable):
 // a client that pipelines requests without reading would otherwise have the server read them
 // all and queue an answer for each (1.9 GB for 104 MB of `GET /hello` in 12 s). New requests
-// then wait as bytes in the decoder, and reads wait too, as NIO's HTTPServerPipelineHandler holds
-// reads behind an answer in progress.
+// then wait as bytes in the decoder, and reads wait once it holds one (NIO's
+// HTTPServerPipelineHandler holds every read behind an answer in progress instead; we read on,
+// so that a waiting answer does not drop and retake the read interest per request).
 import NIOCore
 import NIOHTTP1
 
@@ -58,9 +59,9 @@ struct HTTPExchangeStateMachine {
     /// What the handler does with a read the channel asked for.
     enum ReadAction {
         case read
-        /// Held until the answer in progress ends, as NIO's HTTPServerPipelineHandler does, and
-        /// until the client reads what it was sent: a client cannot queue more than one read of
-        /// requests behind a slow answer, nor answers that it does not read.
+        /// Held while the decoder keeps a request behind the answer in progress, while parts
+        /// wait, and until the client reads what it was sent: a client cannot queue more than
+        /// one read of requests behind a slow answer, nor answers that it does not read.
         case hold
     }
 
@@ -135,9 +136,12 @@ struct HTTPExchangeStateMachine {
         return handle(error)
     }
 
-    /// The channel asks for more bytes.
+    /// The channel asks for more bytes. An answer in progress alone does not hold reads: the
+    /// decoder keeps a pipelined request that arrives meanwhile (and then holds reads), and a
+    /// read interest dropped and taken again around each answer that waits (an upstream, a
+    /// sleep) costs two `epoll_ctl` calls per request.
     mutating func readRequested() -> ReadAction {
-        if !takesRequests || decoderHolds {
+        if !clientReads || !waiting.isEmpty || decoderHolds {
             readHeld = true
             return .hold
         }

@@ -240,22 +240,25 @@ final class HTTPExchangeStateMachineTests: XCTestCase {
 
     // MARK: Reads
 
-    func testReadsGoOnUnlessAnHTTP1AnswerIsInProgress() {
+    func testReadsGoOnWhileNothingIsHeldBack() {
         for stage in Stage.allCases {
             for http1 in [true, false] {
                 var machine = machine(stage, http1: http1)
-                let expected: Machine.ReadAction = stage == .answering && http1 ? .hold : .read
-                XCTAssertEqual(machine.readRequested(), expected, "\(stage) http1: \(http1)")
+                XCTAssertEqual(machine.readRequested(), .read, "\(stage) http1: \(http1)")
             }
         }
     }
 
-    func testHeldReadIsDoneWhenTheAnswerEnds() {
+    func testAReadHeldBehindAnAnswerIsDoneWhenTheAnswerEnds() {
         var machine = machine(.answering)
+        XCTAssertFalse(machine.takesRequests, "a pipelined request waits in the decoder")
+        machine.decoderHoldsRequests(true)
         XCTAssertEqual(machine.readRequested(), .hold)
         _ = machine.responseEnded(keepAlive: true)
         XCTAssertTrue(machine.startDraining())
         XCTAssertNil(machine.nextWaiting())
+        XCTAssertTrue(machine.takesRequests)
+        machine.decoderHoldsRequests(false)
         XCTAssertTrue(machine.stopDraining())
         // Released once.
         XCTAssertTrue(machine.startDraining())
