@@ -40,6 +40,8 @@ public final class LuaVM {
     /// The keep-alive pool of plain HTTP upstreams of this VM's loop (moonwire.http), which
     /// every generation on the loop shares; nil without a loop.
     var outboundPool: OutboundHTTP1Pool?
+    /// See `LuaRecentPooledRequest`.
+    var recentPooledRequest = LuaRecentPooledRequest()
     /// The handler timeouts of the calls that wait.
     var deadlines = LuaCallDeadlines()
     /// moonwire.timer and moonwire.every.
