@@ -14,9 +14,10 @@ FORCE ?=
 RELEASE_FLAGS := -c release -Xswiftc -enforce-exclusivity=unchecked
 SETUP := Tests/tools/setup.sh
 DEBUG_BIN := .build/debug/moonwire
+DIST_BUILD := .build/dist
 RELEASE_BIN := .build/release/moonwire
 
-.PHONY: all run test unit integration check bench cert setup build release clean distclean
+.PHONY: all run test unit integration check bench cert setup build release dist clean distclean
 
 all: build
 
@@ -26,8 +27,23 @@ setup:
 build: setup
 	$(SWIFT) build
 
-release: setup
+release:
+	@$(SETUP) --build
 	$(SWIFT) build $(RELEASE_FLAGS)
+
+## dist/moonwire-VERSION-linux-ARCH.tar.gz: a release binary with the Swift runtime linked in
+## (it runs on Debian 12 without the toolchain), the example systemd unit, scripts/ and www/.
+dist:
+	@$(SETUP) --build
+	$(SWIFT) build $(RELEASE_FLAGS) --static-swift-stdlib --scratch-path $(DIST_BUILD) --product moonwire
+	@set -e; version=$$($(DIST_BUILD)/release/moonwire --version | awk '{print $$NF}'); \
+	name=moonwire-$$version-linux-$$(uname -m); \
+	rm -rf dist/$$name dist/$$name.tar.gz; mkdir -p dist/$$name; \
+	strip -o dist/$$name/moonwire $(DIST_BUILD)/release/moonwire; \
+	cp deploy/moonwire.service deploy/INSTALL.md dist/$$name/; \
+	cp -R scripts www dist/$$name/; \
+	tar -C dist -czf dist/$$name.tar.gz $$name; \
+	echo "dist: dist/$$name.tar.gz ($$(du -h dist/$$name/moonwire | cut -f1) binary; see deploy/INSTALL.md)"
 
 ## Serve $(SCRIPTS) and $(WWW) on http://$(HOST):$(PORT) (release build; Ctrl-C stops it).
 run: release
@@ -76,7 +92,7 @@ cert:
 	echo "cert: in a script: moonwire.listen{port = 8443, tls = {cert = \"$$cert\", key = \"$$key\"}}"
 
 clean:
-	rm -rf .build
+	rm -rf .build dist
 
 distclean: clean
 	rm -rf .venv

@@ -5,17 +5,22 @@
 # about a second because presence is checked with dpkg-query, not apt.
 #
 #   Tests/tools/setup.sh           build, run and test
+#   Tests/tools/setup.sh --build   build and run only (make run, make release, make dist): no
+#                                  test clients, no .venv
 #   Tests/tools/setup.sh --bench   also the benchmark peer (nginx with its Lua module) and valgrind
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 bench=false
+tests=true
 for argument in "$@"; do
     case "$argument" in
         --bench) bench=true ;;
-        *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+        --build) tests=false ;;
+        *) echo "usage: $0 [--build | --bench]" >&2; exit 2 ;;
     esac
 done
+$bench && ! $tests && { echo "usage: $0 [--build | --bench]" >&2; exit 2; }
 
 say() { echo "setup: $*" >&2; }
 die() { echo "setup: error: $*" >&2; exit 1; }
@@ -31,8 +36,11 @@ installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
 }
 
-packages=(liblua5.4-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config curl wrk
-          nghttp2-client python3-venv redis-server)
+# Building and serving: Lua (linked statically), PCRE2, zlib, OpenSSL's tool for `make cert`.
+packages=(liblua5.4-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config)
+if $tests; then
+    packages+=(curl wrk nghttp2-client python3-venv redis-server)
+fi
 if $bench; then
     # Debian 12's nginx-light is a transitional package over nginx; the Lua module
     # (OpenResty's lua-nginx-module on LuaJIT) loads into either.
@@ -66,6 +74,8 @@ fi
 
 command -v swift >/dev/null ||
     say "warning: swift is not on PATH; building needs the Swift toolchain (6.2 or newer)"
+
+$tests || exit 0
 
 # Debian's own python3 has the venv module but no ensurepip without python3-venv; whichever
 # python3 is first on PATH must be able to make a virtualenv with pip.
