@@ -1,8 +1,14 @@
 """A WebSocket client by hand, for the tests that need what Python's websockets will not do:
 raw upgrades with a small receive window, and frames built byte by byte."""
+import asyncio
 import base64
 import os
 import socket
+
+
+def run(coroutine):
+    """Runs a client scenario written with Python's asyncio websockets, 30 s at most."""
+    return asyncio.run(asyncio.wait_for(coroutine, 30))
 
 
 def url(server, path="/"):
