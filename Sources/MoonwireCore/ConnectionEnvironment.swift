@@ -14,6 +14,8 @@ final class ConnectionEnvironment {
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
+    /// This loop's open connections, which a graceful stop drains.
+    let openConnections = OpenConnections()
 
     init(
         delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,

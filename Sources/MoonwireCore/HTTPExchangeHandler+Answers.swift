@@ -144,7 +144,7 @@ extension HTTPExchangeHandler {
             fields.contentLength = contentLength
         }
         if exchange.version.major == 1 {
-            if !exchange.keepAlive {
+            if !exchange.keepAlive || quiescing {
                 fields.connection = "close"
             } else if exchange.version.minor == 0 {
                 fields.connection = "keep-alive"
@@ -158,7 +158,7 @@ extension HTTPExchangeHandler {
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
         defer { sendWatch?.answerEnded() }
-        switch machine.responseEnded(keepAlive: exchange.keepAlive) {
+        switch machine.responseEnded(keepAlive: exchange.keepAlive && !quiescing) {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.
             if isHTTP1 { timeouts.answerStarted() }

@@ -94,6 +94,7 @@ public final class Server: Sendable {
                     guard accepted else { return channel.close() }
                     return channel.eventLoop.makeCompletedFuture {
                         try ConnectionPipeline.configure(channel, tls: tls, environment: bound.value)
+                        bound.value.openConnections.add(channel)
                     }
                 }
                 switch bound.value.delegate.shouldAccept(ConnectionInfo(channel: channel)) {
@@ -123,13 +124,42 @@ public final class Server: Sendable {
         }.wait()
     }
 
-    /// Stops accepting connections and waits until the listeners are closed.
+    /// Begins a graceful stop: closes the listeners, so no connection is accepted any more,
+    /// and asks every open connection to finish what it is doing and close
+    /// (`OpenConnections.quiesce`). `openConnectionCount` tells when they have.
+    public func quiesce() {
+        closeListeners()
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.openConnections.quiesce() }.wait()
+        }
+    }
+
+    /// How many connections are open, on all loops.
+    public func openConnectionCount() -> Int {
+        environments.values.reduce(0) { sum, bound in
+            sum + ((try? bound.eventLoop.submit { bound.value.openConnections.count }.wait()) ?? 0)
+        }
+    }
+
+    /// Closes every connection still open: the end of a drain whose time ran out.
+    public func closeConnections() {
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.openConnections.closeAll() }.wait()
+        }
+    }
+
+    /// Stops accepting connections (if `quiesce` has not already) and the file threads.
     public func stop() {
+        closeListeners()
+        try? threadPool.syncShutdownGracefully()
+    }
+
+    /// Closes the listeners and waits until they are closed.
+    private func closeListeners() {
         let channels = self.channels.withLockedValue { value -> [Channel] in
             defer { value = [] }
             return value
         }
         for channel in channels { try? channel.close().wait() }
-        try? threadPool.syncShutdownGracefully()
     }
 }

@@ -46,6 +46,11 @@ let luaOptions: LuaFunction = { L in
         case "sessions":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: sessions must be a table") }
             if let error = readSessions(L, into: &vm.sessions) { return L.raise("moonwire.options: \(error)") }
+        case "drain_timeout":
+            guard let value = L.number(at: -1), value >= 0, value.isFinite else {
+                return L.raise("moonwire.options: drain_timeout must be a number of seconds (0 or more)")
+            }
+            vm.settings.drainTimeout = value
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

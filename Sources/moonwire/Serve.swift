@@ -1,5 +1,6 @@
 // `moonwire serve`: one Lua VM per event loop, the HTTP server in front, OnStartup and
-// OnShutdown around it, and a clean stop on SIGINT or SIGTERM.
+// OnShutdown around it, and a graceful stop on SIGINT, SIGTERM or moonwire.stop()
+// (GracefulStop.swift).
 import ArgumentParser
 import Dispatch
 import Logging
@@ -93,12 +94,13 @@ struct Serve: ParsableCommand {
                 listeners: Self.listeners(declared: settings.listeners, host: host, port: port), hosts: settings.hostCertificates)
         }
         runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
+        // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
+        // server is up must still run OnShutdown, not kill the process.
+        let stops = StopRequests()
+        runtime.onStopRequest(stops.request)
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
-        // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
-        // server is up must still run OnShutdown, not kill the process.
-        let termination = TerminationSignal()
 
         do {
             let addresses = try server.start()
@@ -119,10 +121,12 @@ struct Serve: ParsableCommand {
             try host.eventLoop.submit { host.value.start(primary: false) }.wait()
         }
 
-        termination.wait()
-        logger.info("stopping")
+        stops.wait()
         hangup.cancel()
         watcher?.stop()
+        let drainTimeout = try first.eventLoop.submit { first.value.current.settings.drainTimeout }.wait()
+        GracefulStop.drain(server, timeout: drainTimeout, requests: stops, logger: logger)
+        stops.release()
         server.stop()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         outboundHTTP.shutdown()
@@ -156,21 +160,5 @@ struct Serve: ParsableCommand {
         source.setEventHandler(handler: action)
         source.resume()
         return source
-    }
-}
-
-/// SIGINT and SIGTERM, caught from its creation on; `wait` blocks until one arrives.
-private struct TerminationSignal {
-    private let stop = DispatchSemaphore(value: 0)
-    private let sources: [DispatchSourceSignal]
-
-    init() {
-        let stop = self.stop
-        sources = [SIGINT, SIGTERM].map { Serve.onSignal($0) { stop.signal() } }
-    }
-
-    func wait() {
-        stop.wait()
-        sources.forEach { $0.cancel() }
     }
 }
