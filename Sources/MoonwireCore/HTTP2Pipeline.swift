@@ -39,10 +39,16 @@ enum HTTP2Pipeline {
             eventLoop: loop)
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
         let boundEnvironment = NIOLoopBound(environment, eventLoop: loop)
+        // Only its graceful close is used (on ChannelShouldQuiesceEvent): GOAWAY with the
+        // highest stream ID and a PING, then, once the client has seen it, GOAWAY with the last
+        // stream opened, and the close when the streams are done. The drain's deadline is the
+        // server's; the idle and send timeouts are the handlers' below.
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: loop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         try channel.pipeline.syncOperations.addHandler(HTTP2AdvertisedStreamLimit(limit: settings.maxConcurrentStreams))
         multiplexer.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
-            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission)
+            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission, management: management.http2StreamDelegate)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
@@ -57,13 +63,7 @@ enum HTTP2Pipeline {
                     scheme: scheme)
             }
         }
-        // Only its graceful close is used (on ChannelShouldQuiesceEvent): GOAWAY with the
-        // highest stream ID and a PING, then, once the client has seen it, GOAWAY with the last
-        // stream opened, and the close when the streams are done. The drain's deadline is the
-        // server's; the idle and send timeouts are the handlers' below.
-        try channel.pipeline.syncOperations.addHandler(
-            NIOHTTP2ServerConnectionManagementHandler(
-                eventLoop: loop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil)))
+        try channel.pipeline.syncOperations.addHandler(management)
         if environment.openConnections.quiescing {
             loop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }
