@@ -68,7 +68,12 @@ public final class Server: Sendable {
         try warmUp(tls: contexts.lazy.compactMap { $0 }.first)
         var addresses: [SocketAddress] = []
         for (listener, tls) in zip(configuration.listeners, contexts) {
-            let channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
+            let channel: Channel
+            do {
+                channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
+            } catch {
+                throw ListenError(host: listener.host, port: listener.port, underlying: error)
+            }
             channels.withLockedValue { $0.append(channel) }
             addresses.append(channel.localAddress!)
         }
@@ -162,4 +167,14 @@ public final class Server: Sendable {
         }
         for channel in channels { try? channel.close().wait() }
     }
+}
+
+/// A listener that could not be bound, with its address: "address already in use" alone does
+/// not say which of several listeners failed.
+public struct ListenError: Error, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let underlying: Error
+
+    public var description: String { "cannot listen on \(host):\(port): \(underlying)" }
 }

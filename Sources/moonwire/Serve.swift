@@ -37,7 +37,13 @@ struct Serve: ParsableCommand {
     @Flag(help: "Development mode: error pages show the message, traceback and source.")
     var dev = false
 
+    @Option(help: "The least level logged: trace, debug, info, notice, warning, error or critical (default: info, debug with --dev).")
+    var logLevel: String?
+
     func validate() throws {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if workers < 0 { throw ValidationError("--workers must be 0 or more") }
     }
@@ -45,7 +51,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "moonwire")
-        logger.logLevel = dev ? .debug : .info
+        logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (dev ? .debug : .info)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let workerGroup = workers > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: workers) : nil
@@ -80,6 +86,10 @@ struct Serve: ParsableCommand {
         var configuration = ServerConfiguration()
         configuration.listeners = listeners(declared: settings.listeners)
         configuration.wwwRoot = www
+        var folder = stat()
+        if stat(www, &folder) != 0 || folder.st_mode & S_IFMT != S_IFDIR {
+            logger.warning("the www folder does not exist: no static files will be served", metadata: ["www": "\(www)"])
+        }
         configuration.limits = settings.limits
         configuration.webSocket = settings.webSocket
         configuration.http2 = settings.http2
@@ -109,7 +119,8 @@ struct Serve: ParsableCommand {
                 logger.info("listening on \(scheme)://\(listener.host):\(address.port ?? listener.port)")
             }
         } catch {
-            logger.critical("cannot listen", metadata: ["error": "\(error)"])
+            // A ListenError names the address; a certificate that cannot be used says why.
+            logger.critical(error is ListenError ? "\(error)" : "cannot listen: \(error)")
             // An HTTPClient must be shut down before it goes away.
             outboundHTTP.shutdown()
             throw ExitCode(1)
