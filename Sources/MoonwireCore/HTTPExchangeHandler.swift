@@ -53,6 +53,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var activeStream: HTTPResponseStream?
     /// The file body being copied through buffers, while it is.
     var activeCopy: FileBodyCopier?
+    /// The access log line of the request being answered, when there is an access log.
+    var logEntry: AccessLogEntry?
     /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
     /// closes after the one under way.
     private(set) var quiescing = false
@@ -288,6 +290,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         machine.requestDispatched()
+        if environment.accessLog != nil {
+            logEntry = AccessLogEntry(
+                remoteIP: connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",
+                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
+        }
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {

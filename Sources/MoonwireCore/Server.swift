@@ -153,6 +153,15 @@ public final class Server: Sendable {
         }
     }
 
+    /// Hands every loop's pending access log lines to the writer and waits until they are
+    /// written.
+    public func flushAccessLog() {
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.accessLog?.flush() }.wait()
+        }
+        configuration.accessLog?.sync()
+    }
+
     /// Stops accepting connections (if `quiesce` has not already) and the file threads.
     public func stop() {
         closeListeners()

@@ -93,6 +93,13 @@ struct Serve: ParsableCommand {
         configuration.limits = settings.limits
         configuration.webSocket = settings.webSocket
         configuration.http2 = settings.http2
+        do {
+            configuration.accessLog = try settings.accessLog.map { try AccessLog(path: $0.path, format: $0.format, logger: logger) }
+        } catch {
+            logger.critical("\(error)")
+            outboundHTTP.shutdown()
+            throw ExitCode(1)
+        }
         let server = Server(
             configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
@@ -111,6 +118,9 @@ struct Serve: ParsableCommand {
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
+        // After a rotation (logrotate renames the file), the access log goes on in a new one.
+        let accessLog = configuration.accessLog
+        let reopen = Self.onSignal(SIGUSR1) { accessLog?.reopen() }
 
         do {
             let addresses = try server.start()
@@ -139,6 +149,9 @@ struct Serve: ParsableCommand {
         GracefulStop.drain(server, timeout: drainTimeout, requests: stops, logger: logger)
         stops.release()
         server.stop()
+        // OnShutdown answers nothing; the lines of the drain's last answers are written now.
+        server.flushAccessLog()
+        reopen.cancel()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         outboundHTTP.shutdown()
         try group.syncShutdownGracefully()
