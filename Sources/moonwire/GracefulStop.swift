@@ -4,6 +4,7 @@
 import Dispatch
 import Logging
 import MoonwireCore
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,9 @@ import Glibc
 /// the server is up must still drain and run OnShutdown, not kill the process).
 struct StopRequests {
     private let requests = DispatchSemaphore(value: 0)
+    /// Whether a stop has begun: moonwire.stop() only begins one (two requests calling it at
+    /// once must not cut the drain short, as a second signal does).
+    private let begun = NIOLockedValueBox(false)
     private let sources: [DispatchSourceSignal]
 
     init() {
@@ -20,15 +24,24 @@ struct StopRequests {
         sources = [SIGINT, SIGTERM].map { Serve.onSignal($0) { requests.signal() } }
     }
 
-    /// What moonwire.stop() calls: the same as a signal.
+    /// What moonwire.stop() calls: the same as a first signal, and nothing once a stop has
+    /// begun.
     var request: @Sendable () -> Void {
         let requests = self.requests
-        return { requests.signal() }
+        let begun = self.begun
+        return {
+            let first = begun.withLockedValue { value in
+                defer { value = true }
+                return !value
+            }
+            if first { requests.signal() }
+        }
     }
 
     /// Blocks until the first request.
     func wait() {
         requests.wait()
+        begun.withLockedValue { $0 = true }
     }
 
     /// Waits up to `seconds` for one more request; true when one came.

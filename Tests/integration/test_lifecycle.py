@@ -38,7 +38,9 @@ moonwire.get("/slow", function(req, res)
   res:send("slept " .. req.query.seconds)
 end)
 moonwire.get("/stop", function(req, res)
-  res:send(tostring(moonwire.stop()))
+  local first = moonwire.stop()
+  moonwire.stop()   -- a stop already begun: this one must not cut the drain as a second signal does
+  res:send(tostring(first))
 end)
 """
 
@@ -170,10 +172,15 @@ def test_idle_keepalive_connections_do_not_hold_the_stop(moonwire):
 
 def test_moonwire_stop_stops_gracefully(moonwire):
     server = moonwire(APP)
+    result = {}
+    slow = slow_request(server, 1, result)
     reply = httpx.get(server.url + "/stop", timeout=5)
     assert reply.text == "true"
+    slow.join(timeout=10)
+    assert result.get("text") == "slept 1", result
     assert exit_code(server) == 0, server.log()
     assert server.records("lifecycle.log") == ["shutdown"]
+    assert "stop requested again" not in server.log()
 
 
 def test_new_connections_are_refused_during_the_drain(moonwire):
