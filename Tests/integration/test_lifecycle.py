@@ -129,6 +129,18 @@ def test_http2_client_sees_goaway_and_its_stream_finishes(moonwire):
     assert "drained" in server.log()
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by Tests/tools/setup.sh")
+def test_curl_over_http2_gets_its_answer_during_the_stop(moonwire):
+    server = moonwire(APP)
+    curl = subprocess.Popen(["curl", "-s", "--http2-prior-knowledge", "-w", " %{http_version} %{http_code}",
+                             server.url + "/slow?seconds=1"], stdout=subprocess.PIPE, text=True)
+    assert wait_until(lambda: len(server.records("slow.log")) == 1, timeout=10)
+    server.process.send_signal(signal.SIGTERM)
+    output, _ = curl.communicate(timeout=20)
+    assert (curl.returncode, output) == (0, "slept 1 2 200")
+    assert exit_code(server) == 0, server.log()
+
+
 def test_drain_timeout_cuts_a_longer_request(moonwire):
     server = moonwire(APP, env={"DRAIN_TIMEOUT": "1"})
     result = {}
