@@ -14,6 +14,10 @@ final class ConnectionEnvironment {
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
+    /// This loop's open connections, which a graceful stop drains.
+    let openConnections = OpenConnections()
+    /// This loop's access log lines, when there is an access log.
+    let accessLog: AccessLogBuffer?
 
     init(
         delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,
@@ -29,5 +33,6 @@ final class ConnectionEnvironment {
         self.messageBudget = messageBudget
         self.logger = logger
         self.files = files
+        accessLog = configuration.accessLog.map(AccessLogBuffer.init)
     }
 }

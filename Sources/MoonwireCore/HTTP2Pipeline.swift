@@ -1,7 +1,8 @@
 // The handlers of an HTTP/2 connection: NIO's HTTP/2 handler with our SETTINGS, and on every
 // stream NIO's HTTP/2-to-HTTP/1 codec feeding the same exchange handler as HTTP/1.1, so a
 // request looks the same to the delegate whichever protocol carried it. Around them: the
-// stream limit (HTTP2StreamAdmission), the idle timeout and the send timeout.
+// stream limit (HTTP2StreamAdmission), the idle timeout, the send timeout, and NIO's connection
+// management handler for a graceful stop: GOAWAY, then close once the streams are done.
 import NIOCore
 import NIOHTTP2
 
@@ -38,10 +39,16 @@ enum HTTP2Pipeline {
             eventLoop: loop)
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
         let boundEnvironment = NIOLoopBound(environment, eventLoop: loop)
+        // Only its graceful close is used (on ChannelShouldQuiesceEvent): GOAWAY with the
+        // highest stream ID and a PING, then, once the client has seen it, GOAWAY with the last
+        // stream opened, and the close when the streams are done. The drain's deadline is the
+        // server's; the idle and send timeouts are the handlers' below.
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: loop, configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         try channel.pipeline.syncOperations.addHandler(HTTP2AdvertisedStreamLimit(limit: settings.maxConcurrentStreams))
         multiplexer.value = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
-            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission)
+            streamDelegate: HTTP2StreamEvents(idle: idle.delegate, admission: admission, management: management.http2StreamDelegate)
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
@@ -55,6 +62,10 @@ enum HTTP2Pipeline {
                     stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
                     scheme: scheme)
             }
+        }
+        try channel.pipeline.syncOperations.addHandler(management)
+        if environment.openConnections.quiescing {
+            loop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }
         try channel.pipeline.syncOperations.addHandler(pushes.value)
         try channel.pipeline.syncOperations.addHandler(idle)

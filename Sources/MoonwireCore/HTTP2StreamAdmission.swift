@@ -55,20 +55,25 @@ struct HTTP2StreamAdmission {
 }
 
 /// NIOHTTP2 reports stream creation and closing through one delegate, on the connection's loop:
-/// it goes to the idle timeout and to the stream count. Counting here costs nothing per stream;
-/// a close callback on each stream's channel would.
+/// it goes to the idle timeout, to the stream count and to the connection management handler
+/// (which closes a connection draining for a graceful stop once its last stream is done; with
+/// the inline multiplexer these events reach no handler of the pipeline). Counting here costs
+/// nothing per stream; a close callback on each stream's channel would.
 struct HTTP2StreamEvents: NIOHTTP2StreamDelegate {
     let idle: HTTP2IdleTimeout.Delegate
     let admission: NIOLoopBoundBox<HTTP2StreamAdmission>
+    let management: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate
 
     func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
         admission.value.streamCreated(id)
         idle.streamCreated(id, channel: channel)
+        management.streamCreated(id, channel: channel)
     }
 
     func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
         admission.value.streamClosed(id)
         idle.streamClosed(id, channel: channel)
+        management.streamClosed(id, channel: channel)
     }
 }
 

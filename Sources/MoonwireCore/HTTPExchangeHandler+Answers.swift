@@ -139,12 +139,14 @@ extension HTTPExchangeHandler {
         _ status: HTTPResponseStatus, _ headers: HTTPHeaders, contentLength: Int?, _ exchange: Exchange,
         context: ChannelHandlerContext
     ) {
+        logEntry?.status = Int(status.code)
+        logEntry?.bytes = exchange.headOnly || status.forbidsBody ? 0 : contentLength
         var fields = ServerOwnedFields(date: environment.dateCache.now)
         if let contentLength, !status.forbidsBody, !(exchange.headOnly && headers.contains(name: "content-length")) {
             fields.contentLength = contentLength
         }
         if exchange.version.major == 1 {
-            if !exchange.keepAlive {
+            if !exchange.keepAlive || quiescing {
                 fields.connection = "close"
             } else if exchange.version.minor == 0 {
                 fields.connection = "keep-alive"
@@ -158,7 +160,8 @@ extension HTTPExchangeHandler {
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
         defer { sendWatch?.answerEnded() }
-        switch machine.responseEnded(keepAlive: exchange.keepAlive) {
+        if let entry = logEntry.take() { environment.accessLog?.record(entry, on: context.eventLoop) }
+        switch machine.responseEnded(keepAlive: exchange.keepAlive && !quiescing) {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.
             if isHTTP1 { timeouts.answerStarted() }

@@ -53,6 +53,11 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var activeStream: HTTPResponseStream?
     /// The file body being copied through buffers, while it is.
     var activeCopy: FileBodyCopier?
+    /// The access log line of the request being answered, when there is an access log.
+    var logEntry: AccessLogEntry?
+    /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
+    /// closes after the one under way.
+    private(set) var quiescing = false
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -84,6 +89,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection = ConnectionInfo(channel: context.channel)
         writer.allocator = context.channel.allocator
         if !isHTTP1 { timeouts.attachStream(to: context) }
+        if isHTTP1, environment.openConnections.quiescing { quiesce(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -208,8 +214,30 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             environment.logger.warning(
                 "send timed out, connection closed", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(reason)"])
             environment.delegate.protocolError(connection, message: "send timed out: \(reason)")
+        } else if isHTTP1, event is ChannelShouldQuiesceEvent {
+            quiesce(context: context)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A graceful stop on HTTP/1.1: the answer under way, or the next one, goes out with
+    /// `Connection: close` and the connection closes after it. An idle connection closes after
+    /// a moment's grace, in which a request the client has already sent is still answered:
+    /// closing at once would drop it, and the client would see its connection cut. (HTTP/2
+    /// streams ignore the event: their connection's GOAWAY handles it.)
+    private func quiesce(context: ChannelHandlerContext) {
+        guard !quiescing else { return }
+        quiescing = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
+    }
+
+    /// How long an idle HTTP/1.1 connection stays open once the server is stopping.
+    static let idleGrace = TimeAmount.milliseconds(250)
+
+    private func closeIfIdle() {
+        guard let context, case .idle = machine.state else { return }
+        context.close(promise: nil)
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -262,6 +290,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         machine.requestDispatched()
+        if environment.accessLog != nil {
+            logEntry = AccessLogEntry(
+                remoteIP: connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",
+                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
+        }
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {

@@ -68,7 +68,12 @@ public final class Server: Sendable {
         try warmUp(tls: contexts.lazy.compactMap { $0 }.first)
         var addresses: [SocketAddress] = []
         for (listener, tls) in zip(configuration.listeners, contexts) {
-            let channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
+            let channel: Channel
+            do {
+                channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
+            } catch {
+                throw ListenError(host: listener.host, port: listener.port, underlying: error)
+            }
             channels.withLockedValue { $0.append(channel) }
             addresses.append(channel.localAddress!)
         }
@@ -94,6 +99,7 @@ public final class Server: Sendable {
                     guard accepted else { return channel.close() }
                     return channel.eventLoop.makeCompletedFuture {
                         try ConnectionPipeline.configure(channel, tls: tls, environment: bound.value)
+                        bound.value.openConnections.add(channel)
                     }
                 }
                 switch bound.value.delegate.shouldAccept(ConnectionInfo(channel: channel)) {
@@ -123,13 +129,61 @@ public final class Server: Sendable {
         }.wait()
     }
 
-    /// Stops accepting connections and waits until the listeners are closed.
+    /// Begins a graceful stop: closes the listeners, so no connection is accepted any more,
+    /// and asks every open connection to finish what it is doing and close
+    /// (`OpenConnections.quiesce`). `openConnectionCount` tells when they have.
+    public func quiesce() {
+        closeListeners()
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.openConnections.quiesce() }.wait()
+        }
+    }
+
+    /// How many connections are open, on all loops.
+    public func openConnectionCount() -> Int {
+        environments.values.reduce(0) { sum, bound in
+            sum + ((try? bound.eventLoop.submit { bound.value.openConnections.count }.wait()) ?? 0)
+        }
+    }
+
+    /// Closes every connection still open: the end of a drain whose time ran out.
+    public func closeConnections() {
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.openConnections.closeAll() }.wait()
+        }
+    }
+
+    /// Hands every loop's pending access log lines to the writer and waits until they are
+    /// written.
+    public func flushAccessLog() {
+        for bound in environments.values {
+            try? bound.eventLoop.submit { bound.value.accessLog?.flush() }.wait()
+        }
+        configuration.accessLog?.sync()
+    }
+
+    /// Stops accepting connections (if `quiesce` has not already) and the file threads.
     public func stop() {
+        closeListeners()
+        try? threadPool.syncShutdownGracefully()
+    }
+
+    /// Closes the listeners and waits until they are closed.
+    private func closeListeners() {
         let channels = self.channels.withLockedValue { value -> [Channel] in
             defer { value = [] }
             return value
         }
         for channel in channels { try? channel.close().wait() }
-        try? threadPool.syncShutdownGracefully()
     }
+}
+
+/// A listener that could not be bound, with its address: "address already in use" alone does
+/// not say which of several listeners failed.
+public struct ListenError: Error, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let underlying: Error
+
+    public var description: String { "cannot listen on \(host):\(port): \(underlying)" }
 }

@@ -13,6 +13,8 @@ public struct ServerConfiguration: Sendable {
     public var webSocket = WebSocketSettings()
     /// HTTP/2 on every listener (ALPN "h2" on TLS ones, h2c on plain ones).
     public var http2 = HTTP2Settings()
+    /// Where answered requests are logged, one line each; nil: nowhere.
+    public var accessLog: AccessLog?
 
     /// Creates the default configuration.
     public init() {}

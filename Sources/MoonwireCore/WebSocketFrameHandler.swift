@@ -108,7 +108,16 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         guard let connection else { return }
         startHeartbeat(context: context)
         environment.delegate.webSocketOpened(connection)
+        if environment.openConnections.quiescing { close(code: WebSocketCloseCode.goingAway, reason: Self.stopReason) }
     }
+
+    /// A graceful stop closes the connection with 1001 (going away).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { close(code: WebSocketCloseCode.goingAway, reason: Self.stopReason) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private static let stopReason = "server stopping"
 
     /// Checks for silence a few times per interval; pings a silent client (unless the
     /// delegate handles it) and closes one that does not answer within the timeout.

@@ -58,6 +58,7 @@ enum LuaAPI {
     static let httpGet = LuaAPIFunction("moonwire.http.get", .waiting)
     static let httpPost = LuaAPIFunction("moonwire.http.post", .waiting)
     static let reload = LuaAPIFunction("moonwire.reload", .running)
+    static let stop = LuaAPIFunction("moonwire.stop", .running)
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)
     static let ping = LuaAPIFunction("moonwire.ping", .running)
@@ -105,7 +106,7 @@ enum LuaAPI {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
-            + [reload, broadcast, write, ping, disconnectAll, connections]
+            + [reload, stop, broadcast, write, ping, disconnectAll, connections]
             + LuaRequestField.functions + [requestHeader, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish]

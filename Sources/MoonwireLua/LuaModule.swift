@@ -21,6 +21,7 @@ extension LuaVM {
         installShared()
         L.setField(-2, "shared")
         L.setFunction("reload", luaReload)
+        L.setFunction("stop", luaStop)
         L.setFunction("push_preload", luaPushPreload)
         L.setFunction("push_remove", luaPushRemove)
         lua_pushboolean(L, isWorker ? 1 : 0)
@@ -55,5 +56,14 @@ private let luaReload: LuaFunction = { L in
     let L = L!
     guard let vm = LuaVM.checked(L, LuaAPI.reload) else { return LuaReturn.raise }
     lua_pushboolean(L, vm.runtime.requestReload() ? 1 : 0)
+    return 1
+}
+
+/// `moonwire.stop()`: stops the server gracefully, as SIGTERM does (asynchronously: the
+/// running handler finishes, and its answer goes out). Returns false where no server runs.
+private let luaStop: LuaFunction = { L in
+    let L = L!
+    guard let vm = LuaVM.checked(L, LuaAPI.stop) else { return LuaReturn.raise }
+    lua_pushboolean(L, vm.runtime.requestStop() ? 1 : 0)
     return 1
 }

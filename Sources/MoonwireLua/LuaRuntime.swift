@@ -27,6 +27,7 @@ public final class LuaRuntime: Sendable {
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).
     public let outboundHTTP: OutboundHTTP?
     private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private let stopRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     /// Creates the runtime of one server. `outboundHTTP` is the server's client on its loops;
     /// whoever makes the runtime shuts it down before the loops stop.
@@ -49,6 +50,18 @@ public final class LuaRuntime: Sendable {
     /// Asks for a reload; false when no reloader is attached (`moonwire check`).
     func requestReload() -> Bool {
         guard let action = reloadRequest.withLockedValue({ $0 }) else { return false }
+        action()
+        return true
+    }
+
+    /// Sets what `moonwire.stop()` does (the server's graceful stop, once it runs).
+    public func onStopRequest(_ action: @escaping @Sendable () -> Void) {
+        stopRequest.withLockedValue { $0 = action }
+    }
+
+    /// Asks for a graceful stop, as SIGTERM does; false when no server runs.
+    func requestStop() -> Bool {
+        guard let action = stopRequest.withLockedValue({ $0 }) else { return false }
         action()
         return true
     }

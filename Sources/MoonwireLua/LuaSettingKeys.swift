@@ -7,10 +7,13 @@ import CLua
 
 /// The known keys of the settings tables.
 enum LuaSettingKeys {
-    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions"]
+    static let options = [
+        "limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "drain_timeout", "access_log",
+    ]
+    static let accessLog = ["path", "format"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
+        "cluster", "watchdog", "metrics", "uploads", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",

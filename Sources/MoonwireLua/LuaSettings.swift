@@ -46,6 +46,29 @@ let luaOptions: LuaFunction = { L in
         case "sessions":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: sessions must be a table") }
             if let error = readSessions(L, into: &vm.sessions) { return L.raise("moonwire.options: \(error)") }
+        case "drain_timeout":
+            guard let value = L.number(at: -1), value >= 0, value.isFinite else {
+                return L.raise("moonwire.options: drain_timeout must be a number of seconds (0 or more)")
+            }
+            vm.settings.drainTimeout = value
+        case "access_log":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: access_log must be a table") }
+            if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.accessLog, path: "access_log.") {
+                return L.raise("moonwire.options: \(error)")
+            }
+            L.rawField(-1, "path")
+            let path = L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
+            mw_pop(L, 1)
+            L.rawField(-1, "format")
+            let formatName = L.type(at: -1) == LUA_TNIL ? "combined" : L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
+            mw_pop(L, 1)
+            guard let path, !path.isEmpty else {
+                return L.raise("moonwire.options: access_log.path must be a file's path or \"-\" (standard output)")
+            }
+            guard let format = formatName.flatMap(AccessLog.Format.init(rawValue:)) else {
+                return L.raise("moonwire.options: access_log.format must be \"combined\" or \"json\"")
+            }
+            vm.settings.accessLog = (path, format)
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

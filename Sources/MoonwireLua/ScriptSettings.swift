@@ -16,6 +16,12 @@ public struct ScriptSettings: Sendable {
     public var listeners: [Listener] = []
     /// HTTP/2 settings (moonwire.options{http2 = {...}}).
     public var http2 = HTTP2Settings()
+    /// How long a graceful stop (SIGTERM, moonwire.stop()) lets requests under way finish
+    /// before it closes their connections, in seconds (moonwire.options{drain_timeout = 30}).
+    public var drainTimeout: Double = 30
+    /// The access log (moonwire.options{access_log = {path = "-", format = "combined"}}); nil:
+    /// none.
+    public var accessLog: (path: String, format: AccessLog.Format)?
     /// Certificates of virtual hosts declared with {tls = {...}}, matched by SNI name.
     public var hostCertificates: [SNICertificate] = []
 

@@ -1,5 +1,6 @@
 // `moonwire serve`: one Lua VM per event loop, the HTTP server in front, OnStartup and
-// OnShutdown around it, and a clean stop on SIGINT or SIGTERM.
+// OnShutdown around it, and a graceful stop on SIGINT, SIGTERM or moonwire.stop()
+// (GracefulStop.swift).
 import ArgumentParser
 import Dispatch
 import Logging
@@ -36,7 +37,13 @@ struct Serve: ParsableCommand {
     @Flag(help: "Development mode: error pages show the message, traceback and source.")
     var dev = false
 
+    @Option(help: "The least level logged: trace, debug, info, notice, warning, error or critical (default: info, debug with --dev).")
+    var logLevel: String?
+
     func validate() throws {
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if workers < 0 { throw ValidationError("--workers must be 0 or more") }
     }
@@ -44,7 +51,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "moonwire")
-        logger.logLevel = dev ? .debug : .info
+        logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (dev ? .debug : .info)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
         let workerGroup = workers > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: workers) : nil
@@ -79,9 +86,20 @@ struct Serve: ParsableCommand {
         var configuration = ServerConfiguration()
         configuration.listeners = listeners(declared: settings.listeners)
         configuration.wwwRoot = www
+        var folder = stat()
+        if stat(www, &folder) != 0 || folder.st_mode & S_IFMT != S_IFDIR {
+            logger.warning("the www folder does not exist: no static files will be served", metadata: ["www": "\(www)"])
+        }
         configuration.limits = settings.limits
         configuration.webSocket = settings.webSocket
         configuration.http2 = settings.http2
+        do {
+            configuration.accessLog = try settings.accessLog.map { try AccessLog(path: $0.path, format: $0.format, logger: logger) }
+        } catch {
+            logger.critical("\(error)")
+            outboundHTTP.shutdown()
+            throw ExitCode(1)
+        }
         let server = Server(
             configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
@@ -93,12 +111,16 @@ struct Serve: ParsableCommand {
                 listeners: Self.listeners(declared: settings.listeners, host: host, port: port), hosts: settings.hostCertificates)
         }
         runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
+        // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
+        // server is up must still run OnShutdown, not kill the process.
+        let stops = StopRequests()
+        runtime.onStopRequest(stops.request)
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
-        // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
-        // server is up must still run OnShutdown, not kill the process.
-        let termination = TerminationSignal()
+        // After a rotation (logrotate renames the file), the access log goes on in a new one.
+        let accessLog = configuration.accessLog
+        let reopen = Self.onSignal(SIGUSR1) { accessLog?.reopen() }
 
         do {
             let addresses = try server.start()
@@ -107,7 +129,8 @@ struct Serve: ParsableCommand {
                 logger.info("listening on \(scheme)://\(listener.host):\(address.port ?? listener.port)")
             }
         } catch {
-            logger.critical("cannot listen", metadata: ["error": "\(error)"])
+            // A ListenError names the address; a certificate that cannot be used says why.
+            logger.critical(error is ListenError ? "\(error)" : "cannot listen: \(error)")
             // An HTTPClient must be shut down before it goes away.
             outboundHTTP.shutdown()
             throw ExitCode(1)
@@ -119,11 +142,16 @@ struct Serve: ParsableCommand {
             try host.eventLoop.submit { host.value.start(primary: false) }.wait()
         }
 
-        termination.wait()
-        logger.info("stopping")
+        stops.wait()
         hangup.cancel()
         watcher?.stop()
+        let drainTimeout = try first.eventLoop.submit { first.value.current.settings.drainTimeout }.wait()
+        GracefulStop.drain(server, timeout: drainTimeout, requests: stops, logger: logger)
+        stops.release()
         server.stop()
+        // OnShutdown answers nothing; the lines of the drain's last answers are written now.
+        server.flushAccessLog()
+        reopen.cancel()
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         outboundHTTP.shutdown()
         try group.syncShutdownGracefully()
@@ -156,21 +184,5 @@ struct Serve: ParsableCommand {
         source.setEventHandler(handler: action)
         source.resume()
         return source
-    }
-}
-
-/// SIGINT and SIGTERM, caught from its creation on; `wait` blocks until one arrives.
-private struct TerminationSignal {
-    private let stop = DispatchSemaphore(value: 0)
-    private let sources: [DispatchSourceSignal]
-
-    init() {
-        let stop = self.stop
-        sources = [SIGINT, SIGTERM].map { Serve.onSignal($0) { stop.signal() } }
-    }
-
-    func wait() {
-        stop.wait()
-        sources.forEach { $0.cancel() }
     }
 }

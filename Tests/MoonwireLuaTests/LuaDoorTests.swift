@@ -87,7 +87,10 @@ final class LuaDoorTests: XCTestCase {
 
     func testUnknownSettingKeysAreLoadErrorsAtTheirLine() {
         for (source, message) in [
-            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions)"),
+            (
+                "moonwire.options{limts = {}}",
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log)"
+            ),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),

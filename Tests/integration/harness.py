@@ -236,7 +236,7 @@ def _complete(data, head):
 class Server:
     """One running `moonwire serve` on the scripts folder `scripts`, started in `workdir`."""
 
-    def __init__(self, scripts, workdir, www=WWW, dev=False, threads=2, env=None, fd_limit=None):
+    def __init__(self, scripts, workdir, www=WWW, dev=False, threads=2, env=None, fd_limit=None, extra_args=()):
         self.scripts = pathlib.Path(scripts)
         assert (self.scripts / "main.lua").is_file(), f"no main.lua in {self.scripts}"
         self.www = pathlib.Path(www)
@@ -251,6 +251,7 @@ class Server:
                      "--threads", str(threads)]
         if dev:
             self.args.append("--dev")
+        self.args += list(extra_args)
         environment = dict(os.environ)
         environment["MOONWIRE_TEST_DIR"] = str(self.data_dir)
         environment.update(env or {})
@@ -423,7 +424,7 @@ class Bystander:
 class Launcher:
     """Starts servers in folders under `base` and stops them all at the end (the fixtures'
     factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),
-    plus Server's options (www, dev, threads, env, fd_limit)."""
+    plus Server's options (www, dev, threads, env, fd_limit, extra_args)."""
 
     def __init__(self, base):
         self.base = pathlib.Path(base)

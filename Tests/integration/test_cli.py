@@ -1,8 +1,10 @@
 """The command line: `moonwire version`; `moonwire check`, which compiles every .lua file and
 prints each error as file:line; `moonwire serve` refusing scripts that do not load, its
-listening line, and a clean stop on SIGTERM and SIGINT."""
+listening line, and a clean stop on SIGTERM and SIGINT; a bind failure naming its address,
+the warning for a missing www folder, and --log-level."""
 import re
 import signal
+import socket
 
 import pytest
 
@@ -94,3 +96,37 @@ def test_unknown_option_keys_fail_the_check_at_their_line(tmp_path):
     (tmp_path / "main.lua").write_text("moonwire.listen{ port = 8080, backlog = 10000 }\nmoonwire.listen{ port = 1, bind = 'x' }\n")
     result = run_cli("check", "--scripts", tmp_path)
     assert result.returncode == 1 and "main.lua:2: moonwire.listen: unknown option bind" in result.stdout, output(result)
+
+
+def test_a_bind_failure_names_the_address(tmp_path):
+    (tmp_path / "main.lua").write_text("")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", port, "--scripts", tmp_path, "--www", tmp_path)
+    assert result.returncode == 1, output(result)
+    assert f"cannot listen on 127.0.0.1:{port}:" in result.stderr, result.stderr
+
+
+def test_a_missing_www_folder_is_a_warning(moonwire, tmp_path):
+    server = moonwire(main="", www=tmp_path / "no-such-folder")
+    assert "the www folder does not exist" in server.log()
+    assert f"{tmp_path / 'no-such-folder'}" in server.log()
+    assert server.get("/").status_code == 404
+
+
+def test_log_level_sets_the_least_level_logged(moonwire):
+    main = 'moonwire.get("/", function(req, res) moonwire.log.debug("a debug line") res:send("ok") end)'
+    quiet = moonwire(main=main)
+    verbose = moonwire(main=main, extra_args=["--log-level", "debug"])
+    for server in (quiet, verbose):
+        assert server.get("/").text == "ok"
+    assert verbose.wait_for_log("a debug line")
+    assert "a debug line" not in quiet.log()
+
+
+def test_log_level_must_be_a_level(tmp_path):
+    result = run_cli("serve", "--log-level", "loud", "--scripts", tmp_path)
+    assert result.returncode != 0
+    assert "--log-level must be one of trace, debug, info" in output(result)
