@@ -6,9 +6,11 @@ HTTP/1.1) and tls_certs.py (certificates).
   with the options of harness.Server (www, dev, threads, env). Servers stop at teardown.
 - `certs`: the test certificates, made once per test session (per xdist worker).
 
-The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the test marked
-`xdist_group("autobahn")` (the Autobahn run, about 7 minutes) goes to one worker while the
-other tests are shared out to both; it is collected first so that it starts at once, not last.
+The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the tests marked
+`xdist_group("autobahn")` (the Autobahn run, about 7 minutes) go to one worker and those marked
+`xdist_group("dist")` (`make dist`, a release build of several minutes) to the other, while the
+other tests are shared out to both; the groups are collected first so that they start at once,
+not last.
 """
 import shutil
 
@@ -44,5 +46,5 @@ def certs(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    """The Autobahn test first: xdist's loadgroup hands out work in collection order."""
+    """The long groups first: xdist's loadgroup hands out work in collection order."""
     items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
