@@ -7,7 +7,7 @@ import CLua
 
 /// The known keys of the settings tables.
 enum LuaSettingKeys {
-    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions"]
+    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "sse"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
         "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
@@ -21,6 +21,7 @@ enum LuaSettingKeys {
         "compression_threshold", "message_timeout", "partial_message_budget",
     ]
     static let heartbeat = ["interval", "timeout"]
+    static let serverSentEvents = ["keepalive", "queue_limit"]
     static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
     static let listen = ["host", "port", "tls", "backlog"]
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
