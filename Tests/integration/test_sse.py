@@ -31,7 +31,7 @@ moonwire.get("^/refused$", function(req, res)
   for _, event in ipairs{ { event = "a\nb", data = "x" }, { id = "1\r", data = "x" }, { data = "x", colour = "red" },
                           { retry = -1 }, {} } do
     local ok, err = pcall(sse.send, sse, event)
-    sse:send{ event = "refused", data = tostring(not ok) .. " " .. tostring(err) }
+    sse:send{ event = "refused", data = (ok and "accepted " or "refused ") .. tostring(err) }
   end
 end)
 
@@ -144,12 +144,12 @@ def test_line_breaks_in_event_and_id_and_unknown_fields_are_refused(server):
     with server.client() as client, client.stream("GET", "/refused") as response:
         events = read_events(response, 5)
     reasons = [e["data"] for e in events]
-    assert reasons[0].startswith("true ") is False and "event may not contain CR, LF or NUL" in reasons[0]
+    assert "event may not contain CR, LF or NUL" in reasons[0]
     assert "id may not contain CR, LF or NUL" in reasons[1]
     assert "unknown field colour" in reasons[2]
     assert "retry must be a whole number" in reasons[3]
     assert "none of event, data, id, retry" in reasons[4]
-    assert all(reason.startswith("false ") for reason in reasons)
+    assert all(reason.startswith("refused sse:send: ") for reason in reasons), reasons
 
 
 def test_last_event_id_lets_the_handler_resume(server):
@@ -233,9 +233,9 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_are_unharmed(server
     def reader():
         with server.client(timeout=30) as client, client.stream("GET", "/channel/flood") as response:
             for line in response.iter_lines():
-                if line.startswith("data: ") and line != "data: flood":
+                if line.startswith("data: ") and line[6:7].isdigit():
                     received.append(int(line[6:].rstrip("x")))
-                    if received[-1] == 400:
+                    if len(received) == 400:
                         break
         done.set()
 
@@ -249,8 +249,7 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_are_unharmed(server
             server.get("/flood?n=100")
         assert server.wait_for_log("sse client does not read", timeout=10, since=mark), server.log_since(mark)
         assert done.wait(20), f"the reading client got {len(received)} events"
-        assert received == list(range(1, 101)) * 4 or sorted(set(received)) == list(range(1, 101))
-        assert len(received) == 400
+        assert received == list(range(1, 101)) * 4
         assert server.rss_mib() - before < 40
     finally:
         thread.join(20)
