@@ -13,6 +13,7 @@ import pytest
 import websockets
 
 from harness import REPO, run_cli, wait_until
+from http2_client import SETTINGS_INITIAL_WINDOW_SIZE, WINDOW_UPDATE, RawH2, Target, frame
 from websocket_client import url
 
 APP = r"""
@@ -255,6 +256,22 @@ def test_a_client_that_never_reads_is_dropped_and_the_others_are_unharmed(server
         thread.join(20)
         stuck.close()
     server.assert_alive()
+
+
+def test_over_http2_only_the_stream_that_does_not_read_is_reset(server):
+    mark = server.log_mark()
+    # Stream windows of 1 KiB that the client never opens; the connection's window it does.
+    with RawH2(Target(False, server.port, None), settings={SETTINGS_INITIAL_WINDOW_SIZE: 1024}) as h2:
+        h2.send(frame(WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, "big")))
+        h2.send(h2.get(1, "/channel/flood"))
+        assert h2.wait(lambda: 1 in h2.answered())
+        for _ in range(2):
+            server.get("/flood?n=100")
+        assert h2.wait(lambda: 1 in h2.resets(), timeout=10), server.log_since(mark)
+        assert "sse client does not read" in server.log_since(mark)
+        h2.send(h2.get(3, "/alive"))
+        assert h2.wait(lambda: 3 in h2.answered()), "the connection's other streams should go on"
+        assert not h2.closed
 
 
 # --- a real browser ------------------------------------------------------------------------
