@@ -617,7 +617,8 @@ print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection
 sse = json.loads(env["BENCH_SSE"])
 for run in sse["rounds"]:
     print(f"  sse fan-out round: {run['events_per_second']} events/s ({run['delivered']} in {run['seconds']} s, "
-          f"server CPU {run['server_cpu']}, client CPU {run['client_cpu']})")
+          f"{run['events_per_cpu_second']} per server CPU second; server CPU {run['server_cpu']}, "
+          f"client CPU {run['client_cpu']})")
 print(f"  sse fan-out: {sse['events_per_second']} events/s to {sse['streams']} streams, "
       f"{sse['kib_per_stream']} KiB RSS per stream, {sse['lost']} lost")
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")

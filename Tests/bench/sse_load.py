@@ -95,9 +95,12 @@ async def run(args):
             await asyncio.sleep(0.01)
         elapsed = time.monotonic() - began
         delivered = sum(stream.events for stream in streams) - base
+        server_cpu = cpu_seconds(args.pid) - server_cpu
         rounds.append({"seconds": round(elapsed, 3), "delivered": delivered,
                        "events_per_second": round(delivered / elapsed),
-                       "server_cpu": round((cpu_seconds(args.pid) - server_cpu) / elapsed, 2),
+                       # What an event costs the server, whatever else the machine runs.
+                       "events_per_cpu_second": round(delivered / max(server_cpu, 0.01)),
+                       "server_cpu": round(server_cpu / elapsed, 2),
                        "client_cpu": round((time.process_time() - client_cpu) / elapsed, 2)})
     for stream in streams:
         stream.task.cancel()
