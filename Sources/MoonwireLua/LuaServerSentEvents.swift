@@ -89,6 +89,7 @@ private struct EventError: Error {
 private func readEvent(_ L: LuaThread) -> Result<ServerSentEvent, EventError> {
     let type = L.type(at: 2)
     if type == LUA_TSTRING || type == LUA_TNUMBER {
+        // Only `event` and `id` are ever refused: data alone cannot fail.
         return .success(try! ServerSentEvent(data: L.string(at: 2)))
     }
     guard type == LUA_TTABLE else { return .failure(EventError(text: "expected a string or a table, got \(L.describe(at: 2))")) }
