@@ -6,6 +6,7 @@
 
 local hello = require "app.hello"
 local chat = require "app.chat"
+local events = require "app.events"
 
 -- Settings are made at the top level, while the scripts load. The default body limit is
 -- 8 MiB; this demo only needs small ones (a larger body is answered with 413).
@@ -30,7 +31,7 @@ end
 -- GET, HEAD and POST. A handler that neither sends anything nor sets res.status leaves the
 -- request to the static files in www/: that is how / serves www/index.html.
 function OnCommandGet(req, res)
-  local handler = hello.routes[req.path]
+  local handler = hello.routes[req.path] or events.routes[req.path]
   if handler then
     handler(req, res)
   end

@@ -185,10 +185,17 @@ extension HTTPExchangeHandler {
         activeStream = stream
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
         stream.attach(
-            write: { chunk in
+            write: { chunk, written in
                 let handler = loopBoundSelf.value
-                guard let context = handler.context, !exchange.headOnly else { return }
-                handler.writer.body(.byteBuffer(chunk), promise: nil, context: context)
+                guard let context = handler.context, !exchange.headOnly else { return written?() ?? () }
+                let promise = written.map { written in
+                    // Completed on this loop, where `written` was made.
+                    let callback = UnsafeTransfer(written)
+                    let promise = context.eventLoop.makePromise(of: Void.self)
+                    promise.futureResult.whenComplete { _ in callback.value() }
+                    return promise
+                }
+                handler.writer.body(.byteBuffer(chunk), promise: promise, context: context)
                 handler.writer.flush(context: context)
             },
             finish: {

@@ -38,7 +38,10 @@ public struct HTTPResponderRelay: Sendable {
         let target = NIOLoopBoundBox<HTTPResponseStream?>.makeEmptyBox(valueType: HTTPResponseStream.self, eventLoop: loop)
         loop.execute { target.value = origin.value.startStream(status: status, headers: headers) }
         stream.attach(
-            write: { chunk in loop.execute { target.value?.write(chunk) } },
+            write: { chunk, written in
+                loop.execute { target.value?.write(chunk) }
+                written?()
+            },
             finish: { loop.execute { target.value?.finish() } },
             abort: { loop.execute { target.value?.abort() } },
             isWritable: { true })

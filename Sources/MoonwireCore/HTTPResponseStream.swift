@@ -4,11 +4,12 @@ import NIOCore
 
 /// The body of a streamed response. Used on the connection's event loop only.
 public final class HTTPResponseStream {
-    private var writeChunk: ((ByteBuffer) -> Void)?
+    private var writeChunk: ((ByteBuffer, (() -> Void)?) -> Void)?
     private var finishBody: (() -> Void)?
     private var abortBody: (() -> Void)?
     private var checkWritable: (() -> Bool)?
     private var waiters: [() -> Void] = []
+    private var closeWatchers: [() -> Void] = []
 
     /// False once the response ended or the connection is gone.
     public private(set) var isOpen = true
@@ -16,7 +17,7 @@ public final class HTTPResponseStream {
     init() {}
 
     func attach(
-        write: @escaping (ByteBuffer) -> Void, finish: @escaping () -> Void, abort: @escaping () -> Void,
+        write: @escaping (ByteBuffer, (() -> Void)?) -> Void, finish: @escaping () -> Void, abort: @escaping () -> Void,
         isWritable: @escaping () -> Bool
     ) {
         guard isOpen else { return }
@@ -32,7 +33,21 @@ public final class HTTPResponseStream {
     /// Sends one piece of the body; ignored once the stream is closed.
     public func write(_ chunk: ByteBuffer) {
         guard isOpen, chunk.readableBytes > 0 else { return }
-        writeChunk?(chunk)
+        writeChunk?(chunk, nil)
+    }
+
+    /// Sends one piece of the body and calls `written` once it has left the server's memory
+    /// (handed to the socket, or dropped with the connection), so a producer that must not
+    /// wait can still count what it has queued. Not called when the stream is closed.
+    public func write(_ chunk: ByteBuffer, written: @escaping () -> Void) {
+        guard isOpen, let writeChunk else { return }
+        writeChunk(chunk, written)
+    }
+
+    /// Calls `action` once when the stream closes: finished, aborted, or the client gone.
+    public func whenClosed(_ action: @escaping () -> Void) {
+        guard isOpen else { return action() }
+        closeWatchers.append(action)
     }
 
     /// Ends the body. Later writes are ignored.
@@ -75,5 +90,8 @@ public final class HTTPResponseStream {
         finishBody = nil
         abortBody = nil
         checkWritable = nil
+        let watchers = closeWatchers
+        closeWatchers = []
+        watchers.forEach { $0() }
     }
 }

@@ -2,6 +2,7 @@
 // reach the socket from any thread (broadcasts come from every event loop).
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import Synchronization
 
 /// A WebSocket connection. Thread-safe: every method hops to the connection's event loop.
@@ -78,7 +79,8 @@ public final class WebSocketConnection: Sendable {
         eventLoop.execute { box.value?.whenAdded(send.value) }
     }
 
-    private static func makeGUID() -> String {
+    /// A random version-4-style UUID string, the id of a channel subscriber.
+    static func makeGUID() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64, low = generator.next() as UInt64
         func hex(_ value: UInt64, _ digits: Int) -> String {
@@ -86,6 +88,15 @@ public final class WebSocketConnection: Sendable {
             return String(repeating: "0", count: max(0, digits - text.count)) + text
         }
         return "\(hex(high >> 32, 8))-\(hex((high >> 16) & 0xFFFF, 4))-\(hex(high & 0xFFFF, 4))-\(hex(low >> 48, 4))-\(hex(low & 0xFFFF_FFFF_FFFF, 12))"
+    }
+}
+
+extension WebSocketConnection: ChannelSubscriber {
+    public var takesEvents: Bool { false }
+
+    public func deliverOnLoop(_ message: ChannelMessage) {
+        let opcode: WebSocketOpcode = message.binary ? .binary : .text
+        handler.value?.whenAdded { $0.send(opcode: opcode, message.payload) }
     }
 }
 

@@ -1,15 +1,16 @@
-// Every open WebSocket of the server by GUID, and the channels they subscribed to; the
-// sgcWebSockets' connection list, WriteData and Broadcast, reachable from every event loop.
+// Every open WebSocket of the server by GUID, and the channels they and server-sent-event
+// streams subscribed to; the sgcWebSockets' connection list, WriteData and Broadcast,
+// reachable from every event loop.
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// The server's open WebSockets. Thread-safe; a broadcast takes the lock once to copy the
-/// recipients and sends outside it.
+/// The server's open WebSockets, and the channel members (WebSockets and event streams).
+/// Thread-safe; a broadcast takes the lock once to copy the recipients and sends outside it.
 public final class WebSocketRegistry: Sendable {
     private struct State {
         var connections: [String: WebSocketConnection] = [:]
         var channelsOf: [String: Set<String>] = [:]
-        var members: [String: Set<String>] = [:]
+        var members: [String: [String: any ChannelSubscriber]] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -24,10 +25,19 @@ public final class WebSocketRegistry: Sendable {
     func remove(_ connection: WebSocketConnection) {
         state.withLockedValue { state in
             state.connections[connection.guid] = nil
-            for channel in state.channelsOf.removeValue(forKey: connection.guid) ?? [] {
-                state.members[channel]?.remove(connection.guid)
-                if state.members[channel]?.isEmpty == true { state.members[channel] = nil }
-            }
+            Self.leaveAll(connection.guid, &state)
+        }
+    }
+
+    /// Removes a subscriber that is not a WebSocket (an event stream) from its channels.
+    func remove(_ subscriber: any ChannelSubscriber) {
+        state.withLockedValue { Self.leaveAll(subscriber.guid, &$0) }
+    }
+
+    private static func leaveAll(_ guid: String, _ state: inout State) {
+        for channel in state.channelsOf.removeValue(forKey: guid) ?? [] {
+            state.members[channel]?[guid] = nil
+            if state.members[channel]?.isEmpty == true { state.members[channel] = nil }
         }
     }
 
@@ -39,17 +49,26 @@ public final class WebSocketRegistry: Sendable {
     /// Adds a connection to a channel.
     public func subscribe(_ guid: String, to channel: String) {
         state.withLockedValue { state in
-            guard state.connections[guid] != nil else { return }
-            state.channelsOf[guid, default: []].insert(channel)
-            state.members[channel, default: []].insert(guid)
+            guard let connection = state.connections[guid] else { return }
+            Self.join(connection, channel, &state)
         }
+    }
+
+    /// Adds an event stream to a channel.
+    func subscribe(_ subscriber: any ChannelSubscriber, to channel: String) {
+        state.withLockedValue { Self.join(subscriber, channel, &$0) }
+    }
+
+    private static func join(_ subscriber: any ChannelSubscriber, _ channel: String, _ state: inout State) {
+        state.channelsOf[subscriber.guid, default: []].insert(channel)
+        state.members[channel, default: [:]][subscriber.guid] = subscriber
     }
 
     /// Removes a connection from a channel.
     public func unsubscribe(_ guid: String, from channel: String) {
         state.withLockedValue { state in
             state.channelsOf[guid]?.remove(channel)
-            state.members[channel]?.remove(guid)
+            state.members[channel]?[guid] = nil
             if state.members[channel]?.isEmpty == true { state.members[channel] = nil }
         }
     }
@@ -66,7 +85,8 @@ public final class WebSocketRegistry: Sendable {
         }
     }
 
-    /// Who a broadcast reaches.
+    /// Who a broadcast reaches: WebSockets, and with a channel, the event streams subscribed
+    /// to it (unless a subprotocol or binary is asked for, which they do not have).
     public struct Filter: Sendable {
         /// Only members of this channel.
         public var channel: String?
@@ -81,21 +101,37 @@ public final class WebSocketRegistry: Sendable {
         public init() {}
     }
 
-    /// The connections a filter selects.
+    /// The WebSockets a filter selects.
     public func select(_ filter: Filter) -> [WebSocketConnection] {
+        recipients(filter, binary: false).compactMap { $0 as? WebSocketConnection }
+    }
+
+    /// Sends a message to everyone the filter selects, on each one's own loop, and returns
+    /// how many it was queued to. An event stream gets it as one `data` event, encoded once.
+    @discardableResult
+    public func publish(_ payload: ByteBuffer, binary: Bool, to filter: Filter) -> Int {
+        let recipients = recipients(filter, binary: binary)
+        let event = recipients.contains(where: \.takesEvents) ? ServerSentEvent.encodedMessage(payload) : nil
+        ChannelMessage.deliver(ChannelMessage(payload: payload, binary: binary, event: event), to: recipients)
+        return recipients.count
+    }
+
+    private func recipients(_ filter: Filter, binary: Bool) -> [any ChannelSubscriber] {
         state.withLockedValue { state in
-            let candidates: [WebSocketConnection]
+            let candidates: [any ChannelSubscriber]
             if let channel = filter.channel {
-                candidates = (state.members[channel] ?? []).compactMap { state.connections[$0] }
+                candidates = Array((state.members[channel] ?? [:]).values)
             } else if let guids = filter.guids {
                 candidates = guids.compactMap { state.connections[$0] }
             } else {
                 candidates = Array(state.connections.values)
             }
-            return candidates.filter { connection in
-                (filter.subprotocol == nil || connection.subprotocol == filter.subprotocol)
-                    && (filter.guids == nil || filter.guids!.contains(connection.guid))
-                    && !filter.exclude.contains(connection.guid)
+            return candidates.filter { subscriber in
+                let socket = subscriber as? WebSocketConnection
+                if socket == nil, binary || filter.subprotocol != nil { return false }
+                return (filter.subprotocol == nil || socket?.subprotocol == filter.subprotocol)
+                    && (filter.guids == nil || filter.guids!.contains(subscriber.guid))
+                    && !filter.exclude.contains(subscriber.guid)
             }
         }
     }

@@ -82,6 +82,11 @@ enum LuaAPI {
     static let responseFile = LuaAPIFunction("res:file", .request)
     static let responseWrite = LuaAPIFunction("res:write", .request)
     static let responseFinish = LuaAPIFunction("res:finish", .request)
+    static let responseSSE = LuaAPIFunction("res:sse", .request)
+    /// The stream res:sse returns: wherever a script keeps it (a timer may write to it).
+    static let sseSend = LuaAPIFunction("sse:send", .running)
+    static let sseSubscribe = LuaAPIFunction("sse:subscribe", .running)
+    static let sseClose = LuaAPIFunction("sse:close", .running)
     /// `ws` methods and `ws.data`: where a script holds a connection's `ws`.
     static let socketContexts: LuaContext = [.webSocket, .request]
     static let socketData = LuaAPIFunction("ws.data", socketContexts)
@@ -109,7 +114,7 @@ enum LuaAPI {
             + [reload, stop, broadcast, write, ping, disconnectAll, connections]
             + LuaRequestField.functions + [requestHeader, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
-            + [responseFile, responseWrite, responseFinish]
+            + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]
             + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
             + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
     }

@@ -81,6 +81,8 @@ final class LuaCall {
     var isThread = false
     /// The streamed body, once `res:write` started one.
     var stream: HTTPResponseStream?
+    /// The event stream over `stream`, once `res:sse` started one.
+    var eventStream: ServerSentEventStream?
     /// The answer went out (`res:finish`) before the handler returned.
     var responded = false
     /// The wall-clock limit, armed when the call first waits (a call that never waits is
@@ -163,6 +165,7 @@ final class LuaCall {
         if completion != nil { completion = nil }
         isThread = false
         if stream != nil { stream = nil }
+        if eventStream != nil { eventStream = nil }
         responded = false
         if deadline != nil { deadline = nil }
         lastProgress = .uptimeNanoseconds(0)

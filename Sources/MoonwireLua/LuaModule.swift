@@ -11,6 +11,7 @@ extension LuaVM {
         luaTimerKind.install(in: L)
         luaSessionKind.install(in: L)
         luaThreadKind.install(in: L)
+        luaEventStreamKind.install(in: L)
         L.setFunction("options", luaOptions)
         L.setFunction("listen", luaListen)
         L.setFunction("stats", luaStats)

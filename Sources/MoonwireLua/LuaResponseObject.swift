@@ -7,7 +7,7 @@ import NIOCore
 extension LuaVM {
     /// Pushes the methods table of `res`.
     func pushResponseMethods() {
-        lua_createtable(L, 0, 7)
+        lua_createtable(L, 0, 8)
         L.setFunction("header", responseHeader)
         L.setFunction("send", responseSend)
         L.setFunction("json", responseJSON)
@@ -15,6 +15,7 @@ extension LuaVM {
         L.setFunction("file", responseFile)
         L.setFunction("write", responseWrite)
         L.setFunction("finish", responseFinish)
+        L.setFunction("sse", responseSSE)
     }
 }
 

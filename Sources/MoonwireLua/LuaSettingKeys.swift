@@ -9,6 +9,7 @@ import CLua
 enum LuaSettingKeys {
     static let options = [
         "limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "drain_timeout", "access_log",
+        "sse",
     ]
     static let accessLog = ["path", "format"]
     /// Options the Lua API names that the server does not have yet.
@@ -24,6 +25,7 @@ enum LuaSettingKeys {
         "compression_threshold", "message_timeout", "partial_message_budget",
     ]
     static let heartbeat = ["interval", "timeout"]
+    static let serverSentEvents = ["keepalive", "queue_limit"]
     static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
     static let listen = ["host", "port", "tls", "backlog"]
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]

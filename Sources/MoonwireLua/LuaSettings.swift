@@ -37,6 +37,11 @@ let luaOptions: LuaFunction = { L in
                 }
                 mw_pop(L, 1)
             }
+        case "sse":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: sse must be a table") }
+            if let error = readServerSentEvents(L, into: &vm.settings.serverSentEvents) {
+                return L.raise("moonwire.options: \(error)")
+            }
         case "http2":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: http2 must be a table") }
             if let error = readHTTP2(L, into: &vm.settings.http2) { return L.raise("moonwire.options: \(error)") }
@@ -119,6 +124,26 @@ private func readLimits(_ L: LuaThread, into settings: inout ScriptSettings) -> 
         if L.type(at: -1) == LUA_TNIL { continue }
         guard let value = L.number(at: -1), value > 0, value.isFinite else { return "limits.\(name) must be a positive number of seconds" }
         settings[keyPath: path] = value
+    }
+    return nil
+}
+
+/// Reads the sse table on top of the stack.
+private func readServerSentEvents(_ L: LuaThread, into settings: inout ServerSentEventSettings) -> String? {
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.serverSentEvents, path: "sse.") { return error }
+    L.rawField(-1, "keepalive")
+    defer { mw_pop(L, 1) }
+    if L.type(at: -1) != LUA_TNIL {
+        guard let value = L.number(at: -1), value >= 0, value < 1e9 else {
+            return "sse.keepalive must be a number of seconds (0: none)"
+        }
+        settings.keepAlive = value
+    }
+    L.rawField(-2, "queue_limit")
+    defer { mw_pop(L, 1) }
+    if L.type(at: -1) != LUA_TNIL {
+        guard let value = L.number(at: -1), value >= 1, value < 1e15 else { return "sse.queue_limit must be a positive number" }
+        settings.queueLimit = Int(value)
     }
     return nil
 }

@@ -99,7 +99,9 @@ extension LuaVM {
     /// answered, a static file (GET, HEAD) or 404. `stopped`: OnBeforeCommand returned true.
     func answer(_ call: LuaCall, stopped: Bool) {
         if call.session != nil || call.endedSession != nil { finishSession(call) }
-        if let stream = call.stream {
+        if let events = call.eventStream {
+            events.handlerReturned()
+        } else if let stream = call.stream {
             stream.finish()
         } else if call.responded {
             // res:finish sent the answer already.

@@ -48,6 +48,8 @@ public final class LuaVM {
     var timers = LuaTimerTable()
     /// Threads moonwire.spawn started.
     var threads = LuaThreadTable()
+    /// The event streams res:sse started, by handle id.
+    var eventStreams = LuaEventStreamTable()
     /// The sockets whose event waits, with the events that arrived meanwhile, by GUID.
     var socketBacklogs: [String: LuaSocketBacklog] = [:]
     /// `ws.data` tables by GUID.

@@ -34,7 +34,8 @@ private func stringSet(_ L: LuaThread, field: String) -> Set<String>? {
 }
 
 /// `moonwire.broadcast(message [, {channel=, protocol=, guids=, exclude=, binary=}])` →
-/// the number of connections it was queued to.
+/// the number of connections it was queued to: WebSockets, and the event streams (res:sse)
+/// subscribed to the channel.
 private let luaBroadcast: LuaFunction = { L in
     let L = L!
     guard let vm = LuaVM.checked(L, LuaAPI.broadcast) else { return LuaReturn.raise }
@@ -57,11 +58,8 @@ private let luaBroadcast: LuaFunction = { L in
         return L.raise("moonwire.broadcast: the options must be a table")
     }
     let message = L.withBytes(at: 1) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-    let recipients = vm.runtime.webSockets.select(filter)
-    for connection in recipients {
-        if binary { connection.send(binary: message) } else { connection.send(text: message) }
-    }
-    lua_pushinteger(L, lua_Integer(recipients.count))
+    let count = vm.runtime.webSockets.publish(message, binary: binary, to: filter)
+    lua_pushinteger(L, lua_Integer(count))
     return 1
 }
 

@@ -9,6 +9,8 @@ public struct ScriptSettings: Sendable {
     public var scriptLimits = ScriptLimits()
     /// WebSocket options (moonwire.options{websocket = {...}}).
     public var webSocket = WebSocketSettings()
+    /// Server-sent-event streams (moonwire.options{sse = {...}}).
+    public var serverSentEvents = ServerSentEventSettings()
     /// Allowed Origin patterns for WebSocket handshakes (moonwire.options{origins = {...}});
     /// empty allows every origin.
     public var origins: [String] = []

@@ -89,8 +89,10 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             (
                 "moonwire.options{limts = {}}",
-                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log)"
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse)"
             ),
+            ("moonwire.options{sse = {keepalive = -1}}", "sse.keepalive must be a number of seconds"),
+            ("moonwire.options{sse = {queue_limit = 0}}", "sse.queue_limit must be a positive number"),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),

@@ -6,7 +6,8 @@
 # and a proxied request: a Lua handler making one moonwire.http.get per request against nginx's
 # proxy_pass with a keep-alive upstream pool, both to the same upstream (an nginx of its own).
 # Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
-# Lua (moonwire-constant), and WebSocket echo throughput and memory per idle connection.
+# Lua (moonwire-constant), WebSocket echo throughput and memory per idle connection, and
+# server-sent events fanned out to 10,000 streams on one channel (events/s, memory per stream).
 #
 # Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
 # worker; wrk (h2load for HTTP/2) runs on another core. The servers take turns for several
@@ -23,7 +24,7 @@
 # the load's CPU on a machine with fewer than 3),
 # BENCH_H2_REQUESTS (requests per h2load run, 200000; the warm-up makes a tenth of them),
 # BENCH_BRIDGE_ROUNDS (9) and BENCH_BRIDGE_DURATION (2) for the Lua bridge, BENCH_SHARED_ROUNDS
-# (5) and BENCH_SHARED_DURATION (4) for the bridge on one shared core,
+# (5) and BENCH_SHARED_DURATION (4) for the bridge on one shared core, BENCH_SSE_STREAMS (10000),
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -512,6 +513,36 @@ ws_echo=$(taskset -c "$load_cpu" python3 Tests/bench/ws_load.py echo "127.0.0.1:
 say "websocket idle: 10000 connections"
 ws_idle=$(ulimit -n "$(ulimit -Hn)" && taskset -c "$load_cpu" python3 Tests/bench/ws_load.py idle "127.0.0.1:$ws_port" --pid "$ws_server_pid" --connections 10000)
 
+# --- Server-sent events: fan-out to 10,000 streams on one channel (Moonwire alone) -----------
+
+mkdir -p "$work/sse"
+cat >"$work/sse/main.lua" <<'LUA'
+moonwire.options{ sse = { keepalive = 0 } }
+moonwire.get("^/sse$", function(req, res)
+  local sse = res:sse()
+  sse:subscribe("bench")
+  sse:send("subscribed")
+end)
+local message = string.rep("m", 64)
+moonwire.get("^/fanout$", function(req, res)
+  for _ = 1, tonumber(req.query.n) do moonwire.broadcast(message, { channel = "bench" }) end
+  res:send("ok")
+end)
+LUA
+sse_streams=${BENCH_SSE_STREAMS:-10000}
+# One descriptor per stream on each side, plus the server's own.
+(( $(ulimit -Hn) >= sse_streams + 200 )) || die "the hard limit on open files ($(ulimit -Hn)) is below $((sse_streams + 200))"
+sse_port=$(free_port)
+(ulimit -n "$(ulimit -Hn)" && exec taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$sse_port" \
+    --threads 1 --scripts "$work/sse" --www "$work/www" >"$work/sse/log" 2>&1) &
+sse_pid=$!
+pids+=("$sse_pid")
+wait_ready "http://127.0.0.1:$sse_port/hello" "404 Not Found" "$sse_pid" "$work/sse/log"
+sse_server_pid=$(pgrep -f -- "--port $sse_port" | head -1)
+say "sse fan-out: $sse_streams streams on one channel, bursts of 100 broadcasts of 64 bytes"
+sse_fanout=$(ulimit -n "$(ulimit -Hn)" && taskset -c "$load_cpu" python3 Tests/bench/sse_load.py "127.0.0.1:$sse_port" \
+    --pid "$sse_server_pid" --streams "$sse_streams")
+
 # --- report ----------------------------------------------------------------------------------
 
 mkdir -p .build/bench
@@ -525,7 +556,7 @@ for case in "${cases[@]}"; do
 done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
-BENCH_CASES="$case_runs" BENCH_BRIDGE="$bridge_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" \
+BENCH_CASES="$case_runs" BENCH_BRIDGE="$bridge_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" BENCH_SSE="$sse_fanout" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
@@ -583,6 +614,13 @@ print(f"    on one shared core, at once: constant/lua-hello {bridge['shared_core
 ws_echo, ws_idle = json.loads(env["BENCH_WS_ECHO"]), json.loads(env["BENCH_WS_IDLE"])
 print(f"  websocket echo: {ws_echo['messages_per_second']} messages/s over {ws_echo['connections']} connections")
 print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection over {ws_idle['connections']} connections")
+sse = json.loads(env["BENCH_SSE"])
+for run in sse["rounds"]:
+    print(f"  sse fan-out round: {run['events_per_second']} events/s ({run['delivered']} in {run['seconds']} s, "
+          f"{run['events_per_cpu_second']} per server CPU second; server CPU {run['server_cpu']}, "
+          f"client CPU {run['client_cpu']})")
+print(f"  sse fan-out: {sse['events_per_second']} events/s to {sse['streams']} streams, "
+      f"{sse['kib_per_stream']} KiB RSS per stream, {sse['lost']} lost")
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
             if line.startswith("model name")), "unknown")
 result = {
@@ -610,6 +648,7 @@ result = {
     "route_1000th_over_1st": route_ratio,
     "lua_bridge": bridge,
     "websocket": {"echo": ws_echo, "idle": ws_idle},
+    "sse": sse,
 }
 with open(sys.argv[1], "w") as f:
     json.dump(result, f, indent=2)
