@@ -41,6 +41,9 @@ let responseSSE: LuaFunction = { L in
     let events = ServerSentEventStream(
         stream, settings: vm.settings.serverSentEvents, registry: vm.runtime.webSockets, logger: vm.logger, eventLoop: loop)
     call.eventStream = events
+    // A HEAD request gets the head alone: its stream ends at once (sends return nil, "closed",
+    // subscriptions are not taken), so the connection does not stay open for events.
+    if call.request.method == "HEAD" { events.close() }
     vm.eventStreams.lastID += 1
     vm.eventStreams.byID[vm.eventStreams.lastID] = events
     luaEventStreamKind.push(vm.eventStreams.lastID, on: L)

@@ -189,6 +189,15 @@ def test_a_handler_learns_that_its_client_left(server):
     assert "(closed)" in server.log_since(mark)
 
 
+def test_a_head_request_gets_the_head_and_the_connection_goes_on(server):
+    with server.client(timeout=5) as client:
+        head = client.head("/channel/headonly")
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert head.content == b""
+        assert client.get("/alive").text == "ok", "the keep-alive connection serves the next request"
+
+
 def test_one_broadcast_reaches_websockets_and_event_streams_on_both_protocols(server):
     async def scenario():
         async with websockets.connect(url(server)) as ws:
