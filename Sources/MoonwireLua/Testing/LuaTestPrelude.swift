@@ -212,7 +212,10 @@ function runner.run(index)
   jar = {}
   local ok, err = xpcall(tests[index].fn, function(err)
     if getmetatable(err) == failure_mark then return err.text end
-    return debug.traceback(tostring(err), 2)
+    -- The frames below the test (xpcall and this runner) are the harness's, not the test's.
+    local trace = debug.traceback(tostring(err), 2)
+    local below = trace:find("\n%s*%[C%]: in function 'xpcall'")
+    return below and trace:sub(1, below - 1) or trace
   end, t)
   if ok then return nil end
   return err
