@@ -14,6 +14,7 @@ extension LuaTestFile {
         L.setFunction("exchange", luaTestExchange)
         L.setFunction("ws_open", luaTestWebSocketOpen)
         L.setFunction("ws_send", luaTestWebSocketSend)
+        L.setFunction("ws_send_binary", luaTestWebSocketSendBinary)
         L.setFunction("ws_receive", luaTestWebSocketReceive)
         L.setFunction("ws_close", luaTestWebSocketClose)
         L.setFunction("advance", luaTestAdvance)
@@ -92,6 +93,18 @@ private let luaTestWebSocketSend: LuaFunction = { L in
         try socket.send(text: L.string(at: 2) ?? "")
     } catch {
         return L.raise("ws:send: \(error)")
+    }
+    return 0
+}
+
+/// `ws_send_binary(id, data)`.
+private let luaTestWebSocketSendBinary: LuaFunction = { L in
+    let L = L!
+    guard let socket = webSocket(L) else { return L.raise("ws:send_binary: the WebSocket is closed") }
+    do {
+        try socket.send(binary: L.withBytes(at: 2) { Array($0) } ?? [])
+    } catch {
+        return L.raise("ws:send_binary: \(error)")
     }
     return 0
 }

@@ -174,6 +174,8 @@ WebSocket.__index = WebSocket
 
 function WebSocket:send(text) api.ws_send(self.id, tostring(text)) end
 
+function WebSocket:send_binary(data) api.ws_send_binary(self.id, data) end
+
 function WebSocket:receive(timeout)
   local kind, data, reason = api.ws_receive(self.id, timeout or 5)
   if kind == "text" or kind == "binary" then return data end

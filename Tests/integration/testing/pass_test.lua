@@ -51,7 +51,10 @@ function test_websocket_round_trip(t)
   t.eq(ws:receive(), "echo: hi")
   ws:send("again")
   t.eq(ws:receive(), "echo: again")
+  ws:send_binary("\0\1\255")
+  t.eq(ws:receive(), "\0\1\255")
   ws:close()
+  t.eq({ ws:receive() }, { nil, "closed" })
   t.raises(function() t.websocket("/elsewhere") end, "status 404")
 end
 

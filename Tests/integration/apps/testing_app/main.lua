@@ -55,3 +55,7 @@ end
 function OnMessage(ws, text)
   ws:send("echo: " .. text)
 end
+
+function OnBinary(ws, data)
+  ws:send_binary(data)
+end
