@@ -1,6 +1,6 @@
 """`moonwire test` and `moonwire new`: the Lua test harness (moonwire.testing) run against a real
 app (apps/testing_app, www/), its report (one line per test, file:line, expected and actual,
-the server's log, the summary, JUnit XML, the exit status), and a new project that passes its
+the server's log, the summary, JUnit XML, the exit status), over HTTP/1.1, h2c and WebSocket, and a new project that passes its
 own tests and serves what its README says."""
 import re
 import time
@@ -23,12 +23,12 @@ def test_every_feature_passes():
     result = run_tests("pass_test.lua")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for name in ["test_assertions_pass", "test_request_path", "test_authentication", "test_virtual_host",
+    for name in ["test_assertions_pass", "test_request_path", "test_http2_when_asked", "test_authentication", "test_virtual_host",
                  "test_static_file", "test_json_post", "test_websocket_round_trip", "test_session_timeout",
                  "test_ttl_follows_the_clock", "test_handler_error_is_a_500",
                  "test_endless_handler_is_stopped", "a case with spaces"]:
         assert any(re.match(rf"ok   \S*pass_test\.lua:\d+ {re.escape(name)} \(", line) for line in lines), result.stdout
-    assert lines[-1].startswith("12 passed, 0 failed"), result.stdout
+    assert lines[-1].startswith("13 passed, 0 failed"), result.stdout
 
 
 def test_timers_follow_the_test_clock():
@@ -70,9 +70,9 @@ def test_errors_are_reported_with_tracebacks_and_server_log():
     handler = failure_block(out, "test_handler_error")
     assert "fail_test.lua:29: values differ" in handler and "actual:   500" in handler, handler
     assert "server log:" in handler and "error: a route's handler failed" in handler, handler
-    assert "main.lua:39: attempt to index a nil value" in handler and "stack traceback" in handler, handler
+    assert "main.lua:40: attempt to index a nil value" in handler and "stack traceback" in handler, handler
     endless = failure_block(out, "test_endless_handler")
-    assert "actual:   503" in endless and "exceeded the CPU budget" in endless and "main.lua:42" in endless, endless
+    assert "actual:   503" in endless and "exceeded the CPU budget" in endless and "main.lua:43" in endless, endless
 
 
 def test_endless_test_code_is_stopped_by_the_timeout():
@@ -87,7 +87,7 @@ def test_junit_xml_reads_back(tmp_path):
     report = tmp_path / "junit.xml"
     run_tests("fail_test.lua", "pass_test.lua", extra=["--junit", report])
     root = ET.parse(report).getroot()
-    assert root.tag == "testsuites" and root.get("tests") == "21" and root.get("failures") == "8"
+    assert root.tag == "testsuites" and root.get("tests") == "22" and root.get("failures") == "8"
     suites = {suite.get("name").rsplit("/", 1)[-1]: suite for suite in root.iter("testsuite")}
     assert suites["fail_test.lua"].get("failures") == "8" and suites["pass_test.lua"].get("failures") == "0"
     eq = next(case for case in root.iter("testcase") if case.get("name") == "test_eq_fails")

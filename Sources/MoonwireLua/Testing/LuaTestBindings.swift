@@ -12,6 +12,7 @@ extension LuaTestFile {
     func pushBindings() {
         lua_createtable(L, 0, 9)
         L.setFunction("exchange", luaTestExchange)
+        L.setFunction("exchange2", luaTestExchangeHTTP2)
         L.setFunction("ws_open", luaTestWebSocketOpen)
         L.setFunction("ws_send", luaTestWebSocketSend)
         L.setFunction("ws_send_binary", luaTestWebSocketSendBinary)
@@ -32,12 +33,37 @@ private let luaTestExchange: LuaFunction = { L in
     let L = L!
     let file = LuaTestFile.from(L)
     let request = L.withBytes(at: 1) { Array($0) } ?? []
-    let response: LoopbackResponse
     do {
-        response = try file.client.exchange(request, isHead: lua_toboolean(L, 2) != 0)
+        return push(try file.client.exchange(request, isHead: lua_toboolean(L, 2) != 0), on: L)
     } catch {
         return L.raise("request failed: \(error)")
     }
+}
+
+/// `exchange2(method, path, {name, value, name, value...}, body)`: the same over HTTP/2.
+private let luaTestExchangeHTTP2: LuaFunction = { L in
+    let L = L!
+    let file = LuaTestFile.from(L)
+    var headers: [(String, String)] = []
+    let count = Int(luaL_len(L, 3))
+    for index in stride(from: 1, to: count, by: 2) {
+        lua_rawgeti(L, 3, lua_Integer(index))
+        lua_rawgeti(L, 3, lua_Integer(index + 1))
+        headers.append((L.string(at: -2) ?? "", L.string(at: -1) ?? ""))
+        mw_pop(L, 2)
+    }
+    do {
+        let response = try file.http2.exchange(
+            method: L.string(at: 1) ?? "GET", path: L.string(at: 2) ?? "/", headers: headers,
+            body: L.withBytes(at: 4) { Array($0) } ?? [])
+        return push(response, on: L)
+    } catch {
+        return L.raise("request failed: \(error)")
+    }
+}
+
+/// Pushes status, headers, body and the Set-Cookie values: the results of both exchanges.
+private func push(_ response: LoopbackResponse, on L: LuaThread) -> Int32 {
     lua_pushinteger(L, lua_Integer(response.status))
     var joined: [String: String] = [:]
     var order: [String] = []

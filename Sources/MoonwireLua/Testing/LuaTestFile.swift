@@ -39,6 +39,8 @@ public final class LuaTestFile {
     /// of its answer.
     let timeBudget: Double
     let client: LoopbackHTTPClient
+    /// Made at the first `http2 = true` request (it runs a NIO loop of its own).
+    lazy var http2 = LoopbackHTTP2Client(port: port, timeout: timeBudget)
     var webSockets: [Int: LoopbackWebSocket] = [:]
     var lastWebSocketID = 0
     /// When the running test's own code must stop.

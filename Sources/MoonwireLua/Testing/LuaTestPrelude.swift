@@ -112,26 +112,34 @@ local function remember_cookies(cookies)
   end
 end
 
-local function head(method, path, headers, host)
-  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: " .. (host or "localhost") }
+local function header_list(headers, host)
+  local list = { "Host", host or "localhost" }
   local has_cookie = false
   for name, value in pairs(headers or {}) do
     if name:lower() == "cookie" then has_cookie = true end
-    lines[#lines + 1] = name .. ": " .. tostring(value)
+    list[#list + 1] = name
+    list[#list + 1] = tostring(value)
   end
   if not has_cookie and next(jar) then
-    local pairs_ = {}
-    for name, value in pairs(jar) do pairs_[#pairs_ + 1] = name .. "=" .. value end
-    table.sort(pairs_)
-    lines[#lines + 1] = "Cookie: " .. table.concat(pairs_, "; ")
+    local cookies = {}
+    for name, value in pairs(jar) do cookies[#cookies + 1] = name .. "=" .. value end
+    table.sort(cookies)
+    list[#list + 1] = "Cookie"
+    list[#list + 1] = table.concat(cookies, "; ")
   end
+  return list
+end
+
+local function head(method, path, list)
+  local lines = { method .. " " .. path .. " HTTP/1.1" }
+  for index = 1, #list, 2 do lines[#lines + 1] = list[index] .. ": " .. list[index + 1] end
   return table.concat(lines, "\r\n") .. "\r\n"
 end
 
 function t.request(options)
-  if type(options) ~= "table" then error("t.request: expected a table {method=, path=, headers=, body=, host=}", 2) end
-  if options.http2 then error("t.request: http2 is not supported by the test client yet; requests use HTTP/1.1", 2) end
+  if type(options) ~= "table" then error("t.request: expected a table {method=, path=, headers=, body=, host=, http2=}", 2) end
   local method = (options.method or "GET"):upper()
+  local path = options.path or "/"
   local body = options.body
   local headers = options.headers or {}
   if type(body) == "table" then
@@ -144,14 +152,18 @@ function t.request(options)
       headers = copy
     end
   end
-  local request = head(method, options.path or "/", headers, options.host)
+  local list = header_list(headers, options.host)
   if body ~= nil or method == "POST" or method == "PUT" or method == "PATCH" then
     body = tostring(body or "")
-    request = request .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
-  else
-    request = request .. "\r\n"
+    list[#list + 1] = "Content-Length"
+    list[#list + 1] = tostring(#body)
   end
-  local status, response_headers, response_body, cookies = api.exchange(request, method == "HEAD")
+  local status, response_headers, response_body, cookies
+  if options.http2 then
+    status, response_headers, response_body, cookies = api.exchange2(method, path, list, body or "")
+  else
+    status, response_headers, response_body, cookies = api.exchange(head(method, path, list) .. "\r\n" .. (body or ""), method == "HEAD")
+  end
   remember_cookies(cookies)
   local response = { status = status, headers = response_headers, body = response_body }
   local content_type = response_headers["content-type"] or ""
@@ -187,7 +199,7 @@ function WebSocket:close() api.ws_close(self.id) end
 
 function t.websocket(path, options)
   options = options or {}
-  local id = api.ws_open(head("GET", path, options.headers, options.host), options.timeout or 5)
+  local id = api.ws_open(head("GET", path, header_list(options.headers, options.host)), options.timeout or 5)
   return setmetatable({ id = id }, WebSocket)
 end
 

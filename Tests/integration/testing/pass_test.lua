@@ -19,6 +19,14 @@ function test_request_path(t)
   t.eq(t.get("/blocked").status, 403)
 end
 
+function test_http2_when_asked(t)
+  t.eq(t.get("/version").body, "1.1")
+  local r = t.get("/version", { http2 = true })
+  t.eq({ r.status, r.body, r.headers["x-before"] }, { 200, "2", "yes" })
+  t.eq(t.post("/echo", { a = 1 }, { http2 = true }).json.body, { a = 1 })
+  t.eq(t.get("/private", { http2 = true, headers = { Authorization = "Basic YWRhOnNlY3JldA==" } }).body, "hi ada")
+end
+
 function test_authentication(t)
   t.eq(t.get("/private").status, 401)
   local r = t.get("/private", { headers = { Authorization = "Basic YWRhOnNlY3JldA==" } })

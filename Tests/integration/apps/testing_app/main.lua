@@ -16,6 +16,7 @@ function OnAuthentication(req, user, password)
 end
 
 moonwire.get("/hello", function(req, res) res:send("hello\n") end)
+moonwire.get("/version", function(req, res) res:send(req.version) end)
 moonwire.get("/private", function(req, res) res:send("hi " .. req.user) end, { auth = true })
 moonwire.post("/echo", function(req, res)
   res:json{ method = req.method, body = moonwire.json.decode(req.body), type = req.headers["content-type"] }
