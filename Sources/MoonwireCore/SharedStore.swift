@@ -33,12 +33,16 @@ public final class SharedStore: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    /// Creates an empty store.
-    public init() {}
+    private let clock: @Sendable () -> NIODeadline
+
+    /// Creates an empty store; its TTLs read `clock` (the server's, which tests move).
+    public init(clock: @escaping @Sendable () -> NIODeadline = { .now() }) {
+        self.clock = clock
+    }
 
     /// The value of a key that has not expired.
     public func get(_ key: String) -> SharedValue? {
-        let now = NIODeadline.now()
+        let now = clock()
         return state.withLockedValue { state in
             guard let entry = state.entries[key] else { return nil }
             if let expires = entry.expires, expires <= now {
@@ -51,18 +55,19 @@ public final class SharedStore: Sendable {
 
     /// Stores a value (nil deletes), expiring after `ttl` seconds when given.
     public func set(_ key: String, _ value: SharedValue?, ttl: Double? = nil) {
-        let expires = ttl.map { NIODeadline.now() + .nanoseconds(Int64($0 * 1e9)) }
+        let now = clock()
+        let expires = ttl.map { now + .nanoseconds(Int64($0 * 1e9)) }
         state.withLockedValue { state in
             state.entries[key] = value.map { Entry(value: $0, expires: expires) }
             state.writesSinceSweep += 1
-            if state.writesSinceSweep >= 1024 { Self.sweep(&state) }
+            if state.writesSinceSweep >= 1024 { Self.sweep(&state, now: now) }
         }
     }
 
     /// Adds `delta` to a number (starting from `initial` when absent or expired) and returns
     /// the new value; nil when the key holds something that is not a number.
     public func increment(_ key: String, by delta: SharedValue, initial: SharedValue = .integer(0)) -> SharedValue? {
-        let now = NIODeadline.now()
+        let now = clock()
         return state.withLockedValue { state in
             var entry = state.entries[key] ?? Entry(value: initial, expires: nil)
             if let expires = entry.expires, expires <= now { entry = Entry(value: initial, expires: nil) }
@@ -90,8 +95,7 @@ public final class SharedStore: Sendable {
         }
     }
 
-    private static func sweep(_ state: inout State) {
-        let now = NIODeadline.now()
+    private static func sweep(_ state: inout State, now: NIODeadline) {
         state.entries = state.entries.filter { $0.value.expires.map { $0 > now } ?? true }
         state.writesSinceSweep = 0
     }

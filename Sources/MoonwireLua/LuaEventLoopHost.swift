@@ -68,10 +68,11 @@ public final class LuaEventLoopHost: ServerDelegate {
     }
 
     /// Calls OnShutdown (once per server: call it on one loop's host).
-    /// Once a second the primary loop ends the expired sessions of the whole server (their
-    /// OnSessionEnd runs in whichever generation is current here).
+    /// Once a second on the server's clock (which `t.advance` moves) the primary loop ends the
+    /// expired sessions of the whole server (their OnSessionEnd runs in whichever generation is
+    /// current here).
     private func scheduleSessionSweep() {
-        eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [weak self] in
+        _ = runtime.clock.schedule(in: .seconds(1), on: eventLoop) { [weak self] in
             guard let self else { return }
             if self.runtime.sessions.count > 0 { self.current.sweepSessions() }
             self.scheduleSessionSweep()

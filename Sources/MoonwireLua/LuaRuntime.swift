@@ -14,14 +14,16 @@ public final class LuaRuntime: Sendable {
     public let logger: Logger
     /// Fault counters (moonwire.stats()).
     public let faults = FaultCounters()
+    /// The time sessions, rate limits, TTLs and timers read (moved only by `moonwire test`).
+    public let clock: ServerClock
     /// moonwire.shared.
-    public let shared = SharedStore()
+    public let shared: SharedStore
     /// moonwire.limit's token buckets.
-    public let rateLimiter = RateLimiter()
+    public let rateLimiter: RateLimiter
     /// moonwire.apikeys, and the keys authentication accepts.
     public let apiKeys = APIKeyStore()
     /// Server sessions (req.session), kept across script generations.
-    public let sessions = SessionStore()
+    public let sessions: SessionStore
     /// The server's open WebSockets (moonwire.broadcast, write, connections...).
     public let webSockets: WebSocketRegistry
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).
@@ -33,8 +35,12 @@ public final class LuaRuntime: Sendable {
     /// whoever makes the runtime shuts it down before the loops stop.
     public init(
         scriptsDirectory: String, developmentMode: Bool, logger: Logger, webSockets: WebSocketRegistry = WebSocketRegistry(),
-        outboundHTTP: OutboundHTTP? = nil
+        outboundHTTP: OutboundHTTP? = nil, clock: ServerClock = ServerClock()
     ) {
+        self.clock = clock
+        shared = SharedStore(clock: clock.now)
+        rateLimiter = RateLimiter(clock: { clock.now().uptimeNanoseconds })
+        sessions = SessionStore(clock: clock.now)
         self.webSockets = webSockets
         self.outboundHTTP = outboundHTTP
         self.scriptsDirectory = scriptsDirectory

@@ -9,9 +9,9 @@ let luaSleep: LuaFunction = { L in
         return L.raise("moonwire.sleep: expected a number of seconds >= 0, got \(L.describe(at: 1))")
     }
     guard let waiter = LuaVM.waiter(L, LuaAPI.sleep) else { return LuaReturn.raise }
-    let timer = waiter.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+    let cancel = waiter.vm.runtime.clock.schedule(in: .nanoseconds(Int64(seconds * 1e9)), on: waiter.eventLoop) {
         waiter.resume { _ in 0 }
     }
-    waiter.onAbandon { timer.cancel() }
+    waiter.onAbandon(cancel)
     return LuaReturn.yield
 }

@@ -15,7 +15,8 @@ final class LuaTimer {
     /// Seconds between the end of a run and the next; nil for a single run.
     let interval: Double?
     let everyLoop: Bool
-    var scheduled: Scheduled<Void>?
+    /// Cancels the scheduled run.
+    var scheduled: (() -> Void)?
     var running = false
     var cancelled = false
 
@@ -67,7 +68,7 @@ extension LuaVM {
     fileprivate func schedule(_ timer: LuaTimer, after seconds: Double) {
         guard let eventLoop, !timers.stopped else { return remove(timer) }
         let id = timer.id
-        timer.scheduled = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
+        timer.scheduled = runtime.clock.schedule(in: .nanoseconds(Int64(seconds * 1e9)), on: eventLoop) { [weak self] in
             self?.fire(id)
         }
     }
@@ -92,7 +93,7 @@ extension LuaVM {
 
     fileprivate func remove(_ timer: LuaTimer) {
         timer.cancelled = true
-        timer.scheduled?.cancel()
+        timer.scheduled?()
         timer.scheduled = nil
         guard timers.byID.removeValue(forKey: timer.id) != nil else { return }
         timer.packed.release(in: L)

@@ -53,109 +53,59 @@ struct Serve: ParsableCommand {
         var logger = Logger(label: "moonwire")
         logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (dev ? .debug : .info)
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
-        let workerGroup = workers > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: workers) : nil
-        let webSockets = WebSocketRegistry()
-        // moonwire.http's connections live on the server's loops; closed before they stop.
-        let outboundHTTP = OutboundHTTP(group: group)
-        let runtime = LuaRuntime(
-            scriptsDirectory: scripts, developmentMode: dev, logger: logger, webSockets: webSockets, outboundHTTP: outboundHTTP)
-        let hosts: [NIOLoopBound<LuaEventLoopHost>]
-        let pool: LuaWorkerPool?
+        let stack: ServerStack
         do {
-            let scripts = try ScriptSnapshot.readSettled(directory: self.scripts)
-            pool = try workerGroup.map { try LuaWorkerPool(runtime: runtime, scripts: scripts, group: $0) }
-            hosts = try group.makeIterator().map { loop in
-                try loop.submit {
-                    NIOLoopBound(try LuaEventLoopHost(runtime: runtime, scripts: scripts, eventLoop: loop, workers: pool), eventLoop: loop)
-                }.wait()
-            }
-        } catch {
-            logger.critical("scripts failed to load", metadata: ["error": "\(error)"])
-            outboundHTTP.shutdown()
-            try? group.syncShutdownGracefully()
-            try? workerGroup?.syncShutdownGracefully()
+            stack = try ServerStack(
+                scripts: scripts, www: www, threads: threads ?? System.coreCount, workers: workers, developmentMode: dev,
+                logger: logger, listeners: listeners(declared:))
+        } catch let failure as ServerStack.LoadFailure {
+            logger.critical("scripts failed to load", metadata: ["error": "\(failure)"])
             throw ExitCode(1)
-        }
-        let first = hosts[0]
-        let settings = try first.eventLoop.submit { first.value.current.settings }.wait()
-        let delegates = try hosts.map { bound in
-            try bound.eventLoop.submit { NIOLoopBound<ServerDelegate>(bound.value, eventLoop: bound.eventLoop) }.wait()
-        }
-
-        var configuration = ServerConfiguration()
-        configuration.listeners = listeners(declared: settings.listeners)
-        configuration.wwwRoot = www
-        var folder = stat()
-        if stat(www, &folder) != 0 || folder.st_mode & S_IFMT != S_IFDIR {
-            logger.warning("the www folder does not exist: no static files will be served", metadata: ["www": "\(www)"])
-        }
-        configuration.limits = settings.limits
-        configuration.webSocket = settings.webSocket
-        configuration.http2 = settings.http2
-        do {
-            configuration.accessLog = try settings.accessLog.map { try AccessLog(path: $0.path, format: $0.format, logger: logger) }
         } catch {
+            // The access log's file cannot be opened.
             logger.critical("\(error)")
-            outboundHTTP.shutdown()
             throw ExitCode(1)
         }
-        let server = Server(
-            configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
-        server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
+        let server = stack.server
         // Watching starts before the listeners announce themselves, so an edit made as soon as
         // the server is up is seen.
-        let reloader = ScriptReloader(hosts: hosts, workerHosts: pool?.hosts ?? [], runtime: runtime) { settings in
+        let reloader = ScriptReloader(hosts: stack.hosts, workerHosts: stack.pool?.hosts ?? [], runtime: stack.runtime) { settings in
             // New certificates for new handshakes; listeners themselves stay as they were bound.
             server.certificates.update(
                 listeners: Self.listeners(declared: settings.listeners, host: host, port: port), hosts: settings.hostCertificates)
         }
-        runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
+        stack.runtime.onReloadRequest { reloader.requestReload(reason: "moonwire.reload()") }
         // Caught from before the listeners announce themselves: a SIGTERM sent as soon as the
         // server is up must still run OnShutdown, not kill the process.
         let stops = StopRequests()
-        runtime.onStopRequest(stops.request)
+        stack.runtime.onStopRequest(stops.request)
         let watcher = ScriptWatcher(directory: scripts) { reloader.requestReload(reason: "file change") }
         if watcher == nil { logger.warning("inotify unavailable: scripts reload only on SIGHUP or moonwire.reload()") }
         let hangup = Self.onSignal(SIGHUP) { reloader.requestReload(reason: "SIGHUP") }
         // After a rotation (logrotate renames the file), the access log goes on in a new one.
-        let accessLog = configuration.accessLog
+        let accessLog = stack.configuration.accessLog
         let reopen = Self.onSignal(SIGUSR1) { accessLog?.reopen() }
 
         do {
-            let addresses = try server.start()
-            for (listener, address) in zip(configuration.listeners, addresses) {
+            let addresses = try stack.listen()
+            for (listener, address) in zip(stack.configuration.listeners, addresses) {
                 let scheme = listener.tls == nil ? "http" : "https"
                 logger.info("listening on \(scheme)://\(listener.host):\(address.port ?? listener.port)")
             }
         } catch {
             // A ListenError names the address; a certificate that cannot be used says why.
             logger.critical(error is ListenError ? "\(error)" : "cannot listen: \(error)")
-            // An HTTPClient must be shut down before it goes away.
-            outboundHTTP.shutdown()
             throw ExitCode(1)
         }
-        for (position, host) in hosts.enumerated() {
-            try host.eventLoop.submit { host.value.start(primary: position == 0) }.wait()
-        }
-        for host in pool?.hosts ?? [] {
-            try host.eventLoop.submit { host.value.start(primary: false) }.wait()
-        }
+        try stack.startScripts()
 
         stops.wait()
         hangup.cancel()
         watcher?.stop()
-        let drainTimeout = try first.eventLoop.submit { first.value.current.settings.drainTimeout }.wait()
-        GracefulStop.drain(server, timeout: drainTimeout, requests: stops, logger: logger)
+        GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, logger: logger)
         stops.release()
-        server.stop()
-        // OnShutdown answers nothing; the lines of the drain's last answers are written now.
-        server.flushAccessLog()
+        try stack.stop()
         reopen.cancel()
-        try first.eventLoop.submit { first.value.shutdown() }.wait()
-        outboundHTTP.shutdown()
-        try group.syncShutdownGracefully()
-        try workerGroup?.syncShutdownGracefully()
     }
 
     private func listeners(declared: [Listener]) -> [Listener] {

@@ -50,10 +50,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_cli(*args, timeout=30, env=None):
-    """Runs the binary to completion (check, version, a serve expected to fail)."""
+def run_cli(*args, timeout=30, env=None, cwd=None):
+    """Runs the binary to completion (check, version, test, new, a serve expected to fail)."""
     return subprocess.run([BINARY, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, cwd=cwd)
 
 
 def wait_until(predicate, timeout=5.0, interval=0.05):
