@@ -14,7 +14,7 @@ struct TestFileReport {
     /// Starts the app on an ephemeral loopback port, runs the file's tests, stops the app.
     static func run(file: String, scripts: String, www: String, filter: String?, dev: Bool, timeout: Double) -> TestFileReport {
         let log = TestLog()
-        let clock = ServerClock()
+        let clock = ServerClock(advanceable: true)
         var results: [LuaTestResult] = []
         do {
             let stack = try ServerStack(
