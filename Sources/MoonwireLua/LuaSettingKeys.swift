@@ -7,10 +7,10 @@ import CLua
 
 /// The known keys of the settings tables.
 enum LuaSettingKeys {
-    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions"]
+    static let options = ["limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "uploads"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "uploads", "dashboard",
+        "cluster", "drain_timeout", "watchdog", "access_log", "metrics", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
@@ -26,9 +26,10 @@ enum LuaSettingKeys {
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
     static let virtualHost = ["www", "tls", "auth"]
     /// The options table a route declaration may end with.
-    static let route = ["auth"]
+    static let route = ["auth", "stream_body"]
     static let authentication = ["enabled", "basic", "realm", "except", "websocket", "api_keys"]
     static let apiKeys = ["header", "query"]
+    static let uploads = ["dir", "max_file_size", "max_files", "max_fields", "keep"]
     static let sessions = ["enabled", "timeout", "cookie", "secure", "same_site", "auto_start"]
 
     /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with

@@ -46,6 +46,9 @@ let luaOptions: LuaFunction = { L in
         case "sessions":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: sessions must be a table") }
             if let error = readSessions(L, into: &vm.sessions) { return L.raise("moonwire.options: \(error)") }
+        case "uploads":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: uploads must be a table") }
+            if let error = readUploads(L, into: &vm.uploads) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []
