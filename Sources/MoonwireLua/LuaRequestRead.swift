@@ -28,6 +28,11 @@ let requestRead: LuaFunction = { L in
     stream.read(maxBytes: maxBytes).assumeIsolated().whenComplete { result in
         switch result {
         case .success(let chunk?):
+            // Each chunk is progress: handler_timeout counts from the last one.
+            if let call = waiter.vm.calls[waiter.callID] {
+                call.lastProgress = .now()
+                waiter.vm.disarmDeadline(call)
+            }
             waiter.resume { T in
                 T.push(chunk)
                 return 1

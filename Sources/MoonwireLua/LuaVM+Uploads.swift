@@ -158,6 +158,9 @@ extension LuaVM {
     /// Takes the next chunk of the body and parses it.
     private func readUploadBody(_ call: LuaCall, _ upload: LuaUpload) {
         whenUploadReady(call, upload, upload.stream.read()) { vm, chunk in
+            // A body that keeps arriving is progress: handler_timeout counts from the last chunk.
+            call.lastProgress = .now()
+            vm.disarmDeadline(call)
             do {
                 if let chunk {
                     upload.pending.append(contentsOf: try upload.reader.feed(chunk))
