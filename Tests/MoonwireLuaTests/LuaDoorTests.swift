@@ -87,12 +87,15 @@ final class LuaDoorTests: XCTestCase {
 
     func testUnknownSettingKeysAreLoadErrorsAtTheirLine() {
         for (source, message) in [
-            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions)"),
+            ("moonwire.options{limts = {}}", "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, uploads)"),
             ("moonwire.options{limits = {memroy = 1}}", "unknown option limits.memroy (limits takes max_header_size"),
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
             ("moonwire.options{sessions = {enabled = true, expiry = 5}}", "unknown option sessions.expiry"),
             ("moonwire.options{cluster = {}}", "cluster is not built yet"),
+            ("moonwire.options{uploads = {max_file_sise = 1}}", "unknown option uploads.max_file_sise"),
+            ("moonwire.options{uploads = {keep = 'yes'}}", "uploads.keep must be true or false"),
+            ("moonwire.post('/', print, {stream_body = 1})", "moonwire.post: stream_body must be true or false"),
             ("moonwire.options{authentication = {enabled = 1}}", "authentication.enabled must be true or false"),
             ("moonwire.get('/', print, {auth = 'no'})", "moonwire.get: auth must be true or false"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),
