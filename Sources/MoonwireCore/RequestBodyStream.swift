@@ -28,6 +28,8 @@ public final class RequestBodyStream: @unchecked Sendable {
     private var ended = false
     private var failure: Failure?
     private var reader: EventLoopPromise<ByteBuffer?>?
+    /// The `maxBytes` of the read that waits.
+    private var readerLimit = Int.max
     /// Called when the untaken bytes fell to `highWater` or below: reading may go on.
     var drained: (() -> Void)?
 
@@ -38,9 +40,6 @@ public final class RequestBodyStream: @unchecked Sendable {
 
     /// Whether the socket should wait until the delegate takes what arrived.
     var isFull: Bool { pending > Self.highWater }
-
-    /// Whether the body has ended, well or not: no more `read` will give bytes.
-    public var isFinished: Bool { (ended && chunks.isEmpty) || failure != nil }
 
     /// The next chunk, at most `maxBytes` long; nil at the end of the body; fails when the body
     /// broke off (`Failure`). One read at a time.
@@ -54,8 +53,6 @@ public final class RequestBodyStream: @unchecked Sendable {
         readerLimit = maxBytes
         return promise.futureResult
     }
-
-    private var readerLimit = Int.max
 
     private func take(_ maxBytes: Int) -> ByteBuffer? {
         guard var first = chunks.first else { return nil }
