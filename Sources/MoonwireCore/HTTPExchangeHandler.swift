@@ -58,6 +58,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
     /// closes after the one under way.
     private(set) var quiescing = false
+    /// The body of the request being handled, when it is streamed to the delegate.
+    var bodyStream: RequestBodyStream?
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -178,7 +180,16 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .dispatch(let head, let body):
             timeouts.requestReceived()
             dispatch(head, body: body, context: context)
+        case .streamChunk(let chunk):
+            guard let bodyStream else { return }
+            bodyStream.append(chunk)
+            if bodyStream.isFull { machine.streamedBodyFull(true) }
+        case .streamEnd:
+            bodyStream?.finish()
+            bodyStream = nil
+            machine.streamedBodyFull(false)
         case .answerError(let status, let message):
+            bodyStream?.fail(status == 413 ? .tooLarge(bodyStream?.limit ?? 0) : .clientLeft)
             answerError(status, message, context: context)
         case .reportAndClose(let status, let message):
             report("\(message) (\(status))")
@@ -260,8 +271,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
-        if let length = declaredLength, length > environment.limits.maxBodySize {
-            fail(413, "request body of \(length) bytes exceeds \(environment.limits.maxBodySize)", context: context)
+        let streamLimit = environment.delegate.streamedBodyLimit(for: head)
+        let limit = streamLimit ?? environment.limits.maxBodySize
+        if let length = declaredLength, length > limit {
+            fail(413, "request body of \(length) bytes exceeds \(limit)", context: context)
             return
         }
         if head.version != .http1_0,
@@ -269,9 +282,27 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         {
             writer.informational(.continue, version: head.version, context: context)
         }
+        if let streamLimit { return streamBody(of: head, limit: streamLimit, context: context) }
         // Most requests have no body: they get the shared empty buffer, not an allocation.
         let body = declaredLength.map { writer.allocator.buffer(capacity: min($0, 64 * 1024)) } ?? ByteBuffer()
         machine.headAccepted(head, body: body)
+    }
+
+    /// Hands a request to the delegate at its head, its body to follow through a stream that
+    /// holds reads back while the delegate leaves too much of it untaken.
+    private func streamBody(of head: HTTPRequestHead, limit: Int, context: ChannelHandlerContext) {
+        let stream = RequestBodyStream(eventLoop: context.eventLoop, limit: limit)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        stream.drained = {
+            let handler = loopBoundSelf.value
+            handler.machine.streamedBodyFull(false)
+            if let context = handler.context, handler.machine.takeHeldRead() { context.read() }
+        }
+        bodyStream = stream
+        machine.headStreamed(limit: limit)
+        // The body comes at the pace the delegate takes it: no body timer runs meanwhile.
+        timeouts.requestReceived()
+        dispatch(head, body: ByteBuffer(), bodyStream: stream, context: context)
     }
 
     /// The size of a head as HTTP/1.1 would carry it, for the same limit on HTTP/2.
@@ -279,17 +310,19 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
     }
 
-    private func dispatch(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+    private func dispatch(
+        _ head: HTTPRequestHead, body: ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
+    ) {
         let version = head.version.major == 2 ? "2" : head.version == .http1_0 ? "1.0" : "1.1"
         guard
             let request = HTTPRequest(
                 method: head.method.rawValue, uri: head.uri, version: version, scheme: scheme,
-                headers: head.headers, body: body, connection: connection)
+                headers: head.headers, body: body, bodyStream: bodyStream, connection: connection)
         else {
             fail(400, "malformed request target: \(head.uri)", context: context)
             return
         }
-        machine.requestDispatched()
+        if bodyStream == nil { machine.requestDispatched() }
         if environment.accessLog != nil {
             logEntry = AccessLogEntry(
                 remoteIP: connection.remoteIP, method: head.method.rawValue, target: head.uri,
@@ -338,6 +371,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        bodyStream?.fail(.clientLeft)
+        bodyStream = nil
         activeStream?.connectionClosed()
         activeStream = nil
         activeCopy?.cancel()

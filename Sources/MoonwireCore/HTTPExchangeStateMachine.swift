@@ -24,6 +24,9 @@ struct HTTPExchangeStateMachine {
         /// A head was accepted; its body is arriving.
         case receiving(HTTPRequestHead, ByteBuffer)
         case answering
+        /// The request went to the delegate at its head; its body follows through a stream
+        /// (`received` bytes so far, at most `limit`), while the answer may already be under way.
+        case streaming(received: Int, limit: Int)
         /// A fatal error was answered; everything else on the connection is ignored.
         case closing
     }
@@ -44,6 +47,10 @@ struct HTTPExchangeStateMachine {
         case receiveHead(HTTPRequestHead)
         /// The request is complete: hand it over, then call `requestDispatched` (or `failed`).
         case dispatch(HTTPRequestHead, ByteBuffer)
+        /// A chunk of a streamed body: append it to the request's body stream.
+        case streamChunk(ByteBuffer)
+        /// A streamed body ended.
+        case streamEnd
         /// A protocol error before any answer: report `message (status)`, answer `status`, and
         /// end the connection (HTTP/1.1) or the stream (HTTP/2).
         case answerError(status: Int, message: String)
@@ -89,6 +96,8 @@ struct HTTPExchangeStateMachine {
     /// The HTTP/1.1 decoder keeps requests it was not allowed to hand on: reads wait until it
     /// has taken them, so that no more bytes pile up behind them.
     private var decoderHolds = false
+    /// A streamed body has more bytes waiting than the delegate took (`RequestBodyStream`).
+    private var bodyFull = false
 
     init(pipelines: Bool, maxBodySize: Int) {
         self.pipelines = pipelines
@@ -111,8 +120,10 @@ struct HTTPExchangeStateMachine {
     /// Whether an answer is expected: answers that come later (the connection failed
     /// meanwhile) are dropped.
     var isAnswering: Bool {
-        if case .answering = state { return true }
-        return false
+        switch state {
+        case .answering, .streaming: return true
+        default: return false
+        }
     }
 
     // MARK: Events
@@ -141,7 +152,7 @@ struct HTTPExchangeStateMachine {
     /// read interest dropped and taken again around each answer that waits (an upstream, a
     /// sleep) costs two `epoll_ctl` calls per request.
     mutating func readRequested() -> ReadAction {
-        if !clientReads || !waiting.isEmpty || decoderHolds {
+        if !clientReads || !waiting.isEmpty || decoderHolds || bodyFull {
             readHeld = true
             return .hold
         }
@@ -166,6 +177,18 @@ struct HTTPExchangeStateMachine {
         state = .receiving(head, body)
     }
 
+    /// The head `receiveHead` handed out went to the delegate with a body stream of at most
+    /// `limit` bytes; its body parts follow as `streamChunk` and `streamEnd`.
+    mutating func headStreamed(limit: Int) {
+        state = .streaming(received: 0, limit: limit)
+    }
+
+    /// The delegate left more of a streamed body untaken than the stream holds (`full`), or
+    /// took it (reads go on: then call `takeHeldRead`).
+    mutating func streamedBodyFull(_ full: Bool) {
+        bodyFull = full
+    }
+
     /// The request `dispatch` handed out went to the delegate; its answer is awaited.
     mutating func requestDispatched() {
         state = .answering
@@ -173,7 +196,8 @@ struct HTTPExchangeStateMachine {
 
     /// A protocol error the handler found (a limit, a malformed target): the connection closes.
     mutating func failed(status: Int, message: String) -> Action {
-        let answeringAlready = isAnswering
+        var answeringAlready = false
+        if case .answering = state { answeringAlready = true }
         state = .closing
         return answeringAlready
             ? .reportAndClose(status: status, message: message) : .answerError(status: status, message: message)
@@ -182,7 +206,10 @@ struct HTTPExchangeStateMachine {
     /// A response was written to its end. Unconditional, as before the state machine: an
     /// answer that completes after a failure on an HTTP/2 stream resets it to `idle`.
     mutating func responseEnded(keepAlive: Bool) -> ResponseEndAction {
-        guard keepAlive else {
+        // An answer given before the streamed body ended leaves the rest of it unread.
+        var bodyUnread = false
+        if case .streaming = state { bodyUnread = true }
+        guard keepAlive, !bodyUnread else {
             state = .closing
             return .close
         }
@@ -230,7 +257,7 @@ struct HTTPExchangeStateMachine {
     /// True, once, when a read was held and nothing holds requests back any more; not while
     /// waiting parts are handled (their end does it).
     mutating func takeHeldRead() -> Bool {
-        guard readHeld, takesRequests, !decoderHolds, !draining else { return false }
+        guard readHeld, takesRequests, !decoderHolds, !draining, !bodyFull else { return false }
         readHeld = false
         return true
     }
@@ -251,6 +278,16 @@ struct HTTPExchangeStateMachine {
             return .none
         case (.end, .receiving(let head, let body)):
             return .dispatch(head, body)
+        case (.body(let chunk), .streaming(let received, let limit)):
+            let total = received + chunk.readableBytes
+            guard total <= limit else {
+                return failed(status: 413, message: "request body exceeds \(limit) bytes")
+            }
+            state = .streaming(received: total, limit: limit)
+            return .streamChunk(chunk)
+        case (.end, .streaming):
+            state = .answering
+            return .streamEnd
         case (_, .closing):
             return .none
         default:

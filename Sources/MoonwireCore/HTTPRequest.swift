@@ -22,6 +22,9 @@ public final class HTTPRequest: Sendable {
     public let headers: HTTPHeaders
     /// The whole body; empty when there is none.
     public let body: ByteBuffer
+    /// The body as it arrives, when the delegate asked for it so (`streamedBodyLimit`);
+    /// `body` is empty then.
+    public let bodyStream: RequestBodyStream?
     /// Who sent it.
     public let connection: ConnectionInfo
 
@@ -30,7 +33,7 @@ public final class HTTPRequest: Sendable {
     /// request is answered 400.
     public init?(
         method: String, uri: String, version: String, scheme: String,
-        headers: HTTPHeaders, body: ByteBuffer, connection: ConnectionInfo
+        headers: HTTPHeaders, body: ByteBuffer, bodyStream: RequestBodyStream? = nil, connection: ConnectionInfo
     ) {
         // The asterisk form is for OPTIONS alone (RFC 9112 section 3.2.4).
         guard let target = RequestTarget(uri), uri != "*" || method == "OPTIONS" else { return nil }
@@ -42,7 +45,17 @@ public final class HTTPRequest: Sendable {
         self.scheme = scheme
         self.headers = headers
         self.body = body
+        self.bodyStream = bodyStream
         self.connection = connection
+    }
+
+    /// The host (as `host` finds it) and decoded path of a head, for a delegate that routes a
+    /// request before its body (`ServerDelegate.streamedBodyLimit`); nil for a target that
+    /// would be answered 400.
+    public static func hostAndPath(of head: HTTPRequestHead) -> (host: String, path: String)? {
+        guard let target = RequestTarget(head.uri) else { return nil }
+        if let authority = RequestTarget.authority(of: head.uri) { return (hostWithoutPort(String(authority)), target.path) }
+        return (head.headers.first(name: "host").map(hostWithoutPort) ?? "", target.path)
     }
 
     /// The host the request is for, without its port: the authority of an absolute-form target,

@@ -9,6 +9,11 @@ public protocol ServerDelegate: WebSocketDelegate {
     /// it; nothing is read from it before the answer.
     func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool>
 
+    /// A head arrived whose body the delegate may take as a stream instead of whole: the
+    /// most bytes that body may have, or nil to have it assembled (within `maxBodySize`).
+    /// A streamed request reaches `handle` at once, with `bodyStream` set.
+    func streamedBodyLimit(for head: HTTPRequestHead) -> Int?
+
     /// A complete request arrived. Answer through `responder`, now or later, on this loop.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
 
@@ -94,6 +99,7 @@ public extension ServerDelegate {
     func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> { .now(true) }
     func protocolError(_ connection: ConnectionInfo, message: String) {}
     func pushLinks(for request: HTTPRequest) -> [String] { [] }
+    func streamedBodyLimit(for head: HTTPRequestHead) -> Int? { nil }
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> { .now(true) }
     func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {

@@ -70,6 +70,8 @@ enum LuaAPI {
     /// Fields and methods of `req`: wherever a request is handed to the script.
     static let requestContexts: LuaContext = [.request, .handshake, .exception]
     static let requestHeader = LuaAPIFunction("req:header", requestContexts)
+    /// `req:read` waits for the body of a `stream_body` route: in its request handlers only.
+    static let requestRead = LuaAPIFunction("req:read", .request)
     /// `res.status`, `res:header`, `res:send`, `res:json`, `res:redirect`: also in a handshake,
     /// whose refusal they shape.
     static let responseContexts: LuaContext = [.request, .handshake]
@@ -112,7 +114,7 @@ enum LuaAPI {
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
             + [reload, stop, broadcast, write, ping, disconnectAll, connections]
-            + LuaRequestField.functions + [requestHeader, sessionDestroy, sessionRegenerate]
+            + LuaRequestField.functions + [requestHeader, requestRead, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]
             + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]

@@ -110,6 +110,8 @@ final class LuaCall {
     var session: LuaCallSession?
     var sessionRef = LUA_NOREF
     var endedSession: SessionStore.Session?
+    /// The request's multipart upload, once its stage started.
+    var upload: LuaUpload?
 
     init(thread: LuaThread, threadRef: Int32) {
         self.thread = thread
@@ -180,6 +182,7 @@ final class LuaCall {
             sessionRef = LUA_NOREF
         }
         if endedSession != nil { endedSession = nil }
+        if upload != nil { upload = nil }
     }
 
     /// The response the handlers built.

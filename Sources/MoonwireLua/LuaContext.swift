@@ -77,6 +77,8 @@ enum LuaEvent: Sendable, Equatable {
     case timer
     /// The session events: the first three are stages of a request, OnSessionEnd runs alone.
     case onInvalidSession, onCreateSession, onSessionStart, onSessionEnd
+    /// The stages of a multipart upload (LuaVM+Uploads.swift).
+    case onUploadBeforeCreate, onUploadReadInput, onUploadBeforeSaveFile, onUploadAfterSaveFile
 
     /// Where the event's code runs.
     var context: LuaContext {
@@ -92,6 +94,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onHTTP2BeforeAsyncRequest: .dispatch
         case .timer: .timer
         case .onInvalidSession, .onCreateSession, .onSessionStart: .request
+        case .onUploadBeforeCreate, .onUploadReadInput, .onUploadBeforeSaveFile, .onUploadAfterSaveFile: .request
         case .onSessionEnd: .session
         }
     }
@@ -139,6 +142,10 @@ enum LuaEvent: Sendable, Equatable {
         case .onCreateSession: "OnCreateSession"
         case .onSessionStart: "OnSessionStart"
         case .onSessionEnd: "OnSessionEnd"
+        case .onUploadBeforeCreate: "OnHTTPUploadBeforeCreatePostStream"
+        case .onUploadReadInput: "OnHTTPUploadReadInput"
+        case .onUploadBeforeSaveFile: "OnHTTPUploadBeforeSaveFile"
+        case .onUploadAfterSaveFile: "OnHTTPUploadAfterSaveFile"
         }
     }
 }

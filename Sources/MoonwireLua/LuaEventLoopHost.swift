@@ -3,6 +3,7 @@
 import CLua
 import MoonwireCore
 import NIOCore
+import NIOHTTP1
 
 /// Core's delegate for one event loop; swaps generations on reload without dropping a call.
 public final class LuaEventLoopHost: ServerDelegate {
@@ -88,7 +89,8 @@ public final class LuaEventLoopHost: ServerDelegate {
     public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
         // Unretained: only `load`, a task of its own on this loop, replaces the generation.
         Unmanaged.passUnretained(current)._withUnsafeGuaranteedRef { vm in
-            if let workers, vm.wantsWorker(request) {
+            // A streamed body belongs to this loop: its request cannot go to a worker.
+            if let workers, request.bodyStream == nil, vm.wantsWorker(request) {
                 return workers.dispatch(request, responder: responder, from: eventLoop)
             }
             vm.handle(request, responder: responder)
@@ -97,6 +99,10 @@ public final class LuaEventLoopHost: ServerDelegate {
 
     public func pushLinks(for request: HTTPRequest) -> [String] {
         current.pushLinks(for: request)
+    }
+
+    public func streamedBodyLimit(for head: HTTPRequestHead) -> Int? {
+        current.streamedBodyLimit(for: head)
     }
 
     public func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? {

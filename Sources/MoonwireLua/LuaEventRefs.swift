@@ -32,6 +32,10 @@ struct LuaEventRefs {
     var onCreateSession: Int32 = LUA_NOREF
     var onSessionStart: Int32 = LUA_NOREF
     var onSessionEnd: Int32 = LUA_NOREF
+    var onUploadBeforeCreate: Int32 = LUA_NOREF
+    var onUploadReadInput: Int32 = LUA_NOREF
+    var onUploadBeforeSaveFile: Int32 = LUA_NOREF
+    var onUploadAfterSaveFile: Int32 = LUA_NOREF
     /// Whether the scripts have a WebSocket endpoint: an event that opens connections or
     /// receives messages. Without one, upgrade requests are ordinary requests.
     private(set) var acceptsWebSockets = false
@@ -75,6 +79,10 @@ struct LuaEventRefs {
         onCreateSession = reference("OnCreateSession")
         onSessionStart = reference("OnSessionStart")
         onSessionEnd = reference("OnSessionEnd")
+        onUploadBeforeCreate = reference("OnHTTPUploadBeforeCreatePostStream")
+        onUploadReadInput = reference("OnHTTPUploadReadInput")
+        onUploadBeforeSaveFile = reference("OnHTTPUploadBeforeSaveFile")
+        onUploadAfterSaveFile = reference("OnHTTPUploadAfterSaveFile")
         acceptsWebSockets = [onConnect, onMessage, onBinary, onFragmented].contains { $0 != LUA_NOREF }
     }
 

@@ -73,6 +73,7 @@ extension LuaVM {
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 1)
         L.setFunction("header", requestHeader)
+        L.setFunction("read", requestRead)
         pushResponseMethods()
         mw_pushobjectindex(L, requestField, responseField)
         L.setField(-2, "__index")
@@ -152,6 +153,13 @@ private let requestField: LuaFunction = { L in
     case .params: pushParams(L, call.params)
     case .user: if let user = call.user { L.push(user) } else { lua_pushnil(L) }
     case .session: LuaVM.from(L).pushSession(L, for: call)
+    case .form: pushForm(L, call)
+    case .files:
+        guard let upload = call.upload else {
+            lua_createtable(L, 0, 0)
+            break
+        }
+        pushUploadedFiles(L, upload.files)
     case .api_key:
         // Nothing is remembered for a request without a key: most have none.
         guard let info = call.apiKey else {
@@ -167,17 +175,18 @@ private let requestField: LuaFunction = { L in
 /// The computed fields of `req`, in the order of `names`.
 enum LuaRequestField: Int, CaseIterable {
     case method, path, uri, version, scheme, host, remote_ip, remote_port, body, headers, query, cookies, params, user, api_key, session
+    case form, files
 
     /// The fields' names as scripts read them.
     static let names = [
         "method", "path", "uri", "version", "scheme", "host", "remote_ip", "remote_port", "body", "headers", "query", "cookies",
-        "params", "user", "api_key", "session",
+        "params", "user", "api_key", "session", "form", "files",
     ]
 
     /// Whether a read keeps the value in the object for the next reads.
     var isKept: Bool {
         switch self {
-        case .body, .headers, .query, .cookies, .params, .api_key, .session: return true
+        case .body, .headers, .query, .cookies, .params, .api_key, .session, .form, .files: return true
         default: return false
         }
     }
@@ -237,6 +246,26 @@ func pushQueryTable(_ L: LuaThread, _ query: Substring) {
         }
         appendField(L)
     }
+}
+
+/// `req.form`: the fields of an urlencoded body (parsed at the first read), or those a
+/// multipart upload kept; a field sent twice gives a list, as in `req.query`. Empty for other
+/// bodies.
+private func pushForm(_ L: LuaThread, _ call: LuaCall) {
+    if let upload = call.upload {
+        lua_createtable(L, 0, Int32(upload.fields.count))
+        for (name, value) in upload.fields {
+            L.push(name)
+            L.push(value)
+            appendField(L)
+        }
+        return
+    }
+    let type = call.request.headers.first(name: "content-type") ?? ""
+    guard type.split(separator: ";").first?.trimmingWhitespace.lowercased() == "application/x-www-form-urlencoded" else {
+        return lua_createtable(L, 0, 0)
+    }
+    pushQueryTable(L, Substring(String(buffer: call.request.body)))
 }
 
 /// With table, key, value on top: sets table[key] = value, or turns repeats into a list.

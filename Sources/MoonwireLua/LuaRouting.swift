@@ -107,7 +107,8 @@ private let luaVirtualHost: LuaFunction = { L in
 
 /// `[host:]get(path, handler [, options])` and friends (upvalue 2 is the method), and
 /// `[host:]route("GET|POST", path, handler [, options])` (upvalue 2 is nil). The options table
-/// takes `auth` (true or false: this route needs authentication, or not).
+/// takes `auth` (true or false: this route needs authentication, or not) and `stream_body`
+/// (true: the handler reads the body with `req:read` as it arrives).
 private let luaAddRoute: LuaFunction = { L in
     addRoute(L!, fixedMethod: L!.string(at: mw_upvalueindex(2)))
 }
@@ -149,6 +150,7 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         return L.raise("\(name): expected a handler function, got \(L.describe(at: argument + 1))")
     }
     var auth: Bool?
+    var streamsBody = false
     let options = argument + 2
     if L.type(at: options) != LUA_TNONE && L.type(at: options) != LUA_TNIL {
         guard L.type(at: options) == LUA_TTABLE else { return L.raise("\(name): the options must be a table") }
@@ -157,6 +159,10 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         case .success(let value): auth = value
         case .failure(let error): return L.raise("\(name): \(error.message)")
         }
+        let type = L.rawField(options, "stream_body")
+        streamsBody = type == LUA_TBOOLEAN && lua_toboolean(L, -1) != 0
+        mw_pop(L, 1)
+        guard type == LUA_TNIL || type == LUA_TBOOLEAN else { return L.raise("\(name): stream_body must be true or false") }
     }
     lua_pushvalue(L, argument + 1)
     let handler = luaL_ref(L, mw_registryindex())
@@ -167,5 +173,6 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         return L.raise("\(name): \(error)")
     }
     if let auth { vm.authentication.routes[handler] = auth }
+    if streamsBody { vm.streamBodyRoutes.insert(handler) }
     return 0
 }

@@ -9,12 +9,12 @@ import CLua
 enum LuaSettingKeys {
     static let options = [
         "limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "drain_timeout", "access_log",
-        "sse",
+        "sse", "uploads",
     ]
     static let accessLog = ["path", "format"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "cluster", "watchdog", "metrics", "uploads", "dashboard",
+        "cluster", "watchdog", "metrics", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
@@ -31,9 +31,10 @@ enum LuaSettingKeys {
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
     static let virtualHost = ["www", "tls", "auth"]
     /// The options table a route declaration may end with.
-    static let route = ["auth"]
+    static let route = ["auth", "stream_body"]
     static let authentication = ["enabled", "basic", "realm", "except", "websocket", "api_keys"]
     static let apiKeys = ["header", "query"]
+    static let uploads = ["dir", "max_file_size", "max_files", "max_fields", "keep"]
     static let sessions = ["enabled", "timeout", "cookie", "secure", "same_site", "auto_start"]
 
     /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with

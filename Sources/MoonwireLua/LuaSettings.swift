@@ -74,6 +74,9 @@ let luaOptions: LuaFunction = { L in
                 return L.raise("moonwire.options: access_log.format must be \"combined\" or \"json\"")
             }
             vm.settings.accessLog = (path, format)
+        case "uploads":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: uploads must be a table") }
+            if let error = readUploads(L, into: &vm.uploads) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

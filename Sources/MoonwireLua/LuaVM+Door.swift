@@ -130,6 +130,7 @@ extension LuaVM {
 
     /// Ends a call's bookkeeping: timers, ids, and the idle report of a replaced generation.
     func release(_ call: LuaCall) {
+        if call.upload != nil { finishUpload(call) }
         if call.cancelWait != nil || call.deadline != nil { cancelTimers(of: call) }
         forget(call)
         if calls.isEmpty, onIdle != nil { reportIdle() }

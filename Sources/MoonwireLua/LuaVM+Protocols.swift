@@ -2,6 +2,7 @@
 // the preload links pushed with HTTP/2 answers (moonwire.push_preload / push_remove).
 import CLua
 import MoonwireCore
+import NIOHTTP1
 
 extension LuaVM {
     /// OnSSLALPNSelect(conn, protocols): a protocol the client offered, or nil (also when it
@@ -65,6 +66,20 @@ extension LuaVM {
             firstResultTruth(T, count) == true
         }
         return (try? result?.get()) ?? false
+    }
+
+    /// Multipart form bodies stream to the upload stage (LuaVM+Uploads.swift), whatever their
+    /// size: the upload limits bound them, not max_body_size, which bounds what is held in
+    /// memory (their plain fields).
+    func streamedBodyLimit(for head: HTTPRequestHead) -> Int? {
+        if !streamBodyRoutes.isEmpty, let (host, path) = HTTPRequest.hostAndPath(of: head),
+            case .matched(let handler, _) = router.match(host: host, method: head.method.rawValue, path: path).outcome,
+            streamBodyRoutes.contains(handler)
+        {
+            return settings.limits.maxBodySize
+        }
+        guard let type = head.headers.first(name: "content-type"), MultipartFormReader.isMultipartForm(type) else { return nil }
+        return .max
     }
 
     /// The preload links of a request's path.

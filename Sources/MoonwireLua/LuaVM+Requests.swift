@@ -36,6 +36,7 @@ extension LuaVM {
     /// method's event; with none of them, the static files answer without a coroutine being run.
     func runHandler(_ call: LuaCall) {
         if sessions.enabled, !call.sessionResolved { return startSession(call) }
+        if let stream = call.request.bodyStream, call.upload == nil, hasHandler(call) { return startUpload(call, stream: stream) }
         switch call.route {
         case .handler(let function):
             start(call, .route, function)
@@ -50,6 +51,16 @@ extension LuaVM {
             let (event, function) = call.isGetLike ? events.onCommandGet : events.onCommandOther
             guard function != LUA_NOREF else { return answer(call, stopped: false) }
             start(call, event, function)
+        }
+    }
+
+    /// Whether a handler will take the request's upload (a route that does not read its body
+    /// itself, or the method's event).
+    private func hasHandler(_ call: LuaCall) -> Bool {
+        switch call.route {
+        case .handler(let function): !streamBodyRoutes.contains(function)
+        case .allow: false
+        case .none: (call.isGetLike ? events.onCommandGet : events.onCommandOther).1 != LUA_NOREF
         }
     }
 
@@ -76,6 +87,7 @@ extension LuaVM {
         case .returned(let results):
             if call.event.isAuthentication { return authenticationReturned(call, results: results) }
             if call.event.isSessionStage { return sessionStageReturned(call, results: results) }
+            if call.event.isUploadStage { return uploadStageReturned(call, results: results) }
             // OnBeforeCommand's true ends the request with what `res` holds; a handler called
             // directly may return anything.
             let stopped = call.event == .onBeforeCommand && results > 0 && lua_toboolean(call.thread, -results) != 0
@@ -90,6 +102,8 @@ extension LuaVM {
             fail(call, error) {
                 call.stream?.abort()
                 // An authentication hook fails closed with the refusal, as if it had said no.
+                // So does the hook that admits an upload, with 403.
+                if call.event == .onUploadBeforeCreate { return call.responder.respond(.statusPage(403)) }
                 call.responder.respond(call.event.isAuthentication ? authentication.refusal : errorPage(for: error))
             }
         }

@@ -62,6 +62,11 @@ public final class LuaVM {
     var authentication = LuaAuthenticationRules()
     /// moonwire.options{sessions}.
     var sessions = LuaSessionRules()
+    /// moonwire.options{uploads}.
+    var uploads = LuaUploadRules()
+    /// The handlers of routes declared with `stream_body = true`: their bodies stream to
+    /// `req:read`.
+    var streamBodyRoutes = Set<Int32>()
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()

@@ -42,6 +42,8 @@ final class HTTPExchangeStateMachineTests: XCTestCase {
         case .none: return "none"
         case .receiveHead(let head): return "receiveHead \(head.method) \(head.uri)"
         case .dispatch(let head, let body): return "dispatch \(head.uri) \(String(buffer: body))"
+        case .streamChunk(let chunk): return "streamChunk \(String(buffer: chunk))"
+        case .streamEnd: return "streamEnd"
         case .answerError(let status, let message): return "answerError \(status) \(message)"
         case .reportAndClose(let status, let message): return "reportAndClose \(status) \(message)"
         case .close: return "close"
@@ -54,8 +56,55 @@ final class HTTPExchangeStateMachineTests: XCTestCase {
         case .idle: return "idle"
         case .receiving(let head, let body): return "receiving \(head.uri) \(String(buffer: body))"
         case .answering: return "answering"
+        case .streaming(let received, let limit): return "streaming \(received)/\(limit)"
         case .closing: return "closing"
         }
+    }
+
+    // MARK: Streamed bodies
+
+    /// A head handed over before its body: the body's parts become stream actions, counted
+    /// against the stream's own limit, and the exchange is answering meanwhile.
+    func testAStreamedBodyPassesChunkByChunkWithinItsLimit() {
+        var machine = machine(.idle)
+        _ = machine.partReceived(.head(head()))
+        machine.headStreamed(limit: 10)
+        XCTAssertTrue(machine.isAnswering)
+        XCTAssertEqual(describe(machine.partReceived(.body(ByteBuffer(string: "12345")))), "streamChunk 12345")
+        XCTAssertEqual(describe(machine.partReceived(.body(ByteBuffer(string: "67890")))), "streamChunk 67890")
+        XCTAssertEqual(describe(machine.state), "streaming 10/10")
+        XCTAssertEqual(describe(machine.partReceived(.body(ByteBuffer(string: "x")))), "answerError 413 request body exceeds 10 bytes")
+    }
+
+    func testAStreamedBodyEndsIntoAnswering() {
+        var machine = machine(.idle)
+        _ = machine.partReceived(.head(head()))
+        machine.headStreamed(limit: 100)
+        XCTAssertEqual(describe(machine.partReceived(.end(nil))), "streamEnd")
+        XCTAssertEqual(describe(machine.state), "answering")
+        XCTAssertEqual(machine.responseEnded(keepAlive: true), .nextRequest)
+    }
+
+    /// An answer that ends before the body leaves it unread: the connection closes.
+    func testAnAnswerBeforeTheEndOfAStreamedBodyCloses() {
+        var machine = machine(.idle)
+        _ = machine.partReceived(.head(head()))
+        machine.headStreamed(limit: 100)
+        XCTAssertEqual(machine.responseEnded(keepAlive: true), .close)
+    }
+
+    /// Reads wait while the delegate leaves too much of the body untaken, and go on once it
+    /// took it.
+    func testAFullBodyStreamHoldsReads() {
+        var machine = machine(.idle)
+        _ = machine.partReceived(.head(head()))
+        machine.headStreamed(limit: 100)
+        machine.streamedBodyFull(true)
+        XCTAssertEqual(machine.readRequested(), .hold)
+        XCTAssertFalse(machine.takeHeldRead())
+        machine.streamedBodyFull(false)
+        XCTAssertTrue(machine.takeHeldRead())
+        XCTAssertEqual(machine.readRequested(), .read)
     }
 
     private func body(_ text: String) -> HTTPServerRequestPart {
