@@ -63,6 +63,12 @@ CALLS = {
     "sock:send": "K:send('x')",
     "sock:receive": "K:receive()",
     "moonwire.limit": "moonwire.limit('probe', 1, 1)",
+    "moonwire.stop": "moonwire.stop()",
+    "req:read": "R:read()",
+    "res:sse": "S:sse()",
+    "sse:send": "debug.getregistry()['moonwire.sse'].__index.send(nil, 'x')",
+    "sse:subscribe": "debug.getregistry()['moonwire.sse'].__index.subscribe(nil, 'c')",
+    "sse:close": "debug.getregistry()['moonwire.sse'].__index.close(nil)",
 }
 for method in ("get", "post", "put", "delete", "patch", "head", "route"):
     CALLS[f"moonwire.{method}"] = (f"moonwire.route('GET', '/x', print)" if method == "route"
