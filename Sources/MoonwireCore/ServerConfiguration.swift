@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var http2 = HTTP2Settings()
     /// Where answered requests are logged, one line each; nil: nowhere.
     public var accessLog: AccessLog?
+    /// The clock WebSocket heartbeats and message timers read: a test clock under `moonwire test`.
+    public var clock = ServerClock()
 
     /// Creates the default configuration.
     public init() {}

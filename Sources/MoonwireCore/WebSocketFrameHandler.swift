@@ -51,7 +51,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
     private let deflate: PerMessageDeflate?
-    private var heartbeat: RepeatedTask?
+    /// Cancels the next heartbeat check.
+    private var heartbeat: (@Sendable () -> Void)?
     /// Fires when the message on its way must be whole.
     private var messageTimer: Scheduled<Void>?
     /// Checks a stuck send queue for progress.
@@ -67,7 +68,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         let deflate = deflate.flatMap(PerMessageDeflate.init)
         self.deflate = deflate
         machine = WebSocketStateMachine(
-            settings: environment.webSocket, deflate: deflate, budget: environment.messageBudget, now: .now())
+            settings: environment.webSocket, deflate: deflate, budget: environment.messageBudget, now: environment.clock.now())
         connection = WebSocketConnection(
             subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self, eventLoop: eventLoop)
     }
@@ -125,15 +126,23 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         let interval = settings.heartbeatInterval
         guard interval > 0 else { return }
         let tick = TimeAmount.nanoseconds(Int64(max(0.05, min(interval, settings.heartbeatTimeout) / 4) * 1e9))
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
-            bound.value.checkHeartbeat()
+        scheduleHeartbeatCheck(after: tick, on: context.eventLoop)
+    }
+
+    /// On the server's clock, so that a test clock's advance runs the check at once.
+    private func scheduleHeartbeatCheck(after tick: TimeAmount, on eventLoop: EventLoop) {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        heartbeat = environment.clock.schedule(in: tick, on: eventLoop) {
+            let handler = bound.value
+            guard handler.heartbeat != nil else { return }
+            handler.checkHeartbeat()
+            if handler.heartbeat != nil { handler.scheduleHeartbeatCheck(after: tick, on: eventLoop) }
         }
     }
 
     private func checkHeartbeat() {
         guard let connection, !heldByDelegate, !heartbeatAsked else { return }
-        let now = NIODeadline.now()
+        let now = environment.clock.now()
         switch machine.heartbeatTick(now: now) {
         case .none:
             break
@@ -152,7 +161,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     private func heartbeatAnswered(handled: Bool) {
         heartbeatAsked = false
-        guard connection != nil, machine.heartbeatDue(handledByDelegate: handled, now: .now()) else { return }
+        guard connection != nil, machine.heartbeatDue(handledByDelegate: handled, now: environment.clock.now()) else { return }
         send(opcode: .ping, ByteBuffer(string: "moonwire"))
     }
 
@@ -166,7 +175,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     func releaseReading() {
         guard heldByDelegate else { return }
         heldByDelegate = false
-        machine.heardNow(.now())
+        machine.heardNow(environment.clock.now())
         guard let context, !parsing else { return }
         resumeReading(context: context)
     }
@@ -198,7 +207,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// reading is held back, or the connection is done.
     private func parse(context: ChannelHandlerContext) {
         guard var bytes = unparsed.take() else { return }
-        let now = NIODeadline.now()
+        let now = environment.clock.now()
         parsing = true
         while !machine.readingPaused, !heldByDelegate, machine.phase == .open || machine.phase == .closeSent, self.context != nil,
             let event = parser.next(&bytes)
@@ -229,11 +238,12 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     private func startMessageTimer(_ deadline: NIODeadline, context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        messageTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+        // The deadline is on the server's clock; the loop's timer runs on the real one.
+        messageTimer = context.eventLoop.scheduleTask(in: deadline - environment.clock.now()) {
             let handler = bound.value
             handler.messageTimer = nil
             guard let context = handler.context else { return }
-            handler.perform(handler.machine.messageTimerFired(now: .now()), context: context)
+            handler.perform(handler.machine.messageTimerFired(now: handler.environment.clock.now()), context: context)
             if handler.messageTimer == nil, let deadline = handler.machine.messageDeadline {
                 handler.startMessageTimer(deadline, context: context)
             }
@@ -304,7 +314,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             return
         }
         let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        perform(machine.sendStallTick(now: .now(), buffered: buffered), context: context)
+        perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), context: context)
     }
 
     /// Sends a data or control frame (server frames are not masked).
@@ -412,7 +422,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     private func reportClosed(code: UInt16, reason: String) {
-        heartbeat?.cancel()
+        heartbeat?()
         heartbeat = nil
         messageTimer?.cancel()
         messageTimer = nil

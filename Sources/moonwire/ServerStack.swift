@@ -71,6 +71,7 @@ final class ServerStack {
         var configuration = ServerConfiguration()
         configuration.listeners = listeners(settings.listeners)
         configuration.wwwRoot = www
+        configuration.clock = clock
         var folder = stat()
         if stat(www, &folder) != 0 || folder.st_mode & S_IFMT != S_IFDIR {
             logger.warning("the www folder does not exist: no static files will be served", metadata: ["www": "\(www)"])

@@ -7,3 +7,18 @@ function test_timers_follow_the_clock(t)
   t.advance(50)
   t.eq(t.get("/clock").json, { ticks = 2, fired = true })
 end
+
+function test_websocket_heartbeats_follow_the_clock(t)
+  local ws = t.websocket("/ws")
+  t.eq(t.get("/heartbeats").json, { n = 0 })
+  t.advance(301)
+  local n = 0
+  for _ = 1, 50 do
+    n = t.get("/heartbeats").json.n
+    if n > 0 then break end
+  end
+  t.eq(n, 1, "one heartbeat after 301 s of silence on the test clock")
+  ws:send("still here")
+  t.eq(ws:receive(), "echo: still here")
+  ws:close()
+end

@@ -1,6 +1,6 @@
 -- The app the tests of `moonwire test` run against (test_testing_harness.py): each part of the
--- request path, a session, timers, a TTL, a WebSocket, a handler error and an endless loop.
-moonwire.options{ sessions = { enabled = true, timeout = 1800 } }
+-- request path, a session, timers, a TTL, a WebSocket and its heartbeat, an error, an endless loop.
+moonwire.options{ sessions = { enabled = true, timeout = 1800 }, heartbeat = { interval = 300, timeout = 30 } }
 
 function OnBeforeCommand(req, res)
   res:header("x-before", "yes")
@@ -52,6 +52,11 @@ moonwire.timer(60, function() moonwire.shared:set("fired", true) end)
 function OnHandshake(req, res)
   if req.path ~= "/ws" then res.status = 404 end
 end
+
+function OnBeforeHeartBeat(ws)
+  moonwire.shared:incr("heartbeats")
+end
+moonwire.get("/heartbeats", function(req, res) res:json{ n = moonwire.shared:get("heartbeats") or 0 } end)
 
 function OnMessage(ws, text)
   ws:send("echo: " .. text)
