@@ -183,11 +183,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .streamChunk(let chunk):
             guard let bodyStream else { return }
             bodyStream.append(chunk)
-            if bodyStream.isFull { machine.streamedBodyFull(true) }
+            if bodyStream.isFull {
+                machine.streamedBodyFull(true)
+                timeouts.streamHeld(true)
+            }
         case .streamEnd:
             bodyStream?.finish()
             bodyStream = nil
             machine.streamedBodyFull(false)
+            timeouts.streamEnded()
         case .answerError(let status, let message):
             bodyStream?.fail(status == 413 ? .tooLarge(bodyStream?.limit ?? 0) : .clientLeft)
             answerError(status, message, context: context)
@@ -296,12 +300,14 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         stream.drained = {
             let handler = loopBoundSelf.value
             handler.machine.streamedBodyFull(false)
+            handler.timeouts.streamHeld(false)
             if let context = handler.context, handler.machine.takeHeldRead() { context.read() }
         }
         bodyStream = stream
         machine.headStreamed(limit: limit)
-        // The body comes at the pace the delegate takes it: no body timer runs meanwhile.
-        timeouts.requestReceived()
+        // The body comes at the pace the delegate takes it: only the silence of a client that
+        // is asked for bytes is timed.
+        timeouts.bodyStreamed()
         dispatch(head, body: ByteBuffer(), bodyStream: stream, context: context)
     }
 

@@ -21,6 +21,10 @@ struct HTTPReadTimeoutStateMachine {
         case head
         /// The head is in, the body is arriving: the silence and rate deadlines run.
         case body
+        /// The head went to the delegate and the body follows as the delegate takes it: the
+        /// silence deadline runs while the server wants bytes, none while it holds reads (the
+        /// delegate paces the body, so no rate can be asked of the client).
+        case streaming
         /// The request is complete and being answered: no timer.
         case answering
         /// Between requests, with requests that arrived waiting (unparsed) until the client
@@ -61,6 +65,8 @@ struct HTTPReadTimeoutStateMachine {
     private var bodyBytes = 0
     /// Whether the connection takes more bytes without queueing them (HTTP/1.1).
     private var writable = true
+    /// While a body streams: the server holds reads until the delegate takes what it has.
+    private var streamHeld = false
 
     init(limits: HTTPLimits) {
         self.limits = limits
@@ -82,6 +88,8 @@ struct HTTPReadTimeoutStateMachine {
         case .body:
             bodyBytes &+= bytes
             deadlineMoved = true
+        case .streaming:
+            deadlineMoved = true
         case .head, .answering, .held:
             break
         }
@@ -99,7 +107,7 @@ struct HTTPReadTimeoutStateMachine {
         case .idle, .head:
             phase = .held
             return moved()
-        case .body, .answering, .held:
+        case .body, .streaming, .answering, .held:
             return false
         }
     }
@@ -115,6 +123,26 @@ struct HTTPReadTimeoutStateMachine {
         bodyStart = nil
         bodyBytes = 0
         return moved()
+    }
+
+    /// The head went to the delegate with its body to follow as a stream.
+    mutating func bodyStreamed() -> Bool {
+        phase = .streaming
+        streamHeld = false
+        return moved()
+    }
+
+    /// The server holds the streamed body's reads (the delegate left too much untaken), or
+    /// reads again.
+    mutating func streamHeld(_ held: Bool) -> Bool {
+        streamHeld = held
+        return phase == .streaming ? moved() : false
+    }
+
+    /// The streamed body ended: the server is answering, unless the answer began already.
+    mutating func streamEnded() -> Bool {
+        guard phase == .streaming else { return false }
+        return requestReceived()
     }
 
     /// The whole request is in; the server is answering. True when the send deadline must
@@ -167,6 +195,8 @@ struct HTTPReadTimeoutStateMachine {
             let start = bodyStart ?? now
             bodyStart = start
             deadline = min(now + headerTimeout, rateDeadline(start: start) ?? .distantFuture)
+        case .streaming:
+            deadline = streamHeld ? nil : now + headerTimeout
         case .answering:
             deadline = writable ? nil : now + sendTimeout
         }
@@ -190,6 +220,8 @@ struct HTTPReadTimeoutStateMachine {
                     reason: "request body slower than \(limits.minBodyRate) bytes/s (\(bodyBytes) bytes in \(Self.seconds(elapsed)) s)")
             }
             return .requestTimeout(reason: "no request body bytes for \(Self.seconds(limits.headerTimeout)) s")
+        case .streaming:
+            return streamHeld ? .nothing : .requestTimeout(reason: "no request body bytes for \(Self.seconds(limits.headerTimeout)) s")
         case .answering:
             return writable ? .nothing : .sendTimeout
         }

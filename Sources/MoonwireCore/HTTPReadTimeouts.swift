@@ -91,6 +91,21 @@ final class HTTPReadTimeouts {
         if machine.headReceived() { setDeadline() }
     }
 
+    /// The head went to the delegate; its body follows as the delegate takes it.
+    func bodyStreamed() {
+        if machine.bodyStreamed() { setDeadline() }
+    }
+
+    /// The server holds a streamed body's reads, or reads again: no timer runs meanwhile.
+    func streamHeld(_ held: Bool) {
+        if machine.streamHeld(held) { setDeadline() }
+    }
+
+    /// The streamed body ended.
+    func streamEnded() {
+        if machine.streamEnded() { setDeadline() }
+    }
+
     /// The whole request is in; the server is answering.
     @inline(__always)
     func requestReceived() {

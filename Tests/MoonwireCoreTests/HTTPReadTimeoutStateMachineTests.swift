@@ -181,4 +181,38 @@ final class HTTPReadTimeoutStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.requestReceived())
         XCTAssertEqual(machine.setDeadline(now: at(3)), at(33))
     }
+
+    // MARK: A body streamed to the delegate
+
+    func testAStreamedBodyTimesOnlyTheSilenceOfAClientAskedForBytes() {
+        var machine = bodyMachine()
+        XCTAssertTrue(machine.bodyStreamed())
+        XCTAssertEqual(machine.setDeadline(now: at(1)), at(11))
+        read(&machine, 10, at: 5)
+        XCTAssertEqual(machine.deadline, at(15), "each read starts the silence again; no rate is asked")
+        XCTAssertEqual(machine.timerFired(now: at(15)), .requestTimeout(reason: "no request body bytes for 10 s"))
+    }
+
+    func testNoTimerRunsWhileTheServerHoldsAStreamedBodyBack() {
+        var machine = bodyMachine()
+        _ = machine.bodyStreamed()
+        _ = machine.setDeadline(now: at(1))
+        XCTAssertTrue(machine.streamHeld(true))
+        XCTAssertNil(machine.setDeadline(now: at(2)))
+        XCTAssertEqual(machine.timerFired(now: at(100)), .nothing)
+        XCTAssertTrue(machine.streamHeld(false))
+        XCTAssertEqual(machine.setDeadline(now: at(100)), at(110), "the silence counts from the release")
+    }
+
+    func testTheEndOfAStreamedBodyStartsTheAnswerUnlessItBeganAlready() {
+        var machine = bodyMachine()
+        _ = machine.bodyStreamed()
+        _ = machine.streamEnded()
+        XCTAssertEqual(machine.phase, .answering)
+        var answeredEarly = bodyMachine()
+        _ = answeredEarly.bodyStreamed()
+        _ = answeredEarly.answerStarted()
+        XCTAssertFalse(answeredEarly.streamEnded())
+        XCTAssertEqual(answeredEarly.phase, .idle, "the keep-alive timer of the answered request stays")
+    }
 }

@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from harness import wait_until
+from harness import read_until_close, wait_until
 
 BOUNDARY = "mwTestBoundary7d1"
 
@@ -279,6 +279,7 @@ moonwire.post("/read", function(req, res)
   local digest = {}
   local pause = tonumber(req:header("x-pause") or "0")
   local size = tonumber(req:header("x-chunk") or "65536")
+  moonwire.sleep(tonumber(req:header("x-delay") or "0"))
   while true do
     local chunk, err = req:read(size)
     if err then return res:send(err) end
@@ -353,3 +354,24 @@ def test_max_body_size_still_bounds_a_streamed_body(moonwire):
     chunked = small.request("POST", "/read", content=iter([b"x" * 60000, b"y" * 60000]))
     assert chunked.status_code == 413
     small.assert_alive()
+
+
+def test_a_client_that_stops_sending_a_streamed_body_is_timed_out(moonwire):
+    """The silence of a client asked for body bytes is bounded by header_timeout (408 and a log
+    line), as for a body read whole."""
+    server = moonwire(main=STREAM_APP.replace("max_body_size = 64 * 1024 * 1024", "header_timeout = 1"))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        reply = read_until_close(sock, idle=5, total=8)
+    assert reply.closed and reply.elapsed < 5, reply
+    assert server.wait_for_log("no request body bytes for 1 s"), server.log()
+    server.assert_alive()
+
+
+def test_reads_the_server_holds_back_are_not_timed(moonwire):
+    """A handler that waits 2.5 s before it reads (past header_timeout, while the server holds
+    the client back) is not the client's silence: the whole body arrives."""
+    server = moonwire(main=STREAM_APP.replace("max_body_size = 64 * 1024 * 1024", "header_timeout = 1"))
+    body = b"q" * (4 * 1024 * 1024)
+    answer = server.request("POST", "/read", content=body, headers={"x-delay": "2.5"}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["total"] == len(body), answer.text
