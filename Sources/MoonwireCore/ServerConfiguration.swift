@@ -116,8 +116,9 @@ public struct Listener: Sendable {
     /// TLS settings; nil for plain HTTP.
     public var tls: TLSSettings?
     /// Connections the kernel may hold for accepting (listen(2)'s backlog; the kernel caps it
-    /// at net.core.somaxconn).
-    public var backlog = 1024
+    /// at net.core.somaxconn). Large by default, as sgcWebSockets' FineTune is, for a fleet of
+    /// clients that all reconnect at once after an outage.
+    public var backlog = 16384
 
     /// Creates a listener.
     public init(host: String, port: Int, tls: TLSSettings? = nil) {

@@ -1,11 +1,14 @@
 """Handler limits (moonwire.options{limits}): a faulty handler costs one request, never an event
 loop or the process: the CPU budget, the memory cap, handler_timeout, os.exit; and the process's
-own limit of file descriptors."""
+own limit of file descriptors, and a storm of 10,000 clients connecting at once."""
+import asyncio
+import resource
 import socket
 import threading
 import time
 
 import httpx
+import pytest
 
 from harness import parse_one, read_responses, run_cli, wait_until
 
@@ -293,3 +296,40 @@ def test_out_of_descriptors_backs_off_logs_once_and_answers_503(moonwire, tmp_pa
     keeper.sendall(b"GET /page.txt HTTP/1.1\r\nHost: x\r\n\r\n")
     assert read_responses(keeper, 1)[0].body == b"a page\n"
     keeper.close()
+
+
+STORM = 10_000
+
+
+def test_a_reconnect_storm_of_ten_thousand_clients_is_all_accepted(moonwire):
+    """10,000 clients connect at once, as an IoT fleet does after an outage, each sends a
+    request: with the default backlog none is refused, and each gets its answer."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = STORM + 500
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip(f"the hard limit on open files ({hard}) is below the {need} the storm needs on each side")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    try:
+        server = moonwire('moonwire.get("/hello", function(req, res) res:send("hi") end)\n'
+                          'moonwire.get("/alive", function(req, res) res:send("alive") end)\n', threads=2, fd_limit=need)
+
+        async def client():
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                writer.write(b"GET /hello HTTP/1.1\r\nHost: storm\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                body = await reader.readexactly(2)
+                return head.startswith(b"HTTP/1.1 200") and body == b"hi"
+            finally:
+                writer.close()
+
+        async def storm():
+            return await asyncio.wait_for(asyncio.gather(*(client() for _ in range(STORM)), return_exceptions=True), 120)
+
+        results = asyncio.run(storm())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    failures = [r for r in results if r is not True]
+    assert not failures, f"{len(failures)} of {STORM} failed, e.g. {failures[:3]}"
+    server.assert_alive()
+
