@@ -12,7 +12,7 @@ extension LuaVM {
 }
 
 /// `moonwire.json.encode(value)` → string; raises on values JSON cannot hold.
-private let luaJSONEncode: LuaFunction = { L in
+let luaJSONEncode: LuaFunction = { L in
     let L = L!
     switch LuaJSON.encode(L, at: 1) {
     case .success(let bytes):
@@ -24,7 +24,7 @@ private let luaJSONEncode: LuaFunction = { L in
 }
 
 /// `moonwire.json.decode(text)` → value, or nil and the error.
-private let luaJSONDecode: LuaFunction = { L in
+let luaJSONDecode: LuaFunction = { L in
     let L = L!
     guard L.type(at: 1) == LUA_TSTRING else {
         return L.raise("moonwire.json.decode: expected a string, got \(L.describe(at: 1))")

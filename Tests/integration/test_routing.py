@@ -1,5 +1,7 @@
 """Routes and virtual hosts matched by regular expressions (moonwire.get, moonwire.route,
-moonwire.vhost), over real sockets."""
+moonwire.vhost), over real sockets. The cases that need only requests and answers (captures,
+methods and 405, HEAD, the first route winning, handlers then static files then 404, virtual
+host captures) are Lua tests of the same app: Tests/lua/routing, run by test_lua_cases.py."""
 import time
 
 import pytest
@@ -32,55 +34,6 @@ function OnCommandOther(req, res) end
 
 def app(www):
     return APP.replace("WWW_ROOT", repr(str(www)))
-
-
-def test_path_captures_named_and_numbered(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    assert server.get("/users/42").json() == {"id": "42", "first": "42"}
-    assert server.get("/users/abc").status_code == 404
-
-
-def test_method_sets_and_405(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    assert server.request("POST", "/items/box").text == "POST box"
-    assert server.request("PUT", "/items/box").text == "PUT box"
-    assert server.get("/items/box").text == "get box"
-    reply = server.request("PATCH", "/items/box")
-    assert reply.status_code == 405
-    assert reply.headers["allow"] == "GET, HEAD, POST, PUT"
-    reply = server.get("/only-delete")
-    assert reply.status_code == 405 and reply.headers["allow"] == "DELETE"
-    assert server.request("DELETE", "/only-delete").status_code == 204
-    assert server.request("OPTIONS", "/opt").status_code == 204
-
-
-def test_head_falls_back_to_get(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    reply = server.request("HEAD", "/users/7")
-    assert reply.status_code == 200 and reply.content == b"" and int(reply.headers["content-length"]) > 0
-
-
-def test_first_registered_route_wins(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    assert server.get("/files/special").text == "wide"
-
-
-def test_unrouted_paths_reach_handlers_then_static_then_404(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    assert server.get("/handled").text == "OnCommandGet after routes"
-    assert "home page" in server.get("/").text
-    assert server.get("/nothing-here").status_code == 404
-
-
-def test_virtual_host_captures_port_and_case(moonwire, tmp_path):
-    server = moonwire(app(tmp_path))
-    reply = server.get("/whoami/5", headers={"Host": "ACME.example.com:8080"})
-    assert reply.json() == {"tenant": "ACME", "n": "5", "host_number": "ACME"}
-    # the default host's routes do not apply on a matched virtual host
-    assert server.get("/users/1", headers={"Host": "acme.example.com"}).status_code == 404
-    # a Host that matches no virtual host uses the default host
-    assert server.get("/users/1", headers={"Host": "other.org"}).status_code == 200
-    assert server.get("/whoami/5", headers={"Host": "other.org"}).status_code == 404
 
 
 def test_virtual_host_static_root(moonwire, tmp_path):

@@ -20,8 +20,9 @@ extension LuaTestFile {
         L.setFunction("ws_close", luaTestWebSocketClose)
         L.setFunction("advance", luaTestAdvance)
         L.setFunction("match", luaTestMatch)
-        L.setFunction("json_encode", luaTestJSONEncode)
-        L.setFunction("json_decode", luaTestJSONDecode)
+        // moonwire.json's own functions: they need no VM.
+        L.setFunction("json_encode", luaJSONEncode)
+        L.setFunction("json_decode", luaJSONDecode)
         lua_pushlightuserdata(L, nil)
         L.setField(-2, "null")
     }
@@ -200,27 +201,4 @@ private let luaTestMatch: LuaFunction = { L in
     } catch {
         return L.raise("t.match: bad pattern: \(error)")
     }
-}
-
-/// `json_encode(value)` → text.
-private let luaTestJSONEncode: LuaFunction = { L in
-    let L = L!
-    switch LuaJSON.encode(L, at: 1) {
-    case .success(let bytes):
-        L.push(bytes: bytes)
-        return 1
-    case .failure(let error):
-        return L.raise("json encode: \(error.message)")
-    }
-}
-
-/// `json_decode(text)` → value, or nil and the error.
-private let luaTestJSONDecode: LuaFunction = { L in
-    let L = L!
-    if let error = L.withBytes(at: 1, { LuaJSON.decode(L, $0) }) ?? "not a string" {
-        lua_pushnil(L)
-        L.push(error)
-        return 2
-    }
-    return 1
 }

@@ -38,6 +38,10 @@ end
 
 function test_virtual_host_captures_port_and_case(t)
   t.eq(t.get("/whoami/5", { host = "ACME.example.com:8080" }).json, { tenant = "ACME", n = "5", host_number = "ACME" })
+  -- the default host's routes do not apply on a matched virtual host
   t.eq(t.get("/users/1", { host = "acme.example.com" }).status, 404)
+  -- a Host that matches no virtual host uses the default host
+  t.eq(t.get("/users/1", { host = "other.org" }).status, 200)
+  t.eq(t.get("/whoami/5", { host = "other.org" }).status, 404)
   t.eq(t.get("/v6", { host = "[::1]:8080" }).body, "ipv6 literal host")
 end
