@@ -18,6 +18,8 @@ final class ConnectionEnvironment {
     let openConnections = OpenConnections()
     /// This loop's access log lines, when there is an access log.
     let accessLog: AccessLogBuffer?
+    /// This loop's view of the server's series, when metrics are on.
+    let metrics: LoopMetrics?
 
     init(
         delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,
@@ -34,5 +36,6 @@ final class ConnectionEnvironment {
         self.logger = logger
         self.files = files
         accessLog = configuration.accessLog.map(AccessLogBuffer.init)
+        metrics = configuration.metrics.map(LoopMetrics.init)
     }
 }

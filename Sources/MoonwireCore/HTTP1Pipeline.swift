@@ -61,12 +61,12 @@ enum HTTP1Pipeline {
                     let (environment, state) = bound.value
                     switch decision {
                     case .accept(let subprotocol, var headers):
-                        environment.accessLog?.record(
-                            AccessLogEntry(
-                                remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
-                                version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
-                                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
-                            on: channel.eventLoop)
+                        let entry = AccessLogEntry(
+                            remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                            version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
+                            userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
+                        environment.accessLog?.record(entry, on: channel.eventLoop)
+                        environment.metrics?.requestAnswered(entry)
                         let deflate =
                             environment.webSocket.compression
                             ? PerMessageDeflateParameters.negotiate(

@@ -160,7 +160,10 @@ extension HTTPExchangeHandler {
     /// Ends the response; the connection then handles the next request or closes.
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
         defer { sendWatch?.answerEnded() }
-        if let entry = logEntry.take() { environment.accessLog?.record(entry, on: context.eventLoop) }
+        if let entry = logEntry.take() {
+            environment.accessLog?.record(entry, on: context.eventLoop)
+            environment.metrics?.requestAnswered(entry)
+        }
         switch machine.responseEnded(keepAlive: exchange.keepAlive && !quiescing) {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.

@@ -54,6 +54,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The file body being copied through buffers, while it is.
     var activeCopy: FileBodyCopier?
     /// The access log line of the request being answered, when there is an access log.
+    /// What the access log and the metrics note of the request under way, when either is on.
     var logEntry: AccessLogEntry?
     /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
     /// closes after the one under way.
@@ -290,7 +291,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         machine.requestDispatched()
-        if environment.accessLog != nil {
+        if environment.accessLog != nil || environment.metrics != nil {
             logEntry = AccessLogEntry(
                 remoteIP: connection.remoteIP, method: head.method.rawValue, target: head.uri,
                 version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",

@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var http2 = HTTP2Settings()
     /// Where answered requests are logged, one line each; nil: nowhere.
     public var accessLog: AccessLog?
+    /// The series requests and connections are counted in; nil: not counted.
+    public var metrics: ServerMetrics?
 
     /// Creates the default configuration.
     public init() {}

@@ -167,5 +167,6 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
         return L.raise("\(name): \(error)")
     }
     if let auth { vm.authentication.routes[handler] = auth }
+    vm.routePatterns[handler] = path
     return 0
 }

@@ -100,6 +100,7 @@ struct Serve: ParsableCommand {
             outboundHTTP.shutdown()
             throw ExitCode(1)
         }
+        if settings.metricsPath != nil { configuration.metrics = runtime.metrics }
         let server = Server(
             configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)

@@ -89,7 +89,7 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             (
                 "moonwire.options{limts = {}}",
-                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse)"
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, metrics)"
             ),
             ("moonwire.options{sse = {keepalive = -1}}", "sse.keepalive must be a number of seconds"),
             ("moonwire.options{sse = {queue_limit = 0}}", "sse.queue_limit must be a positive number"),
@@ -98,6 +98,7 @@ final class LuaDoorTests: XCTestCase {
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
             ("moonwire.options{sessions = {enabled = true, expiry = 5}}", "unknown option sessions.expiry"),
             ("moonwire.options{cluster = {}}", "cluster is not built yet"),
+            ("moonwire.options{metrics = {path = '/m', port = 9}}", "unknown option metrics.port (metrics takes path)"),
             ("moonwire.options{authentication = {enabled = 1}}", "authentication.enabled must be true or false"),
             ("moonwire.get('/', print, {auth = 'no'})", "moonwire.get: auth must be true or false"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),

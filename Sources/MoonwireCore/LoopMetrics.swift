@@ -1,0 +1,53 @@
+// One event loop's way into the server's series: the request counters it has used are kept
+// in a dictionary of its own, so a request finds its counter without the registry's lock and
+// adds to it with one relaxed atomic.
+import NIOCore
+import Prometheus
+
+/// The labels of one request series.
+struct RequestSeries: Hashable {
+    var method: String
+    var status: Int
+    var route: String
+}
+
+/// A loop's cache of the server's series. Used on its loop only.
+final class LoopMetrics {
+    let server: ServerMetrics
+    private var requests: [RequestSeries: Counter] = [:]
+
+    init(_ server: ServerMetrics) {
+        self.server = server
+    }
+
+    /// Counts an answered request: its series, its latency from `started`, its body bytes.
+    func requestAnswered(_ entry: AccessLogEntry) {
+        let series = RequestSeries(method: Self.methodLabel(entry.method), status: entry.status, route: entry.route ?? "none")
+        let counter: Counter
+        if let cached = requests[series] {
+            counter = cached
+        } else {
+            counter = server.requestCounter(method: series.method, status: series.status, route: series.route)
+            requests[series] = counter
+        }
+        counter.increment()
+        server.latency.observe(nanoseconds: (NIODeadline.now() - entry.started).nanoseconds)
+        if let bytes = entry.bytes, bytes > 0 { server.responseBytes.increment(by: Int64(bytes)) }
+    }
+
+    /// The method as a label: a client may send any token as a method, so those outside the
+    /// standard ones are counted together, as "other", to keep the series few.
+    static func methodLabel(_ method: String) -> String {
+        switch method {
+        case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE": method
+        default: "other"
+        }
+    }
+
+    /// Counts a connection open until `channel` closes.
+    func connectionOpened(_ channel: Channel) {
+        let gauge = server.openConnections
+        gauge.increment()
+        channel.closeFuture.whenComplete { _ in gauge.decrement() }
+    }
+}
