@@ -34,6 +34,10 @@ moonwire.get("/bad", function(req, res)
   local ok, err = pcall(moonwire.metrics.counter, req:header("x-name"), {})
   res:send(tostring(err))
 end)
+moonwire.get("/out", function(req, res)
+  local reply = moonwire.http.get("http://" .. req:header("host") .. "/users/9")
+  res:send(reply.body)
+end)
 function OnMessage(ws, text) ws:send("echo " .. text) end
 """
 
@@ -98,6 +102,14 @@ def test_script_series(moonwire):
     assert samples[("app_sizes_sum", ())] == 55
     assert samples[("app_sizes_bucket", (("le", "10.0"),))] == 1
     assert samples[("app_sizes_bucket", (("le", "100.0"),))] == 2
+
+
+def test_outbound_requests_are_counted(moonwire):
+    server = moonwire(APP)
+    assert server.get("/out").text == "user 9"
+    samples = scrape(server)
+    assert samples[("moonwire_outbound_requests_total", ())] == 1
+    assert requests_of(samples, "GET", 200, "/out") == 1
 
 
 def test_bad_names_raise_with_a_clear_message(moonwire):
