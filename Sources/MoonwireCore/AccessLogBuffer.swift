@@ -19,8 +19,6 @@ struct AccessLogEntry {
     var referer: String
     var userAgent: String
     var started: NIODeadline
-    /// The pattern of the route that took the request (for metrics); nil: none did.
-    var route: String?
 }
 
 /// A loop's pending access log lines. Used on its loop only.

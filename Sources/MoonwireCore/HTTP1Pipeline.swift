@@ -61,12 +61,14 @@ enum HTTP1Pipeline {
                     let (environment, state) = bound.value
                     switch decision {
                     case .accept(let subprotocol, var headers):
-                        let entry = AccessLogEntry(
-                            remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
-                            version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
-                            userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
-                        environment.accessLog?.record(entry, on: channel.eventLoop)
-                        environment.metrics?.requestAnswered(entry)
+                        environment.accessLog?.record(
+                            AccessLogEntry(
+                                remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                                version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
+                                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
+                            on: channel.eventLoop)
+                        environment.metrics?.requestAnswered(
+                            RequestMetricsEntry(method: head.method.rawValue, started: .now(), status: 101, bytes: 0))
                         let deflate =
                             environment.webSocket.compression
                             ? PerMessageDeflateParameters.negotiate(

@@ -34,7 +34,7 @@ public final class HTTPResponder {
     /// Names the route pattern that took the request, for the request series of the metrics
     /// (a pattern, not the path, so that the series stay few). Call before answering.
     public func setRoute(_ pattern: String) {
-        if case .exchange(let handler, _, _) = sink { handler.logEntry?.route = pattern }
+        if case .exchange(let handler, _, _) = sink { handler.metricsEntry?.route = pattern }
     }
 
     /// Sends a response. Later calls are ignored.

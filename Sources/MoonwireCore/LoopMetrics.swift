@@ -4,6 +4,17 @@
 import NIOCore
 import Prometheus
 
+/// What the metrics note of a request, from its dispatch to its answer's end.
+struct RequestMetricsEntry {
+    var method: String
+    var started: NIODeadline
+    var status = 0
+    /// Body bytes of the answer; nil when not known in advance (a streamed body).
+    var bytes: Int?
+    /// The pattern of the route that took the request; nil: none did.
+    var route: String?
+}
+
 /// The labels of one request series.
 struct RequestSeries: Hashable {
     var method: String
@@ -15,21 +26,26 @@ struct RequestSeries: Hashable {
 final class LoopMetrics {
     let server: ServerMetrics
     private var requests: [RequestSeries: Counter] = [:]
+    private var last: (series: RequestSeries, counter: Counter)?
 
     init(_ server: ServerMetrics) {
         self.server = server
     }
 
     /// Counts an answered request: its series, its latency from `started`, its body bytes.
-    func requestAnswered(_ entry: AccessLogEntry) {
+    func requestAnswered(_ entry: RequestMetricsEntry) {
         let series = RequestSeries(method: Self.methodLabel(entry.method), status: entry.status, route: entry.route ?? "none")
         let counter: Counter
-        if let cached = requests[series] {
+        if let last, last.series == series {
+            // Most requests repeat the one before (a comparison of short strings, no hashing).
+            counter = last.counter
+        } else if let cached = requests[series] {
             counter = cached
         } else {
             counter = server.requestCounter(method: series.method, status: series.status, route: series.route)
             requests[series] = counter
         }
+        last = (series, counter)
         counter.increment()
         server.latency.observe(nanoseconds: (NIODeadline.now() - entry.started).nanoseconds)
         if let bytes = entry.bytes, bytes > 0 { server.responseBytes.increment(by: Int64(bytes)) }

@@ -1,4 +1,5 @@
-// Counts of the faults scripts caused, shared by every VM of the server (moonwire.stats()).
+// Counts of the faults scripts caused, shared by every VM of the server (moonwire.stats(), and
+// the moonwire_lua_faults_total series of the metrics).
 import MoonwireCore
 import Prometheus
 import Synchronization
