@@ -1,6 +1,6 @@
 """Metrics (moonwire.options{metrics = {path = ...}}): the Prometheus text exposition, read with
 the Prometheus client's own parser (prometheus_client.parser), with values that match the traffic
-sent: requests by method, status and route pattern, latency, bytes, open connections and
+sent (HTTP/1.1 and HTTP/2): requests by method, status and route pattern, latency, bytes, open connections and
 WebSockets, WebSocket messages, Lua faults, reloads; moonwire.metrics series of scripts; bad names;
 off by default; behind authentication. Real clients: httpx, Python's websockets."""
 import base64
@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from harness import run_cli, wait_until
+from http2_client import Target
 from websocket_client import url
 
 APP = r"""
@@ -62,6 +63,9 @@ def test_the_exposition_matches_the_traffic(moonwire):
     server = moonwire(APP)
     for user in ("1", "2", "3"):
         assert server.get(f"/users/{user}").text == f"user {user}"
+    with Target(False, server.port, None).httpx() as client:
+        reply = client.get(server.url + "/users/4")
+        assert (reply.http_version, reply.text) == ("HTTP/2", "user 4")
     assert server.request("POST", "/items", content=b"x").status_code == 201
     assert server.get("/nowhere").status_code == 404
     assert server.get("/boom").status_code == 500
@@ -71,7 +75,7 @@ def test_the_exposition_matches_the_traffic(moonwire):
             assert socket.recv(timeout=5) == f"echo m{n}"
         samples = scrape(server)
         assert samples[("moonwire_open_websockets", ())] == 1
-    assert requests_of(samples, "GET", 200, r"/users/(?<id>\d+)") == 3
+    assert requests_of(samples, "GET", 200, r"/users/(?<id>\d+)") == 4
     assert requests_of(samples, "POST", 201, "/items") == 1
     assert requests_of(samples, "GET", 404, "none") == 1
     assert requests_of(samples, "GET", 500, "/boom") == 1
@@ -81,10 +85,10 @@ def test_the_exposition_matches_the_traffic(moonwire):
     assert samples[("moonwire_lua_faults_total", (("kind", "error"),))] == 1
     assert samples[("moonwire_open_connections", ())] >= 1
     # Every answered request so far, the WebSocket's 101 included, is in the histogram.
-    assert samples[("moonwire_http_request_duration_seconds_count", ())] == 7
-    assert samples[("moonwire_http_request_duration_seconds_bucket", (("le", "+Inf"),))] == 7
-    # 3 x "user N" (6 bytes) + "made" (4); the 404 and 500 pages add theirs.
-    assert samples[("moonwire_http_response_bytes_total", ())] >= 3 * 6 + 4
+    assert samples[("moonwire_http_request_duration_seconds_count", ())] == 8
+    assert samples[("moonwire_http_request_duration_seconds_bucket", (("le", "+Inf"),))] == 8
+    # 4 x "user N" (6 bytes) + "made" (4); the 404 and 500 pages add theirs.
+    assert samples[("moonwire_http_response_bytes_total", ())] >= 4 * 6 + 4
     # The first scrape counts itself once the second one runs.
     again = scrape(server)
     assert requests_of(again, "GET", 200, "/metrics") == 1
