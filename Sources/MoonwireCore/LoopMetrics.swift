@@ -26,7 +26,9 @@ struct RequestSeries: Hashable {
 final class LoopMetrics {
     let server: ServerMetrics
     private var requests: [RequestSeries: Counter] = [:]
-    private var last: (series: RequestSeries, counter: Counter)?
+    /// The series of the last request counted, and its counter.
+    private var lastSeries = RequestSeries(method: "", status: 0, route: "")
+    private var lastCounter: Counter?
 
     init(_ server: ServerMetrics) {
         self.server = server
@@ -34,18 +36,23 @@ final class LoopMetrics {
 
     /// Counts an answered request: its series, its latency from `started`, its body bytes.
     func requestAnswered(_ entry: RequestMetricsEntry) {
-        let series = RequestSeries(method: Self.methodLabel(entry.method), status: entry.status, route: entry.route ?? "none")
+        let method = Self.methodLabel(entry.method)
+        let route = entry.route ?? "none"
         let counter: Counter
-        if let last, last.series == series {
-            // Most requests repeat the one before (a comparison of short strings, no hashing).
-            counter = last.counter
-        } else if let cached = requests[series] {
-            counter = cached
+        if let lastCounter, lastSeries.status == entry.status, lastSeries.method == method, lastSeries.route == route {
+            // Most requests repeat the one before: compared in place, without hashing or copies.
+            counter = lastCounter
         } else {
-            counter = server.requestCounter(method: series.method, status: series.status, route: series.route)
-            requests[series] = counter
+            let series = RequestSeries(method: method, status: entry.status, route: route)
+            if let cached = requests[series] {
+                counter = cached
+            } else {
+                counter = server.requestCounter(method: method, status: entry.status, route: route)
+                requests[series] = counter
+            }
+            lastSeries = series
+            lastCounter = counter
         }
-        last = (series, counter)
         counter.increment()
         server.latency.observe(nanoseconds: (NIODeadline.now() - entry.started).nanoseconds)
         if let bytes = entry.bytes, bytes > 0 { server.responseBytes.increment(by: Int64(bytes)) }
