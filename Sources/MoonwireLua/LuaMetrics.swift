@@ -63,6 +63,9 @@ extension LuaVM {
         guard L.type(at: 1) == LUA_TSTRING, let name = L.string(at: 1) else {
             return L.raise("\(function.name): expected a metric name, got \(L.describe(at: 1))")
         }
+        guard !name.hasPrefix("moonwire_") else {
+            return L.raise("\(function.name): names starting with moonwire_ are the server's (\"\(name)\")")
+        }
         let labels: [(String, String)]
         switch readLabels(L, at: 2) {
         case .success(let read): labels = read

@@ -130,7 +130,8 @@ def test_bad_labels_and_options_are_load_errors(moonwire, tmp_path):
         ('moonwire.metrics.counter("x", {["bad-label"] = "v"})', 'invalid label name "bad-label"'),
         ('moonwire.metrics.gauge("x", {a = "line\\nbreak"})', 'invalid value for label "a"'),
         ('moonwire.metrics.histogram("h", {}, {5, 1})', "increasing order"),
-        ('moonwire.metrics.counter("moonwire_reloads_total", {x = "1"})', "already has no labels"),
+        ('moonwire.metrics.counter("moonwire_reloads_total")', "names starting with moonwire_ are the server's"),
+        ('moonwire.metrics.counter("c") moonwire.metrics.counter("c", {x = "1"})', 'metric "c" already has no labels'),
         ('moonwire.options{metrics = {path = "/metrics", paht = 1}}', "unknown option metrics.paht"),
         ('moonwire.options{metrics = {path = "metrics"}}', "metrics.path must be a path starting with /"),
     ]:
