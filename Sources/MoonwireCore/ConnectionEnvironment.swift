@@ -20,6 +20,8 @@ final class ConnectionEnvironment {
     let accessLog: AccessLogBuffer?
     /// The server's clock (see `ServerClock`).
     let clock: ServerClock
+    /// This loop's view of the server's series, when metrics are on.
+    let metrics: LoopMetrics?
 
     init(
         delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,
@@ -37,5 +39,6 @@ final class ConnectionEnvironment {
         self.files = files
         accessLog = configuration.accessLog.map(AccessLogBuffer.init)
         clock = configuration.clock
+        metrics = configuration.metrics.map(LoopMetrics.init)
     }
 }

@@ -67,6 +67,8 @@ enum HTTP1Pipeline {
                                 version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
                                 userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
                             on: channel.eventLoop)
+                        environment.metrics?.requestAnswered(
+                            RequestMetricsEntry(method: head.method.rawValue, started: .now(), status: 101, bytes: 0))
                         let deflate =
                             environment.webSocket.compression
                             ? PerMessageDeflateParameters.negotiate(

@@ -141,6 +141,10 @@ extension HTTPExchangeHandler {
     ) {
         logEntry?.status = Int(status.code)
         logEntry?.bytes = exchange.headOnly || status.forbidsBody ? 0 : contentLength
+        if metricsEntry != nil {
+            metricsEntry?.status = Int(status.code)
+            metricsEntry?.bytes = exchange.headOnly || status.forbidsBody ? 0 : contentLength
+        }
         var fields = ServerOwnedFields(date: environment.dateCache.now)
         if let contentLength, !status.forbidsBody, !(exchange.headOnly && headers.contains(name: "content-length")) {
             fields.contentLength = contentLength
@@ -161,6 +165,7 @@ extension HTTPExchangeHandler {
     private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
         defer { sendWatch?.answerEnded() }
         if let entry = logEntry.take() { environment.accessLog?.record(entry, on: context.eventLoop) }
+        if let entry = metricsEntry.take() { environment.metrics?.requestAnswered(entry) }
         switch machine.responseEnded(keepAlive: exchange.keepAlive && !quiescing) {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.

@@ -54,7 +54,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The file body being copied through buffers, while it is.
     var activeCopy: FileBodyCopier?
     /// The access log line of the request being answered, when there is an access log.
+    /// What the access log notes of the request under way, when it is on.
     var logEntry: AccessLogEntry?
+    /// What the metrics note of the request under way, when they are on.
+    var metricsEntry: RequestMetricsEntry?
     /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
     /// closes after the one under way.
     private(set) var quiescing = false
@@ -335,6 +338,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",
                 userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
         }
+        if environment.metrics != nil { metricsEntry = RequestMetricsEntry(method: head.method.rawValue, started: .now()) }
         let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {

@@ -31,6 +31,12 @@ public final class HTTPResponder {
         sink = .exchange(handler, request, exchange)
     }
 
+    /// Names the route pattern that took the request, for the request series of the metrics
+    /// (a pattern, not the path, so that the series stay few). Call before answering.
+    public func setRoute(_ pattern: String) {
+        if case .exchange(let handler, _, _) = sink { handler.metricsEntry?.route = pattern }
+    }
+
     /// Sends a response. Later calls are ignored.
     public func respond(_ response: HTTPResponse) {
         answer(.response(response))

@@ -100,6 +100,7 @@ public final class Server: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         try ConnectionPipeline.configure(channel, tls: tls, environment: bound.value)
                         bound.value.openConnections.add(channel)
+                        bound.value.metrics?.connectionOpened(channel)
                     }
                 }
                 switch bound.value.delegate.shouldAccept(ConnectionInfo(channel: channel)) {

@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     public var accessLog: AccessLog?
     /// The clock WebSocket heartbeats and message timers read: a test clock under `moonwire test`.
     public var clock = ServerClock()
+    /// The series requests and connections are counted in; nil: not counted.
+    public var metrics: ServerMetrics?
 
     /// Creates the default configuration.
     public init() {}

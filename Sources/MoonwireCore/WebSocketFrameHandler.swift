@@ -108,6 +108,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
         startHeartbeat(context: context)
+        environment.metrics?.server.openWebSockets.increment()
         environment.delegate.webSocketOpened(connection)
         if environment.openConnections.quiescing { close(code: WebSocketCloseCode.goingAway, reason: Self.stopReason) }
     }
@@ -263,12 +264,14 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         case .sendPong(let payload):
             send(opcode: .pong, payload)
         case .deliverMessage(let message, let isText):
+            environment.metrics?.server.webSocketMessagesIn.increment()
             if let connection { environment.delegate.webSocketMessage(connection, message, isText: isText) }
         case .deliverFragment(let fragment, let isText, let isFinal):
             if let connection { environment.delegate.webSocketFragment(connection, fragment, isText: isText, isFinal: isFinal) }
             machine.fragmentDelivered()
         case .deliverFragmentAndMessage(let fragment, let message, let isText):
             guard let connection else { return }
+            environment.metrics?.server.webSocketMessagesIn.increment()
             environment.delegate.webSocketFragment(connection, fragment, isText: isText, isFinal: true)
             environment.delegate.webSocketMessage(connection, message, isText: isText)
         case .closeReceived(let code, let reason, let reply):
@@ -328,6 +331,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             return
         case .send(let compress):
             compressed = compress
+            if opcode == .text || opcode == .binary { environment.metrics?.server.webSocketMessagesOut.increment() }
         case .drop:
             environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
             return
@@ -429,6 +433,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         stallCheck?.cancel()
         stallCheck = nil
         guard let connection, machine.reportClose() else { return }
+        environment.metrics?.server.openWebSockets.decrement()
         connection.markClosing()
         environment.webSockets.remove(connection)
         connection.detach()

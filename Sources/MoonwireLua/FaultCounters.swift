@@ -1,4 +1,7 @@
-// Counts of the faults scripts caused, shared by every VM of the server (moonwire.stats()).
+// Counts of the faults scripts caused, shared by every VM of the server (moonwire.stats(), and
+// the moonwire_lua_faults_total series of the metrics).
+import MoonwireCore
+import Prometheus
 import Synchronization
 
 /// Server-wide fault counters; lock-free, written from every event loop.
@@ -9,22 +12,38 @@ public final class FaultCounters: Sendable {
     private let timeouts = Atomic<Int>(0)
     private let exitCalls = Atomic<Int>(0)
 
-    /// Creates zeroed counters.
-    public init() {}
+    /// moonwire_lua_faults_total by kind, in the order of `snapshot`.
+    private let series: [Counter]
+
+    /// Creates zeroed counters, and their series in `metrics`.
+    public init(metrics: ServerMetrics) {
+        series = ["error", "cpu_budget", "memory", "timeout", "os_exit"].map {
+            metrics.counter("moonwire_lua_faults_total", labels: [("kind", $0)])
+        }
+    }
 
     /// Counts one fault.
     public func record(_ kind: LuaScriptError.Kind) {
         switch kind {
-        case .error: errors.wrappingAdd(1, ordering: .relaxed)
-        case .cpuBudget: cpuBudget.wrappingAdd(1, ordering: .relaxed)
-        case .memory: memory.wrappingAdd(1, ordering: .relaxed)
-        case .timeout: timeouts.wrappingAdd(1, ordering: .relaxed)
+        case .error:
+            errors.wrappingAdd(1, ordering: .relaxed)
+            series[0].increment()
+        case .cpuBudget:
+            cpuBudget.wrappingAdd(1, ordering: .relaxed)
+            series[1].increment()
+        case .memory:
+            memory.wrappingAdd(1, ordering: .relaxed)
+            series[2].increment()
+        case .timeout:
+            timeouts.wrappingAdd(1, ordering: .relaxed)
+            series[3].increment()
         }
     }
 
     /// Counts one blocked `os.exit` call.
     public func recordExitCall() {
         exitCalls.wrappingAdd(1, ordering: .relaxed)
+        series[4].increment()
     }
 
     /// The counters by their names in moonwire.stats().

@@ -119,6 +119,7 @@ enum LuaAPI {
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]
             + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
             + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
+            + metricsFunctions
     }
 }
 

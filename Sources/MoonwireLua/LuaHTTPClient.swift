@@ -83,6 +83,7 @@ private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read
     guard let client = vm.runtime.outboundHTTP else {
         return L.raise("\(function.name): this server has no HTTP client (only `moonwire serve` makes one)")
     }
+    vm.runtime.outboundRequests.increment()
     if let pool = vm.outboundPool, let (url, request) = options.pooled(recent: &vm.recentPooledRequest) {
         guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
         LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)

@@ -42,6 +42,8 @@ extension LuaVM {
         L.setFunction("limit", luaLimit)
         installAPIKeys()
         L.setField(-2, "apikeys")
+        installMetrics()
+        L.setField(-2, "metrics")
         lua_getglobal(L, "package")
         lua_getfield(L, -1, "loaded")
         lua_pushvalue(L, -3)

@@ -174,5 +174,6 @@ func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
     }
     if let auth { vm.authentication.routes[handler] = auth }
     if streamsBody { vm.streamBodyRoutes.insert(handler) }
+    vm.routePatterns[handler] = path
     return 0
 }

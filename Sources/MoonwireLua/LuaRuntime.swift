@@ -2,6 +2,7 @@
 import Logging
 import MoonwireCore
 import NIOConcurrencyHelpers
+import Prometheus
 
 /// The server-wide context of the Lua layer: where the scripts are, how to log, and the
 /// state that outlives any one VM.
@@ -12,8 +13,13 @@ public final class LuaRuntime: Sendable {
     public let developmentMode: Bool
     /// The server's logger.
     public let logger: Logger
-    /// Fault counters (moonwire.stats()).
-    public let faults = FaultCounters()
+    /// The server's Prometheus series and those scripts make (moonwire.metrics); exposed only
+    /// when moonwire.options{metrics = {path = ...}} is set.
+    public let metrics = ServerMetrics()
+    /// Fault counters (moonwire.stats(), and moonwire_lua_faults_total).
+    public let faults: FaultCounters
+    /// moonwire_reloads_total and moonwire_outbound_requests_total.
+    let reloads, outboundRequests: Counter
     /// The time sessions, rate limits, TTLs and timers read (moved only by `moonwire test`).
     public let clock: ServerClock
     /// moonwire.shared.
@@ -43,6 +49,9 @@ public final class LuaRuntime: Sendable {
         sessions = SessionStore(clock: clock.now)
         self.webSockets = webSockets
         self.outboundHTTP = outboundHTTP
+        faults = FaultCounters(metrics: metrics)
+        reloads = metrics.counter("moonwire_reloads_total")
+        outboundRequests = metrics.counter("moonwire_outbound_requests_total")
         self.scriptsDirectory = scriptsDirectory
         self.developmentMode = developmentMode
         self.logger = logger

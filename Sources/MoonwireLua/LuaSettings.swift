@@ -77,6 +77,18 @@ let luaOptions: LuaFunction = { L in
         case "uploads":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: uploads must be a table") }
             if let error = readUploads(L, into: &vm.uploads) { return L.raise("moonwire.options: \(error)") }
+        case "metrics":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: metrics must be a table") }
+            if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.metrics, path: "metrics.") {
+                return L.raise("moonwire.options: \(error)")
+            }
+            L.rawField(-1, "path")
+            let path = L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
+            mw_pop(L, 1)
+            guard let path, path.hasPrefix("/") else {
+                return L.raise("moonwire.options: metrics.path must be a path starting with / (\"/metrics\")")
+            }
+            vm.settings.metricsPath = path
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

@@ -35,10 +35,12 @@ extension LuaVM {
     /// The stage after OnBeforeCommand (and authentication): the route's handler, a 405, or the
     /// method's event; with none of them, the static files answer without a coroutine being run.
     func runHandler(_ call: LuaCall) {
+        if let path = settings.metricsPath, call.request.path == path, call.isGetLike { return answerMetrics(call) }
         if sessions.enabled, !call.sessionResolved { return startSession(call) }
         if let stream = call.request.bodyStream, call.upload == nil, hasHandler(call) { return startUpload(call, stream: stream) }
         switch call.route {
         case .handler(let function):
+            if settings.metricsPath != nil, let pattern = routePatterns[function] { call.responder.setRoute(pattern) }
             start(call, .route, function)
         case .allow(let methods):
             call.status = 405
@@ -62,6 +64,16 @@ extension LuaVM {
         case .allow: false
         case .none: (call.isGetLike ? events.onCommandGet : events.onCommandOther).1 != LUA_NOREF
         }
+    }
+
+    /// The Prometheus exposition, past OnBeforeCommand and authentication like any request.
+    private func answerMetrics(_ call: LuaCall) {
+        call.responder.setRoute(call.request.path)
+        call.headers.replaceOrAdd(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+        call.body.clear()
+        call.body.writeBytes(runtime.metrics.exposition())
+        call.answered = true
+        answer(call, stopped: false)
     }
 
     /// Finds the route of a call, noting its captures (req.params) and its host's static root.

@@ -70,6 +70,10 @@ public final class LuaVM {
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()
+    /// The series moonwire.metrics handed out (their handles' ids index it).
+    var scriptSeries = ScriptSeriesTable()
+    /// Each route handler's path pattern, the route label of the request metrics.
+    var routePatterns: [Int32: String] = [:]
     /// Virtual hosts in declaration order (a host object in Lua holds its position here).
     var hosts: [HostID] = []
     /// HTTP/2 preload links by request path (moonwire.push_preload).

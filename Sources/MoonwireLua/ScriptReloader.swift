@@ -91,6 +91,7 @@ public final class ScriptReloader: Sendable {
         }
         generation.withLockedValue { $0 = next }
         failure.withLockedValue { $0 = nil }
+        runtime.reloads.increment()
         if let settings { reloaded(settings) }
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         runtime.logger.info(

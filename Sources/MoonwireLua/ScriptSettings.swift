@@ -24,6 +24,9 @@ public struct ScriptSettings: Sendable {
     /// The access log (moonwire.options{access_log = {path = "-", format = "combined"}}); nil:
     /// none.
     public var accessLog: (path: String, format: AccessLog.Format)?
+    /// Where the Prometheus exposition is served (moonwire.options{metrics = {path =
+    /// "/metrics"}}); nil: metrics are off.
+    public var metricsPath: String?
     /// Certificates of virtual hosts declared with {tls = {...}}, matched by SNI name.
     public var hostCertificates: [SNICertificate] = []
 

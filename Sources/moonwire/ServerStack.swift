@@ -87,6 +87,7 @@ final class ServerStack {
             try? workerGroup?.syncShutdownGracefully()
             throw error
         }
+        if settings.metricsPath != nil { configuration.metrics = runtime.metrics }
         self.configuration = configuration
         server = Server(configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
