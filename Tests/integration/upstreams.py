@@ -111,9 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a hundred connects at once would overflow it,
+    # and the dropped SYNs come back only after a retransmit second or more.
+    request_queue_size = 1024
+
+
 class HTTP1Upstream:
     def __init__(self, tls=None):
-        self.server = ThreadingHTTPServer((HOST, 0), _Handler)
+        self.server = _Server((HOST, 0), _Handler)
         self.server.daemon_threads = True
         self.server.lock = threading.Lock()
         self.server.connections = 0
