@@ -244,9 +244,11 @@ http {
     uwsgi_temp_path $prefix/temp/uwsgi;
     scgi_temp_path $prefix/temp/scgi;
     include /etc/nginx/mime.types;
+    # An idle upstream connection for each of wrk's: with fewer, nginx closes and opens
+    # upstream connections under load, which Moonwire's pool (unbounded per loop) never does.
     upstream bench_upstream {
         server 127.0.0.1:$upstream_port;
-        keepalive 32;
+        keepalive $connections;
     }
     server {
         listen 127.0.0.1:$nginx_port;
