@@ -1,10 +1,14 @@
 // The access log's file and its one writer. Each event loop formats its lines into its own
 // buffer (AccessLogBuffer) and hands them over a batch at a time, so a request costs a line's
 // formatting and no lock, system call or thread hop; the writer queue owns the file, writes
-// the batches in order, and reopens the file on request (SIGUSR1, after a rotation).
+// the batches in order, and reopens the file on request (SIGUSR1, after a rotation). What
+// waits for the writer is bounded: when the file or pipe does not take lines (a full disk, a
+// reader of standard output that stopped), batches past `maxQueued` are dropped and counted,
+// not held in memory.
 import Dispatch
 import Logging
 import NIOConcurrencyHelpers
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +31,13 @@ public final class AccessLog: Sendable {
     private let queue = DispatchQueue(label: "moonwire.access-log")
     /// The open file; only the queue uses it (the lock is never contended).
     private let descriptor: NIOLockedValueBox<Int32>
+    /// Bytes handed over and not yet written, and batches dropped since the last warning.
+    private let queued = Atomic<Int>(0)
+    private let dropped = Atomic<Int>(0)
+    /// What may wait for the writer.
+    static let maxQueued = 16 * 1024 * 1024
+    /// Bytes handed over and not yet written.
+    var bytesWaiting: Int { queued.load(ordering: .relaxed) }
 
     /// Opens (creating, appending to) the file; throws when it cannot be opened.
     public init(path: String, format: Format, logger: Logger) throws {
@@ -45,7 +56,18 @@ public final class AccessLog: Sendable {
 
     /// Appends a batch of whole lines, in the order batches are given.
     func write(_ bytes: [UInt8]) {
-        queue.async { [descriptor] in
+        guard queued.add(bytes.count, ordering: .relaxed).newValue <= Self.maxQueued else {
+            queued.subtract(bytes.count, ordering: .relaxed)
+            if dropped.add(1, ordering: .relaxed).oldValue == 0 {
+                logger.warning("access log writer behind: lines dropped", metadata: ["path": "\(path)", "queued": "\(Self.maxQueued)"])
+            }
+            return
+        }
+        queue.async { [self] in
+            defer { queued.subtract(bytes.count, ordering: .relaxed) }
+            if dropped.exchange(0, ordering: .relaxed) > 0 {
+                logger.warning("access log writing again", metadata: ["path": "\(path)"])
+            }
             let file = descriptor.withLockedValue { $0 }
             bytes.withUnsafeBytes { buffer in
                 var offset = 0
