@@ -61,6 +61,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
     /// closes after the one under way.
     private(set) var quiescing = false
+    /// During a graceful stop: whether a request began since the idle check last looked.
+    private var heardWhileQuiescing = false
     /// The body of the request being handled, when it is streamed to the delegate.
     var bodyStream: RequestBodyStream?
 
@@ -239,10 +241,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A graceful stop on HTTP/1.1: the answer under way, or the next one, goes out with
-    /// `Connection: close` and the connection closes after it. An idle connection closes after
-    /// a moment's grace, in which a request the client has already sent is still answered:
-    /// closing at once would drop it, and the client would see its connection cut. (HTTP/2
-    /// streams ignore the event: their connection's GOAWAY handles it.)
+    /// `Connection: close` and the connection closes after it. An idle connection closes once
+    /// it has stayed idle for a whole grace period, in which a request the client has already
+    /// sent is still answered: closing a connection a busy client uses (wrk, a pool) at once,
+    /// or at an idle instant between two of its requests, would cut the request it is sending,
+    /// as nginx's lingering close avoids. (HTTP/2 streams ignore the event: their connection's
+    /// GOAWAY handles it.)
     private func quiesce(context: ChannelHandlerContext) {
         guard !quiescing else { return }
         quiescing = true
@@ -250,15 +254,19 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
 
+    private func closeIfIdle() {
+        guard let context, case .idle = machine.state else { return }
+        guard heardWhileQuiescing else { return context.close(promise: nil) }
+        heardWhileQuiescing = false
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
+    }
+
     /// How long an idle HTTP/1.1 connection stays open once the server is stopping.
     static let idleGrace = TimeAmount.milliseconds(250)
 
-    private func closeIfIdle() {
-        guard let context, case .idle = machine.state else { return }
-        context.close(promise: nil)
-    }
-
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if quiescing { heardWhileQuiescing = true }
         timeouts.headReceived()
         if let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and

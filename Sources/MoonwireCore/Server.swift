@@ -1,5 +1,6 @@
 // The listening server: binds its listeners, hands each connection to its pipeline, and owns
 // the file thread pool.
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -16,7 +17,9 @@ public final class Server: Sendable {
     private let logger: Logger
     private let environments: [ObjectIdentifier: NIOLoopBound<ConnectionEnvironment>]
     private let threadPool: NIOThreadPool
-    private let channels: NIOLockedValueBox<[Channel]> = NIOLockedValueBox([])
+    /// The bound listeners by `Listener.key`; `closed` once the server stops accepting.
+    private let listeners = NIOLockedValueBox<(sockets: [String: ListeningSocket], closed: Bool)>(([:], false))
+    private let listenerLost = NIOLockedValueBox<(@Sendable (String, Listener) -> Void)?>(nil)
     private let descriptors: DescriptorShortage
     /// The certificates handshakes use; replace them to bring new ones to new connections.
     public let certificates: TLSCertificates
@@ -58,26 +61,90 @@ public final class Server: Sendable {
 
     /// Binds every listener; returns the bound addresses in the configuration's order
     /// (useful with port 0). Certificates that cannot be used fail here, before any bind.
-    public func start() throws -> [SocketAddress] {
-        let contexts = try configuration.listeners.enumerated().map { index, listener in
-            try listener.tls.map {
-                try TLSListenerContexts(
-                    listener: index, settings: $0, certificates: certificates, http2: configuration.http2.enabled)
-            }
-        }
-        try warmUp(tls: contexts.lazy.compactMap { $0 }.first)
-        var addresses: [SocketAddress] = []
-        for (listener, tls) in zip(configuration.listeners, contexts) {
+    /// `inherited`: descriptors already listening, by `Listener.key`, taken over from the
+    /// process this one upgrades.
+    public func start(inherited: [String: CInt] = [:]) throws -> [SocketAddress] {
+        let first = try configuration.listeners.first { $0.tls != nil }.map { try contexts(for: $0) }
+        try warmUp(tls: first ?? nil)
+        return try configuration.listeners.map { try bind($0, inherited: inherited[$0.key]) }
+    }
+
+    /// Sets what happens when a listener closes without the server closing it (its socket was
+    /// shut down under it, or accept(2) failed for good): the watchdog binds it again. It gets
+    /// the listener's key and the listener with the port it was bound to.
+    public func onListenerLost(_ action: @escaping @Sendable (String, Listener) -> Void) {
+        listenerLost.withLockedValue { $0 = action }
+    }
+
+    /// Binds one listener (or takes over `inherited`, a descriptor already listening on its
+    /// address) and keeps it under `key` (the listener's own by default; the watchdog binds a
+    /// listener declared with port 0 again on the port it had). Refused once the server has
+    /// begun to stop.
+    @discardableResult
+    public func bind(_ listener: Listener, key: String? = nil, inherited: CInt? = nil) throws -> SocketAddress {
+        let key = key ?? listener.key
+        do {
+            guard listeners.withLockedValue({ !$0.closed }) else { throw ChannelError.ioOnClosedChannel }
+            let tls = try contexts(for: listener, key: key)
+            let descriptor = try inherited ?? ListeningDescriptor.open(host: listener.host, port: listener.port, backlog: listener.backlog)
             let channel: Channel
             do {
-                channel = try bootstrap(tls: tls, backlog: listener.backlog).bind(host: listener.host, port: listener.port).wait()
+                channel = try bootstrap(tls: tls, backlog: listener.backlog).withBoundSocket(descriptor).wait()
             } catch {
-                throw ListenError(host: listener.host, port: listener.port, underlying: error)
+                close(descriptor)
+                throw error
             }
-            channels.withLockedValue { $0.append(channel) }
-            addresses.append(channel.localAddress!)
+            ListeningDescriptor.setBacklog(descriptor, listener.backlog)
+            let kept = listeners.withLockedValue { state -> Bool in
+                guard !state.closed else { return false }
+                state.sockets[key] = ListeningSocket(listener: listener, channel: channel, descriptor: descriptor)
+                return true
+            }
+            guard kept else {
+                channel.close(promise: nil)
+                throw ChannelError.ioOnClosedChannel
+            }
+            certificates.register(listener, key: key)
+            channel.closeFuture.whenComplete { [self] _ in lost(key, channel) }
+            return channel.localAddress!
+        } catch {
+            throw ListenError(host: listener.host, port: listener.port, underlying: error)
         }
-        return addresses
+    }
+
+    /// A listener's channel closed: when it is still the one kept under its key, the server
+    /// did not close it, and the watchdog hears of it.
+    private func lost(_ key: String, _ channel: Channel) {
+        let listener = listeners.withLockedValue { state -> Listener? in
+            guard let socket = state.sockets[key], socket.channel === channel else { return nil }
+            state.sockets[key] = nil
+            var listener = socket.listener
+            listener.port = socket.port
+            return listener
+        }
+        guard let listener else { return }
+        logger.error("listener closed unexpectedly", metadata: ["address": "\(key)"])
+        listenerLost.withLockedValue { $0 }?(key, listener)
+    }
+
+    /// Closes the listener bound under `key`, if any; its connections stay open.
+    public func unbind(_ key: String) {
+        let socket = listeners.withLockedValue { $0.sockets.removeValue(forKey: key) }
+        try? socket?.channel.close().wait()
+    }
+
+    /// The listeners bound now, by key, with their descriptors and bound ports.
+    public var bound: [String: (listener: Listener, descriptor: CInt, port: Int)] {
+        listeners.withLockedValue { state in state.sockets.mapValues { ($0.listener, $0.descriptor, $0.port) } }
+    }
+
+    /// Whether the server has begun to stop (no listener is bound again then).
+    public var isStopping: Bool { listeners.withLockedValue { $0.closed } }
+
+    private func contexts(for listener: Listener, key: String? = nil) throws -> TLSListenerContexts? {
+        try listener.tls.map {
+            try TLSListenerContexts(listener: key ?? listener.key, settings: $0, certificates: certificates, http2: configuration.http2.enabled)
+        }
     }
 
     private func bootstrap(tls: TLSListenerContexts?, backlog: Int) -> ServerBootstrap {
@@ -169,14 +236,23 @@ public final class Server: Sendable {
         try? threadPool.syncShutdownGracefully()
     }
 
-    /// Closes the listeners and waits until they are closed.
+    /// Closes the listeners and waits until they are closed; none is bound after this.
     private func closeListeners() {
-        let channels = self.channels.withLockedValue { value -> [Channel] in
-            defer { value = [] }
-            return value
+        let sockets = listeners.withLockedValue { state -> [ListeningSocket] in
+            defer { (state.sockets, state.closed) = ([:], true) }
+            return Array(state.sockets.values)
         }
-        for channel in channels { try? channel.close().wait() }
+        for socket in sockets { try? socket.channel.close().wait() }
     }
+}
+
+/// A bound listener: what was declared, its channel and its descriptor (for an upgrade).
+private struct ListeningSocket {
+    let listener: Listener
+    let channel: Channel
+    let descriptor: CInt
+    /// The port bound (the declared one, or the one the kernel picked for port 0).
+    var port: Int { channel.localAddress?.port ?? listener.port }
 }
 
 /// A listener that could not be bound, with its address: "address already in use" alone does

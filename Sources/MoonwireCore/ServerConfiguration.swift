@@ -122,6 +122,10 @@ public struct Listener: Sendable {
     /// clients that all reconnect at once after an outage.
     public var backlog = 16384
 
+    /// The address as declared ("127.0.0.1:0" for an ephemeral port): what names a listener
+    /// across restarts, upgrades and certificate reloads (two listeners cannot share it).
+    public var key: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
     /// Creates a listener.
     public init(host: String, port: Int, tls: TLSSettings? = nil) {
         self.host = host

@@ -20,7 +20,8 @@ public struct SNICertificate: Sendable {
 /// The current certificates; read once per handshake.
 public final class TLSCertificates: Sendable {
     private struct State {
-        var listeners: [Int: TLSIdentity]
+        /// By `Listener.key`: a listener keeps its certificate when others come and go.
+        var listeners: [String: TLSIdentity]
         var hosts: [SNICertificate]
     }
 
@@ -31,8 +32,8 @@ public final class TLSCertificates: Sendable {
         state = NIOLockedValueBox(State(listeners: Self.identities(of: listeners), hosts: []))
     }
 
-    /// Replaces the listeners' certificates (listeners in configuration order; those without
-    /// TLS keep theirs) and the virtual hosts'; the first matching host wins.
+    /// Replaces the certificates of these listeners (by address; others keep theirs) and the
+    /// virtual hosts'; the first matching host wins.
     public func update(listeners: [Listener], hosts: [SNICertificate]) {
         let identities = Self.identities(of: listeners)
         state.withLockedValue { state in
@@ -41,21 +42,27 @@ public final class TLSCertificates: Sendable {
         }
     }
 
-    private static func identities(of listeners: [Listener]) -> [Int: TLSIdentity] {
-        var identities: [Int: TLSIdentity] = [:]
-        for (index, listener) in listeners.enumerated() {
-            if let tls = listener.tls { identities[index] = tls.identity }
+    /// Adds or replaces one listener's certificate (a listener bound while the server runs).
+    func register(_ listener: Listener, key: String) {
+        guard let tls = listener.tls else { return }
+        state.withLockedValue { $0.listeners[key] = tls.identity }
+    }
+
+    private static func identities(of listeners: [Listener]) -> [String: TLSIdentity] {
+        var identities: [String: TLSIdentity] = [:]
+        for listener in listeners {
+            if let tls = listener.tls { identities[listener.key] = tls.identity }
         }
         return identities
     }
 
     /// The certificate for a handshake on a listener with this SNI name (nil: no SNI).
-    func identity(serverName: String?, listener index: Int) -> TLSIdentity? {
+    func identity(serverName: String?, listener key: String) -> TLSIdentity? {
         state.withLockedValue { state in
             if let serverName = serverName?.lowercased(), let host = state.hosts.first(where: { $0.matches(serverName) }) {
                 return host.identity
             }
-            return state.listeners[index]
+            return state.listeners[key]
         }
     }
 }

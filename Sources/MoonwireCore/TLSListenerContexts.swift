@@ -12,7 +12,7 @@ final class TLSListenerContexts: Sendable {
     private let single: [String: NIOSSLContext]
     let settings: TLSSettings
 
-    init(listener index: Int, settings: TLSSettings, certificates: TLSCertificates, http2: Bool) throws {
+    init(listener listenerKey: String, settings: TLSSettings, certificates: TLSCertificates, http2: Bool) throws {
         self.settings = settings
         let protocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         func make(_ offered: [String]) throws -> NIOSSLContext {
@@ -37,7 +37,7 @@ final class TLSListenerContexts: Sendable {
             }
             configuration.sslContextCallback = { values, promise in
                 var override = NIOSSLContextConfigurationOverride()
-                if let identity = certificates.identity(serverName: values.serverHostname, listener: index) {
+                if let identity = certificates.identity(serverName: values.serverHostname, listener: listenerKey) {
                     (override.certificateChain, override.privateKey) = identity.sources
                 }
                 promise.succeed(override)

@@ -59,6 +59,7 @@ enum LuaAPI {
     static let httpPost = LuaAPIFunction("moonwire.http.post", .waiting)
     static let reload = LuaAPIFunction("moonwire.reload", .running)
     static let stop = LuaAPIFunction("moonwire.stop", .running)
+    static let restart = LuaAPIFunction("moonwire.restart", .running)
     static let broadcast = LuaAPIFunction("moonwire.broadcast", .running)
     static let write = LuaAPIFunction("moonwire.write", .running)
     static let ping = LuaAPIFunction("moonwire.ping", .running)
@@ -113,7 +114,7 @@ enum LuaAPI {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
-            + [reload, stop, broadcast, write, ping, disconnectAll, connections]
+            + [reload, restart, stop, broadcast, write, ping, disconnectAll, connections]
             + LuaRequestField.functions + [requestHeader, requestRead, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]

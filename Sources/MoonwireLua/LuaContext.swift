@@ -19,7 +19,7 @@ struct LuaContext: OptionSet, Sendable {
     static let webSocket = LuaContext(rawValue: 1 << 3)
     /// Events of a connection before HTTP: OnTCPConnect, OnError and the TLS events.
     static let connection = LuaContext(rawValue: 1 << 4)
-    /// OnStartup and OnShutdown.
+    /// OnBeforeBinding, OnStartup and OnShutdown.
     static let lifecycle = LuaContext(rawValue: 1 << 5)
     /// OnException.
     static let exception = LuaContext(rawValue: 1 << 6)
@@ -45,7 +45,7 @@ struct LuaContext: OptionSet, Sendable {
         (.handshake, "in a WebSocket handshake"),
         (.webSocket, "in a WebSocket event"),
         (.connection, "in a connection event"),
-        (.lifecycle, "in OnStartup or OnShutdown"),
+        (.lifecycle, "in OnBeforeBinding, OnStartup or OnShutdown"),
         (.exception, "in OnException"),
         (.dispatch, "in OnHTTP2BeforeAsyncRequest"),
         (.timer, "in a timer"),
@@ -71,7 +71,7 @@ enum LuaEvent: Sendable, Equatable {
     case onBeforeUpgrade, onHandshake
     case onConnect, onMessage, onBinary, onFragmented, onBeforeHeartBeat, onAsynchronous, onDisconnect
     case onTCPConnect, onError, onSSLALPNSelect, onSSLVerifyPeer
-    case onStartup, onShutdown
+    case onBeforeBinding, onStartup, onShutdown
     case onException
     case onHTTP2BeforeAsyncRequest
     case timer
@@ -89,7 +89,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onBeforeUpgrade, .onHandshake, .onUpgradeAuthentication, .onUpgradeUnknownAuthentication: .handshake
         case .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect: .webSocket
         case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer: .connection
-        case .onStartup, .onShutdown: .lifecycle
+        case .onBeforeBinding, .onStartup, .onShutdown: .lifecycle
         case .onException: .exception
         case .onHTTP2BeforeAsyncRequest: .dispatch
         case .timer: .timer
@@ -133,6 +133,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onError: "OnError"
         case .onSSLALPNSelect: "OnSSLALPNSelect"
         case .onSSLVerifyPeer: "OnSSLVerifyPeer"
+        case .onBeforeBinding: "OnBeforeBinding"
         case .onStartup: "OnStartup"
         case .onShutdown: "OnShutdown"
         case .onException: "OnException"

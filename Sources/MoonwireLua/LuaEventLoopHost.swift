@@ -82,6 +82,24 @@ public final class LuaEventLoopHost: ServerDelegate {
 
     public func shutdown() { current.shutdown() }
 
+    /// OnBeforeBinding on the current generation: the listeners to bind, or the reason the
+    /// script's list cannot be used (LuaBindingsError).
+    public func beforeBinding(_ listeners: [Listener]) -> EventLoopFuture<[Listener]> {
+        let promise = eventLoop.makePromise(of: [Listener].self)
+        current.beforeBinding(listeners) { outcome in
+            switch outcome {
+            case .listeners(let listeners): promise.succeed(listeners)
+            case .failed(let message): promise.fail(LuaBindingsError(description: message))
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// OnError(conn, message) for a listener that failed: `conn.local_port` is its port.
+    public func listenerFailed(port: Int, message: String) {
+        current.protocolError(ConnectionInfo(remoteIP: "", remotePort: 0, localPort: port), message: message)
+    }
+
     public func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> {
         current.shouldAccept(connection)
     }

@@ -20,6 +20,7 @@ struct LuaEventRefs {
     var onBeforeHeartBeat: Int32 = LUA_NOREF
     var onAsynchronous: Int32 = LUA_NOREF
     var onDisconnect: Int32 = LUA_NOREF
+    var onBeforeBinding: Int32 = LUA_NOREF
     var onStartup: Int32 = LUA_NOREF
     var onShutdown: Int32 = LUA_NOREF
     var onTCPConnect: Int32 = LUA_NOREF
@@ -67,6 +68,7 @@ struct LuaEventRefs {
         onBeforeHeartBeat = reference("OnBeforeHeartBeat")
         onAsynchronous = reference("OnAsynchronous")
         onDisconnect = reference("OnDisconnect")
+        onBeforeBinding = reference("OnBeforeBinding")
         onStartup = reference("OnStartup")
         onShutdown = reference("OnShutdown")
         onTCPConnect = reference("OnTCPConnect")

@@ -23,6 +23,7 @@ extension LuaVM {
         L.setField(-2, "shared")
         L.setFunction("reload", luaReload)
         L.setFunction("stop", luaStop)
+        L.setFunction("restart", luaRestart)
         L.setFunction("push_preload", luaPushPreload)
         L.setFunction("push_remove", luaPushRemove)
         lua_pushboolean(L, isWorker ? 1 : 0)

@@ -36,6 +36,7 @@ public final class LuaRuntime: Sendable {
     public let outboundHTTP: OutboundHTTP?
     private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
     private let stopRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private let restartRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     /// Creates the runtime of one server. `outboundHTTP` is the server's client on its loops;
     /// whoever makes the runtime shuts it down before the loops stop.
@@ -72,6 +73,19 @@ public final class LuaRuntime: Sendable {
     /// Sets what `moonwire.stop()` does (the server's graceful stop, once it runs).
     public func onStopRequest(_ action: @escaping @Sendable () -> Void) {
         stopRequest.withLockedValue { $0 = action }
+    }
+
+    /// Sets what `moonwire.restart()` does (reload, then bind the listeners again, once the
+    /// server runs).
+    public func onRestartRequest(_ action: @escaping @Sendable () -> Void) {
+        restartRequest.withLockedValue { $0 = action }
+    }
+
+    /// Asks for a restart of the listeners; false when no server runs.
+    func requestRestart() -> Bool {
+        guard let action = restartRequest.withLockedValue({ $0 }) else { return false }
+        action()
+        return true
     }
 
     /// Asks for a graceful stop, as SIGTERM does; false when no server runs.

@@ -9,13 +9,13 @@ import CLua
 enum LuaSettingKeys {
     static let options = [
         "limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "drain_timeout", "access_log",
-        "sse", "uploads", "metrics",
+        "sse", "uploads", "metrics", "watchdog",
     ]
     static let accessLog = ["path", "format"]
     static let metrics = ["path"]
     /// Options the Lua API names that the server does not have yet.
     static let notBuilt = [
-        "cluster", "watchdog", "dashboard",
+        "cluster", "dashboard",
     ]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
@@ -29,6 +29,9 @@ enum LuaSettingKeys {
     static let serverSentEvents = ["keepalive", "queue_limit"]
     static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
     static let listen = ["host", "port", "tls", "backlog"]
+    /// An entry of OnBeforeBinding's list.
+    static let binding = ["host", "port", "tls", "backlog"]
+    static let watchdog = ["enabled", "interval", "attempts"]
     static let tls = ["cert", "key", "min_version", "client_ca", "verify_peer"]
     static let virtualHost = ["www", "tls", "auth"]
     /// The options table a route declaration may end with.

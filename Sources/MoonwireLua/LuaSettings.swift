@@ -89,6 +89,8 @@ let luaOptions: LuaFunction = { L in
                 return L.raise("moonwire.options: metrics.path must be a path starting with / (\"/metrics\")")
             }
             vm.settings.metricsPath = path
+        case "watchdog":
+            if let error = readWatchdog(L, into: &vm.settings.watchdog) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []

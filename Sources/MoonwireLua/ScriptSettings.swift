@@ -21,6 +21,8 @@ public struct ScriptSettings: Sendable {
     /// How long a graceful stop (SIGTERM, moonwire.stop()) lets requests under way finish
     /// before it closes their connections, in seconds (moonwire.options{drain_timeout = 30}).
     public var drainTimeout: Double = 30
+    /// Binding failed listeners again (moonwire.options{watchdog = {...}}).
+    public var watchdog = WatchdogSettings()
     /// The access log (moonwire.options{access_log = {path = "-", format = "combined"}}); nil:
     /// none.
     public var accessLog: (path: String, format: AccessLog.Format)?

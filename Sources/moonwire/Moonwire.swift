@@ -1,4 +1,4 @@
-// The command line: `moonwire serve`, `check`, `test`, `new`, `version`.
+// The command line: `moonwire serve`, `check`, `test`, `new`, `upgrade`, `version`.
 import ArgumentParser
 
 @main
@@ -8,7 +8,7 @@ struct Moonwire: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A scriptable HTTP server whose handlers are Lua 5.4 scripts.",
         version: "moonwire \(version)",
-        subcommands: [Serve.self, Check.self, Test.self, New.self, Version.self],
+        subcommands: [Serve.self, Check.self, Test.self, New.self, Upgrade.self, Version.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -1,8 +1,10 @@
 // `moonwire serve`: one Lua VM per event loop, the HTTP server in front, OnStartup and
-// OnShutdown around it, and a graceful stop on SIGINT, SIGTERM or moonwire.stop()
-// (GracefulStop.swift).
+// OnShutdown around it, a graceful stop on SIGINT, SIGTERM or moonwire.stop()
+// (GracefulStop.swift), listeners changed by moonwire.restart() and watched
+// (ListenerControl.swift), and a binary upgrade on SIGUSR2 (BinaryUpgrade.swift).
 import ArgumentParser
 import Dispatch
+import Foundation
 import Logging
 import MoonwireCore
 import MoonwireLua
@@ -37,6 +39,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Development mode: error pages show the message, traceback and source.")
     var dev = false
 
+    @Option(help: "Write the process id to this file once serving (for `moonwire upgrade` and service managers).")
+    var pidFile: String?
+
     @Option(help: "The least level logged: trace, debug, info, notice, warning, error or critical (default: info, debug with --dev).")
     var logLevel: String?
 
@@ -52,6 +57,8 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "moonwire")
         logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (dev ? .debug : .info)
+        // Listening sockets handed over by the process this one upgrades, if any.
+        let inherited = InheritedListeners()
 
         let stack: ServerStack
         do {
@@ -87,25 +94,38 @@ struct Serve: ParsableCommand {
         let reopen = Self.onSignal(SIGUSR1) { accessLog?.reopen() }
 
         do {
-            let addresses = try stack.listen()
+            let addresses = try stack.listen(inherited: inherited.descriptors)
+            inherited.closeUnused(bound: server.bound)
             for (listener, address) in zip(stack.configuration.listeners, addresses) {
-                let scheme = listener.tls == nil ? "http" : "https"
-                logger.info("listening on \(scheme)://\(listener.host):\(address.port ?? listener.port)")
+                logger.info("listening on \(ListenerControl.url(listener, port: address.port ?? listener.port))")
             }
         } catch {
             // A ListenError names the address; a certificate that cannot be used says why.
             logger.critical(error is ListenError ? "\(error)" : "cannot listen: \(error)")
             throw ExitCode(1)
         }
+        let (flagHost, flagPort) = (host, port)
+        let control = ListenerControl(
+            server: server, primary: stack.hosts[0], reloader: reloader, listening: stack.configuration.listeners, logger: logger
+        ) { Self.listeners(declared: $0, host: flagHost, port: flagPort) }
+        stack.runtime.onRestartRequest { control.requestRestart() }
+        let upgrade = BinaryUpgrade(server: server, logger: logger, handOver: stops.request)
+        let upgradeSignal = Self.onSignal(SIGUSR2) { upgrade.request() }
         try stack.startScripts()
+        if let pidFile { try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) }
+        if inherited.isUpgrade { logger.notice("upgrade: serving; telling the previous process to drain") }
+        inherited.announceReady()
 
         stops.wait()
+        upgradeSignal.cancel()
         hangup.cancel()
         watcher?.stop()
         GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, logger: logger)
         stops.release()
         try stack.stop()
         reopen.cancel()
+        // The pid file is the new process's once an upgrade handed over.
+        if let pidFile, Upgrade.pid(in: pidFile) == getpid() { unlink(pidFile) }
     }
 
     private func listeners(declared: [Listener]) -> [Listener] {

@@ -69,7 +69,15 @@ final class ServerStack {
             try bound.eventLoop.submit { NIOLoopBound<ServerDelegate>(bound.value, eventLoop: bound.eventLoop) }.wait()
         }
         var configuration = ServerConfiguration()
-        configuration.listeners = listeners(settings.listeners)
+        do {
+            let declared = listeners(settings.listeners)
+            configuration.listeners = try first.eventLoop.flatSubmit { first.value.beforeBinding(declared) }.wait()
+        } catch {
+            outboundHTTP.shutdown()
+            try? group.syncShutdownGracefully()
+            try? workerGroup?.syncShutdownGracefully()
+            throw LoadFailure(description: "\(error)")
+        }
         configuration.wwwRoot = www
         configuration.clock = clock
         var folder = stat()
@@ -93,11 +101,11 @@ final class ServerStack {
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
     }
 
-    /// Binds the listeners; their addresses in the order of `configuration.listeners`. On
-    /// failure everything is stopped.
-    func listen() throws -> [SocketAddress] {
+    /// Binds the listeners (taking over `inherited` descriptors by listener key); their
+    /// addresses in the order of `configuration.listeners`. On failure everything is stopped.
+    func listen(inherited: [String: CInt] = [:]) throws -> [SocketAddress] {
         do {
-            return try server.start()
+            return try server.start(inherited: inherited)
         } catch {
             // An HTTPClient must be shut down before it goes away.
             outboundHTTP.shutdown()
@@ -119,8 +127,19 @@ final class ServerStack {
 
     /// `moonwire.options{drain_timeout}` of the scripts running now.
     func drainTimeout() throws -> Double {
+        try settings().drainTimeout
+    }
+
+    /// The settings of the scripts running now.
+    func settings() throws -> ScriptSettings {
         let first = hosts[0]
-        return try first.eventLoop.submit { first.value.current.settings.drainTimeout }.wait()
+        return try first.eventLoop.submit { first.value.current.settings }.wait()
+    }
+
+    /// OnBeforeBinding of the scripts running now, on the listeners they declare.
+    func beforeBinding(_ listeners: [Listener]) throws -> [Listener] {
+        let first = hosts[0]
+        return try first.eventLoop.flatSubmit { first.value.beforeBinding(listeners) }.wait()
     }
 
     /// Closes the listeners and connections, runs OnShutdown, and stops the loops.

@@ -15,6 +15,7 @@
   splits what came back into responses. `Server.rss_mib()` is the server's resident memory, for
   tests that bound it. Every loop here is bounded in time.
 """
+import ctypes
 import functools
 import itertools
 import os
@@ -457,3 +458,29 @@ class Launcher:
     def stop_all(self):
         for server in self.servers:
             server.stop()
+
+
+def shut_down_listener(pid, port):
+    """Shuts down the socket process `pid` listens on at `port`, from outside, as a failing
+    listener would be: its descriptor is copied into this process with pidfd_getfd(2) (allowed
+    for a child of ours without root) and shut down there; the server's accept then fails and
+    NIO closes the listener. Returns the descriptor number it had in `pid`."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in pathlib.Path(f"/proc/{pid}/net/{table.rsplit('/', 1)[1]}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                inode = fields[9]
+    assert inode, f"nothing listens on {port}"
+    target = next(int(fd.name) for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir()
+                  if os.readlink(fd) == f"socket:[{inode}]")
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(438, pidfd, target, 0)  # SYS_pidfd_getfd
+        assert copy >= 0, os.strerror(ctypes.get_errno())
+        with socket.socket(fileno=copy) as listener:
+            listener.shutdown(socket.SHUT_RDWR)
+    finally:
+        os.close(pidfd)
+    return target

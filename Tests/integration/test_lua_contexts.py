@@ -64,6 +64,7 @@ CALLS = {
     "sock:receive": "K:receive()",
     "moonwire.limit": "moonwire.limit('probe', 1, 1)",
     "moonwire.stop": "moonwire.stop()",
+    "moonwire.restart": "moonwire.restart()",
     "req:read": "R:read()",
     "res:sse": "S:sse()",
     "sse:send": "debug.getregistry()['moonwire.sse'].__index.send(nil, 'x')",
