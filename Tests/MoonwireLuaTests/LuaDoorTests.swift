@@ -89,7 +89,7 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             (
                 "moonwire.options{limts = {}}",
-                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics)"
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics, watchdog)"
             ),
             ("moonwire.options{sse = {keepalive = -1}}", "sse.keepalive must be a number of seconds"),
             ("moonwire.options{sse = {queue_limit = 0}}", "sse.queue_limit must be a positive number"),
@@ -98,6 +98,7 @@ final class LuaDoorTests: XCTestCase {
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
             ("moonwire.options{sessions = {enabled = true, expiry = 5}}", "unknown option sessions.expiry"),
             ("moonwire.options{cluster = {}}", "cluster is not built yet"),
+            ("moonwire.options{watchdog = {intervall = 5}}", "unknown option watchdog.intervall (watchdog takes enabled, interval, attempts)"),
             ("moonwire.options{uploads = {max_file_sise = 1}}", "unknown option uploads.max_file_sise"),
             ("moonwire.options{uploads = {keep = 'yes'}}", "uploads.keep must be true or false"),
             ("moonwire.post('/', print, {stream_body = 1})", "moonwire.post: stream_body must be true or false"),
