@@ -113,8 +113,22 @@ final class BinaryUpgrade: Sendable {
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
+        // The new process starts with no signal blocked and the signals this one catches at
+        // their defaults (an ignored signal would stay ignored across exec); it catches them
+        // again itself.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var caught = sigset_t()
+        sigemptyset(&caught)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2] { sigaddset(&caught, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &caught)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard status == 0 else { return .failure(SpawnError(description: String(cString: strerror(status)))) }
         return .success(pid)
     }
