@@ -6,6 +6,7 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -14,6 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from harness import free_port, run_cli, shut_down_listener, wait_until
+from tls_certs import client_context, common_name, handshake, start_tls, tls_table
 from websocket_client import url
 
 RECORD = r"""
@@ -74,6 +76,49 @@ def test_a_failing_on_before_binding_stops_the_start_with_its_reason(tmp_path, b
     result = run_cli("serve", "--scripts", str(scripts), "--port", str(free_port()), timeout=30)
     assert result.returncode == 1
     assert message in result.stderr + result.stdout
+
+
+def test_on_before_binding_keeps_a_declared_tls_listener_and_adds_one_across_restarts(moonwire, certs):
+    added = free_port()
+    server = start_tls(moonwire, certs, RECORD + f"""
+moonwire.get("/restart", function(req, res) res:send(tostring(moonwire.restart())) end)
+function OnBeforeBinding(bindings)
+  record("tls.log", tostring(bindings[1].tls) .. " " .. tostring(bindings[2].tls))
+  table.insert(bindings, {{host = "127.0.0.1", port = {added}, tls = {tls_table(certs.a_test)}}})
+end
+""")
+    context = client_context(certs)
+    for _ in range(2):
+        assert common_name(handshake(server.tls_port, context, "localhost")[2]) == "localhost"
+        assert common_name(handshake(added, context, "a.test")[2]) == "a.test"
+        mark = server.log_mark()
+        assert answers(server.port, "/restart") == "true"
+        assert server.wait_for_log("restart done", since=mark), server.log()
+        # Nothing changed, so nothing was bound again.
+        assert "listening on" not in server.log_since(mark)
+    assert server.records("tls.log") == ["false true"] * 3
+
+
+def test_a_restart_goes_on_past_an_address_in_use(moonwire):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy, extra = taken.getsockname()[1], free_port()
+        server = moonwire(RECORD + r"""
+moonwire.get("/restart", function(req, res) res:send(tostring(moonwire.restart())) end)
+function OnBeforeBinding(bindings)
+  if moonwire.shared:incr("binds") > 1 then
+    table.insert(bindings, {host = "127.0.0.1", port = tonumber(os.getenv("BUSY_PORT"))})
+    table.insert(bindings, {host = "127.0.0.1", port = tonumber(os.getenv("EXTRA_PORT"))})
+  end
+end
+""", env={"BUSY_PORT": str(busy), "EXTRA_PORT": str(extra)})
+        mark = server.log_mark()
+        assert answers(server.port, "/restart") == "true"
+        assert server.wait_for_log("restart done", since=mark), server.log()
+        assert f"cannot listen on 127.0.0.1:{busy}" in server.log_since(mark)
+        assert answers(extra) == "hello"
+        assert answers(server.port) == "hello"
 
 
 def test_restart_adds_and_removes_a_listener_while_a_websocket_stays_open(moonwire):

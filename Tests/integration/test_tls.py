@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from harness import free_port, run_cli, wait_until
-from tls_certs import client_context, listen_line, start_tls, tls_table
+from tls_certs import client_context, common_name, handshake, listen_line, start_tls, tls_table
 
 INFO = r"""
 moonwire.get("/info", function(req, res)
@@ -22,17 +22,6 @@ moonwire.get("/info", function(req, res)
 end)
 function OnMessage(ws, text) ws:send("echo " .. text) end
 """
-
-
-def handshake(port, context, server_hostname="localhost"):
-    """A TLS handshake only: (version, ALPN protocol, peer certificate as a dict)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
-            return tls.version(), tls.selected_alpn_protocol(), tls.getpeercert()
-
-
-def common_name(peer):
-    return dict(pair[0] for pair in peer["subject"])["commonName"]
 
 
 def fetch(url, context):

@@ -8,6 +8,7 @@ second CA, which no server trusts, signs "CN=untrusted-client". Keys are EC P-25
 make, and every TLS stack reads them."""
 import dataclasses
 import pathlib
+import socket
 import ssl
 import subprocess
 import warnings
@@ -133,6 +134,17 @@ def start_tls(moonwire, certs, main="", pair=None, **tls_and_options):
 
 
 # --- Python clients ------------------------------------------------------------------------
+
+def handshake(port, context, server_hostname="localhost"):
+    """A TLS handshake only: (version, ALPN protocol, peer certificate as a dict)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
+            return tls.version(), tls.selected_alpn_protocol(), tls.getpeercert()
+
+
+def common_name(peer):
+    return dict(pair[0] for pair in peer["subject"])["commonName"]
+
 
 def client_context(certs, alpn=None, client=None, minimum=None, maximum=None, check_hostname=True):
     """An ssl client context trusting the test CA; `client` is a Pair to present."""
