@@ -58,11 +58,14 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var logEntry: AccessLogEntry?
     /// What the metrics note of the request under way, when they are on.
     var metricsEntry: RequestMetricsEntry?
-    /// HTTP/1.1 during a graceful stop: answers say `Connection: close`, and the connection
-    /// closes after the one under way.
+    /// HTTP/1.1 during a hand-over to a new process: answers say `Connection: close`, and the
+    /// connection closes after the one under way.
     private(set) var quiescing = false
+    /// HTTP/1.1 during a graceful stop: the connection closes once it has been idle for a
+    /// whole `idleGrace`.
+    private var draining = false
     /// During a graceful stop: whether a request began since the idle check last looked.
-    private var heardWhileQuiescing = false
+    private var heardWhileDraining = false
     /// The body of the request being handled, when it is streamed to the delegate.
     var bodyStream: RequestBodyStream?
 
@@ -240,24 +243,27 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// A graceful stop on HTTP/1.1: the answer under way, or the next one, goes out with
-    /// `Connection: close` and the connection closes after it. An idle connection closes once
-    /// it has stayed idle for a whole grace period, in which a request the client has already
-    /// sent is still answered: closing a connection a busy client uses (wrk, a pool) at once,
-    /// or at an idle instant between two of its requests, would cut the request it is sending,
-    /// as nginx's lingering close avoids. (HTTP/2 streams ignore the event: their connection's
-    /// GOAWAY handles it.)
+    /// A graceful stop on HTTP/1.1. A connection closes once it has stayed idle for a whole
+    /// grace period, in which a request the client has already sent is still answered:
+    /// closing a connection a busy client uses (wrk, a pool) at once, or at an idle instant
+    /// between two of its requests, would cut the request it is sending, as nginx's lingering
+    /// close avoids. When a new process takes over the listeners (a binary upgrade), answers
+    /// also say `Connection: close`, so clients move to it; in a plain stop nobody else listens
+    /// there, so a busy client keeps its connection (until the drain's timeout) rather than
+    /// being sent to reconnect where it would be refused. (HTTP/2 streams ignore the event:
+    /// their connection's GOAWAY handles it.)
     private func quiesce(context: ChannelHandlerContext) {
-        guard !quiescing else { return }
-        quiescing = true
+        guard !draining else { return }
+        draining = true
+        quiescing = environment.openConnections.handingOver
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
 
     private func closeIfIdle() {
         guard let context, case .idle = machine.state else { return }
-        guard heardWhileQuiescing else { return context.close(promise: nil) }
-        heardWhileQuiescing = false
+        guard heardWhileDraining else { return context.close(promise: nil) }
+        heardWhileDraining = false
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
@@ -266,7 +272,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static let idleGrace = TimeAmount.milliseconds(250)
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        if quiescing { heardWhileQuiescing = true }
+        if draining { heardWhileDraining = true }
         timeouts.headReceived()
         if let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and

@@ -10,6 +10,9 @@ final class OpenConnections {
     /// Whether the server is stopping: a connection accepted just before the listeners closed
     /// is asked to finish as soon as it is added.
     private(set) var quiescing = false
+    /// Whether a new process takes over the listeners (a binary upgrade): HTTP/1.1 answers
+    /// then ask clients to reconnect, which brings them to it.
+    private(set) var handingOver = false
 
     /// How many connections are open.
     var count: Int { channels.count }
@@ -23,11 +26,12 @@ final class OpenConnections {
         if quiescing { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
     }
 
-    /// Asks every connection to finish: HTTP/1.1 closes after the answer under way (or at
-    /// once when idle), HTTP/2 sends GOAWAY and closes when its streams are done, a WebSocket
+    /// Asks every connection to finish: HTTP/1.1 closes once idle (after its answers, which
+    /// say `Connection: close` when `handingOver`), HTTP/2 sends GOAWAY and closes when its streams are done, a WebSocket
     /// closes with 1001.
-    func quiesce() {
+    func quiesce(handingOver: Bool) {
         quiescing = true
+        self.handingOver = handingOver
         for channel in channels.values { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
     }
 

@@ -200,10 +200,12 @@ public final class Server: Sendable {
     /// Begins a graceful stop: closes the listeners, so no connection is accepted any more,
     /// and asks every open connection to finish what it is doing and close
     /// (`OpenConnections.quiesce`). `openConnectionCount` tells when they have.
-    public func quiesce() {
+    /// `handingOver`: a new process serves the same sockets (a binary upgrade), so HTTP/1.1
+    /// clients are asked to reconnect.
+    public func quiesce(handingOver: Bool = false) {
         closeListeners()
         for bound in environments.values {
-            try? bound.eventLoop.submit { bound.value.openConnections.quiesce() }.wait()
+            try? bound.eventLoop.submit { bound.value.openConnections.quiesce(handingOver: handingOver) }.wait()
         }
     }
 

@@ -29,6 +29,9 @@ final class BinaryUpgrade: Sendable {
         self.handOver = handOver
     }
 
+    /// Whether a new process serves the listeners (this one drains for it).
+    var handedOver: Bool { machine.withLockedValue { $0.state == .handedOver } }
+
     /// SIGUSR2: one upgrade at a time, off the signal handler.
     func request() {
         queue.async { self.upgrade() }

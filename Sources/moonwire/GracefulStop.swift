@@ -59,13 +59,14 @@ struct StopRequests {
 }
 
 enum GracefulStop {
-    /// Drains `server`: closes its listeners and asks each connection to finish (HTTP/1.1 after
-    /// the answer under way, HTTP/2 with GOAWAY, WebSocket with 1001), then waits until they
+    /// Drains `server`: closes its listeners and asks each connection to finish (HTTP/1.1 once
+    /// idle, HTTP/2 with GOAWAY, WebSocket with 1001; `handingOver`: a new process serves the
+    /// sockets, and HTTP/1.1 answers say `Connection: close`), then waits until they
     /// have closed, the timeout passes, or another stop request comes; what is still open
     /// then is closed.
-    static func drain(_ server: Server, timeout: Double, requests: StopRequests, logger: Logger) {
+    static func drain(_ server: Server, timeout: Double, requests: StopRequests, handingOver: Bool, logger: Logger) {
         logger.info("stopping: draining connections", metadata: ["drain_timeout": "\(timeout)"])
-        server.quiesce()
+        server.quiesce(handingOver: handingOver)
         let deadline = DispatchTime.now() + timeout
         while true {
             let open = server.openConnectionCount()

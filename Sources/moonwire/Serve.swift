@@ -120,7 +120,7 @@ struct Serve: ParsableCommand {
         upgradeSignal.cancel()
         hangup.cancel()
         watcher?.stop()
-        GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, logger: logger)
+        GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, handingOver: upgrade.handedOver, logger: logger)
         stops.release()
         try stack.stop()
         reopen.cancel()

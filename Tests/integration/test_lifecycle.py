@@ -69,9 +69,9 @@ def test_sigterm_under_load_finishes_requests_and_closes_websockets_with_1001(mo
     server = moonwire(APP, threads=2)
     websocket = connect(url(server))
     assert wait_until(lambda: server.records("ws.log") == ["open"])
-    # wrk's run ends while the drain still waits for the slow request: each of its connections
-    # gets its answer under way with `Connection: close`, then wrk connects again and is
-    # refused, the listener being closed (wrk counts a refused connect as a write error).
+    # wrk's run ends while the drain still waits for the slow request. Its connections, busy,
+    # are served until then (a connection closes once idle): no answer says `Connection:
+    # close`, which would send wrk to reconnect to the closed listener, and none is cut.
     load = subprocess.Popen(["wrk", "-t1", "-c16", "-d3s", "--timeout", "10s", server.url + "/"],
                             stdout=subprocess.PIPE, text=True)
     result = {}
@@ -93,10 +93,8 @@ def test_sigterm_under_load_finishes_requests_and_closes_websockets_with_1001(mo
     requests = int(re.search(r"(\d+) requests in", output).group(1))
     assert requests > 100, output
     assert "Non-2xx" not in output, output
-    # No answer was cut (read) or lost (timeout); the only errors are the refused reconnects.
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    if errors:
-        assert (errors.group(2), errors.group(4)) == ("0", "0"), output
+    # No answer was cut, lost or refused: wrk counts no socket error at all.
+    assert "Socket errors" not in output, output
     assert server.records("ws.log") == ["open", "closed 1001"]
     assert server.records("lifecycle.log") == ["shutdown"]
     assert "drained" in server.log()
