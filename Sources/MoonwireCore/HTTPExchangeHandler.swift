@@ -260,10 +260,16 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
 
+    /// Closes the connection when it has been idle since the last look; otherwise looks again
+    /// after another grace (an answer under way, or a request that began meanwhile). An answer
+    /// under way counts as heard at the next look too, so the connection closes only after a
+    /// whole grace without a request once that answer has ended.
     private func closeIfIdle() {
-        guard let context, case .idle = machine.state else { return }
-        guard heardWhileDraining else { return context.close(promise: nil) }
-        heardWhileDraining = false
+        guard let context else { return }
+        var idle = false
+        if case .idle = machine.state { idle = true }
+        if idle, !heardWhileDraining { return context.close(promise: nil) }
+        heardWhileDraining = !idle
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
