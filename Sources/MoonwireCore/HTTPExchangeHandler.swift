@@ -58,14 +58,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var logEntry: AccessLogEntry?
     /// What the metrics note of the request under way, when they are on.
     var metricsEntry: RequestMetricsEntry?
-    /// HTTP/1.1 during a hand-over to a new process: answers say `Connection: close`, and the
-    /// connection closes after the one under way.
+    /// HTTP/1.1 handing over to a new process: answers say `Connection: close`.
     private(set) var quiescing = false
-    /// HTTP/1.1 during a graceful stop: the connection closes once it has been idle for a
-    /// whole `idleGrace`.
-    private var draining = false
-    /// During a graceful stop: whether a request began since the idle check last looked.
-    private var heardWhileDraining = false
+    /// HTTP/1.1 in a graceful stop, and whether a request began since the idle check looked.
+    private var draining = false, heardWhileDraining = false
     /// The body of the request being handled, when it is streamed to the delegate.
     var bodyStream: RequestBodyStream?
 
@@ -243,15 +239,10 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// A graceful stop on HTTP/1.1. A connection closes once it has stayed idle for a whole
-    /// grace period, in which a request the client has already sent is still answered:
-    /// closing a connection a busy client uses (wrk, a pool) at once, or at an idle instant
-    /// between two of its requests, would cut the request it is sending, as nginx's lingering
-    /// close avoids. When a new process takes over the listeners (a binary upgrade), answers
-    /// also say `Connection: close`, so clients move to it; in a plain stop nobody else listens
-    /// there, so a busy client keeps its connection (until the drain's timeout) rather than
-    /// being sent to reconnect where it would be refused. (HTTP/2 streams ignore the event:
-    /// their connection's GOAWAY handles it.)
+    /// A graceful stop on HTTP/1.1: the connection closes once idle for a whole grace, so a
+    /// request a busy client (wrk, a pool) is sending is never cut. Answers say `Connection:
+    /// close` only when a new process takes over the listeners (an upgrade); in a plain stop a
+    /// client sent to reconnect would be refused. (HTTP/2 streams ignore the event: GOAWAY.)
     private func quiesce(context: ChannelHandlerContext) {
         guard !draining else { return }
         draining = true
@@ -260,10 +251,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
     }
 
-    /// Closes the connection when it has been idle since the last look; otherwise looks again
-    /// after another grace (an answer under way, or a request that began meanwhile). An answer
-    /// under way counts as heard at the next look too, so the connection closes only after a
-    /// whole grace without a request once that answer has ended.
+    /// Closes the connection when idle since the last look; otherwise (an answer under way,
+    /// which counts at the next look too, or a request since) looks again after another grace.
     private func closeIfIdle() {
         guard let context else { return }
         var idle = false
