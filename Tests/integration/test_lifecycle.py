@@ -86,6 +86,7 @@ def test_sigterm_under_load_finishes_requests_and_closes_websockets_with_1001(mo
     websocket.close()
 
     output, _ = load.communicate(timeout=30)
+    print(f"wrk across SIGTERM:\n{output}")
     slow.join(timeout=30)
     assert result.get("text") == "slept 4", result
     assert exit_code(server) == 0, server.log()

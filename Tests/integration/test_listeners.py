@@ -252,6 +252,7 @@ def test_a_binary_upgrade_under_load_fails_no_request(moonwire, upgraded):
     upgraded.append(new)
     assert new != old and f"process {new} serves" in result.stdout
     output, _ = load.communicate(timeout=30)
+    print(f"wrk across the upgrade:\n{output}")
     assert server.process.wait(timeout=20) == 0, server.log()
     server.returncode = 0
     requests = int(re.search(r"(\d+) requests in", output).group(1))
