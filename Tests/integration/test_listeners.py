@@ -141,14 +141,18 @@ function OnBeforeBinding(bindings) record("bindings.log", tostring(#bindings)) e
         assert answers(extra) == "hello"
         ws.send("two")
         assert ws.recv(timeout=5) == "echo two"
-        # The second listener goes away again; the first and the WebSocket stay.
-        mark = server.log_mark()
-        listeners.write_text("-- none again\n")
-        assert answers(extra, "/restart") == "true"
-        assert server.wait_for_log("restart done", since=mark), server.log()
-        assert f"stopped listening on http://127.0.0.1:{extra}" in server.log_since(mark)
-        assert wait_until(lambda: answers(extra) is None)
-        assert answers(server.port) == "hello"
+        # The second listener goes away again; the first and both WebSockets stay, the one
+        # the closed listener accepted too.
+        with connect(f"ws://127.0.0.1:{extra}/ws") as other:
+            mark = server.log_mark()
+            listeners.write_text("-- none again\n")
+            assert answers(extra, "/restart") == "true"
+            assert server.wait_for_log("restart done", since=mark), server.log()
+            assert f"stopped listening on http://127.0.0.1:{extra}" in server.log_since(mark)
+            assert wait_until(lambda: answers(extra) is None)
+            assert answers(server.port) == "hello"
+            other.send("still here")
+            assert other.recv(timeout=5) == "echo still here"
         ws.send("three")
         assert ws.recv(timeout=5) == "echo three"
     # OnBeforeBinding ran at the start and at each restart, seeing the declared listeners.
