@@ -1,6 +1,5 @@
 // The listening server: binds its listeners, hands each connection to its pipeline, and owns
 // the file thread pool.
-import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -87,13 +86,9 @@ public final class Server: Sendable {
             guard listeners.withLockedValue({ !$0.closed }) else { throw ChannelError.ioOnClosedChannel }
             let tls = try contexts(for: listener, key: key)
             let descriptor = try inherited ?? ListeningDescriptor.open(host: listener.host, port: listener.port, backlog: listener.backlog)
-            let channel: Channel
-            do {
-                channel = try bootstrap(tls: tls, backlog: listener.backlog).withBoundSocket(descriptor).wait()
-            } catch {
-                close(descriptor)
-                throw error
-            }
+            // Should NIO fail to take the descriptor, it may have closed it already: it is not
+            // closed again here, where its number may belong to someone else by now.
+            let channel = try bootstrap(tls: tls, backlog: listener.backlog).withBoundSocket(descriptor).wait()
             ListeningDescriptor.setBacklog(descriptor, listener.backlog)
             let kept = listeners.withLockedValue { state -> Bool in
                 guard !state.closed else { return false }
