@@ -30,6 +30,7 @@ extension LuaVM {
         installRouting()
         installWebSocketServer()
         installTCP()
+        installRawConnections()
         installRegex()
         L.setField(-2, "re")
         installHTTPClient()
