@@ -131,8 +131,7 @@ private let rawIndex: LuaFunction = { L in
 /// open), `nil, err` on a failure.
 private let rawRead: LuaFunction = { L in
     let L = L!
-    guard let raw = raw(L, "read") else { return LuaReturn.raise }
-    guard LuaVM.checked(L, LuaAPI.rawRead) != nil else { return LuaReturn.raise }
+    guard LuaVM.checked(L, LuaAPI.rawRead) != nil, let raw = raw(L, "read") else { return LuaReturn.raise }
     var maxBytes = Int.max
     if L.type(at: 2) != LUA_TNONE, L.type(at: 2) != LUA_TNIL {
         guard let value = L.number(at: 2), value >= 1, value == value.rounded(), value < 1e15 else {
@@ -168,8 +167,7 @@ private let rawRead: LuaFunction = { L in
 /// ("closed", "timeout": the connection is closed then, the stream being out of step).
 private let rawWrite: LuaFunction = { L in
     let L = L!
-    guard let raw = raw(L, "write") else { return LuaReturn.raise }
-    guard LuaVM.checked(L, LuaAPI.rawWrite) != nil else { return LuaReturn.raise }
+    guard LuaVM.checked(L, LuaAPI.rawWrite) != nil, let raw = raw(L, "write") else { return LuaReturn.raise }
     guard L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
         return L.raise("conn:write: expected a string, got \(L.describe(at: 2))")
     }

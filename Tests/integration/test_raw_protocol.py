@@ -2,7 +2,8 @@
 protocol served by a Lua script beside HTTP/1.1 and HTTP/2 on the same port, over real sockets.
 The app's protocol: the first line may be anything that is not HTTP; then `PING` (answered
 `PONG`), `echo <text>`, `flood <n>` (n MiB written, with a 2 s write timeout), `hang` (a read
-with the default timeout), `quit`. First bytes `nope` make the event return false, `boom`
+with the default timeout), `patient` (reads again after every timeout), `spin` (a loop without
+end), `quit`. First bytes `nope` make the event return false, `boom`
 raise an error, `spawn` serve the connection from a thread moonwire.spawn started."""
 import socket
 import time
@@ -14,7 +15,7 @@ from harness import Bystander, exchange, wait_until
 from tls_certs import client_context, start_tls
 
 APP = r"""
-moonwire.options{ limits = { header_timeout = 2 } }
+moonwire.options{ limits = { header_timeout = 2, handler_timeout = 4 } }
 local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
 local function record(name, line)
   local f = assert(io.open(dir .. "/" .. name, "a"))
@@ -59,6 +60,10 @@ local function serve(conn, pending)
       elseif word == "hang" then
         local more, err = conn:read()
         conn:write("read: " .. tostring(more) .. " " .. tostring(err) .. "\r\n")
+      elseif word == "patient" then
+        repeat local more, err = conn:read() until err ~= "timeout"
+      elseif word == "spin" then
+        while true do end
       elseif word == "quit" then
         conn:write("BYE\r\n")
         conn:close()
@@ -180,6 +185,27 @@ def test_silent_client_read_times_out_after_header_timeout(server):
         assert 1.5 < time.monotonic() - started < 4, "header_timeout is 2 s in this app"
         sock.sendall(b"PING\n")
         assert lines(sock, 1) == "PONG\r\n", "a read that timed out leaves the connection open"
+
+
+def test_silent_client_is_not_held_past_handler_timeout(server):
+    mark = server.log_mark()
+    with server.connect() as sock:
+        sock.sendall(b"patient\n")
+        assert lines(sock, 1).startswith("first ")
+        started = time.monotonic()
+        assert closed_by_server(sock, timeout=10)
+        assert 3 < time.monotonic() - started < 7, "handler_timeout is 4 s in this app"
+    assert server.wait_for_log("timed out after 4.0 seconds (limits.handler_timeout)", since=mark), server.log_since(mark)
+
+
+def test_runaway_script_loses_its_connection_to_the_cpu_budget(server):
+    mark = server.log_mark()
+    with server.connect() as sock:
+        sock.sendall(b"spin\n")
+        assert lines(sock, 1).startswith("first ")
+        assert closed_by_server(sock, timeout=10)
+    assert server.wait_for_log("OnUnknownProtocol failed", since=mark), server.log_since(mark)
+    server.assert_alive()
 
 
 def test_client_that_never_reads_holds_the_writer_not_memory(server):
