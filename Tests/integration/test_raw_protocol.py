@@ -220,6 +220,7 @@ def test_client_that_never_reads_holds_the_writer_not_memory(server):
             assert wait_until(lambda: len(server.records("flood.log")) > mark, timeout=10)
             grown = server.rss_mib() - before
     outcome = server.records("flood.log")[mark]
+    print(f"flood to a client that never reads: {outcome}; RSS grew {grown:.1f} MiB")
     assert outcome.startswith("stopped after ") and outcome.endswith(": timeout"), outcome
     assert int(outcome.split()[2]) < 32, outcome
     assert grown < 64, f"RSS grew {grown:.0f} MiB while the client did not read"
