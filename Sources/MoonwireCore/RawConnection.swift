@@ -3,7 +3,8 @@
 // until a read wants bytes (autoRead is off), so a client that sends without being asked fills
 // the kernel's buffers, never the server's memory; a write completes once the kernel has taken
 // it, so a client that never reads holds the writer, not a growing queue. One read and one write
-// may be pending at a time. A connection nobody uses (no read or write pending) closes after
+// may be pending at a time. A client may shut down its sending side and still read the answer.
+// A connection nobody uses (no read or write pending) closes after
 // `idleTimeout`. Confined to its event loop: every method runs there, completions too.
 import NIOCore
 
@@ -34,7 +35,7 @@ public final class RawConnection: ChannelInboundHandler {
     private var reading: (max: Int, pending: Pending<(ReadResult) -> Void>)?
     private var writing: Pending<(TCPSocketError?) -> Void>?
     private var idleTimer: Scheduled<Void>?
-    /// The client sent its end (or the connection closed): reads drain the buffer, then end.
+    /// The client shut its sending side down: reads drain the buffer, then end; writes go on.
     private var inputEnded = false
     /// The connection is closed: writes fail.
     public private(set) var isClosed = false
@@ -183,6 +184,8 @@ public final class RawConnection: ChannelInboundHandler {
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        // A client that shuts down its sending side (netcat -N) still gets the answer.
+        try? context.channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         armIdleTimer()
     }
 

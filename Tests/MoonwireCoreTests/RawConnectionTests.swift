@@ -60,6 +60,19 @@ final class RawConnectionTests: XCTestCase {
         XCTAssertEqual(outcomes.reads, ["last words", "<end>"])
     }
 
+    func testAfterTheClientsHalfCloseReadsEndAndWritesGoOn() throws {
+        let (channel, connection, outcomes) = try makeConnection()
+        defer { _ = try? channel.finish() }
+        try channel.writeInbound(ByteBuffer(string: "bye"))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        connection.read(max: .max, timeout: nil, completion: outcomes.record)
+        connection.read(max: .max, timeout: nil, completion: outcomes.record)
+        XCTAssertEqual(outcomes.reads, ["bye", "<end>"])
+        connection.write(ByteBuffer(string: "answer"), timeout: nil) { outcomes.writes.append($0) }
+        XCTAssertEqual(outcomes.writes, [nil])
+        XCTAssertTrue(channel.isActive)
+    }
+
     func testClosingHereEndsAPendingReadAndFailsWrites() throws {
         let (channel, connection, outcomes) = try makeConnection()
         defer { _ = try? channel.finish() }

@@ -36,6 +36,7 @@ local function serve(conn, pending)
       local more, err = conn:read()
       if more == nil then
         record("raw.log", "end " .. tostring(err))
+        conn:close()
         return true
       end
       pending = pending .. more
@@ -166,6 +167,14 @@ def test_client_that_closes_mid_read_gives_nil(server):
         assert "PONG" in lines(sock, 2)
     # conn:read() returned a single nil: err is nil too.
     assert wait_until(lambda: server.records("raw.log")[mark:] == ["end nil"]), server.records("raw.log")
+
+
+def test_client_that_shuts_down_its_side_still_gets_the_answer(server):
+    with server.connect() as sock:
+        sock.sendall(b"PING\necho after my end\n")
+        sock.shutdown(socket.SHUT_WR)
+        assert lines(sock, 3).endswith("PONG\r\nafter my end\r\n")
+        assert closed_by_server(sock), "the script closes once conn:read returned nil"
 
 
 def test_spawned_thread_serves_the_connection(server):
