@@ -67,7 +67,8 @@ extension LuaVM {
             return 2
         } then: { result in
             if case .success(let (T, count)) = result {
-                guard firstResultTruth(T, count) != true else { return }
+                // Only true itself keeps it, as OnSSLVerifyPeer admits: fail closed.
+                guard !(count > 0 && T.type(at: -count) == LUA_TBOOLEAN && lua_toboolean(T, -count) != 0) else { return }
                 let returned = count > 0 ? T.describe(at: -count) : "nothing"
                 let client = "\(connection.info.remoteIP):\(connection.info.remotePort)"
                 logger.warning("OnUnknownProtocol returned \(returned), not true: the connection from \(client) is closed")

@@ -4,7 +4,7 @@ The app's protocol: the first line may be anything that is not HTTP; then `PING`
 `PONG`), `echo <text>`, `flood <n>` (n MiB written, with a 2 s write timeout), `hang` (a read
 with the default timeout), `patient` (reads again after every timeout), `spin` (a loop without
 end), `quit`. First bytes `nope` make the event return false, `boom`
-raise an error, `spawn` serve the connection from a thread moonwire.spawn started."""
+raise an error, `truthy` return "yes" (not true), `spawn` serve the connection from a thread moonwire.spawn started."""
 import socket
 import time
 
@@ -77,6 +77,7 @@ end
 function OnUnknownProtocol(conn, first)
   record("first.log", (first:gsub(".", function(c) return ("%02x"):format(c:byte()) end)))
   if first:find("^nope") then return false end
+  if first:find("^truthy") then return "yes" end
   if first:find("^boom") then error("refused on purpose") end
   if first:find("^spawn") then
     moonwire.spawn(serve, conn, first)
@@ -238,12 +239,15 @@ def test_client_that_never_reads_holds_the_writer_not_memory(server):
 
 # --- refusals and failures close the connection -------------------------------------------------
 
-def test_event_that_returns_false_closes_with_a_log_line(server):
+@pytest.mark.parametrize("first, returned", [(b"nope\n", "false"), (b"truthy\n", "yes")])
+def test_event_that_does_not_return_true_closes_with_a_log_line(server, first, returned):
     mark = server.log_mark()
     with server.connect() as sock:
-        sock.sendall(b"nope\n")
+        sock.sendall(first)
         assert closed_by_server(sock)
-    assert server.wait_for_log("OnUnknownProtocol returned false, not true", since=mark), server.log_since(mark)
+    assert server.wait_for_log("OnUnknownProtocol returned ", since=mark), server.log_since(mark)
+    line = next(line for line in server.log_since(mark).splitlines() if "OnUnknownProtocol returned" in line)
+    assert returned in line and "not true: the connection from 127.0.0.1:" in line, line
     server.assert_alive()
 
 
