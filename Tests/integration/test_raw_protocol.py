@@ -5,6 +5,7 @@ The app's protocol: the first line may be anything that is not HTTP; then `PING`
 with the default timeout), `patient` (reads again after every timeout), `spin` (a loop without
 end), `quit`. First bytes `nope` make the event return false, `boom`
 raise an error, `truthy` return "yes" (not true), `spawn` serve the connection from a thread moonwire.spawn started."""
+import signal
 import socket
 import time
 
@@ -266,6 +267,28 @@ def test_no_handler_keeps_http_behaviour(moonwire):
     reply = exchange(plain.port, b"PING\r\n", idle=3)
     assert reply.data.startswith(b"HTTP/1.1 400 "), reply.data[:200]
     plain.assert_alive()
+
+
+def test_a_reload_adds_and_removes_the_event_and_kept_connections_stay(moonwire):
+    without = 'moonwire.get("/alive", function(req, res) res:send("alive") end)\n'
+    server = moonwire(without, threads=1)
+    assert exchange(server.port, b"PING\r\n", idle=3).data.startswith(b"HTTP/1.1 400 ")
+    main = server.scripts / "main.lua"
+
+    def reload(source, generation):
+        main.write_text(source)
+        server.process.send_signal(signal.SIGHUP)
+        assert server.wait_for_log(f"generation={generation}"), server.log()[-2000:]
+
+    reload(APP, 2)
+    with server.connect() as kept:
+        kept.sendall(b"PING\r\n")
+        assert lines(kept, 2).endswith("PONG\r\n")
+        reload(without, 3)
+        assert exchange(server.port, b"PING\r\n", idle=3).data.startswith(b"HTTP/1.1 400 ")
+        kept.sendall(b"echo still served by the generation that took it\n")
+        assert lines(kept, 1) == "still served by the generation that took it\r\n"
+    server.assert_alive()
 
 
 # --- HTTP on the same port ----------------------------------------------------------------------
