@@ -1,15 +1,14 @@
 // What a newly accepted connection becomes. On a TLS listener: the ClientHello's ALPN offer
 // goes to the delegate, then TLS, then HTTP/2 or HTTP/1.1 as ALPN decided. On a plain
-// listener: HTTP/2 when the first bytes are its preface (prior knowledge), else HTTP/1.1
-// (which may still upgrade to h2c or WebSocket).
+// listener: HTTP/2 when the first bytes are its preface (prior knowledge), a raw connection
+// when they are neither HTTP nor TLS and the delegate takes those, else HTTP/1.1 (which may
+// still upgrade to h2c or WebSocket). Over TLS, raw connections are told from HTTP/1.1 by the
+// first decrypted bytes.
 import NIOCore
 import NIOSSL
 import NIOTLS
 
 enum ConnectionPipeline {
-    /// The HTTP/2 connection preface (RFC 9113 section 3.4).
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-
     static func configure(_ channel: Channel, tls: TLSListenerContexts?, environment: ConnectionEnvironment) throws {
         let pipeline = channel.pipeline.syncOperations
         let limits = environment.limits
@@ -27,27 +26,42 @@ enum ConnectionPipeline {
                         try addTLS(channel, context: tls.context(choosing: choice.flatMap { offered.contains($0) ? $0 : nil }),
                             settings: tls.settings, handshakeTimeout: handshakeTimeout, environment: environment)
                     }))
-        } else if environment.http2.enabled {
-            try pipeline.addHandler(
-                FirstBytesRouter(
-                    idleTimeout: limits.keepAliveTimeout, headerTimeout: limits.headerTimeout, maxBytes: preface.count, classify: isPreface,
-                    configure: { isHTTP2, _ in
-                        if isHTTP2 {
-                            try HTTP2Pipeline.configure(channel, environment: environment, scheme: "http")
-                        } else {
-                            try HTTP1Pipeline.configure(pipeline, environment: environment, scheme: "http")
-                        }
-                    }))
+        } else if environment.http2.enabled || environment.delegate.takesUnknownProtocols {
+            try addRouter(channel, environment: environment, scheme: "http")
         } else {
             try HTTP1Pipeline.configure(pipeline, environment: environment, scheme: "http")
         }
     }
 
-    private static func isPreface(_ bytes: ByteBuffer) -> FirstBytesVerdict<Bool> {
+    /// Routes by the first bytes (on a TLS connection: the first decrypted bytes): HTTP/2 by its
+    /// preface when `scheme` is "http" and HTTP/2 is on, a raw connection when the delegate
+    /// takes unknown protocols, HTTP/1.1 otherwise. Without unknown protocols only the preface
+    /// is looked for, so HTTP/1.1 is decided on the first byte that departs from it.
+    private static func addRouter(_ channel: Channel, environment: ConnectionEnvironment, scheme: String) throws {
+        let limits = environment.limits
+        let sniffs = environment.delegate.takesUnknownProtocols
+        try channel.pipeline.syncOperations.addHandler(
+            FirstBytesRouter(
+                idleTimeout: limits.keepAliveTimeout, headerTimeout: limits.headerTimeout, maxBytes: RawProtocolSniffer.maxBytes,
+                classify: { sniffs ? RawProtocolSniffer.classify($0) : isPreface($0) },
+                configure: { kind, _ in
+                    switch kind {
+                    case .http2 where scheme == "http" && environment.http2.enabled:
+                        try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme)
+                    case .unknown where environment.delegate.takesUnknownProtocols:
+                        try RawConnection.install(on: channel, environment: environment)
+                    default:
+                        try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: scheme)
+                    }
+                }))
+    }
+
+    private static func isPreface(_ bytes: ByteBuffer) -> FirstBytesVerdict<PlainProtocol> {
+        let preface = RawProtocolSniffer.preface
         let count = min(bytes.readableBytes, preface.count)
         let start = bytes.readableBytesView.startIndex
-        guard bytes.readableBytesView[start..<start + count].elementsEqual(preface[..<count]) else { return .decided(false) }
-        return count == preface.count ? .decided(true) : .needMore
+        guard bytes.readableBytesView[start..<start + count].elementsEqual(preface[..<count]) else { return .decided(.http1) }
+        return count == preface.count ? .decided(.http2) : .needMore
     }
 
     private static func addTLS(
@@ -82,6 +96,8 @@ enum ConnectionPipeline {
                 channel.pipeline.syncOperations.removeHandler(handshakeTimeout, promise: nil)
                 if case .negotiated("h2") = result {
                     try HTTP2Pipeline.configure(channel, environment: environment, scheme: "https")
+                } else if environment.delegate.takesUnknownProtocols {
+                    try addRouter(channel, environment: environment, scheme: "https")
                 } else {
                     try HTTP1Pipeline.configure(channel.pipeline.syncOperations, environment: environment, scheme: "https")
                 }

@@ -1,6 +1,7 @@
 // Holds a new connection's first bytes until they tell which protocol it speaks (TLS with
-// which ALPN offer, the HTTP/2 preface or HTTP/1.1), then installs that protocol's handlers,
-// hands them the bytes and steps out of the pipeline.
+// which ALPN offer, the HTTP/2 preface, HTTP/1.1, or none the server knows: a raw connection,
+// see RawProtocolSniffer), then installs that protocol's handlers, hands them the bytes and
+// steps out of the pipeline.
 import NIOCore
 
 /// What the first bytes said.

@@ -30,6 +30,14 @@ public protocol ServerDelegate: WebSocketDelegate {
     /// A client certificate verified against the listener's CA (OnSSLVerifyPeer); false
     /// refuses the handshake, which waits for the answer.
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool>
+
+    /// Whether the delegate takes connections whose first bytes are neither HTTP nor TLS
+    /// (OnUnknownProtocol is defined). When false, those bytes go to HTTP/1.1, which refuses them.
+    var takesUnknownProtocols: Bool { get }
+
+    /// A connection's first bytes were neither HTTP nor TLS: `connection` is the rest of its
+    /// stream. The delegate owns it and closes it when it does not keep it.
+    func unknownProtocol(_ connection: RawConnection, firstBytes: ByteBuffer)
 }
 
 /// A delegate's answer to a question the server asks: at once, or later on the loop that asked
@@ -93,8 +101,8 @@ public protocol WebSocketDelegate: AnyObject {
 
 /// What a delegate that serves plain HTTP answers to the rest: accept every connection, ignore
 /// protocol errors (the server has logged and answered them), push nothing, keep the server's
-/// ALPN preference, trust what the TLS library verified, and handle upgrade requests as plain
-/// requests.
+/// ALPN preference, trust what the TLS library verified, leave unknown protocols to HTTP/1.1,
+/// and handle upgrade requests as plain requests.
 public extension ServerDelegate {
     func shouldAccept(_ connection: ConnectionInfo) -> DelegateAnswer<Bool> { .now(true) }
     func protocolError(_ connection: ConnectionInfo, message: String) {}
@@ -102,6 +110,8 @@ public extension ServerDelegate {
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int? { nil }
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> { .now(true) }
+    var takesUnknownProtocols: Bool { false }
+    func unknownProtocol(_ connection: RawConnection, firstBytes: ByteBuffer) { connection.close() }
     func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
         decision.succeed(.decline)
     }

@@ -119,7 +119,7 @@ enum LuaAPI {
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]
             + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
-            + anywhere + tcpFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
+            + anywhere + tcpFunctions + rawFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
             + metricsFunctions
     }
 }

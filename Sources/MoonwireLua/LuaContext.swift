@@ -17,7 +17,8 @@ struct LuaContext: OptionSet, Sendable {
     static let handshake = LuaContext(rawValue: 1 << 2)
     /// The events of an open WebSocket (OnConnect ... OnDisconnect).
     static let webSocket = LuaContext(rawValue: 1 << 3)
-    /// Events of a connection before HTTP: OnTCPConnect, OnError and the TLS events.
+    /// Events of a connection before HTTP: OnTCPConnect, OnError, the TLS events and
+    /// OnUnknownProtocol.
     static let connection = LuaContext(rawValue: 1 << 4)
     /// OnBeforeBinding, OnStartup and OnShutdown.
     static let lifecycle = LuaContext(rawValue: 1 << 5)
@@ -70,7 +71,7 @@ enum LuaEvent: Sendable, Equatable {
     /// OnBeforeCommand of an upgrade request, which runs before OnHandshake.
     case onBeforeUpgrade, onHandshake
     case onConnect, onMessage, onBinary, onFragmented, onBeforeHeartBeat, onAsynchronous, onDisconnect
-    case onTCPConnect, onError, onSSLALPNSelect, onSSLVerifyPeer
+    case onTCPConnect, onError, onSSLALPNSelect, onSSLVerifyPeer, onUnknownProtocol
     case onBeforeBinding, onStartup, onShutdown
     case onException
     case onHTTP2BeforeAsyncRequest
@@ -88,7 +89,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onAuthentication, .onUnknownAuthentication: .request
         case .onBeforeUpgrade, .onHandshake, .onUpgradeAuthentication, .onUpgradeUnknownAuthentication: .handshake
         case .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect: .webSocket
-        case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer: .connection
+        case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onUnknownProtocol: .connection
         case .onBeforeBinding, .onStartup, .onShutdown: .lifecycle
         case .onException: .exception
         case .onHTTP2BeforeAsyncRequest: .dispatch
@@ -134,6 +135,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onSSLALPNSelect: "OnSSLALPNSelect"
         case .onSSLVerifyPeer: "OnSSLVerifyPeer"
         case .onBeforeBinding: "OnBeforeBinding"
+        case .onUnknownProtocol: "OnUnknownProtocol"
         case .onStartup: "OnStartup"
         case .onShutdown: "OnShutdown"
         case .onException: "OnException"

@@ -131,6 +131,12 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.verifyPeer(connection, certificate: certificate)
     }
 
+    public var takesUnknownProtocols: Bool { current.takesUnknownProtocols }
+
+    public func unknownProtocol(_ connection: RawConnection, firstBytes: ByteBuffer) {
+        current.unknownProtocol(connection, firstBytes: firstBytes)
+    }
+
     public func protocolError(_ connection: ConnectionInfo, message: String) {
         current.protocolError(connection, message: message)
     }

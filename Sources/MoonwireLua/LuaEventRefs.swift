@@ -28,6 +28,7 @@ struct LuaEventRefs {
     var onException: Int32 = LUA_NOREF
     var onALPNSelect: Int32 = LUA_NOREF
     var onVerifyPeer: Int32 = LUA_NOREF
+    var onUnknownProtocol: Int32 = LUA_NOREF
     var onBeforeAsyncRequest: Int32 = LUA_NOREF
     var onInvalidSession: Int32 = LUA_NOREF
     var onCreateSession: Int32 = LUA_NOREF
@@ -76,6 +77,7 @@ struct LuaEventRefs {
         onException = reference("OnException")
         onALPNSelect = reference("OnSSLALPNSelect")
         onVerifyPeer = reference("OnSSLVerifyPeer")
+        onUnknownProtocol = reference("OnUnknownProtocol")
         onBeforeAsyncRequest = reference("OnHTTP2BeforeAsyncRequest")
         onInvalidSession = reference("OnInvalidSession")
         onCreateSession = reference("OnCreateSession")

@@ -31,6 +31,7 @@ extension LuaVM {
         installRouting()
         installWebSocketServer()
         installTCP()
+        installRawConnections()
         installRegex()
         L.setField(-2, "re")
         installHTTPClient()

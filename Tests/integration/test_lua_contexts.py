@@ -62,6 +62,10 @@ CALLS = {
     # one (see HOLDS); they check their context as connect does.
     "sock:send": "K:send('x')",
     "sock:receive": "K:receive()",
+    # A raw connection exists only in OnUnknownProtocol: its methods are reached through the
+    # metatable's __index, and check their context before their object.
+    "conn:read": "debug.getregistry()['moonwire.rawconn'].__index(nil, 'read')(nil)",
+    "conn:write": "debug.getregistry()['moonwire.rawconn'].__index(nil, 'write')(nil, 'x')",
     "moonwire.limit": "moonwire.limit('probe', 1, 1)",
     "moonwire.stop": "moonwire.stop()",
     "moonwire.restart": "moonwire.restart()",
