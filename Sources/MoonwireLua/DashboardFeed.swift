@@ -51,6 +51,8 @@ public final class DashboardFeed: Sendable {
         var lastEvent: ByteBuffer?
         var task: RepeatedTask?
         var started = NIODeadline.now()
+        /// The server is stopping: streams are ended, new ones end at once.
+        var closed = false
     }
 
     private let metrics: ServerMetrics
@@ -75,11 +77,23 @@ public final class DashboardFeed: Sendable {
 
     /// Adds a stream to the feed; it gets the latest frame at once, then one a second.
     func add(_ stream: ServerSentEventStream) {
-        let last = state.withLockedValue { state in
-            state.streams.append(stream)
-            return state.lastEvent
+        let (last, closed) = state.withLockedValue { state in
+            if !state.closed { state.streams.append(stream) }
+            return (state.lastEvent, state.closed)
         }
         if let last { stream.send(last) }
+        if closed { stream.close() }
+    }
+
+    /// Ends every stream, and those added later at once: a feed never ends by itself, so an
+    /// open dashboard would otherwise hold a graceful stop for its whole drain timeout.
+    public func close() {
+        let streams = state.withLockedValue { state in
+            state.closed = true
+            defer { state.streams.removeAll() }
+            return state.streams
+        }
+        for stream in streams { stream.close() }
     }
 
     /// Takes a sample, and sends its frame to the streams still open.

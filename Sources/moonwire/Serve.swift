@@ -102,6 +102,7 @@ struct Serve: ParsableCommand {
         stops.wait()
         hangup.cancel()
         watcher?.stop()
+        stack.runtime.dashboard.close()
         GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, logger: logger)
         stops.release()
         try stack.stop()

@@ -7,16 +7,16 @@ import XCTest
 final class DashboardSampleTests: XCTestCase {
     func testReadsTheBuiltInSeriesOfTheRegistry() {
         let metrics = ServerMetrics()
-        metrics.requestCounter(method: "GET", status: 200, route: "/a").increment(by: 7)
-        metrics.requestCounter(method: "POST", status: 201, route: "none").increment(by: 2)
-        metrics.requestCounter(method: "GET", status: 404, route: "none").increment(by: 3)
+        metrics.requestCounter(method: "GET", status: 200, route: "/a").increment(by: Int64(7))
+        metrics.requestCounter(method: "POST", status: 201, route: "none").increment(by: Int64(2))
+        metrics.requestCounter(method: "GET", status: 404, route: "none").increment(by: Int64(3))
         metrics.requestCounter(method: "GET", status: 503, route: "/b").increment()
-        metrics.openConnections.increment(by: 4)
+        metrics.openConnections.increment(by: 4.0)
         metrics.openWebSockets.increment()
-        metrics.counter("moonwire_lua_faults_total", labels: [("kind", "timeout")]).increment(by: 2)
+        metrics.counter("moonwire_lua_faults_total", labels: [("kind", "timeout")]).increment(by: Int64(2))
         metrics.counter("moonwire_reloads_total").increment()
         // A script's series with a look-alike label is not the server's.
-        metrics.counter("app_total", labels: [("status", "500")]).increment(by: 99)
+        metrics.counter("app_total", labels: [("status", "500")]).increment(by: Int64(99))
         for _ in 0..<3 { metrics.latency.observe(nanoseconds: 2_000_000) }
         metrics.latency.observe(nanoseconds: 30_000_000_000)
 

@@ -144,6 +144,28 @@ def test_the_page_and_the_feed_are_behind_authentication(moonwire):
     assert frame["status"]["4xx"] == 4
 
 
+def test_an_open_feed_does_not_hold_a_graceful_stop(moonwire):
+    server = moonwire(APP.replace("moonwire.options{", "moonwire.options{drain_timeout = 30, "))
+    with httpx.stream("GET", server.url + "/_dashboard/feed", timeout=10) as reply:
+        lines = reply.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 5
+        # The stream ended with its last chunk: httpx raises on a body cut short.
+        list(lines)
+    assert "drain timeout" not in server.log()
+
+
+def test_feeds_whose_clients_left_are_let_go(moonwire):
+    server = moonwire(APP)
+    for _ in range(5):
+        with httpx.stream("GET", server.url + "/_dashboard/feed", timeout=10) as reply:
+            assert next(line for line in reply.iter_lines() if line.startswith("data: "))
+    frame = frames(server, lambda f: f["connections"] == 1)
+    assert frame["connections"] == 1
+
+
 def test_the_page_in_a_browser_counts_the_traffic(moonwire):
     server = moonwire(APP)
     driver = chromium_driver()
