@@ -57,7 +57,8 @@ enum DashboardPage {
         .chart-head { display: flex; align-items: baseline; justify-content: space-between; margin-bottom: 10px; }
         .chart-head h2, .table-card h2 { font-size: 14px; margin: 0; font-weight: 600; }
         .chart-card { display: flex; flex-direction: column; }
-        canvas { width: 100%; height: 190px; flex: 1; min-height: 190px; display: block; }
+        .chart-box { flex: 1; position: relative; min-height: 200px; }
+        canvas { position: absolute; inset: 0; width: 100%; height: 100%; display: block; }
         .row { display: grid; grid-template-columns: 2fr 1fr; gap: 14px; }
         @media (max-width: 860px) { .row { grid-template-columns: 1fr; } }
         .kinds { display: grid; gap: 8px; margin-top: 12px; }
@@ -95,7 +96,7 @@ enum DashboardPage {
           <section class="row">
             <div class="card chart-card">
               <div class="chart-head"><h2>Requests per second</h2><span class="label" id="chart-note">last 2 minutes</span></div>
-              <canvas id="chart" aria-label="requests per second over the last two minutes"></canvas>
+              <div class="chart-box"><canvas id="chart" aria-label="requests per second over the last two minutes"></canvas></div>
             </div>
             <div class="card">
               <div class="label">Lua faults</div><div class="value" id="faults">–</div>

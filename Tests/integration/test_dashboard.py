@@ -4,7 +4,7 @@ sent (requests by status class, latency, connections and WebSockets, Lua faults,
 table of recent faults and reloads); the page and the feed behind authentication; bad options
 are load errors; and the page in a real browser (Chromium headless through Selenium): it loads
 without console errors and its request counter rises while traffic is sent. The browser test
-saves a screenshot under .build/test-artifacts/."""
+saves screenshots (light and dark) under .build/test-artifacts/."""
 import base64
 import json
 import signal
@@ -193,9 +193,13 @@ def test_the_page_in_a_browser_counts_the_traffic(moonwire):
         assert "kaboom" in driver.find_element("id", "events").text
         artifacts = REPO / ".build" / "test-artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        screenshot = artifacts / "dashboard.png"
-        driver.save_screenshot(str(screenshot))
-        print(f"dashboard screenshot: {screenshot}")
+        for scheme in ("light", "dark"):
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+                "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            time.sleep(1.2)  # one more frame, drawn in the scheme's colours
+            screenshot = artifacts / f"dashboard-{scheme}.png"
+            driver.save_screenshot(str(screenshot))
+            print(f"dashboard screenshot: {screenshot}")
         problems = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
         assert problems == [], problems
     finally:
