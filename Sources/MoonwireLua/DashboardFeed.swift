@@ -18,7 +18,8 @@ public final class DashboardFeed: Sendable {
         /// Seconds since the feed started.
         var uptime: Double
         var requests: Double
-        /// Requests per second over the last second, then the seconds before it, oldest first.
+        /// Requests per second over the last second; `history`: the rate of each of the last
+        /// `historyLength` seconds, oldest first (the last is `rps`).
         var rps: Double
         var history: [Double]
         /// Totals by status class ("1xx" ... "5xx").
