@@ -24,6 +24,10 @@ moonwire.get("/boom", function(req, res) error("kaboom from the test") end)
 function OnMessage(ws, text) ws:send("echo " .. text) end
 """
 
+AUTHENTICATED = r"""
+moonwire.options{dashboard = {path = "/ops/dashboard"}, authentication = {enabled = true}}
+function OnAuthentication(req, user, password) return user == "ops" and password == "pw" end
+"""
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"ops:pw").decode()}
 
 
@@ -129,10 +133,7 @@ def test_a_failed_reload_is_listed(moonwire):
 
 
 def test_the_page_and_the_feed_are_behind_authentication(moonwire):
-    server = moonwire(r"""
-    moonwire.options{dashboard = {path = "/ops/dashboard"}, authentication = {enabled = true}}
-    function OnAuthentication(req, user, password) return user == "ops" and password == "pw" end
-    """)
+    server = moonwire(AUTHENTICATED)
     for path in ("/ops/dashboard", "/ops/dashboard/feed"):
         refused = server.get(path)
         assert refused.status_code == 401, path
@@ -142,6 +143,18 @@ def test_the_page_and_the_feed_are_behind_authentication(moonwire):
     # The refusals were answered and counted like any request.
     frame = frames(server, lambda f: f["status"]["4xx"] >= 4, path="/ops/dashboard/feed", headers=BASIC)
     assert frame["status"]["4xx"] == 4
+
+
+def test_a_browser_signed_in_with_basic_gets_the_feed(moonwire):
+    server = moonwire(AUTHENTICATED)
+    driver = chromium_driver()
+    try:
+        driver.get(f"http://ops:pw@127.0.0.1:{server.port}/ops/dashboard")
+        status = lambda: driver.find_element("id", "status-text").text  # noqa: E731
+        assert wait_until(lambda: status().startswith("live"), timeout=10), status()
+        assert driver.get_log("browser") == []
+    finally:
+        driver.quit()
 
 
 def test_an_open_feed_does_not_hold_a_graceful_stop(moonwire):
