@@ -21,16 +21,20 @@ public final class DashboardEventLog: Sendable {
         public var detail: String
     }
 
-    /// How many entries are kept.
-    static let capacity = 20
+    /// How many faults and how many reloads are kept: apart, so that a storm of faults does
+    /// not push the last reloads out of the table.
+    static let faultCapacity = 20
+    static let reloadCapacity = 10
     /// How much of a message is kept: the table shows one line.
     static let messageLimit = 300
-    private let entries = NIOLockedValueBox<[Entry]>([])
+    private let entries = NIOLockedValueBox<(faults: [Entry], reloads: [Entry])>(([], []))
 
     init() {}
 
     /// The entries, oldest first.
-    public var recent: [Entry] { entries.withLockedValue { $0 } }
+    public var recent: [Entry] {
+        entries.withLockedValue { $0.faults + $0.reloads }.sorted { $0.time < $1.time }
+    }
 
     /// Notes a fault of a script: its kind, its message, and where it happened.
     func fault(_ kind: LuaScriptError.Kind, message: String, detail: String) {
@@ -59,8 +63,13 @@ public final class DashboardEventLog: Sendable {
             time: Int64(Date().timeIntervalSince1970 * 1000), type: type, kind: kind,
             message: String(firstLine.prefix(Self.messageLimit)), detail: String(detail.prefix(Self.messageLimit)))
         entries.withLockedValue { entries in
-            if entries.count == Self.capacity { entries.removeFirst() }
-            entries.append(entry)
+            if type == "reload" {
+                if entries.reloads.count == Self.reloadCapacity { entries.reloads.removeFirst() }
+                entries.reloads.append(entry)
+            } else {
+                if entries.faults.count == Self.faultCapacity { entries.faults.removeFirst() }
+                entries.faults.append(entry)
+            }
         }
     }
 }

@@ -204,6 +204,9 @@ def test_the_page_in_a_browser_counts_the_traffic(moonwire):
         assert wait_until(lambda: counter() >= before + 40, timeout=15), (before, counter())
         assert wait_until(lambda: driver.find_element("id", "p50").text not in ("", "–"), timeout=5)
         assert "kaboom" in driver.find_element("id", "events").text
+        server.process.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "generation 2" in driver.find_element("id", "events").text, timeout=10)
+        assert driver.find_element("id", "reloads").text == "1"
         artifacts = REPO / ".build" / "test-artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         for scheme in ("light", "dark"):
