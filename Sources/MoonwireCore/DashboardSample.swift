@@ -59,7 +59,8 @@ public struct DashboardSample: Sendable, Equatable {
             if let kind = Self.label("kind", in: labels) { faults[kind, default: 0] += value }
         case "moonwire_http_request_duration_seconds_bucket":
             guard let bound = Self.label("le", in: labels) else { return }
-            let index = bound == "+Inf" ? LatencyHistogram.bounds.count : Double(bound).flatMap { LatencyHistogram.bounds.firstIndex(of: $0) }
+            let index =
+                bound == "+Inf" ? LatencyHistogram.bounds.count : Double(bound).flatMap { LatencyHistogram.bounds.firstIndex(of: $0) }
             if let index { latencyBuckets[index] = value }
         default: break
         }
