@@ -20,6 +20,10 @@ public final class LuaRuntime: Sendable {
     public let faults: FaultCounters
     /// moonwire_reloads_total and moonwire_outbound_requests_total.
     let reloads, outboundRequests: Counter
+    /// The last faults and reloads, for the live dashboard.
+    public let dashboardEvents = DashboardEventLog()
+    /// The live dashboard's feed; it samples only once started (the dashboard is on).
+    public let dashboard: DashboardFeed
     /// The time sessions, rate limits, TTLs and timers read (moved only by `moonwire test`).
     public let clock: ServerClock
     /// moonwire.shared.
@@ -53,6 +57,7 @@ public final class LuaRuntime: Sendable {
         faults = FaultCounters(metrics: metrics)
         reloads = metrics.counter("moonwire_reloads_total")
         outboundRequests = metrics.counter("moonwire_outbound_requests_total")
+        dashboard = DashboardFeed(metrics: metrics, events: dashboardEvents)
         self.scriptsDirectory = scriptsDirectory
         self.developmentMode = developmentMode
         self.logger = logger

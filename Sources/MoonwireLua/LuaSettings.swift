@@ -91,6 +91,9 @@ let luaOptions: LuaFunction = { L in
             vm.settings.metricsPath = path
         case "watchdog":
             if let error = readWatchdog(L, into: &vm.settings.watchdog) { return L.raise("moonwire.options: \(error)") }
+        case "dashboard":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: dashboard must be a table") }
+            if let error = readDashboard(L, into: &vm.settings) { return L.raise("moonwire.options: \(error)") }
         case "origins":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: origins must be a list of patterns") }
             var origins: [String] = []
@@ -113,6 +116,19 @@ let luaOptions: LuaFunction = { L in
         mw_pop(L, 1)
     }
     return 0
+}
+
+/// Reads the dashboard table on top of the stack; returns an error message for a bad value.
+private func readDashboard(_ L: LuaThread, into settings: inout ScriptSettings) -> String? {
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.dashboard, path: "dashboard.") { return error }
+    L.rawField(-1, "path")
+    let path = L.type(at: -1) == LUA_TSTRING ? L.string(at: -1) : nil
+    mw_pop(L, 1)
+    guard let path, path.hasPrefix("/"), path.count > 1, !path.hasSuffix("/") else {
+        return "dashboard.path must be a path starting with / and not ending with one (\"/_dashboard\")"
+    }
+    settings.dashboardPath = path
+    return nil
 }
 
 /// Reads the limits table on top of the stack; returns an error message for a bad value.

@@ -163,6 +163,9 @@ extension LuaVM {
     /// client first. A memory fault gives the VM its memory back before OnException runs.
     func fail(_ call: LuaCall, _ error: LuaScriptError, answer: () -> Void) {
         faults.record(error.kind)
+        runtime.dashboardEvents.fault(
+            error.kind, message: error.message,
+            detail: call.request.map { "\(call.event.name) \($0.path)" } ?? call.event.name)
         // A load's error goes to whoever loads (the start, a reload, `moonwire check`).
         if call.event != .load {
             var metadata: Logger.Metadata = ["error": "\(error.message)", "traceback": "\(error.traceback)"]

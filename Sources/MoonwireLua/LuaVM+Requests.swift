@@ -36,6 +36,7 @@ extension LuaVM {
     /// method's event; with none of them, the static files answer without a coroutine being run.
     func runHandler(_ call: LuaCall) {
         if let path = settings.metricsPath, call.request.path == path, call.isGetLike { return answerMetrics(call) }
+        if settings.dashboardPath != nil, answerDashboard(call) { return }
         if sessions.enabled, !call.sessionResolved { return startSession(call) }
         if let stream = call.request.bodyStream, call.upload == nil, hasHandler(call) { return startUpload(call, stream: stream) }
         switch call.route {

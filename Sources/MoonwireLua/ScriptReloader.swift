@@ -79,6 +79,7 @@ public final class ScriptReloader: Sendable {
         } catch {
             let scriptError = error as? LuaScriptError ?? LuaScriptError(message: "\(error)")
             failure.withLockedValue { $0 = scriptError }
+            runtime.dashboardEvents.reload(generation: next, milliseconds: 0, reason: reason, error: scriptError.message)
             runtime.logger.error(
                 "reload failed; the previous scripts keep serving",
                 metadata: ["error": "\(scriptError.message)", "traceback": "\(scriptError.traceback)", "reason": "\(reason)"])
@@ -94,6 +95,7 @@ public final class ScriptReloader: Sendable {
         runtime.reloads.increment()
         if let settings { reloaded(settings) }
         let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
+        runtime.dashboardEvents.reload(generation: next, milliseconds: milliseconds, reason: reason, error: nil)
         runtime.logger.info(
             "scripts reloaded",
             metadata: [

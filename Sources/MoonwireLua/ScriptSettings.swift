@@ -29,6 +29,9 @@ public struct ScriptSettings: Sendable {
     /// Where the Prometheus exposition is served (moonwire.options{metrics = {path =
     /// "/metrics"}}); nil: metrics are off.
     public var metricsPath: String?
+    /// Where the live dashboard is served, its feed at path/feed (moonwire.options{dashboard =
+    /// {path = "/_dashboard"}}); nil: the dashboard is off.
+    public var dashboardPath: String?
     /// Certificates of virtual hosts declared with {tls = {...}}, matched by SNI name.
     public var hostCertificates: [SNICertificate] = []
 

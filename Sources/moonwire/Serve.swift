@@ -120,6 +120,7 @@ struct Serve: ParsableCommand {
         upgradeSignal.cancel()
         hangup.cancel()
         watcher?.stop()
+        stack.runtime.dashboard.close()
         GracefulStop.drain(server, timeout: try stack.drainTimeout(), requests: stops, handingOver: upgrade.handedOver, logger: logger)
         stops.release()
         try stack.stop()

@@ -95,7 +95,9 @@ final class ServerStack {
             try? workerGroup?.syncShutdownGracefully()
             throw error
         }
-        if settings.metricsPath != nil { configuration.metrics = runtime.metrics }
+        // The dashboard reads the same series: it turns their counting on too.
+        if settings.metricsPath != nil || settings.dashboardPath != nil { configuration.metrics = runtime.metrics }
+        if settings.dashboardPath != nil { runtime.dashboard.start(on: group.next()) }
         self.configuration = configuration
         server = Server(configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)

@@ -89,7 +89,7 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             (
                 "moonwire.options{limts = {}}",
-                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics, watchdog)"
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics, watchdog, dashboard)"
             ),
             ("moonwire.options{sse = {keepalive = -1}}", "sse.keepalive must be a number of seconds"),
             ("moonwire.options{sse = {queue_limit = 0}}", "sse.queue_limit must be a positive number"),
@@ -103,6 +103,8 @@ final class LuaDoorTests: XCTestCase {
             ("moonwire.options{uploads = {keep = 'yes'}}", "uploads.keep must be true or false"),
             ("moonwire.post('/', print, {stream_body = 1})", "moonwire.post: stream_body must be true or false"),
             ("moonwire.options{metrics = {path = '/m', port = 9}}", "unknown option metrics.port (metrics takes path)"),
+            ("moonwire.options{dashboard = {path = '/d', port = 9}}", "unknown option dashboard.port (dashboard takes path)"),
+            ("moonwire.options{dashboard = {path = '/d/'}}", "dashboard.path must be a path starting with / and not ending with one"),
             ("moonwire.options{authentication = {enabled = 1}}", "authentication.enabled must be true or false"),
             ("moonwire.get('/', print, {auth = 'no'})", "moonwire.get: auth must be true or false"),
             ("moonwire.listen{port = 8080, backlg = 10}", "moonwire.listen: unknown option backlg (options are host, port, tls, backlog)"),

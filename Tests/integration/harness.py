@@ -22,6 +22,7 @@ import itertools
 import os
 import pathlib
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -487,3 +488,30 @@ def shut_down_listener(pid, port):
     finally:
         os.close(pidfd)
     return target
+
+
+# --- a real browser ------------------------------------------------------------------------
+
+
+def chromium_driver():
+    """Chromium headless under Selenium, keeping the page's console messages for
+    `driver.get_log("browser")`; skips, saying why, only when the browser cannot start."""
+    # selenium is in requirements.txt: without it the setup is broken, which fails the test.
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if browser is None or driver_path is None:
+        pytest.skip(f"chromium cannot start: chromium={browser} chromedriver={driver_path} "
+                    "(Tests/tools/setup.sh installs the chromium and chromium-driver packages)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(argument)
+    try:
+        return webdriver.Chrome(service=Service(driver_path), options=options)
+    except WebDriverException as error:
+        pytest.skip(f"chromium cannot start: {error.msg}")

@@ -3,7 +3,6 @@
 HTTP/1.1 and HTTP/2 with httpx; and a real browser's EventSource (Chromium headless through
 Selenium) on the default app's www/sse.html."""
 import asyncio
-import shutil
 import socket
 import threading
 import time
@@ -12,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from harness import REPO, run_cli, wait_until
+from harness import REPO, chromium_driver, run_cli, wait_until
 from http2_client import SETTINGS_INITIAL_WINDOW_SIZE, WINDOW_UPDATE, RawH2, Target, frame
 from websocket_client import url
 
@@ -286,28 +285,6 @@ def test_over_http2_only_the_stream_that_does_not_read_is_reset(server):
 
 
 # --- a real browser ------------------------------------------------------------------------
-
-
-def chromium_driver():
-    """Chromium headless under Selenium; skips, saying why, only when the browser cannot start."""
-    # selenium is in requirements.txt: without it the setup is broken, which fails the test.
-    from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.service import Service
-
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if browser is None or driver_path is None:
-        pytest.skip(f"chromium cannot start: chromium={browser} chromedriver={driver_path} "
-                    "(Tests/tools/setup.sh installs the chromium and chromium-driver packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    try:
-        return webdriver.Chrome(service=Service(driver_path), options=options)
-    except WebDriverException as error:
-        pytest.skip(f"chromium cannot start: {error.msg}")
 
 
 def test_a_browser_event_source_gets_http_and_websocket_publishes_and_resumes(moonwire):

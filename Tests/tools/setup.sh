@@ -39,7 +39,8 @@ installed() {
 # Building and serving: Lua (linked statically), PCRE2, zlib, OpenSSL's tool for `make cert`.
 packages=(liblua5.4-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config)
 if $tests; then
-    # chromium and chromium-driver: the browser test of server-sent events (test_sse.py).
+    # chromium and chromium-driver: the browser tests of server-sent events (test_sse.py) and of
+    # the live dashboard (test_dashboard.py).
     packages+=(curl wrk nghttp2-client python3-venv redis-server chromium chromium-driver)
 fi
 if $bench; then
