@@ -5,6 +5,7 @@
 // connection goes back to its pool; otherwise it closes.
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// An outbound request's answer: the head as it came and the whole body.
 public struct OutboundHTTPResponse: Sendable {
@@ -186,6 +187,10 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A TLS upstream that fails its handshake (an untrusted certificate) says why.
+        if error is NIOSSLError || error is BoringSSLError {
+            return fail(.connect(.tlsHandshake(target: target, reason: "\(error)")))
+        }
         fail(.closedEarly(target: target))
     }
 
