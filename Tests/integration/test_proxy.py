@@ -316,3 +316,20 @@ def test_a_client_that_never_reads_holds_back_the_upstream(server, ups):
     server.assert_alive("/local")
     sock.close()
     assert wait_until(lambda: "sent" in digests, timeout=20)
+
+
+def test_an_http2_client_reaches_an_http1_upstream(server):
+    with httpx.Client(http1=False, http2=True, timeout=30) as client:
+        response = client.post(f"{server.url}/api/echo/h2", content=b"over h2")
+        assert response.http_version == "HTTP/2"
+        seen = echo(response)
+        assert seen["protocol"] == "HTTP/1.1" and seen["body"] == "over h2"
+        assert seen["headers"]["x-forwarded-host"] == f"{HOST}:{server.port}"
+
+        def pieces():
+            yield b"no "
+            yield b"length"
+        assert echo(client.post(f"{server.url}/api/echo/h2", content=pieces()))["body"] == "no length"
+        assert echo(client.get(f"{server.url}/api/echo/h2-get"))["body"] == ""
+        streamed = client.get(f"{server.url}/api/stream/1000000")
+        assert streamed.status_code == 200 and len(streamed.content) == 1000000
