@@ -39,6 +39,9 @@ struct HTTP1ResponseReader {
     let isHead: Bool
     /// The body is taken piece by piece (`takeBody`) instead of gathered.
     let streams: Bool
+    /// The request asked for an upgrade: a 101 is the answer, and the bytes after it are the
+    /// new protocol's.
+    let asksUpgrade: Bool
     private var headHandedOn = false
     private var head: OutboundResponseHead?
     private var keepAlive = false
@@ -47,11 +50,15 @@ struct HTTP1ResponseReader {
     /// Where the search for the end of the head goes on from.
     private var searched = 0
 
-    init(maxBodySize: Int, isHead: Bool, streams: Bool = false) {
+    init(maxBodySize: Int, isHead: Bool, streams: Bool = false, asksUpgrade: Bool = false) {
         self.maxBodySize = streams ? .max : maxBodySize
         self.isHead = isHead
         self.streams = streams
+        self.asksUpgrade = asksUpgrade
     }
+
+    /// The answer was 101 Switching Protocols to an upgrade request.
+    var upgraded: Bool { asksUpgrade && head?.status == 101 }
 
     /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
     mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
@@ -92,12 +99,13 @@ struct HTTP1ResponseReader {
             guard end <= Self.maxHeadSize else { throw .headTooLarge }
             let bytes = buffer.readSlice(length: end)!
             let parsed = try Self.parseHead(bytes)
-            // 1xx answers (100 Continue) come before the real one.
-            if parsed.head.status < 200 { continue }
+            // 1xx answers (100 Continue) come before the real one, except the 101 of an upgrade.
+            let switches = asksUpgrade && parsed.head.status == 101
+            if parsed.head.status < 200, !switches { continue }
             head = parsed.head
-            keepAlive = parsed.keepAlive
+            keepAlive = parsed.keepAlive && !switches
             body = parsed.body
-            if isHead || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
+            if isHead || switches || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
             if case .length(let length) = body, length > maxBodySize { throw .bodyTooLarge }
             return true
         }

@@ -78,6 +78,10 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
     var lastUsed = NIODeadline.now()
     /// A streamed request's body has not all been written: the connection cannot be reused.
     var requestUnfinished = false
+    /// After a 101: the bytes read go here as they are, and writability and the close too.
+    var tunnelRead: ((ByteBuffer) -> Void)?
+    var tunnelWritable: (() -> Void)?
+    var tunnelClosed: (() -> Void)?
     /// Reads are held back (the sink's client is slow); a read asked for meanwhile waits here.
     private var readsHeld = false
     private var readWanted = false
@@ -102,9 +106,11 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
 
     /// Sends a request's head (and any body already at hand) and streams the answer to `sink`;
     /// the rest of a streamed body follows with `write`.
-    func send(_ request: ByteBuffer, isHead: Bool, streamingTo sink: OutboundResponseSink) {
+    func send(_ request: ByteBuffer, isHead: Bool, asksUpgrade: Bool = false, streamingTo sink: OutboundResponseSink) {
         guard let context, isOpen else { return sink.responseFailed(.closedEarly(target: target)) }
-        exchange = Exchange(reader: HTTP1ResponseReader(maxBodySize: .max, isHead: isHead, streams: true), completion: nil, sink: sink)
+        exchange = Exchange(
+            reader: HTTP1ResponseReader(maxBodySize: .max, isHead: isHead, streams: true, asksUpgrade: asksUpgrade), completion: nil,
+            sink: sink)
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
@@ -142,13 +148,23 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         }
     }
 
+    /// The bytes that came after a 101 with it, for the tunnel to take first.
+    func takeReceived() -> ByteBuffer {
+        defer { received = ByteBuffer() }
+        return received
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.sink?.upstreamWritable() }
+        if context.channel.isWritable {
+            exchange?.sink?.upstreamWritable()
+            tunnelWritable?()
+        }
         context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        if let tunnelRead { return tunnelRead(bytes) }
         guard var exchange = exchange.take() else { return close() }
         if received.readableBytes == 0 {
             received = bytes
@@ -177,6 +193,8 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
                 guard isOpen else { return }
             case .complete(let head, let body, let reusable):
                 served += 1
+                // An upgrade keeps the connection (and what came after the 101) for its tunnel.
+                if exchange.reader.upgraded { return exchange.finish(.success(OutboundHTTPResponse(head: head, body: body))) }
                 received = ByteBuffer()
                 // Back in the pool before the answer is handed on: the code that reads it may ask
                 // the same upstream again at once.
@@ -205,6 +223,9 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         }
         released?(self, false)
         released = nil
+        tunnelClosed.take()?()
+        tunnelRead = nil
+        tunnelWritable = nil
         context.fireChannelInactive()
     }
 

@@ -143,6 +143,21 @@ extension LuaVM {
             })
     }
 
+    /// Forwards an upgrade request to its proxy route's upstream, whose answer decides the
+    /// handshake (a 101 joins the two connections); the call ends here.
+    func forwardUpgrade(_ call: LuaCall, _ route: LuaProxyRoute) {
+        let decision = call.handshake.take()!
+        guard let pool = outboundPool else {
+            decision.succeed(.refuse(.statusPage(502)))
+            return end(call)
+        }
+        let request = call.request!
+        var target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        if let group = route.group, let index = group.pick() { target.url = group.servers[index] }
+        ProxyUpgrade.start(request, to: target, pool: pool, decision: decision, logger: logger)
+        end(call)
+    }
+
     /// The decision that lets the upstream's answer (or the failure's status page) through.
     private static func unchanged(_ outcome: ProxyOutcome) -> ProxyDecision {
         switch outcome {

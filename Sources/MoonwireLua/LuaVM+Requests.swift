@@ -82,7 +82,7 @@ extension LuaVM {
     }
 
     /// Finds the route of a call, noting its captures (req.params) and its host's static root.
-    private func route(for call: LuaCall) -> LuaCall.RouteTarget {
+    func route(for call: LuaCall) -> LuaCall.RouteTarget {
         guard !router.isEmpty else { return .none }
         // The host name is asked for only when there are virtual hosts.
         let found = router.match(host: call.request.host, method: call.request.method, path: call.request.path)

@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from harness import HOST, free_port, wait_until
-from upstreams import HTTP1Upstream, RawUpstream
+from websockets.sync.client import connect
+
+from upstreams import HTTP1Upstream, RawUpstream, WebSocketUpstream
 from test_lua_http_client import server_context
 
 SCRIPT = """
@@ -31,6 +33,7 @@ moonwire.proxy("/raw/.*", "{raw}/")
 moonwire.proxy("/tls/.*", "{tls}/", {{tls = {{ca = "{ca}"}}}})
 moonwire.proxy("/tls-untrusted/.*", "{tls}/")
 moonwire.proxy("/big/.*", "{raw}/", {{max_body_size = 2 * 1024 * 1024 * 1024}})
+moonwire.proxy("/ws/.*", "{ws}/")
 moonwire.get("/local", function(req, res) res:send("local answer") end)
 
 function OnBeforeForwardHTTP(req)
@@ -58,14 +61,15 @@ def ups(certs):
     up, up2 = HTTP1Upstream(), HTTP1Upstream()
     tls = HTTP1Upstream(tls=server_context(certs))
     raw = RawUpstream({})
-    yield {"up": up, "up2": up2, "tls": tls, "raw": raw}
-    for server in (up, up2, tls, raw):
+    ws = WebSocketUpstream()
+    yield {"up": up, "up2": up2, "tls": tls, "raw": raw, "ws": ws}
+    for server in (up, up2, tls, raw, ws):
         server.close()
 
 
 @pytest.fixture(scope="module")
 def server(moonwire_module, ups, certs):
-    main = SCRIPT.format(up=ups["up"].url, up2=ups["up2"].url, raw=ups["raw"].url, tls=f"https://localhost:{ups['tls'].port}",
+    main = SCRIPT.format(up=ups["up"].url, up2=ups["up2"].url, raw=ups["raw"].url, tls=f"https://localhost:{ups['tls'].port}", ws=ups["ws"].url,
                          ca=certs.ca, host=HOST, dead=free_port())
     return moonwire_module(main, threads=1)
 
@@ -333,3 +337,42 @@ def test_an_http2_client_reaches_an_http1_upstream(server):
         assert echo(client.get(f"{server.url}/api/echo/h2-get"))["body"] == ""
         streamed = client.get(f"{server.url}/api/stream/1000000")
         assert streamed.status_code == 200 and len(streamed.content) == 1000000
+
+
+def test_a_websocket_chat_through_the_proxy(server, ups):
+    url = f"ws://{HOST}:{server.port}/ws/chat"
+    with connect(url, subprotocols=["chat"]) as alice, connect(url) as bob:
+        assert alice.subprotocol == "chat"
+        wait_until(lambda: len(ups["ws"].clients) >= 2)
+        alice.send("hello from alice")
+        assert bob.recv(timeout=5) == "hello from alice"
+        assert alice.recv(timeout=5) == "hello from alice"
+        bob.send(b"\x00binary\xff" * 1000)
+        assert alice.recv(timeout=5) == b"\x00binary\xff" * 1000
+        assert bob.recv(timeout=5) == b"\x00binary\xff" * 1000
+        big = "x" * 300000
+        alice.send(big)
+        assert bob.recv(timeout=10) == big
+    path, host, forwarded = ups["ws"].seen[-1]
+    assert path == "/chat" and forwarded == HOST
+    # Closing the clients closed their upstream connections.
+    assert wait_until(lambda: not ups["ws"].clients, timeout=5)
+
+
+def test_an_upstream_that_closes_closes_the_client(server, ups):
+    with connect(f"ws://{HOST}:{server.port}/ws/echo") as client:
+        client.send("ping")
+        assert client.recv(timeout=5) == "ping"
+        assert wait_until(lambda: ups["ws"].clients, timeout=5)
+        for peer in list(ups["ws"].clients):
+            peer.close()
+        with pytest.raises(Exception):
+            client.recv(timeout=5)
+    server.assert_alive("/local")
+
+
+def test_a_refused_upgrade_answers_with_the_upstreams_status(server):
+    response = httpx.get(f"{server.url}/api/status/403", headers={
+        "connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert response.status_code in (403, 404)

@@ -291,3 +291,43 @@ class RawUpstream:
     def close(self):
         self.stopped.set()
         self.sock.close()
+
+
+class WebSocketUpstream:
+    """A WebSocket server (the `websockets` library): a chat where every text message goes to
+    every client connected, and `/echo` which echoes. It answers with the subprotocol "chat"
+    when offered and records the paths and Host it was asked for."""
+
+    def __init__(self):
+        from websockets.sync.server import serve
+        self.clients = set()
+        self.lock = threading.Lock()
+        self.seen = []
+        self.server = serve(self._handle, HOST, 0, compression="deflate",
+                            select_subprotocol=lambda _, offered: "chat" if "chat" in offered else None)
+        self.port = self.server.socket.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handle(self, ws):
+        with self.lock:
+            self.seen.append((ws.request.path, ws.request.headers.get("Host"), ws.request.headers.get("X-Forwarded-For")))
+            self.clients.add(ws)
+        try:
+            for message in ws:
+                if ws.request.path.startswith("/echo"):
+                    ws.send(message)
+                    continue
+                with self.lock:
+                    peers = list(self.clients)
+                for peer in peers:
+                    try:
+                        peer.send(message)
+                    except Exception:
+                        pass
+        finally:
+            with self.lock:
+                self.clients.discard(ws)
+
+    def close(self):
+        self.server.shutdown()
