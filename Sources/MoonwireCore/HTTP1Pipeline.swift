@@ -61,14 +61,7 @@ enum HTTP1Pipeline {
                     let (environment, state) = bound.value
                     switch decision {
                     case .accept(let subprotocol, var headers):
-                        environment.accessLog?.record(
-                            AccessLogEntry(
-                                remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
-                                version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
-                                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
-                            on: channel.eventLoop)
-                        environment.metrics?.requestAnswered(
-                            RequestMetricsEntry(method: head.method.rawValue, started: .now(), status: 101, bytes: 0))
+                        recordUpgrade(environment, request, head, channel)
                         let deflate =
                             environment.webSocket.compression
                             ? PerMessageDeflateParameters.negotiate(
@@ -89,11 +82,29 @@ enum HTTP1Pipeline {
                     case .decline:
                         state.outcome = .declined
                         return nil
+                    case .relay(var headers, let tunnel):
+                        recordUpgrade(environment, request, head, channel)
+                        state.tunnel = tunnel
+                        for name in ["connection", "upgrade", "sec-websocket-accept", "content-length", "transfer-encoding"] {
+                            headers.remove(name: name)
+                        }
+                        return headers
                     }
                 }
             },
             upgradePipelineHandler: { channel, _ in
                 let state = bound.value.1
+                if let tunnel = state.tunnel {
+                    // Forwarded: the frames pass as bytes, neither decoded nor encoded here. The
+                    // tunnel goes before NIO's frame encoder (which cannot be removed), so its
+                    // writes never pass through it.
+                    return channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
+                        let encoder = try pipeline.handler(type: WebSocketFrameEncoder.self)
+                        try pipeline.addHandler(tunnel.clientHandler(), position: .before(encoder))
+                    }
+                }
                 guard let handler = state.accepted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
                     // The upgrader always adds NIO's frame decoder; ours reads frames instead
@@ -104,6 +115,18 @@ enum HTTP1Pipeline {
                     try pipeline.addHandler(handler)
                 }
             })
+    }
+
+    /// The access log's line and the metrics' count of an upgrade answered 101.
+    private static func recordUpgrade(_ environment: ConnectionEnvironment, _ request: HTTPRequest, _ head: HTTPRequestHead, _ channel: Channel) {
+        environment.accessLog?.record(
+            AccessLogEntry(
+                remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
+                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
+            on: channel.eventLoop)
+        environment.metrics?.requestAnswered(
+            RequestMetricsEntry(method: head.method.rawValue, started: .now(), status: 101, bytes: 0))
     }
 }
 
@@ -131,6 +154,8 @@ final class WebSocketUpgradeState {
     let decoder: HTTP1RequestDecoder
     /// The frame handler of an accepted handshake, its connection already registered.
     var accepted: WebSocketFrameHandler?
+    /// The upstream of a forwarded handshake that upgraded.
+    var tunnel: UpstreamTunnel?
     /// What an upgrade request that did not upgrade gets; reset once answered.
     var outcome = Outcome.none
 

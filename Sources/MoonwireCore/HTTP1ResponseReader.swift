@@ -3,7 +3,8 @@
 // connection closes), up to a cap. Our own rather than NIO's HTTPResponseDecoder: the outbound
 // client makes one request per request it serves, and NIO's decoder (llhttp behind generic
 // handlers, a header table and strings for every field) was a third of the instructions of a
-// proxied request. Interim (1xx) answers are skipped.
+// proxied request. Interim (1xx) answers are skipped. A reader that streams (for the reverse
+// proxy) hands the head on as soon as it arrives and the body in the pieces it arrives in.
 import NIOCore
 
 /// The state of reading one response; feed it what arrives until it completes.
@@ -17,6 +18,8 @@ struct HTTP1ResponseReader {
     /// What reading one response came to.
     enum Progress {
         case needMore
+        /// A streaming reader's head; the body follows through `takeBody`.
+        case headArrived(OutboundResponseHead)
         /// The response, and whether the connection can carry another exchange.
         case complete(OutboundResponseHead, ByteBuffer, reusable: Bool)
     }
@@ -34,6 +37,12 @@ struct HTTP1ResponseReader {
     let maxBodySize: Int
     /// The request was HEAD: its answer has no body, whatever its fields say.
     let isHead: Bool
+    /// The body is taken piece by piece (`takeBody`) instead of gathered.
+    let streams: Bool
+    /// The request asked for an upgrade: a 101 is the answer, and the bytes after it are the
+    /// new protocol's.
+    let asksUpgrade: Bool
+    private var headHandedOn = false
     private var head: OutboundResponseHead?
     private var keepAlive = false
     private var body: Body = .untilClose
@@ -41,15 +50,24 @@ struct HTTP1ResponseReader {
     /// Where the search for the end of the head goes on from.
     private var searched = 0
 
-    init(maxBodySize: Int, isHead: Bool) {
-        self.maxBodySize = maxBodySize
+    init(maxBodySize: Int, isHead: Bool, streams: Bool = false, asksUpgrade: Bool = false) {
+        self.maxBodySize = streams ? .max : maxBodySize
         self.isHead = isHead
+        self.streams = streams
+        self.asksUpgrade = asksUpgrade
     }
+
+    /// The answer was 101 Switching Protocols to an upgrade request.
+    var upgraded: Bool { asksUpgrade && head?.status == 101 }
 
     /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
     mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
         if head == nil {
             guard try readHead(&buffer) else { return .needMore }
+        }
+        if streams, !headHandedOn {
+            headHandedOn = true
+            return .headArrived(head!)
         }
         return try readBody(&buffer)
     }
@@ -63,6 +81,12 @@ struct HTTP1ResponseReader {
     /// The body gathered so far (for a body that ends with the connection).
     var bodySoFar: ByteBuffer { data }
 
+    /// The body bytes read since the last call (a streaming reader's next piece).
+    mutating func takeBody() -> ByteBuffer {
+        defer { data = ByteBuffer() }
+        return data
+    }
+
     private mutating func readHead(_ buffer: inout ByteBuffer) throws(ReadError) -> Bool {
         while true {
             let found: Int? = buffer.withUnsafeReadableBytes { HTTP1HeadParser.headEnd(in: $0, from: searched - 3) }
@@ -75,12 +99,13 @@ struct HTTP1ResponseReader {
             guard end <= Self.maxHeadSize else { throw .headTooLarge }
             let bytes = buffer.readSlice(length: end)!
             let parsed = try Self.parseHead(bytes)
-            // 1xx answers (100 Continue) come before the real one.
-            if parsed.head.status < 200 { continue }
+            // 1xx answers (100 Continue) come before the real one, except the 101 of an upgrade.
+            let switches = asksUpgrade && parsed.head.status == 101
+            if parsed.head.status < 200, !switches { continue }
             head = parsed.head
-            keepAlive = parsed.keepAlive
+            keepAlive = parsed.keepAlive && !switches
             body = parsed.body
-            if isHead || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
+            if isHead || switches || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
             if case .length(let length) = body, length > maxBodySize { throw .bodyTooLarge }
             return true
         }

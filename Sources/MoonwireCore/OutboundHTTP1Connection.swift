@@ -1,8 +1,11 @@
 // One pooled outbound HTTP/1.1 connection: it writes one request at a time, as bytes, and
-// reads its answer with HTTP1ResponseReader (head and body, up to a cap). When the answer ends
-// and both sides allow it, the connection goes back to its pool; otherwise it closes.
+// reads its answer with HTTP1ResponseReader: gathered (head and body, up to a cap) for the
+// scripts' HTTP client, or streamed to a sink for the reverse proxy, whose reads it holds back
+// while the sink's client cannot take more. When the answer ends and both sides allow it, the
+// connection goes back to its pool; otherwise it closes.
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// An outbound request's answer: the head as it came and the whole body.
 public struct OutboundHTTPResponse: Sendable {
@@ -31,13 +34,33 @@ public enum OutboundHTTPFailure: Error, CustomStringConvertible {
     }
 }
 
-final class OutboundHTTP1Connection: ChannelInboundHandler {
+/// Where a streamed exchange's answer goes, as it arrives; called on the connection's loop.
+protocol OutboundResponseSink: AnyObject {
+    func responseHead(_ head: OutboundResponseHead)
+    func responseBody(_ part: ByteBuffer)
+    func responseEnded()
+    func responseFailed(_ failure: OutboundHTTPFailure)
+    /// The connection can take more of the request's body.
+    func upstreamWritable()
+}
+
+final class OutboundHTTP1Connection: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private struct Exchange {
         var reader: HTTP1ResponseReader
-        let completion: (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
+        let completion: ((Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void)?
+        weak var sink: OutboundResponseSink?
+
+        func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+            if let completion { return completion(result) }
+            switch result {
+            case .success: sink?.responseEnded()
+            case .failure(let failure): sink?.responseFailed(failure)
+            }
+        }
     }
 
     let target: String
@@ -53,6 +76,15 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
     private(set) var isOpen = true
     /// When it last went back to the pool (for the idle timeout).
     var lastUsed = NIODeadline.now()
+    /// A streamed request's body has not all been written: the connection cannot be reused.
+    var requestUnfinished = false
+    /// After a 101: the bytes read go here as they are, and writability and the close too.
+    var tunnelRead: ((ByteBuffer) -> Void)?
+    var tunnelWritable: (() -> Void)?
+    var tunnelClosed: (() -> Void)?
+    /// Reads are held back (the sink's client is slow); a read asked for meanwhile waits here.
+    private var readsHeld = false
+    private var readWanted = false
 
     init(target: String) {
         self.target = target
@@ -72,35 +104,111 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
+    /// Sends a request's head (and any body already at hand) and streams the answer to `sink`;
+    /// the rest of a streamed body follows with `write`.
+    func send(_ request: ByteBuffer, isHead: Bool, asksUpgrade: Bool = false, streamingTo sink: OutboundResponseSink) {
+        guard let context, isOpen else { return sink.responseFailed(.closedEarly(target: target)) }
+        exchange = Exchange(
+            reader: HTTP1ResponseReader(maxBodySize: .max, isHead: isHead, streams: true, asksUpgrade: asksUpgrade), completion: nil,
+            sink: sink)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+    }
+
+    /// Writes more of a streamed request's body; `promise` completes once the socket took it.
+    func write(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context, isOpen else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: promise)
+    }
+
+    /// Whether the socket takes more without queueing in memory.
+    var isWritable: Bool { isOpen && (context?.channel.isWritable ?? false) }
+
+    /// Stops reading from the upstream until `resumeReads` (TCP then holds the upstream back).
+    func holdReads() {
+        readsHeld = true
+    }
+
+    func resumeReads() {
+        guard readsHeld else { return }
+        readsHeld = false
+        if readWanted {
+            readWanted = false
+            context?.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsHeld {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// The bytes that came after a 101 with it, for the tunnel to take first.
+    func takeReceived() -> ByteBuffer {
+        defer { received = ByteBuffer() }
+        return received
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            exchange?.sink?.upstreamWritable()
+            tunnelWritable?()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        if let tunnelRead { return tunnelRead(bytes) }
         guard var exchange = exchange.take() else { return close() }
         if received.readableBytes == 0 {
             received = bytes
         } else {
             received.writeBuffer(&bytes)
         }
-        let progress: HTTP1ResponseReader.Progress
-        do {
-            progress = try exchange.reader.read(&received)
-        } catch {
-            close()
-            return exchange.completion(.failure(failure(error, maxBodySize: exchange.reader.maxBodySize)))
-        }
-        switch progress {
-        case .needMore:
-            self.exchange = exchange
-        case .complete(let head, let body, let reusable):
-            served += 1
-            received = ByteBuffer()
-            // Back in the pool before the answer is handed on: the code that reads it may ask
-            // the same upstream again at once.
-            if reusable { released?(self, true) } else { close() }
-            exchange.completion(.success(OutboundHTTPResponse(head: head, body: body)))
+        while true {
+            let progress: HTTP1ResponseReader.Progress
+            do {
+                progress = try exchange.reader.read(&received)
+            } catch {
+                close()
+                return exchange.finish(.failure(failure(error, maxBodySize: exchange.reader.maxBodySize)))
+            }
+            if exchange.reader.streams {
+                let part = exchange.reader.takeBody()
+                if part.readableBytes > 0 { exchange.sink?.responseBody(part) }
+            }
+            switch progress {
+            case .needMore:
+                // The sink may have ended the exchange while it took the piece.
+                if isOpen { self.exchange = exchange }
+                return
+            case .headArrived(let head):
+                exchange.sink?.responseHead(head)
+                guard isOpen else { return }
+            case .complete(let head, let body, let reusable):
+                served += 1
+                // An upgrade keeps the connection (and what came after the 101) for its tunnel.
+                if exchange.reader.upgraded { return exchange.finish(.success(OutboundHTTPResponse(head: head, body: body))) }
+                received = ByteBuffer()
+                // Back in the pool before the answer is handed on: the code that reads it may ask
+                // the same upstream again at once.
+                if reusable, !requestUnfinished { released?(self, true) } else { close() }
+                return exchange.finish(.success(OutboundHTTPResponse(head: head, body: body)))
+            }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A TLS upstream that fails its handshake (an untrusted certificate) says why.
+        if error is NIOSSLError || error is BoringSSLError {
+            return fail(.connect(.tlsHandshake(target: target, reason: "\(error)")))
+        }
         fail(.closedEarly(target: target))
     }
 
@@ -108,13 +216,16 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
         isOpen = false
         if var exchange = exchange.take() {
             if let head = exchange.reader.closed() {
-                exchange.completion(.success(OutboundHTTPResponse(head: head, body: exchange.reader.bodySoFar)))
+                exchange.finish(.success(OutboundHTTPResponse(head: head, body: exchange.reader.bodySoFar)))
             } else {
-                exchange.completion(.failure(.closedEarly(target: target)))
+                exchange.finish(.failure(.closedEarly(target: target)))
             }
         }
         released?(self, false)
         released = nil
+        tunnelClosed.take()?()
+        tunnelRead = nil
+        tunnelWritable = nil
         context.fireChannelInactive()
     }
 
@@ -123,7 +234,14 @@ final class OutboundHTTP1Connection: ChannelInboundHandler {
     func fail(_ failure: OutboundHTTPFailure) {
         guard let exchange = exchange.take() else { return close() }
         close()
-        exchange.completion(.failure(failure))
+        exchange.finish(.failure(failure))
+    }
+
+    /// Drops a streamed exchange whose client went away: the connection closes without
+    /// telling the sink.
+    func abandon() {
+        exchange = nil
+        close()
     }
 
     func close() {

@@ -1,5 +1,6 @@
-// Keep-alive connections to plain HTTP/1.1 upstreams, for one event loop: the outbound side of
-// a proxying handler, which makes one request per request it serves. Like nginx's upstream
+// Keep-alive connections to HTTP/1.1 upstreams, for one event loop: the outbound side of a
+// proxying handler, which makes one request per request it serves, and of the reverse proxy
+// (which also speaks TLS to an `https` upstream). Like nginx's upstream
 // `keepalive` pool: a request takes an idle connection to its host and port or opens one, and
 // gives it back when the answer has ended; idle ones close after a minute, and at most 256 per
 // upstream stay idle. Timeouts are checked by a sweep every 50 ms while exchanges are in flight. Everything runs on the loop, so nothing is locked and each answer comes
@@ -9,6 +10,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The keep-alive pool of one event loop. Use it on that loop only.
 public final class OutboundHTTP1Pool {
@@ -23,7 +25,7 @@ public final class OutboundHTTP1Pool {
     /// Exchanges in progress, for their timeouts: one sweep every 50 ms while there are some,
     /// rather than a timer per exchange (scheduling and cancelling one cost about 5,000
     /// instructions, a twentieth of a proxied request).
-    private var inFlight: [ObjectIdentifier: PooledExchange] = [:]
+    private var inFlight: [ObjectIdentifier: OutboundDeadline] = [:]
     private var timeoutSweep: RepeatedTask?
     private static let timeoutPrecision = TimeAmount.milliseconds(50)
 
@@ -46,10 +48,7 @@ public final class OutboundHTTP1Pool {
     /// Ends the exchanges past their deadline; the sweep stops when none is left.
     private func endLateExchanges() {
         let now = NIODeadline.now()
-        for exchange in inFlight.values where exchange.deadline <= now {
-            exchange.connection?.fail(.timeout(seconds: exchange.seconds))
-            exchange.finish(.failure(.timeout(seconds: exchange.seconds)))
-        }
+        for exchange in inFlight.values where exchange.deadline <= now { exchange.expire() }
         guard inFlight.isEmpty else { return }
         timeoutSweep?.cancel()
         timeoutSweep = nil
@@ -70,6 +69,16 @@ public final class OutboundHTTP1Pool {
         }
     }
 
+    /// Ends `exchange` with `expire` if its deadline passes while it is watched.
+    func watch(_ exchange: OutboundDeadline) {
+        inFlight[ObjectIdentifier(exchange)] = exchange
+        if timeoutSweep == nil { startTimeoutSweep() }
+    }
+
+    func unwatch(_ exchange: OutboundDeadline) {
+        inFlight[ObjectIdentifier(exchange)] = nil
+    }
+
     /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
     /// seconds, for the message when it passes). `completion` runs once, on this loop. Returns
     /// what cancels the exchange.
@@ -80,8 +89,7 @@ public final class OutboundHTTP1Pool {
         let exchange = PooledExchange(deadline: deadline, seconds: seconds, completion)
         let key = ObjectIdentifier(exchange)
         exchange.finished = { [weak self] in self?.inFlight[key] = nil }
-        inFlight[key] = exchange
-        if timeoutSweep == nil { startTimeoutSweep() }
+        watch(exchange)
         start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: true)
         return {
             exchange.connection?.fail(.cancelled)
@@ -108,12 +116,24 @@ public final class OutboundHTTP1Pool {
             }
         }
         if let connection = takeIdle(key) { return send(connection) }
-        connect(url, key: key, timeout: connectTimeout) { result in
+        connect(url, tls: nil, key: key, timeout: connectTimeout) { result in
             switch result {
             case .success(let connection): send(connection)
             case .failure(let error): exchange.finish(.failure(.connect(error)))
             }
         }
+    }
+
+    /// Hands over a connection to `url`'s server, idle or new, for one streamed exchange; it
+    /// comes back to the pool by itself when its answer ends and it can carry another.
+    /// `completion` runs on this loop.
+    func checkout(
+        _ url: OutboundURL, tls: OutboundTLS, connectTimeout: TimeAmount,
+        completion: @escaping (Result<OutboundHTTP1Connection, TCPSocketError>) -> Void
+    ) {
+        let key = Self.key(url, tls: url.isSecure ? tls : nil)
+        if let connection = takeIdle(key) { return completion(.success(connection)) }
+        connect(url, tls: url.isSecure ? tls : nil, key: key, timeout: connectTimeout, completion: completion)
     }
 
     private func takeIdle(_ key: String) -> OutboundHTTP1Connection? {
@@ -155,16 +175,25 @@ public final class OutboundHTTP1Pool {
     }
 
     private func connect(
-        _ url: OutboundURL, key: String, timeout: TimeAmount,
+        _ url: OutboundURL, tls: OutboundTLS?, key: String, timeout: TimeAmount,
         completion: @escaping (Result<OutboundHTTP1Connection, TCPSocketError>) -> Void
     ) {
         let target = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try tls?.context()
+        } catch {
+            return completion(.failure(.tlsSetup(reason: "\(tls?.caFile.map { "tls.ca \($0)" } ?? "the trust store"): \(error)")))
+        }
+        let serverName = tls.map { $0.serverName ?? url.host }.flatMap { OutboundTCPConnection.isIPAddress($0) ? nil : $0 }
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(OutboundHTTP1Connection(target: target))
+                    let pipeline = channel.pipeline.syncOperations
+                    if let sslContext { try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName)) }
+                    try pipeline.addHandler(OutboundHTTP1Connection(target: target))
                 }
             }
         let seconds = Double(timeout.nanoseconds) / 1e9
@@ -185,14 +214,21 @@ public final class OutboundHTTP1Pool {
         }
     }
 
-    private static func key(_ url: OutboundURL) -> String {
-        "\(url.host)|\(url.port)"
+    private static func key(_ url: OutboundURL, tls: OutboundTLS? = nil) -> String {
+        guard let tls else { return "\(url.host)|\(url.port)" }
+        return "\(url.host)|\(url.port)|tls|\(tls.verify)|\(tls.caFile ?? "")|\(tls.serverName ?? "")"
     }
+}
+
+/// An exchange with a deadline, which the pool's sweep ends once it passes.
+protocol OutboundDeadline: AnyObject {
+    var deadline: NIODeadline { get }
+    func expire()
 }
 
 /// One exchange through the pool, confined to its loop: whichever ends it first (the answer,
 /// the deadline, a cancel) decides.
-private final class PooledExchange {
+private final class PooledExchange: OutboundDeadline {
     private var completion: ((Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void)?
     let deadline: NIODeadline
     /// The timeout in seconds, for the message.
@@ -208,6 +244,11 @@ private final class PooledExchange {
     }
 
     var isFinished: Bool { completion == nil }
+
+    func expire() {
+        connection?.fail(.timeout(seconds: seconds))
+        finish(.failure(.timeout(seconds: seconds)))
+    }
 
     func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         guard let completion = completion.take() else { return }

@@ -90,7 +90,7 @@ extension OutboundTCPConnection {
     }
 
     /// Whether `name` is an IPv4 or IPv6 literal (SNI carries only names).
-    private static func isIPAddress(_ name: String) -> Bool {
+    static func isIPAddress(_ name: String) -> Bool {
         (try? SocketAddress(ipAddress: name, port: 0)) != nil
     }
 }

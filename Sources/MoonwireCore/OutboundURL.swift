@@ -1,5 +1,5 @@
-// The parts of a plain `http://` URL that an outbound HTTP/1.1 request needs: host, port and
-// request target. Parsed by hand, in one pass over the bytes, because this runs for every
+// The parts of a plain `http://` (or `https://`) URL that an outbound HTTP/1.1 request needs:
+// host, port and request target. Parsed by hand, in one pass over the bytes, because this runs for every
 // outbound request and Foundation's URL costs about ten thousand instructions per parse. Only
 // the plain forms are taken (no user info, no fragment, no spaces or control bytes); anything
 // else is left to the general client, which parses it fully.
@@ -7,11 +7,13 @@
 import NIOCore
 import NIOHTTP1
 
-/// A plain `http://host[:port]/path?query` URL.
+/// A plain `http[s]://host[:port]/path?query` URL.
 public struct OutboundURL: Equatable, Sendable {
     /// The host as written (an IPv6 literal without its brackets).
     public let host: String
     public let port: Int
+    /// `https`: the connection does TLS.
+    public let isSecure: Bool
     /// The path and query, as sent in the request line ("/" when the URL has no path).
     public let target: String
     /// The Host header's value: the host, and the port when it is not 80.
@@ -27,6 +29,7 @@ public struct OutboundURL: Equatable, Sendable {
         }
         host = text(parts.host)
         port = parts.port
+        isSecure = parts.secure
         authority = text(parts.authority)
         if parts.target.isEmpty {
             target = "/"
@@ -38,37 +41,42 @@ public struct OutboundURL: Equatable, Sendable {
 
     /// Where the host, authority and target are in `bytes`, and the port; nil for a URL this
     /// parser leaves to the general client.
-    private static func split(_ bytes: UnsafeBufferPointer<UInt8>) -> (host: Range<Int>, authority: Range<Int>, target: Range<Int>, port: Int)? {
+    private static func split(
+        _ bytes: UnsafeBufferPointer<UInt8>
+    ) -> (host: Range<Int>, authority: Range<Int>, target: Range<Int>, port: Int, secure: Bool)? {
         let count = bytes.count
-        guard count > 7 else { return nil }
-        for (offset, expected) in "http://".utf8.enumerated() where bytes[offset] | 0x20 != expected | 0x20 { return nil }
-        var authorityEnd = 7
+        guard count > 8 else { return nil }
+        for (offset, expected) in "http".utf8.enumerated() where bytes[offset] | 0x20 != expected | 0x20 { return nil }
+        let secure = bytes[4] | 0x20 == UInt8(ascii: "s")
+        let start = secure ? 8 : 7
+        for (offset, expected) in "://".utf8.enumerated() where bytes[start - 3 + offset] != expected { return nil }
+        var authorityEnd = start
         while authorityEnd < count, bytes[authorityEnd] != UInt8(ascii: "/"), bytes[authorityEnd] != UInt8(ascii: "?") {
             let byte = bytes[authorityEnd]
             guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "@"), byte != UInt8(ascii: "%"), byte != UInt8(ascii: "#") else { return nil }
             authorityEnd += 1
         }
-        guard authorityEnd > 7 else { return nil }
+        guard authorityEnd > start else { return nil }
         for index in authorityEnd..<count where bytes[index] <= 0x20 || bytes[index] == 0x7F || bytes[index] == UInt8(ascii: "#") {
             return nil
         }
-        var hostStart = 7
+        var hostStart = start
         var hostEnd = authorityEnd
         var portStart: Int?
-        if bytes[7] == UInt8(ascii: "[") {
-            guard let close = (8..<authorityEnd).first(where: { bytes[$0] == UInt8(ascii: "]") }) else { return nil }
-            hostStart = 8
+        if bytes[start] == UInt8(ascii: "[") {
+            guard let close = (start + 1..<authorityEnd).first(where: { bytes[$0] == UInt8(ascii: "]") }) else { return nil }
+            hostStart = start + 1
             hostEnd = close
             if close + 1 < authorityEnd {
                 guard bytes[close + 1] == UInt8(ascii: ":") else { return nil }
                 portStart = close + 2
             }
-        } else if let colon = (7..<authorityEnd).last(where: { bytes[$0] == UInt8(ascii: ":") }) {
+        } else if let colon = (start..<authorityEnd).last(where: { bytes[$0] == UInt8(ascii: ":") }) {
             hostEnd = colon
             portStart = colon + 1
         }
         guard hostEnd > hostStart else { return nil }
-        var port = 80
+        var port = secure ? 443 : 80
         if let portStart {
             guard portStart < authorityEnd, authorityEnd - portStart <= 5 else { return nil }
             port = 0
@@ -78,7 +86,7 @@ public struct OutboundURL: Equatable, Sendable {
             }
             guard port > 0, port <= 65535 else { return nil }
         }
-        return (hostStart..<hostEnd, 7..<authorityEnd, authorityEnd..<count, port)
+        return (hostStart..<hostEnd, start..<authorityEnd, authorityEnd..<count, port, secure)
     }
 
     /// An HTTP/1.1 request to this URL, head and body, as it goes on the wire. A Host field is

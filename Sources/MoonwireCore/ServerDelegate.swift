@@ -68,7 +68,7 @@ public enum DelegateAnswer<Value: Sendable>: Sendable {
 }
 
 /// The answer to a WebSocket upgrade request.
-public enum WebSocketHandshakeDecision: Sendable {
+public enum WebSocketHandshakeDecision: @unchecked Sendable {
     /// Upgrade, with this subprotocol (one the client offered) or none, and these fields on
     /// the 101 besides those the protocol sets.
     case accept(subprotocol: String?, headers: HTTPHeaders)
@@ -76,6 +76,9 @@ public enum WebSocketHandshakeDecision: Sendable {
     case refuse(HTTPResponse)
     /// Not a WebSocket endpoint: the request is handled as a plain HTTP request.
     case decline
+    /// Forwarded: the upstream answered 101 (with these fields, its subprotocol and
+    /// extensions); the frames go both ways through the tunnel untouched.
+    case relay(headers: HTTPHeaders, tunnel: UpstreamTunnel)
 }
 
 /// WebSocket events. Called on the connection's loop, like every delegate method.

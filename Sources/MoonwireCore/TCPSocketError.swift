@@ -44,6 +44,12 @@ public struct TCPSocketError: Error, Equatable, CustomStringConvertible {
     /// A receive asked for, or gathered, more than `TCPReceiveBuffer.Limits.total`.
     public static func overLimit(bytes: Int) -> Self { Self(.overLimit(bytes: bytes)) }
 
+    /// A connect that ran out of time (a proxy answers 504 for it, 502 for the others).
+    public var isTimeout: Bool {
+        if case .connectTimeout = reason { return true }
+        return reason == .timeout
+    }
+
     public var description: String {
         switch reason {
         case .connectTimeout(let target, let seconds): "connect to \(target): timeout after \(Self.format(seconds)) s"

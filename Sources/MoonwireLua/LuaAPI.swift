@@ -46,7 +46,7 @@ enum LuaAPI {
         uniqueKeysWithValues: (routeNames.map { "moonwire.\($0)" } + (routeNames + ["options"]).map { "host:\($0)" }).map {
             ($0, LuaAPIFunction($0, .load))
         })
-    static let routeNames = ["get", "post", "put", "delete", "patch", "head", "route"]
+    static let routeNames = ["get", "post", "put", "delete", "patch", "head", "route", "proxy"]
 
     static let sleep = LuaAPIFunction("moonwire.sleep", .waiting)
     static let timer = LuaAPIFunction("moonwire.timer", .anywhere)

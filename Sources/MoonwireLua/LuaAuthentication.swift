@@ -61,6 +61,8 @@ extension LuaVM {
             guard rules.webSocket else { return false }
         } else if case .handler(let handler) = call.route, let explicit = rules.routes[handler] {
             return explicit
+        } else if case .proxy(let route) = call.route, let explicit = route.auth {
+            return explicit
         }
         let request: HTTPRequest = call.request
         if rules.except.contains(where: { (try? $0.match(request.path)) != nil }) { return false }

@@ -27,6 +27,13 @@ final class LuaCall {
         case handler(Int32)
         /// The path matched only under other methods: these, for the Allow field.
         case allow(String)
+        /// A route that forwards to upstream servers (`moonwire.proxy`).
+        case proxy(LuaProxyRoute)
+
+        var forwards: Bool {
+            if case .proxy = self { return true }
+            return false
+        }
     }
 
     /// Set by the VM's call table: the id while the call lives, 0 otherwise, and the slot the
@@ -112,6 +119,12 @@ final class LuaCall {
     var endedSession: SessionStore.Session?
     /// The request's multipart upload, once its stage started.
     var upload: LuaUpload?
+    /// OnBeforeForwardHTTP has run for this request (its nil goes on to the routes).
+    var forwardAsked = false
+    /// OnAfterForwardHTTP's answer to the forward waiting for it; `forwardFailed`: it runs
+    /// for a failure (502, 504) rather than the upstream's head.
+    var forwardDecision: ((ProxyDecision) -> Void)?
+    var forwardFailed = false
 
     init(thread: LuaThread, threadRef: Int32) {
         self.thread = thread
@@ -183,6 +196,9 @@ final class LuaCall {
         }
         if endedSession != nil { endedSession = nil }
         if upload != nil { upload = nil }
+        forwardAsked = false
+        if forwardDecision != nil { forwardDecision = nil }
+        forwardFailed = false
     }
 
     /// The response the handlers built.

@@ -80,6 +80,8 @@ enum LuaEvent: Sendable, Equatable {
     case onInvalidSession, onCreateSession, onSessionStart, onSessionEnd
     /// The stages of a multipart upload (LuaVM+Uploads.swift).
     case onUploadBeforeCreate, onUploadReadInput, onUploadBeforeSaveFile, onUploadAfterSaveFile
+    /// The forwarding hooks (LuaProxy.swift).
+    case onBeforeForwardHTTP, onAfterForwardHTTP
 
     /// Where the event's code runs.
     var context: LuaContext {
@@ -96,6 +98,7 @@ enum LuaEvent: Sendable, Equatable {
         case .timer: .timer
         case .onInvalidSession, .onCreateSession, .onSessionStart: .request
         case .onUploadBeforeCreate, .onUploadReadInput, .onUploadBeforeSaveFile, .onUploadAfterSaveFile: .request
+        case .onBeforeForwardHTTP, .onAfterForwardHTTP: .request
         case .onSessionEnd: .session
         }
     }
@@ -145,6 +148,8 @@ enum LuaEvent: Sendable, Equatable {
         case .onCreateSession: "OnCreateSession"
         case .onSessionStart: "OnSessionStart"
         case .onSessionEnd: "OnSessionEnd"
+        case .onBeforeForwardHTTP: "OnBeforeForwardHTTP"
+        case .onAfterForwardHTTP: "OnAfterForwardHTTP"
         case .onUploadBeforeCreate: "OnHTTPUploadBeforeCreatePostStream"
         case .onUploadReadInput: "OnHTTPUploadReadInput"
         case .onUploadBeforeSaveFile: "OnHTTPUploadBeforeSaveFile"

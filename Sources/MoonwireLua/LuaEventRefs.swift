@@ -38,6 +38,8 @@ struct LuaEventRefs {
     var onUploadReadInput: Int32 = LUA_NOREF
     var onUploadBeforeSaveFile: Int32 = LUA_NOREF
     var onUploadAfterSaveFile: Int32 = LUA_NOREF
+    var onBeforeForwardHTTP: Int32 = LUA_NOREF
+    var onAfterForwardHTTP: Int32 = LUA_NOREF
     /// Whether the scripts have a WebSocket endpoint: an event that opens connections or
     /// receives messages. Without one, upgrade requests are ordinary requests.
     private(set) var acceptsWebSockets = false
@@ -87,6 +89,8 @@ struct LuaEventRefs {
         onUploadReadInput = reference("OnHTTPUploadReadInput")
         onUploadBeforeSaveFile = reference("OnHTTPUploadBeforeSaveFile")
         onUploadAfterSaveFile = reference("OnHTTPUploadAfterSaveFile")
+        onBeforeForwardHTTP = reference("OnBeforeForwardHTTP")
+        onAfterForwardHTTP = reference("OnAfterForwardHTTP")
         acceptsWebSockets = [onConnect, onMessage, onBinary, onFragmented].contains { $0 != LUA_NOREF }
     }
 

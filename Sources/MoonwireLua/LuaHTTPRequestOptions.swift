@@ -93,7 +93,7 @@ struct LuaHTTPRequestOptions {
         guard tls == nil else { return nil }
         let plain = headers.isEmpty && body == nil
         if plain, let made = recent.lookup(url: url, method: method) { return made }
-        guard let target = OutboundURL(url) else { return nil }
+        guard let target = OutboundURL(url), !target.isSecure else { return nil }
         let bytes = target.request(method: method.rawValue, headers: headers, body: body)
         let made = (target, OutboundHTTP1Pool.Request(bytes: bytes, method: method.rawValue))
         if plain { recent.keep(made, url: url, method: method) }

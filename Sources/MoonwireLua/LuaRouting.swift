@@ -39,7 +39,7 @@ extension LuaVM {
 
     /// Pushes a table of get, post... and route, each a closure over its method.
     private func pushRouteFunctions() {
-        lua_createtable(L, 0, 8)
+        lua_createtable(L, 0, 9)
         for (name, method) in routeMethods {
             L.push(method)
             mw_pushswiftclosure(L, luaAddRoute, 1)
@@ -48,6 +48,7 @@ extension LuaVM {
         lua_pushnil(L)
         mw_pushswiftclosure(L, luaAddRoute, 1)
         L.setField(-2, "route")
+        L.setFunction("proxy", luaAddProxy)
     }
 }
 
@@ -113,24 +114,29 @@ private let luaAddRoute: LuaFunction = { L in
     addRoute(L!, fixedMethod: L!.string(at: mw_upvalueindex(2)))
 }
 
+/// The host a routing function was called on (`host:get(...)` passes it first) or nil for
+/// the default host, and the position of the next argument; nil, with the error pushed, when
+/// the first argument is a table that is not a host.
+func routeHost(_ L: LuaThread, method: String) -> (HostID?, Int32)? {
+    guard L.type(at: 1) == LUA_TTABLE else { return (nil, 1) }
+    lua_pushlightuserdata(L, LuaHostKey.pointer)
+    lua_rawget(L, 1)
+    // The key can be found with pairs() and copied into any table: the index is checked.
+    let index = mw_isinteger(L, -1) != 0 ? Int(mw_tointeger(L, -1, nil)) : -1
+    mw_pop(L, 1)
+    let vm = LuaVM.from(L)
+    guard vm.hosts.indices.contains(index) else {
+        L.push("moonwire.\(method): the first argument is not a host from moonwire.vhost")
+        return nil
+    }
+    return (vm.hosts[index], 2)
+}
+
 /// Declares a route from the arguments of a routing function; see `luaAddRoute`.
 func addRoute(_ L: LuaThread, fixedMethod: String?) -> Int32 {
     let method = fixedMethod?.lowercased() ?? "route"
-    var argument: Int32 = 1
-    var host: HostID?
-    if L.type(at: 1) == LUA_TTABLE {
-        lua_pushlightuserdata(L, LuaHostKey.pointer)
-        lua_rawget(L, 1)
-        // The key can be found with pairs() and copied into any table: the index is checked.
-        let index = mw_isinteger(L, -1) != 0 ? Int(mw_tointeger(L, -1, nil)) : -1
-        mw_pop(L, 1)
-        let vm = LuaVM.from(L)
-        guard vm.hosts.indices.contains(index) else {
-            return L.raise("moonwire.\(method): the first argument is not a host from moonwire.vhost")
-        }
-        host = vm.hosts[index]
-        argument = 2
-    }
+    guard let (host, first) = routeHost(L, method: method) else { return LuaReturn.raise }
+    var argument = first
     let name = (host == nil ? "moonwire." : "host:") + method
     guard let vm = LuaVM.checked(L, LuaAPI.routes[name] ?? LuaAPI.options) else { return LuaReturn.raise }
     var methods: [String] = []

@@ -3,6 +3,7 @@
 // OnHandshake, each a stage in the request's coroutine that may wait.
 // Scripts that define no WebSocket event have no WebSocket endpoint: their upgrade requests
 // are ordinary requests. Both hooks admit, so both fail closed: an error refuses the upgrade.
+// An upgrade to a proxy route goes to its upstream instead of OnHandshake (LuaProxy.swift).
 import CLua
 import MoonwireCore
 import NIOCore
@@ -12,7 +13,7 @@ extension LuaVM {
     /// Decides an upgrade request: accepted with the subprotocol and the fields the hooks set,
     /// refused with the answer they built (any status of 300 or more refuses), or declined.
     func webSocketHandshake(_ request: HTTPRequest, decision: EventLoopPromise<WebSocketHandshakeDecision>) {
-        guard events.acceptsWebSockets else { return decision.succeed(.decline) }
+        guard events.acceptsWebSockets || !proxyRoutes.isEmpty else { return decision.succeed(.decline) }
         if !settings.origins.isEmpty, let origin = request.headers.first(name: "origin"),
             !originPatterns.contains(where: { (try? $0.match(origin)) != nil })
         {
@@ -22,6 +23,11 @@ extension LuaVM {
         guard let call = takeCall(.handshake) else { return decision.succeed(.refuse(.statusPage(503))) }
         call.attach(request, responder: nil)
         call.handshake = decision
+        if !proxyRoutes.isEmpty { call.route = route(for: call) }
+        guard events.acceptsWebSockets || call.route.forwards else {
+            decision.succeed(.decline)
+            return end(call)
+        }
         guard events.onBeforeCommand != LUA_NOREF else {
             return authentication.isActive ? authenticate(call) : runHandshakeHook(call)
         }
@@ -31,6 +37,7 @@ extension LuaVM {
     /// The stage after OnBeforeCommand (and authentication): OnHandshake, or the decision when
     /// there is none.
     func runHandshakeHook(_ call: LuaCall) {
+        if case .proxy(let route) = call.route { return forwardUpgrade(call, route) }
         guard events.onHandshake != LUA_NOREF else { return decide(call, stopped: false) }
         start(call, .onHandshake, events.onHandshake)
     }

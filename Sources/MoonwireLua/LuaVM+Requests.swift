@@ -1,6 +1,6 @@
 // Running an HTTP request through the scripts, in the order the events promise:
-// OnBeforeCommand, then authentication when it is on (LuaAuthentication.swift), then the route
-// that matched (or 405 when the path has only other methods), or else OnCommandGet /
+// OnBeforeCommand, then authentication when it is on (LuaAuthentication.swift), then
+// OnBeforeForwardHTTP (LuaProxy.swift), then the route that matched (or 405 when the path has only other methods), or else OnCommandGet /
 // OnCommandOther (OnHTTPRequest standing in for either), and finally the static files; with
 // sessions on, the session stage (LuaSessions.swift) runs just before the first handler. Each
 // stage runs in the request's coroutine through the door; one that waits resumes its stage
@@ -37,12 +37,17 @@ extension LuaVM {
     func runHandler(_ call: LuaCall) {
         if let path = settings.metricsPath, call.request.path == path, call.isGetLike { return answerMetrics(call) }
         if settings.dashboardPath != nil, answerDashboard(call) { return }
-        if sessions.enabled, !call.sessionResolved { return startSession(call) }
+        if events.onBeforeForwardHTTP != LUA_NOREF, !call.forwardAsked { return considerForwarding(call) }
+        // A forwarded request's session, if any, is the upstream's business.
+        if sessions.enabled, !call.sessionResolved, !call.route.forwards { return startSession(call) }
         if let stream = call.request.bodyStream, call.upload == nil, hasHandler(call) { return startUpload(call, stream: stream) }
         switch call.route {
         case .handler(let function):
             if settings.metricsPath != nil, let pattern = routePatterns[function] { call.responder.setRoute(pattern) }
             start(call, .route, function)
+        case .proxy(let route):
+            if settings.metricsPath != nil, let pattern = route.pattern { call.responder.setRoute(pattern) }
+            forward(call, route)
         case .allow(let methods):
             call.status = 405
             call.headers.replaceOrAdd(name: "allow", value: methods)
@@ -62,7 +67,7 @@ extension LuaVM {
     private func hasHandler(_ call: LuaCall) -> Bool {
         switch call.route {
         case .handler(let function): !streamBodyRoutes.contains(function)
-        case .allow: false
+        case .allow, .proxy: false
         case .none: (call.isGetLike ? events.onCommandGet : events.onCommandOther).1 != LUA_NOREF
         }
     }
@@ -78,7 +83,7 @@ extension LuaVM {
     }
 
     /// Finds the route of a call, noting its captures (req.params) and its host's static root.
-    private func route(for call: LuaCall) -> LuaCall.RouteTarget {
+    func route(for call: LuaCall) -> LuaCall.RouteTarget {
         guard !router.isEmpty else { return .none }
         // The host name is asked for only when there are virtual hosts.
         let found = router.match(host: call.request.host, method: call.request.method, path: call.request.path)
@@ -86,6 +91,7 @@ extension LuaVM {
         switch found.outcome {
         case .matched(let handler, let params):
             call.params = params
+            if !proxyRoutes.isEmpty, let route = proxyRoutes[handler] { return .proxy(route) }
             return .handler(handler)
         case .methodNotAllowed(let allowed):
             return .allow(allowed.joined(separator: ", "))
@@ -101,6 +107,8 @@ extension LuaVM {
             if call.event.isAuthentication { return authenticationReturned(call, results: results) }
             if call.event.isSessionStage { return sessionStageReturned(call, results: results) }
             if call.event.isUploadStage { return uploadStageReturned(call, results: results) }
+            if call.event == .onBeforeForwardHTTP { return forwardingDecided(call, results: results) }
+            if call.event == .onAfterForwardHTTP { return afterForwardReturned(call) }
             // OnBeforeCommand's true ends the request with what `res` holds; a handler called
             // directly may return anything.
             let stopped = call.event == .onBeforeCommand && results > 0 && lua_toboolean(call.thread, -results) != 0
@@ -112,6 +120,7 @@ extension LuaVM {
         case .waiting:
             armDeadline(call)
         case .failed(let error):
+            if call.event == .onAfterForwardHTTP { return afterForwardFailed(call, error) }
             fail(call, error) {
                 call.stream?.abort()
                 // An authentication hook fails closed with the refusal, as if it had said no.

@@ -67,6 +67,8 @@ public final class LuaVM {
     /// The handlers of routes declared with `stream_body = true`: their bodies stream to
     /// `req:read`.
     var streamBodyRoutes = Set<Int32>()
+    /// The routes `moonwire.proxy` declared, by their key in the router.
+    var proxyRoutes: [Int32: LuaProxyRoute] = [:]
 
     /// Routes and virtual hosts the scripts declared; frozen once loading ends.
     let router = Router<Int32>()

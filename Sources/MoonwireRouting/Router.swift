@@ -42,6 +42,12 @@ public final class Router<Handler> {
         handlers.append(handler)
     }
 
+    /// The bytes every path `pattern` matches starts with (`/api/` for `/api/(.*)`), possibly
+    /// empty: what a proxy route replaces with its upstream's path.
+    public static func literalPrefix(of pattern: String) -> String {
+        String(decoding: LiteralPrefix.of(pattern), as: UTF8.self)
+    }
+
     /// Finds the route for a request. `host` is the host name (the Host header without its
     /// port, as the server's request model gives it; empty when the request had none), asked
     /// for only when virtual hosts exist; `path` is the decoded path without query.

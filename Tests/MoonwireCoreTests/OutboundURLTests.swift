@@ -18,12 +18,21 @@ final class OutboundURLTests: XCTestCase {
 
     func testUnusualFormsAreLeftToTheGeneralClient() {
         for url in [
-            "https://example.com/", "http://user:pw@example.com/", "http://example.com/a b", "http://example.com/#f",
+            "http://user:pw@example.com/", "http://example.com/a b", "http://example.com/#f",
             "http://:80/", "http://example.com:0/", "http://example.com:99999/", "http://example.com:x/", "http://",
-            "http://[::1/", "ftp://example.com/", "http://exa%6dple.com/",
+            "http://[::1/", "ftp://example.com/", "http://exa%6dple.com/", "https:/x.com", "httpx://x.com",
         ] {
             XCTAssertNil(OutboundURL(url), url)
         }
+    }
+
+    func testHTTPSURLsDoTLSOnTheirOwnPort() throws {
+        let url = try XCTUnwrap(OutboundURL("https://example.com/x"))
+        XCTAssertTrue(url.isSecure)
+        XCTAssertEqual(url.port, 443)
+        XCTAssertEqual(url.authority, "example.com")
+        XCTAssertEqual(OutboundURL("HTTPS://[::1]:8443")?.port, 8443)
+        XCTAssertEqual(OutboundURL("http://example.com")?.isSecure, false)
     }
 
     func testRequestBytes() throws {

@@ -4,8 +4,8 @@
 # the 1st and the 1000th of 1000 regex routes, a 4 KB static file, and the Lua hello again over
 # HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run),
 # and a proxied request: a Lua handler making one moonwire.http.get per request against nginx's
-# proxy_pass with a keep-alive upstream pool, both to the same upstream (an nginx of its own).
-# Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
+# proxy_pass with a keep-alive upstream pool, both to the same upstream (an nginx of its own),
+# and the same forward through a moonwire.proxy route (proxy-pass: no Lua per request). Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
 # Lua (moonwire-constant), WebSocket echo throughput and memory per idle connection, and
 # server-sent events fanned out to 10,000 streams on one channel (events/s, memory per stream).
 #
@@ -159,6 +159,8 @@ moonwire.get("/proxy", function(req, res)
   if not answer then res.status = 502 end
   res:send(answer and answer.body or err)
 end)
+-- The proxy-pass case: a proxy route, no Lua per request (nginx: proxy_pass).
+moonwire.proxy("/pass/.*", "http://127.0.0.1:$upstream_port/")
 LUA
     # The TLS listener (HTTP/2 by ALPN) next to the plain one that --port makes.
     moonwire_tls_port=$(free_port)
@@ -257,6 +259,11 @@ http {
         location = /static4k.html { }
         location = /proxy {
             proxy_pass http://bench_upstream/hello;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location /pass/ {
+            proxy_pass http://bench_upstream/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
@@ -377,9 +384,9 @@ start_upstream
 start_moonwire
 start_nginx
 
-cases=(lua-hello regex-route route-1st route-1000th static-4k proxy)
+cases=(lua-hello regex-route route-1st route-1000th static-4k proxy proxy-pass)
 declare -A paths=([lua-hello]=/hello [regex-route]=/user/42 [route-1st]=/r1/42 [route-1000th]=/r1000/42
-    [static-4k]=/static4k.html [proxy]=/proxy)
+    [static-4k]=/static4k.html [proxy]=/proxy [proxy-pass]=/pass/hello)
 declare -A runs
 
 say "wrk -t1 -c$connections -d${duration}s, $rounds rounds per case; servers on CPU $server_cpu, wrk on CPU $load_cpu"

@@ -80,6 +80,8 @@ for method in ("get", "post", "put", "delete", "patch", "head", "route"):
                                    else f"moonwire.{method}('/x', print)")
 for method in ("get", "post", "put", "delete", "patch", "head", "route", "options"):
     CALLS[f"host:{method}"] = (f"H:route('GET', '/x', print)" if method == "route" else f"H:{method}('/x', print)")
+CALLS["moonwire.proxy"] = "moonwire.proxy('/p', 'http://127.0.0.1:1')"
+CALLS["host:proxy"] = "H:proxy('/p', 'http://127.0.0.1:1')"
 
 # The places probed: the context's name in the table, the Lua code path that runs the probes,
 # and the event the refusal names. Which objects exist there decides what can be probed.

@@ -40,9 +40,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._answer()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or ""):
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
@@ -204,3 +214,120 @@ class HTTP2Upstream:
     def close(self):
         self._closed = True
         self.listener.close()
+
+
+class RawUpstream:
+    """An HTTP/1.1 upstream that answers with the bytes a test gives, per request path, so the
+    answers can be what no well-behaved server sends (a bare CR in a field, a body that ends
+    with the connection, hop-by-hop fields). It keeps every request's raw head and body.
+    `answers` maps a path to bytes, or to a callable(sock, head, data) that reads the body
+    itself (`data`: what arrived after the head) and writes its answer; the connection closes
+    after each answer unless the bytes hold `Content-Length`."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.requests = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        data = b""
+        conn.settimeout(10)
+        try:
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, data = data.split(b"\r\n\r\n", 1)
+                path = head.split(b" ")[1].decode()
+                answer = self.answers.get(path.split("?")[0], b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                if callable(answer):
+                    with self.lock:
+                        self.requests.append((head.decode("latin-1"), b""))
+                    answer(conn, head, data)
+                    return
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                chunks = [data]
+                have = len(data)
+                while have < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    chunks.append(chunk)
+                    have += len(chunk)
+                data = b"".join(chunks)
+                body, data = data[:length], data[length:]
+                with self.lock:
+                    self.requests.append((head.decode("latin-1"), body))
+                conn.sendall(answer)
+                if b"content-length" not in answer.lower():
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stopped.set()
+        self.sock.close()
+
+
+class WebSocketUpstream:
+    """A WebSocket server (the `websockets` library): a chat where every text message goes to
+    every client connected, and `/echo` which echoes. It answers with the subprotocol "chat"
+    when offered and records the paths and Host it was asked for."""
+
+    def __init__(self):
+        from websockets.sync.server import serve
+        self.clients = set()
+        self.lock = threading.Lock()
+        self.seen = []
+        self.server = serve(self._handle, HOST, 0, compression="deflate",
+                            select_subprotocol=lambda _, offered: "chat" if "chat" in offered else None)
+        self.port = self.server.socket.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handle(self, ws):
+        with self.lock:
+            self.seen.append((ws.request.path, ws.request.headers.get("Host"), ws.request.headers.get("X-Forwarded-For")))
+            self.clients.add(ws)
+        try:
+            for message in ws:
+                if ws.request.path.startswith("/echo"):
+                    ws.send(message)
+                    continue
+                with self.lock:
+                    peers = list(self.clients)
+                for peer in peers:
+                    try:
+                        peer.send(message)
+                    except Exception:
+                        pass
+        finally:
+            with self.lock:
+                self.clients.discard(ws)
+
+    def close(self):
+        self.server.shutdown()

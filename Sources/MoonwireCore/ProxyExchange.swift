@@ -1,0 +1,356 @@
+// One request forwarded to an upstream and its answer forwarded back, both streamed with
+// back-pressure at each end: the request body is read from the client only as fast as the
+// upstream's socket takes it, and the upstream is read only as fast as the client takes the
+// answer, so neither a slow client nor a slow upstream makes the server hold more than a few
+// buffers. A connect that fails takes the server out of its group for a while and the request
+// goes to the next one; an idempotent request whose upstream failed before its head arrived
+// (and before any of a streamed body was read) goes again too. Confined to the client's loop.
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What the upstream gave, for the hook that may change it (OnAfterForwardHTTP).
+public enum ProxyOutcome {
+    case head(status: Int, headers: HTTPHeaders)
+    /// The forward failed: 502 (no connection, a bad answer) or 504 (no answer in time).
+    case failed(status: Int, message: String)
+}
+
+/// What the hook decided.
+public enum ProxyDecision {
+    /// Send the head (as the hook left it) and the upstream's body.
+    case forward(status: Int, headers: HTTPHeaders)
+    /// Answer with this instead; the upstream's answer is dropped.
+    case answer(HTTPResponse)
+}
+
+/// Called with the upstream's head or failure before anything reaches the client.
+public typealias ProxyHook = (ProxyOutcome, @escaping (ProxyDecision) -> Void) -> Void
+
+public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
+    private let request: HTTPRequest
+    private var target: ProxyTarget
+    private let group: UpstreamGroup?
+    private let pool: OutboundHTTP1Pool
+    private let responder: HTTPResponder
+    private let hook: ProxyHook?
+    /// Called when the exchange ends without ever calling the hook.
+    private var ended: (() -> Void)?
+    private var hookCalled = false
+    private let logger: Logger
+    private var framing = ProxyBodyFraming.none
+    /// The first piece of a streamed body, read to learn whether there is one (HTTP/2 bodies
+    /// without a length), sent behind the head.
+    private var firstPiece: ByteBuffer?
+
+    private var server = 0
+    private var tried: Set<Int> = []
+    private var connection: OutboundHTTP1Connection?
+    /// Some of a streamed request body was read: the request cannot be sent again.
+    private var bodyTaken = false
+    private var headArrived = false
+    /// The connection had served a request before (it may have been closed while idle).
+    private var reused = false
+    private var retriedStale = false
+    private var clientStream: HTTPResponseStream?
+    /// Body pieces and the end that arrived while the hook decided.
+    private var held: [ByteBuffer] = []
+    private var heldEnd = false
+    private var finished = false
+    var deadline: NIODeadline
+
+    /// Forwards `request` to `target` (or to the servers of `group`, `target.url` standing
+    /// for whichever is picked) and answers `responder` with what comes back. `hook` is called
+    /// at most once; when it never is (the client left first), `ended` is.
+    public static func start(
+        _ request: HTTPRequest, to target: ProxyTarget, group: UpstreamGroup?, pool: OutboundHTTP1Pool, responder: HTTPResponder,
+        hook: ProxyHook?, logger: Logger, ended: (() -> Void)?
+    ) {
+        let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger)
+        exchange.ended = ended
+        exchange.prepare()
+    }
+
+    private init(
+        _ request: HTTPRequest, _ target: ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
+        _ hook: ProxyHook?, _ logger: Logger
+    ) {
+        self.request = request
+        self.target = target
+        self.group = group
+        self.pool = pool
+        self.responder = responder
+        self.hook = hook
+        self.logger = logger
+        deadline = .now() + target.timeout
+    }
+
+    /// How the body goes upstream: a length (the client's, or the whole body's), chunks, or
+    /// none; nil when only the body itself can tell (HTTP/2 without content-length).
+    private func knownFraming() -> ProxyBodyFraming? {
+        let length = request.headers.first(name: "content-length").flatMap { Int($0) }
+        guard request.bodyStream != nil else {
+            let sendsLength = request.body.readableBytes > 0 || ["POST", "PUT", "PATCH"].contains(request.method)
+            return sendsLength ? .length(request.body.readableBytes) : ProxyBodyFraming.none
+        }
+        if let length { return .length(length) }
+        if request.version == "2" { return nil }
+        return request.headers.contains(name: "transfer-encoding") ? .chunked : ProxyBodyFraming.none
+    }
+
+    /// Builds the head once the framing is known (reading the first piece of the body when
+    /// that is what tells), then goes on.
+    private func prepare() {
+        if let known = knownFraming() { return headReady(known) }
+        request.bodyStream!.read(maxBytes: 64 * 1024).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let piece?):
+                bodyTaken = true
+                firstPiece = piece
+                headReady(.chunked)
+            case .success(nil):
+                headReady(["POST", "PUT", "PATCH"].contains(request.method) ? .length(0) : .none)
+            case .failure:
+                abandon()
+            }
+        }
+    }
+
+    private func headReady(_ framing: ProxyBodyFraming) {
+        self.framing = framing
+        attempt()
+    }
+
+    /// What goes first to the server picked: the head (its Host is that server's), and the
+    /// body when it was whole, or the piece of it already read.
+    private func requestHead() -> ByteBuffer {
+        var head = ProxyHeaders.requestHead(request, target, framing: framing)
+        var body = request.body
+        head.writeBuffer(&body)
+        if let piece = firstPiece {
+            var first = framed(piece)
+            head.writeBuffer(&first)
+        }
+        return head
+    }
+
+    /// A piece of the body as it goes upstream: in a chunk when the body is chunked.
+    private func framed(_ piece: ByteBuffer) -> ByteBuffer {
+        guard framing == .chunked else { return piece }
+        var chunk = ByteBuffer()
+        chunk.reserveCapacity(piece.readableBytes + 16)
+        HTTP1ResponseSerializer.writeChunk(piece, into: &chunk)
+        return chunk
+    }
+
+    private var idempotent: Bool {
+        ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"].contains(request.method)
+    }
+
+    // MARK: Connecting
+
+    private func attempt() {
+        if let group {
+            guard let index = group.pick(excluding: tried) else { return fail(502, "no upstream server left to try") }
+            server = index
+            tried.insert(index)
+            target.url = group.servers[index]
+        }
+        pool.checkout(target.url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
+            switch result {
+            case .failure(let error):
+                group?.failed(server)
+                log("upstream connect failed", error.description)
+                if let group, tried.count < group.servers.count { return attempt() }
+                fail(error.isTimeout ? 504 : 502, error.description)
+            case .success(let connection):
+                guard !finished else { return connection.abandon() }
+                send(on: connection)
+            }
+        }
+    }
+
+    private func send(on connection: OutboundHTTP1Connection) {
+        self.connection = connection
+        reused = connection.served > 0
+        deadline = .now() + target.timeout
+        pool.watch(self)
+        let streams = request.bodyStream != nil && framing != .none
+        connection.requestUnfinished = streams
+        connection.send(requestHead(), isHead: request.method == "HEAD", streamingTo: self)
+        if streams { pumpBody() }
+    }
+
+    // MARK: The request body, client to upstream
+
+    private func pumpBody() {
+        guard let stream = request.bodyStream, let connection, !finished else { return }
+        guard connection.isWritable else { return }
+        stream.read(maxBytes: 64 * 1024).assumeIsolated().whenComplete { [self] result in
+            guard !finished, let connection = self.connection else { return }
+            switch result {
+            case .success(let piece?):
+                bodyTaken = true
+                // The upstream answers once the body is in: sending is progress too.
+                deadline = .now() + target.timeout
+                connection.write(framed(piece), promise: nil)
+                pumpBody()
+            case .success(nil):
+                if framing == .chunked { connection.write(ByteBuffer(staticString: "0\r\n\r\n"), promise: nil) }
+                connection.requestUnfinished = false
+            case .failure:
+                // The client left, or its body passed the limit (the server answered 413).
+                abandon()
+            }
+        }
+    }
+
+    func upstreamWritable() {
+        pumpBody()
+    }
+
+    // MARK: The answer, upstream to client
+
+    func responseHead(_ head: OutboundResponseHead) {
+        headArrived = true
+        deadline = .now() + target.timeout
+        let headers = ProxyHeaders.responseHeaders(head, via: target.via)
+        guard let hook else { return startAnswer(status: head.status, headers: headers) }
+        connection?.holdReads()
+        hookCalled = true
+        hook(.head(status: head.status, headers: headers)) { [self] decision in
+            guard !finished else { return }
+            switch decision {
+            case .forward(let status, let headers):
+                startAnswer(status: status, headers: headers)
+                connection?.resumeReads()
+            case .answer(let response):
+                abandon()
+                responder.respond(response)
+            }
+        }
+    }
+
+    private func startAnswer(status: Int, headers: HTTPHeaders) {
+        let stream = responder.startStream(status: status, headers: headers)
+        clientStream = stream
+        stream.whenClosed { [weak self] in
+            guard let self, !self.finished else { return }
+            // The client went away before the answer ended.
+            self.abandon()
+        }
+        for part in held { forward(part) }
+        held = []
+        if heldEnd { responseEnded() }
+    }
+
+    func responseBody(_ part: ByteBuffer) {
+        deadline = .now() + target.timeout
+        guard clientStream != nil else { return held.append(part) }
+        forward(part)
+    }
+
+    private func forward(_ part: ByteBuffer) {
+        guard let stream = clientStream else { return }
+        stream.write(part)
+        if !stream.isWritable, stream.isOpen, let connection {
+            connection.holdReads()
+            stream.whenWritable { connection.resumeReads() }
+        }
+    }
+
+    func responseEnded() {
+        guard let stream = clientStream else {
+            heldEnd = true
+            return
+        }
+        end()
+        stream.finish()
+    }
+
+    func responseFailed(_ failure: OutboundHTTPFailure) {
+        guard !finished else { return }
+        connection = nil
+        if let stream = clientStream {
+            log("upstream answer cut off", failure.description)
+            end()
+            return stream.abort()
+        }
+        if headArrived {
+            // The hook is deciding; the head it has stays, the body is cut short.
+            heldEnd = true
+            return
+        }
+        // Nothing of the answer came and nothing of the body was lost: an idempotent request
+        // goes again, on a new connection when a kept one had been closed while idle, else to
+        // the next server.
+        if case .closedEarly = failure, !bodyTaken, idempotent {
+            pool.unwatch(self)
+            if reused, !retriedStale {
+                retriedStale = true
+                return pool.checkout(target.url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
+                    switch result {
+                    case .failure(let error): fail(error.isTimeout ? 504 : 502, error.description)
+                    case .success(let connection): finished ? connection.abandon() : send(on: connection)
+                    }
+                }
+            }
+            if let group, tried.count < group.servers.count {
+                log("upstream closed before answering, trying the next server", failure.description)
+                return attempt()
+            }
+        }
+        if case .timeout = failure { return fail(504, failure.description) }
+        fail(502, failure.description)
+    }
+
+    // MARK: Ending
+
+    /// The deadline passed: no head in time (504), or the upstream stalled mid-answer.
+    func expire() {
+        let seconds = Double(target.timeout.nanoseconds) / 1e9
+        connection?.fail(.timeout(seconds: seconds))
+    }
+
+    private func fail(_ status: Int, _ message: String) {
+        guard !finished else { return }
+        log("forward failed", message)
+        connection?.abandon()
+        connection = nil
+        hookCalled = hook != nil
+        end()
+        guard let hook else { return responder.respond(.statusPage(status)) }
+        hook(.failed(status: status, message: message)) { [responder] decision in
+            switch decision {
+            case .forward(let status, let headers):
+                var response = HTTPResponse.statusPage(status)
+                for (name, value) in headers where name.lowercased() != "content-length" { response.headers.add(name: name, value: value) }
+                responder.respond(response)
+            case .answer(let response):
+                responder.respond(response)
+            }
+        }
+    }
+
+    private func abandon() {
+        guard !finished else { return }
+        end()
+        connection?.abandon()
+        connection = nil
+    }
+
+    private func end() {
+        finished = true
+        pool.unwatch(self)
+        if !hookCalled { ended.take()?() }
+    }
+
+    private func log(_ what: String, _ message: String) {
+        logger.warning(
+            "\(what)",
+            metadata: [
+                "upstream": "\(target.url.authority)", "request": "\(request.method) \(request.uri)",
+                "error": "\(message)",
+            ])
+    }
+}

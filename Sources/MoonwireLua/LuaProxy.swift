@@ -1,0 +1,213 @@
+// Forwarding requests from the scripts: `moonwire.proxy(pattern, upstream [, opts])` and
+// `host:proxy(...)` declare routes that forward without running Lua per request, and
+// OnBeforeForwardHTTP(req), which runs after OnBeforeCommand and authentication and before the
+// routes, may forward any request by returning an upstream. OnAfterForwardHTTP(req, res, err)
+// runs when the upstream's head arrives (or the forward failed) and may change the status and
+// fields, or answer itself. The forward itself (streaming, pools, retries) is Core's
+// ProxyExchange.
+import CLua
+import MoonwireCore
+import MoonwireRouting
+import NIOCore
+
+/// A proxy route: where it forwards, and the part of the path its pattern matches literally
+/// (replaced by the upstream URL's path, when it has one).
+struct LuaProxyRoute {
+    let options: LuaProxyOptions
+    /// The servers' turn and health, for a list of more than one.
+    let group: UpstreamGroup?
+    let prefix: String
+    /// The route's pattern (the metrics' route label); nil for OnBeforeForwardHTTP's forwards.
+    var pattern: String?
+    /// The route's `auth` option.
+    var auth: Bool?
+}
+
+/// `[host:]proxy(path_pattern, upstream_or_list [, opts])`; opts are those of
+/// LuaProxyOptions plus `auth` and `methods` ("GET|POST"; every method by default).
+let luaAddProxy: LuaFunction = { L in
+    let L = L!
+    guard let (host, argument) = routeHost(L, method: "proxy") else { return LuaReturn.raise }
+    let name = (host == nil ? "moonwire." : "host:") + "proxy"
+    guard let vm = LuaVM.checked(L, LuaAPI.routes[name]!) else { return LuaReturn.raise }
+    guard L.type(at: argument) == LUA_TSTRING, let path = L.string(at: argument) else {
+        return L.raise("\(name): expected a path pattern, got \(L.describe(at: argument))")
+    }
+    var options = LuaProxyOptions()
+    if let error = options.readUpstream(L, at: argument + 1) { return L.raise("\(name): \(error)") }
+    var auth: Bool?
+    var methods: [String] = []
+    let table = argument + 2
+    if L.type(at: table) != LUA_TNONE && L.type(at: table) != LUA_TNIL {
+        guard L.type(at: table) == LUA_TTABLE else { return L.raise("\(name): the options must be a table") }
+        if let error = options.readOptions(L, at: table, extra: ["auth", "methods"]) { return L.raise("\(name): \(error)") }
+        switch readAuthOption(L, at: table) {
+        case .success(let value): auth = value
+        case .failure(let error): return L.raise("\(name): \(error.message)")
+        }
+        switch L.rawField(table, "methods") {
+        case LUA_TNIL: break
+        case LUA_TSTRING:
+            methods = (L.string(at: -1) ?? "").split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+        default:
+            return L.raise("\(name): methods must be a string like \"GET|POST\"")
+        }
+        mw_pop(L, 1)
+    }
+    // The route's key in the router: a registry reference of its own, like a handler's.
+    lua_createtable(L, 0, 0)
+    let key = luaL_ref(L, mw_registryindex())
+    do {
+        try vm.router.addRoute(host: host, methods: methods, path: path, handler: key)
+    } catch {
+        luaL_unref(L, mw_registryindex(), key)
+        return L.raise("\(name): \(error)")
+    }
+    let group = options.servers.count > 1 ? UpstreamGroup(servers: options.servers, failTimeout: options.failTimeout) : nil
+    vm.proxyRoutes[key] = LuaProxyRoute(
+        options: options, group: group, prefix: Router<Int32>.literalPrefix(of: path), pattern: path, auth: auth)
+    // Their bodies go upstream as they arrive.
+    vm.streamBodyRoutes.insert(key)
+    return 0
+}
+
+extension LuaVM {
+    /// Runs OnBeforeForwardHTTP(req) as the stage before the routes.
+    func considerForwarding(_ call: LuaCall) {
+        call.forwardAsked = true
+        call.enter(.onBeforeForwardHTTP)
+        lua_rawgeti(call.thread, mw_registryindex(), lua_Integer(events.onBeforeForwardHTTP))
+        pushObject(.request, for: call.id, on: call.thread)
+        proceed(call, arguments: 1)
+    }
+
+    /// OnBeforeForwardHTTP returned: nothing goes on to the routes; a URL or a table forwards.
+    func forwardingDecided(_ call: LuaCall, results: Int32) {
+        let thread = call.thread
+        let value = -results
+        guard results > 0, lua_toboolean(thread, value) != 0 else {
+            lua_settop(thread, 0)
+            return runHandler(call)
+        }
+        var options = LuaProxyOptions()
+        var error: String?
+        switch thread.type(at: value) {
+        case LUA_TSTRING:
+            error = options.readUpstream(thread, at: value)
+        case LUA_TTABLE:
+            let table = lua_absindex(thread, value)
+            error = options.readOptions(thread, at: table, extra: ["url"])
+            if error == nil {
+                thread.rawField(table, "url")
+                error = thread.type(at: -1) == LUA_TNIL ? "the table needs a url" : options.readUpstream(thread, at: -1)
+                mw_pop(thread, 1)
+            }
+        default:
+            error = "expected nothing, an upstream URL or a table {url=, ...}, got \(thread.describe(at: value))"
+        }
+        lua_settop(thread, 0)
+        if let error {
+            return fail(call, LuaScriptError(message: "OnBeforeForwardHTTP: \(error)")) {
+                call.responder.respond(.statusPage(500))
+            }
+        }
+        forward(call, LuaProxyRoute(options: options, group: nil, prefix: ""))
+    }
+
+    /// Forwards the call's request. Without OnAfterForwardHTTP the call ends here; with it,
+    /// the call waits for the upstream's head to run the event in.
+    func forward(_ call: LuaCall, _ route: LuaProxyRoute) {
+        guard let pool = outboundPool else {
+            call.responder.respond(.statusPage(502))
+            return end(call)
+        }
+        let request = call.request!
+        let target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        guard events.onAfterForwardHTTP != LUA_NOREF else {
+            ProxyExchange.start(
+                request, to: target, group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
+            return end(call)
+        }
+        let id = call.id
+        ProxyExchange.start(
+            request, to: target, group: route.group, pool: pool, responder: call.responder,
+            hook: { [weak self] outcome, decide in
+                guard let self, let call = self.calls[id] else { return decide(Self.unchanged(outcome)) }
+                self.afterForward(call, outcome, decide)
+            },
+            logger: logger,
+            ended: { [weak self] in
+                // The forward ended before the head came (the client left): the call is done.
+                guard let self, let call = self.calls[id] else { return }
+                self.end(call)
+            })
+    }
+
+    /// Forwards an upgrade request to its proxy route's upstream, whose answer decides the
+    /// handshake (a 101 joins the two connections); the call ends here.
+    func forwardUpgrade(_ call: LuaCall, _ route: LuaProxyRoute) {
+        let decision = call.handshake.take()!
+        guard let pool = outboundPool else {
+            decision.succeed(.refuse(.statusPage(502)))
+            return end(call)
+        }
+        let request = call.request!
+        var target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        if let group = route.group, let index = group.pick() { target.url = group.servers[index] }
+        ProxyUpgrade.start(request, to: target, pool: pool, decision: decision, logger: logger)
+        end(call)
+    }
+
+    /// The decision that lets the upstream's answer (or the failure's status page) through.
+    private static func unchanged(_ outcome: ProxyOutcome) -> ProxyDecision {
+        switch outcome {
+        case .head(let status, let headers): .forward(status: status, headers: headers)
+        case .failed(let status, _): .answer(.statusPage(status))
+        }
+    }
+
+    /// Runs OnAfterForwardHTTP(req, res, err) with `res` holding the upstream's status and fields.
+    private func afterForward(_ call: LuaCall, _ outcome: ProxyOutcome, _ decide: @escaping (ProxyDecision) -> Void) {
+        call.forwardDecision = decide
+        call.enter(.onAfterForwardHTTP)
+        let thread = call.thread
+        lua_rawgeti(thread, mw_registryindex(), lua_Integer(events.onAfterForwardHTTP))
+        pushObject(.request, for: call.id, on: thread)
+        pushObject(.response, for: call.id, on: thread)
+        switch outcome {
+        case .head(let status, let headers):
+            call.status = status
+            call.headers = headers
+            lua_pushnil(thread)
+        case .failed(let status, let message):
+            call.status = status
+            call.forwardFailed = true
+            thread.push(message)
+        }
+        proceed(call, arguments: 3)
+    }
+
+    /// OnAfterForwardHTTP returned: a body it sent (`res:send`, `res:json`, `res:file`)
+    /// replaces the upstream's answer; otherwise the head goes on as `res` holds it (or the
+    /// failure's status page, with its status).
+    func afterForwardReturned(_ call: LuaCall) {
+        lua_settop(call.thread, 0)
+        let decide = call.forwardDecision.take()
+        if call.body.readableBytes > 0 || call.file != nil {
+            decide?(.answer(call.response))
+        } else if call.forwardFailed {
+            var page = HTTPResponse.statusPage(call.status)
+            for (name, value) in call.headers { page.headers.replaceOrAdd(name: name, value: value) }
+            decide?(.answer(page))
+        } else {
+            decide?(.forward(status: call.status, headers: call.headers))
+        }
+        end(call)
+    }
+
+    /// OnAfterForwardHTTP failed: the client gets the error page, not the upstream's answer.
+    func afterForwardFailed(_ call: LuaCall, _ error: LuaScriptError) {
+        let decide = call.forwardDecision.take()
+        fail(call, error) { decide?(.answer(errorPage(for: error))) }
+    }
+}

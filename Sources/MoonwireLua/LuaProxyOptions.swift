@@ -1,0 +1,205 @@
+// What scripts say about a forward, read once: the upstream (a URL or a list of them) and the
+// options of `moonwire.proxy(pattern, upstream, opts)` and of the table OnBeforeForwardHTTP
+// may return (`{url=, headers = {set=, remove=}, timeout=, preserve_host=, ...}`). A bad value
+// is an error naming the option, raised while the scripts load (a route) or by the event.
+import CLua
+import MoonwireCore
+import NIOCore
+
+/// A forward as the scripts described it, before a request gives it its path.
+struct LuaProxyOptions {
+    var servers: [OutboundURL] = []
+    /// The path the upstream URL has ("/v1/"), or nil for a URL without one: the request's
+    /// path goes as it is.
+    var upstreamPath: String?
+    var setHeaders: [(name: String, value: String)] = []
+    var removeHeaders: [String] = []
+    var preserveHost = false
+    var via = false
+    var timeout = TimeAmount.seconds(60)
+    var connectTimeout = TimeAmount.seconds(10)
+    var failTimeout = TimeAmount.seconds(10)
+    var tls = OutboundTLS()
+    /// The most a request body may have (streamed to the upstream); nil: `max_body_size`.
+    var maxBodySize: Int?
+
+    /// The options a route or the event's table take (the route adds `auth` and `methods`).
+    static let keys = [
+        "headers", "timeout", "connect_timeout", "preserve_host", "via", "fail_timeout", "tls", "max_body_size",
+    ]
+
+    /// The target for one server: `requestURI` with `prefix` (the part of the path the route
+    /// matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with a URI.
+    func target(server: OutboundURL, requestURI: String, prefix: String) -> ProxyTarget {
+        let origin = Self.originForm(requestURI)
+        var path = origin
+        if let upstreamPath {
+            let rest = origin.hasPrefix(prefix) ? origin.dropFirst(prefix.count) : Substring(origin)
+            path = upstreamPath.hasSuffix("/") && rest.hasPrefix("/") ? upstreamPath + rest.dropFirst() : upstreamPath + rest
+            if !path.hasPrefix("/") { path = "/" + path }
+        }
+        var target = ProxyTarget(url: server, target: path)
+        target.setHeaders = setHeaders
+        target.removeHeaders = removeHeaders
+        target.preserveHost = preserveHost
+        target.via = via
+        target.timeout = timeout
+        target.connectTimeout = connectTimeout
+        target.tls = tls
+        return target
+    }
+
+    /// The path and query of a request target (an absolute-form target loses its authority).
+    static func originForm(_ uri: String) -> String {
+        guard !uri.hasPrefix("/") else { return uri }
+        guard let scheme = uri.range(of: "://") else { return "/" }
+        let rest = uri[scheme.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        return rest[slash] == "?" ? "/" + rest[slash...] : String(rest[slash...])
+    }
+
+    /// Reads the upstream at `index`: one URL or a list of them, all with the same path.
+    mutating func readUpstream(_ L: LuaThread, at index: Int32) -> String? {
+        var urls: [String] = []
+        switch L.type(at: index) {
+        case LUA_TSTRING:
+            urls = [L.string(at: index) ?? ""]
+        case LUA_TTABLE:
+            let count = Int(luaL_len(L, index))
+            for position in 1...max(count, 1) {
+                lua_rawgeti(L, index, lua_Integer(position))
+                defer { mw_pop(L, 1) }
+                guard L.type(at: -1) == LUA_TSTRING, let url = L.string(at: -1) else {
+                    return "the upstream list must hold URLs, got \(L.describe(at: -1)) at \(position)"
+                }
+                urls.append(url)
+            }
+        default:
+            return "expected an upstream URL or a list of them, got \(L.describe(at: index))"
+        }
+        for url in urls {
+            guard let parsed = OutboundURL(url) else { return "\(url) is not an http:// or https:// URL with a host" }
+            let path = Self.path(of: url)
+            if servers.isEmpty {
+                upstreamPath = path
+            } else if path != upstreamPath {
+                return "the upstreams of one list must have the same path (\(url))"
+            }
+            servers.append(parsed)
+        }
+        return nil
+    }
+
+    /// The path of a URL the parser took, or nil when the URL ends at its authority.
+    private static func path(of url: String) -> String? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let path = rest[slash...]
+        return String(path.prefix { $0 != "?" })
+    }
+
+    /// Reads the options of the table at `index`; `extra` are keys the caller reads itself.
+    mutating func readOptions(_ L: LuaThread, at index: Int32, extra: [String]) -> String? {
+        if let error = LuaSettingKeys.unknownKey(L, at: index, known: Self.keys + extra) { return error }
+        let table = lua_absindex(L, index)
+        for (key, keyPath) in [("timeout", \LuaProxyOptions.timeout), ("connect_timeout", \.connectTimeout), ("fail_timeout", \.failTimeout)] {
+            L.rawField(table, key)
+            defer { mw_pop(L, 1) }
+            guard L.type(at: -1) != LUA_TNIL else { continue }
+            guard let seconds = L.number(at: -1), seconds > 0, seconds <= 86400 else {
+                return "\(key) must be a number of seconds above 0, got \(L.describe(at: -1))"
+            }
+            self[keyPath: keyPath] = .nanoseconds(Int64(seconds * 1e9))
+        }
+        for (key, keyPath) in [("preserve_host", \LuaProxyOptions.preserveHost), ("via", \.via)] {
+            let type = L.rawField(table, key)
+            defer { mw_pop(L, 1) }
+            guard type != LUA_TNIL else { continue }
+            guard type == LUA_TBOOLEAN else { return "\(key) must be true or false, got \(L.describe(at: -1))" }
+            self[keyPath: keyPath] = lua_toboolean(L, -1) != 0
+        }
+        if L.rawField(table, "max_body_size") != LUA_TNIL {
+            guard let size = L.number(at: -1), size >= 0, size < 1e18 else {
+                let got = L.describe(at: -1)
+                mw_pop(L, 1)
+                return "max_body_size must be a number of bytes, got \(got)"
+            }
+            maxBodySize = Int(size)
+        }
+        mw_pop(L, 1)
+        if let error = readHeaders(L, table) { return error }
+        return readTLS(L, table)
+    }
+
+    /// `headers = {set = {name = value}, remove = {name, ...}}`.
+    private mutating func readHeaders(_ L: LuaThread, _ table: Int32) -> String? {
+        guard L.rawField(table, "headers") != LUA_TNIL else {
+            mw_pop(L, 1)
+            return nil
+        }
+        defer { mw_pop(L, 1) }
+        guard L.type(at: -1) == LUA_TTABLE else { return "headers must be a table {set=, remove=}, got \(L.describe(at: -1))" }
+        if let error = LuaSettingKeys.unknownKey(L, at: -1, known: ["set", "remove"], path: "headers.") { return error }
+        switch L.rawField(-1, "set") {
+        case LUA_TNIL: break
+        case LUA_TTABLE:
+            lua_pushnil(L)
+            while lua_next(L, -2) != 0 {
+                defer { mw_pop(L, 1) }
+                guard L.type(at: -2) == LUA_TSTRING, let name = L.string(at: -2), !name.isEmpty,
+                    name.utf8.allSatisfy({ HTTPToken.isTokenByte($0) }),
+                    L.type(at: -1) == LUA_TSTRING || L.type(at: -1) == LUA_TNUMBER, let value = L.string(at: -1),
+                    !value.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 })
+                else {
+                    mw_pop(L, 2)
+                    return "headers.set takes field names and values without CR, LF or NUL"
+                }
+                setHeaders.append((name, value))
+            }
+        default:
+            mw_pop(L, 1)
+            return "headers.set must be a table of names and values"
+        }
+        mw_pop(L, 1)
+        switch L.rawField(-1, "remove") {
+        case LUA_TNIL: break
+        case LUA_TTABLE:
+            for position in 1...max(Int(luaL_len(L, -1)), 1) {
+                lua_rawgeti(L, -1, lua_Integer(position))
+                defer { mw_pop(L, 1) }
+                if L.type(at: -1) == LUA_TNIL { break }
+                guard L.type(at: -1) == LUA_TSTRING, let name = L.string(at: -1) else {
+                    return "headers.remove must be a list of field names"
+                }
+                removeHeaders.append(name.lowercased())
+            }
+        default:
+            mw_pop(L, 1)
+            return "headers.remove must be a list of field names"
+        }
+        mw_pop(L, 1)
+        return nil
+    }
+
+    /// `tls = {verify=, ca=, server_name=}` for https upstreams.
+    private mutating func readTLS(_ L: LuaThread, _ table: Int32) -> String? {
+        guard L.rawField(table, "tls") != LUA_TNIL else {
+            mw_pop(L, 1)
+            return nil
+        }
+        defer { mw_pop(L, 1) }
+        guard L.type(at: -1) == LUA_TTABLE else { return "tls must be a table {verify=, ca=, server_name=}" }
+        if let error = LuaSettingKeys.unknownKey(L, at: -1, known: ["verify", "ca", "server_name"], path: "tls.") { return error }
+        if L.rawField(-1, "verify") != LUA_TNIL { tls.verify = lua_toboolean(L, -1) != 0 }
+        mw_pop(L, 1)
+        for (key, keyPath) in [("ca", \OutboundTLS.caFile), ("server_name", \.serverName)] {
+            L.rawField(-1, key)
+            defer { mw_pop(L, 1) }
+            guard L.type(at: -1) != LUA_TNIL else { continue }
+            guard L.type(at: -1) == LUA_TSTRING, let text = L.string(at: -1) else { return "tls.\(key) must be a string" }
+            tls[keyPath: keyPath] = text
+        }
+        return nil
+    }
+}
