@@ -12,6 +12,9 @@ public struct OutboundResponseHead: Sendable {
     let bytes: ByteBuffer
     let fields: [(name: Range<Int>, value: Range<Int>)]
 
+    /// How many fields the head has.
+    public var fieldCount: Int { fields.count }
+
     /// Calls `body` with each field's name and value, in the order they came.
     public func forEachField(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
         bytes.withUnsafeReadableBytes { raw in

@@ -39,6 +39,48 @@ enum ProxyBodyFraming: Equatable {
 }
 
 enum ProxyHeaders {
+    /// What the proxy does with a field, by its name.
+    private enum Kind {
+        case pass, hopByHop, reframed, forwardedFor, forwarded, via, connection
+    }
+
+    /// The kind of a field name, any letter case, without building a string: this runs for
+    /// every field of every forwarded message.
+    private static func kind(_ name: UnsafeRawBufferPointer) -> Kind {
+        let range = 0..<name.count
+        switch name.count {
+        case 2: return bytesEqual(name, range, "te", ignoringCase: true) ? .hopByHop : .pass
+        case 3: return bytesEqual(name, range, "via", ignoringCase: true) ? .via : .pass
+        case 4: return bytesEqual(name, range, "host", ignoringCase: true) ? .reframed : .pass
+        case 6: return bytesEqual(name, range, "expect", ignoringCase: true) ? .reframed : .pass
+        case 7:
+            if bytesEqual(name, range, "upgrade", ignoringCase: true) || bytesEqual(name, range, "trailer", ignoringCase: true) {
+                return .hopByHop
+            }
+        case 9: if bytesEqual(name, range, "forwarded", ignoringCase: true) { return .forwarded }
+        case 10:
+            if bytesEqual(name, range, "connection", ignoringCase: true) { return .connection }
+            if bytesEqual(name, range, "keep-alive", ignoringCase: true) { return .hopByHop }
+        case 14: if bytesEqual(name, range, "content-length", ignoringCase: true) { return .reframed }
+        case 15: if bytesEqual(name, range, "x-forwarded-for", ignoringCase: true) { return .forwardedFor }
+        case 17: if bytesEqual(name, range, "transfer-encoding", ignoringCase: true) { return .hopByHop }
+        default: break
+        }
+        // Proxy-Connection, Proxy-Authorization and every other Proxy-* field.
+        if name.count >= 6, bytesEqual(name, 0..<6, "proxy-", ignoringCase: true) { return .hopByHop }
+        return .pass
+    }
+
+    private static func kind(_ name: String) -> Kind {
+        var name = name
+        return name.withUTF8 { kind(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether `name` is one of `names` (lowercase), in any letter case.
+    private static func listed(_ name: String, in names: [String]) -> Bool {
+        !names.isEmpty && names.contains { $0.utf8.count == name.utf8.count && $0 == name.lowercased() }
+    }
+
     /// The forwarded request's head, with `framing` for its body.
     static func requestHead(_ request: HTTPRequest, _ target: ProxyTarget, framing: ProxyBodyFraming, upgrade: Bool = false) -> ByteBuffer {
         var out = ByteBuffer()
@@ -47,43 +89,37 @@ enum ProxyHeaders {
         out.writeStaticString(" ")
         out.writeString(target.target)
         out.writeStaticString(" HTTP/1.1\r\n")
-        let host = target.preserveHost ? request.headers.first(name: "host") ?? target.url.authority : target.url.authority
-        write(&out, "host", host)
-        let named = connectionOptions(request.headers)
-        let removed = Set(target.removeHeaders.map { $0.lowercased() })
-        let replaced = Set(target.setHeaders.map { $0.name.lowercased() })
+        let clientHost = request.headers.first(name: "host")
+        write(&out, "host", target.preserveHost ? clientHost ?? target.url.authority : target.url.authority)
+        // Fields the script sets or removes, and fields a Connection header names, are left out.
+        var dropped = target.removeHeaders
+        for (name, _) in target.setHeaders { dropped.append(name.lowercased()) }
         var forwardedFor: String?
         var forwarded: String?
         var via: String?
         for (name, value) in request.headers {
-            let lower = name.lowercased()
-            switch lower {
-            case "x-forwarded-for": forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-            case "forwarded": forwarded = forwarded.map { "\($0), \(value)" } ?? value
-            case "via": via = via.map { "\($0), \(value)" } ?? value
-            default:
-                guard !isHopByHop(lower), !named.contains(lower), !removed.contains(lower), !replaced.contains(lower),
-                    !isReframed(lower)
-                else { continue }
-                write(&out, name, value)
+            switch kind(name) {
+            case .forwardedFor: forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+            case .forwarded: forwarded = forwarded.map { "\($0), \(value)" } ?? value
+            case .via: via = via.map { "\($0), \(value)" } ?? value
+            case .connection:
+                for option in value.split(separator: ",") { dropped.append(trimmed(option).lowercased()) }
+            case .hopByHop, .reframed: break
+            case .pass: break
             }
         }
+        for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
+            write(&out, name, value)
+        }
         let ip = request.connection.remoteIP
-        if !removed.contains("x-forwarded-for"), !replaced.contains("x-forwarded-for") {
-            write(&out, "x-forwarded-for", forwardedFor.map { "\($0), \(ip)" } ?? ip)
-        }
-        if !removed.contains("x-forwarded-proto"), !replaced.contains("x-forwarded-proto") {
-            write(&out, "x-forwarded-proto", request.scheme)
-        }
-        let clientHost = request.headers.first(name: "host")
-        if let clientHost, !removed.contains("x-forwarded-host"), !replaced.contains("x-forwarded-host") {
-            write(&out, "x-forwarded-host", clientHost)
-        }
-        if !removed.contains("forwarded"), !replaced.contains("forwarded") {
+        if !listed("x-forwarded-for", in: dropped) { write(&out, "x-forwarded-for", forwardedFor.map { "\($0), \(ip)" } ?? ip) }
+        if !listed("x-forwarded-proto", in: dropped) { write(&out, "x-forwarded-proto", request.scheme) }
+        if let clientHost, !listed("x-forwarded-host", in: dropped) { write(&out, "x-forwarded-host", clientHost) }
+        if !listed("forwarded", in: dropped) {
             let element = forwardedElement(ip: ip, host: clientHost, proto: request.scheme)
             write(&out, "forwarded", forwarded.map { "\($0), \(element)" } ?? element)
         }
-        if target.via || via != nil, !removed.contains("via") {
+        if target.via || via != nil, !listed("via", in: target.removeHeaders) {
             let own = target.via ? "\(request.version == "2" ? "2" : "1.1") moonwire" : nil
             write(&out, "via", [via, own].compactMap { $0 }.joined(separator: ", "))
         }
@@ -101,28 +137,41 @@ enum ProxyHeaders {
         return out
     }
 
-    /// The upstream's answer fields as the client gets them: hop-by-hop fields removed, and
-    /// Content-Length kept only when it is what frames the body.
+    /// The upstream's answer fields as the client gets them: hop-by-hop fields (and those its
+    /// Connection names) removed, and Content-Length kept only when it is what frames the body.
     static func responseHeaders(_ head: OutboundResponseHead, via: Bool) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        var named: Set<String> = []
+        var named: [String] = []
+        var chunked = false
         head.forEachField { name, value in
-            guard bytesEqual(name, 0..<name.count, "connection", ignoringCase: true) else { return }
-            for option in String(decoding: value, as: UTF8.self).split(separator: ",") {
-                named.insert(option.trimmingCharacters(in: .whitespaces).lowercased())
+            switch kind(name) {
+            case .connection:
+                for option in value.split(separator: UInt8(ascii: ",")) {
+                    let option = String(decoding: option, as: UTF8.self)
+                    let lower = trimmed(Substring(option)).lowercased()
+                    // keep-alive and close name fields that go anyway.
+                    if lower != "keep-alive", lower != "close" { named.append(lower) }
+                }
+            case .hopByHop:
+                if bytesEqual(name, 0..<name.count, "transfer-encoding", ignoringCase: true) { chunked = true }
+            default: break
             }
         }
-        let chunked = head.first("transfer-encoding") != nil
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.fieldCount + 1)
         var upstreamVia: String?
         head.forEachField { name, value in
-            let lower = String(decoding: name, as: UTF8.self).lowercased()
-            if isHopByHop(lower) || named.contains(lower) || (chunked && lower == "content-length") { return }
-            let text = String(decoding: value, as: UTF8.self)
-            if lower == "via" {
+            switch kind(name) {
+            case .hopByHop, .connection: return
+            case .reframed where chunked && bytesEqual(name, 0..<name.count, "content-length", ignoringCase: true): return
+            case .via:
+                let text = String(decoding: value, as: UTF8.self)
                 upstreamVia = upstreamVia.map { "\($0), \(text)" } ?? text
                 return
+            default:
+                let name = String(decoding: name, as: UTF8.self)
+                if !named.isEmpty, listed(name, in: named) { return }
+                headers.add(name: name, value: String(decoding: value, as: UTF8.self))
             }
-            headers.add(name: String(decoding: name, as: UTF8.self), value: text)
         }
         if via || upstreamVia != nil {
             headers.add(name: "via", value: [upstreamVia, via ? "1.1 moonwire" : nil].compactMap { $0 }.joined(separator: ", "))
@@ -130,39 +179,38 @@ enum ProxyHeaders {
         return headers
     }
 
-    /// Fields that belong to one connection (RFC 9110 section 7.6.1), and Proxy-* fields.
-    static func isHopByHop(_ lower: String) -> Bool {
-        switch lower {
-        case "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection": true
-        default: lower.hasPrefix("proxy-")
+    /// Whether a field belongs to one connection (RFC 9110 section 7.6.1), or is a Proxy-* field.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch kind(name) {
+        case .hopByHop, .connection: true
+        default: false
         }
     }
 
-    /// Fields the proxy decides itself: the framing, and Expect (the server answered it).
-    private static func isReframed(_ lower: String) -> Bool {
-        lower == "content-length" || lower == "expect" || lower == "host"
-    }
-
-    /// The fields a Connection header names, lowercase.
-    private static func connectionOptions(_ headers: HTTPHeaders) -> Set<String> {
-        var named: Set<String> = []
-        for value in headers[canonicalForm: "connection"] { named.insert(value.lowercased()) }
-        return named
+    private static func trimmed(_ text: Substring) -> Substring {
+        var text = text
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return text
     }
 
     /// One Forwarded element (RFC 7239 section 4): IPv6 addresses and anything that is not a
     /// token are quoted.
     static func forwardedElement(ip: String, host: String?, proto: String) -> String {
-        var element = "for=" + (ip.contains(":") ? "\"[\(ip)]\"" : ip)
+        var element = "for=" + (ip.utf8.contains(UInt8(ascii: ":")) ? "\"[\(ip)]\"" : ip)
         if let host { element += ";host=" + quotedIfNeeded(host) }
         element += ";proto=" + proto
         return element
     }
 
     private static func quotedIfNeeded(_ value: String) -> String {
-        let isToken = !value.isEmpty && value.utf8.allSatisfy { HTTP1HeadParser.isTokenByte($0) }
-        guard !isToken else { return value }
-        return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        guard value.isEmpty || !value.utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) }) else { return value }
+        var quoted = "\""
+        for character in value.unicodeScalars {
+            if character == "\"" || character == "\\" { quoted.unicodeScalars.append("\\") }
+            quoted.unicodeScalars.append(character)
+        }
+        return quoted + "\""
     }
 
     private static func write(_ out: inout ByteBuffer, _ name: String, _ value: String) {

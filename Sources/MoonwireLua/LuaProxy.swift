@@ -123,6 +123,7 @@ extension LuaVM {
         }
         let request = call.request!
         let target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        runtime.outboundRequests.increment()
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
                 request, to: target, group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
@@ -154,6 +155,7 @@ extension LuaVM {
         let request = call.request!
         var target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
         if let group = route.group, let index = group.pick() { target.url = group.servers[index] }
+        runtime.outboundRequests.increment()
         ProxyUpgrade.start(request, to: target, pool: pool, decision: decision, logger: logger)
         end(call)
     }

@@ -72,6 +72,13 @@ extension LuaVM {
     /// size: the upload limits bound them, not max_body_size, which bounds what is held in
     /// memory (their plain fields).
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int? {
+        // An HTTP/1.x request without a length or chunks has no body: nothing to stream, unless
+        // a stream_body handler is there to find `req:read` working (proxy routes need none).
+        if streamBodyRoutes.count == proxyRoutes.count, head.version.major == 1, !head.headers.contains(name: "content-length"),
+            !head.headers.contains(name: "transfer-encoding")
+        {
+            return nil
+        }
         if !streamBodyRoutes.isEmpty, let (host, path) = HTTPRequest.hostAndPath(of: head),
             case .matched(let handler, _) = router.match(host: host, method: head.method.rawValue, path: path).outcome,
             streamBodyRoutes.contains(handler)

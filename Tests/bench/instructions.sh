@@ -11,7 +11,9 @@
 # Environment: SMALL (1000), LARGE (6000), PRELUDE (Lua run before the handler is defined, e.g.
 # 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget), PROXY=1 (the
 # handler makes one moonwire.http.get per request to an nginx answering "hello", started here
-# outside valgrind: the count is Moonwire's side of a proxied request).
+# outside valgrind: the count is Moonwire's side of a proxied request; PROXY=route forwards
+# through a moonwire.proxy route instead, with no Lua per request), KEEP=folder (keep the larger
+# run's callgrind output there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -68,6 +70,10 @@ CONF
   if not answer then res.status = 502 end
   res:send(answer and answer.body or err)
 end"
+    if [[ $proxy == route ]]; then
+        what="proxied request (moonwire.proxy route)"
+        handler="moonwire.proxy('/.*', 'http://127.0.0.1:$upstream_port/')"
+    fi
 fi
 printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
 # callgrind cannot read the DWARF Swift 6 writes; the symbol table is enough to count.
@@ -91,5 +97,6 @@ count() {
 
 first=$(count "$small")
 second=$(count "$large")
+if [[ -n ${KEEP:-} ]]; then cp "$work/callgrind.$large" "$KEEP/"; fi
 echo "instructions per $what: $(((second - first) / (large - small)))" \
      "(Ir $first for $small requests, $second for $large; $binary)"

@@ -162,3 +162,16 @@ def test_reloads_are_counted(moonwire):
     server.process.send_signal(signal.SIGHUP)
     assert server.wait_for_log("scripts reloaded")
     assert scrape(server)[("moonwire_reloads_total", ())] == 1
+
+
+def test_proxied_requests_are_counted_as_upstream_requests(moonwire):
+    upstream = moonwire("moonwire.get('/hello', function(req, res) res:send('hi') end)")
+    server = moonwire(f"""
+moonwire.options{{metrics = {{path = "/metrics"}}}}
+moonwire.proxy("/up/.*", "{upstream.url}/")
+""")
+    for _ in range(3):
+        assert server.get("/up/hello").text == "hi"
+    samples = scrape(server)
+    assert samples[("moonwire_outbound_requests_total", ())] == 3
+    assert requests_of(samples, "GET", 200, "/up/.*") == 3
