@@ -2,7 +2,7 @@
 # The WebSocket cases of `make bench` (run.sh runs this; it also runs alone): Moonwire echoing
 # through a Lua OnMessage against hummingbird-websocket echoing with no script, memory per idle
 # WebSocket, and Moonwire's fan-out of one broadcast to 10,000 subscribers of a channel. The load
-# is Tests/bench/wsload/wsload.c (C, epoll), built here with cc -O2; it prints its own CPU share
+# is Tests/bench/wsload/ (C, epoll), built here with cc -O2; it prints its own CPU share
 # next to each figure, and reads the server's CPU time and RSS from /proc.
 #
 # Each server runs alone on one core (taskset, Moonwire with --threads 1, hummingbird with one
@@ -57,7 +57,7 @@ fi
 [[ -x $moonwire_bin ]] || die "$moonwire_bin not found (build with: make release)"
 mkdir -p .build/bench
 wsload=.build/bench/wsload
-cc -O2 -Wall -Wextra -Werror -pthread -o "$wsload" Tests/bench/wsload/wsload.c ||
+cc -O2 -Wall -Wextra -Werror -pthread -o "$wsload" Tests/bench/wsload/*.c ||
     die "wsload did not build (gcc and libc6-dev: Tests/tools/setup.sh --bench)"
 
 # hummingbird-websocket, from the machine's copies of the Swift packages (its own package, not
