@@ -19,7 +19,7 @@ router.get("/hello") { _, _ in "hello" }
 
 let app = Application(
     router: router,
-    server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: 1 << 20)) { _, _, _ in
+    server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { _, _, _ in
         .upgrade([:]) { inbound, outbound, _ in
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 switch message {
