@@ -320,11 +320,6 @@ CONF
     wait_ready "http://127.0.0.1:$upstream_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
 }
 
-# Busy jiffies and all jiffies of one CPU so far (/proc/stat), for the shares the proxy case prints.
-cpu_jiffies() {
-    awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
-}
-
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 make_site
 make_tls_cert

@@ -126,7 +126,8 @@ echo_runs="$work/echo.jsonl"
 echo_args=(--connections 100 --size 20 --inflight 1)
 if ((warmup > 0)); then
     for peer in "${peers[@]}"; do
-        run_wsload echo "127.0.0.1:${echo_port[$peer]}" "${echo_args[@]}" --seconds "$warmup" 2>/dev/null >/dev/null
+        printf '  ws-echo warm-up %-11s ' "$peer" >&2
+        run_wsload echo "127.0.0.1:${echo_port[$peer]}" "${echo_args[@]}" --seconds "$warmup" --pid "${echo_pid[$peer]}" >/dev/null
     done
 fi
 for ((round = 1; round <= rounds; round++)); do
@@ -138,9 +139,15 @@ for ((round = 1; round <= rounds; round++)); do
     fi
     for peer in "${order[@]}"; do
         printf '  ws-echo round %d %-11s ' "$round" "$peer" >&2
+        read -r server_busy server_all < <(cpu_jiffies "$server_cpu")
         result=$(run_wsload echo "127.0.0.1:${echo_port[$peer]}" "${echo_args[@]}" --seconds "$duration" \
             --pid "${echo_pid[$peer]}")
-        echo "{\"peer\": \"$peer\", \"round\": $round, \"run\": $result}" >>"$echo_runs"
+        # How busy the server's CPU was, whoever used it: well above the server's own share,
+        # other programs took the CPU, and messages/s measure the machine, not the server.
+        read -r busy all < <(cpu_jiffies "$server_cpu")
+        core_share=$(((busy - server_busy) * 100 / (all - server_all > 0 ? all - server_all : 1)))
+        echo "    CPU $server_cpu was ${core_share}% busy (the server and whatever else ran there)" >&2
+        echo "{\"peer\": \"$peer\", \"round\": $round, \"server_core_busy_percent\": $core_share, \"run\": $result}" >>"$echo_runs"
     done
 done
 
@@ -191,7 +198,7 @@ env = os.environ
 runs = [json.loads(line) for line in open(env["BENCH_ECHO_RUNS"])]
 echo = {}
 for peer in dict.fromkeys(r["peer"] for r in runs):
-    mine = [r["run"] for r in runs if r["peer"] == peer]
+    mine = [dict(r["run"], server_core_busy_percent=r["server_core_busy_percent"]) for r in runs if r["peer"] == peer]
     echo[peer] = {
         "runs": mine,
         "median_messages_per_second": round(statistics.median(r["messages_per_second"] for r in mine)),
