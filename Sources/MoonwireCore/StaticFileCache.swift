@@ -97,8 +97,9 @@ final class StaticFileCache {
         return nil
     }
 
+    /// Keeps `cached` for `key` (a file read on the thread pool, handed over on this loop).
     func insert(_ cached: CachedFile, for key: String) {
-        if let old = files[key] { bytes -= old.contents.readableBytes }
+        if let old = files.removeValue(forKey: key) { bytes -= old.contents.readableBytes }
         if files.count >= Self.mostFiles || bytes + cached.contents.readableBytes > Self.mostBytes {
             files.removeAll()
             bytes = 0
