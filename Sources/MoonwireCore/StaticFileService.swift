@@ -53,11 +53,10 @@ final class StaticFileService: Sendable {
             guard case .active = state else { return promise.fail(NIOThreadPoolError.ThreadPoolInactive()) }
             let resolver = self.resolver(for: root)
             let resolution = resolver?.resolve(path) ?? .notFound
-            var read: CachedFile?
-            if case .file(let file) = resolution, let resolver {
-                read = CachedFile.read(file, statPath: CachedFile.statPath(root: resolver.root, path: path), now: time(nil))
+            let cached = resolver.flatMap { resolver -> CachedFile? in
+                guard case .file(let file) = resolution else { return nil }
+                return CachedFile.read(file, statPath: CachedFile.statPath(root: resolver.root, path: path), now: time(nil))
             }
-            let cached = read
             if let cached { loop.execute { loopCache.value.insert(cached, for: key) } }
             promise.completeWith(Result {
                 try Self.prepare(
