@@ -14,6 +14,8 @@ final class ConnectionEnvironment {
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
+    /// This loop's small static files (see `StaticFileCache`).
+    let fileCache = StaticFileCache()
     /// This loop's open connections, which a graceful stop drains.
     let openConnections = OpenConnections()
     /// This loop's access log lines, when there is an access log.

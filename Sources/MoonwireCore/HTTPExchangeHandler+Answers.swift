@@ -25,7 +25,7 @@ extension HTTPExchangeHandler {
         case .staticFile(let extraHeaders, let root):
             let future = environment.files.serve(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
-                extraHeaders: extraHeaders, on: loop)
+                extraHeaders: extraHeaders, cache: environment.fileCache, on: loop)
             writeWhenReady(future, exchange)
         }
     }

@@ -1,5 +1,6 @@
 // Turns "serve this path" and "send this file" into prepared responses, doing the blocking
-// file-system work on NIO's thread pool so no event loop ever waits on the disk.
+// file-system work on NIO's thread pool so no event loop ever waits on the disk; a small file
+// already read is answered from the loop's StaticFileCache after one stat.
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -31,14 +32,39 @@ final class StaticFileService: Sendable {
         return made
     }
 
-    /// Serves a request path (`/docs/`) from the root, honouring validators and ranges.
+    /// Serves a request path (`/docs/`) from the root, honouring validators and ranges. A small
+    /// file in `cache` that is still the file on disk is answered here on the loop; anything
+    /// else is resolved on the thread pool, and a small file read there joins the cache.
     func serve(
-        path: String, root: String?, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders, on loop: EventLoop
+        path: String, root: String?, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders,
+        cache: StaticFileCache, on loop: EventLoop
     ) -> EventLoopFuture<PreparedResponse> {
-        onThreadPool(completing: loop) {
-            let resolution = self.resolver(for: root)?.resolve(path) ?? .notFound
-            return try Self.prepare(resolution, request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders)
+        let key = StaticFileCache.key(path: path, root: root)
+        if let cached = cache.current(key) {
+            return loop.makeCompletedFuture(Result {
+                try Self.prepare(
+                    .file(cached.file), request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders,
+                    bytes: .cached(cached))
+            })
         }
+        let promise = loop.makePromise(of: PreparedResponse.self)
+        let loopCache = NIOLoopBound(cache, eventLoop: loop)
+        threadPool.submit { state in
+            guard case .active = state else { return promise.fail(NIOThreadPoolError.ThreadPoolInactive()) }
+            let resolver = self.resolver(for: root)
+            let resolution = resolver?.resolve(path) ?? .notFound
+            let cached = resolver.flatMap { resolver -> CachedFile? in
+                guard case .file(let file) = resolution else { return nil }
+                return CachedFile.read(file, statPath: CachedFile.statPath(root: resolver.root, path: path), now: time(nil))
+            }
+            if let cached { loop.execute { loopCache.value.insert(cached, for: key) } }
+            promise.completeWith(Result {
+                try Self.prepare(
+                    resolution, request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders,
+                    bytes: cached.map { .cached($0) } ?? .disk)
+            })
+        }
+        return promise.futureResult
     }
 
     /// Sends a file a handler named: absolute paths as given, relative ones under the root
@@ -59,7 +85,8 @@ final class StaticFileService: Sendable {
                 resolution = resolver?.resolve("/" + file) ?? .notFound
             }
             return try Self.prepare(
-                resolution, request: request, headOnly: headOnly, status: response.status, extraHeaders: response.headers)
+                resolution, request: request, headOnly: headOnly, status: response.status, extraHeaders: response.headers,
+                bytes: .disk)
         }
     }
 
@@ -94,8 +121,15 @@ final class StaticFileService: Sendable {
         return promise.futureResult
     }
 
+    /// Where an answer's bytes come from: the file, opened for it, or the loop's cached copy.
+    private enum FileBytes {
+        case disk
+        case cached(CachedFile)
+    }
+
     private static func prepare(
-        _ resolution: StaticFileResolution, request: HTTPHeaders, headOnly: Bool, status: Int, extraHeaders: HTTPHeaders
+        _ resolution: StaticFileResolution, request: HTTPHeaders, headOnly: Bool, status: Int, extraHeaders: HTTPHeaders,
+        bytes: FileBytes
     ) throws -> PreparedResponse {
         switch resolution {
         case .file(let file):
@@ -114,17 +148,18 @@ final class StaticFileService: Sendable {
             case .whole:
                 if ResponseCompression.shouldCompress(
                     status: status, headers: &headers, size: file.size, accepted: ResponseCompression.acceptsGzip(request)),
-                    let compressed = try Self.gzip(file)
+                    let compressed = try Self.gzip(file, bytes)
                 {
                     headers.replaceOrAdd(name: "content-encoding", value: "gzip")
                     headers.replaceOrAdd(name: "etag", value: ResponseCompression.gzipETag(file.etag))
                     if headOnly { headers.replaceOrAdd(name: "content-length", value: String(compressed.readableBytes)) }
                     return PreparedResponse(status: status, headers: headers, body: .bytes(headOnly ? ByteBuffer() : compressed))
                 }
-                return try body(of: file, range: 0...max(0, file.size - 1), status: status, headers: headers, headOnly: headOnly)
+                return try body(
+                    of: file, bytes, range: 0...max(0, file.size - 1), status: status, headers: headers, headOnly: headOnly)
             case .partial(let range):
                 headers.replaceOrAdd(name: "content-range", value: "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)")
-                return try body(of: file, range: range, status: 206, headers: headers, headOnly: headOnly)
+                return try body(of: file, bytes, range: range, status: 206, headers: headers, headOnly: headOnly)
             }
         case .redirect(let location):
             var headers = extraHeaders
@@ -153,7 +188,8 @@ final class StaticFileService: Sendable {
     }
 
     /// The whole file, gzip-compressed (files this small are read in one piece).
-    private static func gzip(_ file: StaticFile) throws -> ByteBuffer? {
+    private static func gzip(_ file: StaticFile, _ bytes: FileBytes) throws -> ByteBuffer? {
+        if case .cached(let cached) = bytes { return cached.gzipped }
         let handle = try NIOFileHandle(_deprecatedPath: file.path)
         defer { try? handle.close() }
         var bytes = [UInt8](repeating: 0, count: file.size)
@@ -164,15 +200,19 @@ final class StaticFileService: Sendable {
         return bytes.withUnsafeBytes { Gzip.compress($0) }
     }
 
-    /// Opens the file for `range` (nothing to open for HEAD or an empty file).
-    private static func body(of file: StaticFile, range: ClosedRange<Int>, status: Int, headers: HTTPHeaders, headOnly: Bool)
-        throws -> PreparedResponse
-    {
+    /// Opens the file for `range` (nothing to open for HEAD or an empty file), or slices the
+    /// cached copy.
+    private static func body(
+        of file: StaticFile, _ bytes: FileBytes, range: ClosedRange<Int>, status: Int, headers: HTTPHeaders, headOnly: Bool
+    ) throws -> PreparedResponse {
         var headers = headers
         let length = file.size == 0 ? 0 : range.count
         if headOnly || length == 0 {
             headers.replaceOrAdd(name: "content-length", value: String(length))
             return PreparedResponse(status: status, headers: headers, body: .bytes(ByteBuffer()))
+        }
+        if case .cached(let cached) = bytes, let slice = cached.contents.getSlice(at: range.lowerBound, length: length) {
+            return PreparedResponse(status: status, headers: headers, body: .bytes(slice))
         }
         let handle = try NIOFileHandle(_deprecatedPath: file.path)
         let region = FileRegion(fileHandle: handle, readerIndex: range.lowerBound, endIndex: range.upperBound + 1)

@@ -5,9 +5,12 @@
 # HTTP/2 with TLS (h2load; both servers also listen with TLS on a certificate made per run),
 # and a proxied request: a Lua handler making one moonwire.http.get per request against nginx's
 # proxy_pass with a keep-alive upstream pool, both to the same upstream (an nginx of its own),
-# and the same forward through a moonwire.proxy route (proxy-pass: no Lua per request). Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
-# Lua (moonwire-constant), WebSocket echo throughput and memory per idle connection, and
-# server-sent events fanned out to 10,000 streams on one channel (events/s, memory per stream).
+# and the same forward through a moonwire.proxy route (proxy-pass: no Lua per request).
+# Then Moonwire alone: the Lua hello next to the same answer without the CPU budget and without
+# Lua (moonwire-constant); the WebSocket cases of Tests/bench/websocket.sh (echo through a Lua
+# OnMessage against hummingbird-websocket, memory per idle WebSocket, fan-out to 10,000
+# subscribers, all loaded by the C client Tests/bench/wsload); and server-sent events fanned out
+# to 10,000 streams on one channel (events/s, memory per stream).
 #
 # Each server runs alone on one core (taskset), Moonwire with --threads 1 and nginx with one
 # worker; wrk (h2load for HTTP/2) runs on another core. The servers take turns for several
@@ -28,6 +31,8 @@
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=Tests/bench/lib.sh
+source Tests/bench/lib.sh
 
 rounds=${BENCH_ROUNDS:-3}
 duration=${BENCH_DURATION:-5}
@@ -50,9 +55,6 @@ for argument in "$@"; do
     esac
 done
 
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-
 [[ $h2_requests =~ ^[0-9]+$ ]] && ((h2_requests >= h2_clients)) ||
     die "BENCH_H2_REQUESTS must be a whole number of at least $h2_clients"
 
@@ -72,52 +74,6 @@ if $build; then
     swift build ${RELEASE_FLAGS:--c release -Xswiftc -enforce-exclusivity=unchecked} >&2
 fi
 [[ -x $moonwire_bin ]] || die "$moonwire_bin not found (build with: make release)"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/moonwire-bench.XXXXXX")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in {1..50}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until `url` answers `body`, or fails showing the server's logs (and `ready_hint`).
-# An https URL must verify against the run's certificate and answer over HTTP/2.
-ready_hint=""
-wait_ready() {
-    local url=$1 body=$2 pid=$3 options=()
-    shift 3
-    [[ $url == https:* ]] && options=(--cacert "$work/tls/localhost.pem" --http2)
-    for _ in {1..200}; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$@" >&2 2>/dev/null || true
-            die "the server for $url exited"
-        fi
-        if [[ $(curl -s --max-time 1 "${options[@]}" "$url" 2>/dev/null) == "$body" ]]; then
-            [[ $url == https:* ]] || return 0
-            local version
-            version=$(curl -s --max-time 1 "${options[@]}" -o /dev/null -w '%{http_version}' "$url" 2>/dev/null || true)
-            [[ $version == 2 ]] && return 0
-            die "$url answers over HTTP/$version, not HTTP/2 (no h2 in its TLS ALPN)"
-        fi
-        sleep 0.1
-    done
-    cat "$@" >&2 2>/dev/null || true
-    die "no answer \"$body\" from $url within 20 s${ready_hint:+; $ready_hint}"
-}
 
 # --- the servers -----------------------------------------------------------------------------
 # Both serve the same cases: /hello, /user/<n>, /r1/<n> ... /r1000/<n>, /static4k.html; and
@@ -372,11 +328,6 @@ CONF
     wait_ready "http://127.0.0.1:$upstream_port/hello" hello "$!" "$prefix/logs/console.log" "$prefix/logs/error.log"
 }
 
-# Busy jiffies and all jiffies of one CPU so far (/proc/stat), for the shares the proxy case prints.
-cpu_jiffies() {
-    awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
-}
-
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 make_site
 make_tls_cert
@@ -504,23 +455,10 @@ for ((round = 1; round <= shared_rounds; round++)); do
     printf '  %-13s round %d  lua %11.0f req/s  constant %11.0f req/s\n' shared "$round" "$rps" "$constant_rps"
 done
 
-# --- WebSocket: echo throughput and memory per idle connection (Moonwire alone) --------------
+# --- WebSocket: echo against hummingbird-websocket, idle memory, fan-out (websocket.sh) ------
 
-mkdir -p "$work/ws"
-cat >"$work/ws/main.lua" <<'LUA'
-function OnMessage(ws, text) ws:send(text) end
-LUA
-ws_port=$(free_port)
-(ulimit -n "$(ulimit -Hn)" && exec taskset -c "$server_cpu" "$moonwire_bin" serve --host 127.0.0.1 --port "$ws_port" \
-    --threads 1 --scripts "$work/ws" --www "$work/www" >"$work/ws/log" 2>&1) &
-ws_pid=$!
-pids+=("$ws_pid")
-wait_ready "http://127.0.0.1:$ws_port/hello" "404 Not Found" "$ws_pid" "$work/ws/log"
-ws_server_pid=$(pgrep -f -- "--port $ws_port" | head -1)
-say "websocket echo: 100 connections, 20-byte messages, one in flight each, ${duration}s"
-ws_echo=$(taskset -c "$load_cpu" python3 Tests/bench/ws_load.py echo "127.0.0.1:$ws_port" --connections 100 --seconds "$duration")
-say "websocket idle: 10000 connections"
-ws_idle=$(ulimit -n "$(ulimit -Hn)" && taskset -c "$load_cpu" python3 Tests/bench/ws_load.py idle "127.0.0.1:$ws_port" --pid "$ws_server_pid" --connections 10000)
+websocket=$(BENCH_ROUNDS=$rounds BENCH_DURATION=$duration BENCH_WARMUP=$warmup BENCH_SERVER_CPU=$server_cpu \
+    BENCH_LOAD_CPU=$load_cpu MOONWIRE_BIN=$moonwire_bin Tests/bench/websocket.sh)
 
 # --- Server-sent events: fan-out to 10,000 streams on one channel (Moonwire alone) -----------
 
@@ -565,7 +503,7 @@ for case in "${cases[@]}"; do
 done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
-BENCH_CASES="$case_runs" BENCH_BRIDGE="$bridge_runs" BENCH_WS_ECHO="$ws_echo" BENCH_WS_IDLE="$ws_idle" BENCH_SSE="$sse_fanout" \
+BENCH_CASES="$case_runs" BENCH_BRIDGE="$bridge_runs" BENCH_WEBSOCKET="$websocket" BENCH_SSE="$sse_fanout" \
 BENCH_MOONWIRE_VERSION=$("$moonwire_bin" version 2>&1 | head -1) \
 BENCH_NGINX_VERSION=$(nginx -v 2>&1 | head -1) \
 BENCH_WRK_VERSION=$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) \
@@ -620,9 +558,22 @@ bridge["shared_core"] = {"runs_rps": [{"lua": lua, "constant": constant} for lua
                          "constant_over_lua": round(statistics.median(c / l for l, c in shared), 3)}
 print(f"    on one shared core, at once: constant/lua-hello {bridge['shared_core']['constant_over_lua']:.3f} "
       f"(median of {len(shared)} rounds; goal: at most 1.05)")
-ws_echo, ws_idle = json.loads(env["BENCH_WS_ECHO"]), json.loads(env["BENCH_WS_IDLE"])
-print(f"  websocket echo: {ws_echo['messages_per_second']} messages/s over {ws_echo['connections']} connections")
-print(f"  websocket idle: {ws_idle['kib_per_connection']} KiB RSS per connection over {ws_idle['connections']} connections")
+websocket = json.loads(env["BENCH_WEBSOCKET"])
+for peer, echo in websocket["echo"].items():
+    print(f"  websocket echo, {peer}: {echo['median_messages_per_second']} messages/s, "
+          f"{echo['median_server_cpu_us_per_message']} µs server CPU per message (wsload at {echo['median_client_cpu_share']:.0%} CPU)")
+if "moonwire_over_hummingbird" in websocket:
+    ratio = websocket["moonwire_over_hummingbird"]
+    print(f"    moonwire/hummingbird: {ratio['messages_per_second']:.2f} of the messages/s, "
+          f"{ratio['server_cpu_per_message']:.2f} of the CPU per message")
+else:
+    print(f"    hummingbird-websocket not measured: {websocket['hummingbird_missing']}")
+for peer, idle in websocket["idle"].items():
+    if idle:
+        print(f"  websocket idle, {peer}: {idle['kib_per_connection']} KiB RSS per connection over {idle['connections']}")
+for fanout in websocket["fanout"].values():
+    print(f"  websocket fan-out, {fanout['burst']} message(s) per publish: {fanout['deliveries_per_second']} deliveries/s "
+          f"to {fanout['connections']}, loop held up to {fanout['loop_held_max_ms']} ms")
 sse = json.loads(env["BENCH_SSE"])
 for run in sse["rounds"]:
     print(f"  sse fan-out round: {run['events_per_second']} events/s ({run['delivered']} in {run['seconds']} s, "
@@ -656,7 +607,7 @@ result = {
     "cases": cases,
     "route_1000th_over_1st": route_ratio,
     "lua_bridge": bridge,
-    "websocket": {"echo": ws_echo, "idle": ws_idle},
+    "websocket": websocket,
     "sse": sse,
 }
 with open(sys.argv[1], "w") as f:

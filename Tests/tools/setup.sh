@@ -7,7 +7,8 @@
 #   Tests/tools/setup.sh           build, run and test
 #   Tests/tools/setup.sh --build   build and run only (make run, make release, make dist): no
 #                                  test clients, no .venv
-#   Tests/tools/setup.sh --bench   also the benchmark peer (nginx with its Lua module) and valgrind
+#   Tests/tools/setup.sh --bench   also the benchmark peer (nginx with its Lua module), valgrind,
+#                                  and a C compiler for the WebSocket load client (wsload)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -47,7 +48,7 @@ if $bench; then
     # Debian 12's nginx-light is a transitional package over nginx; the Lua module
     # (OpenResty's lua-nginx-module on LuaJIT) loads into either.
     if ! installed nginx-light && ! installed nginx; then packages+=(nginx); fi
-    packages+=(libnginx-mod-http-lua valgrind)
+    packages+=(libnginx-mod-http-lua valgrind gcc libc6-dev)
 fi
 
 missing=()
