@@ -236,6 +236,18 @@ def _complete(data, head):
 
 # --- servers -----------------------------------------------------------------------------------
 
+# Lua that defines record(name, line): it appends a line to the file `name` in the server's
+# MOONWIRE_TEST_DIR, which `Server.records(name)` reads back. Put it first in a test's script.
+LUA_RECORD = r"""
+local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
+local function record(name, line)
+  local f = assert(io.open(dir .. "/" .. name, "a"))
+  f:write(line, "\n")
+  f:close()
+end
+"""
+
+
 class Server:
     """One running `moonwire serve` on the scripts folder `scripts`, started in `workdir`."""
 

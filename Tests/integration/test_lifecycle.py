@@ -14,18 +14,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from harness import STOP_TIMEOUT, run_cli, wait_until
+from harness import LUA_RECORD, STOP_TIMEOUT, run_cli, wait_until
 from http2_client import ACK, DATA, END_STREAM, GOAWAY, HEADERS, PING, RawH2, Target, frame
 from websocket_client import url
 
-APP = r"""
+APP = LUA_RECORD + r"""
 moonwire.options{ drain_timeout = tonumber(os.getenv("DRAIN_TIMEOUT") or "30") }
-local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
-local function record(name, line)
-  local f = assert(io.open(dir .. "/" .. name, "a"))
-  f:write(line, "\n")
-  f:close()
-end
 
 function OnShutdown() record("lifecycle.log", "shutdown") end
 function OnConnect(ws) record("ws.log", "open") end

@@ -14,17 +14,11 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from harness import free_port, run_cli, shut_down_listener, wait_until
+from harness import LUA_RECORD, free_port, run_cli, shut_down_listener, wait_until
 from tls_certs import client_context, common_name, handshake, start_tls, tls_table
 from websocket_client import url
 
-RECORD = r"""
-local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
-local function record(name, line)
-  local f = assert(io.open(dir .. "/" .. name, "a"))
-  f:write(line, "\n")
-  f:close()
-end
+RECORD = LUA_RECORD + r"""
 moonwire.get("/", function(req, res) res:send("hello") end)
 function OnMessage(ws, text) ws:send("echo " .. text) end
 """

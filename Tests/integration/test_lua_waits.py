@@ -9,18 +9,12 @@ import httpx
 import pytest
 import websockets
 
-from harness import wait_until
+from harness import LUA_RECORD, wait_until
 from websocket_client import url
 
 # Every record line carries the VM it came from (a table's address, made once per VM).
-PRELUDE = r"""
-local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
+PRELUDE = LUA_RECORD + r"""
 local vm = tostring({}):match("0x%x+")
-local function record(name, line)
-  local f = assert(io.open(dir .. "/" .. name, "a"))
-  f:write(line, "\n")
-  f:close()
-end
 """
 
 

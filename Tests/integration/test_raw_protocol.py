@@ -12,17 +12,11 @@ import time
 import httpx
 import pytest
 
-from harness import Bystander, exchange, wait_until
+from harness import LUA_RECORD, Bystander, exchange, wait_until
 from tls_certs import client_context, start_tls
 
-APP = r"""
+APP = LUA_RECORD + r"""
 moonwire.options{ limits = { header_timeout = 2, handler_timeout = 4 } }
-local dir = assert(os.getenv("MOONWIRE_TEST_DIR"))
-local function record(name, line)
-  local f = assert(io.open(dir .. "/" .. name, "a"))
-  f:write(line, "\n")
-  f:close()
-end
 
 moonwire.get("/alive", function(req, res) res:send("alive") end)
 moonwire.get("/meanwhile", function(req, res) res:send("meanwhile") end)
