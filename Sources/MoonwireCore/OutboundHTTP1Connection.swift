@@ -40,6 +40,8 @@ protocol OutboundResponseSink: AnyObject {
     func responseBody(_ part: ByteBuffer)
     func responseEnded()
     func responseFailed(_ failure: OutboundHTTPFailure)
+    /// What one read brought has been handed on (a head may wait for it).
+    func responseReadComplete()
     /// The connection can take more of the request's body.
     func upstreamWritable()
 }
@@ -186,7 +188,9 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
             switch progress {
             case .needMore:
                 // The sink may have ended the exchange while it took the piece.
-                if isOpen { self.exchange = exchange }
+                guard isOpen else { return }
+                self.exchange = exchange
+                exchange.sink?.responseReadComplete()
                 return
             case .headArrived(let head):
                 exchange.sink?.responseHead(head)

@@ -56,6 +56,9 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// Body pieces and the end that arrived while the hook decided.
     private var held: [ByteBuffer] = []
     private var heldEnd = false
+    /// The head, kept until the end of the read it came in: an answer that is whole by then
+    /// goes out in one write, without a stream.
+    private var pendingHead: (status: Int, headers: HTTPHeaders)?
     private var finished = false
     var deadline: NIODeadline
 
@@ -215,7 +218,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         headArrived = true
         deadline = .now() + target.timeout
         let headers = ProxyHeaders.responseHeaders(head, via: target.via)
-        guard let hook else { return startAnswer(status: head.status, headers: headers) }
+        guard let hook else {
+            pendingHead = (head.status, headers)
+            return
+        }
         connection?.holdReads()
         hookCalled = true
         hook(.head(status: head.status, headers: headers)) { [self] decision in
@@ -259,13 +265,29 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
     }
 
+    /// The end of what one read brought: a head still kept starts a streamed answer.
+    func responseReadComplete() {
+        guard clientStream == nil, let head = pendingHead.take() else { return }
+        startAnswer(status: head.status, headers: head.headers)
+    }
+
     func responseEnded() {
         guard let stream = clientStream else {
+            if let head = pendingHead.take() { return answerWhole(head) }
             heldEnd = true
             return
         }
         end()
         stream.finish()
+    }
+
+    /// The whole answer arrived in one read: one response, head and body in one write.
+    private func answerWhole(_ head: (status: Int, headers: HTTPHeaders)) {
+        end()
+        var body = held.first ?? ByteBuffer()
+        for var part in held.dropFirst() { body.writeBuffer(&part) }
+        held = []
+        responder.respond(HTTPResponse(status: head.status, headers: head.headers, body: .bytes(body)))
     }
 
     func responseFailed(_ failure: OutboundHTTPFailure) {

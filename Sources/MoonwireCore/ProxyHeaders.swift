@@ -116,8 +116,13 @@ enum ProxyHeaders {
         if !listed("x-forwarded-proto", in: dropped) { write(&out, "x-forwarded-proto", request.scheme) }
         if let clientHost, !listed("x-forwarded-host", in: dropped) { write(&out, "x-forwarded-host", clientHost) }
         if !listed("forwarded", in: dropped) {
-            let element = forwardedElement(ip: ip, host: clientHost, proto: request.scheme)
-            write(&out, "forwarded", forwarded.map { "\($0), \(element)" } ?? element)
+            out.writeStaticString("forwarded: ")
+            if let forwarded {
+                out.writeString(forwarded)
+                out.writeStaticString(", ")
+            }
+            writeForwardedElement(&out, ip: ip, host: clientHost, proto: request.scheme)
+            out.writeStaticString("\r\n")
         }
         if target.via || via != nil, !listed("via", in: target.removeHeaders) {
             let own = target.via ? "\(request.version == "2" ? "2" : "1.1") moonwire" : nil
@@ -146,10 +151,15 @@ enum ProxyHeaders {
             switch kind(name) {
             case .connection:
                 for option in value.split(separator: UInt8(ascii: ",")) {
-                    let option = String(decoding: option, as: UTF8.self)
-                    let lower = trimmed(Substring(option)).lowercased()
+                    var option = option
+                    while let first = option.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { option = option.dropFirst() }
+                    while let last = option.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { option = option.dropLast() }
                     // keep-alive and close name fields that go anyway.
-                    if lower != "keep-alive", lower != "close" { named.append(lower) }
+                    let bytes = UnsafeRawBufferPointer(rebasing: option)
+                    if bytesEqual(bytes, 0..<bytes.count, "keep-alive", ignoringCase: true) || bytesEqual(bytes, 0..<bytes.count, "close", ignoringCase: true) {
+                        continue
+                    }
+                    named.append(String(decoding: bytes, as: UTF8.self).lowercased())
                 }
             case .hopByHop:
                 if bytesEqual(name, 0..<name.count, "transfer-encoding", ignoringCase: true) { chunked = true }
@@ -194,23 +204,36 @@ enum ProxyHeaders {
         return text
     }
 
-    /// One Forwarded element (RFC 7239 section 4): IPv6 addresses and anything that is not a
-    /// token are quoted.
-    static func forwardedElement(ip: String, host: String?, proto: String) -> String {
-        var element = "for=" + (ip.utf8.contains(UInt8(ascii: ":")) ? "\"[\(ip)]\"" : ip)
-        if let host { element += ";host=" + quotedIfNeeded(host) }
-        element += ";proto=" + proto
-        return element
+    /// One Forwarded element (RFC 7239 section 4), written where it goes: IPv6 addresses and
+    /// anything that is not a token are quoted.
+    static func writeForwardedElement(_ out: inout ByteBuffer, ip: String, host: String?, proto: String) {
+        out.writeStaticString("for=")
+        if ip.utf8.contains(UInt8(ascii: ":")) {
+            out.writeStaticString("\"[")
+            out.writeString(ip)
+            out.writeStaticString("]\"")
+        } else {
+            out.writeString(ip)
+        }
+        if let host {
+            out.writeStaticString(";host=")
+            writeQuotedIfNeeded(&out, host)
+        }
+        out.writeStaticString(";proto=")
+        out.writeString(proto)
     }
 
-    private static func quotedIfNeeded(_ value: String) -> String {
-        guard value.isEmpty || !value.utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) }) else { return value }
-        var quoted = "\""
-        for character in value.unicodeScalars {
-            if character == "\"" || character == "\\" { quoted.unicodeScalars.append("\\") }
-            quoted.unicodeScalars.append(character)
+    private static func writeQuotedIfNeeded(_ out: inout ByteBuffer, _ value: String) {
+        guard value.isEmpty || !value.utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) }) else {
+            out.writeString(value)
+            return
         }
-        return quoted + "\""
+        out.writeInteger(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.writeInteger(UInt8(ascii: "\\")) }
+            out.writeInteger(byte)
+        }
+        out.writeInteger(UInt8(ascii: "\""))
     }
 
     private static func write(_ out: inout ByteBuffer, _ name: String, _ value: String) {

@@ -59,6 +59,8 @@ public final class ProxyUpgrade: OutboundResponseSink, OutboundDeadline {
 
     func responseBody(_ part: ByteBuffer) {}
 
+    func responseReadComplete() {}
+
     func responseEnded() {
         pool.unwatch(self)
         guard let answer, let connection, let decision = decision.take() else { return }

@@ -87,7 +87,12 @@ final class ReverseProxyTests: XCTestCase {
     }
 
     func testForwardedQuotesWhatIsNotAToken() {
-        XCTAssertEqual(ProxyHeaders.forwardedElement(ip: "1.2.3.4", host: "a.test:80", proto: "https"), "for=1.2.3.4;host=\"a.test:80\";proto=https")
+        var out = ByteBuffer()
+        ProxyHeaders.writeForwardedElement(&out, ip: "1.2.3.4", host: "a.test:80", proto: "https")
+        XCTAssertEqual(String(buffer: out), "for=1.2.3.4;host=\"a.test:80\";proto=https")
+        out.clear()
+        ProxyHeaders.writeForwardedElement(&out, ip: "::1", host: "say\"hi\"", proto: "http")
+        XCTAssertEqual(String(buffer: out), "for=\"[::1]\";host=\"say\\\"hi\\\"\";proto=http")
     }
 
     func testAGroupTakesTurnsAndLeavesAFailedServerOut() {
