@@ -14,7 +14,7 @@ import pytest
 from harness import HOST, free_port, wait_until
 from websockets.sync.client import connect
 
-from upstreams import HTTP1Upstream, RawUpstream, WebSocketUpstream
+from upstreams import HTTP1Upstream, NginxUpstream, RawUpstream, WebSocketUpstream
 from test_lua_http_client import server_context
 
 SCRIPT = """
@@ -376,3 +376,27 @@ def test_a_refused_upgrade_answers_with_the_upstreams_status(server):
         "connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
         "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert response.status_code in (403, 404)
+
+
+def test_an_nginx_upstream_with_ranges_and_validators(moonwire, tmp_path):
+    import os
+    root = tmp_path / "files"
+    root.mkdir()
+    content = os.urandom(20 * 1024 * 1024)
+    (root / "blob.bin").write_bytes(content)
+    nginx = NginxUpstream(root, tmp_path / "nginx")
+    try:
+        server = moonwire(f'moonwire.proxy("/files/.*", "{nginx.url}/")')
+        whole = httpx.get(f"{server.url}/files/blob.bin", timeout=60)
+        assert whole.status_code == 200
+        assert hashlib.sha256(whole.content).digest() == hashlib.sha256(content).digest()
+        etag = whole.headers["etag"]
+        part = httpx.get(f"{server.url}/files/blob.bin", headers={"range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == content[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(content)}"
+        assert httpx.get(f"{server.url}/files/blob.bin", headers={"if-none-match": etag}).status_code == 304
+        head = httpx.head(f"{server.url}/files/blob.bin")
+        assert head.headers["content-length"] == str(len(content)) and head.content == b""
+        assert httpx.get(f"{server.url}/files/missing.bin").status_code == 404
+    finally:
+        nginx.close()

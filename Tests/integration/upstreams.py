@@ -331,3 +331,59 @@ class WebSocketUpstream:
 
     def close(self):
         self.server.shutdown()
+
+
+class NginxUpstream:
+    """Debian's nginx serving the folder `root` on a free loopback port (static files, with
+    ranges and validators as nginx does them), in a prefix of its own; stopped by `close()`."""
+
+    def __init__(self, root, prefix):
+        import os
+        import shutil
+        import subprocess
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(nginx):
+            raise RuntimeError("nginx is not installed (Tests/tools/setup.sh installs it)")
+        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "logs").mkdir(exist_ok=True)
+        listener = socket.socket()
+        listener.bind((HOST, 0))
+        self.port = listener.getsockname()[1]
+        listener.close()
+        # As root, nginx's worker would drop to nobody, who cannot enter pytest's folders.
+        user = "user root root;" if os.geteuid() == 0 else ""
+        (prefix / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    types {{ application/octet-stream bin; text/plain txt; }}
+    server {{ listen {HOST}:{self.port}; root {root}; }}
+}}
+""")
+        self.process = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
+                                         str(prefix / "logs" / "error.log")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://{HOST}:{self.port}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.close()
+        raise RuntimeError("nginx did not start")
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)

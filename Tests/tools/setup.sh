@@ -44,10 +44,11 @@ if $tests; then
     # the live dashboard (test_dashboard.py).
     packages+=(curl wrk nghttp2-client python3-venv redis-server chromium chromium-driver)
 fi
+# nginx: an upstream of the proxy tests (test_proxy.py), and the benchmark's peer. Debian 12's
+# nginx-light is a transitional package over nginx; the Lua module (OpenResty's
+# lua-nginx-module on LuaJIT) loads into either.
+if ($tests || $bench) && ! installed nginx-light && ! installed nginx; then packages+=(nginx); fi
 if $bench; then
-    # Debian 12's nginx-light is a transitional package over nginx; the Lua module
-    # (OpenResty's lua-nginx-module on LuaJIT) loads into either.
-    if ! installed nginx-light && ! installed nginx; then packages+=(nginx); fi
     packages+=(libnginx-mod-http-lua valgrind gcc libc6-dev)
 fi
 
