@@ -215,8 +215,8 @@ public final class OutboundHTTP1Pool {
     }
 
     private static func key(_ url: OutboundURL, tls: OutboundTLS? = nil) -> String {
-        guard let tls else { return "\(url.host)|\(url.port)" }
-        return "\(url.host)|\(url.port)|tls|\(tls.verify)|\(tls.caFile ?? "")|\(tls.serverName ?? "")"
+        guard let tls else { return url.poolKey }
+        return "\(url.poolKey)|tls|\(tls.verify)|\(tls.caFile ?? "")|\(tls.serverName ?? "")"
     }
 }
 

@@ -18,6 +18,8 @@ public struct OutboundURL: Equatable, Sendable {
     public let target: String
     /// The Host header's value: the host, and the port when it is not 80.
     public let authority: String
+    /// Where the keep-alive pool files its connections: made once here, not per request.
+    let poolKey: String
 
     /// Nil when the URL is not a plain http URL this parser takes.
     public init?(_ url: String) {
@@ -30,6 +32,7 @@ public struct OutboundURL: Equatable, Sendable {
         host = text(parts.host)
         port = parts.port
         isSecure = parts.secure
+        poolKey = "\(host)|\(port)"
         authority = text(parts.authority)
         if parts.target.isEmpty {
             target = "/"

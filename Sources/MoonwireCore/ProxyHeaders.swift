@@ -224,14 +224,19 @@ enum ProxyHeaders {
     }
 
     private static func writeQuotedIfNeeded(_ out: inout ByteBuffer, _ value: String) {
-        guard value.isEmpty || !value.utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) }) else {
+        let utf8 = value.utf8
+        guard utf8.isEmpty || !utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) }) else {
             out.writeString(value)
             return
         }
         out.writeInteger(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.writeInteger(UInt8(ascii: "\\")) }
-            out.writeInteger(byte)
+        if utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            for byte in utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.writeInteger(UInt8(ascii: "\\")) }
+                out.writeInteger(byte)
+            }
+        } else {
+            out.writeString(value)
         }
         out.writeInteger(UInt8(ascii: "\""))
     }
