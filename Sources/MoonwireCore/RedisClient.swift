@@ -65,7 +65,7 @@ public final class RedisClient {
         }
         completions[id] = completion
         timeouts[id] = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut(id) }
-        return { [weak self] in self?.finish(id) }
+        return { [weak self] in _ = self?.finish(id) }
     }
 
     /// Closes the connection; calls waiting get an error.
@@ -98,7 +98,9 @@ public final class RedisClient {
         bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .failure(let error):
-                lost(reason: "cannot connect: \(describe(error))")
+                let failure = OutboundTCPConnection.describe(
+                    error, target: endpoint.target, host: endpoint.host, seconds: endpoint.timeout)
+                lost(reason: failure.description)
             case .success(let channel):
                 guard !isClosed, let connection = try? channel.pipeline.syncOperations.handler(type: RedisConnection.self) else {
                     channel.close(promise: nil)
@@ -134,9 +136,7 @@ public final class RedisClient {
         switch state.received(reply) {
         case .complete(let id, let reply): finish(id)?(.success(reply))
         case .handshakeStep: break
-        case .close(let reason):
-            logger.error("redis \(endpoint.target): \(reason)")
-            connection?.close(reason: reason)
+        case .close(let reason): connection?.close(reason: reason)
         }
     }
 
@@ -150,11 +150,5 @@ public final class RedisClient {
         for id in lost {
             finish(id)?(.failure(RedisClientError(description: "redis \(endpoint.target): \(reason)")))
         }
-    }
-
-    private func describe(_ error: Error) -> String {
-        if let error = error as? IOError { return error.description }
-        if error is ChannelError { return "\(error) (timeout \(endpoint.timeout) s)" }
-        return "\(error)"
     }
 }

@@ -27,10 +27,10 @@ moonwire.post("/call", function(req, res)
 end)
 
 -- PUT /raw/KEY: the body is the value, byte for byte; GET /raw/KEY gives it back.
-moonwire.put("/raw/:key", function(req, res)
+moonwire.put([[/raw/(?<key>\w+)]], function(req, res)
   answer(res, redis:call("SET", req.params.key, req.body))
 end)
-moonwire.get("/raw/:key", function(req, res)
+moonwire.get([[/raw/(?<key>\w+)]], function(req, res)
   local value, err = redis:call("GET", req.params.key)
   if value == nil then return res:send(err or "nil") end
   res:header("Content-Type", "application/octet-stream")
@@ -125,8 +125,9 @@ def test_a_transaction_in_one_handler(server):
     steps = server.get("/multi", timeout=15).json()
     assert steps[0]["value"] == "OK"
     assert [step["value"] for step in steps[1:6]] == ["QUEUED"] * 5
-    assert steps[6]["value"] == ["OK", 2, 2, False, {"err": steps[6]["value"][5]["err"]}]
-    assert steps[6]["value"][5]["err"].startswith("WRONGTYPE")
+    replies = steps[6]["value"]
+    assert replies[:4] == ["OK", 2, 2, False] and len(replies) == 5
+    assert replies[4]["err"].startswith("WRONGTYPE")
 
 
 def test_values_are_binary_safe(server):
