@@ -189,11 +189,12 @@ def test_redis_killed_mid_run_then_back(server, redis):
     assert "redis 127.0.0.1" in server.log()
 
 
-class GarbageServer:
-    """Answers every connection's first bytes with something that is not RESP, and counts the
-    connections."""
+class FakeRedis:
+    """A server on a loopback port that reads each connection's first bytes and answers `reply`
+    (bytes that are not RESP), or nothing at all when it is None; it counts the connections."""
 
-    def __init__(self):
+    def __init__(self, reply):
+        self.reply = reply
         self.port = free_port()
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", self.port))
@@ -207,10 +208,18 @@ class GarbageServer:
             except OSError:
                 return
             self.connections += 1
-            with conn:
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            conn.settimeout(10)
+            try:
                 conn.recv(65536)
-                conn.sendall(b"?this is not RESP\r\n")
-                time.sleep(0.5)
+                if self.reply is not None:
+                    conn.sendall(self.reply)
+                conn.recv(65536)  # until the client closes (or the timeout)
+            except OSError:
+                pass
 
     def stop(self):
         self.listener.close()
@@ -218,18 +227,32 @@ class GarbageServer:
 
 
 def test_a_server_speaking_garbage_closes_the_connection(moonwire):
-    garbage = GarbageServer()
+    garbage = FakeRedis(b"?this is not RESP\r\n")
     try:
         server = start(moonwire, f"redis://127.0.0.1:{garbage.port}/0")
         value, err, _ = call(server, "GET", "x")
         assert value is None and "protocol error" in err, err
         assert server.wait_for_log("protocol error")
         assert server.get("/alive").text == "alive"
-        time.sleep(0.2)
+        time.sleep(0.3)  # past the first back-off: the next call connects again
         value, err, _ = call(server, "GET", "x")
         assert value is None and err
+        assert garbage.connections >= 2
     finally:
         garbage.stop()
+
+
+def test_a_server_that_never_answers_times_out(moonwire):
+    silent = FakeRedis(None)
+    try:
+        server = start(moonwire, f"redis://127.0.0.1:{silent.port}/0")
+        began = time.monotonic()
+        value, err, _ = call(server, "GET", "x")
+        assert value is None and err == f"redis 127.0.0.1:{silent.port}: no reply within 5.0 s", err
+        assert 4.5 < time.monotonic() - began < 8
+        assert server.get("/alive").text == "alive"
+    finally:
+        silent.stop()
 
 
 def test_cluster_options_are_checked(tmp_path):
