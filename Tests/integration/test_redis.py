@@ -3,6 +3,7 @@ loopback port for each test (conftest's redis_server): the reply mapping, binary
 pipelining of concurrent calls, AUTH and SELECT, Redis killed and started again, and a fake
 server that answers with bytes that are not RESP."""
 import json
+import signal
 import socket
 import threading
 import time
@@ -283,3 +284,19 @@ moonwire.get("/alive", function(req, res) res:send("alive") end)
     assert server.get("/").text == (
         'false moonwire.redis:call: no Redis is configured '
         '(moonwire.options{cluster = {redis = "redis://127.0.0.1:6379/0"}})')
+
+
+def connected_clients(port):
+    """redis-server's count of client connections, less the one asking."""
+    info = raw_redis(port, "INFO clients").decode()
+    return int(info.split("connected_clients:")[1].split()[0]) - 1
+
+
+def test_a_reload_closes_the_old_generations_connection(moonwire, redis):
+    server = moonwire(main=APP, env={"REDIS_URL": redis.url()}, threads=1)
+    assert call(server, "PING")[0] == "PONG"
+    assert connected_clients(redis.port) == 1
+    server.process.send_signal(signal.SIGHUP)
+    assert server.wait_for_log("reason=SIGHUP")
+    assert call(server, "PING")[0] == "PONG"
+    assert wait_until(lambda: connected_clients(redis.port) == 1, timeout=10), connected_clients(redis.port)
