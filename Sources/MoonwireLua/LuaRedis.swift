@@ -62,7 +62,7 @@ private let redisCall: LuaFunction = { L in
         switch result {
         case .failure(let error): waiter.resume(failure: error.description)
         case .success(.error(let message)): waiter.resume(failure: message)
-        case .success(let reply): waiter.resume { T in pushReply(reply, on: T, depth: 0) }
+        case .success(let reply): waiter.resume { T in pushRedisReply(reply, on: T) }
         }
     }
     waiter.onAbandon(abandon)
@@ -71,7 +71,7 @@ private let redisCall: LuaFunction = { L in
 
 /// Pushes `reply` as one Lua value: strings, an integer, nil, or an array table (where a nil
 /// element is `false`, as a Lua array cannot hold nil, and an error element is `{err = message}`).
-private func pushReply(_ reply: RedisReply, on T: LuaThread, depth: Int) -> Int32 {
+func pushRedisReply(_ reply: RedisReply, on T: LuaThread, depth: Int = 0) -> Int32 {
     switch reply {
     case .status(let text): T.push(text)
     case .bulk(let bytes): T.push(bytes: bytes)
@@ -91,7 +91,7 @@ private func pushReply(_ reply: RedisReply, on T: LuaThread, depth: Int) -> Int3
             if case .null = element {
                 lua_pushboolean(T, 0)
             } else {
-                _ = pushReply(element, on: T, depth: depth + 1)
+                _ = pushRedisReply(element, on: T, depth: depth + 1)
             }
             lua_rawseti(T, -2, lua_Integer(index + 1))
         }
