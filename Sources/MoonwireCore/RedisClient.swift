@@ -51,20 +51,23 @@ public final class RedisClient {
         let id = nextID
         var bytes = ByteBuffer()
         RedisCommand.format(arguments, into: &bytes)
-        switch state.submit(id: id, now: .now()) {
-        case .fail(let message):
+        let submission = state.submit(id: id, now: .now())
+        if case .fail(let message) = submission {
             completion(.failure(RedisClientError(description: "redis \(endpoint.target): \(message)")))
             return {}
-        case .send:
-            connection?.write(bytes)
-        case .queued:
-            queuedCommands[id] = bytes
+        }
+        // Registered before anything is written or connected, so an answer that comes at once
+        // finds its call.
+        completions[id] = completion
+        timeouts[id] = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut(id) }
+        switch submission {
+        case .send: connection?.write(bytes)
+        case .queued: queuedCommands[id] = bytes
         case .connect:
             queuedCommands[id] = bytes
             connect()
+        case .fail: break
         }
-        completions[id] = completion
-        timeouts[id] = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut(id) }
         return { [weak self] in _ = self?.finish(id) }
     }
 
