@@ -33,6 +33,15 @@ extension LuaVM {
     }
 }
 
+/// Commands that would change the connection every handler of the loop shares, and why.
+private let refusedCommands: [String: String] = {
+    let subscribe = "it turns the shared connection into a subscriber's"
+    return [
+        "SUBSCRIBE": subscribe, "PSUBSCRIBE": subscribe, "SSUBSCRIBE": subscribe, "MONITOR": subscribe,
+        "SELECT": "the database is the connection's, shared by the loop (set it in cluster.redis: redis://host:port/db)",
+    ]
+}()
+
 /// Arrays nested deeper than this in a reply are cut (Redis' own replies nest a few levels).
 private let maximumDepth = 32
 
@@ -54,6 +63,10 @@ private let redisCall: LuaFunction = { L in
             return L.raise("\(name): argument \(index - 1) must be a string or a number, got \(L.describe(at: index))")
         }
         arguments.append(bytes)
+    }
+    let command = String(decoding: arguments[0], as: UTF8.self).uppercased()
+    if let reason = refusedCommands[command] {
+        return L.raise("\(name): \(command) is refused: \(reason)")
     }
     guard let vm = LuaVM.checked(L, LuaAPI.redisCall) else { return LuaReturn.raise }
     guard let client = vm.redisClient(L) else { return LuaReturn.raise }

@@ -57,6 +57,9 @@ final class LuaRedisTests: XCTestCase {
             fails("expected a command name, got none", r.call, r)
             fails("argument 2 must be a string or a number, got table", r.call, r, "GET", {})
             fails("argument 1 must be a string or a number, got nil", r.call, r, nil, "x")
+            fails("moonwire.redis:call: SUBSCRIBE is refused: it turns the shared connection into a subscriber's",
+                  r.call, r, "subscribe", "news")
+            fails("moonwire.redis:call: SELECT is refused: the database is the connection's", r.call, r, "SELECT", 1)
             fails("moonwire.redis:call may only be called in any event that can wait (not while the scripts load)",
                   r.call, r, "GET", "x")
             """#, name: "arguments", as: .load)
