@@ -120,7 +120,7 @@ enum LuaAPI {
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]
             + [socketData, socketSession, socketSend, socketSendBinary, socketPing, socketClose, socketSubscribe, socketUnsubscribe]
             + anywhere + tcpFunctions + rawFunctions + cryptoFunctions + encodingFunctions + jwtFunctions + [limit] + apiKeyFunctions
-            + metricsFunctions
+            + metricsFunctions + [redisCall]
     }
 }
 

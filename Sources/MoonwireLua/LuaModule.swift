@@ -31,6 +31,7 @@ extension LuaVM {
         installRouting()
         installWebSocketServer()
         installTCP()
+        installRedis()
         installRawConnections()
         installRegex()
         L.setField(-2, "re")

@@ -9,15 +9,14 @@ import CLua
 enum LuaSettingKeys {
     static let options = [
         "limits", "websocket", "heartbeat", "http2", "origins", "authentication", "sessions", "drain_timeout", "access_log",
-        "sse", "uploads", "metrics", "watchdog", "dashboard",
+        "sse", "uploads", "metrics", "watchdog", "dashboard", "cluster",
     ]
     static let accessLog = ["path", "format"]
     static let metrics = ["path"]
     static let dashboard = ["path"]
+    static let cluster = ["redis", "node", "password"]
     /// Options the Lua API names that the server does not have yet.
-    static let notBuilt = [
-        "cluster",
-    ]
+    static let clusterNotBuilt = ["tls"]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
         "instructions", "memory", "handler_timeout",

@@ -9,7 +9,7 @@ let luaOptions: LuaFunction = { L in
     if L.type(at: 1) == LUA_TSTRING { return addRoute(L, fixedMethod: "OPTIONS") }
     guard let vm = LuaVM.checked(L, LuaAPI.options) else { return LuaReturn.raise }
     guard L.type(at: 1) == LUA_TTABLE else { return L.raise("moonwire.options: expected a table") }
-    if let error = LuaSettingKeys.unknownKey(L, at: 1, known: LuaSettingKeys.options, notBuilt: LuaSettingKeys.notBuilt) {
+    if let error = LuaSettingKeys.unknownKey(L, at: 1, known: LuaSettingKeys.options) {
         return L.raise("moonwire.options: \(error)")
     }
     lua_pushnil(L)
@@ -77,6 +77,9 @@ let luaOptions: LuaFunction = { L in
         case "uploads":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: uploads must be a table") }
             if let error = readUploads(L, into: &vm.uploads) { return L.raise("moonwire.options: \(error)") }
+        case "cluster":
+            guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: cluster must be a table") }
+            if let error = readCluster(L, into: &vm.settings) { return L.raise("moonwire.options: \(error)") }
         case "metrics":
             guard L.type(at: -1) == LUA_TTABLE else { return L.raise("moonwire.options: metrics must be a table") }
             if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.metrics, path: "metrics.") {

@@ -40,6 +40,8 @@ public final class LuaVM {
     /// The keep-alive pool of plain HTTP upstreams of this VM's loop (moonwire.http), which
     /// every generation on the loop shares; nil without a loop.
     var outboundPool: OutboundHTTP1Pool?
+    /// This VM's connection to Redis (moonwire.redis), made on the first call.
+    var redis: RedisClient?
     /// See `LuaRecentPooledRequest`.
     var recentPooledRequest = LuaRecentPooledRequest()
     /// The handler timeouts of the calls that wait.
@@ -151,6 +153,7 @@ public final class LuaVM {
             for case .heartbeat(let answer) in backlog.events { answer.succeed(false) }
         }
         deadlines.sweep?.cancel()
+        redis?.close()
         leaveTick()
         lua_close(L)
         space.deallocate()

@@ -32,6 +32,12 @@ public struct ScriptSettings: Sendable {
     /// Where the live dashboard is served, its feed at path/feed (moonwire.options{dashboard =
     /// {path = "/_dashboard"}}); nil: the dashboard is off.
     public var dashboardPath: String?
+    /// The Redis of moonwire.redis and of the cluster (moonwire.options{cluster = {redis =
+    /// "redis://127.0.0.1:6379/0", password = ...}}); nil: none.
+    public var redis: RedisEndpoint?
+    /// This node's name in the cluster (moonwire.options{cluster = {node = "name"}}); nil: the
+    /// host name and process id are used when the cluster needs one.
+    public var clusterNode: String?
     /// Certificates of virtual hosts declared with {tls = {...}}, matched by SNI name.
     public var hostCertificates: [SNICertificate] = []
 

@@ -89,7 +89,7 @@ final class LuaDoorTests: XCTestCase {
         for (source, message) in [
             (
                 "moonwire.options{limts = {}}",
-                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics, watchdog, dashboard)"
+                "unknown option limts (options are limits, websocket, heartbeat, http2, origins, authentication, sessions, drain_timeout, access_log, sse, uploads, metrics, watchdog, dashboard, cluster)"
             ),
             ("moonwire.options{sse = {keepalive = -1}}", "sse.keepalive must be a number of seconds"),
             ("moonwire.options{sse = {queue_limit = 0}}", "sse.queue_limit must be a positive number"),
@@ -97,7 +97,9 @@ final class LuaDoorTests: XCTestCase {
             ("moonwire.options{limits = {min_body_rates = 1}}", "unknown option limits.min_body_rates"),
             ("moonwire.options{websocket = {fragment = 'all'}}", "unknown option websocket.fragment"),
             ("moonwire.options{sessions = {enabled = true, expiry = 5}}", "unknown option sessions.expiry"),
-            ("moonwire.options{cluster = {}}", "cluster is not built yet"),
+            ("moonwire.options{cluster = {}}", "cluster.redis is required"),
+            ("moonwire.options{cluster = {redis = 'redis://h', tls = true}}", "cluster.tls is not built yet"),
+            ("moonwire.options{cluster = {redis = 'redis://h', node = 1}}", "cluster.node must be a non-empty string"),
             ("moonwire.options{watchdog = {intervall = 5}}", "unknown option watchdog.intervall (watchdog takes enabled, interval, attempts)"),
             ("moonwire.options{uploads = {max_file_sise = 1}}", "unknown option uploads.max_file_sise"),
             ("moonwire.options{uploads = {keep = 'yes'}}", "uploads.keep must be true or false"),

@@ -4,6 +4,8 @@ HTTP/1.1) and tls_certs.py (certificates).
 - `moonwire` starts servers for one test, `moonwire_module` servers that a whole test module
   shares; both are factories: moonwire(main="lua source", files={...}) or moonwire(app="events"),
   with the options of harness.Server (www, dev, threads, env). Servers stop at teardown.
+- `redis_server`: a factory of Debian's redis-server on free ports (harness.RedisServer),
+  redis_server(password=None); each stops at teardown.
 - `certs`: the test certificates, made once per test session (per xdist worker).
 
 The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the tests marked
@@ -16,7 +18,7 @@ import shutil
 
 import pytest
 
-from harness import Launcher
+from harness import Launcher, RedisServer
 from tls_certs import make_certificates
 
 
@@ -35,6 +37,20 @@ def moonwire_module(tmp_path_factory):
     launcher = Launcher(tmp_path_factory.mktemp("servers"))
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture
+def redis_server():
+    """redis_server(password=None) -> harness.RedisServer, stopped at teardown."""
+    servers = []
+
+    def start(password=None):
+        servers.append(RedisServer(password))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -436,6 +436,50 @@ class Bystander:
             self._stop.wait(self.interval)
 
 
+class RedisServer:
+    """Debian's redis-server on a free loopback port, without persistence: `stop()` ends it
+    (SIGKILL with kill=True), `start()` starts it again on the same port, with the same
+    password (requirepass) when one was given."""
+
+    def __init__(self, password=None):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.skip("redis-server is not installed (Tests/tools/setup.sh installs it)")
+        self.port = free_port()
+        self.password = password
+        self.process = None
+        self.start()
+
+    def url(self, db=0):
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self):
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        assert wait_until(self._answers, timeout=10), "redis-server did not start"
+
+    def _answers(self):
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
+
+    def stop(self, kill=False):
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(10)
+        self.process = None
+
+
 class Launcher:
     """Starts servers in folders under `base` and stops them all at the end (the fixtures'
     factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),

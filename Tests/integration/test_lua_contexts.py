@@ -34,6 +34,7 @@ CALLS = {
     "moonwire.http.request": "moonwire.http.request{url = 'http://127.0.0.1:1/'}",
     "moonwire.http.get": "moonwire.http.get('http://127.0.0.1:1/')",
     "moonwire.http.post": "moonwire.http.post('http://127.0.0.1:1/', 'x')",
+    "moonwire.redis:call": "moonwire.redis:call('GET', 'x')",
     "moonwire.reload": "moonwire.reload()",
     "moonwire.broadcast": "moonwire.broadcast('x')",
     "moonwire.write": "moonwire.write('no-such-guid', 'x')",

@@ -5,10 +5,8 @@ with JSON describing what the socket calls returned."""
 import asyncio
 import concurrent.futures
 import pathlib
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -17,7 +15,7 @@ import urllib.request
 import pytest
 import websockets
 
-from harness import free_port, wait_until
+from harness import RedisServer, free_port, wait_until
 
 APP_DIR = pathlib.Path(__file__).parent / "apps" / "tcp"
 
@@ -114,25 +112,9 @@ def tls_lines(certs):
 
 @pytest.fixture(scope="module")
 def redis():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (Tests/tools/setup.sh installs it)")
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-    def answers():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16) == b"+PONG\r\n"
-        except OSError:
-            return False
-
-    assert wait_until(answers, timeout=10), "redis-server did not start"
-    yield port
-    process.terminate()
-    process.wait(10)
+    server = RedisServer()
+    yield server.port
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,56 @@
+// The channel handler of one connection to Redis: reads bytes into hiredis' reader and hands
+// each whole reply to its client, in order. Bytes that are not RESP close the connection: the
+// replies after them could not be matched to their commands.
+import NIOCore
+
+/// One Redis connection's inbound side. Confined to its channel's loop.
+final class RedisConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let reader = RedisReplyReader()
+    /// Each reply, in order; set by the client once connected (Redis says nothing first).
+    var onReply: ((RedisReply) -> Void)?
+    /// Once, when the connection ends, with why.
+    var onClose: ((String) -> Void)?
+    private var closeReason: String?
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reader.feed(unwrapInboundIn(data))
+        do {
+            while closeReason == nil, let reply = try reader.next() { onReply?(reply) }
+        } catch {
+            close(reason: "\(error) (the connection is closed)")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let onClose = onClose
+        self.onClose = nil
+        onReply = nil
+        onClose?(closeReason ?? "the connection closed")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if closeReason == nil { closeReason = "\(error)" }
+        context.close(promise: nil)
+    }
+
+    /// Writes `bytes` (whole commands).
+    func write(_ bytes: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// Closes with `reason`, which the close reports.
+    func close(reason: String) {
+        if closeReason == nil { closeReason = reason }
+        context?.close(promise: nil)
+    }
+}
+
+extension RedisConnection {
+    typealias OutboundOut = ByteBuffer
+}
