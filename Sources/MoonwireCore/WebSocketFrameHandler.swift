@@ -12,8 +12,8 @@
 // instead of one per frame. A script's burst is flushed every `flushThreshold` bytes of queue
 // cost on the way, so a client that reads takes it as it goes instead of the whole burst
 // waiting in the send queue (and counting against its limit) until the handler returns.
-// Frames written together (a read's answers, the broadcasts a FanoutOutbox delivers in a row)
-// are counted off the send queue by one promise on the last of them, not one per frame.
+// The broadcasts a FanoutOutbox delivers in a row are counted off the send queue by one promise
+// on the last of them, not one per frame.
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -228,7 +228,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             perform(machine.received(event, now: now), context: context)
         }
         parsing = false
-        if lastFrame != nil { flushWrites(context: context) }
+        if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
         if bytes.readableBytes > 0, self.context != nil { unparsed = bytes }
         if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
     }
@@ -366,31 +366,31 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             return
         }
         if queued { broadcastsDelivered += 1 }
-        sendNow(opcode: message.binary ? .binary : .text, message.payload, flush: false)
+        sendNow(opcode: message.binary ? .binary : .text, message.payload, flush: false, batched: true)
         while let next = afterBroadcasts.first, next.after <= broadcastsDelivered {
             afterBroadcasts.removeFirst()
             next.action(self)
         }
-        if flush, !parsing, let context, lastFrame != nil { flushWrites(context: context) }
+        if flush, !parsing, let context, unflushed > 0 { flushWrites(context: context) }
     }
 
     /// Writes a frame through the send queue; `flush`: send what was written now (while
     /// parsing, the flush waits for the end of the read, or `flushThreshold`).
-    private func sendNow(opcode: WebSocketOpcode, _ data: ByteBuffer, flush: Bool) {
+    private func sendNow(opcode: WebSocketOpcode, _ data: ByteBuffer, flush: Bool, batched: Bool = false) {
         guard let context, context.channel.isActive else { return }
         let size = data.readableBytes
         let compressed: Bool
         let decision = machine.sendRequested(opcode, size: size)
         switch decision {
         case .discard:
-            if flush, !parsing, lastFrame != nil { flushWrites(context: context) }
+            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
             return
         case .send(let compress):
             compressed = compress
             if opcode == .text || opcode == .binary { environment.metrics?.server.webSocketMessagesOut.increment() }
         case .drop:
             environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
-            if flush, !parsing, lastFrame != nil { flushWrites(context: context) }
+            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
             return
         case .closeForBackpressure:
             return closeSlowClient(context: context)
@@ -400,37 +400,47 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         if compressed, let deflate {
             payload = deflate.compress(data, allocator: context.channel.allocator)
         }
-        writeFrame(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload), cost: WebSocketSendQueue.cost(ofPayload: size), context: context)
+        writeFrame(
+            WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
+            batched: batched, context: context)
         if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(context: context) }
     }
 
-    /// Writes a frame; `cost` is what it counts in the send queue (0: not counted). The last
-    /// frame is kept back until the next write or the flush, which writes it with the one
-    /// promise that counts off every frame since the previous flush: NIO completes writes in
-    /// order, so one promise and one closure per flush do what one per frame did.
-    private func writeFrame(_ frame: WebSocketFrame, cost: Int, context: ChannelHandlerContext) {
-        if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: nil) }
-        lastFrame = frame
-        if cost > 0 {
-            unconfirmed.cost += cost
-            unconfirmed.frames += 1
-            unflushed += cost
+    /// Writes a frame; `cost` is what it counts in the send queue (0: not counted). A frame of a
+    /// broadcast (`batched`) is kept back until the next write or the flush, which writes it
+    /// with the one promise that counts off every broadcast frame since the previous flush: NIO
+    /// completes writes in order, so one promise and one closure per flush do what one per
+    /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
+    private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
+        if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: batched ? nil : batchPromise(context)) }
+        unflushed += cost
+        guard batched else {
+            context.write(wrapOutboundOut(frame), promise: cost > 0 ? writtenPromise(cost: cost, frames: 1, context: context) : nil)
+            return
         }
+        lastFrame = frame
+        unconfirmed.cost += cost
+        unconfirmed.frames += 1
+    }
+
+    /// The promise that counts off the broadcast frames written since the last one.
+    private func batchPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+        guard unconfirmed.frames > 0 else { return nil }
+        let (cost, frames) = unconfirmed
+        unconfirmed = (0, 0)
+        return writtenPromise(cost: cost, frames: frames, context: context)
+    }
+
+    private func writtenPromise(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
+        return promise
     }
 
     private func flushWrites(context: ChannelHandlerContext) {
         unflushed = 0
-        if let last = lastFrame.take() {
-            var promise: EventLoopPromise<Void>?
-            if unconfirmed.frames > 0 {
-                let (cost, frames) = unconfirmed
-                unconfirmed = (0, 0)
-                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                promise = context.eventLoop.makePromise(of: Void.self)
-                promise?.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
-            }
-            context.write(wrapOutboundOut(last), promise: promise)
-        }
+        if let last = lastFrame.take() { context.write(wrapOutboundOut(last), promise: batchPromise(context)) }
         context.flush()
     }
 
