@@ -45,7 +45,7 @@ public final class WebSocketConnection: Sendable {
     public func ping(_ data: ByteBuffer = ByteBuffer()) { onLoop { $0.send(opcode: .ping, data) } }
 
     /// Starts the closing handshake with a code and a reason.
-    public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.close(code: code, reason: reason) } }
+    public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.closeInOrder(code: code, reason: reason) } }
 
     /// Stops delivering this connection's messages (and reading its socket) until
     /// `releaseReading`: the delegate's handler of the last one is still busy. On the
@@ -94,9 +94,12 @@ public final class WebSocketConnection: Sendable {
 extension WebSocketConnection: ChannelSubscriber {
     public var takesEvents: Bool { false }
 
-    public func deliverOnLoop(_ message: ChannelMessage) {
-        let opcode: WebSocketOpcode = message.binary ? .binary : .text
-        handler.value?.whenAdded { $0.send(opcode: opcode, message.payload) }
+    public func broadcastQueued() {
+        handler.value?.broadcastQueued()
+    }
+
+    public func deliverOnLoop(_ message: ChannelMessage, queued: Bool, flush: Bool) {
+        handler.value?.deliverBroadcast(message, queued: queued, flush: flush)
     }
 }
 

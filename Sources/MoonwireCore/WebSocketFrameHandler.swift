@@ -12,6 +12,8 @@
 // instead of one per frame. A script's burst is flushed every `flushThreshold` bytes of queue
 // cost on the way, so a client that reads takes it as it goes instead of the whole burst
 // waiting in the send queue (and counting against its limit) until the handler returns.
+// The broadcasts a FanoutOutbox delivers in a row are counted off the send queue by one promise
+// on the last of them, not one per frame.
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -45,8 +47,18 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     private var heldByDelegate = false
     /// OnBeforeHeartBeat was asked and has not answered yet.
     private var heartbeatAsked = false
-    /// What the frames written and not flushed while parsing cost in the send queue.
+    /// What the frames written and not flushed cost in the send queue.
     private var unflushed = 0
+    /// The last frame written, kept back until the next write or flush (see `writeFrame`).
+    private var lastFrame: WebSocketFrame?
+    /// What the frames written since the last flush cost, and how many there are.
+    private var unconfirmed = (cost: 0, frames: 0)
+    /// Broadcasts to this connection queued in the loop's FanoutOutbox, and delivered.
+    private var broadcastsQueued = 0
+    private var broadcastsDelivered = 0
+    /// Messages and a close asked for while a broadcast waited, each to be done once the
+    /// broadcasts queued before it are sent.
+    private var afterBroadcasts: [(after: Int, action: (WebSocketFrameHandler) -> Void)] = []
     private static let flushThreshold = 64 * 1024
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
@@ -216,7 +228,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             perform(machine.received(event, now: now), context: context)
         }
         parsing = false
-        if unflushed > 0 { flushWrites(context: context) }
+        if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
         if bytes.readableBytes > 0, self.context != nil { unparsed = bytes }
         if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
     }
@@ -320,20 +332,65 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), context: context)
     }
 
-    /// Sends a data or control frame (server frames are not masked).
+    /// Sends a data or control frame (server frames are not masked). A message waits while a
+    /// broadcast to this connection does (see `broadcastQueued`).
     func send(opcode: WebSocketOpcode, _ data: ByteBuffer) {
+        guard opcode != .text && opcode != .binary || !waitsForBroadcasts else {
+            afterBroadcasts.append((broadcastsQueued, { $0.sendNow(opcode: opcode, data, flush: true) }))
+            return
+        }
+        sendNow(opcode: opcode, data, flush: true)
+    }
+
+    /// Starts the closing handshake (`close`) once the broadcasts queued before are sent.
+    func closeInOrder(code: UInt16, reason: String) {
+        guard !waitsForBroadcasts else {
+            afterBroadcasts.append((broadcastsQueued, { $0.close(code: code, reason: reason) }))
+            return
+        }
+        close(code: code, reason: reason)
+    }
+
+    private var waitsForBroadcasts: Bool { broadcastsQueued > broadcastsDelivered || !afterBroadcasts.isEmpty }
+
+    /// A broadcast to this connection waits in the loop's FanoutOutbox: the messages sent to it
+    /// meanwhile by other means go out after the broadcast, in the order they were sent.
+    func broadcastQueued() {
+        broadcastsQueued += 1
+    }
+
+    /// Sends a broadcast message (`ChannelSubscriber.deliverOnLoop`), then what waited for it.
+    func deliverBroadcast(_ message: ChannelMessage, queued: Bool, flush: Bool) {
+        guard beforeAdded == nil else {
+            beforeAdded?.append { $0.deliverBroadcast(message, queued: queued, flush: true) }
+            return
+        }
+        if queued { broadcastsDelivered += 1 }
+        sendNow(opcode: message.binary ? .binary : .text, message.payload, flush: false, batched: true)
+        while let next = afterBroadcasts.first, next.after <= broadcastsDelivered {
+            afterBroadcasts.removeFirst()
+            next.action(self)
+        }
+        if flush, !parsing, let context, unflushed > 0 { flushWrites(context: context) }
+    }
+
+    /// Writes a frame through the send queue; `flush`: send what was written now (while
+    /// parsing, the flush waits for the end of the read, or `flushThreshold`).
+    private func sendNow(opcode: WebSocketOpcode, _ data: ByteBuffer, flush: Bool, batched: Bool = false) {
         guard let context, context.channel.isActive else { return }
         let size = data.readableBytes
         let compressed: Bool
         let decision = machine.sendRequested(opcode, size: size)
         switch decision {
         case .discard:
+            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
             return
         case .send(let compress):
             compressed = compress
             if opcode == .text || opcode == .binary { environment.metrics?.server.webSocketMessagesOut.increment() }
         case .drop:
             environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
+            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
             return
         case .closeForBackpressure:
             return closeSlowClient(context: context)
@@ -343,20 +400,47 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         if compressed, let deflate {
             payload = deflate.compress(data, allocator: context.channel.allocator)
         }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        promise.futureResult.whenComplete { _ in
-            bound.value.frameWritten(size: size)
+        writeFrame(
+            WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
+            batched: batched, context: context)
+        if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(context: context) }
+    }
+
+    /// Writes a frame; `cost` is what it counts in the send queue (0: not counted). A frame of a
+    /// broadcast (`batched`) is kept back until the next write or the flush, which writes it
+    /// with the one promise that counts off every broadcast frame since the previous flush: NIO
+    /// completes writes in order, so one promise and one closure per flush do what one per
+    /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
+    private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
+        if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: batched ? nil : batchPromise(context)) }
+        unflushed += cost
+        guard batched else {
+            context.write(wrapOutboundOut(frame), promise: cost > 0 ? writtenPromise(cost: cost, frames: 1, context: context) : nil)
+            return
         }
-        let frame = wrapOutboundOut(WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload))
-        guard parsing else { return context.writeAndFlush(frame, promise: promise) }
-        context.write(frame, promise: promise)
-        unflushed += WebSocketSendQueue.cost(ofPayload: size)
-        if unflushed >= Self.flushThreshold { flushWrites(context: context) }
+        lastFrame = frame
+        unconfirmed.cost += cost
+        unconfirmed.frames += 1
+    }
+
+    /// The promise that counts off the broadcast frames written since the last one.
+    private func batchPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+        guard unconfirmed.frames > 0 else { return nil }
+        let (cost, frames) = unconfirmed
+        unconfirmed = (0, 0)
+        return writtenPromise(cost: cost, frames: frames, context: context)
+    }
+
+    private func writtenPromise(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
+        return promise
     }
 
     private func flushWrites(context: ChannelHandlerContext) {
         unflushed = 0
+        if let last = lastFrame.take() { context.write(wrapOutboundOut(last), promise: batchPromise(context)) }
         context.flush()
     }
 
@@ -371,8 +455,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         context.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
     }
 
-    private func frameWritten(size: Int) {
-        let progress = machine.frameWritten(size: size)
+    private func framesWritten(cost: Int, frames: Int) {
+        let progress = machine.framesWritten(cost: cost, frames: frames)
         guard let context else { return }
         if progress.resumeReading { resumeReading(context: context) }
         if progress.drained, let connection, context.channel.isWritable {
@@ -402,7 +486,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             payload.writeInteger(code)
             payload.writeString(frame.reason)
         }
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
+        writeFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload), cost: 0, context: context)
+        flushWrites(context: context)
     }
 
     /// A protocol violation, or a client that does not read: close with `code`, tell the
@@ -421,7 +506,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     private func closeTCP() {
         guard let context else { return }
         let channel = context.channel
-        context.flush()
+        flushWrites(context: context)
         channel.eventLoop.execute { channel.close(promise: nil) }
     }
 

@@ -5,12 +5,31 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The server's open WebSockets, and the channel members (WebSockets and event streams).
-/// Thread-safe; a broadcast takes the lock once to copy the recipients and sends outside it.
+/// Thread-safe; a broadcast takes the lock once to find the recipients and sends outside it.
+/// A channel's recipients are kept between broadcasts until its membership changes, so a
+/// broadcast to 10,000 members copies no list, and each event loop's FanoutOutbox can tell
+/// broadcasts to the same members apart from others.
 public final class WebSocketRegistry: Sendable {
     private struct State {
         var connections: [String: WebSocketConnection] = [:]
         var channelsOf: [String: Set<String>] = [:]
         var members: [String: [String: any ChannelSubscriber]] = [:]
+        /// The recipients of a text broadcast to each channel, as of its current members.
+        var recipients: [String: ChannelRecipients] = [:]
+        var outboxes: [ObjectIdentifier: FanoutOutbox] = [:]
+
+        /// The outbox of a loop, made on first use.
+        mutating func outbox(_ loop: EventLoop) -> FanoutOutbox {
+            if let outbox = outboxes[ObjectIdentifier(loop)] { return outbox }
+            let outbox = FanoutOutbox(eventLoop: loop)
+            outboxes[ObjectIdentifier(loop)] = outbox
+            return outbox
+        }
+
+        mutating func changed(_ channel: String) {
+            recipients[channel] = nil
+            if members[channel]?.isEmpty == true { members[channel] = nil }
+        }
     }
 
     private let state = NIOLockedValueBox(State())
@@ -37,7 +56,7 @@ public final class WebSocketRegistry: Sendable {
     private static func leaveAll(_ guid: String, _ state: inout State) {
         for channel in state.channelsOf.removeValue(forKey: guid) ?? [] {
             state.members[channel]?[guid] = nil
-            if state.members[channel]?.isEmpty == true { state.members[channel] = nil }
+            state.changed(channel)
         }
     }
 
@@ -62,6 +81,7 @@ public final class WebSocketRegistry: Sendable {
     private static func join(_ subscriber: any ChannelSubscriber, _ channel: String, _ state: inout State) {
         state.channelsOf[subscriber.guid, default: []].insert(channel)
         state.members[channel, default: [:]][subscriber.guid] = subscriber
+        state.changed(channel)
     }
 
     /// Removes a connection from a channel.
@@ -69,7 +89,7 @@ public final class WebSocketRegistry: Sendable {
         state.withLockedValue { state in
             state.channelsOf[guid]?.remove(channel)
             state.members[channel]?[guid] = nil
-            if state.members[channel]?.isEmpty == true { state.members[channel] = nil }
+            state.changed(channel)
         }
     }
 
@@ -103,37 +123,44 @@ public final class WebSocketRegistry: Sendable {
 
     /// The WebSockets a filter selects.
     public func select(_ filter: Filter) -> [WebSocketConnection] {
-        recipients(filter, binary: false).compactMap { $0 as? WebSocketConnection }
+        state.withLockedValue { Self.candidates(filter, binary: false, $0) }.compactMap { $0 as? WebSocketConnection }
     }
 
-    /// Sends a message to everyone the filter selects, on each one's own loop, and returns
-    /// how many it was queued to. An event stream gets it as one `data` event, encoded once.
+    /// Sends a message to everyone the filter selects, on each one's own loop (by its
+    /// FanoutOutbox), and returns how many it was queued to. An event stream gets it as one
+    /// `data` event, encoded once.
     @discardableResult
     public func publish(_ payload: ByteBuffer, binary: Bool, to filter: Filter) -> Int {
-        let recipients = recipients(filter, binary: binary)
-        let event = recipients.contains(where: \.takesEvents) ? ServerSentEvent.encodedMessage(payload) : nil
-        ChannelMessage.deliver(ChannelMessage(payload: payload, binary: binary, event: event), to: recipients)
+        let recipients = state.withLockedValue { state in
+            guard let channel = filter.channel, !binary, filter.subprotocol == nil, filter.guids == nil, filter.exclude.isEmpty else {
+                return ChannelRecipients(Self.candidates(filter, binary: binary, state)) { state.outbox($0) }
+            }
+            if let known = state.recipients[channel] { return known }
+            let made = ChannelRecipients(Array((state.members[channel] ?? [:]).values)) { state.outbox($0) }
+            state.recipients[channel] = made
+            return made
+        }
+        let event = recipients.takesEvents ? ServerSentEvent.encodedMessage(payload) : nil
+        let message = ChannelMessage(payload: payload, binary: binary, event: event)
+        for group in recipients.groups { group.outbox.post(message, to: group.members) }
         return recipients.count
     }
 
-    private func recipients(_ filter: Filter, binary: Bool) -> [any ChannelSubscriber] {
-        state.withLockedValue { state in
-            let candidates: [any ChannelSubscriber]
-            if let channel = filter.channel {
-                candidates = Array((state.members[channel] ?? [:]).values)
-            } else if let guids = filter.guids {
-                candidates = guids.compactMap { state.connections[$0] }
-            } else {
-                candidates = Array(state.connections.values)
-            }
-            return candidates.filter { subscriber in
-                let socket = subscriber as? WebSocketConnection
-                if socket == nil, binary || filter.subprotocol != nil { return false }
-                return (filter.subprotocol == nil || socket?.subprotocol == filter.subprotocol)
-                    && (filter.guids == nil || filter.guids!.contains(subscriber.guid))
-                    && !filter.exclude.contains(subscriber.guid)
-            }
+    private static func candidates(_ filter: Filter, binary: Bool, _ state: State) -> [any ChannelSubscriber] {
+        let candidates: [any ChannelSubscriber]
+        if let channel = filter.channel {
+            candidates = Array((state.members[channel] ?? [:]).values)
+        } else if let guids = filter.guids {
+            candidates = guids.compactMap { state.connections[$0] }
+        } else {
+            candidates = Array(state.connections.values)
+        }
+        return candidates.filter { subscriber in
+            let socket = subscriber as? WebSocketConnection
+            if socket == nil, binary || filter.subprotocol != nil { return false }
+            return (filter.subprotocol == nil || socket?.subprotocol == filter.subprotocol)
+                && (filter.guids == nil || filter.guids!.contains(subscriber.guid))
+                && !filter.exclude.contains(subscriber.guid)
         }
     }
-
 }

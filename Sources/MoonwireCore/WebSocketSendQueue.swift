@@ -18,7 +18,8 @@ struct WebSocketSendQueue {
     /// What a queued message holds besides its payload, measured with a client that does not
     /// read and a script sending 1-byte messages (RSS growth per message, release build): the
     /// frame, the payload's ByteBuffer storage, the header buffer NIO's encoder writes, two
-    /// pending writes in the channel and the promise and closure that count the write.
+    /// pending writes in the channel and the promise and closure that count the write (now one
+    /// per flush rather than per frame, so a burst costs less than this counts).
     static let messageOverhead = 400
 
     /// What the state machine does with a frame the server wants to send.
@@ -76,8 +77,13 @@ struct WebSocketSendQueue {
 
     /// A frame of `size` payload bytes was written (or failed to be).
     mutating func dequeue(size: Int) -> Progress {
-        bytes -= Self.cost(ofPayload: size)
-        written &+= 1
+        dequeue(cost: Self.cost(ofPayload: size), frames: 1)
+    }
+
+    /// Frames that cost `cost` in all were written (or failed to be).
+    mutating func dequeue(cost: Int, frames: Int) -> Progress {
+        bytes -= cost
+        written &+= frames
         var progress = Progress(drained: bytes == 0)
         if readingPaused, bytes <= limit / 4 {
             readingPaused = false

@@ -356,7 +356,12 @@ struct WebSocketStateMachine {
     /// A frame of `size` bytes was written (or failed to be). The delegate may hear the
     /// connection drained when the queue is empty, unless it is closing.
     mutating func frameWritten(size: Int) -> WebSocketSendQueue.Progress {
-        var progress = sendQueue.dequeue(size: size)
+        framesWritten(cost: WebSocketSendQueue.cost(ofPayload: size), frames: 1)
+    }
+
+    /// Frames that cost `cost` in all were written (or failed to be): those of one flush.
+    mutating func framesWritten(cost: Int, frames: Int) -> WebSocketSendQueue.Progress {
+        var progress = sendQueue.dequeue(cost: cost, frames: frames)
         if sentClose { progress.drained = false }
         return progress
     }

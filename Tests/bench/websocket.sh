@@ -16,7 +16,8 @@
 # BENCH_LOAD_CPU (1), BENCH_WS_IDLE (10000 connections), BENCH_WS_SUBSCRIBERS (10000),
 # BENCH_WS_FANOUT_ROUNDS (20 publishes of one message, then 3 of BENCH_WS_FANOUT_BURST = 20
 # messages in one request), BENCH_HUMMINGBIRD (1; 0 skips building and measuring it),
-# MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
+# MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well), BENCH_WS_CASES
+# ("echo idle fanout": the cases run; e.g. BENCH_WS_CASES=fanout for the fan-out alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=Tests/bench/lib.sh
@@ -32,6 +33,9 @@ subscribers=${BENCH_WS_SUBSCRIBERS:-10000}
 fanout_rounds=${BENCH_WS_FANOUT_ROUNDS:-20}
 fanout_burst=${BENCH_WS_FANOUT_BURST:-20}
 hummingbird=${BENCH_HUMMINGBIRD:-1}
+cases=" ${BENCH_WS_CASES:-echo idle fanout} "
+runs_case() { [[ $cases == *" $1 "* ]]; }
+runs_case echo || runs_case idle || hummingbird=0
 build=true
 [[ -n ${MOONWIRE_BIN:-} ]] && build=false
 moonwire_bin=${MOONWIRE_BIN:-.build/release/moonwire}
@@ -107,9 +111,12 @@ run_wsload() {
 
 # --- echo: Moonwire's Lua OnMessage against hummingbird-websocket ---------------------------
 
-start_moonwire echo "404 Not Found" <<'LUA'
-function OnMessage(ws, text) ws:send(text) end
-LUA
+echo_lua='function OnMessage(ws, text) ws:send(text) end'
+echo_runs="$work/echo.jsonl"
+: >"$echo_runs"
+declare -A idle
+if runs_case echo; then
+start_moonwire echo "404 Not Found" <<<"$echo_lua"
 declare -A echo_port echo_pid
 echo_port[moonwire]=$port echo_pid[moonwire]=$server_pid
 peers=(moonwire)
@@ -121,8 +128,6 @@ if [[ -n $hummingbird_bin ]]; then
     peers+=(hummingbird)
 fi
 say "websocket echo: 100 connections, 20-byte messages, one in flight each, ${duration}s, $rounds rounds; servers on CPU $server_cpu, wsload on CPU $load_cpu"
-echo_runs="$work/echo.jsonl"
-: >"$echo_runs"
 echo_args=(--connections 100 --size 20 --inflight 1)
 if ((warmup > 0)); then
     for peer in "${peers[@]}"; do
@@ -151,14 +156,18 @@ for ((round = 1; round <= rounds; round++)); do
     done
 done
 
+fi
+
 # --- idle: RSS per open WebSocket -------------------------------------------------------------
 
+if runs_case idle; then
 say "websocket idle: $idle_connections connections held open (RSS growth of the server)"
-declare -A idle
+peers=(moonwire)
+[[ -n $hummingbird_bin ]] && peers+=(hummingbird)
 for peer in "${peers[@]}"; do
     # A fresh server, so the echo runs' buffers and the allocator's state do not count.
     if [[ $peer == moonwire ]]; then
-        start_moonwire idle-moonwire "404 Not Found" <"$work/echo/main.lua"
+        start_moonwire idle-moonwire "404 Not Found" <<<"$echo_lua"
     else
         port=$(free_port)
         start_server idle-hummingbird "$hummingbird_bin" "$port"
@@ -166,9 +175,12 @@ for peer in "${peers[@]}"; do
     fi
     idle[$peer]=$(run_wsload idle "127.0.0.1:$port" --connections "$idle_connections" --pid "$server_pid")
 done
+fi
 
 # --- fan-out: one broadcast to every subscriber of a channel (Moonwire) ----------------------
 
+fanout_one=null fanout_burst_result=null
+if runs_case fanout; then
 say "websocket fan-out: $subscribers subscribers of one channel; $fanout_rounds publishes of one 64-byte message, then 3 of $fanout_burst"
 start_moonwire fanout hello <<'LUA'
 moonwire.options{ heartbeat = { interval = 0 } }
@@ -185,10 +197,11 @@ end)
 LUA
 fanout_one=$(run_wsload fanout "127.0.0.1:$port" --connections "$subscribers" --rounds "$fanout_rounds" --burst 1 --pid "$server_pid")
 fanout_burst_result=$(run_wsload fanout "127.0.0.1:$port" --connections "$subscribers" --rounds 3 --burst "$fanout_burst" --pid "$server_pid")
+fi
 
 # --- summary ----------------------------------------------------------------------------------
 
-BENCH_ECHO_RUNS=$echo_runs BENCH_IDLE_MOONWIRE=${idle[moonwire]} BENCH_IDLE_HUMMINGBIRD=${idle[hummingbird]:-null} \
+BENCH_ECHO_RUNS=$echo_runs BENCH_IDLE_MOONWIRE=${idle[moonwire]:-null} BENCH_IDLE_HUMMINGBIRD=${idle[hummingbird]:-null} \
 BENCH_FANOUT_ONE=$fanout_one BENCH_FANOUT_BURST=$fanout_burst_result \
 BENCH_HUMMINGBIRD_MISSING=$hummingbird_missing BENCH_UWEBSOCKETS_MISSING=$uwebsockets_missing \
 python3 - <<'PY'
@@ -210,7 +223,7 @@ for peer, e in echo.items():
     say(f"ws-echo {peer}: {e['median_messages_per_second']} msg/s, server CPU {e['median_server_cpu_us_per_message']} µs "
         f"per message (medians; wsload's CPU share {e['median_client_cpu_share']:.0%})")
 result = {"echo": echo}
-if "hummingbird" in echo:
+if "hummingbird" in echo and "moonwire" in echo:
     m, h = echo["moonwire"], echo["hummingbird"]
     result["moonwire_over_hummingbird"] = {
         "messages_per_second": round(m["median_messages_per_second"] / h["median_messages_per_second"], 3),
@@ -218,7 +231,7 @@ if "hummingbird" in echo:
     r = result["moonwire_over_hummingbird"]
     say(f"ws-echo moonwire/hummingbird: {r['messages_per_second']:.2f}× the messages/s (goal: at least 2), "
         f"{r['server_cpu_per_message']:.2f} of the server CPU per message (goal: at most 0.5)")
-else:
+elif echo:
     result["hummingbird_missing"] = env["BENCH_HUMMINGBIRD_MISSING"]
     say(f"ws-echo hummingbird-websocket: not measured: {env['BENCH_HUMMINGBIRD_MISSING']}")
 result["uwebsockets_missing"] = env["BENCH_UWEBSOCKETS_MISSING"]
@@ -231,6 +244,7 @@ for peer, i in result["idle"].items():
             f"({i['rss_before_kib']} -> {i['rss_after_kib']} KiB; goal for moonwire: at most 2)")
 result["fanout"] = {"one": json.loads(env["BENCH_FANOUT_ONE"]), "burst": json.loads(env["BENCH_FANOUT_BURST"])}
 for name, f in result["fanout"].items():
+    if not f: continue
     say(f"ws-fanout moonwire, {f['burst']} message(s) per publish: {f['deliveries_per_second']} deliveries/s to "
         f"{f['connections']} subscribers (goal: 1,000,000), server CPU {f['server_cpu_us_per_delivery']} µs per delivery, "
         f"publish to receipt p50 {f['latency_ms']['p50']} ms p99 {f['latency_ms']['p99']} ms; the loop held up to "
