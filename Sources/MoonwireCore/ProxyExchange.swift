@@ -59,6 +59,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// The head, kept until the end of the read it came in: an answer that is whole by then
     /// goes out in one write, without a stream.
     private var pendingHead: (status: Int, headers: HTTPHeaders)?
+    /// The upstream is not read because the client is slow: its silence is ours, not a timeout.
+    private var clientHeld = false
     private var finished = false
     var deadline: NIODeadline
 
@@ -260,8 +262,15 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         guard let stream = clientStream else { return }
         stream.write(part)
         if !stream.isWritable, stream.isOpen, let connection {
+            clientHeld = true
             connection.holdReads()
-            stream.whenWritable { connection.resumeReads() }
+            stream.whenWritable { [weak self] in
+                if let self {
+                    clientHeld = false
+                    deadline = .now() + target.timeout
+                }
+                connection.resumeReads()
+            }
         }
     }
 
@@ -330,6 +339,11 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     /// The deadline passed: no head in time (504), or the upstream stalled mid-answer.
     func expire() {
+        // A client that reads slowly is the server's send_timeout's business.
+        if clientHeld {
+            deadline = .now() + target.timeout
+            return
+        }
         let seconds = Double(target.timeout.nanoseconds) / 1e9
         connection?.fail(.timeout(seconds: seconds))
     }

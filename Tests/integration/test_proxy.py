@@ -33,6 +33,7 @@ moonwire.proxy("/raw/.*", "{raw}/")
 moonwire.proxy("/tls/.*", "{tls}/", {{tls = {{ca = "{ca}"}}}})
 moonwire.proxy("/tls-untrusted/.*", "{tls}/")
 moonwire.proxy("/big/.*", "{raw}/", {{max_body_size = 2 * 1024 * 1024 * 1024}})
+moonwire.proxy("/patient/.*", "{raw}/", {{timeout = 1}})
 moonwire.proxy("/ws/.*", "{ws}/")
 moonwire.get("/local", function(req, res) res:send("local answer") end)
 
@@ -400,3 +401,26 @@ def test_an_nginx_upstream_with_ranges_and_validators(moonwire, tmp_path):
         assert httpx.get(f"{server.url}/files/missing.bin").status_code == 404
     finally:
         nginx.close()
+
+
+def test_a_slow_client_is_not_an_upstream_timeout(server, ups):
+    # The upstream is held back while the client does not read; that silence is not the
+    # upstream's, so `timeout = 1` does not cut the answer of a client pausing for 3 s.
+    size = 64 * 1024 * 1024
+    _hashing_upstream(ups["raw"], size)
+    sock = socket.create_connection((HOST, server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(b"GET /patient/source HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    time.sleep(3)
+    received = bytearray()
+    sock.settimeout(10)
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        received += chunk
+    sock.close()
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    block = bytes(range(256)) * 1024
+    assert len(body) == size and body[:len(block)] == block and body[-len(block):] == block
