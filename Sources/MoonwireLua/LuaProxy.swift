@@ -75,10 +75,7 @@ extension LuaVM {
     /// Runs OnBeforeForwardHTTP(req) as the stage before the routes.
     func considerForwarding(_ call: LuaCall) {
         call.forwardAsked = true
-        call.enter(.onBeforeForwardHTTP)
-        lua_rawgeti(call.thread, mw_registryindex(), lua_Integer(events.onBeforeForwardHTTP))
-        pushObject(.request, for: call.id, on: call.thread)
-        proceed(call, arguments: 1)
+        startWithRequest(call, .onBeforeForwardHTTP, events.onBeforeForwardHTTP)
     }
 
     /// OnBeforeForwardHTTP returned: nothing goes on to the routes; a URL or a table forwards.

@@ -116,10 +116,7 @@ extension LuaVM {
     /// only OnCreateSession starts one (by returning true or an id).
     private func createSession(_ call: LuaCall) {
         guard events.onCreateSession != LUA_NOREF else { return sessions.autoStart ? makeSession(call, id: nil) : runHandler(call) }
-        call.enter(.onCreateSession)
-        lua_rawgeti(call.thread, mw_registryindex(), lua_Integer(events.onCreateSession))
-        pushObject(.request, for: call.id, on: call.thread)
-        proceed(call, arguments: 1)
+        startWithRequest(call, .onCreateSession, events.onCreateSession)
     }
 
     /// What a session stage returned. OnInvalidSession's `true` ends the request with what

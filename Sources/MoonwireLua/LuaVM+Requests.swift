@@ -32,6 +32,14 @@ extension LuaVM {
         proceed(call, arguments: 2)
     }
 
+    /// Enters a stage whose function takes `req` alone (OnBeforeForwardHTTP, OnCreateSession).
+    func startWithRequest(_ call: LuaCall, _ event: LuaEvent, _ function: Int32) {
+        call.enter(event)
+        lua_rawgeti(call.thread, mw_registryindex(), lua_Integer(function))
+        pushObject(.request, for: call.id, on: call.thread)
+        proceed(call, arguments: 1)
+    }
+
     /// The stage after OnBeforeCommand (and authentication): the route's handler, a 405, or the
     /// method's event; with none of them, the static files answer without a coroutine being run.
     func runHandler(_ call: LuaCall) {
