@@ -48,6 +48,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private var connection: OutboundHTTP1Connection?
     /// Some of a streamed request body was read: the request cannot be sent again.
     private var bodyTaken = false
+    /// A read of the body is pending (the stream takes one at a time).
+    private var bodyReading = false
     private var headArrived = false
     /// The connection had served a request before (it may have been closed while idle).
     private var reused = false
@@ -95,7 +97,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private func knownFraming() -> ProxyBodyFraming? {
         let length = request.headers.first(name: "content-length").flatMap { Int($0) }
         guard request.bodyStream != nil else {
-            let sendsLength = request.body.readableBytes > 0 || ["POST", "PUT", "PATCH"].contains(request.method)
+            let sendsLength = request.body.readableBytes > 0 || carriesBody
             return sendsLength ? .length(request.body.readableBytes) : ProxyBodyFraming.none
         }
         if let length { return .length(length) }
@@ -114,7 +116,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
                 firstPiece = piece
                 headReady(.chunked)
             case .success(nil):
-                headReady(["POST", "PUT", "PATCH"].contains(request.method) ? .length(0) : .none)
+                headReady(carriesBody ? .length(0) : .none)
             case .failure:
                 abandon()
             }
@@ -148,8 +150,19 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         return chunk
     }
 
+    /// A method whose requests carry a body, sent with a length even when it is empty.
+    private var carriesBody: Bool {
+        switch request.method {
+        case "POST", "PUT", "PATCH": true
+        default: false
+        }
+    }
+
     private var idempotent: Bool {
-        ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"].contains(request.method)
+        switch request.method {
+        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE": true
+        default: false
+        }
     }
 
     // MARK: Connecting
@@ -189,9 +202,11 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     // MARK: The request body, client to upstream
 
     private func pumpBody() {
-        guard let stream = request.bodyStream, let connection, !finished else { return }
+        guard let stream = request.bodyStream, let connection, !finished, !bodyReading else { return }
         guard connection.isWritable else { return }
+        bodyReading = true
         stream.read(maxBytes: 64 * 1024).assumeIsolated().whenComplete { [self] result in
+            bodyReading = false
             guard !finished, let connection = self.connection else { return }
             switch result {
             case .success(let piece?):

@@ -189,14 +189,6 @@ enum ProxyHeaders {
         return headers
     }
 
-    /// Whether a field belongs to one connection (RFC 9110 section 7.6.1), or is a Proxy-* field.
-    static func isHopByHop(_ name: String) -> Bool {
-        switch kind(name) {
-        case .hopByHop, .connection: true
-        default: false
-        }
-    }
-
     private static func trimmed(_ text: Substring) -> Substring {
         var text = text
         while text.first == " " || text.first == "\t" { text = text.dropFirst() }
