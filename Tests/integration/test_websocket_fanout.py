@@ -112,7 +112,7 @@ def test_a_subscriber_that_does_not_read_costs_its_queue_while_the_others_are_se
                 received = await asyncio.gather(*(receive(ws, 50) for ws in sockets))
             for messages in received:
                 assert [int(m.split(":")[1]) for m in messages] == list(range(1, 51))
-            assert others.failures == [] and others.worst < 2.0, others.latencies
+            assert others.failures == [] and others.worst < 5.0, others.latencies
             assert others.peak_rss - start < 40, f"RSS {start:.0f} -> {others.peak_rss:.0f} MiB"
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))
