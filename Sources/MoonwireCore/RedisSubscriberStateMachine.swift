@@ -11,8 +11,9 @@ public struct RedisSubscriberStateMachine {
         /// Not started, or stopped for good.
         case idle, stopped
         case connecting
-        /// Connected, `awaiting` replies (AUTH, then the first SUBSCRIBE's) before the link is up.
-        case linking(awaiting: Int)
+        /// Connected, awaiting the handshake's replies (AUTH), then the first SUBSCRIBE's
+        /// confirmation, before the link is up.
+        case linking(handshakeReplies: Int, subscribing: Bool)
         /// Subscribed: messages flow.
         case linked
         /// The last attempt failed or the link broke; a timer asks again (`retryDue`).
@@ -78,28 +79,32 @@ public struct RedisSubscriberStateMachine {
         guard phase == .connecting else { return [.close("a connection nobody waits for")] }
         requested = []
         let subscribe = synchronizingCommands()
-        let awaiting = handshake.count + (requested.isEmpty ? 0 : 1)
-        guard awaiting > 0 else {
+        guard !handshake.isEmpty || !subscribe.isEmpty else {
             phase = .linked
             failures = 0
             return [.linkUp]
         }
-        phase = .linking(awaiting: awaiting)
+        phase = .linking(handshakeReplies: handshake.count, subscribing: !subscribe.isEmpty)
         return [.send(handshake + subscribe)]
     }
 
     /// A whole reply arrived.
     public mutating func received(_ reply: RedisReply) -> [Action] {
         switch phase {
-        case .linking(let awaiting):
+        case .linking(let handshakeReplies, let subscribing):
             if case .error(let message) = reply { return [.close("the handshake failed: \(message)")] }
-            guard awaiting > 1 else {
+            if handshakeReplies > 0 {
+                guard handshakeReplies == 1, !subscribing else {
+                    phase = .linking(handshakeReplies: handshakeReplies - 1, subscribing: subscribing)
+                    return []
+                }
                 phase = .linked
                 failures = 0
-                return [.linkUp] + classify(reply)
+                return [.linkUp]
             }
-            phase = .linking(awaiting: awaiting - 1)
-            return classify(reply)
+            phase = .linked
+            failures = 0
+            return [.linkUp] + classify(reply)
         case .linked: return classify(reply)
         default: return []
         }

@@ -50,7 +50,7 @@ final class ClusterBusFrameTests: XCTestCase {
         XCTAssertEqual(refusal([1, 1] + origin), "cut short in its flags")
         XCTAssertEqual(refusal([1, 1] + origin + [0x80]), "unknown flags 128")
         XCTAssertEqual(refusal([1, 1] + origin + [0]), "cut short in a length")
-        XCTAssertEqual(refusal([1, 1] + origin + [2, 200]), "a length of 200 with 0 bytes left")
+        XCTAssertEqual(refusal([1, 1] + origin + [2, 100]), "a length of 100 with 0 bytes left")
         XCTAssertEqual(refusal([1, 1] + origin + [0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]), "a length longer than 5 bytes")
         XCTAssertEqual(refusal([1, 1] + origin + [0, 1, 2, 0xC3, 0x28]), "a string that is not UTF-8")
         XCTAssertEqual(refusal([1, 2] + origin + [1, 5, 65]), "a length of 5 with 1 bytes left")

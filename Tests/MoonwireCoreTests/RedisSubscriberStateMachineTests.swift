@@ -20,7 +20,7 @@ final class RedisSubscriberStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.start(), [.connect])
         XCTAssertEqual(machine.start(), [])
         XCTAssertEqual(machine.connected(), [.send([["AUTH", "secret"], ["SUBSCRIBE", "c:a", "n"]])])
-        XCTAssertEqual(machine.phase, .linking(awaiting: 2))
+        XCTAssertEqual(machine.phase, .linking(handshakeReplies: 1, subscribing: true))
         XCTAssertEqual(machine.received(.status("OK")), [])
         XCTAssertEqual(machine.received(confirmation("subscribe", "c:a", 1)), [.linkUp])
         XCTAssertEqual(machine.received(confirmation("subscribe", "n", 2)), [])

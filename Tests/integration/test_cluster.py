@@ -14,7 +14,8 @@ from harness import wait_until
 from websocket_client import run, url
 
 APP = r"""
-moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE")}}
+moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
+                            password = os.getenv("REDIS_PASSWORD")}}
 
 function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
 function OnLoadBalancerDisconnect() moonwire.log.info("link: disconnect") end
@@ -60,7 +61,10 @@ LINKED = "link: connect"
 
 def start_nodes(moonwire, redis, count):
     """`count` nodes on one Redis, each linked (its OnLoadBalancerConnect has run)."""
-    nodes = [moonwire(APP, threads=2, env={"REDIS_URL": redis.url(), "NODE": f"node{i}"}) for i in range(count)]
+    env = {"REDIS_URL": redis.url()}
+    if redis.password:
+        env["REDIS_PASSWORD"] = redis.password
+    nodes = [moonwire(APP, threads=2, env={**env, "NODE": f"node{i}"}) for i in range(count)]
     for node in nodes:
         assert node.wait_for_log(LINKED, timeout=10), node.log()[-2000:]
     return nodes
@@ -155,6 +159,26 @@ def test_a_broadcast_reaches_event_streams_on_another_node(moonwire, redis_serve
                 assert await a.recv() == "sent 0"
         run(publish())
         assert next(line for line in lines if line.startswith("data:")) == "data: extra extra"
+
+
+def test_a_redis_with_a_password(moonwire, redis_server):
+    redis = redis_server(password="s3cret")
+    nodes = start_nodes(moonwire, redis, 2)
+    wrong = moonwire(APP, env={"REDIS_URL": redis.url(), "REDIS_PASSWORD": "wrong", "NODE": "intruder"})
+    assert wrong.wait_for_log("link: error redis 127.0.0.1:", timeout=10)
+    assert "the handshake failed: WRONGPASS" in wrong.log() and "s3cret" not in wrong.log()
+    assert LINKED not in wrong.log()
+
+    async def scenario():
+        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b, \
+                websockets.connect(url(wrong)) as alone:
+            await a.send("all hello")
+            assert await a.recv() == "hello" and await a.recv() == "sent 1"
+            assert await b.recv() == "hello"
+            await alone.send("all only here")              # the node without a link serves its own
+            assert await alone.recv() == "only here" and await alone.recv() == "sent 1"
+            await nothing_more(a, b)
+    run(scenario())
 
 
 def test_write_to_a_guid_on_another_node(moonwire, redis_server):
