@@ -21,6 +21,7 @@ final class RedisSubscriber {
     private var state: RedisSubscriberStateMachine
     private var connection: RedisConnection?
     private var retry: Scheduled<Void>?
+    private var heartbeat: Scheduled<Void>?
     /// Each message, with the Redis channel it came on.
     var onMessage: ((String, [UInt8]) -> Void)?
     /// Each change of the link.
@@ -34,7 +35,19 @@ final class RedisSubscriber {
         state = RedisSubscriberStateMachine(handshake: endpoint.handshake.filter { $0[0] == "AUTH" })
     }
 
-    func start() { perform(state.start()) }
+    /// Connects, and checks the link every `endpoint.timeout` seconds.
+    func start() {
+        scheduleHeartbeat()
+        perform(state.start())
+    }
+
+    private func scheduleHeartbeat() {
+        heartbeat = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(endpoint.timeout * 1e9))) { [weak self] in
+            guard let self, heartbeat != nil else { return }
+            perform(state.heartbeatDue(seconds: endpoint.timeout))
+            scheduleHeartbeat()
+        }
+    }
 
     /// Listens on exactly `topics` from now on.
     func want(_ topics: Set<String>) { perform(state.want(topics)) }
@@ -42,6 +55,8 @@ final class RedisSubscriber {
     func stop() {
         retry?.cancel()
         retry = nil
+        heartbeat?.cancel()
+        heartbeat = nil
         perform(state.stop())
     }
 

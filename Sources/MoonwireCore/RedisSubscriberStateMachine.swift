@@ -1,6 +1,8 @@
 // The state of a node's one subscriber connection to Redis: which Redis channels it should
 // listen on, which it asked for on this connection, the handshake, the replies of subscribe
-// mode, and the reconnects with back-off after Redis went away (resubscribing everything).
+// mode, a PING each heartbeat so that a Redis that stopped answering (a host gone without a
+// reset, a process stopped) is noticed, and the reconnects with back-off after Redis went away
+// (resubscribing everything).
 // It returns what to do and touches no socket, so it is tested without one (RedisSubscriber
 // drives it).
 import NIOCore
@@ -51,6 +53,8 @@ public struct RedisSubscriberStateMachine {
     public private(set) var failures = 0
     /// AUTH, sent first on every connection.
     private let handshake: [[String]]
+    /// A heartbeat passed since the last reply: at the next, without a reply, the link is dead.
+    private var awaitingReply = false
 
     public init(handshake: [[String]]) {
         self.handshake = handshake
@@ -78,6 +82,7 @@ public struct RedisSubscriberStateMachine {
     public mutating func connected() -> [Action] {
         guard phase == .connecting else { return [.close("a connection nobody waits for")] }
         requested = []
+        awaitingReply = false
         let subscribe = synchronizingCommands()
         guard !handshake.isEmpty || !subscribe.isEmpty else {
             phase = .linked
@@ -90,6 +95,7 @@ public struct RedisSubscriberStateMachine {
 
     /// A whole reply arrived.
     public mutating func received(_ reply: RedisReply) -> [Action] {
+        awaitingReply = false
         switch phase {
         case .linking(let handshakeReplies, let subscribing):
             if case .error(let message) = reply { return [.close("the handshake failed: \(message)")] }
@@ -106,6 +112,18 @@ public struct RedisSubscriberStateMachine {
             failures = 0
             return [.linkUp] + classify(reply)
         case .linked: return classify(reply)
+        default: return []
+        }
+    }
+
+    /// A heartbeat interval (`seconds`) passed: a PING on a live link, and the close of one
+    /// that answered nothing, not even the last PING, since the last heartbeat.
+    public mutating func heartbeatDue(seconds: Double) -> [Action] {
+        switch phase {
+        case .linking, .linked:
+            if awaitingReply { return [.close("no reply within \(seconds) s")] }
+            awaitingReply = true
+            return phase == .linked ? [.send([["PING"]])] : []
         default: return []
         }
     }

@@ -110,4 +110,28 @@ final class RedisSubscriberStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.retryDue(), [])
         XCTAssertEqual(machine.start(), [])
     }
+
+    func testAHeartbeatPingsAndALinkSilentForAWholeIntervalIsClosed() {
+        var machine = RedisSubscriberStateMachine(handshake: [["AUTH", "pw"]])
+        _ = machine.want(["n"])
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [])
+        _ = machine.start()
+        _ = machine.connected()
+        // Linking: no PING (the handshake's replies are awaited), but silence still counts.
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [])
+        XCTAssertEqual(machine.received(.status("OK")), [])
+        XCTAssertEqual(machine.received(confirmation("subscribe", "n", 1)), [.linkUp])
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [.send([["PING"]])])
+        XCTAssertEqual(machine.received(.array([.bulk(Array("pong".utf8)), .bulk([])])), [])
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [.send([["PING"]])])
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [.close("no reply within 5.0 s")])
+    }
+
+    func testAHandshakeThatNeverAnswersIsClosed() {
+        var machine = RedisSubscriberStateMachine(handshake: [["AUTH", "pw"]])
+        _ = machine.start()
+        _ = machine.connected()
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [])
+        XCTAssertEqual(machine.heartbeatDue(seconds: 5), [.close("no reply within 5.0 s")])
+    }
 }

@@ -4,6 +4,7 @@ to a GUID on another node, disconnect_all on every node, Redis stopped and start
 link events, local traffic meanwhile, cross-node traffic after the resubscribe), and garbage
 PUBLISHed straight on the bus."""
 import asyncio
+import signal
 
 import httpx
 import pytest
@@ -252,6 +253,32 @@ def test_redis_going_away_and_coming_back(moonwire, redis_server):
             assert await a.recv() == "sent 0"
             assert await b.recv() == "hello later"
             await nothing_more(a, a2, b)
+    run(scenario())
+
+
+def test_a_redis_that_stops_answering_is_noticed_by_the_heartbeat(moonwire, redis_server):
+    """SIGSTOP keeps Redis' sockets open but silent, as a host gone without a reset does: the
+    nodes' PING goes unanswered, and the link is declared down within two intervals (5 s)."""
+    redis = redis_server()
+    nodes = start_nodes(moonwire, redis, 2)
+    marks = [node.log_mark() for node in nodes]
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        for node, mark in zip(nodes, marks):
+            assert node.wait_for_log("link: disconnect", since=mark, timeout=15), node.log_since(mark)
+        assert "no reply within 5.0 s" in nodes[0].log_since(marks[0])
+        again = [node.log_mark() for node in nodes]
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    for node, mark in zip(nodes, again):
+        assert node.wait_for_log(LINKED, since=mark, timeout=20), node.log_since(mark)
+
+    async def scenario():
+        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
+            await join(b, "room")
+            wait_for_subscribers(redis, "moonwire:0:channel:room", 1)
+            await a.send("say room alive again")
+            assert await b.recv() == "alive again"
     run(scenario())
 
 
