@@ -32,8 +32,6 @@ public final class ClusterBus: @unchecked Sendable {
     private let subscriber: RedisSubscriber
     /// A reconciliation of the subscriptions is on its way to the loop.
     private let reconcileScheduled = Atomic<Bool>(false)
-    /// Bus messages refused as malformed (for tests and logs).
-    public let refused = Atomic<Int>(0)
 
     /// A bus for `registry`'s clients on Redis `endpoint`; `onLink` is called on `eventLoop`
     /// with each change of the link. Nothing connects before `start`.
@@ -107,7 +105,6 @@ public final class ClusterBus: @unchecked Sendable {
         do {
             frame = try ClusterBusFrame(decoding: ByteBuffer(bytes: payload))
         } catch {
-            refused.add(1, ordering: .relaxed)
             logger.warning("cluster: a malformed message on \(topic) is ignored: \(error) (\(payload.count) bytes)")
             return
         }
