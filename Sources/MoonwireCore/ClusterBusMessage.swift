@@ -3,7 +3,8 @@
 // version byte, so a node can refuse what a newer one says instead of misreading it, and
 // names the node that published it, so a node skips its own messages when Redis hands them
 // back (its own clients had them at once). Anything can be PUBLISHed on a Redis channel:
-// decoding checks every length against what is left and throws a reason, never traps.
+// decoding checks every length against what is left, and that text is UTF-8, and throws a
+// reason, never traps.
 import NIOCore
 
 /// The Redis channels of one cluster. Redis' pub/sub ignores the database number, so the
@@ -132,6 +133,7 @@ public struct ClusterBusFrame: Equatable, Sendable {
             let subprotocol = flags & Self.subprotocolFlag != 0 ? try Self.readString(&input) : nil
             let guids = flags & Self.guidsFlag != 0 ? try Self.readList(&input) : nil
             let exclude = try Self.readList(&input)
+            if flags & Self.binaryFlag == 0 { try Self.checkText(input) }
             message = .broadcast(
                 ClusterBroadcast(
                     payload: input, binary: flags & Self.binaryFlag != 0, subprotocol: subprotocol, guids: guids, exclude: exclude))
@@ -139,6 +141,7 @@ public struct ClusterBusFrame: Equatable, Sendable {
             let flags = try Self.readFlags(&input)
             guard flags & ~Self.binaryFlag == 0 else { throw .init("unknown flags \(flags)") }
             let guid = try Self.readString(&input)
+            if flags & Self.binaryFlag == 0 { try Self.checkText(input) }
             message = .write(guid: guid, payload: input, binary: flags & Self.binaryFlag != 0)
         case .disconnectAll:
             guard let code = input.readInteger(as: UInt16.self) else { throw .init("cut short in its close code") }
@@ -149,6 +152,13 @@ public struct ClusterBusFrame: Equatable, Sendable {
     private static func readFlags(_ input: inout ByteBuffer) throws(ClusterBusFrameError) -> UInt8 {
         guard let flags = input.readInteger(as: UInt8.self) else { throw .init("cut short in its flags") }
         return flags
+    }
+
+    /// A text message goes out in a WebSocket text frame, which clients fail unless it is UTF-8.
+    private static func checkText(_ payload: ByteBuffer) throws(ClusterBusFrameError) {
+        var validator = UTF8Validator()
+        let valid = payload.withUnsafeReadableBytes { validator.feed($0) }
+        guard valid, validator.isComplete else { throw .init("a text message that is not UTF-8") }
     }
 
     private static func write(_ string: String, to out: inout ByteBuffer) {

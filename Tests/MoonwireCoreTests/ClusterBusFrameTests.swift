@@ -55,6 +55,9 @@ final class ClusterBusFrameTests: XCTestCase {
         XCTAssertEqual(refusal([1, 1] + origin + [0, 1, 2, 0xC3, 0x28]), "a string that is not UTF-8")
         XCTAssertEqual(refusal([1, 2] + origin + [1, 5, 65]), "a length of 5 with 1 bytes left")
         XCTAssertEqual(refusal([1, 3] + origin + [3]), "cut short in its close code")
+        XCTAssertEqual(refusal([1, 1] + origin + [0, 0, 0xC3]), "a text message that is not UTF-8")
+        XCTAssertEqual(refusal([1, 2] + origin + [0, 1, 65, 0xFF]), "a text message that is not UTF-8")
+        XCTAssertNil(refusal([1, 1] + origin + [1, 0, 0xC3]))      // binary: any bytes
     }
 
     func testGarbageNeverTraps() {

@@ -283,7 +283,8 @@ def test_a_redis_that_stops_answering_is_noticed_by_the_heartbeat(moonwire, redi
 
 
 GARBAGE = [b"", b"hello", b"\x01", b"\x02\x01" + bytes(8), b"\x01\x09" + bytes(8), b"\x01\x01" + bytes(8) + b"\x00\xff",
-           b"\x01\x02" + bytes(8) + b"\x00\x7fshort", b"\x01\x01" + bytes(8) + b"\x02\x05\xc3\x28abc", bytes(range(256)) * 64]
+           b"\x01\x02" + bytes(8) + b"\x00\x7fshort", b"\x01\x01" + bytes(8) + b"\x02\x05\xc3\x28abc", bytes(range(256)) * 64,
+           b"\x01\x01" + bytes(8) + b"\x00\x00not \xff UTF-8"]
 
 
 def test_garbage_published_on_the_bus_is_logged_and_ignored(moonwire, redis_server):
