@@ -119,7 +119,7 @@ def test_a_chat_across_three_nodes_reaches_each_member_once_in_order(moonwire, r
     run(scenario())
 
 
-def test_leaving_unsubscribes_the_node_and_protocol_is_honoured(moonwire, redis_server):
+def test_leaving_or_closing_unsubscribes_the_node_and_protocol_is_honoured(moonwire, redis_server):
     redis = redis_server()
     nodes = start_nodes(moonwire, redis, 2)
 
@@ -132,6 +132,10 @@ def test_leaving_unsubscribes_the_node_and_protocol_is_honoured(moonwire, redis_
             await b.send("leave room")
             assert await b.recv() == "left room"
             wait_for_subscribers(redis, "moonwire:0:channel:room", 0)
+            async with websockets.connect(url(nodes[1])) as brief:   # the last member goes away
+                await join(brief, "lobby")
+                wait_for_subscribers(redis, "moonwire:0:channel:lobby", 1)
+            wait_for_subscribers(redis, "moonwire:0:channel:lobby", 0)
             await a.send("proto chat hello chat")
             assert await local_chat.recv() == "hello chat"
             assert await a.recv() == "sent 1"
