@@ -5,7 +5,6 @@
 // that is down costs a request nothing but an error value.
 import Logging
 import NIOCore
-import NIOPosix
 
 /// Why a call has no reply: Redis could not be reached, the connection broke, or the reply
 /// took too long. (An error reply of Redis is a reply: `RedisReply.error`.)
@@ -71,6 +70,10 @@ public final class RedisClient {
         return { [weak self] in _ = self?.finish(id) }
     }
 
+    /// Redis answers again (another connection to it succeeded): the next call connects
+    /// rather than fail for the rest of the back-off.
+    public func endBackoff() { state.endBackoff() }
+
     /// Closes the connection; calls waiting get an error.
     public func close() {
         isClosed = true
@@ -92,20 +95,11 @@ public final class RedisClient {
     }
 
     private func connect() {
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisConnection()) }
-            }
-        bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { [self] result in
+        RedisConnection.open(endpoint, on: eventLoop) { [self] result in
             switch result {
-            case .failure(let error):
-                let failure = OutboundTCPConnection.describe(
-                    error, target: endpoint.target, host: endpoint.host, seconds: endpoint.timeout)
-                lost(reason: failure.description)
-            case .success(let channel):
-                guard !isClosed, let connection = try? channel.pipeline.syncOperations.handler(type: RedisConnection.self) else {
+            case .failure(let failure): lost(reason: failure.description)
+            case .success(let (connection, channel)):
+                guard !isClosed else {
                     channel.close(promise: nil)
                     return lost(reason: "the client is closed")
                 }

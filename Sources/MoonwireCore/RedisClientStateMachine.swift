@@ -120,6 +120,12 @@ public struct RedisClientStateMachine {
         queued.contains(id) || inFlight[inFlightHead...].contains(.call(id))
     }
 
+    /// Redis is known to answer again (another connection to it just succeeded): the next
+    /// call connects instead of failing for the rest of the back-off.
+    public mutating func endBackoff() {
+        if case .waitingToRetry = phase { phase = .idle }
+    }
+
     /// The connection attempt failed or the connection closed: returns the calls that lose
     /// their answer (they get `reason`), and starts the back-off.
     public mutating func connectionLost(reason: String, now: NIODeadline) -> [Int] {

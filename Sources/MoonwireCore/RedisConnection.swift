@@ -2,6 +2,7 @@
 // each whole reply to its client, in order. Bytes that are not RESP close the connection: the
 // replies after them could not be matched to their commands.
 import NIOCore
+import NIOPosix
 
 /// One Redis connection's inbound side. Confined to its channel's loop.
 final class RedisConnection: ChannelInboundHandler {
@@ -53,4 +54,33 @@ final class RedisConnection: ChannelInboundHandler {
 
 extension RedisConnection {
     typealias OutboundOut = ByteBuffer
+
+    /// Opens a connection to `endpoint` on `eventLoop` (call it there): `completion` gets the
+    /// handler of a connected channel, or why there is none (in words, with the target).
+    static func open(
+        _ endpoint: RedisEndpoint, on eventLoop: EventLoop,
+        completion: @escaping (Result<(RedisConnection, Channel), RedisClientError>) -> Void
+    ) {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(Int64(endpoint.timeout * 1e9)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisConnection()) }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    let failure = OutboundTCPConnection.describe(error, target: endpoint.target, host: endpoint.host, seconds: endpoint.timeout)
+                    completion(.failure(RedisClientError(description: failure.description)))
+                case .success(let channel):
+                    guard let connection = try? channel.pipeline.syncOperations.handler(type: RedisConnection.self) else {
+                        channel.close(promise: nil)
+                        return completion(.failure(RedisClientError(description: "the connection closed")))
+                    }
+                    completion(.success((connection, channel)))
+                }
+            }
+    }
 }

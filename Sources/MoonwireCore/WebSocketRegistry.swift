@@ -17,6 +17,10 @@ public final class WebSocketRegistry: Sendable {
         /// The recipients of a text broadcast to each channel, as of its current members.
         var recipients: [String: ChannelRecipients] = [:]
         var outboxes: [ObjectIdentifier: FanoutOutbox] = [:]
+        /// Told when a channel gains its first member or loses its last (the cluster's bus).
+        var channelsObserver: (@Sendable () -> Void)?
+        /// A channel came or went under the lock: the observer is told once it is released.
+        var channelSetChanged = false
 
         /// The outbox of a loop, made on first use.
         mutating func outbox(_ loop: EventLoop) -> FanoutOutbox {
@@ -28,7 +32,16 @@ public final class WebSocketRegistry: Sendable {
 
         mutating func changed(_ channel: String) {
             recipients[channel] = nil
-            if members[channel]?.isEmpty == true { members[channel] = nil }
+            if members[channel]?.isEmpty == true {
+                members[channel] = nil
+                channelSetChanged = true
+            }
+        }
+
+        /// The observer to tell, if a channel came or went since the last call.
+        mutating func takeChannelSetChange() -> (@Sendable () -> Void)? {
+            defer { channelSetChanged = false }
+            return channelSetChanged ? channelsObserver : nil
         }
     }
 
@@ -37,12 +50,31 @@ public final class WebSocketRegistry: Sendable {
     /// Creates an empty registry.
     public init() {}
 
+    /// Runs `body` under the lock, then tells the channels' observer if a channel came or went
+    /// (outside the lock: it may read the registry).
+    private func changing<Result>(_ body: (inout State) -> Result) -> Result {
+        let (result, observer) = state.withLockedValue { state in (body(&state), state.takeChannelSetChange()) }
+        observer?()
+        return result
+    }
+
+    /// Sets what is told (on any thread, after the change) when a channel gains its first
+    /// member or loses its last; it reads `channelNames` for the set as of then.
+    public func observeChannels(_ observer: @escaping @Sendable () -> Void) {
+        state.withLockedValue { $0.channelsObserver = observer }
+    }
+
+    /// The channels with at least one member.
+    public func channelNames() -> Set<String> {
+        state.withLockedValue { Set($0.members.keys) }
+    }
+
     func add(_ connection: WebSocketConnection) {
         state.withLockedValue { $0.connections[connection.guid] = connection }
     }
 
     func remove(_ connection: WebSocketConnection) {
-        state.withLockedValue { state in
+        changing { state in
             state.connections[connection.guid] = nil
             Self.leaveAll(connection.guid, &state)
         }
@@ -50,7 +82,7 @@ public final class WebSocketRegistry: Sendable {
 
     /// Removes a subscriber that is not a WebSocket (an event stream) from its channels.
     func remove(_ subscriber: any ChannelSubscriber) {
-        state.withLockedValue { Self.leaveAll(subscriber.guid, &$0) }
+        changing { Self.leaveAll(subscriber.guid, &$0) }
     }
 
     private static func leaveAll(_ guid: String, _ state: inout State) {
@@ -67,7 +99,7 @@ public final class WebSocketRegistry: Sendable {
 
     /// Adds a connection to a channel.
     public func subscribe(_ guid: String, to channel: String) {
-        state.withLockedValue { state in
+        changing { state in
             guard let connection = state.connections[guid] else { return }
             Self.join(connection, channel, &state)
         }
@@ -75,18 +107,19 @@ public final class WebSocketRegistry: Sendable {
 
     /// Adds an event stream to a channel.
     func subscribe(_ subscriber: any ChannelSubscriber, to channel: String) {
-        state.withLockedValue { Self.join(subscriber, channel, &$0) }
+        changing { Self.join(subscriber, channel, &$0) }
     }
 
     private static func join(_ subscriber: any ChannelSubscriber, _ channel: String, _ state: inout State) {
         state.channelsOf[subscriber.guid, default: []].insert(channel)
+        if state.members[channel] == nil { state.channelSetChanged = true }
         state.members[channel, default: [:]][subscriber.guid] = subscriber
         state.changed(channel)
     }
 
     /// Removes a connection from a channel.
     public func unsubscribe(_ guid: String, from channel: String) {
-        state.withLockedValue { state in
+        changing { state in
             state.channelsOf[guid]?.remove(channel)
             state.members[channel]?[guid] = nil
             state.changed(channel)

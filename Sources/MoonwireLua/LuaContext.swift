@@ -20,7 +20,7 @@ struct LuaContext: OptionSet, Sendable {
     /// Events of a connection before HTTP: OnTCPConnect, OnError, the TLS events and
     /// OnUnknownProtocol.
     static let connection = LuaContext(rawValue: 1 << 4)
-    /// OnBeforeBinding, OnStartup and OnShutdown.
+    /// OnBeforeBinding, OnStartup, OnShutdown and the cluster link's events.
     static let lifecycle = LuaContext(rawValue: 1 << 5)
     /// OnException.
     static let exception = LuaContext(rawValue: 1 << 6)
@@ -46,7 +46,7 @@ struct LuaContext: OptionSet, Sendable {
         (.handshake, "in a WebSocket handshake"),
         (.webSocket, "in a WebSocket event"),
         (.connection, "in a connection event"),
-        (.lifecycle, "in OnBeforeBinding, OnStartup or OnShutdown"),
+        (.lifecycle, "in a lifecycle event"),
         (.exception, "in OnException"),
         (.dispatch, "in OnHTTP2BeforeAsyncRequest"),
         (.timer, "in a timer"),
@@ -73,6 +73,8 @@ enum LuaEvent: Sendable, Equatable {
     case onConnect, onMessage, onBinary, onFragmented, onBeforeHeartBeat, onAsynchronous, onDisconnect
     case onTCPConnect, onError, onSSLALPNSelect, onSSLVerifyPeer, onUnknownProtocol
     case onBeforeBinding, onStartup, onShutdown
+    /// The cluster's link to Redis changed (ClusterBus).
+    case onLoadBalancerConnect, onLoadBalancerDisconnect, onLoadBalancerError
     case onException
     case onHTTP2BeforeAsyncRequest
     case timer
@@ -93,6 +95,7 @@ enum LuaEvent: Sendable, Equatable {
         case .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect: .webSocket
         case .onTCPConnect, .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onUnknownProtocol: .connection
         case .onBeforeBinding, .onStartup, .onShutdown: .lifecycle
+        case .onLoadBalancerConnect, .onLoadBalancerDisconnect, .onLoadBalancerError: .lifecycle
         case .onException: .exception
         case .onHTTP2BeforeAsyncRequest: .dispatch
         case .timer: .timer
@@ -141,6 +144,9 @@ enum LuaEvent: Sendable, Equatable {
         case .onUnknownProtocol: "OnUnknownProtocol"
         case .onStartup: "OnStartup"
         case .onShutdown: "OnShutdown"
+        case .onLoadBalancerConnect: "OnLoadBalancerConnect"
+        case .onLoadBalancerDisconnect: "OnLoadBalancerDisconnect"
+        case .onLoadBalancerError: "OnLoadBalancerError"
         case .onException: "OnException"
         case .onHTTP2BeforeAsyncRequest: "OnHTTP2BeforeAsyncRequest"
         case .timer: "a timer"

@@ -82,6 +82,9 @@ public final class LuaEventLoopHost: ServerDelegate {
 
     public func shutdown() { current.shutdown() }
 
+    /// The cluster link's event on the current generation (call it on one loop's host).
+    public func clusterLink(_ event: ClusterLinkEvent) { current.clusterLink(event) }
+
     /// OnBeforeBinding on the current generation: the listeners to bind, or the reason the
     /// script's list cannot be used (LuaBindingsError).
     public func beforeBinding(_ listeners: [Listener]) -> EventLoopFuture<[Listener]> {

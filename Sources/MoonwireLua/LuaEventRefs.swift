@@ -23,6 +23,9 @@ struct LuaEventRefs {
     var onBeforeBinding: Int32 = LUA_NOREF
     var onStartup: Int32 = LUA_NOREF
     var onShutdown: Int32 = LUA_NOREF
+    var onLoadBalancerConnect: Int32 = LUA_NOREF
+    var onLoadBalancerDisconnect: Int32 = LUA_NOREF
+    var onLoadBalancerError: Int32 = LUA_NOREF
     var onTCPConnect: Int32 = LUA_NOREF
     var onError: Int32 = LUA_NOREF
     var onException: Int32 = LUA_NOREF
@@ -74,6 +77,9 @@ struct LuaEventRefs {
         onBeforeBinding = reference("OnBeforeBinding")
         onStartup = reference("OnStartup")
         onShutdown = reference("OnShutdown")
+        onLoadBalancerConnect = reference("OnLoadBalancerConnect")
+        onLoadBalancerDisconnect = reference("OnLoadBalancerDisconnect")
+        onLoadBalancerError = reference("OnLoadBalancerError")
         onTCPConnect = reference("OnTCPConnect")
         onError = reference("OnError")
         onException = reference("OnException")

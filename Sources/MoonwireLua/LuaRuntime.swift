@@ -38,6 +38,7 @@ public final class LuaRuntime: Sendable {
     public let webSockets: WebSocketRegistry
     /// moonwire.http's client; nil where no loops run (`moonwire check`, tests of the VM).
     public let outboundHTTP: OutboundHTTP?
+    private let clusterBus = NIOLockedValueBox<ClusterBus?>(nil)
     private let reloadRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
     private let stopRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
     private let restartRequest = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
@@ -61,6 +62,14 @@ public final class LuaRuntime: Sendable {
         self.scriptsDirectory = scriptsDirectory
         self.developmentMode = developmentMode
         self.logger = logger
+    }
+
+    /// The bus to the other nodes (moonwire.options{cluster}); nil on a node alone.
+    public var cluster: ClusterBus? { clusterBus.withLockedValue { $0 } }
+
+    /// Sets the bus broadcasts, writes and disconnect_all also go to (once the server runs).
+    public func attach(cluster: ClusterBus?) {
+        clusterBus.withLockedValue { $0 = cluster }
     }
 
     /// Sets what `moonwire.reload()` does (the reloader, once the server runs).

@@ -33,6 +33,20 @@ extension LuaVM {
         _ = runEvent(.onShutdown, events.onShutdown) { _ in 0 } results: { _, _ in () }
     }
 
+    /// OnLoadBalancerConnect(), OnLoadBalancerDisconnect() or OnLoadBalancerError(message):
+    /// the cluster's link to Redis changed (once per node, on the primary loop); each may wait.
+    func clusterLink(_ event: ClusterLinkEvent) {
+        switch event {
+        case .connected: startEvent(.onLoadBalancerConnect, events.onLoadBalancerConnect) { _ in 0 }
+        case .disconnected: startEvent(.onLoadBalancerDisconnect, events.onLoadBalancerDisconnect) { _ in 0 }
+        case .error(let message):
+            startEvent(.onLoadBalancerError, events.onLoadBalancerError) { T in
+                T.push(message)
+                return 1
+            }
+        }
+    }
+
     func pushConnection(_ connection: ConnectionInfo, on T: LuaThread) {
         lua_createtable(T, 0, 3)
         T.push(connection.remoteIP)

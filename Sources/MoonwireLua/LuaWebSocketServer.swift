@@ -1,5 +1,6 @@
 // The server's WebSocket methods in Lua (sgcWebSockets' Broadcast, WriteData, Ping,
-// DisconnectAll and the connection list); they reach sockets on every event loop.
+// DisconnectAll and the connection list); they reach sockets on every event loop, and with a
+// cluster, broadcast, write and disconnect_all reach the other nodes' too (ClusterBus).
 import CLua
 import MoonwireCore
 import NIOCore
@@ -59,23 +60,29 @@ private let luaBroadcast: LuaFunction = { L in
     }
     let message = L.withBytes(at: 1) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
     let count = vm.runtime.webSockets.publish(message, binary: binary, to: filter)
+    vm.runtime.cluster?.broadcast(message, binary: binary, filter: filter)
     lua_pushinteger(L, lua_Integer(count))
     return 1
 }
 
-/// `moonwire.write(guid, message [, binary])` → true, or false when no such connection.
+/// `moonwire.write(guid, message [, binary])` → true, or false when no such connection. With a
+/// cluster, a GUID this node does not have is sent to the others: true (it is delivered if one
+/// of them has it).
 private let luaWrite: LuaFunction = { L in
     let L = L!
     guard let vm = LuaVM.checked(L, LuaAPI.write) else { return LuaReturn.raise }
     guard let guid = L.string(at: 1), L.type(at: 2) == LUA_TSTRING || L.type(at: 2) == LUA_TNUMBER else {
         return L.raise("moonwire.write: expected a GUID and a message")
     }
+    let message = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
+    let binary = lua_toboolean(L, 3) != 0
     guard let connection = vm.runtime.webSockets.connection(guid) else {
-        lua_pushboolean(L, 0)
+        let cluster = vm.runtime.cluster
+        cluster?.write(guid: guid, message, binary: binary)
+        lua_pushboolean(L, cluster == nil ? 0 : 1)
         return 1
     }
-    let message = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-    if lua_toboolean(L, 3) != 0 { connection.send(binary: message) } else { connection.send(text: message) }
+    if binary { connection.send(binary: message) } else { connection.send(text: message) }
     lua_pushboolean(L, 1)
     return 1
 }
@@ -87,13 +94,14 @@ private let luaPingAll: LuaFunction = { L in
     return 0
 }
 
-/// `moonwire.disconnect_all([code [, reason]])`: closes every connection.
+/// `moonwire.disconnect_all([code [, reason]])`: closes every connection (of every node).
 private let luaDisconnectAll: LuaFunction = { L in
     let L = L!
     guard let vm = LuaVM.checked(L, LuaAPI.disconnectAll) else { return LuaReturn.raise }
     let code = UInt16(clamping: Int(L.number(at: 1) ?? 1001))
     let reason = L.string(at: 2) ?? ""
     for connection in vm.runtime.webSockets.select(.init()) { connection.close(code: code, reason: reason) }
+    vm.runtime.cluster?.disconnectAll(code: code, reason: reason)
     return 0
 }
 

@@ -21,6 +21,9 @@ final class ServerStack {
     let server: Server
     let configuration: ServerConfiguration
     private let outboundHTTP: OutboundHTTP
+    /// The bus to the other nodes, with moonwire.options{cluster}; it connects in
+    /// `startScripts` (its link events are scripts' events) and is read once, at start.
+    private let cluster: ClusterBus?
 
     /// The scripts failed to load (the error names file:line).
     struct LoadFailure: Error, CustomStringConvertible {
@@ -99,6 +102,13 @@ final class ServerStack {
         if settings.metricsPath != nil || settings.dashboardPath != nil { configuration.metrics = runtime.metrics }
         if settings.dashboardPath != nil { runtime.dashboard.start(on: group.next()) }
         self.configuration = configuration
+        cluster = settings.redis.map { endpoint in
+            ClusterBus(endpoint: endpoint, node: settings.clusterNode, registry: webSockets, eventLoop: first.eventLoop, logger: logger) {
+                // On the first loop: the bus lives there.
+                first.value.clusterLink($0)
+            }
+        }
+        runtime.attach(cluster: cluster)
         server = Server(configuration: configuration, group: group, delegates: delegates, webSockets: webSockets, logger: logger)
         server.certificates.update(listeners: configuration.listeners, hosts: settings.hostCertificates)
     }
@@ -125,6 +135,7 @@ final class ServerStack {
         for host in pool?.hosts ?? [] {
             try host.eventLoop.submit { host.value.start(primary: false) }.wait()
         }
+        cluster?.start()
     }
 
     /// `moonwire.options{drain_timeout}` of the scripts running now.
@@ -151,6 +162,8 @@ final class ServerStack {
         server.flushAccessLog()
         let first = hosts[0]
         try first.eventLoop.submit { first.value.shutdown() }.wait()
+        runtime.attach(cluster: nil)
+        cluster?.stop()
         outboundHTTP.shutdown()
         try group.syncShutdownGracefully()
         try workerGroup?.syncShutdownGracefully()

@@ -64,4 +64,15 @@ final class RedisClientStateMachineTests: XCTestCase {
         XCTAssertEqual(milliseconds, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000])
         XCTAssertEqual(RedisClientStateMachine.backoff(after: 1000), .seconds(5))
     }
+
+    func testEndingTheBackoffLetsTheNextCallConnect() {
+        var machine = RedisClientStateMachine()
+        _ = machine.submit(id: 1, now: start)
+        _ = machine.connectionLost(reason: "refused", now: start)
+        XCTAssertEqual(machine.submit(id: 2, now: start), .fail("refused (next try in 0.1 s)"))
+        machine.endBackoff()
+        XCTAssertEqual(machine.submit(id: 3, now: start), .connect)
+        machine.endBackoff()
+        XCTAssertEqual(machine.phase, .connecting)
+    }
 }

@@ -42,7 +42,8 @@ final class LuaDoorTests: XCTestCase {
         let events: [LuaEvent] = [
             .load, .onBeforeCommand, .route, .onCommandGet, .onCommandOther, .onHTTPRequest, .onBeforeUpgrade, .onHandshake,
             .onConnect, .onMessage, .onBinary, .onFragmented, .onBeforeHeartBeat, .onAsynchronous, .onDisconnect, .onTCPConnect,
-            .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onStartup, .onShutdown, .onException, .onHTTP2BeforeAsyncRequest,
+            .onError, .onSSLALPNSelect, .onSSLVerifyPeer, .onStartup, .onShutdown, .onLoadBalancerConnect, .onLoadBalancerDisconnect,
+            .onLoadBalancerError, .onException, .onHTTP2BeforeAsyncRequest,
             .timer, .onSessionEnd,
         ]
         let covered = events.reduce(LuaContext()) { $0.union($1.context) }

@@ -436,6 +436,25 @@ class Bystander:
             self._stop.wait(self.interval)
 
 
+def _resp_reply(reader):
+    """Reads one RESP2 reply from a binary file (RedisServer.command)."""
+    line = reader.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        length = int(rest)
+        return None if length < 0 else reader.read(length + 2)[:-2]
+    if kind == b"*":
+        count = int(rest)
+        return None if count < 0 else [_resp_reply(reader) for _ in range(count)]
+    raise RuntimeError(f"not RESP: {line!r}")
+
+
 class RedisServer:
     """Debian's redis-server on a free loopback port, without persistence: `stop()` ends it
     (SIGKILL with kill=True), `start()` starts it again on the same port, with the same
@@ -468,6 +487,18 @@ class RedisServer:
                 return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
+
+    def command(self, *args):
+        """One command over a fresh connection (AUTH first when there is a password); the
+        reply as Python values: bytes, int, None, lists; an error reply raises."""
+        with socket.create_connection((HOST, self.port), timeout=5) as s:
+            reader = s.makefile("rb")
+            commands = ([("AUTH", self.password)] if self.password else []) + [args]
+            for command in commands:
+                parts = [a if isinstance(a, bytes) else str(a).encode() for a in command]
+                s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+            replies = [_resp_reply(reader) for _ in commands]
+            return replies[-1]
 
     def stop(self, kill=False):
         if self.process is None:
