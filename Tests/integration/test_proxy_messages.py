@@ -26,6 +26,7 @@ end
 
 HOOK = """
 function OnAfterForwardHTTP(req, res, err)
+  if req.path == "/raw/cut" then moonwire.sleep(0.3) end
   res:header("x-after", "seen")
 end
 """
@@ -50,7 +51,9 @@ def raw():
 @pytest.fixture(scope="module", params=["plain", "hooked"])
 def server(request, moonwire_module, raw):
     main = SCRIPT.format(raw=raw.url) + (HOOK if request.param == "hooked" else "")
-    return moonwire_module(main, threads=1)
+    started = moonwire_module(main, threads=1)
+    started.hooked = request.param == "hooked"
+    return started
 
 
 def get(server, path, headers=b"", version=b"1.1"):
@@ -195,6 +198,29 @@ def test_bad_trailers_are_dropped_and_the_body_still_ends(server, raw, trailer_l
     assert answer.status == 200 and answer.body == b"hello" and b"X-" not in data, data[-200:]
     assert "upstream trailer fields dropped" in server.log_since(mark)
     server.assert_alive("/local")
+
+
+def test_an_answer_cut_off_is_never_passed_off_as_whole(server, raw):
+    # With OnAfterForwardHTTP, the upstream breaks off while the event still decides.
+    def cut(sock, head, data):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+    raw.answers["/cut"] = cut
+    mark = server.log_mark()
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(f"{server.url}/raw/cut", timeout=5)
+    assert "upstream answer cut off" in server.log_since(mark)
+    server.assert_alive("/local")
+
+
+def test_a_bad_body_right_behind_the_head(server, raw):
+    raw.answers["/bad-chunk"] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    if server.hooked:
+        # OnAfterForwardHTTP let the head through: the client's answer is cut off.
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{server.url}/raw/bad-chunk", timeout=5)
+    else:
+        # Nothing had reached the client yet: the status says it.
+        assert httpx.get(f"{server.url}/raw/bad-chunk", timeout=5).status_code == 502
 
 
 # --- the keys a forward takes --------------------------------------------------------------
