@@ -225,7 +225,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         // The client's Expect: 100-continue was answered by Moonwire and not forwarded, so a 100
         // says nothing to the client; other 1xx go on (RFC 9110 section 15.2).
         guard head.status != 100 else { return }
-        responder.informational(status: head.status, headers: ProxyHeaders.responseHeaders(head, via: target.via))
+        var headers = ProxyHeaders.responseHeaders(head, via: target.via)
+        // A 1xx has no content, whatever a length field says (RFC 9110 section 8.6).
+        headers.remove(name: "content-length")
+        responder.informational(status: head.status, headers: headers)
     }
 
     func responseHead(_ head: OutboundResponseHead) {

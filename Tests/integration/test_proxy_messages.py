@@ -69,7 +69,7 @@ def upstream_head(raw, path):
 
 # --- interim (1xx) heads -------------------------------------------------------------------
 
-def test_interim_heads_reach_an_http11_client_before_the_answer(server):
+def test_interim_heads_reach_an_http11_client_before_the_answer(server, raw):
     data = get(server, b"/raw/hints")
     heads = data.split(b"\r\n\r\n")
     assert heads[0].startswith(b"HTTP/1.1 103 ")
@@ -81,6 +81,12 @@ def test_interim_heads_reach_an_http11_client_before_the_answer(server):
     # A client that does not look at 1xx heads gets the answer.
     response = httpx.get(f"{server.url}/raw/hints")
     assert response.status_code == 200 and response.text == "final"
+    # A 1xx has no content: a length it claims is neither read nor relayed.
+    raw.answers["/hints-length"] = (b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: </a.css>\r\n\r\n"
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    data = get(server, b"/raw/hints-length")
+    assert b"content-length" not in data.split(b"\r\n\r\n")[0].lower()
+    assert parse_one(data).body == b"ok"
 
 
 def test_an_http10_client_gets_no_interim_head(server):
