@@ -126,7 +126,10 @@ struct HTTP1ResponseReader {
             // Only the answer to an upgrade request may switch protocols (RFC 9110 section 15.2.2).
             guard asksUpgrade else { throw .malformed("101 Switching Protocols to a request without Upgrade") }
         } else if status < 200 {
-            // 100 Continue, 103 Early Hints...: interim heads come before the final one.
+            // 100 Continue, 103 Early Hints...: interim heads come before the final one. They
+            // have no content: a length is ignored, a transfer coding is a protocol error (RFC
+            // 9112 section 6.1), the sign of an upstream framing answers its own way.
+            guard parsed.head.first("transfer-encoding") == nil else { throw .malformed("Transfer-Encoding in a 1xx head") }
             interimSize += end
             guard interimSize <= Self.maxInterimSize else { throw .tooManyInterim }
             return .interim(parsed.head)

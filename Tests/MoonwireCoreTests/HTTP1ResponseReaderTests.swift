@@ -132,6 +132,7 @@ final class HTTP1ResponseReaderTests: XCTestCase {
         // A 101 answers only an upgrade request; a malformed interim head is a malformed head.
         XCTAssertThrowsError(try stream("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
         XCTAssertThrowsError(try stream("HTTP/1.1 103 Early Hints\r\nLink </a.css>\r\n\r\n"))
+        XCTAssertThrowsError(try stream("HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"))
         XCTAssertThrowsError(try stream("HTTP/1.1 099 Low\r\n\r\n"))
         XCTAssertThrowsError(try stream("HTTP/1.1 1033 Long\r\n\r\n"))
     }

@@ -137,11 +137,12 @@ def test_interim_heads_without_end_get_a_502(server, raw):
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 103 Early Hints\r\nLink </style.css>\r\n\r\n",
     b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\rSet-Cookie: evil=1\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"HTTP/1.1 1x3 Early Hints\r\n\r\n",
     b"HTTP/1.1 99 Low\r\n\r\n",
     # A 101 to a request that asked for no upgrade.
     b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\n",
-], ids=["no-colon", "bare-cr", "bad-status", "short-status", "unasked-101"])
+], ids=["no-colon", "bare-cr", "transfer-encoding", "bad-status", "short-status", "unasked-101"])
 def test_a_malformed_interim_head_gets_a_502(server, raw, answer):
     raw.answers["/bad-interim"] = answer + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     mark = server.log_mark()
