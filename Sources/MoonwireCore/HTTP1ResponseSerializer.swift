@@ -66,7 +66,9 @@ enum HTTP1ResponseSerializer {
     /// A 1xx head: the status line and the fields given (none for 100 Continue; the Link
     /// fields of 103 Early Hints), without the server's own.
     static func writeInformational(_ status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, into buffer: inout ByteBuffer) {
-        buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n")
+        // NIO has no name for 103 (RFC 8297).
+        let reason = status.code == 103 && status.reasonPhrase.isEmpty ? "Early Hints" : status.reasonPhrase
+        buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(reason)\r\n")
         writeFields(headers, into: &buffer)
     }
 

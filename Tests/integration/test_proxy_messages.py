@@ -72,7 +72,7 @@ def upstream_head(raw, path):
 def test_interim_heads_reach_an_http11_client_before_the_answer(server, raw):
     data = get(server, b"/raw/hints")
     heads = data.split(b"\r\n\r\n")
-    assert heads[0].startswith(b"HTTP/1.1 103 ")
+    assert heads[0].startswith(b"HTTP/1.1 103 Early Hints\r\n")
     assert b"link: </style.css>; rel=preload" in heads[0].lower()
     assert heads[1].startswith(b"HTTP/1.1 102 ")
     # The upstream's 100 answers an Expect it never saw: it is not relayed.
