@@ -3,8 +3,10 @@
 // connection closes), up to a cap. Our own rather than NIO's HTTPResponseDecoder: the outbound
 // client makes one request per request it serves, and NIO's decoder (llhttp behind generic
 // handlers, a header table and strings for every field) was a third of the instructions of a
-// proxied request. Interim (1xx) answers are skipped. A reader that streams (for the reverse
-// proxy) hands the head on as soon as it arrives and the body in the pieces it arrives in.
+// proxied request. A reader that streams (for the reverse proxy) hands on interim (1xx) heads,
+// then the final head as soon as it arrives and the body in the pieces it arrives in; a reader
+// that gathers skips the interim heads. Interim heads are bounded (`maxInterimSize` together)
+// and so are trailer fields (HTTP1TrailerSection).
 import NIOCore
 
 /// The state of reading one response; feed it what arrives until it completes.
@@ -13,11 +15,15 @@ struct HTTP1ResponseReader {
         case malformed(String)
         case headTooLarge
         case bodyTooLarge
+        /// More than `maxInterimSize` of 1xx heads before the final one.
+        case tooManyInterim
     }
 
     /// What reading one response came to.
     enum Progress {
         case needMore
+        /// A streaming reader's interim (1xx) head; more heads follow, then the final one.
+        case interim(OutboundResponseHead)
         /// A streaming reader's head; the body follows through `takeBody`.
         case headArrived(OutboundResponseHead)
         /// The response, and whether the connection can carry another exchange.
@@ -27,12 +33,15 @@ struct HTTP1ResponseReader {
     private enum Body {
         case length(Int)
         /// Chunks: the bytes left of the current chunk's data, or nil when a size line comes.
-        case chunked(left: Int?, trailers: Bool)
+        case chunked(left: Int?, inTrailers: Bool)
         case untilClose
     }
 
     /// The largest head taken.
     static let maxHeadSize = 64 * 1024
+    /// The most bytes the interim (1xx) heads of one answer may have together: an upstream
+    /// that sends them without end is cut off rather than waited for.
+    static let maxInterimSize = 64 * 1024
 
     let maxBodySize: Int
     /// The request was HEAD: its answer has no body, whatever its fields say.
@@ -47,6 +56,9 @@ struct HTTP1ResponseReader {
     private var keepAlive = false
     private var body: Body = .untilClose
     private var data = ByteBuffer()
+    private var interimSize = 0
+    /// The trailer fields of a chunked body, once it ended.
+    private(set) var trailers = HTTP1TrailerSection()
     /// Where the search for the end of the head goes on from.
     private var searched = 0
 
@@ -62,8 +74,12 @@ struct HTTP1ResponseReader {
 
     /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
     mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
-        if head == nil {
-            guard try readHead(&buffer) else { return .needMore }
+        while head == nil {
+            switch try readHead(&buffer) {
+            case .needMore: return .needMore
+            case .interim(let interim): if streams { return .interim(interim) }
+            case .final: break
+            }
         }
         if streams, !headHandedOn {
             headHandedOn = true
@@ -87,28 +103,44 @@ struct HTTP1ResponseReader {
         return data
     }
 
-    private mutating func readHead(_ buffer: inout ByteBuffer) throws(ReadError) -> Bool {
-        while true {
-            let found: Int? = buffer.withUnsafeReadableBytes { HTTP1HeadParser.headEnd(in: $0, from: searched - 3) }
-            guard let end = found else {
-                searched = buffer.readableBytes
-                if buffer.readableBytes > Self.maxHeadSize { throw .headTooLarge }
-                return false
-            }
-            searched = 0
-            guard end <= Self.maxHeadSize else { throw .headTooLarge }
-            let bytes = buffer.readSlice(length: end)!
-            let parsed = try Self.parseHead(bytes)
-            // 1xx answers (100 Continue) come before the real one, except the 101 of an upgrade.
-            let switches = asksUpgrade && parsed.head.status == 101
-            if parsed.head.status < 200, !switches { continue }
-            head = parsed.head
-            keepAlive = parsed.keepAlive && !switches
-            body = parsed.body
-            if isHead || switches || parsed.head.status == 204 || parsed.head.status == 304 { body = .length(0) }
-            if case .length(let length) = body, length > maxBodySize { throw .bodyTooLarge }
-            return true
+    private enum HeadRead {
+        case needMore
+        case interim(OutboundResponseHead)
+        /// The final head, now in `head`.
+        case final
+    }
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(ReadError) -> HeadRead {
+        let found: Int? = buffer.withUnsafeReadableBytes { HTTP1HeadParser.headEnd(in: $0, from: searched - 3) }
+        guard let end = found else {
+            searched = buffer.readableBytes
+            if buffer.readableBytes > Self.maxHeadSize { throw .headTooLarge }
+            return .needMore
         }
+        searched = 0
+        guard end <= Self.maxHeadSize else { throw .headTooLarge }
+        let bytes = buffer.readSlice(length: end)!
+        let parsed = try Self.parseHead(bytes)
+        let status = parsed.head.status
+        if status == 101 {
+            // Only the answer to an upgrade request may switch protocols (RFC 9110 section 15.2.2).
+            guard asksUpgrade else { throw .malformed("101 Switching Protocols to a request without Upgrade") }
+        } else if status < 200 {
+            // 100 Continue, 103 Early Hints...: interim heads come before the final one. They
+            // have no content: a length is ignored, a transfer coding is a protocol error (RFC
+            // 9112 section 6.1), the sign of an upstream framing answers its own way.
+            guard parsed.head.first("transfer-encoding") == nil else { throw .malformed("Transfer-Encoding in a 1xx head") }
+            interimSize += end
+            guard interimSize <= Self.maxInterimSize else { throw .tooManyInterim }
+            return .interim(parsed.head)
+        }
+        let switches = status == 101
+        head = parsed.head
+        keepAlive = parsed.keepAlive && !switches
+        body = parsed.body
+        if isHead || switches || status == 204 || status == 304 { body = .length(0) }
+        if case .length(let length) = body, length > maxBodySize { throw .bodyTooLarge }
+        return .final
     }
 
     private mutating func readBody(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
@@ -122,14 +154,14 @@ struct HTTP1ResponseReader {
         case .untilClose:
             try append(&buffer, buffer.readableBytes)
             return .needMore
-        case .chunked(var left, var trailers):
-            defer { body = .chunked(left: left, trailers: trailers) }
+        case .chunked(var left, var inTrailers):
+            defer { body = .chunked(left: left, inTrailers: inTrailers) }
             while true {
-                if trailers {
-                    // Trailer fields end with an empty line; they are read past, not kept.
-                    guard let line = try Self.line(&buffer) else { return .needMore }
-                    if line.readableBytes == 0 { return .complete(head!, data, reusable: keepAlive && buffer.readableBytes == 0) }
-                    continue
+                if inTrailers {
+                    guard trailers.read(&buffer) else { return .needMore }
+                    // Trailers given up on leave the connection out of step.
+                    let reusable = keepAlive && buffer.readableBytes == 0 && trailers.dropped == nil
+                    return .complete(head!, data, reusable: reusable)
                 }
                 if let remaining = left {
                     if remaining > 0 {
@@ -147,7 +179,7 @@ struct HTTP1ResponseReader {
                 guard let line = try Self.line(&buffer) else { return .needMore }
                 let size = try Self.chunkSize(line)
                 if size == 0 {
-                    trailers = true
+                    inTrailers = true
                 } else {
                     guard data.readableBytes + size <= maxBodySize else { throw .bodyTooLarge }
                     left = size
@@ -212,13 +244,14 @@ struct HTTP1ResponseReader {
             guard let firstLF = HTTP1HeadParser.firstLF(raw, from: 0) else { return .failure(.malformed("no status line")) }
             // "HTTP/1.1 200 reason"
             guard firstLF >= 12, bytesEqual(raw, 0..<7, "HTTP/1."), raw[7] == UInt8(ascii: "0") || raw[7] == UInt8(ascii: "1"),
-                raw[8] == UInt8(ascii: " ")
+                raw[8] == UInt8(ascii: " "), raw[12] == UInt8(ascii: " ") || raw[12] == cr8 || raw[12] == lf8
             else { return .failure(.malformed("bad status line")) }
             var status = 0
             for index in 9..<12 {
                 guard raw[index] >= UInt8(ascii: "0"), raw[index] <= UInt8(ascii: "9") else { return .failure(.malformed("bad status")) }
                 status = status * 10 + Int(raw[index] - UInt8(ascii: "0"))
             }
+            guard status >= 100 else { return .failure(.malformed("bad status")) }
             let isHTTP10 = raw[7] == UInt8(ascii: "0")
             var fields: [(name: Range<Int>, value: Range<Int>)] = []
             fields.reserveCapacity(8)
@@ -249,7 +282,7 @@ struct HTTP1ResponseReader {
                     connection.note(raw, value)
                 }
             }
-            let body: Body = transferEncoding ? (chunked ? .chunked(left: nil, trailers: false) : .untilClose) : length.map { .length($0) } ?? .untilClose
+            let body: Body = transferEncoding ? (chunked ? .chunked(left: nil, inTrailers: false) : .untilClose) : length.map { .length($0) } ?? .untilClose
             var keepAlive = connection.keepAlive(http1_0: isHTTP10)
             if case .untilClose = body { keepAlive = false }
             return .success((OutboundResponseHead(status: status, isHTTP10: isHTTP10, bytes: bytes, fields: fields), keepAlive, body))

@@ -63,9 +63,13 @@ enum HTTP1ResponseSerializer {
         }
     }
 
-    /// A 1xx head: the status line alone, no fields.
-    static func writeInformational(_ status: HTTPResponseStatus, version: HTTPVersion, into buffer: inout ByteBuffer) {
-        buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(status.reasonPhrase)\r\n\r\n")
+    /// A 1xx head: the status line and the fields given (none for 100 Continue; the Link
+    /// fields of 103 Early Hints), without the server's own.
+    static func writeInformational(_ status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, into buffer: inout ByteBuffer) {
+        // NIO has no name for 103 (RFC 8297).
+        let reason = status.code == 103 && status.reasonPhrase.isEmpty ? "Early Hints" : status.reasonPhrase
+        buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(reason)\r\n")
+        writeFields(headers, into: &buffer)
     }
 
     /// "200 OK\r\n" and the like for the statuses most answers have.
@@ -99,8 +103,21 @@ enum HTTP1ResponseSerializer {
     }
 
     /// The chunk that ends a chunked body, with no trailer fields.
-    static func writeLastChunk(into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("0\r\n\r\n")
+    /// The last chunk, with the trailer fields given (RFC 9112 section 7.1.2).
+    static func writeLastChunk(trailers: HTTPHeaders? = nil, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("0\r\n")
+        writeFields(trailers ?? [:], into: &buffer)
+    }
+
+    /// Fields and the empty line that ends them.
+    private static func writeFields(_ fields: HTTPHeaders, into buffer: inout ByteBuffer) {
+        for (name, value) in fields {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
     }
 }
 

@@ -22,6 +22,9 @@ extension HTTPExchangeHandler {
             }
         case .stream(let stream, let status, let headers):
             startStream(stream, status: status, headers: headers, exchange)
+        case .informational(let status, let headers):
+            guard exchange.version != .http1_0 else { return }
+            writer.informational(HTTPResponseStatus(statusCode: status), version: exchange.version, headers: headers, context: context)
         case .staticFile(let extraHeaders, let root):
             let future = environment.files.serve(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
@@ -161,8 +164,9 @@ extension HTTPExchangeHandler {
             bodyless: exchange.headOnly || status.forbidsBody, context: context)
     }
 
-    /// Ends the response; the connection then handles the next request or closes.
-    private func endResponse(_ exchange: Exchange, context: ChannelHandlerContext) {
+    /// Ends the response (with the trailer fields of a streamed one); the connection then
+    /// handles the next request or closes.
+    private func endResponse(_ exchange: Exchange, trailers: HTTPHeaders? = nil, context: ChannelHandlerContext) {
         defer { sendWatch?.answerEnded() }
         if let entry = logEntry.take() { environment.accessLog?.record(entry, on: context.eventLoop) }
         if let entry = metricsEntry.take() { environment.metrics?.requestAnswered(entry) }
@@ -170,13 +174,13 @@ extension HTTPExchangeHandler {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.
             if isHTTP1 { timeouts.answerStarted() }
-            writer.end(promise: nil, context: context)
+            writer.end(trailers: trailers, promise: nil, context: context)
             answerEnded(context: context)
         case .close:
             let channel = context.channel
             let ended = context.eventLoop.makePromise(of: Void.self)
             ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            writer.end(promise: ended, context: context)
+            writer.end(trailers: trailers, promise: ended, context: context)
         }
     }
 
@@ -203,11 +207,11 @@ extension HTTPExchangeHandler {
                 handler.writer.body(.byteBuffer(chunk), promise: promise, context: context)
                 handler.writer.flush(context: context)
             },
-            finish: {
+            finish: { trailers in
                 let handler = loopBoundSelf.value
                 handler.activeStream = nil
                 guard let context = handler.context else { return }
-                handler.endResponse(exchange, context: context)
+                handler.endResponse(exchange, trailers: exchange.headOnly ? nil : trailers, context: context)
             },
             abort: {
                 let handler = loopBoundSelf.value

@@ -8,6 +8,8 @@ enum HTTPAnswer {
     case staticFile(extraHeaders: HTTPHeaders, root: String?)
     /// A body the delegate writes piece by piece.
     case stream(HTTPResponseStream, status: Int, headers: HTTPHeaders)
+    /// An interim (1xx) head before the answer; not an answer itself.
+    case informational(status: Int, headers: HTTPHeaders)
 }
 
 /// Answers one request exactly once. Lives on the connection's event loop; once the
@@ -56,6 +58,18 @@ public final class HTTPResponder {
         if case .answered = sink { stream.connectionClosed() }
         answer(.stream(stream, status: status, headers: headers))
         return stream
+    }
+
+    /// Sends an interim head (1xx, such as 103 Early Hints a proxied upstream sent) before the
+    /// answer. Dropped once the answer started, and for HTTP/1.0 clients, which know no 1xx
+    /// (RFC 9110 section 15.2).
+    public func informational(status: Int, headers: HTTPHeaders) {
+        switch sink {
+        case .exchange(let handler, let request, let exchange):
+            handler.answer(.informational(status: status, headers: headers), to: request, exchange: exchange)
+        case .closure(let deliver): deliver(.informational(status: status, headers: headers))
+        case .answered: break
+        }
     }
 
     private func answer(_ answer: HTTPAnswer) {

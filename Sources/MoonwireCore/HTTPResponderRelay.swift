@@ -25,6 +25,8 @@ public struct HTTPResponderRelay: Sendable {
                 loop.execute { origin.value.respondWithStaticFile(extraHeaders: extraHeaders, root: root) }
             case .stream(let stream, let status, let headers):
                 Self.relay(stream, status: status, headers: headers, to: origin)
+            case .informational(let status, let headers):
+                loop.execute { origin.value.informational(status: status, headers: headers) }
             }
         }
     }
@@ -42,7 +44,7 @@ public struct HTTPResponderRelay: Sendable {
                 loop.execute { target.value?.write(chunk) }
                 written?()
             },
-            finish: { loop.execute { target.value?.finish() } },
+            finish: { trailers in loop.execute { target.value?.finish(trailers: trailers) } },
             abort: { loop.execute { target.value?.abort() } },
             isWritable: { true })
     }

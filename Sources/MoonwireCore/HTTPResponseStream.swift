@@ -1,11 +1,12 @@
 // A response body written piece by piece, with the connection's back-pressure exposed so a
 // producer can wait instead of filling memory when the client reads slowly.
 import NIOCore
+import NIOHTTP1
 
 /// The body of a streamed response. Used on the connection's event loop only.
 public final class HTTPResponseStream {
     private var writeChunk: ((ByteBuffer, (() -> Void)?) -> Void)?
-    private var finishBody: (() -> Void)?
+    private var finishBody: ((HTTPHeaders?) -> Void)?
     private var abortBody: (() -> Void)?
     private var checkWritable: (() -> Bool)?
     private var waiters: [() -> Void] = []
@@ -17,7 +18,7 @@ public final class HTTPResponseStream {
     init() {}
 
     func attach(
-        write: @escaping (ByteBuffer, (() -> Void)?) -> Void, finish: @escaping () -> Void, abort: @escaping () -> Void,
+        write: @escaping (ByteBuffer, (() -> Void)?) -> Void, finish: @escaping (HTTPHeaders?) -> Void, abort: @escaping () -> Void,
         isWritable: @escaping () -> Bool
     ) {
         guard isOpen else { return }
@@ -50,12 +51,13 @@ public final class HTTPResponseStream {
         closeWatchers.append(action)
     }
 
-    /// Ends the body. Later writes are ignored.
-    public func finish() {
+    /// Ends the body, with trailer fields when given (a proxied chunked answer's): they reach
+    /// HTTP/2 clients and HTTP/1.1 clients of a chunked body. Later writes are ignored.
+    public func finish(trailers: HTTPHeaders? = nil) {
         guard isOpen else { return }
         let finish = finishBody
         close()
-        finish?()
+        finish?(trailers)
     }
 
     /// Breaks off the body by closing the connection, so the client sees it is incomplete

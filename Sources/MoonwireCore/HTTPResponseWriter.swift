@@ -53,15 +53,18 @@ struct HTTPResponseWriter {
         }
     }
 
-    /// Writes a head that does not end the exchange, such as 100 Continue, and flushes it.
-    mutating func informational(_ status: HTTPResponseStatus, version: HTTPVersion, context: ChannelHandlerContext) {
+    /// Writes a head that does not end the exchange, such as 100 Continue or 103 Early Hints,
+    /// and flushes it.
+    mutating func informational(
+        _ status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders = [:], context: ChannelHandlerContext
+    ) {
         switch target {
         case .stream:
-            let head = HTTPResponseHead(version: version, status: status)
+            let head = HTTPResponseHead(version: version, status: status, headers: headers)
             context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .connection:
             var buffer = takePending(capacity: 32)
-            HTTP1ResponseSerializer.writeInformational(status, version: version, into: &buffer)
+            HTTP1ResponseSerializer.writeInformational(status, version: version, headers: headers, into: &buffer)
             pending = buffer
             flush(context: context)
         }
@@ -99,14 +102,17 @@ struct HTTPResponseWriter {
     }
 
     /// Ends the response; `promise` completes once everything of it has been written.
-    mutating func end(promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    /// `trailers` go out after the body of a chunked HTTP/1.1 answer or as HTTP/2's trailing
+    /// HEADERS frame; a body framed by its length or the close has nowhere to carry them.
+    mutating func end(trailers: HTTPHeaders? = nil, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         guard case .connection(let outlet) = target else {
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: promise)
+            let trailers = trailers?.isEmpty == false ? trailers : nil
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: promise)
             return
         }
         if chunked {
             var buffer = takePending(capacity: 8)
-            HTTP1ResponseSerializer.writeLastChunk(into: &buffer)
+            HTTP1ResponseSerializer.writeLastChunk(trailers: trailers, into: &buffer)
             pending = buffer
             chunked = false
         }

@@ -36,9 +36,12 @@ public enum OutboundHTTPFailure: Error, CustomStringConvertible {
 
 /// Where a streamed exchange's answer goes, as it arrives; called on the connection's loop.
 protocol OutboundResponseSink: AnyObject {
+    /// An interim (1xx) head; the final one follows.
+    func responseInterim(_ head: OutboundResponseHead)
     func responseHead(_ head: OutboundResponseHead)
     func responseBody(_ part: ByteBuffer)
-    func responseEnded()
+    /// The answer ended, with the trailer fields of a chunked body (empty for other bodies).
+    func responseEnded(trailers: HTTP1TrailerSection)
     func responseFailed(_ failure: OutboundHTTPFailure)
     /// What one read brought has been handed on (a head may wait for it).
     func responseReadComplete()
@@ -59,7 +62,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
             if let completion { return completion(result) }
             switch result {
-            case .success: sink?.responseEnded()
+            case .success: sink?.responseEnded(trailers: reader.trailers)
             case .failure(let failure): sink?.responseFailed(failure)
             }
         }
@@ -192,6 +195,9 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
                 self.exchange = exchange
                 exchange.sink?.responseReadComplete()
                 return
+            case .interim(let head):
+                exchange.sink?.responseInterim(head)
+                guard isOpen else { return }
             case .headArrived(let head):
                 exchange.sink?.responseHead(head)
                 guard isOpen else { return }
@@ -258,6 +264,8 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         switch error {
         case .bodyTooLarge: .bodyTooLarge(limit: maxBodySize)
         case .headTooLarge: .protocolError(target: target, reason: "head larger than \(HTTP1ResponseReader.maxHeadSize) bytes")
+        case .tooManyInterim:
+            .protocolError(target: target, reason: "more than \(HTTP1ResponseReader.maxInterimSize) bytes of interim (1xx) heads")
         case .malformed(let reason): .protocolError(target: target, reason: reason)
         }
     }

@@ -4,28 +4,12 @@
 // answer, so neither a slow client nor a slow upstream makes the server hold more than a few
 // buffers. A connect that fails takes the server out of its group for a while and the request
 // goes to the next one; an idempotent request whose upstream failed before its head arrived
-// (and before any of a streamed body was read) goes again too. Confined to the client's loop.
+// (and before any of a streamed body was read) goes again too. Interim (1xx) heads are relayed
+// as they come, and a chunked answer's trailer fields follow its body. Confined to the client's
+// loop.
 import Logging
 import NIOCore
 import NIOHTTP1
-
-/// What the upstream gave, for the hook that may change it (OnAfterForwardHTTP).
-public enum ProxyOutcome {
-    case head(status: Int, headers: HTTPHeaders)
-    /// The forward failed: 502 (no connection, a bad answer) or 504 (no answer in time).
-    case failed(status: Int, message: String)
-}
-
-/// What the hook decided.
-public enum ProxyDecision {
-    /// Send the head (as the hook left it) and the upstream's body.
-    case forward(status: Int, headers: HTTPHeaders)
-    /// Answer with this instead; the upstream's answer is dropped.
-    case answer(HTTPResponse)
-}
-
-/// Called with the upstream's head or failure before anything reaches the client.
-public typealias ProxyHook = (ProxyOutcome, @escaping (ProxyDecision) -> Void) -> Void
 
 public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private let request: HTTPRequest
@@ -55,9 +39,14 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private var reused = false
     private var retriedStale = false
     private var clientStream: HTTPResponseStream?
-    /// Body pieces and the end that arrived while the hook decided.
+    /// Body pieces and the end that arrived while the hook decided (or before the end of the
+    /// read the head came in).
     private var held: [ByteBuffer] = []
     private var heldEnd = false
+    /// The upstream failed after its head: the client's answer is cut off, not ended.
+    private var heldCut = false
+    /// The answer's trailer fields, as the client gets them.
+    private var trailers: HTTPHeaders?
     /// The head, kept until the end of the read it came in: an answer that is whole by then
     /// goes out in one write, without a stream.
     private var pendingHead: (status: Int, headers: HTTPHeaders)?
@@ -231,6 +220,17 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     // MARK: The answer, upstream to client
 
+    func responseInterim(_ head: OutboundResponseHead) {
+        deadline = .now() + target.timeout
+        // The client's Expect: 100-continue was answered by Moonwire and not forwarded, so a 100
+        // says nothing to the client; other 1xx go on (RFC 9110 section 15.2).
+        guard head.status != 100 else { return }
+        var headers = ProxyHeaders.responseHeaders(head, via: target.via)
+        // A 1xx has no content, whatever a length field says (RFC 9110 section 8.6).
+        headers.remove(name: "content-length")
+        responder.informational(status: head.status, headers: headers)
+    }
+
     func responseHead(_ head: OutboundResponseHead) {
         headArrived = true
         deadline = .now() + target.timeout
@@ -264,7 +264,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
         for part in held { forward(part) }
         held = []
-        if heldEnd { responseEnded() }
+        finishAnswer()
     }
 
     func responseBody(_ part: ByteBuffer) {
@@ -295,14 +295,24 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         startAnswer(status: head.status, headers: head.headers)
     }
 
-    func responseEnded() {
-        guard let stream = clientStream else {
-            if let head = pendingHead.take() { return answerWhole(head) }
-            heldEnd = true
-            return
+    func responseEnded(trailers section: HTTP1TrailerSection) {
+        if let reason = section.dropped { log("upstream trailer fields dropped", reason) }
+        trailers = ProxyHeaders.trailerFields(section.fields)
+        heldEnd = true
+        if clientStream == nil, let head = pendingHead.take() {
+            // A whole answer goes in one write; trailer fields need a stream to follow the body.
+            guard trailers != nil else { return answerWhole(head) }
+            return startAnswer(status: head.status, headers: head.headers)
         }
+        finishAnswer()
+    }
+
+    /// Ends the client's answer once the upstream's ended and the client's started.
+    private func finishAnswer() {
+        guard heldEnd, let stream = clientStream else { return }
         end()
-        stream.finish()
+        if heldCut { return stream.abort() }
+        stream.finish(trailers: trailers)
     }
 
     /// The whole answer arrived in one read: one response, head and body in one write.
@@ -322,9 +332,16 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
             end()
             return stream.abort()
         }
+        if pendingHead.take() != nil {
+            // The head came, but nothing of it reached the client yet: a status can still say so.
+            held = []
+            return failWith(failure)
+        }
         if headArrived {
             // The hook is deciding; the head it has stays, the body is cut short.
+            log("upstream answer cut off", failure.description)
             heldEnd = true
+            heldCut = true
             return
         }
         // Nothing of the answer came and nothing of the body was lost: an idempotent request
@@ -346,6 +363,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
                 return attempt()
             }
         }
+        failWith(failure)
+    }
+
+    private func failWith(_ failure: OutboundHTTPFailure) {
         if case .timeout = failure { return fail(504, failure.description) }
         fail(502, failure.description)
     }

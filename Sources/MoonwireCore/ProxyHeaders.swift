@@ -42,6 +42,9 @@ enum ProxyHeaders {
     /// What the proxy does with a field, by its name.
     private enum Kind {
         case pass, hopByHop, reframed, forwardedFor, forwarded, via, connection
+        /// `Trailer`: not forwarded up (request trailers are not), kept in answers, whose
+        /// trailer fields the proxy relays.
+        case trailer
     }
 
     /// The kind of a field name, any letter case, without building a string: this runs for
@@ -54,9 +57,8 @@ enum ProxyHeaders {
         case 4: return bytesEqual(name, range, "host", ignoringCase: true) ? .reframed : .pass
         case 6: return bytesEqual(name, range, "expect", ignoringCase: true) ? .reframed : .pass
         case 7:
-            if bytesEqual(name, range, "upgrade", ignoringCase: true) || bytesEqual(name, range, "trailer", ignoringCase: true) {
-                return .hopByHop
-            }
+            if bytesEqual(name, range, "upgrade", ignoringCase: true) { return .hopByHop }
+            if bytesEqual(name, range, "trailer", ignoringCase: true) { return .trailer }
         case 9: if bytesEqual(name, range, "forwarded", ignoringCase: true) { return .forwarded }
         case 10:
             if bytesEqual(name, range, "connection", ignoringCase: true) { return .connection }
@@ -97,6 +99,7 @@ enum ProxyHeaders {
         var forwardedFor: String?
         var forwarded: String?
         var via: String?
+        var acceptsTrailers = false
         for (name, value) in request.headers {
             switch kind(name) {
             case .forwardedFor: forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
@@ -104,8 +107,13 @@ enum ProxyHeaders {
             case .via: via = via.map { "\($0), \(value)" } ?? value
             case .connection:
                 for option in value.split(separator: ",") { dropped.append(trimmed(option).lowercased()) }
-            case .hopByHop, .reframed: break
-            case .pass: break
+            case .hopByHop:
+                // TE (the one hop-by-hop name of two letters) saying "trailers" goes on: the
+                // client takes trailer fields, and the proxy relays them.
+                if name.utf8.count == 2, value.split(separator: ",").contains(where: { trimmed($0).lowercased() == "trailers" }) {
+                    acceptsTrailers = true
+                }
+            case .reframed, .pass, .trailer: break
             }
         }
         for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
@@ -132,6 +140,10 @@ enum ProxyHeaders {
         if upgrade, let protocols = request.headers.first(name: "upgrade") {
             write(&out, "connection", "upgrade")
             write(&out, "upgrade", protocols)
+        } else if acceptsTrailers, request.version != "1.0" {
+            // TE is the connection's own: its sender names it in Connection (RFC 9110 section 10.1.4).
+            write(&out, "te", "trailers")
+            write(&out, "connection", "te")
         }
         switch framing {
         case .none: break
@@ -187,6 +199,25 @@ enum ProxyHeaders {
             headers.add(name: "via", value: [upstreamVia, via ? "1.1 moonwire" : nil].compactMap { $0 }.joined(separator: ", "))
         }
         return headers
+    }
+
+    /// Fields a trailer section must not carry to the client: those a recipient needs before
+    /// the content (framing, routing, authentication, controls, content format, RFC 9110
+    /// section 6.5.1), besides the hop-by-hop ones.
+    private static let headerOnly: Set<String> = [
+        "age", "authorization", "cache-control", "content-encoding", "content-range", "content-type", "cookie", "date",
+        "expires", "location", "max-forwards", "pragma", "range", "retry-after", "server", "set-cookie", "vary",
+        "www-authenticate",
+    ]
+
+    /// An upstream's trailer fields as the client gets them; nil when none is left.
+    static func trailerFields(_ fields: HTTPHeaders) -> HTTPHeaders? {
+        guard !fields.isEmpty else { return nil }
+        var kept = HTTPHeaders()
+        for (name, value) in fields where kind(name) == .pass && !headerOnly.contains(name.lowercased()) {
+            kept.add(name: name, value: value)
+        }
+        return kept.isEmpty ? nil : kept
     }
 
     private static func trimmed(_ text: Substring) -> Substring {

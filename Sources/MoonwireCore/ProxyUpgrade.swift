@@ -53,6 +53,10 @@ public final class ProxyUpgrade: OutboundResponseSink, OutboundDeadline {
             streamingTo: self)
     }
 
+    /// Interim heads before the 101 (or the refusal) are not relayed: the handshake's answer
+    /// is one head.
+    func responseInterim(_ head: OutboundResponseHead) {}
+
     func responseHead(_ head: OutboundResponseHead) {
         answer = (head.status, ProxyHeaders.responseHeaders(head, via: target.via))
     }
@@ -61,7 +65,7 @@ public final class ProxyUpgrade: OutboundResponseSink, OutboundDeadline {
 
     func responseReadComplete() {}
 
-    func responseEnded() {
+    func responseEnded(trailers: HTTP1TrailerSection) {
         pool.unwatch(self)
         guard let answer, let connection, let decision = decision.take() else { return }
         guard answer.status == 101 else {

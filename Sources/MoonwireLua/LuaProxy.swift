@@ -40,7 +40,7 @@ let luaAddProxy: LuaFunction = { L in
     let table = argument + 2
     if L.type(at: table) != LUA_TNONE && L.type(at: table) != LUA_TNIL {
         guard L.type(at: table) == LUA_TTABLE else { return L.raise("\(name): the options must be a table") }
-        if let error = options.readOptions(L, at: table, extra: ["auth", "methods"]) { return L.raise("\(name): \(error)") }
+        if let error = options.readOptions(L, at: table, route: true) { return L.raise("\(name): \(error)") }
         switch readAuthOption(L, at: table) {
         case .success(let value): auth = value
         case .failure(let error): return L.raise("\(name): \(error.message)")
@@ -93,7 +93,7 @@ extension LuaVM {
             error = options.readUpstream(thread, at: value)
         case LUA_TTABLE:
             let table = lua_absindex(thread, value)
-            error = options.readOptions(thread, at: table, extra: ["url"])
+            error = options.readOptions(thread, at: table, route: false)
             if error == nil {
                 thread.rawField(table, "url")
                 error = thread.type(at: -1) == LUA_TNIL ? "the table needs a url" : options.readUpstream(thread, at: -1)

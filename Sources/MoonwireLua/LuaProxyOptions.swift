@@ -23,10 +23,13 @@ struct LuaProxyOptions {
     /// The most a request body may have (streamed to the upstream); nil: `max_body_size`.
     var maxBodySize: Int?
 
-    /// The options a route or the event's table take (the route adds `auth` and `methods`).
-    static let keys = [
-        "headers", "timeout", "connect_timeout", "preserve_host", "via", "fail_timeout", "tls", "max_body_size",
-    ]
+    /// The options of one forward: those of OnBeforeForwardHTTP's table (besides its `url`).
+    static let forwardKeys = ["headers", "timeout", "connect_timeout", "preserve_host", "via", "tls"]
+    /// The options only a route takes: its list's health, its streamed bodies' limit, its own
+    /// `auth` and `methods` (read by the route). The event's table refuses them rather than
+    /// ignore them: its forward is one request, its body already gathered.
+    static let routeKeys = forwardKeys + ["fail_timeout", "max_body_size", "auth", "methods"]
+    static let eventKeys = ["url"] + forwardKeys
 
     /// The target for one server: `requestURI` with `prefix` (the part of the path the route
     /// matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with a URI.
@@ -99,10 +102,20 @@ struct LuaProxyOptions {
         return String(path.prefix { $0 != "?" })
     }
 
-    /// Reads the options of the table at `index`; `extra` are keys the caller reads itself.
-    mutating func readOptions(_ L: LuaThread, at index: Int32, extra: [String]) -> String? {
-        if let error = LuaSettingKeys.unknownKey(L, at: index, known: Self.keys + extra) { return error }
+    /// Reads the options of a route's table (`routeKeys`) or of the event's (`eventKeys`) at
+    /// `index`; a key the table does not take is an error naming it and the keys it takes.
+    mutating func readOptions(_ L: LuaThread, at index: Int32, route: Bool) -> String? {
         let table = lua_absindex(L, index)
+        if !route {
+            for key in Self.routeKeys where !Self.eventKeys.contains(key) {
+                let type = L.rawField(table, key)
+                mw_pop(L, 1)
+                guard type == LUA_TNIL else {
+                    return "\(key) is an option of moonwire.proxy routes, not of a forward (the table takes \(Self.eventKeys.joined(separator: ", ")))"
+                }
+            }
+        }
+        if let error = LuaSettingKeys.unknownKey(L, at: table, known: route ? Self.routeKeys : Self.eventKeys) { return error }
         for (key, keyPath) in [("timeout", \LuaProxyOptions.timeout), ("connect_timeout", \.connectTimeout), ("fail_timeout", \.failTimeout)] {
             L.rawField(table, key)
             defer { mw_pop(L, 1) }

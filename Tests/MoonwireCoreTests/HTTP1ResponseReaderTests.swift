@@ -4,7 +4,8 @@ import XCTest
 @testable import MoonwireCore
 
 /// Responses read whole, whatever the reads they arrive in: lengths, chunks (with extensions
-/// and trailers), bodies that end with the connection, interim answers, and garbage refused.
+/// and trailers), bodies that end with the connection, interim answers, and garbage refused;
+/// interim heads and trailer sections are bounded.
 final class HTTP1ResponseReaderTests: XCTestCase {
     /// Feeds `text` in pieces of `step` bytes; the reader's last progress.
     private func read(_ text: String, step: Int = .max, maxBodySize: Int = 1 << 20, isHead: Bool = false) throws
@@ -85,6 +86,80 @@ final class HTTP1ResponseReaderTests: XCTestCase {
         XCTAssertThrowsError(try read("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"))
         XCTAssertThrowsError(try read("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 70_000), step: 4096)) {
             XCTAssertEqual($0 as? HTTP1ResponseReader.ReadError, .headTooLarge)
+        }
+    }
+
+    /// What a streaming reader hands on from `text` fed in pieces of `step` bytes: interim
+    /// statuses, the final status, and the reader once the answer is complete.
+    private func stream(_ text: String, step: Int = .max) throws -> (interim: [OutboundResponseHead], status: Int?, reader: HTTP1ResponseReader?) {
+        var reader = HTTP1ResponseReader(maxBodySize: 0, isHead: false, streams: true)
+        var buffer = ByteBuffer()
+        var interim: [OutboundResponseHead] = []
+        var status: Int?
+        let bytes = Array(text.utf8)
+        for start in stride(from: 0, to: bytes.count, by: min(step, bytes.count)) {
+            buffer.writeBytes(bytes[start..<min(bytes.count, start + step)])
+            reading: while true {
+                switch try reader.read(&buffer) {
+                case .needMore: break reading
+                case .interim(let head): interim.append(head)
+                case .headArrived(let head): status = head.status
+                case .complete: return (interim, status, reader)
+                }
+            }
+        }
+        return (interim, status, nil)
+    }
+
+    func testAStreamingReaderHandsOnInterimHeadsBeforeTheFinalOne() throws {
+        let text = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        for step in [1, 5, 1000] {
+            let result = try stream(text, step: step)
+            XCTAssertEqual(result.interim.map(\.status), [103, 102], "step \(step)")
+            XCTAssertEqual(result.interim.first?.first("link"), "</a.css>; rel=preload")
+            XCTAssertEqual(result.status, 200)
+            XCTAssertNotNil(result.reader)
+        }
+    }
+
+    func testInterimHeadsWithoutEndAreCutOff() {
+        let endless = String(repeating: "HTTP/1.1 102 Processing\r\n\r\n", count: HTTP1ResponseReader.maxInterimSize / 20)
+        XCTAssertThrowsError(try stream(endless, step: 4096)) {
+            XCTAssertEqual($0 as? HTTP1ResponseReader.ReadError, .tooManyInterim)
+        }
+        XCTAssertThrowsError(try read(endless)) { XCTAssertEqual($0 as? HTTP1ResponseReader.ReadError, .tooManyInterim) }
+        // A 101 answers only an upgrade request; a malformed interim head is a malformed head.
+        XCTAssertThrowsError(try stream("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
+        XCTAssertThrowsError(try stream("HTTP/1.1 103 Early Hints\r\nLink </a.css>\r\n\r\n"))
+        XCTAssertThrowsError(try stream("HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"))
+        XCTAssertThrowsError(try stream("HTTP/1.1 099 Low\r\n\r\n"))
+        XCTAssertThrowsError(try stream("HTTP/1.1 1033 Long\r\n\r\n"))
+    }
+
+    func testTrailerFieldsAreKept() throws {
+        let text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: abc\r\nX-Two: 2\r\n\r\n"
+        for step in [1, 4, 1000] {
+            let reader = try XCTUnwrap(try stream(text, step: step).reader, "step \(step)")
+            XCTAssertEqual(reader.trailers.fields.map { "\($0.name)=\($0.value)" }, ["X-Checksum=abc", "X-Two=2"])
+            XCTAssertNil(reader.trailers.dropped)
+        }
+    }
+
+    func testOversizeOrMalformedTrailersAreDroppedAndTheConnectionNotReused() throws {
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        // Trailer lines without end: given up on at the cap, the body still complete.
+        let endless = chunked + String(repeating: "X-Pad: " + String(repeating: "p", count: 100) + "\r\n", count: 200)
+        let malformed = chunked + "X-Good: 1\r\nno colon here\r\n\r\n"
+        let oneLongLine = chunked + "X-Long: " + String(repeating: "l", count: HTTP1TrailerSection.maxSize)
+        for text in [endless, malformed, oneLongLine] {
+            var reader = HTTP1ResponseReader(maxBodySize: 100, isHead: false)
+            var buffer = ByteBuffer(string: text)
+            guard case .complete(_, let body, let reusable) = try reader.read(&buffer) else { return XCTFail("not complete") }
+            XCTAssertEqual(String(buffer: body), "ok")
+            XCTAssertFalse(reusable)
+            XCTAssertTrue(reader.trailers.fields.isEmpty)
+            XCTAssertNotNil(reader.trailers.dropped)
         }
     }
 }

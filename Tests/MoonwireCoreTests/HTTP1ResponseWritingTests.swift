@@ -120,4 +120,30 @@ final class HTTP1ResponseWritingTests: XCTestCase {
         XCTAssertTrue(output.contains("transfer-encoding: chunked\r\n"), output)
         XCTAssertEqual(body(of: output), "")
     }
+
+    func testInterimHeadsGoBeforeTheAnswerAndTrailersAfterItsLastChunk() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /s HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let responder = delegate.pending[0].1
+        responder.informational(status: 103, headers: ["link": "</a.css>; rel=preload"])
+        let stream = responder.startStream(status: 200, headers: [:])
+        responder.informational(status: 103, headers: ["link": "</late.css>"])
+        stream.write(ByteBuffer(string: "hello"))
+        stream.finish(trailers: ["x-checksum": "abc"])
+        let output = try written()
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"), output)
+        XCTAssertFalse(output.contains("late.css"), "an interim head after the answer started")
+        XCTAssertTrue(output.hasSuffix("5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n"), output)
+    }
+
+    func testAnHTTP10ClientGetsNeitherInterimHeadsNorTrailers() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /s HTTP/1.0\r\n\r\n"))
+        let responder = delegate.pending[0].1
+        responder.informational(status: 103, headers: ["link": "</a.css>"])
+        let stream = responder.startStream(status: 200, headers: [:])
+        stream.write(ByteBuffer(string: "hello"))
+        stream.finish(trailers: ["x-checksum": "abc"])
+        let output = try written()
+        XCTAssertTrue(output.hasPrefix("HTTP/1.0 200 OK\r\n"), output)
+        XCTAssertEqual(body(of: output), "hello")
+    }
 }

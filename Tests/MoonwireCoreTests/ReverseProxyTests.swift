@@ -34,6 +34,7 @@ final class ReverseProxyTests: XCTestCase {
                         XCTAssertEqual(head.status, 200)
                         heads += 1
                     case .needMore: break reading
+                    case .interim: XCTFail("no interim head was sent")
                     case .complete(_, _, let reusable):
                         XCTAssertTrue(reusable)
                         ended = true
@@ -50,7 +51,7 @@ final class ReverseProxyTests: XCTestCase {
     func testTheRequestHeadIsFramedAgainWithoutHopByHopFields() throws {
         let headers: HTTPHeaders = [
             "Host": "front.test", "Connection": "keep-alive, X-Private", "X-Private": "1", "Keep-Alive": "timeout=5",
-            "TE": "trailers", "Transfer-Encoding": "chunked", "Content-Length": "99", "Proxy-Authorization": "x",
+            "TE": "gzip", "Transfer-Encoding": "chunked", "Content-Length": "99", "Proxy-Authorization": "x",
             "Upgrade": "h2c", "Expect": "100-continue", "X-Forwarded-For": "10.0.0.9", "Accept": "*/*",
         ]
         var target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/v1/a?b")
@@ -106,5 +107,18 @@ final class ReverseProxyTests: XCTestCase {
         XCTAssertTrue(group.isDown(1, now: now))
         XCTAssertFalse(group.isDown(1, now: now + .seconds(11)))
         XCTAssertNil(group.pick(now: now, excluding: [0, 1, 2]))
+    }
+
+    func testTETrailersGoesOnAndTrailerFieldsLoseWhatMustComeFirst() throws {
+        let target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/")
+        let head = String(buffer: ProxyHeaders.requestHead(request(headers: ["TE": "gzip, trailers"]), target, framing: .none))
+        XCTAssertTrue(head.contains("\r\nte: trailers\r\nconnection: te\r\n"), head)
+        let trailers: HTTPHeaders = [
+            "X-Checksum": "abc", "Content-Length": "5", "Set-Cookie": "a=1", "Connection": "close", "Trailer": "x",
+            "Transfer-Encoding": "chunked", "Cache-Control": "no-store", "Grpc-Status": "0",
+        ]
+        XCTAssertEqual(ProxyHeaders.trailerFields(trailers)?.map { $0.name }, ["X-Checksum", "Grpc-Status"])
+        XCTAssertNil(ProxyHeaders.trailerFields(["Content-Type": "text/plain"]))
+        XCTAssertNil(ProxyHeaders.trailerFields([:]))
     }
 }

@@ -57,6 +57,8 @@ class Response:
     ended: bool = False
     reset: int = None
     ended_at: float = None
+    informational: list = dataclasses.field(default_factory=list)   # the 1xx heads, as dicts
+    trailers: dict = None                                           # the trailing HEADERS frame, if any
 
     @property
     def status(self):
@@ -129,6 +131,10 @@ class H2Client:
     def handle(self, event):
         if isinstance(event, h2.events.ResponseReceived):
             self.responses.setdefault(event.stream_id, Response()).headers = dict(event.headers)
+        elif isinstance(event, h2.events.InformationalResponseReceived):
+            self.responses.setdefault(event.stream_id, Response()).informational.append(dict(event.headers))
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.responses.setdefault(event.stream_id, Response()).trailers = dict(event.headers)
         elif isinstance(event, h2.events.DataReceived):
             self.responses.setdefault(event.stream_id, Response()).body += event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
