@@ -81,23 +81,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         deadline = .now() + target.timeout
     }
 
-    /// How the body goes upstream: a length (the client's, or the whole body's), chunks, or
-    /// none; nil when only the body itself can tell (HTTP/2 without content-length).
-    private func knownFraming() -> ProxyBodyFraming? {
-        let length = request.headers.first(name: "content-length").flatMap { Int($0) }
-        guard request.bodyStream != nil else {
-            let sendsLength = request.body.readableBytes > 0 || carriesBody
-            return sendsLength ? .length(request.body.readableBytes) : ProxyBodyFraming.none
-        }
-        if let length { return .length(length) }
-        if request.version == "2" { return nil }
-        return request.headers.contains(name: "transfer-encoding") ? .chunked : ProxyBodyFraming.none
-    }
-
     /// Builds the head once the framing is known (reading the first piece of the body when
     /// that is what tells), then goes on.
     private func prepare() {
-        if let known = knownFraming() { return headReady(known) }
+        if let known = ProxyBodyFraming.known(for: request) { return headReady(known) }
         request.bodyStream!.read(maxBytes: 64 * 1024).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let piece?):
@@ -105,7 +92,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
                 firstPiece = piece
                 headReady(.chunked)
             case .success(nil):
-                headReady(carriesBody ? .length(0) : .none)
+                headReady(.empty(for: request))
             case .failure:
                 abandon()
             }
@@ -124,27 +111,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         var body = request.body
         head.writeBuffer(&body)
         if let piece = firstPiece {
-            var first = framed(piece)
+            var first = framing.framed(piece)
             head.writeBuffer(&first)
         }
         return head
-    }
-
-    /// A piece of the body as it goes upstream: in a chunk when the body is chunked.
-    private func framed(_ piece: ByteBuffer) -> ByteBuffer {
-        guard framing == .chunked else { return piece }
-        var chunk = ByteBuffer()
-        chunk.reserveCapacity(piece.readableBytes + 16)
-        HTTP1ResponseSerializer.writeChunk(piece, into: &chunk)
-        return chunk
-    }
-
-    /// A method whose requests carry a body, sent with a length even when it is empty.
-    private var carriesBody: Bool {
-        switch request.method {
-        case "POST", "PUT", "PATCH": true
-        default: false
-        }
     }
 
     private var idempotent: Bool {
@@ -202,7 +172,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
                 bodyTaken = true
                 // The upstream answers once the body is in: sending is progress too.
                 deadline = .now() + target.timeout
-                connection.write(framed(piece), promise: nil)
+                connection.write(framing.framed(piece), promise: nil)
                 pumpBody()
             case .success(nil):
                 if framing == .chunked { connection.write(ByteBuffer(staticString: "0\r\n\r\n"), promise: nil) }

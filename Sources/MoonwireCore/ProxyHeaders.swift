@@ -31,13 +31,6 @@ public struct ProxyTarget: Sendable {
     }
 }
 
-/// How a forwarded request's body is framed upstream.
-enum ProxyBodyFraming: Equatable {
-    case none
-    case length(Int)
-    case chunked
-}
-
 enum ProxyHeaders {
     /// What the proxy does with a field, by its name.
     private enum Kind {
