@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The WebSocket cases of `make bench` (run.sh runs this; it also runs alone): Moonwire echoing
 # through a Lua OnMessage against hummingbird-websocket echoing with no script, memory per idle
-# WebSocket, and Moonwire's fan-out of one broadcast to 10,000 subscribers of a channel. The load
+# WebSocket, and Moonwire's fan-out of one broadcast to 10,000 subscribers of a channel, on one
+# node and over a cluster of three nodes sharing a Redis. The load
 # is Tests/bench/wsload/ (C, epoll), built here with cc -O2; it prints its own CPU share
 # next to each figure, and reads the server's CPU time and RSS from /proc.
 #
@@ -17,7 +18,8 @@
 # BENCH_WS_FANOUT_ROUNDS (20 publishes of one message, then 3 of BENCH_WS_FANOUT_BURST = 20
 # messages in one request), BENCH_HUMMINGBIRD (1; 0 skips building and measuring it),
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well), BENCH_WS_CASES
-# ("echo idle fanout": the cases run; e.g. BENCH_WS_CASES=fanout for the fan-out alone).
+# ("echo idle fanout cluster": the cases run; e.g. BENCH_WS_CASES=fanout for the fan-out alone;
+# cluster is the same fan-out with the subscribers spread over three nodes sharing a Redis).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=Tests/bench/lib.sh
@@ -33,7 +35,7 @@ subscribers=${BENCH_WS_SUBSCRIBERS:-10000}
 fanout_rounds=${BENCH_WS_FANOUT_ROUNDS:-20}
 fanout_burst=${BENCH_WS_FANOUT_BURST:-20}
 hummingbird=${BENCH_HUMMINGBIRD:-1}
-cases=" ${BENCH_WS_CASES:-echo idle fanout} "
+cases=" ${BENCH_WS_CASES:-echo idle fanout cluster} "
 runs_case() { [[ $cases == *" $1 "* ]]; }
 runs_case echo || runs_case idle || hummingbird=0
 build=true
@@ -182,7 +184,7 @@ fi
 fanout_one=null fanout_burst_result=null
 if runs_case fanout; then
 say "websocket fan-out: $subscribers subscribers of one channel; $fanout_rounds publishes of one 64-byte message, then 3 of $fanout_burst"
-start_moonwire fanout hello <<'LUA'
+fanout_lua=$(cat <<'LUA'
 moonwire.options{ heartbeat = { interval = 0 } }
 function OnConnect(ws) ws:subscribe("bench"); ws:send("subscribed") end
 moonwire.get("^/hello$", function(req, res) res:send("hello") end)
@@ -195,14 +197,44 @@ moonwire.get("^/publish$", function(req, res)
   res:send("ok")
 end)
 LUA
+)
+start_moonwire fanout hello <<<"$fanout_lua"
 fanout_one=$(run_wsload fanout "127.0.0.1:$port" --connections "$subscribers" --rounds "$fanout_rounds" --burst 1 --pid "$server_pid")
 fanout_burst_result=$(run_wsload fanout "127.0.0.1:$port" --connections "$subscribers" --rounds 3 --burst "$fanout_burst" --pid "$server_pid")
+fi
+
+# --- fan-out over a cluster: the same publishes, the subscribers spread over three nodes -------
+
+fanout_cluster=null
+if runs_case cluster; then
+command -v redis-server >/dev/null || die "redis-server not found; run Tests/tools/setup.sh --bench"
+say "websocket fan-out over 3 nodes and Redis (all on CPU $server_cpu): $subscribers subscribers spread over the nodes; $fanout_rounds publishes of one 64-byte message to the first node"
+redis_port=$(free_port)
+start_server redis redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no
+redis_pid=$server_pid
+for _ in {1..50}; do
+    [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
+    sleep 0.1
+done
+addresses=() node_pids=()
+for node in 1 2 3; do
+    start_moonwire "cluster-$node" hello <<<"moonwire.options{cluster = {redis = \"redis://127.0.0.1:$redis_port/0\", node = \"node-$node\"}}
+$fanout_lua"
+    addresses+=("127.0.0.1:$port") node_pids+=("$server_pid")
+done
+# The nodes' and Redis's CPU and RSS together: --pid takes one per address, so Redis's CPU is
+# read apart (its jiffies before and after) and added in the summary.
+redis_cpu_before=$(awk '{print $14 + $15}' "/proc/$redis_pid/stat")
+fanout_cluster=$(run_wsload fanout "$(IFS=,; echo "${addresses[*]}")" --connections "$subscribers" --rounds "$fanout_rounds" --burst 1 --pid "$(IFS=,; echo "${node_pids[*]}")")
+redis_cpu_jiffies=$(($(awk '{print $14 + $15}' "/proc/$redis_pid/stat") - redis_cpu_before))
+fanout_cluster=$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["redis_cpu_seconds"] = int(sys.argv[2]) / int(sys.argv[3]); print(json.dumps(r))' \
+    "$fanout_cluster" "$redis_cpu_jiffies" "$(getconf CLK_TCK)")
 fi
 
 # --- summary ----------------------------------------------------------------------------------
 
 BENCH_ECHO_RUNS=$echo_runs BENCH_IDLE_MOONWIRE=${idle[moonwire]:-null} BENCH_IDLE_HUMMINGBIRD=${idle[hummingbird]:-null} \
-BENCH_FANOUT_ONE=$fanout_one BENCH_FANOUT_BURST=$fanout_burst_result \
+BENCH_FANOUT_ONE=$fanout_one BENCH_FANOUT_BURST=$fanout_burst_result BENCH_FANOUT_CLUSTER=$fanout_cluster \
 BENCH_HUMMINGBIRD_MISSING=$hummingbird_missing BENCH_UWEBSOCKETS_MISSING=$uwebsockets_missing \
 python3 - <<'PY'
 import json, os, statistics, sys
@@ -250,5 +282,16 @@ for name, f in result["fanout"].items():
         f"publish to receipt p50 {f['latency_ms']['p50']} ms p99 {f['latency_ms']['p99']} ms; the loop held up to "
         f"{f['loop_held_max_ms']} ms (goal: a few), publish request up to {f['publish_rtt_max_ms']} ms; "
         f"wsload's CPU share {f['client_cpu_share']:.0%}")
+cluster = json.loads(env["BENCH_FANOUT_CLUSTER"])
+if cluster:
+    result["fanout"]["cluster"] = cluster
+    say(f"ws-fanout over 3 nodes and Redis, one message per publish: {cluster['deliveries_per_second']} deliveries/s to "
+        f"{cluster['connections']} subscribers, the nodes' CPU {cluster['server_cpu_us_per_delivery']} µs per delivery "
+        f"(Redis {cluster['redis_cpu_seconds']:.2f} s in all), publish to receipt p50 {cluster['latency_ms']['p50']} ms "
+        f"p99 {cluster['latency_ms']['p99']} ms; wsload's CPU share {cluster['client_cpu_share']:.0%}")
+    one = result["fanout"]["one"]
+    if one:
+        say(f"ws-fanout 3 nodes / 1 node: {cluster['deliveries_per_second'] / one['deliveries_per_second']:.2f} of the "
+            f"deliveries/s, p99 {cluster['latency_ms']['p99']} ms against {one['latency_ms']['p99']} ms")
 print(json.dumps(result))
 PY

@@ -75,7 +75,8 @@ void open_socket(struct worker *w, struct conn *c) {
     if (c->fd < 0) die("socket: %s (raise ulimit -n?)", strerror(errno));
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (struct sockaddr *)&opt.address, sizeof opt.address) < 0 && errno != EINPROGRESS)
+    const struct server *server = server_of(c);
+    if (connect(c->fd, (struct sockaddr *)&server->address, sizeof server->address) < 0 && errno != EINPROGRESS)
         die("connect: %s", strerror(errno));
     c->state = CONNECTING;
     c->message_opcode = -1;
@@ -137,16 +138,18 @@ void queue_frame(struct conn *c, int opcode, const char *payload, size_t n) {
 }
 
 static void queue_handshake(struct conn *c) {
+    const struct server *server = server_of(c);
     char request[512];
     int n = snprintf(request, sizeof request,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     opt.path, opt.host, opt.port);
+                     opt.path, server->host, server->port);
     append(&c->out, request, (size_t)n);
 }
 void send_request(struct worker *w, struct conn *c, const char *target) {
-    char request[256];
-    int n = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", target, opt.host, opt.port);
+    const struct server *server = server_of(c);
+    char request[512];
+    int n = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", target, server->host, server->port);
     append(&c->out, request, (size_t)n);
     c->request_ns = now_ns();
     flush(w, c);

@@ -9,7 +9,10 @@
  *   wsload fanout HOST:PORT --pid PID [--connections 100] [--rounds 20] [--burst 1]
  *   wsload idle   HOST:PORT --pid PID [--connections 100]
  *
- * --pid is the server's: its CPU time and RSS are read from /proc. Common options: --path /,
+ * --pid is the server's: its CPU time and RSS are read from /proc. Several servers (the nodes
+ * of a cluster): HOST:PORT,HOST:PORT,... and --pid PID,PID,...; WebSocket connection i goes to
+ * server i modulo their number, HTTP requests to the first, and CPU and RSS are their sums.
+ * Common options: --path /,
  * --threads 1, --concurrency 256 (handshakes in flight per thread while connecting).
  *
  * echo:   each connection keeps --inflight text messages of --size bytes in flight for
@@ -46,33 +49,6 @@ static double cpu_seconds_self(void) {
            usage.ru_stime.tv_usec / 1e6;
 }
 
-/* The server's user+system CPU seconds from /proc/PID/stat. */
-static double cpu_seconds_server(void) {
-    char path[64], text[4096];
-    snprintf(path, sizeof path, "/proc/%d/stat", opt.pid);
-    FILE *file = fopen(path, "r");
-    if (!file) die("cannot read %s", path);
-    size_t n = fread(text, 1, sizeof text - 1, file);
-    fclose(file);
-    text[n] = 0;
-    char *p = strrchr(text, ')'); /* the command may hold spaces; fields follow its ')' */
-    unsigned long utime = 0, stime = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        die("cannot parse %s", path);
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long rss_kib_server(void) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", opt.pid);
-    FILE *file = fopen(path, "r");
-    if (!file) die("cannot read %s", path);
-    long kib = -1;
-    while (fgets(line, sizeof line, file))
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1) break;
-    fclose(file);
-    return kib;
-}
 /* --- echo ----------------------------------------------------------------------------------- */
 
 /* Message `seq` of connection `id`: its numbers in hex, then letters: each payload differs. */
@@ -244,22 +220,8 @@ static void *run_worker(void *argument) {
     return NULL;
 }
 
-static void parse_address(const char *text) {
-    static char host[256];
-    const char *colon = strrchr(text, ':');
-    if (!colon || (size_t)(colon - text) >= sizeof host) die("address must be HOST:PORT, not %s", text);
-    memcpy(host, text, (size_t)(colon - text));
-    host[colon - text] = 0;
-    opt.host = host;
-    opt.port = atoi(colon + 1);
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *found;
-    if (getaddrinfo(host, colon + 1, &hints, &found)) die("cannot resolve %s", host);
-    memcpy(&opt.address, found->ai_addr, sizeof opt.address);
-    freeaddrinfo(found);
-}
-
 static void usage(void) {
-    fputs("usage: wsload echo|fanout|idle HOST:PORT --pid SERVER_PID [--connections N] [--size BYTES] [--inflight N]\n"
+    fputs("usage: wsload echo|fanout|idle HOST:PORT[,HOST:PORT...] --pid PID[,PID...] [--connections N] [--size BYTES] [--inflight N]\n"
           "       [--seconds S] [--rounds N] [--burst N] [--threads N]\n"
           "       [--path /] [--concurrency N]\n", stderr);
     exit(2);
@@ -271,7 +233,7 @@ static void parse_arguments(int argc, char **argv) {
     else if (!strcmp(argv[1], "fanout")) opt.mode = FANOUT;
     else if (!strcmp(argv[1], "idle")) opt.mode = IDLE;
     else usage();
-    parse_address(argv[2]);
+    parse_servers(argv[2]);
     for (int i = 3; i < argc; i += 2) {
         if (i + 1 >= argc) usage();
         const char *name = argv[i], *value = argv[i + 1];
@@ -282,7 +244,7 @@ static void parse_arguments(int argc, char **argv) {
         else if (!strcmp(name, "--rounds")) opt.rounds = atoi(value);
         else if (!strcmp(name, "--burst")) opt.burst = atoi(value);
         else if (!strcmp(name, "--threads")) opt.threads = atoi(value);
-        else if (!strcmp(name, "--pid")) opt.pid = atoi(value);
+        else if (!strcmp(name, "--pid")) parse_pids(value);
         else if (!strcmp(name, "--path")) opt.path = value;
         else if (!strcmp(name, "--concurrency")) opt.concurrency = atoi(value);
         else usage();
@@ -290,7 +252,8 @@ static void parse_arguments(int argc, char **argv) {
     if (!opt.connections || opt.threads < 1 || opt.inflight < 1 || opt.concurrency < 1 || opt.seconds <= 0 ||
         opt.rounds < 1 || opt.rounds > MAX_ROUNDS || opt.burst < 1 || !opt.size || opt.size > (1 << 20))
         die("an option is out of range");
-    if (!opt.pid) die("--pid SERVER_PID is needed: the server's CPU time and RSS are half of what is measured");
+    if (!opt.pid_count) die("--pid SERVER_PID is needed: the server's CPU time and RSS are half of what is measured");
+    if (opt.pid_count != opt.server_count) die("%d addresses but %d pids: one --pid per server", opt.server_count, opt.pid_count);
     if ((uint32_t)opt.threads > opt.connections) opt.threads = (int)opt.connections;
 }
 
@@ -312,7 +275,7 @@ int main(int argc, char **argv) {
         die("%u connections need %u descriptors; the hard limit is %llu", opt.connections, opt.connections + 64,
             (unsigned long long)limit.rlim_cur);
 
-    long rss_before = rss_kib_server();
+    long rss_before = rss_kib_servers();
     workers = calloc((size_t)opt.threads, sizeof *workers);
     pthread_barrier_init(&barrier, NULL, (unsigned)opt.threads + 1);
     uint32_t first = 0;
@@ -329,16 +292,16 @@ int main(int argc, char **argv) {
     pthread_barrier_wait(&barrier);
     double connect_seconds = (double)(now_ns() - connect_started) / 1e9;
     if (opt.mode == IDLE) sleep(1); /* let the server settle its per-connection allocations */
-    double client_cpu = cpu_seconds_self(), server_cpu = cpu_seconds_server();
+    double client_cpu = cpu_seconds_self(), server_cpu = cpu_seconds_servers();
     window_start = now_ns();
     window_end = opt.mode == ECHO ? window_start + (uint64_t)(opt.seconds * 1e9) : 0;
-    long rss_after = opt.mode == IDLE ? rss_kib_server() : -1;
+    long rss_after = opt.mode == IDLE ? rss_kib_servers() : -1;
     pthread_barrier_wait(&barrier);
     pthread_barrier_wait(&barrier);
     uint64_t stopped = now_ns();
     double wall = (double)(stopped - window_start) / 1e9;
     client_cpu = cpu_seconds_self() - client_cpu;
-    server_cpu = cpu_seconds_server() - server_cpu;
+    server_cpu = cpu_seconds_servers() - server_cpu;
     pthread_barrier_wait(&barrier);
     for (int t = 0; t < opt.threads; t++) pthread_join(workers[t].thread, NULL);
 

@@ -59,19 +59,35 @@ struct worker {
     struct conn publisher, probe;
 };
 
+/* A server measured: where it listens, and its process (servers.c). */
+#define MAX_SERVERS 8
+struct server {
+    char host[256];
+    int port, pid;
+    struct sockaddr_in address;
+};
+
 /* The command line (wsload.c). */
 struct options {
     enum mode mode;
-    const char *host, *path;
-    int port, threads, concurrency, pid;
+    const char *path;
+    int threads, concurrency;
     uint32_t connections;
     size_t size;
     int inflight, rounds, burst;
     double seconds;
-    struct sockaddr_in address;
+    struct server servers[MAX_SERVERS];
+    int server_count, pid_count;
 };
 
 extern struct options opt;
+
+/* servers.c */
+void parse_servers(const char *addresses);
+void parse_pids(const char *pids);
+const struct server *server_of(const struct conn *c);
+double cpu_seconds_servers(void);
+long rss_kib_servers(void);
 
 /* conn.c */
 _Noreturn void die(const char *format, ...);
