@@ -138,12 +138,14 @@ def test_without_a_cluster_it_is_the_local_list_and_where_it_cannot_wait_it_says
             await a.send("count")
             assert await a.recv() == "count 1"
     run(scenario())
-    assert httpx.get(node.url + "/in-coroutine", timeout=5).text == (
-        "false moonwire.connections{cluster=true} cannot wait here (in a coroutine the script made, "
+    answer = httpx.get(node.url + "/in-coroutine", timeout=5).text
+    assert answer.startswith("false ") and answer.endswith(
+        "moonwire.connections{cluster=true} cannot wait here (in a coroutine the script made, "
         "or under a metamethod; use moonwire.spawn)")
     node.stop()
-    assert node.records("shutdown") == [
-        "false moonwire.connections{cluster=true} cannot wait in OnShutdown: it must answer at once"]
+    [shutdown] = node.records("shutdown")
+    assert shutdown.startswith("false ") and shutdown.endswith(
+        "moonwire.connections{cluster=true} cannot wait in OnShutdown: it must answer at once")
 
 
 def test_a_chat_through_haproxy_whose_members_sit_on_three_nodes(moonwire, redis_server, haproxy):
