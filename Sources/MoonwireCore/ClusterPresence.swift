@@ -49,7 +49,8 @@ public final class ClusterPresence: @unchecked Sendable {
     }
 
     private func beat() {
-        guard !beating else { return }
+        // Not after stop: a rewrite would bring back the hash the node just deleted.
+        guard !beating, heartbeat != nil else { return }
         var current: [String: [UInt8]] = [:]
         for entry in registry.presenceEntries() { current[entry.guid] = entry.json }
         let beat = ledger.beat(current)
