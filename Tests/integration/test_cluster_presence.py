@@ -37,7 +37,7 @@ end
 
 moonwire.get("/presence", function(req, res)
   local list, err = moonwire.connections{cluster = true}
-  if not list then return res:status(503):send(err) end
+  if not list then res.status = 503; return res:send(err) end
   for _, entry in ipairs(list) do entry.channels = table.concat(entry.channels, ",") end
   res:json(list)
 end)
@@ -211,4 +211,24 @@ def test_a_node_killed_leaves_presence_within_the_expiry_and_its_clients_reconne
         finally:
             for ws in sockets:
                 await ws.close()
+    run(scenario())
+
+
+def test_presence_comes_back_after_redis_restarts_empty(moonwire, redis_server):
+    redis = redis_server()
+    nodes = start_nodes(moonwire, redis, 2)
+
+    async def scenario():
+        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
+            guids = dict([tuple(reversed(await whoami(ws))) for ws in (a, b)])
+            wait_for_presence(nodes[0], guids)
+            mark = nodes[0].log_mark()
+            redis.stop()
+            response = httpx.get(nodes[0].url + "/presence", timeout=10)
+            assert response.status_code == 503 and response.text.startswith("redis 127.0.0.1:"), response.text
+            redis.start()                       # without persistence: the hashes are gone
+            assert nodes[0].wait_for_log(LINKED, timeout=15, since=mark)
+            # Each node finds its hash gone at its next heartbeat and writes it again whole.
+            wait_for_presence(nodes[0], guids)
+            wait_for_presence(nodes[1], guids)
     run(scenario())
