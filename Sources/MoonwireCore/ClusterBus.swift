@@ -7,6 +7,8 @@
 // channel, never one subscription per client.
 //
 // Pub/sub is at most once: what is published while a node's link is down is lost for it.
+// The bus also carries the node's presence heartbeats (ClusterPresence) on its publishing
+// connection.
 import Logging
 import NIOCore
 import Synchronization
