@@ -7,6 +7,8 @@
 // channel, never one subscription per client.
 //
 // Pub/sub is at most once: what is published while a node's link is down is lost for it.
+// The bus also carries the node's presence heartbeats (ClusterPresence) on its publishing
+// connection.
 import Logging
 import NIOCore
 import Synchronization
@@ -30,6 +32,9 @@ public final class ClusterBus: @unchecked Sendable {
     /// PUBLISH goes here (pipelined: the node's messages reach Redis in the order they were sent).
     private let publisher: RedisClient
     private let subscriber: RedisSubscriber
+    /// The node's connections in Redis, for moonwire.connections{cluster = true}; its
+    /// heartbeats share the publisher's connection.
+    public let presence: ClusterPresence
     /// A reconciliation of the subscriptions is on its way to the loop.
     private let reconcileScheduled = Atomic<Bool>(false)
 
@@ -39,13 +44,15 @@ public final class ClusterBus: @unchecked Sendable {
         endpoint: RedisEndpoint, node: String?, registry: WebSocketRegistry, eventLoop: EventLoop, logger: Logger,
         onLink: @escaping (ClusterLinkEvent) -> Void
     ) {
-        self.node = node ?? Self.defaultNodeName()
+        let node = node ?? Self.defaultNodeName()
+        self.node = node
         topics = ClusterTopics(database: endpoint.database)
         self.eventLoop = eventLoop
         self.registry = registry
         self.logger = logger
         publisher = RedisClient(endpoint: endpoint, eventLoop: eventLoop, logger: logger)
         subscriber = RedisSubscriber(endpoint: endpoint, eventLoop: eventLoop, logger: logger)
+        presence = ClusterPresence(node: node, registry: registry, client: publisher, eventLoop: eventLoop)
         subscriber.onLink = { [publisher] event in
             // Publishing resumes with the link, not after the rest of its own back-off.
             if event == .connected { publisher.endBackoff() }
@@ -62,17 +69,28 @@ public final class ClusterBus: @unchecked Sendable {
             logger.info("cluster: node \(node) on redis \(subscriber.endpoint.target)")
             subscriber.want(wantedTopics())
             subscriber.start()
+            presence.start()
         }
     }
 
-    /// Closes the connections; no link events follow.
-    public func stop() {
+    /// Removes the node's presence and closes the connections; no link events follow. The
+    /// future succeeds once Redis answered the removal (or could not be reached).
+    @discardableResult
+    public func stop() -> EventLoopFuture<Void> {
         registry.observeChannels {}
+        let promise = eventLoop.makePromise(of: Void.self)
         eventLoop.execute { [self] in
             subscriber.stop()
-            publisher.close()
+            presence.stop { [publisher] in
+                publisher.close()
+                promise.succeed()
+            }
         }
+        return promise.futureResult
     }
+
+    /// This node's open WebSockets as presence entries, with the node's name.
+    public func registryEntries() -> [PresenceEntry] { registry.presenceEntries(node: node) }
 
     /// Sends a broadcast to the other nodes' clients that `filter` selects (this node's have it).
     public func broadcast(_ payload: ByteBuffer, binary: Bool, filter: WebSocketRegistry.Filter) {

@@ -67,6 +67,8 @@ enum LuaAPI {
     static let sessionRegenerate = LuaAPIFunction("session:regenerate", .request)
     static let disconnectAll = LuaAPIFunction("moonwire.disconnect_all", .running)
     static let connections = LuaAPIFunction("moonwire.connections", .running)
+    /// Every node's list is a Redis round trip: it waits.
+    static let clusterConnections = LuaAPIFunction("moonwire.connections{cluster=true}", .waiting)
 
     /// Fields and methods of `req`: wherever a request is handed to the script.
     static let requestContexts: LuaContext = [.request, .handshake, .exception]
@@ -114,7 +116,7 @@ enum LuaAPI {
         [options, listen, vhost]
             + routeNames.map { routes["moonwire.\($0)"]! } + (routeNames + ["options"]).map { routes["host:\($0)"]! }
             + [pushPreload, pushRemove, sleep, timer, every, timerCancel, spawn, threadWait, httpRequest, httpGet, httpPost]
-            + [reload, restart, stop, broadcast, write, ping, disconnectAll, connections]
+            + [reload, restart, stop, broadcast, write, ping, disconnectAll, connections, clusterConnections]
             + LuaRequestField.functions + [requestHeader, requestRead, sessionDestroy, sessionRegenerate]
             + [responseStatus, responseHeader, responseSend, responseJSON, responseRedirect]
             + [responseFile, responseWrite, responseFinish, responseSSE, sseSend, sseSubscribe, sseClose]

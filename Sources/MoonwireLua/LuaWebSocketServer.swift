@@ -105,23 +105,73 @@ private let luaDisconnectAll: LuaFunction = { L in
     return 0
 }
 
-/// `moonwire.connections()` → a list of `{guid=, remote_ip=, protocol=, channels={...}}`.
+/// `moonwire.connections([{cluster = true}])` → a list of `{guid=, remote_ip=, protocol=,
+/// channels={...}}`; with `cluster = true`, every node's (from Redis, with `node=`), waiting
+/// on the coroutine for the reply.
 private let luaConnections: LuaFunction = { L in
     let L = L!
-    guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
-    let all = vm.runtime.webSockets.all()
-    lua_createtable(L, Int32(all.count), 0)
-    for (position, entry) in all.enumerated() {
-        lua_createtable(L, 0, 4)
-        L.push(entry.connection.guid)
+    guard L.type(at: 1) == LUA_TTABLE else {
+        guard L.type(at: 1) == LUA_TNONE || L.type(at: 1) == LUA_TNIL else {
+            return L.raise("moonwire.connections: the options must be a table, got \(L.describe(at: 1))")
+        }
+        guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
+        pushEntries(vm.runtime.webSockets.presenceEntries(), on: L)
+        return 1
+    }
+    L.rawField(1, "cluster")
+    let cluster = lua_toboolean(L, -1) != 0
+    mw_pop(L, 1)
+    guard cluster else {
+        guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
+        pushEntries(vm.runtime.webSockets.presenceEntries(), on: L)
+        return 1
+    }
+    guard let waiter = LuaVM.waiter(L, LuaAPI.clusterConnections) else { return LuaReturn.raise }
+    let vm = waiter.vm
+    // Without a cluster, the node is the cluster: its own list (after a turn of the loop, as
+    // a wait would).
+    guard let bus = vm.runtime.cluster, vm.settings.redis != nil, let client = vm.redisClient(L) else {
+        let entries = vm.runtime.webSockets.presenceEntries()
+        waiter.resume { T in
+            pushEntries(entries, on: T)
+            return 1
+        }
+        return LuaReturn.yield
+    }
+    let presence = bus.presence
+    let abandon = client.call(presence.readCommand) { result in
+        switch result {
+        case .failure(let error): waiter.resume(failure: error.description)
+        case .success(.error(let message)): waiter.resume(failure: message)
+        case .success(let reply):
+            let entries = bus.registryEntries() + ClusterPresence.entries(from: reply)
+            waiter.resume { T in
+                pushEntries(entries, on: T)
+                return 1
+            }
+        }
+    }
+    waiter.onAbandon(abandon)
+    return LuaReturn.yield
+}
+
+private func pushEntries(_ entries: [PresenceEntry], on L: LuaThread) {
+    lua_createtable(L, Int32(clamping: entries.count), 0)
+    for (position, entry) in entries.enumerated() {
+        lua_createtable(L, 0, 5)
+        L.push(entry.guid)
         L.setField(-2, "guid")
-        L.push(entry.connection.peer.remoteIP)
+        L.push(entry.remoteIP)
         L.setField(-2, "remote_ip")
-        if let subprotocol = entry.connection.subprotocol {
+        if let subprotocol = entry.subprotocol {
             L.push(subprotocol)
             L.setField(-2, "protocol")
         }
-        lua_createtable(L, Int32(entry.channels.count), 0)
+        if let node = entry.node {
+            L.push(node)
+            L.setField(-2, "node")
+        }
+        lua_createtable(L, Int32(clamping: entry.channels.count), 0)
         for (index, channel) in entry.channels.enumerated() {
             L.push(channel)
             lua_rawseti(L, -2, lua_Integer(index + 1))
@@ -129,5 +179,4 @@ private let luaConnections: LuaFunction = { L in
         L.setField(-2, "channels")
         lua_rawseti(L, -2, lua_Integer(position + 1))
     }
-    return 1
 }

@@ -163,7 +163,8 @@ final class ServerStack {
         let first = hosts[0]
         try first.eventLoop.submit { first.value.shutdown() }.wait()
         runtime.attach(cluster: nil)
-        cluster?.stop()
+        // The node's presence leaves Redis at once (a node that dies leaves it at the expiry).
+        _ = try? cluster?.stop().wait()
         outboundHTTP.shutdown()
         try group.syncShutdownGracefully()
         try workerGroup?.syncShutdownGracefully()

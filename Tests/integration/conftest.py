@@ -6,6 +6,8 @@ HTTP/1.1) and tls_certs.py (certificates).
   with the options of harness.Server (www, dev, threads, env). Servers stop at teardown.
 - `redis_server`: a factory of Debian's redis-server on free ports (harness.RedisServer),
   redis_server(password=None); each stops at teardown.
+- `haproxy`: a factory of Debian's haproxy balancing round robin over servers
+  (harness.HAProxy), haproxy([server, ...]); each stops at teardown.
 - `certs`: the test certificates, made once per test session (per xdist worker).
 
 The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the tests marked
@@ -18,7 +20,7 @@ import shutil
 
 import pytest
 
-from harness import Launcher, RedisServer
+from harness import HAProxy, Launcher, RedisServer
 from tls_certs import make_certificates
 
 
@@ -51,6 +53,20 @@ def redis_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def haproxy(tmp_path):
+    """haproxy([server, ...]) -> harness.HAProxy in front of those servers, stopped at teardown."""
+    proxies = []
+
+    def start(servers):
+        proxies.append(HAProxy(servers, tmp_path / f"haproxy-{len(proxies)}"))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")

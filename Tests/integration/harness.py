@@ -511,6 +511,62 @@ class RedisServer:
         self.process = None
 
 
+class HAProxy:
+    """Debian's haproxy on a free loopback port, balancing HTTP and WebSockets round robin over
+    `servers` (harness.Server), with a TCP check every 200 ms and redispatch, so a node that
+    dies is skipped: a connect it refuses is retried on another. `stop()` ends it; the config
+    and log are in `workdir`."""
+
+    def __init__(self, servers, workdir):
+        self.binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+        if self.binary is None:
+            pytest.skip("haproxy is not installed (Tests/tools/setup.sh installs it)")
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        workdir = pathlib.Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "haproxy.cfg"
+        backends = "\n".join(f"    server node{i} {HOST}:{server.port} check inter 200ms fall 1 rise 2"
+                              for i, server in enumerate(servers))
+        self.config.write_text(f"""global
+    maxconn 4096
+defaults
+    mode http
+    retries 3
+    option redispatch
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+frontend front
+    bind {HOST}:{self.port}
+    default_backend nodes
+backend nodes
+    balance roundrobin
+{backends}
+""")
+        self._log = open(workdir / "haproxy.log", "wb")
+        self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)], stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        if not wait_until(self._listens, timeout=10):
+            self.stop()
+            pytest.fail(f"haproxy did not listen:\n{(workdir / 'haproxy.log').read_text()}", pytrace=False)
+
+    def _listens(self):
+        assert self.process.poll() is None, "haproxy exited"
+        try:
+            socket.create_connection((HOST, self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self._log.close()
+
+
 class Launcher:
     """Starts servers in folders under `base` and stops them all at the end (the fixtures'
     factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),

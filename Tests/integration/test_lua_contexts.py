@@ -41,6 +41,7 @@ CALLS = {
     "moonwire.ping": "moonwire.ping()",
     "moonwire.disconnect_all": "moonwire.disconnect_all()",
     "moonwire.connections": "moonwire.connections()",
+    "moonwire.connections{cluster=true}": "moonwire.connections{cluster = true}",
     "req:header": "R:header('x')",
     "res.status": "local _ = S.status",
     "res:header": "S:header('x', 'y')",

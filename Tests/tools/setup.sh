@@ -42,8 +42,9 @@ installed() {
 packages=(liblua5.4-dev libhiredis-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config)
 if $tests; then
     # chromium and chromium-driver: the browser tests of server-sent events (test_sse.py) and of
-    # the live dashboard (test_dashboard.py).
-    packages+=(curl wrk nghttp2-client python3-venv redis-server chromium chromium-driver)
+    # the live dashboard (test_dashboard.py). haproxy: the balancer in front of the cluster's
+    # nodes (test_cluster_presence.py).
+    packages+=(curl wrk nghttp2-client python3-venv redis-server haproxy chromium chromium-driver)
 fi
 # nginx: an upstream of the proxy tests (test_proxy.py), and the benchmark's peer. Debian 12's
 # nginx-light is a transitional package over nginx; the Lua module (OpenResty's
