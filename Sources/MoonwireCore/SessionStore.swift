@@ -14,6 +14,12 @@ public final class SessionStore: Sendable {
     public struct Session: Sendable, Equatable {
         public var id: String
         public var data: SharedValue
+
+        /// A session held elsewhere (in Redis, with a cluster), as events see it.
+        public init(id: String, data: SharedValue) {
+            self.id = id
+            self.data = data
+        }
     }
 
     /// Why a session could not be created or saved.

@@ -1,13 +1,20 @@
 // moonwire.limit(key, rate, burst): a token bucket per key, shared by every event loop (the
 // runtime's RateLimiter), so a client that spreads its connections over loops gets one
-// limit. It answers at once (nothing waits); a handler turns a refusal into 429 with
-// Retry-After (docs/lua-api.md shows how).
+// limit; a handler turns a refusal into 429 with Retry-After (docs/lua-api.md shows how).
+// Without a cluster it answers at once. With one, the bucket is in Redis (RedisRateLimit),
+// shared by every node, and the call waits on the coroutine for Redis' answer. When Redis
+// gives none, it falls back to this node's bucket (logged once per outage): refusing every
+// request while Redis is down would take the site down with it, while a node's own bucket
+// still limits each client to the limit times the number of nodes.
 import CLua
+import Logging
 import MoonwireCore
+import NIOConcurrencyHelpers
 
 extension LuaAPI {
     /// Runs in every event; not while the scripts load, where a generation (loaded once per
-    /// loop and again on every reload) would spend tokens no request asked for.
+    /// loop and again on every reload) would spend tokens no request asked for. With a
+    /// cluster it waits for Redis, so there only where the call may wait.
     static let limit = LuaAPIFunction("moonwire.limit", .running)
 }
 
@@ -28,7 +35,33 @@ let luaLimit: LuaFunction = { L in
     guard L.type(at: 3) == LUA_TNUMBER, let burst = L.number(at: 3), burst >= 1, burst.isFinite else {
         return L.raise("\(function): burst must be a number of at least 1, got \(L.describe(at: 3))")
     }
-    switch vm.runtime.rateLimiter.take(L.string(at: 1)!, rate: rate, burst: burst) {
+    let key = L.string(at: 1)!
+    guard vm.settings.redis != nil else { return pushDecision(vm.runtime.rateLimiter.take(key, rate: rate, burst: burst), on: L) }
+    guard let client = vm.redisClient(L), let waiter = LuaVM.waiter(L, LuaAPI.limit) else {
+        let reason = L.string(at: -1) ?? ""
+        return L.raise("\(reason) (with a cluster, moonwire.limit asks Redis)")
+    }
+    let limiter = vm.runtime.rateLimiter
+    let logger = vm.logger
+    let abandon = RedisRateLimit.take(key, rate: rate, burst: burst, on: client) { result in
+        let decision: RateLimiter.Decision
+        switch result {
+        case .success(let shared):
+            sharedLimitOutage.answered(logger)
+            decision = shared
+        case .failure(let error):
+            sharedLimitOutage.failed(error, logger)
+            decision = limiter.take(key, rate: rate, burst: burst)
+        }
+        waiter.resume { T in pushDecision(decision, on: T) }
+    }
+    waiter.onAbandon(abandon)
+    return LuaReturn.yield
+}
+
+/// Pushes moonwire.limit's results for `decision`: true, or false and the seconds to wait.
+private func pushDecision(_ decision: RateLimiter.Decision, on L: LuaThread) -> Int32 {
+    switch decision {
     case .allowed:
         lua_pushboolean(L, 1)
         return 1
@@ -36,5 +69,23 @@ let luaLimit: LuaFunction = { L in
         lua_pushboolean(L, 0)
         lua_pushnumber(L, retryAfter)
         return 2
+    }
+}
+
+/// Whether the shared buckets are out of reach, so the fallback to the node's own buckets is
+/// logged once when it starts and once when Redis answers again, not on every request.
+private let sharedLimitOutage = RedisOutageLog()
+
+private final class RedisOutageLog: Sendable {
+    private let down = NIOLockedValueBox(false)
+
+    func failed(_ error: RedisClientError, _ logger: Logger) {
+        guard !down.withLockedValue({ down in defer { down = true }; return down }) else { return }
+        logger.warning("moonwire.limit: \(error); limiting with this node's buckets until Redis answers")
+    }
+
+    func answered(_ logger: Logger) {
+        guard down.withLockedValue({ down in defer { down = false }; return down }) else { return }
+        logger.warning("moonwire.limit: Redis answers again; the buckets are shared by the nodes")
     }
 }

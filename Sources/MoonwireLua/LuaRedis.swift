@@ -22,11 +22,18 @@ extension LuaVM {
     /// This loop's client, made on the first call; nil (with the error pushed) without a
     /// Redis in moonwire.options{cluster}.
     func redisClient(_ L: LuaThread) -> RedisClient? {
-        if let redis { return redis }
-        guard let endpoint = settings.redis, let eventLoop else {
+        guard let client = loopRedis else {
             L.push("\(LuaAPI.redisCall.name): no Redis is configured (moonwire.options{cluster = {redis = \"redis://127.0.0.1:6379/0\"}})")
             return nil
         }
+        return client
+    }
+
+    /// This loop's client, made on first use; nil without a Redis in moonwire.options{cluster}.
+    /// moonwire.limit and the sessions of a cluster share it with moonwire.redis.
+    var loopRedis: RedisClient? {
+        if let redis { return redis }
+        guard let endpoint = settings.redis, let eventLoop else { return nil }
         let client = RedisClient(endpoint: endpoint, eventLoop: eventLoop, logger: logger)
         redis = client
         return client

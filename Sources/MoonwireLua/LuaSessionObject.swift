@@ -40,7 +40,7 @@ private func sessionCall(_ L: LuaThread, _ function: LuaAPIFunction) -> (LuaVM, 
 private let luaSessionDestroy: LuaFunction = { L in
     let L = L!
     guard let (vm, call, session) = sessionCall(L, LuaAPI.sessionDestroy) else { return LuaReturn.raise }
-    call.endedSession = vm.runtime.sessions.destroy(session.id)
+    call.endedSession = vm.destroySession(session)
     call.session = nil
     luaL_unref(L, mw_registryindex(), call.sessionRef)
     call.sessionRef = LUA_NOREF
@@ -55,15 +55,15 @@ private let luaSessionDestroy: LuaFunction = { L in
 private let luaSessionRegenerate: LuaFunction = { L in
     let L = L!
     guard let (vm, call, session) = sessionCall(L, LuaAPI.sessionRegenerate) else { return LuaReturn.raise }
-    guard let fresh = vm.runtime.sessions.regenerate(session.id, timeout: vm.sessions.timeout) else {
+    guard let fresh = vm.regenerateSession(session) else {
         return L.raise("session:regenerate: the session ended while the request ran")
     }
-    call.session?.id = fresh.id
-    vm.setSessionCookie(call, vm.sessions.cookie(overTLS: call.request.scheme == "https").setCookie(fresh.id))
+    call.session?.id = fresh
+    vm.setSessionCookie(call, vm.sessions.cookie(overTLS: call.request.scheme == "https").setCookie(fresh))
     lua_rawgeti(L, mw_registryindex(), lua_Integer(call.sessionRef))
-    L.push(fresh.id)
+    L.push(fresh)
     lua_setfield(L, -2, "id")
     mw_pop(L, 1)
-    L.push(fresh.id)
+    L.push(fresh)
     return 1
 }

@@ -7,7 +7,8 @@
 // static files answer skip the stage: no session is made for them. The data a handler leaves
 // in req.session.data is saved when the request is answered (not when a handler fails), and
 // OnSessionEnd(session, reason) runs for sessions destroyed by a handler (after the answer) or
-// expired (the primary loop's sweep, once a second). The store itself is Core's SessionStore.
+// expired (the primary loop's sweep, once a second). The store itself is Core's SessionStore,
+// or Redis with a cluster (LuaClusterSessions.swift).
 import CLua
 import MoonwireCore
 import NIOHTTP1
@@ -98,10 +99,16 @@ extension LuaVM {
             return runHandler(call)
         }
         guard let presented = SessionCookie.value(named: sessions.cookie, in: call.request.headers) else { return createSession(call) }
+        if let client = sharedSessions { return findSharedSession(call, presented, on: client) }
         if let session = runtime.sessions.touch(presented, timeout: sessions.timeout) {
             call.session = LuaCallSession(id: session.id, data: session.data)
             return runHandler(call)
         }
+        invalidSession(call, presented)
+    }
+
+    /// The request presented a cookie of no live session: OnInvalidSession, then a new one.
+    func invalidSession(_ call: LuaCall, _ presented: String) {
         guard events.onInvalidSession != LUA_NOREF else { return createSession(call) }
         call.enter(.onInvalidSession)
         let thread = call.thread
@@ -153,8 +160,9 @@ extension LuaVM {
         }
     }
 
-    /// Creates the session, hands out its cookie and runs OnSessionStart.
+    /// Creates the session, then hands out its cookie and runs OnSessionStart.
     private func makeSession(_ call: LuaCall, id: String?) {
+        if let client = sharedSessions { return makeSharedSession(call, id: id, on: client) }
         var result = runtime.sessions.create(id: id, timeout: sessions.timeout)
         if case .failure(.idTaken) = result {
             logger.warning("OnCreateSession returned the id of a live session: a random one is used")
@@ -164,6 +172,11 @@ extension LuaVM {
             logger.warning("session store full (\(runtime.sessions.maxSessions) sessions): request served without a session")
             return runHandler(call)
         }
+        sessionMade(call, session)
+    }
+
+    /// Hands out a new session's cookie and runs OnSessionStart.
+    func sessionMade(_ call: LuaCall, _ session: SessionStore.Session) {
         call.session = LuaCallSession(id: session.id, data: session.data)
         setSessionCookie(call, sessions.cookie(overTLS: call.request.scheme == "https").setCookie(session.id))
         guard events.onSessionStart != LUA_NOREF else { return runHandler(call) }
@@ -192,7 +205,7 @@ extension LuaVM {
             thread.rawField(-1, "data")
             switch sharedValue(thread, -1, depth: 0) {
             case .success(let data):
-                if case .failure(let refusal) = runtime.sessions.save(session.id, data: data) {
+                if let refusal = saveSession(session.id, data: data) {
                     let why = refusal == .tooLarge ? "larger than \(runtime.sessions.maxDataBytes) bytes" : "the session ended"
                     logger.warning("session data not saved: \(why)", metadata: ["session": "\(session.id.prefix(6))…"])
                 }

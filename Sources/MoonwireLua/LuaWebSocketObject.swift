@@ -172,9 +172,13 @@ private func socketChannel(_ L: LuaThread, join: Bool) -> Int32 {
 
 /// `ws.session`: the session of the connection's handshake (its cookie), as `{id=, data=}`,
 /// read from the store at each access; nil without one. Reading it keeps the session alive.
+/// With a cluster the sessions are in Redis, which a field cannot wait for: it raises.
 private func socketSession(_ L: LuaThread) -> Int32 {
     guard let (_, connection) = socket(L, LuaAPI.socketSession) else { return LuaReturn.raise }
     let vm = LuaVM.from(L)
+    if vm.sessions.enabled, vm.sharedSessions != nil {
+        return L.raise("ws.session is not available with a cluster: the sessions are in Redis, which a field cannot wait for")
+    }
     guard vm.sessions.enabled, let connection,
         let id = SessionCookie.value(named: vm.sessions.cookie, in: connection.headers),
         let session = vm.runtime.sessions.touch(id, timeout: vm.sessions.timeout)

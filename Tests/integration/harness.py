@@ -567,6 +567,19 @@ backend nodes
         self._log.close()
 
 
+def start_cluster_nodes(moonwire, redis, app, count, linked="link: connect", threads=2):
+    """`count` nodes running `app` on one Redis, each linked (its log shows `linked`, which
+    the app's OnLoadBalancerConnect writes). The app reads REDIS_URL, REDIS_PASSWORD and NODE
+    (node0, node1, ...) from its environment."""
+    env = {"REDIS_URL": redis.url()}
+    if redis.password:
+        env["REDIS_PASSWORD"] = redis.password
+    nodes = [moonwire(app, threads=threads, env={**env, "NODE": f"node{i}"}) for i in range(count)]
+    for node in nodes:
+        assert node.wait_for_log(linked, timeout=10), node.log()[-2000:]
+    return nodes
+
+
 class Launcher:
     """Starts servers in folders under `base` and stops them all at the end (the fixtures'
     factory): launcher(main="lua source", files={"lib/x.lua": "..."}) or launcher(app="events"),

@@ -1,0 +1,227 @@
+"""State that nodes of a cluster share through Redis (docs/lua-api.md, "Rate limits";
+docs/authentication.md, "Sessions"): a rate limit's bucket spent by requests spread over two
+nodes, the fallback to each node's own buckets while Redis is down (and back to the shared one
+after), bad arguments and a context that cannot wait; a session made on one node and used,
+regenerated and destroyed on the other, its expiry in Redis, and Redis down."""
+import time
+
+import httpx
+
+from harness import start_cluster_nodes, wait_until
+
+APP = r"""
+moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
+                            password = os.getenv("REDIS_PASSWORD")}}
+function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
+
+moonwire.get("/limited", function(req, res)
+  local ok, retry_after = moonwire.limit(req.query.key, tonumber(req.query.rate), tonumber(req.query.burst))
+  res:header("X-Node", os.getenv("NODE"))
+  if not ok then
+    res.status = 429
+    res:header("Retry-After", tostring(math.ceil(retry_after)))
+    return res:send(tostring(retry_after))
+  end
+  res:send("ok")
+end)
+
+moonwire.get("/bad", function(req, res)
+  local args = {key = {nil, 1, 1}, rate = {"k", 0, 1}, burst = {"k", 1, 0}}
+  moonwire.limit(table.unpack(args[req.query.arg], 1, 3))
+  res:send("not reached")
+end)
+
+moonwire.get("/in-coroutine", function(req, res)
+  res:send(tostring(coroutine.wrap(function() return moonwire.limit("k", 1, 1) end)()))
+end)
+"""
+
+
+def spread(nodes, path, count):
+    """`count` GETs of `path`, each on the next node in turn: their statuses."""
+    return [nodes[i % len(nodes)].get(path).status_code for i in range(count)]
+
+
+def shared_again(node, mark):
+    """Asks `node` for a token of another key; whether it has logged that Redis answers again."""
+    node.get("/limited?key=probe&rate=100&burst=100")
+    return "Redis answers again" in node.log_since(mark)
+
+
+def test_two_nodes_spend_from_one_bucket_in_redis(moonwire, redis_server):
+    redis = redis_server()
+    nodes = start_cluster_nodes(moonwire, redis, APP, 2)
+    statuses = spread(nodes, "/limited?key=shared&rate=0.01&burst=5", 12)
+    assert statuses == [200] * 5 + [429] * 7, statuses      # one bucket of 5, not 5 a node
+    refused = nodes[1].get("/limited?key=shared&rate=0.01&burst=5")
+    assert refused.headers["x-node"] == "node1" and 1 <= int(refused.headers["retry-after"]) <= 100
+    # The bucket is a hash in Redis that expires when it would be full again (5 tokens at 0.01 a
+    # second: at most 500 s).
+    assert 0 < redis.command("PTTL", "moonwire:limit:shared") <= 500_000
+    assert spread(nodes, "/limited?key=other&rate=0.01&burst=1", 2) == [200, 429], "another key, another bucket"
+
+
+def test_tokens_come_back_at_the_rate_on_every_node(moonwire, redis_server):
+    redis = redis_server()
+    nodes = start_cluster_nodes(moonwire, redis, APP, 2)
+    assert spread(nodes, "/limited?key=k&rate=1&burst=2", 3) == [200, 200, 429]
+    assert wait_until(lambda: nodes[1].get("/limited?key=k&rate=1&burst=2").status_code == 200, timeout=3)
+    # An idle bucket vanishes from Redis once it has refilled (2 tokens at 1 a second: 2 s).
+    assert wait_until(lambda: redis.command("EXISTS", "moonwire:limit:k") == 0, timeout=5)
+
+
+def test_redis_down_falls_back_to_each_nodes_own_bucket_then_shares_again(moonwire, redis_server):
+    redis = redis_server()
+    nodes = start_cluster_nodes(moonwire, redis, APP, 2)
+    path = "/limited?key=down&rate=0.01&burst=2"
+    assert spread(nodes, path, 3) == [200, 200, 429]
+    marks = [node.log_mark() for node in nodes]
+    redis.stop(kill=True)
+    # Each node now limits with its own bucket (a fresh one: 2 each), never refusing everyone.
+    assert spread(nodes, path, 6) == [200, 200, 200, 200, 429, 429]
+    for node, mark in zip(nodes, marks):
+        assert node.wait_for_log("limiting with this node's buckets until Redis answers", since=mark)
+        assert node.log_since(mark).count("limiting with this node's buckets") == 1, "logged once an outage"
+    redis.start()
+    # Redis (empty: no persistence) answers again after the client's back-off: a fresh shared
+    # bucket of 2 for the two nodes together.
+    for node, mark in zip(nodes, marks):
+        assert wait_until(lambda: shared_again(node, mark), timeout=15), node.log_since(mark)
+    assert spread(nodes, path, 3) == [200, 200, 429]
+    assert redis.command("EXISTS", "moonwire:limit:down") == 1
+
+
+def test_bad_arguments_and_a_call_that_cannot_wait_raise(moonwire, redis_server):
+    redis = redis_server()
+    node = moonwire(APP, dev=True, env={"REDIS_URL": redis.url(), "NODE": "solo"})
+    assert node.wait_for_log("link: connect", timeout=10)
+    for arg, message in [("key", "moonwire.limit: expected a string key"),
+                         ("rate", "moonwire.limit: rate must be a positive number"),
+                         ("burst", "moonwire.limit: burst must be a number of at least 1")]:
+        reply = node.get(f"/bad?arg={arg}")
+        assert reply.status_code == 500 and message in reply.text, reply.text
+    reply = node.get("/in-coroutine")
+    assert reply.status_code == 500
+    assert "moonwire.limit cannot wait here" in reply.text and "with a cluster, moonwire.limit asks Redis" in reply.text, reply.text
+    assert node.get("/limited?key=after&rate=1&burst=1").status_code == 200
+    assert redis.command("KEYS", "moonwire:limit:*") == [b"moonwire:limit:after"]
+
+
+def test_a_slow_client_of_a_refused_key_does_not_spend(moonwire, redis_server):
+    """A refusal spends nothing, as the node-local bucket: retrying early is not punished."""
+    redis = redis_server()
+    nodes = start_cluster_nodes(moonwire, redis, APP, 2)
+    with httpx.Client(base_url=nodes[0].url, timeout=10) as client:
+        assert client.get("/limited?key=r&rate=4&burst=1").status_code == 200
+        for _ in range(5):
+            client.get("/limited?key=r&rate=4&burst=1")
+    assert wait_until(lambda: nodes[1].get("/limited?key=r&rate=4&burst=1").status_code == 200, timeout=1)
+
+
+SESSIONS = r"""
+moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
+                            password = os.getenv("REDIS_PASSWORD")},
+                 sessions = {enabled = true, timeout = tonumber(os.getenv("SESSION_TIMEOUT") or "1800")}}
+function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
+function OnInvalidSession(req, res, id) moonwire.log.info("invalid session " .. id) end
+function OnSessionEnd(session, reason)
+  moonwire.log.info("session end " .. reason .. " n=" .. tostring(session.data.n))
+end
+
+moonwire.get("/count", function(req, res)
+  local s = req.session
+  if not s then return res:json{node = os.getenv("NODE"), session = false} end
+  s.data.n = (s.data.n or 0) + 1
+  s.data.bytes = "\0\255" .. (s.data.bytes or "")
+  s.data.seen = s.data.seen or {}
+  s.data.seen[#s.data.seen + 1] = os.getenv("NODE")
+  res:json{node = os.getenv("NODE"), id = s.id, n = s.data.n, seen = s.data.seen, bytes = #s.data.bytes}
+end)
+moonwire.get("/destroy", function(req, res) req.session:destroy(); res:send("bye") end)
+moonwire.get("/regenerate", function(req, res) res:send(req.session:regenerate()) end)
+"""
+
+
+def session_nodes(moonwire, redis, timeout=1800):
+    app = SESSIONS.replace('os.getenv("SESSION_TIMEOUT") or "1800"', f'"{timeout}"')
+    return start_cluster_nodes(moonwire, redis, app, 2)
+
+
+def count(node, session_id=None):
+    """GET /count with the session cookie (when given): the JSON and the Set-Cookie field."""
+    headers = {"Cookie": f"MWSESSID={session_id}"} if session_id else {}
+    reply = node.get("/count", headers=headers)
+    assert reply.status_code == 200, reply.text
+    return reply.json(), reply.headers.get("set-cookie")
+
+
+def test_a_session_made_on_one_node_is_used_on_the_other(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis)
+    first, cookie = count(a)
+    assert cookie.startswith(f"MWSESSID={first['id']};") and first["n"] == 1
+    second, cookie = count(b, first["id"])
+    assert cookie is None, "the session was found: no new cookie"
+    assert second == {"node": "node1", "id": first["id"], "n": 2, "seen": ["node0", "node1"], "bytes": 4}
+    third, _ = count(a, first["id"])
+    assert third["n"] == 3 and third["seen"] == ["node0", "node1", "node0"] and third["bytes"] == 6
+    # One key in Redis, its TTL the idle timeout (1800 s), slid at each use.
+    assert 1_790_000 < redis.command("PTTL", f"moonwire:session:{first['id']}") <= 1_800_000
+    assert redis.command("KEYS", "moonwire:session:*") == [f"moonwire:session:{first['id']}".encode()]
+
+
+def test_destroy_on_one_node_is_seen_by_the_other(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis)
+    made, _ = count(a)
+    count(b, made["id"])
+    mark = b.log_mark()
+    bye = b.get("/destroy", headers={"Cookie": f"MWSESSID={made['id']}"})
+    assert bye.status_code == 200 and "Max-Age=0" in bye.headers["set-cookie"]
+    assert b.wait_for_log("session end destroyed n=2", since=mark)
+    assert redis.command("EXISTS", f"moonwire:session:{made['id']}") == 0
+    mark = a.log_mark()
+    fresh, cookie = count(a, made["id"])
+    assert fresh["n"] == 1 and fresh["id"] != made["id"] and cookie.startswith(f"MWSESSID={fresh['id']};")
+    assert a.wait_for_log(f"invalid session {made['id']}", since=mark)
+
+
+def test_regenerate_moves_the_data_to_a_new_id_for_every_node(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis)
+    made, _ = count(a)
+    reply = a.get("/regenerate", headers={"Cookie": f"MWSESSID={made['id']}"})
+    fresh_id = reply.text
+    assert reply.status_code == 200 and fresh_id != made["id"]
+    assert reply.headers["set-cookie"].startswith(f"MWSESSID={fresh_id};")
+    moved, cookie = count(b, fresh_id)
+    assert cookie is None and moved["id"] == fresh_id and moved["n"] == 2
+    stale, _ = count(b, made["id"])
+    assert stale["n"] == 1 and stale["id"] not in (made["id"], fresh_id), "the old id stopped working"
+
+
+def test_redis_expires_an_idle_session_without_on_session_end(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis, timeout=1)
+    made, _ = count(a)
+    assert 0 < redis.command("PTTL", f"moonwire:session:{made['id']}") <= 1000
+    assert wait_until(lambda: redis.command("EXISTS", f"moonwire:session:{made['id']}") == 0, timeout=3)
+    again, _ = count(b, made["id"])
+    assert again["n"] == 1 and again["id"] != made["id"]
+    time.sleep(1.5)           # the sweep of node-local sessions runs once a second: nothing to end
+    assert "session end" not in a.log() + b.log()
+
+
+def test_redis_down_serves_requests_without_a_session(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis)
+    made, _ = count(a)
+    redis.stop(kill=True)
+    for node in (a, b):
+        mark = node.log_mark()
+        without, cookie = count(node, made["id"])
+        assert without["session"] is False and cookie is None
+        assert node.wait_for_log("request served without a session", since=mark)
+        assert count(node)[0]["session"] is False, "no new session either"
+    redis.start()
+    assert wait_until(lambda: count(a)[0].get("n") == 1, timeout=15), "sessions again once Redis is back"
