@@ -2,12 +2,15 @@
 docs/authentication.md, "Sessions"): a rate limit's bucket spent by requests spread over two
 nodes, the fallback to each node's own buckets while Redis is down (and back to the shared one
 after), bad arguments and a context that cannot wait; a session made on one node and used,
-regenerated and destroyed on the other, its expiry in Redis, and Redis down."""
+regenerated and destroyed on the other, its expiry in Redis, Redis down, and ws.session
+refusing (a field cannot wait for Redis)."""
 import time
 
 import httpx
+import websockets
 
 from harness import start_cluster_nodes, wait_until
+from websocket_client import run, url
 
 APP = r"""
 moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
@@ -137,6 +140,10 @@ moonwire.get("/count", function(req, res)
   s.data.seen[#s.data.seen + 1] = os.getenv("NODE")
   res:json{node = os.getenv("NODE"), id = s.id, n = s.data.n, seen = s.data.seen, bytes = #s.data.bytes}
 end)
+function OnMessage(ws, text)
+  local ok, err = pcall(function() return ws.session end)
+  ws:send(tostring(ok) .. " " .. tostring(err))
+end
 moonwire.get("/destroy", function(req, res) req.session:destroy(); res:send("bye") end)
 moonwire.get("/regenerate", function(req, res) res:send(req.session:regenerate()) end)
 """
@@ -225,3 +232,18 @@ def test_redis_down_serves_requests_without_a_session(moonwire, redis_server):
         assert count(node)[0]["session"] is False, "no new session either"
     redis.start()
     assert wait_until(lambda: count(a)[0].get("n") == 1, timeout=15), "sessions again once Redis is back"
+
+
+def test_ws_session_raises_with_a_cluster(moonwire, redis_server):
+    redis = redis_server()
+    a, _ = session_nodes(moonwire, redis)
+    made, _ = count(a)
+
+    async def scenario():
+        headers = {"Cookie": f"MWSESSID={made['id']}"}
+        async with websockets.connect(url(a), additional_headers=headers) as ws:
+            await ws.send("session?")
+            return await ws.recv()
+
+    answer = run(scenario())
+    assert answer.startswith("false ") and "ws.session is not available with a cluster" in answer, answer
