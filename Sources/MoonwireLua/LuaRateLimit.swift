@@ -47,10 +47,10 @@ let luaLimit: LuaFunction = { L in
         let decision: RateLimiter.Decision
         switch result {
         case .success(let shared):
-            sharedLimitOutage.answered(logger)
+            sharedLimitOutage.answered(on: client, logger)
             decision = shared
         case .failure(let error):
-            sharedLimitOutage.failed(error, logger)
+            sharedLimitOutage.failed(error, on: client, logger)
             decision = limiter.take(key, rate: rate, burst: burst)
         }
         waiter.resume { T in pushDecision(decision, on: T) }
@@ -72,20 +72,23 @@ private func pushDecision(_ decision: RateLimiter.Decision, on L: LuaThread) -> 
     }
 }
 
-/// Whether the shared buckets are out of reach, so the fallback to the node's own buckets is
-/// logged once when it starts and once when Redis answers again, not on every request.
+/// The event loops whose Redis gives no answer, so the fallback to the node's own buckets is
+/// logged once when the first loop loses Redis and once when the last one has it again, not on
+/// every request (each loop has its own connection, which comes back in its own time).
 private let sharedLimitOutage = RedisOutageLog()
 
 private final class RedisOutageLog: Sendable {
-    private let down = NIOLockedValueBox(false)
+    private let down = NIOLockedValueBox(Set<ObjectIdentifier>())
 
-    func failed(_ error: RedisClientError, _ logger: Logger) {
-        guard !down.withLockedValue({ down in defer { down = true }; return down }) else { return }
+    func failed(_ error: RedisClientError, on client: RedisClient, _ logger: Logger) {
+        let first = down.withLockedValue { down in down.insert(ObjectIdentifier(client.eventLoop)).inserted && down.count == 1 }
+        guard first else { return }
         logger.warning("moonwire.limit: \(error); limiting with this node's buckets until Redis answers")
     }
 
-    func answered(_ logger: Logger) {
-        guard down.withLockedValue({ down in defer { down = false }; return down }) else { return }
+    func answered(on client: RedisClient, _ logger: Logger) {
+        let last = down.withLockedValue { down in down.remove(ObjectIdentifier(client.eventLoop)) != nil && down.isEmpty }
+        guard last else { return }
         logger.warning("moonwire.limit: Redis answers again; the buckets are shared by the nodes")
     }
 }

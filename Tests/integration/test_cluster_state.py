@@ -5,6 +5,7 @@ after), bad arguments and a context that cannot wait; a session made on one node
 regenerated and destroyed on the other, its expiry in Redis, Redis down, and ws.session
 refusing (a field cannot wait for Redis)."""
 import time
+import uuid
 
 import httpx
 import websockets
@@ -45,10 +46,14 @@ def spread(nodes, path, count):
     return [nodes[i % len(nodes)].get(path).status_code for i in range(count)]
 
 
-def shared_again(node, mark):
-    """Asks `node` for a token of another key; whether it has logged that Redis answers again."""
-    node.get("/limited?key=probe&rate=100&burst=100")
-    return "Redis answers again" in node.log_since(mark)
+def shared_again(node, redis):
+    """Whether both event loops of `node` (each has its own Redis connection, and fresh
+    connections go to the loops in turn) spend from Redis again: two requests, each for a key
+    of its own, both leave their bucket in Redis."""
+    keys = [f"probe-{uuid.uuid4().hex}" for _ in range(2)]
+    for key in keys:
+        node.get(f"/limited?key={key}&rate=1&burst=5")
+    return all(redis.command("EXISTS", f"moonwire:limit:{key}") == 1 for key in keys)
 
 
 def test_two_nodes_spend_from_one_bucket_in_redis(moonwire, redis_server):
@@ -89,7 +94,8 @@ def test_redis_down_falls_back_to_each_nodes_own_bucket_then_shares_again(moonwi
     # Redis (empty: no persistence) answers again after the client's back-off: a fresh shared
     # bucket of 2 for the two nodes together.
     for node, mark in zip(nodes, marks):
-        assert wait_until(lambda: shared_again(node, mark), timeout=15), node.log_since(mark)
+        assert wait_until(lambda: shared_again(node, redis), timeout=15), node.log_since(mark)
+        assert "Redis answers again; the buckets are shared by the nodes" in node.log_since(mark)
     assert spread(nodes, path, 3) == [200, 200, 429]
     assert redis.command("EXISTS", "moonwire:limit:down") == 1
 
