@@ -2,7 +2,8 @@
 docs/authentication.md, "Sessions"): a rate limit's bucket spent by requests spread over two
 nodes, the fallback to each node's own buckets while Redis is down (and back to the shared one
 after), bad arguments and a context that cannot wait; a session made on one node and used,
-regenerated and destroyed on the other, its expiry in Redis, Redis down, and ws.session
+regenerated and destroyed on the other, an id OnCreateSession chose, its expiry in Redis, Redis
+down, and ws.session
 refusing (a field cannot wait for Redis)."""
 import time
 import uuid
@@ -133,6 +134,8 @@ moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NO
                  sessions = {enabled = true, timeout = tonumber(os.getenv("SESSION_TIMEOUT") or "1800")}}
 function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
 function OnInvalidSession(req, res, id) moonwire.log.info("invalid session " .. id) end
+function OnCreateSession(req) return req.query.want end   -- nil: a random id
+function OnSessionStart(session) moonwire.log.info("session start " .. session.id) end
 function OnSessionEnd(session, reason)
   moonwire.log.info("session end " .. reason .. " n=" .. tostring(session.data.n))
 end
@@ -181,6 +184,20 @@ def test_a_session_made_on_one_node_is_used_on_the_other(moonwire, redis_server)
     # One key in Redis, its TTL the idle timeout (1800 s), slid at each use.
     assert 1_790_000 < redis.command("PTTL", f"moonwire:session:{first['id']}") <= 1_800_000
     assert redis.command("KEYS", "moonwire:session:*") == [f"moonwire:session:{first['id']}".encode()]
+
+
+def test_an_id_chosen_by_on_create_session_is_taken_once_in_the_cluster(moonwire, redis_server):
+    redis = redis_server()
+    a, b = session_nodes(moonwire, redis)
+    chosen = "chosen-session-id-0001"
+    first = a.get(f"/count?want={chosen}")
+    assert first.json()["id"] == chosen and first.headers["set-cookie"].startswith(f"MWSESSID={chosen};")
+    assert a.wait_for_log(f"session start {chosen}")
+    mark = b.log_mark()
+    second = b.get(f"/count?want={chosen}").json()     # no cookie: a new session, the id is taken
+    assert second["id"] != chosen and len(second["id"]) == 32 and second["n"] == 1
+    assert b.wait_for_log("OnCreateSession returned the id of a live session: a random one is used", since=mark)
+    assert count(b, chosen)[0]["n"] == 2, "the chosen session is intact"
 
 
 def test_destroy_on_one_node_is_seen_by_the_other(moonwire, redis_server):
