@@ -3,8 +3,7 @@ docs/authentication.md, "Sessions"): a rate limit's bucket spent by requests spr
 nodes, the fallback to each node's own buckets while Redis is down (and back to the shared one
 after), bad arguments and a context that cannot wait; a session made on one node and used,
 regenerated and destroyed on the other, an id OnCreateSession chose, its expiry in Redis, Redis
-down, and ws.session
-refusing (a field cannot wait for Redis)."""
+down, and ws.session refusing (a field cannot wait for Redis)."""
 import time
 import uuid
 
