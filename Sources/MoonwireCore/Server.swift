@@ -155,7 +155,7 @@ public final class Server: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelOption(.recvAllocator, value: Self.receiveBuffers)
+            .childChannelOption(.recvAllocator, value: ReceiveBufferSizes())
             .childChannelInitializer { channel in
                 guard let bound = environments[ObjectIdentifier(channel.eventLoop)] else { return channel.close() }
                 @Sendable func admit(_ accepted: Bool) -> EventLoopFuture<Void> {
@@ -172,13 +172,6 @@ public final class Server: Sendable {
                 }
             }
     }
-
-    /// The sizes of the buffers a connection reads into: NIO keeps the first one with the
-    /// connection for its whole life (its pool reuses it for every read), so its size is
-    /// memory every open connection holds, idle or not. NIO's default starts at 2 KiB; a
-    /// request head or a WebSocket handshake mostly fits in 256 bytes, and a connection that
-    /// reads more grows its buffer (doubling on each full read, up to 64 KiB) as before.
-    private static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 64 * 1024)
 
     /// Builds each kind of connection pipeline (plain, HTTP/1.1, HTTP/2, TLS) once before any
     /// client arrives. The Swift runtime creates generic type metadata on first use; two event

@@ -84,4 +84,33 @@ final class WebSocketIdleMemoryTests: XCTestCase {
             XCTAssertTrue(guid.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (48...57).contains($0) || (97...102).contains($0) }, guid)
         }
     }
+
+    /// Read buffers start at 256 bytes, double after a full read up to 64 KiB, halve after two
+    /// reads under half down to 64, as NIO's adaptive sizer does, in a value NIO's existential
+    /// holds without a box of its own.
+    func testReadBuffersStartSmallAndAdaptInAValueThatNeedsNoBox() {
+        XCTAssertLessThanOrEqual(MemoryLayout<ReceiveBufferSizes>.size, 3 * MemoryLayout<Int>.size)
+        var sizes = ReceiveBufferSizes()
+        XCTAssertEqual(sizes.nextBufferSize(), 256)
+        XCTAssertEqual(sizes.buffer(allocator: allocator).capacity, 256)
+        var seen: [Int] = []
+        for _ in 0..<12 {
+            let size = sizes.nextBufferSize()!
+            let mayGrow = sizes.record(actualReadBytes: size)
+            XCTAssertEqual(mayGrow, size <= 32 * 1024)
+            seen.append(sizes.nextBufferSize()!)
+        }
+        XCTAssertEqual(seen, [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 65536, 65536, 65536, 65536])
+        seen = []
+        for _ in 0..<24 {
+            let mayGrow = sizes.record(actualReadBytes: 10)
+            XCTAssertFalse(mayGrow)
+            seen.append(sizes.nextBufferSize()!)
+        }
+        XCTAssertEqual(seen.last, 64)
+        XCTAssertEqual(Array(seen.prefix(4)), [65536, 32768, 32768, 16384])
+        let mayGrow = sizes.record(actualReadBytes: 40)
+        XCTAssertFalse(mayGrow)
+        XCTAssertEqual(sizes.nextBufferSize(), 64)
+    }
 }
