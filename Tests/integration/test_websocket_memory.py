@@ -55,8 +55,8 @@ def test_an_idle_websocket_costs_a_few_kib(moonwire, descriptors):
     per_connection, sockets, _ = kib_per_connection(server, 2000)
     try:
         # 6.5 KiB before NIO's first read buffer was made small and the handshake's leftovers
-        # were dropped; the bench measures 3.4 at 10,000 in a release build.
-        assert per_connection < 4.5, f"{per_connection:.2f} KiB per idle WebSocket"
+        # were dropped; the bench measures 4.0 at 10,000 in a release build.
+        assert per_connection < 5, f"{per_connection:.2f} KiB per idle WebSocket"
         sockets[-1].sendall(masked(0x1, b"still there"))
         assert read_frame(sockets[-1]) == (0x81, b"still there")
     finally:
