@@ -11,6 +11,8 @@ final class ConnectionEnvironment {
     let webSockets: WebSocketRegistry
     /// The budget of partial WebSocket messages, one for the whole server.
     let messageBudget: WebSocketMessageBudget
+    /// The WebSocket settings and budget as this loop's connections' state machines share them.
+    let webSocketRules: WebSocketStateMachine.Rules
     let logger: Logger
     let files: StaticFileService
     let dateCache = HTTPDateCache()
@@ -37,6 +39,7 @@ final class ConnectionEnvironment {
         self.http2 = configuration.http2
         self.webSockets = webSockets
         self.messageBudget = messageBudget
+        webSocketRules = WebSocketStateMachine.Rules(settings: webSocket, budget: messageBudget)
         self.logger = logger
         self.files = files
         accessLog = configuration.accessLog.map(AccessLogBuffer.init)

@@ -77,45 +77,88 @@ extension String {
     }
 }
 
-/// Compresses outgoing and inflates incoming messages of one connection.
+/// Compresses outgoing and inflates incoming messages of one connection. Its zlib streams are
+/// made on first use, not with the connection: a deflate stream takes about 260 KiB (of which
+/// zlib clears 64 KiB at once) and an inflate stream 7 KiB plus a 32 KiB window, so an idle
+/// connection that agreed on compression holds none of that. A direction without context
+/// takeover frees its stream after each message (its next message starts from nothing
+/// anyway), so only a connection that keeps a context keeps a stream between messages.
 final class PerMessageDeflate {
     let parameters: PerMessageDeflateParameters
-    private var deflater = z_stream()
-    private var inflater = z_stream()
+    /// Made on first use (see the type's comment); nil between messages without context takeover.
+    private var deflater: UnsafeMutablePointer<z_stream>?
+    private var inflater: UnsafeMutablePointer<z_stream>?
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
 
+    /// Nil for window sizes zlib cannot work with (negotiation offers none).
     init?(_ parameters: PerMessageDeflateParameters) {
+        guard (9...15).contains(parameters.serverMaxWindowBits), (8...15).contains(parameters.clientMaxWindowBits) else { return nil }
         self.parameters = parameters
-        guard mw_deflateInit2(&deflater, 6, -Int32(parameters.serverMaxWindowBits), 8) == Z_OK else { return nil }
-        guard mw_inflateInit2(&inflater, -Int32(max(parameters.clientMaxWindowBits, 9))) == Z_OK else {
-            deflateEnd(&deflater)
-            return nil
-        }
     }
 
     deinit {
-        deflateEnd(&deflater)
-        inflateEnd(&inflater)
+        endDeflater()
+        endInflater()
+    }
+
+    /// Whether a zlib stream is held now, for each direction (tests measure the laziness).
+    var holdsStreams: (deflate: Bool, inflate: Bool) { (deflater != nil, inflater != nil) }
+
+    private func startDeflater() -> UnsafeMutablePointer<z_stream> {
+        if let deflater { return deflater }
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        // Only a failed allocation fails with these parameters; Swift stops on those as well.
+        precondition(mw_deflateInit2(stream, 6, -Int32(parameters.serverMaxWindowBits), 8) == Z_OK, "zlib: out of memory")
+        deflater = stream
+        return stream
+    }
+
+    private func startInflater() -> UnsafeMutablePointer<z_stream>? {
+        if let inflater { return inflater }
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard mw_inflateInit2(stream, -Int32(max(parameters.clientMaxWindowBits, 9))) == Z_OK else {
+            stream.deallocate()
+            return nil
+        }
+        inflater = stream
+        return stream
+    }
+
+    private func endDeflater() {
+        guard let deflater else { return }
+        deflateEnd(deflater)
+        deflater.deallocate()
+        self.deflater = nil
+    }
+
+    private func endInflater() {
+        guard let inflater else { return }
+        inflateEnd(inflater)
+        inflater.deallocate()
+        self.inflater = nil
     }
 
     /// The compressed payload of a whole message (RFC 7692 section 7.2.1).
     func compress(_ message: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let deflater = startDeflater()
         var output = allocator.buffer(capacity: message.readableBytes / 2 + 64)
         message.withUnsafeReadableBytes { input in
-            deflater.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
-            deflater.avail_in = uInt(input.count)
+            deflater.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+            deflater.pointee.avail_in = uInt(input.count)
             repeat {
                 output.reserveCapacity(minimumWritableBytes: 4096)
                 _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: 4096) { target in
-                    deflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
-                    deflater.avail_out = uInt(target.count)
-                    deflate(&deflater, Z_SYNC_FLUSH)
-                    return target.count - Int(deflater.avail_out)
+                    deflater.pointee.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                    deflater.pointee.avail_out = uInt(target.count)
+                    deflate(deflater, Z_SYNC_FLUSH)
+                    return target.count - Int(deflater.pointee.avail_out)
                 }
-            } while deflater.avail_out == 0
+            } while deflater.pointee.avail_out == 0
         }
         if output.readableBytes >= 4 { output.moveWriterIndex(to: output.writerIndex - 4) }
-        if parameters.serverNoContextTakeover { deflateReset(&deflater) }
+        if parameters.serverNoContextTakeover { endDeflater() }
         return output
     }
 
@@ -136,21 +179,26 @@ final class PerMessageDeflate {
     func inflate(_ payload: ByteBuffer, final: Bool, into output: inout ByteBuffer, limit: Int, admit: (_ capacity: Int) -> Bool)
         -> InflateFailure?
     {
-        if let failure = payload.withUnsafeReadableBytes({ feed($0, into: &output, limit: limit, admit: admit) }) {
+        // Out of memory for the stream: refused, as more memory for the output would be.
+        guard let inflater = startInflater() else { return .refused }
+        if let failure = payload.withUnsafeReadableBytes({ feed($0, inflater, into: &output, limit: limit, admit: admit) }) {
             return failure
         }
         guard final else { return nil }
-        if let failure = Self.tail.withUnsafeBytes({ feed($0, into: &output, limit: limit, admit: admit) }) { return failure }
-        if parameters.clientNoContextTakeover { inflateReset(&inflater) }
+        if let failure = Self.tail.withUnsafeBytes({ feed($0, inflater, into: &output, limit: limit, admit: admit) }) {
+            return failure
+        }
+        if parameters.clientNoContextTakeover { endInflater() }
         return nil
     }
 
-    private func feed(_ input: UnsafeRawBufferPointer, into output: inout ByteBuffer, limit: Int, admit: (Int) -> Bool)
-        -> InflateFailure?
-    {
+    private func feed(
+        _ input: UnsafeRawBufferPointer, _ inflater: UnsafeMutablePointer<z_stream>, into output: inout ByteBuffer, limit: Int,
+        admit: (Int) -> Bool
+    ) -> InflateFailure? {
         guard input.count > 0 else { return nil }
-        inflater.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
-        inflater.avail_in = uInt(input.count)
+        inflater.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+        inflater.pointee.avail_in = uInt(input.count)
         var ok = true
         repeat {
             if output.writableBytes < 16384 {
@@ -159,15 +207,15 @@ final class PerMessageDeflate {
                 if output.capacity != capacity, !admit(output.capacity) { return .refused }
             }
             output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { target in
-                inflater.next_out = target.bindMemory(to: Bytef.self).baseAddress
-                inflater.avail_out = uInt(target.count)
-                let status = CZlib.inflate(&inflater, Z_SYNC_FLUSH)
+                inflater.pointee.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                inflater.pointee.avail_out = uInt(target.count)
+                let status = CZlib.inflate(inflater, Z_SYNC_FLUSH)
                 if status != Z_OK && status != Z_BUF_ERROR && status != Z_STREAM_END { ok = false }
-                return target.count - Int(inflater.avail_out)
+                return target.count - Int(inflater.pointee.avail_out)
             }
             guard ok else { return .corrupt }
             if output.readableBytes > limit { return .tooBig }
-        } while inflater.avail_out == 0
+        } while inflater.pointee.avail_out == 0
         return nil
     }
 }

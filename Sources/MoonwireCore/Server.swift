@@ -155,6 +155,7 @@ public final class Server: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: ReceiveBufferSizes())
             .childChannelInitializer { channel in
                 guard let bound = environments[ObjectIdentifier(channel.eventLoop)] else { return channel.close() }
                 @Sendable func admit(_ accepted: Bool) -> EventLoopFuture<Void> {

@@ -13,8 +13,9 @@ public final class WebSocketConnection: Sendable {
     public let subprotocol: String?
     /// Who is connected.
     public let peer: ConnectionInfo
-    /// The headers of the handshake request.
-    public let headers: HTTPHeaders
+    /// The headers of the handshake request (unpacked on each reading; see PackedHeaders).
+    public var headers: HTTPHeaders { handshakeHeaders.headers }
+    private let handshakeHeaders: PackedHeaders
     /// The loop that owns the socket.
     public let eventLoop: EventLoop
     private let handler: NIOLoopBoundBox<WebSocketFrameHandler?>
@@ -24,7 +25,7 @@ public final class WebSocketConnection: Sendable {
         self.guid = Self.makeGUID()
         self.subprotocol = subprotocol
         self.peer = peer
-        self.headers = headers
+        self.handshakeHeaders = PackedHeaders(headers)
         self.eventLoop = eventLoop
         self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
     }
@@ -79,15 +80,30 @@ public final class WebSocketConnection: Sendable {
         eventLoop.execute { box.value?.whenAdded(send.value) }
     }
 
-    /// A random version-4-style UUID string, the id of a channel subscriber.
+    /// A random version-4-style UUID string, the id of a channel subscriber. Written in place,
+    /// so the string is allocated once at its size (every open connection keeps it).
     static func makeGUID() -> String {
         var generator = SystemRandomNumberGenerator()
         let high = generator.next() as UInt64, low = generator.next() as UInt64
-        func hex(_ value: UInt64, _ digits: Int) -> String {
-            let text = String(value, radix: 16)
-            return String(repeating: "0", count: max(0, digits - text.count)) + text
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var index = 0
+            func put(_ value: UInt64, digits: Int, dash: Bool = true) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    let digit = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
+                    buffer[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") - 10 + digit
+                    index += 1
+                }
+                guard dash else { return }
+                buffer[index] = UInt8(ascii: "-")
+                index += 1
+            }
+            put(high >> 32, digits: 8)
+            put(high >> 16, digits: 4)
+            put(high, digits: 4)
+            put(low >> 48, digits: 4)
+            put(low, digits: 12, dash: false)
+            return index
         }
-        return "\(hex(high >> 32, 8))-\(hex((high >> 16) & 0xFFFF, 4))-\(hex(high & 0xFFFF, 4))-\(hex(low >> 48, 4))-\(hex(low & 0xFFFF_FFFF_FFFF, 12))"
     }
 }
 

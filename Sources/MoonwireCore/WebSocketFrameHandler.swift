@@ -24,11 +24,11 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let environment: ConnectionEnvironment
-    private let request: HTTPRequest
     private var context: ChannelHandlerContext?
-    /// The connection as the rest of the server sees it; made with the handler, so it can be
-    /// registered before the 101 goes out (`register`). Nil once the close was reported.
-    private(set) var connection: WebSocketConnection?
+    /// The connection as the rest of the server sees it; made with the handler (it points back
+    /// to it), so it can be registered before the 101 goes out (`register`). The handshake
+    /// request is not kept: the connection has what of it lasts (peer, headers), compactly.
+    private(set) var connection: WebSocketConnection!
     /// What was asked of the connection (a broadcast, a script's send or close) after it was
     /// registered and before the handler joined the pipeline, in order; nil once it joined.
     private var beforeAdded: [(WebSocketFrameHandler) -> Void]? = []
@@ -76,11 +76,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         eventLoop: EventLoop
     ) {
         self.environment = environment
-        self.request = request
         let deflate = deflate.flatMap(PerMessageDeflate.init)
         self.deflate = deflate
-        machine = WebSocketStateMachine(
-            settings: environment.webSocket, deflate: deflate, budget: environment.messageBudget, now: environment.clock.now())
+        machine = WebSocketStateMachine(rules: environment.webSocketRules, deflate: deflate, now: environment.clock.now())
         connection = WebSocketConnection(
             subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self, eventLoop: eventLoop)
     }
@@ -112,7 +110,6 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        machine.allocator = context.channel.allocator
         // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
         // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
         context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in }
@@ -451,7 +448,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         let message = "client does not read fast enough (\(WebSocketCloseCode.policyViolation))"
         environment.logger.warning("websocket send queue full, closing with 1008", metadata: queueMetadata)
         close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
-        let bound = NIOLoopBound((environment.delegate, request.connection), eventLoop: context.eventLoop)
+        let bound = NIOLoopBound((environment.delegate, connection.peer), eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
     }
 
@@ -465,7 +462,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     private var queueMetadata: Logger.Metadata {
-        ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "queued": "\(machine.sendQueue.bytes)"]
+        ["peer": "\(connection.peer.remoteIP):\(connection.peer.remotePort)", "queued": "\(machine.sendQueue.bytes)"]
     }
 
     /// Starts the closing handshake; the TCP connection ends when the client answers, or
@@ -496,8 +493,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         connection?.markClosing()
         environment.logger.warning(
             "websocket protocol error",
-            metadata: ["peer": "\(request.connection.remoteIP):\(request.connection.remotePort)", "error": "\(message) (\(code))"])
-        environment.delegate.protocolError(request.connection, message: "\(message) (\(code))")
+            metadata: ["peer": "\(connection.peer.remoteIP):\(connection.peer.remotePort)", "error": "\(message) (\(code))"])
+        environment.delegate.protocolError(connection.peer, message: "\(message) (\(code))")
         sendClose(WebSocketStateMachine.CloseFrame(code: code, reason: ""))
         reportClosed(code: code, reason: message)
         closeTCP()

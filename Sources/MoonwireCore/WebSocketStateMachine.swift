@@ -53,16 +53,55 @@ struct WebSocketStateMachine {
         case skipped
     }
 
+    /// What every connection of an event loop shares: the settings and the server's budget of
+    /// partial messages, kept once per loop (ConnectionEnvironment) instead of a copy in each
+    /// connection's machine, which an idle connection would hold for nothing.
+    final class Rules {
+        let settings: WebSocketSettings
+        let budget: WebSocketMessageBudget
+        /// Where new messages' buffers come from (NIO's, as every channel's of the server).
+        let allocator = ByteBufferAllocator()
+
+        init(settings: WebSocketSettings, budget: WebSocketMessageBudget) {
+            self.settings = settings
+            self.budget = budget
+        }
+    }
+
     private(set) var phase = Phase.open
-    private let settings: WebSocketSettings
-    private let limits: WebSocketInboundMessage.Limits
-    /// Where new messages' buffers come from (the channel's allocator, once the handler has one).
-    var allocator = ByteBufferAllocator()
+    private let rules: Rules
+    private let deflate: PerMessageDeflate?
+    private var settings: WebSocketSettings { rules.settings }
+    private var limits: WebSocketInboundMessage.Limits {
+        .init(maxSize: settings.maxMessageSize, validateUTF8: settings.validateUTF8, deflate: deflate, budget: rules.budget)
+    }
+    private var allocator: ByteBufferAllocator { rules.allocator }
     private var incoming: Incoming?
-    /// The message being assembled from fragments.
-    private var message: WebSocketInboundMessage?
-    /// The message whose fragment is with the delegate; back in `message` when it returns.
-    private var delivering: WebSocketInboundMessage?
+    /// The message on its way, in one slot for both of its states (each connection holds the
+    /// slot, idle or not).
+    private enum Assembly {
+        /// Its frames are arriving.
+        case arriving(WebSocketInboundMessage)
+        /// Its fragment is with the delegate; arriving again when the delegate returns.
+        case delivering(WebSocketInboundMessage)
+    }
+
+    private var assembly: Assembly?
+    /// The message being assembled from fragments; nil while its fragment is with the delegate.
+    /// Setting nil leaves a message with the delegate alone (see `fragmentDelivered`).
+    private var message: WebSocketInboundMessage? {
+        get {
+            guard case .arriving(let message) = assembly else { return nil }
+            return message
+        }
+        set {
+            if let newValue {
+                assembly = .arriving(newValue)
+            } else if case .arriving = assembly {
+                assembly = nil
+            }
+        }
+    }
     /// When the client last sent a frame, and when a heartbeat ping awaiting its answer went out.
     private var lastHeard: NIODeadline
     private var heartbeatPingSent: NIODeadline?
@@ -71,10 +110,14 @@ struct WebSocketStateMachine {
 
     /// `budget` is the server's, shared by all connections.
     init(settings: WebSocketSettings, deflate: PerMessageDeflate?, budget: WebSocketMessageBudget, now: NIODeadline) {
-        self.settings = settings
-        limits = WebSocketInboundMessage.Limits(
-            maxSize: settings.maxMessageSize, validateUTF8: settings.validateUTF8, deflate: deflate, budget: budget)
-        sendQueue = WebSocketSendQueue(settings: settings)
+        self.init(rules: Rules(settings: settings, budget: budget), deflate: deflate, now: now)
+    }
+
+    /// A machine under a loop's shared `rules`.
+    init(rules: Rules, deflate: PerMessageDeflate?, now: NIODeadline) {
+        self.rules = rules
+        self.deflate = deflate
+        sendQueue = WebSocketSendQueue(settings: rules.settings)
         lastHeard = now
     }
 
@@ -131,7 +174,7 @@ struct WebSocketStateMachine {
         // RSV1 marks a compressed message, on its first frame only, once permessage-deflate is on.
         let compressed = header.rsv1
         let data = header.opcode == .text || header.opcode == .binary
-        guard !header.rsv2, !header.rsv3, !compressed || (limits.deflate != nil && data)
+        guard !header.rsv2, !header.rsv3, !compressed || (deflate != nil && data)
         else { return violation(WebSocketCloseCode.protocolError, "reserved bits set") }
         switch header.opcode {
         case .ping, .pong, .connectionClose:
@@ -153,6 +196,7 @@ struct WebSocketStateMachine {
             incoming = .skipped
             return .none
         }
+        let limits = limits
         if let failure = message?.frameStarted(length: header.length, limits: limits) { return fail(failure) }
         incoming = .data(fin: header.fin, first: header.opcode != .continuation, whole: true)
         return .none
@@ -189,9 +233,8 @@ struct WebSocketStateMachine {
     /// back only now, as the handler always did, so a close the delegate starts meanwhile
     /// does not drop it, and the fragments still on their way are ignored, not failed.
     mutating func fragmentDelivered() {
-        guard let current = delivering else { return }
-        delivering = nil
-        message = current
+        guard case .delivering(let current) = assembly else { return }
+        assembly = .arriving(current)
     }
 
     /// The channel reported an error.
@@ -210,7 +253,7 @@ struct WebSocketStateMachine {
         switch failure {
         case .tooBig: return violation(WebSocketCloseCode.tooBig, "message larger than \(settings.maxMessageSize) bytes")
         case .overBudget:
-            return violation(WebSocketCloseCode.tooBig, "partial messages over the server's budget of \(limits.budget.limit) bytes")
+            return violation(WebSocketCloseCode.tooBig, "partial messages over the server's budget of \(rules.budget.limit) bytes")
         case .corrupt: return violation(WebSocketCloseCode.invalidData, "corrupt compressed message")
         case .invalidUTF8: return violation(WebSocketCloseCode.invalidData, "text message is not valid UTF-8")
         }
@@ -252,7 +295,7 @@ struct WebSocketStateMachine {
             return .deliverMessage(whole, isText: current.isText)
         case .all:
             guard fin else {
-                delivering = current
+                assembly = .delivering(current)
                 return .deliverFragment(frame, isText: current.isText, isFinal: false)
             }
             // A message in one frame is a message, never a fragment.
@@ -261,7 +304,7 @@ struct WebSocketStateMachine {
         case .fragments:
             guard fin else {
                 current.discardFrame()
-                delivering = current
+                assembly = .delivering(current)
                 return .deliverFragment(frame, isText: current.isText, isFinal: false)
             }
             if first { return .deliverMessage(frame, isText: current.isText) }
@@ -347,7 +390,7 @@ struct WebSocketStateMachine {
         guard !sentClose else { return .discard }
         let isMessage = opcode == .text || opcode == .binary
         switch sendQueue.enqueue(size: size, isMessage: isMessage) {
-        case .queued: return .send(compressed: limits.deflate != nil && isMessage && size >= settings.compressionThreshold)
+        case .queued: return .send(compressed: deflate != nil && isMessage && size >= settings.compressionThreshold)
         case .drop: return .drop
         case .closeForBackpressure: return .closeForBackpressure
         }

@@ -15,9 +15,9 @@ def url(server, path="/"):
     return server.url.replace("http://", "ws://") + path
 
 
-def raw_upgrade(server, extra="", receive_buffer=None):
+def raw_upgrade(server, extra="", receive_buffer=None, answer=False):
     """An upgraded raw socket; `receive_buffer` (bytes) is set before connecting, so the window
-    the client offers stays that small."""
+    the client offers stays that small. With `answer`, (socket, the 101's head as bytes)."""
     s = socket.socket()
     s.settimeout(5)
     if receive_buffer:
@@ -31,7 +31,25 @@ def raw_upgrade(server, extra="", receive_buffer=None):
         response += s.recv(4096)
     assert response.startswith(b"HTTP/1.1 101")
     assert response.endswith(b"\r\n\r\n"), "the server spoke before the client"
-    return s
+    return (s, response) if answer else s
+
+
+def read_frame(sock):
+    """One server frame (unmasked, as RFC 6455 requires of servers): (first byte, payload)."""
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            assert chunk, "the server closed the connection"
+            data += chunk
+        return data
+    first, length = exactly(2)
+    length &= 0x7F
+    if length == 126:
+        length = int.from_bytes(exactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(exactly(8), "big")
+    return first, exactly(length)
 
 
 def masked(opcode, payload, fin=True, rsv=0):
