@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from harness import wait_until
+from harness import start_cluster_nodes, wait_until
 from websocket_client import run, url
 
 APP = r"""
@@ -62,13 +62,7 @@ LINKED = "link: connect"
 
 def start_nodes(moonwire, redis, count):
     """`count` nodes on one Redis, each linked (its OnLoadBalancerConnect has run)."""
-    env = {"REDIS_URL": redis.url()}
-    if redis.password:
-        env["REDIS_PASSWORD"] = redis.password
-    nodes = [moonwire(APP, threads=2, env={**env, "NODE": f"node{i}"}) for i in range(count)]
-    for node in nodes:
-        assert node.wait_for_log(LINKED, timeout=10), node.log()[-2000:]
-    return nodes
+    return start_cluster_nodes(moonwire, redis, APP, count, linked=LINKED)
 
 
 def wait_for_subscribers(redis, topic, count):

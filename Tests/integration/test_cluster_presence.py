@@ -9,7 +9,7 @@ import time
 import httpx
 import websockets
 
-from harness import wait_until
+from harness import start_cluster_nodes, wait_until
 from websocket_client import run, url
 
 APP = r"""
@@ -61,10 +61,8 @@ EXPIRY = 6.0
 
 
 def start_nodes(moonwire, redis, count):
-    nodes = [moonwire(APP, env={"REDIS_URL": redis.url(), "NODE": f"node{i}"}) for i in range(count)]
-    for node in nodes:
-        assert node.wait_for_log(LINKED, timeout=10), node.log()[-2000:]
-    return nodes
+    """`count` nodes on one Redis, each linked (its OnLoadBalancerConnect has run)."""
+    return start_cluster_nodes(moonwire, redis, APP, count, linked=LINKED)
 
 
 def presence(node):
