@@ -53,21 +53,6 @@ struct WebSocketStateMachine {
         case skipped
     }
 
-    /// What every connection of an event loop shares: the settings and the server's budget of
-    /// partial messages, kept once per loop (ConnectionEnvironment) instead of a copy in each
-    /// connection's machine, which an idle connection would hold for nothing.
-    final class Rules {
-        let settings: WebSocketSettings
-        let budget: WebSocketMessageBudget
-        /// Where new messages' buffers come from (NIO's, as every channel's of the server).
-        let allocator = ByteBufferAllocator()
-
-        init(settings: WebSocketSettings, budget: WebSocketMessageBudget) {
-            self.settings = settings
-            self.budget = budget
-        }
-    }
-
     private(set) var phase = Phase.open
     private let rules: Rules
     private let deflate: PerMessageDeflate?
@@ -365,14 +350,14 @@ struct WebSocketStateMachine {
         return .due
     }
 
-    /// The delegate was asked about a silent client; true when our ping is to go out, since
-    /// the delegate did not handle the heartbeat itself.
     /// The server held the reading (its delegate was busy) until now: the client's silence
     /// counts from here.
     mutating func heardNow(_ now: NIODeadline) {
         lastHeard = now
     }
 
+    /// The delegate was asked about a silent client; true when our ping is to go out, since
+    /// the delegate did not handle the heartbeat itself.
     mutating func heartbeatDue(handledByDelegate: Bool, now: NIODeadline) -> Bool {
         if handledByDelegate {
             lastHeard = now

@@ -4,10 +4,10 @@ HTTP/1.1) and tls_certs.py (certificates).
 - `moonwire` starts servers for one test, `moonwire_module` servers that a whole test module
   shares; both are factories: moonwire(main="lua source", files={...}) or moonwire(app="events"),
   with the options of harness.Server (www, dev, threads, env). Servers stop at teardown.
-- `redis_server`: a factory of Debian's redis-server on free ports (harness.RedisServer),
+- `redis_server`: a factory of Debian's redis-server on free ports (cluster_servers.RedisServer),
   redis_server(password=None); each stops at teardown.
 - `haproxy`: a factory of Debian's haproxy balancing round robin over servers
-  (harness.HAProxy), haproxy([server, ...]); each stops at teardown.
+  (cluster_servers.HAProxy), haproxy([server, ...]); each stops at teardown.
 - `certs`: the test certificates, made once per test session (per xdist worker).
 
 The suite runs on two xdist workers (`-n 2 --dist loadgroup`, see the Makefile): the tests marked
@@ -20,7 +20,8 @@ import shutil
 
 import pytest
 
-from harness import HAProxy, Launcher, RedisServer
+from cluster_servers import HAProxy, RedisServer
+from harness import Launcher
 from tls_certs import make_certificates
 
 
@@ -43,7 +44,7 @@ def moonwire_module(tmp_path_factory):
 
 @pytest.fixture
 def redis_server():
-    """redis_server(password=None) -> harness.RedisServer, stopped at teardown."""
+    """redis_server(password=None) -> cluster_servers.RedisServer, stopped at teardown."""
     servers = []
 
     def start(password=None):
@@ -57,7 +58,7 @@ def redis_server():
 
 @pytest.fixture
 def haproxy(tmp_path):
-    """haproxy([server, ...]) -> harness.HAProxy in front of those servers, stopped at teardown."""
+    """haproxy([server, ...]) -> cluster_servers.HAProxy in front of those servers, stopped at teardown."""
     proxies = []
 
     def start(servers):

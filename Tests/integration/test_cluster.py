@@ -11,7 +11,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from harness import start_cluster_nodes, wait_until
+from cluster_servers import start_cluster_nodes
+from harness import wait_until
 from websocket_client import run, url
 
 APP = r"""

@@ -9,7 +9,8 @@ import time
 import httpx
 import websockets
 
-from harness import start_cluster_nodes, wait_until
+from cluster_servers import start_cluster_nodes
+from harness import wait_until
 from websocket_client import run, url
 
 APP = r"""

@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 import websockets
 
-from harness import RedisServer, free_port, wait_until
+from cluster_servers import RedisServer
+from harness import free_port, wait_until
 
 APP_DIR = pathlib.Path(__file__).parent / "apps" / "tcp"
 
