@@ -140,9 +140,9 @@ public final class ClusterBus: @unchecked Sendable {
             registry.publish(broadcast.payload, binary: broadcast.binary, to: filter)
         case .write(let guid, let payload, let binary):
             guard let connection = registry.connection(guid) else { return }
-            if binary { connection.send(binary: payload) } else { connection.send(text: payload) }
+            connection.send(payload, binary: binary)
         case .disconnectAll(let code, let reason):
-            for connection in registry.select(.init()) { connection.close(code: code, reason: reason) }
+            registry.closeAll(code: code, reason: reason)
         }
     }
 

@@ -42,6 +42,11 @@ public final class WebSocketConnection: Sendable {
     /// Sends a binary message.
     public func send(binary: ByteBuffer) { onLoop { $0.send(opcode: .binary, binary) } }
 
+    /// Sends a message whose kind the caller was told (a script's `binary` flag, a bus frame).
+    public func send(_ payload: ByteBuffer, binary: Bool) {
+        if binary { send(binary: payload) } else { send(text: payload) }
+    }
+
     /// Sends a ping.
     public func ping(_ data: ByteBuffer = ByteBuffer()) { onLoop { $0.send(opcode: .ping, data) } }
 

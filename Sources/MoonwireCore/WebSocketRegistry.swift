@@ -159,6 +159,11 @@ public final class WebSocketRegistry: Sendable {
         state.withLockedValue { Self.candidates(filter, binary: false, $0) }.compactMap { $0 as? WebSocketConnection }
     }
 
+    /// Closes every WebSocket (disconnect_all, here and from the other nodes).
+    public func closeAll(code: UInt16, reason: String) {
+        for connection in select(.init()) { connection.close(code: code, reason: reason) }
+    }
+
     /// Sends a message to everyone the filter selects, on each one's own loop (by its
     /// FanoutOutbox), and returns how many it was queued to. An event stream gets it as one
     /// `data` event, encoded once.

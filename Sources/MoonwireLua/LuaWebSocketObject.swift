@@ -134,7 +134,7 @@ private func socketSend(_ L: LuaThread, binary: Bool) -> Int32 {
         return 1
     }
     let buffer = L.withBytes(at: 2) { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-    if binary { connection.send(binary: buffer) } else { connection.send(text: buffer) }
+    connection.send(buffer, binary: binary)
     lua_pushboolean(L, 1)
     return 1
 }
