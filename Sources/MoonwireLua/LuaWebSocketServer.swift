@@ -82,7 +82,7 @@ private let luaWrite: LuaFunction = { L in
         lua_pushboolean(L, cluster == nil ? 0 : 1)
         return 1
     }
-    if binary { connection.send(binary: message) } else { connection.send(text: message) }
+    connection.send(message, binary: binary)
     lua_pushboolean(L, 1)
     return 1
 }
@@ -100,7 +100,7 @@ private let luaDisconnectAll: LuaFunction = { L in
     guard let vm = LuaVM.checked(L, LuaAPI.disconnectAll) else { return LuaReturn.raise }
     let code = UInt16(clamping: Int(L.number(at: 1) ?? 1001))
     let reason = L.string(at: 2) ?? ""
-    for connection in vm.runtime.webSockets.select(.init()) { connection.close(code: code, reason: reason) }
+    vm.runtime.webSockets.closeAll(code: code, reason: reason)
     vm.runtime.cluster?.disconnectAll(code: code, reason: reason)
     return 0
 }
@@ -110,17 +110,15 @@ private let luaDisconnectAll: LuaFunction = { L in
 /// on the coroutine for the reply.
 private let luaConnections: LuaFunction = { L in
     let L = L!
-    guard L.type(at: 1) == LUA_TTABLE else {
-        guard L.type(at: 1) == LUA_TNONE || L.type(at: 1) == LUA_TNIL else {
-            return L.raise("moonwire.connections: the options must be a table, got \(L.describe(at: 1))")
-        }
-        guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
-        pushEntries(vm.runtime.webSockets.presenceEntries(), on: L)
-        return 1
+    let cluster: Bool
+    switch L.type(at: 1) {
+    case LUA_TNONE, LUA_TNIL: cluster = false
+    case LUA_TTABLE:
+        L.rawField(1, "cluster")
+        cluster = lua_toboolean(L, -1) != 0
+        mw_pop(L, 1)
+    default: return L.raise("moonwire.connections: the options must be a table, got \(L.describe(at: 1))")
     }
-    L.rawField(1, "cluster")
-    let cluster = lua_toboolean(L, -1) != 0
-    mw_pop(L, 1)
     guard cluster else {
         guard let vm = LuaVM.checked(L, LuaAPI.connections) else { return LuaReturn.raise }
         pushEntries(vm.runtime.webSockets.presenceEntries(), on: L)
@@ -130,7 +128,7 @@ private let luaConnections: LuaFunction = { L in
     let vm = waiter.vm
     // Without a cluster, the node is the cluster: its own list (after a turn of the loop, as
     // a wait would).
-    guard let bus = vm.runtime.cluster, vm.settings.redis != nil, let client = vm.redisClient(L) else {
+    guard let bus = vm.runtime.cluster, let client = vm.loopRedis else {
         let entries = vm.runtime.webSockets.presenceEntries()
         waiter.resume { T in
             pushEntries(entries, on: T)
