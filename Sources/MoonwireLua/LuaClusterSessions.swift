@@ -24,7 +24,7 @@ extension LuaVM {
                     call.session = LuaCallSession(id: session.id, data: session.data)
                     self.runHandler(call)
                 case .success(nil): self.invalidSession(call, presented)
-                case .failure(let error): self.servedWithoutSession(call, error)
+                case .failure(let error): self.servedWithoutSession(call, error.description)
                 }
             }
         }
@@ -42,8 +42,10 @@ extension LuaVM {
                 case .success(nil) where id != nil:
                     self.logger.warning("OnCreateSession returned the id of a live session: a random one is used")
                     self.makeSharedSession(call, id: nil, on: client)
-                case .success(nil): self.makeSharedSession(call, id: nil, on: client)
-                case .failure(let error): self.servedWithoutSession(call, error)
+                case .success(nil):
+                    // A random 128-bit id taken: Redis is not answering as Redis does.
+                    self.servedWithoutSession(call, "redis \(client.endpoint.target): a random session id was taken")
+                case .failure(let error): self.servedWithoutSession(call, error.description)
                 }
             }
         }
@@ -78,8 +80,8 @@ extension LuaVM {
         return fresh
     }
 
-    private func servedWithoutSession(_ call: LuaCall, _ error: RedisClientError) {
-        logger.warning("sessions: \(error): request served without a session")
+    private func servedWithoutSession(_ call: LuaCall, _ reason: String) {
+        logger.warning("sessions: \(reason): request served without a session")
         runHandler(call)
     }
 
