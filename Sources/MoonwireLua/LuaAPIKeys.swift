@@ -1,7 +1,8 @@
 // moonwire.apikeys: add, remove and check on the server's API key store (Core's
-// APIKeyStore), which every event loop shares and which outlives script reloads. Keys reach
-// Swift as bytes and are kept only as their SHA-256 digest; a key's info is a table of plain
-// values (a name, scopes...), copied as moonwire.shared copies values.
+// APIKeyStore), which every event loop shares and which outlives script reloads; with a
+// cluster, on Redis instead (LuaClusterAPIKeys.swift). Keys reach Swift as bytes and are kept
+// only as their SHA-256 digest; a key's info is a table of plain values (a name, scopes...),
+// copied as moonwire.shared copies values.
 import CLua
 import MoonwireCore
 
@@ -48,22 +49,35 @@ private let luaAPIKeysAdd: LuaFunction = { L in
     default:
         return L.raise("moonwire.apikeys.add: info must be a table (name=, ...), got \(L.describe(at: 2))")
     }
-    LuaVM.from(L).runtime.apiKeys.add(key, info: info)
+    let vm = LuaVM.from(L)
+    if let client = vm.loopRedis {
+        vm.addSharedAPIKey(key, info: info, on: client)
+    } else {
+        vm.runtime.apiKeys.add(key, info: info)
+    }
     return 0
 }
 
-/// `moonwire.apikeys.remove(key)`: true when the key was there.
+/// `moonwire.apikeys.remove(key)`: true when the key was there (with a cluster, `nil, err` when
+/// Redis does not answer).
 private let luaAPIKeysRemove: LuaFunction = { L in
     let L = L!
     guard let key = keyArgument(L) else {
         return L.raise("moonwire.apikeys.remove: expected the key (a non-empty string), got \(L.describe(at: 1))")
     }
-    lua_pushboolean(L, LuaVM.from(L).runtime.apiKeys.remove(key) ? 1 : 0)
-    return 1
+    let vm = LuaVM.from(L)
+    guard let client = vm.loopRedis else {
+        lua_pushboolean(L, vm.runtime.apiKeys.remove(key) ? 1 : 0)
+        return 1
+    }
+    return LuaVM.waitForSharedAPIKey(L, LuaAPI.apiKeysRemove) { answer in
+        RedisAPIKeys.remove(APIKeyDigest(of: key), on: client) { result in answer(result.map { .boolean($0) }) }
+    }
 }
 
 /// `moonwire.apikeys.check(key)`: a copy of the key's info, or nil (also for a nil key, so that
-/// `check(req:header("x-api-key"))` needs no test first).
+/// `check(req:header("x-api-key"))` needs no test first; with a cluster, `nil, err` when Redis
+/// does not answer).
 private let luaAPIKeysCheck: LuaFunction = { L in
     let L = L!
     if L.type(at: 1) == LUA_TNIL || L.type(at: 1) == LUA_TNONE {
@@ -73,6 +87,10 @@ private let luaAPIKeysCheck: LuaFunction = { L in
     guard L.type(at: 1) == LUA_TSTRING, let key = L.withBytes(at: 1, { Array($0) }) else {
         return L.raise("moonwire.apikeys.check: expected the key (a string), got \(L.describe(at: 1))")
     }
-    if let info = LuaVM.from(L).runtime.apiKeys.check(key) { pushShared(L, info) } else { lua_pushnil(L) }
-    return 1
+    let vm = LuaVM.from(L)
+    guard let client = vm.loopRedis else {
+        if let info = vm.runtime.apiKeys.check(key) { pushShared(L, info) } else { lua_pushnil(L) }
+        return 1
+    }
+    return LuaVM.waitForSharedAPIKey(L, LuaAPI.apiKeysCheck) { answer in RedisAPIKeys.check(APIKeyDigest(of: key), on: client, completion: answer) }
 }

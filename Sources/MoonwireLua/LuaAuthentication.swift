@@ -27,13 +27,27 @@ extension LuaVM {
     func authenticate(_ call: LuaCall) {
         guard requiresAuthentication(call) else { return admit(call) }
         let rules = authentication
-        if let key = presentedAPIKey(call.request, rules), let info = runtime.apiKeys.check(key) {
-            if case .table(let fields) = info, case .string(let name)? = fields[.string(Array("name".utf8))] {
-                call.user = String(decoding: name, as: UTF8.self)
-            }
-            call.apiKey = info
-            return admit(call)
+        if let key = presentedAPIKey(call.request, rules) {
+            if let client = loopRedis { return checkSharedAPIKey(call, key, on: client) }
+            if let info = runtime.apiKeys.check(key) { return admitKey(call, info) }
         }
+        authorize(call)
+    }
+
+    /// Admits a call whose API key is in the store, with its info as req.api_key and the
+    /// info's `name` as req.user.
+    func admitKey(_ call: LuaCall, _ info: SharedValue) {
+        if case .table(let fields) = info, case .string(let name)? = fields[.string(Array("name".utf8))] {
+            call.user = String(decoding: name, as: UTF8.self)
+        }
+        call.apiKey = info
+        admit(call)
+    }
+
+    /// The Authorization field's turn (no API key admitted the call): runs the hook its scheme
+    /// calls for, or refuses.
+    func authorize(_ call: LuaCall) {
+        let rules = authentication
         guard let field = call.request.headers.first(name: "authorization"), let authorization = HTTPAuthorization(field) else {
             return refuse(call)
         }
@@ -121,16 +135,17 @@ extension LuaVM {
     }
 
     /// Goes on past authentication: the handlers of a request, OnHandshake of an upgrade.
-    private func admit(_ call: LuaCall) {
+    func admit(_ call: LuaCall) {
         call.flow == .handshake ? runHandshakeHook(call) : runHandler(call)
     }
 
     /// Answers 401 (with the Basic challenge when Basic is on); no handler runs.
-    private func refuse(_ call: LuaCall) {
+    func refuse(_ call: LuaCall, with answer: HTTPResponse? = nil) {
+        let answer = answer ?? authentication.refusal
         if call.flow == .handshake {
-            call.handshake?.succeed(.refuse(authentication.refusal))
+            call.handshake?.succeed(.refuse(answer))
         } else {
-            call.responder.respond(authentication.refusal)
+            call.responder.respond(answer)
         }
         end(call)
     }

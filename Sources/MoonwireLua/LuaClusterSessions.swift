@@ -89,7 +89,7 @@ extension LuaVM {
     /// still the same live call, and nothing when it ended meanwhile. An answer that comes at
     /// once (Redis known to be down) runs on the next turn of the loop, after the stage that
     /// asked has returned.
-    private func resumer(_ call: LuaCall) -> (@escaping (LuaCall) -> Void) -> Void {
+    func resumer(_ call: LuaCall) -> (@escaping (LuaCall) -> Void) -> Void {
         let id = call.id
         return { [weak self] step in
             self?.eventLoop?.assumeIsolated().execute { [weak self] in

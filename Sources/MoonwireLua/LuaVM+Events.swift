@@ -37,7 +37,9 @@ extension LuaVM {
     /// the cluster's link to Redis changed (once per node, on the primary loop); each may wait.
     func clusterLink(_ event: ClusterLinkEvent) {
         switch event {
-        case .connected: startEvent(.onLoadBalancerConnect, events.onLoadBalancerConnect) { _ in 0 }
+        case .connected:
+            restoreScriptAPIKeys()
+            startEvent(.onLoadBalancerConnect, events.onLoadBalancerConnect) { _ in 0 }
         case .disconnected: startEvent(.onLoadBalancerDisconnect, events.onLoadBalancerDisconnect) { _ in 0 }
         case .error(let message):
             startEvent(.onLoadBalancerError, events.onLoadBalancerError) { T in

@@ -42,6 +42,8 @@ public final class LuaVM {
     var outboundPool: OutboundHTTP1Pool?
     /// This VM's connection to Redis (moonwire.redis), made on the first call.
     var redis: RedisClient?
+    /// The API keys the scripts added while they loaded, with a cluster (LuaClusterAPIKeys).
+    var scriptAPIKeys: [APIKeyDigest: SharedValue] = [:]
     /// See `LuaRecentPooledRequest`.
     var recentPooledRequest = LuaRecentPooledRequest()
     /// The handler timeouts of the calls that wait.

@@ -172,20 +172,40 @@ private func socketChannel(_ L: LuaThread, join: Bool) -> Int32 {
 
 /// `ws.session`: the session of the connection's handshake (its cookie), as `{id=, data=}`,
 /// read from the store at each access; nil without one. Reading it keeps the session alive.
-/// With a cluster the sessions are in Redis, which a field cannot wait for: it raises.
+/// With a cluster the sessions are in Redis: the field waits for Redis' answer (and is nil,
+/// with a log line, when Redis does not answer).
 private func socketSession(_ L: LuaThread) -> Int32 {
     guard let (_, connection) = socket(L, LuaAPI.socketSession) else { return LuaReturn.raise }
     let vm = LuaVM.from(L)
-    if vm.sessions.enabled, vm.sharedSessions != nil {
-        return L.raise("ws.session is not available with a cluster: the sessions are in Redis, which a field cannot wait for")
+    guard vm.sessions.enabled, let connection, let id = SessionCookie.value(named: vm.sessions.cookie, in: connection.headers) else {
+        lua_pushnil(L)
+        return 1
     }
-    guard vm.sessions.enabled, let connection,
-        let id = SessionCookie.value(named: vm.sessions.cookie, in: connection.headers),
-        let session = vm.runtime.sessions.touch(id, timeout: vm.sessions.timeout)
-    else {
+    if let client = vm.sharedSessions { return sharedSocketSession(L, id, on: client) }
+    guard let session = vm.runtime.sessions.touch(id, timeout: vm.sessions.timeout) else {
         lua_pushnil(L)
         return 1
     }
     pushSessionSnapshot(L, id: session.id, data: session.data)
     return 1
+}
+
+/// `ws.session` with a cluster: suspends the event until Redis has found the session.
+private func sharedSocketSession(_ L: LuaThread, _ id: String, on client: RedisClient) -> Int32 {
+    let vm = LuaVM.from(L)
+    guard let waiter = LuaVM.waiter(L, LuaAPI.socketSession) else { return LuaReturn.raise }
+    let logger = vm.logger
+    RedisSessions.find(id, timeout: vm.sessions.timeout, on: client) { result in
+        waiter.resume { T in
+            switch result {
+            case .success(let session?): pushSessionSnapshot(T, id: session.id, data: session.data)
+            case .success(nil): lua_pushnil(T)
+            case .failure(let error):
+                logger.warning("ws.session: \(error.description): nil")
+                lua_pushnil(T)
+            }
+            return 1
+        }
+    }
+    return LuaReturn.yield
 }

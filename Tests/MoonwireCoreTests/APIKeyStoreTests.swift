@@ -75,4 +75,13 @@ final class APIKeyStoreTests: XCTestCase {
         }
         XCTAssertEqual(store.check(Array("t7-499".utf8)), .integer(499))
     }
+
+    /// Redis names a cluster's keys by this text: it must be the SHA-256 of the key as every
+    /// tool prints it (FIPS 180-2's test vector), whatever the host's byte order.
+    func testTheHexadecimalDigestIsTheStandardOne() {
+        XCTAssertEqual(
+            APIKeyDigest(of: Array("abc".utf8)).hexadecimal,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(APIKeyDigest(digest: [UInt8](repeating: 0, count: 31) + [1]).hexadecimal, String(repeating: "0", count: 63) + "1")
+    }
 }

@@ -3,7 +3,9 @@ docs/authentication.md, "Sessions"): a rate limit's bucket spent by requests spr
 nodes, the fallback to each node's own buckets while Redis is down (and back to the shared one
 after), bad arguments and a context that cannot wait; a session made on one node and used,
 regenerated and destroyed on the other, an id OnCreateSession chose, its expiry in Redis, Redis
-down, and ws.session refusing (a field cannot wait for Redis)."""
+down, and ws.session waiting for Redis; API keys added, checked and removed on any node, kept in
+Redis as digests only, and a key that cannot be checked while Redis is down (503)."""
+import hashlib
 import time
 import uuid
 
@@ -150,8 +152,8 @@ moonwire.get("/count", function(req, res)
   res:json{node = os.getenv("NODE"), id = s.id, n = s.data.n, seen = s.data.seen, bytes = #s.data.bytes}
 end)
 function OnMessage(ws, text)
-  local ok, err = pcall(function() return ws.session end)
-  ws:send(tostring(ok) .. " " .. tostring(err))
+  local s = ws.session
+  ws:send(s and (s.id .. " n=" .. s.data.n) or "none")
 end
 moonwire.get("/destroy", function(req, res) req.session:destroy(); res:send("bye") end)
 moonwire.get("/regenerate", function(req, res) res:send(req.session:regenerate()) end)
@@ -257,16 +259,92 @@ def test_redis_down_serves_requests_without_a_session(moonwire, redis_server):
     assert wait_until(lambda: count(a)[0].get("n") == 1, timeout=15), "sessions again once Redis is back"
 
 
-def test_ws_session_raises_with_a_cluster(moonwire, redis_server):
+def test_ws_session_waits_for_redis_on_another_node(moonwire, redis_server):
     redis = redis_server()
-    a, _ = session_nodes(moonwire, redis)
+    a, b = session_nodes(moonwire, redis)
     made, _ = count(a)
+    count(a, made["id"])
 
-    async def scenario():
-        headers = {"Cookie": f"MWSESSID={made['id']}"}
-        async with websockets.connect(url(a), additional_headers=headers) as ws:
+    async def scenario(cookie):
+        headers = {"Cookie": f"MWSESSID={cookie}"} if cookie else {}
+        async with websockets.connect(url(b), additional_headers=headers) as ws:
             await ws.send("session?")
             return await ws.recv()
 
-    answer = run(scenario())
-    assert answer.startswith("false ") and "ws.session is not available with a cluster" in answer, answer
+    assert run(scenario(made["id"])) == f"{made['id']} n=2"
+    assert run(scenario(None)) == "none"
+    assert run(scenario("not-a-session")) == "none"
+
+
+APIKEYS = r"""
+moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
+                            password = os.getenv("REDIS_PASSWORD")},
+                 authentication = {enabled = true, except = {"/keys", "/check"}, api_keys = {header = "X-API-Key"}}}
+function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
+moonwire.apikeys.add("boot-key", {name = "boot", scopes = {"read"}})
+
+moonwire.get("/whoami", function(req, res)
+  moonwire.log.info("handler ran")
+  res:json{node = os.getenv("NODE"), user = req.user, scopes = req.api_key.scopes}
+end)
+moonwire.post("/keys", function(req, res)
+  moonwire.apikeys.add(req.query.key, {name = req.query.name})
+  res:send("added")
+end)
+moonwire.delete("/keys", function(req, res)
+  local removed, err = moonwire.apikeys.remove(req.query.key)
+  res:json{removed = removed, err = err}
+end)
+moonwire.get("/check", function(req, res)
+  local info, err = moonwire.apikeys.check(req.query.key)
+  res:json{name = info and info.name, err = err}
+end)
+"""
+
+
+def whoami(node, key):
+    return node.get("/whoami", headers={"X-API-Key": key})
+
+
+def test_a_key_added_at_load_admits_on_every_node_and_redis_holds_its_digest(moonwire, redis_server):
+    redis = redis_server()
+    nodes = start_cluster_nodes(moonwire, redis, APIKEYS, 2)
+    for node in nodes:
+        reply = whoami(node, "boot-key")
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["user"] == "boot" and reply.json()["scopes"] == ["read"]
+        assert whoami(node, "boot-kez").status_code == 401
+        assert node.get("/whoami").status_code == 401
+    digest = hashlib.sha256(b"boot-key").hexdigest()
+    assert redis.command("HKEYS", "moonwire:apikeys") == [digest.encode()]
+    assert b"boot-key" not in redis.command("HGET", "moonwire:apikeys", digest)
+
+
+def test_a_key_added_on_one_node_is_checked_and_removed_on_the_other(moonwire, redis_server):
+    redis = redis_server()
+    a, b = start_cluster_nodes(moonwire, redis, APIKEYS, 2)
+    assert whoami(b, "fresh-key").status_code == 401
+    assert a.request("POST", "/keys?key=fresh-key&name=robot").text == "added"
+    assert wait_until(lambda: whoami(b, "fresh-key").status_code == 200, timeout=2)
+    assert whoami(b, "fresh-key").json()["user"] == "robot"
+    assert b.get("/check?key=fresh-key").json() == {"name": "robot"}
+    assert b.request("DELETE", "/keys?key=fresh-key").json() == {"removed": True}
+    assert b.request("DELETE", "/keys?key=fresh-key").json() == {"removed": False}
+    assert whoami(a, "fresh-key").status_code == 401, "removed on b, refused on a at once"
+    assert a.get("/check?key=fresh-key").json() == {}
+
+
+def test_a_key_that_cannot_be_checked_while_redis_is_down_gets_503(moonwire, redis_server):
+    redis = redis_server()
+    a, _ = start_cluster_nodes(moonwire, redis, APIKEYS, 2)
+    assert whoami(a, "boot-key").status_code == 200
+    redis.stop(kill=True)
+    mark = a.log_mark()
+    assert whoami(a, "boot-key").status_code == 503
+    assert a.wait_for_log("the API key could not be checked (503)", since=mark)
+    assert a.get("/whoami").status_code == 401, "no key: refused as before"
+    assert "handler ran" not in a.log_since(mark)
+    failure = a.get("/check?key=boot-key").json()
+    assert "name" not in failure and failure["err"].startswith("redis ")
+    redis.start()
+    assert wait_until(lambda: whoami(a, "boot-key").status_code == 200, timeout=15), "admitted once Redis is back"
