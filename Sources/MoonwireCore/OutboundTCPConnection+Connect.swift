@@ -83,7 +83,7 @@ extension OutboundTCPConnection {
 
     /// BoringSSL's reason ("CERTIFICATE_VERIFY_FAILED") out of NIOSSL's description of a
     /// handshake error, which also carries codes and a source path; other errors as they are.
-    private static func tlsReason(_ description: String) -> String {
+    static func tlsReason(_ description: String) -> String {
         if description.contains("EOF during handshake") { return "the peer closed the connection during the handshake" }
         guard let start = description.firstRange(of: "OPENSSL_internal:") else { return description }
         return String(description[start.upperBound...].prefix { $0 != " " && $0 != "]" })

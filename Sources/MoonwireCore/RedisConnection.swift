@@ -3,6 +3,7 @@
 // replies after them could not be matched to their commands.
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One Redis connection's inbound side. Confined to its channel's loop.
 final class RedisConnection: ChannelInboundHandler {
@@ -36,7 +37,9 @@ final class RedisConnection: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if closeReason == nil { closeReason = "\(error)" }
+        if closeReason == nil {
+            closeReason = error is NIOSSLError ? "TLS: \(OutboundTCPConnection.tlsReason("\(error)"))" : "\(error)"
+        }
         context.close(promise: nil)
     }
 
@@ -61,11 +64,25 @@ extension RedisConnection {
         _ endpoint: RedisEndpoint, on eventLoop: EventLoop,
         completion: @escaping (Result<(RedisConnection, Channel), RedisClientError>) -> Void
     ) {
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try endpoint.tls?.context()
+        } catch {
+            let store = endpoint.tls?.caFile.map { "tls.ca \($0)" } ?? "the trust store"
+            return completion(.failure(RedisClientError(description: "redis \(endpoint.target): TLS: \(store): \(error)")))
+        }
+        let serverName = endpoint.tls.map { $0.serverName ?? endpoint.host }.flatMap {
+            OutboundTCPConnection.isIPAddress($0) ? nil : $0
+        }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(endpoint.timeout * 1e9)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RedisConnection()) }
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let sslContext { try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName)) }
+                    try pipeline.addHandler(RedisConnection())
+                }
             }
             .connect(host: endpoint.host, port: endpoint.port)
             .assumeIsolated()

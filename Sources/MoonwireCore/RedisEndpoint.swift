@@ -1,5 +1,6 @@
 // Where Redis is: `redis://[user:password@]host[:port][/db]`, as redis-cli and the other
-// clients write it, plus a password given on its own (so it need not sit in the URL).
+// clients write it (`rediss://` for TLS), plus a password given on its own (so it need not sit
+// in the URL) and how TLS checks the server.
 /// The Redis server a node talks to, and how it introduces itself.
 public struct RedisEndpoint: Equatable, Sendable {
     public var host: String
@@ -12,14 +13,20 @@ public struct RedisEndpoint: Equatable, Sendable {
     public var password: String?
     /// How long a connect, and each reply, may take before the call fails.
     public var timeout: Double = 5
+    /// TLS to Redis (`rediss://`, or `cluster.tls`); nil is plain TCP. Verified by default.
+    public var tls: OutboundTLS?
 
-    /// Parses a `redis://` URL; throws a message for anything else.
+    /// Parses a `redis://` or `rediss://` URL; throws a message for anything else.
     public init(url: String) throws(RedisEndpointError) {
-        guard url.hasPrefix("redis://") else {
-            if url.hasPrefix("rediss://") { throw RedisEndpointError("rediss:// (TLS to Redis) is not built yet") }
-            throw RedisEndpointError("expected redis://host[:port][/db], got \"\(url)\"")
+        var rest: Substring
+        if url.hasPrefix("redis://") {
+            rest = url.dropFirst("redis://".count)
+        } else if url.hasPrefix("rediss://") {
+            rest = url.dropFirst("rediss://".count)
+            tls = OutboundTLS()
+        } else {
+            throw RedisEndpointError("expected redis://host[:port][/db] or rediss://..., got \"\(url)\"")
         }
-        var rest = Substring(url.dropFirst("redis://".count))
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]

@@ -202,17 +202,6 @@ struct LuaProxyOptions {
             return nil
         }
         defer { mw_pop(L, 1) }
-        guard L.type(at: -1) == LUA_TTABLE else { return "tls must be a table {verify=, ca=, server_name=}" }
-        if let error = LuaSettingKeys.unknownKey(L, at: -1, known: ["verify", "ca", "server_name"], path: "tls.") { return error }
-        if L.rawField(-1, "verify") != LUA_TNIL { tls.verify = lua_toboolean(L, -1) != 0 }
-        mw_pop(L, 1)
-        for (key, keyPath) in [("ca", \OutboundTLS.caFile), ("server_name", \.serverName)] {
-            L.rawField(-1, key)
-            defer { mw_pop(L, 1) }
-            guard L.type(at: -1) != LUA_TNIL else { continue }
-            guard L.type(at: -1) == LUA_TSTRING, let text = L.string(at: -1) else { return "tls.\(key) must be a string" }
-            tls[keyPath: keyPath] = text
-        }
-        return nil
+        return readOutboundTLS(L, into: &tls, path: "tls.")
     }
 }

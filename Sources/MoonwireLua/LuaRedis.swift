@@ -119,16 +119,12 @@ func pushRedisReply(_ reply: RedisReply, on T: LuaThread, depth: Int = 0) -> Int
     return 1
 }
 
-/// Reads moonwire.options{cluster = {redis =, node =, password =}} on top of the stack;
+/// Reads moonwire.options{cluster = {redis =, node =, password =, tls =}} on top of the stack;
 /// returns an error message for a bad value.
 func readCluster(_ L: LuaThread, into settings: inout ScriptSettings) -> String? {
-    if let error = LuaSettingKeys.unknownKey(
-        L, at: -1, known: LuaSettingKeys.cluster, path: "cluster.", notBuilt: LuaSettingKeys.clusterNotBuilt)
-    {
-        return error
-    }
+    if let error = LuaSettingKeys.unknownKey(L, at: -1, known: LuaSettingKeys.cluster, path: "cluster.") { return error }
     var values: [String: String] = [:]
-    for key in LuaSettingKeys.cluster {
+    for key in LuaSettingKeys.cluster where key != "tls" {
         defer { mw_pop(L, 1) }
         guard L.rawField(-1, key) != LUA_TNIL else { continue }
         guard L.type(at: -1) == LUA_TSTRING, let value = L.string(at: -1), !value.isEmpty else {
@@ -140,6 +136,15 @@ func readCluster(_ L: LuaThread, into settings: inout ScriptSettings) -> String?
     do {
         var endpoint = try RedisEndpoint(url: url)
         if let password = values["password"] { endpoint.password = password }
+        if L.rawField(-1, "tls") != LUA_TNIL {
+            var tls = endpoint.tls ?? OutboundTLS()
+            if let error = readOutboundTLS(L, into: &tls, path: "cluster.tls.") {
+                mw_pop(L, 1)
+                return error
+            }
+            endpoint.tls = tls
+        }
+        mw_pop(L, 1)
         settings.redis = endpoint
     } catch {
         return "cluster.redis: \(error)"

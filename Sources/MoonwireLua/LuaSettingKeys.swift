@@ -14,9 +14,8 @@ enum LuaSettingKeys {
     static let accessLog = ["path", "format"]
     static let metrics = ["path"]
     static let dashboard = ["path"]
-    static let cluster = ["redis", "node", "password"]
-    /// Options the Lua API names that the server does not have yet.
-    static let clusterNotBuilt = ["tls"]
+    static let cluster = ["redis", "node", "password", "tls"]
+    static let outboundTLS = ["verify", "ca", "server_name"]
     static let limits = [
         "max_header_size", "max_body_size", "header_timeout", "min_body_rate", "keepalive_timeout", "send_timeout",
         "instructions", "memory", "handler_timeout",
@@ -43,9 +42,7 @@ enum LuaSettingKeys {
 
     /// Nil when every key of the table at `index` is one of `known`; otherwise why not, with
     /// the key's path (`limits.memroy`) and the keys the table takes.
-    static func unknownKey(_ L: LuaThread, at index: Int32, known: [String], path: String = "", notBuilt: [String] = [])
-        -> String?
-    {
+    static func unknownKey(_ L: LuaThread, at index: Int32, known: [String], path: String = "") -> String? {
         let table = lua_absindex(L, index)
         lua_pushnil(L)
         while lua_next(L, table) != 0 {
@@ -57,7 +54,6 @@ enum LuaSettingKeys {
             }
             if known.contains(key) { continue }
             mw_pop(L, 1)
-            if notBuilt.contains(key) { return "\(path)\(key) is not built yet (it would be ignored, so it is refused)" }
             return "unknown option \(path)\(key) (\(path.isEmpty ? "options are" : "\(path.dropLast()) takes") \(known.joined(separator: ", ")))"
         }
         return nil

@@ -66,7 +66,11 @@ final class RedisProtocolTests: XCTestCase {
         XCTAssertEqual(full.handshake, [["AUTH", "alice", "p@ss"], ["SELECT", "3"]])
         XCTAssertEqual(try RedisEndpoint(url: "redis://:secret@[::1]:7000/0").handshake, [["AUTH", "secret"]])
         XCTAssertEqual(try RedisEndpoint(url: "redis://[::1]:7000").target, "[::1]:7000")
-        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "rediss://h"] {
+        XCTAssertNil(plain.tls)
+        let secure = try RedisEndpoint(url: "rediss://:pw@redis.example:6380/1")
+        XCTAssertEqual(secure.tls, OutboundTLS(verify: true))
+        XCTAssertEqual([secure.host, "\(secure.port)", "\(secure.database)"], ["redis.example", "6380", "1"])
+        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "rediss://", "redis:/h", "rediss:h"] {
             XCTAssertThrowsError(try RedisEndpoint(url: bad), bad)
         }
     }

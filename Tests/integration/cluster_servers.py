@@ -34,25 +34,34 @@ def _resp_reply(reader):
 class RedisServer:
     """Debian's redis-server on a free loopback port, without persistence: `stop()` ends it
     (SIGKILL with kill=True), `start()` starts it again on the same port, with the same
-    password (requirepass) when one was given."""
+    password (requirepass) when one was given. With `tls` (a tls_certs.Pair), it also takes
+    TLS connections on a port of their own (`tls_url()`); `command()` stays on plain TCP."""
 
-    def __init__(self, password=None):
+    def __init__(self, password=None, tls=None):
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             pytest.skip("redis-server is not installed (Tests/tools/setup.sh installs it)")
         self.port = free_port()
         self.password = password
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.process = None
         self.start()
 
     def url(self, db=0):
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    def tls_url(self, db=0):
+        return f"rediss://127.0.0.1:{self.tls_port}/{db}"
+
     def start(self):
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args += ["--tls-port", str(self.tls_port), "--tls-cert-file", str(self.tls.cert),
+                     "--tls-key-file", str(self.tls.key), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         assert wait_until(self._answers, timeout=10), "redis-server did not start"
 
@@ -143,11 +152,11 @@ backend nodes
         self._log.close()
 
 
-def start_cluster_nodes(moonwire, redis, app, count, linked="link: connect", threads=2):
+def start_cluster_nodes(moonwire, redis, app, count, linked="link: connect", threads=2, env=None):
     """`count` nodes running `app` on one Redis, each linked (its log shows `linked`, which
     the app's OnLoadBalancerConnect writes). The app reads REDIS_URL, REDIS_PASSWORD and NODE
-    (node0, node1, ...) from its environment."""
-    env = {"REDIS_URL": redis.url()}
+    (node0, node1, ...) from its environment; `env` adds to it (or sets another REDIS_URL)."""
+    env = {"REDIS_URL": redis.url(), **(env or {})}
     if redis.password:
         env["REDIS_PASSWORD"] = redis.password
     nodes = [moonwire(app, threads=threads, env={**env, "NODE": f"node{i}"}) for i in range(count)]

@@ -44,11 +44,11 @@ def moonwire_module(tmp_path_factory):
 
 @pytest.fixture
 def redis_server():
-    """redis_server(password=None) -> cluster_servers.RedisServer, stopped at teardown."""
+    """redis_server(password=None, tls=None) -> cluster_servers.RedisServer, stopped at teardown."""
     servers = []
 
-    def start(password=None):
-        servers.append(RedisServer(password))
+    def start(password=None, tls=None):
+        servers.append(RedisServer(password, tls))
         return servers[-1]
 
     yield start

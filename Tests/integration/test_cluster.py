@@ -2,7 +2,8 @@
 members sit on three nodes, exclude and protocol across nodes, event streams, moonwire.write
 to a GUID on another node, disconnect_all on every node, Redis stopped and started again (the
 link events, local traffic meanwhile, cross-node traffic after the resubscribe), and garbage
-PUBLISHed straight on the bus."""
+PUBLISHed straight on the bus; Redis over TLS (rediss://), verified against a CA, and a node
+that does not trust Redis' certificate."""
 import asyncio
 import signal
 
@@ -17,7 +18,8 @@ from websocket_client import run, url
 
 APP = r"""
 moonwire.options{cluster = {redis = os.getenv("REDIS_URL"), node = os.getenv("NODE"),
-                            password = os.getenv("REDIS_PASSWORD")}}
+                            password = os.getenv("REDIS_PASSWORD"),
+                            tls = os.getenv("REDIS_CA") and {ca = os.getenv("REDIS_CA")}}}
 
 function OnLoadBalancerConnect() moonwire.log.info("link: connect") end
 function OnLoadBalancerDisconnect() moonwire.log.info("link: disconnect") end
@@ -178,6 +180,26 @@ def test_a_redis_with_a_password(moonwire, redis_server):
             await alone.send("all only here")              # the node without a link serves its own
             assert await alone.recv() == "only here" and await alone.recv() == "sent 1"
             await nothing_more(a, b)
+    run(scenario())
+
+
+def test_redis_over_tls_verified_against_a_ca(moonwire, redis_server, certs):
+    redis = redis_server(password="s3cret", tls=certs.localhost)
+    nodes = start_cluster_nodes(moonwire, redis, APP, 2, linked=LINKED,
+                                env={"REDIS_URL": redis.tls_url(), "REDIS_CA": str(certs.ca)})
+    untrusting = moonwire(APP, env={"REDIS_URL": redis.tls_url(), "REDIS_PASSWORD": "s3cret", "NODE": "wary",
+                                    "REDIS_CA": str(certs.untrusted_ca)})
+    assert untrusting.wait_for_log("link: error redis 127.0.0.1:", timeout=10)
+    assert "TLS: CERTIFICATE_VERIFY_FAILED" in untrusting.log(), untrusting.log()[-2000:]
+    assert LINKED not in untrusting.log()
+
+    async def scenario():
+        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
+            await join(b, "room")
+            wait_for_subscribers(redis, "moonwire:0:channel:room", 1)
+            await a.send("say room over tls")
+            assert await a.recv() == "sent 0"
+            assert await b.recv() == "over tls"
     run(scenario())
 
 

@@ -262,8 +262,10 @@ def test_cluster_options_are_checked(tmp_path):
         return run_cli("check", "--scripts", tmp_path)
 
     assert check('{redis = "redis://127.0.0.1:6379/0", node = "a", password = "p"}').returncode == 0
+    assert check('{redis = "rediss://127.0.0.1:6379/0", tls = {ca = "ca.pem", server_name = "redis"}}').returncode == 0
     for options, message in [
-        ('{redis = "redis://127.0.0.1:6379/0", tls = true}', "cluster.tls is not built yet"),
+        ('{redis = "redis://127.0.0.1:6379/0", tls = true}', "cluster.tls must be a table"),
+        ('{redis = "rediss://127.0.0.1:6379/0", tls = {verify = false, cert = "x"}}', "unknown option cluster.tls.cert"),
         ('{redis = "redis://127.0.0.1:6379/0", nodes = 1}', "unknown option cluster.nodes"),
         ('{node = "a"}', "cluster.redis is required"),
         ('{redis = "http://x"}', "cluster.redis: expected redis://host[:port][/db]"),
