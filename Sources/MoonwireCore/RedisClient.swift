@@ -2,7 +2,8 @@
 // (each command is written at once; replies come back in the order the commands went out).
 // It connects on the first call, sends AUTH and SELECT first, and after a failure waits with
 // a doubling back-off (RedisClientStateMachine) during which calls fail at once, so a Redis
-// that is down costs a request nothing but an error value.
+// that is down costs a request nothing but an error value. The commands awaiting replies are
+// capped in bytes, so a Redis that stops reading holds at most that much of a node's memory.
 import Logging
 import NIOCore
 
@@ -14,6 +15,11 @@ public struct RedisClientError: Error, Sendable, CustomStringConvertible {
 
 /// One pipelined connection to Redis, confined to `eventLoop`.
 public final class RedisClient {
+    /// The bytes of commands written or queued whose replies have not come, past which a call
+    /// fails at once: a Redis that does not read would otherwise have the node buffer every
+    /// command until the reply timeout.
+    public static let maximumPendingBytes = 32 << 20
+
     public let endpoint: RedisEndpoint
     public let eventLoop: EventLoop
     private let logger: Logger
@@ -26,6 +32,9 @@ public final class RedisClient {
     private var queuedCommands: [Int: ByteBuffer] = [:]
     private var nextID = 0
     private var isClosed = false
+    /// See `maximumPendingBytes`: the size of each call's command, and their sum.
+    private var commandSizes: [Int: Int] = [:]
+    private var pendingBytes = 0
 
     public init(endpoint: RedisEndpoint, eventLoop: EventLoop, logger: Logger) {
         self.endpoint = endpoint
@@ -50,6 +59,11 @@ public final class RedisClient {
         let id = nextID
         var bytes = ByteBuffer()
         RedisCommand.format(arguments, into: &bytes)
+        guard pendingBytes + bytes.readableBytes <= Self.maximumPendingBytes else {
+            let mebibytes = Self.maximumPendingBytes >> 20
+            completion(.failure(RedisClientError(description: "redis \(endpoint.target): \(mebibytes) MiB of commands await replies: refused")))
+            return {}
+        }
         let submission = state.submit(id: id, now: .now())
         if case .fail(let message) = submission {
             completion(.failure(RedisClientError(description: "redis \(endpoint.target): \(message)")))
@@ -58,6 +72,8 @@ public final class RedisClient {
         // Registered before anything is written or connected, so an answer that comes at once
         // finds its call.
         completions[id] = completion
+        commandSizes[id] = bytes.readableBytes
+        pendingBytes += bytes.readableBytes
         timeouts[id] = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.timedOut(id) }
         switch submission {
         case .send: connection?.write(bytes)
@@ -83,6 +99,7 @@ public final class RedisClient {
     /// Removes and returns call `id`'s completion.
     private func finish(_ id: Int) -> ((Result<RedisReply, RedisClientError>) -> Void)? {
         timeouts.removeValue(forKey: id)?.cancel()
+        if let size = commandSizes.removeValue(forKey: id) { pendingBytes -= size }
         return completions.removeValue(forKey: id)
     }
 

@@ -61,6 +61,19 @@ moonwire.get("/spawn", function(req, res)
   res:json{lengths = lengths, list = redis:call("LRANGE", key, "0", "-1")}
 end)
 
+-- n threads, each SETs `size` bytes: how their calls ended.
+moonwire.get("/flood", function(req, res)
+  local value, threads, outcomes = string.rep("v", tonumber(req.query.size)), {}, {}
+  for i = 1, tonumber(req.query.n) do
+    threads[i] = moonwire.spawn(function() return redis:call("SET", "flood:" .. i, value) end)
+  end
+  for i = 1, #threads do
+    local _, err = threads[i]:wait()
+    outcomes[i] = err or "ok"
+  end
+  res:json(outcomes)
+end)
+
 moonwire.get("/alive", function(req, res) res:send("alive") end)
 """
 
@@ -256,6 +269,24 @@ def test_a_server_that_never_answers_times_out(moonwire):
         silent.stop()
 
 
+def test_a_server_that_never_reads_holds_at_most_32_mib_of_commands(moonwire):
+    port = free_port()
+    deaf = socket.create_server(("127.0.0.1", port))  # never accepts: the kernel's backlog connects
+    try:
+        server = start(moonwire, f"redis://127.0.0.1:{port}/0")
+        before = server.rss_mib()
+        began = time.monotonic()
+        outcomes = server.get("/flood?n=48&size=1048576", timeout=20).json()
+        refused = [o for o in outcomes if o.endswith("MiB of commands await replies: refused")]
+        timed_out = [o for o in outcomes if o.endswith("no reply within 5.0 s")]
+        assert len(refused) >= 16 and len(refused) + len(timed_out) == 48, outcomes
+        assert time.monotonic() - began < 10
+        assert server.rss_mib() - before < 100
+        assert server.get("/alive").text == "alive"
+    finally:
+        deaf.close()
+
+
 def test_cluster_options_are_checked(tmp_path):
     def check(options):
         (tmp_path / "main.lua").write_text(f"moonwire.options{{cluster = {options}}}\n")
@@ -281,6 +312,19 @@ moonwire.get("/", function(req, res)
   local ok, err = pcall(moonwire.redis.call, moonwire.redis, "GET", "x")
   res:send(tostring(ok) .. " " .. err)
 end)
+-- n threads, each SETs `size` bytes: how their calls ended.
+moonwire.get("/flood", function(req, res)
+  local value, threads, outcomes = string.rep("v", tonumber(req.query.size)), {}, {}
+  for i = 1, tonumber(req.query.n) do
+    threads[i] = moonwire.spawn(function() return redis:call("SET", "flood:" .. i, value) end)
+  end
+  for i = 1, #threads do
+    local _, err = threads[i]:wait()
+    outcomes[i] = err or "ok"
+  end
+  res:json(outcomes)
+end)
+
 moonwire.get("/alive", function(req, res) res:send("alive") end)
 """)
     assert server.get("/").text == (
