@@ -1,9 +1,8 @@
 """Authentication (docs/lua-api.md#authentication): Basic credentials through OnAuthentication,
 other schemes through OnUnknownAuthentication, API keys (moonwire.apikeys) in a header and the
-query, `except` patterns, routes and virtual hosts that opt in or out, WebSocket upgrades, hooks
-that fail or wait, malformed credentials, and 10,000 wrong passwords in a row; with curl, httpx,
-raw sockets and Python's websockets."""
-import asyncio
+query, `except` patterns, routes and virtual hosts that opt in or out, hooks that fail or wait,
+malformed credentials, and 10,000 wrong passwords in a row; with curl, httpx and raw sockets.
+WebSocket upgrades are in test_lua_auth_websocket.py."""
 import base64
 import subprocess
 import time
@@ -11,11 +10,8 @@ import time
 import httpx
 import jwt
 import pytest
-import websockets
-from websockets.exceptions import InvalidStatus
 
 from harness import run_cli, wait_until
-from websocket_client import url
 
 CHALLENGE = 'Basic realm="Test Realm", charset="UTF-8"'
 
@@ -319,50 +315,6 @@ def test_on_before_command_runs_first_and_may_answer(moonwire):
     moonwire.get("/", function(req, res) res:send("in") end)
     """)
     assert server.get("/ping").text == "pong"
-    assert server.get("/").status_code == 401
-
-
-# --- WebSocket -----------------------------------------------------------------------------------
-
-WS_APP = r"""
-moonwire.options{authentication = {enabled = true, realm = "ws"}}
-function OnAuthentication(req, user, password)
-  if user == "boom" then error("no") end
-  moonwire.sleep(0.05)
-  return user == "ws" and password == "pw"
-end
-function OnHandshake(req, res) res:header("X-User", req.user) end
-function OnMessage(ws, text) ws:send("echo " .. text) end
-"""
-
-
-def test_a_websocket_upgrade_needs_credentials(moonwire):
-    server = moonwire(WS_APP)
-
-    async def scenario():
-        for headers in ({}, {"Authorization": basic("ws", "nope")}, {"Authorization": basic("boom", "x")}):
-            with pytest.raises(InvalidStatus) as refused:
-                async with websockets.connect(url(server), additional_headers=headers):
-                    pass
-            assert refused.value.response.status_code == 401
-            assert refused.value.response.headers["WWW-Authenticate"] == 'Basic realm="ws", charset="UTF-8"'
-        async with websockets.connect(url(server), additional_headers={"Authorization": basic("ws", "pw")}) as ws:
-            assert ws.response.headers["X-User"] == "ws"
-            await ws.send("hi")
-            assert await ws.recv() == "echo hi"
-
-    asyncio.run(asyncio.wait_for(scenario(), 30))
-
-
-def test_websocket_false_leaves_upgrades_to_on_handshake(moonwire):
-    server = moonwire(WS_APP.replace('realm = "ws"', 'realm = "ws", websocket = false'))
-
-    async def scenario():
-        async with websockets.connect(url(server)) as ws:
-            await ws.send("open")
-            assert await ws.recv() == "echo open"
-
-    asyncio.run(asyncio.wait_for(scenario(), 30))
     assert server.get("/").status_code == 401
 
 
