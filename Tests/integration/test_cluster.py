@@ -81,6 +81,16 @@ async def join(ws, channel):
     assert await ws.recv() == f"joined {channel}"
 
 
+async def message_across(nodes, redis, words):
+    """A client of nodes[0] says `words` to a room whose one member is a client of nodes[1]."""
+    async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
+        await join(b, "room")
+        wait_for_subscribers(redis, "moonwire:0:channel:room", 1)
+        await a.send(f"say room {words}")
+        assert await a.recv() == "sent 0"
+        assert await b.recv() == words
+
+
 async def nothing_more(*sockets, wait=0.5):
     for ws in sockets:
         with pytest.raises(asyncio.TimeoutError):
@@ -193,14 +203,7 @@ def test_redis_over_tls_verified_against_a_ca(moonwire, redis_server, certs):
     assert "TLS: CERTIFICATE_VERIFY_FAILED" in untrusting.log(), untrusting.log()[-2000:]
     assert LINKED not in untrusting.log()
 
-    async def scenario():
-        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
-            await join(b, "room")
-            wait_for_subscribers(redis, "moonwire:0:channel:room", 1)
-            await a.send("say room over tls")
-            assert await a.recv() == "sent 0"
-            assert await b.recv() == "over tls"
-    run(scenario())
+    run(message_across(nodes, redis, "over tls"))
 
 
 def test_write_to_a_guid_on_another_node(moonwire, redis_server):
@@ -294,13 +297,7 @@ def test_a_redis_that_stops_answering_is_noticed_by_the_heartbeat(moonwire, redi
     for node, mark in zip(nodes, again):
         assert node.wait_for_log(LINKED, since=mark, timeout=20), node.log_since(mark)
 
-    async def scenario():
-        async with websockets.connect(url(nodes[0])) as a, websockets.connect(url(nodes[1])) as b:
-            await join(b, "room")
-            wait_for_subscribers(redis, "moonwire:0:channel:room", 1)
-            await a.send("say room alive again")
-            assert await b.recv() == "alive again"
-    run(scenario())
+    run(message_across(nodes, redis, "alive again"))
 
 
 GARBAGE = [b"", b"hello", b"\x01", b"\x02\x01" + bytes(8), b"\x01\x09" + bytes(8), b"\x01\x01" + bytes(8) + b"\x00\xff",

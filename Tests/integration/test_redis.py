@@ -312,19 +312,6 @@ moonwire.get("/", function(req, res)
   local ok, err = pcall(moonwire.redis.call, moonwire.redis, "GET", "x")
   res:send(tostring(ok) .. " " .. err)
 end)
--- n threads, each SETs `size` bytes: how their calls ended.
-moonwire.get("/flood", function(req, res)
-  local value, threads, outcomes = string.rep("v", tonumber(req.query.size)), {}, {}
-  for i = 1, tonumber(req.query.n) do
-    threads[i] = moonwire.spawn(function() return redis:call("SET", "flood:" .. i, value) end)
-  end
-  for i = 1, #threads do
-    local _, err = threads[i]:wait()
-    outcomes[i] = err or "ok"
-  end
-  res:json(outcomes)
-end)
-
 moonwire.get("/alive", function(req, res) res:send("alive") end)
 """)
     assert server.get("/").text == (
