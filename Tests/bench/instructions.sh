@@ -2,7 +2,8 @@
 # Instructions per request of the Lua hello, counted by valgrind's callgrind: repeatable where
 # req/s is not (the same binary and input give the same count however busy the machine is).
 # Serves the hello on one loop under callgrind, sends N keep-alive requests on one HTTP/1.1
-# connection with h2load, twice (SMALL and LARGE), and prints
+# connection with h2load (or N WebSocket messages, one in flight, with WEBSOCKET=1), twice
+# (SMALL and LARGE), and prints
 # (Ir(LARGE) - Ir(SMALL)) / (LARGE - SMALL): startup and shutdown cancel out. User space only;
 # the kernel's share is not counted. Loopback only; takes about a minute.
 #
@@ -12,8 +13,9 @@
 # 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget), PROXY=1 (the
 # handler makes one moonwire.http.get per request to an nginx answering "hello", started here
 # outside valgrind: the count is Moonwire's side of a proxied request; PROXY=route forwards
-# through a moonwire.proxy route instead, with no Lua per request), KEEP=folder (keep the larger
-# run's callgrind output there, for callgrind_annotate).
+# through a moonwire.proxy route instead, with no Lua per request), WEBSOCKET=1 (a Lua OnMessage
+# echoing 20-byte text messages: the count is per echoed message), KEEP=folder (keep both
+# runs' callgrind outputs there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -75,7 +77,37 @@ end"
         handler="moonwire.proxy('/.*', 'http://127.0.0.1:$upstream_port/')"
     fi
 fi
+if [[ -n ${WEBSOCKET:-} ]]; then
+    what="WebSocket message echoed by a Lua OnMessage"
+    handler='function OnMessage(ws, text) ws:send(text) end'
+fi
 printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
+
+# N text messages of 20 bytes on one WebSocket, each sent when the last came back (the
+# standard library only: masked client frames, unmasked short answers).
+websocket_echo() {
+    python3 - "$1" "$2" <<'PY'
+import os, socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+buffer = b""
+while b"\r\n\r\n" not in buffer:
+    buffer += s.recv(4096)
+head, _, buffer = buffer.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 101"), head
+payload, mask = b"0123456789abcdefghij", os.urandom(4)
+frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+for _ in range(count):
+    s.sendall(frame)
+    while len(buffer) < 2 + len(payload):
+        buffer += s.recv(4096)
+    assert buffer[:2 + len(payload)] == bytes([0x81, len(payload)]) + payload, buffer[:40]
+    buffer = buffer[2 + len(payload):]
+print(f"{count} echoed")
+PY
+}
 # callgrind cannot read the DWARF Swift 6 writes; the symbol table is enough to count.
 strip --strip-debug -o "$work/moonwire" "$binary"
 
@@ -87,16 +119,24 @@ count() {
         --scripts "$work/scripts" --www "$work/www" > "$work/log.$requests" 2>&1 &
     local server=$!
     for _ in $(seq 1 300); do grep -q "listening on" "$work/log.$requests" && break; sleep 0.1; done
-    h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port/" > "$work/h2load.$requests" 2>&1
+    if [[ -n ${WEBSOCKET:-} ]]; then
+        websocket_echo "$port" "$requests" > "$work/load.$requests" 2>&1
+    else
+        h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port/" > "$work/load.$requests" 2>&1
+    fi
     kill -TERM "$server"
     wait "$server" || true
-    grep -q "$requests succeeded" "$work/h2load.$requests" || { cat "$work/h2load.$requests" >&2; exit 1; }
-    grep -q "status codes: $requests 2xx" "$work/h2load.$requests" || { cat "$work/h2load.$requests" >&2; exit 1; }
+    if [[ -n ${WEBSOCKET:-} ]]; then
+        grep -q "$requests echoed" "$work/load.$requests" || { cat "$work/load.$requests" >&2; exit 1; }
+    else
+        grep -q "$requests succeeded" "$work/load.$requests" || { cat "$work/load.$requests" >&2; exit 1; }
+        grep -q "status codes: $requests 2xx" "$work/load.$requests" || { cat "$work/load.$requests" >&2; exit 1; }
+    fi
     sed -n 's/^summary: //p' "$work/callgrind.$requests"
 }
 
 first=$(count "$small")
 second=$(count "$large")
-if [[ -n ${KEEP:-} ]]; then cp "$work/callgrind.$large" "$KEEP/"; fi
+if [[ -n ${KEEP:-} ]]; then cp "$work/callgrind.$small" "$work/callgrind.$large" "$KEEP/"; fi
 echo "instructions per $what: $(((second - first) / (large - small)))" \
      "(Ir $first for $small requests, $second for $large; $binary)"
