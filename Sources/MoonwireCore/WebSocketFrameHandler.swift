@@ -53,6 +53,11 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     private var lastFrame: WebSocketFrame?
     /// What the frames written since the last flush cost, and how many there are.
     private var unconfirmed = (cost: 0, frames: 0)
+    /// What the frames written since the last flush without a promise cost, and how many
+    /// there are: they count as written once flushed (see `writeFrame`).
+    private var untracked = (cost: 0, frames: 0)
+    /// Frames written without a promise may add up to this much between two flushes.
+    private static let untrackedLimit = 16 * 1024
     /// Broadcasts to this connection queued in the loop's FanoutOutbox, and delivered.
     private var broadcastsQueued = 0
     private var broadcastsDelivered = 0
@@ -407,12 +412,24 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// broadcast (`batched`) is kept back until the next write or the flush, which writes it
     /// with the one promise that counts off every broadcast frame since the previous flush: NIO
     /// completes writes in order, so one promise and one closure per flush do what one per
-    /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
+    /// frame did. Other frames are counted one by one, as the read's back-pressure wants,
+    /// except small ones written while nothing else is queued and the channel takes more: a
+    /// promise (an allocation, a closure, a callback: a tenth of an echoed message's cost) would
+    /// almost always be kept at once by the flush, since the kernel takes the bytes. They count
+    /// as written once flushed. What that leaves uncounted is bounded: by `untrackedLimit` per
+    /// flush, and by the channel's high watermark in all, since a channel holding that much is
+    /// not writable and its frames get promises again.
     private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
         if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: batched ? nil : batchPromise(context)) }
         unflushed += cost
         guard batched else {
-            context.write(wrapOutboundOut(frame), promise: cost > 0 ? writtenPromise(cost: cost, frames: 1, context: context) : nil)
+            guard cost > 0 else { return context.write(wrapOutboundOut(frame), promise: nil) }
+            if untracked.cost + cost <= Self.untrackedLimit, machine.sendQueue.bytes == untracked.cost + cost, context.channel.isWritable {
+                untracked.cost += cost
+                untracked.frames += 1
+                return context.write(wrapOutboundOut(frame), promise: nil)
+            }
+            context.write(wrapOutboundOut(frame), promise: writtenPromise(cost: cost, frames: 1, context: context))
             return
         }
         lastFrame = frame
@@ -439,6 +456,10 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         unflushed = 0
         if let last = lastFrame.take() { context.write(wrapOutboundOut(last), promise: batchPromise(context)) }
         context.flush()
+        guard untracked.frames > 0 else { return }
+        let (cost, frames) = untracked
+        untracked = (0, 0)
+        framesWritten(cost: cost, frames: frames)
     }
 
     /// The send queue is full: the closing handshake starts (its close frame after what is
