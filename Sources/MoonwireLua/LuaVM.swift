@@ -32,8 +32,10 @@ public final class LuaVM {
     var events = LuaEventRefs()
     var hostMetatableRef: Int32 = LUA_NOREF
     var socketMetatableRef: Int32 = LUA_NOREF
-    /// `ws` tables by GUID (a registry reference to a Lua table).
-    var socketTablesRef: Int32 = LUA_NOREF
+    /// The `ws` table of each connection an event has seen (a registry reference), with the
+    /// connection's GUID: found by the connection's identity, without a Lua string made from
+    /// the GUID per event.
+    var socketObjects: [ObjectIdentifier: (guid: String, reference: Int32)] = [:]
     /// Open connections of this loop by GUID: `ws:send` finds its socket without the
     /// registry's lock.
     var localSockets: [String: WebSocketConnection] = [:]

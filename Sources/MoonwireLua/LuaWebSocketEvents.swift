@@ -94,14 +94,13 @@ extension LuaVM {
         case .drained:
             socketEvent(.onAsynchronous, events.onAsynchronous, socket) { _ in 0 }
         case .closed(let code, let reason):
-            let guid = socket.guid
-            guard events.onDisconnect != LUA_NOREF else { return forgetSocket(guid) }
+            guard events.onDisconnect != LUA_NOREF else { return forgetSocket(socket) }
             socketEvent(.onDisconnect, events.onDisconnect, socket) { T in
                 lua_pushinteger(T, lua_Integer(code))
                 T.push(reason)
                 return 2
             } then: { [weak self] _ in
-                self?.forgetSocket(guid)
+                self?.forgetSocket(socket)
             }
         }
     }

@@ -13,12 +13,11 @@ private enum LuaSocketKey {
 extension LuaVM {
     /// Pushes the `ws` table of a connection onto `T`, creating it on first use.
     func pushSocket(_ socket: WebSocketConnection, on T: LuaThread) {
-        lua_rawgeti(T, mw_registryindex(), lua_Integer(socketTablesRef))
-        if T.rawField(-1, socket.guid) == LUA_TTABLE {
-            mw_remove(T, -2)
+        let key = ObjectIdentifier(socket)
+        if let known = socketObjects[key], known.guid == socket.guid {
+            lua_rawgeti(T, mw_registryindex(), lua_Integer(known.reference))
             return
         }
-        mw_pop(T, 1)
         lua_createtable(T, 0, 4)
         lua_pushlightuserdata(T, LuaSocketKey.pointer)
         T.push(socket.guid)
@@ -40,16 +39,17 @@ extension LuaVM {
         lua_rawgeti(T, mw_registryindex(), lua_Integer(socketMetatableRef))
         lua_setmetatable(T, -2)
         lua_pushvalue(T, -1)
-        T.setField(-3, socket.guid)
-        mw_remove(T, -2)
+        if let stale = socketObjects.updateValue((socket.guid, luaL_ref(T, mw_registryindex())), forKey: key) {
+            luaL_unref(T, mw_registryindex(), stale.reference)
+        }
     }
 
     /// Drops the Lua state of a closed connection.
-    func forgetSocket(_ guid: String) {
-        lua_rawgeti(L, mw_registryindex(), lua_Integer(socketTablesRef))
-        lua_pushnil(L)
-        L.setField(-2, guid)
-        mw_pop(L, 1)
+    func forgetSocket(_ socket: WebSocketConnection) {
+        let guid = socket.guid
+        if let known = socketObjects.removeValue(forKey: ObjectIdentifier(socket)) {
+            luaL_unref(L, mw_registryindex(), known.reference)
+        }
         if let reference = socketData.removeValue(forKey: guid) { luaL_unref(L, mw_registryindex(), reference) }
     }
 
@@ -65,8 +65,6 @@ extension LuaVM {
     }
 
     func installSocketMetatable() {
-        lua_createtable(L, 0, 0)
-        socketTablesRef = luaL_ref(L, mw_registryindex())
         lua_createtable(L, 0, 2)
         lua_createtable(L, 0, 6)
         L.setFunction("send", { L in socketSend(L!, binary: false) })
