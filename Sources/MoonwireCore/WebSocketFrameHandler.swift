@@ -412,24 +412,13 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// broadcast (`batched`) is kept back until the next write or the flush, which writes it
     /// with the one promise that counts off every broadcast frame since the previous flush: NIO
     /// completes writes in order, so one promise and one closure per flush do what one per
-    /// frame did. Other frames are counted one by one, as the read's back-pressure wants,
-    /// except small ones written while nothing else is queued and the channel takes more: a
-    /// promise (an allocation, a closure, a callback: a tenth of an echoed message's cost) would
-    /// almost always be kept at once by the flush, since the kernel takes the bytes. They count
-    /// as written once flushed. What that leaves uncounted is bounded: by `untrackedLimit` per
-    /// flush, and by the channel's high watermark in all, since a channel holding that much is
-    /// not writable and its frames get promises again.
+    /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
     private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
         if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: batched ? nil : batchPromise(context)) }
         unflushed += cost
         guard batched else {
-            guard cost > 0 else { return context.write(wrapOutboundOut(frame), promise: nil) }
-            if untracked.cost + cost <= Self.untrackedLimit, machine.sendQueue.bytes == untracked.cost + cost, context.channel.isWritable {
-                untracked.cost += cost
-                untracked.frames += 1
-                return context.write(wrapOutboundOut(frame), promise: nil)
-            }
-            context.write(wrapOutboundOut(frame), promise: writtenPromise(cost: cost, frames: 1, context: context))
+            let promise = cost > 0 ? confirmation(cost: cost, frames: 1, context: context) : nil
+            context.write(wrapOutboundOut(frame), promise: promise)
             return
         }
         lastFrame = frame
@@ -437,12 +426,28 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         unconfirmed.frames += 1
     }
 
-    /// The promise that counts off the broadcast frames written since the last one.
+    /// The promise that counts off the broadcast frames written since the last one, if any.
     private func batchPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
         guard unconfirmed.frames > 0 else { return nil }
         let (cost, frames) = unconfirmed
         unconfirmed = (0, 0)
-        return writtenPromise(cost: cost, frames: frames, context: context)
+        return confirmation(cost: cost, frames: frames, context: context)
+    }
+
+    /// What counts off frames costing `cost` once written: a promise, or nil when they may go
+    /// untracked. Small frames written while nothing else is queued and the channel takes more
+    /// go untracked: a promise (an allocation, a closure, a callback: a tenth of an echoed
+    /// message's cost) would almost always be kept at once by the flush, since the kernel takes
+    /// the bytes, so they count as written once flushed (`flushWrites`). What that leaves
+    /// uncounted is bounded: by `untrackedLimit` per flush, and by the channel's high watermark
+    /// in all, since a channel holding that much is not writable and its frames get promises.
+    private func confirmation(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+        let total = untracked.cost + cost
+        guard total <= Self.untrackedLimit, machine.sendQueue.bytes == total, context.channel.isWritable else {
+            return writtenPromise(cost: cost, frames: frames, context: context)
+        }
+        untracked = (total, untracked.frames + frames)
+        return nil
     }
 
     private func writtenPromise(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
