@@ -36,6 +36,9 @@ public final class LuaVM {
     /// connection's GUID: found by the connection's identity, without a Lua string made from
     /// the GUID per event.
     var socketObjects: [ObjectIdentifier: (guid: String, reference: Int32)] = [:]
+    /// The `ws` table an event was last given (its address while `socketObjects` holds it) and
+    /// its connection: `ws:send` in that event finds its socket without a look-up by GUID.
+    var recentSocket: (table: UnsafeRawPointer, connection: WebSocketConnection)?
     /// Open connections of this loop by GUID: `ws:send` finds its socket without the
     /// registry's lock.
     var localSockets: [String: WebSocketConnection] = [:]

@@ -16,6 +16,7 @@ extension LuaVM {
         let key = ObjectIdentifier(socket)
         if let known = socketObjects[key], known.guid == socket.guid {
             lua_rawgeti(T, mw_registryindex(), lua_Integer(known.reference))
+            recentSocket = lua_topointer(T, -1).map { ($0, socket) }
             return
         }
         lua_createtable(T, 0, 4)
@@ -42,6 +43,7 @@ extension LuaVM {
         if let stale = socketObjects.updateValue((socket.guid, luaL_ref(T, mw_registryindex())), forKey: key) {
             luaL_unref(T, mw_registryindex(), stale.reference)
         }
+        recentSocket = lua_topointer(T, -1).map { ($0, socket) }
     }
 
     /// Drops the Lua state of a closed connection.
@@ -50,6 +52,7 @@ extension LuaVM {
         if let known = socketObjects.removeValue(forKey: ObjectIdentifier(socket)) {
             luaL_unref(L, mw_registryindex(), known.reference)
         }
+        if recentSocket?.connection === socket { recentSocket = nil }
         if let reference = socketData.removeValue(forKey: guid) { luaL_unref(L, mw_registryindex(), reference) }
     }
 
@@ -87,6 +90,7 @@ private func socket(_ L: LuaThread, _ function: LuaAPIFunction) -> (String, WebS
         L.push("\(function.name): call it with a colon (\(function.name)(...))")
         return nil
     }
+    if let recent = vm.recentSocket, lua_topointer(L, 1) == recent.table { return (recent.connection.guid, recent.connection) }
     lua_pushlightuserdata(L, LuaSocketKey.pointer)
     lua_rawget(L, 1)
     let guid = L.string(at: -1)
