@@ -107,12 +107,14 @@ enum HTTP1Pipeline {
                 }
                 guard let handler = state.accepted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
-                    // The upgrader always adds NIO's frame decoder; ours reads frames instead
-                    // (WebSocketFrameParser says why). No byte has reached it yet: the HTTP
-                    // decoder hands the bytes after the request on only once it is removed.
+                    // The upgrader always adds NIO's frame decoder and encoder; ours reads and
+                    // writes frames instead (WebSocketFrameParser and WebSocketFrameBytes say
+                    // why). No byte has reached the decoder yet: the HTTP decoder hands the bytes
+                    // after the request on only once it is removed. The encoder cannot be
+                    // removed: the handler goes before it, so its writes never pass through it.
                     let pipeline = channel.pipeline.syncOperations
                     pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
-                    try pipeline.addHandler(handler)
+                    try pipeline.addHandler(handler, position: .before(try pipeline.handler(type: WebSocketFrameEncoder.self)))
                 }
             })
     }

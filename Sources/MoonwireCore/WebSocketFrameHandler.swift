@@ -3,7 +3,7 @@
 // sizes, close codes), answers pings, runs the closing handshake, and reports to the delegate.
 // The rules are WebSocketStateMachine's: this handler feeds it what the parser reads, the
 // channel's errors and timer ticks, and carries out what it answers: writes, delegate calls,
-// timers and closes. NIO's WebSocketFrameEncoder writes the frames.
+// timers and closes. It writes its frames as bytes itself (WebSocketFrameBytes says why).
 //
 // It also holds back the reading while the send queue is full (the state machine says when):
 // it stops parsing what was read and does not ask the channel for more until the queue drains,
@@ -20,8 +20,8 @@ import NIOWebSocket
 
 final class WebSocketFrameHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let environment: ConnectionEnvironment
     private var context: ChannelHandlerContext?
@@ -219,20 +219,39 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     /// Hands what was read to the state machine, event by event, until it is all parsed, the
-    /// reading is held back, or the connection is done.
+    /// reading is held back, or the connection is done. What the events sent is flushed once;
+    /// the flush may count frames off the send queue at once and so lift the hold it put on the
+    /// reading: then parsing goes on here, in a loop (a flush's completions that ask for it
+    /// re-entrantly find it running), not one call deeper per flush.
     private func parse(context: ChannelHandlerContext) {
-        guard var bytes = unparsed.take() else { return }
-        let now = environment.clock.now()
+        guard !parsing else { return }
         parsing = true
-        while !machine.readingPaused, !heldByDelegate, machine.phase == .open || machine.phase == .closeSent, self.context != nil,
-            let event = parser.next(&bytes)
-        {
-            perform(machine.received(event, now: now), context: context)
-        }
+        var stoppedEarly = false
+        repeat {
+            guard var bytes = unparsed.take() else { break }
+            let now = environment.clock.now()
+            while !machine.readingPaused, !heldByDelegate, isOpenForFrames, let event = parser.next(&bytes) {
+                perform(machine.received(event, now: now), context: context)
+            }
+            stoppedEarly = bytes.readableBytes > 0 && (machine.readingPaused || heldByDelegate)
+            if bytes.readableBytes > 0, self.context != nil { keepUnparsed(bytes) }
+            if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
+        } while stoppedEarly && !machine.readingPaused && !heldByDelegate && isOpenForFrames
         parsing = false
         if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
-        if bytes.readableBytes > 0, self.context != nil { unparsed = bytes }
         if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
+    }
+
+    /// Whether frames read are still for the state machine (not after a close or a failure).
+    private var isOpenForFrames: Bool {
+        (machine.phase == .open || machine.phase == .closeSent) && context != nil
+    }
+
+    /// Keeps `bytes` for later, ahead of anything read meanwhile.
+    private func keepUnparsed(_ bytes: ByteBuffer) {
+        var bytes = bytes
+        if var newer = unparsed.take() { bytes.writeBuffer(&newer) }
+        unparsed = bytes
     }
 
     /// While the send queue is full, the channel's requests for more bytes wait.
@@ -414,16 +433,24 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// completes writes in order, so one promise and one closure per flush do what one per
     /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
     private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
-        if let previous = lastFrame.take() { context.write(wrapOutboundOut(previous), promise: batched ? nil : batchPromise(context)) }
+        if let previous = lastFrame.take() { write(previous, promise: batched ? nil : batchPromise(context), context: context) }
         unflushed += cost
         guard batched else {
             let promise = cost > 0 ? confirmation(cost: cost, frames: 1, context: context) : nil
-            context.write(wrapOutboundOut(frame), promise: promise)
+            write(frame, promise: promise, context: context)
             return
         }
         lastFrame = frame
         unconfirmed.cost += cost
         unconfirmed.frames += 1
+    }
+
+    /// Writes a frame's bytes; `promise` is kept once all of them are written.
+    private func write(_ frame: WebSocketFrame, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: context.channel.allocator)
+        guard let rest else { return context.write(wrapOutboundOut(first), promise: promise) }
+        context.write(wrapOutboundOut(first), promise: nil)
+        context.write(wrapOutboundOut(rest), promise: promise)
     }
 
     /// The promise that counts off the broadcast frames written since the last one, if any.
@@ -459,7 +486,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     private func flushWrites(context: ChannelHandlerContext) {
         unflushed = 0
-        if let last = lastFrame.take() { context.write(wrapOutboundOut(last), promise: batchPromise(context)) }
+        if let last = lastFrame.take() { write(last, promise: batchPromise(context), context: context) }
         context.flush()
         guard untracked.frames > 0 else { return }
         let (cost, frames) = untracked

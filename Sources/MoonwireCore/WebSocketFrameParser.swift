@@ -9,7 +9,7 @@
 // the bytes that make it invalid do (RFC 6455 section 8.1; Autobahn cases 6.4.3 and 6.4.4), and a
 // frame on its way would be memory that neither the message size check nor the server's budget
 // of partial messages sees. Here the payload goes straight into the message being assembled,
-// where both are checked. Writing frames stays with NIO's WebSocketFrameEncoder.
+// where both are checked. Frames are written by WebSocketFrameBytes.
 import NIOCore
 import NIOWebSocket
 

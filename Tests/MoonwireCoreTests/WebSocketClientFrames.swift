@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOWebSocket
 
 /// Frames as a client sends them, masked unless a test says otherwise, for the tests that feed
@@ -50,5 +51,21 @@ extension WebSocketFrame {
         var data = self.data
         buffer.writeBuffer(&data)
         return buffer
+    }
+}
+
+extension EmbeddedChannel {
+    /// The opcodes of the frames the server wrote since the last call (its bytes parsed back:
+    /// unmasked frames whose length is in its shortest form; the tests' payloads are small).
+    func serverOpcodesWritten() throws -> [WebSocketOpcode] {
+        var bytes = ByteBuffer()
+        while case .byteBuffer(var part)? = try readOutbound(as: IOData.self) { bytes.writeBuffer(&part) }
+        var opcodes: [WebSocketOpcode] = []
+        while let first = bytes.readInteger(as: UInt8.self), let second = bytes.readInteger(as: UInt8.self) {
+            let length = second == 126 ? Int(bytes.readInteger(as: UInt16.self) ?? 0) : Int(second)
+            opcodes.append(WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F)!)
+            bytes.moveReaderIndex(forwardBy: length)
+        }
+        return opcodes
     }
 }

@@ -58,9 +58,7 @@ final class WebSocketConnectionTests: XCTestCase {
 
     /// The opcodes of the frames the server wrote.
     private func written() throws -> [WebSocketOpcode] {
-        var opcodes: [WebSocketOpcode] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { opcodes.append(frame.opcode) }
-        return opcodes
+        try channel.serverOpcodesWritten()
     }
 
     func testOpenUntilTheClientCloses() throws {
