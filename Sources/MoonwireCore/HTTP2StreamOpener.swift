@@ -6,7 +6,8 @@
 // answered 200 and the stream carries the WebSocket (HTTP2WebSocketStream under the frame
 // handler). Refused, or for a protocol the server does not speak, the request handlers answer
 // it as they answer any request, with the refusal, and the stream is reset (NO_ERROR) after the
-// answer, since the client, waiting for its tunnel, sent no end of request.
+// answer, since the client, waiting for its tunnel, sent no end of request. A plain CONNECT
+// (a proxy's tunnel) goes the same way, answered as on HTTP/1.1 (400).
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
@@ -31,6 +32,8 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
         /// The request handlers answer an extended CONNECT with a refusal; what follows from
         /// the client is dropped. `clientEnded`: the stream needs no reset after the answer.
         case refusing(clientEnded: Bool)
+        /// The answer's last frame is on its way; the reset follows once it is written.
+        case resetting
     }
 
     private let environment: ConnectionEnvironment
@@ -63,6 +66,10 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
             switch HTTP2StreamOpening(headers.headers, endStream: headers.endStream) {
             case .request:
                 openRequest(payload, context: context)
+            case .tunnel:
+                var request = headers
+                request.headers = HTTP2StreamOpening.authorityForm(headers.headers, scheme: scheme)
+                refuse(request, with: nil, context: context)
             case .webSocket:
                 decide(headers, context: context)
             case .refuse(let status, let reason):
@@ -74,6 +81,8 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
             state = .deciding(headers, held: held)
         case .refusing:
             if payload.endsStream { state = .refusing(clientEnded: true) }
+        case .resetting:
+            break
         }
     }
 
@@ -148,9 +157,10 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    /// The request handlers answer the extended CONNECT with `answer`; it reaches them as a
-    /// request whose end came with its head, which the client's tunnel never sends.
-    private func refuse(_ headers: HTTP2Frame.FramePayload.Headers, with answer: HTTPResponse, context: ChannelHandlerContext) {
+    /// The request handlers answer a CONNECT with `answer` (nil: with what they answer such a
+    /// request); it reaches them as a request whose end came with its head, which the client
+    /// of a tunnel never sends.
+    private func refuse(_ headers: HTTP2Frame.FramePayload.Headers, with answer: HTTPResponse?, context: ChannelHandlerContext) {
         state = .refusing(clientEnded: headers.endStream)
         do {
             try addRequestHandlers(context.channel, answer)
@@ -168,19 +178,25 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// After the refusal's last frame, RST_STREAM(NO_ERROR) closes the client's side too
     /// (RFC 9113 section 8.1), once that frame is written: a reset drops what it would wait for.
+    /// The exchange handler's own reset after an error page waits for it the same way.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .refusing(clientEnded: false) = state, unwrapOutboundIn(data).endsStream else {
-            return context.write(data, promise: promise)
+        switch (state, unwrapOutboundIn(data)) {
+        case (.resetting, .rstStream):
+            promise?.succeed()
+        case (.refusing(clientEnded: false), let payload) where payload.endsStream:
+            state = .resetting
+            let written = context.eventLoop.makePromise(of: Void.self)
+            if let promise { written.futureResult.cascade(to: promise) }
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            written.futureResult.whenComplete { _ in
+                let handler = bound.value
+                handler.state = .refusing(clientEnded: true)
+                handler.context?.writeAndFlush(handler.wrapOutboundOut(.rstStream(.noError)), promise: nil)
+            }
+            context.write(data, promise: written)
+        default:
+            context.write(data, promise: promise)
         }
-        state = .refusing(clientEnded: true)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        if let promise { written.futureResult.cascade(to: promise) }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        written.futureResult.whenSuccess {
-            guard let context = bound.value.context else { return }
-            context.writeAndFlush(bound.value.wrapOutboundOut(.rstStream(.noError)), promise: nil)
-        }
-        context.write(data, promise: written)
     }
 
     /// Reads wait while the delegate decides on a WebSocket.

@@ -2,8 +2,10 @@
 // extended CONNECT (RFC 8441 section 4) that names in `:protocol` what the stream carries. The
 // server advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; NIO then lets `:protocol` through on a
 // CONNECT (with `:scheme` and `:path`, as the RFC wants) and refuses it anywhere else with a
-// stream error, so only the value is ours to judge. A CONNECT without `:protocol` (a proxy
-// tunnel, which this server is not) is an ordinary request: NIO's codec refuses it, as before.
+// stream error, so only the value is ours to judge. A CONNECT without `:protocol` asks for a
+// proxy's tunnel, which this server is not: it is handed on as HTTP/1.1 carries it, its
+// authority as its target, and answered 400 like `CONNECT host:port HTTP/1.1` (NIO's codec,
+// which wants a `:path`, failed on it and left the stream to a reset).
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
@@ -11,6 +13,9 @@ import NIOHTTP1
 enum HTTP2StreamOpening: Equatable {
     /// An ordinary request: NIO's HTTP/2-to-HTTP/1 codec and the exchange handler take it.
     case request
+    /// A CONNECT without `:protocol`: an ordinary request once given the target HTTP/1.1
+    /// would have (`authorityForm`).
+    case tunnel
     /// An extended CONNECT for a WebSocket (RFC 8441 section 5).
     case webSocket
     /// An extended CONNECT the server answers with this status, which ends the stream.
@@ -24,8 +29,12 @@ enum HTTP2StreamOpening: Equatable {
             guard name.utf8.first == UInt8(ascii: ":") else { break }
             if name == ":method" { method = value } else if name == ":protocol" { tunnel = value }
         }
-        guard method == "CONNECT", let tunnel else {
+        guard method == "CONNECT" else {
             self = .request
+            return
+        }
+        guard let tunnel else {
+            self = .tunnel
             return
         }
         guard tunnel.lowercased() == "websocket" else {
@@ -55,6 +64,20 @@ enum HTTP2StreamOpening: Equatable {
         return HTTPRequest(
             method: "CONNECT", uri: path, version: "2", scheme: scheme, headers: HTTPHeaders(fields), body: ByteBuffer(),
             connection: connection)
+    }
+
+    /// A plain CONNECT's block with the `:scheme` and `:path` NIO's codec wants: the path is
+    /// the authority, as on HTTP/1.1's request line.
+    static func authorityForm(_ headers: HPACKHeaders, scheme: String) -> HPACKHeaders {
+        var block = HPACKHeaders()
+        var authority = ""
+        for (name, value, indexing) in headers {
+            if name == ":authority" { authority = value }
+            block.add(name: name, value: value, indexing: indexing)
+        }
+        block.add(name: ":scheme", value: scheme)
+        block.add(name: ":path", value: authority)
+        return block
     }
 
     /// The size of the block as an HTTP/1.1 head would carry it, for the same limit.
