@@ -24,6 +24,7 @@ moonwire.options{
   websocket = { max_message_size = 8 * 1024 * 1024 },
 }
 moonwire.get("/hello", function(req, res) res:send("hello " .. req.version) end)
+moonwire.proxy("/upstream/.*", "http://127.0.0.1:9/")   -- forwards HTTP/1.1 upgrades only
 
 function OnHandshake(req, res)
   if req.path == "/refuse" then res.status = 403; res:header("X-Why", "refused"); res:send("no") return end
@@ -223,6 +224,8 @@ def test_refusals_are_answered_on_their_stream(target):
         assert unknown.status == 501 and client.wait(lambda: unknown.response.reset == 0, 5)
         ended = client.request("CONNECT", "/", headers=[(":protocol", "websocket"), *OK_ORIGIN], end_stream=True)
         assert client.finish(ended).status == 400
+        proxied = client.websocket("/upstream/ws", headers=OK_ORIGIN)
+        assert proxied.status == 501, "a proxy route has no HTTP/2 WebSocket to forward"
         assert bytes(client.get("/hello").body) == b"hello 2"
         assert client.terminated is None
 
