@@ -5,8 +5,10 @@ message through flow control), a chat with an HTTP/1.1 WebSocket, several WebSoc
 requests on one connection, closes from either side that end only their stream, and bad input
 (refusals, unknown protocols, a plain CONNECT, `:protocol` outside CONNECT or before the
 setting, a frame breaking RFC 6455, a reset). The raw client is http2_client.H2WebSocket (the
-h2 library) over TLS with ALPN h2 and over h2c by prior knowledge."""
+h2 library) over TLS with ALPN h2 and over h2c by prior knowledge; Chromium headless (Selenium)
+opens a wss WebSocket from a page it loaded over HTTP/2, on that page's connection."""
 import os
+import re
 import zlib
 
 import hpack
@@ -15,7 +17,8 @@ from websockets.sync.client import connect
 
 from http2_client import (CANCEL, END_HEADERS, END_STREAM, HEADERS, PREFACE, PROTOCOL_ERROR, SETTINGS, RawH2, frame,
                           parse_frames, raw_connect, read_until_closed, target_of)
-from tls_certs import start_tls
+from harness import chromium_driver, wait_until
+from tls_certs import spki_sha256, start_tls
 from websocket_client import masked, url
 
 APP = r"""
@@ -262,3 +265,57 @@ def test_extended_connect_before_the_setting_applies(target):
     frames = parse_frames(data)
     assert (3, 0, 1, PROTOCOL_ERROR.to_bytes(4, "big")) in frames, frames
     assert not closed and 7 not in [kind for kind, *_ in frames], "the connection goes on"
+
+
+# --- a browser -----------------------------------------------------------------------------
+
+BROWSER_APP = APP.replace("origins = { ", "origins = { [[^https://localhost:\\d+$]], ") + r"""
+moonwire.get("/page", function(req, res)
+  moonwire.log.info("page " .. req.version .. " " .. req.remote_port)
+  res:header("Content-Type", "text/html")
+  res:send([[<!doctype html><pre id=log></pre><script>
+const ws = new WebSocket("wss://" + location.host + "/chat");
+const log = text => document.getElementById("log").textContent += text + "\n";
+ws.onopen = () => ws.send("join lobby");
+ws.onmessage = event => log(event.data);
+ws.onclose = event => log("closed " + event.code);
+window.say = text => ws.send("say lobby " + text);
+</script>]])
+end)
+local handshake = OnHandshake
+function OnHandshake(req, res)
+  moonwire.log.info("handshake " .. req.version .. " " .. req.remote_port)
+  return handshake(req, res)
+end
+"""
+
+
+def test_chromium_opens_its_websocket_on_the_pages_http2_connection(moonwire, certs):
+    """A page loaded over https with HTTP/2 opens a wss WebSocket to its origin: Chromium sends
+    it as an extended CONNECT on the page's connection (the server's SETTINGS allow it), and
+    chat messages flow both ways with an HTTP/1.1 WebSocket."""
+    server = start_tls(moonwire, certs, BROWSER_APP, threads=2)
+    driver = chromium_driver(f"--ignore-certificate-errors-spki-list={spki_sha256(certs.localhost.cert)}")
+    try:
+        driver.get(f"https://localhost:{server.tls_port}/page")
+        text = lambda: driver.find_element("id", "log").text  # noqa: E731
+        assert wait_until(lambda: "joined lobby" in text(), timeout=10), (text(), server.log())
+        pages = [line.split("page ")[1].split() for line in server.log().splitlines() if "] page " in line]
+        handshakes = [line.split("handshake ")[1].split() for line in server.log().splitlines() if "] handshake " in line]
+        assert pages[0][0] == "2" and handshakes == [pages[0]], "the WebSocket came as a stream of the page's connection"
+        assert "connect 2 " in server.log()
+        with connect(url(server, "/chat"), origin="https://example.com") as http1:
+            http1.send("join lobby")
+            assert http1.recv(timeout=5) == "joined lobby"
+            http1.send("say lobby hello browser")
+            assert http1.recv(timeout=5) == "sent 1"
+            assert wait_until(lambda: "hello browser" in text(), timeout=5), text()
+            driver.execute_script("say('hello from chromium')")
+            assert http1.recv(timeout=5) == "hello from chromium"
+        driver.execute_script("ws.close(1000)")
+        assert wait_until(lambda: "closed 1000" in text(), timeout=5), text()
+        assert wait_until(lambda: re.search(r"disconnect \S+ 1000", server.log()), timeout=5), server.log()
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert [entry for entry in errors if "favicon.ico" not in entry["message"]] == []
+    finally:
+        driver.quit()
