@@ -9,17 +9,19 @@ h2 library) over TLS with ALPN h2 and over h2c by prior knowledge; Chromium head
 opens a wss WebSocket from a page it loaded over HTTP/2, on that page's connection."""
 import os
 import re
+import signal
+import time
 import zlib
 
 import hpack
 import pytest
 from websockets.sync.client import connect
 
-from http2_client import (CANCEL, END_HEADERS, END_STREAM, HEADERS, PREFACE, PROTOCOL_ERROR, SETTINGS, RawH2, frame,
-                          parse_frames, raw_connect, read_until_closed, target_of)
+from http2_client import (ACK, CANCEL, DATA, END_HEADERS, END_STREAM, HEADERS, PING, PREFACE, PROTOCOL_ERROR, SETTINGS,
+                          RawH2, frame, parse_frames, raw_connect, read_until_closed, target_of)
 from harness import chromium_driver, wait_until
 from tls_certs import spki_sha256, start_tls
-from websocket_client import masked, url
+from websocket_client import masked, split_frame, url
 
 APP = r"""
 moonwire.options{
@@ -319,3 +321,58 @@ def test_chromium_opens_its_websocket_on_the_pages_http2_connection(moonwire, ce
         assert [entry for entry in errors if "favicon.ico" not in entry["message"]] == []
     finally:
         driver.quit()
+
+
+# --- limits, heartbeat, graceful stop ------------------------------------------------------
+
+LIMITS_APP = r"""
+moonwire.options{ websocket = { max_message_size = 1024 }, heartbeat = { interval = 0.3, timeout = 0.6 },
+                  drain_timeout = 30 }
+function OnMessage(ws, text) ws:send(text) end
+function OnDisconnect(ws, code, reason) moonwire.log.info("disconnect " .. code .. " " .. reason) end
+"""
+
+
+def test_limits_and_heartbeat_end_only_their_stream(moonwire, certs):
+    server = start_tls(moonwire, certs, LIMITS_APP, threads=1)
+    with target_of(server, certs, "tls").h2() as client:
+        big, silent = client.websocket("/"), client.websocket("/")
+        big.send_text("x" * 2000)
+        first, payload = big.receive()
+        assert first == 0x88 and payload[:2] == (1009).to_bytes(2, "big")
+        assert big.ended(5)
+        # The silent one is pinged, does not answer (a raw client), and is closed with 1001.
+        assert silent.receive(timeout=5) == (0x89, b"moonwire")
+        first, payload = silent.receive(timeout=5)
+        assert first == 0x88 and payload[:2] == (1001).to_bytes(2, "big")
+        assert silent.ended(5)
+        assert server.wait_for_log("disconnect 1009") and server.wait_for_log("websocket heartbeat timeout")
+        # No closing handshake: as over HTTP/1.1, OnDisconnect hears 1006 once the stream is gone.
+        assert server.wait_for_log("disconnect 1006"), server.log()
+        assert client.get("/nothing").status == 404, "the connection goes on"
+
+
+def test_a_graceful_stop_closes_http2_websockets_with_1001(moonwire, certs):
+    """Frame by frame (the h2 library takes no frame after a GOAWAY): the stop's GOAWAY and
+    PING, the WebSocket's close 1001 on its stream; the client answers both and ends its side,
+    and the server exits without waiting for its drain timeout."""
+    server = start_tls(moonwire, certs, LIMITS_APP.replace("interval = 0.3", "interval = 0"), threads=1)
+    with RawH2(target_of(server, certs, "tls")) as client:
+        client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
+            [(":method", "CONNECT"), (":scheme", "https"), (":authority", "localhost"), (":path", "/"),
+             (":protocol", "websocket")])))
+        assert client.wait(lambda: 1 in client.answered(), 5)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        received = lambda: b"".join(payload for stream, _, payload in client.of_type(DATA) if stream == 1)  # noqa: E731
+        assert client.wait(lambda: split_frame(received()) is not None, 5), client.frames
+        assert split_frame(received())[:2] == (0x88, (1001).to_bytes(2, "big") + b"server stopping")
+        assert client.wait(lambda: any(not flags & ACK for _, flags, _ in client.of_type(PING)), 5)
+        ping = next(payload for _, flags, payload in client.of_type(PING) if not flags & ACK)
+        client.send(frame(PING, ACK, 0, ping))
+        client.send(frame(DATA, END_STREAM, 1, masked(0x8, (1001).to_bytes(2, "big"))))
+        assert client.wait(lambda: client.closed, 10), client.frames
+        assert 1 not in client.resets(), "the stream ended by END_STREAM both ways"
+    assert server.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 8, server.log()
+    assert "drained" in server.log()
