@@ -18,7 +18,7 @@ import pytest
 from websockets.sync.client import connect
 
 from http2_client import (ACK, CANCEL, DATA, END_HEADERS, END_STREAM, HEADERS, PING, PREFACE, PROTOCOL_ERROR, SETTINGS,
-                          RawH2, frame, parse_frames, raw_connect, read_until_closed, target_of)
+                          WINDOW_UPDATE, RawH2, frame, parse_frames, raw_connect, read_until_closed, target_of)
 from harness import chromium_driver, wait_until
 from tls_certs import spki_sha256, start_tls
 from websocket_client import masked, split_frame, url
@@ -30,6 +30,10 @@ moonwire.options{
 }
 moonwire.get("/hello", function(req, res) res:send("hello " .. req.version) end)
 moonwire.proxy("/upstream/.*", "http://127.0.0.1:9/")   -- forwards HTTP/1.1 upgrades only
+
+function OnBeforeCommand(req, res)
+  if req.path == "/busy" then res.status = 429; res:send("busy"); return true end
+end
 
 function OnHandshake(req, res)
   if req.path == "/refuse" then res.status = 403; res:header("X-Why", "refused"); res:send("no") return end
@@ -225,6 +229,8 @@ def test_refusals_are_answered_on_their_stream(target):
         assert bytes(refused.response.body) == b"no"
         foreign = client.websocket("/", headers=[("origin", "https://evil.test")])
         assert foreign.status == 403
+        busy = client.websocket("/busy", headers=OK_ORIGIN)
+        assert busy.status == 429 and client.wait(lambda: bytes(busy.response.body) == b"busy", 5), "OnBeforeCommand"
         unknown = client.websocket("/", protocol="connect-udp", headers=OK_ORIGIN)
         assert unknown.status == 501 and client.wait(lambda: unknown.response.reset == 0, 5)
         ended = client.request("CONNECT", "/", headers=[(":protocol", "websocket"), *OK_ORIGIN], end_stream=True)
@@ -326,9 +332,12 @@ def test_chromium_opens_its_websocket_on_the_pages_http2_connection(moonwire, ce
 # --- limits, heartbeat, graceful stop ------------------------------------------------------
 
 LIMITS_APP = r"""
-moonwire.options{ websocket = { max_message_size = 1024 }, heartbeat = { interval = 0.3, timeout = 0.6 },
-                  drain_timeout = 30 }
-function OnMessage(ws, text) ws:send(text) end
+moonwire.options{ websocket = { max_message_size = 1024, send_queue_limit = 256 * 1024 },
+                  heartbeat = { interval = 0.3, timeout = 0.6 }, drain_timeout = 30 }
+moonwire.get("/hello", function(req, res) res:send("hello") end)
+function OnMessage(ws, text)
+  if text == "flood" then for i = 1, 64 do ws:send(string.rep("x", 16384)) end else ws:send(text) end
+end
 function OnDisconnect(ws, code, reason) moonwire.log.info("disconnect " .. code .. " " .. reason) end
 """
 
@@ -376,3 +385,23 @@ def test_a_graceful_stop_closes_http2_websockets_with_1001(moonwire, certs):
     assert server.process.wait(timeout=10) == 0
     assert time.monotonic() - started < 8, server.log()
     assert "drained" in server.log()
+
+
+def test_a_client_that_opens_no_window_is_closed_by_its_send_queue(moonwire, certs):
+    """The stream's flow-control window is the WebSocket's back-pressure: a client that never
+    opens it (no WINDOW_UPDATE for the stream) fills the send queue, which closes the WebSocket
+    (1008) and, its close frame never read, resets the stream; the connection goes on."""
+    server = start_tls(moonwire, certs, LIMITS_APP.replace("interval = 0.3", "interval = 0"), threads=1)
+    with RawH2(target_of(server, certs, "tls")) as client:
+        client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
+            [(":method", "CONNECT"), (":scheme", "https"), (":authority", "localhost"), (":path", "/"),
+             (":protocol", "websocket")])))
+        assert client.wait(lambda: 1 in client.answered(), 5)
+        client.send(frame(DATA, 0, 1, masked(0x1, b"flood")))
+        # The connection's window opens wide, the stream's never does.
+        client.send(frame(WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, "big")))
+        assert server.wait_for_log("websocket send queue full", timeout=10), server.log()
+        assert client.wait(lambda: 1 in client.resets(), 15), "the stream was not reset"
+        assert client.resets()[1] == CANCEL
+        client.send(client.get(3, "/hello"))
+        assert client.wait(lambda: 3 in client.answered(), 5) and not client.closed
