@@ -242,18 +242,21 @@ def test_refusals_are_answered_on_their_stream(target):
 
 def test_plain_connect_and_protocol_outside_connect(target):
     """A plain CONNECT (a proxy's tunnel) is answered 400 as on HTTP/1.1; `:protocol` on a GET
-    is a malformed request (RFC 8441 section 4): NIO resets that stream with PROTOCOL_ERROR.
-    Neither ends the connection."""
+    is a malformed request (RFC 8441 section 4), as is a connection-specific field (RFC 9113
+    section 8.2.2): NIO resets that stream with PROTOCOL_ERROR. None ends the connection."""
     with RawH2(target) as client:
         client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
             [(":method", "CONNECT"), (":authority", "example.com:443")])))
         client.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, client.encoder.encode(
             [(":method", "GET"), (":scheme", target.scheme), (":authority", "x"), (":path", "/hello"),
              (":protocol", "websocket")])))
+        client.send(frame(HEADERS, END_HEADERS | END_STREAM, 7, client.encoder.encode(
+            [(":method", "GET"), (":scheme", target.scheme), (":authority", "x"), (":path", "/hello"),
+             ("connection", "keep-alive")])))
         client.send(client.get(5, "/hello"))
         body = lambda stream: b"".join(payload for s, _, payload in client.of_type(0) if s == stream)  # noqa: E731
-        assert client.wait(lambda: {1, 3} <= set(client.resets()) and body(5) == b"hello 2", 5), client.frames
-        assert client.resets() == {1: 0, 3: PROTOCOL_ERROR}
+        assert client.wait(lambda: {1, 3, 7} <= set(client.resets()) and body(5) == b"hello 2", 5), client.frames
+        assert client.resets() == {1: 0, 3: PROTOCOL_ERROR, 7: PROTOCOL_ERROR}
         assert body(1) == b"400 Bad Request\n", "the reset came after the whole answer"
         assert not client.closed and not client.of_type(7), "no GOAWAY"
 
