@@ -250,13 +250,13 @@ def test_plain_connect_and_protocol_outside_connect(target):
         client.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, client.encoder.encode(
             [(":method", "GET"), (":scheme", target.scheme), (":authority", "x"), (":path", "/hello"),
              (":protocol", "websocket")])))
-        client.send(frame(HEADERS, END_HEADERS | END_STREAM, 7, client.encoder.encode(
+        client.send(frame(HEADERS, END_HEADERS | END_STREAM, 5, client.encoder.encode(
             [(":method", "GET"), (":scheme", target.scheme), (":authority", "x"), (":path", "/hello"),
              ("connection", "keep-alive")])))
-        client.send(client.get(5, "/hello"))
+        client.send(client.get(7, "/hello"))
         body = lambda stream: b"".join(payload for s, _, payload in client.of_type(0) if s == stream)  # noqa: E731
-        assert client.wait(lambda: {1, 3, 7} <= set(client.resets()) and body(5) == b"hello 2", 5), client.frames
-        assert client.resets() == {1: 0, 3: PROTOCOL_ERROR, 7: PROTOCOL_ERROR}
+        assert client.wait(lambda: {1, 3, 5} <= set(client.resets()) and body(7) == b"hello 2", 5), client.frames
+        assert client.resets() == {1: 0, 3: PROTOCOL_ERROR, 5: PROTOCOL_ERROR}
         assert body(1) == b"400 Bad Request\n", "the reset came after the whole answer"
         assert not client.closed and not client.of_type(7), "no GOAWAY"
 
