@@ -86,15 +86,18 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// An ordinary request: the request handlers take the stream, this handler leaves.
+    /// An ordinary request: the request handlers take the stream, this handler leaves. It
+    /// leaves before the first frame goes on, so the answer (often written at once, within
+    /// this read) passes one handler fewer.
     private func openRequest(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
         do {
             try addRequestHandlers(context.channel, nil)
         } catch {
             return context.close(promise: nil)
         }
-        context.fireChannelRead(wrapInboundOut(payload))
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        let pipeline = context.pipeline
+        pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        pipeline.syncOperations.fireChannelRead(wrapInboundOut(payload))
     }
 
     /// Asks the delegate about a WebSocket, as an HTTP/1.1 upgrade does; reads wait for the
