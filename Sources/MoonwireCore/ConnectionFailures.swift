@@ -32,6 +32,10 @@ final class ConnectionFailures: ChannelInboundHandler {
         case .tls:
             guard error is NIOSSLError || error is BoringSSLError else { return context.fireErrorCaught(error) }
             environment.logger.debug("TLS handshake failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        case .http2 where Self.isMalformedRequest(error):
+            environment.logger.warning("bad HTTP/2 request", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            environment.delegate.protocolError(connection, message: "HTTP/2: \(error)")
+            return
         case .http2 where error is any NIOHTTP2Error:
             environment.logger.warning("bad HTTP/2 connection", metadata: ["peer": "\(peer)", "error": "\(error)"])
             environment.delegate.protocolError(connection, message: "HTTP/2: \(error)")
@@ -39,5 +43,17 @@ final class ConnectionFailures: ChannelInboundHandler {
             environment.logger.debug("connection error", metadata: ["error": "\(error)"])
         }
         context.close(promise: nil)
+    }
+
+    /// A header block NIO found malformed (RFC 9113 section 8.1.1; `:protocol` outside an
+    /// extended CONNECT, RFC 8441 section 4): a stream error, which NIO answered by resetting
+    /// that stream (PROTOCOL_ERROR). NIO checks header blocks in its stream state machine
+    /// only, so these errors never end a connection, and the other streams go on.
+    private static func isMalformedRequest(_ error: Error) -> Bool {
+        error is NIOHTTP2Errors.InvalidPseudoHeaders || error is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader
+            || error is NIOHTTP2Errors.DuplicatePseudoHeader || error is NIOHTTP2Errors.UnknownPseudoHeader
+            || error is NIOHTTP2Errors.UnsupportedPseudoHeader || error is NIOHTTP2Errors.EmptyPathHeader
+            || error is NIOHTTP2Errors.ForbiddenHeaderField || error is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName
+            || error is NIOHTTP2Errors.InvalidPseudoHeaderValue
     }
 }

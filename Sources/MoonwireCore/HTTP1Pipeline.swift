@@ -60,22 +60,11 @@ enum HTTP1Pipeline {
                 return decision.futureResult.map { decision in
                     let (environment, state) = bound.value
                     switch decision {
-                    case .accept(let subprotocol, var headers):
-                        recordUpgrade(environment, request, head, channel)
-                        let deflate =
-                            environment.webSocket.compression
-                            ? PerMessageDeflateParameters.negotiate(
-                                head.headers[canonicalForm: "sec-websocket-extensions"].map(String.init))
-                            : nil
-                        let handler = WebSocketFrameHandler(
-                            environment: environment, request: request, subprotocol: subprotocol, deflate: deflate,
-                            eventLoop: channel.eventLoop)
-                        handler.register(channel: channel)
-                        state.accepted = handler
-                        for name in WebSocketUpgradeState.protocolFields { headers.remove(name: name) }
-                        if let subprotocol { headers.add(name: "sec-websocket-protocol", value: subprotocol) }
-                        if let deflate { headers.add(name: "sec-websocket-extensions", value: deflate.responseHeader) }
-                        return headers
+                    case .accept(let subprotocol, let headers):
+                        let accepted = WebSocketAcceptance.accept(
+                            request, subprotocol: subprotocol, headers: headers, environment: environment, channel: channel)
+                        state.accepted = accepted.handler
+                        return accepted.headers
                     case .refuse(let response):
                         state.outcome = .refused(response)
                         return nil
@@ -83,7 +72,7 @@ enum HTTP1Pipeline {
                         state.outcome = .declined
                         return nil
                     case .relay(var headers, let tunnel):
-                        recordUpgrade(environment, request, head, channel)
+                        WebSocketAcceptance.record(request, environment: environment, channel: channel)
                         state.tunnel = tunnel
                         for name in ["connection", "upgrade", "sec-websocket-accept", "content-length", "transfer-encoding"] {
                             headers.remove(name: name)
@@ -118,18 +107,6 @@ enum HTTP1Pipeline {
                 }
             })
     }
-
-    /// The access log's line and the metrics' count of an upgrade answered 101.
-    private static func recordUpgrade(_ environment: ConnectionEnvironment, _ request: HTTPRequest, _ head: HTTPRequestHead, _ channel: Channel) {
-        environment.accessLog?.record(
-            AccessLogEntry(
-                remoteIP: request.connection.remoteIP, method: head.method.rawValue, target: head.uri,
-                version: "HTTP/1.1", status: 101, bytes: 0, referer: head.headers.first(name: "referer") ?? "",
-                userAgent: head.headers.first(name: "user-agent") ?? "", started: .now()),
-            on: channel.eventLoop)
-        environment.metrics?.requestAnswered(
-            RequestMetricsEntry(method: head.method.rawValue, started: .now(), status: 101, bytes: 0))
-    }
 }
 
 /// What the upgrade decided, shared by the upgrader and the HTTP handler of one connection.
@@ -143,12 +120,6 @@ final class WebSocketUpgradeState {
         /// The delegate has no WebSocket endpoint: the request is an ordinary one.
         case declined
     }
-
-    /// Fields of the 101 that the protocol owns, which the delegate's headers may not set.
-    static let protocolFields = [
-        "connection", "upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions",
-        "content-length", "transfer-encoding",
-    ]
 
     /// NIO's response encoder, which only the upgrade handler's 101 uses; nil once removed.
     var encoder: HTTPResponseEncoder?

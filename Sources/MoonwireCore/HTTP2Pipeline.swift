@@ -1,8 +1,10 @@
 // The handlers of an HTTP/2 connection: NIO's HTTP/2 handler with our SETTINGS, and on every
 // stream NIO's HTTP/2-to-HTTP/1 codec feeding the same exchange handler as HTTP/1.1, so a
-// request looks the same to the delegate whichever protocol carried it. Around them: the
-// stream limit (HTTP2StreamAdmission), the idle timeout, the send timeout, and NIO's connection
-// management handler for a graceful stop: GOAWAY, then close once the streams are done.
+// request looks the same to the delegate whichever protocol carried it; a stream that opens
+// a WebSocket (RFC 8441) carries the same frame handler as an upgraded connection
+// (HTTP2StreamOpener decides which). Around them: the stream limit (HTTP2StreamAdmission), the
+// idle timeout, the send timeout, and NIO's connection management handler for a graceful
+// stop: GOAWAY, then close once the streams are done.
 import NIOCore
 import NIOHTTP2
 
@@ -19,6 +21,8 @@ enum HTTP2Pipeline {
             HTTP2Setting(parameter: .maxFrameSize, value: settings.maxFrameSize),
             HTTP2Setting(parameter: .headerTableSize, value: settings.headerTableSize),
             HTTP2Setting(parameter: .maxHeaderListSize, value: environment.limits.maxHeaderSize),
+            // RFC 8441: WebSockets on streams, by extended CONNECT (HTTP2StreamOpener).
+            HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = settings.initialWindowSize
@@ -58,9 +62,12 @@ enum HTTP2Pipeline {
                 }
                 let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
                 if let push { try stream.pipeline.syncOperations.addHandler(push) }
-                try addRequestHandlers(
-                    stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
-                    scheme: scheme)
+                try stream.pipeline.syncOperations.addHandler(
+                    HTTP2StreamOpener(environment: environment, scheme: scheme) { stream, answer in
+                        try addRequestHandlers(
+                            stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
+                            scheme: scheme, presetAnswer: answer)
+                    })
             }
         }
         try channel.pipeline.syncOperations.addHandler(management)
@@ -85,10 +92,11 @@ enum HTTP2Pipeline {
 
     private static func addRequestHandlers(
         _ stream: Channel, push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, environment: ConnectionEnvironment,
-        scheme: String
+        scheme: String, presetAnswer: HTTPResponse? = nil
     ) throws {
+        let exchange = HTTPExchangeHandler(environment: environment, transport: .http2(push: push, sendWatch: sendWatch), scheme: scheme)
+        exchange.presetAnswer = presetAnswer
         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-        try stream.pipeline.syncOperations.addHandler(
-            HTTPExchangeHandler(environment: environment, transport: .http2(push: push, sendWatch: sendWatch), scheme: scheme))
+        try stream.pipeline.syncOperations.addHandler(exchange)
     }
 }

@@ -64,6 +64,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false, heardWhileDraining = false
     /// The body of the request being handled, when it is streamed to the delegate.
     var bodyStream: RequestBodyStream?
+    /// HTTP/2: the answer of an extended CONNECT the server does not open (HTTP2StreamOpener),
+    /// given to the stream's request instead of the delegate's.
+    var presetAnswer: HTTPResponse?
 
     init(environment: ConnectionEnvironment, transport: HTTPTransport, scheme: String) {
         self.environment = environment
@@ -361,6 +364,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return responder.respond(response)
             }
         }
+        if let answer = presetAnswer.take() { return responder.respond(answer) }
         if let push {
             push.promise(environment.delegate.pushLinks(for: request), for: request)
         }

@@ -13,6 +13,11 @@ public final class WebSocketConnection: Sendable {
     public let subprotocol: String?
     /// Who is connected.
     public let peer: ConnectionInfo
+    /// Whether the WebSocket runs on an HTTP/2 stream (RFC 8441) rather than an upgraded
+    /// HTTP/1.1 connection. A flag rather than a string: every open connection keeps it.
+    public let overHTTP2: Bool
+    /// The HTTP version that carried the handshake: "2" or "1.1".
+    public var version: String { overHTTP2 ? "2" : "1.1" }
     /// The headers of the handshake request (unpacked on each reading; see PackedHeaders).
     public var headers: HTTPHeaders { handshakeHeaders.headers }
     private let handshakeHeaders: PackedHeaders
@@ -21,10 +26,14 @@ public final class WebSocketConnection: Sendable {
     private let handler: NIOLoopBoundBox<WebSocketFrameHandler?>
     private let open = Atomic<Bool>(true)
 
-    init(subprotocol: String?, peer: ConnectionInfo, headers: HTTPHeaders, handler: WebSocketFrameHandler, eventLoop: EventLoop) {
+    init(
+        subprotocol: String?, peer: ConnectionInfo, headers: HTTPHeaders, overHTTP2: Bool, handler: WebSocketFrameHandler,
+        eventLoop: EventLoop
+    ) {
         self.guid = Self.makeGUID()
         self.subprotocol = subprotocol
         self.peer = peer
+        self.overHTTP2 = overHTTP2
         self.handshakeHeaders = PackedHeaders(headers)
         self.eventLoop = eventLoop
         self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)

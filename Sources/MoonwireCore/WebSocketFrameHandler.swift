@@ -65,6 +65,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// broadcasts queued before it are sent.
     private var afterBroadcasts: [(after: Int, action: (WebSocketFrameHandler) -> Void)] = []
     private static let flushThreshold = 64 * 1024
+    /// Whether the connection is an HTTP/2 stream (RFC 8441) rather than a TCP connection: a
+    /// stream's channel takes no socket options (NIO's stream channel traps on them).
+    private let onStream: Bool
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
     private let deflate: PerMessageDeflate?
@@ -81,11 +84,13 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         eventLoop: EventLoop
     ) {
         self.environment = environment
+        onStream = request.version == "2"
         let deflate = deflate.flatMap(PerMessageDeflate.init)
         self.deflate = deflate
         machine = WebSocketStateMachine(rules: environment.webSocketRules, deflate: deflate, now: environment.clock.now())
         connection = WebSocketConnection(
-            subprotocol: subprotocol, peer: request.connection, headers: request.headers, handler: self, eventLoop: eventLoop)
+            subprotocol: subprotocol, peer: request.connection, headers: request.headers, overHTTP2: onStream, handler: self,
+            eventLoop: eventLoop)
     }
 
     /// Puts the connection in the server's registry, where broadcasts find it. The upgrader
@@ -117,7 +122,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         self.context = context
         // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
         // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
-        context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in }
+        // (A stream's reads are the connection's, which HTTP/2's own limits pace.)
+        if !onStream { context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in } }
         register(channel: context.channel)
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
@@ -349,7 +355,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             machine.sendUnstalled()
             return
         }
-        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        // A stream's writes complete as its flow-control window lets them go: progress shows
+        // in what was written alone.
+        let buffered = onStream ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), context: context)
     }
 

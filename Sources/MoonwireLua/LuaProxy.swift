@@ -145,6 +145,11 @@ extension LuaVM {
     /// handshake (a 101 joins the two connections); the call ends here.
     func forwardUpgrade(_ call: LuaCall, _ route: LuaProxyRoute) {
         let decision = call.handshake.take()!
+        // An HTTP/2 WebSocket (RFC 8441) has no upgrade request to forward: not built (501).
+        guard call.request?.version != "2" else {
+            decision.succeed(.refuse(.statusPage(501)))
+            return end(call)
+        }
         guard let pool = outboundPool else {
             decision.succeed(.refuse(.statusPage(502)))
             return end(call)

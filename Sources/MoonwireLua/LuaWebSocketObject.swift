@@ -19,7 +19,7 @@ extension LuaVM {
             recentSocket = lua_topointer(T, -1).map { ($0, socket) }
             return
         }
-        lua_createtable(T, 0, 4)
+        lua_createtable(T, 0, 6)
         lua_pushlightuserdata(T, LuaSocketKey.pointer)
         T.push(socket.guid)
         lua_rawset(T, -3)
@@ -31,6 +31,8 @@ extension LuaVM {
         }
         T.push(socket.peer.remoteIP)
         T.setField(-2, "remote_ip")
+        T.push(socket.version)
+        T.setField(-2, "version")
         lua_createtable(T, 0, Int32(socket.headers.count))
         for (name, value) in socket.headers {
             T.push(value)

@@ -505,9 +505,10 @@ def shut_down_listener(pid, port):
 # --- a real browser ------------------------------------------------------------------------
 
 
-def chromium_driver():
+def chromium_driver(*arguments):
     """Chromium headless under Selenium, keeping the page's console messages for
-    `driver.get_log("browser")`; skips, saying why, only when the browser cannot start."""
+    `driver.get_log("browser")`, with these command-line `arguments` besides; skips, saying
+    why, only when the browser cannot start."""
     # selenium is in requirements.txt: without it the setup is broken, which fails the test.
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
@@ -521,7 +522,7 @@ def chromium_driver():
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", *arguments):
         options.add_argument(argument)
     try:
         return webdriver.Chrome(service=Service(driver_path), options=options)

@@ -15,6 +15,7 @@ import hpack
 import httpx
 
 from tls_certs import client_context
+from websocket_client import masked, split_frame
 
 
 @dataclasses.dataclass
@@ -191,6 +192,62 @@ class H2Client:
 
     def get(self, path, timeout=10, **options):
         return self.finish(self.request("GET", path, **options), timeout)
+
+    def websocket(self, path="/", headers=(), protocol="websocket", timeout=10):
+        """An H2WebSocket on a new stream of this connection, once the server answered."""
+        return H2WebSocket(self, path, headers, protocol, timeout)
+
+
+class H2WebSocket:
+    """A WebSocket on one stream (RFC 8441): the extended CONNECT (once the server's SETTINGS
+    allow it), then RFC 6455 frames, masked as a client's, in DATA frames both ways.
+    `response` is the stream's Response (its status, and its body: the server's frames)."""
+
+    def __init__(self, client, path, headers, protocol, timeout):
+        assert client.wait(lambda: client.settings_received, timeout), "no SETTINGS from the server"
+        self.client, self.read = client, 0
+        self.stream = client.request("CONNECT", path, headers=[(":protocol", protocol), ("sec-websocket-version", "13"),
+                                                             *headers], end_stream=False)
+        self.response = client.responses[self.stream]
+        client.wait(lambda: self.response.status is not None or self.response.done, timeout)
+
+    @property
+    def status(self):
+        return self.response.status
+
+    def send(self, opcode, payload, fin=True, rsv=0):
+        self.client.conn.send_data(self.stream, masked(opcode, payload, fin, rsv))
+        self.client.flush()
+
+    def send_text(self, text):
+        self.send(0x1, text.encode())
+
+    def close(self, code=1000, reason=""):
+        self.send(0x8, code.to_bytes(2, "big") + reason.encode())
+
+    def end(self):
+        """END_STREAM from the client."""
+        self.client.conn.end_stream(self.stream)
+        self.client.flush()
+
+    def receive(self, timeout=10):
+        """The next server frame: (first byte, payload), or None if none came in time."""
+        if not self.client.wait(lambda: split_frame(self.response.body[self.read:]) is not None, timeout):
+            return None
+        first, payload, length = split_frame(self.response.body[self.read:])
+        self.read += length
+        return first, payload
+
+    def text(self, timeout=10):
+        """The payload of the next frame as text (it must be a text frame)."""
+        received = self.receive(timeout)
+        assert received is not None, "no frame from the server"
+        assert received[0] == 0x81, f"not a text frame: {received}"
+        return received[1].decode()
+
+    def ended(self, timeout=10):
+        """Whether the server ended or reset the stream within `timeout`."""
+        return self.client.wait(lambda: self.response.done, timeout)
 
 
 # --- raw frames ----------------------------------------------------------------------------

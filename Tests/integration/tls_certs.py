@@ -6,7 +6,9 @@ One test CA signs the server leaves ("localhost" with SAN DNS:localhost, IP:127.
 "a.test"; "b.test") and two client certificates ("CN=good-client", "CN=blocked-client"); a
 second CA, which no server trusts, signs "CN=untrusted-client". Keys are EC P-256: instant to
 make, and every TLS stack reads them."""
+import base64
 import dataclasses
+import hashlib
 import pathlib
 import socket
 import ssl
@@ -100,6 +102,16 @@ def make_certificates(folder):
 
 
 # --- Lua source ----------------------------------------------------------------------------
+
+def spki_sha256(certificate):
+    """The base64 SHA-256 of a certificate's public key: Chromium's
+    --ignore-certificate-errors-spki-list trusts a server whose key it names, as a CA would."""
+    pem = subprocess.run(["openssl", "x509", "-in", str(certificate), "-noout", "-pubkey"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem, capture_output=True,
+                         check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
 
 def lua(value):
     """A Python str or path as a Lua string literal."""

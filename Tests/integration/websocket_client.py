@@ -64,3 +64,18 @@ def masked(opcode, payload, fin=True, rsv=0):
         head = bytes([(0x80 if fin else 0) | rsv | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
     key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
     return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
+
+
+def split_frame(data):
+    """The first whole server frame at the start of `data` (bytes): (first byte, payload, its
+    length in `data`), or None while it is incomplete."""
+    if len(data) < 2:
+        return None
+    length, offset = data[1] & 0x7F, 2
+    if length == 126:
+        length, offset = int.from_bytes(data[2:4], "big"), 4
+    elif length == 127:
+        length, offset = int.from_bytes(data[2:10], "big"), 10
+    if len(data) < offset + length:
+        return None
+    return data[0], bytes(data[offset:offset + length]), offset + length
