@@ -12,7 +12,6 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
-import NIOWebSocket
 
 final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
@@ -138,7 +137,7 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Answers 200 and hands the stream to the WebSocket: the frame handler (registered
-    /// before the 200 goes out) over NIO's frame encoder over the DATA frames.
+    /// before the 200 goes out, and writing its frames as bytes) over the DATA frames.
     private func open(
         _ request: HTTPRequest, subprotocol: String?, fields: HTTPHeaders, held: [HTTP2Frame.FramePayload],
         context: ChannelHandlerContext
@@ -149,7 +148,7 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
         block.add(contentsOf: HPACKHeaders(httpHeaders: accepted.headers, normalizeHTTPHeaders: true))
         context.write(wrapOutboundOut(.headers(.init(headers: block))), promise: nil)
         do {
-            try context.pipeline.syncOperations.addHandlers([HTTP2WebSocketStream(), WebSocketFrameEncoder(), accepted.handler])
+            try context.pipeline.syncOperations.addHandlers([HTTP2WebSocketStream(), accepted.handler])
         } catch {
             return context.close(promise: nil)
         }

@@ -1,6 +1,6 @@
 // The byte stream of a WebSocket on an HTTP/2 stream (RFC 8441 section 5): the payloads of the
 // stream's DATA frames, both ways, are what a TCP connection carries after an upgrade, so the
-// same frame handler (WebSocketFrameHandler) and NIO's frame encoder run above this handler.
+// same frame handler (WebSocketFrameHandler), which writes its frames as bytes, runs above this.
 // Back-pressure is the stream channel's: it is writable while the stream's flow-control window
 // takes more, and a read held back leaves the client's window unopened. The channel's close
 // ends the stream instead of the connection (HTTP2WebSocketStreamState has the rules).
