@@ -349,6 +349,12 @@ class RawH2:
                                      (":authority", "127.0.0.1"), (":path", path)])
         return frame(HEADERS, END_HEADERS | END_STREAM, stream, block)
 
+    def websocket_connect(self, stream):
+        """An extended CONNECT for a WebSocket on `stream` (RFC 8441), the stream left open."""
+        block = self.encoder.encode([(":method", "CONNECT"), (":scheme", self.scheme), (":authority", "localhost"),
+                                     (":path", "/"), (":protocol", "websocket")])
+        return frame(HEADERS, END_HEADERS, stream, block)
+
     def send(self, data):
         self.sock.sendall(data)
 

@@ -6,7 +6,7 @@ or takes no frame after a GOAWAY; the protocol itself is in test_websocket_http2
 import signal
 import time
 
-from http2_client import ACK, CANCEL, DATA, END_HEADERS, END_STREAM, HEADERS, PING, WINDOW_UPDATE, RawH2, frame, target_of
+from http2_client import ACK, CANCEL, DATA, END_STREAM, PING, WINDOW_UPDATE, RawH2, frame, target_of
 from tls_certs import start_tls
 from websocket_client import masked, split_frame
 
@@ -46,9 +46,7 @@ def test_a_graceful_stop_closes_http2_websockets_with_1001(moonwire, certs):
     and the server exits without waiting for its drain timeout."""
     server = start_tls(moonwire, certs, LIMITS_APP.replace("interval = 0.3", "interval = 0"), threads=1)
     with RawH2(target_of(server, certs, "tls")) as client:
-        client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
-            [(":method", "CONNECT"), (":scheme", "https"), (":authority", "localhost"), (":path", "/"),
-             (":protocol", "websocket")])))
+        client.send(client.websocket_connect(1))
         assert client.wait(lambda: 1 in client.answered(), 5)
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
@@ -72,9 +70,7 @@ def test_a_client_that_opens_no_window_is_closed_by_its_send_queue(moonwire, cer
     (1008) and, its close frame never read, resets the stream; the connection goes on."""
     server = start_tls(moonwire, certs, LIMITS_APP.replace("interval = 0.3", "interval = 0"), threads=1)
     with RawH2(target_of(server, certs, "tls")) as client:
-        client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
-            [(":method", "CONNECT"), (":scheme", "https"), (":authority", "localhost"), (":path", "/"),
-             (":protocol", "websocket")])))
+        client.send(client.websocket_connect(1))
         assert client.wait(lambda: 1 in client.answered(), 5)
         client.send(frame(DATA, 0, 1, masked(0x1, b"flood")))
         # The connection's window opens wide, the stream's never does.
