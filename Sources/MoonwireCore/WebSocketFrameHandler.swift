@@ -3,7 +3,8 @@
 // sizes, close codes), answers pings, runs the closing handshake, and reports to the delegate.
 // The rules are WebSocketStateMachine's: this handler feeds it what the parser reads, the
 // channel's errors and timer ticks, and carries out what it answers: writes, delegate calls,
-// timers and closes. It writes its frames as bytes itself (WebSocketFrameBytes says why).
+// timers and closes. It writes its frames as bytes itself (WebSocketFrameBytes says why); the
+// sending side is in WebSocketFrameHandler+Sending.swift.
 //
 // It also holds back the reading while the send queue is full (the state machine says when):
 // it stops parsing what was read and does not ask the channel for more until the queue drains,
@@ -23,18 +24,18 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let environment: ConnectionEnvironment
-    private var context: ChannelHandlerContext?
+    let environment: ConnectionEnvironment
+    var context: ChannelHandlerContext?
     /// The connection as the rest of the server sees it; made with the handler (it points back
     /// to it), so it can be registered before the 101 goes out (`register`). The handshake
     /// request is not kept: the connection has what of it lasts (peer, headers), compactly.
     private(set) var connection: WebSocketConnection!
     /// What was asked of the connection (a broadcast, a script's send or close) after it was
     /// registered and before the handler joined the pipeline, in order; nil once it joined.
-    private var beforeAdded: [(WebSocketFrameHandler) -> Void]? = []
+    var beforeAdded: [(WebSocketFrameHandler) -> Void]? = []
     private var registered = false
     /// The protocol's rules, and where the connection stands in them.
-    private var machine: WebSocketStateMachine
+    var machine: WebSocketStateMachine
     private var parser = WebSocketFrameParser()
     /// Bytes read and not parsed yet: a frame header cut by the end of a read, or what arrived
     /// while the reading was held back.
@@ -42,41 +43,41 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// The channel asked for a read while the reading was held back.
     private var readHeld = false
     /// Set while what was read is handled: frames sent meanwhile wait for one flush at its end.
-    private var parsing = false
+    var parsing = false
     /// The delegate holds the reading (see `holdReading`).
     private var heldByDelegate = false
     /// OnBeforeHeartBeat was asked and has not answered yet.
     private var heartbeatAsked = false
     /// What the frames written and not flushed cost in the send queue.
-    private var unflushed = 0
+    var unflushed = 0
     /// The last frame written, kept back until the next write or flush (see `writeFrame`).
-    private var lastFrame: WebSocketFrame?
+    var lastFrame: WebSocketFrame?
     /// What the frames written since the last flush cost, and how many there are.
-    private var unconfirmed = (cost: 0, frames: 0)
+    var unconfirmed = (cost: 0, frames: 0)
     /// What the frames written since the last flush without a promise cost, and how many
     /// there are: they count as written once flushed (see `writeFrame`).
-    private var untracked = (cost: 0, frames: 0)
+    var untracked = (cost: 0, frames: 0)
     /// Frames written without a promise may add up to this much between two flushes.
-    private static let untrackedLimit = 16 * 1024
+    static let untrackedLimit = 16 * 1024
     /// Broadcasts to this connection queued in the loop's FanoutOutbox, and delivered.
-    private var broadcastsQueued = 0
-    private var broadcastsDelivered = 0
+    var broadcastsQueued = 0
+    var broadcastsDelivered = 0
     /// Messages and a close asked for while a broadcast waited, each to be done once the
     /// broadcasts queued before it are sent.
-    private var afterBroadcasts: [(after: Int, action: (WebSocketFrameHandler) -> Void)] = []
-    private static let flushThreshold = 64 * 1024
+    var afterBroadcasts: [(after: Int, action: (WebSocketFrameHandler) -> Void)] = []
+    static let flushThreshold = 64 * 1024
     /// Whether the connection is an HTTP/2 stream (RFC 8441) rather than a TCP connection: a
     /// stream's channel takes no socket options (NIO's stream channel traps on them).
-    private let onStream: Bool
+    let onStream: Bool
     /// permessage-deflate, when the handshake agreed on it; it compresses what we send (the
     /// state machine inflates what arrives).
-    private let deflate: PerMessageDeflate?
+    let deflate: PerMessageDeflate?
     /// Cancels the next heartbeat check.
     private var heartbeat: (@Sendable () -> Void)?
     /// Fires when the message on its way must be whole.
     private var messageTimer: Scheduled<Void>?
     /// Checks a stuck send queue for progress.
-    private var stallCheck: RepeatedTask?
+    var stallCheck: RepeatedTask?
 
     /// Made on `eventLoop`, the connection's, when the handshake is accepted.
     init(
@@ -116,7 +117,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         beforeAdded?.append(action)
     }
 
-    private var settings: WebSocketSettings { environment.webSocket }
+    var settings: WebSocketSettings { environment.webSocket }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -269,7 +270,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    private func resumeReading(context: ChannelHandlerContext) {
+    func resumeReading(context: ChannelHandlerContext) {
         parse(context: context)
         guard !machine.readingPaused, !heldByDelegate, readHeld else { return }
         readHeld = false
@@ -296,7 +297,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     /// Carries out what the state machine decided; the action is consumed, so a message is
     /// handed on without a copy.
-    private func perform(_ action: consuming WebSocketStateMachine.Action, context: ChannelHandlerContext) {
+    func perform(_ action: consuming WebSocketStateMachine.Action, context: ChannelHandlerContext) {
         switch consume action {
         case .none:
             break
@@ -328,203 +329,6 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            if machine.sendQueue.bytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
-        } else {
-            startStallCheck(context: context)
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
-    /// While the send queue is stuck (the reading held back, or the channel holding more than
-    /// it takes), checks a few times per send_timeout that it still moves.
-    private func startStallCheck(context: ChannelHandlerContext) {
-        guard stallCheck == nil, !machine.sentClose else { return }
-        let tick = TimeAmount.nanoseconds(Int64(max(0.05, settings.sendTimeout / 4) * 1e9))
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        stallCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
-            bound.value.checkStall()
-        }
-    }
-
-    private func checkStall() {
-        guard let context, !machine.sentClose, machine.readingPaused || !context.channel.isWritable else {
-            stallCheck?.cancel()
-            stallCheck = nil
-            machine.sendUnstalled()
-            return
-        }
-        // A stream's writes complete as its flow-control window lets them go: progress shows
-        // in what was written alone.
-        let buffered = onStream ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), context: context)
-    }
-
-    /// Sends a data or control frame (server frames are not masked). A message waits while a
-    /// broadcast to this connection does (see `broadcastQueued`).
-    func send(opcode: WebSocketOpcode, _ data: ByteBuffer) {
-        guard opcode != .text && opcode != .binary || !waitsForBroadcasts else {
-            afterBroadcasts.append((broadcastsQueued, { $0.sendNow(opcode: opcode, data, flush: true) }))
-            return
-        }
-        sendNow(opcode: opcode, data, flush: true)
-    }
-
-    /// Starts the closing handshake (`close`) once the broadcasts queued before are sent.
-    func closeInOrder(code: UInt16, reason: String) {
-        guard !waitsForBroadcasts else {
-            afterBroadcasts.append((broadcastsQueued, { $0.close(code: code, reason: reason) }))
-            return
-        }
-        close(code: code, reason: reason)
-    }
-
-    private var waitsForBroadcasts: Bool { broadcastsQueued > broadcastsDelivered || !afterBroadcasts.isEmpty }
-
-    /// A broadcast to this connection waits in the loop's FanoutOutbox: the messages sent to it
-    /// meanwhile by other means go out after the broadcast, in the order they were sent.
-    func broadcastQueued() {
-        broadcastsQueued += 1
-    }
-
-    /// Sends a broadcast message (`ChannelSubscriber.deliverOnLoop`), then what waited for it.
-    func deliverBroadcast(_ message: ChannelMessage, queued: Bool, flush: Bool) {
-        guard beforeAdded == nil else {
-            beforeAdded?.append { $0.deliverBroadcast(message, queued: queued, flush: true) }
-            return
-        }
-        if queued { broadcastsDelivered += 1 }
-        sendNow(opcode: message.binary ? .binary : .text, message.payload, flush: false, batched: true)
-        while let next = afterBroadcasts.first, next.after <= broadcastsDelivered {
-            afterBroadcasts.removeFirst()
-            next.action(self)
-        }
-        if flush, !parsing, let context, unflushed > 0 { flushWrites(context: context) }
-    }
-
-    /// Writes a frame through the send queue; `flush`: send what was written now (while
-    /// parsing, the flush waits for the end of the read, or `flushThreshold`).
-    private func sendNow(opcode: WebSocketOpcode, _ data: ByteBuffer, flush: Bool, batched: Bool = false) {
-        guard let context, context.channel.isActive else { return }
-        let size = data.readableBytes
-        let compressed: Bool
-        let decision = machine.sendRequested(opcode, size: size)
-        switch decision {
-        case .discard:
-            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
-            return
-        case .send(let compress):
-            compressed = compress
-            if opcode == .text || opcode == .binary { environment.metrics?.server.webSocketMessagesOut.increment() }
-        case .drop:
-            environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
-            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
-            return
-        case .closeForBackpressure:
-            return closeSlowClient(context: context)
-        }
-        if machine.readingPaused { startStallCheck(context: context) }
-        var payload = data
-        if compressed, let deflate {
-            payload = deflate.compress(data, allocator: context.channel.allocator)
-        }
-        writeFrame(
-            WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
-            batched: batched, context: context)
-        if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(context: context) }
-    }
-
-    /// Writes a frame; `cost` is what it counts in the send queue (0: not counted). A frame of a
-    /// broadcast (`batched`) is kept back until the next write or the flush, which writes it
-    /// with the one promise that counts off every broadcast frame since the previous flush: NIO
-    /// completes writes in order, so one promise and one closure per flush do what one per
-    /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
-    private func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
-        if let previous = lastFrame.take() { write(previous, promise: batched ? nil : batchPromise(context), context: context) }
-        unflushed += cost
-        guard batched else {
-            let promise = cost > 0 ? confirmation(cost: cost, frames: 1, context: context) : nil
-            write(frame, promise: promise, context: context)
-            return
-        }
-        lastFrame = frame
-        unconfirmed.cost += cost
-        unconfirmed.frames += 1
-    }
-
-    /// Writes a frame's bytes; `promise` is kept once all of them are written.
-    private func write(_ frame: WebSocketFrame, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
-        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: context.channel.allocator)
-        guard let rest else { return context.write(wrapOutboundOut(first), promise: promise) }
-        context.write(wrapOutboundOut(first), promise: nil)
-        context.write(wrapOutboundOut(rest), promise: promise)
-    }
-
-    /// The promise that counts off the broadcast frames written since the last one, if any.
-    private func batchPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
-        guard unconfirmed.frames > 0 else { return nil }
-        let (cost, frames) = unconfirmed
-        unconfirmed = (0, 0)
-        return confirmation(cost: cost, frames: frames, context: context)
-    }
-
-    /// What counts off frames costing `cost` once written: a promise, or nil when they may go
-    /// untracked. Small frames written while nothing else is queued and the channel takes more
-    /// go untracked: a promise (an allocation, a closure, a callback: a tenth of an echoed
-    /// message's cost) would almost always be kept at once by the flush, since the kernel takes
-    /// the bytes, so they count as written once flushed (`flushWrites`). What that leaves
-    /// uncounted is bounded: by `untrackedLimit` per flush, and by the channel's high watermark
-    /// in all, since a channel holding that much is not writable and its frames get promises.
-    private func confirmation(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
-        let total = untracked.cost + cost
-        guard total <= Self.untrackedLimit, machine.sendQueue.bytes == total, context.channel.isWritable else {
-            return writtenPromise(cost: cost, frames: frames, context: context)
-        }
-        untracked = (total, untracked.frames + frames)
-        return nil
-    }
-
-    private func writtenPromise(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
-        return promise
-    }
-
-    private func flushWrites(context: ChannelHandlerContext) {
-        unflushed = 0
-        if let last = lastFrame.take() { write(last, promise: batchPromise(context), context: context) }
-        context.flush()
-        guard untracked.frames > 0 else { return }
-        let (cost, frames) = untracked
-        untracked = (0, 0)
-        framesWritten(cost: cost, frames: frames)
-    }
-
-    /// The send queue is full: the closing handshake starts (its close frame after what is
-    /// queued, for a client that is only slow), OnError hears of it on the loop's next turn,
-    /// since this runs inside whatever sent the message (a script's ws:send, a broadcast).
-    private func closeSlowClient(context: ChannelHandlerContext) {
-        let message = "client does not read fast enough (\(WebSocketCloseCode.policyViolation))"
-        environment.logger.warning("websocket send queue full, closing with 1008", metadata: queueMetadata)
-        close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
-        let bound = NIOLoopBound((environment.delegate, connection.peer), eventLoop: context.eventLoop)
-        context.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
-    }
-
-    private func framesWritten(cost: Int, frames: Int) {
-        let progress = machine.framesWritten(cost: cost, frames: frames)
-        guard let context else { return }
-        if progress.resumeReading { resumeReading(context: context) }
-        if progress.drained, let connection, context.channel.isWritable {
-            environment.delegate.webSocketDrained(connection)
-        }
-    }
-
-    private var queueMetadata: Logger.Metadata {
-        ["peer": "\(connection.peer.remoteIP):\(connection.peer.remotePort)", "queued": "\(machine.sendQueue.bytes)"]
-    }
 
     /// Starts the closing handshake; the TCP connection ends when the client answers, or
     /// after a grace period if it does not.
