@@ -88,6 +88,14 @@ async def whoami(ws):
     return name, guid
 
 
+async def six_through(balancer, nodes):
+    """Six WebSockets through haproxy, and (node, guid) of each once presence lists them all."""
+    sockets = [await websockets.connect(url(balancer)) for _ in range(6)]
+    where = [await whoami(ws) for ws in sockets]
+    wait_for_presence(nodes[0], {guid: name for name, guid in where})
+    return sockets, where
+
+
 def test_presence_lists_the_connections_of_every_node(moonwire, redis_server):
     redis = redis_server()
     nodes = start_nodes(moonwire, redis, 3)
@@ -153,14 +161,12 @@ def test_a_chat_through_haproxy_whose_members_sit_on_three_nodes(moonwire, redis
     balancer = haproxy(nodes)
 
     async def scenario():
-        sockets = [await websockets.connect(url(balancer)) for _ in range(6)]
+        sockets, where = await six_through(balancer, nodes)
         try:
-            where = [await whoami(ws) for ws in sockets]
             assert sorted(name for name, _ in where) == ["node0", "node0", "node1", "node1", "node2", "node2"]
             for ws in sockets:
                 await ws.send("join room")
                 assert await ws.recv() == "joined room"
-            wait_for_presence(nodes[0], {guid: name for name, guid in where})
             assert wait_until(lambda: redis.command("PUBSUB", "NUMSUB", "moonwire:0:channel:room")[1] == 3,
                               timeout=10)
             for i in range(10):
@@ -179,10 +185,8 @@ def test_a_node_killed_leaves_presence_within_the_expiry_and_its_clients_reconne
     balancer = haproxy(nodes)
 
     async def scenario():
-        sockets = [await websockets.connect(url(balancer)) for _ in range(6)]
+        sockets, where = await six_through(balancer, nodes)
         try:
-            where = [await whoami(ws) for ws in sockets]
-            wait_for_presence(nodes[0], {guid: name for name, guid in where})
             nodes[2].process.kill()
             killed = time.monotonic()
             for position, (name, _) in enumerate(where):
