@@ -13,7 +13,7 @@ import httpx
 import websockets
 
 from cluster_servers import start_cluster_nodes
-from harness import wait_until
+from harness import free_port, run_cli, wait_until
 from websocket_client import run, url
 
 APP = r"""
@@ -348,3 +348,15 @@ def test_a_key_that_cannot_be_checked_while_redis_is_down_gets_503(moonwire, red
     assert "name" not in failure and failure["err"].startswith("redis ")
     redis.start()
     assert wait_until(lambda: whoami(a, "boot-key").status_code == 200, timeout=15), "admitted once Redis is back"
+
+
+def test_checking_a_key_while_the_scripts_load_is_a_load_error_with_a_cluster(redis_server, tmp_path):
+    redis = redis_server()
+    (tmp_path / "main.lua").write_text(
+        f'moonwire.options{{cluster = {{redis = "{redis.url()}"}}}}\n'
+        'moonwire.apikeys.add("k", {name = "n"})\n'
+        'moonwire.apikeys.check("k")\n')
+    result = run_cli("serve", "--port", free_port(), "--scripts", tmp_path, "--www", tmp_path)
+    assert result.returncode != 0
+    assert ("moonwire.apikeys.check waits for Redis with a cluster: call it in a handler or an event, "
+            "not while the scripts load") in result.stdout + result.stderr, result.stderr[-2000:]
