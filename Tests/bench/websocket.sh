@@ -4,7 +4,9 @@
 # WebSocket, and Moonwire's fan-out of one broadcast to 10,000 subscribers of a channel, on one
 # node and over a cluster of three nodes sharing a Redis. The load
 # is Tests/bench/wsload/ (C, epoll), built here with cc -O2; it prints its own CPU share
-# next to each figure, and reads the server's CPU time and RSS from /proc.
+# next to each figure, and reads the server's CPU time and RSS from /proc. Before the fan-out,
+# Tests/bench/writefloor.c measures this kernel's price of one write(2) to each subscriber's
+# socket with no server at all: the floor that the fan-out's µs per delivery is read against.
 #
 # Each server runs alone on one core (taskset, Moonwire with --threads 1, hummingbird with one
 # event loop thread); wsload runs on another. The echo peers take turns for several rounds.
@@ -65,6 +67,9 @@ mkdir -p .build/bench
 wsload=.build/bench/wsload
 cc -O2 -Wall -Wextra -Werror -pthread -o "$wsload" Tests/bench/wsload/*.c ||
     die "wsload did not build (gcc and libc6-dev: Tests/tools/setup.sh --bench)"
+writefloor=.build/bench/writefloor
+cc -O2 -Wall -Wextra -Werror -o "$writefloor" Tests/bench/writefloor.c ||
+    die "writefloor did not build (gcc and libc6-dev: Tests/tools/setup.sh --bench)"
 
 # hummingbird-websocket, from the machine's copies of the Swift packages (its own package, not
 # in Moonwire's Package.swift). When it cannot be built, the bench says why and goes on.
@@ -181,8 +186,11 @@ fi
 
 # --- fan-out: one broadcast to every subscriber of a channel (Moonwire) ----------------------
 
-fanout_one=null fanout_burst_result=null
+fanout_one=null fanout_burst_result=null fanout_floor=null
 if runs_case fanout; then
+# The floor under any server: one write(2) per subscriber socket on the server's core, no server.
+fanout_floor=$( (ulimit -n "$(ulimit -Hn)" && exec taskset -c "$server_cpu" "$writefloor" --sockets "$subscribers" \
+    --rounds "$fanout_rounds" --reader-cpu "$load_cpu")) || die "writefloor failed (its error is above)"
 say "websocket fan-out: $subscribers subscribers of one channel; $fanout_rounds publishes of one 64-byte message, then 3 of $fanout_burst"
 fanout_lua=$(cat <<'LUA'
 moonwire.options{ heartbeat = { interval = 0 } }
@@ -235,6 +243,7 @@ fi
 
 BENCH_ECHO_RUNS=$echo_runs BENCH_IDLE_MOONWIRE=${idle[moonwire]:-null} BENCH_IDLE_HUMMINGBIRD=${idle[hummingbird]:-null} \
 BENCH_FANOUT_ONE=$fanout_one BENCH_FANOUT_BURST=$fanout_burst_result BENCH_FANOUT_CLUSTER=$fanout_cluster \
+BENCH_FANOUT_FLOOR=$fanout_floor \
 BENCH_HUMMINGBIRD_MISSING=$hummingbird_missing BENCH_UWEBSOCKETS_MISSING=$uwebsockets_missing \
 python3 - <<'PY'
 import json, os, statistics, sys
@@ -282,6 +291,14 @@ for name, f in result["fanout"].items():
         f"publish to receipt p50 {f['latency_ms']['p50']} ms p99 {f['latency_ms']['p99']} ms; the loop held up to "
         f"{f['loop_held_max_ms']} ms (goal: a few), publish request up to {f['publish_rtt_max_ms']} ms; "
         f"wsload's CPU share {f['client_cpu_share']:.0%}")
+floor = json.loads(env["BENCH_FANOUT_FLOOR"])
+if floor:
+    result["fanout"]["floor"] = floor
+    one = result["fanout"]["one"]
+    say(f"ws-fanout floor: {floor['us_per_write']} µs per write(2) of one frame to each of {floor['sockets']} loopback "
+        f"sockets, no server ({1e6 / floor['us_per_write']:.0f} deliveries/s with one write per subscriber); "
+        f"moonwire's one-message fan-out: {1e6 / one['deliveries_per_second']:.2f} µs per delivery, "
+        f"{floor['us_per_write'] * one['deliveries_per_second'] / 1e6:.2f} of the floor's rate")
 cluster = json.loads(env["BENCH_FANOUT_CLUSTER"])
 if cluster:
     result["fanout"]["cluster"] = cluster
