@@ -27,6 +27,7 @@ enum HTTP2Pipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = settings.initialWindowSize
         let loop = channel.eventLoop
+        let peer = ConnectionInfo(channel: channel)
         let sendTimeout = NIOLoopBound(
             HTTP2SendTimeout(timeout: environment.limits.sendTimeout, environment: environment), eventLoop: loop)
         let admission = NIOLoopBoundBox(HTTP2StreamAdmission(limit: settings.maxConcurrentStreams), eventLoop: loop)
@@ -38,7 +39,7 @@ enum HTTP2Pipeline {
                     try stream.pipeline.syncOperations.addHandler(watcher)
                     try addRequestHandlers(
                         stream, push: nil, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
-                        scheme: scheme)
+                        scheme: scheme, connection: peer)
                 }),
             eventLoop: loop)
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: loop)
@@ -57,16 +58,18 @@ enum HTTP2Pipeline {
             stream.eventLoop.makeCompletedFuture {
                 let environment = boundEnvironment.value
                 if case .refuse(let first) = admission.value.admit() {
-                    if first { reportRefusal(channel, limit: settings.maxConcurrentStreams, environment: environment) }
+                    if first { reportRefusal(peer, limit: settings.maxConcurrentStreams, environment: environment) }
                     return try stream.pipeline.syncOperations.addHandler(HTTP2RefusedStream())
                 }
-                let push = settings.push ? HTTP2Push(connection: pushes.value) : nil
+                // Most clients turn push off in their first SETTINGS (browsers do): their streams
+                // go without the push handler.
+                let push = settings.push && pushes.value.clientAllowsPush ? HTTP2Push(connection: pushes.value) : nil
                 if let push { try stream.pipeline.syncOperations.addHandler(push) }
                 try stream.pipeline.syncOperations.addHandler(
-                    HTTP2StreamOpener(environment: environment, scheme: scheme) { stream, answer in
+                    HTTP2StreamOpener(environment: environment, scheme: scheme, connection: peer) { stream, answer in
                         try addRequestHandlers(
                             stream, push: push, sendWatch: sendTimeout.value.makeWatch(for: stream), environment: environment,
-                            scheme: scheme, presetAnswer: answer)
+                            scheme: scheme, connection: peer, presetAnswer: answer)
                     })
             }
         }
@@ -82,8 +85,7 @@ enum HTTP2Pipeline {
 
     /// The first stream a connection opens over the limit is reported; the others are only
     /// refused.
-    private static func reportRefusal(_ channel: Channel, limit: Int, environment: ConnectionEnvironment) {
-        let peer = ConnectionInfo(channel: channel)
+    private static func reportRefusal(_ peer: ConnectionInfo, limit: Int, environment: ConnectionEnvironment) {
         let message = "HTTP/2 client opened more than \(limit) concurrent streams: refused (REFUSED_STREAM)"
         environment.logger.warning(
             "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
@@ -92,9 +94,10 @@ enum HTTP2Pipeline {
 
     private static func addRequestHandlers(
         _ stream: Channel, push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, environment: ConnectionEnvironment,
-        scheme: String, presetAnswer: HTTPResponse? = nil
+        scheme: String, connection: ConnectionInfo, presetAnswer: HTTPResponse? = nil
     ) throws {
-        let exchange = HTTPExchangeHandler(environment: environment, transport: .http2(push: push, sendWatch: sendWatch), scheme: scheme)
+        let exchange = HTTPExchangeHandler(
+            environment: environment, transport: .http2(push: push, sendWatch: sendWatch, connection: connection), scheme: scheme)
         exchange.presetAnswer = presetAnswer
         try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
         try stream.pipeline.syncOperations.addHandler(exchange)

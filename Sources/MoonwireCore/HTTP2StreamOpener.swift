@@ -37,15 +37,21 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let environment: ConnectionEnvironment
     private let scheme: String
+    /// The connection's addresses, read once for all its streams.
+    private let connection: ConnectionInfo
     private let addRequestHandlers: RequestHandlers
     private var state = State.opening
     private var context: ChannelHandlerContext?
     /// The channel asked for a read while the delegate decided.
     private var readHeld = false
 
-    init(environment: ConnectionEnvironment, scheme: String, requestHandlers: @escaping RequestHandlers) {
+    init(
+        environment: ConnectionEnvironment, scheme: String, connection: ConnectionInfo,
+        requestHandlers: @escaping RequestHandlers
+    ) {
         self.environment = environment
         self.scheme = scheme
+        self.connection = connection
         addRequestHandlers = requestHandlers
     }
 
@@ -104,7 +110,7 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
     private func decide(_ headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
         // Too large a head is refused by the request handlers, as for any request (431).
         guard HTTP2StreamOpening.size(of: headers.headers) <= environment.limits.maxHeaderSize,
-            let request = HTTP2StreamOpening.request(headers.headers, scheme: scheme, connection: ConnectionInfo(channel: context.channel))
+            let request = HTTP2StreamOpening.request(headers.headers, scheme: scheme, connection: connection)
         else { return refuse(headers, with: .statusPage(400), context: context) }
         state = .deciding(headers, held: [])
         let decision = context.eventLoop.makePromise(of: WebSocketHandshakeDecision.self)

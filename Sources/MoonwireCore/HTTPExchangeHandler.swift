@@ -18,8 +18,9 @@ enum HTTPTransport {
     /// serialized responses leave by.
     case http1(HTTPReadTimeouts, WebSocketUpgradeState, HTTP1ResponseOutlet)
     /// One HTTP/2 stream; `push` is there when the server may push from it, `sendWatch` keeps
-    /// its send timeout.
-    case http2(push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch)
+    /// its send timeout; `connection` is the connection's addresses, read once for all its
+    /// streams (formatting an address costs more than the rest of a stream's setup).
+    case http2(push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, connection: ConnectionInfo)
 }
 
 /// Drives requests of one HTTP/1.1 connection or HTTP/2 stream through the delegate.
@@ -80,7 +81,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendWatch = nil
             sendsFileRegions = scheme == "http"
             writer = HTTPResponseWriter(target: .connection(outlet))
-        case .http2(let push, let sendWatch):
+        case .http2(let push, let sendWatch, let connection):
+            self.connection = connection
             timeouts = HTTPReadTimeouts(limits: environment.limits)
             isHTTP1 = false
             upgrade = nil
@@ -95,7 +97,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        connection = ConnectionInfo(channel: context.channel)
+        if isHTTP1 { connection = ConnectionInfo(channel: context.channel) }
         writer.allocator = context.channel.allocator
         if !isHTTP1 { timeouts.attachStream(to: context) }
         if isHTTP1, environment.openConnections.quiescing { quiesce(context: context) }

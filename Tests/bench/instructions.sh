@@ -14,8 +14,12 @@
 # handler makes one moonwire.http.get per request to an nginx answering "hello", started here
 # outside valgrind: the count is Moonwire's side of a proxied request; PROXY=route forwards
 # through a moonwire.proxy route instead, with no Lua per request), WEBSOCKET=1 (a Lua OnMessage
-# echoing 20-byte text messages: the count is per echoed message), KEEP=folder (keep both
-# runs' callgrind outputs there, for callgrind_annotate).
+# echoing 20-byte text messages: the count is per echoed message), HTTP2=1 (the hello over
+# HTTP/2, cleartext by prior knowledge, 16 streams in flight on one connection; HTTP2=streams or
+# HTTP2=frames counts Tests/bench/peers/nio-h2 instead of Moonwire: swift-nio-http2 answering
+# "hello" with a child channel per stream, or with the frames handled at the connection;
+# HTTP2=nghttpd counts nghttp2's own server, libnghttp2 in C, serving a file "hello"), KEEP=folder
+# (keep both runs' callgrind outputs there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,11 +27,18 @@ binary=${1:-.build/release/moonwire}
 small=${SMALL:-1000}
 large=${LARGE:-6000}
 proxy=${PROXY:-}
+http2=${HTTP2:-}
 tools=(valgrind h2load strip python3)
 [[ -n $proxy ]] && tools+=(nginx curl)
+[[ $http2 == nghttpd ]] && tools+=(nghttpd)
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "instructions: $tool not found; run Tests/tools/setup.sh --bench" >&2; exit 1; }
 done
+if [[ $http2 == streams || $http2 == frames ]]; then
+    binary=Tests/bench/peers/nio-h2/.build/release/NIOH2Hello
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --package-path Tests/bench/peers/nio-h2 >&2
+fi
+[[ $http2 == nghttpd ]] && binary=$(command -v nghttpd)
 [[ -x $binary ]] || { echo "instructions: $binary not found (make release)" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -108,19 +119,35 @@ for _ in range(count):
 print(f"{count} echoed")
 PY
 }
+if [[ -n $http2 ]]; then
+    what="HTTP/2 hello request ($([[ $http2 == 1 ]] && echo moonwire || echo "$http2"))"
+    [[ $http2 == nghttpd ]] && printf hello > "$work/www/hello"
+fi
 # callgrind cannot read the DWARF Swift 6 writes; the symbol table is enough to count.
 strip --strip-debug -o "$work/moonwire" "$binary"
 
 count() {
     local requests=$1 port
     port=$(free_port)
+    local server_command=("$work/moonwire" serve --port "$port" --threads 1 --workers 0
+        --scripts "$work/scripts" --www "$work/www")
+    case $http2 in
+        streams | frames) server_command=("$work/moonwire" "$http2" "$port") ;;
+        nghttpd) server_command=("$binary" --no-tls -d "$work/www" "$port") ;;
+    esac
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$requests" \
-        "$work/moonwire" serve --port "$port" --threads 1 --workers 0 \
-        --scripts "$work/scripts" --www "$work/www" > "$work/log.$requests" 2>&1 &
+        "${server_command[@]}" > "$work/log.$requests" 2>&1 &
     local server=$!
-    for _ in $(seq 1 300); do grep -q "listening on" "$work/log.$requests" && break; sleep 0.1; done
+    for _ in $(seq 1 300); do
+        grep -q "listening on" "$work/log.$requests" && break
+        # nghttpd says nothing when it is ready; it is once its port answers.
+        [[ $http2 == nghttpd ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
+        sleep 0.1
+    done
     if [[ -n ${WEBSOCKET:-} ]]; then
         websocket_echo "$port" "$requests" > "$work/load.$requests" 2>&1
+    elif [[ -n $http2 ]]; then
+        h2load -n "$requests" -c 1 -m 16 "http://127.0.0.1:$port/hello" > "$work/load.$requests" 2>&1
     else
         h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port/" > "$work/load.$requests" 2>&1
     fi

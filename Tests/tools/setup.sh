@@ -8,7 +8,8 @@
 #   Tests/tools/setup.sh --build   build and run only (make run, make release, make dist): no
 #                                  test clients, no .venv
 #   Tests/tools/setup.sh --bench   also the benchmark peer (nginx with its Lua module), valgrind,
-#                                  and a C compiler for the WebSocket load client (wsload)
+#                                  a C compiler for the WebSocket load client (wsload), and
+#                                  nghttpd (a yardstick of instructions.sh HTTP2=nghttpd)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -51,7 +52,7 @@ fi
 # lua-nginx-module on LuaJIT) loads into either.
 if ($tests || $bench) && ! installed nginx-light && ! installed nginx; then packages+=(nginx); fi
 if $bench; then
-    packages+=(libnginx-mod-http-lua valgrind gcc libc6-dev)
+    packages+=(libnginx-mod-http-lua valgrind gcc libc6-dev nghttp2-server)
 fi
 
 missing=()
