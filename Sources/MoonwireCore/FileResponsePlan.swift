@@ -38,6 +38,20 @@ enum FileResponsePlan: Equatable {
         self = Self.plan(range: range, size: file.size)
     }
 
+    /// The request fields that can make the answer other than `.whole`.
+    private static let deciding = ["if-match", "if-unmodified-since", "if-none-match", "if-modified-since", "range"]
+
+    /// Whether `headers` has none of the fields that decide a plan: the answer is `.whole`
+    /// without parsing anything (most requests; a cached file's plain answer relies on it).
+    /// One pass over the fields, comparing only names of a deciding length.
+    static func isUnconditional(_ headers: HTTPHeaders) -> Bool {
+        for (name, _) in headers {
+            let length = name.utf8.count
+            if deciding.contains(where: { $0.utf8.count == length && name.lowercased() == $0 }) { return false }
+        }
+        return true
+    }
+
     /// A `bytes=` range header with one range; anything else (several ranges, other units,
     /// syntax errors) is ignored and the whole file is sent, as RFC 9110 allows.
     static func plan(range header: String, size: Int) -> FileResponsePlan {

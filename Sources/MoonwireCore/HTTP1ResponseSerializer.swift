@@ -10,15 +10,20 @@ import NIOHTTP1
 enum HTTP1ResponseSerializer {
     /// Appends the status line, the handler's fields, the server's and the blank line that ends
     /// the head. Field names and values were checked where they were set (no CR, LF or NUL
-    /// reaches here).
+    /// reaches here). `fieldLines`, when given, are `headers` already serialized by
+    /// `fieldLines(_:)` (a cached file's, made once), none of them a field the server owns.
     static func writeHead(
         status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
-        into buffer: inout ByteBuffer
+        fieldLines: ByteBuffer? = nil, into buffer: inout ByteBuffer
     ) {
         let reason = commonReason(status.code)
         // Status line, the server's fields with their values, and room for the numbers.
         var size = 256 + fields.date.utf8.count + (reason == nil ? status.reasonPhrase.utf8.count : 0)
-        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
+        if let fieldLines {
+            size += fieldLines.readableBytes
+        } else {
+            for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
+        }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = ByteCursor(raw)
             if version == .http1_1 {
@@ -38,11 +43,15 @@ enum HTTP1ResponseSerializer {
                 out.append(contentsOf: status.reasonPhrase)
                 out.append("\r\n")
             }
-            for (name, value) in headers where !fields.replaces(name) {
-                out.append(contentsOf: name)
-                out.append(": ")
-                out.append(contentsOf: value)
-                out.append("\r\n")
+            if let fieldLines {
+                fieldLines.withUnsafeReadableBytes { out.append(bytes: $0) }
+            } else {
+                for (name, value) in headers where !fields.replaces(name) {
+                    out.append(contentsOf: name)
+                    out.append(": ")
+                    out.append(contentsOf: value)
+                    out.append("\r\n")
+                }
             }
             if let length = fields.contentLength {
                 out.append("content-length: ")
@@ -70,6 +79,19 @@ enum HTTP1ResponseSerializer {
         let reason = status.code == 103 && status.reasonPhrase.isEmpty ? "Early Hints" : status.reasonPhrase
         buffer.writeString("HTTP/\(version.major).\(version.minor) \(status.code) \(reason)\r\n")
         writeFields(headers, into: &buffer)
+    }
+
+    /// `headers` as the lines of a head ("name: value\r\n" each), for `writeHead`'s
+    /// `fieldLines`.
+    static func fieldLines(_ headers: HTTPHeaders) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for (name, value) in headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        return buffer
     }
 
     /// "200 OK\r\n" and the like for the statuses most answers have.
@@ -157,6 +179,10 @@ private struct ByteCursor {
             }
             copy(UnsafeRawBufferPointer(rebasing: scratch[start...]))
         }
+    }
+
+    mutating func append(bytes: UnsafeRawBufferPointer) {
+        copy(bytes)
     }
 
     private mutating func copy(_ bytes: UnsafeRawBufferPointer) {

@@ -26,6 +26,12 @@ extension HTTPExchangeHandler {
             guard exchange.version != .http1_0 else { return }
             writer.informational(HTTPResponseStatus(statusCode: status), version: exchange.version, headers: headers, context: context)
         case .staticFile(let extraHeaders, let root):
+            if let cached = environment.files.cachedAnswer(
+                path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
+                extraHeaders: extraHeaders, cache: environment.fileCache)
+            {
+                return write(cached.response, exchange, fieldLines: cached.fieldLines)
+            }
             let future = environment.files.serve(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
                 extraHeaders: extraHeaders, cache: environment.fileCache, on: loop)
@@ -53,11 +59,14 @@ extension HTTPExchangeHandler {
         }
     }
 
-    private func write(_ response: PreparedResponse, _ exchange: Exchange) {
+    /// `fieldLines`: the response's headers already serialized (a cached file's plain answer).
+    private func write(_ response: PreparedResponse, _ exchange: Exchange, fieldLines: ByteBuffer? = nil) {
         guard let context else { return response.discard() }
         let status = HTTPResponseStatus(statusCode: response.status)
         let bodyless = exchange.headOnly || status.forbidsBody
-        writeHead(status, response.headers, contentLength: response.contentLength, exchange, context: context)
+        writeHead(
+            status, response.headers, fieldLines: fieldLines, contentLength: response.contentLength, exchange,
+            context: context)
         if !bodyless {
             switch response.body {
             case .bytes(let buffer):
@@ -139,8 +148,8 @@ extension HTTPExchangeHandler {
 
     /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
     private func writeHead(
-        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, contentLength: Int?, _ exchange: Exchange,
-        context: ChannelHandlerContext
+        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, fieldLines: ByteBuffer? = nil, contentLength: Int?,
+        _ exchange: Exchange, context: ChannelHandlerContext
     ) {
         logEntry?.status = Int(status.code)
         logEntry?.bytes = exchange.headOnly || status.forbidsBody ? 0 : contentLength
@@ -160,8 +169,8 @@ extension HTTPExchangeHandler {
             }
         }
         writer.head(
-            status: status, version: exchange.version, headers: headers, fields: fields, streamed: contentLength == nil,
-            bodyless: exchange.headOnly || status.forbidsBody, context: context)
+            status: status, version: exchange.version, headers: headers, fields: fields, fieldLines: fieldLines,
+            streamed: contentLength == nil, bodyless: exchange.headOnly || status.forbidsBody, context: context)
     }
 
     /// Ends the response (with the trailer fields of a streamed one); the connection then

@@ -31,10 +31,11 @@ struct HTTPResponseWriter {
     /// Starts a response with the server's own fields. `streamed` is a body of unknown length;
     /// on HTTP/1.1 it is chunked (or, for HTTP/1.0, ends with the connection). `bodyless`
     /// responses (HEAD, 1xx, 204, 304) send no body bytes and no framing, whatever their
-    /// fields announce.
+    /// fields announce. `fieldLines` are `headers` serialized beforehand (HTTP/1.1 copies them;
+    /// HTTP/2 takes `headers`).
     mutating func head(
         status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
-        streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
+        fieldLines: ByteBuffer? = nil, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
     ) {
         var fields = fields
         switch target {
@@ -46,9 +47,12 @@ struct HTTPResponseWriter {
             fields.chunked =
                 streamed && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
             chunked = fields.chunked && !bodyless
-            var buffer = takePending(capacity: 512)
+            // Room for a body that will be gathered behind the head, so that appending it does
+            // not move the head to a larger buffer (a 4 KiB static file did, every time).
+            let gathered = bodyless ? 0 : fields.contentLength.map { $0 <= Self.gatherLimit ? $0 : 0 } ?? 0
+            var buffer = takePending(capacity: 512 + gathered)
             HTTP1ResponseSerializer.writeHead(
-                status: status, version: version, headers: headers, fields: fields, into: &buffer)
+                status: status, version: version, headers: headers, fields: fields, fieldLines: fieldLines, into: &buffer)
             pending = buffer
         }
     }

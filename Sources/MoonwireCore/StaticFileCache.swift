@@ -1,6 +1,7 @@
 // Small static files kept in memory per event loop, so that a file already served is answered
 // on the loop itself: one stat to see it is unchanged, no hop to the thread pool and back, no
-// open, no sendfile. Large files, new files and changed files keep the thread pool.
+// open, no sendfile, and for a plain GET not even its header fields made again. Large files,
+// new files and changed files keep the thread pool.
 import Glibc
 import NIOCore
 import NIOHTTP1
@@ -18,6 +19,13 @@ final class CachedFile: Sendable {
     let contents: ByteBuffer
     /// The gzip variant, made on the thread pool when the type is one that is compressed.
     let gzipped: ByteBuffer?
+    /// The header fields of a 200 with the whole file, and of its gzip variant: made once with
+    /// the bytes, so a plain GET answered from here formats no validator or date.
+    let headers: HTTPHeaders
+    let gzipHeaders: HTTPHeaders?
+    /// The same fields as the lines of an HTTP/1.1 head, copied as they are into each one.
+    let fieldLines: ByteBuffer
+    let gzipFieldLines: ByteBuffer?
 
     init(file: StaticFile, device: UInt, inode: UInt, statPath: String, contents: ByteBuffer, gzipped: ByteBuffer?) {
         self.file = file
@@ -26,6 +34,28 @@ final class CachedFile: Sendable {
         self.statPath = statPath
         self.contents = contents
         self.gzipped = gzipped
+        var headers = StaticFileService.fileHeaders(file, extraHeaders: [:])
+        let compressible = ResponseCompression.shouldCompress(status: 200, headers: &headers, size: file.size, accepted: true)
+        let gzipHeaders = compressible && gzipped != nil ? StaticFileService.gzipHeaders(headers, etag: file.etag) : nil
+        self.headers = headers
+        self.gzipHeaders = gzipHeaders
+        self.fieldLines = HTTP1ResponseSerializer.fieldLines(headers)
+        self.gzipFieldLines = gzipHeaders.map(HTTP1ResponseSerializer.fieldLines)
+    }
+
+    /// Memory held: both variants' bytes (what the cache's bound counts).
+    var bytes: Int { contents.readableBytes + (gzipped?.readableBytes ?? 0) }
+
+    /// The answer to a plain GET (no condition, no range, no handler's fields) of a file that
+    /// is not empty, ready as it is; nil for any other request, which `StaticFileService`
+    /// prepares field by field.
+    func plainAnswer(request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders) -> CachedAnswer? {
+        guard !headOnly, extraHeaders.isEmpty, file.size > 0, FileResponsePlan.isUnconditional(request) else { return nil }
+        if let gzipped, let gzipHeaders, let gzipFieldLines, ResponseCompression.acceptsGzip(request) {
+            return CachedAnswer(
+                response: PreparedResponse(status: 200, headers: gzipHeaders, body: .bytes(gzipped)), fieldLines: gzipFieldLines)
+        }
+        return CachedAnswer(response: PreparedResponse(status: 200, headers: headers, body: .bytes(contents)), fieldLines: fieldLines)
     }
 
     /// The path a request path names under `root`; a folder's is its index file's.
@@ -68,12 +98,20 @@ final class CachedFile: Sendable {
     }
 }
 
+/// An answer from the cache, with its header fields already serialized when it is a plain
+/// GET's (nil: the writer serializes `response.headers`).
+struct CachedAnswer {
+    var response: PreparedResponse
+    var fieldLines: ByteBuffer?
+}
+
 /// One event loop's cache of small files by request path. Not thread-safe: only its loop uses it.
 final class StaticFileCache {
     /// Files up to this size are kept; larger ones are sent from disk with sendfile.
     static let largestFile = 32 * 1024
     /// Bounds per loop: past either, the cache starts again empty (a working set larger than
-    /// this is served from disk, as before the cache).
+    /// this is served from disk, as before the cache). The bytes are a file's and its gzip
+    /// variant's.
     static let mostFiles = 1024
     static let mostBytes = 16 * 1024 * 1024
 
@@ -93,18 +131,18 @@ final class StaticFileCache {
         var info = stat()
         if stat(cached.statPath, &info) == 0, cached.matches(info) { return cached }
         files[key] = nil
-        bytes -= cached.contents.readableBytes
+        bytes -= cached.bytes
         return nil
     }
 
     /// Keeps `cached` for `key` (a file read on the thread pool, handed over on this loop).
     func insert(_ cached: CachedFile, for key: String) {
-        if let old = files.removeValue(forKey: key) { bytes -= old.contents.readableBytes }
-        if files.count >= Self.mostFiles || bytes + cached.contents.readableBytes > Self.mostBytes {
+        if let old = files.removeValue(forKey: key) { bytes -= old.bytes }
+        if files.count >= Self.mostFiles || bytes + cached.bytes > Self.mostBytes {
             files.removeAll()
             bytes = 0
         }
         files[key] = cached
-        bytes += cached.contents.readableBytes
+        bytes += cached.bytes
     }
 }

@@ -1,6 +1,6 @@
 // Turns "serve this path" and "send this file" into prepared responses, doing the blocking
 // file-system work on NIO's thread pool so no event loop ever waits on the disk; a small file
-// already read is answered from the loop's StaticFileCache after one stat.
+// already read is answered from the loop's StaticFileCache after one stat, with no future.
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -32,21 +32,29 @@ final class StaticFileService: Sendable {
         return made
     }
 
-    /// Serves a request path (`/docs/`) from the root, honouring validators and ranges. A small
-    /// file in `cache` that is still the file on disk is answered here on the loop; anything
-    /// else is resolved on the thread pool, and a small file read there joins the cache.
+    /// The answer to a request path from `cache`, made here on the loop, when the cache holds
+    /// the file and it is still the file on disk (one stat); nil otherwise, and then `serve`
+    /// answers. A plain GET takes the answer the cache made with the bytes; any other request
+    /// (conditions, ranges, HEAD, a handler's fields) is prepared from the cached bytes.
+    func cachedAnswer(
+        path: String, root: String?, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders,
+        cache: StaticFileCache
+    ) -> CachedAnswer? {
+        guard let cached = cache.current(StaticFileCache.key(path: path, root: root)) else { return nil }
+        if let answer = cached.plainAnswer(request: request, headOnly: headOnly, extraHeaders: extraHeaders) { return answer }
+        let prepared = try? Self.prepare(
+            .file(cached.file), request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders,
+            bytes: .cached(cached))
+        return prepared.map { CachedAnswer(response: $0, fieldLines: nil) }
+    }
+
+    /// Serves a request path (`/docs/`) from the root, honouring validators and ranges: resolved
+    /// on the thread pool; a small file read there joins `cache` (see `cachedAnswer`).
     func serve(
         path: String, root: String?, request: HTTPHeaders, headOnly: Bool, extraHeaders: HTTPHeaders,
         cache: StaticFileCache, on loop: EventLoop
     ) -> EventLoopFuture<PreparedResponse> {
         let key = StaticFileCache.key(path: path, root: root)
-        if let cached = cache.current(key) {
-            return loop.makeCompletedFuture(Result {
-                try Self.prepare(
-                    .file(cached.file), request: request, headOnly: headOnly, status: 200, extraHeaders: extraHeaders,
-                    bytes: .cached(cached))
-            })
-        }
         let promise = loop.makePromise(of: PreparedResponse.self)
         let loopCache = NIOLoopBound(cache, eventLoop: loop)
         threadPool.submit { state in
@@ -150,8 +158,7 @@ final class StaticFileService: Sendable {
                     status: status, headers: &headers, size: file.size, accepted: ResponseCompression.acceptsGzip(request)),
                     let compressed = try Self.gzip(file, bytes)
                 {
-                    headers.replaceOrAdd(name: "content-encoding", value: "gzip")
-                    headers.replaceOrAdd(name: "etag", value: ResponseCompression.gzipETag(file.etag))
+                    headers = gzipHeaders(headers, etag: file.etag)
                     if headOnly { headers.replaceOrAdd(name: "content-length", value: String(compressed.readableBytes)) }
                     return PreparedResponse(status: status, headers: headers, body: .bytes(headOnly ? ByteBuffer() : compressed))
                 }
@@ -174,7 +181,7 @@ final class StaticFileService: Sendable {
 
     /// The handler's fields with the file's: its type unless the handler chose one, and its
     /// validators in place of any the handler set.
-    private static func fileHeaders(_ file: StaticFile, extraHeaders: HTTPHeaders) -> HTTPHeaders {
+    static func fileHeaders(_ file: StaticFile, extraHeaders: HTTPHeaders) -> HTTPHeaders {
         let own = [
             ("content-type", file.contentType), ("accept-ranges", "bytes"), ("etag", file.etag),
             ("last-modified", HTTPDate.format(file.modifiedSeconds)),
@@ -184,6 +191,14 @@ final class StaticFileService: Sendable {
         var headers = extraHeaders
         if !headers.contains(name: "content-type") { headers.add(name: "content-type", value: file.contentType) }
         for (name, value) in own.dropFirst() { headers.replaceOrAdd(name: name, value: value) }
+        return headers
+    }
+
+    /// A 200's fields for its gzip variant: the encoding, and an entity tag of its own.
+    static func gzipHeaders(_ headers: HTTPHeaders, etag: String) -> HTTPHeaders {
+        var headers = headers
+        headers.replaceOrAdd(name: "content-encoding", value: "gzip")
+        headers.replaceOrAdd(name: "etag", value: ResponseCompression.gzipETag(etag))
         return headers
     }
 

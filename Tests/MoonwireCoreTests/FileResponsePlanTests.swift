@@ -15,6 +15,13 @@ final class FileResponsePlanTests: XCTestCase {
         FileResponsePlan(file: file, headers: HTTPHeaders(headers), rangesAllowed: ranges)
     }
 
+    func testUnconditionalRequests() {
+        XCTAssertTrue(FileResponsePlan.isUnconditional(["Host": "x", "Accept-Encoding": "gzip"]))
+        for name in ["If-Match", "if-unmodified-since", "IF-NONE-MATCH", "If-Modified-Since", "range"] {
+            XCTAssertFalse(FileResponsePlan.isUnconditional(["Host": "x", name: "*"]), name)
+        }
+    }
+
     func testRanges() {
         XCTAssertEqual(plan([("Range", "bytes=0-99")]), .partial(0...99))
         XCTAssertEqual(plan([("Range", "bytes=900-")]), .partial(900...999))

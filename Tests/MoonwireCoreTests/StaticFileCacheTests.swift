@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOHTTP1
 import XCTest
 
 @testable import MoonwireCore
@@ -82,6 +84,62 @@ final class StaticFileCacheTests: XCTestCase {
         for index in 0..<StaticFileCache.mostFiles { cache.insert(page, for: "/\(index)") }
         XCTAssertNotNil(cache.current("/0"))
         cache.insert(page, for: "/one-more")
+        XCTAssertNil(cache.current("/0"))
+        XCTAssertNotNil(cache.current("/one-more"))
+    }
+
+    func testAPlainGetTakesTheAnswerMadeWithTheBytes() throws {
+        let page = try XCTUnwrap(read("/page.html"))
+        let answer = try XCTUnwrap(page.plainAnswer(request: ["host": "x"], headOnly: false, extraHeaders: [:]))
+        let plain = answer.response
+        XCTAssertEqual(answer.fieldLines, HTTP1ResponseSerializer.fieldLines(plain.headers))
+        XCTAssertEqual(plain.status, 200)
+        XCTAssertEqual(plain.headers.map(\.name), ["content-type", "accept-ranges", "etag", "last-modified", "vary"])
+        XCTAssertEqual(plain.headers.first(name: "content-type"), page.file.contentType)
+        XCTAssertEqual(plain.headers.first(name: "etag"), page.file.etag)
+        XCTAssertEqual(plain.headers.first(name: "last-modified"), HTTPDate.format(page.file.modifiedSeconds))
+        XCTAssertEqual(plain.headers.first(name: "vary"), "Accept-Encoding")
+        guard case .bytes(let body) = plain.body else { return XCTFail("a file body") }
+        XCTAssertEqual(body, page.contents)
+
+        let gzipAnswer = try XCTUnwrap(page.plainAnswer(request: ["accept-encoding": "gzip"], headOnly: false, extraHeaders: [:]))
+        let gzip = gzipAnswer.response
+        XCTAssertEqual(gzipAnswer.fieldLines, HTTP1ResponseSerializer.fieldLines(gzip.headers))
+        XCTAssertEqual(gzip.headers.first(name: "content-encoding"), "gzip")
+        XCTAssertEqual(gzip.headers.first(name: "etag"), ResponseCompression.gzipETag(page.file.etag))
+        guard case .bytes(let gzipped) = gzip.body else { return XCTFail("a file body") }
+        XCTAssertEqual(gzipped, page.gzipped)
+    }
+
+    func testOtherRequestsAreNotPlain() throws {
+        let page = try XCTUnwrap(read("/page.html"))
+        let deciding: [HTTPHeaders] = [
+            ["If-None-Match": page.file.etag], ["if-modified-since": HTTPDate.format(page.file.modifiedSeconds)],
+            ["if-match": "*"], ["if-unmodified-since": HTTPDate.format(0)], ["Range": "bytes=0-1"],
+        ]
+        for request in deciding {
+            XCTAssertNil(page.plainAnswer(request: request, headOnly: false, extraHeaders: [:]), "\(request)")
+        }
+        XCTAssertNil(page.plainAnswer(request: [:], headOnly: true, extraHeaders: [:]), "HEAD")
+        XCTAssertNil(page.plainAnswer(request: [:], headOnly: false, extraHeaders: ["x-from": "handler"]))
+    }
+
+    func testTheBoundCountsTheGzipVariant() throws {
+        // Hexadecimal digits of a pseudo-random sequence: gzip keeps about half of them.
+        var state: UInt64 = 42
+        let text = String((0..<StaticFileCache.largestFile).map { _ -> Character in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Character(String(state >> 60, radix: 16))
+        })
+        try write(text, to: "/random.txt")
+        let file = try XCTUnwrap(read("/random.txt"))
+        XCTAssertGreaterThan(file.bytes, file.contents.readableBytes)
+        let fitting = StaticFileCache.mostBytes / file.bytes
+        XCTAssertLessThan((fitting + 1) * file.contents.readableBytes, StaticFileCache.mostBytes, "the contents alone would fit")
+        let cache = StaticFileCache()
+        for index in 0..<fitting { cache.insert(file, for: "/\(index)") }
+        XCTAssertNotNil(cache.current("/0"))
+        cache.insert(file, for: "/one-more")
         XCTAssertNil(cache.current("/0"))
         XCTAssertNotNil(cache.current("/one-more"))
     }

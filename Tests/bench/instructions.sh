@@ -18,8 +18,11 @@
 # HTTP/2, cleartext by prior knowledge, 16 streams in flight on one connection; HTTP2=streams or
 # HTTP2=frames counts Tests/bench/peers/nio-h2 instead of Moonwire: swift-nio-http2 answering
 # "hello" with a child channel per stream, or with the frames handled at the connection;
-# HTTP2=nghttpd counts nghttp2's own server, libnghttp2 in C, serving a file "hello"), KEEP=folder
-# (keep both runs' callgrind outputs there, for callgrind_annotate).
+# HTTP2=nghttpd counts nghttp2's own server, libnghttp2 in C, serving a file "hello"), STATIC=1
+# (GET of a 4096-byte file from --www, no Lua handler: the static path alone; STATIC=lua adds an
+# OnCommandGet that returns without answering, as make bench's static-4k case has, so Lua runs
+# first and the file answers), KEEP=folder (keep both runs' callgrind outputs there, for
+# callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -92,6 +95,21 @@ if [[ -n ${WEBSOCKET:-} ]]; then
     what="WebSocket message echoed by a Lua OnMessage"
     handler='function OnMessage(ws, text) ws:send(text) end'
 fi
+target=/
+if [[ -n ${STATIC:-} ]]; then
+    # The file make bench serves (Tests/bench/run.sh's make_site).
+    python3 -c 'import sys; sys.stdout.write(("<p>" + "moonwire bench " * 16 + "</p>\n") * 16)' | head -c 4096 \
+        > "$work/www/static4k.html"
+    # Older than a second, as a file served from memory must be (see StaticFileCache).
+    touch -d '-1 minute' "$work/www/static4k.html"
+    target=/static4k.html
+    what="static 4 KB file request"
+    handler=""
+    if [[ $STATIC == lua ]]; then
+        what="static 4 KB file request after an OnCommandGet that does not answer"
+        handler='function OnCommandGet(req, res) if req.path == "/hello" then res:send("hello") end end'
+    fi
+fi
 printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
 
 # N text messages of 20 bytes on one WebSocket, each sent when the last came back (the
@@ -149,7 +167,7 @@ count() {
     elif [[ -n $http2 ]]; then
         h2load -n "$requests" -c 1 -m 16 "http://127.0.0.1:$port/hello" > "$work/load.$requests" 2>&1
     else
-        h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port/" > "$work/load.$requests" 2>&1
+        h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port$target" > "$work/load.$requests" 2>&1
     fi
     kill -TERM "$server"
     wait "$server" || true

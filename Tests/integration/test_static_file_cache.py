@@ -1,7 +1,9 @@
 """The event loop's cache of small static files (docs/http.md, "Static files"): a file written
 again, grown or shrunk, deleted, renamed over a cached one with the same size and time, an
 index that follows its folder, a moved link, and two writes within a second: the cache never
-answers with a file that changed, moved or went away."""
+answers with a file that changed, moved or went away. A plain GET of a cached file takes the
+answer made with its bytes, the same as the one prepared field by field; files over the
+in-memory limit are sent from disk."""
 import os
 
 import pytest
@@ -13,7 +15,8 @@ def cache_site(tmp_path):
     www = tmp_path / "www"
     (www / "docs").mkdir(parents=True)
     for name, text in {"note.txt": "first version", "docs/index.html": "<p>first index</p>",
-                       "a.txt": "file A", "b.txt": "file B"}.items():
+                       "a.txt": "file A", "b.txt": "file B",
+                       "page.html": "<p>" + "cached page " * 200 + "</p>"}.items():
         (www / name).write_text(text)
         aged(www / name)
     (www / "link.txt").symlink_to("a.txt")
@@ -91,3 +94,39 @@ def test_a_file_written_twice_within_a_second_is_never_stale(cache_server, cache
     assert served_twice(cache_server, "/fresh.txt").text == "version 1"
     fresh.write_text("version 2")
     assert cache_server.get("/fresh.txt").text == "version 2"
+
+
+def head_and_body(reply):
+    """The status line and fields but Date (the clock moves), and the body."""
+    head, _, body = reply.data.partition(b"\r\n\r\n")
+    return [line for line in head.split(b"\r\n") if not line.lower().startswith(b"date:")], body
+
+
+@pytest.mark.parametrize("accept", [b"", b"Accept-Encoding: gzip\r\n"], ids=["identity", "gzip"])
+def test_a_plain_get_from_memory_is_the_prepared_answer(cache_server, accept):
+    """The first request reads the file and prepares its answer field by field; the next take
+    the answer the cache made with the bytes: the same fields in the same order, the same body."""
+    request = b"GET /page.html HTTP/1.1\r\nHost: x\r\n" + accept + b"Connection: close\r\n\r\n"
+    first, second, third = (head_and_body(cache_server.raw(request)) for _ in range(3))
+    assert first == second == third
+    head, body = first
+    assert head[0] == b"HTTP/1.1 200 OK" and (b"content-encoding: gzip" in head) == bool(accept), head
+    assert b"content-length: %d" % len(body) in head
+    head_only, nothing = head_and_body(cache_server.raw(request.replace(b"GET", b"HEAD")))
+    assert sorted(head_only) == sorted(head) and nothing == b""
+
+
+@pytest.mark.parametrize("size", [32 * 1024, 32 * 1024 + 1], ids=["in-memory", "over-the-limit"])
+def test_files_up_to_the_limit_and_over_it(cache_server, cache_site, size):
+    """32 KiB is the largest file kept in memory (docs/limits.md); one byte more is sent from
+    disk: both whole, by range, and anew once written again."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (cache_site / "sized.bin").write_bytes(data)
+    aged(cache_site / "sized.bin")
+    for _ in range(3):
+        reply = cache_server.get("/sized.bin")
+        assert reply.status_code == 200 and reply.content == data
+    tail = cache_server.get("/sized.bin", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    (cache_site / "sized.bin").write_bytes(data[::-1])
+    assert cache_server.get("/sized.bin").content == data[::-1]
