@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per request of the Lua hello, counted by valgrind's callgrind: repeatable where
-# req/s is not (the same binary and input give the same count however busy the machine is).
+# Instructions per request of the Lua hello (or of the cases below), counted by valgrind's
+# callgrind: repeatable where req/s is not (the same binary and input give the same count however busy the machine is).
 # Serves the hello on one loop under callgrind, sends N keep-alive requests on one HTTP/1.1
 # connection with h2load (or N WebSocket messages, one in flight, with WEBSOCKET=1), twice
 # (SMALL and LARGE), and prints
@@ -19,10 +19,10 @@
 # HTTP2=frames counts Tests/bench/peers/nio-h2 instead of Moonwire: swift-nio-http2 answering
 # "hello" with a child channel per stream, or with the frames handled at the connection;
 # HTTP2=nghttpd counts nghttp2's own server, libnghttp2 in C, serving a file "hello"), STATIC=1
-# (GET of a 4096-byte file from --www, no Lua handler: the static path alone; STATIC=lua adds an
-# OnCommandGet that returns without answering, as make bench's static-4k case has, so Lua runs
-# first and the file answers), KEEP=folder (keep both runs' callgrind outputs there, for
-# callgrind_annotate).
+# (GET of make bench's static4k.html, 3,968 bytes, from --www, kept in memory after the first
+# request; no Lua handler: the static path alone; STATIC=lua adds an OnCommandGet that returns
+# without answering, as make bench's static-4k case has, so Lua runs first and the file
+# answers), KEEP=folder (keep both runs' callgrind outputs there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -103,10 +103,10 @@ if [[ -n ${STATIC:-} ]]; then
     # Older than a second, as a file served from memory must be (see StaticFileCache).
     touch -d '-1 minute' "$work/www/static4k.html"
     target=/static4k.html
-    what="static 4 KB file request"
+    what="static file request (static4k.html)"
     handler=""
     if [[ $STATIC == lua ]]; then
-        what="static 4 KB file request after an OnCommandGet that does not answer"
+        what="static file request (static4k.html) after an OnCommandGet that does not answer"
         handler='function OnCommandGet(req, res) if req.path == "/hello" then res:send("hello") end end'
     fi
 fi
