@@ -129,7 +129,8 @@ final class StaticFileCache {
     func current(_ key: String) -> CachedFile? {
         guard let cached = files[key] else { return nil }
         var info = stat()
-        if stat(cached.statPath, &info) == 0, cached.matches(info) { return cached }
+        // withCString lends the string's own bytes; passing the String makes a C copy per call.
+        if cached.statPath.withCString({ stat($0, &info) }) == 0, cached.matches(info) { return cached }
         files[key] = nil
         bytes -= cached.bytes
         return nil

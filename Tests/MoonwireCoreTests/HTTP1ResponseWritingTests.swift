@@ -52,6 +52,18 @@ final class HTTP1ResponseWritingTests: XCTestCase {
                 + "date: Wed, 02 Dec 2026 18:00:00 GMT\r\nconnection: close\r\n\r\n")
     }
 
+    func testFieldLinesMadeBeforehandGiveTheSameHead() {
+        let headers: HTTPHeaders = ["content-type": "text/html", "etag": "\"1-2\"", "vary": "Accept-Encoding"]
+        let fields = ServerOwnedFields(contentLength: 5, date: "Wed, 02 Dec 2026 18:00:00 GMT")
+        var fromHeaders = ByteBuffer()
+        HTTP1ResponseSerializer.writeHead(status: .ok, version: .http1_1, headers: headers, fields: fields, into: &fromHeaders)
+        var fromLines = ByteBuffer()
+        HTTP1ResponseSerializer.writeHead(
+            status: .ok, version: .http1_1, headers: headers, fields: fields,
+            fieldLines: HTTP1ResponseSerializer.fieldLines(headers), into: &fromLines)
+        XCTAssertEqual(String(buffer: fromLines), String(buffer: fromHeaders))
+    }
+
     func testSerializedStatusLineForOtherStatusesAndVersions() {
         var buffer = ByteBuffer()
         HTTP1ResponseSerializer.writeHead(
