@@ -21,6 +21,24 @@ struct LuaProxyRoute {
     var pattern: String?
     /// The route's `auth` option.
     var auth: Bool?
+    /// The target to the first server, but for the request's path: made once.
+    let base: ProxyTarget
+
+    init(options: LuaProxyOptions, group: UpstreamGroup?, prefix: String, pattern: String? = nil, auth: Bool? = nil) {
+        self.options = options
+        self.group = group
+        self.prefix = prefix
+        self.pattern = pattern
+        self.auth = auth
+        base = options.target(server: options.servers[0])
+    }
+
+    /// Where `request` goes (to the first server; a group picks another per attempt).
+    func target(for request: HTTPRequest) -> ProxyTarget {
+        var target = base
+        target.target = options.path(for: request.uri, prefix: prefix)
+        return target
+    }
 }
 
 /// `[host:]proxy(path_pattern, upstream_or_list [, opts])`; opts are those of
@@ -119,7 +137,7 @@ extension LuaVM {
             return end(call)
         }
         let request = call.request!
-        let target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        let target = route.target(for: request)
         runtime.outboundRequests.increment()
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
@@ -155,7 +173,7 @@ extension LuaVM {
             return end(call)
         }
         let request = call.request!
-        var target = route.options.target(server: route.options.servers[0], requestURI: request.uri, prefix: route.prefix)
+        var target = route.target(for: request)
         if let group = route.group, let index = group.pick() { target.url = group.servers[index] }
         runtime.outboundRequests.increment()
         ProxyUpgrade.start(request, to: target, pool: pool, decision: decision, logger: logger)

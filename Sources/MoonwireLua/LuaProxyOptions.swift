@@ -31,17 +31,10 @@ struct LuaProxyOptions {
     static let routeKeys = forwardKeys + ["fail_timeout", "max_body_size", "auth", "methods"]
     static let eventKeys = ["url"] + forwardKeys
 
-    /// The target for one server: `requestURI` with `prefix` (the part of the path the route
-    /// matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with a URI.
-    func target(server: OutboundURL, requestURI: String, prefix: String) -> ProxyTarget {
-        let origin = Self.originForm(requestURI)
-        var path = origin
-        if let upstreamPath {
-            let rest = origin.hasPrefix(prefix) ? origin.dropFirst(prefix.count) : Substring(origin)
-            path = upstreamPath.hasSuffix("/") && rest.hasPrefix("/") ? upstreamPath + rest.dropFirst() : upstreamPath + rest
-            if !path.hasPrefix("/") { path = "/" + path }
-        }
-        var target = ProxyTarget(url: server, target: path)
+    /// What every forward to `server` shares, made once (a route's, when the scripts load):
+    /// a request only sets its own target (`path`).
+    func target(server: OutboundURL) -> ProxyTarget {
+        var target = ProxyTarget(url: server, target: "/")
         target.setHeaders = setHeaders
         target.removeHeaders = removeHeaders
         target.preserveHost = preserveHost
@@ -50,6 +43,21 @@ struct LuaProxyOptions {
         target.connectTimeout = connectTimeout
         target.tls = tls
         return target
+    }
+
+    /// The target sent upstream for `requestURI`: with `prefix` (the part of the path the
+    /// route matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with
+    /// a URI; as it is when the upstream URL has no path.
+    func path(for requestURI: String, prefix: String) -> String {
+        let origin = Self.originForm(requestURI)
+        guard let upstreamPath else { return origin }
+        // Compared as bytes: String's hasPrefix and dropFirst compare and count characters.
+        let bytes = origin.utf8
+        let rest = bytes.starts(with: prefix.utf8) ? bytes.dropFirst(prefix.utf8.count) : bytes[...]
+        let slashes = upstreamPath.utf8.last == UInt8(ascii: "/") && rest.first == UInt8(ascii: "/")
+        var path = upstreamPath
+        path.append(contentsOf: Substring(slashes ? rest.dropFirst() : rest))
+        return path.utf8.first == UInt8(ascii: "/") ? path : "/" + path
     }
 
     /// The path and query of a request target (an absolute-form target loses its authority).

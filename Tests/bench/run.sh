@@ -218,7 +218,8 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
-        location /pass/ {
+        # ^~: a plain prefix location would first try the 1000 regex locations below.
+        location ^~ /pass/ {
             proxy_pass http://bench_upstream/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
