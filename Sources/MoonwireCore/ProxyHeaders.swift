@@ -78,12 +78,13 @@ enum ProxyHeaders {
 
     /// The forwarded request's head, with `framing` for its body.
     static func requestHead(_ request: HTTPRequest, _ target: ProxyTarget, framing: ProxyBodyFraming, upgrade: Bool = false) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(256 + target.target.utf8.count + request.headers.count * 40)
-        out.writeString(request.method)
-        out.writeStaticString(" ")
-        out.writeString(target.target)
-        out.writeStaticString(" HTTP/1.1\r\n")
+        var out = ByteBufferAllocator().buffer(capacity: 256 + target.target.utf8.count + request.headers.count * 40)
+        write(&out, measured: request.method.utf8.count + target.target.utf8.count + 11) { line in
+            line.append(contentsOf: request.method)
+            line.append(byte: UInt8(ascii: " "))
+            line.append(contentsOf: target.target)
+            line.append(" HTTP/1.1\r\n")
+        }
         let clientHost = request.headers.first(name: "host")
         write(&out, "host", target.preserveHost ? clientHost ?? target.url.authority : target.url.authority)
         // Fields the script sets or removes, and fields a Connection header names, are left out.
@@ -117,13 +118,16 @@ enum ProxyHeaders {
         if !listed("x-forwarded-proto", in: dropped) { write(&out, "x-forwarded-proto", request.scheme) }
         if let clientHost, !listed("x-forwarded-host", in: dropped) { write(&out, "x-forwarded-host", clientHost) }
         if !listed("forwarded", in: dropped) {
-            out.writeStaticString("forwarded: ")
-            if let forwarded {
-                out.writeString(forwarded)
-                out.writeStaticString(", ")
+            let size = 16 + (forwarded?.utf8.count ?? 0) + forwardedElementSize(ip: ip, host: clientHost, proto: request.scheme)
+            write(&out, measured: size) { line in
+                line.append("forwarded: ")
+                if let forwarded {
+                    line.append(contentsOf: forwarded)
+                    line.append(", ")
+                }
+                forwardedElement(&line, ip: ip, host: clientHost, proto: request.scheme)
+                line.append("\r\n")
             }
-            writeForwardedElement(&out, ip: ip, host: clientHost, proto: request.scheme)
-            out.writeStaticString("\r\n")
         }
         if target.via || via != nil, !listed("via", in: target.removeHeaders) {
             let own = target.via ? "\(request.version == "2" ? "2" : "1.1") moonwire" : nil
@@ -225,66 +229,68 @@ enum ProxyHeaders {
     /// One Forwarded element (RFC 7239 section 4), written where it goes: IPv6 addresses and
     /// anything that is not a token are quoted.
     static func writeForwardedElement(_ out: inout ByteBuffer, ip: String, host: String?, proto: String) {
-        out.writeStaticString("for=")
-        if ip.utf8.contains(UInt8(ascii: ":")) {
-            out.writeStaticString("\"[")
-            out.writeString(ip)
-            out.writeStaticString("]\"")
-        } else {
-            out.writeString(ip)
+        write(&out, measured: forwardedElementSize(ip: ip, host: host, proto: proto)) { line in
+            forwardedElement(&line, ip: ip, host: host, proto: proto)
+        }
+    }
+
+    /// The most bytes a Forwarded element can take (every byte of the host escaped).
+    private static func forwardedElementSize(ip: String, host: String?, proto: String) -> Int {
+        32 + ip.utf8.count + 2 * (host?.utf8.count ?? 0) + proto.utf8.count
+    }
+
+    private static func forwardedElement(_ line: inout ByteCursor, ip: String, host: String?, proto: String) {
+        line.append("for=")
+        var ip = ip
+        ip.withUTF8 { ip in
+            if ip.contains(UInt8(ascii: ":")) {
+                line.append("\"[")
+                line.append(bytes: UnsafeRawBufferPointer(ip))
+                line.append("]\"")
+            } else {
+                line.append(bytes: UnsafeRawBufferPointer(ip))
+            }
         }
         if let host {
-            out.writeStaticString(";host=")
-            writeQuotedIfNeeded(&out, host)
+            line.append(";host=")
+            quotedIfNeeded(&line, host)
         }
-        out.writeStaticString(";proto=")
-        out.writeString(proto)
+        line.append(";proto=")
+        line.append(contentsOf: proto)
     }
 
-    private static func writeQuotedIfNeeded(_ out: inout ByteBuffer, _ value: String) {
+    private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
         var value = value
         value.withUTF8 { utf8 in
-            var token = !utf8.isEmpty
-            var escapes = false
+            guard utf8.isEmpty || !utf8.allSatisfy(HTTP1HeadParser.isTokenByte) else {
+                return line.append(bytes: UnsafeRawBufferPointer(utf8))
+            }
+            line.append(byte: UInt8(ascii: "\""))
             for byte in utf8 {
-                if !HTTP1HeadParser.isTokenByte(byte) { token = false }
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { escapes = true }
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { line.append(byte: UInt8(ascii: "\\")) }
+                line.append(byte: byte)
             }
-            guard !token else {
-                out.writeBytes(UnsafeRawBufferPointer(utf8))
-                return
-            }
-            out.writeInteger(UInt8(ascii: "\""))
-            if escapes {
-                for byte in utf8 {
-                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.writeInteger(UInt8(ascii: "\\")) }
-                    out.writeInteger(byte)
-                }
-            } else {
-                out.writeBytes(UnsafeRawBufferPointer(utf8))
-            }
-            out.writeInteger(UInt8(ascii: "\""))
+            line.append(byte: UInt8(ascii: "\""))
         }
     }
 
-    /// One field line, in one write into the buffer (four writes cost four times the checks
-    /// of ByteBuffer's, for every field of every forwarded request).
+    /// One field line, in one write into the buffer (a write per piece costs ByteBuffer's
+    /// checks for each, for every field of every forwarded request).
     private static func write(_ out: inout ByteBuffer, _ name: String, _ value: String) {
-        var name = name
-        var value = value
-        name.withUTF8 { name in
-            value.withUTF8 { value in
-                let size = name.count + value.count + 4
-                out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { target in
-                    UnsafeMutableRawBufferPointer(rebasing: target[0..<name.count]).copyMemory(from: UnsafeRawBufferPointer(name))
-                    target[name.count] = UInt8(ascii: ":")
-                    target[name.count + 1] = UInt8(ascii: " ")
-                    UnsafeMutableRawBufferPointer(rebasing: target[(name.count + 2)..<(size - 2)]).copyMemory(from: UnsafeRawBufferPointer(value))
-                    target[size - 2] = UInt8(ascii: "\r")
-                    target[size - 1] = UInt8(ascii: "\n")
-                    return size
-                }
-            }
+        write(&out, measured: name.utf8.count + value.utf8.count + 4) { line in
+            line.append(contentsOf: name)
+            line.append(": ")
+            line.append(contentsOf: value)
+            line.append("\r\n")
+        }
+    }
+
+    /// Writes at most `size` bytes with `body`, in one write.
+    private static func write(_ out: inout ByteBuffer, measured size: Int, _ body: (inout ByteCursor) -> Void) {
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var cursor = ByteCursor(raw)
+            body(&cursor)
+            return cursor.count
         }
     }
 }

@@ -49,20 +49,36 @@ struct LuaProxyOptions {
     /// route matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with
     /// a URI; as it is when the upstream URL has no path.
     func path(for requestURI: String, prefix: String) -> String {
-        let origin = Self.originForm(requestURI)
-        guard let upstreamPath else { return origin }
-        // Compared as bytes: String's hasPrefix and dropFirst compare and count characters.
-        let bytes = origin.utf8
-        let rest = bytes.starts(with: prefix.utf8) ? bytes.dropFirst(prefix.utf8.count) : bytes[...]
-        let slashes = upstreamPath.utf8.last == UInt8(ascii: "/") && rest.first == UInt8(ascii: "/")
-        var path = upstreamPath
-        path.append(contentsOf: Substring(slashes ? rest.dropFirst() : rest))
-        return path.utf8.first == UInt8(ascii: "/") ? path : "/" + path
+        var origin = Self.originForm(requestURI)
+        guard var upstream = upstreamPath else { return origin }
+        var prefix = prefix
+        // As bytes, in one allocation: String's hasPrefix, dropFirst and + compare and count
+        // characters and allocate on the way, for every forwarded request.
+        return upstream.withUTF8 { upstream in
+            origin.withUTF8 { origin in
+                prefix.withUTF8 { prefix in
+                    var rest = origin.starts(with: prefix) ? UnsafeBufferPointer(rebasing: origin[prefix.count...]) : origin
+                    if upstream.last == UInt8(ascii: "/"), rest.first == UInt8(ascii: "/") { rest = UnsafeBufferPointer(rebasing: rest.dropFirst()) }
+                    let slash = (upstream.first ?? rest.first) != UInt8(ascii: "/")
+                    return String(unsafeUninitializedCapacity: upstream.count + rest.count + 1) { out in
+                        var count = 0
+                        if slash {
+                            out[0] = UInt8(ascii: "/")
+                            count = 1
+                        }
+                        if let base = upstream.baseAddress { (out.baseAddress! + count).initialize(from: base, count: upstream.count) }
+                        count += upstream.count
+                        if let base = rest.baseAddress { (out.baseAddress! + count).initialize(from: base, count: rest.count) }
+                        return count + rest.count
+                    }
+                }
+            }
+        }
     }
 
     /// The path and query of a request target (an absolute-form target loses its authority).
     static func originForm(_ uri: String) -> String {
-        guard !uri.hasPrefix("/") else { return uri }
+        guard uri.utf8.first != UInt8(ascii: "/") else { return uri }
         guard let scheme = uri.range(of: "://") else { return "/" }
         let rest = uri[scheme.upperBound...]
         guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
