@@ -29,7 +29,8 @@ public final class OutboundHTTP1Pool {
     /// Exchanges in progress, for their timeouts: one sweep every 50 ms while there are some,
     /// rather than a timer per exchange (scheduling and cancelling one cost about 5,000
     /// instructions, a twentieth of a proxied request).
-    private var inFlight: [ObjectIdentifier: OutboundDeadline] = [:]
+    /// Each knows its place in the list (`watchSlot`), so that taking one out hashes nothing.
+    private var inFlight: [OutboundDeadline] = []
     private var timeoutSweep: RepeatedTask?
     private static let timeoutPrecision = TimeAmount.milliseconds(50)
 
@@ -52,7 +53,8 @@ public final class OutboundHTTP1Pool {
     /// Ends the exchanges past their deadline; the sweep stops when none is left.
     private func endLateExchanges() {
         let now = NIODeadline.now()
-        for exchange in inFlight.values where exchange.deadline <= now { exchange.expire() }
+        // Over a copy: an exchange that ends takes itself out of the list.
+        for exchange in inFlight where exchange.deadline <= now { exchange.expire() }
         guard inFlight.isEmpty else { return }
         timeoutSweep?.cancel()
         timeoutSweep = nil
@@ -75,12 +77,21 @@ public final class OutboundHTTP1Pool {
 
     /// Ends `exchange` with `expire` if its deadline passes while it is watched.
     func watch(_ exchange: OutboundDeadline) {
-        inFlight[ObjectIdentifier(exchange)] = exchange
+        if exchange.watchSlot < 0 {
+            exchange.watchSlot = inFlight.count
+            inFlight.append(exchange)
+        }
         if timeoutSweep == nil { startTimeoutSweep() }
     }
 
     func unwatch(_ exchange: OutboundDeadline) {
-        inFlight[ObjectIdentifier(exchange)] = nil
+        let slot = exchange.watchSlot
+        guard slot >= 0, slot < inFlight.count, inFlight[slot] === exchange else { return }
+        exchange.watchSlot = -1
+        let last = inFlight.removeLast()
+        guard slot < inFlight.count else { return }
+        inFlight[slot] = last
+        last.watchSlot = slot
     }
 
     /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
@@ -91,8 +102,7 @@ public final class OutboundHTTP1Pool {
         maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
     ) -> () -> Void {
         let exchange = PooledExchange(deadline: deadline, seconds: seconds, completion)
-        let key = ObjectIdentifier(exchange)
-        exchange.finished = { [weak self] in self?.inFlight[key] = nil }
+        exchange.pool = self
         watch(exchange)
         start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: true)
         return {
@@ -261,6 +271,8 @@ public final class OutboundHTTP1Pool {
 /// An exchange with a deadline, which the pool's sweep ends once it passes.
 protocol OutboundDeadline: AnyObject {
     var deadline: NIODeadline { get }
+    /// Where the pool's list of watched exchanges has it; -1 when it is not watched.
+    var watchSlot: Int { get set }
     func expire()
 }
 
@@ -272,8 +284,9 @@ private final class PooledExchange: OutboundDeadline {
     /// The timeout in seconds, for the message.
     let seconds: Double
     var connection: OutboundHTTP1Connection?
-    /// Takes the exchange out of its pool's list when it ends.
-    var finished: (() -> Void)?
+    var watchSlot = -1
+    /// The pool whose list it is in, until it ends.
+    weak var pool: OutboundHTTP1Pool?
 
     init(deadline: NIODeadline, seconds: Double, _ completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void) {
         self.deadline = deadline
@@ -290,7 +303,8 @@ private final class PooledExchange: OutboundDeadline {
 
     func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         guard let completion = completion.take() else { return }
-        finished.take()?()
+        pool?.unwatch(self)
+        pool = nil
         connection = nil
         completion(result)
     }

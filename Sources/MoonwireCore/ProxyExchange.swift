@@ -54,6 +54,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private var clientHeld = false
     private var finished = false
     var deadline: NIODeadline
+    var watchSlot = -1
 
     /// Forwards `request` to `target` (or to the servers of `group`, `target.url` standing
     /// for whichever is picked) and answers `responder` with what comes back. `hook` is called

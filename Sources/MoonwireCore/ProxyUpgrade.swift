@@ -16,6 +16,7 @@ public final class ProxyUpgrade: OutboundResponseSink, OutboundDeadline {
     private var connection: OutboundHTTP1Connection?
     private var answer: (status: Int, headers: HTTPHeaders)?
     var deadline: NIODeadline
+    var watchSlot = -1
 
     /// Forwards the upgrade `request` to `target`; `decision` gets the handshake's outcome.
     public static func start(
