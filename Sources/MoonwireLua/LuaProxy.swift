@@ -11,16 +11,18 @@ import MoonwireRouting
 import NIOCore
 
 /// A proxy route: where it forwards, and the part of the path its pattern matches literally
-/// (replaced by the upstream URL's path, when it has one).
-struct LuaProxyRoute {
+/// (replaced by the upstream URL's path, when it has one). A class: a request's route target
+/// (LuaCall.RouteTarget) holds it, and a struct this size inline made every request's copies of
+/// that target, proxied or not, move its bytes.
+final class LuaProxyRoute {
     let options: LuaProxyOptions
     /// The servers' turn and health, for a list of more than one.
     let group: UpstreamGroup?
     let prefix: String
     /// The route's pattern (the metrics' route label); nil for OnBeforeForwardHTTP's forwards.
-    var pattern: String?
+    let pattern: String?
     /// The route's `auth` option.
-    var auth: Bool?
+    let auth: Bool?
     /// The target to the first server, but for the request's path: made once.
     let base: ProxyTarget
 
