@@ -60,7 +60,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// for whichever is picked) and answers `responder` with what comes back. `hook` is called
     /// at most once; when it never is (the client left first), `ended` is.
     public static func start(
-        _ request: HTTPRequest, to target: ProxyTarget, group: UpstreamGroup?, pool: OutboundHTTP1Pool, responder: HTTPResponder,
+        _ request: HTTPRequest, to target: consuming ProxyTarget, group: UpstreamGroup?, pool: OutboundHTTP1Pool, responder: HTTPResponder,
         hook: ProxyHook?, logger: Logger, ended: (() -> Void)?
     ) {
         let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger)
@@ -69,7 +69,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     private init(
-        _ request: HTTPRequest, _ target: ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
+        _ request: HTTPRequest, _ target: consuming ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
         _ hook: ProxyHook?, _ logger: Logger
     ) {
         self.request = request

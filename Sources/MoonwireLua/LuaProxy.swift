@@ -139,16 +139,16 @@ extension LuaVM {
             return end(call)
         }
         let request = call.request!
-        let target = route.target(for: request)
         runtime.outboundRequests.increment()
+        // The target is made in the call, where the exchange takes it without a copy.
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
-                request, to: target, group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
+                request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
             return end(call)
         }
         let id = call.id
         ProxyExchange.start(
-            request, to: target, group: route.group, pool: pool, responder: call.responder,
+            request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder,
             hook: { [weak self] outcome, decide in
                 guard let self, let call = self.calls[id] else { return decide(Self.unchanged(outcome)) }
                 self.afterForward(call, outcome, decide)
