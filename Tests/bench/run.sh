@@ -572,7 +572,11 @@ else:
 for peer, idle in websocket["idle"].items():
     if idle:
         print(f"  websocket idle, {peer}: {idle['kib_per_connection']} KiB RSS per connection over {idle['connections']}")
-for fanout in websocket["fanout"].values():
+for name, fanout in websocket["fanout"].items():
+    if name == "floor":
+        print(f"  websocket fan-out floor: {fanout['us_per_write']} µs per write(2) to each of {fanout['sockets']} "
+              f"loopback sockets, no server")
+        continue
     print(f"  websocket fan-out, {fanout['burst']} message(s) per publish: {fanout['deliveries_per_second']} deliveries/s "
           f"to {fanout['connections']}, loop held up to {fanout['loop_held_max_ms']} ms")
 sse = json.loads(env["BENCH_SSE"])
