@@ -79,7 +79,7 @@ enum ProxyHeaders {
     /// The forwarded request's head, with `framing` for its body.
     static func requestHead(_ request: HTTPRequest, _ target: ProxyTarget, framing: ProxyBodyFraming, upgrade: Bool = false) -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: 256 + target.target.utf8.count + request.headers.count * 40)
-        write(&out, measured: request.method.utf8.count + target.target.utf8.count + 11) { line in
+        write(&out, measured: request.method.utf8.count + target.target.utf8.count + 12) { line in
             line.append(contentsOf: request.method)
             line.append(byte: UInt8(ascii: " "))
             line.append(contentsOf: target.target)
