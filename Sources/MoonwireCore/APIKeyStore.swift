@@ -32,10 +32,7 @@ public struct APIKeyDigest: Hashable, Sendable {
 
     /// The digest as 64 lowercase hexadecimal digits: how Redis names a key of a cluster.
     public var hexadecimal: String {
-        [words.0, words.1, words.2, words.3].map { word in
-            let hex = String(UInt64(littleEndian: word).byteSwapped, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
+        withUnsafeBytes(of: words) { Hexadecimal.string($0) }
     }
 
     /// Constant time: every word is compared before the answer.

@@ -22,7 +22,7 @@ public struct PeerCertificate: Sendable {
         let names = DistinguishedNames(certificate: der)
         subject = names?.subject ?? ""
         issuer = names?.issuer ?? ""
-        serial = certificate.serialNumber.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        serial = Hexadecimal.string(certificate.serialNumber)
         notBefore = Int(certificate.notValidBefore)
         notAfter = Int(certificate.notValidAfter)
         let base64 = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])

@@ -52,12 +52,13 @@ public struct PresenceEntry: Equatable, Sendable {
 /// JSON string literals, for the few strings presence stores.
 enum JSONText {
     static func append(_ text: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), byte]
-            case 0..<0x20: out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            case 0..<0x20:
+                out += Array("\\u00".utf8)
+                Hexadecimal.append(byte, to: &out)
             default: out.append(byte)
             }
         }

@@ -56,17 +56,8 @@ public final class SessionStore: Sendable {
     /// A new random id: 128 bits from the system's CSPRNG, as 32 lowercase hex digits.
     public static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(32)
-        for _ in 0..<2 {
-            var word = generator.next() as UInt64
-            for _ in 0..<16 {
-                bytes.append(digits[Int(word & 0xF)])
-                word >>= 4
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        let words = [generator.next() as UInt64, generator.next() as UInt64]
+        return words.withUnsafeBytes { Hexadecimal.string($0) }
     }
 
     /// Whether a script-chosen id (OnCreateSession's) may be used: 16 to 128 printable ASCII

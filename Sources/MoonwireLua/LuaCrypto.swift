@@ -116,8 +116,7 @@ private let luaEquals: LuaFunction = { L in
 /// `moonwire.crypto.hex(s)` → s in lowercase hexadecimal, two digits a byte.
 private let luaHex: LuaFunction = { L in
     let L = L!
-    let digits = Array("0123456789abcdef".utf8)
     guard L.checkStrings(1, of: "moonwire.crypto.hex") else { return LuaReturn.raise }
-    L.push(bytes: L.withBytes(at: 1) { bytes in bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] } }!)
+    L.push(L.withBytes(at: 1) { Hexadecimal.string($0) }!)
     return 1
 }

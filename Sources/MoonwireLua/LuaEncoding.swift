@@ -166,11 +166,10 @@ private let luaUUID: LuaFunction = { L in
     var bytes = randomBytes(16)
     bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
     bytes[8] = bytes[8] & 0x3F | 0x80  // the RFC 9562 variant
-    let digits = Array("0123456789abcdef".utf8)
     var text: [UInt8] = []
     for (index, byte) in bytes.enumerated() {
         if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
-        text += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]]
+        Hexadecimal.append(byte, to: &text)
     }
     L.push(bytes: text)
     return 1

@@ -1,6 +1,7 @@
 // moonwire.json: JSON (RFC 8259) straight between Lua values and bytes. Written here because a
 // Swift JSON library would go through Foundation types and strings twice on every call.
 import CLua
+import MoonwireCore
 
 /// Encodes Lua values to JSON text and decodes JSON text onto the Lua stack.
 enum LuaJSON {
@@ -94,8 +95,6 @@ enum LuaJSON {
         out.append(UInt8(ascii: "}"))
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     private static func appendString(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in bytes {
@@ -106,7 +105,8 @@ enum LuaJSON {
             case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
             case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
             case 0..<0x20, 0x7F:
-                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 15)]])
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48])
+                Hexadecimal.append(byte, to: &out)
             default: out.append(byte)
             }
         }
