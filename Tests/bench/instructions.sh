@@ -16,13 +16,17 @@
 # through a moonwire.proxy route instead, with no Lua per request), WEBSOCKET=1 (a Lua OnMessage
 # echoing 20-byte text messages: the count is per echoed message), HTTP2=1 (the hello over
 # HTTP/2, cleartext by prior knowledge, 16 streams in flight on one connection; HTTP2=streams or
-# HTTP2=frames counts Tests/bench/peers/nio-h2 instead of Moonwire: swift-nio-http2 answering
+# HTTP2=frames counts Tests/bench/peers/nio-yardsticks instead of Moonwire: swift-nio-http2 answering
 # "hello" with a child channel per stream, or with the frames handled at the connection;
 # HTTP2=nghttpd counts nghttp2's own server, libnghttp2 in C, serving a file "hello"), STATIC=1
 # (GET of make bench's static4k.html, 3,968 bytes, from --www, kept in memory after the first
 # request; no Lua handler: the static path alone; STATIC=lua adds an OnCommandGet that returns
 # without answering, as make bench's static-4k case has, so Lua runs first and the file
-# answers), KEEP=folder (keep both runs' callgrind outputs there, for callgrind_annotate).
+# answers), HTTP1=floor (Tests/bench/peers/nio-yardsticks' NIOH1Floor instead of Moonwire: every
+# HTTP/1.1 head answered with constant bytes on SwiftNIO, nothing parsed, what NIO alone costs),
+# HTTP1=nginx (nginx's worker, master_process off, with the Lua hello of make bench; with STATIC
+# set, its static4k.html location: nginx's own count for the same request), KEEP=folder (keep
+# both runs' callgrind outputs there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,17 +35,22 @@ small=${SMALL:-1000}
 large=${LARGE:-6000}
 proxy=${PROXY:-}
 http2=${HTTP2:-}
+http1=${HTTP1:-}
 tools=(valgrind h2load strip python3)
 [[ -n $proxy ]] && tools+=(nginx curl)
 [[ $http2 == nghttpd ]] && tools+=(nghttpd)
+[[ $http1 == nginx ]] && tools+=(nginx)
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "instructions: $tool not found; run Tests/tools/setup.sh --bench" >&2; exit 1; }
 done
-if [[ $http2 == streams || $http2 == frames ]]; then
-    binary=Tests/bench/peers/nio-h2/.build/release/NIOH2Hello
-    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --package-path Tests/bench/peers/nio-h2 >&2
+if [[ $http2 == streams || $http2 == frames || $http1 == floor ]]; then
+    product=$([[ $http1 == floor ]] && echo NIOH1Floor || echo NIOH2Hello)
+    binary=Tests/bench/peers/nio-yardsticks/.build/release/$product
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --package-path Tests/bench/peers/nio-yardsticks \
+        --product "$product" >&2
 fi
 [[ $http2 == nghttpd ]] && binary=$(command -v nghttpd)
+[[ $http1 == nginx ]] && binary=$(command -v nginx)
 [[ -x $binary ]] || { echo "instructions: $binary not found (make release)" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -111,6 +120,38 @@ if [[ -n ${STATIC:-} ]]; then
     fi
 fi
 printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
+case $http1 in
+    floor) what="HTTP/1.1 request answered with constant bytes by NIOH1Floor" ;;
+    nginx) what="$what on nginx" ;;
+esac
+[[ -n $http1 && $target == / ]] && target=/hello
+# nginx as make bench runs it, in one process (no master) so that callgrind sees the worker.
+nginx_conf() {
+    local port=$1 modules=/usr/lib/nginx/modules
+    mkdir -p "$work/nginx/logs"
+    cat > "$work/nginx/nginx.conf" <<CONF
+load_module $modules/ndk_http_module.so;
+load_module $modules/ngx_http_lua_module.so;
+worker_processes 1;
+master_process off;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $work/nginx/body;
+    include /etc/nginx/mime.types;
+    server {
+        listen 127.0.0.1:$port;
+        root $work/www;
+        location = /hello { content_by_lua_block { ngx.print("hello") } }
+        location = /static4k.html { }
+    }
+}
+CONF
+}
 
 # N text messages of 20 bytes on one WebSocket, each sent when the last came back (the
 # standard library only: masked client frames, unmasked short answers).
@@ -153,13 +194,20 @@ count() {
         streams | frames) server_command=("$work/moonwire" "$http2" "$port") ;;
         nghttpd) server_command=("$binary" --no-tls -d "$work/www" "$port") ;;
     esac
+    case $http1 in
+        floor) server_command=("$work/moonwire" "$port") ;;
+        nginx)
+            nginx_conf "$port"
+            server_command=("$binary" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log")
+            ;;
+    esac
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$requests" \
         "${server_command[@]}" > "$work/log.$requests" 2>&1 &
     local server=$!
     for _ in $(seq 1 300); do
         grep -q "listening on" "$work/log.$requests" && break
-        # nghttpd says nothing when it is ready; it is once its port answers.
-        [[ $http2 == nghttpd ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
+        # nghttpd and nginx say nothing when they are ready; they are once their port answers.
+        [[ $http2 == nghttpd || $http1 == nginx ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
         sleep 0.1
     done
     if [[ -n ${WEBSOCKET:-} ]]; then
