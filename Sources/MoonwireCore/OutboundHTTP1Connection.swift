@@ -34,6 +34,12 @@ public enum OutboundHTTPFailure: Error, CustomStringConvertible {
     }
 }
 
+/// Where a gathered exchange's answer goes, once, on the connection's loop: an object rather
+/// than a closure, so that an exchange allocates no closure context per request.
+public protocol OutboundHTTPReceiver: AnyObject {
+    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>)
+}
+
 /// Where a streamed exchange's answer goes, as it arrives; called on the connection's loop.
 protocol OutboundResponseSink: AnyObject {
     /// An interim (1xx) head; the final one follows.
@@ -56,11 +62,11 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
 
     private struct Exchange {
         var reader: HTTP1ResponseReader
-        let completion: ((Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void)?
+        let receiver: OutboundHTTPReceiver?
         weak var sink: OutboundResponseSink?
 
         func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
-            if let completion { return completion(result) }
+            if let receiver { return receiver.received(result) }
             switch result {
             case .success: sink?.responseEnded(trailers: reader.trailers)
             case .failure(let failure): sink?.responseFailed(failure)
@@ -99,13 +105,11 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         self.context = context
     }
 
-    /// Sends a request (`request` holds its head and body); `completion` runs once, on the
-    /// connection's loop.
-    func send(
-        _ request: ByteBuffer, isHead: Bool, maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
-    ) {
-        guard let context, isOpen else { return completion(.failure(.closedEarly(target: target))) }
-        exchange = Exchange(reader: HTTP1ResponseReader(maxBodySize: maxBodySize, isHead: isHead), completion: completion)
+    /// Sends a request (`request` holds its head and body); `receiver` gets the answer once, on
+    /// the connection's loop.
+    func send(_ request: ByteBuffer, isHead: Bool, maxBodySize: Int, to receiver: OutboundHTTPReceiver) {
+        guard let context, isOpen else { return receiver.received(.failure(.closedEarly(target: target))) }
+        exchange = Exchange(reader: HTTP1ResponseReader(maxBodySize: maxBodySize, isHead: isHead), receiver: receiver)
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
@@ -114,7 +118,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
     func send(_ request: ByteBuffer, isHead: Bool, asksUpgrade: Bool = false, streamingTo sink: OutboundResponseSink) {
         guard let context, isOpen else { return sink.responseFailed(.closedEarly(target: target)) }
         exchange = Exchange(
-            reader: HTTP1ResponseReader(maxBodySize: .max, isHead: isHead, streams: true, asksUpgrade: asksUpgrade), completion: nil,
+            reader: HTTP1ResponseReader(maxBodySize: .max, isHead: isHead, streams: true, asksUpgrade: asksUpgrade), receiver: nil,
             sink: sink)
         context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }

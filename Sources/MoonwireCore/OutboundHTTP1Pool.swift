@@ -95,47 +95,39 @@ public final class OutboundHTTP1Pool {
     }
 
     /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
-    /// seconds, for the message when it passes). `completion` runs once, on this loop. Returns
-    /// what cancels the exchange.
+    /// seconds, for the message when it passes). `receiver` gets it once, on this loop.
+    /// Returns what cancels the exchange.
     public func execute(
         _ request: Request, to url: OutboundURL, deadline: NIODeadline, timeout seconds: Double, connectTimeout: TimeAmount,
-        maxBodySize: Int, completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void
-    ) -> () -> Void {
-        let exchange = PooledExchange(deadline: deadline, seconds: seconds, completion)
+        maxBodySize: Int, receiver: OutboundHTTPReceiver
+    ) -> OutboundHTTPCancellable {
+        let exchange = PooledExchange(
+            request, key: Self.key(url), url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
+            maxBodySize: maxBodySize, receiver: receiver)
         exchange.pool = self
         watch(exchange)
-        start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: true)
-        return {
-            exchange.connection?.fail(.cancelled)
-            exchange.finish(.failure(.cancelled))
-        }
+        start(exchange)
+        return exchange
     }
 
-    private func start(
-        _ exchange: PooledExchange, _ request: Request, url: OutboundURL, connectTimeout: TimeAmount, maxBodySize: Int, mayRetry: Bool
-    ) {
-        let key = Self.key(url)
-        let send = { [unowned self] (connection: OutboundHTTP1Connection) in
-            guard !exchange.isFinished else { return self.giveBack(connection, to: self.idleList(key)) }
-            exchange.connection = connection
-            let reused = connection.served > 0
-            connection.send(request.bytes, isHead: request.isHead, maxBodySize: maxBodySize) { result in
-                exchange.connection = nil
-                // A connection the upstream closed while it was idle fails before any answer:
-                // an idempotent request goes again, once, on a new connection.
-                if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent {
-                    return self.start(exchange, request, url: url, connectTimeout: connectTimeout, maxBodySize: maxBodySize, mayRetry: false)
-                }
-                exchange.finish(result)
-            }
-        }
-        if let connection = takeIdle(key) { return send(connection) }
-        connect(url, tls: nil, key: key, timeout: connectTimeout) { result in
+    /// Sends the exchange's request on an idle connection to its upstream, or on a new one.
+    fileprivate func start(_ exchange: PooledExchange) {
+        if let connection = takeIdle(exchange.key) { return send(exchange, on: connection) }
+        connect(exchange.url, tls: nil, key: exchange.key, timeout: exchange.connectTimeout) { [weak self] result in
             switch result {
-            case .success(let connection): send(connection)
+            case .success(let connection):
+                guard let self else { return exchange.cancel() }
+                send(exchange, on: connection)
             case .failure(let error): exchange.finish(.failure(.connect(error)))
             }
         }
+    }
+
+    private func send(_ exchange: PooledExchange, on connection: OutboundHTTP1Connection) {
+        guard !exchange.isFinished else { return giveBack(connection, to: idleList(exchange.key)) }
+        exchange.connection = connection
+        exchange.reused = connection.served > 0
+        connection.send(exchange.request.bytes, isHead: exchange.request.isHead, maxBodySize: exchange.maxBodySize, to: exchange)
     }
 
     /// Hands over a connection to `url`'s server, idle or new, for one streamed exchange; it
@@ -276,25 +268,65 @@ protocol OutboundDeadline: AnyObject {
     func expire()
 }
 
+/// Cancels an exchange in progress: its connection closes and its receiver hears `.cancelled`.
+public protocol OutboundHTTPCancellable: AnyObject {
+    func cancel()
+}
+
 /// One exchange through the pool, confined to its loop: whichever ends it first (the answer,
-/// the deadline, a cancel) decides.
-private final class PooledExchange: OutboundDeadline {
-    private var completion: ((Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void)?
+/// the deadline, a cancel) decides. It holds what a retry needs, so that sending takes no
+/// closure.
+private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, OutboundHTTPCancellable {
+    let request: OutboundHTTP1Pool.Request
+    /// The upstream's key in the pool.
+    let key: String
+    let url: OutboundURL
+    let connectTimeout: TimeAmount
+    let maxBodySize: Int
+    private var receiver: OutboundHTTPReceiver?
     let deadline: NIODeadline
     /// The timeout in seconds, for the message.
     let seconds: Double
     var connection: OutboundHTTP1Connection?
+    /// The connection had served requests before this one.
+    var reused = false
+    private var mayRetry = true
     var watchSlot = -1
     /// The pool whose list it is in, until it ends.
     weak var pool: OutboundHTTP1Pool?
 
-    init(deadline: NIODeadline, seconds: Double, _ completion: @escaping (Result<OutboundHTTPResponse, OutboundHTTPFailure>) -> Void) {
+    init(
+        _ request: OutboundHTTP1Pool.Request, key: String, url: OutboundURL, deadline: NIODeadline, seconds: Double,
+        connectTimeout: TimeAmount, maxBodySize: Int, receiver: OutboundHTTPReceiver
+    ) {
+        self.request = request
+        self.key = key
+        self.url = url
         self.deadline = deadline
         self.seconds = seconds
-        self.completion = completion
+        self.connectTimeout = connectTimeout
+        self.maxBodySize = maxBodySize
+        self.receiver = receiver
     }
 
-    var isFinished: Bool { completion == nil }
+    var isFinished: Bool { receiver == nil }
+
+    /// The connection's answer.
+    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+        connection = nil
+        // A connection the upstream closed while it was idle fails before any answer: an
+        // idempotent request goes again, once, on a new connection.
+        if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent, let pool {
+            mayRetry = false
+            return pool.start(self)
+        }
+        finish(result)
+    }
+
+    func cancel() {
+        connection?.fail(.cancelled)
+        finish(.failure(.cancelled))
+    }
 
     func expire() {
         connection?.fail(.timeout(seconds: seconds))
@@ -302,10 +334,10 @@ private final class PooledExchange: OutboundDeadline {
     }
 
     func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
-        guard let completion = completion.take() else { return }
+        guard let receiver = receiver.take() else { return }
         pool?.unwatch(self)
         pool = nil
         connection = nil
-        completion(result)
+        receiver.received(result)
     }
 }

@@ -103,7 +103,7 @@ private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read
 /// One request of a waiting call, through its redirects, until it answers the call. Plain
 /// HTTP goes through the loop's keep-alive pool; TLS (and so HTTP/2) and redirects through
 /// AsyncHTTPClient.
-private final class LuaHTTPExchange {
+private final class LuaHTTPExchange: OutboundHTTPReceiver {
     private let waiter: LuaWaiter
     private let client: OutboundHTTP
     private let options: LuaHTTPRequestOptions
@@ -124,20 +124,22 @@ private final class LuaHTTPExchange {
     }
 
     func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
-        let cancel = pool.execute(
+        let exchange = pool.execute(
             request, to: url, deadline: deadline, timeout: options.timeout,
-            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize
-        ) { result in
-            switch result {
-            case .success(let response):
-                if self.options.redirects > 0, (300..<400).contains(response.head.status) {
-                    return self.answered(response.head.httpResponseHead, response.body)
-                }
-                self.waiter.resume { T in pushResponse(status: response.head.status, response.body, on: T, fields: response.head.forEachField) }
-            case .failure(let failure): self.waiter.resume(failure: failure.description)
+            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize, receiver: self)
+        waiter.onAbandon { exchange.cancel() }
+    }
+
+    /// The pool's answer.
+    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+        switch result {
+        case .success(let response):
+            if options.redirects > 0, (300..<400).contains(response.head.status) {
+                return answered(response.head.httpResponseHead, response.body)
             }
+            waiter.resume { T in pushResponse(status: response.head.status, response.body, on: T, fields: response.head.forEachField) }
+        case .failure(let failure): waiter.resume(failure: failure.description)
         }
-        waiter.onAbandon(cancel)
     }
 
     func send(_ request: HTTPClient.Request) {

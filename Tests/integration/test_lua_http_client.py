@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from harness import free_port
-from upstreams import HTTP1Upstream, HTTP2Upstream
+from upstreams import HTTP1Upstream, HTTP2Upstream, RawUpstream
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,39 @@ def test_keep_alive_reuses_one_connection(server, upstream):
     seen = first["connections"] + second["connections"]
     assert len(set(seen)) == 1, seen
     assert upstream.connections - before <= 1
+
+
+def closes_at_the_second_request(connections):
+    """A RawUpstream answer: the first request of a connection gets a keep-alive answer, the
+    second finds the connection closed, as when an upstream's keep-alive timeout strikes just as
+    a request arrives on an idle connection."""
+    def answer(sock, head, data):
+        connections.append(head)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+        received = data
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            received += chunk
+    return answer
+
+
+def test_a_reused_connection_closed_by_the_upstream_is_retried_once_for_get(server):
+    connections = []
+    upstream = RawUpstream({"/flaky": closes_at_the_second_request(connections)})
+    try:
+        assert call(server, "get", upstream.url + "/flaky")["body"] == "first"
+        # The idle connection is reused, the upstream closes it at the request: GET goes again
+        # on a new connection, which answers.
+        assert call(server, "get", upstream.url + "/flaky")["body"] == "first"
+        assert len(connections) == 2
+        # A POST is not sent twice: the same close is its error.
+        answer = call(server, "post", upstream.url + "/flaky", "body")
+        assert "closed" in answer.get("err", ""), answer
+        assert len(connections) == 2
+    finally:
+        upstream.close()
 
 
 # --- errors are values ----------------------------------------------------------------------
