@@ -25,12 +25,23 @@ struct LuaHTTPRequestOptions {
     static let keys = ["method", "url", "headers", "body", "timeout", "max_body_size", "follow_redirects", "tls"]
     static let tlsKeys = ["verify", "ca"]
 
+    /// A script's TLS settings, boxed: the options are copied along every request, and a
+    /// `TLSConfiguration` held inline (some thirty fields) made each copy cost hundreds of
+    /// instructions, most requests having none.
+    final class TLS {
+        let configuration: TLSConfiguration
+
+        init(_ configuration: TLSConfiguration) {
+            self.configuration = configuration
+        }
+    }
+
     var url: String
     var method: HTTPMethod
     var headers: HTTPHeaders
     var body: ByteBuffer?
     /// The TLS settings the script gave; nil for the defaults.
-    var tls: TLSConfiguration?
+    var tls: TLS?
     /// Seconds the whole exchange may take, redirects included.
     var timeout = defaultTimeout
     var maxBodySize = defaultMaxBodySize
@@ -47,7 +58,7 @@ struct LuaHTTPRequestOptions {
         var method = method ?? .GET
         var body = body
         var headers = HTTPHeaders()
-        var tls: TLSConfiguration?
+        var tls: TLS?
         var timeout = defaultTimeout
         var maxBodySize = defaultMaxBodySize
         var redirects = 0
@@ -102,7 +113,8 @@ struct LuaHTTPRequestOptions {
 
     /// The request for AsyncHTTPClient (TLS, HTTP/2, redirects); throws for a bad URL.
     func clientRequest() throws -> HTTPClient.Request {
-        try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .byteBuffer($0) }, tlsConfiguration: tls)
+        try HTTPClient.Request(
+            url: url, method: method, headers: headers, body: body.map { .byteBuffer($0) }, tlsConfiguration: tls?.configuration)
     }
 
     /// `HTTP://` and `Https://` are http URLs too.
@@ -186,7 +198,7 @@ struct LuaHTTPRequestOptions {
 
     /// `tls = {verify = false}` or `tls = {ca = "path.pem"}`; nil keeps the client's defaults
     /// (verified against the system store), which share one pool per upstream.
-    private static func readTLS(_ L: LuaThread, _ options: Int32) throws(LuaHTTPArgumentError.Reason) -> TLSConfiguration? {
+    private static func readTLS(_ L: LuaThread, _ options: Int32) throws(LuaHTTPArgumentError.Reason) -> TLS? {
         defer { mw_pop(L, 1) }
         switch L.rawField(options, "tls") {
         case LUA_TNIL: return nil
@@ -205,7 +217,7 @@ struct LuaHTTPRequestOptions {
             guard FileManager.default.isReadableFile(atPath: path) else { throw .init("tls.ca: cannot read \(path)") }
             configuration.trustRoots = .file(path)
         }
-        return configuration
+        return TLS(configuration)
     }
 
     private static func string(_ L: LuaThread, _ table: Int32, _ name: String, in path: String = "")
