@@ -73,9 +73,11 @@ private func optionsIndex(_ L: LuaThread, _ index: Int32, _ function: LuaAPIFunc
 }
 
 /// Raises a bad argument, or starts the request and yields.
-private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read: Result<LuaHTTPRequestOptions, LuaHTTPArgumentError>) -> Int32 {
+private func startHTTPRequest(
+    _ L: LuaThread, _ function: LuaAPIFunction, _ read: consuming Result<LuaHTTPRequestOptions, LuaHTTPArgumentError>
+) -> Int32 {
     let options: LuaHTTPRequestOptions
-    switch read {
+    switch consume read {
     case .success(let read): options = read
     case .failure(let error): return L.raise(error.message)
     }
@@ -86,7 +88,7 @@ private func startHTTPRequest(_ L: LuaThread, _ function: LuaAPIFunction, _ read
     vm.runtime.outboundRequests.increment()
     if let pool = vm.outboundPool, let (url, request) = options.pooled(recent: &vm.recentPooledRequest) {
         guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-        LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
+        LuaHTTPExchange(waiter: waiter, client: client, options: consume options).send(through: pool, to: url, request)
         return LuaReturn.yield
     }
     let request: HTTPClient.Request
