@@ -37,7 +37,7 @@ public enum OutboundHTTPFailure: Error, CustomStringConvertible {
 /// Where a gathered exchange's answer goes, once, on the connection's loop: an object rather
 /// than a closure, so that an exchange allocates no closure context per request.
 public protocol OutboundHTTPReceiver: AnyObject {
-    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>)
+    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>)
 }
 
 /// Where a streamed exchange's answer goes, as it arrives; called on the connection's loop.
@@ -65,7 +65,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         let receiver: OutboundHTTPReceiver?
         weak var sink: OutboundResponseSink?
 
-        func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+        func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
             if let receiver { return receiver.received(result) }
             switch result {
             case .success: sink?.responseEnded(trailers: reader.trailers)
@@ -192,7 +192,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
                 let part = exchange.reader.takeBody()
                 if part.readableBytes > 0 { exchange.sink?.responseBody(part) }
             }
-            switch progress {
+            switch consume progress {
             case .needMore:
                 // The sink may have ended the exchange while it took the piece.
                 guard isOpen else { return }

@@ -312,7 +312,7 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
     var isFinished: Bool { receiver == nil }
 
     /// The connection's answer.
-    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         connection = nil
         // A connection the upstream closed while it was idle fails before any answer: an
         // idempotent request goes again, once, on a new connection.
@@ -333,7 +333,7 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         finish(.failure(.timeout(seconds: seconds)))
     }
 
-    func finish(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         guard let receiver = receiver.take() else { return }
         pool?.unwatch(self)
         pool = nil

@@ -133,8 +133,8 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     }
 
     /// The pool's answer.
-    func received(_ result: Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
-        switch result {
+    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+        switch consume result {
         case .success(let response):
             if options.redirects > 0, (300..<400).contains(response.head.status) {
                 return answered(response.head.httpResponseHead, response.body)
