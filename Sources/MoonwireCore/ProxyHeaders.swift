@@ -33,7 +33,7 @@ public struct ProxyTarget: Sendable {
 
 enum ProxyHeaders {
     /// What the proxy does with a field, by its name.
-    private enum Kind {
+    enum Kind {
         case pass, hopByHop, reframed, forwardedFor, forwarded, via, connection
         /// `Trailer`: not forwarded up (request trailers are not), kept in answers, whose
         /// trailer fields the proxy relays.
@@ -42,7 +42,7 @@ enum ProxyHeaders {
 
     /// The kind of a field name, any letter case, without building a string: this runs for
     /// every field of every forwarded message.
-    private static func kind(_ name: UnsafeRawBufferPointer) -> Kind {
+    static func kind(_ name: UnsafeRawBufferPointer) -> Kind {
         let range = 0..<name.count
         switch name.count {
         case 2: return bytesEqual(name, range, "te", ignoringCase: true) ? .hopByHop : .pass
@@ -76,8 +76,11 @@ enum ProxyHeaders {
         !names.isEmpty && names.contains { $0.utf8.count == name.utf8.count && $0 == name.lowercased() }
     }
 
-    /// The forwarded request's head, with `framing` for its body.
-    static func requestHead(_ request: HTTPRequest, _ target: ProxyTarget, framing: ProxyBodyFraming, upgrade: Bool = false) -> ByteBuffer {
+    /// The forwarded request's head, with `framing` for its body; `authority` is the server's
+    /// (a group's pick) when not `target.url`'s.
+    static func requestHead(
+        _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false
+    ) -> ByteBuffer {
         var out = ByteBufferAllocator().buffer(capacity: 256 + target.target.utf8.count + request.headers.count * 40)
         write(&out, measured: request.method.utf8.count + target.target.utf8.count + 12) { line in
             line.append(contentsOf: request.method)
@@ -86,7 +89,8 @@ enum ProxyHeaders {
             line.append(" HTTP/1.1\r\n")
         }
         let clientHost = request.headers.first(name: "host")
-        write(&out, "host", target.preserveHost ? clientHost ?? target.url.authority : target.url.authority)
+        let authority = authority ?? target.url.authority
+        write(&out, "host", target.preserveHost ? clientHost ?? authority : authority)
         // Fields the script sets or removes, and fields a Connection header names, are left out.
         var dropped = target.removeHeaders
         for (name, _) in target.setHeaders { dropped.append(name.lowercased()) }
