@@ -81,24 +81,18 @@ enum ProxyHeaders {
     static func requestHead(
         _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false
     ) -> ByteBuffer {
-        var out = ByteBufferAllocator().buffer(capacity: 256 + target.target.utf8.count + request.headers.count * 40)
-        write(&out, measured: request.method.utf8.count + target.target.utf8.count + 12) { line in
-            line.append(contentsOf: request.method)
-            line.append(byte: UInt8(ascii: " "))
-            line.append(contentsOf: target.target)
-            line.append(" HTTP/1.1\r\n")
-        }
-        let clientHost = request.headers.first(name: "host")
-        let authority = authority ?? target.url.authority
-        write(&out, "host", target.preserveHost ? clientHost ?? authority : authority)
         // Fields the script sets or removes, and fields a Connection header names, are left out.
         var dropped = target.removeHeaders
         for (name, _) in target.setHeaders { dropped.append(name.lowercased()) }
+        var clientHost: String?
         var forwardedFor: String?
         var forwarded: String?
         var via: String?
         var acceptsTrailers = false
+        // The most the fields take, to write the head in one measured write.
+        var size = 0
         for (name, value) in request.headers {
+            size += name.utf8.count + value.utf8.count + 4
             switch kind(name) {
             case .forwardedFor: forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
             case .forwarded: forwarded = forwarded.map { "\($0), \(value)" } ?? value
@@ -111,19 +105,42 @@ enum ProxyHeaders {
                 if name.utf8.count == 2, value.split(separator: ",").contains(where: { trimmed($0).lowercased() == "trailers" }) {
                     acceptsTrailers = true
                 }
-            case .reframed, .pass, .trailer: break
+            case .reframed: if name.utf8.count == 4, clientHost == nil { clientHost = value }
+            case .pass, .trailer: break
             }
         }
-        for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
-            write(&out, name, value)
-        }
+        let authority = authority ?? target.url.authority
         let ip = request.connection.remoteIP
-        if !listed("x-forwarded-for", in: dropped) { write(&out, "x-forwarded-for", forwardedFor.map { "\($0), \(ip)" } ?? ip) }
-        if !listed("x-forwarded-proto", in: dropped) { write(&out, "x-forwarded-proto", request.scheme) }
-        if let clientHost, !listed("x-forwarded-host", in: dropped) { write(&out, "x-forwarded-host", clientHost) }
-        if !listed("forwarded", in: dropped) {
-            let size = 16 + (forwarded?.utf8.count ?? 0) + forwardedElementSize(ip: ip, host: clientHost, proto: request.scheme)
-            write(&out, measured: size) { line in
+        let upgradeProtocols = upgrade ? request.headers.first(name: "upgrade") : nil
+        for (name, value) in target.setHeaders { size += name.utf8.count + value.utf8.count + 4 }
+        // The request line and the fields the proxy writes (their names, separators and numbers
+        // within the 320), with their values' parts, each counted for every field it appears
+        // in: the client's host (Host, X-Forwarded-Host, Forwarded escaped), address and scheme.
+        size += 320 + request.method.utf8.count + target.target.utf8.count + authority.utf8.count + 4 * (clientHost?.utf8.count ?? 0)
+        size += 2 * ip.utf8.count + 2 * request.scheme.utf8.count + (upgradeProtocols?.utf8.count ?? 0)
+        size += (forwardedFor?.utf8.count ?? 0) + (forwarded?.utf8.count ?? 0) + (via?.utf8.count ?? 0)
+        var out = ByteBufferAllocator().buffer(capacity: size + request.body.readableBytes)
+        write(&out, measured: size) { line in
+            line.append(contentsOf: request.method)
+            line.append(byte: UInt8(ascii: " "))
+            line.append(contentsOf: target.target)
+            line.append(" HTTP/1.1\r\n")
+            field(&line, "host", target.preserveHost ? clientHost ?? authority : authority)
+            for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
+                field(&line, name, value)
+            }
+            if !listed("x-forwarded-for", in: dropped) {
+                line.append("x-forwarded-for: ")
+                if let forwardedFor {
+                    line.append(contentsOf: forwardedFor)
+                    line.append(", ")
+                }
+                line.append(contentsOf: ip)
+                line.append("\r\n")
+            }
+            if !listed("x-forwarded-proto", in: dropped) { field(&line, "x-forwarded-proto", request.scheme) }
+            if let clientHost, !listed("x-forwarded-host", in: dropped) { field(&line, "x-forwarded-host", clientHost) }
+            if !listed("forwarded", in: dropped) {
                 line.append("forwarded: ")
                 if let forwarded {
                     line.append(contentsOf: forwarded)
@@ -132,26 +149,33 @@ enum ProxyHeaders {
                 forwardedElement(&line, ip: ip, host: clientHost, proto: request.scheme)
                 line.append("\r\n")
             }
+            if target.via || via != nil, !listed("via", in: target.removeHeaders) {
+                line.append("via: ")
+                if let via { line.append(contentsOf: via) }
+                if target.via {
+                    if via != nil { line.append(", ") }
+                    line.append(request.version == "2" ? "2 moonwire" : "1.1 moonwire")
+                }
+                line.append("\r\n")
+            }
+            for (name, value) in target.setHeaders { field(&line, name, value) }
+            if let upgradeProtocols {
+                line.append("connection: upgrade\r\n")
+                field(&line, "upgrade", upgradeProtocols)
+            } else if acceptsTrailers, request.version != "1.0" {
+                // TE is the connection's own: its sender names it in Connection (RFC 9110 section 10.1.4).
+                line.append("te: trailers\r\nconnection: te\r\n")
+            }
+            switch framing {
+            case .none: break
+            case .length(let length):
+                line.append("content-length: ")
+                line.append(decimal: length)
+                line.append("\r\n")
+            case .chunked: line.append("transfer-encoding: chunked\r\n")
+            }
+            line.append("\r\n")
         }
-        if target.via || via != nil, !listed("via", in: target.removeHeaders) {
-            let own = target.via ? "\(request.version == "2" ? "2" : "1.1") moonwire" : nil
-            write(&out, "via", [via, own].compactMap { $0 }.joined(separator: ", "))
-        }
-        for (name, value) in target.setHeaders { write(&out, name, value) }
-        if upgrade, let protocols = request.headers.first(name: "upgrade") {
-            write(&out, "connection", "upgrade")
-            write(&out, "upgrade", protocols)
-        } else if acceptsTrailers, request.version != "1.0" {
-            // TE is the connection's own: its sender names it in Connection (RFC 9110 section 10.1.4).
-            write(&out, "te", "trailers")
-            write(&out, "connection", "te")
-        }
-        switch framing {
-        case .none: break
-        case .length(let length): write(&out, "content-length", String(length))
-        case .chunked: write(&out, "transfer-encoding", "chunked")
-        }
-        out.writeStaticString("\r\n")
         return out
     }
 
@@ -278,15 +302,12 @@ enum ProxyHeaders {
         }
     }
 
-    /// One field line, in one write into the buffer (a write per piece costs ByteBuffer's
-    /// checks for each, for every field of every forwarded request).
-    private static func write(_ out: inout ByteBuffer, _ name: String, _ value: String) {
-        write(&out, measured: name.utf8.count + value.utf8.count + 4) { line in
-            line.append(contentsOf: name)
-            line.append(": ")
-            line.append(contentsOf: value)
-            line.append("\r\n")
-        }
+    /// One field line.
+    private static func field(_ line: inout ByteCursor, _ name: String, _ value: String) {
+        line.append(contentsOf: name)
+        line.append(": ")
+        line.append(contentsOf: value)
+        line.append("\r\n")
     }
 
     /// Writes at most `size` bytes with `body`, in one write.
