@@ -43,7 +43,9 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private var retriedStale = false
     private var clientStream: HTTPResponseStream?
     /// Body pieces and the end that arrived while the hook decided (or before the end of the
-    /// read the head came in).
+    /// read the head came in). The first is kept apart: most answers come in one piece, which
+    /// then costs no array.
+    private var heldFirst: ByteBuffer?
     private var held: [ByteBuffer] = []
     private var heldEnd = false
     /// The upstream failed after its head: the client's answer is cut off, not ended.
@@ -112,8 +114,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// body when it was whole, or the piece of it already read.
     private func requestHead() -> ByteBuffer {
         var head = ProxyHeaders.requestHead(request, target, authority: group.map { $0.servers[server].authority }, framing: framing)
-        var body = request.body
-        head.writeBuffer(&body)
+        if request.body.readableBytes > 0 {
+            var body = request.body
+            head.writeBuffer(&body)
+        }
         if let piece = firstPiece {
             var first = framing.framed(piece)
             head.writeBuffer(&first)
@@ -244,6 +248,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
             // The client went away before the answer ended.
             self.abandon()
         }
+        if let first = heldFirst.take() { forward(first) }
         for part in held { forward(part) }
         held = []
         finishAnswer()
@@ -251,7 +256,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     func responseBody(_ part: ByteBuffer) {
         deadline = .now() + target.timeout
-        guard clientStream != nil else { return held.append(part) }
+        guard clientStream != nil else {
+            if heldFirst == nil { return heldFirst = part }
+            return held.append(part)
+        }
         forward(part)
     }
 
@@ -300,8 +308,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// The whole answer arrived in one read: one response, head and body in one write.
     private func answerWhole(_ head: OutboundResponseHead) {
         end()
-        var body = held.first ?? ByteBuffer()
-        for var part in held.dropFirst() { body.writeBuffer(&part) }
+        var body = heldFirst.take() ?? ByteBuffer()
+        for var part in held { body.writeBuffer(&part) }
         held = []
         ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.method == "HEAD", on: responder)
     }
@@ -316,6 +324,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
         if pendingHead.take() != nil {
             // The head came, but nothing of it reached the client yet: a status can still say so.
+            heldFirst = nil
             held = []
             return failWith(failure)
         }
