@@ -6,31 +6,6 @@
 import NIOCore
 import NIOHTTP1
 
-/// Where and how one request is forwarded.
-public struct ProxyTarget: Sendable {
-    /// The upstream server (scheme, host and port; its path is already folded into `target`).
-    public var url: OutboundURL
-    /// The request target sent upstream: path and query.
-    public var target: String
-    /// Fields set on the forwarded request (replacing any of the same name), and removed.
-    public var setHeaders: [(name: String, value: String)] = []
-    public var removeHeaders: [String] = []
-    /// Send the client's Host instead of the upstream's.
-    public var preserveHost = false
-    /// Add `Via: 1.1 moonwire` on both ways.
-    public var via = false
-    /// The longest wait for the upstream: between two reads once connected.
-    public var timeout = TimeAmount.seconds(60)
-    public var connectTimeout = TimeAmount.seconds(10)
-    /// TLS towards an `https` upstream (verified by default).
-    public var tls = OutboundTLS()
-
-    public init(url: OutboundURL, target: String) {
-        self.url = url
-        self.target = target
-    }
-}
-
 enum ProxyHeaders {
     /// What the proxy does with a field, by its name.
     enum Kind {
