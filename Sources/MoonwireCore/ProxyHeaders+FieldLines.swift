@@ -46,7 +46,8 @@ extension ProxyHeaders {
             for field in head.fields {
                 switch field.name.count {
                 case 3: if bytesEqual(raw, field.name, "via", ignoringCase: true) { vias += 1 }
-                case 10: if bytesEqual(raw, field.name, "connection", ignoringCase: true) { connectionOptions(raw, field.value, into: &named) }
+                case 10:
+                    if bytesEqual(raw, field.name, "connection", ignoringCase: true) { connectionOptions(raw, field.value, into: &named) }
                 case 17: if bytesEqual(raw, field.name, "transfer-encoding", ignoringCase: true) { chunked = true }
                 default: break
                 }
@@ -112,14 +113,16 @@ extension ProxyHeaders {
             while !option.isEmpty, raw[option.upperBound - 1] == UInt8(ascii: " ") || raw[option.upperBound - 1] == UInt8(ascii: "\t") {
                 option = option.dropLast()
             }
-            if !option.isEmpty, !bytesEqual(raw, option, "keep-alive", ignoringCase: true), !bytesEqual(raw, option, "close", ignoringCase: true) {
+            if !option.isEmpty, !bytesEqual(raw, option, "keep-alive", ignoringCase: true),
+                !bytesEqual(raw, option, "close", ignoringCase: true)
+            {
                 named.append(option)
             }
             start = end + 1
         }
     }
 
-    /// Whether two names in `raw` are the same, in any letter case (both are ASCII tokens).
+    /// Whether two names in `raw` are the same, in any letter case (the head is ASCII).
     private static func sameName(_ raw: UnsafeRawBufferPointer, _ one: Range<Int>, _ other: Range<Int>) -> Bool {
         guard one.count == other.count else { return false }
         for offset in 0..<one.count where lowercase(raw[one.lowerBound + offset]) != lowercase(raw[other.lowerBound + offset]) {

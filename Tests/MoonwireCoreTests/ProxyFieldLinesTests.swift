@@ -9,12 +9,16 @@ import XCTest
 /// the upstream sent.
 final class ProxyFieldLinesTests: XCTestCase {
     private static let heads = [
-        "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 06:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nConnection: x-conn, Keep-Alive , CLOSE,,X-Other\r\nX-Conn: 1\r\nx-other: 2\r\nKeep-Alive: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nVia: 1.0 other\r\n\r\n",
-        "HTTP/1.1 404 Not Found\r\nvia: 1.0 a\r\nX-A:no-space\nX-B:   padded \t\r\nVIA: 1.1 b\r\nProxy-Authenticate: x\r\nProxy-Connection: y\r\nTE: trailers\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nETag: \"x\"\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 06:00:00 GMT\r\nContent-Type: text/plain\r\n"
+            + "Content-Length: 5\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: x-conn, Keep-Alive , CLOSE,,X-Other\r\nX-Conn: 1\r\nx-other: 2\r\nKeep-Alive: a\r\n"
+            + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\nSet-Cookie: a\r\nSet-Cookie: b\r\nVia: 1.0 other\r\n\r\n",
+        "HTTP/1.1 404 Not Found\r\nvia: 1.0 a\r\nX-A:no-space\nX-B:   padded \t\r\nVIA: 1.1 b\r\nProxy-Authenticate: x\r\n"
+            + "Proxy-Connection: y\r\nTE: trailers\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nETag: \"x\"\r\n\r\n",
         "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"abc\"\r\nSERVER: apache\r\nDATE: now\r\n\r\n",
         "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-Empty:\r\n\r\n",
-        "HTTP/1.1 201 Created\r\nConnection: content-length, Date\r\nContent-Length: 4\r\nLocation: /a\r\nForwarded: for=x\r\nX-Forwarded-For: 1.2.3.4\r\nHost: h\r\n\r\n",
+        "HTTP/1.1 201 Created\r\nConnection: content-length, Date\r\nContent-Length: 4\r\nLocation: /a\r\nForwarded: for=x\r\n"
+            + "X-Forwarded-For: 1.2.3.4\r\nHost: h\r\n\r\n",
         "HTTP/1.0 299 Custom\r\nContent-Type: text/html\r\nContent-Length: 2000\r\nVary: Origin\r\n\r\n",
         "HTTP/1.1 200 OK\r\n\r\n",
     ]
@@ -31,11 +35,14 @@ final class ProxyFieldLinesTests: XCTestCase {
 
     /// The head HTTPExchangeHandler writes: from a header table (`lines` nil) or from lines.
     private func written(
-        _ head: OutboundResponseHead, headers: HTTPHeaders, lines: ByteBuffer?, bodyLength: Int?, headOnly: Bool, version: HTTPVersion = .http1_1
+        _ head: OutboundResponseHead, headers: HTTPHeaders, lines: ByteBuffer?, bodyLength: Int?, headOnly: Bool,
+        version: HTTPVersion = .http1_1
     ) -> String {
         let status = HTTPResponseStatus(statusCode: head.status)
         var fields = ServerOwnedFields(date: "Mon, 07 Dec 2026 06:30:00 GMT")
-        if let bodyLength, !status.forbidsBody, !(headOnly && headers.contains(name: "content-length")) { fields.contentLength = bodyLength }
+        if let bodyLength, !status.forbidsBody, !(headOnly && headers.contains(name: "content-length")) {
+            fields.contentLength = bodyLength
+        }
         fields.chunked = bodyLength == nil && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
         var out = ByteBuffer()
         HTTP1ResponseSerializer.writeHead(status: status, version: version, headers: headers, fields: fields, fieldLines: lines, into: &out)

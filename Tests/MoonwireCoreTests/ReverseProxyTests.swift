@@ -91,7 +91,8 @@ final class ReverseProxyTests: XCTestCase {
                 + "X-Set: yes\r\nte: trailers\r\nconnection: te\r\ntransfer-encoding: chunked\r\n\r\n")
         target.preserveHost = false
         let long = String(repeating: "\"", count: 3000)
-        let big = String(buffer: ProxyHeaders.requestHead(request(headers: ["Host": long, "Via": long]), target, authority: "b:1", framing: .length(12)))
+        let big = String(
+            buffer: ProxyHeaders.requestHead(request(headers: ["Host": long, "Via": long]), target, authority: "b:1", framing: .length(12)))
         XCTAssertTrue(big.hasPrefix("GET /v1 HTTP/1.1\r\nhost: b:1\r\n"), "a head far larger than its measure's constants")
         XCTAssertTrue(big.hasSuffix("content-length: 12\r\n\r\n"))
     }
