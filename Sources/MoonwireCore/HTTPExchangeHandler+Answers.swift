@@ -39,6 +39,24 @@ extension HTTPExchangeHandler {
         }
     }
 
+    /// An answer whose fields are HTTP/1.1 lines already (`HTTPResponder.takesFieldLines`);
+    /// `length` is the Content-Length among them, which the framing heeds.
+    func answer(status: Int, fieldLines: ByteBuffer, length: String?, body: ByteBuffer, exchange: Exchange) {
+        guard context != nil, machine.isAnswering else { return }
+        write(PreparedResponse(status: status, headers: Self.framing(length), body: .bytes(body)), exchange, fieldLines: fieldLines)
+    }
+
+    /// A streamed answer whose fields are HTTP/1.1 lines already.
+    func startStream(_ stream: HTTPResponseStream, status: Int, fieldLines: ByteBuffer, length: String?, exchange: Exchange) {
+        guard context != nil, machine.isAnswering else { return }
+        startStream(stream, status: status, headers: Self.framing(length), fieldLines: fieldLines, exchange)
+    }
+
+    /// The one field the writer looks for in the head of an answer given as field lines.
+    private static func framing(_ length: String?) -> HTTPHeaders {
+        length.map { ["content-length": $0] } ?? [:]
+    }
+
     private func writeWhenReady(_ future: EventLoopFuture<PreparedResponse>, _ exchange: Exchange) {
         let loopBoundSelf = NIOLoopBound(self, eventLoop: future.eventLoop)
         future.whenComplete { result in
@@ -193,12 +211,14 @@ extension HTTPExchangeHandler {
         }
     }
 
-    private func startStream(_ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, _ exchange: Exchange) {
+    private func startStream(
+        _ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, fieldLines: ByteBuffer? = nil, _ exchange: Exchange
+    ) {
         guard let context else { return stream.connectionClosed() }
         var exchange = exchange
         // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
         if exchange.version == .http1_0 { exchange.keepAlive = false }
-        writeHead(HTTPResponseStatus(statusCode: status), headers, contentLength: nil, exchange, context: context)
+        writeHead(HTTPResponseStatus(statusCode: status), headers, fieldLines: fieldLines, contentLength: nil, exchange, context: context)
         writer.flush(context: context)
         activeStream = stream
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)

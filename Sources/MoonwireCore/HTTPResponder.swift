@@ -1,4 +1,5 @@
 // The handle a delegate answers a request through, possibly long after it was handed over.
+import NIOCore
 import NIOHTTP1
 
 /// What a delegate answered.
@@ -57,6 +58,34 @@ public final class HTTPResponder {
         let stream = HTTPResponseStream()
         if case .answered = sink { stream.connectionClosed() }
         answer(.stream(stream, status: status, headers: headers))
+        return stream
+    }
+
+    /// Whether the answer may come as HTTP/1.1 field lines (`respond(status:fieldLines:...)`,
+    /// `startStream(status:fieldLines:...)`): the request came by HTTP/1.x to this connection.
+    var takesFieldLines: Bool {
+        if case .exchange(let handler, _, _) = sink { return handler.isHTTP1 }
+        return false
+    }
+
+    /// Sends a response whose fields are HTTP/1.1 lines already, none of them one the server
+    /// writes itself (a proxied upstream's); `length` is the Content-Length among them. Only
+    /// where `takesFieldLines`: it spares a String per name and value.
+    func respond(status: Int, fieldLines: ByteBuffer, length: String?, body: ByteBuffer) {
+        guard case .exchange(let handler, _, let exchange) = sink else { return }
+        sink = .answered
+        handler.answer(status: status, fieldLines: fieldLines, length: length, body: body, exchange: exchange)
+    }
+
+    /// `startStream` with the fields as `respond(status:fieldLines:length:body:)` takes them.
+    func startStream(status: Int, fieldLines: ByteBuffer, length: String?) -> HTTPResponseStream {
+        let stream = HTTPResponseStream()
+        guard case .exchange(let handler, _, let exchange) = sink else {
+            stream.connectionClosed()
+            return stream
+        }
+        sink = .answered
+        handler.startStream(stream, status: status, fieldLines: fieldLines, length: length, exchange: exchange)
         return stream
     }
 

@@ -11,12 +11,11 @@ enum ProxyBodyFraming: Equatable {
     /// The framing `request` tells by its head (or its whole body); nil when only the body
     /// itself can tell (HTTP/2 without content-length).
     static func known(for request: HTTPRequest) -> ProxyBodyFraming? {
-        let length = request.headers.first(name: "content-length").flatMap { Int($0) }
         guard request.bodyStream != nil else {
             let sendsLength = request.body.readableBytes > 0 || carriesBody(request.method)
             return sendsLength ? .length(request.body.readableBytes) : ProxyBodyFraming.none
         }
-        if let length { return .length(length) }
+        if let length = request.headers.first(name: "content-length").flatMap({ Int($0) }) { return .length(length) }
         if request.version == "2" { return nil }
         return request.headers.contains(name: "transfer-encoding") ? .chunked : ProxyBodyFraming.none
     }

@@ -13,7 +13,9 @@ import NIOHTTP1
 
 public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private let request: HTTPRequest
-    private var target: ProxyTarget
+    /// Immutable, so that reading it borrows: a copy of its fields cost hundreds of
+    /// instructions per request (Tests/bench/instructions.sh).
+    private let target: ProxyTarget
     private let group: UpstreamGroup?
     private let pool: OutboundHTTP1Pool
     private let responder: HTTPResponder
@@ -27,6 +29,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// without a length), sent behind the head.
     private var firstPiece: ByteBuffer?
 
+    /// The group's server of this attempt.
     private var server = 0
     private var tried: Set<Int> = []
     private var connection: OutboundHTTP1Connection?
@@ -40,16 +43,18 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     private var retriedStale = false
     private var clientStream: HTTPResponseStream?
     /// Body pieces and the end that arrived while the hook decided (or before the end of the
-    /// read the head came in).
+    /// read the head came in). The first is kept apart: most answers come in one piece, which
+    /// then costs no array.
+    private var heldFirst: ByteBuffer?
     private var held: [ByteBuffer] = []
     private var heldEnd = false
     /// The upstream failed after its head: the client's answer is cut off, not ended.
     private var heldCut = false
     /// The answer's trailer fields, as the client gets them.
     private var trailers: HTTPHeaders?
-    /// The head, kept until the end of the read it came in: an answer that is whole by then
-    /// goes out in one write, without a stream.
-    private var pendingHead: (status: Int, headers: HTTPHeaders)?
+    /// The head (without a hook), kept until the end of the read it came in: an answer that is
+    /// whole by then goes out in one write, without a stream.
+    private var pendingHead: OutboundResponseHead?
     /// The upstream is not read because the client is slow: its silence is ours, not a timeout.
     private var clientHeld = false
     private var finished = false
@@ -72,14 +77,14 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         _ request: HTTPRequest, _ target: consuming ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
         _ hook: ProxyHook?, _ logger: Logger
     ) {
+        deadline = .now() + target.timeout
         self.request = request
-        self.target = target
         self.group = group
         self.pool = pool
         self.responder = responder
         self.hook = hook
         self.logger = logger
-        deadline = .now() + target.timeout
+        self.target = target
     }
 
     /// Builds the head once the framing is known (reading the first piece of the body when
@@ -108,14 +113,22 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// What goes first to the server picked: the head (its Host is that server's), and the
     /// body when it was whole, or the piece of it already read.
     private func requestHead() -> ByteBuffer {
-        var head = ProxyHeaders.requestHead(request, target, framing: framing)
-        var body = request.body
-        head.writeBuffer(&body)
+        var head = ProxyHeaders.requestHead(request, target, authority: group.map { $0.servers[server].authority }, framing: framing)
+        if request.body.readableBytes > 0 {
+            var body = request.body
+            head.writeBuffer(&body)
+        }
         if let piece = firstPiece {
             var first = framing.framed(piece)
             head.writeBuffer(&first)
         }
         return head
+    }
+
+    /// The server of this attempt: the group's pick, or the target's.
+    private var url: OutboundURL {
+        guard let group else { return target.url }
+        return group.servers[server]
     }
 
     private var idempotent: Bool {
@@ -132,9 +145,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
             guard let index = group.pick(excluding: tried) else { return fail(502, "no upstream server left to try") }
             server = index
             tried.insert(index)
-            target.url = group.servers[index]
         }
-        pool.checkout(target.url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
+        pool.checkout(url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
             switch result {
             case .failure(let error):
                 group?.failed(server)
@@ -205,18 +217,18 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     func responseHead(_ head: OutboundResponseHead) {
         headArrived = true
         deadline = .now() + target.timeout
-        let headers = ProxyHeaders.responseHeaders(head, via: target.via)
         guard let hook else {
-            pendingHead = (head.status, headers)
+            pendingHead = head
             return
         }
+        let headers = ProxyHeaders.responseHeaders(head, via: target.via)
         connection?.holdReads()
         hookCalled = true
         hook(.head(status: head.status, headers: headers)) { [self] decision in
             guard !finished else { return }
             switch decision {
             case .forward(let status, let headers):
-                startAnswer(status: status, headers: headers)
+                startAnswer(responder.startStream(status: status, headers: headers))
                 connection?.resumeReads()
             case .answer(let response):
                 abandon()
@@ -225,14 +237,18 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
     }
 
-    private func startAnswer(status: Int, headers: HTTPHeaders) {
-        let stream = responder.startStream(status: status, headers: headers)
+    private func startAnswer(_ head: OutboundResponseHead) {
+        startAnswer(ProxyHeaders.startStream(head, via: target.via, on: responder))
+    }
+
+    private func startAnswer(_ stream: HTTPResponseStream) {
         clientStream = stream
         stream.whenClosed { [weak self] in
             guard let self, !self.finished else { return }
             // The client went away before the answer ended.
             self.abandon()
         }
+        if let first = heldFirst.take() { forward(first) }
         for part in held { forward(part) }
         held = []
         finishAnswer()
@@ -240,7 +256,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     func responseBody(_ part: ByteBuffer) {
         deadline = .now() + target.timeout
-        guard clientStream != nil else { return held.append(part) }
+        guard clientStream != nil else {
+            if heldFirst == nil { return heldFirst = part }
+            return held.append(part)
+        }
         forward(part)
     }
 
@@ -263,7 +282,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// The end of what one read brought: a head still kept starts a streamed answer.
     func responseReadComplete() {
         guard clientStream == nil, let head = pendingHead.take() else { return }
-        startAnswer(status: head.status, headers: head.headers)
+        startAnswer(head)
     }
 
     func responseEnded(trailers section: HTTP1TrailerSection) {
@@ -273,7 +292,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         if clientStream == nil, let head = pendingHead.take() {
             // A whole answer goes in one write; trailer fields need a stream to follow the body.
             guard trailers != nil else { return answerWhole(head) }
-            return startAnswer(status: head.status, headers: head.headers)
+            return startAnswer(head)
         }
         finishAnswer()
     }
@@ -287,12 +306,12 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     /// The whole answer arrived in one read: one response, head and body in one write.
-    private func answerWhole(_ head: (status: Int, headers: HTTPHeaders)) {
+    private func answerWhole(_ head: OutboundResponseHead) {
         end()
-        var body = held.first ?? ByteBuffer()
-        for var part in held.dropFirst() { body.writeBuffer(&part) }
+        var body = heldFirst.take() ?? ByteBuffer()
+        for var part in held { body.writeBuffer(&part) }
         held = []
-        responder.respond(HTTPResponse(status: head.status, headers: head.headers, body: .bytes(body)))
+        ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.method == "HEAD", on: responder)
     }
 
     func responseFailed(_ failure: OutboundHTTPFailure) {
@@ -305,6 +324,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
         if pendingHead.take() != nil {
             // The head came, but nothing of it reached the client yet: a status can still say so.
+            heldFirst = nil
             held = []
             return failWith(failure)
         }
@@ -322,7 +342,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
             pool.unwatch(self)
             if reused, !retriedStale {
                 retriedStale = true
-                return pool.checkout(target.url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
+                return pool.checkout(url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
                     switch result {
                     case .failure(let error): fail(error.isTimeout ? 504 : 502, error.description)
                     case .success(let connection): finished ? connection.abandon() : send(on: connection)
@@ -392,7 +412,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         logger.warning(
             "\(what)",
             metadata: [
-                "upstream": "\(target.url.authority)", "request": "\(request.method) \(request.uri)",
+                "upstream": "\(url.authority)", "request": "\(request.method) \(request.uri)",
                 "error": "\(message)",
             ])
     }

@@ -6,34 +6,9 @@
 import NIOCore
 import NIOHTTP1
 
-/// Where and how one request is forwarded.
-public struct ProxyTarget: Sendable {
-    /// The upstream server (scheme, host and port; its path is already folded into `target`).
-    public var url: OutboundURL
-    /// The request target sent upstream: path and query.
-    public var target: String
-    /// Fields set on the forwarded request (replacing any of the same name), and removed.
-    public var setHeaders: [(name: String, value: String)] = []
-    public var removeHeaders: [String] = []
-    /// Send the client's Host instead of the upstream's.
-    public var preserveHost = false
-    /// Add `Via: 1.1 moonwire` on both ways.
-    public var via = false
-    /// The longest wait for the upstream: between two reads once connected.
-    public var timeout = TimeAmount.seconds(60)
-    public var connectTimeout = TimeAmount.seconds(10)
-    /// TLS towards an `https` upstream (verified by default).
-    public var tls = OutboundTLS()
-
-    public init(url: OutboundURL, target: String) {
-        self.url = url
-        self.target = target
-    }
-}
-
 enum ProxyHeaders {
     /// What the proxy does with a field, by its name.
-    private enum Kind {
+    enum Kind {
         case pass, hopByHop, reframed, forwardedFor, forwarded, via, connection
         /// `Trailer`: not forwarded up (request trailers are not), kept in answers, whose
         /// trailer fields the proxy relays.
@@ -42,7 +17,7 @@ enum ProxyHeaders {
 
     /// The kind of a field name, any letter case, without building a string: this runs for
     /// every field of every forwarded message.
-    private static func kind(_ name: UnsafeRawBufferPointer) -> Kind {
+    static func kind(_ name: UnsafeRawBufferPointer) -> Kind {
         let range = 0..<name.count
         switch name.count {
         case 2: return bytesEqual(name, range, "te", ignoringCase: true) ? .hopByHop : .pass
@@ -76,25 +51,23 @@ enum ProxyHeaders {
         !names.isEmpty && names.contains { $0.utf8.count == name.utf8.count && $0 == name.lowercased() }
     }
 
-    /// The forwarded request's head, with `framing` for its body.
-    static func requestHead(_ request: HTTPRequest, _ target: ProxyTarget, framing: ProxyBodyFraming, upgrade: Bool = false) -> ByteBuffer {
-        var out = ByteBufferAllocator().buffer(capacity: 256 + target.target.utf8.count + request.headers.count * 40)
-        write(&out, measured: request.method.utf8.count + target.target.utf8.count + 12) { line in
-            line.append(contentsOf: request.method)
-            line.append(byte: UInt8(ascii: " "))
-            line.append(contentsOf: target.target)
-            line.append(" HTTP/1.1\r\n")
-        }
-        let clientHost = request.headers.first(name: "host")
-        write(&out, "host", target.preserveHost ? clientHost ?? target.url.authority : target.url.authority)
+    /// The forwarded request's head, with `framing` for its body; `authority` is the server's
+    /// (a group's pick) when not `target.url`'s.
+    static func requestHead(
+        _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false
+    ) -> ByteBuffer {
         // Fields the script sets or removes, and fields a Connection header names, are left out.
         var dropped = target.removeHeaders
         for (name, _) in target.setHeaders { dropped.append(name.lowercased()) }
+        var clientHost: String?
         var forwardedFor: String?
         var forwarded: String?
         var via: String?
         var acceptsTrailers = false
+        // The most the fields take, to write the head in one measured write.
+        var size = 0
         for (name, value) in request.headers {
+            size += name.utf8.count + value.utf8.count + 4
             switch kind(name) {
             case .forwardedFor: forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
             case .forwarded: forwarded = forwarded.map { "\($0), \(value)" } ?? value
@@ -107,19 +80,42 @@ enum ProxyHeaders {
                 if name.utf8.count == 2, value.split(separator: ",").contains(where: { trimmed($0).lowercased() == "trailers" }) {
                     acceptsTrailers = true
                 }
-            case .reframed, .pass, .trailer: break
+            case .reframed: if name.utf8.count == 4, clientHost == nil { clientHost = value }
+            case .pass, .trailer: break
             }
         }
-        for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
-            write(&out, name, value)
-        }
+        let authority = authority ?? target.url.authority
         let ip = request.connection.remoteIP
-        if !listed("x-forwarded-for", in: dropped) { write(&out, "x-forwarded-for", forwardedFor.map { "\($0), \(ip)" } ?? ip) }
-        if !listed("x-forwarded-proto", in: dropped) { write(&out, "x-forwarded-proto", request.scheme) }
-        if let clientHost, !listed("x-forwarded-host", in: dropped) { write(&out, "x-forwarded-host", clientHost) }
-        if !listed("forwarded", in: dropped) {
-            let size = 16 + (forwarded?.utf8.count ?? 0) + forwardedElementSize(ip: ip, host: clientHost, proto: request.scheme)
-            write(&out, measured: size) { line in
+        let upgradeProtocols = upgrade ? request.headers.first(name: "upgrade") : nil
+        for (name, value) in target.setHeaders { size += name.utf8.count + value.utf8.count + 4 }
+        // The request line and the fields the proxy writes (their names, separators and numbers
+        // within the 320), with their values' parts, each counted for every field it appears
+        // in: the client's host (Host, X-Forwarded-Host, Forwarded escaped), address and scheme.
+        size += 320 + request.method.utf8.count + target.target.utf8.count + authority.utf8.count + 4 * (clientHost?.utf8.count ?? 0)
+        size += 2 * ip.utf8.count + 2 * request.scheme.utf8.count + (upgradeProtocols?.utf8.count ?? 0)
+        size += (forwardedFor?.utf8.count ?? 0) + (forwarded?.utf8.count ?? 0) + (via?.utf8.count ?? 0)
+        var out = ByteBufferAllocator().buffer(capacity: size + request.body.readableBytes)
+        write(&out, measured: size) { line in
+            line.append(contentsOf: request.method)
+            line.append(byte: UInt8(ascii: " "))
+            line.append(contentsOf: target.target)
+            line.append(" HTTP/1.1\r\n")
+            field(&line, "host", target.preserveHost ? clientHost ?? authority : authority)
+            for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
+                field(&line, name, value)
+            }
+            if !listed("x-forwarded-for", in: dropped) {
+                line.append("x-forwarded-for: ")
+                if let forwardedFor {
+                    line.append(contentsOf: forwardedFor)
+                    line.append(", ")
+                }
+                line.append(contentsOf: ip)
+                line.append("\r\n")
+            }
+            if !listed("x-forwarded-proto", in: dropped) { field(&line, "x-forwarded-proto", request.scheme) }
+            if let clientHost, !listed("x-forwarded-host", in: dropped) { field(&line, "x-forwarded-host", clientHost) }
+            if !listed("forwarded", in: dropped) {
                 line.append("forwarded: ")
                 if let forwarded {
                     line.append(contentsOf: forwarded)
@@ -128,26 +124,33 @@ enum ProxyHeaders {
                 forwardedElement(&line, ip: ip, host: clientHost, proto: request.scheme)
                 line.append("\r\n")
             }
+            if target.via || via != nil, !listed("via", in: target.removeHeaders) {
+                line.append("via: ")
+                if let via { line.append(contentsOf: via) }
+                if target.via {
+                    if via != nil { line.append(", ") }
+                    line.append(request.version == "2" ? "2 moonwire" : "1.1 moonwire")
+                }
+                line.append("\r\n")
+            }
+            for (name, value) in target.setHeaders { field(&line, name, value) }
+            if let upgradeProtocols {
+                line.append("connection: upgrade\r\n")
+                field(&line, "upgrade", upgradeProtocols)
+            } else if acceptsTrailers, request.version != "1.0" {
+                // TE is the connection's own: its sender names it in Connection (RFC 9110 section 10.1.4).
+                line.append("te: trailers\r\nconnection: te\r\n")
+            }
+            switch framing {
+            case .none: break
+            case .length(let length):
+                line.append("content-length: ")
+                line.append(decimal: length)
+                line.append("\r\n")
+            case .chunked: line.append("transfer-encoding: chunked\r\n")
+            }
+            line.append("\r\n")
         }
-        if target.via || via != nil, !listed("via", in: target.removeHeaders) {
-            let own = target.via ? "\(request.version == "2" ? "2" : "1.1") moonwire" : nil
-            write(&out, "via", [via, own].compactMap { $0 }.joined(separator: ", "))
-        }
-        for (name, value) in target.setHeaders { write(&out, name, value) }
-        if upgrade, let protocols = request.headers.first(name: "upgrade") {
-            write(&out, "connection", "upgrade")
-            write(&out, "upgrade", protocols)
-        } else if acceptsTrailers, request.version != "1.0" {
-            // TE is the connection's own: its sender names it in Connection (RFC 9110 section 10.1.4).
-            write(&out, "te", "trailers")
-            write(&out, "connection", "te")
-        }
-        switch framing {
-        case .none: break
-        case .length(let length): write(&out, "content-length", String(length))
-        case .chunked: write(&out, "transfer-encoding", "chunked")
-        }
-        out.writeStaticString("\r\n")
         return out
     }
 
@@ -259,30 +262,31 @@ enum ProxyHeaders {
         line.append(contentsOf: proto)
     }
 
+    /// Copies runs between the bytes to escape whole: a byte at a time cost more than the rest
+    /// of the Forwarded field.
     private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
         var value = value
         value.withUTF8 { utf8 in
-            guard utf8.isEmpty || !utf8.allSatisfy(HTTP1HeadParser.isTokenByte) else {
-                return line.append(bytes: UnsafeRawBufferPointer(utf8))
-            }
+            let bytes = UnsafeRawBufferPointer(utf8)
+            if !bytes.isEmpty, !bytes.contains(where: { !HTTP1HeadParser.isTokenByte($0) }) { return line.append(bytes: bytes) }
             line.append(byte: UInt8(ascii: "\""))
-            for byte in utf8 {
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { line.append(byte: UInt8(ascii: "\\")) }
-                line.append(byte: byte)
+            var start = 0
+            for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "\\") {
+                line.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+                line.append(byte: UInt8(ascii: "\\"))
+                start = index
             }
+            line.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[start...]))
             line.append(byte: UInt8(ascii: "\""))
         }
     }
 
-    /// One field line, in one write into the buffer (a write per piece costs ByteBuffer's
-    /// checks for each, for every field of every forwarded request).
-    private static func write(_ out: inout ByteBuffer, _ name: String, _ value: String) {
-        write(&out, measured: name.utf8.count + value.utf8.count + 4) { line in
-            line.append(contentsOf: name)
-            line.append(": ")
-            line.append(contentsOf: value)
-            line.append("\r\n")
-        }
+    /// One field line.
+    private static func field(_ line: inout ByteCursor, _ name: String, _ value: String) {
+        line.append(contentsOf: name)
+        line.append(": ")
+        line.append(contentsOf: value)
+        line.append("\r\n")
     }
 
     /// Writes at most `size` bytes with `body`, in one write.

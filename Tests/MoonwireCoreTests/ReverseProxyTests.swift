@@ -73,6 +73,30 @@ final class ReverseProxyTests: XCTestCase {
         XCTAssertTrue(head.hasSuffix("\r\n\r\n"))
     }
 
+    func testTheRequestHeadIsWrittenWholeInItsOrder() throws {
+        let headers: HTTPHeaders = [
+            "Host": "front.test", "X-Forwarded-For": "10.0.0.9", "Accept": "*/*", "Forwarded": "for=10.0.0.9",
+            "x-forwarded-for": "10.0.0.8", "Via": "1.0 edge", "TE": "trailers", "Connection": "TE, X-Gone", "X-Gone": "1",
+        ]
+        var target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/v1")
+        target.setHeaders = [("X-Set", "yes")]
+        target.via = true
+        target.preserveHost = true
+        let head = String(buffer: ProxyHeaders.requestHead(request("PUT", headers: headers), target, authority: "b:1", framing: .chunked))
+        XCTAssertEqual(
+            head,
+            "PUT /v1 HTTP/1.1\r\nhost: front.test\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.9, 10.0.0.8, ::1\r\n"
+                + "x-forwarded-proto: http\r\nx-forwarded-host: front.test\r\n"
+                + "forwarded: for=10.0.0.9, for=\"[::1]\";host=front.test;proto=http\r\nvia: 1.0 edge, 1.1 moonwire\r\n"
+                + "X-Set: yes\r\nte: trailers\r\nconnection: te\r\ntransfer-encoding: chunked\r\n\r\n")
+        target.preserveHost = false
+        let long = String(repeating: "\"", count: 3000)
+        let big = String(
+            buffer: ProxyHeaders.requestHead(request(headers: ["Host": long, "Via": long]), target, authority: "b:1", framing: .length(12)))
+        XCTAssertTrue(big.hasPrefix("GET /v1 HTTP/1.1\r\nhost: b:1\r\n"), "a head far larger than its measure's constants")
+        XCTAssertTrue(big.hasSuffix("content-length: 12\r\n\r\n"))
+    }
+
     func testAnswerFieldsLoseHopByHopFieldsAndAReplacedLength() throws {
         var reader = HTTP1ResponseReader(maxBodySize: 0, isHead: false, streams: true)
         var buffer = ByteBuffer(
