@@ -141,7 +141,7 @@ enum HTTP1HeadParser {
     /// has one (an HTAB, or a byte that makes the head invalid) is decided byte by byte.
     private static func isFieldValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
         var index = range.lowerBound
-        while index + 8 <= range.upperBound, !hasControlByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+        while index + 8 <= range.upperBound, !ASCIIWord.hasControlByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
             index += 8
         }
         while index < range.upperBound {
@@ -149,17 +149,6 @@ enum HTTP1HeadParser {
             index += 1
         }
         return true
-    }
-
-    /// Whether one of the eight bytes of `word` is below 0x20 or is 0x7F (the tests for a byte
-    /// below n and for a zero byte, from "Bit Twiddling Hacks"; bytes from 0x80 pass).
-    private static func hasControlByte(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below20 = (word &- ones &* 0x20) & ~word & highs
-        let delete = word ^ (ones &* 0x7F)
-        let is7F = (delete &- ones) & ~delete & highs
-        return below20 | is7F != 0
     }
 
     private static func parseRequestLine(

@@ -147,6 +147,6 @@ extension ProxyHeaders {
             high |= UInt64(raw[index])
             index += 1
         }
-        return high & 0x8080_8080_8080_8080 == 0
+        return ASCIIWord.isASCII(high)
     }
 }

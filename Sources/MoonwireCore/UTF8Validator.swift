@@ -18,7 +18,7 @@ struct UTF8Validator {
         while index < count {
             if pending == 0 {
                 while index + 8 <= count,
-                    bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+                    ASCIIWord.isASCII(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
                 {
                     index += 8
                 }
