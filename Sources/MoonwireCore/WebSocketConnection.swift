@@ -46,14 +46,21 @@ public final class WebSocketConnection: Sendable {
     public var isOpen: Bool { open.load(ordering: .acquiring) }
 
     /// Sends a text message (the bytes must be UTF-8).
-    public func send(text: ByteBuffer) { onLoop { $0.send(opcode: .text, text) } }
+    public func send(text: ByteBuffer) { send(.text, text) }
 
     /// Sends a binary message.
-    public func send(binary: ByteBuffer) { onLoop { $0.send(opcode: .binary, binary) } }
+    public func send(binary: ByteBuffer) { send(.binary, binary) }
 
     /// Sends a message whose kind the caller was told (a script's `binary` flag, a bus frame).
     public func send(_ payload: ByteBuffer, binary: Bool) {
-        if binary { send(binary: payload) } else { send(text: payload) }
+        send(binary ? .binary : .text, payload)
+    }
+
+    /// A message sent on the connection's loop once its handler is in the pipeline (a script's
+    /// `ws:send` in an event of this connection) goes at once, with no closure to carry it.
+    private func send(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
+        if eventLoop.inEventLoop, let frames = handler.value, frames.isAdded { return frames.send(opcode: opcode, payload) }
+        onLoop { $0.send(opcode: opcode, payload) }
     }
 
     /// Sends a ping.

@@ -111,6 +111,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Whether the handler is in the pipeline (what is sent before waits in `beforeAdded`).
+    var isAdded: Bool { beforeAdded == nil }
+
     /// Runs `action` at once if the handler is in the pipeline, or once it is.
     func whenAdded(_ action: @escaping (WebSocketFrameHandler) -> Void) {
         guard beforeAdded != nil else { return action(self) }

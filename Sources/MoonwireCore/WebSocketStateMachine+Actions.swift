@@ -1,8 +1,26 @@
 // What WebSocketStateMachine answers the frame handler: what to do about a frame or an error,
-// about a heartbeat tick, and with a frame the server wants to send.
+// about a heartbeat tick, and with a frame the server wants to send; and where its closing
+// handshake stands.
 import NIOCore
 
 extension WebSocketStateMachine {
+    /// Where the closing handshake stands.
+    enum Phase: Equatable {
+        case open
+        /// Our close frame went out; the client's is awaited (or the grace period's end).
+        case closeSent
+        /// The connection ended, and the delegate heard so, before we sent a close frame.
+        case ended
+        /// Our close frame went out and the delegate heard of the close.
+        case closed
+    }
+
+    /// What a close frame carries: a code and a reason, or neither (`code` nil).
+    struct CloseFrame: Equatable {
+        var code: UInt16?
+        var reason: String
+    }
+
     /// What the handler does about a frame or an error.
     enum Action {
         /// Nothing: a pong, a frame ignored while closing, or a fragment kept for its message.

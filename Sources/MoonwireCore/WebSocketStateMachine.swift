@@ -26,23 +26,6 @@ import NIOWebSocket
 
 /// The protocol state of one WebSocket connection. A value type used on its loop only.
 struct WebSocketStateMachine {
-    /// Where the closing handshake stands.
-    enum Phase: Equatable {
-        case open
-        /// Our close frame went out; the client's is awaited (or the grace period's end).
-        case closeSent
-        /// The connection ended, and the delegate heard so, before we sent a close frame.
-        case ended
-        /// Our close frame went out and the delegate heard of the close.
-        case closed
-    }
-
-    /// What a close frame carries: a code and a reason, or neither (`code` nil).
-    struct CloseFrame: Equatable {
-        var code: UInt16?
-        var reason: String
-    }
-
     /// The frame whose payload is arriving, and what it is for.
     private enum Incoming {
         /// A control frame: its payload so far (at most 125 bytes).
@@ -87,9 +70,24 @@ struct WebSocketStateMachine {
             }
         }
     }
-    /// When the client last sent a frame, and when a heartbeat ping awaiting its answer went out.
-    private var lastHeard: NIODeadline
-    private var heartbeatPingSent: NIODeadline?
+    /// Whether a message's frames are arriving (not with the delegate).
+    private var isArriving: Bool {
+        if case .arriving = assembly { return true }
+        return false
+    }
+
+    /// Takes the message whose frames are arriving out of its slot (moved, not copied: a copy
+    /// retains each of its buffers); a message with the delegate stays.
+    private mutating func takeArriving() -> WebSocketInboundMessage? {
+        switch assembly.take() {
+        case .arriving(let current): return current
+        case let other:
+            assembly = other
+            return nil
+        }
+    }
+
+    private var heartbeat: WebSocketHeartbeat
     /// What was handed to the channel and not yet written.
     private(set) var sendQueue: WebSocketSendQueue
 
@@ -103,7 +101,7 @@ struct WebSocketStateMachine {
         self.rules = rules
         self.deflate = deflate
         sendQueue = WebSocketSendQueue(settings: rules.settings)
-        lastHeard = now
+        heartbeat = WebSocketHeartbeat(now: now)
     }
 
     /// Whether our close frame went out: nothing else may follow it.
@@ -154,7 +152,7 @@ struct WebSocketStateMachine {
     /// A frame's header: judged before any of its payload is kept. Any frame counts as an
     /// answer to the heartbeat.
     private mutating func headerReceived(_ header: WebSocketFrameHeader, now: NIODeadline) -> Action {
-        lastHeard = now
+        heartbeat.heard(now)
         guard header.maskKey != nil else { return violation(WebSocketCloseCode.protocolError, "unmasked client frame") }
         // RSV1 marks a compressed message, on its first frame only, once permessage-deflate is on.
         let compressed = header.rsv1
@@ -168,12 +166,12 @@ struct WebSocketStateMachine {
             incoming = .control(header.opcode, ByteBuffer())
             return .none
         case .text, .binary:
-            guard message == nil else {
+            guard !isArriving else {
                 return violation(WebSocketCloseCode.protocolError, "new message inside a fragmented one")
             }
             message = WebSocketInboundMessage(isText: header.opcode == .text, compressed: compressed, started: now, allocator: allocator)
         case .continuation:
-            guard message != nil else { return violation(WebSocketCloseCode.protocolError, "continuation without a message") }
+            guard isArriving else { return violation(WebSocketCloseCode.protocolError, "continuation without a message") }
         default:
             return violation(WebSocketCloseCode.protocolError, "unknown opcode \(header.opcode)")
         }
@@ -182,7 +180,11 @@ struct WebSocketStateMachine {
             return .none
         }
         let limits = limits
-        if let failure = message?.frameStarted(length: header.length, limits: limits) { return fail(failure) }
+        if var current = takeArriving() {
+            let failure = current.frameStarted(length: header.length, limits: limits)
+            assembly = .arriving(current)
+            if let failure { return fail(failure) }
+        }
         incoming = .data(fin: header.fin, first: header.opcode != .continuation, whole: true)
         return .none
     }
@@ -247,8 +249,7 @@ struct WebSocketStateMachine {
     /// A piece of a data frame of `message`: `fin` is the frame's, `first` whether it opened
     /// the message, `wholeFrame` whether the piece is all of the frame.
     private mutating func receive(_ chunk: WebSocketPayloadChunk, fin: Bool, first: Bool, wholeFrame: Bool, frameEnd: Bool) -> Action {
-        guard var current = message else { return .none }
-        message = nil
+        guard var current = takeArriving() else { return .none }
         let last = fin && frameEnd
         // A whole uncompressed frame that nothing before it needs to join (a message in one
         // frame, or any frame in fragments mode) is not copied into the message: one copy, the
@@ -339,32 +340,18 @@ struct WebSocketStateMachine {
     /// A heartbeat check at `now`, a few times per interval.
     mutating func heartbeatTick(now: NIODeadline) -> HeartbeatAction {
         guard !sentClose else { return .none }
-        if let sent = heartbeatPingSent {
-            if lastHeard >= sent {
-                heartbeatPingSent = nil
-                return .none
-            }
-            return now - sent >= .nanoseconds(Int64(settings.heartbeatTimeout * 1e9)) ? .timeOut : .none
-        }
-        guard now - lastHeard >= .nanoseconds(Int64(settings.heartbeatInterval * 1e9)) else { return .none }
-        return .due
+        return heartbeat.tick(now: now, interval: settings.heartbeatInterval, timeout: settings.heartbeatTimeout)
     }
 
     /// The server held the reading (its delegate was busy) until now: the client's silence
     /// counts from here.
     mutating func heardNow(_ now: NIODeadline) {
-        lastHeard = now
+        heartbeat.heard(now)
     }
 
-    /// The delegate was asked about a silent client; true when our ping is to go out, since
-    /// the delegate did not handle the heartbeat itself.
+    /// The delegate was asked about a silent client; true when our ping is to go out.
     mutating func heartbeatDue(handledByDelegate: Bool, now: NIODeadline) -> Bool {
-        if handledByDelegate {
-            lastHeard = now
-            return false
-        }
-        heartbeatPingSent = now
-        return true
+        heartbeat.due(handledByDelegate: handledByDelegate, now: now)
     }
 
     // MARK: Sending
