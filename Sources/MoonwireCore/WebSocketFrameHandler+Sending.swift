@@ -109,7 +109,7 @@ extension WebSocketFrameHandler {
             payload = deflate.compress(data, allocator: context.channel.allocator)
         }
         writeFrame(
-            WebSocketFrame(fin: true, rsv1: compressed, opcode: opcode, data: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
+            OutgoingWebSocketFrame(opcode: opcode, compressed: compressed, payload: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
             batched: batched, context: context)
         if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(context: context) }
     }
@@ -119,7 +119,7 @@ extension WebSocketFrameHandler {
     /// with the one promise that counts off every broadcast frame since the previous flush: NIO
     /// completes writes in order, so one promise and one closure per flush do what one per
     /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
-    func writeFrame(_ frame: WebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
+    func writeFrame(_ frame: OutgoingWebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
         if let previous = lastFrame.take() { write(previous, promise: batched ? nil : batchPromise(context), context: context) }
         unflushed += cost
         guard batched else {
@@ -133,7 +133,7 @@ extension WebSocketFrameHandler {
     }
 
     /// Writes a frame's bytes; `promise` is kept once all of them are written.
-    private func write(_ frame: WebSocketFrame, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    private func write(_ frame: OutgoingWebSocketFrame, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: context.channel.allocator)
         guard let rest else { return context.write(wrapOutboundOut(first), promise: promise) }
         context.write(wrapOutboundOut(first), promise: nil)

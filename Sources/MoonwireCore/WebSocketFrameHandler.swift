@@ -51,7 +51,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// What the frames written and not flushed cost in the send queue.
     var unflushed = 0
     /// The last frame written, kept back until the next write or flush (see `writeFrame`).
-    var lastFrame: WebSocketFrame?
+    var lastFrame: OutgoingWebSocketFrame?
     /// What the frames written since the last flush cost, and how many there are.
     var unconfirmed = (cost: 0, frames: 0)
     /// What the frames written since the last flush without a promise cost, and how many
@@ -351,7 +351,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             payload.writeInteger(code)
             payload.writeString(frame.reason)
         }
-        writeFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload), cost: 0, context: context)
+        writeFrame(OutgoingWebSocketFrame(opcode: .connectionClose, payload: payload), cost: 0, context: context)
         flushWrites(context: context)
     }
 

@@ -5,15 +5,15 @@ import XCTest
 @testable import MoonwireCore
 
 /// The bytes of the server's frames: the header in its shortest form for every length class
-/// (RFC 6455 section 5.2), FIN and RSV1, one buffer up to the copy limit and two beyond it.
+/// (RFC 6455 section 5.2), FIN (always: the server never fragments) and RSV1, one buffer up to the copy limit and two beyond it.
 final class WebSocketFrameBytesTests: XCTestCase {
-    private func bytes(_ frame: WebSocketFrame) -> (whole: [UInt8], buffers: Int) {
+    private func bytes(_ frame: OutgoingWebSocketFrame) -> (whole: [UInt8], buffers: Int) {
         let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: ByteBufferAllocator())
         return (Array(first.readableBytesView) + Array(rest?.readableBytesView ?? ByteBuffer().readableBytesView), rest == nil ? 1 : 2)
     }
 
-    private func frame(_ length: Int, opcode: WebSocketOpcode = .binary, fin: Bool = true, rsv1: Bool = false) -> WebSocketFrame {
-        WebSocketFrame(fin: fin, rsv1: rsv1, opcode: opcode, data: ByteBuffer(bytes: (0..<length).map { UInt8(truncatingIfNeeded: $0) }))
+    private func frame(_ length: Int, opcode: WebSocketOpcode = .binary, rsv1: Bool = false) -> OutgoingWebSocketFrame {
+        OutgoingWebSocketFrame(opcode: opcode, compressed: rsv1, payload: ByteBuffer(bytes: (0..<length).map { UInt8(truncatingIfNeeded: $0) }))
     }
 
     func testTheLengthTakesItsShortestForm() {
@@ -38,7 +38,6 @@ final class WebSocketFrameBytesTests: XCTestCase {
     func testFinRsv1AndTheOpcode() {
         XCTAssertEqual(bytes(frame(1, opcode: .text)).whole.first, 0x81)
         XCTAssertEqual(bytes(frame(1, opcode: .text, rsv1: true)).whole.first, 0xC1)
-        XCTAssertEqual(bytes(frame(1, opcode: .continuation, fin: false)).whole.first, 0x00)
         XCTAssertEqual(bytes(frame(2, opcode: .connectionClose)).whole.prefix(2), [0x88, 2])
         XCTAssertEqual(bytes(frame(0, opcode: .pong)).whole, [0x8A, 0])
     }
