@@ -292,7 +292,12 @@ struct HTTPExchangeStateMachine {
             }
         case .end:
             switch state {
-            case .receiving(let head, let body):
+            case .receiving:
+                // The head and body move out (a copy would retain each reference they hold);
+                // `requestDispatched`, or `failed` for a target the handler refuses, follows.
+                var taken = State.idle
+                swap(&taken, &state)
+                guard case .receiving(let head, let body) = consume taken else { return .none }
                 return .dispatch(head, body)
             case .streaming:
                 state = .answering
