@@ -256,7 +256,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receiveHead(_ head: consuming HTTPRequestHead, context: ChannelHandlerContext) {
         if draining { heardWhileDraining = true }
         timeouts.headReceived()
         if let upgrade {

@@ -173,7 +173,7 @@ struct HTTPExchangeStateMachine {
     }
 
     /// The head `receiveHead` handed out is within the limits; its body follows into `body`.
-    mutating func headAccepted(_ head: HTTPRequestHead, body: ByteBuffer) {
+    mutating func headAccepted(_ head: consuming HTTPRequestHead, body: consuming ByteBuffer) {
         state = .receiving(head, body)
     }
 
