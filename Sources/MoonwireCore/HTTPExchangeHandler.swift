@@ -327,7 +327,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func dispatch(
-        _ head: HTTPRequestHead, body: ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
+        _ head: consuming HTTPRequestHead, body: consuming ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
     ) {
         let version = head.version.major == 2 ? "2" : head.version == .http1_0 ? "1.0" : "1.1"
         guard
