@@ -257,14 +257,14 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
         switch result.framing.body {
         case .none:
             state = .ending
-            deliver(.head(result.head), context: context)
+            deliverHead(result, context: context)
             if case .ending = state { messageEnd(trailers: nil, input: &input, context: context) }
         case .length(let length):
             state = .body(remaining: length)
-            deliver(.head(result.head), context: context)
+            deliverHead(result, context: context)
         case .chunked:
             state = .chunkSize
-            deliver(.head(result.head), context: context)
+            deliverHead(result, context: context)
         }
         return true
     }
@@ -336,6 +336,16 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
             state = framing.keepAlive ? .head(searched: 0) : .done
         }
         deliver(.end(trailers), context: context)
+    }
+
+    /// A head goes to the exchange handler with its framing, which spares it looking up the
+    /// fields the parser read already (Content-Length, Connection).
+    private func deliverHead(_ result: consuming HTTP1HeadParser.Result, context: ChannelHandlerContext) {
+        if let recipient {
+            recipient.accept(result.head, framing: result.framing)
+        } else {
+            context.fireChannelRead(wrapInboundOut(.head(result.head)))
+        }
     }
 
     private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {

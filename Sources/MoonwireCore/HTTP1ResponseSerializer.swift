@@ -53,21 +53,20 @@ enum HTTP1ResponseSerializer {
                     out.append("\r\n")
                 }
             }
+            // Literals joined where they meet: each append is a copy of its own.
             if let length = fields.contentLength {
                 out.append("content-length: ")
                 out.append(decimal: length)
-                out.append("\r\n")
+                out.append("\r\nserver: moonwire\r\ndate: ")
+            } else {
+                out.append("server: moonwire\r\ndate: ")
             }
-            out.append("server: moonwire\r\ndate: ")
             out.append(contentsOf: fields.date)
-            out.append("\r\n")
             if let connection = fields.connection {
-                out.append("connection: ")
+                out.append("\r\nconnection: ")
                 out.append(connection)
-                out.append("\r\n")
             }
-            if fields.chunked { out.append("transfer-encoding: chunked\r\n") }
-            out.append("\r\n")
+            out.append(fields.chunked ? "\r\ntransfer-encoding: chunked\r\n\r\n" : "\r\n\r\n")
             return out.count
         }
     }

@@ -54,17 +54,20 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var activeStream: HTTPResponseStream?
     /// The file body being copied through buffers, while it is.
     var activeCopy: FileBodyCopier?
-    /// The access log line of the request being answered, when there is an access log.
     /// What the access log notes of the request under way, when it is on.
     var logEntry: AccessLogEntry?
     /// What the metrics note of the request under way, when they are on.
     var metricsEntry: RequestMetricsEntry?
     /// HTTP/1.1 handing over to a new process: answers say `Connection: close`.
-    private(set) var quiescing = false
+    var quiescing = false
     /// HTTP/1.1 in a graceful stop, and whether a request began since the idle check looked.
-    private var draining = false, heardWhileDraining = false
+    var draining = false, heardWhileDraining = false
     /// The body of the request being handled, when it is streamed to the delegate.
     var bodyStream: RequestBodyStream?
+    /// The framing of the HTTP/1.1 head being received, from the decoder (`accept(_:framing:)`),
+    /// and the keep-alive it found, until the request is dispatched: looking the fields up
+    /// again cost about 400 instructions per request.
+    private var headFraming: HTTP1Framing?, framedKeepAlive: Bool?
     /// HTTP/2: the answer of an extended CONNECT the server does not open (HTTP2StreamOpener),
     /// given to the stream's request instead of the delegate's.
     var presetAnswer: HTTPResponse?
@@ -136,6 +139,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func accept(_ part: HTTPServerRequestPart) {
         guard let context else { return }
         receive(part, context: context)
+    }
+
+    /// A head straight from the HTTP/1.1 decoder, with the framing its parser found; the
+    /// decoder hands one on only when it is taken at once (`takesRequests`).
+    func accept(_ head: HTTPRequestHead, framing: HTTP1Framing) {
+        guard let context else { return }
+        headFraming = framing
+        receive(.head(head), context: context)
+        headFraming = nil
     }
 
     /// Takes a request part now, or queues it behind the answer in progress.
@@ -244,34 +256,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// A graceful stop on HTTP/1.1: the connection closes once idle for a whole grace, so a
-    /// request a busy client (wrk, a pool) is sending is never cut. Answers say `Connection:
-    /// close` only when a new process takes over the listeners (an upgrade); in a plain stop a
-    /// client sent to reconnect would be refused. (HTTP/2 streams ignore the event: GOAWAY.)
-    private func quiesce(context: ChannelHandlerContext) {
-        guard !draining else { return }
-        draining = true
-        quiescing = environment.openConnections.handingOver
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
-    }
-
-    /// Closes the connection when idle since the last look; otherwise (an answer under way,
-    /// which counts at the next look too, or a request since) looks again after another grace.
-    private func closeIfIdle() {
-        guard let context else { return }
-        var idle = false
-        if case .idle = machine.state { idle = true }
-        if idle, !heardWhileDraining { return context.close(promise: nil) }
-        heardWhileDraining = !idle
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: Self.idleGrace) { bound.value.closeIfIdle() }
-    }
-
-    /// How long an idle HTTP/1.1 connection stays open once the server is stopping.
-    static let idleGrace = TimeAmount.milliseconds(250)
-
-    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receiveHead(_ head: consuming HTTPRequestHead, context: ChannelHandlerContext) {
         if draining { heardWhileDraining = true }
         timeouts.headReceived()
         if let upgrade {
@@ -291,14 +276,22 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
             return
         }
-        let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        var declaredLength: Int?, bodyless = false
+        framedKeepAlive = headFraming?.keepAlive
+        if let framing = headFraming {
+            if case .length(let length) = framing.body { declaredLength = length }
+            if case .none = framing.body { bodyless = true }
+        } else {
+            declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
+        }
         let streamLimit = environment.delegate.streamedBodyLimit(for: head)
         let limit = streamLimit ?? environment.limits.maxBodySize
         if let length = declaredLength, length > limit {
             fail(413, "request body of \(length) bytes exceeds \(limit)", context: context)
             return
         }
-        if head.version != .http1_0,
+        // Nothing to continue without a body (RFC 9110 section 10.1.1).
+        if head.version != .http1_0, !bodyless,
             head.headers.first(name: "expect")?.lowercased() == "100-continue"
         {
             writer.informational(.continue, version: head.version, context: context)
@@ -334,7 +327,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func dispatch(
-        _ head: HTTPRequestHead, body: ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
+        _ head: consuming HTTPRequestHead, body: consuming ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
     ) {
         let version = head.version.major == 2 ? "2" : head.version == .http1_0 ? "1.0" : "1.1"
         guard
@@ -348,12 +341,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if bodyStream == nil { machine.requestDispatched() }
         if environment.accessLog != nil {
             logEntry = AccessLogEntry(
-                remoteIP: connection.remoteIP, method: head.method.rawValue, target: head.uri,
+                remoteIP: connection.remoteIP, method: request.method, target: head.uri,
                 version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",
                 userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
         }
-        if environment.metrics != nil { metricsEntry = RequestMetricsEntry(method: head.method.rawValue, started: .now()) }
-        let exchange = Exchange(version: head.version, headOnly: head.method == .HEAD, keepAlive: request.keepAlive)
+        if environment.metrics != nil { metricsEntry = RequestMetricsEntry(method: request.method, started: .now()) }
+        // `case .HEAD`, not `==`, which compares the methods' raw strings.
+        var headOnly = false
+        if case .HEAD = head.method { headOnly = true }
+        let exchange = Exchange(version: head.version, headOnly: headOnly, keepAlive: framedKeepAlive.take() ?? request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
         if let upgrade {
             switch upgrade.outcome {

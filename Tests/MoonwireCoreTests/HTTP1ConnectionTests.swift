@@ -85,6 +85,38 @@ final class HTTP1ConnectionTests: XCTestCase {
         XCTAssertTrue(try send("ok").contains("POST /e ok"))
     }
 
+    /// After the first request the decoder hands heads over with their framing
+    /// (`HTTPExchangeHandler.accept(_:framing:)`): the declared length, the keep-alive and the
+    /// Expect rules must come out as they do when read from the fields.
+    func testFramingFromTheDecoder() throws {
+        XCTAssertTrue(try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n").contains("GET /a"))
+        XCTAssertTrue(try send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n").hasPrefix("HTTP/1.1 413"))
+    }
+
+    func testExpectContinueAfterAFirstRequest() throws {
+        XCTAssertTrue(try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n").contains("GET /a"))
+        let interim = try send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        XCTAssertEqual(interim, "HTTP/1.1 100 Continue\r\n\r\n")
+        XCTAssertTrue(try send("ok").contains("POST /e ok"))
+        // Without a body there is nothing to continue (RFC 9110 section 10.1.1).
+        let output = try send("GET /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 200"), output)
+    }
+
+    func testConnectionCloseAfterAFirstRequest() throws {
+        XCTAssertTrue(try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n").contains("GET /a"))
+        let output = try send("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(output.contains("connection: close\r\n"), output)
+        XCTAssertTrue(output.contains("GET /b"), output)
+    }
+
+    func testHTTP10KeepAliveAfterAFirstRequest() throws {
+        XCTAssertTrue(try send("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").contains("connection: keep-alive\r\n"))
+        let output = try send("GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        XCTAssertTrue(output.contains("connection: keep-alive\r\n"), output)
+        XCTAssertTrue(try send("GET /c HTTP/1.0\r\n\r\n").contains("connection: close\r\n"))
+    }
+
     func testHeadHasLengthButNoBody() throws {
         let output = try send("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertTrue(output.contains("content-length: 8\r\n"), output)

@@ -87,12 +87,21 @@ final class HTTPExchangeStateMachineTests: XCTestCase, ExchangeMachineTesting {
         XCTAssertEqual(describe(machine.state), "closing")
     }
 
+    /// A target the handler refuses once the request moved out is answered with its status,
+    /// as it was when the request stayed in the state.
+    func testRequestRefusedAtDispatchIsAnsweredWithItsStatus() {
+        var machine = machine(.receiving)
+        XCTAssertEqual(describe(machine.partReceived(.end(nil))), "dispatch /a ")
+        XCTAssertEqual(describe(machine.failed(status: 400, message: "bad target")), "answerError 400 bad target")
+        XCTAssertEqual(describe(machine.state), "closing")
+    }
+
     func testEndWhileReceivingDispatchesTheRequestWhichTheHandlerThenHandsOver() {
         var machine = machine(.receiving)
         _ = machine.partReceived(body("hi"))
         XCTAssertEqual(describe(machine.partReceived(.end(nil))), "dispatch /a hi")
-        // The handler may still refuse the request target with a status page.
-        XCTAssertEqual(describe(machine.state), "receiving /a hi")
+        // The request moved out; the handler may still refuse its target with a status page.
+        XCTAssertEqual(describe(machine.state), "idle")
         machine.requestDispatched()
         XCTAssertEqual(describe(machine.state), "answering")
         XCTAssertTrue(machine.isAnswering)
