@@ -560,19 +560,20 @@ bridge["shared_core"] = {"runs_rps": [{"lua": lua, "constant": constant} for lua
 print(f"    on one shared core, at once: constant/lua-hello {bridge['shared_core']['constant_over_lua']:.3f} "
       f"(median of {len(shared)} rounds; goal: at most 1.05)")
 websocket = json.loads(env["BENCH_WEBSOCKET"])
-for peer, echo in websocket["echo"].items():
+# BENCH_WS_CASES may leave cases out: their entries are then null.
+for peer, echo in (websocket.get("echo") or {}).items():
     print(f"  websocket echo, {peer}: {echo['median_messages_per_second']} messages/s, "
           f"{echo['median_server_cpu_us_per_message']} µs server CPU per message (wsload at {echo['median_client_cpu_share']:.0%} CPU)")
 if "moonwire_over_hummingbird" in websocket:
     ratio = websocket["moonwire_over_hummingbird"]
     print(f"    moonwire/hummingbird: {ratio['messages_per_second']:.2f} of the messages/s, "
           f"{ratio['server_cpu_per_message']:.2f} of the CPU per message")
-else:
+elif websocket.get("hummingbird_missing"):
     print(f"    hummingbird-websocket not measured: {websocket['hummingbird_missing']}")
-for peer, idle in websocket["idle"].items():
+for peer, idle in (websocket.get("idle") or {}).items():
     if idle:
         print(f"  websocket idle, {peer}: {idle['kib_per_connection']} KiB RSS per connection over {idle['connections']}")
-for name, fanout in websocket["fanout"].items():
+for name, fanout in (websocket.get("fanout") or {}).items():
     if name == "floor":
         print(f"  websocket fan-out floor: {fanout['us_per_write']} µs per write(2) to each of {fanout['sockets']} "
               f"loopback sockets, no server")
