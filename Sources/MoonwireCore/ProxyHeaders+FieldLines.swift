@@ -102,23 +102,10 @@ extension ProxyHeaders {
     /// The field names a Connection value lists, as ranges of `raw`; keep-alive and close name
     /// fields that go anyway.
     private static func connectionOptions(_ raw: UnsafeRawBufferPointer, _ value: Range<Int>, into named: inout [Range<Int>]) {
-        var start = value.lowerBound
-        while start <= value.upperBound {
-            var end = start
-            while end < value.upperBound, raw[end] != UInt8(ascii: ",") { end += 1 }
-            var option = start..<end
-            while !option.isEmpty, raw[option.lowerBound] == UInt8(ascii: " ") || raw[option.lowerBound] == UInt8(ascii: "\t") {
-                option = option.dropFirst()
-            }
-            while !option.isEmpty, raw[option.upperBound - 1] == UInt8(ascii: " ") || raw[option.upperBound - 1] == UInt8(ascii: "\t") {
-                option = option.dropLast()
-            }
-            if !option.isEmpty, !bytesEqual(raw, option, "keep-alive", ignoringCase: true),
-                !bytesEqual(raw, option, "close", ignoringCase: true)
-            {
+        HTTP1HeadParser.forEachToken(raw, value) { option in
+            if !bytesEqual(raw, option, "keep-alive", ignoringCase: true), !bytesEqual(raw, option, "close", ignoringCase: true) {
                 named.append(option)
             }
-            start = end + 1
         }
     }
 
