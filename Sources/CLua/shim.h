@@ -336,6 +336,17 @@ static inline const char *mw_describe(lua_State *L, int idx, size_t *len) {
 /// A full garbage collection (lua_gc is variadic, which Swift cannot call).
 static inline void mw_collectgarbage(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
 
+static int mw_next_body(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/// Pushes `next` as the base library has it, for `__pairs` metamethods written in Swift (the
+/// global `next` is the script's to replace). A bad key raises in C, never through Swift.
+static inline void mw_pushnext(lua_State *L) { lua_pushcfunction(L, mw_next_body); }
+
 static inline int mw_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int mw_upvalueindex(int i) { return lua_upvalueindex(i); }
 

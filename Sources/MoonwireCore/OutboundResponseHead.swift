@@ -24,6 +24,13 @@ public struct OutboundResponseHead: Sendable {
         }
     }
 
+    /// Calls `body` with the bytes the head arrived in and where each field's name and value lie
+    /// in them, for what keeps the fields as they are (a script's answer, which builds its
+    /// header table only when the script looks at it).
+    public func withFieldRanges<T>(_ body: (UnsafeRawBufferPointer, [(name: Range<Int>, value: Range<Int>)]) -> T) -> T {
+        bytes.withUnsafeReadableBytes { body($0, fields) }
+    }
+
     /// The value of the first field named `name` (lowercase), as text.
     public func first(_ name: StaticString) -> String? {
         bytes.withUnsafeReadableBytes { raw in

@@ -139,7 +139,7 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
             if options.redirects > 0, (300..<400).contains(response.head.status) {
                 return answered(response.head.httpResponseHead, response.body)
             }
-            waiter.resume { T in pushResponse(status: response.head.status, response.body, on: T, fields: response.head.forEachField) }
+            waiter.resume { T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }
         case .failure(let failure): waiter.resume(failure: failure.description)
         }
     }
@@ -171,77 +171,6 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
             redirectsLeft -= 1
             return send(next)
         }
-        waiter.resume { T in
-            pushResponse(status: Int(head.status.code), body, on: T) { field in
-                for (name, value) in head.headers {
-                    var name = name, value = value
-                    name.withUTF8 { name in value.withUTF8 { value in field(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) } }
-                }
-            }
-        }
+        waiter.resume { T in pushHTTPAnswer(status: Int(head.status.code), body, headers: head.headers, on: T) }
     }
-}
-
-/// `{status=, headers=, body=}`. `fields` calls its argument with each header's name and value.
-/// Names are lowercase; repeated headers are joined with ", ", except `set-cookie`, which is
-/// always a list (cookies may contain commas).
-private func pushResponse(
-    status: Int, _ body: ByteBuffer, on T: LuaThread,
-    fields: ((UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Void
-) -> Int32 {
-    lua_createtable(T, 0, 3)
-    lua_pushinteger(T, lua_Integer(status))
-    T.setField(-2, "status")
-    lua_createtable(T, 0, 8)
-    fields { name, value in
-        if isSetCookie(name) { return pushCookie(value, on: T) }
-        pushLowercased(name, on: T)
-        lua_pushvalue(T, -1)
-        if lua_rawget(T, -3) == LUA_TNIL {
-            mw_pop(T, 1)
-            pushBytes(value, on: T)
-        } else {
-            T.push(", ")
-            pushBytes(value, on: T)
-            lua_concat(T, 3)
-        }
-        lua_rawset(T, -3)
-    }
-    T.setField(-2, "headers")
-    T.push(body)
-    T.setField(-2, "body")
-    return 1
-}
-
-private func pushBytes(_ bytes: UnsafeRawBufferPointer, on T: LuaThread) {
-    _ = lua_pushlstring(T, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-}
-
-/// Pushes a header name in lowercase, through a scratch buffer on the stack (no string is
-/// made first, and nothing is allocated per header).
-private func pushLowercased(_ name: UnsafeRawBufferPointer, on T: LuaThread) {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(name.count, 1)) { out in
-        for index in 0..<name.count {
-            let byte = name[index]
-            out[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-        }
-        _ = lua_pushlstring(T, UnsafeRawPointer(out.baseAddress!).assumingMemoryBound(to: CChar.self), name.count)
-    }
-}
-
-private func isSetCookie(_ name: UnsafeRawBufferPointer) -> Bool {
-    name.count == 10 && zip(name, "set-cookie".utf8).allSatisfy { $0 | 0x20 == $1 }
-}
-
-/// Appends a Set-Cookie value to `headers["set-cookie"]` (the table on top), a list.
-private func pushCookie(_ value: UnsafeRawBufferPointer, on T: LuaThread) {
-    if lua_getfield(T, -1, "set-cookie") == LUA_TNIL {
-        mw_pop(T, 1)
-        lua_createtable(T, 1, 0)
-        lua_pushvalue(T, -1)
-        T.setField(-3, "set-cookie")
-    }
-    pushBytes(value, on: T)
-    lua_rawseti(T, -2, lua_Integer(lua_rawlen(T, -2) + 1))
-    mw_pop(T, 1)
 }

@@ -51,6 +51,7 @@ enum LuaJSON {
 
     private static func encodeTable(_ L: LuaThread, _ index: Int32, into out: inout [UInt8], depth: Int) throws(JSONError) {
         guard lua_checkstack(L, 4) != 0 else { throw JSONError(message: "stack overflow") }
+        completeHTTPAnswer(L, index)
         let length = Int(lua_rawlen(L, index))
         var count = 0
         lua_pushnil(L)

@@ -104,6 +104,7 @@ func sharedValue(_ L: LuaThread, _ index: Int32, depth: Int) -> Result<SharedVal
     case LUA_TTABLE:
         guard lua_checkstack(L, 3) != 0 else { return .failure(ConversionError(message: "stack overflow")) }
         let table = lua_absindex(L, index)
+        completeHTTPAnswer(L, table)
         var entries: [SharedKey: SharedValue] = [:]
         lua_pushnil(L)
         while lua_next(L, table) != 0 {

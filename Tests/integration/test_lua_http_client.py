@@ -72,6 +72,19 @@ def test_get_returns_status_headers_and_body(server, upstream):
     assert headers["set-cookie"] == ["a=1; Path=/", "b=2, with comma"]   # set-cookie: always a list
 
 
+def test_answer_headers_reach_every_view_of_the_answer(server, upstream):
+    # The headers table is built when first looked at: pairs, JSON and moonwire.shared see it too.
+    response = server.request("GET", "/answer-views", params={"url": upstream.url + "/echo/views"})
+    assert response.status_code == 200, response.text
+    views = response.json()
+    for view in ("json", "shared", "direct"):
+        assert views[view]["x-multi"] == "one, two", (view, views[view])
+        assert views[view]["set-cookie"] == ["a=1; Path=/", "b=2, with comma"], (view, views[view])
+    assert views["pairs"] == ["body=string", "headers=table", "status=number"]
+    assert views["own"] == "mine"                   # a script's own `headers` is kept
+    assert views["same"] and views["plain"] and views["missing"]
+
+
 def test_post_sends_the_body(server, upstream):
     payload = "line one\nline two \u00e9"
     data = call(server, "post", upstream.url + "/echo/post", payload, {"headers": {"Content-Type": "text/plain"}})

@@ -56,3 +56,22 @@ moonwire.get("/fast", function(req, res) res:send("fast") end)
 local ok, err = pcall(moonwire.http.get, "http://127.0.0.1:1/")
 LOAD_ERROR = tostring(err)
 moonwire.get("/load-error", function(req, res) res:send(LOAD_ERROR) end)
+
+-- The answer's headers however a script reaches them (they are built on first look): through
+-- moonwire.json.encode, pairs, moonwire.shared, directly, and after the script set its own.
+moonwire.get("/answer-views", function(req, res)
+  local function get() return assert(moonwire.http.get(req.query.url)) end
+  local keys = {}
+  for key, value in pairs(get()) do keys[#keys + 1] = key .. "=" .. type(value) end
+  table.sort(keys)
+  moonwire.shared:set("answer", get())
+  local own = get()
+  own.headers = "mine"
+  local direct = get()
+  local headers = direct.headers
+  res:json{
+    json = json.decode(json.encode(get())).headers, pairs = keys, shared = moonwire.shared:get("answer").headers,
+    own = own.headers, direct = headers, same = headers == direct.headers, plain = getmetatable(direct) == nil,
+    missing = direct.nothing == nil,
+  }
+end)
