@@ -16,7 +16,10 @@
 # worker; wrk (h2load for HTTP/2) runs on another core. The servers take turns for several
 # rounds so drift on the machine hits both; the script prints every run, the medians and
 # Moonwire/nginx, and writes them as JSON to .build/bench/results-<timestamp>.json for
-# comparing commits.
+# comparing commits. Next to req/s it gives each server's CPU time per request (its core's busy
+# jiffies over the requests served) and nginx's over Moonwire's: where the load client (or the
+# proxy cases' upstream beside it) cannot keep up with the faster server, its req/s and so the
+# req/s ratio flatter the slower one; the CPU ratio does not.
 # Loopback only, bounded in time (about 5 minutes with the defaults), servers stopped on
 # exit. Needs Tests/tools/setup.sh --bench (make bench runs it first).
 #
@@ -266,6 +269,7 @@ wait_wrk() {
         die "errors while measuring $url"
     fi
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$output")
+    requests=$(awk '/ requests in / { print $1 }' "$output")
     [[ -n $rps ]] || { cat "$output" >&2; die "no Requests/sec in wrk's output"; }
 }
 
@@ -339,7 +343,14 @@ start_nginx
 cases=(lua-hello regex-route route-1st route-1000th static-4k proxy proxy-pass)
 declare -A paths=([lua-hello]=/hello [regex-route]=/user/42 [route-1st]=/r1/42 [route-1000th]=/r1000/42
     [static-4k]=/static4k.html [proxy]=/proxy [proxy-pass]=/pass/hello)
-declare -A runs
+declare -A runs cpus
+
+# The server CPU's busy time per request, in µs, from its jiffies over a run and the requests
+# the load client counted: unlike req/s, it does not depend on whether the load side kept up.
+cpu_per_request() {
+    awk -v jiffies="$1" -v requests="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.2f", (requests > 0 ? jiffies * 1e6 / hz / requests : 0) }'
+}
 
 say "wrk -t1 -c$connections -d${duration}s, $rounds rounds per case; servers on CPU $server_cpu, wrk on CPU $load_cpu"
 for case in "${cases[@]}"; do
@@ -363,8 +374,10 @@ for case in "${cases[@]}"; do
             load_share=$(((busy - load_busy) * 100 / (all - load_all > 0 ? all - load_all : 1)))
             read -r busy all < <(cpu_jiffies "$server_cpu")
             server_share=$(((busy - server_busy) * 100 / (all - server_all > 0 ? all - server_all : 1)))
-            printf '  %-13s round %d  %-8s %12.0f req/s  (CPU: server %d%%, load %d%%)\n' \
-                "$case" "$round" "$server" "$rps" "$server_share" "$load_share"
+            cpu_us=$(cpu_per_request $((busy - server_busy)) "$requests")
+            cpus[$case.$server]+="$cpu_us "
+            printf '  %-13s round %d  %-8s %12.0f req/s  (CPU: server %d%%, load %d%%; server %s µs per request)\n' \
+                "$case" "$round" "$server" "$rps" "$server_share" "$load_share" "$cpu_us"
         done
     done
 done
@@ -384,10 +397,14 @@ fi
 for ((round = 1; round <= rounds; round++)); do
     if ((round % 2)); then order=(moonwire nginx); else order=(nginx moonwire); fi
     for server in "${order[@]}"; do
+        read -r server_busy server_all < <(cpu_jiffies "$server_cpu")
         if [[ $server == moonwire ]]; then run_h2load "$moonwire_url" "$h2_requests"; else run_h2load "$nginx_url" "$h2_requests"; fi
+        read -r busy all < <(cpu_jiffies "$server_cpu")
+        cpu_us=$(cpu_per_request $((busy - server_busy)) "$h2_requests")
         runs[$h2_case.$server]+="$rps "
+        cpus[$h2_case.$server]+="$cpu_us "
         tls_infos[$server]=$tls_info
-        printf '  %-13s round %d  %-8s %12.0f req/s\n' "$h2_case" "$round" "$server" "$rps"
+        printf '  %-13s round %d  %-8s %12.0f req/s  (server %s µs per request)\n' "$h2_case" "$round" "$server" "$rps" "$cpu_us"
     done
 done
 cases+=("$h2_case")
@@ -500,7 +517,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then commit+="-dirty"; fi
 case_runs=""
 for case in "${cases[@]}"; do
-    case_runs+="$case:${runs[$case.moonwire]}:${runs[$case.nginx]};"
+    case_runs+="$case:${runs[$case.moonwire]}:${runs[$case.nginx]}:${cpus[$case.moonwire]}:${cpus[$case.nginx]};"
 done
 
 BENCH_STAMP=$stamp BENCH_COMMIT=$commit BENCH_BINARY=$moonwire_bin BENCH_LOADAVG=$loadavg_before \
@@ -520,16 +537,24 @@ import datetime, json, os, platform, statistics, sys
 
 env = os.environ
 cases, medians = [], {}
-print(f"  {'case':<13} {'moonwire':>12} {'nginx':>12} {'moonwire/nginx':>15}")
+# The last three columns: each server's CPU µs per request (median) and nginx's over Moonwire's,
+# the ratio the load side cannot flatter.
+print(f"  {'case':<13} {'moonwire':>12} {'nginx':>12} {'moonwire/nginx':>15} {'µs/req m':>9} {'µs/req n':>9} {'CPU ratio':>9}")
 for entry in filter(None, env["BENCH_CASES"].split(";")):
-    name, moonwire_runs, nginx_runs = entry.split(":")
+    name, moonwire_runs, nginx_runs, moonwire_cpus, nginx_cpus = entry.split(":")
     moonwire = [float(x) for x in moonwire_runs.split()]
     nginx = [float(x) for x in nginx_runs.split()]
     m, n = statistics.median(moonwire), statistics.median(nginx)
+    mc = statistics.median(float(x) for x in moonwire_cpus.split())
+    nc = statistics.median(float(x) for x in nginx_cpus.split())
     medians[name] = m
-    print(f"  {name:<13} {m:12.0f} {n:12.0f} {m / n:15.2f}")
-    cases.append({"name": name, "moonwire": {"runs_rps": moonwire, "median_rps": m},
-                  "nginx": {"runs_rps": nginx, "median_rps": n}, "ratio": round(m / n, 3)})
+    print(f"  {name:<13} {m:12.0f} {n:12.0f} {m / n:15.2f} {mc:9.2f} {nc:9.2f} {nc / mc:9.2f}")
+    cases.append({"name": name,
+                  "moonwire": {"runs_rps": moonwire, "median_rps": m,
+                               "runs_cpu_us_per_request": [float(x) for x in moonwire_cpus.split()], "median_cpu_us_per_request": mc},
+                  "nginx": {"runs_rps": nginx, "median_rps": n,
+                            "runs_cpu_us_per_request": [float(x) for x in nginx_cpus.split()], "median_cpu_us_per_request": nc},
+                  "ratio": round(m / n, 3), "cpu_ratio": round(nc / mc, 3)})
     if name == env["BENCH_H2_CASE"]:
         # h2load over TLS rather than wrk: the protocol and cipher each server negotiated.
         cases[-1]["moonwire"]["tls"] = env["BENCH_H2_TLS_MOONWIRE"]
@@ -574,6 +599,8 @@ for peer, idle in (websocket.get("idle") or {}).items():
     if idle:
         print(f"  websocket idle, {peer}: {idle['kib_per_connection']} KiB RSS per connection over {idle['connections']}")
 for name, fanout in (websocket.get("fanout") or {}).items():
+    if fanout is None:
+        continue
     if name == "floor":
         print(f"  websocket fan-out floor: {fanout['us_per_write']} µs per write(2) to each of {fanout['sockets']} "
               f"loopback sockets, no server")
