@@ -263,13 +263,27 @@ enum ProxyHeaders {
     }
 
     /// Copies runs between the bytes to escape whole: a byte at a time cost more than the rest
-    /// of the Forwarded field.
+    /// of the Forwarded field. One pass tells both whether to quote and whether to escape: most
+    /// values are a host and port, quoted (for the colon) but with nothing to escape.
     private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             let bytes = UnsafeRawBufferPointer(utf8)
-            if !bytes.isEmpty, !bytes.contains(where: { !HTTP1HeadParser.isTokenByte($0) }) { return line.append(bytes: bytes) }
+            var token = !bytes.isEmpty
+            var escapes = false
+            for byte in bytes where !HTTP1HeadParser.isTokenByte(byte) {
+                token = false
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    escapes = true
+                    break
+                }
+            }
+            if token { return line.append(bytes: bytes) }
             line.append(byte: UInt8(ascii: "\""))
+            guard escapes else {
+                line.append(bytes: bytes)
+                return line.append(byte: UInt8(ascii: "\""))
+            }
             var start = 0
             for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "\\") {
                 line.append(bytes: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
