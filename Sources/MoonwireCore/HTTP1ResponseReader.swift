@@ -295,20 +295,20 @@ struct HTTP1ResponseReader {
             fields.append((name, value))
             // Only three names matter here: their lengths spare most comparisons.
             switch name.count {
-            case 14 where sameWords(raw, name, "content-length"):
+            case 14 where sameLowercaseWords(raw, name, "content-length"):
                 guard let parsed = Self.decimal(raw, value), length == nil || length == parsed else {
                     throw .malformed("bad content-length")
                 }
                 length = parsed
-            case 17 where sameWords(raw, name, "transfer-encoding"):
+            case 17 where sameLowercaseWords(raw, name, "transfer-encoding"):
                 transferEncoding = true
                 var last = false
                 HTTP1HeadParser.forEachToken(raw, value) { last = bytesEqual(raw, $0, "chunked", ignoringCase: true) }
                 chunked = last
-            case 10 where sameWords(raw, name, "connection"):
+            case 10 where sameLowercaseWords(raw, name, "connection"):
                 // Nearly every upstream that keeps its connections says just that: one compare
                 // instead of splitting the list.
-                if sameWords(raw, value, "keep-alive") {
+                if sameLowercaseWords(raw, value, "keep-alive") {
                     connection.keepAliveToken = true
                 } else {
                     connection.note(raw, value)
@@ -320,26 +320,6 @@ struct HTTP1ResponseReader {
         return nil
     }
 
-    /// Whether `raw[range]` is `lowercase` in any letter case, compared eight bytes at a time
-    /// (`lowercase` has at least eight). OR-ing 0x20 into a byte of a field name or value, which
-    /// has no control bytes, gives a lowercase letter only from that letter's two cases and
-    /// "-" only from "-"; byte by byte, the three names cost about 200 instructions a head.
-    private static func sameWords(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        let count = lowercase.utf8CodeUnitCount
-        guard range.count == count else { return false }
-        let literal = UnsafeRawPointer(lowercase.utf8Start)
-        func same(at offset: Int) -> Bool {
-            raw.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: UInt64.self) | 0x2020_2020_2020_2020
-                == literal.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-        }
-        var offset = 0
-        while offset + 8 < count {
-            guard same(at: offset) else { return false }
-            offset += 8
-        }
-        return same(at: count - 8)
-    }
-
     private static func decimal(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
         guard !range.isEmpty, range.count <= 18 else { return nil }
         var value = 0
@@ -349,4 +329,25 @@ struct HTTP1ResponseReader {
         }
         return value
     }
+}
+
+/// Whether `raw[range]` is `lowercase` in any letter case, compared eight bytes at a time
+/// (`lowercase` has at least eight). Only for the bytes of a field name or value the reader
+/// took, which has no control bytes: OR-ing 0x20 into one of them gives a lowercase letter only
+/// from that letter's two cases and "-" only from "-". Byte by byte, the framing names of a
+/// head cost about 200 instructions more.
+func sameLowercaseWords(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+    let count = lowercase.utf8CodeUnitCount
+    guard range.count == count else { return false }
+    let literal = UnsafeRawPointer(lowercase.utf8Start)
+    func same(at offset: Int) -> Bool {
+        raw.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: UInt64.self) | 0x2020_2020_2020_2020
+            == literal.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+    var offset = 0
+    while offset + 8 < count {
+        guard same(at: offset) else { return false }
+        offset += 8
+    }
+    return same(at: count - 8)
 }
