@@ -66,7 +66,10 @@ enum ProxyHeaders {
         var acceptsTrailers = false
         // The most the fields take, to write the head in one measured write.
         var size = 0
-        for (name, value) in request.headers {
+        // The fields that go on as they are, a bit each (the first 64): the write below then
+        // does not tell their kinds again, which costs about 100 instructions a field.
+        var passing: UInt64 = 0
+        for (index, (name, value)) in request.headers.enumerated() {
             size += name.utf8.count + value.utf8.count + 4
             switch kind(name) {
             case .forwardedFor: forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
@@ -81,7 +84,8 @@ enum ProxyHeaders {
                     acceptsTrailers = true
                 }
             case .reframed: if name.utf8.count == 4, clientHost == nil { clientHost = value }
-            case .pass, .trailer: break
+            case .pass: if index < 64 { passing |= 1 << index }
+            case .trailer: break
             }
         }
         let authority = authority ?? target.url.authority
@@ -101,7 +105,8 @@ enum ProxyHeaders {
             line.append(contentsOf: target.target)
             line.append(" HTTP/1.1\r\n")
             field(&line, lead: "host: ", target.preserveHost ? clientHost ?? authority : authority)
-            for (name, value) in request.headers where kind(name) == .pass && !listed(name, in: dropped) {
+            for (index, (name, value)) in request.headers.enumerated()
+            where (index < 64 ? passing >> index & 1 == 1 : kind(name) == .pass) && !listed(name, in: dropped) {
                 field(&line, name, value)
             }
             if !listed("x-forwarded-for", in: dropped) {
