@@ -142,6 +142,12 @@ public final class OutboundHTTP1Pool {
         connect(url, tls: url.isSecure ? tls : nil, key: key, timeout: connectTimeout, completion: completion)
     }
 
+    /// An idle connection to `url`'s server, as `checkout` would hand it over, or nil: asked
+    /// first, it spares the closure context of checkout's completion when one is at hand.
+    func idleConnection(to url: OutboundURL, tls: OutboundTLS) -> OutboundHTTP1Connection? {
+        takeIdle(Self.key(url, tls: url.isSecure ? tls : nil))
+    }
+
     /// The idle list of the upstream filed under `key`, made when first asked for.
     private func idleList(_ key: String) -> IdleConnections {
         // The same URL's key is the same string, which compares without reading its bytes.

@@ -146,6 +146,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
             server = index
             tried.insert(index)
         }
+        if let connection = pool.idleConnection(to: url, tls: target.tls) { return send(on: connection) }
         pool.checkout(url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
             switch result {
             case .failure(let error):

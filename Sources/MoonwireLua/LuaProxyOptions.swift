@@ -51,6 +51,14 @@ struct LuaProxyOptions {
     func path(for requestURI: String, prefix: String) -> String {
         var origin = Self.originForm(requestURI)
         guard var upstream = upstreamPath else { return origin }
+        // An upstream path that is the prefix itself (a route "/" or "/api/" to ".../" or
+        // ".../api/") gives the target as it came, unless a doubled slash after the prefix is
+        // to be dropped: no bytes to copy, no string to make.
+        if upstream == prefix, origin.utf8.starts(with: prefix.utf8),
+            prefix.utf8.last != UInt8(ascii: "/") || origin.utf8.dropFirst(prefix.utf8.count).first != UInt8(ascii: "/")
+        {
+            return origin
+        }
         var prefix = prefix
         // As bytes, in one allocation: String's hasPrefix, dropFirst and + compare and count
         // characters and allocate on the way, for every forwarded request.

@@ -57,6 +57,27 @@ final class HTTP1ResponseReaderTests: XCTestCase {
         XCTAssertEqual(names, ["Set-Cookie", "Connection", "Content-Length"])
     }
 
+    /// The framing names and a keep-alive option are compared eight bytes at a time: any
+    /// letter case matches, a near name does not.
+    func testFramingFieldsInAnyLetterCase() throws {
+        let length = try XCTUnwrap(try read("HTTP/1.1 200 OK\r\nCONTENT-length: 2\r\n\r\nhi"))
+        XCTAssertEqual(length.body, "hi")
+        XCTAssertTrue(length.reusable)
+        let chunked = try XCTUnwrap(try read("HTTP/1.1 200 OK\r\nTransfer-ENCODING: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"))
+        XCTAssertEqual(chunked.body, "hi")
+        // HTTP/1.0 persists only when asked to, in any case, alone or in a list.
+        for value in ["Keep-Alive", "KEEP-ALIVE", "foo, keep-alive"] {
+            let kept = try XCTUnwrap(try read("HTTP/1.0 200 OK\r\nCONNECTION: \(value)\r\nContent-Length: 0\r\n\r\n"))
+            XCTAssertTrue(kept.reusable, value)
+        }
+        for value in ["keep-alivf", "keep_alive"] {
+            let closed = try XCTUnwrap(try read("HTTP/1.0 200 OK\r\nConnection: \(value)\r\nContent-Length: 0\r\n\r\n"))
+            XCTAssertFalse(closed.reusable, value)
+        }
+        // A name of the same length that is not Content-Length does not frame the body.
+        XCTAssertEqual(try read("HTTP/1.1 200 OK\r\nContent-Lengtx: 2\r\n\r\nhi")?.status, nil)
+    }
+
     func testInterimAnswersAreSkippedAndHeadHasNoBody() throws {
         let result = try XCTUnwrap(try read("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"))
         XCTAssertEqual(result.body, "abc")
