@@ -15,6 +15,10 @@ struct HTTP1Framing {
     }
 
     var body: Body
+    /// The head has a Content-Length or Transfer-Encoding field (`body` may still be none:
+    /// `Content-Length: 0`). A head without either frames no body, which spares asking the
+    /// delegate whether to stream one (`ServerDelegate.streamsBodylessRequests`).
+    var declaresBody: Bool
     /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
     var keepAlive: Bool
     /// `Upgrade` with `Connection: upgrade`: the bytes after this request may be another
@@ -347,7 +351,8 @@ private struct FramingFields {
             body = .none
         }
         return HTTP1Framing(
-            body: body, keepAlive: connection.keepAlive(http1_0: version.minor == 0), upgrade: upgrade && connection.upgrade)
+            body: body, declaresBody: contentLength != nil || conflictingLengths || transferEncodingFields > 0,
+            keepAlive: connection.keepAlive(http1_0: version.minor == 0), upgrade: upgrade && connection.upgrade)
     }
 
     /// 1*DIGIT, at most 18 of them so that it fits.

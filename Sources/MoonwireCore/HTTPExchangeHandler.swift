@@ -284,7 +284,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
         }
-        let streamLimit = environment.delegate.streamedBodyLimit(for: head)
+        let delegate = environment.delegate
+        let streamLimit =
+            headFraming?.declaresBody == false && !delegate.streamsBodylessRequests ? nil : delegate.streamedBodyLimit(for: head)
         let limit = streamLimit ?? environment.limits.maxBodySize
         if let length = declaredLength, length > limit {
             fail(413, "request body of \(length) bytes exceeds \(limit)", context: context)
