@@ -12,6 +12,9 @@ struct ByteCursor {
         self.base = base
     }
 
+    /// Inlined, as `copy` is: a literal's length is then a constant, and its copy a few moves
+    /// rather than a call to memcpy (a response head has about ten pieces).
+    @inline(__always)
     mutating func append(_ text: StaticString) {
         copy(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
@@ -51,6 +54,7 @@ struct ByteCursor {
         copy(bytes)
     }
 
+    @inline(__always)
     private mutating func copy(_ bytes: UnsafeRawBufferPointer) {
         precondition(count + bytes.count <= base.count, "head larger than measured")
         if let source = bytes.baseAddress, bytes.count > 0 {
