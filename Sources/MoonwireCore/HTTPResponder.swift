@@ -102,9 +102,10 @@ public final class HTTPResponder {
     }
 
     private func answer(_ answer: HTTPAnswer) {
-        let sink = self.sink
-        self.sink = .answered
-        switch sink {
+        // Swapped out, not copied: a copy retains the handler and the request once more.
+        var sink = Sink.answered
+        swap(&sink, &self.sink)
+        switch consume sink {
         case .exchange(let handler, let request, let exchange): handler.answer(answer, to: request, exchange: exchange)
         case .closure(let deliver): deliver(answer)
         case .answered: break
