@@ -142,11 +142,20 @@ enum HTTP1HeadParser {
 
     /// Whether every byte of `range` may be in a field value. Values are most of a head's
     /// bytes, so eight are tested at once while none of them is a control byte; a word that
-    /// has one (an HTAB, or a byte that makes the head invalid) is decided byte by byte.
+    /// has one (an HTAB, or a byte that makes the head invalid) is decided byte by byte. The
+    /// last word overlaps the one before instead of leaving up to seven bytes to test one by one.
     private static func isFieldValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
         var index = range.lowerBound
-        while index + 8 <= range.upperBound, !ASCIIWord.hasControlByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-            index += 8
+        if range.count >= 8 {
+            while true {
+                let word = min(index, range.upperBound - 8)
+                if ASCIIWord.hasControlByte(bytes.loadUnaligned(fromByteOffset: word, as: UInt64.self)) {
+                    index = word
+                    break
+                }
+                index = word + 8
+                if index == range.upperBound { return true }
+            }
         }
         while index < range.upperBound {
             guard isFieldValueByte(bytes[index]) else { return false }
