@@ -15,6 +15,10 @@ struct HTTP1Framing {
     }
 
     var body: Body
+    /// The head has a Content-Length or Transfer-Encoding field (`body` may still be none:
+    /// `Content-Length: 0`). A head without either frames no body, which spares asking the
+    /// delegate whether to stream one (`ServerDelegate.streamsBodylessRequests`).
+    var declaresBody: Bool
     /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`.
     var keepAlive: Bool
     /// `Upgrade` with `Connection: upgrade`: the bytes after this request may be another
@@ -138,11 +142,20 @@ enum HTTP1HeadParser {
 
     /// Whether every byte of `range` may be in a field value. Values are most of a head's
     /// bytes, so eight are tested at once while none of them is a control byte; a word that
-    /// has one (an HTAB, or a byte that makes the head invalid) is decided byte by byte.
+    /// has one (an HTAB, or a byte that makes the head invalid) is decided byte by byte. The
+    /// last word overlaps the one before instead of leaving up to seven bytes to test one by one.
     private static func isFieldValue(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
         var index = range.lowerBound
-        while index + 8 <= range.upperBound, !ASCIIWord.hasControlByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
-            index += 8
+        if range.count >= 8 {
+            while true {
+                let word = min(index, range.upperBound - 8)
+                if ASCIIWord.hasControlByte(bytes.loadUnaligned(fromByteOffset: word, as: UInt64.self)) {
+                    index = word
+                    break
+                }
+                index = word + 8
+                if index == range.upperBound { return true }
+            }
         }
         while index < range.upperBound {
             guard isFieldValueByte(bytes[index]) else { return false }
@@ -347,7 +360,8 @@ private struct FramingFields {
             body = .none
         }
         return HTTP1Framing(
-            body: body, keepAlive: connection.keepAlive(http1_0: version.minor == 0), upgrade: upgrade && connection.upgrade)
+            body: body, declaresBody: contentLength != nil || conflictingLengths || transferEncodingFields > 0,
+            keepAlive: connection.keepAlive(http1_0: version.minor == 0), upgrade: upgrade && connection.upgrade)
     }
 
     /// 1*DIGIT, at most 18 of them so that it fits.

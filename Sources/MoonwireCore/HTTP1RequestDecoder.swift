@@ -64,7 +64,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// The last decode stopped at a head the exchange handler did not take.
     private var holding = false
     /// The framing of the request being received.
-    private var framing = HTTP1Framing(body: .none, keepAlive: true, upgrade: false)
+    private var framing = HTTP1Framing(body: .none, declaresBody: false, keepAlive: true, upgrade: false)
     private var context: ChannelHandlerContext?
     /// The exchange handler, once nothing sits between it and this decoder (the upgrade
     /// handler has left): parts go to it by a direct call, which saves boxing each one in

@@ -10,16 +10,7 @@ extension HTTPExchangeHandler {
         let loop = context.eventLoop
         switch answer {
         case .response(let response):
-            switch response.body {
-            case .bytes(let buffer):
-                var prepared = PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer))
-                ResponseCompression.apply(to: &prepared, request: request.headers)
-                write(prepared, exchange)
-            case .file(let file):
-                let future = environment.files.send(
-                    file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: loop)
-                writeWhenReady(future, exchange)
-            }
+            self.answer(response, to: request, exchange: exchange)
         case .stream(let stream, let status, let headers):
             startStream(stream, status: status, headers: headers, exchange)
         case .informational(let status, let headers):
@@ -35,6 +26,22 @@ extension HTTPExchangeHandler {
             let future = environment.files.serve(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
                 extraHeaders: extraHeaders, cache: environment.fileCache, on: loop)
+            writeWhenReady(future, exchange)
+        }
+    }
+
+    /// A complete response (`HTTPResponder.respond`), which comes straight here rather than
+    /// wrapped in an `HTTPAnswer`: building and destroying one copies the response.
+    func answer(_ response: HTTPResponse, to request: HTTPRequest, exchange: Exchange) {
+        guard let context, machine.isAnswering else { return }
+        switch response.body {
+        case .bytes(let buffer):
+            var prepared = PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer))
+            ResponseCompression.apply(to: &prepared, request: request.headers)
+            write(prepared, exchange)
+        case .file(let file):
+            let future = environment.files.send(
+                file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: context.eventLoop)
             writeWhenReady(future, exchange)
         }
     }

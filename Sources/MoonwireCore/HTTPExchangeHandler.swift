@@ -37,6 +37,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether this handler serves an HTTP/1.1 connection rather than an HTTP/2 stream.
     let isHTTP1: Bool
     private let upgrade: WebSocketUpgradeState?
+    /// A request was dispatched, so NIO's upgrade handler has left: the upgrade's encoder is
+    /// removed and its outcome answered, and later requests need not look at them.
+    private var upgradeSettled = false
     /// The HTTP/2 stream's push, when the server may push from it.
     private let push: HTTP2Push?
     /// The HTTP/2 stream's send clock; nil on HTTP/1.1.
@@ -259,7 +262,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func receiveHead(_ head: consuming HTTPRequestHead, context: ChannelHandlerContext) {
         if draining { heardWhileDraining = true }
         timeouts.headReceived()
-        if let upgrade {
+        if !upgradeSettled, let upgrade {
             // A request reached us, so the upgrade handler has decided against upgrading and
             // left: NIO's encoder would only add a hop to every read and flush, and the
             // decoder can hand its parts straight to us.
@@ -284,7 +287,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
         }
-        let streamLimit = environment.delegate.streamedBodyLimit(for: head)
+        let delegate = environment.delegate
+        let streamLimit =
+            headFraming?.declaresBody == false && !delegate.streamsBodylessRequests ? nil : delegate.streamedBodyLimit(for: head)
         let limit = streamLimit ?? environment.limits.maxBodySize
         if let length = declaredLength, length > limit {
             fail(413, "request body of \(length) bytes exceeds \(limit)", context: context)
@@ -329,10 +334,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func dispatch(
         _ head: consuming HTTPRequestHead, body: consuming ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
     ) {
-        let version = head.version.major == 2 ? "2" : head.version == .http1_0 ? "1.0" : "1.1"
+        // The head's fields read once each: every read goes through its storage.
+        let method = head.method, httpVersion = head.version
+        let version = httpVersion.major == 2 ? "2" : httpVersion == .http1_0 ? "1.0" : "1.1"
         guard
             let request = HTTPRequest(
-                method: head.method.rawValue, uri: head.uri, version: version, scheme: scheme,
+                method: method.rawValue, uri: head.uri, version: version, scheme: scheme,
                 headers: head.headers, body: body, bodyStream: bodyStream, connection: connection)
         else {
             fail(400, "malformed request target: \(head.uri)", context: context)
@@ -342,16 +349,17 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if environment.accessLog != nil {
             logEntry = AccessLogEntry(
                 remoteIP: connection.remoteIP, method: request.method, target: head.uri,
-                version: "HTTP/\(head.version.major).\(head.version.minor)", referer: head.headers.first(name: "referer") ?? "",
+                version: "HTTP/\(httpVersion.major).\(httpVersion.minor)", referer: head.headers.first(name: "referer") ?? "",
                 userAgent: head.headers.first(name: "user-agent") ?? "", started: .now())
         }
         if environment.metrics != nil { metricsEntry = RequestMetricsEntry(method: request.method, started: .now()) }
         // `case .HEAD`, not `==`, which compares the methods' raw strings.
         var headOnly = false
-        if case .HEAD = head.method { headOnly = true }
-        let exchange = Exchange(version: head.version, headOnly: headOnly, keepAlive: framedKeepAlive.take() ?? request.keepAlive)
+        if case .HEAD = method { headOnly = true }
+        let exchange = Exchange(version: httpVersion, headOnly: headOnly, keepAlive: framedKeepAlive.take() ?? request.keepAlive)
         let responder = HTTPResponder(exchange: self, request: request, exchange)
-        if let upgrade {
+        if !upgradeSettled, let upgrade {
+            upgradeSettled = true
             switch upgrade.outcome {
             case .none:
                 break

@@ -42,7 +42,13 @@ public final class HTTPResponder {
 
     /// Sends a response. Later calls are ignored.
     public func respond(_ response: HTTPResponse) {
-        answer(.response(response))
+        // Straight to the handler, not wrapped in an HTTPAnswer: building and destroying one
+        // copies the response.
+        switch takeSink() {
+        case .exchange(let handler, let request, let exchange): handler.answer(response, to: request, exchange: exchange)
+        case .closure(let deliver): deliver(.response(response))
+        case .answered: break
+        }
     }
 
     /// Serves the request's path from the www root (404 when there is no such file), keeping
@@ -102,13 +108,19 @@ public final class HTTPResponder {
     }
 
     private func answer(_ answer: HTTPAnswer) {
-        let sink = self.sink
-        self.sink = .answered
-        switch sink {
+        switch takeSink() {
         case .exchange(let handler, let request, let exchange): handler.answer(answer, to: request, exchange: exchange)
         case .closure(let deliver): deliver(answer)
         case .answered: break
         }
+    }
+
+    /// The sink, `.answered` left in its place: swapped out, not copied, since a copy retains
+    /// the handler and the request once more.
+    private func takeSink() -> Sink {
+        var sink = Sink.answered
+        swap(&sink, &self.sink)
+        return sink
     }
 }
 

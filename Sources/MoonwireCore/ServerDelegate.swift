@@ -14,6 +14,11 @@ public protocol ServerDelegate: WebSocketDelegate {
     /// A streamed request reaches `handle` at once, with `bodyStream` set.
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int?
 
+    /// Whether `streamedBodyLimit` may stream the body of an HTTP/1.x head without a
+    /// Content-Length or Transfer-Encoding field (which has no body: a handler may still want
+    /// its stream). When false, the server does not ask for such heads, most GETs among them.
+    var streamsBodylessRequests: Bool { get }
+
     /// A complete request arrived. Answer through `responder`, now or later, on this loop.
     func handle(_ request: HTTPRequest, responder: HTTPResponder)
 
@@ -111,6 +116,7 @@ public extension ServerDelegate {
     func protocolError(_ connection: ConnectionInfo, message: String) {}
     func pushLinks(for request: HTTPRequest) -> [String] { [] }
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int? { nil }
+    var streamsBodylessRequests: Bool { false }
     func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? { nil }
     func verifyPeer(_ connection: ConnectionInfo, certificate: PeerCertificate) -> DelegateAnswer<Bool> { .now(true) }
     var takesUnknownProtocols: Bool { false }
