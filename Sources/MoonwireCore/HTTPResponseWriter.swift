@@ -21,6 +21,12 @@ struct HTTPResponseWriter {
     var allocator = ByteBufferAllocator()
     /// HTTP/1.1 bytes not yet handed to the outlet.
     private var pending: ByteBuffer?
+    /// The last small buffer handed to the outlet, for the next response: once the socket has
+    /// let go of it, writing there again spares an allocation and a free per response (about
+    /// 200 instructions); while it has not, clearing it makes a new one, as before. Only small
+    /// ones are kept, so that an idle connection holds at most `spareCapacity` bytes.
+    private var spare: ByteBuffer?
+    private static let spareCapacity = 1024
     /// The body in progress is chunked (HTTP/1.1 streams of unknown length).
     private var chunked = false
 
@@ -146,6 +152,10 @@ struct HTTPResponseWriter {
             pending = nil
             return buffer
         }
+        if var buffer = spare.take(), buffer.capacity >= capacity {
+            buffer.clear()
+            return buffer
+        }
         return allocator.buffer(capacity: capacity)
     }
 
@@ -155,6 +165,7 @@ struct HTTPResponseWriter {
             return
         }
         pending = nil
+        if buffer.capacity <= Self.spareCapacity { spare = buffer }
         outlet.send(.byteBuffer(buffer), promise: promise)
     }
 }
