@@ -194,7 +194,7 @@ extension HTTPExchangeHandler {
             }
         }
         writer.head(
-            status: status, version: exchange.version, headers: headers, fields: fields, fieldLines: fieldLines,
+            status: status, version: exchange.version, headers: headers, fields: &fields, fieldLines: fieldLines,
             streamed: contentLength == nil, bodyless: exchange.headOnly || status.forbidsBody, context: context)
     }
 
@@ -273,7 +273,7 @@ extension HTTPExchangeHandler {
         if isHTTP1 { fields.connection = "close" }
         writer.head(
             status: HTTPResponseStatus(statusCode: status), version: .http1_1,
-            headers: ["content-type": "text/plain; charset=utf-8"], fields: fields, streamed: false, bodyless: false,
+            headers: ["content-type": "text/plain; charset=utf-8"], fields: &fields, streamed: false, bodyless: false,
             context: context)
         writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)
         if !isHTTP1 {

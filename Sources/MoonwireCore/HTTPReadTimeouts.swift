@@ -30,6 +30,9 @@ final class HTTPReadTimeouts {
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
+    /// The context's loop, kept while attached: reaching it through the context cost every
+    /// request two retains and releases more.
+    private var eventLoop: EventLoop?
     /// The HTTP/2 stream's exchange handler, which answers its 408; nil on HTTP/1.1, where the
     /// 408 is written here as bytes, at the decoder, whatever state the request is in. Not
     /// weak (a weak reference costs every stream a side table): the handler owns this object
@@ -43,6 +46,7 @@ final class HTTPReadTimeouts {
     /// Starts the keep-alive timer of a new connection; `context` is the decoder's.
     func attach(to context: ChannelHandlerContext) {
         self.context = context
+        eventLoop = context.eventLoop
         setDeadline()
     }
 
@@ -51,6 +55,7 @@ final class HTTPReadTimeouts {
     /// the stream (most of them) arrives whole in one read, so it never arms one.
     func attachStream(to context: ChannelHandlerContext) {
         self.context = context
+        eventLoop = context.eventLoop
     }
 
     /// The connection ended or stopped being HTTP/1.1: no timer runs any more.
@@ -58,6 +63,7 @@ final class HTTPReadTimeouts {
         timer?.cancel()
         timer = nil
         context = nil
+        eventLoop = nil
     }
 
     /// `bytes` arrived, before they are decoded.
@@ -129,7 +135,7 @@ final class HTTPReadTimeouts {
     }
 
     private func setDeadline() {
-        guard let context, let deadline = machine.setDeadline(now: context.eventLoop.now) else { return }
+        guard let eventLoop, let deadline = machine.setDeadline(now: eventLoop.now) else { return }
         if timer == nil || deadline < timerFiresAt { schedule(at: deadline) }
     }
 

@@ -90,6 +90,21 @@ final class HTTP1ResponseWritingTests: XCTestCase {
         XCTAssertEqual(bodies, ["one", "two", "three"])
     }
 
+    /// The writer reuses the buffer of the previous answer once the channel let go of it
+    /// (read here), and not while the channel still holds it (the pipelined test above).
+    func testAReusedBufferCarriesNothingOfTheAnswerBefore() throws {
+        try channel.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+        delegate.pending[0].1.respond(.plain(200, "a longer first body"))
+        let first = try written()
+        XCTAssertEqual(body(of: first), "a longer first body")
+        try channel.writeInbound(ByteBuffer(string: "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"))
+        delegate.pending[1].1.respond(.plain(404, "two"))
+        let second = try written()
+        XCTAssertTrue(second.hasPrefix("HTTP/1.1 404 Not Found\r\n"), second)
+        XCTAssertEqual(body(of: second), "two")
+        XCTAssertEqual(second.components(separatedBy: "HTTP/1.1").count, 2, second)
+    }
+
     func testGarbageBehindAPipelinedRequestIsAnsweredAfterIt() throws {
         try channel.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\u{1}\u{2} garbage\r\n\r\n"))
         XCTAssertEqual(try written(), "")
