@@ -28,11 +28,17 @@ public enum ASCIIWord {
     public static func nonNameBytes(_ word: UInt64) -> UInt64 {
         let low = word & (ones &* 0x7F)
         let lower = low | (ones &* 0x20)
+        let letter = lowercaseLetters(lower)
         // A byte is at least n when adding 0x80 - n sets its high bit.
-        let letter = (lower &+ (ones &* (0x80 - 0x61))) & ~(lower &+ (ones &* (0x80 - 0x7B)))
         let digit = (low &+ (ones &* (0x80 - 0x30))) & ~(low &+ (ones &* (0x80 - 0x3A)))
         // Adding 0x7F sets the high bit of every byte of low ^ "-" but a zero one.
         let dash = ~((low ^ (ones &* 0x2D)) &+ (ones &* 0x7F))
         return ~((letter | digit | dash) & ~word) & highs
+    }
+
+    /// The high bit of each byte from "a" to "z", for words of ASCII bytes (a byte from 0x80
+    /// would carry into the next lane). A byte is at least n when adding 0x80 - n sets its high bit.
+    public static func lowercaseLetters(_ word: UInt64) -> UInt64 {
+        (word &+ (ones &* (0x80 - 0x61))) & ~(word &+ (ones &* (0x80 - 0x7B))) & highs
     }
 }
