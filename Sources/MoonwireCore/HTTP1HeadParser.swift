@@ -147,7 +147,8 @@ enum HTTP1HeadParser {
         var index = range.lowerBound
         while index < range.upperBound {
             if range.upperBound - index >= 8 {
-                let others = ASCIIWord.nonNameBytes(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let others = ASCIIWord.nonNameBytes(word)
                 index += others.trailingZeroBitCount >> 3
                 if others == 0 { continue }
             }
@@ -404,7 +405,8 @@ func bytesEqual(
 ) -> Bool {
     let count = literal.utf8CodeUnitCount
     guard range.count == count else { return false }
-    guard count > 0, let start = bytes.baseAddress.map({ $0 + range.lowerBound }) else { return true }
+    guard count > 0 else { return true }
+    let start = bytes.baseAddress! + range.lowerBound
     let text = UnsafeRawPointer(literal.utf8Start)
     // A byte in any case is the literal's lowercase letter once 0x20 is OR-ed into it; other
     // bytes must be the literal's.
@@ -413,7 +415,8 @@ func bytesEqual(
     }
     func halves<Half: FixedWidthInteger>(_ half: Half.Type, _ pointer: UnsafeRawPointer) -> UInt64 {
         let width = Half.bitWidth / 8
-        return UInt64(pointer.loadUnaligned(as: Half.self)) | UInt64(pointer.loadUnaligned(fromByteOffset: count - width, as: Half.self)) << 32
+        let last = pointer.loadUnaligned(fromByteOffset: count - width, as: Half.self)
+        return UInt64(pointer.loadUnaligned(as: Half.self)) | UInt64(last) << 32
     }
     switch count {
     case 1: return matches(UInt64(start.load(as: UInt8.self)), UInt64(text.load(as: UInt8.self)))
@@ -423,7 +426,8 @@ func bytesEqual(
         var offset = 0
         while true {
             let word = min(offset, count - 8)
-            guard matches(start.loadUnaligned(fromByteOffset: word, as: UInt64.self), text.loadUnaligned(fromByteOffset: word, as: UInt64.self)) else { return false }
+            let expected = text.loadUnaligned(fromByteOffset: word, as: UInt64.self)
+            guard matches(start.loadUnaligned(fromByteOffset: word, as: UInt64.self), expected) else { return false }
             offset = word + 8
             if offset == count { return true }
         }

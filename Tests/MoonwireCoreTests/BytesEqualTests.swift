@@ -32,8 +32,9 @@ final class BytesEqualTests: XCTestCase {
                     var bytes = text
                     bytes[position] = byte
                     for ignoringCase in [false, true] {
+                        let expected = reference(bytes, literal, ignoringCase: ignoringCase)
                         XCTAssertEqual(
-                            equal(bytes, literal, ignoringCase: ignoringCase), reference(bytes, literal, ignoringCase: ignoringCase),
+                            equal(bytes, literal, ignoringCase: ignoringCase), expected,
                             "\(literal): byte \(byte) at \(position), ignoringCase \(ignoringCase)")
                     }
                 }
