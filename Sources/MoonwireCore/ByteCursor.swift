@@ -20,15 +20,10 @@ struct ByteCursor {
     }
 
     /// Named apart from the StaticString overload, which literals would otherwise skip for
-    /// String (the default literal type), building a String per literal. Native strings (small
-    /// ones too) lend their bytes as they are; only a bridged one is copied first, where a
-    /// `withUTF8` on a copy cost about 100 instructions per string.
+    /// String (the default literal type), building a String per literal.
     @inline(__always)
     mutating func append(contentsOf text: String) {
-        if text.utf8.withContiguousStorageIfAvailable({ copy(UnsafeRawBufferPointer($0)) }) == nil {
-            var text = text
-            text.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
-        }
+        withUTF8Bytes(of: text) { copy($0) }
     }
 
     mutating func append(decimal value: Int) {
@@ -67,4 +62,14 @@ struct ByteCursor {
         }
         count += bytes.count
     }
+}
+
+/// Calls `body` with the UTF-8 bytes of `text`. Native strings (small ones too) lend their
+/// bytes as they are; only a bridged one is copied first, where a `withUTF8` on a copy cost
+/// about 100 instructions per string.
+@inline(__always)
+func withUTF8Bytes<Result>(of text: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+    if let result = text.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
+    var text = text
+    return text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
 }

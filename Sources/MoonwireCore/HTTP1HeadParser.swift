@@ -125,8 +125,7 @@ enum HTTP1HeadParser {
     /// Parses one `name: value` line (a header or trailer field) into the ranges of its name
     /// and of its value without surrounding whitespace.
     static func parseField(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws -> (Range<Int>, Range<Int>) {
-        var colon = line.lowerBound
-        while colon < line.upperBound, isTokenByte(bytes[colon]) { colon += 1 }
+        let colon = tokenEnd(bytes, line)
         // No name, whitespace before the colon (RFC 9112 section 5.1), a folded line (section
         // 5.2) or a byte that is not a token's: all are answered 400.
         guard colon > line.lowerBound, colon < line.upperBound, bytes[colon] == colon8 else {
@@ -138,6 +137,25 @@ enum HTTP1HeadParser {
         while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
         guard isFieldValue(bytes, start..<end) else { throw HTTPParserError.invalidCharactersUsed }
         return (line.lowerBound..<colon, start..<end)
+    }
+
+    /// Where the token that starts `range` ends (a method, a field name). Names are mostly
+    /// letters, digits and "-", so eight bytes are tested at once while the line has eight
+    /// left; the first byte that is none of those is tested alone, and the token goes on past
+    /// it when it is one of tchar's other bytes.
+    private static func tokenEnd(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
+        var index = range.lowerBound
+        while index < range.upperBound {
+            if range.upperBound - index >= 8 {
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let others = ASCIIWord.nonNameBytes(word)
+                index += others.trailingZeroBitCount >> 3
+                if others == 0 { continue }
+            }
+            guard isTokenByte(bytes[index]) else { break }
+            index += 1
+        }
+        return index
     }
 
     /// Whether every byte of `range` may be in a field value. Values are most of a head's
@@ -167,8 +185,7 @@ enum HTTP1HeadParser {
     private static func parseRequestLine(
         _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>
     ) throws -> (HTTPMethod, String, HTTPVersion) {
-        var index = line.lowerBound
-        while index < line.upperBound, isTokenByte(bytes[index]) { index += 1 }
+        var index = tokenEnd(bytes, line)
         guard index > line.lowerBound, index < line.upperBound, bytes[index] == space8,
             index - line.lowerBound <= maxMethodLength
         else { throw HTTPParserError.invalidMethod }
@@ -378,16 +395,41 @@ private struct FramingFields {
 }
 
 /// Whether `bytes[range]` is `literal`; with `ignoringCase`, in any letter case (`literal` is
-/// then lowercase).
+/// then lowercase). Compared a word at a time rather than byte by byte (this runs for field
+/// names of every message): eight bytes, the last word overlapping the one before, or two
+/// overlapping halves of four or two bytes when shorter. Inlined, so that the literal's words
+/// and where its letters are become constants.
+@inline(__always)
 func bytesEqual(
     _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString, ignoringCase: Bool = false
 ) -> Bool {
-    guard range.count == literal.utf8CodeUnitCount else { return false }
-    let pointer = literal.utf8Start
-    for offset in 0..<range.count {
-        var byte = bytes[range.lowerBound + offset]
-        if ignoringCase, byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-        if byte != pointer[offset] { return false }
+    let count = literal.utf8CodeUnitCount
+    guard range.count == count else { return false }
+    guard count > 0 else { return true }
+    let start = bytes.baseAddress! + range.lowerBound
+    let text = UnsafeRawPointer(literal.utf8Start)
+    // A byte in any case is the literal's lowercase letter once 0x20 is OR-ed into it; other
+    // bytes must be the literal's.
+    func matches(_ word: UInt64, _ expected: UInt64) -> Bool {
+        (ignoringCase ? word | ASCIIWord.lowercaseLetters(expected) >> 2 : word) == expected
     }
-    return true
+    func halves<Half: FixedWidthInteger>(_ half: Half.Type, _ pointer: UnsafeRawPointer) -> UInt64 {
+        let width = Half.bitWidth / 8
+        let last = pointer.loadUnaligned(fromByteOffset: count - width, as: Half.self)
+        return UInt64(pointer.loadUnaligned(as: Half.self)) | UInt64(last) << 32
+    }
+    switch count {
+    case 1: return matches(UInt64(start.load(as: UInt8.self)), UInt64(text.load(as: UInt8.self)))
+    case 2...3: return matches(halves(UInt16.self, start), halves(UInt16.self, text))
+    case 4...7: return matches(halves(UInt32.self, start), halves(UInt32.self, text))
+    default:
+        var offset = 0
+        while true {
+            let word = min(offset, count - 8)
+            let expected = text.loadUnaligned(fromByteOffset: word, as: UInt64.self)
+            guard matches(start.loadUnaligned(fromByteOffset: word, as: UInt64.self), expected) else { return false }
+            offset = word + 8
+            if offset == count { return true }
+        }
+    }
 }

@@ -295,20 +295,20 @@ struct HTTP1ResponseReader {
             fields.append((name, value))
             // Only three names matter here: their lengths spare most comparisons.
             switch name.count {
-            case 14 where sameLowercaseWords(raw, name, "content-length"):
+            case 14 where bytesEqual(raw, name, "content-length", ignoringCase: true):
                 guard let parsed = Self.decimal(raw, value), length == nil || length == parsed else {
                     throw .malformed("bad content-length")
                 }
                 length = parsed
-            case 17 where sameLowercaseWords(raw, name, "transfer-encoding"):
+            case 17 where bytesEqual(raw, name, "transfer-encoding", ignoringCase: true):
                 transferEncoding = true
                 var last = false
                 HTTP1HeadParser.forEachToken(raw, value) { last = bytesEqual(raw, $0, "chunked", ignoringCase: true) }
                 chunked = last
-            case 10 where sameLowercaseWords(raw, name, "connection"):
+            case 10 where bytesEqual(raw, name, "connection", ignoringCase: true):
                 // Nearly every upstream that keeps its connections says just that: one compare
                 // instead of splitting the list.
-                if sameLowercaseWords(raw, value, "keep-alive") {
+                if bytesEqual(raw, value, "keep-alive", ignoringCase: true) {
                     connection.keepAliveToken = true
                 } else {
                     connection.note(raw, value)
@@ -329,25 +329,4 @@ struct HTTP1ResponseReader {
         }
         return value
     }
-}
-
-/// Whether `raw[range]` is `lowercase` in any letter case, compared eight bytes at a time
-/// (`lowercase` has at least eight). Only for the bytes of a field name or value the reader
-/// took, which has no control bytes: OR-ing 0x20 into one of them gives a lowercase letter only
-/// from that letter's two cases and "-" only from "-". Byte by byte, the framing names of a
-/// head cost about 200 instructions more.
-func sameLowercaseWords(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-    let count = lowercase.utf8CodeUnitCount
-    guard range.count == count else { return false }
-    let literal = UnsafeRawPointer(lowercase.utf8Start)
-    func same(at offset: Int) -> Bool {
-        raw.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: UInt64.self) | 0x2020_2020_2020_2020
-            == literal.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-    }
-    var offset = 0
-    while offset + 8 < count {
-        guard same(at: offset) else { return false }
-        offset += 8
-    }
-    return same(at: count - 8)
 }

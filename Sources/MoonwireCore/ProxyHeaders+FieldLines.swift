@@ -47,8 +47,8 @@ extension ProxyHeaders {
                 switch field.name.count {
                 case 3: if bytesEqual(raw, field.name, "via", ignoringCase: true) { vias += 1 }
                 case 10:
-                    if sameLowercaseWords(raw, field.name, "connection") { connectionOptions(raw, field.value, into: &named) }
-                case 17: if sameLowercaseWords(raw, field.name, "transfer-encoding") { chunked = true }
+                    if bytesEqual(raw, field.name, "connection", ignoringCase: true) { connectionOptions(raw, field.value, into: &named) }
+                case 17: if bytesEqual(raw, field.name, "transfer-encoding", ignoringCase: true) { chunked = true }
                 default: break
                 }
             }
@@ -103,7 +103,7 @@ extension ProxyHeaders {
     /// fields that go anyway.
     private static func connectionOptions(_ raw: UnsafeRawBufferPointer, _ value: Range<Int>, into named: inout [Range<Int>]) {
         HTTP1HeadParser.forEachToken(raw, value) { option in
-            if !sameLowercaseWords(raw, option, "keep-alive"), !bytesEqual(raw, option, "close", ignoringCase: true) {
+            if !bytesEqual(raw, option, "keep-alive", ignoringCase: true), !bytesEqual(raw, option, "close", ignoringCase: true) {
                 named.append(option)
             }
         }

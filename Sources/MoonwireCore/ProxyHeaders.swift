@@ -42,8 +42,7 @@ enum ProxyHeaders {
     }
 
     private static func kind(_ name: String) -> Kind {
-        var name = name
-        return name.withUTF8 { kind(UnsafeRawBufferPointer($0)) }
+        withUTF8Bytes(of: name) { kind($0) }
     }
 
     /// Whether `name` is one of `names` (lowercase), in any letter case.
@@ -249,14 +248,13 @@ enum ProxyHeaders {
 
     private static func forwardedElement(_ line: inout ByteCursor, ip: String, host: String?, proto: String) {
         line.append("for=")
-        var ip = ip
-        ip.withUTF8 { ip in
+        withUTF8Bytes(of: ip) { ip in
             if ip.contains(UInt8(ascii: ":")) {
                 line.append("\"[")
-                line.append(bytes: UnsafeRawBufferPointer(ip))
+                line.append(bytes: ip)
                 line.append("]\"")
             } else {
-                line.append(bytes: UnsafeRawBufferPointer(ip))
+                line.append(bytes: ip)
             }
         }
         if let host {
@@ -271,9 +269,7 @@ enum ProxyHeaders {
     /// of the Forwarded field. One pass tells both whether to quote and whether to escape: most
     /// values are a host and port, quoted (for the colon) but with nothing to escape.
     private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
-        var value = value
-        value.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
+        withUTF8Bytes(of: value) { bytes in
             var token = !bytes.isEmpty
             var escapes = false
             for byte in bytes where !HTTP1HeadParser.isTokenByte(byte) {

@@ -49,4 +49,40 @@ final class HTTP1FieldLineTests: XCTestCase {
             }
         }
     }
+
+    /// Every byte at every position of names short and long, in the part tested eight bytes
+    /// at a time or alone: tchar (RFC 9110 section 5.6.2) is part of the name, a colon ends it,
+    /// anything else is refused.
+    func testEveryByteInANameAtEveryPosition() throws {
+        let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789".utf8) + Array(UInt8(ascii: "A")...UInt8(ascii: "Z"))
+            + Array(UInt8(ascii: "a")...UInt8(ascii: "z")))
+        for length in [1, 7, 8, 9, 16, 23] {
+            for position in 0..<length {
+                for byte in UInt8(0)...0xFF where byte != UInt8(ascii: ":") {
+                    var name = [UInt8](repeating: UInt8(ascii: "n"), count: length)
+                    name[position] = byte
+                    let line = name + Array(": a value of some length".utf8)
+                    if tchar.contains(byte) {
+                        let field = try parse(line)
+                        XCTAssertEqual(Array(field.name.utf8), name, "byte \(byte) at \(position) of \(length)")
+                        XCTAssertEqual(field.value, "a value of some length")
+                    } else {
+                        XCTAssertThrowsError(try parse(line), "byte \(byte) at \(position) of \(length)") { error in
+                            XCTAssertEqual(error as? HTTPParserError, .invalidHeaderToken)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testTheColonEndsTheNameInEveryLane() throws {
+        for length in 1...17 {
+            let name = String(repeating: "a-Z9", count: 5).prefix(length)
+            XCTAssertEqual(try parse(Array("\(name):v".utf8)).name, String(name))
+            XCTAssertEqual(try parse(Array("\(name): a longer value".utf8)).name, String(name))
+        }
+        XCTAssertThrowsError(try parse(Array(": no name".utf8)))
+        XCTAssertThrowsError(try parse(Array("no-colon-in-this-line".utf8)))
+    }
 }
