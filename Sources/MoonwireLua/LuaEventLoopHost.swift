@@ -126,12 +126,9 @@ public final class LuaEventLoopHost: ServerDelegate {
         current.streamedBodyLimit(for: head)
     }
 
-    /// Only a stream_body handler that is not a proxy route gets a stream for a bodyless
-    /// request, as `LuaVM.streamedBodyLimit` decides (looking up the framing fields there costs
-    /// about 250 instructions per request).
-    public var streamsBodylessRequests: Bool {
-        current.streamBodyRoutes.count != current.proxyRoutes.count
-    }
+    /// Asked first, so that a bodyless head skips `streamedBodyLimit` and its look-ups of the
+    /// framing fields (about 250 instructions per request).
+    public var streamsBodylessRequests: Bool { current.streamsBodylessRequests }
 
     public func selectApplicationProtocol(_ connection: ConnectionInfo, offered: [String]) -> String? {
         current.selectApplicationProtocol(connection, offered: offered)

@@ -71,10 +71,13 @@ extension LuaVM {
     /// Multipart form bodies stream to the upload stage (LuaVM+Uploads.swift), whatever their
     /// size: the upload limits bound them, not max_body_size, which bounds what is held in
     /// memory (their plain fields).
+    /// Whether a request without a body may be streamed: only to a stream_body handler that is
+    /// not a proxy route (every proxy route streams its body; a handler finds `req:read`
+    /// working). Without one, an HTTP/1.x request with no length or chunks streams nothing.
+    var streamsBodylessRequests: Bool { streamBodyRoutes.count != proxyRoutes.count }
+
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int? {
-        // An HTTP/1.x request without a length or chunks has no body: nothing to stream, unless
-        // a stream_body handler is there to find `req:read` working (proxy routes need none).
-        if streamBodyRoutes.count == proxyRoutes.count, head.version.major == 1, !head.headers.contains(name: "content-length"),
+        if !streamsBodylessRequests, head.version.major == 1, !head.headers.contains(name: "content-length"),
             !head.headers.contains(name: "transfer-encoding")
         {
             return nil
