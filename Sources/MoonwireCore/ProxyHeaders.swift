@@ -23,7 +23,7 @@ enum ProxyHeaders {
         case 2: return bytesEqual(name, range, "te", ignoringCase: true) ? .hopByHop : .pass
         case 3: return bytesEqual(name, range, "via", ignoringCase: true) ? .via : .pass
         case 4: return bytesEqual(name, range, "host", ignoringCase: true) ? .reframed : .pass
-        case 6: return bytesEqual(name, range, "expect", ignoringCase: true) ? .reframed : .pass
+        case 6: if bytesEqual(name, range, "expect", ignoringCase: true) { return .reframed }
         case 7:
             if bytesEqual(name, range, "upgrade", ignoringCase: true) { return .hopByHop }
             if bytesEqual(name, range, "trailer", ignoringCase: true) { return .trailer }

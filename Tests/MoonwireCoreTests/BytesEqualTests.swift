@@ -63,7 +63,7 @@ final class BytesEqualTests: XCTestCase {
         let kinds: [(String, ProxyHeaders.Kind)] = [
             ("te", .hopByHop), ("upgrade", .hopByHop), ("keep-alive", .hopByHop), ("transfer-encoding", .hopByHop),
             ("proxy-connection", .hopByHop), ("proxy-authorization", .hopByHop), ("proxy-authenticate", .hopByHop),
-            ("proxy-a", .hopByHop), ("connection", .connection), ("trailer", .trailer), ("via", .via),
+            ("proxy-a", .hopByHop), ("proxy-", .hopByHop), ("connection", .connection), ("trailer", .trailer), ("via", .via),
             ("host", .reframed), ("expect", .reframed), ("content-length", .reframed), ("forwarded", .forwarded),
             ("x-forwarded-for", .forwardedFor),
         ]
