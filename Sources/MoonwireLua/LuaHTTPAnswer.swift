@@ -58,10 +58,7 @@ private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFi
 /// (JSON, moonwire.shared), which sees only what a table holds.
 func completeHTTPAnswer(_ L: LuaThread, _ index: Int32) {
     let table = lua_absindex(L, index)
-    guard lua_type(L, table) == LUA_TTABLE, lua_getmetatable(L, table) != 0 else { return }
-    let isAnswer = lua_rawgetp(L, -1, PackedFields.key) == LUA_TUSERDATA
-    mw_pop(L, 2)
-    if isAnswer { buildHeaders(L, table) }
+    if lua_type(L, table) == LUA_TTABLE { buildHeaders(L, table) }
 }
 
 /// `answer.headers` before it exists: builds it. Any other missing key is nil.
@@ -98,7 +95,7 @@ private func pushShared(_ function: LuaFunction, key: UnsafeRawPointer, on L: Lu
 }
 
 /// Sets `headers` on the answer at `table` from its packed fields (unless the script set it
-/// already) and takes the answer's metatable away.
+/// already) and takes the answer's metatable away; leaves any other table as it is.
 private func buildHeaders(_ L: LuaThread, _ table: Int32) {
     guard lua_getmetatable(L, table) != 0 else { return }
     defer { mw_pop(L, 1) }
