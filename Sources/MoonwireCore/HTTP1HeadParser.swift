@@ -67,8 +67,9 @@ enum HTTP1HeadParser {
         return index
     }
 
-    /// Parses the head in `bytes[..<end]`, where `end` came from `headEnd`.
-    static func parse(_ bytes: UnsafeRawBufferPointer, end: Int) throws -> Result {
+    /// Parses the head in `bytes[..<end]`, where `end` came from `headEnd`; the fields' strings
+    /// come from `strings` where the connection's previous head had the same lines.
+    static func parse(_ bytes: UnsafeRawBufferPointer, end: Int, strings: inout HeadFieldStrings) throws -> Result {
         var lines = LineReader(bytes: bytes, end: end)
         guard let requestLine = lines.next() else { throw HTTPParserError.invalidInternalState }
         let (method, uri, version) = try parseRequestLine(bytes, requestLine)
@@ -78,7 +79,7 @@ enum HTTP1HeadParser {
         while let line = lines.next(), line.lowerBound < line.upperBound {
             let (name, value) = try parseField(bytes, line)
             fields.note(name: name, value: value, in: bytes)
-            headers.append((string(bytes, name), string(bytes, value)))
+            headers.append(strings.strings(at: headers.count, bytes, line: line, name: name, value: value))
         }
         let framing = try fields.framing(version: version, in: bytes)
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))

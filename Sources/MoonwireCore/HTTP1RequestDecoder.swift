@@ -53,6 +53,8 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     private var headLength = 0
     /// The trailer fields of the current request, while its trailer section arrives.
     private var trailers: [(String, String)] = []
+    /// The previous head's field strings, given again for the same lines.
+    private var fieldStrings = HeadFieldStrings()
     /// Received bytes not consumed yet.
     private var kept: ByteBuffer?
     /// Inside a decode, whose loop asks before each head anyway: a `resume()` does nothing.
@@ -244,7 +246,7 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
                 return (skipped, nil)
             }
             if end > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
-            return (skipped, try HTTP1HeadParser.parse(rest, end: end))
+            return (skipped, try HTTP1HeadParser.parse(rest, end: end, strings: &fieldStrings))
         }
         input.moveReaderIndex(forwardBy: outcome.skipped)
         guard let result = outcome.result else {

@@ -215,7 +215,7 @@ count() {
     elif [[ -n $http2 ]]; then
         h2load -n "$requests" -c 1 -m 16 "http://127.0.0.1:$port/hello" > "$work/load.$requests" 2>&1
     else
-        h2load --h1 -n "$requests" -c 1 "http://127.0.0.1:$port$target" > "$work/load.$requests" 2>&1
+        h2load --h1 -n "$requests" -c "${CLIENTS:-1}" "http://127.0.0.1:$port$target" > "$work/load.$requests" 2>&1
     fi
     kill -TERM "$server"
     wait "$server" || true
