@@ -9,7 +9,8 @@
 #
 #   Tests/bench/instructions.sh [BINARY]      (default .build/release/moonwire)
 #
-# Environment: SMALL (1000), LARGE (6000), PRELUDE (Lua run before the handler is defined, e.g.
+# Environment: SMALL (1000), LARGE (6000), CLIENTS (1: HTTP/1.1 connections the requests are
+# spread over, as make bench's 64 are), PRELUDE (Lua run before the handler is defined, e.g.
 # 'moonwire.options{limits = {instructions = 0}}' to count without the CPU budget), PROXY=1 (the
 # handler makes one moonwire.http.get per request to an nginx answering "hello", started here
 # outside valgrind: the count is Moonwire's side of a proxied request; PROXY=route forwards
