@@ -30,15 +30,25 @@ private let luaHTTPRequest: LuaFunction = { L in
     return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: 1, url: nil, method: nil, body: nil))
 }
 
-/// `moonwire.http.get(url [, opts])`.
+/// `moonwire.http.get(url [, opts])`. Without options, the VM's kept request (see
+/// `LuaRecentPooledRequest`) is looked for by the URL's bytes first.
 private let luaHTTPGet: LuaFunction = { L in
     let L = L!
     let function = LuaAPI.httpGet
-    guard L.type(at: 1) == LUA_TSTRING, let url = L.string(at: 1) else {
+    guard L.type(at: 1) == LUA_TSTRING else {
         return L.raise("\(function.name): expected a URL string, got \(describeArgument(L, 1))")
     }
     guard let options = optionsIndex(L, 2, function) else { return LuaReturn.raise }
-    return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: url, method: nil, body: nil))
+    if options == 0 {
+        let vm = LuaVM.from(L)
+        if let pool = vm.outboundPool, let client = vm.runtime.outboundHTTP, let kept = vm.recentPooledRequest.lookup(L, url: 1) {
+            vm.runtime.outboundRequests.increment()
+            let options = LuaHTTPRequestOptions(url: kept.url, method: .GET, headers: HTTPHeaders(), body: nil, tls: nil)
+            return sendPooled(L, function, client, options, through: pool, to: kept.target, kept.request)
+        }
+    }
+    return startHTTPRequest(
+        L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: L.string(at: 1), method: nil, body: nil))
 }
 
 /// `moonwire.http.post(url, body [, opts])`.
@@ -87,9 +97,7 @@ private func startHTTPRequest(
     }
     vm.runtime.outboundRequests.increment()
     if let pool = vm.outboundPool, let (url, request) = options.pooled(recent: &vm.recentPooledRequest) {
-        guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-        LuaHTTPExchange(waiter: waiter, client: client, options: consume options).send(through: pool, to: url, request)
-        return LuaReturn.yield
+        return sendPooled(L, function, client, options, through: pool, to: url, request)
     }
     let request: HTTPClient.Request
     do {
@@ -99,6 +107,16 @@ private func startHTTPRequest(
     }
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
     LuaHTTPExchange(waiter: waiter, client: client, options: options).send(request)
+    return LuaReturn.yield
+}
+
+/// Takes the call as a waiter, sends `request` through the loop's pool and yields.
+private func sendPooled(
+    _ L: LuaThread, _ function: LuaAPIFunction, _ client: OutboundHTTP, _ options: consuming LuaHTTPRequestOptions,
+    through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request
+) -> Int32 {
+    guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
+    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
     return LuaReturn.yield
 }
 
