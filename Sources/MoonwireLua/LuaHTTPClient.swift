@@ -127,12 +127,16 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     private let waiter: LuaWaiter
     private let client: OutboundHTTP
     private let options: LuaHTTPRequestOptions
-    /// The AsyncHTTPClient request of this leg (nil while the pool serves the first one).
-    private var request: HTTPClient.Request?
     private var redirectsLeft: Int
     private let deadline: NIODeadline
     /// Worker VMs run on loops of their own, outside the client's group.
     private let ownLoop: Bool
+    /// The pool's exchange, cancelled if the call ends first. Kept here, so that the closures
+    /// the waiter takes capture only `self`, which Swift passes as their context: none is
+    /// allocated per request.
+    private var pooled: OutboundHTTPCancellable?
+    /// The pool's answer, from its arrival until the resumed call pushes it.
+    private var response: OutboundHTTPResponse?
 
     init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions) {
         self.waiter = waiter
@@ -144,10 +148,10 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     }
 
     func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
-        let exchange = pool.execute(
+        pooled = pool.execute(
             request, to: url, deadline: deadline, timeout: options.timeout,
             connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize, receiver: self)
-        waiter.onAbandon { exchange.cancel() }
+        waiter.onAbandon { [self] in pooled?.cancel() }
     }
 
     /// The pool's answer.
@@ -155,21 +159,26 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
         switch consume result {
         case .success(let response):
             if options.redirects > 0, (300..<400).contains(response.head.status) {
-                return answered(response.head.httpResponseHead, response.body)
+                return answered(response.head.httpResponseHead, response.body, to: nil)
             }
-            waiter.resume { T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }
+            self.response = response
+            waiter.resume { [self] T in pushResponse(on: T) }
         case .failure(let failure): waiter.resume(failure: failure.description)
         }
     }
 
+    private func pushResponse(on T: LuaThread) -> Int32 {
+        let response = response.take()!
+        return pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T)
+    }
+
     func send(_ request: HTTPClient.Request) {
-        self.request = request
         let collector = HTTPResponseCollector(maxBodySize: options.maxBodySize, isHead: request.method == .HEAD)
         let task = client.execute(request, collector: collector, on: waiter.eventLoop, ownLoop: ownLoop, deadline: deadline)
         waiter.onAbandon { task.cancel() }
         task.futureResult.hop(to: waiter.eventLoop).assumeIsolated().whenComplete { result in
             switch result {
-            case .success(let response): self.answered(response.head, response.body)
+            case .success(let response): self.answered(response.head, response.body, to: request)
             case .failure(let error):
                 self.waiter.resume(
                     failure: HTTPClientFailure.message(for: error, host: request.host, port: request.port, timeout: self.options.timeout))
@@ -177,7 +186,8 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
         }
     }
 
-    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer) {
+    /// An answer to `request` (nil: the pool's, to the options' request).
+    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
         if options.redirects > 0, let current = request ?? (try? options.clientRequest()),
             let next = HTTPRedirect.next(after: head, to: current)
         {
