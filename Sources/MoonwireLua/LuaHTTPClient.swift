@@ -138,13 +138,13 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     /// The pool's answer, from its arrival until the resumed call pushes it.
     private var response: OutboundHTTPResponse?
 
-    init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions) {
+    init(waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions) {
         self.waiter = waiter
         self.client = client
-        self.options = options
         self.redirectsLeft = options.redirects
         self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
         self.ownLoop = !waiter.vm.isWorker
+        self.options = options
     }
 
     func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
