@@ -39,7 +39,9 @@ func pushHTTPAnswer(status: Int, _ body: ByteBuffer, headers: HTTPHeaders, on T:
 
 /// `{status=, body=}` with the metatable that builds `headers`; `packFields` pushes the fields.
 private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFields: () -> Void) -> Int32 {
-    lua_createtable(T, 0, 3)
+    // Room for status and body only: `headers`, when built, grows the table once, and the
+    // collector's work follows the bytes every answer allocates.
+    lua_createtable(T, 0, 2)
     lua_pushinteger(T, lua_Integer(status))
     T.setField(-2, "status")
     T.push(body)
