@@ -161,7 +161,7 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
             if options.redirects > 0, (300..<400).contains(response.head.status) {
                 return answered(response.head.httpResponseHead, response.body, to: nil)
             }
-            self.response = response
+            self.response = consume response
             waiter.resume { [self] T in pushResponse(on: T) }
         case .failure(let failure): waiter.resume(failure: failure.description)
         }
