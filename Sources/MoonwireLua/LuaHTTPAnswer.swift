@@ -7,10 +7,10 @@
 //
 // Until then the answer has the metatable of answers (`__index` and `__pairs`), one per VM, and
 // its packed fields wait in a table of the registry with weak keys, keyed by the answer: a
-// metatable per answer, with its three fields, cost about 800 instructions of a proxied
-// request (`PROXY=1 Tests/bench/instructions.sh`) more. Building the headers sets `answer.headers` (unless the script set
-// it first), drops the packed fields and removes the metatable: from then on the answer is a
-// plain table.
+// metatable per answer, with its three fields, cost a proxied request about 800 instructions
+// more (`PROXY=1 Tests/bench/instructions.sh`). Building the headers sets `answer.headers`
+// (unless the script set it first), drops the packed fields and removes the metatable: from
+// then on the answer is a plain table.
 import CLua
 import MoonwireCore
 import NIOCore
