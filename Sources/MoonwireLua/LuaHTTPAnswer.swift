@@ -5,10 +5,12 @@
 // holds them were a tenth of a proxied request (about 4,900 instructions of 53,500), and most
 // handlers read only `status` and `body`.
 //
-// Until then the answer has a metatable of its own: `__index` and `__pairs` (shared closures,
-// kept in the registry) and the packed fields under a light userdata key no script can make.
-// Building the headers sets `answer.headers` (unless the script set it first) and removes the
-// metatable: from then on the answer is a plain table.
+// Until then the answer has the metatable of answers (`__index` and `__pairs`), one per VM, and
+// its packed fields wait in a table of the registry with weak keys, keyed by the answer: a
+// metatable per answer, with its three fields, cost a proxied request about 800 instructions
+// more (`PROXY=1 Tests/bench/instructions.sh`). Building the headers sets `answer.headers`
+// (unless the script set it first), drops the packed fields and removes the metatable: from
+// then on the answer is a plain table.
 import CLua
 import MoonwireCore
 import NIOCore
@@ -37,18 +39,19 @@ func pushHTTPAnswer(status: Int, _ body: ByteBuffer, headers: HTTPHeaders, on T:
 
 /// `{status=, body=}` with the metatable that builds `headers`; `packFields` pushes the fields.
 private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFields: () -> Void) -> Int32 {
-    lua_createtable(T, 0, 3)
+    // Room for status and body only: `headers`, when built, grows the table once, and the
+    // collector's work follows the bytes every answer allocates.
+    lua_createtable(T, 0, 2)
     lua_pushinteger(T, lua_Integer(status))
     T.setField(-2, "status")
     T.push(body)
     T.setField(-2, "body")
-    lua_createtable(T, 0, 3)
-    pushShared(answerIndex, key: answerIndexKey, on: T)
-    T.setField(-2, "__index")
-    pushShared(answerPairs, key: answerPairsKey, on: T)
-    T.setField(-2, "__pairs")
+    pushPendingAnswers(on: T)
+    lua_pushvalue(T, -2)
     packFields()
-    lua_rawsetp(T, -2, PackedFields.key)
+    lua_rawset(T, -3)
+    mw_pop(T, 1)
+    pushAnswerMetatable(on: T)
     lua_setmetatable(T, -2)
     return 1
 }
@@ -82,26 +85,51 @@ private let answerPairs: LuaFunction = { L in
     return 3
 }
 
-private var answerIndexKey: UnsafeRawPointer { unsafeBitCast(answerIndex, to: UnsafeRawPointer.self) }
-private var answerPairsKey: UnsafeRawPointer { unsafeBitCast(answerPairs, to: UnsafeRawPointer.self) }
+/// The registry's keys of the metatable and of the pending answers: addresses, which a script
+/// cannot make into a light userdata.
+private var answerMetatableKey: UnsafeRawPointer { unsafeBitCast(answerIndex, to: UnsafeRawPointer.self) }
+private var pendingAnswersKey: UnsafeRawPointer { unsafeBitCast(answerPairs, to: UnsafeRawPointer.self) }
 
-/// Pushes the closure of `function` kept in the registry under `key`, made the first time.
-private func pushShared(_ function: LuaFunction, key: UnsafeRawPointer, on L: LuaThread) {
-    if lua_rawgetp(L, mw_registryindex(), key) == LUA_TFUNCTION { return }
+/// Pushes the metatable of answers whose headers are not built, made the first time.
+private func pushAnswerMetatable(on L: LuaThread) {
+    if lua_rawgetp(L, mw_registryindex(), answerMetatableKey) == LUA_TTABLE { return }
     mw_pop(L, 1)
-    L.push(function)
+    lua_createtable(L, 0, 2)
+    L.push(answerIndex)
+    L.setField(-2, "__index")
+    L.push(answerPairs)
+    L.setField(-2, "__pairs")
     lua_pushvalue(L, -1)
-    lua_rawsetp(L, mw_registryindex(), key)
+    lua_rawsetp(L, mw_registryindex(), answerMetatableKey)
+}
+
+/// Pushes the table of answers whose headers are not built, to their packed fields; its keys
+/// are weak, so an answer the script let go takes its fields along.
+private func pushPendingAnswers(on L: LuaThread) {
+    if lua_rawgetp(L, mw_registryindex(), pendingAnswersKey) == LUA_TTABLE { return }
+    mw_pop(L, 1)
+    lua_createtable(L, 0, 0)
+    lua_createtable(L, 0, 1)
+    L.push("k")
+    L.setField(-2, "__mode")
+    lua_setmetatable(L, -2)
+    lua_pushvalue(L, -1)
+    lua_rawsetp(L, mw_registryindex(), pendingAnswersKey)
 }
 
 /// Sets `headers` on the answer at `table` from its packed fields (unless the script set it
-/// already) and takes the answer's metatable away; leaves any other table as it is.
+/// already) and takes the answer's metatable away; leaves any other table, and an answer the
+/// script gave a metatable of its own, as they are.
 private func buildHeaders(_ L: LuaThread, _ table: Int32) {
     guard lua_getmetatable(L, table) != 0 else { return }
+    pushAnswerMetatable(on: L)
+    let isAnswer = lua_rawequal(L, -1, -2) != 0
+    mw_pop(L, 2)
+    guard isAnswer else { return }
+    pushPendingAnswers(on: L)
     defer { mw_pop(L, 1) }
-    guard lua_rawgetp(L, -1, PackedFields.key) == LUA_TUSERDATA, let packed = lua_touserdata(L, -1) else {
-        return mw_pop(L, 1)
-    }
+    lua_pushvalue(L, table)
+    guard lua_rawget(L, -2) == LUA_TUSERDATA, let packed = lua_touserdata(L, -1) else { return mw_pop(L, 1) }
     let bytes = UnsafeRawBufferPointer(start: packed, count: Int(lua_rawlen(L, -1)))
     L.push("headers")
     if lua_rawget(L, table) == LUA_TNIL {
@@ -113,6 +141,9 @@ private func buildHeaders(_ L: LuaThread, _ table: Int32) {
         mw_pop(L, 1)
     }
     mw_pop(L, 1)
+    lua_pushvalue(L, table)
+    lua_pushnil(L)
+    lua_rawset(L, -3)
     lua_pushnil(L)
     lua_setmetatable(L, table)
 }
@@ -122,10 +153,6 @@ private func buildHeaders(_ L: LuaThread, _ table: Int32) {
 /// One copy of the head, and no separator: a value over HTTP/2 is not checked for every byte
 /// the HTTP/1.1 reader refuses.
 private enum PackedFields {
-    /// The key of the packed fields in an answer's metatable: an address, which a script
-    /// cannot make into a light userdata (the one that keys `__index` in the registry, another table).
-    static var key: UnsafeRawPointer { answerIndexKey }
-
     static func push(_ bytes: UnsafeRawBufferPointer, _ ranges: [(name: Range<Int>, value: Range<Int>)], on L: LuaThread) {
         let table = 4 + 16 * ranges.count
         let out = UnsafeMutableRawBufferPointer(start: lua_newuserdatauv(L, table + bytes.count, 0), count: table + bytes.count)

@@ -30,15 +30,25 @@ private let luaHTTPRequest: LuaFunction = { L in
     return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: 1, url: nil, method: nil, body: nil))
 }
 
-/// `moonwire.http.get(url [, opts])`.
+/// `moonwire.http.get(url [, opts])`. Without options, the VM's kept request (see
+/// `LuaRecentPooledRequest`) is looked for by the URL's bytes first.
 private let luaHTTPGet: LuaFunction = { L in
     let L = L!
     let function = LuaAPI.httpGet
-    guard L.type(at: 1) == LUA_TSTRING, let url = L.string(at: 1) else {
+    guard L.type(at: 1) == LUA_TSTRING else {
         return L.raise("\(function.name): expected a URL string, got \(describeArgument(L, 1))")
     }
     guard let options = optionsIndex(L, 2, function) else { return LuaReturn.raise }
-    return startHTTPRequest(L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: url, method: nil, body: nil))
+    if options == 0 {
+        let vm = LuaVM.from(L)
+        if let pool = vm.outboundPool, let client = vm.runtime.outboundHTTP, let kept = vm.recentPooledRequest.lookup(L, url: 1) {
+            vm.runtime.outboundRequests.increment()
+            let options = LuaHTTPRequestOptions(url: kept.url, method: .GET, headers: HTTPHeaders(), body: nil, tls: nil)
+            return sendPooled(L, function, client, options, through: pool, to: kept.target, kept.request)
+        }
+    }
+    return startHTTPRequest(
+        L, function, LuaHTTPRequestOptions.read(L, function: function.name, options: options, url: L.string(at: 1), method: nil, body: nil))
 }
 
 /// `moonwire.http.post(url, body [, opts])`.
@@ -87,9 +97,7 @@ private func startHTTPRequest(
     }
     vm.runtime.outboundRequests.increment()
     if let pool = vm.outboundPool, let (url, request) = options.pooled(recent: &vm.recentPooledRequest) {
-        guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-        LuaHTTPExchange(waiter: waiter, client: client, options: consume options).send(through: pool, to: url, request)
-        return LuaReturn.yield
+        return sendPooled(L, function, client, options, through: pool, to: url, request)
     }
     let request: HTTPClient.Request
     do {
@@ -102,6 +110,16 @@ private func startHTTPRequest(
     return LuaReturn.yield
 }
 
+/// Takes the call as a waiter, sends `request` through the loop's pool and yields.
+private func sendPooled(
+    _ L: LuaThread, _ function: LuaAPIFunction, _ client: OutboundHTTP, _ options: consuming LuaHTTPRequestOptions,
+    through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request
+) -> Int32 {
+    guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
+    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
+    return LuaReturn.yield
+}
+
 /// One request of a waiting call, through its redirects, until it answers the call. Plain
 /// HTTP goes through the loop's keep-alive pool; TLS (and so HTTP/2) and redirects through
 /// AsyncHTTPClient.
@@ -109,27 +127,31 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     private let waiter: LuaWaiter
     private let client: OutboundHTTP
     private let options: LuaHTTPRequestOptions
-    /// The AsyncHTTPClient request of this leg (nil while the pool serves the first one).
-    private var request: HTTPClient.Request?
     private var redirectsLeft: Int
     private let deadline: NIODeadline
     /// Worker VMs run on loops of their own, outside the client's group.
     private let ownLoop: Bool
+    /// The pool's exchange, cancelled if the call ends first. Kept here, so that the closures
+    /// the waiter takes capture only `self`, which Swift passes as their context: none is
+    /// allocated per request.
+    private var pooled: OutboundHTTPCancellable?
+    /// The pool's answer, from its arrival until the resumed call pushes it.
+    private var response: OutboundHTTPResponse?
 
-    init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions) {
+    init(waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions) {
         self.waiter = waiter
         self.client = client
-        self.options = options
         self.redirectsLeft = options.redirects
         self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
         self.ownLoop = !waiter.vm.isWorker
+        self.options = options
     }
 
     func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
-        let exchange = pool.execute(
+        pooled = pool.execute(
             request, to: url, deadline: deadline, timeout: options.timeout,
             connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize, receiver: self)
-        waiter.onAbandon { exchange.cancel() }
+        waiter.onAbandon { [self] in pooled?.cancel() }
     }
 
     /// The pool's answer.
@@ -137,21 +159,26 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
         switch consume result {
         case .success(let response):
             if options.redirects > 0, (300..<400).contains(response.head.status) {
-                return answered(response.head.httpResponseHead, response.body)
+                return answered(response.head.httpResponseHead, response.body, to: nil)
             }
-            waiter.resume { T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }
+            self.response = consume response
+            waiter.resume { [self] T in pushResponse(on: T) }
         case .failure(let failure): waiter.resume(failure: failure.description)
         }
     }
 
+    private func pushResponse(on T: LuaThread) -> Int32 {
+        let response = response.take()!
+        return pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T)
+    }
+
     func send(_ request: HTTPClient.Request) {
-        self.request = request
         let collector = HTTPResponseCollector(maxBodySize: options.maxBodySize, isHead: request.method == .HEAD)
         let task = client.execute(request, collector: collector, on: waiter.eventLoop, ownLoop: ownLoop, deadline: deadline)
         waiter.onAbandon { task.cancel() }
         task.futureResult.hop(to: waiter.eventLoop).assumeIsolated().whenComplete { result in
             switch result {
-            case .success(let response): self.answered(response.head, response.body)
+            case .success(let response): self.answered(response.head, response.body, to: request)
             case .failure(let error):
                 self.waiter.resume(
                     failure: HTTPClientFailure.message(for: error, host: request.host, port: request.port, timeout: self.options.timeout))
@@ -159,7 +186,8 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
         }
     }
 
-    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer) {
+    /// An answer to `request` (nil: the pool's, to the options' request).
+    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
         if options.redirects > 0, let current = request ?? (try? options.clientRequest()),
             let next = HTTPRedirect.next(after: head, to: current)
         {

@@ -1,3 +1,4 @@
+import CLua
 import MoonwireCore
 import NIOCore
 import NIOHTTP1
@@ -26,6 +27,24 @@ final class LuaRecentPooledRequestTests: XCTestCase {
         let headRequest = options("http://127.0.0.1:8080/b", .HEAD).pooled(recent: &recent)
         XCTAssertEqual(head(headRequest), "HEAD /b HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n")
         XCTAssertEqual(headRequest?.1.isHead, true)
+    }
+
+    func testAGetWithoutOptionsFindsTheKeptRequestByTheBytesOfItsURL() {
+        var recent = LuaRecentPooledRequest()
+        let L = luaL_newstate()!
+        defer { lua_close(L) }
+        for url in ["http://127.0.0.1:8080/a", "http://127.0.0.1:8080/b", "http://127.0.0.1:8080/ab"] {
+            _ = lua_pushstring(L, url)
+        }
+        XCTAssertNil(recent.lookup(L, url: 1))
+        let made = options("http://127.0.0.1:8080/a").pooled(recent: &recent)
+        let found = recent.lookup(L, url: 1)
+        XCTAssertEqual(found?.url, "http://127.0.0.1:8080/a")
+        XCTAssertEqual(head(found.map { ($0.target, $0.request) }), head(made))
+        XCTAssertNil(recent.lookup(L, url: 2))
+        XCTAssertNil(recent.lookup(L, url: 3))
+        _ = options("http://127.0.0.1:8080/a", .HEAD).pooled(recent: &recent)
+        XCTAssertNil(recent.lookup(L, url: 1))
     }
 
     func testRequestsWithHeadersOrABodyAreNeitherKeptNorLookedUp() {
