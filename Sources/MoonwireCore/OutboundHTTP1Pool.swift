@@ -93,7 +93,7 @@ public final class OutboundHTTP1Pool {
         maxBodySize: Int, receiver: OutboundHTTPReceiver
     ) -> OutboundHTTPCancellable {
         let exchange = PooledExchange(
-            request, key: Self.key(url), url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
+            request, url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
             maxBodySize: maxBodySize, receiver: receiver)
         exchange.watchedIn = inFlight
         watch(exchange)
@@ -315,8 +315,6 @@ public protocol OutboundHTTPCancellable: AnyObject {
 /// closure.
 private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, OutboundHTTPCancellable {
     let request: OutboundHTTP1Pool.Request
-    /// The upstream's key in the pool.
-    let key: String
     let url: OutboundURL
     let connectTimeout: TimeAmount
     let maxBodySize: Int
@@ -333,11 +331,10 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
     var watchedIn: OutboundHTTP1Pool.InFlightExchanges?
 
     init(
-        _ request: OutboundHTTP1Pool.Request, key: String, url: OutboundURL, deadline: NIODeadline, seconds: Double,
+        _ request: OutboundHTTP1Pool.Request, url: OutboundURL, deadline: NIODeadline, seconds: Double,
         connectTimeout: TimeAmount, maxBodySize: Int, receiver: OutboundHTTPReceiver
     ) {
         self.request = request
-        self.key = key
         self.url = url
         self.deadline = deadline
         self.seconds = seconds
@@ -345,6 +342,9 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         self.maxBodySize = maxBodySize
         self.receiver = receiver
     }
+
+    /// The upstream's key in the pool (a plain URL's: the pool's exchanges make no TLS).
+    var key: String { url.poolKey }
 
     var isFinished: Bool { receiver == nil }
 
