@@ -70,7 +70,7 @@ struct HTTP1ResponseReader {
     }
 
     /// The answer was 101 Switching Protocols to an upgrade request.
-    var upgraded: Bool { asksUpgrade && head?.status == 101 }
+    private(set) var upgraded = false
 
     /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
     mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
@@ -141,6 +141,7 @@ struct HTTP1ResponseReader {
             return .interim(head)
         }
         let switches = status == 101
+        upgraded = switches
         self.head = head
         keepAlive = parsed.keepAlive && !switches
         body = parsed.body
@@ -156,7 +157,7 @@ struct HTTP1ResponseReader {
             try append(&buffer, taken)
             body = .length(left - taken)
             guard left - taken == 0 else { return .needMore }
-            return .complete(head!, data, reusable: keepAlive && buffer.readableBytes == 0)
+            return .complete(takeHead(), data, reusable: keepAlive && buffer.readableBytes == 0)
         case .untilClose:
             try append(&buffer, buffer.readableBytes)
             return .needMore
@@ -167,7 +168,7 @@ struct HTTP1ResponseReader {
                     guard trailers.read(&buffer) else { return .needMore }
                     // Trailers given up on leave the connection out of step.
                     let reusable = keepAlive && buffer.readableBytes == 0 && trailers.dropped == nil
-                    return .complete(head!, data, reusable: reusable)
+                    return .complete(takeHead(), data, reusable: reusable)
                 }
                 if let remaining = left {
                     if remaining > 0 {
@@ -192,6 +193,12 @@ struct HTTP1ResponseReader {
                 }
             }
         }
+    }
+
+    /// The head, handed on with the complete answer: moved rather than copied, the reader is
+    /// done with it.
+    private mutating func takeHead() -> OutboundResponseHead {
+        head.take()!
     }
 
     private mutating func append(_ buffer: inout ByteBuffer, _ count: Int) throws(ReadError) {

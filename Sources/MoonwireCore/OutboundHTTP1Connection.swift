@@ -218,6 +218,9 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         }
     }
 
+    /// Not passed on: no handler comes after this one, and the pipeline's tail drops it.
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A TLS upstream that fails its handshake (an untrusted certificate) says why.
         if error is NIOSSLError || error is BoringSSLError {

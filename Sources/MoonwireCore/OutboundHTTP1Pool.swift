@@ -29,13 +29,13 @@ public final class OutboundHTTP1Pool {
     /// Exchanges in progress, for their timeouts: one sweep every 50 ms while there are some,
     /// rather than a timer per exchange (scheduling and cancelling one cost about 5,000
     /// instructions, a twentieth of a proxied request).
-    /// Each knows its place in the list (`watchSlot`), so that taking one out hashes nothing.
-    private var inFlight: [OutboundDeadline] = []
+    private let inFlight = InFlightExchanges()
     private var timeoutSweep: RepeatedTask?
     private static let timeoutPrecision = TimeAmount.milliseconds(50)
 
     public init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
+        inFlight.pool = self
     }
 
     deinit {
@@ -54,8 +54,8 @@ public final class OutboundHTTP1Pool {
     private func endLateExchanges() {
         let now = NIODeadline.now()
         // Over a copy: an exchange that ends takes itself out of the list.
-        for exchange in inFlight where exchange.deadline <= now { exchange.expire() }
-        guard inFlight.isEmpty else { return }
+        for exchange in inFlight.list where exchange.deadline <= now { exchange.expire() }
+        guard inFlight.list.isEmpty else { return }
         timeoutSweep?.cancel()
         timeoutSweep = nil
     }
@@ -77,21 +77,12 @@ public final class OutboundHTTP1Pool {
 
     /// Ends `exchange` with `expire` if its deadline passes while it is watched.
     func watch(_ exchange: OutboundDeadline) {
-        if exchange.watchSlot < 0 {
-            exchange.watchSlot = inFlight.count
-            inFlight.append(exchange)
-        }
+        inFlight.add(exchange)
         if timeoutSweep == nil { startTimeoutSweep() }
     }
 
     func unwatch(_ exchange: OutboundDeadline) {
-        let slot = exchange.watchSlot
-        guard slot >= 0, slot < inFlight.count, inFlight[slot] === exchange else { return }
-        exchange.watchSlot = -1
-        let last = inFlight.removeLast()
-        guard slot < inFlight.count else { return }
-        inFlight[slot] = last
-        last.watchSlot = slot
+        inFlight.remove(exchange)
     }
 
     /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
@@ -102,9 +93,9 @@ public final class OutboundHTTP1Pool {
         maxBodySize: Int, receiver: OutboundHTTPReceiver
     ) -> OutboundHTTPCancellable {
         let exchange = PooledExchange(
-            request, key: Self.key(url), url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
+            request, url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
             maxBodySize: maxBodySize, receiver: receiver)
-        exchange.pool = self
+        exchange.watchedIn = inFlight
         watch(exchange)
         start(exchange)
         return exchange
@@ -156,8 +147,11 @@ public final class OutboundHTTP1Pool {
         if let known = idle[key] {
             list = known
         } else {
-            list = IdleConnections(key: key)
+            list = IdleConnections(key: key, pool: self)
             idle[key] = list
+            // From the first upstream on (the sweep never stops), so that a connection going
+            // back to its list need not ask the pool.
+            if idleSweep == nil { startSweep() }
         }
         lastIdle = (key, list)
         return list
@@ -172,13 +166,8 @@ public final class OutboundHTTP1Pool {
     }
 
     private func giveBack(_ connection: OutboundHTTP1Connection, to list: IdleConnections) {
-        guard connection.isOpen else { return }
         // A list the sweep dropped (it was empty) is found or made again under its key.
-        let list = list.isFiled ? list : idleList(list.key)
-        guard list.connections.count < Self.idleLimit else { return connection.close() }
-        connection.lastUsed = .now()
-        list.connections.append(connection)
-        if idleSweep == nil { startSweep() }
+        (list.isFiled ? list : idleList(list.key)).keep(connection)
     }
 
     /// Closes connections idle for longer than `idleTimeout`, a few times per timeout.
@@ -202,15 +191,59 @@ public final class OutboundHTTP1Pool {
         }
     }
 
-    /// One upstream's idle connections, the newest last.
+    /// One upstream's idle connections, the newest last. A connection goes back to its list
+    /// without the pool: taking a reference to the pool (counted in its side table, the pool
+    /// being referenced weakly) cost about 150 instructions per exchange.
     private final class IdleConnections {
         let key: String
         var connections: [OutboundHTTP1Connection] = []
         /// In the pool's table (the sweep drops lists left empty).
         var isFiled = true
+        /// For a list out of the table, whose connections go to the one filed under its key.
+        weak var pool: OutboundHTTP1Pool?
 
-        init(key: String) {
+        init(key: String, pool: OutboundHTTP1Pool) {
             self.key = key
+            self.pool = pool
+        }
+
+        /// Takes back a connection that can carry another exchange.
+        func takeBack(_ connection: OutboundHTTP1Connection) {
+            if isFiled { keep(connection) } else { pool?.giveBack(connection, to: self) }
+        }
+
+        func keep(_ connection: OutboundHTTP1Connection) {
+            guard connection.isOpen else { return }
+            guard connections.count < OutboundHTTP1Pool.idleLimit else { return connection.close() }
+            connection.lastUsed = .now()
+            connections.append(connection)
+        }
+    }
+
+    /// Exchanges in progress, for their timeouts. An object of its own, so that a pooled
+    /// exchange holds it while listed instead of a weak reference to the pool: the pool, being
+    /// referenced weakly, counts its references in a side table, and that reference cost about
+    /// 200 instructions per exchange.
+    fileprivate final class InFlightExchanges {
+        /// Each knows its place in the list (`watchSlot`), so that taking one out hashes nothing.
+        private(set) var list: [OutboundDeadline] = []
+        /// For a retry, which starts the exchange again.
+        weak var pool: OutboundHTTP1Pool?
+
+        func add(_ exchange: OutboundDeadline) {
+            guard exchange.watchSlot < 0 else { return }
+            exchange.watchSlot = list.count
+            list.append(exchange)
+        }
+
+        func remove(_ exchange: OutboundDeadline) {
+            let slot = exchange.watchSlot
+            guard slot >= 0, slot < list.count, list[slot] === exchange else { return }
+            exchange.watchSlot = -1
+            let last = list.removeLast()
+            guard slot < list.count else { return }
+            list[slot] = last
+            last.watchSlot = slot
         }
     }
 
@@ -251,9 +284,10 @@ public final class OutboundHTTP1Pool {
                     channel.close(promise: nil)
                     return completion(.failure(.connectFailed(target: target, reason: "no connection handler")))
                 }
-                let list = self?.idleList(key)
-                connection.released = { [weak self] connection, reusable in
-                    if reusable, let list { self?.giveBack(connection, to: list) }
+                if let list = self?.idleList(key) {
+                    connection.released = { connection, reusable in
+                        if reusable { list.takeBack(connection) }
+                    }
                 }
                 completion(.success(connection))
             }
@@ -284,8 +318,6 @@ public protocol OutboundHTTPCancellable: AnyObject {
 /// closure.
 private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, OutboundHTTPCancellable {
     let request: OutboundHTTP1Pool.Request
-    /// The upstream's key in the pool.
-    let key: String
     let url: OutboundURL
     let connectTimeout: TimeAmount
     let maxBodySize: Int
@@ -298,15 +330,14 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
     var reused = false
     private var mayRetry = true
     var watchSlot = -1
-    /// The pool whose list it is in, until it ends.
-    weak var pool: OutboundHTTP1Pool?
+    /// The pool's list of exchanges in progress, while it is in it.
+    var watchedIn: OutboundHTTP1Pool.InFlightExchanges?
 
     init(
-        _ request: OutboundHTTP1Pool.Request, key: String, url: OutboundURL, deadline: NIODeadline, seconds: Double,
+        _ request: OutboundHTTP1Pool.Request, url: OutboundURL, deadline: NIODeadline, seconds: Double,
         connectTimeout: TimeAmount, maxBodySize: Int, receiver: OutboundHTTPReceiver
     ) {
         self.request = request
-        self.key = key
         self.url = url
         self.deadline = deadline
         self.seconds = seconds
@@ -315,6 +346,9 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         self.receiver = receiver
     }
 
+    /// The upstream's key in the pool (a plain URL's: the pool's exchanges make no TLS).
+    var key: String { url.poolKey }
+
     var isFinished: Bool { receiver == nil }
 
     /// The connection's answer.
@@ -322,7 +356,7 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         connection = nil
         // A connection the upstream closed while it was idle fails before any answer: an
         // idempotent request goes again, once, on a new connection.
-        if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent, let pool {
+        if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent, let pool = watchedIn?.pool {
             mayRetry = false
             return pool.start(self)
         }
@@ -341,8 +375,8 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
 
     func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         guard let receiver = receiver.take() else { return }
-        pool?.unwatch(self)
-        pool = nil
+        watchedIn?.remove(self)
+        watchedIn = nil
         connection = nil
         receiver.received(result)
     }

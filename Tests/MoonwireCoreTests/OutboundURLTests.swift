@@ -35,6 +35,16 @@ final class OutboundURLTests: XCTestCase {
         XCTAssertEqual(OutboundURL("http://example.com")?.isSecure, false)
     }
 
+    /// Two URLs parsed apart are equal when their parts are, and the pool files them together.
+    func testURLsCompareByTheirParts() throws {
+        let url = try XCTUnwrap(OutboundURL("http://example.com:8080/a?b"))
+        XCTAssertEqual(url, OutboundURL("http://example.com:8080/a?b"))
+        XCTAssertNotEqual(url, OutboundURL("http://example.com:8080/a?c"))
+        XCTAssertNotEqual(url, OutboundURL("https://example.com:8080/a?b"))
+        XCTAssertEqual(url.poolKey, "example.com|8080")
+        XCTAssertEqual(url.authority, "example.com:8080")
+    }
+
     func testRequestBytes() throws {
         let url = try XCTUnwrap(OutboundURL("http://h:81/p"))
         let get = url.request(method: "GET", headers: ["Accept": "x"], body: nil)
