@@ -41,17 +41,18 @@ func pushHTTPAnswer(status: Int, _ body: ByteBuffer, headers: HTTPHeaders, on T:
 private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFields: () -> Void) -> Int32 {
     // Room for status and body only: `headers`, when built, grows the table once, and the
     // collector's work follows the bytes every answer allocates.
+    let tables = LuaHTTPAnswerTables.of(T)
     lua_createtable(T, 0, 2)
     lua_pushinteger(T, lua_Integer(status))
     T.setField(-2, "status")
     T.push(body)
     T.setField(-2, "body")
-    pushPendingAnswers(on: T)
+    tables.pushPending(on: T)
     lua_pushvalue(T, -2)
     packFields()
     lua_rawset(T, -3)
     mw_pop(T, 1)
-    pushAnswerMetatable(on: T)
+    tables.pushMetatable(on: T)
     lua_setmetatable(T, -2)
     return 1
 }
@@ -85,36 +86,44 @@ private let answerPairs: LuaFunction = { L in
     return 3
 }
 
-/// The registry's keys of the metatable and of the pending answers: addresses, which a script
-/// cannot make into a light userdata.
-private var answerMetatableKey: UnsafeRawPointer { unsafeBitCast(answerIndex, to: UnsafeRawPointer.self) }
-private var pendingAnswersKey: UnsafeRawPointer { unsafeBitCast(answerPairs, to: UnsafeRawPointer.self) }
+/// The metatable of answers whose headers are not built, and the table of those answers to
+/// their packed fields (its keys are weak, so an answer the script let go takes its fields
+/// along): made with the VM, and found by their registry references. Looked up by address
+/// (`lua_rawgetp`), the two cost a proxied request about 290 instructions.
+struct LuaHTTPAnswerTables {
+    private(set) var metatable = LUA_NOREF
+    private(set) var pending = LUA_NOREF
 
-/// Pushes the metatable of answers whose headers are not built, made the first time.
-private func pushAnswerMetatable(on L: LuaThread) {
-    if lua_rawgetp(L, mw_registryindex(), answerMetatableKey) == LUA_TTABLE { return }
-    mw_pop(L, 1)
-    lua_createtable(L, 0, 2)
-    L.push(answerIndex)
-    L.setField(-2, "__index")
-    L.push(answerPairs)
-    L.setField(-2, "__pairs")
-    lua_pushvalue(L, -1)
-    lua_rawsetp(L, mw_registryindex(), answerMetatableKey)
-}
+    init() {}
 
-/// Pushes the table of answers whose headers are not built, to their packed fields; its keys
-/// are weak, so an answer the script let go takes its fields along.
-private func pushPendingAnswers(on L: LuaThread) {
-    if lua_rawgetp(L, mw_registryindex(), pendingAnswersKey) == LUA_TTABLE { return }
-    mw_pop(L, 1)
-    lua_createtable(L, 0, 0)
-    lua_createtable(L, 0, 1)
-    L.push("k")
-    L.setField(-2, "__mode")
-    lua_setmetatable(L, -2)
-    lua_pushvalue(L, -1)
-    lua_rawsetp(L, mw_registryindex(), pendingAnswersKey)
+    /// Makes both tables in `L`'s registry.
+    init(in L: LuaThread) {
+        lua_createtable(L, 0, 2)
+        L.push(answerIndex)
+        L.setField(-2, "__index")
+        L.push(answerPairs)
+        L.setField(-2, "__pairs")
+        metatable = luaL_ref(L, mw_registryindex())
+        lua_createtable(L, 0, 0)
+        lua_createtable(L, 0, 1)
+        L.push("k")
+        L.setField(-2, "__mode")
+        lua_setmetatable(L, -2)
+        pending = luaL_ref(L, mw_registryindex())
+    }
+
+    /// The tables of `L`'s VM.
+    static func of(_ L: LuaThread) -> LuaHTTPAnswerTables {
+        LuaVM.owner(of: L)._withUnsafeGuaranteedRef { $0.httpAnswerTables }
+    }
+
+    func pushMetatable(on L: LuaThread) {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(metatable))
+    }
+
+    func pushPending(on L: LuaThread) {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(pending))
+    }
 }
 
 /// Sets `headers` on the answer at `table` from its packed fields (unless the script set it
@@ -122,11 +131,12 @@ private func pushPendingAnswers(on L: LuaThread) {
 /// script gave a metatable of its own, as they are.
 private func buildHeaders(_ L: LuaThread, _ table: Int32) {
     guard lua_getmetatable(L, table) != 0 else { return }
-    pushAnswerMetatable(on: L)
+    let tables = LuaHTTPAnswerTables.of(L)
+    tables.pushMetatable(on: L)
     let isAnswer = lua_rawequal(L, -1, -2) != 0
     mw_pop(L, 2)
     guard isAnswer else { return }
-    pushPendingAnswers(on: L)
+    tables.pushPending(on: L)
     defer { mw_pop(L, 1) }
     lua_pushvalue(L, table)
     guard lua_rawget(L, -2) == LUA_TUSERDATA, let packed = lua_touserdata(L, -1) else { return mw_pop(L, 1) }

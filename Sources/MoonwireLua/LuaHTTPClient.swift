@@ -12,6 +12,7 @@ import NIOHTTP1
 extension LuaVM {
     /// Pushes the `moonwire.http` table.
     func installHTTPClient() {
+        httpAnswerTables = LuaHTTPAnswerTables(in: L)
         lua_createtable(L, 0, 3)
         L.setFunction("request", luaHTTPRequest)
         L.setFunction("get", luaHTTPGet)

@@ -32,6 +32,8 @@ public final class LuaVM {
     var events = LuaEventRefs()
     var hostMetatableRef: Int32 = LUA_NOREF
     var socketMetatableRef: Int32 = LUA_NOREF
+    /// The registry's tables of moonwire.http's answers.
+    var httpAnswerTables = LuaHTTPAnswerTables()
     /// The `ws` table of each connection an event has seen (a registry reference), with the
     /// connection's GUID: found by the connection's identity, without a Lua string made from
     /// the GUID per event.
