@@ -136,7 +136,8 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     /// the waiter takes capture only `self`, which Swift passes as their context: none is
     /// allocated per request.
     private var pooled: OutboundHTTPCancellable?
-    /// The pool's answer, from its arrival until the resumed call pushes it.
+    /// The pool's answer when it arrived before the call yielded, until the resumed call
+    /// pushes it.
     private var response: OutboundHTTPResponse?
 
     init(waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions) {
@@ -161,6 +162,10 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
         case .success(let response):
             if options.redirects > 0, (300..<400).contains(response.head.status) {
                 return answered(response.head.httpResponseHead, response.body, to: nil)
+            }
+            // The answer is pushed where it lies; stored only when the call has not yielded yet.
+            if waiter.resumeNow({ T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }) {
+                return
             }
             self.response = consume response
             waiter.resume { [self] T in pushResponse(on: T) }

@@ -24,15 +24,22 @@ struct LuaWaiter {
     /// connection closed). A function that answers before it yielded (a future already
     /// failed) is resumed on the next turn of the loop.
     func resume(_ push: @escaping (LuaThread) -> Int32) {
-        guard let call = vm.calls[callID], call.waits == serial else { return }
-        guard call.isSuspended else {
-            let waiter = self
-            let later = UnsafeTransfer(push)
-            vm.eventLoop?.assumeIsolated().execute { waiter.resume(later.value) }
-            return
-        }
+        guard !resumeNow(push) else { return }
+        let waiter = self
+        let later = UnsafeTransfer(push)
+        vm.eventLoop?.assumeIsolated().execute { waiter.resume(later.value) }
+    }
+
+    /// Resumes the call with the values `push` leaves when it is suspended in this wait, or
+    /// does nothing when it has ended meanwhile; false, with nothing pushed, when it has not
+    /// yielded yet (`resume(_:)` then tries again on the next turn). `push` does not escape, so
+    /// it may borrow an answer that only lives as long as this call.
+    func resumeNow(_ push: (LuaThread) -> Int32) -> Bool {
+        guard let call = vm.calls[callID], call.waits == serial else { return true }
+        guard call.isSuspended else { return false }
         call.cancelWait = nil
         vm.proceed(call, arguments: push(call.thread))
+        return true
     }
 
     /// Resumes the call with `nil, message`: a failure the script reads as a value.
