@@ -7,6 +7,12 @@
 // back on the loop that asked, with no thread hop. AsyncHTTPClient serves the rest (TLS, HTTP/2):
 // for this path it cost about 180,000 instructions per request, eight times what the request
 // being proxied costs.
+//
+// Nothing references the pool weakly: a weak reference, once formed, moves an object's
+// reference count to a side table for the rest of its life, and every retain and release of
+// it then takes a slow path (about 125 instructions a pair, several pairs per request). Its
+// sweeps hold the parts they sweep instead (the idle table, the exchanges in flight), and an
+// exchange holds the pool while in flight (until its deadline at the latest).
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -20,44 +26,22 @@ public final class OutboundHTTP1Pool {
     public static let idleTimeout = TimeAmount.seconds(60)
 
     private let eventLoop: EventLoop
-    /// The idle connections of each upstream. A connection gives itself back to its own list,
-    /// and the list of the last upstream asked for is found without hashing its key: a
-    /// String-keyed look-up both ways cost about 2,000 instructions per request.
-    private var idle: [String: IdleConnections] = [:]
-    private var lastIdle: (key: String, list: IdleConnections)?
-    private var idleSweep: RepeatedTask?
+    private let idle: IdleTable
     /// Exchanges in progress, for their timeouts: one sweep every 50 ms while there are some,
     /// rather than a timer per exchange (scheduling and cancelling one cost about 5,000
     /// instructions, a twentieth of a proxied request).
-    private let inFlight = InFlightExchanges()
-    private var timeoutSweep: RepeatedTask?
-    private static let timeoutPrecision = TimeAmount.milliseconds(50)
+    private let inFlight: InFlightExchanges
 
     public init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
-        inFlight.pool = self
+        idle = IdleTable(eventLoop: eventLoop)
+        inFlight = InFlightExchanges(eventLoop: eventLoop)
     }
 
+    /// The idle sweep would keep the table forever; the timeout sweep stops by itself, no
+    /// exchange being left (each holds the pool while in flight).
     deinit {
-        idleSweep?.cancel()
-        timeoutSweep?.cancel()
-    }
-
-    private func startTimeoutSweep() {
-        let pool = NIOLoopBound(WeakPool(self), eventLoop: eventLoop)
-        timeoutSweep = eventLoop.scheduleRepeatedTask(initialDelay: Self.timeoutPrecision, delay: Self.timeoutPrecision) { _ in
-            pool.value.pool?.endLateExchanges()
-        }
-    }
-
-    /// Ends the exchanges past their deadline; the sweep stops when none is left.
-    private func endLateExchanges() {
-        let now = NIODeadline.now()
-        // Over a copy: an exchange that ends takes itself out of the list.
-        for exchange in inFlight.list where exchange.deadline <= now { exchange.expire() }
-        guard inFlight.list.isEmpty else { return }
-        timeoutSweep?.cancel()
-        timeoutSweep = nil
+        idle.stopSweep()
     }
 
     /// What one exchange sends: the request's bytes (see `OutboundURL.request`), and what the
@@ -78,7 +62,6 @@ public final class OutboundHTTP1Pool {
     /// Ends `exchange` with `expire` if its deadline passes while it is watched.
     func watch(_ exchange: OutboundDeadline) {
         inFlight.add(exchange)
-        if timeoutSweep == nil { startTimeoutSweep() }
     }
 
     func unwatch(_ exchange: OutboundDeadline) {
@@ -95,7 +78,7 @@ public final class OutboundHTTP1Pool {
         let exchange = PooledExchange(
             request, url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
             maxBodySize: maxBodySize, receiver: receiver)
-        exchange.watchedIn = inFlight
+        exchange.pool = self
         watch(exchange)
         start(exchange)
         return exchange
@@ -103,19 +86,17 @@ public final class OutboundHTTP1Pool {
 
     /// Sends the exchange's request on an idle connection to its upstream, or on a new one.
     fileprivate func start(_ exchange: PooledExchange) {
-        if let connection = takeIdle(exchange.key) { return send(exchange, on: connection) }
-        connect(exchange.url, tls: nil, key: exchange.key, timeout: exchange.connectTimeout) { [weak self] result in
+        if let connection = idle.take(exchange.key) { return send(exchange, on: connection) }
+        connect(exchange.url, tls: nil, key: exchange.key, timeout: exchange.connectTimeout) { [self] result in
             switch result {
-            case .success(let connection):
-                guard let self else { return exchange.cancel() }
-                send(exchange, on: connection)
+            case .success(let connection): send(exchange, on: connection)
             case .failure(let error): exchange.finish(.failure(.connect(error)))
             }
         }
     }
 
     private func send(_ exchange: PooledExchange, on connection: OutboundHTTP1Connection) {
-        guard !exchange.isFinished else { return giveBack(connection, to: idleList(exchange.key)) }
+        guard !exchange.isFinished else { return idle.list(exchange.key).keep(connection) }
         exchange.connection = connection
         exchange.reused = connection.served > 0
         connection.send(exchange.request.bytes, isHead: exchange.request.isHead, maxBodySize: exchange.maxBodySize, to: exchange)
@@ -129,87 +110,110 @@ public final class OutboundHTTP1Pool {
         completion: @escaping (Result<OutboundHTTP1Connection, TCPSocketError>) -> Void
     ) {
         let key = Self.key(url, tls: url.isSecure ? tls : nil)
-        if let connection = takeIdle(key) { return completion(.success(connection)) }
+        if let connection = idle.take(key) { return completion(.success(connection)) }
         connect(url, tls: url.isSecure ? tls : nil, key: key, timeout: connectTimeout, completion: completion)
     }
 
     /// An idle connection to `url`'s server, as `checkout` would hand it over, or nil: asked
     /// first, it spares the closure context of checkout's completion when one is at hand.
     func idleConnection(to url: OutboundURL, tls: OutboundTLS) -> OutboundHTTP1Connection? {
-        takeIdle(Self.key(url, tls: url.isSecure ? tls : nil))
+        idle.take(Self.key(url, tls: url.isSecure ? tls : nil))
     }
 
-    /// The idle list of the upstream filed under `key`, made when first asked for.
-    private func idleList(_ key: String) -> IdleConnections {
-        // The same URL's key is the same string, which compares without reading its bytes.
-        if let last = lastIdle, last.key == key { return last.list }
-        let list: IdleConnections
-        if let known = idle[key] {
-            list = known
-        } else {
-            list = IdleConnections(key: key, pool: self)
-            idle[key] = list
-            // From the first upstream on (the sweep never stops), so that a connection going
-            // back to its list need not ask the pool.
-            if idleSweep == nil { startSweep() }
+    /// The idle connections of each upstream. A connection gives itself back to its own list,
+    /// and the list of the last upstream asked for is found without hashing its key: a
+    /// String-keyed look-up both ways cost about 2,000 instructions per request.
+    private final class IdleTable {
+        private var lists: [String: IdleConnections] = [:]
+        private var last: (key: String, list: IdleConnections)?
+        private let eventLoop: EventLoop
+        /// Holds the table, from its first upstream on, until the pool's deinit stops it.
+        private var sweep: RepeatedTask?
+
+        init(eventLoop: EventLoop) {
+            self.eventLoop = eventLoop
         }
-        lastIdle = (key, list)
-        return list
-    }
 
-    private func takeIdle(_ key: String) -> OutboundHTTP1Connection? {
-        let list = idleList(key)
-        while let connection = list.connections.popLast() {
-            if connection.isOpen { return connection }
+        /// The idle list of the upstream filed under `key`, made when first asked for.
+        func list(_ key: String) -> IdleConnections {
+            // The same URL's key is the same string, which compares without reading its bytes.
+            if let last, last.key == key { return last.list }
+            let list: IdleConnections
+            if let known = lists[key] {
+                list = known
+            } else {
+                list = IdleConnections(key: key)
+                lists[key] = list
+                // From the first upstream on (the sweep never stops), so that a connection going
+                // back to its list need not ask the table.
+                if sweep == nil { startSweep() }
+            }
+            last = (key, list)
+            return list
         }
-        return nil
-    }
 
-    private func giveBack(_ connection: OutboundHTTP1Connection, to list: IdleConnections) {
-        // A list the sweep dropped (it was empty) is found or made again under its key.
-        (list.isFiled ? list : idleList(list.key)).keep(connection)
-    }
-
-    /// Closes connections idle for longer than `idleTimeout`, a few times per timeout.
-    private func startSweep() {
-        let interval = TimeAmount.nanoseconds(Self.idleTimeout.nanoseconds / 4)
-        let pool = NIOLoopBound(WeakPool(self), eventLoop: eventLoop)
-        idleSweep = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            pool.value.pool?.closeStale()
+        func take(_ key: String) -> OutboundHTTP1Connection? {
+            let list = list(key)
+            while let connection = list.connections.popLast() {
+                if connection.isOpen { return connection }
+            }
+            return nil
         }
-    }
 
-    private func closeStale() {
-        let oldest = NIODeadline.now() - Self.idleTimeout
-        for (key, list) in idle {
-            for connection in list.connections where connection.lastUsed < oldest { connection.close() }
-            list.connections.removeAll { !$0.isOpen }
-            guard list.connections.isEmpty else { continue }
-            idle[key] = nil
-            list.isFiled = false
-            if lastIdle?.list === list { lastIdle = nil }
+        /// Closes connections idle for longer than `idleTimeout`, a few times per timeout.
+        private func startSweep() {
+            let interval = TimeAmount.nanoseconds(OutboundHTTP1Pool.idleTimeout.nanoseconds / 4)
+            let table = NIOLoopBound(self, eventLoop: eventLoop)
+            sweep = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                table.value.closeStale()
+            }
+        }
+
+        func stopSweep() {
+            sweep?.cancel()
+        }
+
+        private func closeStale() {
+            let oldest = NIODeadline.now() - OutboundHTTP1Pool.idleTimeout
+            for (key, list) in lists {
+                for connection in list.connections where connection.lastUsed < oldest { connection.close() }
+                list.connections.removeAll { !$0.isOpen }
+                guard list.connections.isEmpty else { continue }
+                lists[key] = nil
+                list.refiling = self
+                if last?.list === list { last = nil }
+            }
         }
     }
 
     /// One upstream's idle connections, the newest last. A connection goes back to its list
-    /// without the pool: taking a reference to the pool (counted in its side table, the pool
-    /// being referenced weakly) cost about 150 instructions per exchange.
+    /// by itself, without the pool or the table.
     private final class IdleConnections {
         let key: String
         var connections: [OutboundHTTP1Connection] = []
-        /// In the pool's table (the sweep drops lists left empty).
-        var isFiled = true
-        /// For a list out of the table, whose connections go to the one filed under its key.
-        weak var pool: OutboundHTTP1Pool?
+        /// Set when the sweep drops the list from the table (it was empty): the table its
+        /// connections in use go back to, under the list filed there then. Held strongly, the
+        /// table no longer holding the list: each connection going back drops this list for
+        /// that one, so it is freed once the last of them is back or closed.
+        var refiling: IdleTable?
 
-        init(key: String, pool: OutboundHTTP1Pool) {
+        init(key: String) {
             self.key = key
-            self.pool = pool
+        }
+
+        /// Makes `connection` come back to this list when it can carry another exchange.
+        func adopt(_ connection: OutboundHTTP1Connection) {
+            connection.released = { connection, reusable in
+                if reusable { self.takeBack(connection) }
+            }
         }
 
         /// Takes back a connection that can carry another exchange.
-        func takeBack(_ connection: OutboundHTTP1Connection) {
-            if isFiled { keep(connection) } else { pool?.giveBack(connection, to: self) }
+        private func takeBack(_ connection: OutboundHTTP1Connection) {
+            guard let table = refiling else { return keep(connection) }
+            let list = table.list(key)
+            list.adopt(connection)
+            list.keep(connection)
         }
 
         func keep(_ connection: OutboundHTTP1Connection) {
@@ -220,20 +224,29 @@ public final class OutboundHTTP1Pool {
         }
     }
 
-    /// Exchanges in progress, for their timeouts. An object of its own, so that a pooled
-    /// exchange holds it while listed instead of a weak reference to the pool: the pool, being
-    /// referenced weakly, counts its references in a side table, and that reference cost about
-    /// 200 instructions per exchange.
-    fileprivate final class InFlightExchanges {
+    /// Exchanges in progress, for their timeouts. Its sweep holds it, while exchanges are
+    /// listed: each is ended by its deadline at the latest, and the sweep stops when none is
+    /// left.
+    private final class InFlightExchanges {
         /// Each knows its place in the list (`watchSlot`), so that taking one out hashes nothing.
-        private(set) var list: [OutboundDeadline] = []
-        /// For a retry, which starts the exchange again.
-        weak var pool: OutboundHTTP1Pool?
+        private var list: [OutboundDeadline] = []
+        private let eventLoop: EventLoop
+        private var sweep: RepeatedTask?
+        private static let precision = TimeAmount.milliseconds(50)
+
+        init(eventLoop: EventLoop) {
+            self.eventLoop = eventLoop
+        }
 
         func add(_ exchange: OutboundDeadline) {
             guard exchange.watchSlot < 0 else { return }
             exchange.watchSlot = list.count
             list.append(exchange)
+            guard sweep == nil else { return }
+            let exchanges = NIOLoopBound(self, eventLoop: eventLoop)
+            sweep = eventLoop.scheduleRepeatedTask(initialDelay: Self.precision, delay: Self.precision) { _ in
+                exchanges.value.endLate()
+            }
         }
 
         func remove(_ exchange: OutboundDeadline) {
@@ -245,11 +258,16 @@ public final class OutboundHTTP1Pool {
             list[slot] = last
             last.watchSlot = slot
         }
-    }
 
-    private struct WeakPool {
-        weak var pool: OutboundHTTP1Pool?
-        init(_ pool: OutboundHTTP1Pool) { self.pool = pool }
+        /// Ends the exchanges past their deadline; the sweep stops when none is left.
+        private func endLate() {
+            let now = NIODeadline.now()
+            // Over a copy: an exchange that ends takes itself out of the list.
+            for exchange in list where exchange.deadline <= now { exchange.expire() }
+            guard list.isEmpty else { return }
+            sweep?.cancel()
+            sweep = nil
+        }
     }
 
     private func connect(
@@ -275,7 +293,7 @@ public final class OutboundHTTP1Pool {
                 }
             }
         let seconds = Double(timeout.nanoseconds) / 1e9
-        bootstrap.connect(host: url.host, port: url.port).assumeIsolated().whenComplete { [weak self] result in
+        bootstrap.connect(host: url.host, port: url.port).assumeIsolated().whenComplete { [idle] result in
             switch result {
             case .failure(let error):
                 completion(.failure(OutboundTCPConnection.describe(error, target: target, host: url.host, seconds: seconds)))
@@ -284,11 +302,7 @@ public final class OutboundHTTP1Pool {
                     channel.close(promise: nil)
                     return completion(.failure(.connectFailed(target: target, reason: "no connection handler")))
                 }
-                if let list = self?.idleList(key) {
-                    connection.released = { connection, reusable in
-                        if reusable { list.takeBack(connection) }
-                    }
-                }
+                idle.list(key).adopt(connection)
                 completion(.success(connection))
             }
         }
@@ -330,8 +344,8 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
     var reused = false
     private var mayRetry = true
     var watchSlot = -1
-    /// The pool's list of exchanges in progress, while it is in it.
-    var watchedIn: OutboundHTTP1Pool.InFlightExchanges?
+    /// The pool, while the exchange is in flight: for a retry.
+    var pool: OutboundHTTP1Pool?
 
     init(
         _ request: OutboundHTTP1Pool.Request, url: OutboundURL, deadline: NIODeadline, seconds: Double,
@@ -356,7 +370,7 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         connection = nil
         // A connection the upstream closed while it was idle fails before any answer: an
         // idempotent request goes again, once, on a new connection.
-        if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent, let pool = watchedIn?.pool {
+        if case .failure(.closedEarly) = result, reused, mayRetry, request.idempotent, let pool {
             mayRetry = false
             return pool.start(self)
         }
@@ -375,8 +389,8 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
 
     func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         guard let receiver = receiver.take() else { return }
-        watchedIn?.remove(self)
-        watchedIn = nil
+        pool?.unwatch(self)
+        pool = nil
         connection = nil
         receiver.received(result)
     }
