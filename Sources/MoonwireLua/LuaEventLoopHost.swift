@@ -21,6 +21,10 @@ public final class LuaEventLoopHost: ServerDelegate {
     private var started = false
     /// The loop whose generations run the timers made while loading (and OnStartup).
     private var primary = false
+    /// Cancels the next session sweep: shutdown ends the cycle the sweep makes (it holds the
+    /// host strongly, as a weak reference would put every retain of the host, one per request,
+    /// on the reference count's slow path).
+    private var stopSessionSweep: (@Sendable () -> Void)?
 
     /// Loads the first generation on this loop; throws its error (with file:line) when the
     /// scripts fail.
@@ -68,19 +72,22 @@ public final class LuaEventLoopHost: ServerDelegate {
         }
     }
 
-    /// Calls OnShutdown (once per server: call it on one loop's host).
     /// Once a second on the server's clock (which `t.advance` moves) the primary loop ends the
     /// expired sessions of the whole server (their OnSessionEnd runs in whichever generation is
     /// current here).
     private func scheduleSessionSweep() {
-        _ = runtime.clock.schedule(in: .seconds(1), on: eventLoop) { [weak self] in
-            guard let self else { return }
-            if self.runtime.sessions.count > 0 { self.current.sweepSessions() }
-            self.scheduleSessionSweep()
+        stopSessionSweep = runtime.clock.schedule(in: .seconds(1), on: eventLoop) { [self] in
+            if runtime.sessions.count > 0 { current.sweepSessions() }
+            scheduleSessionSweep()
         }
     }
 
-    public func shutdown() { current.shutdown() }
+    /// Calls OnShutdown (once per server: call it on one loop's host).
+    public func shutdown() {
+        stopSessionSweep?()
+        stopSessionSweep = nil
+        current.shutdown()
+    }
 
     /// The cluster link's event on the current generation (call it on one loop's host).
     public func clusterLink(_ event: ClusterLinkEvent) { current.clusterLink(event) }
