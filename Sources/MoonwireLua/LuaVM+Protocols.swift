@@ -68,14 +68,14 @@ extension LuaVM {
         return (try? result?.get()) ?? false
     }
 
-    /// Multipart form bodies stream to the upload stage (LuaVM+Uploads.swift), whatever their
-    /// size: the upload limits bound them, not max_body_size, which bounds what is held in
-    /// memory (their plain fields).
     /// Whether a request without a body may be streamed: only to a stream_body handler that is
     /// not a proxy route (every proxy route streams its body; a handler finds `req:read`
     /// working). Without one, an HTTP/1.x request with no length or chunks streams nothing.
     var streamsBodylessRequests: Bool { streamBodyRoutes.count != proxyRoutes.count }
 
+    /// Multipart form bodies stream to the upload stage (LuaVM+Uploads.swift), whatever their
+    /// size: the upload limits bound them, not max_body_size, which bounds what is held in
+    /// memory (their plain fields).
     func streamedBodyLimit(for head: HTTPRequestHead) -> Int? {
         if !streamsBodylessRequests, head.version.major == 1, !head.headers.contains(name: "content-length"),
             !head.headers.contains(name: "transfer-encoding")
