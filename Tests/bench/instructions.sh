@@ -26,7 +26,8 @@
 # answers), HTTP1=floor (Tests/bench/peers/nio-yardsticks' NIOH1Floor instead of Moonwire: every
 # HTTP/1.1 head answered with constant bytes on SwiftNIO, nothing parsed, what NIO alone costs),
 # HTTP1=nginx (nginx's worker, master_process off, with the Lua hello of make bench; with STATIC
-# set, its static4k.html location: nginx's own count for the same request), KEEP=folder (keep
+# set, its static4k.html location; with PROXY=1 or PROXY=route, make bench's proxy_pass of the
+# proxy or proxy-pass case: nginx's own count for the same request), KEEP=folder (keep
 # both runs' callgrind outputs there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -123,7 +124,11 @@ fi
 printf '%s\n%s\n' "${PRELUDE:-}" "$handler" > "$work/scripts/main.lua"
 case $http1 in
     floor) what="HTTP/1.1 request answered with constant bytes by NIOH1Floor" ;;
-    nginx) what="$what on nginx" ;;
+    nginx)
+        what="$what on nginx"
+        [[ $proxy == route ]] && what="proxied request on nginx (proxy_pass with the fields a proxy route adds)"
+        [[ $proxy == 1 ]] && what="proxied request on nginx (proxy_pass)"
+        ;;
 esac
 [[ -n $http1 && $target == / ]] && target=/hello
 # nginx as make bench runs it, in one process (no master) so that callgrind sees the worker.
@@ -143,15 +148,35 @@ http {
     access_log off;
     keepalive_requests 100000000;
     client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
     include /etc/nginx/mime.types;
+$(upstream_block)
     server {
         listen 127.0.0.1:$port;
         root $work/www;
-        location = /hello { content_by_lua_block { ngx.print("hello") } }
+$(nginx_locations)
         location = /static4k.html { }
     }
 }
 CONF
+}
+# /hello as make bench has it on nginx: the Lua hello, or with PROXY its proxy_pass to the
+# upstream (PROXY=route: the proxy-pass case's, which adds the forwarding fields Moonwire's
+# proxy routes add; PROXY=1: the proxy case's, which adds none, as moonwire.http.get does not).
+nginx_locations() {
+    if [[ -z $proxy ]]; then
+        echo '        location = /hello { content_by_lua_block { ngx.print("hello") } }'
+        return
+    fi
+    echo "        location = /hello {"
+    echo "            proxy_pass http://bench_upstream/hello;"
+    echo "            proxy_http_version 1.1;"
+    echo "            proxy_set_header Connection \"\";"
+    [[ $proxy == route ]] && echo "            include $PWD/Tests/bench/nginx-forwarding.conf;"
+    echo "        }"
+}
+upstream_block() {
+    [[ -n $proxy ]] && echo "    upstream bench_upstream { server 127.0.0.1:$upstream_port; keepalive 64; }"
 }
 
 # N text messages of 20 bytes on one WebSocket, each sent when the last came back (the
@@ -206,7 +231,7 @@ count() {
         "${server_command[@]}" > "$work/log.$requests" 2>&1 &
     local server=$!
     for _ in $(seq 1 300); do
-        grep -q "listening on" "$work/log.$requests" && break
+        grep -qs "listening on" "$work/log.$requests" && break
         # nghttpd and nginx say nothing when they are ready; they are once their port answers.
         [[ $http2 == nghttpd || $http1 == nginx ]] && python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
         sleep 0.1

@@ -226,6 +226,7 @@ http {
             proxy_pass http://bench_upstream/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            include $PWD/Tests/bench/nginx-forwarding.conf;
         }
         location ~ ^/user/(\\d+)\$ { content_by_lua_block { ngx.print(ngx.var[1]) } }
 $routes
