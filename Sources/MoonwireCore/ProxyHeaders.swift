@@ -3,6 +3,7 @@
 // Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*), the body is framed again by
 // the proxy itself (so that a request smuggled with two lengths can never reach the upstream
 // as two requests), and the client's address goes on in X-Forwarded-* and Forwarded (RFC 7239).
+import Glibc
 import NIOCore
 import NIOHTTP1
 
@@ -56,8 +57,11 @@ enum ProxyHeaders {
         _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false
     ) -> ByteBuffer {
         // Fields the script sets or removes, and fields a Connection header names, are left out.
+        let setHeaders = target.setHeaders
         var dropped = target.removeHeaders
-        for (name, _) in target.setHeaders { dropped.append(name.lowercased()) }
+        for (name, _) in setHeaders { dropped.append(name.lowercased()) }
+        // Most routes drop nothing: asked here once, not by a call per field.
+        let drops = !dropped.isEmpty
         var clientHost: String?
         var forwardedFor: String?
         var forwarded: String?
@@ -90,7 +94,7 @@ enum ProxyHeaders {
         let authority = authority ?? target.url.authority
         let ip = request.connection.remoteIP
         let upgradeProtocols = upgrade ? request.headers.first(name: "upgrade") : nil
-        for (name, value) in target.setHeaders { size += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in setHeaders { size += name.utf8.count + value.utf8.count + 4 }
         // The request line and the fields the proxy writes (their names, separators and numbers
         // within the 320), with their values' parts, each counted for every field it appears
         // in: the client's host (Host, X-Forwarded-Host, Forwarded escaped), address and scheme.
@@ -105,10 +109,10 @@ enum ProxyHeaders {
             line.append(" HTTP/1.1\r\n")
             field(&line, lead: "host: ", target.preserveHost ? clientHost ?? authority : authority)
             for (index, (name, value)) in request.headers.enumerated()
-            where (index < 64 ? passing >> index & 1 == 1 : kind(name) == .pass) && !listed(name, in: dropped) {
+            where (index < 64 ? passing >> index & 1 == 1 : kind(name) == .pass) && !(drops && listed(name, in: dropped)) {
                 field(&line, name, value)
             }
-            if !listed("x-forwarded-for", in: dropped) {
+            if !(drops && listed("x-forwarded-for", in: dropped)) {
                 line.append("x-forwarded-for: ")
                 if let forwardedFor {
                     line.append(contentsOf: forwardedFor)
@@ -117,9 +121,17 @@ enum ProxyHeaders {
                 line.append(contentsOf: ip)
                 line.append("\r\n")
             }
-            if !listed("x-forwarded-proto", in: dropped) { field(&line, lead: "x-forwarded-proto: ", request.scheme) }
-            if let clientHost, !listed("x-forwarded-host", in: dropped) { field(&line, lead: "x-forwarded-host: ", clientHost) }
-            if !listed("forwarded", in: dropped) {
+            if !(drops && listed("x-forwarded-proto", in: dropped)) {
+                // A request's scheme is one of two: written as one literal with its name, not
+                // as a String copied between two (as `proto` in Forwarded below).
+                switch request.scheme {
+                case "http": line.append("x-forwarded-proto: http\r\n")
+                case "https": line.append("x-forwarded-proto: https\r\n")
+                default: field(&line, lead: "x-forwarded-proto: ", request.scheme)
+                }
+            }
+            if let clientHost, !(drops && listed("x-forwarded-host", in: dropped)) { field(&line, lead: "x-forwarded-host: ", clientHost) }
+            if !(drops && listed("forwarded", in: dropped)) {
                 line.append("forwarded: ")
                 if let forwarded {
                     line.append(contentsOf: forwarded)
@@ -137,7 +149,7 @@ enum ProxyHeaders {
                 }
                 line.append("\r\n")
             }
-            for (name, value) in target.setHeaders { field(&line, name, value) }
+            for (name, value) in setHeaders { field(&line, name, value) }
             if let upgradeProtocols {
                 line.append("connection: upgrade\r\n")
                 field(&line, lead: "upgrade: ", upgradeProtocols)
@@ -249,7 +261,7 @@ enum ProxyHeaders {
     private static func forwardedElement(_ line: inout ByteCursor, ip: String, host: String?, proto: String) {
         line.append("for=")
         withUTF8Bytes(of: ip) { ip in
-            if ip.contains(UInt8(ascii: ":")) {
+            if contains(ip, UInt8(ascii: ":")) {
                 line.append("\"[")
                 line.append(bytes: ip)
                 line.append("]\"")
@@ -261,24 +273,29 @@ enum ProxyHeaders {
             line.append(";host=")
             quotedIfNeeded(&line, host)
         }
-        line.append(";proto=")
-        line.append(contentsOf: proto)
+        switch proto {
+        case "http": line.append(";proto=http")
+        case "https": line.append(";proto=https")
+        default:
+            line.append(";proto=")
+            line.append(contentsOf: proto)
+        }
+    }
+
+    /// Whether `bytes` holds `byte`, by memchr: the Sequence's `contains` cost about ten
+    /// instructions a byte.
+    private static func contains(_ bytes: UnsafeRawBufferPointer, _ byte: UInt8) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        return memchr(base, Int32(byte), bytes.count) != nil
     }
 
     /// Copies runs between the bytes to escape whole: a byte at a time cost more than the rest
-    /// of the Forwarded field. One pass tells both whether to quote and whether to escape: most
-    /// values are a host and port, quoted (for the colon) but with nothing to escape.
+    /// of the Forwarded field. Most values are a host and port, quoted (for the colon) but with
+    /// nothing to escape: three memchr tell that without testing each byte for a token's.
     private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
         withUTF8Bytes(of: value) { bytes in
-            var token = !bytes.isEmpty
-            var escapes = false
-            for byte in bytes where !HTTP1HeadParser.isTokenByte(byte) {
-                token = false
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                    escapes = true
-                    break
-                }
-            }
+            let escapes = contains(bytes, UInt8(ascii: "\"")) || contains(bytes, UInt8(ascii: "\\"))
+            let token = !escapes && !contains(bytes, UInt8(ascii: ":")) && !bytes.isEmpty && bytes.allSatisfy(HTTP1HeadParser.isTokenByte)
             if token { return line.append(bytes: bytes) }
             line.append(byte: UInt8(ascii: "\""))
             guard escapes else {

@@ -50,15 +50,12 @@ struct LuaProxyOptions {
     /// a URI; as it is when the upstream URL has no path.
     func path(for requestURI: String, prefix: String) -> String {
         var origin = Self.originForm(requestURI)
-        guard var upstream = upstreamPath else { return origin }
+        guard let upstreamPath else { return origin }
         // An upstream path that is the prefix itself (a route "/" or "/api/" to ".../" or
         // ".../api/") gives the target as it came, unless a doubled slash after the prefix is
         // to be dropped: no bytes to copy, no string to make.
-        if upstream == prefix, origin.utf8.starts(with: prefix.utf8),
-            prefix.utf8.last != UInt8(ascii: "/") || origin.utf8.dropFirst(prefix.utf8.count).first != UInt8(ascii: "/")
-        {
-            return origin
-        }
+        if upstreamPath == prefix, Self.goesAsItCame(origin, prefix: prefix) { return origin }
+        var upstream = upstreamPath
         var prefix = prefix
         // As bytes, in one allocation: String's hasPrefix, dropFirst and + compare and count
         // characters and allocate on the way, for every forwarded request.
@@ -82,6 +79,21 @@ struct LuaProxyOptions {
                 }
             }
         }
+    }
+
+    /// Whether `origin` starts with `prefix` and, when the prefix ends in a slash, has no second
+    /// slash after it. Compared as bytes: the UTF8View's `starts(with:)`, `last` and `dropFirst`
+    /// cost about 300 instructions per forwarded request.
+    private static func goesAsItCame(_ origin: String, prefix: String) -> Bool {
+        let verdict = origin.utf8.withContiguousStorageIfAvailable { origin in
+            prefix.utf8.withContiguousStorageIfAvailable { prefix in
+                guard origin.count >= prefix.count else { return false }
+                for index in 0..<prefix.count where origin[index] != prefix[index] { return false }
+                return prefix.last != UInt8(ascii: "/") || origin.count == prefix.count || origin[prefix.count] != UInt8(ascii: "/")
+            }
+        }
+        // Strings without contiguous bytes (bridged ones) take the general way.
+        return (verdict ?? nil) ?? false
     }
 
     /// The path and query of a request target (an absolute-form target loses its authority).

@@ -118,6 +118,23 @@ final class ReverseProxyTests: XCTestCase {
         out.clear()
         ProxyHeaders.writeForwardedElement(&out, ip: "::1", host: "say\"hi\"", proto: "http")
         XCTAssertEqual(String(buffer: out), "for=\"[::1]\";host=\"say\\\"hi\\\"\";proto=http")
+        for (host, written) in [("a.test", "a.test"), ("", "\"\""), ("a\\b:1", "\"a\\\\b:1\""), ("a b", "\"a b\"")] {
+            out.clear()
+            ProxyHeaders.writeForwardedElement(&out, ip: "1.2.3.4", host: host, proto: "ws")
+            XCTAssertEqual(String(buffer: out), "for=1.2.3.4;host=\(written);proto=ws", host)
+        }
+    }
+
+    func testTheSchemeGoesOnInBothForwardedFields() {
+        let target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/")
+        for scheme in ["http", "https"] {
+            let request = HTTPRequest(
+                method: "GET", uri: "/", version: "1.1", scheme: scheme, headers: ["Host": "a.test"], body: ByteBuffer(),
+                connection: ConnectionInfo(remoteIP: "1.2.3.4", remotePort: 5, localPort: 80))!
+            let head = String(buffer: ProxyHeaders.requestHead(request, target, framing: .none))
+            XCTAssertTrue(head.contains("\r\nx-forwarded-proto: \(scheme)\r\n"), head)
+            XCTAssertTrue(head.contains("\r\nforwarded: for=1.2.3.4;host=a.test;proto=\(scheme)\r\n"), head)
+        }
     }
 
     func testAGroupTakesTurnsAndLeavesAFailedServerOut() {
