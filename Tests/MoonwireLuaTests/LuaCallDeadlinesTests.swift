@@ -4,8 +4,9 @@ import XCTest
 
 @testable import MoonwireLua
 
-/// The handler timeout's sweep holds its VM strongly (a weak reference would make every retain
-/// of the VM slow, see LuaCallDeadlines.swift): it must let the VM go once no call waits.
+/// The handler timeout's sweep: it ends the calls past their deadline, and, holding its VM
+/// strongly (a weak reference would make every retain of the VM slow, see
+/// LuaCallDeadlines.swift), it must let the VM go once no call waits.
 final class LuaCallDeadlinesTests: XCTestCase {
     private let scripts = try! ScriptsFolder()
     private let loop = EmbeddedEventLoop()
@@ -35,5 +36,24 @@ final class LuaCallDeadlinesTests: XCTestCase {
         // The sweep's next look (within its interval) finds no deadline left and stops.
         loop.advanceTime(by: LuaCallDeadlines.interval)
         XCTAssertNil(probe)
+    }
+
+    func testTheSweepEndsACallPastItsDeadlineAndStops() throws {
+        let vm = try scripts.makeVM(
+            """
+            moonwire.options{limits = {handler_timeout = 0.2}}
+            moonwire.every(1, function() moonwire.sleep(5); moonwire.shared:set('woke', true) end)
+            """, eventLoop: loop)
+        vm.startTimers(primary: true)
+        advance(1)
+        vm.stopTimers()
+        XCTAssertFalse(vm.calls.isEmpty, "the run waits")
+        // Deadlines are on the real clock; the sweep runs on the loop's.
+        Thread.sleep(forTimeInterval: 0.25)
+        loop.advanceTime(by: LuaCallDeadlines.interval)
+        XCTAssertTrue(vm.calls.isEmpty, "the sweep ended the run")
+        XCTAssertNil(vm.deadlines.sweep, "and stopped, no deadline being left")
+        advance(5)
+        XCTAssertNil(vm.runtime.shared.get("woke"), "the run's sleep was cancelled")
     }
 }
