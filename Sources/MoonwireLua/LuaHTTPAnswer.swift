@@ -11,19 +11,27 @@
 // more (`PROXY=1 Tests/bench/instructions.sh`). Building the headers sets `answer.headers`
 // (unless the script set it first), drops the packed fields and removes the metatable: from
 // then on the answer is a plain table.
+//
+// Answers whose fields are byte for byte the last packed ones share that userdata, which is
+// never written: a keep-alive upstream sends the same head again until its Date changes, and a
+// userdata per answer, allocated, copied into and collected, cost a proxied request about 880
+// instructions more than comparing the bytes (`PROXY=1 Tests/bench/instructions.sh`).
 import CLua
+import Glibc
 import MoonwireCore
 import NIOCore
 import NIOHTTP1
 
 /// Pushes the answer table of an HTTP call whose head the pool's reader parsed.
 func pushHTTPAnswer(status: Int, _ body: ByteBuffer, head: OutboundResponseHead, on T: LuaThread) -> Int32 {
-    pushAnswer(status: status, body, on: T) { head.withFieldRanges { bytes, ranges in PackedFields.push(bytes, ranges, on: T) } }
+    pushAnswer(status: status, body, on: T) { tables in
+        head.withFieldRanges { bytes, ranges in PackedFields.push(bytes, ranges, on: T, tables) }
+    }
 }
 
 /// Pushes the answer table of an HTTP call that AsyncHTTPClient answered.
 func pushHTTPAnswer(status: Int, _ body: ByteBuffer, headers: HTTPHeaders, on T: LuaThread) -> Int32 {
-    pushAnswer(status: status, body, on: T) {
+    pushAnswer(status: status, body, on: T) { tables in
         var bytes: [UInt8] = []
         var ranges: [(name: Range<Int>, value: Range<Int>)] = []
         for (name, value) in headers {
@@ -33,12 +41,12 @@ func pushHTTPAnswer(status: Int, _ body: ByteBuffer, headers: HTTPHeaders, on T:
             bytes.append(contentsOf: value.utf8)
             ranges.append((nameStart..<valueStart, valueStart..<bytes.count))
         }
-        bytes.withUnsafeBytes { PackedFields.push($0, ranges, on: T) }
+        bytes.withUnsafeBytes { PackedFields.push($0, ranges, on: T, tables) }
     }
 }
 
 /// `{status=, body=}` with the metatable that builds `headers`; `packFields` pushes the fields.
-private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFields: () -> Void) -> Int32 {
+private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFields: (LuaHTTPAnswerTables) -> Void) -> Int32 {
     // Room for status and body only: `headers`, when built, grows the table once, and the
     // collector's work follows the bytes every answer allocates.
     let tables = LuaHTTPAnswerTables.of(T)
@@ -49,7 +57,7 @@ private func pushAnswer(status: Int, _ body: ByteBuffer, on T: LuaThread, packFi
     T.setField(-2, "body")
     tables.pushPending(on: T)
     lua_pushvalue(T, -2)
-    packFields()
+    packFields(tables)
     lua_rawset(T, -3)
     mw_pop(T, 1)
     tables.pushMetatable(on: T)
@@ -86,13 +94,15 @@ private let answerPairs: LuaFunction = { L in
     return 3
 }
 
-/// The metatable of answers whose headers are not built, and the table of those answers to
-/// their packed fields (its keys are weak, so an answer the script let go takes its fields
-/// along): made with the VM, and found by their registry references. Looked up by address
-/// (`lua_rawgetp`), the two cost a proxied request about 290 instructions.
+/// The metatable of answers whose headers are not built, the table of those answers to their
+/// packed fields (its keys are weak, so an answer the script let go takes its fields along),
+/// and the fields packed last: made with the VM, and found by their registry references.
+/// Looked up by address (`lua_rawgetp`), the first two cost a proxied request about 290
+/// instructions.
 struct LuaHTTPAnswerTables {
     private(set) var metatable = LUA_NOREF
     private(set) var pending = LUA_NOREF
+    private(set) var lastFields = LUA_NOREF
 
     init() {}
 
@@ -110,6 +120,9 @@ struct LuaHTTPAnswerTables {
         L.setField(-2, "__mode")
         lua_setmetatable(L, -2)
         pending = luaL_ref(L, mw_registryindex())
+        // A slot of its own, holding no userdata yet.
+        lua_pushboolean(L, 0)
+        lastFields = luaL_ref(L, mw_registryindex())
     }
 
     /// The tables of `L`'s VM.
@@ -123,6 +136,16 @@ struct LuaHTTPAnswerTables {
 
     func pushPending(on L: LuaThread) {
         lua_rawgeti(L, mw_registryindex(), lua_Integer(pending))
+    }
+
+    /// Pushes the userdata of the fields packed last (false before the first).
+    func pushLastFields(on L: LuaThread) {
+        lua_rawgeti(L, mw_registryindex(), lua_Integer(lastFields))
+    }
+
+    /// Keeps the userdata on top as the fields packed last, and pops it.
+    func setLastFields(on L: LuaThread) {
+        lua_rawseti(L, mw_registryindex(), lua_Integer(lastFields))
     }
 }
 
@@ -161,10 +184,21 @@ private func buildHeaders(_ L: LuaThread, _ table: Int32) {
 /// The fields of a head, packed in one userdata: their count and, per field, where its name and
 /// value start and end (four bytes each, native order), then the head's bytes as they came.
 /// One copy of the head, and no separator: a value over HTTP/2 is not checked for every byte
-/// the HTTP/1.1 reader refuses.
+/// the HTTP/1.1 reader refuses. Never written once pushed, so answers may share one.
 private enum PackedFields {
-    static func push(_ bytes: UnsafeRawBufferPointer, _ ranges: [(name: Range<Int>, value: Range<Int>)], on L: LuaThread) {
+    /// Pushes the packed fields: those packed last when they are the same (see the header).
+    static func push(
+        _ bytes: UnsafeRawBufferPointer, _ ranges: [(name: Range<Int>, value: Range<Int>)], on L: LuaThread,
+        _ tables: LuaHTTPAnswerTables
+    ) {
         let table = 4 + 16 * ranges.count
+        tables.pushLastFields(on: L)
+        if let last = lua_touserdata(L, -1), Int(lua_rawlen(L, -1)) == table + bytes.count,
+            holds(UnsafeRawBufferPointer(start: last, count: table + bytes.count), bytes, ranges)
+        {
+            return
+        }
+        mw_pop(L, 1)
         let out = UnsafeMutableRawBufferPointer(start: lua_newuserdatauv(L, table + bytes.count, 0), count: table + bytes.count)
         out.storeBytes(of: UInt32(ranges.count), as: UInt32.self)
         var offset = 4
@@ -175,6 +209,22 @@ private enum PackedFields {
             }
         }
         UnsafeMutableRawBufferPointer(rebasing: out[table...]).copyMemory(from: bytes)
+        lua_pushvalue(L, -1)
+        tables.setLastFields(on: L)
+    }
+
+    /// Whether `packed` is `bytes` and `ranges` packed.
+    private static func holds(
+        _ packed: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer, _ ranges: [(name: Range<Int>, value: Range<Int>)]
+    ) -> Bool {
+        guard Int(packed.loadUnaligned(as: UInt32.self)) == ranges.count else { return false }
+        for (field, range) in ranges.enumerated() {
+            let bound = { (index: Int) in Int(packed.loadUnaligned(fromByteOffset: 4 + 16 * field + 4 * index, as: UInt32.self)) }
+            guard bound(0) == range.name.lowerBound, bound(1) == range.name.upperBound, bound(2) == range.value.lowerBound,
+                bound(3) == range.value.upperBound
+            else { return false }
+        }
+        return bytes.isEmpty || memcmp(packed.baseAddress! + 4 + 16 * ranges.count, bytes.baseAddress!, bytes.count) == 0
     }
 
     static func forEach(in packed: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {

@@ -55,9 +55,11 @@ final class LuaHTTPAnswerTests: XCTestCase {
 
     func testAnswersLetGoTakeTheirFieldsAlong() throws {
         let vm = try scripts.makeVM()
-        let headers = HTTPHeaders([("X-Padding", String(repeating: "p", count: 1000))])
+        let padding = String(repeating: "p", count: 1000)
         func answerAndDropMany() -> Int {
-            for _ in 0..<2000 {
+            // Fields of their own per answer: equal ones share their packed bytes.
+            for index in 0..<2000 {
+                let headers = HTTPHeaders([("X-Padding", padding), ("X-Index", "\(index)")])
                 _ = pushHTTPAnswer(status: 200, ByteBuffer(), headers: headers, on: vm.L)
                 mw_pop(vm.L, 1)
             }
@@ -66,5 +68,24 @@ final class LuaHTTPAnswerTests: XCTestCase {
         }
         let settled = answerAndDropMany()
         XCTAssertLessThan(answerAndDropMany(), settled + 100_000)
+    }
+
+    func testAnswersWithTheSameFieldsShareThemButNotTheirHeaders() throws {
+        let vm = try scripts.makeVM()
+        let same = HTTPHeaders([("Content-Type", "text/plain"), ("X-Multi", "one"), ("x-multi", "two")])
+        // Equal bytes split elsewhere are other fields.
+        let split = HTTPHeaders([("Content-Typ", "etext/plain"), ("X-Multi", "one"), ("x-multi", "two")])
+        for (name, headers) in [("first", same), ("second", same), ("third", split), ("fourth", same)] {
+            _ = pushHTTPAnswer(status: 200, ByteBuffer(string: name), headers: headers, on: vm.L)
+            lua_setglobal(vm.L, name)
+        }
+        try vm.run(
+            source: """
+                first.headers["x-multi"] = "changed"
+                assert(second.headers["x-multi"] == "one, two" and second.headers["content-type"] == "text/plain")
+                assert(third.headers["content-typ"] == "etext/plain" and third.headers["content-type"] == nil)
+                assert(fourth.headers["content-type"] == "text/plain" and fourth.body == "fourth")
+                assert(first.headers ~= second.headers)
+                """, name: "shared")
     }
 }
