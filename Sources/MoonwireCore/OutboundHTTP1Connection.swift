@@ -69,12 +69,16 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         /// whose slow retains and releases cost about 300 instructions per proxied request.
         let sink: OutboundResponseSink?
 
-        func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
-            if let receiver { return receiver.received(result) }
-            switch result {
-            case .success: sink?.responseEnded(trailers: reader.trailers)
-            case .failure(let failure): sink?.responseFailed(failure)
-            }
+        /// The answer ended: the receiver gets it whole; the sink, which had it piece by piece,
+        /// hears of its end (no response is built for it).
+        func complete(_ head: consuming OutboundResponseHead, _ body: consuming ByteBuffer) {
+            if let receiver { return receiver.received(.success(OutboundHTTPResponse(head: head, body: body))) }
+            sink?.responseEnded(trailers: reader.trailers)
+        }
+
+        func fail(_ failure: OutboundHTTPFailure) {
+            if let receiver { return receiver.received(.failure(failure)) }
+            sink?.responseFailed(failure)
         }
     }
 
@@ -190,7 +194,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
                 progress = try exchange.reader.read(&received)
             } catch {
                 close()
-                return exchange.finish(.failure(failure(error, maxBodySize: exchange.reader.maxBodySize)))
+                return exchange.fail(failure(error, maxBodySize: exchange.reader.maxBodySize))
             }
             if exchange.reader.streams {
                 let part = exchange.reader.takeBody()
@@ -212,12 +216,12 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
             case .complete(let head, let body, let reusable):
                 served += 1
                 // An upgrade keeps the connection (and what came after the 101) for its tunnel.
-                if exchange.reader.upgraded { return exchange.finish(.success(OutboundHTTPResponse(head: head, body: body))) }
+                if exchange.reader.upgraded { return exchange.complete(head, body) }
                 received = ByteBuffer()
                 // Back in the pool before the answer is handed on: the code that reads it may ask
                 // the same upstream again at once.
                 if reusable, !requestUnfinished { released?(self, true) } else { close() }
-                return exchange.finish(.success(OutboundHTTPResponse(head: head, body: body)))
+                return exchange.complete(head, body)
             }
         }
     }
@@ -237,9 +241,9 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         isOpen = false
         if var exchange = exchange.take() {
             if let head = exchange.reader.closed() {
-                exchange.finish(.success(OutboundHTTPResponse(head: head, body: exchange.reader.bodySoFar)))
+                exchange.complete(head, exchange.reader.bodySoFar)
             } else {
-                exchange.finish(.failure(.closedEarly(target: target)))
+                exchange.fail(.closedEarly(target: target))
             }
         }
         released?(self, false)
@@ -255,7 +259,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
     func fail(_ failure: OutboundHTTPFailure) {
         guard let exchange = exchange.take() else { return close() }
         close()
-        exchange.finish(.failure(failure))
+        exchange.fail(failure)
     }
 
     /// Drops a streamed exchange whose client went away: the connection closes without
