@@ -6,23 +6,23 @@
 // goes to the next one; an idempotent request whose upstream failed before its head arrived
 // (and before any of a streamed body was read) goes again too. Interim (1xx) heads are relayed
 // as they come, and a chunked answer's trailer fields follow its body. Confined to the client's
-// loop.
+// loop. Its failures and retries are in ProxyExchange+Failures.swift.
 import Logging
 import NIOCore
 import NIOHTTP1
 
 public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
-    private let request: HTTPRequest
+    let request: HTTPRequest
     /// Immutable, so that reading it borrows: a copy of its fields cost hundreds of
     /// instructions per request (Tests/bench/instructions.sh).
-    private let target: ProxyTarget
-    private let group: UpstreamGroup?
-    private let pool: OutboundHTTP1Pool
-    private let responder: HTTPResponder
-    private let hook: ProxyHook?
+    let target: ProxyTarget
+    let group: UpstreamGroup?
+    let pool: OutboundHTTP1Pool
+    let responder: HTTPResponder
+    let hook: ProxyHook?
     /// Called when the exchange ends without ever calling the hook.
     private var ended: (() -> Void)?
-    private var hookCalled = false
+    var hookCalled = false
     private let logger: Logger
     private var framing = ProxyBodyFraming.none
     /// The first piece of a streamed body, read to learn whether there is one (HTTP/2 bodies
@@ -31,33 +31,33 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     /// The group's server of this attempt.
     private var server = 0
-    private var tried: Set<Int> = []
-    private var connection: OutboundHTTP1Connection?
+    var tried: Set<Int> = []
+    var connection: OutboundHTTP1Connection?
     /// Some of a streamed request body was read: the request cannot be sent again.
-    private var bodyTaken = false
+    var bodyTaken = false
     /// A read of the body is pending (the stream takes one at a time).
     private var bodyReading = false
-    private var headArrived = false
+    var headArrived = false
     /// The connection had served a request before (it may have been closed while idle).
-    private var reused = false
-    private var retriedStale = false
-    private var clientStream: HTTPResponseStream?
+    var reused = false
+    var retriedStale = false
+    var clientStream: HTTPResponseStream?
     /// Body pieces and the end that arrived while the hook decided (or before the end of the
     /// read the head came in). The first is kept apart: most answers come in one piece, which
     /// then costs no array.
-    private var heldFirst: ByteBuffer?
-    private var held: [ByteBuffer] = []
-    private var heldEnd = false
+    var heldFirst: ByteBuffer?
+    var held: [ByteBuffer] = []
+    var heldEnd = false
     /// The upstream failed after its head: the client's answer is cut off, not ended.
-    private var heldCut = false
+    var heldCut = false
     /// The answer's trailer fields, as the client gets them.
     private var trailers: HTTPHeaders?
     /// The head (without a hook), kept until the end of the read it came in: an answer that is
     /// whole by then goes out in one write, without a stream.
-    private var pendingHead: OutboundResponseHead?
+    var pendingHead: OutboundResponseHead?
     /// The upstream is not read because the client is slow: its silence is ours, not a timeout.
-    private var clientHeld = false
-    private var finished = false
+    var clientHeld = false
+    var finished = false
     var deadline: NIODeadline
     var watchSlot = -1
 
@@ -126,21 +126,14 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     /// The server of this attempt: the group's pick, or the target's.
-    private var url: OutboundURL {
+    var url: OutboundURL {
         guard let group else { return target.url }
         return group.servers[server]
     }
 
-    private var idempotent: Bool {
-        switch request.method {
-        case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE": true
-        default: false
-        }
-    }
-
     // MARK: Connecting
 
-    private func attempt() {
+    func attempt() {
         if let group {
             guard let index = group.pick(excluding: tried) else { return fail(502, "no upstream server left to try") }
             server = index
@@ -161,7 +154,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
     }
 
-    private func send(on connection: OutboundHTTP1Connection) {
+    func send(on connection: OutboundHTTP1Connection) {
         self.connection = connection
         reused = connection.served > 0
         deadline = .now() + target.timeout
@@ -315,101 +308,22 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.method == "HEAD", on: responder)
     }
 
-    func responseFailed(_ failure: OutboundHTTPFailure) {
-        guard !finished else { return }
-        connection = nil
-        if let stream = clientStream {
-            log("upstream answer cut off", failure.description)
-            end()
-            return stream.abort()
-        }
-        if pendingHead.take() != nil {
-            // The head came, but nothing of it reached the client yet: a status can still say so.
-            heldFirst = nil
-            held = []
-            return failWith(failure)
-        }
-        if headArrived {
-            // The hook is deciding; the head it has stays, the body is cut short.
-            log("upstream answer cut off", failure.description)
-            heldEnd = true
-            heldCut = true
-            return
-        }
-        // Nothing of the answer came and nothing of the body was lost: an idempotent request
-        // goes again, on a new connection when a kept one had been closed while idle, else to
-        // the next server.
-        if case .closedEarly = failure, !bodyTaken, idempotent {
-            pool.unwatch(self)
-            if reused, !retriedStale {
-                retriedStale = true
-                return pool.checkout(url, tls: target.tls, connectTimeout: target.connectTimeout) { [self] result in
-                    switch result {
-                    case .failure(let error): fail(error.isTimeout ? 504 : 502, error.description)
-                    case .success(let connection): finished ? connection.abandon() : send(on: connection)
-                    }
-                }
-            }
-            if let group, tried.count < group.servers.count {
-                log("upstream closed before answering, trying the next server", failure.description)
-                return attempt()
-            }
-        }
-        failWith(failure)
-    }
-
-    private func failWith(_ failure: OutboundHTTPFailure) {
-        if case .timeout = failure { return fail(504, failure.description) }
-        fail(502, failure.description)
-    }
-
     // MARK: Ending
 
-    /// The deadline passed: no head in time (504), or the upstream stalled mid-answer.
-    func expire() {
-        // A client that reads slowly is the server's send_timeout's business.
-        if clientHeld {
-            deadline = .now() + target.timeout
-            return
-        }
-        let seconds = Double(target.timeout.nanoseconds) / 1e9
-        connection?.fail(.timeout(seconds: seconds))
-    }
-
-    private func fail(_ status: Int, _ message: String) {
-        guard !finished else { return }
-        log("forward failed", message)
-        connection?.abandon()
-        connection = nil
-        hookCalled = hook != nil
-        end()
-        guard let hook else { return responder.respond(.statusPage(status)) }
-        hook(.failed(status: status, message: message)) { [responder] decision in
-            switch decision {
-            case .forward(let status, let headers):
-                var response = HTTPResponse.statusPage(status)
-                for (name, value) in headers where name.lowercased() != "content-length" { response.headers.add(name: name, value: value) }
-                responder.respond(response)
-            case .answer(let response):
-                responder.respond(response)
-            }
-        }
-    }
-
-    private func abandon() {
+    func abandon() {
         guard !finished else { return }
         end()
         connection?.abandon()
         connection = nil
     }
 
-    private func end() {
+    func end() {
         finished = true
         pool.unwatch(self)
         if !hookCalled { ended.take()?() }
     }
 
-    private func log(_ what: String, _ message: String) {
+    func log(_ what: String, _ message: String) {
         logger.warning(
             "\(what)",
             metadata: [
