@@ -15,9 +15,8 @@ extension LuaVM {
     /// field its turn.
     func checkSharedAPIKey(_ call: LuaCall, _ key: [UInt8], on client: RedisClient) {
         let resume = resumer(call)
-        RedisAPIKeys.check(APIKeyDigest(of: key), on: client) { [weak self] result in
+        RedisAPIKeys.check(APIKeyDigest(of: key), on: client) { [self] result in
             resume { call in
-                guard let self else { return }
                 switch result {
                 case .success(let info?): self.admitKey(call, info)
                 case .success(nil): self.authorize(call)

@@ -16,9 +16,8 @@ extension LuaVM {
     /// Finds the presented session in Redis, then runs the handlers (or OnInvalidSession).
     func findSharedSession(_ call: LuaCall, _ presented: String, on client: RedisClient) {
         let resume = resumer(call)
-        RedisSessions.find(presented, timeout: sessions.timeout, on: client) { [weak self] result in
+        RedisSessions.find(presented, timeout: sessions.timeout, on: client) { [self] result in
             resume { call in
-                guard let self else { return }
                 switch result {
                 case .success(let session?):
                     call.session = LuaCallSession(id: session.id, data: session.data)
@@ -34,9 +33,8 @@ extension LuaVM {
     /// out its cookie and runs OnSessionStart.
     func makeSharedSession(_ call: LuaCall, id: String?, on client: RedisClient) {
         let resume = resumer(call)
-        RedisSessions.create(id ?? SessionStore.newID(), timeout: sessions.timeout, on: client) { [weak self] result in
+        RedisSessions.create(id ?? SessionStore.newID(), timeout: sessions.timeout, on: client) { [self] result in
             resume { call in
-                guard let self else { return }
                 switch result {
                 case .success(let session?): self.sessionMade(call, session)
                 case .success(nil) where id != nil:
@@ -91,9 +89,9 @@ extension LuaVM {
     /// asked has returned.
     func resumer(_ call: LuaCall) -> (@escaping (LuaCall) -> Void) -> Void {
         let id = call.id
-        return { [weak self] step in
-            self?.eventLoop?.assumeIsolated().execute { [weak self] in
-                guard let self, let live = self.calls[id], live === call else { return }
+        return { [self] step in
+            eventLoop?.assumeIsolated().execute { [self] in
+                guard let live = calls[id], live === call else { return }
                 step(live)
             }
         }

@@ -149,15 +149,15 @@ extension LuaVM {
         let id = call.id
         ProxyExchange.start(
             request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder,
-            hook: { [weak self] outcome, decide in
-                guard let self, let call = self.calls[id] else { return decide(Self.unchanged(outcome)) }
-                self.afterForward(call, outcome, decide)
+            hook: { [self] outcome, decide in
+                guard let call = calls[id] else { return decide(Self.unchanged(outcome)) }
+                afterForward(call, outcome, decide)
             },
             logger: logger,
-            ended: { [weak self] in
+            ended: { [self] in
                 // The forward ended before the head came (the client left): the call is done.
-                guard let self, let call = self.calls[id] else { return }
-                self.end(call)
+                guard let call = calls[id] else { return }
+                end(call)
             })
     }
 

@@ -43,8 +43,8 @@ extension LuaVM {
             thread.coroutine = T
             defer { packed.release(in: T) }
             return packed.push(on: T)
-        }, then: { [weak self] result in
-            self?.threadEnded(id, result)
+        }, then: { [self] result in
+            threadEnded(id, result)
         })
     }
 
@@ -66,7 +66,7 @@ extension LuaVM {
         }
         if let waiter = thread.waiter {
             thread.waiter = nil
-            waiter.resume { [weak self] T in self?.takeResults(of: id, on: T) ?? 0 }
+            waiter.resume { [self] T in takeResults(of: id, on: T) }
         }
     }
 
@@ -120,7 +120,7 @@ let luaSpawn: LuaFunction = { L in
     vm.threads.lastID += 1
     let id = vm.threads.lastID
     vm.threads.byID[id] = LuaSpawnedThread()
-    eventLoop.assumeIsolated().execute { [weak vm] in vm?.startThread(id, packed: packed, as: event) }
+    eventLoop.assumeIsolated().execute { vm.startThread(id, packed: packed, as: event) }
     luaThreadKind.push(id, on: L)
     return 1
 }
@@ -142,7 +142,7 @@ private let luaThreadWait: LuaFunction = { L in
     guard thread.waiter == nil else { return L.raise("thread:wait: another call already waits for this thread") }
     guard let waiter = LuaVM.waiter(L, LuaAPI.threadWait) else { return LuaReturn.raise }
     thread.waiter = waiter
-    waiter.onAbandon { [weak vm] in vm?.threads.byID[id]?.waiter = nil }
+    waiter.onAbandon { vm.threads.byID[id]?.waiter = nil }
     return LuaReturn.yield
 }
 

@@ -68,8 +68,12 @@ extension LuaVM {
     fileprivate func schedule(_ timer: LuaTimer, after seconds: Double) {
         guard let eventLoop, !timers.stopped else { return remove(timer) }
         let id = timer.id
-        timer.scheduled = runtime.clock.schedule(in: .nanoseconds(Int64(seconds * 1e9)), on: eventLoop) { [weak self] in
-            self?.fire(id)
+        // The VM held strongly, as everywhere a script's work waits on it: a weak reference
+        // would put each of the VM's retains on the slow path for its life (LuaCallDeadlines
+        // says why), about 700 instructions of a proxied request. `remove` cancels it, and a
+        // replaced generation's timers are removed (`stopTimers`).
+        timer.scheduled = runtime.clock.schedule(in: .nanoseconds(Int64(seconds * 1e9)), on: eventLoop) { [self] in
+            fire(id)
         }
     }
 
@@ -78,8 +82,8 @@ extension LuaVM {
         timer.scheduled = nil
         timer.running = true
         let packed = timer.packed
-        startCall(.timer, push: { T in packed.push(on: T) }, then: { [weak self] _ in
-            self?.timerRan(id)
+        startCall(.timer, push: { T in packed.push(on: T) }, then: { [self] _ in
+            timerRan(id)
         })
     }
 

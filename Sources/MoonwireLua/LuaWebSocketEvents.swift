@@ -99,8 +99,8 @@ extension LuaVM {
                 lua_pushinteger(T, lua_Integer(code))
                 T.push(reason)
                 return 2
-            } then: { [weak self] _ in
-                self?.forgetSocket(socket)
+            } then: { [self] _ in
+                forgetSocket(socket)
             }
         }
     }

@@ -91,6 +91,32 @@ final class LuaTimerTests: XCTestCase {
         XCTAssertTrue(vm.timers.byID.isEmpty)
     }
 
+    /// Timers and threads hold their VM strongly (a weak reference would slow every retain of
+    /// it): a stopped generation must still be freed once its runs and threads have ended.
+    func testAStoppedGenerationIsFreedOnceItsRunsAndThreadsEnd() throws {
+        weak var probe: LuaVM?
+        try {
+            let vm = try makeVM("""
+                moonwire.timer(3600, function() end)
+                moonwire.every(1, function()
+                  local t = moonwire.spawn(function() moonwire.sleep(0.5); return 1 end)
+                  t:wait()
+                  moonwire.sleep(1)
+                end)
+                """)
+            probe = vm
+            vm.startTimers(primary: true)
+            advance(1.2)
+            XCTAssertEqual(vm.threads.byID.count, 1, "a run waits for its thread")
+            vm.stopTimers()
+        }()
+        XCTAssertNotNil(probe, "the run in progress holds its VM")
+        advance(2)
+        // The deadline sweep, armed by the waiting run, lets go at its next look.
+        loop.advanceTime(by: LuaCallDeadlines.interval)
+        XCTAssertNil(probe)
+    }
+
     func testAnErrorInEveryIsReportedAndItGoesOn() throws {
         let vm = try makeVM("""
             log = {}
