@@ -69,7 +69,8 @@ public final class HTTPResponseStream {
         abort?()
     }
 
-    /// Calls `action` once the connection is writable again, or closed.
+    /// Calls `action` once the connection is writable again, or closed. A body ended meanwhile
+    /// (finished or aborted) drops it uncalled, so that nothing it holds outlives the response.
     public func whenWritable(_ action: @escaping () -> Void) {
         if !isOpen || isWritable { return action() }
         waiters.append(action)
@@ -82,8 +83,9 @@ public final class HTTPResponseStream {
     }
 
     func connectionClosed() {
+        let ready = waiters
         close()
-        becameWritable()
+        ready.forEach { $0() }
     }
 
     private func close() {
@@ -92,6 +94,7 @@ public final class HTTPResponseStream {
         finishBody = nil
         abortBody = nil
         checkWritable = nil
+        waiters = []
         let watchers = closeWatchers
         closeWatchers = []
         watchers.forEach { $0() }

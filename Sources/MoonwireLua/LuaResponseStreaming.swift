@@ -39,8 +39,10 @@ let responseWrite: LuaFunction = { L in
     }
     let callID = call.id
     call.isWaiting = true
-    stream.whenWritable { [weak vm] in
-        guard let vm, let call = vm.calls[callID] else { return }
+    // The VM held strongly (a weak reference would slow all its retains, see
+    // LuaCallDeadlines.swift): the stream drops its waiters when the response ends.
+    stream.whenWritable {
+        guard let call = vm.calls[callID] else { return }
         if stream.isOpen {
             lua_pushboolean(call.thread, 1)
             vm.proceed(call, arguments: 1)
