@@ -11,11 +11,23 @@ final class LuaTimerTests: XCTestCase {
     private let scripts = try! ScriptsFolder()
     private let loop = EmbeddedEventLoop()
 
-    private func makeVM(_ main: String) throws -> LuaVM { try scripts.makeVM(main, eventLoop: loop) }
+    /// The VMs the test made, stopped at its end.
+    private var made: [LuaVM] = []
 
-    /// Drops the tasks still scheduled (a sleep, a timer), which keep their VMs alive: a VM
-    /// that outlives its test keeps one of the thread's CPU tick slots.
+    private func makeVM(_ main: String) throws -> LuaVM {
+        let vm = try scripts.makeVM(main, eventLoop: loop)
+        made.append(vm)
+        return vm
+    }
+
+    /// A pending timer or sleep holds its VM until it fires or is cancelled, as a replaced
+    /// generation's are: stops the timers, lets the runs in progress end, and drops what is
+    /// still scheduled. A VM that outlived its test would keep one of the thread's CPU tick
+    /// slots.
     override func tearDownWithError() throws {
+        for vm in made { vm.stopTimers() }
+        made = []
+        advance(3600)
         try loop.syncShutdownGracefully()
     }
 
@@ -96,14 +108,14 @@ final class LuaTimerTests: XCTestCase {
     func testAStoppedGenerationIsFreedOnceItsRunsAndThreadsEnd() throws {
         weak var probe: LuaVM?
         try {
-            let vm = try makeVM("""
+            let vm = try scripts.makeVM("""
                 moonwire.timer(3600, function() end)
                 moonwire.every(1, function()
                   local t = moonwire.spawn(function() moonwire.sleep(0.5); return 1 end)
                   t:wait()
                   moonwire.sleep(1)
                 end)
-                """)
+                """, eventLoop: loop)
             probe = vm
             vm.startTimers(primary: true)
             advance(1.2)
