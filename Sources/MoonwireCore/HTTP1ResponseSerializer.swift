@@ -7,20 +7,43 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 
+/// The fields of a head given as HTTP/1.1 lines, none of them a field the server owns.
+enum HeadFieldLines {
+    /// Serialized beforehand by `HTTP1ResponseSerializer.fieldLines(_:)` (a cached file's,
+    /// made once).
+    case serialized(ByteBuffer)
+    /// A proxied upstream's, written from its head straight into the client's.
+    case proxied(ProxyHeaders.ResponseFieldLines)
+
+    /// The most bytes `write` writes.
+    var maximumSize: Int {
+        switch self {
+        case .serialized(let lines): lines.readableBytes
+        case .proxied(let lines): lines.maximumSize
+        }
+    }
+
+    func write(into out: inout ByteCursor) {
+        switch self {
+        case .serialized(let lines): lines.withUnsafeReadableBytes { out.append(bytes: $0) }
+        case .proxied(let lines): lines.write(into: &out)
+        }
+    }
+}
+
 enum HTTP1ResponseSerializer {
     /// Appends the status line, the handler's fields, the server's and the blank line that ends
     /// the head. Field names and values were checked where they were set (no CR, LF or NUL
-    /// reaches here). `fieldLines`, when given, are `headers` already serialized by
-    /// `fieldLines(_:)` (a cached file's, made once), none of them a field the server owns.
+    /// reaches here). `fieldLines`, when given, are written in place of `headers`.
     static func writeHead(
         status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
-        fieldLines: ByteBuffer? = nil, into buffer: inout ByteBuffer
+        fieldLines: HeadFieldLines? = nil, into buffer: inout ByteBuffer
     ) {
         let reason = commonReason(status.code)
         // Status line, the server's fields with their values, and room for the numbers.
         var size = 256 + fields.date.utf8.count + (reason == nil ? status.reasonPhrase.utf8.count : 0)
         if let fieldLines {
-            size += fieldLines.readableBytes
+            size += fieldLines.maximumSize
         } else {
             for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
         }
@@ -44,7 +67,7 @@ enum HTTP1ResponseSerializer {
                 out.append("\r\n")
             }
             if let fieldLines {
-                fieldLines.withUnsafeReadableBytes { out.append(bytes: $0) }
+                fieldLines.write(into: &out)
             } else {
                 for (name, value) in headers where !fields.replaces(name) {
                     out.append(contentsOf: name)

@@ -21,7 +21,7 @@ extension HTTPExchangeHandler {
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
                 extraHeaders: extraHeaders, cache: environment.fileCache)
             {
-                return write(cached.response, exchange, fieldLines: cached.fieldLines)
+                return write(cached.response, exchange, fieldLines: cached.fieldLines.map(HeadFieldLines.serialized))
             }
             let future = environment.files.serve(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
@@ -46,17 +46,19 @@ extension HTTPExchangeHandler {
         }
     }
 
-    /// An answer whose fields are HTTP/1.1 lines already (`HTTPResponder.takesFieldLines`);
-    /// `length` is the Content-Length among them, which the framing heeds.
-    func answer(status: Int, fieldLines: ByteBuffer, length: String?, body: ByteBuffer, exchange: Exchange) {
+    /// A proxied answer whose fields go as HTTP/1.1 lines (`HTTPResponder.takesFieldLines`);
+    /// their Content-Length is the one the framing heeds.
+    func answer(status: Int, fieldLines: ProxyHeaders.ResponseFieldLines, body: ByteBuffer, exchange: Exchange) {
         guard context != nil, machine.isAnswering else { return }
-        write(PreparedResponse(status: status, headers: Self.framing(length), body: .bytes(body)), exchange, fieldLines: fieldLines)
+        write(
+            PreparedResponse(status: status, headers: Self.framing(fieldLines.length), body: .bytes(body)), exchange,
+            fieldLines: .proxied(fieldLines))
     }
 
-    /// A streamed answer whose fields are HTTP/1.1 lines already.
-    func startStream(_ stream: HTTPResponseStream, status: Int, fieldLines: ByteBuffer, length: String?, exchange: Exchange) {
+    /// A streamed proxied answer whose fields go as HTTP/1.1 lines.
+    func startStream(_ stream: HTTPResponseStream, status: Int, fieldLines: ProxyHeaders.ResponseFieldLines, exchange: Exchange) {
         guard context != nil, machine.isAnswering else { return }
-        startStream(stream, status: status, headers: Self.framing(length), fieldLines: fieldLines, exchange)
+        startStream(stream, status: status, headers: Self.framing(fieldLines.length), fieldLines: .proxied(fieldLines), exchange)
     }
 
     /// The one field the writer looks for in the head of an answer given as field lines.
@@ -84,8 +86,8 @@ extension HTTPExchangeHandler {
         }
     }
 
-    /// `fieldLines`: the response's headers already serialized (a cached file's plain answer).
-    private func write(_ response: PreparedResponse, _ exchange: Exchange, fieldLines: ByteBuffer? = nil) {
+    /// `fieldLines`: the response's headers as lines (a cached file's plain answer, a proxied one).
+    private func write(_ response: PreparedResponse, _ exchange: Exchange, fieldLines: HeadFieldLines? = nil) {
         guard let context else { return response.discard() }
         let status = HTTPResponseStatus(statusCode: response.status)
         let bodyless = exchange.headOnly || status.forbidsBody
@@ -173,7 +175,7 @@ extension HTTPExchangeHandler {
 
     /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
     private func writeHead(
-        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, fieldLines: ByteBuffer? = nil, contentLength: Int?,
+        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, contentLength: Int?,
         _ exchange: Exchange, context: ChannelHandlerContext
     ) {
         logEntry?.status = Int(status.code)
@@ -219,7 +221,7 @@ extension HTTPExchangeHandler {
     }
 
     private func startStream(
-        _ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, fieldLines: ByteBuffer? = nil, _ exchange: Exchange
+        _ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, _ exchange: Exchange
     ) {
         guard let context else { return stream.connectionClosed() }
         var exchange = exchange

@@ -74,24 +74,24 @@ public final class HTTPResponder {
         return false
     }
 
-    /// Sends a response whose fields are HTTP/1.1 lines already, none of them one the server
-    /// writes itself (a proxied upstream's); `length` is the Content-Length among them. Only
-    /// where `takesFieldLines`: it spares a String per name and value.
-    func respond(status: Int, fieldLines: ByteBuffer, length: String?, body: ByteBuffer) {
+    /// Sends a proxied upstream's answer with its fields as HTTP/1.1 lines, written straight
+    /// into the client's head. Only where `takesFieldLines`: it spares a String per name and
+    /// value.
+    func respond(status: Int, fieldLines: ProxyHeaders.ResponseFieldLines, body: ByteBuffer) {
         guard case .exchange(let handler, _, let exchange) = sink else { return }
         sink = .answered
-        handler.answer(status: status, fieldLines: fieldLines, length: length, body: body, exchange: exchange)
+        handler.answer(status: status, fieldLines: fieldLines, body: body, exchange: exchange)
     }
 
-    /// `startStream` with the fields as `respond(status:fieldLines:length:body:)` takes them.
-    func startStream(status: Int, fieldLines: ByteBuffer, length: String?) -> HTTPResponseStream {
+    /// `startStream` with the fields as `respond(status:fieldLines:body:)` takes them.
+    func startStream(status: Int, fieldLines: ProxyHeaders.ResponseFieldLines) -> HTTPResponseStream {
         let stream = HTTPResponseStream()
         guard case .exchange(let handler, _, let exchange) = sink else {
             stream.connectionClosed()
             return stream
         }
         sink = .answered
-        handler.startStream(stream, status: status, fieldLines: fieldLines, length: length, exchange: exchange)
+        handler.startStream(stream, status: status, fieldLines: fieldLines, exchange: exchange)
         return stream
     }
 

@@ -37,12 +37,12 @@ struct HTTPResponseWriter {
     /// Starts a response with the server's own fields. `streamed` is a body of unknown length;
     /// on HTTP/1.1 it is chunked (or, for HTTP/1.0, ends with the connection). `bodyless`
     /// responses (HEAD, 1xx, 204, 304) send no body bytes and no framing, whatever their
-    /// fields announce. `fieldLines` are `headers` serialized beforehand (HTTP/1.1 copies them;
-    /// HTTP/2 takes `headers`). `fields` is inout, its framing set here, because a copy of it
+    /// fields announce. `fieldLines` stand for `headers` on HTTP/1.1 (HTTP/2 takes
+    /// `headers`). `fields` is inout, its framing set here, because a copy of it
     /// cost about 150 instructions per response (its date string retained and released twice).
     mutating func head(
         status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: inout ServerOwnedFields,
-        fieldLines: ByteBuffer? = nil, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
+        fieldLines: HeadFieldLines? = nil, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
     ) {
         switch target {
         case .stream:

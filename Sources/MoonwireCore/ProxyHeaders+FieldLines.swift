@@ -9,8 +9,8 @@ extension ProxyHeaders {
     /// Starts the client's streamed answer with the upstream's head: its fields as lines where
     /// the client takes them (HTTP/1.x), else as a table.
     static func startStream(_ head: OutboundResponseHead, via: Bool, on responder: HTTPResponder) -> HTTPResponseStream {
-        if responder.takesFieldLines, let fields = responseFieldLines(head, via: via, keepsLength: true) {
-            return responder.startStream(status: head.status, fieldLines: fields.lines, length: fields.length)
+        if responder.takesFieldLines, let lines = ResponseFieldLines(head, via: via, keepsLength: true) {
+            return responder.startStream(status: head.status, fieldLines: lines)
         }
         return responder.startStream(status: head.status, headers: responseHeaders(head, via: via))
     }
@@ -23,8 +23,8 @@ extension ProxyHeaders {
             head.status == 200 && (ResponseCompression.minimumSize...ResponseCompression.maximumSize).contains(body.readableBytes)
             && ResponseCompression.isCompressible(head.first("content-type"))
         let keepsLength = headOnly || HTTPResponseStatus(statusCode: head.status).forbidsBody
-        if !compressible, responder.takesFieldLines, let fields = responseFieldLines(head, via: via, keepsLength: keepsLength) {
-            return responder.respond(status: head.status, fieldLines: fields.lines, length: fields.length, body: body)
+        if !compressible, responder.takesFieldLines, let lines = ResponseFieldLines(head, via: via, keepsLength: keepsLength) {
+            return responder.respond(status: head.status, fieldLines: lines, body: body)
         }
         responder.respond(HTTPResponse(status: head.status, headers: responseHeaders(head, via: via), body: .bytes(body)))
     }
@@ -32,62 +32,90 @@ extension ProxyHeaders {
     /// `responseHeaders` as HTTP/1.1 field lines, for a client the server answers in HTTP/1.x:
     /// the same fields in the same order, less those the server writes itself (Server, Date,
     /// and Content-Length unless `keepsLength`), so the client gets the head byte for byte as
-    /// `responseHeaders` would give it, without a String per name and value. `length` is the
-    /// Content-Length kept, which frames the answer. nil when a byte of the head is above
-    /// ASCII: a String repairs invalid UTF-8, these bytes would not (`responseHeaders` then).
+    /// `responseHeaders` would give it, without a String per name and value. The serializer
+    /// writes them straight into the client's head (`HeadFieldLines.proxied`): a buffer of
+    /// their own cost about 300 instructions per answer to make, fill and free.
     /// Values need no check of their own: the reader refused CR, LF and NUL in them.
-    static func responseFieldLines(_ head: OutboundResponseHead, via: Bool, keepsLength: Bool) -> (lines: ByteBuffer, length: String?)? {
-        head.bytes.withUnsafeReadableBytes { raw -> (lines: ByteBuffer, length: String?)? in
-            guard isASCII(raw) else { return nil }
+    struct ResponseFieldLines {
+        private let head: OutboundResponseHead
+        private let via: Bool
+        /// The upstream sent Via fields, which the lines join into one.
+        private let vias: Bool
+        /// Field names the upstream's Connection lists: they go no further.
+        private let named: [Range<Int>]
+        /// The Content-Length kept, which frames the answer.
+        let length: String?
+
+        /// nil when a byte of the head is above ASCII: a String repairs invalid UTF-8, these
+        /// bytes would not (`responseHeaders` then).
+        init?(_ head: OutboundResponseHead, via: Bool, keepsLength: Bool) {
             var named: [Range<Int>] = []
-            var chunked = false
-            var vias = 0
-            // Only three names matter before the copy: their lengths spare most comparisons.
-            for field in head.fields {
-                switch field.name.count {
-                case 3: if bytesEqual(raw, field.name, "via", ignoringCase: true) { vias += 1 }
-                case 10:
-                    if bytesEqual(raw, field.name, "connection", ignoringCase: true) { connectionOptions(raw, field.value, into: &named) }
-                case 17: if bytesEqual(raw, field.name, "transfer-encoding", ignoringCase: true) { chunked = true }
-                default: break
+            var vias = false
+            var length: String?
+            let ascii = head.bytes.withUnsafeReadableBytes { raw -> Bool in
+                guard ProxyHeaders.isASCII(raw) else { return false }
+                var chunked = false
+                var lengthValue: Range<Int>?
+                // Only four names matter before the copy: their lengths spare most comparisons.
+                for field in head.fields {
+                    switch field.name.count {
+                    case 3: if bytesEqual(raw, field.name, "via", ignoringCase: true) { vias = true }
+                    case 10:
+                        if bytesEqual(raw, field.name, "connection", ignoringCase: true) {
+                            ProxyHeaders.connectionOptions(raw, field.value, into: &named)
+                        }
+                    case 14: if bytesEqual(raw, field.name, "content-length", ignoringCase: true) { lengthValue = field.value }
+                    case 17: if bytesEqual(raw, field.name, "transfer-encoding", ignoringCase: true) { chunked = true }
+                    default: break
+                    }
                 }
+                // Chunked coding frames the body, not the length; Connection may name it too.
+                if let lengthValue, keepsLength, !chunked,
+                    !named.contains(where: { bytesEqual(raw, $0, "content-length", ignoringCase: true) })
+                {
+                    length = HTTP1HeadParser.string(raw, lengthValue)
+                }
+                return true
             }
-            var length: Range<Int>?
-            // Each line grows by at most ": " over its own bytes; Via adds its own one. Made at
-            // its size: an empty buffer grown by the write cost about 150 instructions more.
-            let size = raw.count + 2 * head.fields.count + 32
-            var lines = ByteBufferAllocator().buffer(capacity: size)
-            lines.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
-                var line = ByteCursor(out)
+            guard ascii else { return nil }
+            self.head = head
+            self.via = via
+            self.vias = vias
+            self.named = named
+            self.length = length
+        }
+
+        /// The most bytes `write` writes: each line grows by at most ": " over its own bytes,
+        /// and Via adds its own one.
+        var maximumSize: Int { head.bytes.readableBytes + 2 * head.fields.count + 32 }
+
+        /// Writes the lines; `line` has room for `maximumSize` bytes.
+        func write(into line: inout ByteCursor) {
+            head.bytes.withUnsafeReadableBytes { raw in
                 for field in head.fields {
                     let name = UnsafeRawBufferPointer(rebasing: raw[field.name])
-                    let fieldKind = kind(name)
-                    let isLength = fieldKind == .reframed && name.count == 14
-                    switch fieldKind {
+                    switch ProxyHeaders.kind(name) {
                     case .hopByHop, .connection, .via: continue
-                    default: if isLength && chunked { continue }
+                    // Content-Length is `length`, when kept.
+                    case .reframed where name.count == 14: if length == nil { continue }
+                    default: break
                     }
-                    if !named.isEmpty, named.contains(where: { sameName(raw, $0, field.name) }) { continue }
-                    // The server writes its own Server and Date, and Content-Length unless kept
-                    // (ServerOwnedFields).
+                    if !named.isEmpty, named.contains(where: { ProxyHeaders.sameName(raw, $0, field.name) }) { continue }
+                    // The server writes its own Server and Date (ServerOwnedFields).
                     if bytesEqual(name, 0..<name.count, "date", ignoringCase: true)
                         || bytesEqual(name, 0..<name.count, "server", ignoringCase: true)
                     {
                         continue
-                    }
-                    if isLength {
-                        guard keepsLength else { continue }
-                        length = field.value
                     }
                     line.append(bytes: name)
                     line.append(": ")
                     line.append(bytes: UnsafeRawBufferPointer(rebasing: raw[field.value]))
                     line.append("\r\n")
                 }
-                if via || vias > 0 {
+                if via || vias {
                     line.append("via: ")
                     var first = true
-                    for field in head.fields where kind(UnsafeRawBufferPointer(rebasing: raw[field.name])) == .via {
+                    for field in head.fields where ProxyHeaders.kind(UnsafeRawBufferPointer(rebasing: raw[field.name])) == .via {
                         if !first { line.append(", ") }
                         first = false
                         line.append(bytes: UnsafeRawBufferPointer(rebasing: raw[field.value]))
@@ -95,9 +123,7 @@ extension ProxyHeaders {
                     if via { line.append(first ? "1.1 moonwire" : ", 1.1 moonwire") }
                     line.append("\r\n")
                 }
-                return line.count
             }
-            return (lines, length.map { HTTP1HeadParser.string(raw, $0) })
         }
     }
 

@@ -60,7 +60,7 @@ final class HTTP1ResponseWritingTests: XCTestCase {
         var fromLines = ByteBuffer()
         HTTP1ResponseSerializer.writeHead(
             status: .ok, version: .http1_1, headers: headers, fields: fields,
-            fieldLines: HTTP1ResponseSerializer.fieldLines(headers), into: &fromLines)
+            fieldLines: .serialized(HTTP1ResponseSerializer.fieldLines(headers)), into: &fromLines)
         XCTAssertEqual(String(buffer: fromLines), String(buffer: fromHeaders))
     }
 

@@ -35,7 +35,7 @@ final class ProxyFieldLinesTests: XCTestCase {
 
     /// The head HTTPExchangeHandler writes: from a header table (`lines` nil) or from lines.
     private func written(
-        _ head: OutboundResponseHead, headers: HTTPHeaders, lines: ByteBuffer?, bodyLength: Int?, headOnly: Bool,
+        _ head: OutboundResponseHead, headers: HTTPHeaders, lines: HeadFieldLines?, bodyLength: Int?, headOnly: Bool,
         version: HTTPVersion = .http1_1
     ) -> String {
         let status = HTTPResponseStatus(statusCode: head.status)
@@ -49,6 +49,17 @@ final class ProxyFieldLinesTests: XCTestCase {
         return String(buffer: out)
     }
 
+    /// The lines as `HTTP1ResponseSerializer.writeHead` writes them.
+    private func text(_ lines: ProxyHeaders.ResponseFieldLines) -> String {
+        var buffer = ByteBuffer()
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: lines.maximumSize) { raw in
+            var out = ByteCursor(raw)
+            lines.write(into: &out)
+            return out.count
+        }
+        return String(buffer: buffer)
+    }
+
     private func framing(_ length: String?) -> HTTPHeaders {
         length.map { ["content-length": $0] } ?? [:]
     }
@@ -60,10 +71,10 @@ final class ProxyFieldLinesTests: XCTestCase {
                     let head = try head(text, isHead: headOnly)
                     let headers = ProxyHeaders.responseHeaders(head, via: via)
                     let keepsLength = headOnly || HTTPResponseStatus(statusCode: head.status).forbidsBody
-                    let fields = try XCTUnwrap(ProxyHeaders.responseFieldLines(head, via: via, keepsLength: keepsLength))
+                    let fields = try XCTUnwrap(ProxyHeaders.ResponseFieldLines(head, via: via, keepsLength: keepsLength))
                     let bodyLength = headOnly ? 0 : 5
                     XCTAssertEqual(
-                        written(head, headers: framing(fields.length), lines: fields.lines, bodyLength: bodyLength, headOnly: headOnly),
+                        written(head, headers: framing(fields.length), lines: .proxied(fields), bodyLength: bodyLength, headOnly: headOnly),
                         written(head, headers: headers, lines: nil, bodyLength: bodyLength, headOnly: headOnly),
                         "\(text) via \(via) HEAD \(headOnly)")
                 }
@@ -76,9 +87,9 @@ final class ProxyFieldLinesTests: XCTestCase {
             for version in [HTTPVersion.http1_1, .http1_0] {
                 let head = try head(text)
                 let headers = ProxyHeaders.responseHeaders(head, via: true)
-                let fields = try XCTUnwrap(ProxyHeaders.responseFieldLines(head, via: true, keepsLength: true))
+                let fields = try XCTUnwrap(ProxyHeaders.ResponseFieldLines(head, via: true, keepsLength: true))
                 XCTAssertEqual(
-                    written(head, headers: framing(fields.length), lines: fields.lines, bodyLength: nil, headOnly: false, version: version),
+                    written(head, headers: framing(fields.length), lines: .proxied(fields), bodyLength: nil, headOnly: false, version: version),
                     written(head, headers: headers, lines: nil, bodyLength: nil, headOnly: false, version: version), text)
             }
         }
@@ -86,11 +97,11 @@ final class ProxyFieldLinesTests: XCTestCase {
 
     func testTheLinesDropWhatTheServerOwnsAndKeepTheRestInOrder() throws {
         let head = try head(Self.heads[1])
-        let whole = try XCTUnwrap(ProxyHeaders.responseFieldLines(head, via: true, keepsLength: false))
-        XCTAssertEqual(String(buffer: whole.lines), "Set-Cookie: a\r\nSet-Cookie: b\r\nvia: 1.0 other, 1.1 moonwire\r\n")
+        let whole = try XCTUnwrap(ProxyHeaders.ResponseFieldLines(head, via: true, keepsLength: false))
+        XCTAssertEqual(text(whole), "Set-Cookie: a\r\nSet-Cookie: b\r\nvia: 1.0 other, 1.1 moonwire\r\n")
         XCTAssertNil(whole.length, "a chunked answer's length is not its own")
-        let nginx = try XCTUnwrap(ProxyHeaders.responseFieldLines(try self.head(Self.heads[0]), via: false, keepsLength: true))
-        XCTAssertEqual(String(buffer: nginx.lines), "Content-Type: text/plain\r\nContent-Length: 5\r\n")
+        let nginx = try XCTUnwrap(ProxyHeaders.ResponseFieldLines(try self.head(Self.heads[0]), via: false, keepsLength: true))
+        XCTAssertEqual(text(nginx), "Content-Type: text/plain\r\nContent-Length: 5\r\n")
         XCTAssertEqual(nginx.length, "5")
     }
 
@@ -100,6 +111,6 @@ final class ProxyFieldLinesTests: XCTestCase {
         bytes.writeString("\r\n\r\n")
         var reader = HTTP1ResponseReader(maxBodySize: 0, isHead: false, streams: true)
         guard case .headArrived(let head) = try reader.read(&bytes) else { return XCTFail("no head") }
-        XCTAssertNil(ProxyHeaders.responseFieldLines(head, via: false, keepsLength: false))
+        XCTAssertNil(ProxyHeaders.ResponseFieldLines(head, via: false, keepsLength: false))
     }
 }
