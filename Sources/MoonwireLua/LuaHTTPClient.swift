@@ -107,7 +107,7 @@ private func startHTTPRequest(
         return L.raise("\(function.name): bad URL \"\(options.url)\"")
     }
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(request)
+    LuaHTTPExchange(waiter: waiter, client: client, options: options, deadline: exchangeDeadline(options)).send(request)
     return LuaReturn.yield
 }
 
@@ -117,51 +117,47 @@ private func sendPooled(
     through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request
 ) -> Int32 {
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
+    let exchange = LuaPooledHTTPExchange(waiter: waiter, client: client, options: options, to: url, request)
+    pool.execute(exchange)
+    waiter.onAbandon { [exchange] in exchange.cancel() }
     return LuaReturn.yield
 }
 
-/// One request of a waiting call, through its redirects, until it answers the call. Plain
-/// HTTP goes through the loop's keep-alive pool; TLS (and so HTTP/2) and redirects through
-/// AsyncHTTPClient.
-private final class LuaHTTPExchange: OutboundHTTPReceiver {
+/// When the whole exchange of `options`, redirects included, must have ended.
+private func exchangeDeadline(_ options: borrowing LuaHTTPRequestOptions) -> NIODeadline {
+    .now() + .nanoseconds(Int64(options.timeout * 1e9))
+}
+
+/// One request of a waiting call through the loop's keep-alive pool, until it answers the
+/// call; a redirect to follow goes on through a `LuaHTTPExchange`.
+private final class LuaPooledHTTPExchange: OutboundHTTP1Exchange {
     private let waiter: LuaWaiter
     private let client: OutboundHTTP
     private let options: LuaHTTPRequestOptions
-    private var redirectsLeft: Int
-    private let deadline: NIODeadline
-    /// Worker VMs run on loops of their own, outside the client's group.
-    private let ownLoop: Bool
-    /// The pool's exchange, cancelled if the call ends first. Kept here, so that the closures
-    /// the waiter takes capture only `self`, which Swift passes as their context: none is
-    /// allocated per request.
-    private var pooled: OutboundHTTPCancellable?
-    /// The pool's answer when it arrived before the call yielded, until the resumed call
-    /// pushes it.
+    /// The answer when it arrived before the call yielded, until the resumed call pushes it.
     private var response: OutboundHTTPResponse?
 
-    init(waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions) {
+    init(
+        waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions, to url: OutboundURL,
+        _ request: OutboundHTTP1Pool.Request
+    ) {
         self.waiter = waiter
         self.client = client
-        self.redirectsLeft = options.redirects
-        self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
-        self.ownLoop = !waiter.vm.isWorker
+        let timeout = options.timeout
+        let maxBodySize = options.maxBodySize
+        let deadline = exchangeDeadline(options)
         self.options = options
+        super.init(
+            request, to: url, deadline: deadline, seconds: timeout,
+            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: maxBodySize)
     }
 
-    func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
-        pooled = pool.execute(
-            request, to: url, deadline: deadline, timeout: options.timeout,
-            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize, receiver: self)
-        waiter.onAbandon { [self] in pooled?.cancel() }
-    }
-
-    /// The pool's answer.
-    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    override func answered(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         switch consume result {
         case .success(let response):
             if options.redirects > 0, (300..<400).contains(response.head.status) {
-                return answered(response.head.httpResponseHead, response.body, to: nil)
+                return LuaHTTPExchange(waiter: waiter, client: client, options: options, deadline: deadline)
+                    .answered(response.head.httpResponseHead, response.body, to: nil)
             }
             // The answer is pushed where it lies; stored only when the call has not yielded yet.
             if waiter.resumeNow({ T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }) {
@@ -176,6 +172,27 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     private func pushResponse(on T: LuaThread) -> Int32 {
         let response = response.take()!
         return pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T)
+    }
+}
+
+/// One request of a waiting call through AsyncHTTPClient (TLS, and so HTTP/2; redirects),
+/// through its redirects, until it answers the call.
+private final class LuaHTTPExchange {
+    private let waiter: LuaWaiter
+    private let client: OutboundHTTP
+    private let options: LuaHTTPRequestOptions
+    private var redirectsLeft: Int
+    private let deadline: NIODeadline
+    /// Worker VMs run on loops of their own, outside the client's group.
+    private let ownLoop: Bool
+
+    init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions, deadline: NIODeadline) {
+        self.waiter = waiter
+        self.client = client
+        self.redirectsLeft = options.redirects
+        self.deadline = deadline
+        self.ownLoop = !waiter.vm.isWorker
+        self.options = options
     }
 
     func send(_ request: HTTPClient.Request) {
@@ -193,7 +210,7 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     }
 
     /// An answer to `request` (nil: the pool's, to the options' request).
-    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
+    func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
         if options.redirects > 0, let current = request ?? (try? options.clientRequest()),
             let next = HTTPRedirect.next(after: head, to: current)
         {
