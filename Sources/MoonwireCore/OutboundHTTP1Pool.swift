@@ -68,24 +68,16 @@ public final class OutboundHTTP1Pool {
         inFlight.remove(exchange)
     }
 
-    /// Sends `request` to `url`'s host and gathers the answer, within `deadline` (`timeout`
-    /// seconds, for the message when it passes). `receiver` gets it once, on this loop.
-    /// Returns what cancels the exchange.
-    public func execute(
-        _ request: Request, to url: OutboundURL, deadline: NIODeadline, timeout seconds: Double, connectTimeout: TimeAmount,
-        maxBodySize: Int, receiver: OutboundHTTPReceiver
-    ) -> OutboundHTTPCancellable {
-        let exchange = PooledExchange(
-            request, url: url, deadline: deadline, seconds: seconds, connectTimeout: connectTimeout,
-            maxBodySize: maxBodySize, receiver: receiver)
+    /// Sends the exchange's request to its upstream and gathers the answer, within its
+    /// deadline; the exchange hears it once (`answered`), on this loop.
+    public func execute(_ exchange: OutboundHTTP1Exchange) {
         exchange.pool = self
         watch(exchange)
         start(exchange)
-        return exchange
     }
 
     /// Sends the exchange's request on an idle connection to its upstream, or on a new one.
-    fileprivate func start(_ exchange: PooledExchange) {
+    fileprivate func start(_ exchange: OutboundHTTP1Exchange) {
         if let connection = idle.take(exchange.key) { return send(exchange, on: connection) }
         connect(exchange.url, tls: nil, key: exchange.key, timeout: exchange.connectTimeout) { [self] result in
             switch result {
@@ -95,7 +87,7 @@ public final class OutboundHTTP1Pool {
         }
     }
 
-    private func send(_ exchange: PooledExchange, on connection: OutboundHTTP1Connection) {
+    private func send(_ exchange: OutboundHTTP1Exchange, on connection: OutboundHTTP1Connection) {
         guard !exchange.isFinished else { return idle.list(exchange.key).keep(connection) }
         exchange.connection = connection
         exchange.reused = connection.served > 0
@@ -322,34 +314,33 @@ protocol OutboundDeadline: AnyObject {
     func expire()
 }
 
-/// Cancels an exchange in progress: its connection closes and its receiver hears `.cancelled`.
-public protocol OutboundHTTPCancellable: AnyObject {
-    func cancel()
-}
-
 /// One exchange through the pool, confined to its loop: whichever ends it first (the answer,
 /// the deadline, a cancel) decides. It holds what a retry needs, so that sending takes no
-/// closure.
-private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, OutboundHTTPCancellable {
+/// closure. What waits for the answer subclasses it (`answered`): the exchange and its
+/// receiver are one object, where two, each holding the other until the answer, cost a
+/// proxied request about 500 instructions more (`PROXY=1 Tests/bench/instructions.sh`).
+open class OutboundHTTP1Exchange: OutboundDeadline, OutboundHTTPReceiver {
     let request: OutboundHTTP1Pool.Request
     let url: OutboundURL
     let connectTimeout: TimeAmount
     let maxBodySize: Int
-    private var receiver: OutboundHTTPReceiver?
-    let deadline: NIODeadline
+    public let deadline: NIODeadline
     /// The timeout in seconds, for the message.
     let seconds: Double
     var connection: OutboundHTTP1Connection?
     /// The connection had served requests before this one.
     var reused = false
     private var mayRetry = true
+    private(set) var isFinished = false
     var watchSlot = -1
     /// The pool, while the exchange is in flight: for a retry.
     var pool: OutboundHTTP1Pool?
 
-    init(
-        _ request: OutboundHTTP1Pool.Request, url: OutboundURL, deadline: NIODeadline, seconds: Double,
-        connectTimeout: TimeAmount, maxBodySize: Int, receiver: OutboundHTTPReceiver
+    /// An exchange sending `request` to `url`'s host, which ends by `deadline` (`seconds`
+    /// from its start, for the message) at the latest.
+    public init(
+        _ request: OutboundHTTP1Pool.Request, to url: OutboundURL, deadline: NIODeadline, seconds: Double,
+        connectTimeout: TimeAmount, maxBodySize: Int
     ) {
         self.request = request
         self.url = url
@@ -357,16 +348,16 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         self.seconds = seconds
         self.connectTimeout = connectTimeout
         self.maxBodySize = maxBodySize
-        self.receiver = receiver
     }
+
+    /// The answer, or why there is none: called once, on the pool's loop.
+    open func answered(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {}
 
     /// The upstream's key in the pool (a plain URL's: the pool's exchanges make no TLS).
     var key: String { url.poolKey }
 
-    var isFinished: Bool { receiver == nil }
-
     /// The connection's answer.
-    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    public final func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         connection = nil
         // A connection the upstream closed while it was idle fails before any answer: an
         // idempotent request goes again, once, on a new connection.
@@ -377,21 +368,23 @@ private final class PooledExchange: OutboundDeadline, OutboundHTTPReceiver, Outb
         finish(result)
     }
 
-    func cancel() {
+    /// Ends the exchange in progress: its connection closes and it is answered `.cancelled`.
+    public final func cancel() {
         connection?.fail(.cancelled)
         finish(.failure(.cancelled))
     }
 
-    func expire() {
+    final func expire() {
         connection?.fail(.timeout(seconds: seconds))
         finish(.failure(.timeout(seconds: seconds)))
     }
 
-    func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
-        guard let receiver = receiver.take() else { return }
+    final func finish(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+        guard !isFinished else { return }
+        isFinished = true
         pool?.unwatch(self)
         pool = nil
         connection = nil
-        receiver.received(result)
+        answered(result)
     }
 }

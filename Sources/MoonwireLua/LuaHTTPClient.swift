@@ -42,10 +42,11 @@ private let luaHTTPGet: LuaFunction = { L in
     guard let options = optionsIndex(L, 2, function) else { return LuaReturn.raise }
     if options == 0 {
         let vm = LuaVM.from(L)
-        if let pool = vm.outboundPool, let client = vm.runtime.outboundHTTP, let kept = vm.recentPooledRequest.lookup(L, url: 1) {
+        if let pool = vm.outboundPool, vm.runtime.outboundHTTP != nil, let kept = vm.recentPooledRequest.lookup(L, url: 1) {
             vm.runtime.outboundRequests.increment()
-            let options = LuaHTTPRequestOptions(url: kept.url, method: .GET, headers: HTTPHeaders(), body: nil, tls: nil)
-            return sendPooled(L, function, client, options, through: pool, to: kept.target, kept.request)
+            return sendPooled(
+                L, function, timeout: LuaHTTPRequestOptions.defaultTimeout, maxBodySize: LuaHTTPRequestOptions.defaultMaxBodySize,
+                redirects: nil, through: pool, to: kept.target, kept.request)
         }
     }
     return startHTTPRequest(
@@ -98,7 +99,9 @@ private func startHTTPRequest(
     }
     vm.runtime.outboundRequests.increment()
     if let pool = vm.outboundPool, let (url, request) = options.pooled(recent: &vm.recentPooledRequest) {
-        return sendPooled(L, function, client, options, through: pool, to: url, request)
+        return sendPooled(
+            L, function, timeout: options.timeout, maxBodySize: options.maxBodySize,
+            redirects: options.redirects > 0 ? (client, options) : nil, through: pool, to: url, request)
     }
     let request: HTTPClient.Request
     do {
@@ -107,61 +110,57 @@ private func startHTTPRequest(
         return L.raise("\(function.name): bad URL \"\(options.url)\"")
     }
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(request)
+    LuaHTTPExchange(waiter: waiter, client: client, options: options, deadline: exchangeDeadline(options.timeout)).send(request)
     return LuaReturn.yield
 }
 
 /// Takes the call as a waiter, sends `request` through the loop's pool and yields.
 private func sendPooled(
-    _ L: LuaThread, _ function: LuaAPIFunction, _ client: OutboundHTTP, _ options: consuming LuaHTTPRequestOptions,
+    _ L: LuaThread, _ function: LuaAPIFunction, timeout: Double, maxBodySize: Int, redirects: LuaPooledHTTPExchange.Redirects?,
     through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request
 ) -> Int32 {
     guard let waiter = LuaVM.waiter(L, function) else { return LuaReturn.raise }
-    LuaHTTPExchange(waiter: waiter, client: client, options: options).send(through: pool, to: url, request)
+    let exchange = LuaPooledHTTPExchange(
+        waiter: waiter, timeout: timeout, maxBodySize: maxBodySize, redirects: redirects, to: url, request)
+    pool.execute(exchange)
+    waiter.onAbandon { [exchange] in exchange.cancel() }
     return LuaReturn.yield
 }
 
-/// One request of a waiting call, through its redirects, until it answers the call. Plain
-/// HTTP goes through the loop's keep-alive pool; TLS (and so HTTP/2) and redirects through
-/// AsyncHTTPClient.
-private final class LuaHTTPExchange: OutboundHTTPReceiver {
+/// When an exchange of `timeout` seconds, redirects included, must have ended.
+private func exchangeDeadline(_ timeout: Double) -> NIODeadline {
+    .now() + .nanoseconds(Int64(timeout * 1e9))
+}
+
+/// One request of a waiting call through the loop's keep-alive pool, until it answers the
+/// call; a redirect to follow goes on through a `LuaHTTPExchange`.
+private final class LuaPooledHTTPExchange: OutboundHTTP1Exchange {
+    /// What a redirect goes on with, kept only by a request that follows redirects: most do not,
+    /// and keeping the client and the options cost each of them a few retains and releases.
+    typealias Redirects = (client: OutboundHTTP, options: LuaHTTPRequestOptions)
+
     private let waiter: LuaWaiter
-    private let client: OutboundHTTP
-    private let options: LuaHTTPRequestOptions
-    private var redirectsLeft: Int
-    private let deadline: NIODeadline
-    /// Worker VMs run on loops of their own, outside the client's group.
-    private let ownLoop: Bool
-    /// The pool's exchange, cancelled if the call ends first. Kept here, so that the closures
-    /// the waiter takes capture only `self`, which Swift passes as their context: none is
-    /// allocated per request.
-    private var pooled: OutboundHTTPCancellable?
-    /// The pool's answer when it arrived before the call yielded, until the resumed call
-    /// pushes it.
+    private let redirects: Redirects?
+    /// The answer when it arrived before the call yielded, until the resumed call pushes it.
     private var response: OutboundHTTPResponse?
 
-    init(waiter: LuaWaiter, client: OutboundHTTP, options: consuming LuaHTTPRequestOptions) {
+    init(
+        waiter: LuaWaiter, timeout: Double, maxBodySize: Int, redirects: Redirects?, to url: OutboundURL,
+        _ request: OutboundHTTP1Pool.Request
+    ) {
         self.waiter = waiter
-        self.client = client
-        self.redirectsLeft = options.redirects
-        self.deadline = .now() + .nanoseconds(Int64(options.timeout * 1e9))
-        self.ownLoop = !waiter.vm.isWorker
-        self.options = options
+        self.redirects = redirects
+        super.init(
+            request, to: url, deadline: exchangeDeadline(timeout), seconds: timeout,
+            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: maxBodySize)
     }
 
-    func send(through pool: OutboundHTTP1Pool, to url: OutboundURL, _ request: OutboundHTTP1Pool.Request) {
-        pooled = pool.execute(
-            request, to: url, deadline: deadline, timeout: options.timeout,
-            connectTimeout: .nanoseconds(Int64(OutboundHTTP.connectTimeout * 1e9)), maxBodySize: options.maxBodySize, receiver: self)
-        waiter.onAbandon { [self] in pooled?.cancel() }
-    }
-
-    /// The pool's answer.
-    func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    override func answered(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
         switch consume result {
         case .success(let response):
-            if options.redirects > 0, (300..<400).contains(response.head.status) {
-                return answered(response.head.httpResponseHead, response.body, to: nil)
+            if let redirects, (300..<400).contains(response.head.status) {
+                return LuaHTTPExchange(waiter: waiter, client: redirects.client, options: redirects.options, deadline: deadline)
+                    .answered(response.head.httpResponseHead, response.body, to: nil)
             }
             // The answer is pushed where it lies; stored only when the call has not yielded yet.
             if waiter.resumeNow({ T in pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T) }) {
@@ -176,6 +175,27 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     private func pushResponse(on T: LuaThread) -> Int32 {
         let response = response.take()!
         return pushHTTPAnswer(status: response.head.status, response.body, head: response.head, on: T)
+    }
+}
+
+/// One request of a waiting call through AsyncHTTPClient (TLS, and so HTTP/2; redirects),
+/// through its redirects, until it answers the call.
+private final class LuaHTTPExchange {
+    private let waiter: LuaWaiter
+    private let client: OutboundHTTP
+    private let options: LuaHTTPRequestOptions
+    private var redirectsLeft: Int
+    private let deadline: NIODeadline
+    /// Worker VMs run on loops of their own, outside the client's group.
+    private let ownLoop: Bool
+
+    init(waiter: LuaWaiter, client: OutboundHTTP, options: LuaHTTPRequestOptions, deadline: NIODeadline) {
+        self.waiter = waiter
+        self.client = client
+        self.redirectsLeft = options.redirects
+        self.deadline = deadline
+        self.ownLoop = !waiter.vm.isWorker
+        self.options = options
     }
 
     func send(_ request: HTTPClient.Request) {
@@ -193,7 +213,7 @@ private final class LuaHTTPExchange: OutboundHTTPReceiver {
     }
 
     /// An answer to `request` (nil: the pool's, to the options' request).
-    private func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
+    func answered(_ head: HTTPResponseHead, _ body: ByteBuffer, to request: HTTPClient.Request?) {
         if options.redirects > 0, let current = request ?? (try? options.clientRequest()),
             let next = HTTPRedirect.next(after: head, to: current)
         {

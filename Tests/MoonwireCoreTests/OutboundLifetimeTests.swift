@@ -78,13 +78,18 @@ final class OutboundLifetimeTests: XCTestCase {
         }
     }
 
-    private final class Receiver: OutboundHTTPReceiver {
-        let answered: EventLoopPromise<Int>
-        init(_ answered: EventLoopPromise<Int>) { self.answered = answered }
-        func received(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
+    private final class Exchange: OutboundHTTP1Exchange {
+        let promise: EventLoopPromise<Int>
+        init(to url: OutboundURL, _ promise: EventLoopPromise<Int>) {
+            self.promise = promise
+            super.init(
+                .init(bytes: ByteBuffer(string: "GET / HTTP/1.1\r\nhost: upstream\r\n\r\n"), method: "GET"), to: url,
+                deadline: .now() + .seconds(10), seconds: 10, connectTimeout: .seconds(10), maxBodySize: 100)
+        }
+        override func answered(_ result: consuming Result<OutboundHTTPResponse, OutboundHTTPFailure>) {
             switch result {
-            case .success(let response): answered.succeed(response.head.status)
-            case .failure(let failure): answered.fail(failure)
+            case .success(let response): promise.succeed(response.head.status)
+            case .failure(let failure): promise.fail(failure)
             }
         }
     }
@@ -113,10 +118,7 @@ final class OutboundLifetimeTests: XCTestCase {
             let pool = OutboundHTTP1Pool(eventLoop: loop)
             probe.pool = pool
             func ask(_ answered: EventLoopPromise<Int>) {
-                _ = pool.execute(
-                    .init(bytes: ByteBuffer(string: "GET / HTTP/1.1\r\nhost: upstream\r\n\r\n"), method: "GET"), to: url,
-                    deadline: .now() + .seconds(10), timeout: 10, connectTimeout: .seconds(10), maxBodySize: 100,
-                    receiver: Receiver(answered))
+                pool.execute(Exchange(to: url, answered))
             }
             ask(answers[0])
             answers[0].futureResult.assumeIsolated().whenSuccess { _ in ask(answers[1]) }
