@@ -58,15 +58,21 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// The upstream is not read because the client is slow: its silence is ours, not a timeout.
     var clientHeld = false
     var finished = false
-    var deadline: NIODeadline
+    /// Set when the request goes, then at the end of each read that leaves the answer
+    /// unfinished: a clock read per read, not per head and body piece (an answer in one read
+    /// never needs it again). Unwatched until the request goes, so unset before.
+    var deadline = NIODeadline.distantFuture
     var watchSlot = -1
 
     /// Forwards `request` to `target` (or to the servers of `group`, `target.url` standing
     /// for whichever is picked) and answers `responder` with what comes back. `hook` is called
-    /// at most once; when it never is (the client left first), `ended` is.
+    /// at most once; when it never is (the client left first), `ended` is. Everything is
+    /// consumed: the caller's references move into the exchange, where borrowed ones were
+    /// retained again and then released by the caller (about ten atomic operations).
     public static func start(
-        _ request: HTTPRequest, to target: consuming ProxyTarget, group: UpstreamGroup?, pool: OutboundHTTP1Pool, responder: HTTPResponder,
-        hook: ProxyHook?, logger: Logger, ended: (() -> Void)?
+        _ request: consuming HTTPRequest, to target: consuming ProxyTarget, group: consuming UpstreamGroup?,
+        pool: consuming OutboundHTTP1Pool, responder: consuming HTTPResponder, hook: consuming ProxyHook?, logger: consuming Logger,
+        ended: consuming (() -> Void)?
     ) {
         let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger)
         exchange.ended = ended
@@ -74,10 +80,9 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     private init(
-        _ request: HTTPRequest, _ target: consuming ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
-        _ hook: ProxyHook?, _ logger: Logger
+        _ request: consuming HTTPRequest, _ target: consuming ProxyTarget, _ group: consuming UpstreamGroup?,
+        _ pool: consuming OutboundHTTP1Pool, _ responder: consuming HTTPResponder, _ hook: consuming ProxyHook?, _ logger: consuming Logger
     ) {
-        deadline = .now() + target.timeout
         self.request = request
         self.group = group
         self.pool = pool
@@ -198,7 +203,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     // MARK: The answer, upstream to client
 
     func responseInterim(_ head: OutboundResponseHead) {
-        deadline = .now() + target.timeout
         // The client's Expect: 100-continue was answered by Moonwire and not forwarded, so a 100
         // says nothing to the client; other 1xx go on (RFC 9110 section 15.2).
         guard head.status != 100 else { return }
@@ -210,7 +214,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     func responseHead(_ head: OutboundResponseHead) {
         headArrived = true
-        deadline = .now() + target.timeout
         guard let hook else {
             pendingHead = head
             return
@@ -249,7 +252,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     func responseBody(_ part: ByteBuffer) {
-        deadline = .now() + target.timeout
         guard clientStream != nil else {
             if heldFirst == nil { return heldFirst = part }
             return held.append(part)
@@ -273,8 +275,10 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         }
     }
 
-    /// The end of what one read brought: a head still kept starts a streamed answer.
+    /// The end of what one read brought, the answer unfinished: the upstream made progress,
+    /// and a head still kept starts a streamed answer.
     func responseReadComplete() {
+        deadline = .now() + target.timeout
         guard clientStream == nil, let head = pendingHead.take() else { return }
         startAnswer(head)
     }
@@ -300,7 +304,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     /// The whole answer arrived in one read: one response, head and body in one write.
-    private func answerWhole(_ head: OutboundResponseHead) {
+    private func answerWhole(_ head: consuming OutboundResponseHead) {
         end()
         var body = heldFirst.take() ?? ByteBuffer()
         for var part in held { body.writeBuffer(&part) }
