@@ -134,21 +134,23 @@ extension LuaVM {
     /// Forwards the call's request. Without OnAfterForwardHTTP the call ends here; with it,
     /// the call waits for the upstream's head to run the event in.
     func forward(_ call: LuaCall, _ route: LuaProxyRoute) {
-        guard let pool = outboundPool else {
+        guard outboundPool != nil else {
             call.responder.respond(.statusPage(502))
             return end(call)
         }
-        let request = call.request!
         runtime.outboundRequests.increment()
-        // The target is made in the call, where the exchange takes it without a copy.
+        // Each argument is read where it is passed: the exchange consumes it, and the one
+        // retain of the read is the exchange's own (locals cost a retain and a release more
+        // each). The target is made in the call, where the exchange takes it without a copy.
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
-                request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
+                call.request, to: route.target(for: call.request), group: route.group, pool: outboundPool!, responder: call.responder, hook: nil,
+                logger: logger, ended: nil)
             return end(call)
         }
         let id = call.id
         ProxyExchange.start(
-            request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder,
+            call.request, to: route.target(for: call.request), group: route.group, pool: outboundPool!, responder: call.responder,
             hook: { [self] outcome, decide in
                 guard let call = calls[id] else { return decide(Self.unchanged(outcome)) }
                 afterForward(call, outcome, decide)
