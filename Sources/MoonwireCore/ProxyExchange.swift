@@ -20,6 +20,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     let pool: OutboundHTTP1Pool
     let responder: HTTPResponder
     let hook: ProxyHook?
+    /// The route's last forwarding fields (nil: written anew).
+    let forwarding: ProxyForwardingFields?
     /// Called when the exchange ends without ever calling the hook.
     private var ended: (() -> Void)?
     var hookCalled = false
@@ -65,24 +67,27 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     var watchSlot = -1
 
     /// Forwards `request` to `target` (or to the servers of `group`, `target.url` standing
-    /// for whichever is picked) and answers `responder` with what comes back. `hook` is called
+    /// for whichever is picked) and answers `responder` with what comes back; `forwarding`,
+    /// the route's, spares writing the client's forwarding fields anew. `hook` is called
     /// at most once; when it never is (the client left first), `ended` is. Everything is
     /// consumed: the caller's references move into the exchange, where borrowed ones were
     /// retained again and then released by the caller (about ten atomic operations).
     public static func start(
         _ request: consuming HTTPRequest, to target: consuming ProxyTarget, group: consuming UpstreamGroup?,
         pool: consuming OutboundHTTP1Pool, responder: consuming HTTPResponder, hook: consuming ProxyHook?, logger: consuming Logger,
-        ended: consuming (() -> Void)?
+        ended: consuming (() -> Void)?, forwarding: consuming ProxyForwardingFields? = nil
     ) {
-        let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger)
+        let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger, forwarding)
         exchange.ended = ended
         exchange.prepare()
     }
 
     private init(
         _ request: consuming HTTPRequest, _ target: consuming ProxyTarget, _ group: consuming UpstreamGroup?,
-        _ pool: consuming OutboundHTTP1Pool, _ responder: consuming HTTPResponder, _ hook: consuming ProxyHook?, _ logger: consuming Logger
+        _ pool: consuming OutboundHTTP1Pool, _ responder: consuming HTTPResponder, _ hook: consuming ProxyHook?, _ logger: consuming Logger,
+        _ forwarding: consuming ProxyForwardingFields?
     ) {
+        self.forwarding = forwarding
         self.request = request
         self.group = group
         self.pool = pool
@@ -118,7 +123,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// What goes first to the server picked: the head (its Host is that server's), and the
     /// body when it was whole, or the piece of it already read.
     private func requestHead() -> ByteBuffer {
-        var head = ProxyHeaders.requestHead(request, target, authority: group.map { $0.servers[server].authority }, framing: framing)
+        var head = ProxyHeaders.requestHead(
+            request, target, authority: group.map { $0.servers[server].authority }, framing: framing, forwarding: forwarding)
         if request.body.readableBytes > 0 {
             var body = request.body
             head.writeBuffer(&body)

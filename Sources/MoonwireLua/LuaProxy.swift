@@ -25,6 +25,9 @@ final class LuaProxyRoute {
     let auth: Bool?
     /// The target to the first server, but for the request's path: made once.
     let base: ProxyTarget
+    /// The forwarding fields its requests wrote last; nil for OnBeforeForwardHTTP's forwards,
+    /// whose route serves one request.
+    let forwarding: ProxyForwardingFields?
 
     init(options: LuaProxyOptions, group: UpstreamGroup?, prefix: String, pattern: String? = nil, auth: Bool? = nil) {
         self.options = options
@@ -33,6 +36,7 @@ final class LuaProxyRoute {
         self.pattern = pattern
         self.auth = auth
         base = options.target(server: options.servers[0])
+        forwarding = pattern == nil ? nil : ProxyForwardingFields()
     }
 
     /// Where `request` goes (to the first server; a group picks another per attempt).
@@ -145,7 +149,7 @@ extension LuaVM {
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
                 call.request, to: route.target(for: call.request), group: route.group, pool: outboundPool!, responder: call.responder, hook: nil,
-                logger: logger, ended: nil)
+                logger: logger, ended: nil, forwarding: route.forwarding)
             return end(call)
         }
         let id = call.id
@@ -160,7 +164,7 @@ extension LuaVM {
                 // The forward ended before the head came (the client left): the call is done.
                 guard let call = calls[id] else { return }
                 end(call)
-            })
+            }, forwarding: route.forwarding)
     }
 
     /// Forwards an upgrade request to its proxy route's upstream, whose answer decides the
