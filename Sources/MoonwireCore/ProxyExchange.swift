@@ -172,7 +172,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         pool.watch(self)
         let streams = request.bodyStream != nil && framing != .none
         connection.requestUnfinished = streams
-        connection.send(requestHead(), isHead: request.method == "HEAD", streamingTo: self)
+        connection.send(requestHead(), isHead: request.hasMethod("HEAD"), streamingTo: self)
         if streams { pumpBody() }
     }
 
@@ -315,7 +315,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         var body = heldFirst.take() ?? ByteBuffer()
         for var part in held { body.writeBuffer(&part) }
         held = []
-        ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.method == "HEAD", on: responder)
+        ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.hasMethod("HEAD"), on: responder)
     }
 
     // MARK: Ending
