@@ -2,7 +2,7 @@
 // and Forwarded) are the same for every request of a connection when the client sent none of
 // its own: a route keeps the last ones it wrote and copies them whole while the client's address,
 // host and scheme stay the same (writing them field by field, the Forwarded element escaped,
-// cost about 400 instructions per forwarded request).
+// cost about 480 instructions per forwarded request).
 
 /// The forwarding fields a route wrote last. Confined to its route's loop (a script's routes
 /// are its loop's), as the exchanges that use it are.
