@@ -244,12 +244,15 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         startAnswer(ProxyHeaders.startStream(head, via: target.via, on: responder))
     }
 
+    /// The stream's callbacks hold the exchange strongly: the stream drops them when it closes,
+    /// which every end of the exchange does (a weak reference would move the exchange's count
+    /// to a side table, whose retains and releases are slower for the rest of its life).
     private func startAnswer(_ stream: HTTPResponseStream) {
         clientStream = stream
-        stream.whenClosed { [weak self] in
-            guard let self, !self.finished else { return }
+        stream.whenClosed { [self] in
+            guard !finished else { return }
             // The client went away before the answer ended.
-            self.abandon()
+            abandon()
         }
         if let first = heldFirst.take() { forward(first) }
         for part in held { forward(part) }
@@ -271,11 +274,9 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         if !stream.isWritable, stream.isOpen, let connection {
             clientHeld = true
             connection.holdReads()
-            stream.whenWritable { [weak self] in
-                if let self {
-                    clientHeld = false
-                    deadline = .now() + target.timeout
-                }
+            stream.whenWritable { [self] in
+                clientHeld = false
+                deadline = .now() + target.timeout
                 connection.resumeReads()
             }
         }
