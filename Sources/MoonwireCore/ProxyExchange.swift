@@ -20,6 +20,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     let pool: OutboundHTTP1Pool
     let responder: HTTPResponder
     let hook: ProxyHook?
+    /// The route's last forwarding fields (nil: written anew).
+    let forwarding: ProxyForwardingFields?
     /// Called when the exchange ends without ever calling the hook.
     private var ended: (() -> Void)?
     var hookCalled = false
@@ -58,26 +60,34 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// The upstream is not read because the client is slow: its silence is ours, not a timeout.
     var clientHeld = false
     var finished = false
-    var deadline: NIODeadline
+    /// Set when the request goes, then at the end of each read that leaves the answer
+    /// unfinished: a clock read per read, not per head and body piece (an answer in one read
+    /// never needs it again). Unwatched until the request goes, so unset before.
+    var deadline = NIODeadline.distantFuture
     var watchSlot = -1
 
     /// Forwards `request` to `target` (or to the servers of `group`, `target.url` standing
-    /// for whichever is picked) and answers `responder` with what comes back. `hook` is called
-    /// at most once; when it never is (the client left first), `ended` is.
+    /// for whichever is picked) and answers `responder` with what comes back; `forwarding`,
+    /// the route's, spares writing the client's forwarding fields anew. `hook` is called
+    /// at most once; when it never is (the client left first), `ended` is. Everything is
+    /// consumed: the caller's references move into the exchange, where borrowed ones were
+    /// retained again and then released by the caller (about ten atomic operations).
     public static func start(
-        _ request: HTTPRequest, to target: consuming ProxyTarget, group: UpstreamGroup?, pool: OutboundHTTP1Pool, responder: HTTPResponder,
-        hook: ProxyHook?, logger: Logger, ended: (() -> Void)?
+        _ request: consuming HTTPRequest, to target: consuming ProxyTarget, group: consuming UpstreamGroup?,
+        pool: consuming OutboundHTTP1Pool, responder: consuming HTTPResponder, hook: consuming ProxyHook?, logger: consuming Logger,
+        ended: consuming (() -> Void)?, forwarding: consuming ProxyForwardingFields? = nil
     ) {
-        let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger)
+        let exchange = ProxyExchange(request, target, group, pool, responder, hook, logger, forwarding)
         exchange.ended = ended
         exchange.prepare()
     }
 
     private init(
-        _ request: HTTPRequest, _ target: consuming ProxyTarget, _ group: UpstreamGroup?, _ pool: OutboundHTTP1Pool, _ responder: HTTPResponder,
-        _ hook: ProxyHook?, _ logger: Logger
+        _ request: consuming HTTPRequest, _ target: consuming ProxyTarget, _ group: consuming UpstreamGroup?,
+        _ pool: consuming OutboundHTTP1Pool, _ responder: consuming HTTPResponder, _ hook: consuming ProxyHook?, _ logger: consuming Logger,
+        _ forwarding: consuming ProxyForwardingFields?
     ) {
-        deadline = .now() + target.timeout
+        self.forwarding = forwarding
         self.request = request
         self.group = group
         self.pool = pool
@@ -113,7 +123,8 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     /// What goes first to the server picked: the head (its Host is that server's), and the
     /// body when it was whole, or the piece of it already read.
     private func requestHead() -> ByteBuffer {
-        var head = ProxyHeaders.requestHead(request, target, authority: group.map { $0.servers[server].authority }, framing: framing)
+        var head = ProxyHeaders.requestHead(
+            request, target, authority: group.map { $0.servers[server].authority }, framing: framing, forwarding: forwarding)
         if request.body.readableBytes > 0 {
             var body = request.body
             head.writeBuffer(&body)
@@ -161,7 +172,7 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         pool.watch(self)
         let streams = request.bodyStream != nil && framing != .none
         connection.requestUnfinished = streams
-        connection.send(requestHead(), isHead: request.method == "HEAD", streamingTo: self)
+        connection.send(requestHead(), isHead: request.hasMethod("HEAD"), streamingTo: self)
         if streams { pumpBody() }
     }
 
@@ -198,7 +209,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     // MARK: The answer, upstream to client
 
     func responseInterim(_ head: OutboundResponseHead) {
-        deadline = .now() + target.timeout
         // The client's Expect: 100-continue was answered by Moonwire and not forwarded, so a 100
         // says nothing to the client; other 1xx go on (RFC 9110 section 15.2).
         guard head.status != 100 else { return }
@@ -210,7 +220,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
 
     func responseHead(_ head: OutboundResponseHead) {
         headArrived = true
-        deadline = .now() + target.timeout
         guard let hook else {
             pendingHead = head
             return
@@ -235,12 +244,15 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         startAnswer(ProxyHeaders.startStream(head, via: target.via, on: responder))
     }
 
+    /// The stream's callbacks hold the exchange strongly: the stream drops them when it closes,
+    /// which every end of the exchange does (a weak reference would move the exchange's count
+    /// to a side table, whose retains and releases are slower for the rest of its life).
     private func startAnswer(_ stream: HTTPResponseStream) {
         clientStream = stream
-        stream.whenClosed { [weak self] in
-            guard let self, !self.finished else { return }
+        stream.whenClosed { [self] in
+            guard !finished else { return }
             // The client went away before the answer ended.
-            self.abandon()
+            abandon()
         }
         if let first = heldFirst.take() { forward(first) }
         for part in held { forward(part) }
@@ -249,7 +261,6 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     func responseBody(_ part: ByteBuffer) {
-        deadline = .now() + target.timeout
         guard clientStream != nil else {
             if heldFirst == nil { return heldFirst = part }
             return held.append(part)
@@ -263,18 +274,18 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
         if !stream.isWritable, stream.isOpen, let connection {
             clientHeld = true
             connection.holdReads()
-            stream.whenWritable { [weak self] in
-                if let self {
-                    clientHeld = false
-                    deadline = .now() + target.timeout
-                }
+            stream.whenWritable { [self] in
+                clientHeld = false
+                deadline = .now() + target.timeout
                 connection.resumeReads()
             }
         }
     }
 
-    /// The end of what one read brought: a head still kept starts a streamed answer.
+    /// The end of what one read brought, the answer unfinished: the upstream made progress,
+    /// and a head still kept starts a streamed answer.
     func responseReadComplete() {
+        deadline = .now() + target.timeout
         guard clientStream == nil, let head = pendingHead.take() else { return }
         startAnswer(head)
     }
@@ -300,12 +311,12 @@ public final class ProxyExchange: OutboundResponseSink, OutboundDeadline {
     }
 
     /// The whole answer arrived in one read: one response, head and body in one write.
-    private func answerWhole(_ head: OutboundResponseHead) {
+    private func answerWhole(_ head: consuming OutboundResponseHead) {
         end()
         var body = heldFirst.take() ?? ByteBuffer()
         for var part in held { body.writeBuffer(&part) }
         held = []
-        ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.method == "HEAD", on: responder)
+        ProxyHeaders.respond(head, via: target.via, body: body, headOnly: request.hasMethod("HEAD"), on: responder)
     }
 
     // MARK: Ending

@@ -9,8 +9,8 @@ extension ProxyHeaders {
     /// Starts the client's streamed answer with the upstream's head: its fields as lines where
     /// the client takes them (HTTP/1.x), else as a table.
     static func startStream(_ head: OutboundResponseHead, via: Bool, on responder: HTTPResponder) -> HTTPResponseStream {
-        if responder.takesFieldLines, let lines = ResponseFieldLines(head, via: via, keepsLength: true) {
-            return responder.startStream(status: head.status, fieldLines: lines)
+        if responder.takesFieldLines, ResponseFieldLines.isASCII(head) {
+            return responder.startStream(status: head.status, fieldLines: ResponseFieldLines(head, via: via, keepsLength: true))
         }
         return responder.startStream(status: head.status, headers: responseHeaders(head, via: via))
     }
@@ -18,15 +18,17 @@ extension ProxyHeaders {
     /// Answers with the upstream's head and whole body. The fields go as a table when the
     /// server may compress the body (ResponseCompression reads and changes them); the server
     /// writes the body's length unless the client asked HEAD or the status has no content.
-    static func respond(_ head: OutboundResponseHead, via: Bool, body: ByteBuffer, headOnly: Bool, on responder: HTTPResponder) {
+    /// Consuming `head`: the field lines take it without a copy (two retains and releases).
+    static func respond(_ head: consuming OutboundResponseHead, via: Bool, body: ByteBuffer, headOnly: Bool, on responder: HTTPResponder) {
+        let status = head.status
         let compressible =
-            head.status == 200 && (ResponseCompression.minimumSize...ResponseCompression.maximumSize).contains(body.readableBytes)
+            status == 200 && (ResponseCompression.minimumSize...ResponseCompression.maximumSize).contains(body.readableBytes)
             && ResponseCompression.isCompressible(head.first("content-type"))
-        let keepsLength = headOnly || HTTPResponseStatus(statusCode: head.status).forbidsBody
-        if !compressible, responder.takesFieldLines, let lines = ResponseFieldLines(head, via: via, keepsLength: keepsLength) {
-            return responder.respond(status: head.status, fieldLines: lines, body: body)
+        let keepsLength = headOnly || HTTPResponseStatus(statusCode: status).forbidsBody
+        if !compressible, responder.takesFieldLines, ResponseFieldLines.isASCII(head) {
+            return responder.respond(status: status, fieldLines: ResponseFieldLines(head, via: via, keepsLength: keepsLength), body: body)
         }
-        responder.respond(HTTPResponse(status: head.status, headers: responseHeaders(head, via: via), body: .bytes(body)))
+        responder.respond(HTTPResponse(status: status, headers: responseHeaders(head, via: via), body: .bytes(body)))
     }
 
     /// `responseHeaders` as HTTP/1.1 field lines, for a client the server answers in HTTP/1.x:
@@ -46,14 +48,18 @@ extension ProxyHeaders {
         /// The Content-Length kept, which frames the answer.
         let length: String?
 
-        /// nil when a byte of the head is above ASCII: a String repairs invalid UTF-8, these
-        /// bytes would not (`responseHeaders` then).
-        init?(_ head: OutboundResponseHead, via: Bool, keepsLength: Bool) {
+        /// Whether the lines can copy `head`: not when a byte of it is above ASCII, as a String
+        /// repairs invalid UTF-8 and these bytes would not (`responseHeaders` then).
+        static func isASCII(_ head: borrowing OutboundResponseHead) -> Bool {
+            head.bytes.withUnsafeReadableBytes { ProxyHeaders.isASCII($0) }
+        }
+
+        /// The lines of `head`, which `isASCII` accepted.
+        init(_ head: consuming OutboundResponseHead, via: Bool, keepsLength: Bool) {
             var named: [Range<Int>] = []
             var vias = false
             var length: String?
-            let ascii = head.bytes.withUnsafeReadableBytes { raw -> Bool in
-                guard ProxyHeaders.isASCII(raw) else { return false }
+            head.bytes.withUnsafeReadableBytes { raw in
                 var chunked = false
                 var lengthValue: Range<Int>?
                 // Only four names matter before the copy: their lengths spare most comparisons.
@@ -75,9 +81,7 @@ extension ProxyHeaders {
                 {
                     length = HTTP1HeadParser.string(raw, lengthValue)
                 }
-                return true
             }
-            guard ascii else { return nil }
             self.head = head
             self.via = via
             self.vias = vias

@@ -52,16 +52,19 @@ enum ProxyHeaders {
     }
 
     /// The forwarded request's head, with `framing` for its body; `authority` is the server's
-    /// (a group's pick) when not `target.url`'s.
+    /// (a group's pick) when not `target.url`'s. `forwarding`: the route's last forwarding
+    /// fields, copied when they are this client's.
     static func requestHead(
-        _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false
+        _ request: HTTPRequest, _ target: ProxyTarget, authority: String? = nil, framing: ProxyBodyFraming, upgrade: Bool = false,
+        forwarding: ProxyForwardingFields? = nil
     ) -> ByteBuffer {
         // Fields the script sets or removes, and fields a Connection header names, are left out.
         let setHeaders = target.setHeaders
         var dropped = target.removeHeaders
         for (name, _) in setHeaders { dropped.append(name.lowercased()) }
-        // Most routes drop nothing: asked here once, not by a call per field.
-        let drops = !dropped.isEmpty
+        // Most routes drop nothing, and most clients name no field in Connection: asked once,
+        // not by a call per field.
+        var drops = !dropped.isEmpty
         var clientHost: String?
         var forwardedFor: String?
         var forwarded: String?
@@ -80,6 +83,7 @@ enum ProxyHeaders {
             case .via: via = via.map { "\($0), \(value)" } ?? value
             case .connection:
                 for option in value.split(separator: ",") { dropped.append(trimmed(option).lowercased()) }
+                drops = !dropped.isEmpty
             case .hopByHop:
                 // TE (the one hop-by-hop name of two letters) saying "trailers" goes on: the
                 // client takes trailer fields, and the proxy relays them.
@@ -112,33 +116,14 @@ enum ProxyHeaders {
             where (index < 64 ? passing >> index & 1 == 1 : kind(name) == .pass) && !(drops && listed(name, in: dropped)) {
                 field(&line, name, value)
             }
-            if !(drops && listed("x-forwarded-for", in: dropped)) {
-                line.append("x-forwarded-for: ")
-                if let forwardedFor {
-                    line.append(contentsOf: forwardedFor)
-                    line.append(", ")
+            if forwarding != nil, !drops, forwardedFor == nil, forwarded == nil {
+                forwarding!.write(&line, ip: ip, host: clientHost, scheme: request.scheme) {
+                    forwardingFields(&$0, ip: ip, host: clientHost, scheme: request.scheme, forwardedFor: nil, forwarded: nil, dropped: [])
                 }
-                line.append(contentsOf: ip)
-                line.append("\r\n")
-            }
-            if !(drops && listed("x-forwarded-proto", in: dropped)) {
-                // A request's scheme is one of two: written as one literal with its name, not
-                // as a String copied between two (as `proto` in Forwarded below).
-                switch request.scheme {
-                case "http": line.append("x-forwarded-proto: http\r\n")
-                case "https": line.append("x-forwarded-proto: https\r\n")
-                default: field(&line, lead: "x-forwarded-proto: ", request.scheme)
-                }
-            }
-            if let clientHost, !(drops && listed("x-forwarded-host", in: dropped)) { field(&line, lead: "x-forwarded-host: ", clientHost) }
-            if !(drops && listed("forwarded", in: dropped)) {
-                line.append("forwarded: ")
-                if let forwarded {
-                    line.append(contentsOf: forwarded)
-                    line.append(", ")
-                }
-                forwardedElement(&line, ip: ip, host: clientHost, proto: request.scheme)
-                line.append("\r\n")
+            } else {
+                forwardingFields(
+                    &line, ip: ip, host: clientHost, scheme: request.scheme, forwardedFor: forwardedFor, forwarded: forwarded,
+                    dropped: drops ? dropped : [])
             }
             if target.via || via != nil, !listed("via", in: target.removeHeaders) {
                 line.append("via: ")
@@ -168,6 +153,47 @@ enum ProxyHeaders {
             line.append("\r\n")
         }
         return out
+    }
+
+    /// The most bytes `forwardingFields` writes for a client that sent none of its own.
+    static func forwardingFieldsSize(ip: String, host: String?, scheme: String) -> Int {
+        96 + ip.utf8.count + (host?.utf8.count ?? 0) + scheme.utf8.count + forwardedElementSize(ip: ip, host: host, proto: scheme)
+    }
+
+    /// The client's X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded, after
+    /// the values it sent (`forwardedFor`, `forwarded`), but for the `dropped` names.
+    private static func forwardingFields(
+        _ line: inout ByteCursor, ip: String, host clientHost: String?, scheme: String, forwardedFor: String?, forwarded: String?,
+        dropped: [String]
+    ) {
+        if !listed("x-forwarded-for", in: dropped) {
+            line.append("x-forwarded-for: ")
+            if let forwardedFor {
+                line.append(contentsOf: forwardedFor)
+                line.append(", ")
+            }
+            line.append(contentsOf: ip)
+            line.append("\r\n")
+        }
+        if !listed("x-forwarded-proto", in: dropped) {
+            // A request's scheme is one of two: written as one literal with its name, not
+            // as a String copied between two (as `proto` in Forwarded below).
+            switch scheme {
+            case "http": line.append("x-forwarded-proto: http\r\n")
+            case "https": line.append("x-forwarded-proto: https\r\n")
+            default: field(&line, lead: "x-forwarded-proto: ", scheme)
+            }
+        }
+        if let clientHost, !listed("x-forwarded-host", in: dropped) { field(&line, lead: "x-forwarded-host: ", clientHost) }
+        if !listed("forwarded", in: dropped) {
+            line.append("forwarded: ")
+            if let forwarded {
+                line.append(contentsOf: forwarded)
+                line.append(", ")
+            }
+            forwardedElement(&line, ip: ip, host: clientHost, proto: scheme)
+            line.append("\r\n")
+        }
     }
 
     /// The upstream's answer fields as the client gets them: hop-by-hop fields (and those its

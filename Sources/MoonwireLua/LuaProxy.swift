@@ -25,6 +25,9 @@ final class LuaProxyRoute {
     let auth: Bool?
     /// The target to the first server, but for the request's path: made once.
     let base: ProxyTarget
+    /// The forwarding fields its requests wrote last; nil for OnBeforeForwardHTTP's forwards,
+    /// whose route serves one request.
+    let forwarding: ProxyForwardingFields?
 
     init(options: LuaProxyOptions, group: UpstreamGroup?, prefix: String, pattern: String? = nil, auth: Bool? = nil) {
         self.options = options
@@ -33,6 +36,7 @@ final class LuaProxyRoute {
         self.pattern = pattern
         self.auth = auth
         base = options.target(server: options.servers[0])
+        forwarding = pattern == nil ? nil : ProxyForwardingFields()
     }
 
     /// Where `request` goes (to the first server; a group picks another per attempt).
@@ -134,21 +138,23 @@ extension LuaVM {
     /// Forwards the call's request. Without OnAfterForwardHTTP the call ends here; with it,
     /// the call waits for the upstream's head to run the event in.
     func forward(_ call: LuaCall, _ route: LuaProxyRoute) {
-        guard let pool = outboundPool else {
+        guard outboundPool != nil else {
             call.responder.respond(.statusPage(502))
             return end(call)
         }
-        let request = call.request!
         runtime.outboundRequests.increment()
-        // The target is made in the call, where the exchange takes it without a copy.
+        // Each argument is read where it is passed: the exchange consumes it, and the one
+        // retain of the read is the exchange's own (locals cost a retain and a release more
+        // each). The target is made in the call, where the exchange takes it without a copy.
         guard events.onAfterForwardHTTP != LUA_NOREF else {
             ProxyExchange.start(
-                request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder, hook: nil, logger: logger, ended: nil)
+                call.request, to: route.target(for: call.request), group: route.group, pool: outboundPool!, responder: call.responder, hook: nil,
+                logger: logger, ended: nil, forwarding: route.forwarding)
             return end(call)
         }
         let id = call.id
         ProxyExchange.start(
-            request, to: route.target(for: request), group: route.group, pool: pool, responder: call.responder,
+            call.request, to: route.target(for: call.request), group: route.group, pool: outboundPool!, responder: call.responder,
             hook: { [self] outcome, decide in
                 guard let call = calls[id] else { return decide(Self.unchanged(outcome)) }
                 afterForward(call, outcome, decide)
@@ -158,7 +164,7 @@ extension LuaVM {
                 // The forward ended before the head came (the client left): the call is done.
                 guard let call = calls[id] else { return }
                 end(call)
-            })
+            }, forwarding: route.forwarding)
     }
 
     /// Forwards an upgrade request to its proxy route's upstream, whose answer decides the

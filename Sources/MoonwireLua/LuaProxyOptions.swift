@@ -49,12 +49,13 @@ struct LuaProxyOptions {
     /// route matched literally) replaced by the upstream's path, as nginx's `proxy_pass` with
     /// a URI; as it is when the upstream URL has no path.
     func path(for requestURI: String, prefix: String) -> String {
-        var origin = Self.originForm(requestURI)
-        guard let upstreamPath else { return origin }
         // An upstream path that is the prefix itself (a route "/" or "/api/" to ".../" or
         // ".../api/") gives the target as it came, unless a doubled slash after the prefix is
-        // to be dropped: no bytes to copy, no string to make.
-        if upstreamPath == prefix, Self.goesAsItCame(origin, prefix: prefix) { return origin }
+        // to be dropped: no bytes to copy, no string to make. Asked of the target as it came:
+        // one that starts with the prefix (a path) is in origin form already.
+        if let upstreamPath, upstreamPath == prefix, Self.goesAsItCame(requestURI, prefix: prefix) { return requestURI }
+        var origin = Self.originForm(requestURI)
+        guard let upstreamPath else { return origin }
         var upstream = upstreamPath
         var prefix = prefix
         // As bytes, in one allocation: String's hasPrefix, dropFirst and + compare and count

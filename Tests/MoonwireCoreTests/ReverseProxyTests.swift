@@ -137,6 +137,36 @@ final class ReverseProxyTests: XCTestCase {
         }
     }
 
+    func testARoutesForwardingFieldsAreTheClientsOwnWhenCopied() {
+        let target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/")
+        let forwarding = ProxyForwardingFields()
+        let clients: [(ip: String, scheme: String, headers: HTTPHeaders)] = [
+            ("1.2.3.4", "http", ["Host": "a.test"]), ("1.2.3.4", "http", ["Host": "a.test", "Accept": "*/*"]),
+            ("1.2.3.4", "http", ["Host": "b.test:81"]), ("::1", "http", ["Host": "b.test:81"]), ("::1", "https", ["Host": "b.test:81"]),
+            ("::1", "https", [:]), ("::1", "https", ["Host": "c.test", "X-Forwarded-For": "9.9.9.9", "Forwarded": "for=9.9.9.9"]),
+            ("::1", "https", ["Host": "c.test", "Connection": "x-forwarded-host"]), ("::1", "https", ["Host": "c.test"]),
+        ]
+        for client in clients {
+            let request = HTTPRequest(
+                method: "GET", uri: "/", version: "1.1", scheme: client.scheme, headers: client.headers, body: ByteBuffer(),
+                connection: ConnectionInfo(remoteIP: client.ip, remotePort: 5, localPort: 80))!
+            XCTAssertEqual(
+                String(buffer: ProxyHeaders.requestHead(request, target, framing: .none, forwarding: forwarding)),
+                String(buffer: ProxyHeaders.requestHead(request, target, framing: .none)), "\(client)")
+        }
+    }
+
+    func testAFieldTheClientsConnectionNamesStaysBehindOnARouteThatDropsNothing() {
+        let target = ProxyTarget(url: OutboundURL("http://10.0.0.5:8080")!, target: "/")
+        let head = String(
+            buffer: ProxyHeaders.requestHead(
+                request(headers: ["Connection": "x-private, x-forwarded-host", "X-Private": "1", "Host": "a.test"]), target,
+                framing: .none))
+        XCTAssertFalse(head.lowercased().contains("x-private"), head)
+        XCTAssertFalse(head.contains("x-forwarded-host"), head)
+        XCTAssertTrue(head.contains("\r\nforwarded: for=\"[::1]\";host=a.test;proto=http\r\n"), head)
+    }
+
     func testAGroupTakesTurnsAndLeavesAFailedServerOut() {
         let servers = ["http://a:1", "http://b:1", "http://c:1"].map { OutboundURL($0)! }
         let group = UpstreamGroup(servers: servers, failTimeout: .seconds(10))
