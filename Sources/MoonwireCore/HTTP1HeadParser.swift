@@ -67,22 +67,20 @@ enum HTTP1HeadParser {
         return index
     }
 
-    /// Parses the head in `bytes[..<end]`, where `end` came from `headEnd`; the fields' strings
-    /// come from `strings` where the connection's previous head had the same lines.
+    /// Parses the head in `bytes[..<end]`, where `end` came from `headEnd`; `strings` parses the
+    /// field lines, and gives what it made of the connection's previous head for the same lines.
     static func parse(_ bytes: UnsafeRawBufferPointer, end: Int, strings: inout HeadFieldStrings) throws -> Result {
         var lines = LineReader(bytes: bytes, end: end)
         guard let requestLine = lines.next() else { throw HTTPParserError.invalidInternalState }
         let (method, uri, version) = try parseRequestLine(bytes, requestLine)
         var fields = FramingFields()
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(8)
+        strings.startHead()
         while let line = lines.next(), line.lowerBound < line.upperBound {
-            let (name, value) = try parseField(bytes, line)
+            let (name, value) = try strings.field(bytes, line: line)
             fields.note(name: name, value: value, in: bytes)
-            headers.append(strings.strings(at: headers.count, bytes, line: line, name: name, value: value))
         }
         let framing = try fields.framing(version: version, in: bytes)
-        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: strings.endHead())
         return Result(head: head, framing: framing, length: end)
     }
 

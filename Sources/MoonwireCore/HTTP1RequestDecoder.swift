@@ -237,19 +237,22 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// Parses a head if `input` holds all of it; false when more bytes are needed.
     private func decodeHead(_ input: inout ByteBuffer, searched: Int, context: ChannelHandlerContext) throws -> Bool {
         let maxHeadSize = self.maxHeadSize
-        let outcome = try input.withUnsafeReadableBytes { bytes -> (skipped: Int, result: HTTP1HeadParser.Result?) in
-            let skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
+        // The result alone comes out of the closure: one in a tuple was copied out of it, which
+        // retained and released its head's references.
+        var skipped = 0
+        let parsed = try input.withUnsafeReadableBytes { bytes -> HTTP1HeadParser.Result? in
+            skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
             let rest = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
             guard let end = HTTP1HeadParser.headEnd(in: rest, from: searched - skipped - 2) else {
                 if rest.count > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
                 try HTTP1HeadParser.checkStart(rest, checked: searched - skipped)
-                return (skipped, nil)
+                return nil
             }
             if end > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
-            return (skipped, try HTTP1HeadParser.parse(rest, end: end, strings: &fieldStrings))
+            return try HTTP1HeadParser.parse(rest, end: end, strings: &fieldStrings)
         }
-        input.moveReaderIndex(forwardBy: outcome.skipped)
-        guard let result = outcome.result else {
+        input.moveReaderIndex(forwardBy: skipped)
+        guard let result = parsed else {
             state = .head(searched: input.readableBytes)
             return false
         }
