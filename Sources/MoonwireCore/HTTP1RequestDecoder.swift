@@ -346,9 +346,9 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// fields the parser read already (Content-Length, Connection).
     private func deliverHead(_ head: consuming HTTPRequestHead, framing: HTTP1Framing, context: ChannelHandlerContext) {
         if let recipient {
-            recipient.accept(head, framing: framing)
+            recipient.accept(consume head, framing: framing)
         } else {
-            context.fireChannelRead(wrapInboundOut(.head(head)))
+            context.fireChannelRead(wrapInboundOut(.head(consume head)))
         }
     }
 

@@ -149,7 +149,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func accept(_ head: consuming HTTPRequestHead, framing: HTTP1Framing) {
         guard let context else { return }
         headFraming = framing
-        receive(.head(head), context: context)
+        receive(.head(consume head), context: context)
         headFraming = nil
     }
 
