@@ -5,8 +5,8 @@ import NIOHTTP1
 // neither parsed nor made into strings again (HPACK's idea for HTTP/1.1, with nothing on the wire).
 
 /// The fields of the last head parsed on a connection, by position, each with the line's bytes
-/// it came from, and, when the head had no more than `maxFields` fields, all their strings as
-/// the `HTTPHeaders` that head got.
+/// it came from, and, when every field of that head was kept, all their strings as the
+/// `HTTPHeaders` that head got.
 ///
 /// A keep-alive client sends most of its field lines again with every request (Host,
 /// User-Agent, Accept, Cookie...), in the same order. A line equal to the one at the same
@@ -32,7 +32,8 @@ struct HeadFieldStrings {
     }
 
     private var fields: [Field] = []
-    /// The strings of `fields`, as the head that had exactly these fields got them.
+    /// The strings of `fields`, as the head that had exactly these fields, none of them too
+    /// long to keep, got them.
     private var headers: HTTPHeaders?
     /// The head being parsed: its fields so far, and their strings once one of them was not
     /// the previous head's at its position (nil while every one was).
@@ -68,9 +69,13 @@ struct HeadFieldStrings {
         differing!.append(made)
         if index <= fields.count, index < Self.maxFields {
             let start = line.lowerBound
-            let kept = Field(
-                name: made.0, value: made.1, line: lineBytes.count <= Self.maxLine ? Array(lineBytes) : [],
-                nameEnd: name.upperBound - start, valueRange: value.lowerBound - start..<value.upperBound - start)
+            // A long line keeps none of its bytes, so that an idle connection holds little.
+            let kept =
+                lineBytes.count <= Self.maxLine
+                ? Field(
+                    name: made.0, value: made.1, line: Array(lineBytes), nameEnd: name.upperBound - start,
+                    valueRange: value.lowerBound - start..<value.upperBound - start)
+                : Field(name: "", value: "", line: [], nameEnd: 0, valueRange: 0..<0)
             if index == fields.count { fields.append(kept) } else { fields[index] = kept }
             headers = nil
         }
@@ -84,7 +89,8 @@ struct HeadFieldStrings {
         differing = nil
         if count < fields.count { fields.removeSubrange(count...) }
         let made = HTTPHeaders(list)
-        headers = count == fields.count ? made : nil
+        // Kept whole only when every field is kept, long lines being left out of `fields`.
+        headers = count == fields.count && !fields.contains(where: { $0.line.isEmpty }) ? made : nil
         return made
     }
 }
