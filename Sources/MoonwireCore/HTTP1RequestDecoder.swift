@@ -237,37 +237,39 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
     /// Parses a head if `input` holds all of it; false when more bytes are needed.
     private func decodeHead(_ input: inout ByteBuffer, searched: Int, context: ChannelHandlerContext) throws -> Bool {
         let maxHeadSize = self.maxHeadSize
-        let outcome = try input.withUnsafeReadableBytes { bytes -> (skipped: Int, result: HTTP1HeadParser.Result?) in
-            let skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
+        // The head comes out of the closure through `head` and is taken from there, so that it
+        // is moved to the exchange handler, not copied: a copy retains and releases its storage
+        // and its fields.
+        var skipped = 0
+        var head: HTTPRequestHead?
+        let parsed = try input.withUnsafeReadableBytes { bytes -> (framing: HTTP1Framing, length: Int)? in
+            skipped = HTTP1HeadParser.leadingEmptyLines(in: bytes)
             let rest = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
             guard let end = HTTP1HeadParser.headEnd(in: rest, from: searched - skipped - 2) else {
                 if rest.count > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
                 try HTTP1HeadParser.checkStart(rest, checked: searched - skipped)
-                return (skipped, nil)
+                return nil
             }
             if end > maxHeadSize { throw Self.oversizeHead(rest, limit: maxHeadSize) }
-            return (skipped, try HTTP1HeadParser.parse(rest, end: end, strings: &fieldStrings))
+            let result = try HTTP1HeadParser.parse(rest, end: end, strings: &fieldStrings)
+            head = result.head
+            return (result.framing, result.length)
         }
-        input.moveReaderIndex(forwardBy: outcome.skipped)
-        guard let result = outcome.result else {
+        input.moveReaderIndex(forwardBy: skipped)
+        guard let (framing, length) = parsed else {
             state = .head(searched: input.readableBytes)
             return false
         }
-        input.moveReaderIndex(forwardBy: result.length)
-        framing = result.framing
-        headLength = result.length
-        switch result.framing.body {
-        case .none:
-            state = .ending
-            deliverHead(result, context: context)
-            if case .ending = state { messageEnd(trailers: nil, input: &input, context: context) }
-        case .length(let length):
-            state = .body(remaining: length)
-            deliverHead(result, context: context)
-        case .chunked:
-            state = .chunkSize
-            deliverHead(result, context: context)
+        input.moveReaderIndex(forwardBy: length)
+        self.framing = framing
+        headLength = length
+        switch framing.body {
+        case .none: state = .ending
+        case .length(let length): state = .body(remaining: length)
+        case .chunked: state = .chunkSize
         }
+        deliverHead(head.take()!, framing: framing, context: context)
+        if case .none = framing.body, case .ending = state { messageEnd(trailers: nil, input: &input, context: context) }
         return true
     }
 
@@ -342,11 +344,11 @@ final class HTTP1RequestDecoder: ChannelInboundHandler, RemovableChannelHandler 
 
     /// A head goes to the exchange handler with its framing, which spares it looking up the
     /// fields the parser read already (Content-Length, Connection).
-    private func deliverHead(_ result: consuming HTTP1HeadParser.Result, context: ChannelHandlerContext) {
+    private func deliverHead(_ head: consuming HTTPRequestHead, framing: HTTP1Framing, context: ChannelHandlerContext) {
         if let recipient {
-            recipient.accept(result.head, framing: result.framing)
+            recipient.accept(consume head, framing: framing)
         } else {
-            context.fireChannelRead(wrapInboundOut(.head(result.head)))
+            context.fireChannelRead(wrapInboundOut(.head(consume head)))
         }
     }
 

@@ -42,8 +42,10 @@ enum HTTP1ResponseSerializer {
         let reason = commonReason(status.code)
         // Status line, the server's fields with their values, and room for the numbers.
         var size = 256 + fields.date.utf8.count + (reason == nil ? status.reasonPhrase.utf8.count : 0)
-        if let fieldLines {
-            size += fieldLines.maximumSize
+        // `fieldLines` is used through `?.`, not bound: a binding copied it (retaining its
+        // references) and destroyed the copy through its generic value witness.
+        if let linesSize = fieldLines?.maximumSize {
+            size += linesSize
         } else {
             for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
         }
@@ -66,8 +68,8 @@ enum HTTP1ResponseSerializer {
                 out.append(contentsOf: status.reasonPhrase)
                 out.append("\r\n")
             }
-            if let fieldLines {
-                fieldLines.write(into: &out)
+            if fieldLines != nil {
+                fieldLines?.write(into: &out)
             } else {
                 for (name, value) in headers where !fields.replaces(name) {
                     out.append(contentsOf: name)

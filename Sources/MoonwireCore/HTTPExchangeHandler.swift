@@ -139,22 +139,24 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A part straight from the HTTP/1.1 decoder (see `HTTP1RequestDecoder.recipient`).
-    func accept(_ part: HTTPServerRequestPart) {
+    func accept(_ part: consuming HTTPServerRequestPart) {
         guard let context else { return }
         receive(part, context: context)
     }
 
     /// A head straight from the HTTP/1.1 decoder, with the framing its parser found; the
     /// decoder hands one on only when it is taken at once (`takesRequests`).
-    func accept(_ head: HTTPRequestHead, framing: HTTP1Framing) {
+    func accept(_ head: consuming HTTPRequestHead, framing: HTTP1Framing) {
         guard let context else { return }
         headFraming = framing
-        receive(.head(head), context: context)
+        receive(.head(consume head), context: context)
         headFraming = nil
     }
 
-    /// Takes a request part now, or queues it behind the answer in progress.
-    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    /// Takes a request part now, or queues it behind the answer in progress. Parts are consumed
+    /// on their way (here, in `accept`, in the state machine): a copied head retains and
+    /// releases its storage and its fields.
+    private func receive(_ part: consuming HTTPServerRequestPart, context: ChannelHandlerContext) {
         perform(machine.partReceived(part), context: context)
     }
 

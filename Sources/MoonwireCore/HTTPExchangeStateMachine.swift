@@ -129,7 +129,7 @@ struct HTTPExchangeStateMachine {
     // MARK: Events
 
     /// A request part arrived.
-    mutating func partReceived(_ part: HTTPServerRequestPart) -> Action {
+    mutating func partReceived(_ part: consuming HTTPServerRequestPart) -> Action {
         if isPipelining {
             waiting.append(.part(part))
             return .none
@@ -266,8 +266,8 @@ struct HTTPExchangeStateMachine {
 
     /// Switches on the part, then on the state: a switch over the pair builds a tuple of both,
     /// whose copy and generic destruction cost about 300 instructions per request.
-    private mutating func process(_ part: HTTPServerRequestPart) -> Action {
-        switch part {
+    private mutating func process(_ part: consuming HTTPServerRequestPart) -> Action {
+        switch consume part {
         case .head(let head):
             if case .idle = state { return .receiveHead(head) }
         case .body(var chunk):

@@ -82,7 +82,9 @@ struct HTTPResponseWriter {
 
     /// Writes a piece of the body. `promise` completes when it has been written to the socket.
     mutating func body(_ data: IOData, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
-        guard case .connection(let outlet) = target else {
+        // The outlet is taken out of `target` only where it is used: a gathered body without a
+        // promise, nearly every one, does not retain it.
+        if case .stream = target {
             context.write(NIOAny(HTTPServerResponsePart.body(data)), promise: promise)
             return
         }
@@ -95,8 +97,9 @@ struct HTTPResponseWriter {
                 buffer.writeImmutableBuffer(bytes)
             }
             pending = buffer
-            if let promise { sendPending(outlet, promise: promise) }
+            if let promise, case .connection(let outlet) = target { sendPending(outlet, promise: promise) }
         case .byteBuffer(let bytes):
+            guard case .connection(let outlet) = target else { return }
             if chunked {
                 var sizeLine = takePending(capacity: 16)
                 HTTP1ResponseSerializer.writeChunkSize(bytes.readableBytes, into: &sizeLine)
@@ -106,6 +109,7 @@ struct HTTPResponseWriter {
             outlet.send(data, promise: promise)
             if chunked { pending = ByteBuffer(staticString: "\r\n") }
         case .fileRegion:
+            guard case .connection(let outlet) = target else { return }
             sendPending(outlet, promise: nil)
             outlet.send(data, promise: promise)
         }
@@ -160,11 +164,10 @@ struct HTTPResponseWriter {
     }
 
     private mutating func sendPending(_ outlet: HTTP1ResponseOutlet, promise: EventLoopPromise<Void>?) {
-        guard let buffer = pending else {
+        guard let buffer = pending.take() else {
             promise?.succeed()
             return
         }
-        pending = nil
         if buffer.capacity <= Self.spareCapacity { spare = buffer }
         outlet.send(.byteBuffer(buffer), promise: promise)
     }
