@@ -21,21 +21,6 @@ public enum ASCIIWord {
         return below20 | is7F != 0
     }
 
-    /// The high bit of each byte that is not an ASCII letter, digit or "-", the bytes of
-    /// nearly every field name; the first such byte of a word loaded little-endian is lane
-    /// `trailingZeroBitCount / 8`. Exact in every lane: each sum stays within its byte (the
-    /// bytes are masked to seven bits first), so no carry or borrow reaches the next lane.
-    public static func nonNameBytes(_ word: UInt64) -> UInt64 {
-        let low = word & (ones &* 0x7F)
-        let lower = low | (ones &* 0x20)
-        let letter = lowercaseLetters(lower)
-        // A byte is at least n when adding 0x80 - n sets its high bit.
-        let digit = (low &+ (ones &* (0x80 - 0x30))) & ~(low &+ (ones &* (0x80 - 0x3A)))
-        // Adding 0x7F sets the high bit of every byte of low ^ "-" but a zero one.
-        let dash = ~((low ^ (ones &* 0x2D)) &+ (ones &* 0x7F))
-        return ~((letter | digit | dash) & ~word) & highs
-    }
-
     /// The high bit of each byte from "a" to "z", for words of ASCII bytes (a byte from 0x80
     /// would carry into the next lane). A byte is at least n when adding 0x80 - n sets its high bit.
     public static func lowercaseLetters(_ word: UInt64) -> UInt64 {

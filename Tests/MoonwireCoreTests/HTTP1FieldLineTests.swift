@@ -50,9 +50,8 @@ final class HTTP1FieldLineTests: XCTestCase {
         }
     }
 
-    /// Every byte at every position of names short and long, in the part tested eight bytes
-    /// at a time or alone: tchar (RFC 9110 section 5.6.2) is part of the name, a colon ends it,
-    /// anything else is refused.
+    /// Every byte at every position of names short and long: tchar (RFC 9110 section 5.6.2) is
+    /// part of the name, a colon ends it, anything else is refused.
     func testEveryByteInANameAtEveryPosition() throws {
         let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789".utf8) + Array(UInt8(ascii: "A")...UInt8(ascii: "Z"))
             + Array(UInt8(ascii: "a")...UInt8(ascii: "z")))
