@@ -36,12 +36,13 @@ enum HTTP1ResponseSerializer {
     /// the head. Field names and values were checked where they were set (no CR, LF or NUL
     /// reaches here). `fieldLines`, when given, are written in place of `headers`.
     static func writeHead(
-        status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
+        status: Int, version: HTTPVersion, headers: HTTPHeaders, fields: ServerOwnedFields,
         fieldLines: HeadFieldLines? = nil, into buffer: inout ByteBuffer
     ) {
-        let reason = commonReason(status.code)
+        let reason = commonReason(status)
+        let phrase = reason == nil ? HTTPResponseStatus(statusCode: status).reasonPhrase : ""
         // Status line, the server's fields with their values, and room for the numbers.
-        var size = 256 + fields.date.utf8.count + (reason == nil ? status.reasonPhrase.utf8.count : 0)
+        var size = 256 + fields.date.utf8.count + phrase.utf8.count
         // `fieldLines` is used through `?.`, not bound: a binding copied it (retaining its
         // references) and destroyed the copy through its generic value witness.
         if let linesSize = fieldLines?.maximumSize {
@@ -63,9 +64,9 @@ enum HTTP1ResponseSerializer {
             if let reason {
                 out.append(reason)
             } else {
-                out.append(decimal: Int(status.code))
+                out.append(decimal: status)
                 out.append(" ")
-                out.append(contentsOf: status.reasonPhrase)
+                out.append(contentsOf: phrase)
                 out.append("\r\n")
             }
             if fieldLines != nil {
@@ -119,7 +120,7 @@ enum HTTP1ResponseSerializer {
     }
 
     /// "200 OK\r\n" and the like for the statuses most answers have.
-    private static func commonReason(_ code: UInt) -> StaticString? {
+    private static func commonReason(_ code: Int) -> StaticString? {
         switch code {
         case 200: return "200 OK\r\n"
         case 204: return "204 No Content\r\n"

@@ -91,10 +91,9 @@ extension HTTPExchangeHandler {
     /// `fieldLines`: the response's headers as lines (a cached file's plain answer, a proxied one).
     private func write(_ response: PreparedResponse, _ exchange: Exchange, fieldLines: HeadFieldLines? = nil) {
         guard let context else { return response.discard() }
-        let status = HTTPResponseStatus(statusCode: response.status)
-        let bodyless = exchange.headOnly || status.forbidsBody
+        let bodyless = exchange.headOnly || HTTPResponse.forbidsBody(response.status)
         writeHead(
-            status, response.headers, fieldLines: fieldLines, contentLength: response.contentLength, exchange,
+            response.status, response.headers, fieldLines: fieldLines, contentLength: response.contentLength, exchange,
             context: context)
         if !bodyless {
             switch response.body {
@@ -176,18 +175,20 @@ extension HTTPExchangeHandler {
     }
 
     /// Writes the head; `contentLength` nil means a streamed body (chunked, or until close).
+    /// The status goes as its number down to the bytes: an `HTTPResponseStatus` built on the way
+    /// and asked its code again cost about 100 instructions per answer.
     private func writeHead(
-        _ status: HTTPResponseStatus, _ headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, contentLength: Int?,
+        _ status: Int, _ headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, contentLength: Int?,
         _ exchange: Exchange, context: ChannelHandlerContext
     ) {
-        let forbidsBody = status.forbidsBody
+        let forbidsBody = HTTPResponse.forbidsBody(status)
         let bodyless = exchange.headOnly || forbidsBody
         if logEntry != nil {
-            logEntry?.status = Int(status.code)
+            logEntry?.status = status
             logEntry?.bytes = bodyless ? 0 : contentLength
         }
         if metricsEntry != nil {
-            metricsEntry?.status = Int(status.code)
+            metricsEntry?.status = status
             metricsEntry?.bytes = bodyless ? 0 : contentLength
         }
         var fields = ServerOwnedFields(date: environment.dateCache.now)
@@ -233,7 +234,7 @@ extension HTTPExchangeHandler {
         var exchange = exchange
         // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
         if exchange.version == .http1_0 { exchange.keepAlive = false }
-        writeHead(HTTPResponseStatus(statusCode: status), headers, fieldLines: fieldLines, contentLength: nil, exchange, context: context)
+        writeHead(status, headers, fieldLines: fieldLines, contentLength: nil, exchange, context: context)
         writer.flush(context: context)
         activeStream = stream
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -280,7 +281,7 @@ extension HTTPExchangeHandler {
         var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
         if isHTTP1 { fields.connection = "close" }
         writer.head(
-            status: HTTPResponseStatus(statusCode: status), version: .http1_1,
+            status: status, version: .http1_1,
             headers: ["content-type": "text/plain; charset=utf-8"], fields: &fields, streamed: false, bodyless: false,
             context: context)
         writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)

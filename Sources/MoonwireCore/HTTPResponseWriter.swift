@@ -41,17 +41,17 @@ struct HTTPResponseWriter {
     /// `headers`). `fields` is inout, its framing set here, because a copy of it
     /// cost about 150 instructions per response (its date string retained and released twice).
     mutating func head(
-        status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders, fields: inout ServerOwnedFields,
+        status: Int, version: HTTPVersion, headers: HTTPHeaders, fields: inout ServerOwnedFields,
         fieldLines: HeadFieldLines? = nil, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
     ) {
         switch target {
         case .stream:
-            var head = HTTPResponseHead(version: version, status: status, headers: headers)
+            var head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
             fields.apply(to: &head.headers)
             context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .connection:
             fields.chunked =
-                streamed && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
+                streamed && version == .http1_1 && !HTTPResponse.forbidsBody(status) && !headers.contains(name: "content-length")
             chunked = fields.chunked && !bodyless
             // Room for a body that will be gathered behind the head, so that appending it does
             // not move the head to a larger buffer (a 4 KiB static file did, every time).

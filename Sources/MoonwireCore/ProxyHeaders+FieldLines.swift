@@ -24,7 +24,7 @@ extension ProxyHeaders {
         let compressible =
             status == 200 && (ResponseCompression.minimumSize...ResponseCompression.maximumSize).contains(body.readableBytes)
             && ResponseCompression.isCompressible(head.first("content-type"))
-        let keepsLength = headOnly || HTTPResponseStatus(statusCode: status).forbidsBody
+        let keepsLength = headOnly || HTTPResponse.forbidsBody(status)
         if !compressible, responder.takesFieldLines, ResponseFieldLines.isASCII(head) {
             return responder.respond(status: status, fieldLines: ResponseFieldLines(head, via: via, keepsLength: keepsLength), body: body)
         }

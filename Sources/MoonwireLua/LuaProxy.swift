@@ -78,24 +78,29 @@ let luaAddProxy: LuaFunction = { L in
         }
         mw_pop(L, 1)
     }
-    // The route's key in the router: a registry reference of its own, like a handler's.
-    lua_createtable(L, 0, 0)
-    let key = luaL_ref(L, mw_registryindex())
+    let key = LuaVM.proxyRouteKey(vm.proxyRoutes.count)
     do {
         try vm.router.addRoute(host: host, methods: methods, path: path, handler: key)
     } catch {
-        luaL_unref(L, mw_registryindex(), key)
         return L.raise("\(name): \(error)")
     }
     let group = options.servers.count > 1 ? UpstreamGroup(servers: options.servers, failTimeout: options.failTimeout) : nil
-    vm.proxyRoutes[key] = LuaProxyRoute(
-        options: options, group: group, prefix: Router<Int32>.literalPrefix(of: path), pattern: path, auth: auth)
+    vm.proxyRoutes.append(
+        LuaProxyRoute(options: options, group: group, prefix: Router<Int32>.literalPrefix(of: path), pattern: path, auth: auth))
     // Their bodies go upstream as they arrive.
     vm.streamBodyRoutes.insert(key)
     return 0
 }
 
 extension LuaVM {
+    /// The router key of the proxy route at `index` in `proxyRoutes`.
+    static func proxyRouteKey(_ index: Int) -> Int32 { -1 - Int32(index) }
+
+    /// The proxy route a router key names; nil for a handler's key.
+    func proxyRoute(_ key: Int32) -> LuaProxyRoute? {
+        key < 0 ? proxyRoutes[Int(-1 - key)] : nil
+    }
+
     /// Runs OnBeforeForwardHTTP(req) as the stage before the routes.
     func considerForwarding(_ call: LuaCall) {
         call.forwardAsked = true

@@ -86,7 +86,7 @@ extension LuaVM {
             case .matched(let handler, _) = router.match(host: host, method: head.method.rawValue, path: path).outcome,
             streamBodyRoutes.contains(handler)
         {
-            return proxyRoutes[handler]?.options.maxBodySize ?? settings.limits.maxBodySize
+            return proxyRoute(handler)?.options.maxBodySize ?? settings.limits.maxBodySize
         }
         guard let type = head.headers.first(name: "content-type"), MultipartFormReader.isMultipartForm(type) else { return nil }
         return .max

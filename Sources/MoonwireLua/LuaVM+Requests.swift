@@ -99,7 +99,7 @@ extension LuaVM {
         switch found.outcome {
         case .matched(let handler, let params):
             call.params = params
-            if !proxyRoutes.isEmpty, let route = proxyRoutes[handler] { return .proxy(route) }
+            if let route = proxyRoute(handler) { return .proxy(route) }
             return .handler(handler)
         case .methodNotAllowed(let allowed):
             return .allow(allowed.joined(separator: ", "))

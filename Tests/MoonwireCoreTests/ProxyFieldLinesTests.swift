@@ -45,7 +45,7 @@ final class ProxyFieldLinesTests: XCTestCase {
         }
         fields.chunked = bodyLength == nil && version == .http1_1 && !status.forbidsBody && !headers.contains(name: "content-length")
         var out = ByteBuffer()
-        HTTP1ResponseSerializer.writeHead(status: status, version: version, headers: headers, fields: fields, fieldLines: lines, into: &out)
+        HTTP1ResponseSerializer.writeHead(status: head.status, version: version, headers: headers, fields: fields, fieldLines: lines, into: &out)
         return String(buffer: out)
     }
 
