@@ -46,16 +46,17 @@ struct HeadFieldStrings {
     private var count = 0
     private var differing: [(String, String)]?
 
-    /// An upstream's answers, whose fields stay ranges in the bytes they came in: their
-    /// ranges, gathered in storage that is used again once the previous answer's head is gone,
-    /// so that an answer allocates no array of fields.
+    /// An upstream's answers, whose fields stay ranges in the bytes they came in: the ranges
+    /// of the previous answer's fields, which the next answer's replace where they differ.
+    /// An answer whose fields lie where the previous one's lay (the same lines after a status
+    /// line as long) gets the same array, one reference; one that differs writes into it once
+    /// the previous answer's head is gone. Either way no array is allocated per answer.
     private var ranges: [(name: Range<Int>, value: Range<Int>)] = []
 
     /// Starts a head.
     mutating func startHead() {
         count = 0
         differing = nil
-        if !ranges.isEmpty { ranges.removeAll(keepingCapacity: true) }
     }
 
     /// The name and value of the head's next field line, `bytes[line]`; throws, as
@@ -84,17 +85,23 @@ struct HeadFieldStrings {
     mutating func answerField(_ bytes: UnsafeRawBufferPointer, line: Range<Int>) throws -> (name: Range<Int>, value: Range<Int>) {
         let index = count
         count += 1
+        let field: (name: Range<Int>, value: Range<Int>)
         if let kept = kept(index, bytes, line: line) {
-            ranges.append(kept)
-            return kept
+            field = kept
+        } else {
+            field = try HTTP1HeadParser.parseField(bytes, line)
+            keep(index, bytes, line: line, name: field.name, value: field.value, strings: ("", ""))
         }
-        let (name, value) = try HTTP1HeadParser.parseField(bytes, line)
-        keep(index, bytes, line: line, name: name, value: value, strings: ("", ""))
-        ranges.append((name, value))
-        return (name, value)
+        if index == ranges.count {
+            ranges.append(field)
+        } else if ranges[index] != field {
+            ranges[index] = field
+        }
+        return field
     }
 
     /// Where the name and value of `bytes[line]` lie when it is the line kept at `index`.
+    @inline(__always)
     private func kept(_ index: Int, _ bytes: UnsafeRawBufferPointer, line: Range<Int>) -> (name: Range<Int>, value: Range<Int>)? {
         guard index < fields.count, fields[index].line.count == line.count else { return nil }
         let equal = fields[index].line.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress! + line.lowerBound, line.count) == 0 }
@@ -123,6 +130,7 @@ struct HeadFieldStrings {
     /// An answer's fields, once its last one was read.
     mutating func endAnswerHead() -> [(name: Range<Int>, value: Range<Int>)] {
         if count < fields.count { fields.removeSubrange(count...) }
+        if count < ranges.count { ranges.removeSubrange(count...) }
         // The storage of a head with more fields than are kept is not, so that an idle
         // connection holds little.
         guard ranges.count <= Self.maxFields else {

@@ -159,6 +159,23 @@ final class HeadFieldStringsTests: XCTestCase {
             ])
     }
 
+    func testAnswersKeepTheirFieldsWhenTheNextOneMovesThem() throws {
+        var kept = HeadFieldStrings()
+        var heads: [OutboundResponseHead] = []
+        // The same lines after status lines of other lengths, and other lines: every head still
+        // alive keeps its own fields.
+        for status in ["200 OK", "201 Created", "201 Created", "200 OK"] {
+            for value in ["a", "bb", "bb"] {
+                var reader = HTTP1ResponseReader(maxBodySize: 100, isHead: false)
+                var buffer = ByteBuffer(string: "HTTP/1.1 \(status)\r\nServer: s\r\nX-V: \(value)\r\nContent-Length: 0\r\n\r\n")
+                guard case .complete(let head, _, _) = try reader.read(&buffer, fields: &kept) else { return XCTFail("not complete") }
+                heads.append(head)
+            }
+        }
+        let values = heads.map { [$0.first("server"), $0.first("x-v"), $0.first("content-length")] }
+        XCTAssertEqual(values, Array(repeating: [["s", "a", "0"], ["s", "bb", "0"], ["s", "bb", "0"]], count: 4).flatMap { $0 })
+    }
+
     func testAnswerLinesThatAreInvalidAreRefusedAfterValidOnes() {
         let good = "HTTP/1.1 200 OK\r\nServer: s\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"
         let fine = "200 Server=s X-A=1 Content-Length=0 [] stays"
