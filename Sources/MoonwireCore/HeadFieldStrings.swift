@@ -28,6 +28,7 @@ struct HeadFieldStrings {
     static let maxLine = 256
 
     private struct Field {
+        /// Empty for an answer's line: answers keep their fields as ranges.
         var name: String
         var value: String
         /// Empty for a line too long to keep: no field line is empty, so it matches none.
@@ -49,8 +50,8 @@ struct HeadFieldStrings {
     /// An upstream's answers, whose fields stay ranges in the bytes they came in: the ranges
     /// of the previous answer's fields, which the next answer's replace where they differ.
     /// An answer whose fields lie where the previous one's lay (the same lines after a status
-    /// line as long) gets the same array, one reference; one that differs writes into it once
-    /// the previous answer's head is gone. Either way no array is allocated per answer.
+    /// line as long) gets the same array, one reference; one that differs writes into it, in
+    /// place once the previous answer's head is gone (a copy while that head lives on).
     private var ranges: [(name: Range<Int>, value: Range<Int>)] = []
 
     /// Starts a head.
