@@ -72,10 +72,17 @@ struct HTTP1ResponseReader {
     /// The answer was 101 Switching Protocols to an upgrade request.
     private(set) var upgraded = false
 
-    /// Takes what arrived (and keeps what it cannot use yet in `buffer`).
+    /// Takes what arrived (and keeps what it cannot use yet in `buffer`), one answer on its own.
     mutating func read(_ buffer: inout ByteBuffer) throws(ReadError) -> Progress {
+        var fields = HeadFieldStrings()
+        return try read(&buffer, fields: &fields)
+    }
+
+    /// Takes what arrived (and keeps what it cannot use yet in `buffer`); `fields` has the
+    /// field lines of the connection's previous answer, which the same lines again reuse.
+    mutating func read(_ buffer: inout ByteBuffer, fields: inout HeadFieldStrings) throws(ReadError) -> Progress {
         while head == nil {
-            switch try readHead(&buffer) {
+            switch try readHead(&buffer, fields: &fields) {
             case .needMore: return .needMore
             case .interim(let interim): if streams { return .interim(interim) }
             case .final: break
@@ -110,13 +117,13 @@ struct HTTP1ResponseReader {
         case final
     }
 
-    private mutating func readHead(_ buffer: inout ByteBuffer) throws(ReadError) -> HeadRead {
+    private mutating func readHead(_ buffer: inout ByteBuffer, fields: inout HeadFieldStrings) throws(ReadError) -> HeadRead {
         // A head that came whole (nearly every one) is parsed as its end is looked for, in one
         // pass; one that trickles in is searched from where the last search stopped, so that
         // its start is not searched again at every read, and parsed once complete.
         let found: ParsedHead? = try buffer.withUnsafeReadableBytes { raw throws(ReadError) in
             if searched > 0, HTTP1HeadParser.headEnd(in: raw, from: searched - 3) == nil { return nil }
-            return try Self.parseHead(raw)
+            return try Self.parseHead(raw, fields: &fields)
         }
         guard let parsed = found else {
             searched = buffer.readableBytes
@@ -265,8 +272,10 @@ struct HTTP1ResponseReader {
     }
 
     /// Parses the head at the start of `raw` line by line; nil when its empty line has not
-    /// arrived yet (a line that is complete and invalid is refused at once).
-    private static func parseHead(_ raw: UnsafeRawBufferPointer) throws(ReadError) -> ParsedHead? {
+    /// arrived yet (a line that is complete and invalid is refused at once). A field line equal
+    /// to the previous answer's at its position is not parsed again (`fieldLines`), but what it
+    /// says of the framing and the connection is read from it all the same.
+    private static func parseHead(_ raw: UnsafeRawBufferPointer, fields fieldLines: inout HeadFieldStrings) throws(ReadError) -> ParsedHead? {
         guard let firstLF = HTTP1HeadParser.firstLF(raw, from: 0) else { return nil }
         // "HTTP/1.1 200 reason"
         guard firstLF >= 12, bytesEqual(raw, 0..<7, "HTTP/1."), raw[7] == UInt8(ascii: "0") || raw[7] == UInt8(ascii: "1"),
@@ -279,8 +288,7 @@ struct HTTP1ResponseReader {
         }
         guard status >= 100 else { throw .malformed("bad status") }
         let isHTTP10 = raw[7] == UInt8(ascii: "0")
-        var fields: [(name: Range<Int>, value: Range<Int>)] = []
-        fields.reserveCapacity(8)
+        fieldLines.startHead()
         var connection = ConnectionOptions()
         var length: Int?
         var chunked = false
@@ -294,12 +302,11 @@ struct HTTP1ResponseReader {
                 var keepAlive = connection.keepAlive(http1_0: isHTTP10)
                 if case .untilClose = body { keepAlive = false }
                 return ParsedHead(
-                    status: status, isHTTP10: isHTTP10, fields: fields, keepAlive: keepAlive, body: body,
+                    status: status, isHTTP10: isHTTP10, fields: fieldLines.endAnswerHead(), keepAlive: keepAlive, body: body,
                     transferEncoding: transferEncoding, end: lf + 1)
             }
-            guard let (name, value) = try? HTTP1HeadParser.parseField(raw, position..<end) else { throw .malformed("bad header field") }
+            guard let (name, value) = try? fieldLines.answerField(raw, line: position..<end) else { throw .malformed("bad header field") }
             position = lf + 1
-            fields.append((name, value))
             // Only three names matter here: their lengths spare most comparisons.
             switch name.count {
             case 14 where bytesEqual(raw, name, "content-length", ignoringCase: true):

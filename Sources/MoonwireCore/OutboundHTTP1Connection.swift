@@ -87,6 +87,8 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
     private var exchange: Exchange?
     /// What arrived and the reader has not taken yet.
     private var received = ByteBuffer()
+    /// The field lines of the previous answer, which the next one's repeat but for its Date.
+    private var fieldLines = HeadFieldStrings()
     /// Called when the connection can serve another request (true) or is gone (false).
     var released: ((OutboundHTTP1Connection, Bool) -> Void)?
     /// Requests it has answered: a failure on a reused connection before any answer may be the
@@ -191,7 +193,7 @@ final class OutboundHTTP1Connection: ChannelDuplexHandler {
         while true {
             let progress: HTTP1ResponseReader.Progress
             do {
-                progress = try exchange.reader.read(&received)
+                progress = try exchange.reader.read(&received, fields: &fieldLines)
             } catch {
                 close()
                 return exchange.fail(failure(error, maxBodySize: exchange.reader.maxBodySize))

@@ -1,5 +1,7 @@
 // HeadFieldStrings: a connection's fields given again for the same lines, and never for a line
-// that differs in any byte; on its own and behind HTTP1RequestDecoder.
+// that differs in any byte; on its own, behind HTTP1RequestDecoder, and behind
+// HTTP1ResponseReader for an upstream's answers.
+import NIOCore
 import NIOHTTP1
 import XCTest
 
@@ -102,5 +104,92 @@ final class HeadFieldStringsTests: XCTestCase {
                 "GET /3 HTTP/1.1 | Host: a | X-Id: 3", "end",
                 "GET /4 HTTP/1.1 | Host: a | Accept: x | X-Id: 1", "end",
             ])
+    }
+
+    /// Answers read one after the other with the same field lines kept, as a connection reads
+    /// them: each answer's status, fields, body and whether the connection stays, or its error.
+    private func answers(_ texts: [String]) -> [String] {
+        var kept = HeadFieldStrings()
+        return texts.map { text in
+            var reader = HTTP1ResponseReader(maxBodySize: 100, isHead: false)
+            var buffer = ByteBuffer(string: text)
+            do {
+                guard case .complete(let head, let body, let reusable) = try reader.read(&buffer, fields: &kept) else { return "incomplete" }
+                var fields: [String] = []
+                head.forEachField { fields.append(String(decoding: $0, as: UTF8.self) + "=" + String(decoding: $1, as: UTF8.self)) }
+                return "\(head.status) \(fields.joined(separator: " ")) [\(String(buffer: body))] \(reusable ? "stays" : "closes")"
+            } catch {
+                return "\(error)"
+            }
+        }
+    }
+
+    func testAnswersReadTheirOwnFieldsAndFraming() {
+        let date = "Date: Mon, 07 Dec 2026 18:00:00 GMT\r\n"
+        let later = "Date: Mon, 07 Dec 2026 18:00:01 GMT\r\n"
+        XCTAssertEqual(
+            answers([
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(date)Content-Length: 5\r\n\r\nhello",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(date)Content-Length: 5\r\n\r\nhello",
+                // Another Date; another length, of as many digits, then of more.
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Content-Length: 3\r\n\r\nabc",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Content-Length: 10\r\n\r\n0123456789",
+                // A field added in the middle, then removed; one fewer at the end.
+                "HTTP/1.1 200 OK\r\nServer: s\r\nX-A: 1\r\n\(later)Content-Length: 10\r\n\r\n0123456789",
+                "HTTP/1.1 201 OK\r\nServer: s\r\n\(later)Content-Length: 10\r\n\r\n0123456789",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)\r\nuntil close",
+                // The framing lines of before, after a Connection line: still read.
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Content-Length: 10\r\nConnection: close\r\n\r\n0123456789",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Content-Length: 10\r\nConnection: close\r\n\r\n0123456789",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nServer: s\r\n\(later)Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            ]),
+            [
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:00 GMT Content-Length=5 [hello] stays",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:00 GMT Content-Length=5 [hello] stays",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=3 [abc] stays",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=10 [0123456789] stays",
+                "200 Server=s X-A=1 Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=10 [0123456789] stays",
+                "201 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=10 [0123456789] stays",
+                "incomplete",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=10 Connection=close [0123456789] closes",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Content-Length=10 Connection=close [0123456789] closes",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Transfer-Encoding=chunked [ok] stays",
+                "200 Server=s Date=Mon, 07 Dec 2026 18:00:01 GMT Transfer-Encoding=chunked [ok] stays",
+            ])
+    }
+
+    func testAnswersKeepTheirFieldsWhenTheNextOneMovesThem() throws {
+        var kept = HeadFieldStrings()
+        var heads: [OutboundResponseHead] = []
+        // The same lines after status lines of other lengths, and other lines: every head still
+        // alive keeps its own fields.
+        for status in ["200 OK", "201 Created", "201 Created", "200 OK"] {
+            for value in ["a", "bb", "bb"] {
+                var reader = HTTP1ResponseReader(maxBodySize: 100, isHead: false)
+                var buffer = ByteBuffer(string: "HTTP/1.1 \(status)\r\nServer: s\r\nX-V: \(value)\r\nContent-Length: 0\r\n\r\n")
+                guard case .complete(let head, _, _) = try reader.read(&buffer, fields: &kept) else { return XCTFail("not complete") }
+                heads.append(head)
+            }
+        }
+        let values = heads.map { [$0.first("server"), $0.first("x-v"), $0.first("content-length")] }
+        XCTAssertEqual(values, Array(repeating: [["s", "a", "0"], ["s", "bb", "0"], ["s", "bb", "0"]], count: 4).flatMap { $0 })
+    }
+
+    func testAnswerLinesThatAreInvalidAreRefusedAfterValidOnes() {
+        let good = "HTTP/1.1 200 OK\r\nServer: s\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"
+        let fine = "200 Server=s X-A=1 Content-Length=0 [] stays"
+        let bad = "malformed(\"bad header field\")"
+        // A bare CR or LF in a value would split the answer; a folded line, a name with
+        // whitespace before its colon; each refused where a valid line was before, and the
+        // valid line still read after.
+        for line in ["X-A: 1\rInjected: 2", "X-A: 1\r\r", " X-A: 1", "X-A : 1", "X-A: \u{7F}1", "X-A 1"] {
+            let text = "HTTP/1.1 200 OK\r\nServer: s\r\n\(line)\r\nContent-Length: 0\r\n\r\n"
+            XCTAssertEqual(answers([good, text, good]), [fine, bad, fine], line)
+        }
+        // A bare LF ends the line: what follows is a line of its own, and not a field.
+        XCTAssertEqual(answers([good, "HTTP/1.1 200 OK\r\nServer: s\r\nX-A: 1\nInjected\r\n\r\n"]), [fine, bad])
+        // The same value with a CR in it where the kept line had none is not that line.
+        XCTAssertEqual(answers([good, "HTTP/1.1 200 OK\r\nServer: s\r\nX-A: \r\r\nContent-Length: 0\r\n\r\n"]), [fine, bad])
     }
 }
