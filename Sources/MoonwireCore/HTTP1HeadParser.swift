@@ -109,7 +109,7 @@ enum HTTP1HeadParser {
         guard let lf = firstLF(bytes, from: 0) else {
             for (index, byte) in bytes.enumerated() {
                 if byte == space8 { return }
-                guard isTokenByte(byte), index < maxMethodLength else { throw HTTPParserError.invalidMethod }
+                guard HTTPToken.isTokenByte(byte), index < maxMethodLength else { throw HTTPParserError.invalidMethod }
             }
             return
         }
@@ -139,38 +139,16 @@ enum HTTP1HeadParser {
     }
 
     /// Where the token that starts `range` ends (a method, a field name): byte by byte, each
-    /// looked up in `tokenTable`, about seven instructions a byte. Testing eight bytes at once
+    /// looked up in `HTTPToken.table`, about seven instructions a byte. Testing eight bytes at once
     /// in a word (letters, digits and "-") cost more for the names heads have, of 4 to 15 bytes:
     /// about 45 instructions per word, and the byte that ended it tested again on its own.
     private static func tokenEnd(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
-        tokenTable.withUnsafeBufferPointer { table in
+        HTTPToken.table.withUnsafeBufferPointer { table in
             var index = range.lowerBound
             while index < range.upperBound, table[Int(bytes[index])] != 0 { index += 1 }
             return index
         }
     }
-
-    /// tchar (RFC 9110 section 5.6.2): 1 for each of the 256 bytes that may be in a token.
-    /// A literal, so that it is laid out at compile time: a table computed at first use cost a
-    /// `swift_once` call at every use.
-    private static let tokenTable: [UInt8] = [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x00
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x10
-        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,  // 0x20
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,  // 0x30
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  // 0x40
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,  // 0x50
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  // 0x60
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,  // 0x70
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x80
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x90
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xA0
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xB0
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xC0
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xD0
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xE0
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0xF0
-    ]
 
     /// Whether every byte of `range` may be in a field value. Values are most of a head's
     /// bytes, so eight are tested at once while none of them is a control byte; a word that
@@ -250,11 +228,6 @@ enum HTTP1HeadParser {
         return UnsafeRawPointer(found) - base
     }
 
-    /// tchar (RFC 9110 section 5.6.2).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        tokenTable.withUnsafeBufferPointer { $0[Int(byte)] != 0 }
-    }
-
     /// A request target's bytes: visible ASCII, and bytes above it that some clients send raw.
     private static func isTargetByte(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte != 0x7F
@@ -267,11 +240,6 @@ enum HTTP1HeadParser {
 
     private static func isWhitespace(_ byte: UInt8) -> Bool { byte == space8 || byte == tab8 }
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-}
-
-/// RFC 9110's token characters (tchar), for the layers above that check names they are given.
-public enum HTTPToken {
-    public static func isTokenByte(_ byte: UInt8) -> Bool { HTTP1HeadParser.isTokenByte(byte) }
 }
 
 let lf8 = UInt8(ascii: "\n")

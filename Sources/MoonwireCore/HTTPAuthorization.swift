@@ -17,7 +17,7 @@ public struct HTTPAuthorization: Sendable, Equatable {
         let bytes = value.utf8
         let start = bytes.firstIndex { !Self.isSpace($0) } ?? bytes.endIndex
         let schemeEnd = bytes[start...].firstIndex(where: Self.isSpace) ?? bytes.endIndex
-        guard start < schemeEnd, bytes[start..<schemeEnd].allSatisfy(HTTP1HeadParser.isTokenByte) else { return nil }
+        guard start < schemeEnd, bytes[start..<schemeEnd].allSatisfy(HTTPToken.isTokenByte) else { return nil }
         let credentialsStart = bytes[schemeEnd...].firstIndex { !Self.isSpace($0) } ?? bytes.endIndex
         let credentialsEnd = bytes[credentialsStart...].lastIndex { !Self.isSpace($0) }.map { bytes.index(after: $0) }
         scheme = String(value[start..<schemeEnd])

@@ -321,7 +321,7 @@ enum ProxyHeaders {
     private static func quotedIfNeeded(_ line: inout ByteCursor, _ value: String) {
         withUTF8Bytes(of: value) { bytes in
             let escapes = contains(bytes, UInt8(ascii: "\"")) || contains(bytes, UInt8(ascii: "\\"))
-            let token = !escapes && !contains(bytes, UInt8(ascii: ":")) && !bytes.isEmpty && bytes.allSatisfy(HTTP1HeadParser.isTokenByte)
+            let token = !escapes && !contains(bytes, UInt8(ascii: ":")) && !bytes.isEmpty && bytes.allSatisfy(HTTPToken.isTokenByte)
             if token { return line.append(bytes: bytes) }
             line.append(byte: UInt8(ascii: "\""))
             guard escapes else {
