@@ -21,6 +21,7 @@ import functools
 import itertools
 import os
 import pathlib
+import random
 import resource
 import shutil
 import signal
@@ -47,7 +48,29 @@ STOP_TIMEOUT = 10.0
 IDENTITY = {"Accept-Encoding": "identity"}
 
 
+def _ephemeral_low():
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A port no one listens on, for a server the test starts next. Picked below the kernel's
+    ephemeral range: a port the kernel hands out (bind to 0) can be taken, before the server
+    binds it, by the local end of any outgoing connection (a test's client, a server's
+    upstream), which failed a run with "Address already in use"; outgoing connections never
+    take a port below that range."""
+    low = _ephemeral_low()
+    if low > 11000:
+        for _ in range(100):
+            port = random.randint(10000, low - 1)
+            with socket.socket() as s:
+                try:
+                    s.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
