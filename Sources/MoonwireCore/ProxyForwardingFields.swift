@@ -10,29 +10,35 @@ public final class ProxyForwardingFields {
     private var ip = ""
     private var host: String?
     private var scheme = ""
-    /// Its own memory, not an array: reading an array of the object's retains it.
-    private var lines = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// Its own memory, not an array: reading an array of the object's retains it. Kept at
+    /// its largest size, so that clients of other addresses taking turns (a route's usual
+    /// traffic) rewrite the fields in place, with no allocation per request.
+    private var memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// How many bytes of `memory` the fields take; 0 before the first write.
+    private var length = 0
 
     public init() {}
 
     deinit {
-        lines.deallocate()
+        memory.deallocate()
     }
 
     /// Writes the fields for `ip`, `host` and `scheme`: the copy when it was made for them,
     /// else those `make` writes (which become the copy).
     func write(_ line: inout ByteCursor, ip: String, host: String?, scheme: String, make: (inout ByteCursor) -> Void) {
-        if lines.isEmpty || ip != self.ip || host != self.host || scheme != self.scheme {
+        if length == 0 || ip != self.ip || host != self.host || scheme != self.scheme {
             self.ip = ip
             self.host = host
             self.scheme = scheme
-            lines.deallocate()
-            let memory = UnsafeMutableRawBufferPointer.allocate(
-                byteCount: ProxyHeaders.forwardingFieldsSize(ip: ip, host: host, scheme: scheme), alignment: 1)
+            let size = ProxyHeaders.forwardingFieldsSize(ip: ip, host: host, scheme: scheme)
+            if size > memory.count {
+                memory.deallocate()
+                memory = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+            }
             var fields = ByteCursor(memory)
             make(&fields)
-            lines = UnsafeMutableRawBufferPointer(rebasing: memory[..<fields.count])
+            length = fields.count
         }
-        line.append(bytes: UnsafeRawBufferPointer(lines))
+        line.append(bytes: UnsafeRawBufferPointer(rebasing: memory[..<length]))
     }
 }
