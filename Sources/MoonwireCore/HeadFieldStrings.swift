@@ -134,11 +134,9 @@ struct HeadFieldStrings {
         if count < ranges.count { ranges.removeSubrange(count...) }
         // The storage of a head with more fields than are kept is not, so that an idle
         // connection holds little.
-        guard ranges.count <= Self.maxFields else {
-            defer { ranges = [] }
-            return ranges
-        }
-        return ranges
+        let answer = ranges
+        if ranges.count > Self.maxFields { ranges = [] }
+        return answer
     }
 
     /// The head's fields, once its last one was read.
