@@ -2,12 +2,11 @@
 // streams) and the protocol errors' status pages through the handler's response writer.
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 
 extension HTTPExchangeHandler {
     func answer(_ answer: HTTPAnswer, to request: HTTPRequest, exchange: Exchange) {
-        guard let context, machine.isAnswering else { return }
-        let loop = context.eventLoop
+        guard let link, machine.isAnswering else { return }
+        let loop = link.eventLoop
         switch answer {
         case .response(let response):
             self.answer(response, to: request, exchange: exchange)
@@ -15,7 +14,7 @@ extension HTTPExchangeHandler {
             startStream(stream, status: status, headers: headers, exchange)
         case .informational(let status, let headers):
             guard exchange.version != .http1_0 else { return }
-            writer.informational(HTTPResponseStatus(statusCode: status), version: exchange.version, headers: headers, context: context)
+            writer.informational(HTTPResponseStatus(statusCode: status), version: exchange.version, headers: headers, link: link)
         case .staticFile(let extraHeaders, let root):
             if let cached = environment.files.cachedAnswer(
                 path: request.path, root: root, request: request.headers, headOnly: exchange.headOnly,
@@ -33,17 +32,17 @@ extension HTTPExchangeHandler {
     /// A complete response (`HTTPResponder.respond`), which comes straight here rather than
     /// wrapped in an `HTTPAnswer`: building and destroying one copies the response.
     func answer(_ response: HTTPResponse, to request: HTTPRequest, exchange: Exchange) {
-        // The context is taken (and retained) only for a file, which needs its loop.
-        guard context != nil, machine.isAnswering else { return }
+        // The link is taken (and retained) only for a file, which needs its loop.
+        guard link != nil, machine.isAnswering else { return }
         // One pattern per case rather than a switch over the body, which copied the whole body
         // (through its generic value witness, about 190 instructions per response).
         if case .bytes(let buffer) = response.body {
             var prepared = PreparedResponse(status: response.status, headers: response.headers, body: .bytes(buffer))
             ResponseCompression.apply(to: &prepared, request: request.headers)
             write(prepared, exchange)
-        } else if case .file(let file) = response.body, let context {
+        } else if case .file(let file) = response.body, let link {
             let future = environment.files.send(
-                file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: context.eventLoop)
+                file: file, response: response, request: request.headers, headOnly: exchange.headOnly, on: link.eventLoop)
             writeWhenReady(future, exchange)
         }
     }
@@ -51,7 +50,7 @@ extension HTTPExchangeHandler {
     /// A proxied answer whose fields go as HTTP/1.1 lines (`HTTPResponder.takesFieldLines`);
     /// their Content-Length is the one the framing heeds.
     func answer(status: Int, fieldLines: ProxyHeaders.ResponseFieldLines, body: ByteBuffer, exchange: Exchange) {
-        guard context != nil, machine.isAnswering else { return }
+        guard link != nil, machine.isAnswering else { return }
         write(
             PreparedResponse(status: status, headers: Self.framing(fieldLines.length), body: .bytes(body)), exchange,
             fieldLines: .proxied(fieldLines))
@@ -59,7 +58,7 @@ extension HTTPExchangeHandler {
 
     /// A streamed proxied answer whose fields go as HTTP/1.1 lines.
     func startStream(_ stream: HTTPResponseStream, status: Int, fieldLines: ProxyHeaders.ResponseFieldLines, exchange: Exchange) {
-        guard context != nil, machine.isAnswering else { return }
+        guard link != nil, machine.isAnswering else { return }
         startStream(stream, status: status, headers: Self.framing(fieldLines.length), fieldLines: .proxied(fieldLines), exchange)
     }
 
@@ -74,7 +73,7 @@ extension HTTPExchangeHandler {
             let handler = loopBoundSelf.value
             switch result {
             case .success(let prepared):
-                guard handler.context != nil else { return prepared.discard() }
+                guard handler.link != nil else { return prepared.discard() }
                 handler.write(prepared, exchange)
             case .failure(let error) where DescriptorShortage.isShortage(error):
                 // Out of descriptors: the server is full, not broken (logged once per episode).
@@ -90,86 +89,86 @@ extension HTTPExchangeHandler {
 
     /// `fieldLines`: the response's headers as lines (a cached file's plain answer, a proxied one).
     private func write(_ response: PreparedResponse, _ exchange: Exchange, fieldLines: HeadFieldLines? = nil) {
-        guard let context else { return response.discard() }
+        guard let link else { return response.discard() }
         let bodyless = exchange.headOnly || HTTPResponse.forbidsBody(response.status)
         writeHead(
             response.status, response.headers, fieldLines: fieldLines, contentLength: response.contentLength, exchange,
-            context: context)
+            link: link)
         if !bodyless {
             switch response.body {
             case .bytes(let buffer):
-                if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, context: context) }
+                if buffer.readableBytes > 0 { writer.body(.byteBuffer(buffer), promise: nil, link: link) }
             case .file(let region, _) where sendsFileRegions && region.readableBytes > FileRegionSlices.sliceSize:
-                return sendSlices(region, exchange, context: context)
+                return sendSlices(region, exchange, link: link)
             case .file(let region, _) where sendsFileRegions:
-                let written = context.eventLoop.makePromise(of: Void.self)
+                let written = link.eventLoop.makePromise(of: Void.self)
                 written.futureResult.whenComplete { _ in try? region.fileHandle.close() }
-                writer.body(.fileRegion(region), promise: written, context: context)
+                writer.body(.fileRegion(region), promise: written, link: link)
             case .file(let region, let origin):
-                return copy(region, origin.file, exchange, context: context)
+                return copy(region, origin.file, exchange, link: link)
             }
         } else {
             response.discard()
         }
-        endResponse(exchange, context: context)
+        endResponse(exchange, link: link)
     }
 
     /// Sends a large file region with sendfile, slice by slice (`FileRegionSlices`); the
     /// answer ends with the last slice.
-    private func sendSlices(_ region: FileRegion, _ exchange: Exchange, context: ChannelHandlerContext) {
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+    private func sendSlices(_ region: FileRegion, _ exchange: Exchange, link: ExchangeLink) {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: link.eventLoop)
         let sink = FileRegionSlices.Sink(
             write: { slice, promise in
                 let handler = loopBoundSelf.value
-                guard let context = handler.context else { return promise.fail(ChannelError.ioOnClosedChannel) }
-                handler.writer.body(.fileRegion(slice), promise: promise, context: context)
-                handler.writer.flush(context: context)
+                guard let link = handler.link else { return promise.fail(ChannelError.ioOnClosedChannel) }
+                handler.writer.body(.fileRegion(slice), promise: promise, link: link)
+                handler.writer.flush(link: link)
             },
             progressed: { loopBoundSelf.value.timeouts.sendProgressed() },
             finished: { result in
                 let handler = loopBoundSelf.value
-                guard let context = handler.context else { return }
+                guard let link = handler.link else { return }
                 switch result {
                 case .success:
-                    handler.endResponse(exchange, context: context)
+                    handler.endResponse(exchange, link: link)
                 case .failure(let error):
                     handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
                     handler.machine.answerAborted()
-                    context.close(promise: nil)
+                    link.close()
                 }
             })
-        FileRegionSlices(region: region, eventLoop: context.eventLoop, sink: sink).start()
+        FileRegionSlices(region: region, eventLoop: link.eventLoop, sink: sink).start()
     }
 
     /// Sends a file region as buffers (`FileBodyCopier`), for transports that cannot sendfile.
-    private func copy(_ region: FileRegion, _ file: StaticFile, _ exchange: Exchange, context: ChannelHandlerContext) {
-        writer.flush(context: context)
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+    private func copy(_ region: FileRegion, _ file: StaticFile, _ exchange: Exchange, link: ExchangeLink) {
+        writer.flush(link: link)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: link.eventLoop)
         let sink = FileBodyCopier.Sink(
             write: { chunk in
                 let handler = loopBoundSelf.value
-                guard let context = handler.context else { return }
-                handler.writer.body(.byteBuffer(chunk), promise: nil, context: context)
-                handler.writer.flush(context: context)
+                guard let link = handler.link else { return }
+                handler.writer.body(.byteBuffer(chunk), promise: nil, link: link)
+                handler.writer.flush(link: link)
             },
-            isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false },
+            isWritable: { loopBoundSelf.value.link?.isWritable ?? false },
             finished: { result in
                 let handler = loopBoundSelf.value
                 handler.activeCopy = nil
-                guard let context = handler.context else { return }
+                guard let link = handler.link else { return }
                 switch result {
                 case .success:
-                    handler.endResponse(exchange, context: context)
+                    handler.endResponse(exchange, link: link)
                 case .failure(let error):
                     if DescriptorShortage.isShortage(error) { handler.environment.files.descriptors.failed(.file, error: error) }
                     handler.environment.logger.debug("file body not sent", metadata: ["error": "\(error)"])
                     handler.machine.answerAborted()
-                    context.close(promise: nil)
+                    link.close()
                 }
             })
         let copier = FileBodyCopier(
             file: file, handle: region.fileHandle, range: region.readerIndex..<region.endIndex, files: environment.files,
-            allocator: context.channel.allocator, eventLoop: context.eventLoop, sink: sink)
+            allocator: link.allocator, eventLoop: link.eventLoop, sink: sink)
         activeCopy = copier
         copier.start()
     }
@@ -179,7 +178,7 @@ extension HTTPExchangeHandler {
     /// and asked its code again cost about 100 instructions per answer.
     private func writeHead(
         _ status: Int, _ headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, contentLength: Int?,
-        _ exchange: Exchange, context: ChannelHandlerContext
+        _ exchange: Exchange, link: ExchangeLink
     ) {
         let forbidsBody = HTTPResponse.forbidsBody(status)
         let bodyless = exchange.headOnly || forbidsBody
@@ -204,78 +203,77 @@ extension HTTPExchangeHandler {
         }
         writer.head(
             status: status, version: exchange.version, headers: headers, fields: &fields, fieldLines: fieldLines,
-            streamed: contentLength == nil, bodyless: bodyless, context: context)
+            streamed: contentLength == nil, bodyless: bodyless, link: link)
     }
 
     /// Ends the response (with the trailer fields of a streamed one); the connection then
     /// handles the next request or closes.
-    private func endResponse(_ exchange: Exchange, trailers: HTTPHeaders? = nil, context: ChannelHandlerContext) {
+    private func endResponse(_ exchange: Exchange, trailers: HTTPHeaders? = nil, link: ExchangeLink) {
         defer { sendWatch?.answerEnded() }
-        if let entry = logEntry.take() { environment.accessLog?.record(entry, on: context.eventLoop) }
+        if let entry = logEntry.take() { environment.accessLog?.record(entry, on: link.eventLoop) }
         if let entry = metricsEntry.take() { environment.metrics?.requestAnswered(entry) }
         switch machine.responseEnded(keepAlive: exchange.keepAlive && !quiescing) {
         case .nextRequest:
             // An HTTP/2 stream has no next request: its timer must not start a keep-alive wait.
             if isHTTP1 { timeouts.answerStarted() }
-            writer.end(trailers: trailers, promise: nil, context: context)
-            answerEnded(context: context)
+            writer.end(trailers: trailers, promise: nil, link: link)
+            answerEnded(link: link)
         case .close:
-            let channel = context.channel
-            let ended = context.eventLoop.makePromise(of: Void.self)
-            ended.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            writer.end(trailers: trailers, promise: ended, context: context)
+            let ended = link.eventLoop.makePromise(of: Void.self)
+            link.close(after: ended.futureResult)
+            writer.end(trailers: trailers, promise: ended, link: link)
         }
     }
 
     private func startStream(
         _ stream: HTTPResponseStream, status: Int, headers: HTTPHeaders, fieldLines: HeadFieldLines? = nil, _ exchange: Exchange
     ) {
-        guard let context else { return stream.connectionClosed() }
+        guard let link else { return stream.connectionClosed() }
         var exchange = exchange
         // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
         if exchange.version == .http1_0 { exchange.keepAlive = false }
-        writeHead(status, headers, fieldLines: fieldLines, contentLength: nil, exchange, context: context)
-        writer.flush(context: context)
+        writeHead(status, headers, fieldLines: fieldLines, contentLength: nil, exchange, link: link)
+        writer.flush(link: link)
         activeStream = stream
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: link.eventLoop)
         stream.attach(
             write: { chunk, written in
                 let handler = loopBoundSelf.value
-                guard let context = handler.context, !exchange.headOnly else { return written?() ?? () }
+                guard let link = handler.link, !exchange.headOnly else { return written?() ?? () }
                 let promise = written.map { written in
                     // Completed on this loop, where `written` was made.
                     let callback = UnsafeTransfer(written)
-                    let promise = context.eventLoop.makePromise(of: Void.self)
+                    let promise = link.eventLoop.makePromise(of: Void.self)
                     promise.futureResult.whenComplete { _ in callback.value() }
                     return promise
                 }
-                handler.writer.body(.byteBuffer(chunk), promise: promise, context: context)
-                handler.writer.flush(context: context)
+                handler.writer.body(.byteBuffer(chunk), promise: promise, link: link)
+                handler.writer.flush(link: link)
             },
             finish: { trailers in
                 let handler = loopBoundSelf.value
                 handler.activeStream = nil
-                guard let context = handler.context else { return }
-                handler.endResponse(exchange, trailers: exchange.headOnly ? nil : trailers, context: context)
+                guard let link = handler.link else { return }
+                handler.endResponse(exchange, trailers: exchange.headOnly ? nil : trailers, link: link)
             },
             abort: {
                 let handler = loopBoundSelf.value
                 handler.activeStream = nil
                 handler.machine.answerAborted()
-                handler.context?.close(promise: nil)
+                handler.link?.close()
             },
-            isWritable: { loopBoundSelf.value.context?.channel.isWritable ?? false })
+            isWritable: { loopBoundSelf.value.link?.isWritable ?? false })
     }
 
     /// A protocol error the handler found: answered with its status (or, when an answer is
     /// under way, by closing), and reported.
-    func fail(_ status: Int, _ message: String, context: ChannelHandlerContext) {
-        perform(machine.failed(status: status, message: message), context: context)
+    func fail(_ status: Int, _ message: String, link: ExchangeLink) {
+        perform(machine.failed(status: status, message: message), link: link)
     }
 
     /// Reports a protocol error, answers it with its status, and closes the connection (HTTP/1.1)
     /// or ends the stream (HTTP/2).
-    func answerError(_ status: Int, _ message: String, context: ChannelHandlerContext) {
+    func answerError(_ status: Int, _ message: String, link: ExchangeLink) {
         report("\(message) (\(status))")
         let text = HTTPResponse.statusText(status)
         var fields = ServerOwnedFields(contentLength: text.utf8.count, date: environment.dateCache.now)
@@ -283,28 +281,19 @@ extension HTTPExchangeHandler {
         writer.head(
             status: status, version: .http1_1,
             headers: ["content-type": "text/plain; charset=utf-8"], fields: &fields, streamed: false, bodyless: false,
-            context: context)
-        writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, context: context)
+            link: link)
+        writer.body(.byteBuffer(ByteBuffer(string: text)), promise: nil, link: link)
         if !isHTTP1 {
             // HTTP/2: the answer is complete; NO_ERROR asks the client to stop sending the
             // rest of the request (RFC 9113 section 8.1). The connection goes on.
-            writer.end(promise: nil, context: context)
+            writer.end(promise: nil, link: link)
             sendWatch?.answerEnded()
-            let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
-            codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
+            link.stopRequest()
             return
         }
-        let channel = context.channel
-        let ended = context.eventLoop.makePromise(of: Void.self)
-        ended.futureResult.whenComplete { _ in Self.lingeringClose(channel) }
-        writer.end(promise: ended, context: context)
-    }
-
-    /// Closes our side but keeps reading (and dropping) for a moment, so a client still sending
-    /// a body reads our error instead of a reset (nginx's lingering_close).
-    private static func lingeringClose(_ channel: Channel) {
-        channel.close(mode: .output, promise: nil)
-        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        let ended = link.eventLoop.makePromise(of: Void.self)
+        link.closeLingering(after: ended.futureResult)
+        writer.end(promise: ended, link: link)
     }
 
     func report(_ message: String) {

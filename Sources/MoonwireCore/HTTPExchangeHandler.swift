@@ -51,7 +51,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var connection = ConnectionInfo(remoteIP: "", remotePort: 0, localPort: 0)
     /// Where the exchange stands, and what each event means in it.
     var machine: HTTPExchangeStateMachine
-    private(set) var context: ChannelHandlerContext?
+    private(set) var link: ExchangeLink?
     var writer: HTTPResponseWriter
     /// The body a handler is streaming, while it does.
     var activeStream: HTTPResponseStream?
@@ -102,17 +102,18 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        let link = ExchangeLink.pipeline(context)
+        self.link = link
         if isHTTP1 { connection = ConnectionInfo(channel: context.channel) }
-        writer.allocator = context.channel.allocator
+        writer.allocator = link.allocator
         if !isHTTP1 { timeouts.attachStream(to: context) }
-        if isHTTP1, environment.openConnections.quiescing { quiesce(context: context) }
+        if isHTTP1, environment.openConnections.quiescing { quiesce(link: link) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         upgrade?.decoder.recipient = nil
         if !isHTTP1 { timeouts.detach() }
-        self.context = nil
+        link = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,7 +124,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .body(let body) = part { bytes = body.readableBytes }
             timeouts.readStarted(bytes: bytes)
         }
-        receive(part, context: context)
+        receive(part, link: .pipeline(context))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -134,30 +135,30 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// HTTP/2: the stream's body was too slow (see `HTTPReadTimeouts`). It gets 408 and
     /// RST_STREAM(NO_ERROR); the connection and its other streams go on.
     func streamTimedOut(_ reason: String) {
-        guard let context else { return }
-        fail(408, "request timed out: \(reason)", context: context)
+        guard let link else { return }
+        fail(408, "request timed out: \(reason)", link: link)
     }
 
     /// A part straight from the HTTP/1.1 decoder (see `HTTP1RequestDecoder.recipient`).
     func accept(_ part: consuming HTTPServerRequestPart) {
-        guard let context else { return }
-        receive(part, context: context)
+        guard let link else { return }
+        receive(part, link: link)
     }
 
     /// A head straight from the HTTP/1.1 decoder, with the framing its parser found; the
     /// decoder hands one on only when it is taken at once (`takesRequests`).
     func accept(_ head: consuming HTTPRequestHead, framing: HTTP1Framing) {
-        guard let context else { return }
+        guard let link else { return }
         headFraming = framing
-        receive(.head(consume head), context: context)
+        receive(.head(consume head), link: link)
         headFraming = nil
     }
 
     /// Takes a request part now, or queues it behind the answer in progress. Parts are consumed
     /// on their way (here, in `accept`, in the state machine): a copied head retains and
     /// releases its storage and its fields.
-    private func receive(_ part: consuming HTTPServerRequestPart, context: ChannelHandlerContext) {
-        perform(machine.partReceived(part), context: context)
+    private func receive(_ part: consuming HTTPServerRequestPart, link: ExchangeLink) {
+        perform(machine.partReceived(part), link: link)
     }
 
     /// Reads wait while an answer is in progress or the client does not read its answers (see
@@ -184,28 +185,28 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// An answer ended on HTTP/1.1: handles the parts that waited, in order, until one of them
     /// starts another answer, then the requests the decoder kept, then lets reads go on.
-    func answerEnded(context: ChannelHandlerContext) {
+    func answerEnded(link: ExchangeLink) {
         guard machine.startDraining() else { return }
         while let action = machine.nextWaiting() {
-            perform(action, context: context)
+            perform(action, link: link)
         }
         if machine.takesRequests { upgrade?.decoder.resume() }
-        if machine.stopDraining() { context.read() }
+        if machine.stopDraining() { link.read() }
     }
 
     /// Carries out what the state machine decided. Inlined, and the action consumed, because
     /// each request part passes here: a call and a copy of the action cost about 100
     /// instructions per request (Tests/bench/instructions.sh).
     @inline(__always)
-    func perform(_ action: consuming HTTPExchangeStateMachine.Action, context: ChannelHandlerContext) {
+    func perform(_ action: consuming HTTPExchangeStateMachine.Action, link: ExchangeLink) {
         switch consume action {
         case .none:
             break
         case .receiveHead(let head):
-            receiveHead(head, context: context)
+            receiveHead(head, link: link)
         case .dispatch(let head, let body):
             timeouts.requestReceived()
-            dispatch(head, body: body, context: context)
+            dispatch(head, body: body, link: link)
         case .streamChunk(let chunk):
             guard let bodyStream else { return }
             bodyStream.append(chunk)
@@ -220,15 +221,15 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             timeouts.streamEnded()
         case .answerError(let status, let message):
             bodyStream?.fail(status == 413 ? .tooLarge(bodyStream?.limit ?? 0) : .clientLeft)
-            answerError(status, message, context: context)
+            answerError(status, message, link: link)
         case .reportAndClose(let status, let message):
             report("\(message) (\(status))")
-            context.close(promise: nil)
+            link.close()
         case .close:
-            context.close(promise: nil)
+            link.close()
         case .closeOnError(let error):
             environment.logger.debug("connection error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
+            link.close()
         }
     }
 
@@ -243,7 +244,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        perform(machine.errorCaught(error), context: context)
+        perform(machine.errorCaught(error), link: .pipeline(context))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -256,12 +257,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 "send timed out, connection closed", metadata: ["peer": "\(connection.remoteIP):\(connection.remotePort)", "error": "\(reason)"])
             environment.delegate.protocolError(connection, message: "send timed out: \(reason)")
         } else if isHTTP1, event is ChannelShouldQuiesceEvent {
-            quiesce(context: context)
+            quiesce(link: .pipeline(context))
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func receiveHead(_ head: consuming HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receiveHead(_ head: consuming HTTPRequestHead, link: ExchangeLink) {
         if draining { heardWhileDraining = true }
         timeouts.headReceived()
         if !upgradeSettled, let upgrade {
@@ -270,7 +271,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // decoder can hand its parts straight to us.
             if let encoder = upgrade.encoder {
                 upgrade.encoder = nil
-                context.pipeline.syncOperations.removeHandler(encoder, promise: nil)
+                if case .pipeline(let context) = link { context.pipeline.syncOperations.removeHandler(encoder, promise: nil) }
                 upgrade.decoder.recipient = self
             }
             // This request asked for an upgrade that did not happen: HTTP/1.1 goes on.
@@ -278,7 +279,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // HTTP/1.1 heads were measured by the decoder, which refuses larger ones.
         if !isHTTP1, Self.headerBytes(head) > environment.limits.maxHeaderSize {
-            fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", context: context)
+            fail(431, "header block exceeds \(environment.limits.maxHeaderSize) bytes", link: link)
             return
         }
         var declaredLength: Int?, bodyless = false
@@ -294,16 +295,16 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             headFraming?.declaresBody == false && !delegate.streamsBodylessRequests ? nil : delegate.streamedBodyLimit(for: head)
         let limit = streamLimit ?? environment.limits.maxBodySize
         if let length = declaredLength, length > limit {
-            fail(413, "request body of \(length) bytes exceeds \(limit)", context: context)
+            fail(413, "request body of \(length) bytes exceeds \(limit)", link: link)
             return
         }
         // Nothing to continue without a body (RFC 9110 section 10.1.1).
         if head.version != .http1_0, !bodyless,
             head.headers.first(name: "expect")?.lowercased() == "100-continue"
         {
-            writer.informational(.continue, version: head.version, context: context)
+            writer.informational(.continue, version: head.version, link: link)
         }
-        if let streamLimit { return streamBody(of: head, limit: streamLimit, context: context) }
+        if let streamLimit { return streamBody(of: head, limit: streamLimit, link: link) }
         // Most requests have no body: they get the shared empty buffer, not an allocation.
         let body = declaredLength.map { writer.allocator.buffer(capacity: min($0, 64 * 1024)) } ?? ByteBuffer()
         machine.headAccepted(head, body: body)
@@ -311,21 +312,21 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Hands a request to the delegate at its head, its body to follow through a stream that
     /// holds reads back while the delegate leaves too much of it untaken.
-    private func streamBody(of head: HTTPRequestHead, limit: Int, context: ChannelHandlerContext) {
-        let stream = RequestBodyStream(eventLoop: context.eventLoop, limit: limit)
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+    private func streamBody(of head: HTTPRequestHead, limit: Int, link: ExchangeLink) {
+        let stream = RequestBodyStream(eventLoop: link.eventLoop, limit: limit)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: link.eventLoop)
         stream.drained = {
             let handler = loopBoundSelf.value
             handler.machine.streamedBodyFull(false)
             handler.timeouts.streamHeld(false)
-            if let context = handler.context, handler.machine.takeHeldRead() { context.read() }
+            if let link = handler.link, handler.machine.takeHeldRead() { link.read() }
         }
         bodyStream = stream
         machine.headStreamed(limit: limit)
         // The body comes at the pace the delegate takes it: only the silence of a client that
         // is asked for bytes is timed.
         timeouts.bodyStreamed()
-        dispatch(head, body: ByteBuffer(), bodyStream: stream, context: context)
+        dispatch(head, body: ByteBuffer(), bodyStream: stream, link: link)
     }
 
     /// The size of a head as HTTP/1.1 would carry it, for the same limit on HTTP/2.
@@ -334,7 +335,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func dispatch(
-        _ head: consuming HTTPRequestHead, body: consuming ByteBuffer, bodyStream: RequestBodyStream? = nil, context: ChannelHandlerContext
+        _ head: consuming HTTPRequestHead, body: consuming ByteBuffer, bodyStream: RequestBodyStream? = nil, link: ExchangeLink
     ) {
         // The head's fields read once each: every read goes through its storage.
         let method = head.method, httpVersion = head.version
@@ -344,7 +345,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 method: method.rawValue, uri: head.uri, version: version, scheme: scheme,
                 headers: head.headers, body: body, bodyStream: bodyStream, connection: connection)
         else {
-            fail(400, "malformed request target: \(head.uri)", context: context)
+            fail(400, "malformed request target: \(head.uri)", link: link)
             return
         }
         if bodyStream == nil { machine.requestDispatched() }

@@ -42,13 +42,13 @@ struct HTTPResponseWriter {
     /// cost about 150 instructions per response (its date string retained and released twice).
     mutating func head(
         status: Int, version: HTTPVersion, headers: HTTPHeaders, fields: inout ServerOwnedFields,
-        fieldLines: HeadFieldLines? = nil, streamed: Bool, bodyless: Bool, context: ChannelHandlerContext
+        fieldLines: HeadFieldLines? = nil, streamed: Bool, bodyless: Bool, link: ExchangeLink
     ) {
         switch target {
         case .stream:
             var head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
             fields.apply(to: &head.headers)
-            context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+            link.write(.head(head), promise: nil)
         case .connection:
             fields.chunked =
                 streamed && version == .http1_1 && !HTTPResponse.forbidsBody(status) && !headers.contains(name: "content-length")
@@ -66,26 +66,27 @@ struct HTTPResponseWriter {
     /// Writes a head that does not end the exchange, such as 100 Continue or 103 Early Hints,
     /// and flushes it.
     mutating func informational(
-        _ status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders = [:], context: ChannelHandlerContext
+        _ status: HTTPResponseStatus, version: HTTPVersion, headers: HTTPHeaders = [:], link: ExchangeLink
     ) {
         switch target {
         case .stream:
             let head = HTTPResponseHead(version: version, status: status, headers: headers)
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+            link.write(.head(head), promise: nil)
+            link.flush()
         case .connection:
             var buffer = takePending(capacity: 32)
             HTTP1ResponseSerializer.writeInformational(status, version: version, headers: headers, into: &buffer)
             pending = buffer
-            flush(context: context)
+            flush(link: link)
         }
     }
 
     /// Writes a piece of the body. `promise` completes when it has been written to the socket.
-    mutating func body(_ data: IOData, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    mutating func body(_ data: IOData, promise: EventLoopPromise<Void>?, link: ExchangeLink) {
         // The outlet is taken out of `target` only where it is used: a gathered body without a
         // promise, nearly every one, does not retain it.
         if case .stream = target {
-            context.write(NIOAny(HTTPServerResponsePart.body(data)), promise: promise)
+            link.write(.body(data), promise: promise)
             return
         }
         switch data {
@@ -118,10 +119,11 @@ struct HTTPResponseWriter {
     /// Ends the response; `promise` completes once everything of it has been written.
     /// `trailers` go out after the body of a chunked HTTP/1.1 answer or as HTTP/2's trailing
     /// HEADERS frame; a body framed by its length or the close has nowhere to carry them.
-    mutating func end(trailers: HTTPHeaders? = nil, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    mutating func end(trailers: HTTPHeaders? = nil, promise: EventLoopPromise<Void>?, link: ExchangeLink) {
         guard case .connection(let outlet) = target else {
             let trailers = trailers?.isEmpty == false ? trailers : nil
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(trailers)), promise: promise)
+            link.write(.end(trailers), promise: promise)
+            link.flush()
             return
         }
         if chunked {
@@ -139,10 +141,10 @@ struct HTTPResponseWriter {
     }
 
     /// Sends what was written so far without ending the response.
-    mutating func flush(context: ChannelHandlerContext) {
+    mutating func flush(link: ExchangeLink) {
         switch target {
         case .stream:
-            context.flush()
+            link.flush()
         case .connection(let outlet):
             sendPending(outlet, promise: nil)
             outlet.flush()

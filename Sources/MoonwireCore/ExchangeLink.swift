@@ -1,0 +1,96 @@
+// What an exchange handler reads from and answers through. Kept apart from the handler so that
+// an HTTP/2 stream need not be a NIO channel of its own: a child channel and pipeline per
+// stream cost swift-nio-http2 about 140,000 instructions per request (docs/benchmarks.md,
+// "HTTP/2: where the instructions go"), and an engine that handles a connection's frames at
+// the connection gives its streams' exchanges a link of their own instead of a context.
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+
+/// The exchange handler's way to its transport: its loop, its allocator, whether the peer
+/// takes more bytes, asking for more of the request, and ending the exchange.
+enum ExchangeLink {
+    /// A handler in a NIO pipeline: an HTTP/1.1 connection, or an HTTP/2 stream's child
+    /// channel behind NIO's HTTP/2-to-HTTP/1 codec.
+    case pipeline(ChannelHandlerContext)
+
+    var eventLoop: EventLoop {
+        switch self {
+        case .pipeline(let context): context.eventLoop
+        }
+    }
+
+    var allocator: ByteBufferAllocator {
+        switch self {
+        case .pipeline(let context): context.channel.allocator
+        }
+    }
+
+    /// Whether the transport takes more bytes now; a streamed answer waits while it does not.
+    var isWritable: Bool {
+        switch self {
+        case .pipeline(let context): context.channel.isWritable
+        }
+    }
+
+    /// Asks for more of the request (reads wait while an answer is in progress).
+    func read() {
+        switch self {
+        case .pipeline(let context): context.read()
+        }
+    }
+
+    /// Ends the exchange at once: closes the HTTP/1.1 connection, resets the HTTP/2 stream.
+    func close() {
+        switch self {
+        case .pipeline(let context): context.close(promise: nil)
+        }
+    }
+
+    /// Ends the exchange once `promise`'s write is done.
+    func close(after written: EventLoopFuture<Void>) {
+        switch self {
+        case .pipeline(let context):
+            let channel = context.channel
+            written.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Closes our side but keeps reading (and dropping) for a moment once `written` is done, so
+    /// a client still sending a body reads our error instead of a reset (nginx's
+    /// lingering_close). For HTTP/1.1, whose errors end the connection.
+    func closeLingering(after written: EventLoopFuture<Void>) {
+        switch self {
+        case .pipeline(let context):
+            let channel = context.channel
+            written.whenComplete { _ in
+                channel.close(mode: .output, promise: nil)
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
+        }
+    }
+
+    /// HTTP/2, once the answer is complete: RST_STREAM(NO_ERROR) asks the client to stop
+    /// sending the rest of the request (RFC 9113 section 8.1). The connection goes on.
+    func stopRequest() {
+        switch self {
+        case .pipeline(let context):
+            let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
+            codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
+        }
+    }
+
+    /// Writes a part of an HTTP/2 stream's answer; HTTP/1.1 answers leave as bytes by their
+    /// outlet (`HTTPResponseWriter`).
+    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+        switch self {
+        case .pipeline(let context): context.write(NIOAny(part), promise: promise)
+        }
+    }
+
+    func flush() {
+        switch self {
+        case .pipeline(let context): context.flush()
+        }
+    }
+}
