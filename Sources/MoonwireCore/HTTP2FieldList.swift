@@ -1,8 +1,9 @@
 // The header fields of an HTTP/2 answer (or push promise) laid out for nghttp2: one byte
 // array holding every name and value, read through an nghttp2_nv array for the length of
-// one submit call (nghttp2 copies what it is given). Names are lowercased and the
-// connection-specific fields dropped here, because RFC 9113 8.2.2 makes a message carrying
-// them malformed and the handlers above write HTTP/1-style fields.
+// one submit call. nghttp2 copies what it is given and lowercases the names as it copies
+// (nghttp2_nv_array_copy); the connection-specific fields are dropped here, because RFC 9113
+// 8.2.2 makes a message carrying them malformed and the handlers above write HTTP/1-style
+// fields.
 import CNGHTTP2
 import NIOHTTP1
 
@@ -25,19 +26,13 @@ struct HTTP2FieldList {
         spans.append((nameStart..<valueStart, valueStart..<bytes.count))
     }
 
-    /// Every regular field of `headers`, lowercased, without the connection-specific ones
-    /// and without any that pretends to be a pseudo-header field.
+    /// Every regular field of `headers` but the connection-specific ones and any that
+    /// pretends to be a pseudo-header field.
     mutating func appendRegular(_ headers: HTTPHeaders) {
         for (name, value) in headers {
+            if name.utf8.first == UInt8(ascii: ":") || Self.isConnectionSpecific(name) { continue }
             let nameStart = bytes.count
-            for byte in name.utf8 {
-                bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
-            }
-            let lowered = bytes[nameStart...]
-            if lowered.first == UInt8(ascii: ":") || Self.isConnectionSpecific(lowered) {
-                bytes.removeSubrange(nameStart...)
-                continue
-            }
+            bytes.append(contentsOf: name.utf8)
             let valueStart = bytes.count
             bytes.append(contentsOf: value.utf8)
             spans.append((nameStart..<valueStart, valueStart..<bytes.count))
@@ -61,11 +56,13 @@ struct HTTP2FieldList {
 
     /// Fields that only make sense for one HTTP/1.1 hop (RFC 9113 8.2.2); `te` is allowed
     /// in requests only, so an answer never carries it either.
-    private static let connectionSpecific: [[UInt8]] = [
+    private static let connectionSpecific = [
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-    ].map { Array($0.utf8) }
+    ]
 
-    private static func isConnectionSpecific(_ name: ArraySlice<UInt8>) -> Bool {
-        connectionSpecific.contains { $0.elementsEqual(name) }
+    private static func isConnectionSpecific(_ name: String) -> Bool {
+        connectionSpecific.contains { lowercase in
+            lowercase.utf8.elementsEqual(name.utf8.lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+        }
     }
 }

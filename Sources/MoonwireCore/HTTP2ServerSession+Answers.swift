@@ -10,7 +10,7 @@ import NIOHTTP1
 extension HTTP2ServerSession {
     /// Submits the answer head of `stream` (HEADERS). With `endStream` the answer has no
     /// content; otherwise content follows with `sendData` and ends with it or `sendTrailers`.
-    /// Field names are lowercased and connection-specific fields dropped (RFC 9113 8.2.2).
+    /// Connection-specific fields are dropped (RFC 9113 8.2.2); nghttp2 lowercases names.
     /// Returns false when the stream is unknown, closed or already answered.
     @discardableResult
     func respond(stream: Int32, status: Int, headers: HTTPHeaders, endStream: Bool) -> Bool {
