@@ -73,9 +73,9 @@ extension HTTP2ServerSession {
         if block.isTrailers {
             guard streams[block.stream] != nil else { return }
             guard !block.tooLarge else {
-                // The request is over anyway (trailers carry END_STREAM); no answer is wanted
-                // for a stream whose trailers the server would not read.
-                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), block.stream, NGHTTP2_REFUSED_STREAM.rawValue)
+                // The handler has the head already, so not REFUSED_STREAM (which says nothing
+                // was processed): the client went past what the server announced.
+                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), block.stream, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
                 return
             }
             collected.append(.requestTrailers(stream: block.stream, block.fields))

@@ -41,10 +41,12 @@ final class HTTP2StreamOutbox {
         return written
     }
 
-    /// Drops what was queued: the stream was reset or closed.
+    /// Drops what was queued and takes no more: the stream was reset or closed.
     func drop() {
         chunks.removeAll()
         queuedBytes = 0
         trailers = nil
+        responded = true
+        ended = true
     }
 }

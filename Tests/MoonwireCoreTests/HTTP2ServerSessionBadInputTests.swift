@@ -170,6 +170,17 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(HTTP2ServerSessionTests.heads(events).first?.fields["x-small"], ["b"], "HPACK state intact")
     }
 
+    func testTrailersOverTheHeaderListSizeResetTheStream() {
+        let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
+        let client = HTTP2TestClient()
+        let stream = client.request(
+            HTTP2ServerSessionTests.post(), body: Array("part".utf8), trailers: [("x-big", String(repeating: "a", count: 2000))])
+        let events = pump(client, server)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [stream])
+        XCTAssertEqual(events.last, .streamClosed(stream: stream, error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
+        XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+    }
+
     func testStreamsBeyondTheConcurrentLimitAreRefused() {
         let server = HTTP2ServerSession(settings: .init(maxConcurrentStreams: 2))
         let client = HTTP2TestClient(peerMaxConcurrentStreams: 100)

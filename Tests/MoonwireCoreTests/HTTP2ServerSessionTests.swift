@@ -160,6 +160,17 @@ final class HTTP2ServerSessionTests: XCTestCase {
         XCTAssertEqual(seen.closedWith, 0)
     }
 
+    func testRequestTrailersEndTheRequest() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let stream = client.request(Self.post() + [("te", "trailers")], body: Array("part".utf8), trailers: [("x-checksum", "abc")])
+        let events = pump(client, server)
+        XCTAssertEqual(Self.heads(events).first?.fields["te"], ["trailers"], "the one te value RFC 9113 allows")
+        XCTAssertEqual(Self.body(events, stream: stream).bytes, Array("part".utf8))
+        XCTAssertFalse(Self.body(events, stream: stream).ended, "the trailers end it")
+        XCTAssertEqual(events.last, .requestTrailers(stream: stream, ["x-checksum": "abc"]))
+    }
+
     func testAnInformationalHeadPrecedesTheAnswer() {
         let server = HTTP2ServerSession()
         let client = HTTP2TestClient()

@@ -28,6 +28,7 @@ final class HTTP2TestClient {
     var serverSettings: [Int32: UInt32] = [:]
     /// Request content not yet framed, by stream.
     var uploads: [Int32: [UInt8]] = [:]
+    var uploadTrailers: [Int32: [(String, String)]] = [:]
 
     /// `manualWindow`: the client sends WINDOW_UPDATE only when the test calls `consume`.
     init(manualWindow: Bool = false, peerMaxConcurrentStreams: UInt32? = nil, settings: [nghttp2_settings_entry] = []) {
@@ -103,9 +104,27 @@ final class HTTP2TestClient {
         Unmanaged<HTTP2TestClient>.fromOpaque(user!).takeUnretainedValue()
     }
 
-    /// Submits a request; `body` nil sends END_STREAM with the head.
+    /// Submits a request; `body` nil sends END_STREAM with the head, `trailers` end the
+    /// body instead of its last DATA frame.
     @discardableResult
-    func request(_ fields: [(String, String)], body: [UInt8]? = nil) -> Int32 {
+    func request(_ fields: [(String, String)], body: [UInt8]? = nil, trailers: [(String, String)]? = nil) -> Int32 {
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readUpload)
+        let stream = Self.withNameValues(fields) { nameValues, count in
+            body == nil
+                ? nghttp2_submit_request(session, nil, nameValues, count, nil, nil)
+                : nghttp2_submit_request(session, nil, nameValues, count, &provider, nil)
+        }
+        precondition(stream > 0, "nghttp2_submit_request: \(stream)")
+        if let body { uploads[stream] = body }
+        if let trailers { uploadTrailers[stream] = trailers }
+        return stream
+    }
+
+    /// Calls `body` with an nghttp2_nv array of `fields`, names as given: nghttp2 copies
+    /// (and lowercases) them during the call.
+    private static func withNameValues<Result>(
+        _ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result
+    ) -> Result {
         let copies = fields.flatMap { [$0.0, $0.1] }.map { text in
             let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: max(text.utf8.count, 1))
             _ = UnsafeMutableBufferPointer(start: copy, count: text.utf8.count).initialize(from: text.utf8)
@@ -117,23 +136,21 @@ final class HTTP2TestClient {
                 name: copies[index].0, value: copies[index + 1].0,
                 namelen: copies[index].1, valuelen: copies[index + 1].1, flags: 0)
         }
-        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readUpload)
-        let stream =
-            body == nil
-            ? nghttp2_submit_request(session, nil, nameValues, nameValues.count, nil, nil)
-            : nghttp2_submit_request(session, nil, nameValues, nameValues.count, &provider, nil)
-        precondition(stream > 0, "nghttp2_submit_request: \(stream)")
-        if let body { uploads[stream] = body }
-        return stream
+        return nameValues.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
     }
 
-    private static let readUpload: nghttp2_data_source_read_callback = { _, stream, buffer, length, flags, _, user in
+    private static let readUpload: nghttp2_data_source_read_callback = { session, stream, buffer, length, flags, _, user in
         let me = HTTP2TestClient.client(user)
         let pending = me.uploads[stream] ?? []
         let count = min(length, pending.count)
         pending.withUnsafeBufferPointer { buffer!.update(from: $0.baseAddress!, count: count) }
         me.uploads[stream] = Array(pending.dropFirst(count))
-        if count == pending.count { flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        guard count == pending.count else { return count }
+        flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        if let trailers = me.uploadTrailers.removeValue(forKey: stream) {
+            flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            HTTP2TestClient.withNameValues(trailers) { _ = nghttp2_submit_trailer(session, stream, $0, $1) }
+        }
         return count
     }
 
