@@ -79,7 +79,7 @@ extension HTTP2ServerSession {
     /// finish, new ones are refused. Once they are done `wantsRead` and `wantsWrite` turn
     /// false.
     func goAway(error: UInt32) {
-        goAwaySubmitted = true
+        submittedGoAwayError = error
         let lastStream = nghttp2_session_get_last_proc_stream_id(session)
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStream, error, nil, 0)
     }

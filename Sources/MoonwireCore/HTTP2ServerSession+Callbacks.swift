@@ -134,7 +134,7 @@ extension HTTP2ServerSession {
     /// telling its caller otherwise: the framing of that GOAWAY is the report.
     private func frameSent(_ frame: nghttp2_frame) -> Int32 {
         if frame.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), frame.goaway.error_code != NGHTTP2_NO_ERROR.rawValue,
-            !goAwaySubmitted
+            frame.goaway.error_code != submittedGoAwayError
         {
             reportConnectionError(frame.goaway.error_code)
         }

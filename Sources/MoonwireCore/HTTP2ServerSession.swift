@@ -36,13 +36,14 @@ final class HTTP2ServerSession {
         /// SETTINGS_INITIAL_WINDOW_SIZE: the request-body bytes a stream may send before
         /// the caller consumes some. The connection's window is this times
         /// `maxConcurrentStreams` (capped at 2^31-1), so one slow stream never blocks the
-        /// others' bodies.
+        /// others' bodies. At most 2^31-1 (`init` traps beyond).
         var initialWindowSize: UInt32 = 65_535
         /// SETTINGS_MAX_HEADER_LIST_SIZE (RFC 7541 sizes: name + value + 32 per field). A
         /// larger request head is answered 431 by the session and never reported. 16 KiB
         /// is nginx's `http2_max_header_size`.
         var maxHeaderListSize: UInt32 = 16_384
-        /// SETTINGS_MAX_FRAME_SIZE: the largest frame the client may send.
+        /// SETTINGS_MAX_FRAME_SIZE: the largest frame the client may send, 16,384 to
+        /// 16,777,215 (RFC 9113 6.5.2; outside that range `init` traps).
         var maxFrameSize: UInt32 = 16_384
         /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): extended CONNECT, for WebSocket
         /// over HTTP/2. Without it nghttp2 refuses a request carrying `:protocol`.
@@ -63,8 +64,8 @@ final class HTTP2ServerSession {
     var inputBase: UnsafeRawPointer?
     /// A connection error was reported: no more input is read and none is reported again.
     var failed = false
-    /// The caller asked for GOAWAY; its own GOAWAY is not reported as an error.
-    var goAwaySubmitted = false
+    /// The error code of the GOAWAY the caller asked for: framing it is no news to the caller.
+    var submittedGoAwayError: UInt32?
 
     init(settings: Settings = Settings()) {
         self.settings = settings

@@ -58,6 +58,26 @@ final class HTTP2ServerSessionTests: XCTestCase {
         XCTAssertFalse(server.sendData(stream: stream, ByteBuffer(string: "late"), endStream: true), "the stream is closed")
     }
 
+    func testAStreamingAnswerWaitsForItsContentAndResumesWithIt() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let stream = client.request(Self.get("/events"))
+        pump(client, server)
+        server.respond(stream: stream, status: 200, headers: ["content-type": "text/event-stream"], endStream: false)
+        XCTAssertEqual(pump(client, server), [], "the head goes, the provider defers")
+        XCTAssertEqual(client.streams[stream]?.status, "200")
+        XCTAssertEqual(client.streams[stream]?.body, [])
+        for chunk in ["data: 1\n\n", "data: 2\n\n"] {
+            server.sendData(stream: stream, ByteBuffer(string: chunk), endStream: false)
+            XCTAssertEqual(pump(client, server), [.sendQueueDrained(stream: stream)])
+        }
+        XCTAssertEqual(String(decoding: client.streams[stream]!.body, as: UTF8.self), "data: 1\n\ndata: 2\n\n")
+        XCTAssertNil(client.streams[stream]?.closedWith)
+        server.sendData(stream: stream, ByteBuffer(), endStream: true)
+        XCTAssertEqual(pump(client, server), [.sendQueueDrained(stream: stream), .streamClosed(stream: stream, error: 0)])
+        XCTAssertEqual(client.streams[stream]?.closedWith, 0)
+    }
+
     func testAPostBodyInSeveralDataFramesArrivesAsContentEventsWithItsEnd() {
         let server = HTTP2ServerSession()
         let client = HTTP2TestClient()
@@ -220,6 +240,16 @@ final class HTTP2ServerSessionTests: XCTestCase {
         pump(client, server)
         XCTAssertEqual(client.streams[second]?.status, "200")
         XCTAssertFalse(server.wantsRead || server.wantsWrite, "GOAWAY sent and every stream done")
+    }
+
+    func testTheCallersOwnGoAwayIsNotReportedAsAConnectionError() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        pump(client, server)
+        server.goAway(error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        XCTAssertEqual(pump(client, server), [])
+        XCTAssertEqual(client.goAway?.error, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        XCTAssertFalse(server.wantsRead || server.wantsWrite)
     }
 
     func testAPushPromiseIsAnsweredOnThePromisedStreamUnlessTheClientDisabledPush() {
