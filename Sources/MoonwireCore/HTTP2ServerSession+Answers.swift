@@ -123,10 +123,13 @@ extension HTTP2ServerSession {
 
     /// The data provider's read callback: nghttp2 wants up to `length` bytes for `stream`.
     private static let readContent: nghttp2_data_source_read_callback = { _, stream, buffer, length, flags, _, user in
-        HTTP2ServerSession.from(user).readContent(stream: stream, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags!)
+        let destination = UnsafeMutableRawBufferPointer(start: buffer, count: length)
+        return HTTP2ServerSession.from(user).readContent(stream: stream, into: destination, flags: flags!)
     }
 
-    private func readContent(stream: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+    private func readContent(
+        stream: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
         guard let outbox = streams[stream] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let written = outbox.take(into: buffer)
         guard outbox.chunks.isEmpty else { return written }

@@ -41,7 +41,11 @@ final class HTTP2ServerSessionTests: XCTestCase {
             protocol: nil, fields: ["accept": "text/plain", "cookie": "a=1", "cookie": "b=2"], endStream: true)
         XCTAssertEqual(Self.heads(events), [head])
 
-        XCTAssertTrue(server.respond(stream: stream, status: 200, headers: ["Content-Type": "text/plain", "Connection": "close", "Transfer-Encoding": "chunked", "Keep-Alive": "5", "Upgrade": "h2c", "Proxy-Connection": "x"], endStream: false))
+        let fields: HTTPHeaders = [
+            "Content-Type": "text/plain", "Connection": "close", "Transfer-Encoding": "chunked", "Keep-Alive": "5",
+            "Upgrade": "h2c", "Proxy-Connection": "x", "TE": "trailers",
+        ]
+        XCTAssertTrue(server.respond(stream: stream, status: 200, headers: fields, endStream: false))
         XCTAssertTrue(server.sendData(stream: stream, ByteBuffer(string: "hello, "), endStream: false))
         XCTAssertEqual(server.queuedBytes(stream: stream), 7)
         XCTAssertTrue(server.sendData(stream: stream, ByteBuffer(string: "world"), endStream: true))
@@ -218,7 +222,8 @@ final class HTTP2ServerSessionTests: XCTestCase {
         nghttp2_submit_rst_stream(client.session, 0, stream, NGHTTP2_CANCEL.rawValue)
         let events = pump(client, server)
         XCTAssertEqual(
-            events, [.streamReset(stream: stream, error: NGHTTP2_CANCEL.rawValue), .streamClosed(stream: stream, error: NGHTTP2_CANCEL.rawValue)])
+            events,
+            [.streamReset(stream: stream, error: NGHTTP2_CANCEL.rawValue), .streamClosed(stream: stream, error: NGHTTP2_CANCEL.rawValue)])
         XCTAssertEqual(server.queuedBytes(stream: stream), 0)
         XCTAssertFalse(server.sendData(stream: stream, ByteBuffer(string: "more"), endStream: true))
     }
@@ -257,7 +262,8 @@ final class HTTP2ServerSessionTests: XCTestCase {
         let client = HTTP2TestClient()
         let stream = client.request(Self.get())
         pump(client, server)
-        let promised = server.push(onStream: stream, method: "GET", path: "/style.css", authority: "example.com", scheme: "https", headers: [:])
+        let promised = server.push(
+            onStream: stream, method: "GET", path: "/style.css", authority: "example.com", scheme: "https", headers: [:])
         XCTAssertEqual(promised, 2)
         server.respond(stream: promised!, status: 200, headers: [:], endStream: false)
         server.sendData(stream: promised!, ByteBuffer(string: "body{}"), endStream: true)
@@ -266,7 +272,8 @@ final class HTTP2ServerSessionTests: XCTestCase {
         XCTAssertEqual(client.streams[stream]?.promised, [2])
         XCTAssertEqual(String(decoding: client.streams[2]!.body, as: UTF8.self), "body{}")
 
-        let noPush = HTTP2TestClient(settings: [nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0)])
+        let pushOff = nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0)
+        let noPush = HTTP2TestClient(settings: [pushOff])
         let other = HTTP2ServerSession()
         let request = noPush.request(Self.get())
         pump(noPush, other)

@@ -17,7 +17,10 @@ struct HTTP2ClientStream {
     /// Promised streams announced on this stream.
     var promised: [Int32] = []
 
-    var status: String? { headBlocks.last { $0.contains { $0.name == ":status" && !$0.value.hasPrefix("1") } }?.first { $0.name == ":status" }?.value }
+    /// The final (non-1xx) status.
+    var status: String? {
+        headBlocks.lazy.compactMap { $0.first { $0.name == ":status" }?.value }.last { !$0.hasPrefix("1") }
+    }
 }
 
 final class HTTP2TestClient {
@@ -38,7 +41,8 @@ final class HTTP2TestClient {
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameCount, value, valueCount, _, user in
             let me = HTTP2TestClient.client(user)
             let frame = frame!.pointee
-            let stream = frame.hd.type == UInt8(NGHTTP2_PUSH_PROMISE.rawValue) ? frame.push_promise.promised_stream_id : frame.hd.stream_id
+            let isPromise = frame.hd.type == UInt8(NGHTTP2_PUSH_PROMISE.rawValue)
+            let stream = isPromise ? frame.push_promise.promised_stream_id : frame.hd.stream_id
             let field = (
                 String(decoding: UnsafeBufferPointer(start: name, count: nameCount), as: UTF8.self),
                 String(decoding: UnsafeBufferPointer(start: value, count: valueCount), as: UTF8.self)
