@@ -155,6 +155,22 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertFalse(HTTP2ServerSessionTests.body(events, stream: short).ended)
     }
 
+    func testAPingFloodFromAClientThatDoesNotReadEndsTheConnection() {
+        let server = HTTP2ServerSession()
+        var events: [HTTP2SessionEvent] = []
+        var input = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        input.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])
+        for _ in 0..<1_001 {
+            input.writeBytes([0, 0, 8, 0x06, 0, 0, 0, 0, 0] + [UInt8](repeating: 0x2a, count: 8))
+        }
+        server.receive(input, into: &events)
+        XCTAssertEqual(events, [.connectionError(error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)], "the acks wait in nghttp2, bounded")
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        XCTAssertEqual(Self.goAwayError(output), NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        XCTAssertFalse(server.wantsRead || server.wantsWrite)
+    }
+
     func testAHeadOverTheHeaderListSizeIsAnswered431AndTheConnectionGoesOn() {
         let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
         let client = HTTP2TestClient()
