@@ -84,7 +84,7 @@ extension HTTP2ServerSession {
         guard !block.tooLarge else {
             // RFC 9113 10.5.1: a server that will not handle a field block this large can
             // answer 431. The stream stays the session's: content that follows is dropped
-            // and its window reopened in `content`.
+            // and its window reopened in `content`, until `frameSent` stops the upload.
             var fields = HTTP2FieldList(capacity: 1)
             fields.appendPseudo(":status", "431")
             _ = fields.withNameValues { nghttp2_submit_response(session, block.stream, $0, $1, nil) }
@@ -130,13 +130,23 @@ extension HTTP2ServerSession {
         return 0
     }
 
-    /// nghttp2 ends a broken connection by queueing a GOAWAY with an error code, without
-    /// telling its caller otherwise: the framing of that GOAWAY is the report.
     private func frameSent(_ frame: nghttp2_frame) -> Int32 {
-        if frame.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), frame.goaway.error_code != NGHTTP2_NO_ERROR.rawValue,
-            frame.goaway.error_code != submittedGoAwayError
-        {
-            reportConnectionError(frame.goaway.error_code)
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_GOAWAY.rawValue:
+            // nghttp2 ends a broken connection by queueing a GOAWAY with an error code,
+            // without telling its caller otherwise: the framing of that GOAWAY is the report.
+            let error = frame.goaway.error_code
+            if error != NGHTTP2_NO_ERROR.rawValue, error != submittedGoAwayError { reportConnectionError(error) }
+        case NGHTTP2_HEADERS.rawValue:
+            // The session's own 431 is complete while the client may still be uploading:
+            // RFC 9113 8.1 lets the server stop it with RST_STREAM NO_ERROR.
+            let stream = frame.hd.stream_id
+            let ended = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            if ended, streams[stream] == nil, nghttp2_session_get_stream_remote_close(session, stream) == 0 {
+                nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, NGHTTP2_NO_ERROR.rawValue)
+            }
+        default:
+            break
         }
         return 0
     }

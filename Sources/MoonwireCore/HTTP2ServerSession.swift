@@ -26,7 +26,9 @@ import CNGHTTP2
 import NIOCore
 import NIOHTTP1
 
-/// One HTTP/2 server connection's protocol state, driven from memory.
+/// One HTTP/2 server connection's protocol state, driven from memory. nghttp2's HTTP
+/// messaging checks are on: a request that breaks RFC 9113 8.2 or 8.3 is reset by nghttp2
+/// and never reported.
 final class HTTP2ServerSession {
     /// What the server announces in its SETTINGS, and the limits it enforces.
     struct Settings {

@@ -188,6 +188,17 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(HTTP2ServerSessionTests.heads(events).first?.fields["x-small"], ["b"], "HPACK state intact")
     }
 
+    func testAn431StopsAnUploadStillUnderWayWithResetNoError() {
+        let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
+        let client = HTTP2TestClient()
+        let big = ("x-big", String(repeating: "a", count: 2000))
+        let large = client.request(HTTP2ServerSessionTests.post() + [big], body: Array("more to come".utf8), endBody: false)
+        XCTAssertEqual(pump(client, server), [])
+        XCTAssertEqual(client.streams[large]?.status, "431")
+        XCTAssertEqual(client.streams[large]?.resetWith, NGHTTP2_NO_ERROR.rawValue)
+        XCTAssertEqual(client.streams[large]?.closedWith, NGHTTP2_NO_ERROR.rawValue)
+    }
+
     func testTrailersOverTheHeaderListSizeResetTheStream() {
         let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
         let client = HTTP2TestClient()

@@ -32,6 +32,8 @@ final class HTTP2TestClient {
     /// Request content not yet framed, by stream.
     var uploads: [Int32: [UInt8]] = [:]
     var uploadTrailers: [Int32: [(String, String)]] = [:]
+    /// Uploads that wait for more after their bytes (the provider defers).
+    var unendedUploads: Set<Int32> = []
 
     /// `manualWindow`: the client sends WINDOW_UPDATE only when the test calls `consume`.
     init(manualWindow: Bool = false, peerMaxConcurrentStreams: UInt32? = nil, settings: [nghttp2_settings_entry] = []) {
@@ -111,7 +113,9 @@ final class HTTP2TestClient {
     /// Submits a request; `body` nil sends END_STREAM with the head, `trailers` end the
     /// body instead of its last DATA frame.
     @discardableResult
-    func request(_ fields: [(String, String)], body: [UInt8]? = nil, trailers: [(String, String)]? = nil) -> Int32 {
+    func request(
+        _ fields: [(String, String)], body: [UInt8]? = nil, trailers: [(String, String)]? = nil, endBody: Bool = true
+    ) -> Int32 {
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readUpload)
         let stream = Self.withNameValues(fields) { nameValues, count in
             body == nil
@@ -121,6 +125,7 @@ final class HTTP2TestClient {
         precondition(stream > 0, "nghttp2_submit_request: \(stream)")
         if let body { uploads[stream] = body }
         if let trailers { uploadTrailers[stream] = trailers }
+        if !endBody { unendedUploads.insert(stream) }
         return stream
     }
 
@@ -150,6 +155,7 @@ final class HTTP2TestClient {
         pending.withUnsafeBufferPointer { buffer!.update(from: $0.baseAddress!, count: count) }
         me.uploads[stream] = Array(pending.dropFirst(count))
         guard count == pending.count else { return count }
+        if me.unendedUploads.contains(stream) { return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue) }
         flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         if let trailers = me.uploadTrailers.removeValue(forKey: stream) {
             flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
