@@ -38,9 +38,9 @@ installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
 }
 
-# Building and serving: Lua and hiredis (linked statically), PCRE2, zlib, OpenSSL's tool for
-# `make cert`.
-packages=(liblua5.4-dev libhiredis-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config)
+# Building and serving: Lua, hiredis and nghttp2 (linked statically), PCRE2, zlib, OpenSSL's
+# tool for `make cert`.
+packages=(liblua5.4-dev libhiredis-dev libnghttp2-dev libpcre2-dev zlib1g-dev libssl-dev openssl pkg-config)
 if $tests; then
     # chromium and chromium-driver: the browser tests of server-sent events (test_sse.py) and of
     # the live dashboard (test_dashboard.py). haproxy: the balancer in front of the cluster's

@@ -1,0 +1,68 @@
+// The header fields of an HTTP/2 answer (or push promise) laid out for nghttp2: one byte
+// array holding every name and value, read through an nghttp2_nv array for the length of
+// one submit call. nghttp2 copies what it is given and lowercases the names as it copies
+// (nghttp2_nv_array_copy); the connection-specific fields are dropped here, because RFC 9113
+// 8.2.2 makes a message carrying them malformed and the handlers above write HTTP/1-style
+// fields.
+import CNGHTTP2
+import NIOHTTP1
+
+/// Names and values for one nghttp2 submit call.
+struct HTTP2FieldList {
+    private var bytes: [UInt8] = []
+    /// Start and length of each name, then of its value, in `bytes`.
+    private var spans: [(name: Range<Int>, value: Range<Int>)] = []
+
+    init(capacity: Int = 8) {
+        spans.reserveCapacity(capacity)
+    }
+
+    /// A pseudo-header field (`:status`, `:method`, ...); these come first (RFC 9113 8.3).
+    mutating func appendPseudo(_ name: StaticString, _ value: String) {
+        let nameStart = bytes.count
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append((nameStart..<valueStart, valueStart..<bytes.count))
+    }
+
+    /// Every regular field of `headers` but the connection-specific ones and any that
+    /// pretends to be a pseudo-header field.
+    mutating func appendRegular(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            if name.utf8.first == UInt8(ascii: ":") || Self.isConnectionSpecific(name) { continue }
+            let nameStart = bytes.count
+            bytes.append(contentsOf: name.utf8)
+            let valueStart = bytes.count
+            bytes.append(contentsOf: value.utf8)
+            spans.append((nameStart..<valueStart, valueStart..<bytes.count))
+        }
+    }
+
+    /// Calls `body` with the nghttp2_nv array of the fields; the pointers die with the call.
+    /// nghttp2 only reads them (its `nghttp2_nv` wants mutable pointers for historical reasons).
+    func withNameValues<Result>(_ body: (UnsafePointer<nghttp2_nv>?, Int) -> Result) -> Result {
+        bytes.withUnsafeBufferPointer { storage in
+            let nameValues = spans.map { span in
+                let base = UnsafeMutablePointer(mutating: storage.baseAddress!)
+                return nghttp2_nv(
+                    name: base + span.name.lowerBound, value: base + span.value.lowerBound,
+                    namelen: span.name.count, valuelen: span.value.count,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return nameValues.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
+        }
+    }
+
+    /// Fields that only make sense for one HTTP/1.1 hop (RFC 9113 8.2.2); `te` is allowed
+    /// in requests only, so an answer never carries it either.
+    private static let connectionSpecific = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+    ]
+
+    private static func isConnectionSpecific(_ name: String) -> Bool {
+        connectionSpecific.contains { lowercase in
+            lowercase.utf8.elementsEqual(name.utf8.lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import CNGHTTP2
+import NIOCore
+import NIOHTTP1
+import XCTest
+
+@testable import MoonwireCore
+
+/// HTTP2ServerSession on RFC 8441's extended CONNECT and on input it must refuse: what nghttp2
+/// does with it, and that the session reports it.
+final class HTTP2ServerSessionBadInputTests: XCTestCase {
+    private static let connect: [(String, String)] = [
+        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat"),
+        (":authority", "example.com"), ("sec-websocket-version", "13"),
+    ]
+
+    /// The frames of `bytes` (after the client preface when there is one): type, flags,
+    /// stream and payload.
+    private static func frames(_ bytes: ByteBuffer) -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] {
+        var bytes = bytes
+        var frames: [(UInt8, UInt8, UInt32, [UInt8])] = []
+        while bytes.readableBytes >= 9 {
+            let length = Int(bytes.readInteger(as: UInt16.self)!) << 8 | Int(bytes.readInteger(as: UInt8.self)!)
+            let type = bytes.readInteger(as: UInt8.self)!
+            let flags = bytes.readInteger(as: UInt8.self)!
+            let stream = bytes.readInteger(as: UInt32.self)! & 0x7fff_ffff
+            frames.append((type, flags, stream, bytes.readBytes(length: length)!))
+        }
+        return frames
+    }
+
+    /// The error code of the GOAWAY in `bytes`, if there is one.
+    private static func goAwayError(_ bytes: ByteBuffer) -> UInt32? {
+        guard let goAway = frames(bytes).first(where: { $0.type == UInt8(NGHTTP2_GOAWAY.rawValue) }) else { return nil }
+        return goAway.payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    func testWithTheSettingAnExtendedConnectArrivesWithItsProtocol() {
+        let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
+        let client = HTTP2TestClient()
+        pump(client, server)
+        XCTAssertEqual(client.serverSettings[Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue)], 1)
+        let stream = client.request(Self.connect, body: Array("ws frames".utf8))
+        let events = pump(client, server)
+        let head = HTTP2ServerSessionTests.heads(events).first
+        XCTAssertEqual(head?.method, "CONNECT")
+        XCTAssertEqual(head?.protocol, "websocket")
+        XCTAssertEqual(head?.path, "/chat")
+        XCTAssertEqual(head?.fields["sec-websocket-version"], ["13"])
+        XCTAssertEqual(head?.endStream, false)
+        XCTAssertEqual(HTTP2ServerSessionTests.body(events, stream: stream).bytes, Array("ws frames".utf8))
+    }
+
+    func testWithoutTheSettingAnExtendedConnectIsResetAndNotReported() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        pump(client, server)
+        XCTAssertNil(client.serverSettings[Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue)])
+        let stream = client.request(Self.connect, body: [])
+        let fine = client.request(HTTP2ServerSessionTests.get())
+        let events = pump(client, server)
+        XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [fine])
+        XCTAssertFalse(events.contains { if case .connectionError = $0 { true } else { false } })
+    }
+
+    func testAnExtendedConnectWithoutAPathIsResetAsMalformed() {
+        let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
+        let client = HTTP2TestClient()
+        let stream = client.request(Self.connect.filter { $0.0 != ":path" }, body: [])
+        let events = pump(client, server)
+        XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events), [])
+    }
+
+    func testAWrongPrefaceIsFatalAndAnsweredWithGoAwayProtocolError() {
+        let server = HTTP2ServerSession()
+        var events: [HTTP2SessionEvent] = []
+        server.receive(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), into: &events)
+        XCTAssertEqual(events, [.connectionError(error: NGHTTP2_PROTOCOL_ERROR.rawValue)])
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        XCTAssertEqual(events.count, 1, "reported once")
+        XCTAssertEqual(Self.frames(output).map(\.type), [UInt8(NGHTTP2_SETTINGS.rawValue), UInt8(NGHTTP2_GOAWAY.rawValue)])
+        XCTAssertEqual(Self.goAwayError(output), NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertFalse(server.wantsRead || server.wantsWrite, "close the connection")
+        server.receive(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), into: &events)
+        XCTAssertEqual(events.count, 1, "nothing read after the error")
+    }
+
+    func testGarbageAfterAValidPrefaceNeverBecomesARequestAndMostlyEndsTheConnection() {
+        var generator = SplitMix64(seed: 27)
+        var fatal = 0
+        for _ in 0..<50 {
+            let server = HTTP2ServerSession()
+            let client = HTTP2TestClient()
+            var events = pump(client, server)
+            let garbage = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            server.receive(ByteBuffer(bytes: garbage), into: &events)
+            var output = ByteBuffer()
+            server.takeOutput(into: &output, events: &events)
+            XCTAssertEqual(HTTP2ServerSessionTests.heads(events), [], "garbage: \(garbage.prefix(32))")
+            guard case .connectionError(let code)? = events.last else { continue }
+            fatal += 1
+            XCTAssertNotEqual(code, NGHTTP2_NO_ERROR.rawValue)
+            XCTAssertEqual(Self.goAwayError(output), code)
+            XCTAssertFalse(server.wantsRead || server.wantsWrite)
+        }
+        XCTAssertGreaterThanOrEqual(fatal, 40, "4 KiB of noise is almost never a valid frame sequence")
+    }
+
+    /// A HEADERS frame (END_STREAM, END_HEADERS) of a GET / with one more field, HPACK
+    /// literals without indexing and without Huffman coding: an nghttp2 client would
+    /// lowercase the name on its own.
+    private static func getFrame(stream: UInt32, name: String, value: String) -> [UInt8] {
+        var block: [UInt8] = [0x82, 0x87, 0x84, 0x01, 11] + Array("example.com".utf8)
+        block += [0x00, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
+        let length = UInt32(block.count)
+        let header: [UInt8] = [UInt8(length >> 16), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), 0x01, 0x05]
+        return header + withUnsafeBytes(of: stream.bigEndian, Array.init) + block
+    }
+
+    func testAnUppercaseFieldNameResetsItsStreamOnly() {
+        let server = HTTP2ServerSession()
+        var events: [HTTP2SessionEvent] = []
+        var input = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        input.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])  // empty SETTINGS
+        input.writeBytes(Self.getFrame(stream: 1, name: "X-Upper", value: "1"))
+        input.writeBytes(Self.getFrame(stream: 3, name: "x-lower", value: "1"))
+        server.receive(input, into: &events)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [3])
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).first?.fields["x-lower"], ["1"])
+        server.respond(stream: 3, status: 200, headers: [:], endStream: true)
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        let frames = Self.frames(output)
+        let resets = frames.filter { $0.type == UInt8(NGHTTP2_RST_STREAM.rawValue) }
+        XCTAssertEqual(resets.map(\.stream), [1])
+        XCTAssertEqual(resets.first?.payload, [0, 0, 0, UInt8(NGHTTP2_PROTOCOL_ERROR.rawValue)])
+        XCTAssertEqual(frames.filter { $0.type == UInt8(NGHTTP2_HEADERS.rawValue) }.map(\.stream), [3], "the other stream is answered")
+        XCTAssertNil(Self.goAwayError(output))
+        let closed = events.filter { if case .streamClosed = $0 { true } else { false } }
+        XCTAssertEqual(closed, [.streamClosed(stream: 3, error: 0)], "stream 1 was never reported")
+    }
+
+    func testAConnectionSpecificFieldOrAContentLengthMismatchResetsTheStream() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let hopByHop = client.request(HTTP2ServerSessionTests.get() + [("connection", "keep-alive")])
+        let short = client.request(HTTP2ServerSessionTests.post() + [("content-length", "10")], body: Array("12345".utf8))
+        let events = pump(client, server)
+        XCTAssertEqual(client.streams[hopByHop]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertEqual(client.streams[short]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [short], "the head was fine, its content was not")
+        XCTAssertTrue(events.contains(.streamClosed(stream: short, error: NGHTTP2_PROTOCOL_ERROR.rawValue)))
+        XCTAssertFalse(HTTP2ServerSessionTests.body(events, stream: short).ended)
+    }
+
+    func testAPingFloodFromAClientThatDoesNotReadEndsTheConnection() {
+        let server = HTTP2ServerSession()
+        var events: [HTTP2SessionEvent] = []
+        var input = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        input.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])
+        for _ in 0..<1_001 {
+            input.writeBytes([0, 0, 8, 0x06, 0, 0, 0, 0, 0] + [UInt8](repeating: 0x2a, count: 8))
+        }
+        server.receive(input, into: &events)
+        XCTAssertEqual(events, [.connectionError(error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)], "the acks wait in nghttp2, bounded")
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        XCTAssertEqual(Self.goAwayError(output), NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        XCTAssertFalse(server.wantsRead || server.wantsWrite)
+    }
+
+    func testAHeadOverTheHeaderListSizeIsAnswered431AndTheConnectionGoesOn() {
+        let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
+        let client = HTTP2TestClient()
+        pump(client, server)
+        XCTAssertEqual(client.serverSettings[Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue)], 1024)
+        let big = ("x-big", String(repeating: "a", count: 2000))
+        let large = client.request(HTTP2ServerSessionTests.post() + [big], body: Array("ignored".utf8))
+        var events = pump(client, server)
+        XCTAssertEqual(client.streams[large]?.status, "431")
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events), [])
+        XCTAssertTrue(events.isEmpty, "the session handled it all: \(events)")
+        let next = client.request(HTTP2ServerSessionTests.get() + [("x-small", "b")])
+        events = pump(client, server)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [next])
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).first?.fields["x-small"], ["b"], "HPACK state intact")
+    }
+
+    func testAn431StopsAnUploadStillUnderWayWithResetNoError() {
+        let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
+        let client = HTTP2TestClient()
+        let big = ("x-big", String(repeating: "a", count: 2000))
+        let large = client.request(HTTP2ServerSessionTests.post() + [big], body: Array("more to come".utf8), endBody: false)
+        XCTAssertEqual(pump(client, server), [])
+        XCTAssertEqual(client.streams[large]?.status, "431")
+        XCTAssertEqual(client.streams[large]?.resetWith, NGHTTP2_NO_ERROR.rawValue)
+        XCTAssertEqual(client.streams[large]?.closedWith, NGHTTP2_NO_ERROR.rawValue)
+    }
+
+    func testTrailersOverTheHeaderListSizeResetTheStream() {
+        let server = HTTP2ServerSession(settings: .init(maxHeaderListSize: 1024))
+        let client = HTTP2TestClient()
+        let stream = client.request(
+            HTTP2ServerSessionTests.post(), body: Array("part".utf8), trailers: [("x-big", String(repeating: "a", count: 2000))])
+        let events = pump(client, server)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [stream])
+        XCTAssertEqual(events.last, .streamClosed(stream: stream, error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
+        XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+    }
+
+    func testStreamsBeyondTheConcurrentLimitAreRefused() {
+        let server = HTTP2ServerSession(settings: .init(maxConcurrentStreams: 2))
+        let client = HTTP2TestClient(peerMaxConcurrentStreams: 100)
+        let streams = (0..<3).map { client.request(HTTP2ServerSessionTests.get("/\($0)")) }
+        let events = pump(client, server)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), Array(streams.prefix(2)))
+        XCTAssertEqual(client.streams[streams[2]]?.resetWith, NGHTTP2_REFUSED_STREAM.rawValue)
+        XCTAssertNil(client.goAway, "a stream error, not a connection error")
+    }
+}
+
+/// A seeded generator, so the garbage is the same on every run.
+private struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94d0_49bb_1331_11eb
+        return mixed ^ (mixed >> 31)
+    }
+}
