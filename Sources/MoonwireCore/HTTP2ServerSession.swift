@@ -138,19 +138,22 @@ final class HTTP2ServerSession {
     /// Appends every byte the session has to send to `buffer`, as far as the client's flow
     /// control windows allow; appends `sendQueueDrained` (and a connection error nghttp2
     /// found while reading, once its GOAWAY is framed) to `events`.
-    func takeOutput(into buffer: inout ByteBuffer, events: inout [HTTP2SessionEvent]) {
+    /// Stops once `buffer` holds `limit` bytes or more, and then returns true: more may wait.
+    @discardableResult
+    func takeOutput(into buffer: inout ByteBuffer, events: inout [HTTP2SessionEvent], limit: Int = .max) -> Bool {
         swap(&collected, &events)
         defer { swap(&collected, &events) }
-        while true {
+        while buffer.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count < 0 {
                 fail(libraryError: Int32(count))
-                return
+                return false
             }
-            guard count > 0, let data else { return }
+            guard count > 0, let data else { return false }
             buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
         }
+        return true
     }
 
     /// The connection should still be read. When neither this nor `wantsWrite` holds, the

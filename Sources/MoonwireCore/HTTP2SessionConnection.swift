@@ -81,6 +81,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
+            flushOutput()
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
         }
         context.fireChannelWritabilityChanged()
@@ -101,26 +102,33 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     /// Frames what the session has to send and writes it; closes the connection once the
-    /// session is done with it.
+    /// session is done with it. While the socket takes nothing more, the answers wait in the
+    /// session (and their streams are not writable), not in the channel's buffer: a client
+    /// that does not read holds at most a socket's worth of frames plus what its streams'
+    /// handlers queued, and the control frames it provokes count against nghttp2's limits.
     func flushOutput() {
-        guard !reading, let context else { return }
+        guard !reading, let context, context.channel.isWritable else { return }
         if flushing {
             flushAgain = true
             return
         }
         flushing = true
-        repeat {
+        while true {
             flushAgain = false
-            session.takeOutput(into: &output, events: &events)
+            let more = session.takeOutput(into: &output, events: &events, limit: Self.writeSize)
             carryOutEvents()
-        } while flushAgain
-        flushing = false
-        if output.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
-            output = allocator.buffer(capacity: 0)
+            if output.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+                output = allocator.buffer(capacity: 0)
+            }
+            guard context.channel.isWritable, more || flushAgain else { break }
         }
+        flushing = false
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
+
+    /// The most bytes framed for one write: past it, the socket is asked whether it takes more.
+    private static let writeSize = 64 * 1024
 
     private func carryOutEvents() {
         var index = 0

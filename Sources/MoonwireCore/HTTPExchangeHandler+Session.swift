@@ -20,8 +20,11 @@ extension HTTPExchangeHandler {
     }
 
     /// The stream's queued answer went out, or the socket drained: a streamed answer waiting
-    /// on writability goes on.
+    /// on writability goes on, if its own stream takes more. (The socket's drain is told to
+    /// every stream; one whose queue is still full must not be woken, or each drain would let
+    /// its producer add one more piece.)
     func sessionStreamWritable() {
+        guard link?.isWritable == true else { return }
         activeStream?.becameWritable()
         activeCopy?.becameWritable()
     }
