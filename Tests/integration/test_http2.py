@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from http2_client import DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, SETTINGS_FRAME, parse_frames, recv_some, target_of
-from http2_site import (SITE, engine, moonwire, moonwire_module, nio_engine_only, nio_only, run,  # noqa: F401 (fixtures)
+from http2_site import (SITE, engine, moonwire, moonwire_module, nio_only, run,  # noqa: F401 (fixtures)
                         server, site, target, tool)
 from tls_certs import client_context, start_tls
 
