@@ -4,7 +4,9 @@ h2 over TLS by ALPN) and h2load are served by the Lua routes, streams over
 SETTINGS_MAX_CONCURRENT_STREAMS are refused alone (REFUSED_STREAM), garbage after the preface
 ends that connection only (GOAWAY), 5 MB go both ways through flow control and a streamed Lua
 answer arrives whole; an h2c Upgrade, which the nghttp2 engine leaves to nio, still works.
-The tests the two engines share are test_http2.py and test_http2_limits.py. Loopback only."""
+These run on nio too (the `engine` fixture of http2_site.py), as the control that tells a
+fault of the new engine from one of the test. The rest of what the two engines share is in
+test_http2.py and test_http2_limits.py. Loopback only."""
 import hashlib
 import os
 import random
@@ -15,7 +17,7 @@ import pytest
 from harness import run_cli
 from http2_client import (FRAME_SIZE_ERROR, PREFACE, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_FRAME, Target,
                           goaway_codes, raw_connect, read_until_closed, target_of)
-from http2_site import engine_option, run, tool
+from http2_site import engine, moonwire, moonwire_module, run, tool  # noqa: F401 (fixtures)
 from tls_certs import start_tls
 
 ENGINE_ERROR = 'http2.engine must be "nio" or "nghttp2"'
@@ -50,14 +52,14 @@ CHUNKED = b"".join(bytes([64 + i % 26]) * 1023 + b"\n" for i in range(1, CHUNKS 
 
 
 @pytest.fixture(scope="module")
-def nghttp2_server(moonwire_module, certs):
-    """One server for the tests that only read, on the nghttp2 engine: TLS and the plain port."""
-    return start_tls(moonwire_module, certs, engine_option("nghttp2") + APP, threads=2)
+def server(moonwire_module, certs):
+    """One server for the tests that only read, per engine: TLS and the plain port."""
+    return start_tls(moonwire_module, certs, APP, threads=2)
 
 
 @pytest.fixture(params=["tls", "h2c"])
-def target(request, nghttp2_server, certs):
-    return target_of(nghttp2_server, certs, request.param)
+def target(request, server, certs):
+    return target_of(server, certs, request.param)
 
 
 # --- the option ----------------------------------------------------------------------------
@@ -70,9 +72,9 @@ def test_an_unknown_engine_is_refused_at_load(tmp_path, value):
     assert "main.lua:2:" in result.stdout and ENGINE_ERROR in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("engine", ["nio", "nghttp2"])
-def test_both_engines_are_accepted(tmp_path, engine):
-    (tmp_path / "main.lua").write_text(f'moonwire.options{{ http2 = {{ engine = "{engine}" }} }}\n')
+@pytest.mark.parametrize("value", ["nio", "nghttp2"])
+def test_both_engines_are_accepted(tmp_path, value):
+    (tmp_path / "main.lua").write_text(f'moonwire.options{{ http2 = {{ engine = "{value}" }} }}\n')
     result = run_cli("check", "--scripts", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -87,20 +89,20 @@ def curl(*arguments):
     return version, body
 
 
-def test_curl_h2c_by_prior_knowledge(nghttp2_server):
-    assert curl("--http2-prior-knowledge", f"{nghttp2_server.url}/hello") == ("2", "hello from lua over 2")
+def test_curl_h2c_by_prior_knowledge(server):
+    assert curl("--http2-prior-knowledge", f"{server.url}/hello") == ("2", "hello from lua over 2")
 
 
-def test_curl_h2_over_tls_by_alpn(nghttp2_server, certs):
-    assert curl("--http2", "--cacert", str(certs.ca), f"{nghttp2_server.tls_url}/hello") == \
+def test_curl_h2_over_tls_by_alpn(server, certs):
+    assert curl("--http2", "--cacert", str(certs.ca), f"{server.tls_url}/hello") == \
         ("2", "hello from lua over 2")
 
 
-def test_curl_h2c_by_upgrade_still_served(nghttp2_server):
+def test_curl_h2c_by_upgrade_still_served(server):
     """The nghttp2 engine takes connections that start as HTTP/2; one that upgrades from
     HTTP/1.1 stays on nio, and the next request on it is an HTTP/2 stream."""
     result = run(tool("curl"), "-sS", "--max-time", "10", "--http2", "-w", "\n%{http_version}\n",
-                 f"{nghttp2_server.url}/hello", f"{nghttp2_server.url}/hello", timeout=20)
+                 f"{server.url}/hello", f"{server.url}/hello", timeout=20)
     assert result.returncode == 0, result.stderr
     upgrading, upgrading_version, following, following_version = result.stdout.splitlines()
     assert (upgrading_version, following_version) == ("2", "2"), "the server did not switch to h2c"
@@ -120,7 +122,7 @@ def test_h2load_without_errors(target):
 def test_streams_over_the_limit_are_refused_alone(moonwire):
     # The ten HEADERS go out before the client reads the server's SETTINGS (the h2 library
     # allows any number until then), so four streams are open when the fifth arrives.
-    server = moonwire(engine_option("nghttp2") + 'moonwire.options{ http2 = { max_concurrent_streams = 4 } }\n' + APP)
+    server = moonwire('moonwire.options{ http2 = { max_concurrent_streams = 4 } }\n' + APP)
     with Target(False, server.port, None).h2() as client:
         streams = [client.request("GET", f"/sleep/{i}") for i in range(10)]
         assert client.wait(lambda: all(client.responses[s].done for s in streams), timeout=10)
