@@ -13,16 +13,21 @@ enum ExchangeLink {
     /// A handler in a NIO pipeline: an HTTP/1.1 connection, or an HTTP/2 stream's child
     /// channel behind NIO's HTTP/2-to-HTTP/1 codec.
     case pipeline(ChannelHandlerContext)
+    /// A stream of an HTTP/2 connection whose frames are handled at the connection
+    /// (HTTP2SessionConnection, on libnghttp2).
+    case session(HTTP2SessionStream, HTTP2SessionConnection)
 
     var eventLoop: EventLoop {
         switch self {
         case .pipeline(let context): context.eventLoop
+        case .session(_, let connection): connection.eventLoop
         }
     }
 
     var allocator: ByteBufferAllocator {
         switch self {
         case .pipeline(let context): context.channel.allocator
+        case .session(_, let connection): connection.allocator
         }
     }
 
@@ -30,6 +35,7 @@ enum ExchangeLink {
     var isWritable: Bool {
         switch self {
         case .pipeline(let context): context.channel.isWritable
+        case .session(let stream, _): stream.isWritable
         }
     }
 
@@ -37,6 +43,7 @@ enum ExchangeLink {
     func read() {
         switch self {
         case .pipeline(let context): context.read()
+        case .session(let stream, _): stream.read()
         }
     }
 
@@ -44,6 +51,7 @@ enum ExchangeLink {
     func close() {
         switch self {
         case .pipeline(let context): context.close(promise: nil)
+        case .session(let stream, _): stream.close()
         }
     }
 
@@ -53,6 +61,9 @@ enum ExchangeLink {
         case .pipeline(let context):
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
+        case .session(let stream, let connection):
+            let stream = NIOLoopBound(stream, eventLoop: connection.eventLoop)
+            written.whenComplete { _ in stream.value.close() }
         }
     }
 
@@ -67,6 +78,9 @@ enum ExchangeLink {
                 channel.close(mode: .output, promise: nil)
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
+        case .session(let stream, let connection):
+            let stream = NIOLoopBound(stream, eventLoop: connection.eventLoop)
+            written.whenComplete { _ in stream.value.close() }
         }
     }
 
@@ -77,6 +91,7 @@ enum ExchangeLink {
         case .pipeline(let context):
             let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self)
             codec?.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
+        case .session(let stream, _): stream.stopRequest()
         }
     }
 
@@ -85,12 +100,14 @@ enum ExchangeLink {
     func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
         switch self {
         case .pipeline(let context): context.write(NIOAny(part), promise: promise)
+        case .session(let stream, _): stream.write(part, promise: promise)
         }
     }
 
     func flush() {
         switch self {
         case .pipeline(let context): context.flush()
+        case .session(let stream, _): stream.flush()
         }
     }
 }

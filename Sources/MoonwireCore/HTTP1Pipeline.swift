@@ -24,7 +24,7 @@ enum HTTP1Pipeline {
             makeWebSocketUpgrader(environment: environment, state: upgrade, scheme: scheme, eventLoop: pipeline.eventLoop)
         ]
         if scheme == "http", environment.http2.enabled {
-            upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme) })
+            upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme, upgraded: true) })
         }
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(encoder)

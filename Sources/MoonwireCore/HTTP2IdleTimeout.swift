@@ -45,13 +45,16 @@ final class HTTP2IdleTimeout: ChannelInboundHandler {
         self.context = nil
     }
 
-    private func opened() {
+    /// A stream opened; the connection is not idle. (`delegate` calls it for NIO's streams,
+    /// HTTP2SessionConnection for its own.)
+    func opened() {
         openStreams += 1
         timer?.cancel()
         timer = nil
     }
 
-    private func closed() {
+    /// A stream closed; the timer starts when it was the last.
+    func closed() {
         openStreams -= 1
         if openStreams == 0 { arm() }
     }

@@ -10,9 +10,13 @@ import NIOHTTP2
 
 enum HTTP2Pipeline {
     /// Turns a connection that speaks HTTP/2 (after ALPN "h2", the cleartext preface, or an
-    /// h2c upgrade) into streams.
-    static func configure(_ channel: Channel, environment: ConnectionEnvironment, scheme: String) throws {
+    /// h2c upgrade) into streams. `upgraded`: by an h2c upgrade, whose first request came as
+    /// HTTP/1.1; only the nio engine takes those.
+    static func configure(_ channel: Channel, environment: ConnectionEnvironment, scheme: String, upgraded: Bool = false) throws {
         let settings = environment.http2
+        if settings.engine == .nghttp2, !upgraded {
+            return try configureSession(channel, environment: environment, scheme: scheme)
+        }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(
@@ -81,6 +85,19 @@ enum HTTP2Pipeline {
         try channel.pipeline.syncOperations.addHandler(idle)
         try channel.pipeline.syncOperations.addHandler(sendTimeout.value)
         try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
+    }
+
+    /// The nghttp2 engine: one handler at the connection (HTTP2SessionConnection), the idle
+    /// timeout, and the log of connection failures.
+    private static func configureSession(_ channel: Channel, environment: ConnectionEnvironment, scheme: String) throws {
+        let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: channel.eventLoop)
+        let connection = HTTP2SessionConnection(channel: channel, environment: environment, scheme: scheme, idle: idle)
+        try channel.pipeline.syncOperations.addHandler(connection)
+        try channel.pipeline.syncOperations.addHandler(idle)
+        try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
+        if environment.openConnections.quiescing {
+            channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
     }
 
     /// The first stream a connection opens over the limit is reported; the others are only

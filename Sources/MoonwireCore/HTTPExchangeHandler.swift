@@ -21,6 +21,9 @@ enum HTTPTransport {
     /// its send timeout; `connection` is the connection's addresses, read once for all its
     /// streams (formatting an address costs more than the rest of a stream's setup).
     case http2(push: HTTP2Push?, sendWatch: HTTP2StreamSendWatch, connection: ConnectionInfo)
+    /// One stream of an HTTP/2 connection whose frames are handled at the connection
+    /// (`http2.engine = "nghttp2"`); the connection calls the handler directly.
+    case http2Session(HTTP2SessionStream, HTTP2SessionConnection, connection: ConnectionInfo)
 }
 
 /// Drives requests of one HTTP/1.1 connection or HTTP/2 stream through the delegate.
@@ -96,6 +99,17 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.sendWatch = sendWatch
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)
+        case .http2Session(let stream, let session, let connection):
+            self.connection = connection
+            timeouts = HTTPReadTimeouts(limits: environment.limits)
+            isHTTP1 = false
+            upgrade = nil
+            push = nil
+            sendWatch = nil
+            sendsFileRegions = false
+            writer = HTTPResponseWriter(target: .stream)
+            writer.allocator = session.allocator
+            link = .session(stream, session)
         }
         machine = HTTPExchangeStateMachine(pipelines: isHTTP1, maxBodySize: environment.limits.maxBodySize)
         if !isHTTP1 { timeouts.stream = self }
@@ -112,6 +126,11 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         upgrade?.decoder.recipient = nil
+        detachLink()
+    }
+
+    /// Drops the link: nothing more is read or written.
+    func detachLink() {
         if !isHTTP1 { timeouts.detach() }
         link = nil
     }
@@ -157,7 +176,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Takes a request part now, or queues it behind the answer in progress. Parts are consumed
     /// on their way (here, in `accept`, in the state machine): a copied head retains and
     /// releases its storage and its fields.
-    private func receive(_ part: consuming HTTPServerRequestPart, link: ExchangeLink) {
+    func receive(_ part: consuming HTTPServerRequestPart, link: ExchangeLink) {
         perform(machine.partReceived(part), link: link)
     }
 
@@ -403,13 +422,19 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        streamClosed()
+        context.fireChannelInactive()
+    }
+
+    /// The connection or stream is gone: the request's body, a streamed answer and a file
+    /// being copied stop.
+    func streamClosed() {
         bodyStream?.fail(.clientLeft)
         bodyStream = nil
         activeStream?.connectionClosed()
         activeStream = nil
         activeCopy?.cancel()
         sendWatch?.closed()
-        context.fireChannelInactive()
     }
 
 }

@@ -134,6 +134,17 @@ public struct Listener: Sendable {
     }
 }
 
+/// An implementation of HTTP/2 (issue 27 moves from the first to the second).
+public enum HTTP2Engine: String, Sendable, Equatable {
+    /// swift-nio-http2, a child channel per stream: every HTTP/2 feature.
+    case nio
+    /// libnghttp2 at the connection, each stream an exchange without a channel: about a
+    /// quarter of the instructions per request. Not yet: push, WebSockets over HTTP/2, the
+    /// per-stream body timeouts and the send timeout; connections that arrive by an h2c
+    /// upgrade stay on `nio`.
+    case nghttp2
+}
+
 /// HTTP/2 settings (sgcWebSockets' HTTP2Options): the SETTINGS the server announces.
 public struct HTTP2Settings: Sendable, Equatable {
     /// Whether HTTP/2 is offered at all; off, TLS listeners offer only http/1.1 and plain
@@ -150,6 +161,8 @@ public struct HTTP2Settings: Sendable, Equatable {
     public var headerTableSize = 4096
     /// Whether preload links are pushed to clients that allow push.
     public var push = true
+    /// Which HTTP/2 implementation serves connections that start as HTTP/2.
+    public var engine = HTTP2Engine.nio
 
     /// Creates the defaults.
     public init() {}

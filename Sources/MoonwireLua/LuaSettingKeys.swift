@@ -26,7 +26,7 @@ enum LuaSettingKeys {
     ]
     static let heartbeat = ["interval", "timeout"]
     static let serverSentEvents = ["keepalive", "queue_limit"]
-    static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push"]
+    static let http2 = ["enabled", "max_concurrent_streams", "initial_window_size", "max_frame_size", "header_table_size", "push", "engine"]
     static let listen = ["host", "port", "tls", "backlog"]
     /// An entry of OnBeforeBinding's list.
     static let binding = ["host", "port", "tls", "backlog"]

@@ -334,5 +334,13 @@ func readHTTP2(_ L: LuaThread, into settings: inout HTTP2Settings) -> String? {
         guard L.type(at: -1) == LUA_TBOOLEAN else { return "http2.\(name) must be true or false" }
         settings[keyPath: path] = lua_toboolean(L, -1) != 0
     }
+    L.rawField(-1, "engine")
+    defer { mw_pop(L, 1) }
+    if L.type(at: -1) != LUA_TNIL {
+        guard L.type(at: -1) == LUA_TSTRING, let engine = L.string(at: -1).flatMap(HTTP2Engine.init(rawValue:)) else {
+            return "http2.engine must be \"nio\" or \"nghttp2\""
+        }
+        settings.engine = engine
+    }
     return nil
 }

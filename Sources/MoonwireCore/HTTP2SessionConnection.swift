@@ -1,0 +1,203 @@
+// An HTTP/2 connection served at the connection (`http2.engine = "nghttp2"`): one NIO handler
+// feeds the connection's bytes to an HTTP2ServerSession (libnghttp2) and carries out its
+// events, and each stream is an HTTPExchangeHandler linked to an HTTP2SessionStream instead
+// of a child channel with its own pipeline. The request model, the delegate, static files,
+// streaming and the answers are the same as on every other transport.
+//
+// Output is gathered: answers written while the connection's reads are handled go out in one
+// write when the read burst ends; answers written later (a handler that waited) go out at
+// their flush.
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Drives one HTTP/2 connection's session and its streams' exchanges.
+final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// HTTP/2 error codes used here (RFC 9113 section 7).
+    static let noError: UInt32 = 0x0, cancel: UInt32 = 0x8
+
+    let session: HTTP2ServerSession
+    let eventLoop: EventLoop
+    let allocator: ByteBufferAllocator
+    private let environment: ConnectionEnvironment
+    private let scheme: String
+    private let peer: ConnectionInfo
+    private let idle: HTTP2IdleTimeout
+    private var context: ChannelHandlerContext?
+    private var exchanges: [Int32: HTTPExchangeHandler] = [:]
+    /// Events not yet carried out; kept, with their capacity, across reads.
+    private var events: [HTTP2SessionEvent] = []
+    private var output: ByteBuffer
+    /// Within a read burst, output waits for its end.
+    private var reading = false
+    /// `flushOutput` is under way; a flush asked for meanwhile makes it go round once more.
+    private var flushing = false, flushAgain = false
+
+    init(channel: Channel, environment: ConnectionEnvironment, scheme: String, idle: HTTP2IdleTimeout) {
+        let settings = environment.http2
+        session = HTTP2ServerSession(
+            settings: .init(
+                maxConcurrentStreams: UInt32(settings.maxConcurrentStreams),
+                initialWindowSize: UInt32(settings.initialWindowSize),
+                maxHeaderListSize: UInt32(environment.limits.maxHeaderSize),
+                maxFrameSize: UInt32(settings.maxFrameSize),
+                enableConnectProtocol: false))
+        eventLoop = channel.eventLoop
+        allocator = channel.allocator
+        output = channel.allocator.buffer(capacity: 0)
+        peer = ConnectionInfo(channel: channel)
+        self.environment = environment
+        self.scheme = scheme
+        self.idle = idle
+    }
+
+    /// Whether the socket takes more bytes now.
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        flushOutput()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeStreams()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
+        session.receive(unwrapInboundIn(data), into: &events)
+        carryOutEvents()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            for exchange in exchanges.values { exchange.sessionStreamWritable() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeStreams()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // A graceful stop: GOAWAY, the open streams finish, then the connection closes.
+            session.goAway(error: Self.noError)
+            flushOutput()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Frames what the session has to send and writes it; closes the connection once the
+    /// session is done with it.
+    func flushOutput() {
+        guard !reading, let context else { return }
+        if flushing {
+            flushAgain = true
+            return
+        }
+        flushing = true
+        repeat {
+            flushAgain = false
+            session.takeOutput(into: &output, events: &events)
+            carryOutEvents()
+        } while flushAgain
+        flushing = false
+        if output.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+            output = allocator.buffer(capacity: 0)
+        }
+        if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
+    }
+
+    private func carryOutEvents() {
+        var index = 0
+        while index < events.count {
+            let event = events[index]
+            index += 1
+            carryOut(event)
+        }
+        events.removeAll(keepingCapacity: true)
+    }
+
+    private func carryOut(_ event: HTTP2SessionEvent) {
+        switch event {
+        case .requestHead(let head):
+            open(head)
+        case .requestBody(let id, let bytes, let end):
+            guard let exchange = exchanges[id], case .session(let stream, _) = exchange.link else {
+                return session.consume(stream: id, bytes: bytes.readableBytes)
+            }
+            stream.unconsumed += bytes.readableBytes
+            if bytes.readableBytes > 0 { exchange.receiveFromSession(.body(bytes)) }
+            if end { exchange.receiveFromSession(.end(nil)) }
+            exchange.sessionWantsMore()
+        case .requestTrailers(let id, let trailers):
+            exchanges[id]?.receiveFromSession(.end(trailers))
+        case .streamReset:
+            break
+        case .streamClosed(let id, _):
+            guard let exchange = exchanges.removeValue(forKey: id) else { return }
+            if case .session(let stream, _) = exchange.link {
+                session.consume(stream: id, bytes: stream.unconsumed)
+                stream.closed()
+            }
+            exchange.sessionStreamClosed()
+            idle.closed()
+        case .sendQueueDrained(let id):
+            guard let exchange = exchanges[id] else { return }
+            if case .session(let stream, _) = exchange.link { stream.sendQueueDrained() }
+            exchange.sessionStreamWritable()
+        case .goAwayReceived:
+            break
+        case .connectionError(let code):
+            let message = "HTTP/2 connection error \(code): GOAWAY sent, connection closed"
+            environment.logger.warning(
+                "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+            environment.delegate.protocolError(peer, message: message)
+        }
+    }
+
+    /// A new request: its exchange, and the head as the exchange takes it from any transport.
+    private func open(_ head: HTTP2RequestHead) {
+        let stream = HTTP2SessionStream(id: head.stream, connection: self)
+        let exchange = HTTPExchangeHandler(
+            environment: environment, transport: .http2Session(stream, self, connection: peer), scheme: scheme)
+        exchanges[head.stream] = exchange
+        idle.opened()
+        var headers = head.fields
+        if let authority = head.authority, !headers.contains(name: "host") { headers.add(name: "host", value: authority) }
+        // RFC 9113 section 8.2.3: cookie fields split for compression are joined again for
+        // handlers that read one Cookie field, as HTTP/1.1 sends it.
+        let cookies = headers["cookie"]
+        if cookies.count > 1 {
+            headers.remove(name: "cookie")
+            headers.add(name: "cookie", value: cookies.joined(separator: "; "))
+        }
+        let target = head.path ?? head.authority ?? ""
+        exchange.receiveFromSession(
+            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
+        if head.endStream { exchange.receiveFromSession(.end(nil)) }
+    }
+
+    private func closeStreams() {
+        let open = exchanges
+        exchanges.removeAll()
+        for exchange in open.values {
+            if case .session(let stream, _) = exchange.link { stream.closed() }
+            exchange.sessionStreamClosed()
+        }
+    }
+}
