@@ -2,8 +2,10 @@
 brings of its own: the option is checked at load; with "nghttp2", curl (h2c by prior knowledge,
 h2 over TLS by ALPN) and h2load are served by the Lua routes, streams over
 SETTINGS_MAX_CONCURRENT_STREAMS are refused alone (REFUSED_STREAM), garbage after the preface
-ends that connection only (GOAWAY), 5 MB go both ways through flow control and a streamed Lua
-answer arrives whole; an h2c Upgrade, which the nghttp2 engine leaves to nio, still works.
+ends that connection only (GOAWAY), 5 MB go both ways through flow control, a streamed Lua
+answer arrives whole, 100 Continue, 413 and 431 are answered on their stream, and a graceful
+stop sends GOAWAY and finishes the stream under way; an h2c Upgrade, which the nghttp2 engine
+leaves to nio, still works.
 These run on nio too (the `engine` fixture of http2_site.py), as the control that tells a
 fault of the new engine from one of the test. The rest of what the two engines share is in
 test_http2.py and test_http2_limits.py. Loopback only."""
@@ -11,12 +13,14 @@ import hashlib
 import os
 import random
 import re
+import signal
 
 import pytest
 
 from harness import run_cli
-from http2_client import (FRAME_SIZE_ERROR, PREFACE, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_FRAME, Target,
-                          goaway_codes, raw_connect, read_until_closed, target_of)
+from http2_client import (ACK, DATA, END_STREAM, FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PREFACE, PROTOCOL_ERROR,
+                          REFUSED_STREAM, SETTINGS_FRAME, RawH2, Target, frame, goaway_codes, raw_connect,
+                          read_until_closed, target_of)
 from http2_site import engine, moonwire, moonwire_module, run, tool  # noqa: F401 (fixtures)
 from tls_certs import start_tls
 
@@ -25,7 +29,7 @@ FIVE_MB = 5 * 1000 * 1000
 CHUNKS = 64     # of 1 KiB: what /chunks writes
 
 APP = r"""
-moonwire.options{ limits = { max_body_size = 16 * 1024 * 1024 } }
+moonwire.options{ limits = { max_body_size = 16 * 1024 * 1024, max_header_size = 8 * 1024 } }
 local hex, sha256 = moonwire.crypto.hex, moonwire.crypto.sha256
 moonwire.get("/hello", function(req, res) res:send("hello from lua over " .. req.version) end)
 moonwire.get([[/sleep/(\d+)]], function(req, res) moonwire.sleep(0.3); res:send("slept " .. req.params[1]) end)
@@ -42,6 +46,7 @@ moonwire.post("/echo-stream", function(req, res)
   end
   res:finish()
 end, {stream_body = true})
+moonwire.post("/length", function(req, res) res:send(tostring(#req.body)) end)
 moonwire.get("/chunks", function(req, res)
   for i = 1, 64 do res:write(string.rep(string.char(64 + i % 26), 1023) .. "\n") end
   res:finish()
@@ -171,3 +176,61 @@ def test_streamed_answer_arrives_whole(target):
         reply = client.get("/chunks")
     assert reply.status == 200 and reply.ended and reply.reset is None
     assert len(reply.body) == CHUNKS * 1024 and bytes(reply.body) == CHUNKED
+
+
+# --- answers on the stream: 1xx, 413, 431 --------------------------------------------------
+
+def test_expect_100_continue_gets_an_interim_head(target):
+    with target.h2() as client:
+        stream = client.request("POST", "/length", headers=[("expect", "100-continue"), ("content-length", "5")],
+                                end_stream=False)
+        assert client.wait(lambda: client.responses[stream].informational or client.responses[stream].done, timeout=5)
+        assert [head[":status"] for head in client.responses[stream].informational] == ["100"]
+        client.send_body(stream, b"hello")
+        reply = client.finish(stream)
+    assert reply.status == 200 and bytes(reply.body) == b"5"
+
+
+def test_a_body_over_the_limit_gets_413_on_its_stream(target):
+    with target.h2() as client:
+        stream = client.request("POST", "/length", headers=[("content-length", str(17 * 1024 * 1024))],
+                                body=b"x" * 1000, end_stream=False)
+        reply = client.finish(stream)
+        assert reply.status == 413
+        assert bytes(client.get("/hello").body) == b"hello from lua over 2", "the connection should go on"
+        assert client.terminated is None
+
+
+def test_a_head_over_the_limit_gets_431_on_its_stream(target):
+    with target.h2() as client:
+        # Under nio-http2's own bound on a header block, which ends the connection instead.
+        reply = client.get("/hello", headers=[("x-big", "b" * (10 * 1024))])
+        assert reply.status == 431
+        assert bytes(client.get("/hello").body) == b"hello from lua over 2", "the connection should go on"
+        assert client.terminated is None
+
+
+# --- graceful stop -------------------------------------------------------------------------
+
+def test_a_graceful_stop_sends_goaway_and_finishes_the_stream(moonwire):
+    server = moonwire(APP)
+    with RawH2(Target(False, server.port, None)) as client:
+        client.send(client.get(1, "/sleep/1"))
+        client.wait(lambda: False, timeout=0.1)
+        server.process.send_signal(signal.SIGTERM)
+        acknowledged = set()
+
+        def closed_while_answering_pings():   # a server may time its last GOAWAY by a PING
+            for _, flags, payload in client.of_type(PING):
+                if not flags & ACK and payload not in acknowledged:
+                    acknowledged.add(payload)
+                    client.send(frame(PING, ACK, 0, payload))
+            return client.closed
+        assert client.wait(closed_while_answering_pings, timeout=10), "the server should close once stream 1 is answered"
+        goaways = [payload for _, _, payload in client.of_type(GOAWAY)]
+        assert goaways and {int.from_bytes(payload[4:8], "big") for payload in goaways} == {0}, \
+            f"a graceful stop is GOAWAY NO_ERROR: {goaways}"
+        assert int.from_bytes(goaways[-1][:4], "big") & 0x7FFFFFFF >= 1, "the last GOAWAY must keep stream 1"
+        assert b"".join(payload for stream, _, payload in client.of_type(DATA) if stream == 1) == b"slept 1"
+        assert any(stream == 1 and flags & END_STREAM for stream, flags, _ in client.of_type(DATA) + client.of_type(HEADERS))
+    assert server.process.wait(timeout=10) == 0, server.log()
