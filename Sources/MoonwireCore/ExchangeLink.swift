@@ -95,6 +95,18 @@ enum ExchangeLink {
         }
     }
 
+    /// Writes the head of an HTTP/2 stream's answer, with the server's own fields.
+    func writeHead(status: Int, headers: HTTPHeaders, fields: ServerOwnedFields) {
+        switch self {
+        case .pipeline(let context):
+            var head = HTTPResponseHead(version: .http2, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            fields.apply(to: &head.headers)
+            context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        case .session(let stream, _):
+            stream.writeHead(status: status, headers: headers, fields: fields)
+        }
+    }
+
     /// Writes a part of an HTTP/2 stream's answer; HTTP/1.1 answers leave as bytes by their
     /// outlet (`HTTPResponseWriter`).
     func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {

@@ -26,17 +26,30 @@ struct HTTP2FieldList {
         spans.append((nameStart..<valueStart, valueStart..<bytes.count))
     }
 
-    /// Every regular field of `headers` but the connection-specific ones and any that
-    /// pretends to be a pseudo-header field.
-    mutating func appendRegular(_ headers: HTTPHeaders) {
+    /// Every regular field of `headers` but the connection-specific ones, any that pretends
+    /// to be a pseudo-header field, and those `serverFields` replace.
+    mutating func appendRegular(_ headers: HTTPHeaders, except serverFields: ServerOwnedFields? = nil) {
         for (name, value) in headers {
             if name.utf8.first == UInt8(ascii: ":") || Self.isConnectionSpecific(name) { continue }
-            let nameStart = bytes.count
-            bytes.append(contentsOf: name.utf8)
-            let valueStart = bytes.count
-            bytes.append(contentsOf: value.utf8)
-            spans.append((nameStart..<valueStart, valueStart..<bytes.count))
+            if let serverFields, serverFields.replaces(name) { continue }
+            append(name, value)
         }
+    }
+
+    /// The server's own fields (`ServerOwnedFields`), as HTTP/2 carries them: no Connection
+    /// or Transfer-Encoding (RFC 9113 section 8.2.2).
+    mutating func append(_ serverFields: ServerOwnedFields) {
+        if let length = serverFields.contentLength { append("content-length", String(length)) }
+        append("server", "moonwire")
+        append("date", serverFields.date)
+    }
+
+    private mutating func append(_ name: String, _ value: String) {
+        let nameStart = bytes.count
+        bytes.append(contentsOf: name.utf8)
+        let valueStart = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        spans.append((nameStart..<valueStart, valueStart..<bytes.count))
     }
 
     /// Calls `body` with the nghttp2_nv array of the fields; the pointers die with the call.

@@ -12,12 +12,20 @@ extension HTTP2ServerSession {
     /// content; otherwise content follows with `sendData` and ends with it or `sendTrailers`.
     /// Connection-specific fields are dropped (RFC 9113 8.2.2); nghttp2 lowercases names.
     /// Returns false when the stream is unknown, closed or already answered.
+    /// `serverFields`, when given, replace the handler's fields of their names.
     @discardableResult
-    func respond(stream: Int32, status: Int, headers: HTTPHeaders, endStream: Bool) -> Bool {
+    func respond(
+        stream: Int32, status: Int, headers: HTTPHeaders, fields serverFields: ServerOwnedFields? = nil, endStream: Bool
+    ) -> Bool {
         guard let outbox = streams[stream], !outbox.responded else { return false }
-        var fields = HTTP2FieldList(capacity: headers.count + 1)
+        var fields = HTTP2FieldList(capacity: headers.count + 4)
         fields.appendPseudo(":status", String(status))
-        fields.appendRegular(headers)
+        if let serverFields {
+            fields.appendRegular(headers, except: serverFields)
+            fields.append(serverFields)
+        } else {
+            fields.appendRegular(headers)
+        }
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readContent)
         let result = fields.withNameValues { nameValues, count in
             endStream

@@ -12,7 +12,7 @@ final class HTTP2SessionStream {
     private(set) var connection: HTTP2SessionConnection?
     /// The answer head, held until the first content, flush or end: an answer that ends
     /// without content then goes as one HEADERS frame with END_STREAM.
-    private var head: HTTPResponseHead?
+    private var head: (status: Int, headers: HTTPHeaders, fields: ServerOwnedFields)?
     /// The answer ended (END_STREAM or trailers submitted).
     private(set) var answerEnded = false
     /// Reset with NO_ERROR once the answer is framed: the request's body is not wanted.
@@ -42,11 +42,9 @@ final class HTTP2SessionStream {
         }
         let session = connection.session
         switch part {
-        case .head(let head) where head.status.code < 200:
-            session.informational(stream: id, status: Int(head.status.code), headers: head.headers)
-            promise?.succeed()
         case .head(let head):
-            self.head = head
+            // Only interim heads come this way (`writeHead` takes the answer's).
+            session.informational(stream: id, status: Int(head.status.code), headers: head.headers)
             promise?.succeed()
         case .body(.byteBuffer(let bytes)):
             submitHead(endStream: false)
@@ -71,9 +69,15 @@ final class HTTP2SessionStream {
         }
     }
 
+    /// Holds the answer's head until its content, its end or a flush.
+    func writeHead(status: Int, headers: HTTPHeaders, fields: ServerOwnedFields) {
+        guard connection != nil, !answerEnded else { return }
+        head = (status, headers, fields)
+    }
+
     private func submitHead(endStream: Bool) {
         guard let head = head.take(), let connection else { return }
-        connection.session.respond(stream: id, status: Int(head.status.code), headers: head.headers, endStream: endStream)
+        connection.session.respond(stream: id, status: head.status, headers: head.headers, fields: head.fields, endStream: endStream)
     }
 
     func flush() {

@@ -46,9 +46,7 @@ struct HTTPResponseWriter {
     ) {
         switch target {
         case .stream:
-            var head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)
-            fields.apply(to: &head.headers)
-            link.write(.head(head), promise: nil)
+            link.writeHead(status: status, headers: headers, fields: fields)
         case .connection:
             fields.chunked =
                 streamed && version == .http1_1 && !HTTPResponse.forbidsBody(status) && !headers.contains(name: "content-length")

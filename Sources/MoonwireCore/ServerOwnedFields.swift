@@ -1,7 +1,7 @@
 // The response fields the server sets itself (RFC 9110 sections 6.6.1, 8.6 and 7.6.1; RFC 9112
 // section 6.1). They replace any a handler set. HTTP/1.1 writes them straight into the head
-// after the handler's fields, which spares building them as header entries; HTTP/2 needs them
-// as entries for HPACK.
+// after the handler's fields, which spares building them as header entries; so does HTTP/2 on
+// libnghttp2 (HTTP2FieldList); HTTP/2 on swift-nio-http2 needs them as entries for its codec.
 import NIOHTTP1
 
 /// Content-Length, Server, Date, Connection and Transfer-Encoding as the server decides them.
@@ -27,7 +27,7 @@ struct ServerOwnedFields {
         }
     }
 
-    /// Puts the fields into `headers`, for HTTP/2's codec. Connection and Transfer-Encoding
+    /// Puts the fields into `headers`, for swift-nio-http2's codec. Connection and Transfer-Encoding
     /// do not exist there (RFC 9113 section 8.2.2), so only the others go in.
     func apply(to headers: inout HTTPHeaders) {
         if let contentLength { Self.set(&headers, "content-length", String(contentLength)) }

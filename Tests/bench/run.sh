@@ -29,6 +29,7 @@
 # BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_UPSTREAM_CPU (2, or
 # the load's CPU on a machine with fewer than 3),
 # BENCH_H2_REQUESTS (requests per h2load run, 200000; the warm-up makes a tenth of them),
+# BENCH_H2_ENGINE (Moonwire's http2.engine, "nio" or "nghttp2"; unset: the default),
 # BENCH_BRIDGE_ROUNDS (9) and BENCH_BRIDGE_DURATION (2) for the Lua bridge, BENCH_SHARED_ROUNDS
 # (5) and BENCH_SHARED_DURATION (4) for the bridge on one shared core, BENCH_SSE_STREAMS (10000),
 # MOONWIRE_BIN (.build/release/moonwire; set it to skip the build as well).
@@ -121,6 +122,9 @@ end)
 -- The proxy-pass case: a proxy route, no Lua per request (nginx: proxy_pass).
 moonwire.proxy("/pass/.*", "http://127.0.0.1:$upstream_port/")
 LUA
+    if [[ -n ${BENCH_H2_ENGINE:-} ]]; then
+        printf 'moonwire.options{ http2 = { engine = "%s" } }\n' "$BENCH_H2_ENGINE" >>"$work/moonwire/scripts/main.lua"
+    fi
     # The TLS listener (HTTP/2 by ALPN) next to the plain one that --port makes.
     moonwire_tls_port=$(free_port)
     cat >>"$work/moonwire/scripts/main.lua" <<LUA
