@@ -1,6 +1,7 @@
-"""The site and the server the HTTP/2 tests share (test_http2.py, test_http2_limits.py): the
-Lua app, the files, a module-wide server with a TLS listener and the plain port, and each test's
-target over h2 (TLS, ALPN) or h2c. Test modules import the fixtures by name.
+"""The site and the server the HTTP/2 tests share (test_http2.py, test_http2_limits.py; the
+engine fixtures also test_http2_engine.py): the Lua app, the files, a module-wide server with a
+TLS listener and the plain port, and each test's target over h2 (TLS, ALPN) or h2c. Test
+modules import the fixtures by name.
 
 Every test runs once per HTTP/2 engine (`engine`, ids `nio` and `nghttp2`, issue 27): the
 `moonwire` and `moonwire_module` fixtures here wrap conftest's, so that every server a test
