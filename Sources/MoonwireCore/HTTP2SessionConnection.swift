@@ -41,6 +41,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         session = HTTP2ServerSession(
             settings: .init(
                 maxConcurrentStreams: UInt32(settings.maxConcurrentStreams),
+                headerTableSize: UInt32(settings.headerTableSize),
                 initialWindowSize: UInt32(settings.initialWindowSize),
                 maxHeaderListSize: UInt32(environment.limits.maxHeaderSize),
                 maxFrameSize: UInt32(settings.maxFrameSize),
@@ -118,8 +119,10 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             let more = session.takeOutput(into: &output, events: &events, limit: Self.writeSize)
             carryOutEvents()
             if output.readableBytes > 0 {
-                context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+                // Taken out before the write, which may call back here (writability).
+                let bytes = output
                 output = allocator.buffer(capacity: 0)
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             }
             guard context.channel.isWritable, more || flushAgain else { break }
         }
@@ -154,6 +157,10 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             exchange.sessionWantsMore()
         case .requestTrailers(let id, let trailers):
             exchanges[id]?.receiveFromSession(.end(trailers))
+        case .streamRefused(_, let first):
+            if first {
+                report("HTTP/2 client opened more than \(environment.http2.maxConcurrentStreams) concurrent streams: refused (REFUSED_STREAM)")
+            }
         case .streamReset:
             break
         case .streamClosed(let id, _):
@@ -171,11 +178,13 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         case .goAwayReceived:
             break
         case .connectionError(let code):
-            let message = "HTTP/2 connection error \(code): GOAWAY sent, connection closed"
-            environment.logger.warning(
-                "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
-            environment.delegate.protocolError(peer, message: message)
+            report("HTTP/2 connection error \(code): GOAWAY sent, connection closed")
         }
+    }
+
+    private func report(_ message: String) {
+        environment.logger.warning("bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(peer, message: message)
     }
 
     /// A new request: its exchange, and the head as the exchange takes it from any transport.
