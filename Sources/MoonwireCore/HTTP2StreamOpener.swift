@@ -113,32 +113,20 @@ final class HTTP2StreamOpener: ChannelDuplexHandler, RemovableChannelHandler {
             let request = HTTP2StreamOpening.request(headers.headers, scheme: scheme, connection: connection)
         else { return refuse(headers, with: .statusPage(400), context: context) }
         state = .deciding(headers, held: [])
-        let decision = context.eventLoop.makePromise(of: WebSocketHandshakeDecision.self)
-        environment.delegate.webSocketHandshake(request, decision: decision)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        decision.futureResult.whenComplete { result in bound.value.decided(result, request: request) }
+        HTTP2StreamOpening.decide(request, environment: environment, on: context.eventLoop).whenSuccess { decision in
+            bound.value.decided(decision, request: request)
+        }
     }
 
-    private func decided(_ result: Result<WebSocketHandshakeDecision, Error>, request: HTTPRequest) {
-        guard let context, case .deciding(let headers, let held) = state, context.channel.isActive else {
-            // The client reset the stream meanwhile.
-            if case .success(.relay(_, let tunnel)) = result { tunnel.close() }
-            return
-        }
-        switch result {
-        case .success(.accept(let subprotocol, let fields)):
+    private func decided(_ decision: HTTP2StreamOpening.Decision, request: HTTPRequest) {
+        // Otherwise the client reset the stream meanwhile.
+        guard let context, case .deciding(let headers, let held) = state, context.channel.isActive else { return }
+        switch decision {
+        case .accept(let subprotocol, let fields):
             open(request, subprotocol: subprotocol, fields: fields, held: held, context: context)
-        case .success(.refuse(let response)):
+        case .refuse(let response):
             refuse(headers, with: response, context: context)
-        case .success(.decline):
-            // No WebSocket endpoint; an extended CONNECT has no ordinary meaning to fall back on.
-            refuse(headers, with: .statusPage(404), context: context)
-        case .success(.relay(_, let tunnel)):
-            // A proxy route forwards upgrades over HTTP/1.1 only.
-            tunnel.close()
-            refuse(headers, with: .statusPage(501), context: context)
-        case .failure:
-            refuse(headers, with: .statusPage(500), context: context)
         }
     }
 

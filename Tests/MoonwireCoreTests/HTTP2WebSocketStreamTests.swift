@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHPACK
+import NIOHTTP1
 import XCTest
 
 @testable import MoonwireCore
@@ -49,6 +50,30 @@ final class HTTP2WebSocketStreamTests: XCTestCase {
         XCTAssertEqual(request.host, "example.com")
         XCTAssertEqual(request.headers.map(\.name), ["host", "sec-websocket-protocol", "origin"])
         XCTAssertNil(HTTP2StreamOpening.request(block([(":path", "no-slash")]), scheme: "https", connection: connection))
+    }
+
+    /// The nghttp2 engine classifies from the values its session decoded, through the same
+    /// function as NIO's block: same outcome, same size, same handshake request.
+    func testTheSessionEngineReadsTheSameValues() throws {
+        XCTAssertEqual(HTTP2StreamOpening(method: "GET", protocol: nil, endStream: true), .request)
+        XCTAssertEqual(HTTP2StreamOpening(method: "CONNECT", protocol: nil, endStream: false), .tunnel)
+        XCTAssertEqual(HTTP2StreamOpening(method: "CONNECT", protocol: "websocket", endStream: false), .webSocket)
+        XCTAssertEqual(
+            HTTP2StreamOpening(method: "CONNECT", protocol: "connect-udp", endStream: false),
+            .refuse(status: 501, reason: "extended CONNECT for an unknown protocol: connect-udp"))
+        let sent = extendedConnect + [(":protocol", "websocket"), ("origin", "https://example.com")]
+        let fields = HTTPHeaders([("origin", "https://example.com")])
+        let pseudo: KeyValuePairs<String, String?> = [
+            ":method": "CONNECT", ":scheme": "https", ":authority": "example.com", ":path": "/chat?room=1",
+            ":protocol": "websocket",
+        ]
+        XCTAssertEqual(HTTP2StreamOpening.size(pseudo: pseudo, fields: fields), HTTP2StreamOpening.size(of: block(sent)))
+        let connection = ConnectionInfo(remoteIP: "127.0.0.1", remotePort: 5000, localPort: 443)
+        let request = try XCTUnwrap(
+            HTTP2StreamOpening.request(
+                path: "/chat?room=1", authority: "example.com", fields: fields, scheme: "https", connection: connection))
+        XCTAssertEqual(request.headers.map(\.name), ["host", "origin"])
+        XCTAssertEqual(request.path, "/chat")
     }
 
     func testAServerCloseEndsTheStreamAndWaitsForTheClient() {
