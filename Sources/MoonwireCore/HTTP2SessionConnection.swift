@@ -2,7 +2,8 @@
 // feeds the connection's bytes to an HTTP2ServerSession (libnghttp2) and carries out its
 // events, and each stream is an HTTPExchangeHandler linked to an HTTP2SessionStream instead
 // of a child channel with its own pipeline. The request model, the delegate, static files,
-// streaming and the answers are the same as on every other transport.
+// streaming and the answers are the same as on every other transport. A WebSocket (RFC 8441)
+// is an HTTP2SessionWebSocket on its stream instead of an exchange.
 //
 // Output is gathered: answers written while the connection's reads are handled go out in one
 // write when the read burst ends; answers written later (a handler that waited) go out at
@@ -17,7 +18,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     typealias OutboundOut = ByteBuffer
 
     /// HTTP/2 error codes used here (RFC 9113 section 7).
-    static let noError: UInt32 = 0x0, cancel: UInt32 = 0x8
+    static let noError: UInt32 = 0x0, protocolError: UInt32 = 0x1, cancel: UInt32 = 0x8
 
     let session: HTTP2ServerSession
     let eventLoop: EventLoop
@@ -28,6 +29,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private let idle: HTTP2IdleTimeout
     private var context: ChannelHandlerContext?
     private var exchanges: [Int32: HTTPExchangeHandler] = [:]
+    private var webSockets: [Int32: HTTP2SessionWebSocket] = [:]
     /// Events not yet carried out; kept, with their capacity, across reads.
     private var events: [HTTP2SessionEvent] = []
     private var output: ByteBuffer
@@ -45,7 +47,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
                 initialWindowSize: UInt32(settings.initialWindowSize),
                 maxHeaderListSize: UInt32(environment.limits.maxHeaderSize),
                 maxFrameSize: UInt32(settings.maxFrameSize),
-                enableConnectProtocol: false))
+                enableConnectProtocol: true))
         eventLoop = channel.eventLoop
         allocator = channel.allocator
         output = channel.allocator.buffer(capacity: 0)
@@ -84,6 +86,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         if context.channel.isWritable {
             flushOutput()
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
+            for webSocket in webSockets.values { webSocket.sendQueueMoved() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -97,6 +100,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         if event is ChannelShouldQuiesceEvent {
             // A graceful stop: GOAWAY, the open streams finish, then the connection closes.
             session.goAway(error: Self.noError)
+            for webSocket in webSockets.values { webSocket.quiesce() }
             flushOutput()
         }
         context.fireUserInboundEventTriggered(event)
@@ -146,9 +150,10 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private func carryOut(_ event: HTTP2SessionEvent) {
         switch event {
         case .requestHead(let head):
-            open(head)
+            if head.method == "CONNECT" { openConnect(head) } else { open(head) }
         case .requestBody(let id, let bytes, let end):
-            guard let exchange = exchanges[id], case .session(let stream, _) = exchange.link else {
+            if let webSocket = webSockets[id] { return webSocket.received(bytes, end: end) }
+            guard let exchange = exchanges[id], case .session(let stream, _) = exchange.link, !stream.dropsRequest else {
                 return session.consume(stream: id, bytes: bytes.readableBytes)
             }
             stream.unconsumed += bytes.readableBytes
@@ -164,6 +169,11 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         case .streamReset:
             break
         case .streamClosed(let id, _):
+            if let webSocket = webSockets.removeValue(forKey: id) {
+                session.consume(stream: id, bytes: webSocket.stream.unconsumed)
+                webSocket.closed()
+                return idle.closed()
+            }
             guard let exchange = exchanges.removeValue(forKey: id) else { return }
             if case .session(let stream, _) = exchange.link {
                 session.consume(stream: id, bytes: stream.unconsumed)
@@ -172,6 +182,10 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             exchange.sessionStreamClosed()
             idle.closed()
         case .sendQueueDrained(let id):
+            if let webSocket = webSockets[id] {
+                webSocket.stream.sendQueueDrained()
+                return webSocket.sendQueueMoved()
+            }
             guard let exchange = exchanges[id] else { return }
             if case .session(let stream, _) = exchange.link { stream.sendQueueDrained() }
             exchange.sessionStreamWritable()
@@ -187,11 +201,14 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         environment.delegate.protocolError(peer, message: message)
     }
 
-    /// A new request: its exchange, and the head as the exchange takes it from any transport.
-    private func open(_ head: HTTP2RequestHead) {
+    /// A new request: its exchange, and the head as the exchange takes it from any transport;
+    /// `answer`, when given, instead of the delegate's.
+    @discardableResult
+    private func open(_ head: HTTP2RequestHead, answer: HTTPResponse? = nil) -> HTTP2SessionStream {
         let stream = HTTP2SessionStream(id: head.stream, connection: self)
         let exchange = HTTPExchangeHandler(
             environment: environment, transport: .http2Session(stream, self, connection: peer), scheme: scheme)
+        exchange.presetAnswer = answer
         exchanges[head.stream] = exchange
         idle.opened()
         var headers = head.fields
@@ -207,11 +224,55 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         exchange.receiveFromSession(
             .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
         if head.endStream { exchange.receiveFromSession(.end(nil)) }
+        return stream
+    }
+
+    /// A CONNECT (HTTP2StreamOpening): a WebSocket the delegate decides on, or a refusal.
+    private func openConnect(_ head: HTTP2RequestHead) {
+        if head.protocol != nil, !session.connectProtocolAcknowledged {
+            session.reset(stream: head.stream, error: Self.protocolError)
+            return flushOutput()
+        }
+        switch HTTP2StreamOpening(method: head.method, protocol: head.protocol, endStream: head.endStream) {
+        case .request, .tunnel:
+            refuse(head, with: nil)
+        case .refuse(let status, let reason):
+            environment.logger.debug("extended CONNECT refused", metadata: ["error": "\(reason) (\(status))"])
+            refuse(head, with: .statusPage(status))
+        case .webSocket:
+            let webSocket = HTTP2SessionWebSocket(head, stream: HTTP2SessionStream(id: head.stream, connection: self), connection: self)
+            webSockets[head.stream] = webSocket
+            idle.opened()
+            webSocket.decide(environment: environment, scheme: scheme, peer: peer)
+        }
+    }
+
+    /// The delegate refused the WebSocket: its stream becomes a refused request.
+    func webSocketRefused(_ head: HTTP2RequestHead, with answer: HTTPResponse) {
+        webSockets.removeValue(forKey: head.stream)
+        idle.closed()
+        refuse(head, with: answer)
+    }
+
+    /// Answers a CONNECT the server does not open with `answer` (nil: as such a request is
+    /// answered, 400) through an exchange, as a request whose end came with its head, which the
+    /// client of a tunnel never sends; what it sends after is dropped, and the stream reset
+    /// (NO_ERROR) once the answer is out (RFC 9113 section 8.1).
+    private func refuse(_ head: HTTP2RequestHead, with answer: HTTPResponse?) {
+        var request = head
+        request.endStream = true
+        let stream = open(request, answer: answer)
+        guard !head.endStream else { return }
+        stream.dropsRequest = true
+        stream.stopRequest()
     }
 
     private func closeStreams() {
         let open = exchanges
         exchanges.removeAll()
+        let webSocketsOpen = webSockets
+        webSockets.removeAll()
+        for webSocket in webSocketsOpen.values { webSocket.closed() }
         for exchange in open.values {
             if case .session(let stream, _) = exchange.link { stream.closed() }
             exchange.sessionStreamClosed()

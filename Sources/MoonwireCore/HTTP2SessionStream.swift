@@ -21,6 +21,9 @@ final class HTTP2SessionStream {
     private var written: [EventLoopPromise<Void>] = []
     /// Request content delivered to the exchange and not yet handed back to flow control.
     var unconsumed = 0
+    /// The request ended early (a refused CONNECT, whose client sends no end): what it still
+    /// sends is handed back to flow control and dropped.
+    var dropsRequest = false
 
     init(id: Int32, connection: HTTP2SessionConnection) {
         self.id = id
@@ -93,6 +96,8 @@ final class HTTP2SessionStream {
         if stopWhenSent, answerEnded, let connection {
             stopWhenSent = false
             connection.session.reset(stream: id, error: HTTP2SessionConnection.noError)
+            // Called while the output is taken: the reset goes out in the same round.
+            connection.flushOutput()
         }
     }
 

@@ -8,12 +8,17 @@ import NIOWebSocket
 
 extension WebSocketFrameHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        writabilityChanged(link: .pipeline(context))
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The transport started or stopped taking more bytes.
+    func writabilityChanged(link: WebSocketLink) {
+        if link.isWritable {
             if machine.sendQueue.bytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
         } else {
-            startStallCheck(link: .pipeline(context))
+            startStallCheck(link: link)
         }
-        context.fireChannelWritabilityChanged()
     }
 
     /// While the send queue is stuck (the reading held back, or the channel holding more than

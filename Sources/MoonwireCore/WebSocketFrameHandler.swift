@@ -100,11 +100,17 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// miss a broadcast sent in between (what is sent meanwhile waits in `beforeAdded`). The
     /// channel's close takes it out again, even if the handler never joined the pipeline.
     func register(channel: Channel) {
+        register(closing: channel.closeFuture)
+    }
+
+    /// Registers the connection until `closing` completes (the channel's or the HTTP/2
+    /// stream's close), which takes it out of the registry once.
+    func register(closing: EventLoopFuture<Void>) {
         guard !registered, let connection else { return }
         registered = true
         let webSockets = environment.webSockets
         webSockets.add(connection)
-        channel.closeFuture.whenComplete { _ in
+        closing.whenComplete { _ in
             connection.markClosing()
             webSockets.remove(connection)
             connection.detach()
@@ -123,13 +129,18 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     var settings: WebSocketSettings { environment.webSocket }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let link = WebSocketLink.pipeline(context)
-        self.link = link
         // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
         // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
         // (A stream's reads are the connection's, which HTTP/2's own limits pace.)
         if !onStream { context.channel.setOption(.maxMessagesPerRead, value: 1).whenFailure { _ in } }
         register(channel: context.channel)
+        attach(.pipeline(context))
+    }
+
+    /// The handler joined its transport (the pipeline, or an HTTP/2 session's stream): what
+    /// waited is done, the heartbeat starts and the delegate hears of the connection.
+    func attach(_ link: WebSocketLink) {
+        self.link = link
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
         startHeartbeat(link: link)
@@ -144,7 +155,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    private static let stopReason = "server stopping"
+    static let stopReason = "server stopping"
 
     /// Checks for silence a few times per interval; pings a silent client (unless the
     /// delegate handles it) and closes one that does not answer within the timeout.
@@ -212,13 +223,23 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        detach()
+    }
+
+    /// The transport is gone (the handler left its pipeline, or its stream closed): the
+    /// delegate hears of the close if it has not yet, and nothing more is read or written.
+    func detach() {
         reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
         unparsed = nil
         link = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes = unwrapInboundIn(data)
+        receive(unwrapInboundIn(data), link: .pipeline(context))
+    }
+
+    /// Bytes of the client's frames, as they came.
+    func receive(_ bytes: ByteBuffer, link: WebSocketLink) {
         if var unparsed = unparsed.take() {
             unparsed.discardReadBytes()
             unparsed.writeImmutableBuffer(bytes)
@@ -226,7 +247,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         } else {
             unparsed = bytes
         }
-        parse(link: .pipeline(context))
+        parse(link: link)
     }
 
     /// Hands what was read to the state machine, event by event, until it is all parsed, the
@@ -267,11 +288,17 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     /// While the send queue is full, the channel's requests for more bytes wait.
     func read(context: ChannelHandlerContext) {
+        mayRead(link: .pipeline(context))
+    }
+
+    /// The transport asks whether to read more: it may unless the reading is held back, in
+    /// which case it is asked once the hold is lifted (`resumeReading`).
+    func mayRead(link: WebSocketLink) {
         guard !machine.readingPaused, !heldByDelegate else {
             readHeld = true
             return
         }
-        context.read()
+        link.read()
     }
 
     func resumeReading(link: WebSocketLink) {

@@ -7,7 +7,8 @@ requests on one connection, closes from either side that end only their stream, 
 setting, a frame breaking RFC 6455, a reset); the limits are in test_websocket_http2_limits.py.
 The raw client is http2_client.H2WebSocket (the h2 library) over TLS with ALPN h2 and over h2c
 by prior knowledge; Chromium headless (Selenium) opens a wss WebSocket from a page it loaded
-over HTTP/2, on that page's connection."""
+over HTTP/2, on that page's connection. Every test runs on both HTTP/2 engines (http2_site.py's
+`engine` fixture: `nio` and `nghttp2`)."""
 import os
 import re
 import zlib
@@ -19,6 +20,7 @@ from websockets.sync.client import connect
 from http2_client import (CANCEL, END_HEADERS, END_STREAM, HEADERS, PREFACE, PROTOCOL_ERROR, SETTINGS, RawH2, frame,
                           parse_frames, raw_connect, read_until_closed, target_of)
 from harness import chromium_driver, wait_until
+from http2_site import engine, moonwire, moonwire_module  # noqa: F401 (fixtures)
 from tls_certs import spki_sha256, start_tls
 from websocket_client import masked, url
 
