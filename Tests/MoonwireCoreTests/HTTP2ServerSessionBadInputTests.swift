@@ -50,6 +50,18 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(HTTP2ServerSessionTests.body(events, stream: stream).bytes, Array("ws frames".utf8))
     }
 
+    /// nghttp2 takes `:protocol` as soon as the setting is submitted; RFC 8441 wants the client
+    /// to have it first, which the server knows by the ACK (HTTP2SessionConnection refuses
+    /// the stream before).
+    func testTheSettingCountsOnceTheClientAcknowledgedIt() {
+        let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
+        XCTAssertFalse(server.connectProtocolAcknowledged)
+        let client = HTTP2TestClient()
+        pump(client, server)
+        XCTAssertTrue(server.connectProtocolAcknowledged)
+        XCTAssertFalse(HTTP2ServerSession().connectProtocolAcknowledged)
+    }
+
     func testWithoutTheSettingAnExtendedConnectIsResetAndNotReported() {
         let server = HTTP2ServerSession()
         let client = HTTP2TestClient()
