@@ -36,6 +36,12 @@ final class HTTP2SessionWebSocket {
     /// Whether the stream is still open.
     var isOpen: Bool { stream.connection != nil }
 
+    /// Whether the stream takes more now. Kept out of line: the link's check, inlined into
+    /// the frame handler, stays small for its other transports.
+    var isWritable: Bool {
+        @inline(never) get { stream.isWritable }
+    }
+
     /// Asks the delegate about the WebSocket; a head over the limit, or a bad target, is
     /// refused as HTTP2StreamOpener refuses it.
     func decide(environment: ConnectionEnvironment, scheme: String, peer: ConnectionInfo) {

@@ -26,11 +26,13 @@ enum WebSocketLink {
         }
     }
 
-    /// Whether the transport takes more bytes now.
+    /// Whether the transport takes more bytes now. Inlined: the send path asks it per frame.
     var isWritable: Bool {
-        switch self {
-        case .pipeline(let context): context.channel.isWritable
-        case .session(let webSocket): webSocket.stream.isWritable
+        @inline(__always) get {
+            switch self {
+            case .pipeline(let context): context.channel.isWritable
+            case .session(let webSocket): webSocket.isWritable
+            }
         }
     }
 
