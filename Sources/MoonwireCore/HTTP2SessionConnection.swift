@@ -170,8 +170,9 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
-    /// A new request: its exchange, and the head as the exchange takes it from any transport.
-    private func open(_ head: HTTP2RequestHead) {
+    /// A new request, the client's or a pushed one (HTTP2SessionStream+Push.swift): its
+    /// exchange, and the head as the exchange takes it from any transport.
+    func open(_ head: HTTP2RequestHead) {
         let stream = HTTP2SessionStream(id: head.stream, connection: self)
         let exchange = HTTPExchangeHandler(
             environment: environment, transport: .http2Session(stream, self, connection: peer), scheme: scheme)
