@@ -187,6 +187,20 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         environment.delegate.protocolError(peer, message: message)
     }
 
+    /// An h2c upgrade (H2CUpgrade.swift): the request that asked for it, content included,
+    /// opens stream 1 with the client's HTTP2-Settings applied. The content came before the
+    /// session, so it is no flow control's. False when the session refuses those settings.
+    func upgrade(_ upgraded: H2CUpgrade) -> Bool {
+        guard session.upgrade(settings: upgraded.settings, headRequest: upgraded.request.method == .HEAD) else { return false }
+        open(upgraded.streamHead)
+        if let body = upgraded.body, let exchange = exchanges[1] {
+            exchange.receiveFromSession(.body(body))
+            exchange.receiveFromSession(.end(nil))
+        }
+        flushOutput()
+        return true
+    }
+
     /// A new request: its exchange, and the head as the exchange takes it from any transport.
     private func open(_ head: HTTP2RequestHead) {
         let stream = HTTP2SessionStream(id: head.stream, connection: self)
