@@ -17,6 +17,7 @@ extension HTTP2ServerSession {
         }
         guard result == 0 else { return false }
         streams[1] = HTTP2StreamOutbox()
+        openRequests += 1
         return true
     }
 
