@@ -15,7 +15,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from http2_client import SETTINGS, parse_frames, recv_some
+from http2_client import SETTINGS, parse_frames, read_head, recv_some
 from http2_site import run, tool
 
 APP = r"""
@@ -85,18 +85,6 @@ def upgrade_request(port, settings, method="GET", path="/info?q=up", body=b""):
     if body:
         head += f"Content-Length: {len(body)}\r\n".encode()
     return head + b"\r\n" + body
-
-
-def read_head(sock, deadline):
-    """The HTTP/1.1 response head, and the bytes after it."""
-    received = b""
-    while b"\r\n\r\n" not in received and time.monotonic() < deadline:
-        chunk = recv_some(sock, deadline)
-        if not chunk:
-            break
-        received += chunk
-    head, _, rest = received.partition(b"\r\n\r\n")
-    return head, rest
 
 
 class UpgradedClient:
