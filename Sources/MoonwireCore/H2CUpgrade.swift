@@ -44,7 +44,7 @@ struct H2CUpgrade {
     }
 
     /// The payload of exactly one HTTP2-Settings field (RFC 7540 section 3.2.1: otherwise the
-    /// server must not upgrade): base64url without padding, of settings the session accepts
+    /// server must not upgrade): base64url (padding allowed), of settings the session accepts
     /// (`HTTP2ServerSession.acceptable`, which both engines ask); nil when it is not.
     static func settingsPayload(of request: HTTPRequestHead) -> [UInt8]? {
         let fields = request.headers["http2-settings"]
@@ -87,13 +87,7 @@ struct H2CUpgrader: HTTPServerProtocolUpgrader {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             let upgradeHandler = try pipeline.handler(type: HTTPServerUpgradeHandler.self)
-            let headers = upgradeRequest.headers
-            let length = headers.first(name: "content-length").flatMap(Int.init) ?? 0
-            let fitsStreamOne =
-                replaysRequest
-                ? length == 0 && H2CUpgradeRequest.headersFrame(for: upgradeRequest) != nil
-                : length <= H2CUpgradeBody.maxLength && (length == 0 || !headers.contains(name: "expect"))
-            guard fitsStreamOne, !headers.contains(name: "transfer-encoding"), H2CUpgrade.settingsPayload(of: upgradeRequest) != nil
+            guard let length = contentLengthForStreamOne(upgradeRequest), H2CUpgrade.settingsPayload(of: upgradeRequest) != nil
             else {
                 try pipeline.addHandler(H2CUpgradeDeclined(), position: .after(upgradeHandler))
                 throw HTTPServerUpgradeErrors.invalidHTTPOrdering
@@ -103,10 +97,25 @@ struct H2CUpgrader: HTTPServerProtocolUpgrader {
         }
     }
 
+    /// The request's content length when stream 1 can carry the request; nil when not.
+    private func contentLengthForStreamOne(_ request: HTTPRequestHead) -> Int? {
+        let headers = request.headers
+        let lengths = headers["content-length"]
+        guard !headers.contains(name: "transfer-encoding"), lengths.count <= 1,
+            let length = lengths.isEmpty ? 0 : Int(lengths[0])
+        else { return nil }
+        if replaysRequest {
+            return length == 0 && H2CUpgradeRequest.headersFrame(for: request) != nil ? 0 : nil
+        }
+        return length == 0 || (length <= H2CUpgradeBody.maxLength && !headers.contains(name: "expect")) ? length : nil
+    }
+
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
         return channel.eventLoop.makeCompletedFuture {
-            guard let settings = H2CUpgrade.settingsPayload(of: upgradeRequest) else { return }
+            guard let settings = H2CUpgrade.settingsPayload(of: upgradeRequest) else {
+                throw HTTPServerUpgradeErrors.invalidHTTPOrdering
+            }
             var upgrade = H2CUpgrade(request: upgradeRequest, settings: settings)
             let pipeline = channel.pipeline.syncOperations
             if let keeper = try? pipeline.handler(type: H2CUpgradeBody.self) {

@@ -335,6 +335,8 @@ final class H2CUpgradeTests: XCTestCase {
         XCTAssertTrue(accepts([("Content-Length", "65536")]) == (false, false))
         XCTAssertTrue(accepts([("Content-Length", "5"), ("Expect", "100-continue")]) == (false, false))
         XCTAssertTrue(accepts([("Transfer-Encoding", "chunked")]) == (false, false))
+        XCTAssertTrue(accepts([("Content-Length", "5"), ("Content-Length", "5")]) == (false, false))
+        XCTAssertTrue(accepts([("Content-Length", "five")]) == (false, false))
         XCTAssertTrue(accepts([("x-big", String(repeating: "a", count: 20000))]) == (true, false))
     }
 

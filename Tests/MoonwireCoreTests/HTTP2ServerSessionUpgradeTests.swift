@@ -25,11 +25,14 @@ final class HTTP2ServerSessionUpgradeTests: XCTestCase {
 
     /// A client that sent `entries` in HTTP2-Settings (and the same in its first SETTINGS, as
     /// curl does), and a server upgraded with them.
-    static func upgraded(_ entries: [nghttp2_settings_entry], head: Bool = false) -> (HTTP2TestClient, HTTP2ServerSession) {
-        let client = HTTP2TestClient(settings: entries)
+    static func upgraded(
+        _ entries: [nghttp2_settings_entry], head: Bool = false, settings: HTTP2ServerSession.Settings = .init(),
+        peerMaxConcurrentStreams: UInt32? = nil
+    ) -> (HTTP2TestClient, HTTP2ServerSession) {
+        let client = HTTP2TestClient(peerMaxConcurrentStreams: peerMaxConcurrentStreams, settings: entries)
         let payload = payload(entries)
         precondition(nghttp2_session_upgrade2(client.session, payload, payload.count, head ? 1 : 0, nil) == 0)
-        let server = HTTP2ServerSession()
+        let server = HTTP2ServerSession(settings: settings)
         XCTAssertTrue(server.upgrade(settings: payload, headRequest: head))
         return (client, server)
     }
@@ -73,6 +76,23 @@ final class HTTP2ServerSessionUpgradeTests: XCTestCase {
         pump(client, server)
         XCTAssertEqual(client.streams[1]?.status, "204")
         XCTAssertEqual(client.streams[3]?.status, "200")
+    }
+
+    /// Stream 1 counts against SETTINGS_MAX_CONCURRENT_STREAMS like any request, and its
+    /// close gives its place back (once). The client sends its second request before it has
+    /// seen the server's limit.
+    func testStreamOneCountsAgainstTheStreamLimit() {
+        let (client, server) = Self.upgraded([], settings: .init(maxConcurrentStreams: 1), peerMaxConcurrentStreams: 100)
+        XCTAssertEqual(server.openRequests, 1)
+        let refused = client.request(HTTP2ServerSessionTests.get("/refused"))
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(pump(client, server)), [], "stream 1 is still open")
+        XCTAssertEqual(client.streams[refused]?.resetWith, NGHTTP2_REFUSED_STREAM.rawValue)
+        server.respond(stream: 1, status: 204, headers: [:], endStream: true)
+        pump(client, server)
+        XCTAssertEqual(server.openRequests, 0)
+        let next = client.request(HTTP2ServerSessionTests.get("/next"))
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(pump(client, server)).map(\.stream), [next])
+        XCTAssertEqual(server.openRequests, 1)
     }
 
     func testAHeadRequestsAnswerHasNoContentThoughItSaysALength() {
