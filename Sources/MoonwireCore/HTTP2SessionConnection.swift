@@ -141,8 +141,11 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
                 return session.consume(stream: id, bytes: bytes.readableBytes)
             }
             stream.unconsumed += bytes.readableBytes
-            if bytes.readableBytes > 0 { exchange.receiveFromSession(.body(bytes)) }
-            if end { exchange.receiveFromSession(.end(nil)) }
+            if bytes.readableBytes > 0 {
+                exchange.receiveFromSession(.body(bytes), thenEnd: end)
+            } else if end {
+                exchange.receiveFromSession(.end(nil))
+            }
             exchange.sessionWantsMore()
         case .requestTrailers(let id, let trailers):
             exchanges[id]?.receiveFromSession(.end(trailers))
@@ -188,8 +191,8 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
         let target = head.path ?? head.authority ?? ""
         exchange.receiveFromSession(
-            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
-        if head.endStream { exchange.receiveFromSession(.end(nil)) }
+            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)),
+            thenEnd: head.endStream)
     }
 
     private func closeStreams() {
