@@ -26,6 +26,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private let scheme: String
     private let peer: ConnectionInfo
     private let idle: HTTP2IdleTimeout
+    let sendTimeout: HTTP2SessionSendTimeout
     private var context: ChannelHandlerContext?
     private var exchanges: [Int32: HTTPExchangeHandler] = [:]
     /// Events not yet carried out; kept, with their capacity, across reads.
@@ -52,6 +53,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         self.environment = environment
         self.scheme = scheme
         self.idle = idle
+        sendTimeout = HTTP2SessionSendTimeout(channel: channel, environment: environment)
     }
 
     /// Whether the socket takes more bytes now.
@@ -64,6 +66,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeStreams()
+        sendTimeout.stop()
         self.context = nil
     }
 
@@ -80,6 +83,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sendTimeout.writabilityChanged(context.channel.isWritable)
         if context.channel.isWritable {
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
         }
@@ -119,6 +123,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             context.writeAndFlush(wrapOutboundOut(output), promise: nil)
             output = allocator.buffer(capacity: 0)
         }
+        sendTimeout.flushed()
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
 
