@@ -26,6 +26,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private let scheme: String
     private let peer: ConnectionInfo
     private let idle: HTTP2IdleTimeout
+    let sendTimeout: HTTP2SessionSendTimeout
     private var context: ChannelHandlerContext?
     private var exchanges: [Int32: HTTPExchangeHandler] = [:]
     /// Events not yet carried out; kept, with their capacity, across reads.
@@ -53,6 +54,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         self.environment = environment
         self.scheme = scheme
         self.idle = idle
+        sendTimeout = HTTP2SessionSendTimeout(channel: channel, environment: environment)
     }
 
     /// Whether the socket takes more bytes now.
@@ -65,6 +67,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeStreams()
+        sendTimeout.stop()
         self.context = nil
     }
 
@@ -81,6 +84,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sendTimeout.writabilityChanged(context.channel.isWritable)
         if context.channel.isWritable {
             flushOutput()
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
@@ -127,6 +131,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             guard context.channel.isWritable, more || flushAgain else { break }
         }
         flushing = false
+        sendTimeout.flushed()
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
 
@@ -152,8 +157,11 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
                 return session.consume(stream: id, bytes: bytes.readableBytes)
             }
             stream.unconsumed += bytes.readableBytes
-            if bytes.readableBytes > 0 { exchange.receiveFromSession(.body(bytes)) }
-            if end { exchange.receiveFromSession(.end(nil)) }
+            if bytes.readableBytes > 0 {
+                exchange.receiveFromSession(.body(bytes), thenEnd: end)
+            } else if end {
+                exchange.receiveFromSession(.end(nil))
+            }
             exchange.sessionWantsMore()
         case .requestTrailers(let id, let trailers):
             exchanges[id]?.receiveFromSession(.end(trailers))
@@ -219,8 +227,8 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
         let target = head.path ?? head.authority ?? ""
         exchange.receiveFromSession(
-            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
-        if head.endStream { exchange.receiveFromSession(.end(nil)) }
+            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)),
+            thenEnd: head.endStream)
     }
 
     private func closeStreams() {
