@@ -37,6 +37,15 @@ extension HTTP2ServerSession {
     private func beginFieldBlock(_ frame: nghttp2_frame) -> Int32 {
         guard frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
         let isRequest = frame.headers.cat == NGHTTP2_HCAT_REQUEST
+        if isRequest, openRequests >= Int(settings.maxConcurrentStreams) {
+            // Over the announced limit, under nghttp2's backstop: this stream alone is refused,
+            // and its fields are decoded (HPACK's state needs them) and dropped.
+            fieldBlock = nil
+            refusedStreams += 1
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), frame.hd.stream_id, NGHTTP2_REFUSED_STREAM.rawValue)
+            collected.append(.streamRefused(stream: frame.hd.stream_id, firstOnConnection: refusedStreams == 1))
+            return 0
+        }
         fieldBlock = HTTP2RequestFieldBlock(stream: frame.hd.stream_id, isTrailers: !isRequest)
         return 0
     }
@@ -91,6 +100,7 @@ extension HTTP2ServerSession {
             return
         }
         streams[block.stream] = HTTP2StreamOutbox()
+        openRequests += 1
         collected.append(.requestHead(block.head(endStream: endStream)))
     }
 
@@ -125,6 +135,7 @@ extension HTTP2ServerSession {
     private func streamClosed(_ stream: Int32, error: UInt32) -> Int32 {
         if fieldBlock?.stream == stream { fieldBlock = nil }
         guard let outbox = streams.removeValue(forKey: stream) else { return 0 }
+        if stream % 2 == 1 { openRequests -= 1 }
         outbox.drop()
         collected.append(.streamClosed(stream: stream, error: error))
         return 0

@@ -32,9 +32,12 @@ import NIOHTTP1
 final class HTTP2ServerSession {
     /// What the server announces in its SETTINGS, and the limits it enforces.
     struct Settings {
-        /// SETTINGS_MAX_CONCURRENT_STREAMS; beyond it nghttp2 refuses new streams
-        /// (REFUSED_STREAM). 128 is nginx's `http2_max_concurrent_streams`.
+        /// SETTINGS_MAX_CONCURRENT_STREAMS; beyond it the session refuses new streams one by
+        /// one (REFUSED_STREAM, `streamRefused`). 128 is nginx's `http2_max_concurrent_streams`.
         var maxConcurrentStreams: UInt32 = 128
+        /// SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the client may use for what it
+        /// sends.
+        var headerTableSize: UInt32 = 4096
         /// SETTINGS_INITIAL_WINDOW_SIZE: the request-body bytes a stream may send before
         /// the caller consumes some. The connection's window is this times
         /// `maxConcurrentStreams` (capped at 2^31-1), so one slow stream never blocks the
@@ -68,6 +71,11 @@ final class HTTP2ServerSession {
     var failed = false
     /// The error code of the GOAWAY the caller asked for: framing it is no news to the caller.
     var submittedGoAwayError: UInt32?
+    /// The client's streams whose head was reported and that are not closed, and how many
+    /// were refused for going past `maxConcurrentStreams`.
+    var openRequests = 0, refusedStreams = 0
+    /// The server's first SETTINGS still has to be framed (see `advertiseStreamLimit`).
+    private var firstSettingsPending = true
 
     init(settings: Settings = Settings()) {
         self.settings = settings
@@ -94,8 +102,15 @@ final class HTTP2ServerSession {
         func entry(_ id: nghttp2_settings_id, _ value: UInt32) -> nghttp2_settings_entry {
             nghttp2_settings_entry(settings_id: Int32(id.rawValue), value: value)
         }
+        // nghttp2 takes a stream over its limit as a connection error once the client has
+        // acknowledged the limit: every stream of the connection would be lost for one too
+        // many. It is given a higher limit as a backstop against floods, the client is told
+        // the configured one (`advertiseStreamLimit`), and the session refuses the streams in
+        // between one by one (RFC 9113 section 5.1.2), as HTTP2StreamAdmission does for nio.
+        let backstop = UInt32(HTTP2StreamAdmission.backstop(for: Int(settings.maxConcurrentStreams)))
         var entries = [
-            entry(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.maxConcurrentStreams),
+            entry(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, backstop),
+            entry(NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, settings.headerTableSize),
             entry(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.initialWindowSize),
             entry(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.maxHeaderListSize),
             entry(NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings.maxFrameSize),
@@ -138,18 +153,40 @@ final class HTTP2ServerSession {
     /// Appends every byte the session has to send to `buffer`, as far as the client's flow
     /// control windows allow; appends `sendQueueDrained` (and a connection error nghttp2
     /// found while reading, once its GOAWAY is framed) to `events`.
-    func takeOutput(into buffer: inout ByteBuffer, events: inout [HTTP2SessionEvent]) {
+    /// Stops once `buffer` holds `limit` bytes or more, and then returns true: more may wait.
+    @discardableResult
+    func takeOutput(into buffer: inout ByteBuffer, events: inout [HTTP2SessionEvent], limit: Int = .max) -> Bool {
         swap(&collected, &events)
         defer { swap(&collected, &events) }
-        while true {
+        let start = buffer.writerIndex
+        defer { if firstSettingsPending, buffer.writerIndex > start { advertiseStreamLimit(in: &buffer, at: start) } }
+        while buffer.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count < 0 {
                 fail(libraryError: Int32(count))
-                return
+                return false
             }
-            guard count > 0, let data else { return }
+            guard count > 0, let data else { return false }
             buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
+        }
+        return true
+    }
+
+    /// Writes the configured stream limit over the backstop in the server's first SETTINGS
+    /// frame, the first bytes the session ever frames: 9 bytes of frame header, then entries of
+    /// a 2-byte identifier and a 4-byte value.
+    private func advertiseStreamLimit(in buffer: inout ByteBuffer, at start: Int) {
+        firstSettingsPending = false
+        guard let length = buffer.getInteger(at: start, as: UInt32.self).map({ $0 >> 8 }),
+            buffer.getInteger(at: start + 3, as: UInt8.self) == UInt8(NGHTTP2_SETTINGS.rawValue)
+        else { return }
+        var entry = start + 9
+        while entry + 6 <= start + 9 + Int(length) {
+            if buffer.getInteger(at: entry, as: UInt16.self) == UInt16(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue) {
+                buffer.setInteger(settings.maxConcurrentStreams, at: entry + 2)
+            }
+            entry += 6
         }
     }
 

@@ -26,6 +26,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private let scheme: String
     private let peer: ConnectionInfo
     private let idle: HTTP2IdleTimeout
+    let sendTimeout: HTTP2SessionSendTimeout
     private var context: ChannelHandlerContext?
     private var exchanges: [Int32: HTTPExchangeHandler] = [:]
     /// Events not yet carried out; kept, with their capacity, across reads.
@@ -41,6 +42,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         session = HTTP2ServerSession(
             settings: .init(
                 maxConcurrentStreams: UInt32(settings.maxConcurrentStreams),
+                headerTableSize: UInt32(settings.headerTableSize),
                 initialWindowSize: UInt32(settings.initialWindowSize),
                 maxHeaderListSize: UInt32(environment.limits.maxHeaderSize),
                 maxFrameSize: UInt32(settings.maxFrameSize),
@@ -52,6 +54,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         self.environment = environment
         self.scheme = scheme
         self.idle = idle
+        sendTimeout = HTTP2SessionSendTimeout(channel: channel, environment: environment)
     }
 
     /// Whether the socket takes more bytes now.
@@ -64,6 +67,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeStreams()
+        sendTimeout.stop()
         self.context = nil
     }
 
@@ -80,7 +84,9 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sendTimeout.writabilityChanged(context.channel.isWritable)
         if context.channel.isWritable {
+            flushOutput()
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
         }
         context.fireChannelWritabilityChanged()
@@ -101,26 +107,36 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     /// Frames what the session has to send and writes it; closes the connection once the
-    /// session is done with it.
+    /// session is done with it. While the socket takes nothing more, the answers wait in the
+    /// session (and their streams are not writable), not in the channel's buffer: a client
+    /// that does not read holds at most a socket's worth of frames plus what its streams'
+    /// handlers queued, and the control frames it provokes count against nghttp2's limits.
     func flushOutput() {
-        guard !reading, let context else { return }
+        guard !reading, let context, context.channel.isWritable else { return }
         if flushing {
             flushAgain = true
             return
         }
         flushing = true
-        repeat {
+        while true {
             flushAgain = false
-            session.takeOutput(into: &output, events: &events)
+            let more = session.takeOutput(into: &output, events: &events, limit: Self.writeSize)
             carryOutEvents()
-        } while flushAgain
-        flushing = false
-        if output.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
-            output = allocator.buffer(capacity: 0)
+            if output.readableBytes > 0 {
+                // Taken out before the write, which may call back here (writability).
+                let bytes = output
+                output = allocator.buffer(capacity: 0)
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            }
+            guard context.channel.isWritable, more || flushAgain else { break }
         }
+        flushing = false
+        sendTimeout.flushed()
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
+
+    /// The most bytes framed for one write: past it, the socket is asked whether it takes more.
+    private static let writeSize = 64 * 1024
 
     private func carryOutEvents() {
         var index = 0
@@ -141,11 +157,18 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
                 return session.consume(stream: id, bytes: bytes.readableBytes)
             }
             stream.unconsumed += bytes.readableBytes
-            if bytes.readableBytes > 0 { exchange.receiveFromSession(.body(bytes)) }
-            if end { exchange.receiveFromSession(.end(nil)) }
+            if bytes.readableBytes > 0 {
+                exchange.receiveFromSession(.body(bytes), thenEnd: end)
+            } else if end {
+                exchange.receiveFromSession(.end(nil))
+            }
             exchange.sessionWantsMore()
         case .requestTrailers(let id, let trailers):
             exchanges[id]?.receiveFromSession(.end(trailers))
+        case .streamRefused(_, let first):
+            if first {
+                report("HTTP/2 client opened more than \(environment.http2.maxConcurrentStreams) concurrent streams: refused (REFUSED_STREAM)")
+            }
         case .streamReset:
             break
         case .streamClosed(let id, _):
@@ -163,11 +186,27 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         case .goAwayReceived:
             break
         case .connectionError(let code):
-            let message = "HTTP/2 connection error \(code): GOAWAY sent, connection closed"
-            environment.logger.warning(
-                "bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
-            environment.delegate.protocolError(peer, message: message)
+            report("HTTP/2 connection error \(code): GOAWAY sent, connection closed")
         }
+    }
+
+    private func report(_ message: String) {
+        environment.logger.warning("bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+        environment.delegate.protocolError(peer, message: message)
+    }
+
+    /// An h2c upgrade (H2CUpgrade.swift): the request that asked for it, content included,
+    /// opens stream 1 with the client's HTTP2-Settings applied. The content came before the
+    /// session, so it is no flow control's. False when the session refuses those settings.
+    func upgrade(_ upgraded: H2CUpgrade) -> Bool {
+        guard session.upgrade(settings: upgraded.settings, headRequest: upgraded.request.method == .HEAD) else { return false }
+        open(upgraded.streamHead)
+        if let body = upgraded.body, let exchange = exchanges[1] {
+            exchange.receiveFromSession(.body(body))
+            exchange.receiveFromSession(.end(nil))
+        }
+        flushOutput()
+        return true
     }
 
     /// A new request, the client's or a pushed one (HTTP2SessionStream+Push.swift): its
@@ -189,8 +228,8 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
         let target = head.path ?? head.authority ?? ""
         exchange.receiveFromSession(
-            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
-        if head.endStream { exchange.receiveFromSession(.end(nil)) }
+            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)),
+            thenEnd: head.endStream)
     }
 
     private func closeStreams() {

@@ -33,6 +33,9 @@ enum HTTP2SessionEvent: Equatable {
     case requestBody(stream: Int32, ByteBuffer, end: Bool)
     /// The request's trailer section; it ends the request.
     case requestTrailers(stream: Int32, HTTPHeaders)
+    /// A new stream went past SETTINGS_MAX_CONCURRENT_STREAMS and was refused
+    /// (RST_STREAM REFUSED_STREAM); the connection goes on. `firstOnConnection`: report it.
+    case streamRefused(stream: Int32, firstOnConnection: Bool)
     /// The client reset the stream (RST_STREAM) with this HTTP/2 error code.
     case streamReset(stream: Int32, error: UInt32)
     /// The stream is closed, for any reason; its queued answer bytes were dropped. Only

@@ -140,8 +140,7 @@ public enum HTTP2Engine: String, Sendable, Equatable {
     case nio
     /// libnghttp2 at the connection, each stream an exchange without a channel: about a
     /// quarter of the instructions per request. Not yet: push, WebSockets over HTTP/2, the
-    /// per-stream body timeouts and the send timeout; connections that arrive by an h2c
-    /// upgrade stay on `nio`.
+    /// per-stream body timeouts and the send timeout.
     case nghttp2
 }
 

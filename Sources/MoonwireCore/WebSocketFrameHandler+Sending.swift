@@ -11,24 +11,24 @@ extension WebSocketFrameHandler {
         if context.channel.isWritable {
             if machine.sendQueue.bytes == 0, let connection { environment.delegate.webSocketDrained(connection) }
         } else {
-            startStallCheck(context: context)
+            startStallCheck(link: .pipeline(context))
         }
         context.fireChannelWritabilityChanged()
     }
 
     /// While the send queue is stuck (the reading held back, or the channel holding more than
     /// it takes), checks a few times per send_timeout that it still moves.
-    private func startStallCheck(context: ChannelHandlerContext) {
+    private func startStallCheck(link: WebSocketLink) {
         guard stallCheck == nil, !machine.sentClose else { return }
         let tick = TimeAmount.nanoseconds(Int64(max(0.05, settings.sendTimeout / 4) * 1e9))
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        stallCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+        let bound = NIOLoopBound(self, eventLoop: link.eventLoop)
+        stallCheck = link.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
             bound.value.checkStall()
         }
     }
 
     private func checkStall() {
-        guard let context, !machine.sentClose, machine.readingPaused || !context.channel.isWritable else {
+        guard let link, !machine.sentClose, machine.readingPaused || !link.isWritable else {
             stallCheck?.cancel()
             stallCheck = nil
             machine.sendUnstalled()
@@ -36,8 +36,8 @@ extension WebSocketFrameHandler {
         }
         // A stream's writes complete as its flow-control window lets them go: progress shows
         // in what was written alone.
-        let buffered = onStream ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), context: context)
+        let buffered = link.bufferedBytes(onStream: onStream)
+        perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), link: link)
     }
 
     /// Sends a data or control frame (server frames are not masked). A message waits while a
@@ -79,39 +79,39 @@ extension WebSocketFrameHandler {
             afterBroadcasts.removeFirst()
             next.action(self)
         }
-        if flush, !parsing, let context, unflushed > 0 { flushWrites(context: context) }
+        if flush, !parsing, let link, unflushed > 0 { flushWrites(link: link) }
     }
 
     /// Writes a frame through the send queue; `flush`: send what was written now (while
     /// parsing, the flush waits for the end of the read, or `flushThreshold`).
     private func sendNow(opcode: WebSocketOpcode, _ data: ByteBuffer, flush: Bool, batched: Bool = false) {
-        guard let context, context.channel.isActive else { return }
+        guard let link, link.isActive else { return }
         let size = data.readableBytes
         let compressed: Bool
         let decision = machine.sendRequested(opcode, size: size)
         switch decision {
         case .discard:
-            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
+            if flush, !parsing, unflushed > 0 { flushWrites(link: link) }
             return
         case .send(let compress):
             compressed = compress
             if opcode == .text || opcode == .binary { environment.metrics?.server.webSocketMessagesOut.increment() }
         case .drop:
             environment.logger.warning("websocket send queue full, message dropped", metadata: queueMetadata)
-            if flush, !parsing, unflushed > 0 { flushWrites(context: context) }
+            if flush, !parsing, unflushed > 0 { flushWrites(link: link) }
             return
         case .closeForBackpressure:
-            return closeSlowClient(context: context)
+            return closeSlowClient(link: link)
         }
-        if machine.readingPaused { startStallCheck(context: context) }
+        if machine.readingPaused { startStallCheck(link: link) }
         var payload = data
         if compressed, let deflate {
-            payload = deflate.compress(data, allocator: context.channel.allocator)
+            payload = deflate.compress(data, allocator: link.allocator)
         }
         writeFrame(
             OutgoingWebSocketFrame(opcode: opcode, compressed: compressed, payload: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
-            batched: batched, context: context)
-        if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(context: context) }
+            batched: batched, link: link)
+        if (flush && !parsing) || unflushed >= Self.flushThreshold { flushWrites(link: link) }
     }
 
     /// Writes a frame; `cost` is what it counts in the send queue (0: not counted). A frame of a
@@ -119,12 +119,12 @@ extension WebSocketFrameHandler {
     /// with the one promise that counts off every broadcast frame since the previous flush: NIO
     /// completes writes in order, so one promise and one closure per flush do what one per
     /// frame did. Other frames are counted one by one, as the read's back-pressure wants.
-    func writeFrame(_ frame: OutgoingWebSocketFrame, cost: Int, batched: Bool = false, context: ChannelHandlerContext) {
-        if let previous = lastFrame.take() { write(previous, promise: batched ? nil : batchPromise(context), context: context) }
+    func writeFrame(_ frame: OutgoingWebSocketFrame, cost: Int, batched: Bool = false, link: WebSocketLink) {
+        if let previous = lastFrame.take() { write(previous, promise: batched ? nil : batchPromise(link), link: link) }
         unflushed += cost
         guard batched else {
-            let promise = cost > 0 ? confirmation(cost: cost, frames: 1, context: context) : nil
-            write(frame, promise: promise, context: context)
+            let promise = cost > 0 ? confirmation(cost: cost, frames: 1, link: link) : nil
+            write(frame, promise: promise, link: link)
             return
         }
         lastFrame = frame
@@ -133,19 +133,19 @@ extension WebSocketFrameHandler {
     }
 
     /// Writes a frame's bytes; `promise` is kept once all of them are written.
-    private func write(_ frame: OutgoingWebSocketFrame, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
-        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: context.channel.allocator)
-        guard let rest else { return context.write(wrapOutboundOut(first), promise: promise) }
-        context.write(wrapOutboundOut(first), promise: nil)
-        context.write(wrapOutboundOut(rest), promise: promise)
+    private func write(_ frame: OutgoingWebSocketFrame, promise: EventLoopPromise<Void>?, link: WebSocketLink) {
+        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: link.allocator)
+        guard let rest else { return link.write(first, promise: promise) }
+        link.write(first, promise: nil)
+        link.write(rest, promise: promise)
     }
 
     /// The promise that counts off the broadcast frames written since the last one, if any.
-    private func batchPromise(_ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+    private func batchPromise(_ link: WebSocketLink) -> EventLoopPromise<Void>? {
         guard unconfirmed.frames > 0 else { return nil }
         let (cost, frames) = unconfirmed
         unconfirmed = (0, 0)
-        return confirmation(cost: cost, frames: frames, context: context)
+        return confirmation(cost: cost, frames: frames, link: link)
     }
 
     /// What counts off frames costing `cost` once written: a promise, or nil when they may go
@@ -155,26 +155,26 @@ extension WebSocketFrameHandler {
     /// the bytes, so they count as written once flushed (`flushWrites`). What that leaves
     /// uncounted is bounded: by `untrackedLimit` per flush, and by the channel's high watermark
     /// in all, since a channel holding that much is not writable and its frames get promises.
-    private func confirmation(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+    private func confirmation(cost: Int, frames: Int, link: WebSocketLink) -> EventLoopPromise<Void>? {
         let total = untracked.cost + cost
-        guard total <= Self.untrackedLimit, machine.sendQueue.bytes == total, context.channel.isWritable else {
-            return writtenPromise(cost: cost, frames: frames, context: context)
+        guard total <= Self.untrackedLimit, machine.sendQueue.bytes == total, link.isWritable else {
+            return writtenPromise(cost: cost, frames: frames, link: link)
         }
         untracked = (total, untracked.frames + frames)
         return nil
     }
 
-    private func writtenPromise(cost: Int, frames: Int, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: Void.self)
+    private func writtenPromise(cost: Int, frames: Int, link: WebSocketLink) -> EventLoopPromise<Void> {
+        let bound = NIOLoopBound(self, eventLoop: link.eventLoop)
+        let promise = link.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
         return promise
     }
 
-    func flushWrites(context: ChannelHandlerContext) {
+    func flushWrites(link: WebSocketLink) {
         unflushed = 0
-        if let last = lastFrame.take() { write(last, promise: batchPromise(context), context: context) }
-        context.flush()
+        if let last = lastFrame.take() { write(last, promise: batchPromise(link), link: link) }
+        link.flush()
         guard untracked.frames > 0 else { return }
         let (cost, frames) = untracked
         untracked = (0, 0)
@@ -184,19 +184,19 @@ extension WebSocketFrameHandler {
     /// The send queue is full: the closing handshake starts (its close frame after what is
     /// queued, for a client that is only slow), OnError hears of it on the loop's next turn,
     /// since this runs inside whatever sent the message (a script's ws:send, a broadcast).
-    private func closeSlowClient(context: ChannelHandlerContext) {
+    private func closeSlowClient(link: WebSocketLink) {
         let message = "client does not read fast enough (\(WebSocketCloseCode.policyViolation))"
         environment.logger.warning("websocket send queue full, closing with 1008", metadata: queueMetadata)
         close(code: WebSocketCloseCode.policyViolation, reason: "client does not read fast enough")
-        let bound = NIOLoopBound((environment.delegate, connection.peer), eventLoop: context.eventLoop)
-        context.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
+        let bound = NIOLoopBound((environment.delegate, connection.peer), eventLoop: link.eventLoop)
+        link.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
     }
 
     private func framesWritten(cost: Int, frames: Int) {
         let progress = machine.framesWritten(cost: cost, frames: frames)
-        guard let context else { return }
-        if progress.resumeReading { resumeReading(context: context) }
-        if progress.drained, let connection, context.channel.isWritable {
+        guard let link else { return }
+        if progress.resumeReading { resumeReading(link: link) }
+        if progress.drained, let connection, link.isWritable {
             environment.delegate.webSocketDrained(connection)
         }
     }

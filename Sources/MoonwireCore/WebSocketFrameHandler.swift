@@ -25,7 +25,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     let environment: ConnectionEnvironment
-    var context: ChannelHandlerContext?
+    var link: WebSocketLink?
     /// The connection as the rest of the server sees it; made with the handler (it points back
     /// to it), so it can be registered before the 101 goes out (`register`). The handshake
     /// request is not kept: the connection has what of it lasts (peer, headers), compactly.
@@ -123,7 +123,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     var settings: WebSocketSettings { environment.webSocket }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        let link = WebSocketLink.pipeline(context)
+        self.link = link
         // One read (up to 64 KiB) per turn of the loop: every frame read is handled at once, so
         // 16 reads of small frames (a ping flood) would keep the loop from its other clients.
         // (A stream's reads are the connection's, which HTTP/2's own limits pace.)
@@ -131,7 +132,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         register(channel: context.channel)
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
-        startHeartbeat(context: context)
+        startHeartbeat(link: link)
         environment.metrics?.server.openWebSockets.increment()
         environment.delegate.webSocketOpened(connection)
         if environment.openConnections.quiescing { close(code: WebSocketCloseCode.goingAway, reason: Self.stopReason) }
@@ -147,11 +148,11 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     /// Checks for silence a few times per interval; pings a silent client (unless the
     /// delegate handles it) and closes one that does not answer within the timeout.
-    private func startHeartbeat(context: ChannelHandlerContext) {
+    private func startHeartbeat(link: WebSocketLink) {
         let interval = settings.heartbeatInterval
         guard interval > 0 else { return }
         let tick = TimeAmount.nanoseconds(Int64(max(0.05, min(interval, settings.heartbeatTimeout) / 4) * 1e9))
-        scheduleHeartbeatCheck(after: tick, on: context.eventLoop)
+        scheduleHeartbeatCheck(after: tick, on: link.eventLoop)
     }
 
     /// On the server's clock, so that a test clock's advance runs the check at once.
@@ -201,8 +202,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         guard heldByDelegate else { return }
         heldByDelegate = false
         machine.heardNow(environment.clock.now())
-        guard let context, !parsing else { return }
-        resumeReading(context: context)
+        guard let link, !parsing else { return }
+        resumeReading(link: link)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -213,7 +214,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
         unparsed = nil
-        self.context = nil
+        link = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -225,7 +226,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         } else {
             unparsed = bytes
         }
-        parse(context: context)
+        parse(link: .pipeline(context))
     }
 
     /// Hands what was read to the state machine, event by event, until it is all parsed, the
@@ -233,7 +234,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// the flush may count frames off the send queue at once and so lift the hold it put on the
     /// reading: then parsing goes on here, in a loop (a flush's completions that ask for it
     /// re-entrantly find it running), not one call deeper per flush.
-    private func parse(context: ChannelHandlerContext) {
+    private func parse(link: WebSocketLink) {
         guard !parsing else { return }
         parsing = true
         var stoppedEarly = false
@@ -241,20 +242,20 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
             guard var bytes = unparsed.take() else { break }
             let now = environment.clock.now()
             while !machine.readingPaused, !heldByDelegate, isOpenForFrames, let event = parser.next(&bytes) {
-                perform(machine.received(event, now: now), context: context)
+                perform(machine.received(event, now: now), link: link)
             }
             stoppedEarly = bytes.readableBytes > 0 && (machine.readingPaused || heldByDelegate)
-            if bytes.readableBytes > 0, self.context != nil { keepUnparsed(bytes) }
-            if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
+            if bytes.readableBytes > 0, self.link != nil { keepUnparsed(bytes) }
+            if unflushed > 0 || lastFrame != nil { flushWrites(link: link) }
         } while stoppedEarly && !machine.readingPaused && !heldByDelegate && isOpenForFrames
         parsing = false
-        if unflushed > 0 || lastFrame != nil { flushWrites(context: context) }
-        if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, context: context) }
+        if unflushed > 0 || lastFrame != nil { flushWrites(link: link) }
+        if messageTimer == nil, let deadline = machine.messageDeadline { startMessageTimer(deadline, link: link) }
     }
 
     /// Whether frames read are still for the state machine (not after a close or a failure).
     private var isOpenForFrames: Bool {
-        (machine.phase == .open || machine.phase == .closeSent) && context != nil
+        (machine.phase == .open || machine.phase == .closeSent) && link != nil
     }
 
     /// Keeps `bytes` for later, ahead of anything read meanwhile.
@@ -273,34 +274,34 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    func resumeReading(context: ChannelHandlerContext) {
-        parse(context: context)
+    func resumeReading(link: WebSocketLink) {
+        parse(link: link)
         guard !machine.readingPaused, !heldByDelegate, readHeld else { return }
         readHeld = false
-        context.read()
+        link.read()
     }
 
-    private func startMessageTimer(_ deadline: NIODeadline, context: ChannelHandlerContext) {
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    private func startMessageTimer(_ deadline: NIODeadline, link: WebSocketLink) {
+        let bound = NIOLoopBound(self, eventLoop: link.eventLoop)
         // The deadline is on the server's clock; the loop's timer runs on the real one.
-        messageTimer = context.eventLoop.scheduleTask(in: deadline - environment.clock.now()) {
+        messageTimer = link.eventLoop.scheduleTask(in: deadline - environment.clock.now()) {
             let handler = bound.value
             handler.messageTimer = nil
-            guard let context = handler.context else { return }
-            handler.perform(handler.machine.messageTimerFired(now: handler.environment.clock.now()), context: context)
+            guard let link = handler.link else { return }
+            handler.perform(handler.machine.messageTimerFired(now: handler.environment.clock.now()), link: link)
             if handler.messageTimer == nil, let deadline = handler.machine.messageDeadline {
-                handler.startMessageTimer(deadline, context: context)
+                handler.startMessageTimer(deadline, link: link)
             }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        perform(machine.errorCaught(error), context: context)
+        perform(machine.errorCaught(error), link: .pipeline(context))
     }
 
     /// Carries out what the state machine decided; the action is consumed, so a message is
     /// handed on without a copy.
-    func perform(_ action: consuming WebSocketStateMachine.Action, context: ChannelHandlerContext) {
+    func perform(_ action: consuming WebSocketStateMachine.Action, link: WebSocketLink) {
         switch consume action {
         case .none:
             break
@@ -328,7 +329,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         case .connectionLost:
             // The peer went away (reset, broken pipe): nothing to answer, not a protocol error.
             reportClosed(code: WebSocketCloseCode.abnormal, reason: "")
-            context.close(promise: nil)
+            link.close()
         }
     }
 
@@ -336,23 +337,22 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// Starts the closing handshake; the TCP connection ends when the client answers, or
     /// after a grace period if it does not.
     func close(code: UInt16, reason: String) {
-        guard let context, !machine.sentClose else { return }
+        guard let link, !machine.sentClose else { return }
         sendClose(WebSocketStateMachine.CloseFrame(code: code, reason: reason))
-        let channel = context.channel
-        context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        link.close(after: .seconds(5))
     }
 
     private func sendClose(_ frame: WebSocketStateMachine.CloseFrame) {
-        guard let context else { return }
+        guard let link else { return }
         machine.closeFrameSent()
         connection?.markClosing()
-        var payload = context.channel.allocator.buffer(capacity: 2 + frame.reason.utf8.count)
+        var payload = link.allocator.buffer(capacity: 2 + frame.reason.utf8.count)
         if let code = frame.code {
             payload.writeInteger(code)
             payload.writeString(frame.reason)
         }
-        writeFrame(OutgoingWebSocketFrame(opcode: .connectionClose, payload: payload), cost: 0, context: context)
-        flushWrites(context: context)
+        writeFrame(OutgoingWebSocketFrame(opcode: .connectionClose, payload: payload), cost: 0, link: link)
+        flushWrites(link: link)
     }
 
     /// A protocol violation, or a client that does not read: close with `code`, tell the
@@ -369,10 +369,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     private func closeTCP() {
-        guard let context else { return }
-        let channel = context.channel
-        flushWrites(context: context)
-        channel.eventLoop.execute { channel.close(promise: nil) }
+        guard let link else { return }
+        flushWrites(link: link)
+        link.closeSoon()
     }
 
     private func reportClosed(code: UInt16, reason: String) {

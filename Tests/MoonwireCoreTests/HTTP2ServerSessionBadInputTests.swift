@@ -219,6 +219,43 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(client.streams[streams[2]]?.resetWith, NGHTTP2_REFUSED_STREAM.rawValue)
         XCTAssertNil(client.goAway, "a stream error, not a connection error")
     }
+
+    /// nghttp2 alone would end the connection for a stream over a limit the client has
+    /// acknowledged; the session announces the configured limit, gives nghttp2 a higher one,
+    /// and refuses the streams in between one by one. (A client on nghttp2 keeps to the limit,
+    /// so the frames are written by hand.)
+    func testAStreamOverAnAcknowledgedLimitIsRefusedAloneAndTheLimitIsTheConfiguredOne() {
+        let server = HTTP2ServerSession(settings: .init(maxConcurrentStreams: 2))
+        var events: [HTTP2SessionEvent] = []
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        let settings = Self.frames(output).first { $0.type == UInt8(NGHTTP2_SETTINGS.rawValue) }!.payload
+        var announced: [UInt16: UInt32] = [:]
+        for index in stride(from: 0, to: settings.count, by: 6) {
+            let identifier = UInt16(settings[index]) << 8 | UInt16(settings[index + 1])
+            announced[identifier] = settings[(index + 2)..<(index + 6)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        }
+        XCTAssertEqual(announced[UInt16(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue)], 2)
+        var input = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        input.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])  // empty SETTINGS
+        input.writeBytes([0, 0, 0, 0x04, 0x01, 0, 0, 0, 0])  // the ACK of the server's
+        for stream: UInt32 in [1, 3, 5, 7] { input.writeBytes(Self.getFrame(stream: stream, name: "x-n", value: "1")) }
+        server.receive(input, into: &events)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [1, 3])
+        XCTAssertEqual(events.filter { if case .streamRefused = $0 { true } else { false } }, [
+            .streamRefused(stream: 5, firstOnConnection: true), .streamRefused(stream: 7, firstOnConnection: false),
+        ])
+        server.respond(stream: 1, status: 200, headers: [:], endStream: true)
+        output.clear()
+        server.takeOutput(into: &output, events: &events)
+        let resets = Self.frames(output).filter { $0.type == UInt8(NGHTTP2_RST_STREAM.rawValue) }
+        XCTAssertEqual(resets.map(\.stream), [5, 7])
+        XCTAssertEqual(resets.first?.payload, [0, 0, 0, UInt8(NGHTTP2_REFUSED_STREAM.rawValue)])
+        XCTAssertNil(Self.goAwayError(output), "a stream error, not a connection error")
+        events.removeAll()
+        server.receive(ByteBuffer(bytes: Self.getFrame(stream: 9, name: "x-n", value: "1")), into: &events)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [9], "the answered stream made room")
+    }
 }
 
 /// A seeded generator, so the garbage is the same on every run.

@@ -255,7 +255,7 @@ class H2WebSocket:
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 2, 3, 4, 5, 6, 7, 8
 END_STREAM, END_HEADERS = 0x1, 0x4
-PROTOCOL_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x1, 0x7, 0x8, 0x9
+PROTOCOL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x1, 0x6, 0x7, 0x8, 0x9
 ACK = 0x1
 SETTINGS_ENABLE_PUSH, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 0x2, 0x3, 0x4
 
@@ -315,6 +315,18 @@ def recv_some(sock, deadline):
         return sock.recv(65536)
     except (socket.timeout, OSError):
         return b""
+
+
+def read_head(sock, deadline):
+    """An HTTP/1.1 response head (an h2c upgrade's 101), and the bytes after it."""
+    received = b""
+    while b"\r\n\r\n" not in received and time.monotonic() < deadline:
+        chunk = recv_some(sock, deadline)
+        if not chunk:
+            break
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
 
 
 class RawH2:

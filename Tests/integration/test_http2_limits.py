@@ -1,7 +1,8 @@
 """HTTP/2 under bad input and load: protocol errors answered with GOAWAY (RFC 9113), 10 MiB
 bodies both ways through flow control, 200 streams on one connection, stream resets, h2load,
 and clients that stall or open more streams than allowed; each checks that other streams and
-connections go on. Loopback only."""
+connections go on. Loopback only. Each test runs on both HTTP/2 engines (nio, nghttp2:
+http2_site.py), the send timeout on nio only."""
 import asyncio
 import hashlib
 import os
@@ -18,7 +19,8 @@ from http2_client import (ACK, CANCEL, COMPRESSION_ERROR, DATA, END_HEADERS, END
                           SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, WINDOW_UPDATE, RawH2, frame,
                           goaway_codes, parse_frames, raw_connect, read_until_closed, target_of)
 from harness import wait_until
-from http2_site import BIG, run, server, site, target, tool  # noqa: F401 (fixtures)
+from http2_site import (BIG, engine, moonwire, moonwire_module, nio_only, run,  # noqa: F401 (fixtures)
+                        server, site, target, tool)
 from tls_certs import client_context, start_tls
 
 BAD_PREFACES = {
