@@ -15,7 +15,7 @@ import pytest
 
 from http2_client import (DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, SETTINGS_FRAME, parse_frames, read_head, recv_some,
                           target_of)
-from http2_site import (SITE, engine, moonwire, moonwire_module, nio_only, run,  # noqa: F401 (fixtures)
+from http2_site import (SITE, engine, moonwire, moonwire_module, run,  # noqa: F401 (fixtures)
                         server, site, target, tool)
 from tls_certs import client_context, start_tls
 
@@ -205,7 +205,6 @@ def push_server(moonwire, certs, site):
     return start_tls(moonwire, certs, PUSH_APP, www=site)
 
 
-@nio_only   # server push
 @pytest.mark.parametrize("kind", ["tls", "h2c"])
 def test_push_preload_promises_each_link(push_server, certs, kind):
     target = target_of(push_server, certs, kind)
@@ -236,7 +235,6 @@ def test_no_push_when_the_client_disables_it(push_server, certs, kind):
     assert client.pushes == []
 
 
-@nio_only   # server push
 def test_push_remove_drops_the_entry(push_server, certs):
     with target_of(push_server, certs, "tls").h2() as client:
         reply = client.get("/gone.html")
@@ -247,7 +245,6 @@ def test_push_remove_drops_the_entry(push_server, certs):
         assert client.wait(lambda: len(client.pushes) == 3, timeout=5), "control: /index.html still pushes"
 
 
-@nio_only   # server push
 def test_push_seen_by_nghttp(push_server):
     nghttp = tool("nghttp")
     pushed = run(nghttp, "-nv", f"https://127.0.0.1:{push_server.tls_port}/index.html", timeout=20)
