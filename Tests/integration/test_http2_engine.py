@@ -20,8 +20,8 @@ import pytest
 from harness import run_cli
 from http2_client import (ACK, DATA, END_STREAM, FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PREFACE, PROTOCOL_ERROR,
                           REFUSED_STREAM, SETTINGS_FRAME, RawH2, Target, frame, goaway_codes, raw_connect,
-                          read_until_closed, target_of)
-from http2_site import engine, moonwire, moonwire_module, run, tool  # noqa: F401 (fixtures)
+                          read_until_closed)
+from http2_site import engine, moonwire, moonwire_module, run, target, tool  # noqa: F401 (fixtures; `target` over this module's `server`)
 from tls_certs import start_tls
 
 ENGINE_ERROR = 'http2.engine must be "nio" or "nghttp2"'
@@ -61,10 +61,6 @@ def server(moonwire_module, certs):
     """One server for the tests that only read, per engine: TLS and the plain port."""
     return start_tls(moonwire_module, certs, APP, threads=2)
 
-
-@pytest.fixture(params=["tls", "h2c"])
-def target(request, server, certs):
-    return target_of(server, certs, request.param)
 
 
 # --- the option ----------------------------------------------------------------------------
