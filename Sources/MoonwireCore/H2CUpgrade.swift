@@ -2,37 +2,166 @@
 // speaks HTTP/2, and the request that asked for the upgrade is answered on stream 1. NIO's
 // HTTP/2 handler has no notion of that implicit stream, so the request is handed to it as
 // the HEADERS frame the client would have sent, right after the client's preface and first
-// SETTINGS frame.
+// SETTINGS frame; a request with content is answered on HTTP/1.1 instead. The nghttp2 engine
+// has that stream (`nghttp2_session_upgrade2`): the connection opens stream 1 with the request
+// itself (HTTP2SessionConnection.upgrade), and its content when it had some, which RFC 7540
+// has the server receive whole before the 101.
+import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
+/// The request that asked for an h2c upgrade, and the client's SETTINGS from its
+/// HTTP2-Settings field.
+struct H2CUpgrade {
+    var request: HTTPRequestHead
+    /// The SETTINGS frame payload, base64url-decoded: six bytes per setting.
+    var settings: [UInt8]
+    /// The request's content (nghttp2 engine only); nil when it had none.
+    var body: ByteBuffer?
+
+    /// The request as the HTTP/2 stream 1 it becomes: `:authority` from Host, every
+    /// connection-specific field dropped (RFC 9113 section 8.2.2), names lowercase.
+    var streamHead: HTTP2RequestHead {
+        var fields = HTTPHeaders()
+        for (name, value) in Self.streamFields(of: request) { fields.add(name: name, value: value) }
+        return HTTP2RequestHead(
+            stream: 1, method: request.method.rawValue, scheme: "http", authority: request.headers.first(name: "host"),
+            path: request.uri, protocol: nil, fields: fields, endStream: body == nil)
+    }
+
+    private static let connectionSpecific: Set<String> = [
+        "host", "connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+    ]
+
+    /// The request's regular fields as HTTP/2 carries them.
+    static func streamFields(of request: HTTPRequestHead) -> [(name: String, value: String)] {
+        request.headers.compactMap { name, value in
+            let lowercased = name.lowercased()
+            return connectionSpecific.contains(lowercased) ? nil : (lowercased, value)
+        }
+    }
+
+    /// The payload of exactly one HTTP2-Settings field (RFC 7540 section 3.2.1: otherwise the
+    /// server must not upgrade): base64url (padding allowed), of settings the session accepts
+    /// (`HTTP2ServerSession.acceptable`, which both engines ask); nil when it is not.
+    static func settingsPayload(of request: HTTPRequestHead) -> [UInt8]? {
+        let fields = request.headers["http2-settings"]
+        guard fields.count == 1 else { return nil }
+        var base64 = [UInt8]()
+        // token68 (RFC 9110 section 11.2) allows the padding RFC 7540 says to omit.
+        for byte in fields[0].utf8.reversed().drop(while: { $0 == UInt8(ascii: "=") }).reversed() {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                base64.append(byte)
+            case UInt8(ascii: "-"): base64.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): base64.append(UInt8(ascii: "/"))
+            default: return nil
+            }
+        }
+        base64 += Array(repeating: UInt8(ascii: "="), count: (4 - base64.count % 4) % 4)
+        guard let decoded = Data(base64Encoded: Data(base64)) else { return nil }
+        let payload = [UInt8](decoded)
+        guard HTTP2ServerSession.acceptable(settings: payload) else { return nil }
+        return payload
+    }
+}
+
 /// Accepts `Upgrade: h2c` and turns the connection into HTTP/2.
 struct H2CUpgrader: HTTPServerProtocolUpgrader {
     let supportedProtocol = "h2c"
     let requiredUpgradeHeaders = ["http2-settings"]
-    let configure: (Channel) throws -> Void
+    /// The nio engine's upgrade replays the request as a HEADERS frame, which must fit the
+    /// client's default limits and cannot carry content.
+    let replaysRequest: Bool
+    let configure: (Channel, H2CUpgrade) throws -> Void
 
+    /// Declines (the request is then answered on HTTP/1.1, RFC 9110 section 7.8) when
+    /// HTTP2-Settings is not one valid field, or the request's content cannot go to stream 1:
+    /// chunked, announced by `Expect` (the upgrade handler would never let the 100 out), or
+    /// larger than H2CUpgradeBody keeps.
     func buildUpgradeResponse(channel: Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders)
         -> EventLoopFuture<HTTPHeaders>
     {
-        // A request with a body would have to be replayed with it: answer it on HTTP/1.1.
-        let hasBody =
-            upgradeRequest.headers.first(name: "content-length").flatMap(Int.init).map { $0 > 0 } ?? false
-            || upgradeRequest.headers.contains(name: "transfer-encoding")
-        guard !hasBody, H2CUpgradeRequest.headersFrame(for: upgradeRequest) != nil else {
-            return channel.eventLoop.makeFailedFuture(HTTPServerUpgradeErrors.invalidHTTPOrdering)
+        channel.eventLoop.makeCompletedFuture {
+            let pipeline = channel.pipeline.syncOperations
+            let upgradeHandler = try pipeline.handler(type: HTTPServerUpgradeHandler.self)
+            guard let length = contentLengthForStreamOne(upgradeRequest), H2CUpgrade.settingsPayload(of: upgradeRequest) != nil
+            else {
+                try pipeline.addHandler(H2CUpgradeDeclined(), position: .after(upgradeHandler))
+                throw HTTPServerUpgradeErrors.invalidHTTPOrdering
+            }
+            if length > 0 { try pipeline.addHandler(H2CUpgradeBody(), position: .before(upgradeHandler)) }
+            return initialResponseHeaders
         }
-        return channel.eventLoop.makeSucceededFuture(initialResponseHeaders)
+    }
+
+    /// The request's content length when stream 1 can carry the request; nil when not.
+    private func contentLengthForStreamOne(_ request: HTTPRequestHead) -> Int? {
+        let headers = request.headers
+        let lengths = headers["content-length"]
+        guard !headers.contains(name: "transfer-encoding"), lengths.count <= 1,
+            let length = lengths.isEmpty ? 0 : Int(lengths[0])
+        else { return nil }
+        if replaysRequest {
+            return length == 0 && H2CUpgradeRequest.headersFrame(for: request) != nil ? 0 : nil
+        }
+        return length == 0 || (length <= H2CUpgradeBody.maxLength && !headers.contains(name: "expect")) ? length : nil
     }
 
     func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
         let channel = context.channel
         return channel.eventLoop.makeCompletedFuture {
-            guard let frame = H2CUpgradeRequest.headersFrame(for: upgradeRequest) else { return }
-            try channel.pipeline.syncOperations.addHandler(H2CUpgradeRequest(frame: frame))
-            try configure(channel)
+            guard let settings = H2CUpgrade.settingsPayload(of: upgradeRequest) else {
+                throw HTTPServerUpgradeErrors.invalidHTTPOrdering
+            }
+            var upgrade = H2CUpgrade(request: upgradeRequest, settings: settings)
+            let pipeline = channel.pipeline.syncOperations
+            if let keeper = try? pipeline.handler(type: H2CUpgradeBody.self) {
+                upgrade.body = keeper.body
+                pipeline.removeHandler(context: try pipeline.context(handler: keeper), promise: nil)
+            }
+            try configure(channel, upgrade)
+        }
+    }
+}
+
+/// Stops the error by which the upgrader declines (NIO's upgrade handler fires it on before
+/// the request itself) short of the exchange handler, which would close the connection for
+/// it; then leaves.
+final class H2CUpgradeDeclined: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if (error as? HTTPServerUpgradeErrors) != .invalidHTTPOrdering { context.fireErrorCaught(error) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// Keeps the content of an upgrade request for stream 1 (nghttp2 engine): NIO's upgrade
+/// handler, which it sits before, drops body parts while it waits for the request's end.
+final class H2CUpgradeBody: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    /// The initial stream window (RFC 9113 section 6.9.2): what a client of HTTP/2 could send
+    /// on a stream before the server says more.
+    static let maxLength = 65_535
+    private(set) var body = ByteBuffer()
+    /// After the request's end: the new protocol's bytes, passed on untouched.
+    private var ended = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !ended else { return context.fireChannelRead(data) }
+        switch unwrapInboundIn(data) {
+        case .body(var bytes):
+            body.writeBuffer(&bytes)
+        case .end:
+            ended = true
+            context.fireChannelRead(data)
+        case .head:
+            context.fireChannelRead(data)
         }
     }
 }
@@ -97,11 +226,8 @@ final class H2CUpgradeRequest: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: ":scheme", value: "http", indexing: .neverIndexed)
         headers.add(name: ":authority", value: head.headers.first(name: "host") ?? "", indexing: .neverIndexed)
         headers.add(name: ":path", value: head.uri, indexing: .neverIndexed)
-        let connectionSpecific: Set<String> = [
-            "host", "connection", "upgrade", "http2-settings", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-        ]
-        for (name, value) in head.headers where !connectionSpecific.contains(name.lowercased()) {
-            headers.add(name: name.lowercased(), value: value, indexing: .neverIndexed)
+        for (name, value) in H2CUpgrade.streamFields(of: head) {
+            headers.add(name: name, value: value, indexing: .neverIndexed)
         }
         let listSize = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
         guard listSize <= defaultMaxHeaderListSize else { return nil }

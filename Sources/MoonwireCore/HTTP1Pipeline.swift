@@ -24,7 +24,10 @@ enum HTTP1Pipeline {
             makeWebSocketUpgrader(environment: environment, state: upgrade, scheme: scheme, eventLoop: pipeline.eventLoop)
         ]
         if scheme == "http", environment.http2.enabled {
-            upgraders.append(H2CUpgrader { channel in try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme, upgraded: true) })
+            upgraders.append(
+                H2CUpgrader(replaysRequest: environment.http2.engine == .nio) { channel, upgrade in
+                    try HTTP2Pipeline.configure(channel, environment: environment, scheme: scheme, upgraded: upgrade)
+                })
         }
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(encoder)

@@ -6,16 +6,22 @@
 // idle timeout, the send timeout, and NIO's connection management handler for a graceful
 // stop: GOAWAY, then close once the streams are done.
 import NIOCore
+import NIOHTTP1
 import NIOHTTP2
 
 enum HTTP2Pipeline {
     /// Turns a connection that speaks HTTP/2 (after ALPN "h2", the cleartext preface, or an
     /// h2c upgrade) into streams. `upgraded`: by an h2c upgrade, whose first request came as
-    /// HTTP/1.1; only the nio engine takes those.
-    static func configure(_ channel: Channel, environment: ConnectionEnvironment, scheme: String, upgraded: Bool = false) throws {
+    /// HTTP/1.1 and is answered on stream 1.
+    static func configure(_ channel: Channel, environment: ConnectionEnvironment, scheme: String, upgraded: H2CUpgrade? = nil)
+        throws
+    {
         let settings = environment.http2
-        if settings.engine == .nghttp2, !upgraded {
-            return try configureSession(channel, environment: environment, scheme: scheme)
+        if settings.engine == .nghttp2 {
+            return try configureSession(channel, environment: environment, scheme: scheme, upgraded: upgraded)
+        }
+        if let upgraded, let frame = H2CUpgradeRequest.headersFrame(for: upgraded.request) {
+            try channel.pipeline.syncOperations.addHandler(H2CUpgradeRequest(frame: frame))
         }
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -88,13 +94,17 @@ enum HTTP2Pipeline {
     }
 
     /// The nghttp2 engine: one handler at the connection (HTTP2SessionConnection), the idle
-    /// timeout, and the log of connection failures.
-    private static func configureSession(_ channel: Channel, environment: ConnectionEnvironment, scheme: String) throws {
+    /// timeout, and the log of connection failures. An upgraded connection's stream 1 opens
+    /// once they are all in place, before any HTTP/2 byte is read.
+    private static func configureSession(
+        _ channel: Channel, environment: ConnectionEnvironment, scheme: String, upgraded: H2CUpgrade?
+    ) throws {
         let idle = HTTP2IdleTimeout(timeout: environment.limits.keepAliveTimeout, eventLoop: channel.eventLoop)
         let connection = HTTP2SessionConnection(channel: channel, environment: environment, scheme: scheme, idle: idle)
         try channel.pipeline.syncOperations.addHandler(connection)
         try channel.pipeline.syncOperations.addHandler(idle)
         try channel.pipeline.syncOperations.addHandler(ConnectionFailures(layer: .http2, environment: environment))
+        if let upgraded, !connection.upgrade(upgraded) { throw HTTPServerUpgradeErrors.invalidHTTPOrdering }
         if environment.openConnections.quiescing {
             channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         }

@@ -1,14 +1,50 @@
 // HTTP/2 server push (RFC 9113 section 8.4): for a request whose path has preload links, the
 // server promises each linked resource on the request's stream and answers it on a stream of
-// its own, as if the client had asked for it with a GET.
+// its own, as if the client had asked for it with a GET. What is promised is the same on both
+// engines (HTTP2PushedRequest); how it is promised is the engine's: on nio, the handler below
+// and HTTP2PushConnection; on nghttp2, HTTP2SessionStream+Push.swift.
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
+/// What promises a stream's preload links: the exchange handler of a stream that may push
+/// holds one and calls it before the delegate answers, so the promises go out before the
+/// answer (RFC 9113 section 8.4: before any frame that refers to the pushed resources).
+protocol HTTP2PushPromiser: AnyObject {
+    /// Promises each of `paths` linked from `request` and starts answering it.
+    func promise(_ paths: [String], for request: HTTPRequest)
+}
+
+/// A request the server pushes: a GET of a preload link with the linking request's scheme
+/// and authority and the fields that would make the client's own GET answer the same
+/// (agent, encodings, languages, cookies).
+struct HTTP2PushedRequest {
+    var scheme: String
+    var authority: String
+    var path: String
+    var headers: HTTPHeaders
+
+    /// The linking request's fields a pushed request carries.
+    private static let copiedFields = ["user-agent", "accept-encoding", "accept-language", "cookie"]
+
+    /// The requests for `paths` linked from `request`: only origin paths, and not the linking
+    /// request's own target.
+    static func requests(for paths: [String], linkedFrom request: HTTPRequest) -> [HTTP2PushedRequest] {
+        let pushed = paths.filter { $0.hasPrefix("/") && $0 != request.uri }
+        guard !pushed.isEmpty else { return [] }
+        var headers = HTTPHeaders()
+        for name in copiedFields {
+            for value in request.headers[name] { headers.add(name: name, value: value) }
+        }
+        let authority = request.headers.first(name: "host") ?? ""
+        return pushed.map { HTTP2PushedRequest(scheme: request.scheme, authority: authority, path: $0, headers: headers) }
+    }
+}
+
 /// Sits on a client stream between the stream channel and NIO's HTTP/2-to-HTTP/1 codec, so it
 /// can write PUSH_PROMISE frames the codec does not know.
-final class HTTP2Push: ChannelOutboundHandler, RemovableChannelHandler {
+final class HTTP2Push: ChannelOutboundHandler, RemovableChannelHandler, HTTP2PushPromiser {
     typealias OutboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
@@ -31,15 +67,13 @@ final class HTTP2Push: ChannelOutboundHandler, RemovableChannelHandler {
     /// promise, and then nothing more happens.
     func promise(_ paths: [String], for request: HTTPRequest) {
         guard let context, !paths.isEmpty, connection.clientAllowsPush else { return }
-        for path in paths where path.hasPrefix("/") && path != request.uri {
+        for pushed in HTTP2PushedRequest.requests(for: paths, linkedFrom: request) {
             var headers = HPACKHeaders()
             headers.add(name: ":method", value: "GET")
-            headers.add(name: ":scheme", value: request.scheme)
-            headers.add(name: ":authority", value: request.headers.first(name: "host") ?? "")
-            headers.add(name: ":path", value: path)
-            for name in ["user-agent", "accept-encoding", "accept-language", "cookie"] {
-                for value in request.headers[name] { headers.add(name: name, value: value) }
-            }
+            headers.add(name: ":scheme", value: pushed.scheme)
+            headers.add(name: ":authority", value: pushed.authority)
+            headers.add(name: ":path", value: pushed.path)
+            for (name, value) in pushed.headers { headers.add(name: name, value: value) }
             let streamID = connection.reserveStreamID()
             let promised = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(

@@ -6,6 +6,7 @@
 // has no send timeout, and its NIOHTTP2ServerConnectionManagementHandler only watches idle
 // connections. One timer per connection sweeps the waiting streams ten times per timeout,
 // rather than one timer per stream: nearly every answer waits a moment for its END_STREAM.
+// The nghttp2 engine's streams have no channels: HTTP2SessionSendTimeout is theirs.
 import Logging
 import NIOCore
 import NIOHTTP2
@@ -107,13 +108,21 @@ final class HTTP2SendTimeout: ChannelInboundHandler {
         if !waiting.isEmpty || socketFullSince != nil { scheduleSweep() }
     }
 
-    private var seconds: String {
+    private var seconds: String { Self.seconds(timeout) }
+
+    private func report(_ message: String, context: ChannelHandlerContext) {
+        Self.report(message, channel: context.channel, environment: environment)
+    }
+
+    /// A timeout for a log line: "60", "2.5".
+    static func seconds(_ timeout: TimeAmount) -> String {
         let value = Double(timeout.nanoseconds) / 1e9
         return value == value.rounded() ? String(Int(value)) : String(value)
     }
 
-    private func report(_ message: String, context: ChannelHandlerContext) {
-        let peer = ConnectionInfo(channel: context.channel)
+    /// Logs a send timeout of the connection `channel` and tells the delegate (both engines).
+    static func report(_ message: String, channel: Channel, environment: ConnectionEnvironment) {
+        let peer = ConnectionInfo(channel: channel)
         environment.logger.warning(
             "send timeout", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
         environment.delegate.protocolError(peer, message: message)

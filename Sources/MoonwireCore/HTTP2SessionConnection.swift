@@ -27,6 +27,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     private let scheme: String
     private let peer: ConnectionInfo
     private let idle: HTTP2IdleTimeout
+    let sendTimeout: HTTP2SessionSendTimeout
     private var context: ChannelHandlerContext?
     private var exchanges: [Int32: HTTPExchangeHandler] = [:]
     private var webSockets: [Int32: HTTP2SessionWebSocket] = [:]
@@ -55,6 +56,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         self.environment = environment
         self.scheme = scheme
         self.idle = idle
+        sendTimeout = HTTP2SessionSendTimeout(channel: channel, environment: environment)
     }
 
     /// Whether the socket takes more bytes now.
@@ -67,6 +69,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         closeStreams()
+        sendTimeout.stop()
         self.context = nil
     }
 
@@ -83,6 +86,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sendTimeout.writabilityChanged(context.channel.isWritable)
         if context.channel.isWritable {
             flushOutput()
             for exchange in exchanges.values { exchange.sessionStreamWritable() }
@@ -131,6 +135,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             guard context.channel.isWritable, more || flushAgain else { break }
         }
         flushing = false
+        sendTimeout.flushed()
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
 
@@ -157,8 +162,11 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
                 return session.consume(stream: id, bytes: bytes.readableBytes)
             }
             stream.unconsumed += bytes.readableBytes
-            if bytes.readableBytes > 0 { exchange.receiveFromSession(.body(bytes)) }
-            if end { exchange.receiveFromSession(.end(nil)) }
+            if bytes.readableBytes > 0 {
+                exchange.receiveFromSession(.body(bytes), thenEnd: end)
+            } else if end {
+                exchange.receiveFromSession(.end(nil))
+            }
             exchange.sessionWantsMore()
         case .requestTrailers(let id, let trailers):
             exchanges[id]?.receiveFromSession(.end(trailers))
@@ -201,10 +209,25 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         environment.delegate.protocolError(peer, message: message)
     }
 
-    /// A new request: its exchange, and the head as the exchange takes it from any transport;
-    /// `answer`, when given, instead of the delegate's.
+    /// An h2c upgrade (H2CUpgrade.swift): the request that asked for it, content included,
+    /// opens stream 1 with the client's HTTP2-Settings applied. The content came before the
+    /// session, so it is no flow control's. False when the session refuses those settings.
+    func upgrade(_ upgraded: H2CUpgrade) -> Bool {
+        guard session.upgrade(settings: upgraded.settings, headRequest: upgraded.request.method == .HEAD) else { return false }
+        open(upgraded.streamHead)
+        if let body = upgraded.body, let exchange = exchanges[1] {
+            exchange.receiveFromSession(.body(body))
+            exchange.receiveFromSession(.end(nil))
+        }
+        flushOutput()
+        return true
+    }
+
+    /// A new request, the client's or a pushed one (HTTP2SessionStream+Push.swift): its
+    /// exchange, and the head as the exchange takes it from any transport; `answer`, when
+    /// given, instead of the delegate's.
     @discardableResult
-    private func open(_ head: HTTP2RequestHead, answer: HTTPResponse? = nil) -> HTTP2SessionStream {
+    func open(_ head: HTTP2RequestHead, answer: HTTPResponse? = nil) -> HTTP2SessionStream {
         let stream = HTTP2SessionStream(id: head.stream, connection: self)
         let exchange = HTTPExchangeHandler(
             environment: environment, transport: .http2Session(stream, self, connection: peer), scheme: scheme)
@@ -222,8 +245,8 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
         let target = head.path ?? head.authority ?? ""
         exchange.receiveFromSession(
-            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)))
-        if head.endStream { exchange.receiveFromSession(.end(nil)) }
+            .head(HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: head.method), uri: target, headers: headers)),
+            thenEnd: head.endStream)
         return stream
     }
 

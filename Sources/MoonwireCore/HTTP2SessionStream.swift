@@ -24,6 +24,10 @@ final class HTTP2SessionStream {
     /// The request ended early (a refused CONNECT, whose client sends no end): what it still
     /// sends is handed back to flow control and dropped.
     var dropsRequest = false
+    /// Answer content or its end was queued and not all framed yet: the send timeout watches.
+    private(set) var sendPending = false
+    /// Answer content bytes queued in the session, framed or not.
+    private var submitted = 0
 
     init(id: Int32, connection: HTTP2SessionConnection) {
         self.id = id
@@ -32,6 +36,9 @@ final class HTTP2SessionStream {
 
     /// How many answer bytes may wait in the session before a streamed answer is told to wait.
     static let queueLimit = 64 * 1024
+
+    /// Answer content bytes the session has framed: the send timeout's measure of progress.
+    var framedBytes: Int { submitted - (connection?.session.queuedBytes(stream: id) ?? 0) }
 
     var isWritable: Bool {
         guard let connection else { return false }
@@ -51,7 +58,9 @@ final class HTTP2SessionStream {
             promise?.succeed()
         case .body(.byteBuffer(let bytes)):
             submitHead(endStream: false)
-            session.sendData(stream: id, bytes, endStream: false)
+            if session.sendData(stream: id, bytes, endStream: false), bytes.readableBytes > 0 {
+                queued(bytes.readableBytes, on: connection)
+            }
             if let promise { written.append(promise) }
         case .body(.fileRegion):
             // HTTP/2 answers copy files through buffers (`sendsFileRegions` is false).
@@ -62,13 +71,25 @@ final class HTTP2SessionStream {
                 submitHead(endStream: true)
             } else {
                 submitHead(endStream: false)
-                if let trailers {
-                    session.sendTrailers(stream: id, trailers)
-                } else {
-                    session.sendData(stream: id, ByteBuffer(), endStream: true)
-                }
+                let ended =
+                    if let trailers {
+                        session.sendTrailers(stream: id, trailers)
+                    } else {
+                        session.sendData(stream: id, ByteBuffer(), endStream: true)
+                    }
+                if ended { queued(0, on: connection) }
             }
             if let promise { written.append(promise) }
+        }
+    }
+
+    /// `bytes` of content (or the answer's end) went into the session: the connection's send
+    /// timeout looks after its flush whether they are still unframed.
+    private func queued(_ bytes: Int, on connection: HTTP2SessionConnection) {
+        submitted += bytes
+        if !sendPending {
+            sendPending = true
+            connection.sendTimeout.queued(self)
         }
     }
 
@@ -90,6 +111,7 @@ final class HTTP2SessionStream {
 
     /// The session framed all the content written so far.
     func sendQueueDrained() {
+        settle()
         let promises = written
         written.removeAll()
         for promise in promises { promise.succeed() }
@@ -109,9 +131,9 @@ final class HTTP2SessionStream {
         connection.flushOutput()
     }
 
-    /// Ends the stream at once (RST_STREAM CANCEL), unless its answer is complete.
+    /// Ends the stream at once (RST_STREAM CANCEL), unless its answer is complete and framed.
     func close() {
-        guard let connection, !answerEnded || connection.session.queuedBytes(stream: id) > 0 else { return }
+        guard let connection, !answerEnded || sendPending else { return }
         connection.session.reset(stream: id, error: HTTP2SessionConnection.cancel)
         connection.flushOutput()
     }
@@ -126,9 +148,17 @@ final class HTTP2SessionStream {
 
     /// The stream closed (answered, reset, or the connection went): nothing more goes out.
     func closed() {
+        settle()
         connection = nil
         let promises = written
         written.removeAll()
         for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+    }
+
+    /// Nothing of the answer waits unframed any more: the send timeout stops watching.
+    private func settle() {
+        guard sendPending else { return }
+        sendPending = false
+        connection?.sendTimeout.settled(self)
     }
 }

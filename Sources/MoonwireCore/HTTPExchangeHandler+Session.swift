@@ -5,10 +5,22 @@ import NIOCore
 import NIOHTTP1
 
 extension HTTPExchangeHandler {
-    /// A part of the stream's request.
-    func receiveFromSession(_ part: consuming HTTPServerRequestPart) {
+    /// Parts of the stream's request that came in one read: `part`, then the request's end
+    /// when `thenEnd`. As a read of a stream's child channel does on the nio engine, it moves
+    /// the body's timers (`HTTPReadTimeouts`), which start with the head; a head that ends the
+    /// request arms none.
+    func receiveFromSession(_ part: consuming HTTPServerRequestPart, thenEnd: Bool = false) {
         guard let link else { return }
+        var bytes = 0
+        switch part {
+        case .head: timeouts.attachStream(eventLoop: link.eventLoop)
+        case .body(let body): bytes = body.readableBytes
+        case .end: break
+        }
+        timeouts.readStarted(bytes: bytes)
         receive(part, link: link)
+        if thenEnd, let link = self.link { receive(.end(nil), link: link) }
+        timeouts.readComplete()
     }
 
     /// The connection took content of this stream: more may come if the exchange wants it

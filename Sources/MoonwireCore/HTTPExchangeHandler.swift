@@ -43,8 +43,8 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request was dispatched, so NIO's upgrade handler has left: the upgrade's encoder is
     /// removed and its outcome answered, and later requests need not look at them.
     private var upgradeSettled = false
-    /// The HTTP/2 stream's push, when the server may push from it.
-    private let push: HTTP2Push?
+    /// What promises the HTTP/2 stream's preload links, when the server may push from it.
+    private let push: HTTP2PushPromiser?
     /// The HTTP/2 stream's send clock; nil on HTTP/1.1.
     let sendWatch: HTTP2StreamSendWatch?
     /// "http" or "https".
@@ -104,7 +104,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             timeouts = HTTPReadTimeouts(limits: environment.limits)
             isHTTP1 = false
             upgrade = nil
-            push = nil
+            push = stream.pushes(environment.http2) ? stream : nil
             sendWatch = nil
             sendsFileRegions = false
             writer = HTTPResponseWriter(target: .stream)

@@ -58,6 +58,13 @@ final class HTTPReadTimeouts {
         eventLoop = context.eventLoop
     }
 
+    /// Times the request of an HTTP/2 stream that has no channel of its own (the nghttp2
+    /// engine's): the timers run on `eventLoop`, and `stream`, which answers the 408 through
+    /// its link, is all they tell. It detaches this object when the stream closes.
+    func attachStream(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
     /// The connection ended or stopped being HTTP/1.1: no timer runs any more.
     func detach() {
         timer?.cancel()
@@ -141,30 +148,32 @@ final class HTTPReadTimeouts {
 
     private func schedule(at when: NIODeadline) {
         timer?.cancel()
-        guard let context else { return }
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        guard let eventLoop else { return }
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: eventLoop)
         timerFiresAt = when
-        timer = context.eventLoop.scheduleTask(deadline: when) {
+        timer = eventLoop.scheduleTask(deadline: when) {
             loopBoundSelf.value.timerFired()
         }
     }
 
     private func timerFired() {
         timer = nil
-        guard let context, context.channel.isActive else { return }
-        switch machine.timerFired(now: context.eventLoop.now) {
+        guard let eventLoop else { return }
+        if let context, !context.channel.isActive { return }
+        switch machine.timerFired(now: eventLoop.now) {
         case .nothing:
             break
         case .wait(let deadline):
             schedule(at: deadline)
-        case .close:
-            context.close(promise: nil)
-        case .sendTimeout:
-            context.fireUserInboundEventTriggered(SendTimedOut())
-            context.close(promise: nil)
         case .requestTimeout(let reason) where stream != nil:
             stream?.streamTimedOut(reason)
+        case .close:
+            context?.close(promise: nil)
+        case .sendTimeout:
+            context?.fireUserInboundEventTriggered(SendTimedOut())
+            context?.close(promise: nil)
         case .requestTimeout(let reason):
+            guard let context else { return }
             let date = HTTPDate.format(Int(time(nil)))
             let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\nserver: moonwire\r\ndate: \(date)\r\n\r\n"
             context.fireUserInboundEventTriggered(RequestTimedOut(reason: reason))

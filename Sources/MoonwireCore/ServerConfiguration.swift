@@ -139,9 +139,7 @@ public enum HTTP2Engine: String, Sendable, Equatable {
     /// swift-nio-http2, a child channel per stream: every HTTP/2 feature.
     case nio
     /// libnghttp2 at the connection, each stream an exchange without a channel: about a
-    /// quarter of the instructions per request. Not yet: push, WebSockets over HTTP/2, the
-    /// per-stream body timeouts and the send timeout; connections that arrive by an h2c
-    /// upgrade stay on `nio`.
+    /// quarter of the instructions per request. Not yet: WebSockets over HTTP/2.
     case nghttp2
 }
 

@@ -299,17 +299,81 @@ final class H2CUpgradeTests: XCTestCase {
 
     // MARK: the upgrader
 
-    func testUpgraderRefusesRequestsWithABodyOrTooManyHeaders() throws {
-        let channel = EmbeddedChannel()
+    /// What `upgrader` says to `head` on a connection with NIO's upgrade handler: accepted,
+    /// and whether it left H2CUpgradeBody (content kept) or H2CUpgradeDeclined (declined)
+    /// in the pipeline.
+    private func verdict(_ upgrader: H2CUpgrader, _ head: HTTPRequestHead) -> (accepted: Bool, keepsBody: Bool) {
+        let upgradeHandler = HTTPServerUpgradeHandler(
+            upgraders: [], httpEncoder: HTTPResponseEncoder(), extraHTTPHandlers: [], upgradeCompletionHandler: { _ in })
+        let channel = EmbeddedChannel(handler: upgradeHandler)
         defer { _ = try? channel.finish() }
-        let upgrader = H2CUpgrader { _ in }
-        func accepts(_ head: HTTPRequestHead) -> Bool {
+        let accepted =
             (try? upgrader.buildUpgradeResponse(channel: channel, upgradeRequest: head, initialResponseHeaders: [:]).wait()) != nil
-        }
+        let pipeline = channel.pipeline.syncOperations
+        XCTAssertEqual((try? pipeline.handler(type: H2CUpgradeDeclined.self)) == nil, accepted, "declined: the error stopper")
+        return (accepted, (try? pipeline.handler(type: H2CUpgradeBody.self)) != nil)
+    }
+
+    func testUpgraderRefusesRequestsWithABodyOrTooManyHeaders() throws {
+        let upgrader = H2CUpgrader(replaysRequest: true) { _, _ in }
+        func accepts(_ head: HTTPRequestHead) -> Bool { verdict(upgrader, head).accepted }
         XCTAssertTrue(accepts(Self.upgradeRequest()))
         XCTAssertTrue(accepts(Self.upgradeRequest(extra: [("Content-Length", "0")])))
         XCTAssertFalse(accepts(Self.upgradeRequest(extra: [("Content-Length", "5")])))
         XCTAssertFalse(accepts(Self.upgradeRequest(extra: [("Transfer-Encoding", "chunked")])))
         XCTAssertFalse(accepts(Self.upgradeRequest(extra: [("x-big", String(repeating: "a", count: 20000))])))
+    }
+
+    /// The nghttp2 engine's upgrade opens stream 1 itself: no frame to fit, and content up to
+    /// one initial stream window, kept by H2CUpgradeBody before NIO's upgrade handler.
+    func testSessionUpgraderKeepsContentUpToOneStreamWindow() throws {
+        let upgrader = H2CUpgrader(replaysRequest: false) { _, _ in }
+        func accepts(_ extra: [(String, String)]) -> (Bool, Bool) { verdict(upgrader, Self.upgradeRequest(extra: extra)) }
+        XCTAssertTrue(accepts([]) == (true, false))
+        XCTAssertTrue(accepts([("Content-Length", "5")]) == (true, true))
+        XCTAssertTrue(accepts([("Content-Length", "65535")]) == (true, true))
+        XCTAssertTrue(accepts([("Content-Length", "65536")]) == (false, false))
+        XCTAssertTrue(accepts([("Content-Length", "5"), ("Expect", "100-continue")]) == (false, false))
+        XCTAssertTrue(accepts([("Transfer-Encoding", "chunked")]) == (false, false))
+        XCTAssertTrue(accepts([("Content-Length", "5"), ("Content-Length", "5")]) == (false, false))
+        XCTAssertTrue(accepts([("Content-Length", "five")]) == (false, false))
+        XCTAssertTrue(accepts([("x-big", String(repeating: "a", count: 20000))]) == (true, false))
+    }
+
+    func testBothUpgradersRefuseAnInvalidHTTP2Settings() throws {
+        var request = Self.upgradeRequest()
+        request.headers.replaceOrAdd(name: "HTTP2-Settings", value: "AAIAAA")
+        for replaysRequest in [true, false] {
+            XCTAssertFalse(verdict(H2CUpgrader(replaysRequest: replaysRequest) { _, _ in }, request).accepted)
+        }
+    }
+
+    /// The decline's error stops there and the stopper leaves; any other error goes on.
+    func testTheStopperTakesOnlyTheDeclineAndLeaves() throws {
+        let channel = EmbeddedChannel(handler: H2CUpgradeDeclined())
+        defer { _ = try? channel.finish() }
+        channel.pipeline.fireErrorCaught(HTTPServerUpgradeErrors.invalidHTTPOrdering)
+        XCTAssertNoThrow(try channel.throwIfErrorCaught())
+        XCTAssertNil(try? channel.pipeline.syncOperations.handler(type: H2CUpgradeDeclined.self))
+        let other = EmbeddedChannel(handler: H2CUpgradeDeclined())
+        defer { _ = try? other.finish() }
+        other.pipeline.fireErrorCaught(ChannelError.ioOnClosedChannel)
+        XCTAssertThrowsError(try other.throwIfErrorCaught())
+    }
+
+    /// Body parts pass into the keeper, the end and what follows it (the new protocol's
+    /// bytes) pass on.
+    func testTheBodyKeeperKeepsContentAndPassesTheRest() throws {
+        let keeper = H2CUpgradeBody()
+        let channel = EmbeddedChannel(handler: keeper)
+        defer { _ = try? channel.finish() }
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "hello ")))
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "there")))
+        XCTAssertNil(try channel.readInbound(as: HTTPServerRequestPart.self))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        XCTAssertEqual(try channel.readInbound(as: HTTPServerRequestPart.self), .end(nil))
+        try channel.writeInbound(ByteBuffer(string: "PRI"))
+        XCTAssertEqual(try channel.readInbound(as: ByteBuffer.self), ByteBuffer(string: "PRI"))
+        XCTAssertEqual(keeper.body, ByteBuffer(string: "hello there"))
     }
 }

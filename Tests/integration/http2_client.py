@@ -317,6 +317,18 @@ def recv_some(sock, deadline):
         return b""
 
 
+def read_head(sock, deadline):
+    """An HTTP/1.1 response head (an h2c upgrade's 101), and the bytes after it."""
+    received = b""
+    while b"\r\n\r\n" not in received and time.monotonic() < deadline:
+        chunk = recv_some(sock, deadline)
+        if not chunk:
+            break
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
+
+
 class RawH2:
     """An HTTP/2 connection spoken frame by frame, for clients that break the rules the h2
     library keeps (more streams than the server allows, windows that never open). `frames`

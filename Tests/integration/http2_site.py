@@ -8,7 +8,7 @@ Every test runs once per HTTP/2 engine (`engine`, ids `nio` and `nghttp2`, issue
 starts serves its scripts with `moonwire.options{ http2 = { engine = ... } }` first (nothing
 for nio: the default). The engine is module-wide, so pytest runs a module's tests engine by
 engine and starts each shared server once per engine. A test of what the nghttp2 engine does
-not do yet (server push, the send timeout) is marked `@nio_only` and skipped on it, with the
+not do yet (server push) is marked `@nio_only` and skipped on it, with the
 reason, rather than left out."""
 import os
 import shutil

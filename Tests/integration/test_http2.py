@@ -13,8 +13,9 @@ import time
 import httpx
 import pytest
 
-from http2_client import DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, SETTINGS_FRAME, parse_frames, recv_some, target_of
-from http2_site import (SITE, engine, moonwire, moonwire_module, nio_only, run,  # noqa: F401 (fixtures)
+from http2_client import (DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, SETTINGS_FRAME, parse_frames, read_head, recv_some,
+                          target_of)
+from http2_site import (SITE, engine, moonwire, moonwire_module, run,  # noqa: F401 (fixtures)
                         server, site, target, tool)
 from tls_certs import client_context, start_tls
 
@@ -140,13 +141,8 @@ def test_h2c_upgrade_answers_101_then_frames(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                      b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n\r\n")
-        received, deadline = b"", time.monotonic() + 5
-        while b"\r\n\r\n" not in received and time.monotonic() < deadline:
-            chunk = recv_some(sock, deadline)
-            if not chunk:
-                break
-            received += chunk
-        head, _, rest = received.partition(b"\r\n\r\n")
+        deadline = time.monotonic() + 5
+        head, rest = read_head(sock, deadline)
         assert head.startswith(b"HTTP/1.1 101"), head
         assert b"upgrade: h2c" in head.lower()
         sock.sendall(PREFACE + SETTINGS_FRAME)
@@ -209,7 +205,6 @@ def push_server(moonwire, certs, site):
     return start_tls(moonwire, certs, PUSH_APP, www=site)
 
 
-@nio_only   # server push
 @pytest.mark.parametrize("kind", ["tls", "h2c"])
 def test_push_preload_promises_each_link(push_server, certs, kind):
     target = target_of(push_server, certs, kind)
@@ -240,7 +235,6 @@ def test_no_push_when_the_client_disables_it(push_server, certs, kind):
     assert client.pushes == []
 
 
-@nio_only   # server push
 def test_push_remove_drops_the_entry(push_server, certs):
     with target_of(push_server, certs, "tls").h2() as client:
         reply = client.get("/gone.html")
@@ -251,7 +245,6 @@ def test_push_remove_drops_the_entry(push_server, certs):
         assert client.wait(lambda: len(client.pushes) == 3, timeout=5), "control: /index.html still pushes"
 
 
-@nio_only   # server push
 def test_push_seen_by_nghttp(push_server):
     nghttp = tool("nghttp")
     pushed = run(nghttp, "-nv", f"https://127.0.0.1:{push_server.tls_port}/index.html", timeout=20)

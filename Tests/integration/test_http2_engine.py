@@ -4,8 +4,8 @@ h2 over TLS by ALPN) and h2load are served by the Lua routes, streams over
 SETTINGS_MAX_CONCURRENT_STREAMS are refused alone (REFUSED_STREAM), garbage after the preface
 ends that connection only (GOAWAY), 5 MB go both ways through flow control, a streamed Lua
 answer arrives whole, 100 Continue, 413 and 431 are answered on their stream, and a graceful
-stop sends GOAWAY and finishes the stream under way; an h2c Upgrade, which the nghttp2 engine
-leaves to nio, still works.
+stop sends GOAWAY and finishes the stream under way; an h2c Upgrade switches the connection to
+the engine (test_http2_session_upgrade.py has the rest of it).
 These run on nio too (the `engine` fixture of http2_site.py), as the control that tells a
 fault of the new engine from one of the test. The rest of what the two engines share is in
 test_http2.py and test_http2_limits.py. Loopback only."""
@@ -20,8 +20,8 @@ import pytest
 from harness import run_cli
 from http2_client import (ACK, DATA, END_STREAM, FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PREFACE, PROTOCOL_ERROR,
                           REFUSED_STREAM, SETTINGS_FRAME, RawH2, Target, frame, goaway_codes, raw_connect,
-                          read_until_closed, target_of)
-from http2_site import engine, moonwire, moonwire_module, run, tool  # noqa: F401 (fixtures)
+                          read_until_closed)
+from http2_site import engine, moonwire, moonwire_module, run, target, tool  # noqa: F401 (fixtures; `target` over this module's `server`)
 from tls_certs import start_tls
 
 ENGINE_ERROR = 'http2.engine must be "nio" or "nghttp2"'
@@ -62,10 +62,6 @@ def server(moonwire_module, certs):
     return start_tls(moonwire_module, certs, APP, threads=2)
 
 
-@pytest.fixture(params=["tls", "h2c"])
-def target(request, server, certs):
-    return target_of(server, certs, request.param)
-
 
 # --- the option ----------------------------------------------------------------------------
 
@@ -104,8 +100,8 @@ def test_curl_h2_over_tls_by_alpn(server, certs):
 
 
 def test_curl_h2c_by_upgrade_still_served(server):
-    """The nghttp2 engine takes connections that start as HTTP/2; one that upgrades from
-    HTTP/1.1 stays on nio, and the next request on it is an HTTP/2 stream."""
+    """A connection that upgrades from HTTP/1.1 switches to the engine: the next request on
+    it is an HTTP/2 stream."""
     result = run(tool("curl"), "-sS", "--max-time", "10", "--http2", "-w", "\n%{http_version}\n",
                  f"{server.url}/hello", f"{server.url}/hello", timeout=20)
     assert result.returncode == 0, result.stderr

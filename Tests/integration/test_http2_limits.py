@@ -168,7 +168,6 @@ def stall_server(moonwire_module, certs, site):
     return start_tls(moonwire_module, certs, STALL_APP, www=site, threads=2)
 
 
-@nio_only   # the send timeout
 @pytest.mark.parametrize("kind", ["tls", "h2c"])
 def test_streams_stalled_by_flow_control_hold_no_descriptors_and_are_reset(stall_server, certs, kind):
     # 120 streams of a 10 MiB file with SETTINGS_INITIAL_WINDOW_SIZE=0: none can send a byte.
@@ -198,7 +197,6 @@ def test_streams_stalled_by_flow_control_hold_no_descriptors_and_are_reset(stall
     assert wait_until(lambda: server.descriptors() < baseline, timeout=5), "the connection's descriptor stayed"
 
 
-@nio_only   # the send timeout
 def test_a_client_that_reads_nothing_is_closed_after_the_send_timeout(stall_server, certs):
     # Big windows, but the socket is never read: the server's socket buffer fills, and after
     # the send timeout the connection is closed, its streams with it.
