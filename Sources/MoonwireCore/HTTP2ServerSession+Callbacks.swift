@@ -72,6 +72,8 @@ extension HTTP2ServerSession {
             }
         case NGHTTP2_GOAWAY.rawValue:
             collected.append(.goAwayReceived(lastStream: frame.goaway.last_stream_id, error: frame.goaway.error_code))
+        case NGHTTP2_PING.rawValue:
+            if frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { finishShutdown() }
         default:
             break
         }

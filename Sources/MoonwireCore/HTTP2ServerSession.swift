@@ -71,6 +71,8 @@ final class HTTP2ServerSession {
     var failed = false
     /// The error code of the GOAWAY the caller asked for: framing it is no news to the caller.
     var submittedGoAwayError: UInt32?
+    /// The graceful stop (HTTP2ServerSession+Shutdown.swift).
+    var shutdown = Shutdown.none
     /// The client's streams whose head was reported and that are not closed, and how many
     /// were refused for going past `maxConcurrentStreams`.
     var openRequests = 0, refusedStreams = 0

@@ -102,8 +102,15 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // A graceful stop: GOAWAY, the open streams finish, then the connection closes.
-            session.goAway(error: Self.noError)
+            // A graceful stop: GOAWAY and a PING, then the GOAWAY naming the last stream once the
+            // PING is back (or after `shutdownWait`); the open streams finish, then the
+            // connection closes.
+            session.beginShutdown()
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: Self.shutdownWait) {
+                bound.value.session.finishShutdown()
+                bound.value.flushOutput()
+            }
             for webSocket in webSockets.values { webSocket.quiesce() }
             flushOutput()
         }
@@ -138,6 +145,9 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         sendTimeout.flushed()
         if !session.wantsRead, !session.wantsWrite { context.close(promise: nil) }
     }
+
+    /// How long a graceful stop waits for its PING to come back before it names the last stream.
+    private static let shutdownWait = TimeAmount.seconds(1)
 
     /// The most bytes framed for one write: past it, the socket is asked whether it takes more.
     private static let writeSize = 64 * 1024

@@ -134,12 +134,13 @@ public struct Listener: Sendable {
     }
 }
 
-/// An implementation of HTTP/2 (issue 27 moves from the first to the second).
+/// An implementation of HTTP/2.
 public enum HTTP2Engine: String, Sendable, Equatable {
-    /// swift-nio-http2, a child channel per stream: every HTTP/2 feature.
+    /// swift-nio-http2, a child channel per stream: the engine before December 2026, kept as
+    /// the fallback.
     case nio
     /// libnghttp2 at the connection, each stream an exchange without a channel: about a
-    /// quarter of the instructions per request. Not yet: WebSockets over HTTP/2.
+    /// quarter of the instructions per request, every HTTP/2 feature. The default.
     case nghttp2
 }
 
@@ -160,7 +161,7 @@ public struct HTTP2Settings: Sendable, Equatable {
     /// Whether preload links are pushed to clients that allow push.
     public var push = true
     /// Which HTTP/2 implementation serves connections that start as HTTP/2.
-    public var engine = HTTP2Engine.nio
+    public var engine = HTTP2Engine.nghttp2
 
     /// Creates the defaults.
     public init() {}

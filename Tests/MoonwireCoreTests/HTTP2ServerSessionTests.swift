@@ -247,6 +247,30 @@ final class HTTP2ServerSessionTests: XCTestCase {
         XCTAssertFalse(server.wantsRead || server.wantsWrite, "GOAWAY sent and every stream done")
     }
 
+    /// RFC 9113 section 6.8: GOAWAY with the highest identifier and a PING; the PING's return
+    /// brings the GOAWAY that names the last stream, which is still answered.
+    func testAGracefulStopSendsTwoGoAwaysAroundAPing() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let stream = client.request(Self.get())
+        pump(client, server)
+        server.beginShutdown()
+        var output = ByteBuffer()
+        var events: [HTTP2SessionEvent] = []
+        server.takeOutput(into: &output, events: &events)
+        client.receive(output)
+        XCTAssertEqual(client.goAway?.lastStream, Int32.max, "the notice names the highest stream")
+        XCTAssertEqual(pump(client, server), [])
+        XCTAssertEqual(client.goAway?.lastStream, stream, "the PING came back: the last stream is named")
+        XCTAssertTrue(server.wantsRead, "the stream is still open")
+        server.respond(stream: stream, status: 200, headers: [:], endStream: true)
+        pump(client, server)
+        XCTAssertEqual(client.streams[stream]?.status, "200")
+        XCTAssertFalse(server.wantsRead || server.wantsWrite)
+        server.finishShutdown()
+        XCTAssertFalse(server.wantsWrite, "a second finish sends nothing")
+    }
+
     func testTheCallersOwnGoAwayIsNotReportedAsAConnectionError() {
         let server = HTTP2ServerSession()
         let client = HTTP2TestClient()

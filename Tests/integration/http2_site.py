@@ -5,11 +5,9 @@ modules import the fixtures by name.
 
 Every test runs once per HTTP/2 engine (`engine`, ids `nio` and `nghttp2`, issue 27): the
 `moonwire` and `moonwire_module` fixtures here wrap conftest's, so that every server a test
-starts serves its scripts with `moonwire.options{ http2 = { engine = ... } }` first (nothing
-for nio: the default). The engine is module-wide, so pytest runs a module's tests engine by
-engine and starts each shared server once per engine. A test of what the nghttp2 engine does
-not do yet (server push) is marked `@nio_only` and skipped on it, with the
-reason, rather than left out."""
+starts serves its scripts with `moonwire.options{ http2 = { engine = ... } }` first. The
+engine is module-wide, so pytest runs a module's tests engine by engine and starts each shared
+server once per engine."""
 import os
 import shutil
 import subprocess
@@ -21,7 +19,6 @@ from tls_certs import start_tls
 
 BIG = 10 * 1024 * 1024
 ENGINES = ["nio", "nghttp2"]
-NOT_YET = "nghttp2 engine: not yet (issue 27)"
 
 APP = r"""
 moonwire.options{ limits = { max_body_size = 32 * 1024 * 1024 } }
@@ -62,8 +59,8 @@ def engine(request):
 
 
 def engine_option(engine):
-    """The Lua line that chooses `engine`; none for nio, the default."""
-    return "" if engine == "nio" else f'moonwire.options{{ http2 = {{ engine = "{engine}" }} }}\n'
+    """The Lua line that chooses `engine`."""
+    return f'moonwire.options{{ http2 = {{ engine = "{engine}" }} }}\n'
 
 
 def serving_with(launcher, engine):
@@ -81,11 +78,6 @@ def moonwire(moonwire, engine):  # noqa: F811 (wraps conftest's)
 @pytest.fixture(scope="module")
 def moonwire_module(moonwire_module, engine):  # noqa: F811 (wraps conftest's)
     return serving_with(moonwire_module, engine)
-
-
-# Skipped on nghttp2 when collected, before any server starts.
-nio_only = pytest.mark.parametrize(
-    "engine", ["nio", pytest.param("nghttp2", marks=pytest.mark.skip(reason=NOT_YET))], indirect=True, scope="module")
 
 
 # --- servers and targets -------------------------------------------------------------------

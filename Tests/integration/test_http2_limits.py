@@ -19,7 +19,7 @@ from http2_client import (ACK, CANCEL, COMPRESSION_ERROR, DATA, END_HEADERS, END
                           SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, WINDOW_UPDATE, RawH2, frame,
                           goaway_codes, parse_frames, raw_connect, read_until_closed, target_of)
 from harness import wait_until
-from http2_site import (BIG, engine, moonwire, moonwire_module, nio_only, run,  # noqa: F401 (fixtures)
+from http2_site import (BIG, engine, moonwire, moonwire_module, run,  # noqa: F401 (fixtures)
                         server, site, target, tool)
 from tls_certs import client_context, start_tls
 
