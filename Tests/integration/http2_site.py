@@ -112,4 +112,12 @@ def run(*arguments, timeout=60):
     return subprocess.run(list(arguments), capture_output=True, text=True, timeout=timeout)
 
 
+def curl_version_and_body(*arguments):
+    """(HTTP version, body) of one curl request."""
+    result = run(tool("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_version}", *arguments, timeout=20)
+    assert result.returncode == 0, result.stderr
+    body, version = result.stdout.rsplit("\n", 1)
+    return version, body
+
+
 # --- the request model ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from http2_client import (DATA, END_STREAM, HEADERS, PREFACE, SETTINGS, SETTINGS_FRAME, parse_frames, read_head, recv_some,
                           target_of)
-from http2_site import (SITE, engine, moonwire, moonwire_module, run,  # noqa: F401 (fixtures)
+from http2_site import (SITE, curl_version_and_body, engine, moonwire, moonwire_module, run,  # noqa: F401 (fixtures)
                         server, site, target, tool)
 from tls_certs import client_context, start_tls
 
@@ -98,13 +98,6 @@ def test_sleeping_streams_run_side_by_side(target):
 
 
 # --- h2c -----------------------------------------------------------------------------------
-
-def curl_version_and_body(*arguments):
-    result = run(tool("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_version}", *arguments, timeout=20)
-    assert result.returncode == 0, result.stderr
-    body, version = result.stdout.rsplit("\n", 1)
-    return version, body
-
 
 def test_h2c_by_prior_knowledge_with_curl(server):
     version, body = curl_version_and_body("--http2-prior-knowledge", f"{server.url}/info")

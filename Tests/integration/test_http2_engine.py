@@ -21,7 +21,8 @@ from harness import run_cli
 from http2_client import (ACK, DATA, END_STREAM, FRAME_SIZE_ERROR, GOAWAY, HEADERS, PING, PREFACE, PROTOCOL_ERROR,
                           REFUSED_STREAM, SETTINGS_FRAME, RawH2, Target, frame, goaway_codes, raw_connect,
                           read_until_closed)
-from http2_site import engine, moonwire, moonwire_module, run, target, tool  # noqa: F401 (fixtures; `target` over this module's `server`)
+# `target` is http2_site's, over this module's `server`.
+from http2_site import curl_version_and_body, engine, moonwire, moonwire_module, run, target, tool  # noqa: F401
 from tls_certs import start_tls
 
 ENGINE_ERROR = 'http2.engine must be "nio" or "nghttp2"'
@@ -82,20 +83,12 @@ def test_both_engines_are_accepted(tmp_path, value):
 
 # --- clients -------------------------------------------------------------------------------
 
-def curl(*arguments):
-    """(HTTP version, body) of one curl request."""
-    result = run(tool("curl"), "-sS", "--max-time", "10", "-w", "\n%{http_version}", *arguments, timeout=20)
-    assert result.returncode == 0, result.stderr
-    body, version = result.stdout.rsplit("\n", 1)
-    return version, body
-
-
 def test_curl_h2c_by_prior_knowledge(server):
-    assert curl("--http2-prior-knowledge", f"{server.url}/hello") == ("2", "hello from lua over 2")
+    assert curl_version_and_body("--http2-prior-knowledge", f"{server.url}/hello") == ("2", "hello from lua over 2")
 
 
 def test_curl_h2_over_tls_by_alpn(server, certs):
-    assert curl("--http2", "--cacert", str(certs.ca), f"{server.tls_url}/hello") == \
+    assert curl_version_and_body("--http2", "--cacert", str(certs.ca), f"{server.tls_url}/hello") == \
         ("2", "hello from lua over 2")
 
 
