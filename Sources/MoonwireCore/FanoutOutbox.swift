@@ -1,8 +1,10 @@
 // The broadcasts one event loop has yet to hand to its subscribers. A broadcast to a few
-// subscribers is delivered at once, as before; one to thousands is spread over the loop's turns,
-// `connectionsPerTurn` subscribers at a time, so the requests and messages of the loop's other
-// clients are served in between instead of waiting behind the whole fan-out (10,000 deliveries
-// held the loop for 0.2 to 0.8 s, 20 of them for 3 s and more).
+// subscribers is delivered at once, as before; one to more is spread over the loop's turns, each
+// turn delivering for about `turnBudget` (a millisecond) before the loop looks for I/O again, so
+// the requests and messages of the loop's other clients wait at most that long behind a
+// fan-out (10,000 deliveries in one go held the loop for 0.2 to 0.8 s). A budget of time rather
+// than of subscribers: a delivery costs 5 to 20 µs depending on the machine and its load, and a
+// count that fits one machine's millisecond holds another's loop for ten.
 //
 // Consecutive broadcasts to the same members (a handler publishing several messages to one
 // channel) go out together: each member gets all of them in one write and one system call,
@@ -20,11 +22,13 @@ import NIOCore
 /// One event loop's outbox of broadcasts. Posting is thread-safe (it hops to the loop); the
 /// rest runs on the loop only.
 final class FanoutOutbox: @unchecked Sendable {
-    /// Subscribers served per turn of the loop: about a millisecond or two of work with one
-    /// message each (a write system call apiece), so a fan-out to 10,000 takes 20 turns.
-    static let connectionsPerTurn = 512
-    /// Deliveries per turn when several messages go to each subscriber.
-    static let deliveriesPerTurn = 8192
+    /// Members a broadcast reaches at once, inside the publish: well under a millisecond.
+    static let deliveredAtOnce = 64
+    /// How long a turn of the loop delivers before it lets the loop serve its other clients.
+    static let turnBudget = TimeAmount.milliseconds(1)
+    /// Deliveries between two readings of the clock (a reading costs about what a tenth of a
+    /// delivery does).
+    static let clockStride = 16
     /// Deliveries waiting beyond which the backlog is delivered at once.
     static let backlogLimit = 1_000_000
 
@@ -36,14 +40,17 @@ final class FanoutOutbox: @unchecked Sendable {
     }
 
     let eventLoop: EventLoop
+    private let clock: @Sendable () -> NIODeadline
     private var jobs = CircularBuffer<Job>()
     private var waiting = 0
     private var scheduled = false
-    /// Inside `deliverSome`.
+    /// Inside `deliver`.
     private var delivering = false
 
-    init(eventLoop: EventLoop) {
+    /// `clock` tells the time turns are budgeted in; tests give one they move themselves.
+    init(eventLoop: EventLoop, clock: @escaping @Sendable () -> NIODeadline = { .now() }) {
         self.eventLoop = eventLoop
+        self.clock = clock
     }
 
     /// Delivers `message` to `members` (all on this outbox's loop), now or over the next turns.
@@ -56,12 +63,12 @@ final class FanoutOutbox: @unchecked Sendable {
     }
 
     private func add(_ message: ChannelMessage, _ members: ChannelMembers) {
-        if jobs.isEmpty, members.list.count <= Self.connectionsPerTurn {
+        if jobs.isEmpty, members.list.count <= Self.deliveredAtOnce {
             for member in members.list { member.deliverOnLoop(message, queued: false, flush: true) }
             return
         }
         if waiting + members.list.count > Self.backlogLimit, !delivering {
-            while !jobs.isEmpty { deliverSome(connections: .max, deliveries: .max) }
+            deliver(until: nil)
         }
         for member in members.list { member.broadcastQueued() }
         jobs.append(Job(message: message, members: members))
@@ -82,7 +89,7 @@ final class FanoutOutbox: @unchecked Sendable {
     static let pause = TimeAmount.microseconds(50)
 
     private func turn() {
-        deliverSome(connections: Self.connectionsPerTurn, deliveries: Self.deliveriesPerTurn)
+        deliver(until: clock() + Self.turnBudget)
         guard !jobs.isEmpty else {
             scheduled = false
             return
@@ -90,35 +97,44 @@ final class FanoutOutbox: @unchecked Sendable {
         scheduleTurn()
     }
 
-    /// Delivers the oldest broadcasts to their next members, within the budgets; broadcasts
-    /// in a row to the same members, and as far along, are delivered together. A delivery may
-    /// post again (a script that hears its connection drained): that only appends.
-    private func deliverSome(connections: Int, deliveries: Int) {
-        var connectionsLeft = connections, deliveriesLeft = deliveries
+    /// Delivers the oldest broadcasts to their next members until `deadline` (nil: all of
+    /// them), at least one member per call; broadcasts in a row to the same members, and as far
+    /// along, are delivered together. A delivery may post again (a script that hears its
+    /// connection drained): that only appends.
+    private func deliver(until deadline: NIODeadline?) {
         delivering = true
         defer { delivering = false }
-        while connectionsLeft > 0, deliveriesLeft > 0, let first = jobs.first {
-            var messages = [first.message]
-            for job in jobs.dropFirst() {
-                guard job.members === first.members, job.next == first.next else { break }
-                messages.append(job.message)
+        var sinceClock = 0
+        while let first = jobs.first {
+            var run = 1
+            while run < jobs.count, jobs[jobs.index(jobs.startIndex, offsetBy: run)].members === first.members,
+                jobs[jobs.index(jobs.startIndex, offsetBy: run)].next == first.next
+            {
+                run += 1
             }
+            let messages = jobs.prefix(run).map(\.message)
             let list = first.members.list
-            let end = first.next + min(list.count - first.next, max(1, min(connectionsLeft, deliveriesLeft / messages.count)))
-            for member in list[first.next..<end] {
-                for (index, message) in messages.enumerated() {
-                    member.deliverOnLoop(message, queued: true, flush: index == messages.count - 1)
+            var index = first.next
+            var due = false
+            while index < list.count, !due {
+                let member = list[index]
+                for (offset, message) in messages.enumerated() {
+                    member.deliverOnLoop(message, queued: true, flush: offset == run - 1)
+                }
+                index += 1
+                sinceClock += run
+                if sinceClock >= Self.clockStride, let deadline {
+                    sinceClock = 0
+                    due = clock() >= deadline
                 }
             }
-            let served = end - first.next
-            connectionsLeft -= served
-            deliveriesLeft -= served * messages.count
-            waiting -= served * messages.count
-            if end == list.count {
-                jobs.removeFirst(messages.count)
+            waiting -= (index - first.next) * run
+            if index == list.count {
+                jobs.removeFirst(run)
             } else {
-                for offset in 0..<messages.count { jobs[jobs.index(jobs.startIndex, offsetBy: offset)].next = end }
+                for offset in 0..<run { jobs[jobs.index(jobs.startIndex, offsetBy: offset)].next = index }
             }
+            if due { return }
         }
     }
 }

@@ -24,8 +24,24 @@ private final class RecordingSubscriber: ChannelSubscriber, @unchecked Sendable 
     }
 }
 
-/// The outbox serves a small fan-out at once, spreads a large one over the loop's turns in the
-/// order broadcasts were posted, and hands a member broadcasts in a row together.
+/// A clock the test moves: each reading returns the time and then moves it on by `step`.
+private final class SteppingClock: @unchecked Sendable {
+    private var time = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    var step: TimeAmount
+    private(set) var readings = 0
+
+    init(step: TimeAmount) { self.step = step }
+
+    func read() -> NIODeadline {
+        defer { time = time + step }
+        readings += 1
+        return time
+    }
+}
+
+/// The outbox serves a small fan-out at once, spreads a large one over the loop's turns (each
+/// as long as the turn budget) in the order broadcasts were posted, and hands a member
+/// broadcasts in a row together.
 final class FanoutOutboxTests: XCTestCase {
     private let loop = EmbeddedEventLoop()
 
@@ -38,25 +54,53 @@ final class FanoutOutboxTests: XCTestCase {
         ChannelMessage(payload: ByteBuffer(string: text), binary: false, event: nil)
     }
 
+    private func outbox(_ clock: SteppingClock) -> FanoutOutbox {
+        FanoutOutbox(eventLoop: loop, clock: { clock.read() })
+    }
+
     func testAFewSubscribersAreServedAtOnce() {
-        let outbox = FanoutOutbox(eventLoop: loop)
-        let (group, list) = members(FanoutOutbox.connectionsPerTurn)
+        let outbox = outbox(SteppingClock(step: .zero))
+        let (group, list) = members(FanoutOutbox.deliveredAtOnce)
         outbox.post(message("now"), to: group)
         XCTAssertTrue(list.allSatisfy { $0.received == ["now"] && $0.flushes == 1 && $0.queued == 0 })
     }
 
     func testManySubscribersAreServedOverTurnsInOrderAndTogether() {
-        let outbox = FanoutOutbox(eventLoop: loop)
-        let (group, list) = members(3 * FanoutOutbox.connectionsPerTurn + 7)
+        let clock = SteppingClock(step: .microseconds(100))
+        let outbox = outbox(clock)
+        let (group, list) = members(1000)
         for text in ["one", "two", "three"] { outbox.post(message(text), to: group) }
         let (few, fewList) = members(2)
         outbox.post(message("later"), to: few)
         XCTAssertTrue(list.allSatisfy { $0.received.isEmpty && $0.queued == 3 }, "nothing is sent inside the publish")
         XCTAssertTrue(fewList.allSatisfy { $0.received.isEmpty }, "a small fan-out waits behind a queued one")
         loop.advanceTime(by: FanoutOutbox.pause)
-        XCTAssertEqual(list.filter { !$0.received.isEmpty }.count, FanoutOutbox.connectionsPerTurn, "one turn's worth")
+        let firstTurn = list.filter { !$0.received.isEmpty }.count
+        XCTAssertTrue(firstTurn > 0 && firstTurn < list.count, "one turn's worth: \(firstTurn)")
+        XCTAssertTrue(list.prefix(firstTurn).allSatisfy { $0.received == ["one", "two", "three"] }, "a turn serves members in order")
         loop.advanceTime(by: .seconds(1))
         XCTAssertTrue(list.allSatisfy { $0.received == ["one", "two", "three"] && $0.flushes == 1 }, "one flush per member")
         XCTAssertTrue(fewList.allSatisfy { $0.received == ["later"] })
+    }
+
+    func testATurnEndsAtTheFirstReadingOfTheClockPastItsBudget() {
+        let clock = SteppingClock(step: FanoutOutbox.turnBudget + .nanoseconds(1))
+        let outbox = outbox(clock)
+        let (group, list) = members(5 * FanoutOutbox.clockStride)
+        outbox.post(message("m"), to: group)
+        for turn in 1...5 {
+            loop.advanceTime(by: FanoutOutbox.pause)
+            XCTAssertEqual(list.filter { !$0.received.isEmpty }.count, turn * FanoutOutbox.clockStride, "turn \(turn)")
+        }
+        XCTAssertTrue(list.allSatisfy { $0.received == ["m"] && $0.queued == 1 })
+    }
+
+    func testATurnWithinItsBudgetServesEveryone() {
+        let outbox = outbox(SteppingClock(step: .zero))
+        let (group, list) = members(10 * FanoutOutbox.deliveredAtOnce)
+        outbox.post(message("a"), to: group)
+        outbox.post(message("b"), to: group)
+        loop.advanceTime(by: FanoutOutbox.pause)
+        XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b"] && $0.flushes == 1 })
     }
 }

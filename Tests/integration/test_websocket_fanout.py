@@ -1,7 +1,8 @@
-"""Broadcasts to more subscribers than one turn of an event loop serves (FanoutOutbox: 512 per
-turn), which are spread over several turns: each subscriber's messages keep their order, also
-against what it is sent directly meanwhile and across the server's loops, and a subscriber that
-does not read costs no more than its send queue while the others are served."""
+"""Broadcasts to more subscribers than an event loop serves at once (FanoutOutbox: 64, then about
+a millisecond of deliveries per turn), which are spread over several turns: each subscriber's
+messages keep their order, also against what it is sent directly meanwhile and across the
+server's loops, and a subscriber that does not read costs no more than its send queue while the
+others are served."""
 import asyncio
 import re
 import urllib.request
@@ -62,7 +63,7 @@ async def receive(ws, count):
 
 
 def test_a_spread_fanout_keeps_each_subscribers_order(moonwire):
-    """1,100 subscribers on two loops (so about 550 a loop, spread over two turns); ten of them
+    """1,100 subscribers on two loops (so about 550 a loop, spread over several turns); ten of them
     each start five broadcasts and then send themselves "after K": every subscriber gets each
     sender's five in order, and each sender gets its own five before its "after"."""
     server = moonwire(APP % "", threads=2)
