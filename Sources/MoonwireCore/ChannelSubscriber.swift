@@ -22,28 +22,32 @@ public protocol ChannelSubscriber: AnyObject, Sendable {
     var eventLoop: EventLoop { get }
     /// Whether the subscriber takes server-sent events rather than WebSocket messages.
     var takesEvents: Bool { get }
-    /// A broadcast to this subscriber waits in its loop's outbox (a large fan-out, spread over
-    /// several turns of the loop): what the subscriber is sent meanwhile by other means must
-    /// wait for it, so the order of its messages is the order they were sent in. Called on
-    /// `eventLoop` only; every call is followed by one `deliverOnLoop(_:queued: true, flush:)`.
-    func broadcastQueued()
-    /// Sends a published message; called on `eventLoop` only. `queued`: it is the delivery of
-    /// an earlier `broadcastQueued`. `flush`: the last of the messages delivered in a row to
-    /// this subscriber, after which what was written goes out in one system call.
-    func deliverOnLoop(_ message: ChannelMessage, queued: Bool, flush: Bool)
-}
-
-extension ChannelSubscriber {
-    /// A subscriber whose other sends need not wait for broadcasts.
-    public func broadcastQueued() {}
+    /// Sends a published message; called on `eventLoop` only. `flush`: the last of the
+    /// messages delivered in a row to this subscriber, after which what was written goes out in
+    /// one system call.
+    func deliverOnLoop(_ message: ChannelMessage, flush: Bool)
 }
 
 /// The members of a channel on one event loop, as of one membership: a class so that the
 /// outbox can tell that two broadcasts go to the same members (and deliver both to each member
-/// in one write) by identity.
-final class ChannelMembers: Sendable {
+/// in one write) by identity. Sendable as the registry hands it from thread to thread; its
+/// index of positions is made and read on the members' loop only.
+final class ChannelMembers: @unchecked Sendable {
     let list: [any ChannelSubscriber]
+    private var positions: [ObjectIdentifier: Int]?
+
     init(_ list: [any ChannelSubscriber]) { self.list = list }
+
+    /// Where a member is in `list`. The index is made on the first call (a member sent
+    /// something while a broadcast to it waits): a broadcast that no member interrupts costs
+    /// none.
+    func position(of member: ObjectIdentifier) -> Int? {
+        if let positions { return positions[member] }
+        var made = [ObjectIdentifier: Int](minimumCapacity: list.count)
+        for (index, subscriber) in list.enumerated() { made[ObjectIdentifier(subscriber)] = index }
+        positions = made
+        return made[member]
+    }
 }
 
 /// Who a broadcast reaches, grouped by event loop, with each loop's outbox.

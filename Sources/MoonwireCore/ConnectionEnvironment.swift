@@ -26,10 +26,13 @@ final class ConnectionEnvironment {
     let clock: ServerClock
     /// This loop's view of the server's series, when metrics are on.
     let metrics: LoopMetrics?
+    /// This loop's outbox of broadcasts: a script's every message asks it whether a broadcast
+    /// is waiting for its connection.
+    let fanout: FanoutOutbox
 
     init(
         delegate: ServerDelegate, configuration: ServerConfiguration, webSockets: WebSocketRegistry,
-        messageBudget: WebSocketMessageBudget, logger: Logger, files: StaticFileService
+        messageBudget: WebSocketMessageBudget, logger: Logger, files: StaticFileService, eventLoop: EventLoop
     ) {
         self.delegate = delegate
         self.limits = configuration.limits
@@ -38,6 +41,7 @@ final class ConnectionEnvironment {
         self.webSocket = webSocket
         self.http2 = configuration.http2
         self.webSockets = webSockets
+        fanout = webSockets.outbox(on: eventLoop)
         self.messageBudget = messageBudget
         webSocketRules = WebSocketStateMachine.Rules(settings: webSocket, budget: messageBudget)
         self.logger = logger

@@ -50,7 +50,7 @@ public final class Server: Sendable {
                 NIOLoopBound(
                     ConnectionEnvironment(
                         delegate: bound.value, configuration: configuration, webSockets: webSockets,
-                        messageBudget: messageBudget, logger: logger, files: files),
+                        messageBudget: messageBudget, logger: logger, files: files, eventLoop: loop),
                     eventLoop: loop)
             }.wait()
             environments[ObjectIdentifier(loop)] = environment

@@ -106,7 +106,7 @@ public final class ServerSentEventStream: ChannelSubscriber {
         }
     }
 
-    public func deliverOnLoop(_ message: ChannelMessage, queued: Bool, flush: Bool) {
+    public func deliverOnLoop(_ message: ChannelMessage, flush: Bool) {
         guard let event = message.event else { return }
         _ = write(event)
     }

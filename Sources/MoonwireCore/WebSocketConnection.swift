@@ -131,12 +131,8 @@ public final class WebSocketConnection: Sendable {
 extension WebSocketConnection: ChannelSubscriber {
     public var takesEvents: Bool { false }
 
-    public func broadcastQueued() {
-        handler.value?.broadcastQueued()
-    }
-
-    public func deliverOnLoop(_ message: ChannelMessage, queued: Bool, flush: Bool) {
-        handler.value?.deliverBroadcast(message, queued: queued, flush: flush)
+    public func deliverOnLoop(_ message: ChannelMessage, flush: Bool) {
+        handler.value?.deliverBroadcast(message, flush: flush)
     }
 }
 

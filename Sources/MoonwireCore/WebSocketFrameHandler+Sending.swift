@@ -45,45 +45,27 @@ extension WebSocketFrameHandler {
         perform(machine.sendStallTick(now: environment.clock.now(), buffered: buffered), link: link)
     }
 
-    /// Sends a data or control frame (server frames are not masked). A message waits while a
-    /// broadcast to this connection does (see `broadcastQueued`).
+    /// Sends a data or control frame (server frames are not masked). A message goes after the
+    /// broadcasts waiting for this connection in the loop's FanoutOutbox, which it hands over
+    /// first.
     func send(opcode: WebSocketOpcode, _ data: ByteBuffer) {
-        guard opcode != .text && opcode != .binary || !waitsForBroadcasts else {
-            afterBroadcasts.append((broadcastsQueued, { $0.sendNow(opcode: opcode, data, flush: true) }))
-            return
-        }
+        if opcode == .text || opcode == .binary, !environment.fanout.isIdle { environment.fanout.deliverWaiting(to: connection) }
         sendNow(opcode: opcode, data, flush: true)
     }
 
-    /// Starts the closing handshake (`close`) once the broadcasts queued before are sent.
+    /// Starts the closing handshake (`close`) after the broadcasts waiting for this connection.
     func closeInOrder(code: UInt16, reason: String) {
-        guard !waitsForBroadcasts else {
-            afterBroadcasts.append((broadcastsQueued, { $0.close(code: code, reason: reason) }))
-            return
-        }
+        if !environment.fanout.isIdle { environment.fanout.deliverWaiting(to: connection) }
         close(code: code, reason: reason)
     }
 
-    private var waitsForBroadcasts: Bool { broadcastsQueued > broadcastsDelivered || !afterBroadcasts.isEmpty }
-
-    /// A broadcast to this connection waits in the loop's FanoutOutbox: the messages sent to it
-    /// meanwhile by other means go out after the broadcast, in the order they were sent.
-    func broadcastQueued() {
-        broadcastsQueued += 1
-    }
-
-    /// Sends a broadcast message (`ChannelSubscriber.deliverOnLoop`), then what waited for it.
-    func deliverBroadcast(_ message: ChannelMessage, queued: Bool, flush: Bool) {
+    /// Sends a broadcast message (`ChannelSubscriber.deliverOnLoop`).
+    func deliverBroadcast(_ message: ChannelMessage, flush: Bool) {
         guard beforeAdded == nil else {
-            beforeAdded?.append { $0.deliverBroadcast(message, queued: queued, flush: true) }
+            beforeAdded?.append { $0.deliverBroadcast(message, flush: true) }
             return
         }
-        if queued { broadcastsDelivered += 1 }
         sendNow(opcode: message.binary ? .binary : .text, message.payload, flush: false, batched: true)
-        while let next = afterBroadcasts.first, next.after <= broadcastsDelivered {
-            afterBroadcasts.removeFirst()
-            next.action(self)
-        }
         if flush, !parsing, let link, unflushed > 0 { flushWrites(link: link) }
     }
 

@@ -59,12 +59,6 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     var untracked = (cost: 0, frames: 0)
     /// Frames written without a promise may add up to this much between two flushes.
     static let untrackedLimit = 16 * 1024
-    /// Broadcasts to this connection queued in the loop's FanoutOutbox, and delivered.
-    var broadcastsQueued = 0
-    var broadcastsDelivered = 0
-    /// Messages and a close asked for while a broadcast waited, each to be done once the
-    /// broadcasts queued before it are sent.
-    var afterBroadcasts: [(after: Int, action: (WebSocketFrameHandler) -> Void)] = []
     static let flushThreshold = 64 * 1024
     /// Whether the connection is an HTTP/2 stream (RFC 8441) rather than a TCP connection: a
     /// stream's channel takes no socket options (NIO's stream channel traps on them).

@@ -69,6 +69,11 @@ public final class WebSocketRegistry: Sendable {
         state.withLockedValue { Set($0.members.keys) }
     }
 
+    /// The outbox of broadcasts of `loop`.
+    func outbox(on loop: EventLoop) -> FanoutOutbox {
+        state.withLockedValue { $0.outbox(loop) }
+    }
+
     func add(_ connection: WebSocketConnection) {
         state.withLockedValue { $0.connections[connection.guid] = connection }
     }

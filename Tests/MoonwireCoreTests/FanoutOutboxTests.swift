@@ -5,22 +5,21 @@ import XCTest
 @testable import MoonwireCore
 
 /// Records what the outbox hands it: each message with whether it was the last of a row (the
-/// flush), and how many broadcasts were queued to it.
+/// flush); `onDelivery` runs after each (a script that hears its connection drained).
 private final class RecordingSubscriber: ChannelSubscriber, @unchecked Sendable {
     let guid = WebSocketConnection.makeGUID()
     let eventLoop: EventLoop
     var takesEvents: Bool { false }
     var received: [String] = []
     var flushes = 0
-    var queued = 0
+    var onDelivery: ((RecordingSubscriber) -> Void)?
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
-    func broadcastQueued() { queued += 1 }
-
-    func deliverOnLoop(_ message: ChannelMessage, queued: Bool, flush: Bool) {
+    func deliverOnLoop(_ message: ChannelMessage, flush: Bool) {
         received.append(String(buffer: message.payload))
         if flush { flushes += 1 }
+        onDelivery?(self)
     }
 }
 
@@ -62,7 +61,7 @@ final class FanoutOutboxTests: XCTestCase {
         let outbox = outbox(SteppingClock(step: .zero))
         let (group, list) = members(FanoutOutbox.deliveredAtOnce)
         outbox.post(message("now"), to: group)
-        XCTAssertTrue(list.allSatisfy { $0.received == ["now"] && $0.flushes == 1 && $0.queued == 0 })
+        XCTAssertTrue(list.allSatisfy { $0.received == ["now"] && $0.flushes == 1 })
     }
 
     func testManySubscribersAreServedOverTurnsInOrderAndTogether() {
@@ -72,7 +71,7 @@ final class FanoutOutboxTests: XCTestCase {
         for text in ["one", "two", "three"] { outbox.post(message(text), to: group) }
         let (few, fewList) = members(2)
         outbox.post(message("later"), to: few)
-        XCTAssertTrue(list.allSatisfy { $0.received.isEmpty && $0.queued == 3 }, "nothing is sent inside the publish")
+        XCTAssertTrue(list.allSatisfy { $0.received.isEmpty }, "nothing is sent inside the publish")
         XCTAssertTrue(fewList.allSatisfy { $0.received.isEmpty }, "a small fan-out waits behind a queued one")
         loop.advanceTime(by: FanoutOutbox.pause)
         let firstTurn = list.filter { !$0.received.isEmpty }.count
@@ -92,7 +91,7 @@ final class FanoutOutboxTests: XCTestCase {
             loop.advanceTime(by: FanoutOutbox.pause)
             XCTAssertEqual(list.filter { !$0.received.isEmpty }.count, turn * FanoutOutbox.clockStride, "turn \(turn)")
         }
-        XCTAssertTrue(list.allSatisfy { $0.received == ["m"] && $0.queued == 1 })
+        XCTAssertTrue(list.allSatisfy { $0.received == ["m"] })
     }
 
     func testATurnWithinItsBudgetServesEveryone() {
@@ -102,5 +101,44 @@ final class FanoutOutboxTests: XCTestCase {
         outbox.post(message("b"), to: group)
         loop.advanceTime(by: FanoutOutbox.pause)
         XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b"] && $0.flushes == 1 })
+    }
+
+    func testAMemberSentSomethingIsHandedItsWaitingBroadcastsFirstAndTheTurnsSkipIt() {
+        let outbox = outbox(SteppingClock(step: .zero))
+        let (group, list) = members(200)
+        let (other, otherList) = members(100)
+        outbox.post(message("one"), to: group)
+        outbox.post(message("x"), to: other)
+        outbox.post(message("two"), to: group)
+        let sender = list[150]
+        outbox.deliverWaiting(to: sender)
+        XCTAssertEqual(sender.received, ["one", "two"])
+        XCTAssertEqual(sender.flushes, 1, "one flush, after the last")
+        outbox.deliverWaiting(to: otherList[0])
+        XCTAssertEqual(otherList[0].received, ["x"])
+        outbox.deliverWaiting(to: sender)
+        XCTAssertEqual(sender.received, ["one", "two"], "nothing twice")
+        loop.advanceTime(by: FanoutOutbox.pause)
+        XCTAssertTrue(list.allSatisfy { $0.received == ["one", "two"] }, "the turns skip what went out of turn")
+        XCTAssertTrue(otherList.allSatisfy { $0.received == ["x"] })
+        outbox.deliverWaiting(to: sender)
+        XCTAssertEqual(sender.received, ["one", "two"], "nothing waits once delivered")
+    }
+
+    func testAMemberMadeToSendDuringItsOwnDeliveryGetsTheRestOfItsRunFirst() {
+        let outbox = outbox(SteppingClock(step: .zero))
+        let (group, list) = members(100)
+        for text in ["a", "b", "c"] { outbox.post(message(text), to: group) }
+        let member = list[40]
+        var sentAfter: [String] = []
+        member.onDelivery = { subscriber in
+            guard sentAfter.isEmpty, subscriber.received == ["a"] else { return }
+            outbox.deliverWaiting(to: subscriber)
+            sentAfter = subscriber.received
+        }
+        loop.advanceTime(by: FanoutOutbox.pause)
+        XCTAssertEqual(sentAfter, ["a", "b", "c"], "what it sends after its first goes after the run")
+        XCTAssertEqual(member.received, ["a", "b", "c"], "each once")
+        XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b", "c"] })
     }
 }

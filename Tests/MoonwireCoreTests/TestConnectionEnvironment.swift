@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import XCTest
 
@@ -10,13 +11,14 @@ extension ConnectionEnvironment {
     /// a budget of 1 MiB of partial WebSocket messages.
     static func forTests(
         delegate: ServerDelegate, configuration: ServerConfiguration = ServerConfiguration(), pool: NIOThreadPool,
-        webSockets: WebSocketRegistry = WebSocketRegistry()
+        webSockets: WebSocketRegistry = WebSocketRegistry(), eventLoop: EventLoop = EmbeddedEventLoop()
     ) -> ConnectionEnvironment {
         let logger = Logger(label: "test")
         return ConnectionEnvironment(
             delegate: delegate, configuration: configuration, webSockets: webSockets,
             messageBudget: WebSocketMessageBudget(limit: 1 << 20), logger: logger,
-            files: StaticFileService(root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: logger)))
+            files: StaticFileService(root: "/nonexistent", threadPool: pool, descriptors: DescriptorShortage(logger: logger)),
+            eventLoop: eventLoop)
     }
 }
 
