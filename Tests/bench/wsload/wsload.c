@@ -23,7 +23,9 @@
  *         "R:"; a round ends when every subscriber has every message. Deliveries/s, latency
  *         from sending the publish to each receipt, the publish request's round trip, and
  *         the longest answer to a GET /hello probe sent every millisecond meanwhile: how long
- *         the server's event loop was held.
+ *         the server's event loop was held. The publisher and the probe have a thread and an
+ *         epoll of their own, beside the --threads that read the subscribers: an answer waits
+ *         for the server, not behind a batch of deliveries this client has yet to read.
  * idle:   opens the connections, waits a second, and reads the server's RSS growth.
  *
  * One JSON object on stdout; the same figures for people on stderr, each with the client's
@@ -38,7 +40,7 @@ static struct worker *workers;
 static pthread_barrier_t barrier;
 static volatile int stop_flag;       /* set by the controller: workers leave their loop */
 static uint64_t window_start, window_end;
-/* fanout: shared between the controller (thread 0) and the other workers */
+/* fanout: shared between the controller (the last worker) and the others */
 static uint64_t publish_ns[MAX_ROUNDS + 1];
 static uint64_t delivered, last_receipt_ns, subscribed;
 
@@ -141,7 +143,8 @@ void on_http_answer(struct worker *w, struct conn *c, uint64_t took) {
     } else if (took > probe_idle_max) probe_idle_max = took;
 }
 
-/* Thread 0 in fanout mode: publishes round by round, probing the loop every millisecond. */
+/* The last worker in fanout mode, with no subscriber: publishes round by round, probing the
+ * loop every millisecond. */
 static void fanout_control(struct worker *w) {
     struct conn *probe = &w->probe, *publisher = &w->publisher;
     probe->kind = HTTP_PROBE;
@@ -200,7 +203,7 @@ static void *run_worker(void *argument) {
             flush(w, &w->conns[i]);
         }
         while (now_ns() < window_end) poll_once(w, 1);
-    } else if (opt.mode == FANOUT && w->index == 0) {
+    } else if (opt.mode == FANOUT && w->index == opt.threads) {
         fanout_control(w);
         stop_flag = 1;
     } else if (opt.mode == FANOUT) {
@@ -276,14 +279,16 @@ int main(int argc, char **argv) {
             (unsigned long long)limit.rlim_cur);
 
     long rss_before = rss_kib_servers();
-    workers = calloc((size_t)opt.threads, sizeof *workers);
-    pthread_barrier_init(&barrier, NULL, (unsigned)opt.threads + 1);
+    /* fanout: one more worker, with no subscriber, for the publisher and the probe */
+    int started = opt.threads + (opt.mode == FANOUT);
+    workers = calloc((size_t)started, sizeof *workers);
+    pthread_barrier_init(&barrier, NULL, (unsigned)started + 1);
     uint32_t first = 0;
-    for (int t = 0; t < opt.threads; t++) {
+    for (int t = 0; t < started; t++) {
         struct worker *w = &workers[t];
         w->index = t;
         w->first = first;
-        w->count = opt.connections / (uint32_t)opt.threads + ((uint32_t)t < opt.connections % (uint32_t)opt.threads);
+        w->count = t == opt.threads ? 0 : opt.connections / (uint32_t)opt.threads + ((uint32_t)t < opt.connections % (uint32_t)opt.threads);
         w->conns = calloc(w->count, sizeof *w->conns);
         first += w->count;
         pthread_create(&w->thread, NULL, run_worker, w);
@@ -303,7 +308,7 @@ int main(int argc, char **argv) {
     client_cpu = cpu_seconds_self() - client_cpu;
     server_cpu = cpu_seconds_servers() - server_cpu;
     pthread_barrier_wait(&barrier);
-    for (int t = 0; t < opt.threads; t++) pthread_join(workers[t].thread, NULL);
+    for (int t = 0; t < started; t++) pthread_join(workers[t].thread, NULL);
 
     struct histogram latency;
     merge(&latency);

@@ -55,7 +55,7 @@ struct worker {
     struct histogram latency;
     uint64_t messages;           /* echo: echoed inside the window */
     pthread_t thread;
-    /* thread 0 in fanout mode only */
+    /* the controller (the last worker) in fanout mode only */
     struct conn publisher, probe;
 };
 
