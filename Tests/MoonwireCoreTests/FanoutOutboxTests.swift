@@ -141,4 +141,19 @@ final class FanoutOutboxTests: XCTestCase {
         XCTAssertEqual(member.received, ["a", "b", "c"], "each once")
         XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b", "c"] })
     }
+
+    func testADeliveryThatMakesOtherMembersSendHandsOnlyWhatTheyHaveNotHad() {
+        let outbox = outbox(SteppingClock(step: .zero))
+        let (group, list) = members(100)
+        for text in ["a", "b"] { outbox.post(message(text), to: group) }
+        list[50].onDelivery = { subscriber in
+            guard subscriber.received == ["a", "b"] else { return }
+            outbox.deliverWaiting(to: list[10])
+            outbox.deliverWaiting(to: list[90])
+        }
+        loop.advanceTime(by: FanoutOutbox.pause)
+        XCTAssertEqual(list[10].received, ["a", "b"], "served earlier in the turn: nothing again")
+        XCTAssertEqual(list[90].received, ["a", "b"], "ahead in the turn: served out of turn, then skipped")
+        XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b"] })
+    }
 }
