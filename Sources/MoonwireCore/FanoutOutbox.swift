@@ -98,7 +98,10 @@ final class FanoutOutbox: @unchecked Sendable {
         eventLoop.scheduleTask(in: Self.pause) { self.turn() }
     }
 
-    static let pause = TimeAmount.microseconds(50)
+    /// Long enough for the loop to find the next turn not yet due when it looks right after
+    /// this one; short, as the loop idles this long between turns when no I/O comes (50 µs
+    /// idled 5% of a fan-out away in turns of a millisecond).
+    static let pause = TimeAmount.microseconds(10)
 
     private func turn() {
         deliver(until: clock() + Self.turnBudget)
