@@ -23,7 +23,10 @@ public final class WebSocketConnection: Sendable {
     private let handshakeHeaders: PackedHeaders
     /// The loop that owns the socket.
     public let eventLoop: EventLoop
-    private let handler: NIOLoopBoundBox<WebSocketFrameHandler?>
+    /// The connection's frame handler, until it is gone; read and written on `eventLoop` only
+    /// (`frames`). Not an `NIOLoopBoundBox`: a broadcast reads it for every member, and the box
+    /// is one more object per connection to keep and to fetch from memory.
+    private nonisolated(unsafe) var handler: WebSocketFrameHandler?
     private let open = Atomic<Bool>(true)
 
     init(
@@ -36,7 +39,7 @@ public final class WebSocketConnection: Sendable {
         self.overHTTP2 = overHTTP2
         self.handshakeHeaders = PackedHeaders(headers)
         self.eventLoop = eventLoop
-        self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
+        self.handler = handler
     }
 
     /// False as soon as the connection is closing or gone: a close frame was sent or received
@@ -59,7 +62,7 @@ public final class WebSocketConnection: Sendable {
     /// A message sent on the connection's loop once its handler is in the pipeline (a script's
     /// `ws:send` in an event of this connection) goes at once, with no closure to carry it.
     private func send(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) {
-        if eventLoop.inEventLoop, let frames = handler.value, frames.isAdded { return frames.send(opcode: opcode, payload) }
+        if eventLoop.inEventLoop, let frames = handler, frames.isAdded { return frames.send(opcode: opcode, payload) }
         onLoop { $0.send(opcode: opcode, payload) }
     }
 
@@ -69,17 +72,23 @@ public final class WebSocketConnection: Sendable {
     /// Starts the closing handshake with a code and a reason.
     public func close(code: UInt16 = 1000, reason: String = "") { onLoop { $0.closeInOrder(code: code, reason: reason) } }
 
+    /// The frame handler, read on the connection's loop.
+    private var frames: WebSocketFrameHandler? {
+        assert(eventLoop.inEventLoop)
+        return handler
+    }
+
     /// Stops delivering this connection's messages (and reading its socket) until
     /// `releaseReading`: the delegate's handler of the last one is still busy. On the
     /// connection's loop only.
     public func holdReading() {
-        handler.value?.holdReading()
+        frames?.holdReading()
     }
 
     /// Delivers the messages held back by `holdReading` and reads on. On the connection's
     /// loop only.
     public func releaseReading() {
-        handler.value?.releaseReading()
+        frames?.releaseReading()
     }
 
     /// The closing handshake started or the connection ended; called on the connection's loop.
@@ -88,17 +97,17 @@ public final class WebSocketConnection: Sendable {
     }
 
     func detach() {
-        handler.value = nil
+        assert(eventLoop.inEventLoop)
+        handler = nil
     }
 
     private func onLoop(_ action: @escaping (WebSocketFrameHandler) -> Void) {
         if eventLoop.inEventLoop {
-            handler.value?.whenAdded(action)
+            handler?.whenAdded(action)
             return
         }
-        let box = handler
         let send = UnsafeTransfer(action)
-        eventLoop.execute { box.value?.whenAdded(send.value) }
+        eventLoop.execute { self.frames?.whenAdded(send.value) }
     }
 
     /// A random version-4-style UUID string, the id of a channel subscriber. Written in place,
@@ -132,7 +141,7 @@ extension WebSocketConnection: ChannelSubscriber {
     public var takesEvents: Bool { false }
 
     public func deliverOnLoop(_ message: ChannelMessage, flush: Bool) {
-        handler.value?.deliverBroadcast(message, flush: flush)
+        frames?.deliverBroadcast(message, flush: flush)
     }
 }
 
