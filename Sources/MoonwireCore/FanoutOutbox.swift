@@ -52,10 +52,11 @@ final class FanoutOutbox: @unchecked Sendable {
     private var delivering = false
     /// The members of all jobs' `served` sets: while none, the turns look in no set.
     private var servedOutOfTurn = 0
-    /// Inside `deliver`: the job (its offset in the run) being handed to the run's next
-    /// member. A delivery may make that member be sent something (a script that hears its
-    /// connection drained); the run's earlier jobs, and this one, have reached it.
-    private var deliveringOffset: Int?
+    /// Inside `deliver`: the run being delivered (the first `run` jobs), the member it is at,
+    /// and the last of the run's jobs handed to that member; the jobs' `next` are brought up to
+    /// date when the run stops. A delivery may make its member be sent something (a script
+    /// that hears its connection drained), which must come after the rest of the run.
+    private var progress: (run: Int, member: Int, handed: Int)?
 
     /// `clock` tells the time turns are budgeted in; tests give one they move themselves.
     init(eventLoop: EventLoop, clock: @escaping @Sendable () -> NIODeadline = { .now() }) {
@@ -120,30 +121,33 @@ final class FanoutOutbox: @unchecked Sendable {
         delivering = true
         defer {
             delivering = false
-            deliveringOffset = nil
+            progress = nil
         }
         var sinceClock = 0
         while let first = jobs.first {
             var run = 1
             while run < jobs.count, job(run).members === first.members, job(run).next == first.next { run += 1 }
+            let messages = (0..<run).map { job($0).message }
             let list = first.members.list
+            var index = first.next
             var due = false
-            while !due, case let index = jobs.first!.next, index < list.count {
+            while !due, index < list.count {
                 let member = list[index]
                 for offset in 0..<run where servedOutOfTurn == 0 || !job(offset).served.contains(ObjectIdentifier(member)) {
-                    deliveringOffset = offset
-                    member.deliverOnLoop(job(offset).message, flush: offset == run - 1)
+                    progress = (run, index, offset)
+                    member.deliverOnLoop(messages[offset], flush: offset == run - 1)
                     waiting -= 1
                 }
-                for offset in 0..<run { jobs[jobs.index(jobs.startIndex, offsetBy: offset)].next = index + 1 }
+                index += 1
                 sinceClock += run
                 if sinceClock >= Self.clockStride, let deadline {
                     sinceClock = 0
                     due = clock() >= deadline
                 }
             }
-            deliveringOffset = nil
-            if jobs.first!.next == list.count {
+            progress = nil
+            for offset in 0..<run { jobs[jobs.index(jobs.startIndex, offsetBy: offset)].next = index }
+            if index == list.count {
                 for _ in 0..<run { servedOutOfTurn -= jobs.removeFirst().served.count }
             }
             if due { return }
@@ -162,8 +166,12 @@ final class FanoutOutbox: @unchecked Sendable {
         var owed: [Int] = []
         for offset in 0..<jobs.count {
             let job = job(offset)
-            guard let position = job.members.position(of: id), position >= job.next, !job.served.contains(id) else { continue }
-            if let deliveringOffset, offset <= deliveringOffset, position == job.next { continue }
+            guard let position = job.members.position(of: id), !job.served.contains(id) else { continue }
+            if let progress, offset < progress.run {
+                guard position > progress.member || position == progress.member && offset > progress.handed else { continue }
+            } else if position < job.next {
+                continue
+            }
             owed.append(offset)
         }
         for (count, offset) in owed.enumerated() {

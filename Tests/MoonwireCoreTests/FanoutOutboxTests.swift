@@ -156,4 +156,20 @@ final class FanoutOutboxTests: XCTestCase {
         XCTAssertEqual(list[90].received, ["a", "b"], "ahead in the turn: served out of turn, then skipped")
         XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b"] })
     }
+
+    func testAfterATurnStoppedMidwayOnlyTheMembersItDidNotReachAreHandedTheirBroadcasts() {
+        let clock = SteppingClock(step: FanoutOutbox.turnBudget + .nanoseconds(1))
+        let outbox = outbox(clock)
+        let (group, list) = members(FanoutOutbox.deliveredAtOnce + 4 * FanoutOutbox.clockStride)
+        for text in ["a", "b"] { outbox.post(message(text), to: group) }
+        loop.advanceTime(by: FanoutOutbox.pause)
+        let reached = list.filter { !$0.received.isEmpty }.count
+        XCTAssertTrue(reached > 0 && reached < list.count)
+        outbox.deliverWaiting(to: list[reached - 1])
+        outbox.deliverWaiting(to: list[reached])
+        XCTAssertEqual(list[reached - 1].received, ["a", "b"], "reached by the turn: nothing again")
+        XCTAssertEqual(list[reached].received, ["a", "b"], "not reached: handed both")
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertTrue(list.allSatisfy { $0.received == ["a", "b"] && $0.flushes == 1 })
+    }
 }
