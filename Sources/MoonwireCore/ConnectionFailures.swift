@@ -1,5 +1,6 @@
 // What happens to a connection whose TLS or HTTP/2 layer failed: a log line at the level the
 // failure deserves, OnError where the client broke the protocol, and the close.
+import Logging
 import NIOCore
 import NIOHTTP2
 import NIOSSL
@@ -17,6 +18,10 @@ final class ConnectionFailures: ChannelInboundHandler {
         case http2
     }
 
+    /// The log line of a malformed HTTP/2 request, which resets that stream alone; the
+    /// nghttp2 engine writes it too (HTTP2SessionConnection), so one search finds both.
+    static let malformedRequestLine: Logger.Message = "bad HTTP/2 request"
+
     private let layer: Layer
     private let environment: ConnectionEnvironment
 
@@ -33,7 +38,7 @@ final class ConnectionFailures: ChannelInboundHandler {
             guard error is NIOSSLError || error is BoringSSLError else { return context.fireErrorCaught(error) }
             environment.logger.debug("TLS handshake failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
         case .http2 where Self.isMalformedRequest(error):
-            environment.logger.warning("bad HTTP/2 request", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            environment.logger.warning(Self.malformedRequestLine, metadata: ["peer": "\(peer)", "error": "\(error)"])
             environment.delegate.protocolError(connection, message: "HTTP/2: \(error)")
             return
         case .http2 where error is any NIOHTTP2Error:

@@ -80,6 +80,7 @@ extension HTTP2ServerSession {
     /// dropped and the stream's close is reported once the reset is framed.
     func reset(stream: Int32, error: UInt32) {
         streams[stream]?.drop()
+        if error == NGHTTP2_PROTOCOL_ERROR.rawValue, streams[stream] != nil { protocolErrorResets.insert(stream) }
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, error)
     }
 

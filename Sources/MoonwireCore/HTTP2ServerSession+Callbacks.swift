@@ -28,6 +28,11 @@ extension HTTP2ServerSession {
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
             HTTP2ServerSession.from(user).frameSent(frame!.pointee)
         }
+        // No on_invalid_header_callback: without one nghttp2 resets the stream of any invalid
+        // field, which then comes here as NGHTTP2_ERR_HTTP_HEADER.
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, error, user in
+            HTTP2ServerSession.from(user).invalidFrameReceived(frame!.pointee, error: error)
+        }
     }
 
     static func from(_ user: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
@@ -101,6 +106,13 @@ extension HTTP2ServerSession {
             _ = fields.withNameValues { nghttp2_submit_response(session, block.stream, $0, $1, nil) }
             return
         }
+        if block.protocol != nil, !connectProtocolAcknowledged {
+            // RFC 8441 section 3: a client sends `:protocol` once it has the setting, which the
+            // server knows by its ACK; nghttp2 takes it from the moment the setting is submitted.
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), block.stream, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            let reason = ":protocol before SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 section 3)"
+            return malformedRequest(stream: block.stream, reason: reason)
+        }
         streams[block.stream] = HTTP2StreamOutbox()
         openRequests += 1
         collected.append(.requestHead(block.head(endStream: endStream)))
@@ -134,8 +146,38 @@ extension HTTP2ServerSession {
         }
     }
 
+    /// nghttp2's HTTP messaging checks failed on a field block, and nghttp2 has queued
+    /// RST_STREAM PROTOCOL_ERROR for its stream (RFC 9113 section 8.1.1). The other invalid
+    /// frames are connection errors, reported when their GOAWAY is framed, or streams nghttp2
+    /// refuses for its own limits.
+    private func invalidFrameReceived(_ frame: nghttp2_frame, error: Int32) -> Int32 {
+        switch error {
+        case NGHTTP2_ERR_HTTP_HEADER.rawValue:
+            malformedRequest(stream: frame.hd.stream_id, reason: "malformed field (RFC 9113 section 8.2)")
+        case NGHTTP2_ERR_HTTP_MESSAGING.rawValue:
+            malformedRequest(stream: frame.hd.stream_id, reason: "malformed header section (RFC 9113 section 8.3)")
+        default:
+            break
+        }
+        return 0
+    }
+
+    /// Reports a stream reset as malformed, up to `maxMalformedRequests` on the connection;
+    /// the next one ends it (GOAWAY ENHANCE_YOUR_CALM).
+    private func malformedRequest(stream: Int32, reason: String) {
+        guard !failed else { return }
+        malformedRequests += 1
+        guard malformedRequests <= settings.maxMalformedRequests else {
+            nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+            return reportConnectionError(NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        }
+        if streams[stream] != nil { protocolErrorResets.insert(stream) }
+        collected.append(.malformedRequest(stream: stream, reason: reason))
+    }
+
     private func streamClosed(_ stream: Int32, error: UInt32) -> Int32 {
         if fieldBlock?.stream == stream { fieldBlock = nil }
+        if !protocolErrorResets.isEmpty { protocolErrorResets.remove(stream) }  // no hashing per request
         guard let outbox = streams.removeValue(forKey: stream) else { return 0 }
         if stream % 2 == 1 { openRequests -= 1 }
         outbox.drop()
@@ -150,6 +192,16 @@ extension HTTP2ServerSession {
             // without telling its caller otherwise: the framing of that GOAWAY is the report.
             let error = frame.goaway.error_code
             if error != NGHTTP2_NO_ERROR.rawValue, error != submittedGoAwayError { reportConnectionError(error) }
+        case NGHTTP2_RST_STREAM.rawValue:
+            // Content that contradicts its content-length (too much, or END_STREAM too soon)
+            // has nghttp2 reset the stream with no callback: the framing of that reset, on a
+            // stream whose head was reported, is the report.
+            let stream = frame.hd.stream_id
+            if frame.rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR.rawValue, streams[stream] != nil,
+                protocolErrorResets.remove(stream) == nil
+            {
+                malformedRequest(stream: stream, reason: "content does not match content-length (RFC 9113 section 8.1.1)")
+            }
         case NGHTTP2_HEADERS.rawValue:
             // The session's own 431 is complete while the client may still be uploading:
             // RFC 9113 8.1 lets the server stop it with RST_STREAM NO_ERROR.

@@ -16,7 +16,8 @@
 // nghttp2's HTTP messaging checks stay ON (no `nghttp2_option_set_no_http_messaging`): it
 // enforces RFC 9113 8.2 and 8.3 on every request (lowercase names, no connection-specific
 // fields, pseudo-header rules, `:protocol` only when RFC 8441 is enabled, content-length
-// against the DATA received) and resets the offending stream itself with PROTOCOL_ERROR.
+// against the DATA received) and resets the offending stream itself with PROTOCOL_ERROR; the
+// session reports each such stream once (`malformedRequest`), so it is logged as on nio.
 // What it does not enforce, SETTINGS_MAX_HEADER_LIST_SIZE, this class does.
 //
 // Request-body flow control is the caller's (`nghttp2_option_set_no_auto_window_update`):
@@ -28,7 +29,7 @@ import NIOHTTP1
 
 /// One HTTP/2 server connection's protocol state, driven from memory. nghttp2's HTTP
 /// messaging checks are on: a request that breaks RFC 9113 8.2 or 8.3 is reset by nghttp2
-/// and never reported.
+/// and reported as `malformedRequest`.
 final class HTTP2ServerSession {
     /// What the server announces in its SETTINGS, and the limits it enforces.
     struct Settings {
@@ -53,6 +54,10 @@ final class HTTP2ServerSession {
         /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): extended CONNECT, for WebSocket
         /// over HTTP/2. Without it nghttp2 refuses a request carrying `:protocol`.
         var enableConnectProtocol = false
+        /// The malformed requests (`malformedRequest`) a connection may send; the next one ends
+        /// it with GOAWAY ENHANCE_YOUR_CALM. 200 is where nio-http2 ends a connection for its
+        /// stream errors (GlitchesMonitor), so a flood of them is logged no more than on nio.
+        var maxMalformedRequests = 200
     }
 
     let settings: Settings
@@ -62,6 +67,9 @@ final class HTTP2ServerSession {
     var collected: [HTTP2SessionEvent] = []
     /// Streams whose head was reported or that were promised: their answers' state.
     var streams: [Int32: HTTP2StreamOutbox] = [:]
+    /// Reported streams whose RST_STREAM PROTOCOL_ERROR is no news when it is framed: the
+    /// caller's reset, or one already reported as `malformedRequest`. At most `streams`.
+    var protocolErrorResets: Set<Int32> = []
     /// The header block nghttp2 is decoding (only one is open at a time on a connection).
     var fieldBlock: HTTP2RequestFieldBlock?
     /// The bytes of the current `receive`, so request content is sliced, not copied.
@@ -74,8 +82,8 @@ final class HTTP2ServerSession {
     /// The graceful stop (HTTP2ServerSession+Shutdown.swift).
     var shutdown = Shutdown.none
     /// The client's streams whose head was reported and that are not closed, and how many
-    /// were refused for going past `maxConcurrentStreams`.
-    var openRequests = 0, refusedStreams = 0
+    /// were refused for going past `maxConcurrentStreams`, and how many were malformed.
+    var openRequests = 0, refusedStreams = 0, malformedRequests = 0
     /// The server's first SETTINGS still has to be framed (see `advertiseStreamLimit`).
     private var firstSettingsPending = true
 

@@ -18,7 +18,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     typealias OutboundOut = ByteBuffer
 
     /// HTTP/2 error codes used here (RFC 9113 section 7).
-    static let noError: UInt32 = 0x0, protocolError: UInt32 = 0x1, cancel: UInt32 = 0x8
+    static let noError: UInt32 = 0x0, cancel: UInt32 = 0x8
 
     let session: HTTP2ServerSession
     let eventLoop: EventLoop
@@ -184,6 +184,10 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
             if first {
                 report("HTTP/2 client opened more than \(environment.http2.maxConcurrentStreams) concurrent streams: refused (REFUSED_STREAM)")
             }
+        case .malformedRequest(let id, let reason):
+            // The same line as the nio engine's (ConnectionFailures), once per stream; the
+            // session ends a connection with too many of them, as nio does.
+            report("HTTP/2: stream \(id) reset (PROTOCOL_ERROR): \(reason)", as: ConnectionFailures.malformedRequestLine)
         case .streamReset:
             break
         case .streamClosed(let id, _):
@@ -214,8 +218,8 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
         }
     }
 
-    private func report(_ message: String) {
-        environment.logger.warning("bad request", metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
+    private func report(_ message: String, as line: Logger.Message = "bad request") {
+        environment.logger.warning(line, metadata: ["peer": "\(peer.remoteIP):\(peer.remotePort)", "error": "\(message)"])
         environment.delegate.protocolError(peer, message: message)
     }
 
@@ -262,10 +266,6 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
 
     /// A CONNECT (HTTP2StreamOpening): a WebSocket the delegate decides on, or a refusal.
     private func openConnect(_ head: HTTP2RequestHead) {
-        if head.protocol != nil, !session.connectProtocolAcknowledged {
-            session.reset(stream: head.stream, error: Self.protocolError)
-            return flushOutput()
-        }
         switch HTTP2StreamOpening(method: head.method, protocol: head.protocol, endStream: head.endStream) {
         case .request, .tunnel:
             refuse(head, with: nil)

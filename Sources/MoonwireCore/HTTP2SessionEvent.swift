@@ -36,6 +36,12 @@ enum HTTP2SessionEvent: Equatable {
     /// A new stream went past SETTINGS_MAX_CONCURRENT_STREAMS and was refused
     /// (RST_STREAM REFUSED_STREAM); the connection goes on. `firstOnConnection`: report it.
     case streamRefused(stream: Int32, firstOnConnection: Bool)
+    /// A malformed request (RFC 9113 section 8.1.1: a bad or forbidden field, a missing
+    /// pseudo-header, content that contradicts its content-length): the stream is reset with
+    /// PROTOCOL_ERROR and the connection goes on. Reported once per stream; `reason` is a
+    /// fixed text, nothing the client sent. A stream whose head was reported is then closed.
+    /// Past `Settings.maxMalformedRequests` on the connection, `connectionError` instead.
+    case malformedRequest(stream: Int32, reason: String)
     /// The client reset the stream (RST_STREAM) with this HTTP/2 error code.
     case streamReset(stream: Int32, error: UInt32)
     /// The stream is closed, for any reason; its queued answer bytes were dropped. Only

@@ -34,6 +34,11 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         return goAway.payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }
     }
 
+    /// The streams reported as malformed, in order.
+    private static func malformed(_ events: [HTTP2SessionEvent]) -> [Int32] {
+        events.compactMap { if case .malformedRequest(let stream, _) = $0 { stream } else { nil } }
+    }
+
     func testWithTheSettingAnExtendedConnectArrivesWithItsProtocol() {
         let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
         let client = HTTP2TestClient()
@@ -51,8 +56,8 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
     }
 
     /// nghttp2 takes `:protocol` as soon as the setting is submitted; RFC 8441 wants the client
-    /// to have it first, which the server knows by the ACK (HTTP2SessionConnection refuses
-    /// the stream before).
+    /// to have it first, which the server knows by the ACK (before, the session resets the
+    /// stream as malformed).
     func testTheSettingCountsOnceTheClientAcknowledgedIt() {
         let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
         XCTAssertFalse(server.connectProtocolAcknowledged)
@@ -62,7 +67,29 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertFalse(HTTP2ServerSession().connectProtocolAcknowledged)
     }
 
-    func testWithoutTheSettingAnExtendedConnectIsResetAndNotReported() {
+    func testAnExtendedConnectBeforeTheClientAcknowledgedTheSettingIsResetAsMalformed() {
+        let server = HTTP2ServerSession(settings: .init(enableConnectProtocol: true))
+        var events: [HTTP2SessionEvent] = []
+        var input = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        input.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])  // empty SETTINGS, no ACK of the server's
+        let client = HTTP2TestClient()
+        let stream = client.request(Self.connect, body: [])
+        var request = client.output()
+        request.moveReaderIndex(forwardBy: 24)  // its own preface
+        input.writeBuffer(&request)
+        server.receive(input, into: &events)
+        XCTAssertFalse(server.connectProtocolAcknowledged)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events), [])
+        XCTAssertEqual(Self.malformed(events), [stream])
+        var output = ByteBuffer()
+        server.takeOutput(into: &output, events: &events)
+        let resets = Self.frames(output).filter { $0.type == UInt8(NGHTTP2_RST_STREAM.rawValue) }
+        XCTAssertEqual(resets.map(\.stream), [UInt32(stream)])
+        XCTAssertEqual(resets.first?.payload, [0, 0, 0, UInt8(NGHTTP2_PROTOCOL_ERROR.rawValue)])
+        XCTAssertEqual(Self.malformed(events), [stream], "once")
+    }
+
+    func testWithoutTheSettingAnExtendedConnectIsResetAsMalformed() {
         let server = HTTP2ServerSession()
         let client = HTTP2TestClient()
         pump(client, server)
@@ -72,6 +99,7 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         let events = pump(client, server)
         XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
         XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [fine])
+        XCTAssertEqual(Self.malformed(events), [stream])
         XCTAssertFalse(events.contains { if case .connectionError = $0 { true } else { false } })
     }
 
@@ -82,6 +110,7 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         let events = pump(client, server)
         XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
         XCTAssertEqual(HTTP2ServerSessionTests.heads(events), [])
+        XCTAssertEqual(events, [.malformedRequest(stream: stream, reason: "malformed header section (RFC 9113 section 8.3)")])
     }
 
     func testAWrongPrefaceIsFatalAndAnsweredWithGoAwayProtocolError() {
@@ -151,7 +180,9 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(frames.filter { $0.type == UInt8(NGHTTP2_HEADERS.rawValue) }.map(\.stream), [3], "the other stream is answered")
         XCTAssertNil(Self.goAwayError(output))
         let closed = events.filter { if case .streamClosed = $0 { true } else { false } }
-        XCTAssertEqual(closed, [.streamClosed(stream: 3, error: 0)], "stream 1 was never reported")
+        XCTAssertEqual(closed, [.streamClosed(stream: 3, error: 0)], "stream 1's head was never reported")
+        XCTAssertEqual(events.first, .malformedRequest(stream: 1, reason: "malformed field (RFC 9113 section 8.2)"))
+        XCTAssertEqual(Self.malformed(events), [1], "once, whatever nghttp2 frames for it")
     }
 
     func testAConnectionSpecificFieldOrAContentLengthMismatchResetsTheStream() {
@@ -165,6 +196,60 @@ final class HTTP2ServerSessionBadInputTests: XCTestCase {
         XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [short], "the head was fine, its content was not")
         XCTAssertTrue(events.contains(.streamClosed(stream: short, error: NGHTTP2_PROTOCOL_ERROR.rawValue)))
         XCTAssertFalse(HTTP2ServerSessionTests.body(events, stream: short).ended)
+        XCTAssertEqual(Self.malformed(events), [hopByHop, short])
+        let reported = events.firstIndex(of: .malformedRequest(
+            stream: short, reason: "content does not match content-length (RFC 9113 section 8.1.1)"))
+        XCTAssertLessThan(reported ?? .max, events.firstIndex(of: .streamClosed(stream: short, error: 1)) ?? 0, "before its close")
+    }
+
+    /// RFC 9113 section 8.1.1's cases nghttp2 checks, each reported once with its stream, while
+    /// a request among them is served; the connection goes on.
+    func testEachMalformedRequestIsReportedOnceAndTheOthersAreServed() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let noPath = client.request(HTTP2ServerSessionTests.get().filter { $0.0 != ":path" })
+        let doubled = client.request(HTTP2ServerSessionTests.get() + [(":path", "/again")])
+        let lengthWithoutContent = client.request(HTTP2ServerSessionTests.get() + [("content-length", "5")])
+        let fine = client.request(HTTP2ServerSessionTests.get("/fine"))
+        let long = client.request(HTTP2ServerSessionTests.post() + [("content-length", "3")], body: Array("12345".utf8))
+        let badTrailers = client.request(HTTP2ServerSessionTests.post(), body: Array("part".utf8), trailers: [("connection", "close")])
+        var events = pump(client, server)
+        let bad = [noPath, doubled, lengthWithoutContent, long, badTrailers]
+        for stream in bad { XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue, "stream \(stream)") }
+        XCTAssertEqual(Set(Self.malformed(events)), Set(bad))
+        XCTAssertEqual(Self.malformed(events).count, bad.count, "once per stream: \(Self.malformed(events))")
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(events).map(\.stream), [fine, long, badTrailers])
+        server.respond(stream: fine, status: 200, headers: [:], endStream: true)
+        events = pump(client, server)
+        XCTAssertEqual(client.streams[fine]?.status, "200")
+        XCTAssertNil(client.goAway)
+    }
+
+    /// Past `maxMalformedRequests` the connection ends, as nio ends it at its 201st stream
+    /// error: a flood of malformed requests is logged no more than on nio.
+    func testTooManyMalformedRequestsEndTheConnection() {
+        let server = HTTP2ServerSession(settings: .init(maxMalformedRequests: 2))
+        let client = HTTP2TestClient()
+        let malformed = (0..<4).map { _ in client.request(HTTP2ServerSessionTests.get() + [("connection", "close")]) }
+        let events = pump(client, server)
+        XCTAssertEqual(Self.malformed(events), Array(malformed.prefix(2)))
+        XCTAssertEqual(events.last, .connectionError(error: NGHTTP2_ENHANCE_YOUR_CALM.rawValue))
+        XCTAssertEqual(events.filter { if case .connectionError = $0 { true } else { false } }.count, 1)
+        XCTAssertEqual(client.goAway?.error, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        XCTAssertFalse(server.wantsRead || server.wantsWrite, "close the connection")
+    }
+
+    /// A reset the caller asks for is its own business, not a malformed request.
+    func testTheCallersProtocolErrorResetIsNotReported() {
+        let server = HTTP2ServerSession()
+        let client = HTTP2TestClient()
+        let stream = client.request(HTTP2ServerSessionTests.post(), body: Array("part".utf8), endBody: false)
+        XCTAssertEqual(HTTP2ServerSessionTests.heads(pump(client, server)).map(\.stream), [stream])
+        server.reset(stream: stream, error: NGHTTP2_PROTOCOL_ERROR.rawValue)
+        let events = pump(client, server)
+        XCTAssertEqual(client.streams[stream]?.resetWith, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        XCTAssertEqual(events, [.streamClosed(stream: stream, error: NGHTTP2_PROTOCOL_ERROR.rawValue)])
+        XCTAssertTrue(server.protocolErrorResets.isEmpty)
     }
 
     func testAPingFloodFromAClientThatDoesNotReadEndsTheConnection() {

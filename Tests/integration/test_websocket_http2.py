@@ -59,6 +59,7 @@ end
 
 function OnBinary(ws, data) ws:send_binary(data) end
 function OnDisconnect(ws, code, reason) moonwire.log.info("disconnect " .. ws.guid .. " " .. code) end
+function OnError(conn, message) moonwire.log.info("OnError " .. message) end
 """
 
 OK_ORIGIN = [("origin", "https://example.com")]
@@ -242,10 +243,12 @@ def test_refusals_are_answered_on_their_stream(target):
         assert client.terminated is None
 
 
-def test_plain_connect_and_protocol_outside_connect(target):
+def test_plain_connect_and_protocol_outside_connect(target, server):
     """A plain CONNECT (a proxy's tunnel) is answered 400 as on HTTP/1.1; `:protocol` on a GET
     is a malformed request (RFC 8441 section 4), as is a connection-specific field (RFC 9113
-    section 8.2.2): NIO resets that stream with PROTOCOL_ERROR. None ends the connection."""
+    section 8.2.2): that stream is reset with PROTOCOL_ERROR, with a "bad HTTP/2 request" line
+    and OnError, on both engines. None ends the connection."""
+    mark = server.log_mark()
     with RawH2(target) as client:
         client.send(frame(HEADERS, END_HEADERS, 1, client.encoder.encode(
             [(":method", "CONNECT"), (":authority", "example.com:443")])))
@@ -261,11 +264,16 @@ def test_plain_connect_and_protocol_outside_connect(target):
         assert client.resets() == {1: 0, 3: PROTOCOL_ERROR, 5: PROTOCOL_ERROR}
         assert body(1) == b"400 Bad Request\n", "the reset came after the whole answer"
         assert not client.closed and not client.of_type(7), "no GOAWAY"
+    log = lambda: server.log_since(mark)  # noqa: E731
+    assert wait_until(lambda: log().count("OnError HTTP/2: ") >= 2), log()
+    assert log().count("bad HTTP/2 request") == 2 and log().count("OnError HTTP/2: ") == 2, log()
 
 
-def test_extended_connect_before_the_setting_applies(target):
+def test_extended_connect_before_the_setting_applies(target, server):
     """RFC 8441 section 3: a client must see SETTINGS_ENABLE_CONNECT_PROTOCOL first; one that
-    sends `:protocol` before acknowledging the server's SETTINGS gets a stream error."""
+    sends `:protocol` before acknowledging the server's SETTINGS gets a stream error, logged and
+    reported as a malformed request on both engines."""
+    mark = server.log_mark()
     sock = raw_connect(target)
     try:
         block = hpack.Encoder().encode([(":method", "CONNECT"), (":scheme", target.scheme), (":authority", "x"),
@@ -277,6 +285,9 @@ def test_extended_connect_before_the_setting_applies(target):
     frames = parse_frames(data)
     assert (3, 0, 1, PROTOCOL_ERROR.to_bytes(4, "big")) in frames, frames
     assert not closed and 7 not in [kind for kind, *_ in frames], "the connection goes on"
+    log = lambda: server.log_since(mark)  # noqa: E731
+    assert wait_until(lambda: "OnError HTTP/2: " in log()), log()
+    assert log().count("bad HTTP/2 request") == 1 and log().count("OnError HTTP/2: ") == 1, log()
 
 
 # --- a browser -----------------------------------------------------------------------------
