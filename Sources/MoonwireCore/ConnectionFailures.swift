@@ -50,15 +50,16 @@ final class ConnectionFailures: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    /// A header block NIO found malformed (RFC 9113 section 8.1.1; `:protocol` outside an
-    /// extended CONNECT, RFC 8441 section 4): a stream error, which NIO answered by resetting
-    /// that stream (PROTOCOL_ERROR). NIO checks header blocks in its stream state machine
+    /// A request NIO found malformed (RFC 9113 section 8.1.1: its header block, `:protocol`
+    /// outside an extended CONNECT (RFC 8441 section 4), or content that contradicts its
+    /// `content-length`): a stream error, which NIO answered by resetting that stream
+    /// (PROTOCOL_ERROR). NIO checks header blocks in its stream state machine
     /// only, so these errors never end a connection, and the other streams go on.
     private static func isMalformedRequest(_ error: Error) -> Bool {
         error is NIOHTTP2Errors.InvalidPseudoHeaders || error is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader
             || error is NIOHTTP2Errors.DuplicatePseudoHeader || error is NIOHTTP2Errors.UnknownPseudoHeader
             || error is NIOHTTP2Errors.UnsupportedPseudoHeader || error is NIOHTTP2Errors.EmptyPathHeader
             || error is NIOHTTP2Errors.ForbiddenHeaderField || error is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName
-            || error is NIOHTTP2Errors.InvalidPseudoHeaderValue
+            || error is NIOHTTP2Errors.InvalidPseudoHeaderValue || error is NIOHTTP2Errors.ContentLengthViolated
     }
 }

@@ -169,13 +169,10 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_a_malformed_request_is_reset_alone_logged_and_reported(request, target, server, engine, case):
+def test_a_malformed_request_is_reset_alone_logged_and_reported(target, server, engine, case):
     """RFC 9113 section 8.1.1: the stream alone is reset (PROTOCOL_ERROR), with one
     "bad HTTP/2 request" line and one OnError, on both engines; the request after it on the
     same connection is answered."""
-    if engine == "nio" and case.startswith("a content-length"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="nio's ContentLengthViolated is not among "
-                                              "ConnectionFailures.isMalformedRequest: the connection is closed"))
     mark = server.log_mark()
     with RawH2(target) as client:
         client.send(MALFORMED[case](client) + client.get(3, "/hello"))
