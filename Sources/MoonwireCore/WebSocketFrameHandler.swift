@@ -232,7 +232,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         receive(unwrapInboundIn(data), link: .pipeline(context))
     }
 
-    /// Bytes of the client's frames, as they came.
+    /// Bytes of the client's frames, as they came. Inlined into its two transports' entries:
+    /// a call more per read cost the echo about 15 instructions.
+    @inline(__always)
     func receive(_ bytes: ByteBuffer, link: WebSocketLink) {
         if var unparsed = unparsed.take() {
             unparsed.discardReadBytes()
