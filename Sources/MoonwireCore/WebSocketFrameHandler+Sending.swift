@@ -93,7 +93,7 @@ extension WebSocketFrameHandler {
         if machine.readingPaused { startStallCheck(link: link) }
         var payload = data
         if compressed, let deflate {
-            payload = deflate.compress(data, allocator: link.allocator)
+            payload = deflate.compress(data, allocator: allocator)
         }
         writeFrame(
             OutgoingWebSocketFrame(opcode: opcode, compressed: compressed, payload: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
@@ -121,7 +121,7 @@ extension WebSocketFrameHandler {
 
     /// Writes a frame's bytes; `promise` is kept once all of them are written.
     private func write(_ frame: OutgoingWebSocketFrame, promise: EventLoopPromise<Void>?, link: WebSocketLink) {
-        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: link.allocator)
+        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: allocator)
         guard let rest else { return link.write(first, promise: promise) }
         link.write(first, promise: nil)
         link.write(rest, promise: promise)

@@ -27,6 +27,10 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     let environment: ConnectionEnvironment
     var link: WebSocketLink?
+    /// The transport's allocator, read once when the handler joins it (`attach`), as the
+    /// exchange handler's writer keeps its own: a channel's getter costs about 100
+    /// instructions, once per frame written.
+    private(set) var allocator = ByteBufferAllocator()
     /// The connection as the rest of the server sees it; made with the handler (it points back
     /// to it), so it can be registered before the 101 goes out (`register`). The handshake
     /// request is not kept: the connection has what of it lasts (peer, headers), compactly.
@@ -136,6 +140,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// waited is done, the heartbeat starts and the delegate hears of the connection.
     func attach(_ link: WebSocketLink) {
         self.link = link
+        allocator = link.allocator
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
         startHeartbeat(link: link)
@@ -325,7 +330,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         guard let link else { return }
         machine.closeFrameSent()
         connection?.markClosing()
-        var payload = link.allocator.buffer(capacity: 2 + frame.reason.utf8.count)
+        var payload = allocator.buffer(capacity: 2 + frame.reason.utf8.count)
         if let code = frame.code {
             payload.writeInteger(code)
             payload.writeString(frame.reason)
