@@ -93,7 +93,7 @@ extension WebSocketFrameHandler {
         if machine.readingPaused { startStallCheck(link: link) }
         var payload = data
         if compressed, let deflate {
-            payload = deflate.compress(data, allocator: link.allocator)
+            payload = deflate.compress(data, allocator: allocator)
         }
         writeFrame(
             OutgoingWebSocketFrame(opcode: opcode, compressed: compressed, payload: payload), cost: WebSocketSendQueue.cost(ofPayload: size),
@@ -121,7 +121,7 @@ extension WebSocketFrameHandler {
 
     /// Writes a frame's bytes; `promise` is kept once all of them are written.
     private func write(_ frame: OutgoingWebSocketFrame, promise: EventLoopPromise<Void>?, link: WebSocketLink) {
-        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: link.allocator)
+        let (first, rest) = WebSocketFrameBytes.encode(frame, allocator: allocator)
         guard let rest else { return link.write(first, promise: promise) }
         link.write(first, promise: nil)
         link.write(rest, promise: promise)
@@ -152,9 +152,12 @@ extension WebSocketFrameHandler {
     }
 
     private func writtenPromise(cost: Int, frames: Int, link: WebSocketLink) -> EventLoopPromise<Void> {
-        let bound = NIOLoopBound(self, eventLoop: link.eventLoop)
+        let bound = NIOLoopBound((handler: self, link: link), eventLoop: link.eventLoop)
         let promise = link.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in bound.value.framesWritten(cost: cost, frames: frames) }
+        promise.futureResult.whenComplete { _ in
+            let (handler, link) = bound.value
+            handler.framesWritten(cost: cost, frames: frames, link: link)
+        }
         return promise
     }
 
@@ -165,7 +168,7 @@ extension WebSocketFrameHandler {
         guard untracked.frames > 0 else { return }
         let (cost, frames) = untracked
         untracked = (0, 0)
-        framesWritten(cost: cost, frames: frames)
+        framesWritten(cost: cost, frames: frames, link: link)
     }
 
     /// The send queue is full: the closing handshake starts (its close frame after what is
@@ -179,9 +182,12 @@ extension WebSocketFrameHandler {
         link.eventLoop.execute { bound.value.0.protocolError(bound.value.1, message: message) }
     }
 
-    private func framesWritten(cost: Int, frames: Int) {
+    /// Counts frames off the send queue once written to `link`, which the caller passes rather
+    /// than this reading it from `self` (a copy of the link out of the handler costs a retain and
+    /// a release per echoed message); nothing is read or reported once the handler is detached.
+    private func framesWritten(cost: Int, frames: Int, link: WebSocketLink) {
         let progress = machine.framesWritten(cost: cost, frames: frames)
-        guard let link else { return }
+        guard self.link != nil else { return }
         if progress.resumeReading { resumeReading(link: link) }
         if progress.drained, let connection, link.isWritable {
             environment.delegate.webSocketDrained(connection)

@@ -4,7 +4,8 @@
 // The rules are WebSocketStateMachine's: this handler feeds it what the parser reads, the
 // channel's errors and timer ticks, and carries out what it answers: writes, delegate calls,
 // timers and closes. It writes its frames as bytes itself (WebSocketFrameBytes says why); the
-// sending side is in WebSocketFrameHandler+Sending.swift.
+// sending side is in WebSocketFrameHandler+Sending.swift, the heartbeat in
+// WebSocketFrameHandler+Heartbeat.swift.
 //
 // It also holds back the reading while the send queue is full (the state machine says when):
 // it stops parsing what was read and does not ask the channel for more until the queue drains,
@@ -26,6 +27,10 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
 
     let environment: ConnectionEnvironment
     var link: WebSocketLink?
+    /// The transport's allocator, read once when the handler joins it (`attach`), as the
+    /// exchange handler's writer keeps its own: a channel's getter costs about 100
+    /// instructions, once per frame written.
+    private(set) var allocator = ByteBufferAllocator()
     /// The connection as the rest of the server sees it; made with the handler (it points back
     /// to it), so it can be registered before the 101 goes out (`register`). The handshake
     /// request is not kept: the connection has what of it lasts (peer, headers), compactly.
@@ -45,9 +50,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// Set while what was read is handled: frames sent meanwhile wait for one flush at its end.
     var parsing = false
     /// The delegate holds the reading (see `holdReading`).
-    private var heldByDelegate = false
+    private(set) var heldByDelegate = false
     /// OnBeforeHeartBeat was asked and has not answered yet.
-    private var heartbeatAsked = false
+    var heartbeatAsked = false
     /// What the frames written and not flushed cost in the send queue.
     var unflushed = 0
     /// The last frame written, kept back until the next write or flush (see `writeFrame`).
@@ -67,7 +72,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// state machine inflates what arrives).
     let deflate: PerMessageDeflate?
     /// Cancels the next heartbeat check.
-    private var heartbeat: (@Sendable () -> Void)?
+    var heartbeat: (@Sendable () -> Void)?
     /// Fires when the message on its way must be whole.
     private var messageTimer: Scheduled<Void>?
     /// Checks a stuck send queue for progress.
@@ -135,6 +140,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     /// waited is done, the heartbeat starts and the delegate hears of the connection.
     func attach(_ link: WebSocketLink) {
         self.link = link
+        allocator = link.allocator
         for action in beforeAdded.take() ?? [] { action(self) }
         guard let connection else { return }
         startHeartbeat(link: link)
@@ -150,51 +156,6 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
     }
 
     static let stopReason = "server stopping"
-
-    /// Checks for silence a few times per interval; pings a silent client (unless the
-    /// delegate handles it) and closes one that does not answer within the timeout.
-    private func startHeartbeat(link: WebSocketLink) {
-        let interval = settings.heartbeatInterval
-        guard interval > 0 else { return }
-        let tick = TimeAmount.nanoseconds(Int64(max(0.05, min(interval, settings.heartbeatTimeout) / 4) * 1e9))
-        scheduleHeartbeatCheck(after: tick, on: link.eventLoop)
-    }
-
-    /// On the server's clock, so that a test clock's advance runs the check at once.
-    private func scheduleHeartbeatCheck(after tick: TimeAmount, on eventLoop: EventLoop) {
-        let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        heartbeat = environment.clock.schedule(in: tick, on: eventLoop) {
-            let handler = bound.value
-            guard handler.heartbeat != nil else { return }
-            handler.checkHeartbeat()
-            if handler.heartbeat != nil { handler.scheduleHeartbeatCheck(after: tick, on: eventLoop) }
-        }
-    }
-
-    private func checkHeartbeat() {
-        guard let connection, !heldByDelegate, !heartbeatAsked else { return }
-        let now = environment.clock.now()
-        switch machine.heartbeatTick(now: now) {
-        case .none:
-            break
-        case .timeOut:
-            environment.logger.info("websocket heartbeat timeout", metadata: ["guid": "\(connection.guid)"])
-            close(code: WebSocketCloseCode.goingAway, reason: "heartbeat timeout")
-            closeTCP()
-        case .due:
-            heartbeatAsked = true
-            let bound = NIOLoopBound(self, eventLoop: connection.eventLoop)
-            environment.delegate.webSocketHeartbeat(connection).whenReady(fallback: false) { handled in
-                bound.value.heartbeatAnswered(handled: handled)
-            }
-        }
-    }
-
-    private func heartbeatAnswered(handled: Bool) {
-        heartbeatAsked = false
-        guard connection != nil, machine.heartbeatDue(handledByDelegate: handled, now: environment.clock.now()) else { return }
-        send(opcode: .ping, ByteBuffer(string: "moonwire"))
-    }
 
     /// Stops parsing and reading until `releaseReading`: the delegate is still busy with the
     /// last event, and the next must wait for it. The heartbeat does not count the time as the
@@ -232,7 +193,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         receive(unwrapInboundIn(data), link: .pipeline(context))
     }
 
-    /// Bytes of the client's frames, as they came.
+    /// Bytes of the client's frames, as they came. Inlined into its two transports' entries:
+    /// a call more per read cost the echo about 15 instructions.
+    @inline(__always)
     func receive(_ bytes: ByteBuffer, link: WebSocketLink) {
         if var unparsed = unparsed.take() {
             unparsed.discardReadBytes()
@@ -367,7 +330,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         guard let link else { return }
         machine.closeFrameSent()
         connection?.markClosing()
-        var payload = link.allocator.buffer(capacity: 2 + frame.reason.utf8.count)
+        var payload = allocator.buffer(capacity: 2 + frame.reason.utf8.count)
         if let code = frame.code {
             payload.writeInteger(code)
             payload.writeString(frame.reason)
@@ -389,7 +352,7 @@ final class WebSocketFrameHandler: ChannelDuplexHandler {
         closeTCP()
     }
 
-    private func closeTCP() {
+    func closeTCP() {
         guard let link else { return }
         flushWrites(link: link)
         link.closeSoon()
