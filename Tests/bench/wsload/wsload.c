@@ -144,8 +144,13 @@ void on_http_answer(struct worker *w, struct conn *c, uint64_t took) {
 }
 
 /* The last worker in fanout mode, with no subscriber: publishes round by round, probing the
- * loop every millisecond. */
+ * loop every millisecond. It shares wsload's CPU with the workers reading the deliveries, so it
+ * asks for a higher priority (nice -10; root may): a woken probe then runs at once instead of
+ * after the workers' share of the CPU, and its wait is the server's. */
 static void fanout_control(struct worker *w) {
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), -10) != 0)
+        fprintf(stderr, "wsload: the probe's thread keeps its priority (%s): its waits include this client's\n",
+                strerror(errno));
     struct conn *probe = &w->probe, *publisher = &w->publisher;
     probe->kind = HTTP_PROBE;
     publisher->kind = HTTP_PUBLISH;
