@@ -6,7 +6,6 @@
 // has that stream (`nghttp2_session_upgrade2`): the connection opens stream 1 with the request
 // itself (HTTP2SessionConnection.upgrade), and its content when it had some, which RFC 7540
 // has the server receive whole before the 101.
-import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
@@ -48,22 +47,10 @@ struct H2CUpgrade {
     /// (`HTTP2ServerSession.acceptable`, which both engines ask); nil when it is not.
     static func settingsPayload(of request: HTTPRequestHead) -> [UInt8]? {
         let fields = request.headers["http2-settings"]
-        guard fields.count == 1 else { return nil }
-        var base64 = [UInt8]()
         // token68 (RFC 9110 section 11.2) allows the padding RFC 7540 says to omit.
-        for byte in fields[0].utf8.reversed().drop(while: { $0 == UInt8(ascii: "=") }).reversed() {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                base64.append(byte)
-            case UInt8(ascii: "-"): base64.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): base64.append(UInt8(ascii: "/"))
-            default: return nil
-            }
-        }
-        base64 += Array(repeating: UInt8(ascii: "="), count: (4 - base64.count % 4) % 4)
-        guard let decoded = Data(base64Encoded: Data(base64)) else { return nil }
-        let payload = [UInt8](decoded)
-        guard HTTP2ServerSession.acceptable(settings: payload) else { return nil }
+        guard fields.count == 1, let payload = Base64.decode(fields[0].utf8, urlSafe: true),
+            HTTP2ServerSession.acceptable(settings: payload)
+        else { return nil }
         return payload
     }
 }

@@ -9,6 +9,7 @@
 // RS256 signature, the slowest, about a millisecond), like any other Lua work on the loop.
 import Crypto
 import Foundation
+import MoonwireCore
 import _CryptoExtras
 
 /// A failure of a token or key, with the sentence scripts see.

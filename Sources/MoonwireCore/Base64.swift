@@ -1,13 +1,13 @@
 // Base64 (RFC 4648 section 4) and its URL-safe alphabet (section 5), over Foundation's codec:
-// moonwire.base64 and the parts of a JWT use it. Foundation knows only the standard alphabet
+// moonwire.base64, the parts of a JWT and an h2c upgrade's HTTP2-Settings use it. Foundation knows only the standard alphabet
 // with padding, so the URL-safe form is translated to it and back here.
 import Foundation
 
 /// Base64 in both RFC 4648 alphabets.
-enum Base64 {
+public enum Base64 {
     /// Encodes `bytes`; `urlSafe` uses `-` and `_` and leaves the padding out, as JWTs and
     /// URLs want it.
-    static func encode(_ bytes: some Collection<UInt8>, urlSafe: Bool) -> String {
+    public static func encode(_ bytes: some Collection<UInt8>, urlSafe: Bool) -> String {
         let standard = Data(bytes).base64EncodedString()
         guard urlSafe else { return standard }
         var out = ""
@@ -21,7 +21,7 @@ enum Base64 {
     /// Decodes `text`, or nil when it is not base64 of that alphabet: a byte outside it
     /// (whitespace included), a bad length, or misplaced padding. The URL-safe form may leave
     /// its padding out; the standard one must have it.
-    static func decode(_ text: some Collection<UInt8>, urlSafe: Bool) -> [UInt8]? {
+    public static func decode(_ text: some Collection<UInt8>, urlSafe: Bool) -> [UInt8]? {
         var standard = Array(text)
         if urlSafe {
             for (index, byte) in standard.enumerated() {
