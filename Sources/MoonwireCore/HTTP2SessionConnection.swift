@@ -229,10 +229,7 @@ final class HTTP2SessionConnection: ChannelInboundHandler, RemovableChannelHandl
     func upgrade(_ upgraded: H2CUpgrade) -> Bool {
         guard session.upgrade(settings: upgraded.settings, headRequest: upgraded.request.method == .HEAD) else { return false }
         open(upgraded.streamHead)
-        if let body = upgraded.body, let exchange = exchanges[1] {
-            exchange.receiveFromSession(.body(body))
-            exchange.receiveFromSession(.end(nil))
-        }
+        if let body = upgraded.body { exchanges[1]?.receiveFromSession(.body(body), thenEnd: true) }
         flushOutput()
         return true
     }
